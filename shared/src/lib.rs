@@ -1,0 +1,39 @@
+//! `tansu-shared` — the auth library every Tansu service uses.
+//!
+//! What lives here, and why in one crate: every service must verify access tokens, check scopes,
+//! audiences and tenants, and answer failures in exactly the same standard shapes. Having one
+//! implementation means one place to get the security-critical parts right:
+//!
+//! - [`auth`]: the JWKS-backed [`auth::Verifier`] (strict RFC 9068 checks), the axum extractors
+//!   ([`auth::Principal`], [`auth::RequireScope`], [`auth::Tenant`]) and RFC 6750 bearer errors;
+//! - [`token_source`]: a cached client-credentials token source for service-to-service calls;
+//! - [`problem`]: RFC 9457 `application/problem+json` errors;
+//! - [`config`]: TOML + `TANSU_…` environment configuration, validated, secrets redacted;
+//! - [`telemetry`]: `tracing`, OTLP export when configured, Prometheus `/metrics`;
+//! - [`health`]: `/health/live` and `/health/ready`;
+//! - [`server`]: the common middleware stack, serving and graceful shutdown;
+//! - `testing` (feature `testing`): in-process servers on ephemeral ports and the
+//!   skip-or-require convention for suites that need PostgreSQL or Chromium.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod health;
+pub mod problem;
+pub mod server;
+pub mod telemetry;
+pub mod token_source;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use problem::Problem;
+
+/// The header the gateway injects with the resolved tenant id. Never trusted from clients: the
+/// gateway strips any inbound copy, and services compare it with the token's `tid`.
+pub const TENANT_HEADER: &str = "x-tansu-tenant";
+
+/// Installs the workspace's single rustls crypto provider (aws-lc-rs). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,0 +1,148 @@
+//! Serving a service router: the common middleware stack, binding and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Request, header};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::problem::Problem;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps a service router in the layers every Tansu service has: request ids (kept when the
+/// gateway set one), tracing spans, redaction of credentials from logs, a panic guard that
+/// answers 500 problem+json instead of dropping the connection, and `/metrics`.
+pub fn with_common_layers(router: Router) -> Router {
+    router
+        .merge(crate::telemetry::metrics_router())
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            use axum::response::IntoResponse;
+            Problem::internal(&"handler panicked").into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::PROXY_AUTHORIZATION,
+        ]))
+}
+
+/// Binds `addr` (port 0 for an ephemeral port).
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// How long a drain may take before the process stops anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The command line every service binary takes.
+#[derive(Debug, clap::Parser)]
+pub struct ServiceArgs {
+    /// Platform config file (TOML); `TANSU_<SECTION>__<KEY>` environment variables override it.
+    #[arg(long, env = "TANSU_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Print the effective configuration (secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// The whole `main` of a service binary: parse arguments, load and validate the service's
+/// config section, set up telemetry, run until Ctrl-C/SIGTERM. Exits 2 on a config error.
+pub fn service_main<C, F, Fut>(section: &'static str, run: F) -> std::process::ExitCode
+where
+    C: serde::de::DeserializeOwned + serde::Serialize + crate::config::Validate,
+    F: FnOnce(C) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    use clap::Parser;
+    let args = ServiceArgs::parse();
+    let config: C =
+        match crate::config::load_section(&crate::config::figment(args.config.as_deref()), section)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("tansu-{section}: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
+    if args.print_config {
+        print!("{}", crate::config::to_redacted_toml(section, &config));
+        return std::process::ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tansu-{section}: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let _telemetry = crate::telemetry::init(section);
+        match run(config).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "stopped with an error");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,115 @@
+//! In-process test support: run routers on ephemeral ports and the skip-or-require convention.
+//!
+//! Suites that need an external part (PostgreSQL, Chromium) call [`postgres_url`] or
+//! [`chromium`]. Locally, when the part is missing, these print why the suite is skipped and
+//! return `None`. With `TANSU_REQUIRE_ALL=1` (CI) they panic instead, so a suite can never
+//! silently skip where it must run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::Router;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A router served on `127.0.0.1:<ephemeral>` until dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(router: Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        Self::start_on(listener, router)
+    }
+
+    /// Serves on a listener the caller bound (to know the address before building the router).
+    pub fn start_on(listener: tokio::net::TcpListener, router: Router) -> Self {
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = crate::server::serve(listener, router, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Self {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops accepting, drains, and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// `TANSU_REQUIRE_ALL=1`: suites that would skip must fail instead.
+pub fn require_all() -> bool {
+    std::env::var("TANSU_REQUIRE_ALL").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Skips (prints the reason, returns `None`) or, under `TANSU_REQUIRE_ALL=1`, panics.
+pub fn skip_or_fail<T>(suite: &str, reason: &str) -> Option<T> {
+    if require_all() {
+        panic!("{suite}: {reason} (TANSU_REQUIRE_ALL=1 forbids skipping)");
+    }
+    eprintln!("SKIPPED {suite}: {reason}");
+    None
+}
+
+/// The PostgreSQL server URL for store-backed suites (`TANSU_TEST_DATABASE_URL`).
+pub fn postgres_url(suite: &str) -> Option<String> {
+    match std::env::var("TANSU_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => skip_or_fail(suite, "TANSU_TEST_DATABASE_URL is not set"),
+    }
+}
+
+/// Debian's Chromium for browser suites (`TANSU_CHROMIUM` overrides the path).
+pub fn chromium(suite: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("TANSU_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if path.exists() {
+        Some(path)
+    } else {
+        skip_or_fail(suite, &format!("{} does not exist", path.display()))
+    }
+}
+
+/// The flags every browser suite starts Chromium with (no network beyond loopback).
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];

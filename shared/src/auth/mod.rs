@@ -3,7 +3,7 @@
 //! [`Verifier`] fetches the issuer's keys from its JWKS and checks every token strictly;
 //! the extractors in this module put that behind an axum handler's signature:
 //!
-//! ```ignore
+//! ```text
 //! async fn put(tenant: Tenant, _: RequireScope<DbWrite>, body: Json<Doc>) -> Result<.., Problem>
 //! ```
 //!

@@ -92,7 +92,8 @@ struct VerifyKey {
 type KeySet = HashMap<String, Arc<VerifyKey>>;
 
 struct RefreshState {
-    last_attempt: Option<Instant>,
+    /// The last fetch triggered by an unknown `kid` (the rate-limited kind).
+    last_on_demand: Option<Instant>,
     last_ok: bool,
     jwks_uri: Option<Url>,
 }
@@ -158,7 +159,7 @@ impl Verifier {
                 http,
                 keys: ArcSwap::from_pointee(HashMap::new()),
                 refresh: tokio::sync::Mutex::new(RefreshState {
-                    last_attempt: None,
+                    last_on_demand: None,
                     last_ok: false,
                     jwks_uri: None,
                 }),
@@ -229,7 +230,7 @@ impl Verifier {
         Ok(data.claims)
     }
 
-    /// Fetches the JWKS now (respecting the refetch rate limit). For tests and warm-up.
+    /// Fetches the JWKS now, outside the unknown-`kid` rate limit. For warm-up and readiness.
     pub async fn refresh_now(&self) -> Result<(), String> {
         let mut state = self.inner.refresh.lock().await;
         self.inner.fetch(&mut state).await.map(|_| ())
@@ -243,7 +244,7 @@ impl Inner {
         if let Some(k) = self.keys.load().get(kid) {
             return Ok(k.clone());
         }
-        if let Some(last) = state.last_attempt
+        if let Some(last) = state.last_on_demand
             && last.elapsed() < self.config.min_refetch_interval
         {
             return Err(if state.last_ok {
@@ -252,6 +253,7 @@ impl Inner {
                 AuthError::KeysUnavailable
             });
         }
+        state.last_on_demand = Some(Instant::now());
         match self.fetch(&mut state).await {
             Ok(_) => self
                 .keys
@@ -269,7 +271,6 @@ impl Inner {
     /// One fetch of the JWKS (discovering its URI first if needed). Replaces the cached key set
     /// on success and returns how long to wait before the next scheduled refresh.
     async fn fetch(&self, state: &mut RefreshState) -> Result<Duration, String> {
-        state.last_attempt = Some(Instant::now());
         let result = self.fetch_inner(state).await;
         state.last_ok = result.is_ok();
         result

@@ -49,7 +49,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(Health::new("dashboard").router())
         .fallback(tansu_shared::problem::not_found_fallback);
-    tansu_shared::server::with_common_layers(routes)
+    tansu_shared::server::with_common_layers("dashboard", routes)
 }
 
 /// Serves on `config.listen` until `shutdown` resolves.

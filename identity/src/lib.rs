@@ -50,7 +50,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(Health::new("identity").router())
         .fallback(tansu_shared::problem::not_found_fallback);
-    tansu_shared::server::with_common_layers(routes)
+    tansu_shared::server::with_common_layers("identity", routes)
 }
 
 /// Serves on `config.listen` until `shutdown` resolves.

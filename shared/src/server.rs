@@ -18,10 +18,18 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Wraps a service router in the layers every Tansu service has: request ids (kept when the
 /// gateway set one), tracing spans, redaction of credentials from logs, a panic guard that
-/// answers 500 problem+json instead of dropping the connection, and `/metrics`.
-pub fn with_common_layers(router: Router) -> Router {
+/// answers 500 problem+json instead of dropping the connection, request metrics labelled with
+/// `service`, and `/metrics`.
+pub fn with_common_layers(service: &'static str, router: Router) -> Router {
+    // Install the process-wide recorder before the first request is counted.
+    let _ = crate::telemetry::metrics_handle();
     router
         .merge(crate::telemetry::metrics_router())
+        .layer(axum::middleware::from_fn(
+            move |req: Request<axum::body::Body>, next: axum::middleware::Next| {
+                crate::telemetry::record_request(service, req, next)
+            },
+        ))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             use axum::response::IntoResponse;
             Problem::internal(&"handler panicked").into_response()

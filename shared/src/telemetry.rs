@@ -95,6 +95,33 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
+/// Counts and times one request: `http_requests_total` and `http_request_duration_seconds`,
+/// labelled by service, method, route template (never the raw path) and status.
+pub async fn record_request(
+    service: &'static str,
+    req: axum::http::Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let start = std::time::Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    let labels = [
+        ("service", service.to_owned()),
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
 /// `GET /metrics` in the Prometheus text format.
 pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/metrics", get(render_metrics))

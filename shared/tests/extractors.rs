@@ -55,7 +55,7 @@ async fn fixture() -> Fixture {
         .route("/whoami", get(whoami))
         .route("/data", get(read).post(write))
         .with_state(AppState { verifier });
-    let app = TestServer::start(tansu_shared::server::with_common_layers(router)).await;
+    let app = TestServer::start(tansu_shared::server::with_common_layers("test", router)).await;
     Fixture {
         issuer,
         key,

@@ -1,0 +1,263 @@
+//! Starting and stopping the whole platform in one process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::tls::ensure_dev_certificate;
+
+/// How to start the stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Where every service keeps its state (SQLite files, objects, keys, the TLS certificate).
+    pub data_dir: PathBuf,
+    /// Optional platform config file; `TANSU_<SECTION>__<KEY>` environment variables apply too.
+    pub config_file: Option<PathBuf>,
+    /// Bind every listener on `127.0.0.1:0` instead of the configured ports (tests).
+    pub ephemeral: bool,
+}
+
+impl StackOptions {
+    /// Ephemeral ports and a data dir of the caller's choosing: what tests use.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            config_file: None,
+            ephemeral: true,
+        }
+    }
+}
+
+/// A running stack.
+pub struct Stack {
+    /// The gateway's HTTPS address: the platform's public entry.
+    pub gateway: SocketAddr,
+    /// The plain-HTTP redirector.
+    pub gateway_http: Option<SocketAddr>,
+    /// Each service's own address (`identity`, `database`, `storage`, `dashboard`).
+    pub services: Vec<(&'static str, SocketAddr)>,
+    /// The issuer string every token carries.
+    pub issuer: String,
+    /// The gateway's self-signed certificate (PEM), for clients to trust.
+    pub certificate_pem: String,
+    cancel: CancellationToken,
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+async fn listener(configured: &str, ephemeral: bool) -> anyhow::Result<TcpListener> {
+    let addr = if ephemeral { "127.0.0.1:0" } else { configured };
+    Ok(tansu_shared::server::bind(addr).await?)
+}
+
+impl Stack {
+    /// Loads the configuration, binds every listener, creates the dev certificate if needed,
+    /// and starts all services. Returns once every listener is bound (not yet ready: see
+    /// [`Stack::wait_ready`]).
+    pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
+        tansu_shared::install_crypto_provider();
+        std::fs::create_dir_all(&opts.data_dir)
+            .with_context(|| format!("creating data dir {}", opts.data_dir.display()))?;
+        let figment = tansu_shared::config::figment(opts.config_file.as_deref());
+        let identity: tansu_identity::Config =
+            tansu_shared::config::load_section(&figment, "identity")?;
+        let database: tansu_database::Config =
+            tansu_shared::config::load_section(&figment, "database")?;
+        let storage: tansu_storage::Config =
+            tansu_shared::config::load_section(&figment, "storage")?;
+        let dashboard: tansu_dashboard::Config =
+            tansu_shared::config::load_section(&figment, "dashboard")?;
+        let mut gateway: tansu_gateway::Config =
+            tansu_shared::config::load_section(&figment, "gateway")?;
+
+        let eph = opts.ephemeral;
+        let l_identity = listener(&identity.listen, eph).await?;
+        let l_database = listener(&database.listen, eph).await?;
+        let l_storage = listener(&storage.listen, eph).await?;
+        let l_dashboard = listener(&dashboard.listen, eph).await?;
+        let l_https = listener(&gateway.listen_https, eph).await?;
+        let l_http = if gateway.listen_http.is_empty() {
+            None
+        } else {
+            Some(listener(&gateway.listen_http, eph).await?)
+        };
+        let gateway_addr = l_https.local_addr()?;
+        let services = vec![
+            ("identity", l_identity.local_addr()?),
+            ("database", l_database.local_addr()?),
+            ("storage", l_storage.local_addr()?),
+            ("dashboard", l_dashboard.local_addr()?),
+        ];
+        let issuer = format!("https://{}/identity/", public_host(gateway_addr));
+
+        let cert = ensure_dev_certificate(&opts.data_dir.join("tls"))?;
+        if !gateway.tls_cert.is_absolute() || !gateway.tls_cert.exists() {
+            gateway.tls_cert = cert.cert_path.clone();
+            gateway.tls_key = cert.key_path.clone();
+        }
+        gateway.dev_mode = true;
+        let upstream = |name: &str| {
+            services
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, a)| format!("http://{a}"))
+                .unwrap_or_default()
+        };
+        gateway.routes = vec![
+            route("/identity", upstream("identity")),
+            route("/db", upstream("database")),
+            route("/storage", upstream("storage")),
+            route("/dashboard", upstream("dashboard")),
+        ];
+
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let stop = |c: &CancellationToken| c.clone().cancelled_owned();
+        tasks.spawn({
+            let s = stop(&cancel);
+            async move {
+                (
+                    "identity",
+                    tansu_identity::serve_on(l_identity, identity, s).await,
+                )
+            }
+        });
+        tasks.spawn({
+            let s = stop(&cancel);
+            async move {
+                (
+                    "database",
+                    tansu_database::serve_on(l_database, database, s).await,
+                )
+            }
+        });
+        tasks.spawn({
+            let s = stop(&cancel);
+            async move {
+                (
+                    "storage",
+                    tansu_storage::serve_on(l_storage, storage, s).await,
+                )
+            }
+        });
+        tasks.spawn({
+            let s = stop(&cancel);
+            async move {
+                (
+                    "dashboard",
+                    tansu_dashboard::serve_on(l_dashboard, dashboard, s).await,
+                )
+            }
+        });
+        let gateway_http = l_http.as_ref().map(|l| l.local_addr()).transpose()?;
+        tasks.spawn({
+            let s = stop(&cancel);
+            async move {
+                (
+                    "gateway",
+                    tansu_gateway::serve_on(l_https, l_http, gateway, s).await,
+                )
+            }
+        });
+
+        Ok(Stack {
+            gateway: gateway_addr,
+            gateway_http,
+            services,
+            issuer,
+            certificate_pem: cert.cert_pem,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// Polls every service's `/health/ready` until all answer 200, within `timeout`.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let deadline = Instant::now() + timeout;
+        for (name, addr) in &self.services {
+            let url = format!("http://{addr}/health/ready");
+            loop {
+                if let Some(Ok((failed, result))) = self.tasks.try_join_next() {
+                    anyhow::bail!("{failed} stopped during start-up: {result:?}");
+                }
+                match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => break,
+                    _ if Instant::now() >= deadline => {
+                        anyhow::bail!("{name} not ready after {timeout:?}")
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until `signal` resolves or a service stops on its own (an error), then shuts down.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let failure = tokio::select! {
+            () = signal => None,
+            Some(joined) = self.tasks.join_next() => Some(joined),
+        };
+        let result = match failure {
+            None => Ok(()),
+            Some(Ok((name, Ok(())))) => Err(anyhow::anyhow!("{name} stopped unexpectedly")),
+            Some(Ok((name, Err(e)))) => Err(e.context(format!("{name} failed"))),
+            Some(Err(join)) => Err(anyhow::anyhow!("a service task panicked: {join}")),
+        };
+        self.shutdown().await?;
+        result
+    }
+
+    /// Stops every service and waits (bounded) for in-flight requests to drain.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        let drained = tokio::time::timeout(tansu_shared::server::DRAIN_TIMEOUT, async {
+            let mut errors = Vec::new();
+            while let Some(joined) = self.tasks.join_next().await {
+                match joined {
+                    Ok((_, Ok(()))) => {}
+                    Ok((name, Err(e))) => errors.push(format!("{name}: {e:#}")),
+                    Err(e) => errors.push(format!("task: {e}")),
+                }
+            }
+            errors
+        })
+        .await;
+        match drained {
+            Ok(errors) if errors.is_empty() => Ok(()),
+            Ok(errors) => Err(anyhow::anyhow!(errors.join("; "))),
+            Err(_) => {
+                self.tasks.abort_all();
+                Err(anyhow::anyhow!(
+                    "services did not stop within the drain timeout"
+                ))
+            }
+        }
+    }
+}
+
+fn route(prefix: &str, upstream: String) -> tansu_gateway::Route {
+    tansu_gateway::Route {
+        prefix: prefix.to_owned(),
+        upstreams: vec![upstream],
+    }
+}
+
+/// The host clients use for the gateway: `localhost`-style names for loopback binds.
+fn public_host(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}

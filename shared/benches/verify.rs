@@ -9,10 +9,8 @@
 //! then prints verifications/s of each measured back to back over a fixed window, and the ratio
 //! verifier/raw (target ≥ 80%).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, Instant};
+use tansu_shared::testing::issuer as fixture;
 
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use criterion::{Criterion, Throughput};
@@ -26,7 +24,7 @@ struct Setup {
     raw_msg: Vec<u8>,
     raw_sig: Vec<u8>,
     raw_key_der: Vec<u8>,
-    _issuer: common::TestIssuer,
+    _issuer: fixture::TestIssuer,
 }
 
 fn setup() -> Setup {
@@ -35,23 +33,26 @@ fn setup() -> Setup {
         .build()
         .unwrap();
     let (rsa, ec, ed) = (
-        common::rsa_key("rsa"),
-        common::ec_key("ec"),
-        common::ed_key("ed"),
+        fixture::rsa_key("rsa"),
+        fixture::ec_key("ec"),
+        fixture::ed_key("ed"),
     );
     let (issuer, verifier) = rt.block_on(async {
-        let issuer = common::TestIssuer::start(&[&rsa, &ec, &ed]).await;
-        let verifier = Verifier::new(VerifierConfig::new(issuer.issuer.clone(), common::AUDIENCE))
-            .await
-            .unwrap();
+        let issuer = fixture::TestIssuer::start(&[&rsa, &ec, &ed]).await;
+        let verifier = Verifier::new(VerifierConfig::new(
+            issuer.issuer.clone(),
+            fixture::AUDIENCE,
+        ))
+        .await
+        .unwrap();
         (issuer, verifier)
     });
     let mut claims = issuer.claims();
-    claims.exp = common::now() + 24 * 3600;
+    claims.exp = fixture::now() + 24 * 3600;
     let tokens = vec![
-        ("verifier_rs256", common::sign(&rsa, &claims)),
-        ("verifier_es256", common::sign(&ec, &claims)),
-        ("verifier_eddsa", common::sign(&ed, &claims)),
+        ("verifier_rs256", fixture::sign(&rsa, &claims)),
+        ("verifier_es256", fixture::sign(&ec, &claims)),
+        ("verifier_eddsa", fixture::sign(&ed, &claims)),
     ];
     let rs = &tokens[0].1;
     let (msg, sig) = rs.rsplit_once('.').unwrap();

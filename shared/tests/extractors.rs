@@ -1,16 +1,14 @@
 //! The axum extractors through a real HTTP server: RFC 6750 answers and tenant checks.
 
-mod common;
-
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
-use common::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tansu_shared::auth::scopes::{DbRead, DbWrite};
 use tansu_shared::auth::{Principal, RequireScope, Tenant, Verifier, VerifierConfig};
 use tansu_shared::testing::TestServer;
+use tansu_shared::testing::issuer::*;
 
 const TENANT: &str = "0190f5c0-0000-7000-8000-000000000001";
 const OTHER_TENANT: &str = "0190f5c0-0000-7000-8000-000000000002";

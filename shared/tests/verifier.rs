@@ -1,13 +1,11 @@
 //! The verifier against a real JWKS server with real signed tokens.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tansu_shared::auth::{AuthError, Verifier, VerifierConfig};
+use tansu_shared::testing::issuer::*;
 use url::Url;
 
 fn config(issuer: &TestIssuer) -> VerifierConfig {

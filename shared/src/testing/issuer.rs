@@ -1,11 +1,15 @@
-//! A real issuer stand-in for the verifier's tests: serves discovery metadata and a JWKS over
-//! HTTP on an ephemeral port, counts JWKS fetches, and signs tokens with real keys.
-#![allow(dead_code)]
+//! A token-signing fixture: serves discovery metadata and a JWKS over HTTP on an ephemeral
+//! port, counts JWKS fetches, and signs access tokens with real RSA/EC/Ed25519 keys.
+//!
+//! It exists to test the verifier and resource servers in isolation (any issuer, any key,
+//! any malformed token). End-to-end tests use the real identity service instead.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::auth::{AccessClaims, Audience};
+use crate::testing::TestServer;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
@@ -17,9 +21,8 @@ use base64::Engine;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tansu_shared::auth::{AccessClaims, Audience};
-use tansu_shared::testing::TestServer;
 
+/// The audience of [`TestIssuer::claims`].
 pub const AUDIENCE: &str = "tansu.db";
 
 pub struct TestKey {
@@ -136,6 +139,7 @@ impl TestIssuer {
         self.state.jwks_fetches.load(Ordering::SeqCst)
     }
 
+    /// Valid claims for this issuer: audience [`AUDIENCE`], scope `db.read openid`, a tenant.
     pub fn claims(&self) -> AccessClaims {
         AccessClaims {
             iss: self.issuer.clone(),

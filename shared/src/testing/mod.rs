@@ -5,6 +5,8 @@
 //! return `None`. With `TANSU_REQUIRE_ALL=1` (CI) they panic instead, so a suite can never
 //! silently skip where it must run.
 
+pub mod issuer;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -87,6 +89,54 @@ pub fn postgres_url(suite: &str) -> Option<String> {
     match std::env::var("TANSU_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => skip_or_fail(suite, "TANSU_TEST_DATABASE_URL is not set"),
+    }
+}
+
+/// A fresh, uniquely named PostgreSQL database for one test (`tansu_t_<uuid>`), created on the
+/// server `TANSU_TEST_DATABASE_URL` points at. Call [`TestDatabase::drop_db`] at the end; CI
+/// removes leftovers of failed runs (`.ci/run`).
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    /// `None` (skipped) when no PostgreSQL is configured, unless `TANSU_REQUIRE_ALL=1`.
+    pub async fn create(suite: &str) -> Option<TestDatabase> {
+        use sqlx::Connection;
+        let admin_url = postgres_url(suite)?;
+        let name = format!("tansu_t_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("{suite}: cannot connect to {admin_url}: {e}"));
+        // The name is generated here from a UUID: nothing external reaches the statement.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{suite}: CREATE DATABASE {name}: {e}"));
+        let _ = conn.close().await;
+        let mut url = url::Url::parse(&admin_url).expect("TANSU_TEST_DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        Some(TestDatabase {
+            url: url.to_string(),
+            name,
+            admin_url,
+        })
+    }
+
+    /// Drops the database (terminating leftover connections).
+    pub async fn drop_db(self) {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await;
+            let _ = conn.close().await;
+        }
     }
 }
 

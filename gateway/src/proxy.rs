@@ -202,6 +202,16 @@ impl Gateway {
     ) -> Result<Response<ProxyBody>, Problem> {
         let path = req.uri().path();
         if path == "/health" && req.method() == Method::GET {
+            // The aggregate probes every upstream: it costs a client budget like any request.
+            if let Some(limiter) = &self.limiter {
+                let ip = self.trusted.client_ip(conn.peer.ip(), req.headers());
+                check_budget(
+                    limiter.as_ref(),
+                    &[(BucketKind::ClientIp, ip.to_string())],
+                    None,
+                )
+                .await?;
+            }
             return Ok(self.health().await);
         }
         if path == "/health/live" && req.method() == Method::GET {

@@ -151,7 +151,7 @@ pub struct Limits {
     /// Time for a client to send a whole HTTP/1 request head (slowloris).
     pub header_read_timeout_ms: u64,
     pub tls_handshake_timeout_ms: u64,
-    /// Open client connections (HTTPS and HTTP together); further clients wait in the backlog.
+    /// Open client connections per listener; further clients wait in the kernel's backlog.
     pub max_connections: usize,
     pub http2_max_concurrent_streams: u32,
 }
@@ -358,5 +358,34 @@ pub async fn serve_on(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    server::run(https, http, config, shutdown).await
+    serve_with(https, http, config, Parts::default(), shutdown).await
+}
+
+/// Replaceable parts of the gateway: where tenants are looked up and how budgets are kept.
+/// `None` uses the config-backed directory and the in-memory limiter.
+#[derive(Default)]
+pub struct Parts {
+    pub tenant_directory: Option<std::sync::Arc<dyn tenant::TenantDirectory>>,
+    /// Used when `rate_limit.enabled` (for example a budget shared across replicas).
+    pub rate_limiter: Option<std::sync::Arc<dyn ratelimit::RateLimiter>>,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts")
+            .field("tenant_directory", &self.tenant_directory.is_some())
+            .field("rate_limiter", &self.rate_limiter.is_some())
+            .finish()
+    }
+}
+
+/// [`serve_on`] with replaced parts.
+pub async fn serve_with(
+    https: TcpListener,
+    http: Option<TcpListener>,
+    config: Config,
+    parts: Parts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    server::run(https, http, config, parts, shutdown).await
 }

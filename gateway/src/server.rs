@@ -35,6 +35,7 @@ pub(crate) async fn run(
     https: TcpListener,
     http: Option<TcpListener>,
     config: Config,
+    parts: crate::Parts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tansu_shared::install_crypto_provider();
@@ -49,15 +50,17 @@ pub(crate) async fn run(
     let resolver = Arc::new(ReloadingCert::new(certified));
     let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
 
-    let directory: Arc<dyn TenantDirectory> = match &config.tenants {
-        Some(list) => Arc::new(StaticDirectory::new(list)),
-        None => Arc::new(OpenDirectory),
+    let directory: Arc<dyn TenantDirectory> = match (parts.tenant_directory, &config.tenants) {
+        (Some(d), _) => d,
+        (None, Some(list)) => Arc::new(StaticDirectory::new(list)),
+        (None, None) => Arc::new(OpenDirectory),
     };
-    let in_memory = config
-        .rate_limit
-        .enabled
+    let in_memory = (config.rate_limit.enabled && parts.rate_limiter.is_none())
         .then(|| Arc::new(InMemoryLimiter::new(&config.rate_limit)));
-    let limiter = in_memory.clone().map(|l| l as Arc<dyn RateLimiter>);
+    let limiter = match parts.rate_limiter {
+        Some(l) if config.rate_limit.enabled => Some(l),
+        _ => in_memory.clone().map(|l| l as Arc<dyn RateLimiter>),
+    };
     let gateway = Arc::new(Gateway::new(&config, directory, limiter).await?);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -86,7 +89,9 @@ pub(crate) async fn run(
         None => https.local_addr()?.port(),
     };
     let limits = &config.limits;
-    let conns = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // One budget per listener: a permit is taken before `accept`, so a shared one could sit
+    // with a listener that has no client waiting while the other has.
+    let conns = || Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = Arc::new(GracefulShutdown::new());
     let settings = Arc::new(ConnSettings {
         builder: builder(&config),
@@ -101,7 +106,7 @@ pub(crate) async fn run(
         let graceful = graceful.clone();
         listeners.spawn(accept_loop(
             https,
-            conns.clone(),
+            conns(),
             stop_rx.clone(),
             move |tcp, peer, permit| {
                 tokio::spawn(serve_tls(
@@ -133,7 +138,7 @@ pub(crate) async fn run(
         let graceful = graceful.clone();
         listeners.spawn(accept_loop(
             http,
-            conns.clone(),
+            conns(),
             stop_rx.clone(),
             move |tcp, _peer, permit| {
                 tokio::spawn(serve_redirect(
@@ -181,8 +186,9 @@ fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        // No server pings: they would count as activity and keep idle connections open
+        // forever; the idle timeout closes silent peers instead.
+        .keep_alive_interval(None);
     b
 }
 

@@ -292,3 +292,51 @@ pub fn token_with_tid(tid: &str) -> String {
 pub fn headers_of(resp: &reqwest::Response) -> HeaderMap {
     resp.headers().clone()
 }
+
+/// A raw TLS connection to the gateway (HTTP/1.1 by ALPN), for tests that need to misbehave.
+pub async fn raw_tls(
+    gw: &Gateway,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(gw.cert.cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(gw.https).await?;
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+}
+
+/// Reads until the peer closes (bounded by `within`); returns what was read, or panics when
+/// the connection is still open after `within`.
+pub async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
+    io: &mut R,
+    within: Duration,
+) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .expect("the gateway closes the connection in time");
+    out
+}

@@ -43,7 +43,8 @@ pub struct Route {
 }
 
 /// Per-route options beyond the target (kept apart from [`Route`] so a route stays a plain
-/// prefix → upstreams pair).
+/// prefix → upstreams pair). Settings whose prefix names no route are ignored (the defaults
+/// carry settings for `/storage`, which a stack without storage does not route).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouteSettings {
@@ -300,11 +301,6 @@ impl Validate for Config {
                 if let Err(e) = upstream::Upstream::parse(u) {
                     problems.push(format!("routes: {}: {e}", r.prefix));
                 }
-            }
-        }
-        for s in &self.route_settings {
-            if !self.routes.iter().any(|r| r.prefix == s.prefix) {
-                problems.push(format!("route_settings: no route {:?}", s.prefix));
             }
         }
         for p in &self.trusted_proxies {

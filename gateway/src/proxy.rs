@@ -178,11 +178,11 @@ impl Gateway {
     /// Answers one request. Never fails: errors become problem+json responses.
     pub async fn handle(&self, req: Request<Incoming>, conn: Connection) -> Response<ProxyBody> {
         let rid = forwarding::request_id(req.headers());
-        let method = req.method().clone();
         let mut resp = match self.forward(req, conn, &rid).await {
             Ok(r) => r,
             Err(p) => {
-                tracing::debug!(%method, status = p.status, request_id = ?rid, "answered by the gateway");
+                // Never the headers or the query: they may carry credentials.
+                tracing::debug!(status = p.status, request_id = ?rid, problem = %p.type_uri, "answered by the gateway");
                 problem_response(p, &rid)
             }
         };
@@ -359,6 +359,8 @@ impl Gateway {
         headers.insert(REQUEST_ID.clone(), rid.clone());
         forwarding::propagate_trace(headers);
         headers.remove(header::HOST);
+        // The gateway already answered `100 Continue` to the client when it read the body.
+        headers.remove(header::EXPECT);
 
         let query = parts.uri.query().map(str::to_owned);
         let mut resp = self

@@ -226,7 +226,7 @@ pub fn client_for(cert_pem: &str, addr: SocketAddr, http1_only: bool) -> reqwest
     let mut b = reqwest::Client::builder()
         .tls_certs_only([cert])
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
         .no_proxy()
         .resolve("localhost", addr)
         .resolve("tansu.test", addr);

@@ -30,7 +30,7 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tansu_shared::config::Validate;
+use tansu_shared::config::{Secret, Validate};
 use tokio::net::TcpListener;
 
 /// One route: requests whose path starts with `prefix` go to one of `upstreams`, with the
@@ -99,13 +99,20 @@ pub struct StrictLimit {
     pub bucket: Bucket,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub enabled: bool,
     pub per_ip: Bucket,
     pub per_tenant: Bucket,
     pub strict: Vec<StrictLimit>,
+    /// Share the budgets with every gateway replica through this Redis (`redis://…`); empty:
+    /// each replica keeps its own budget in memory.
+    pub redis_url: Secret,
+    /// Prefix of the Redis keys (one prefix per platform sharing a Redis).
+    pub redis_prefix: String,
+    /// Longest wait for Redis on a request before the replica's own budget decides instead.
+    pub redis_timeout_ms: u64,
 }
 
 impl Default for RateLimitConfig {
@@ -133,6 +140,9 @@ impl Default for RateLimitConfig {
                 strict("/identity/account/login", 10, 2000),
                 strict("/identity/mfa", 10, 2000),
             ],
+            redis_url: Secret::default(),
+            redis_prefix: "tansu:ratelimit".into(),
+            redis_timeout_ms: 50,
         }
     }
 }
@@ -325,6 +335,12 @@ impl Validate for Config {
             if b.burst == 0 || b.replenish_ms == 0 {
                 problems.push("rate_limit: burst and replenish_ms must be > 0".into());
             }
+        }
+        if !self.rate_limit.redis_url.is_empty()
+            && redis::Client::open(self.rate_limit.redis_url.expose()).is_err()
+        {
+            // The URL may hold a password: name the key, not the value.
+            problems.push("rate_limit.redis_url: not a redis:// URL".into());
         }
         if self.limits.max_header_bytes < 8192 {
             problems.push("limits.max_header_bytes: at least 8192".into());

@@ -173,6 +173,167 @@ pub async fn housekeeping_loop(
     }
 }
 
+/// GCRA over several buckets in one atomic step, on Redis's clock (so replicas with skewed
+/// clocks share one budget). Nothing is taken unless every bucket has a token, then one is
+/// taken from each. KEYS: the buckets; ARGV: interval (ms) and burst per bucket.
+/// Returns {allowed, limit, remaining, ms until full (allowed) or until allowed (refused)}.
+const GCRA_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local news = {}
+local tight, tight_rem, tight_reset = 1, nil, 0
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - burst * interval
+  if now < allow_at then
+    return {0, burst, 0, allow_at - now}
+  end
+  news[i] = new_tat
+  local remaining = math.floor((now - allow_at) / interval)
+  if tight_rem == nil or remaining < tight_rem then
+    tight, tight_rem, tight_reset = i, remaining, new_tat - now
+  end
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], news[i], 'PX', math.max(1, news[i] - now))
+end
+return {1, tonumber(ARGV[2 * tight]), tight_rem or 0, tight_reset}
+";
+
+/// Budgets shared by every replica through Redis. When Redis does not answer within the
+/// timeout, this replica's in-memory budget decides: a Redis outage weakens the limit to one
+/// replica's share instead of refusing traffic or dropping the limit altogether.
+pub struct RedisLimiter {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+    prefix: String,
+    config: RateLimitConfig,
+    fallback: InMemoryLimiter,
+    timeout: Duration,
+    last_warning: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl std::fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimiter")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLimiter {
+    /// Connects (failing when Redis cannot be reached now: a configured Redis is required at
+    /// start; later outages fall back to the in-memory budget).
+    pub async fn connect(config: &RateLimitConfig) -> anyhow::Result<Self> {
+        let client = redis::Client::open(config.redis_url.expose())
+            .map_err(|_| anyhow::anyhow!("rate_limit.redis_url is not a valid Redis URL"))?;
+        let timeout = Duration::from_millis(config.redis_timeout_ms.max(1));
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_connection_manager_with_config(manager_config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("rate limiting: Redis did not answer"))?
+        .map_err(|e| anyhow::anyhow!("rate limiting: cannot connect to Redis: {e}"))?;
+        Ok(Self {
+            conn,
+            script: redis::Script::new(GCRA_LUA),
+            prefix: config.redis_prefix.clone(),
+            config: config.clone(),
+            fallback: InMemoryLimiter::new(config),
+            timeout,
+            last_warning: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn bucket(&self, kind: BucketKind) -> Option<(Bucket, String)> {
+        match kind {
+            BucketKind::ClientIp => Some((self.config.per_ip, "ip".into())),
+            BucketKind::Tenant => Some((self.config.per_tenant, "tenant".into())),
+            BucketKind::Strict(i) => self
+                .config
+                .strict
+                .get(i)
+                .map(|s| (s.bucket, format!("strict{i}"))),
+        }
+    }
+
+    async fn check_shared(&self, keys: &[(BucketKind, String)]) -> Result<Decision, String> {
+        let mut invocation = self.script.prepare_invoke();
+        let mut any = false;
+        for (kind, key) in keys {
+            let Some((bucket, name)) = self.bucket(*kind) else {
+                continue;
+            };
+            invocation
+                .key(format!("{}:{name}:{key}", self.prefix))
+                .arg(bucket.replenish_ms.max(1))
+                .arg(bucket.burst.max(1));
+            any = true;
+        }
+        if !any {
+            return Ok(Decision::Allowed {
+                limit: 0,
+                remaining: 0,
+                reset: Duration::ZERO,
+            });
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<i64> =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(|_| "timed out".to_owned())?
+                .map_err(|e| e.to_string())?;
+        let [allowed, limit, remaining, ms] = reply[..] else {
+            return Err(format!("unexpected reply of {} values", reply.len()));
+        };
+        let limit = u32::try_from(limit).unwrap_or(0);
+        let ms = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+        Ok(if allowed == 1 {
+            Decision::Allowed {
+                limit,
+                remaining: u32::try_from(remaining).unwrap_or(0),
+                reset: ms,
+            }
+        } else {
+            Decision::Limited {
+                limit,
+                retry_after: ms,
+            }
+        })
+    }
+
+    fn warn(&self, error: &str) {
+        let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(%error, "rate limiting: Redis unavailable, using this replica's budget");
+        }
+    }
+}
+
+impl RateLimiter for RedisLimiter {
+    fn check<'a>(&'a self, keys: &'a [(BucketKind, String)]) -> BoxFuture<'a, Decision> {
+        Box::pin(async move {
+            match self.check_shared(keys).await {
+                Ok(d) => d,
+                Err(e) => {
+                    self.warn(&e);
+                    self.fallback.check_now(keys)
+                }
+            }
+        })
+    }
+}
+
 /// Whole seconds, rounded up (header values).
 pub fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -195,6 +356,7 @@ mod tests {
                 replenish_ms: 1,
             },
             strict: vec![],
+            ..RateLimitConfig::default()
         };
         let l = InMemoryLimiter::new(&config);
         let keys = vec![(BucketKind::ClientIp, "1.2.3.4".to_string())];

@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::Config;
 use crate::forwarding::{self, Connection};
 use crate::proxy::{Gateway, ProxyBody, empty_body, problem_response};
-use crate::ratelimit::{InMemoryLimiter, RateLimiter};
+use crate::ratelimit::{InMemoryLimiter, RateLimiter, RedisLimiter};
 use crate::tenant::{OpenDirectory, StaticDirectory, TenantDirectory};
 use crate::tls::{self, ReloadingCert};
 
@@ -55,11 +55,17 @@ pub(crate) async fn run(
         (None, Some(list)) => Arc::new(StaticDirectory::new(list)),
         (None, None) => Arc::new(OpenDirectory),
     };
-    let in_memory = (config.rate_limit.enabled && parts.rate_limiter.is_none())
-        .then(|| Arc::new(InMemoryLimiter::new(&config.rate_limit)));
-    let limiter = match parts.rate_limiter {
-        Some(l) if config.rate_limit.enabled => Some(l),
-        _ => in_memory.clone().map(|l| l as Arc<dyn RateLimiter>),
+    let rl = &config.rate_limit;
+    let mut in_memory = None;
+    let limiter: Option<Arc<dyn RateLimiter>> = match parts.rate_limiter {
+        _ if !rl.enabled => None,
+        Some(l) => Some(l),
+        None if !rl.redis_url.is_empty() => Some(Arc::new(RedisLimiter::connect(rl).await?)),
+        None => {
+            let l = Arc::new(InMemoryLimiter::new(rl));
+            in_memory = Some(l.clone());
+            Some(l)
+        }
     };
     let gateway = Arc::new(Gateway::new(&config, directory, limiter).await?);
 

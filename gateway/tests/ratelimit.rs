@@ -139,3 +139,73 @@ async fn per_tenant_limit_is_shared_by_clients_of_the_tenant() {
     assert_eq!(resp.status().as_u16(), 200);
     gw.stop().await;
 }
+
+/// The Redis for shared-budget tests: `TANSU_TEST_REDIS_URL`, else the local default.
+async fn redis_url() -> Option<String> {
+    let url = std::env::var("TANSU_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let reachable = async {
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(3), reachable).await {
+        Ok(Some(_)) => Some(url),
+        _ => tansu_shared::testing::skip_or_fail("gateway shared rate limit", "no Redis reachable"),
+    }
+}
+
+#[tokio::test]
+async fn two_gateways_share_one_budget_through_redis() {
+    let Some(url) = redis_url().await else {
+        return;
+    };
+    let db = echo("db").await;
+    let mut c = config(vec![route("/db", &[&db])]);
+    c.rate_limit.per_ip = Bucket {
+        burst: 4,
+        replenish_ms: 500,
+    };
+    c.rate_limit.redis_url = tansu_shared::config::Secret::new(url);
+    c.rate_limit.redis_prefix = format!("tansu:test:{}", uuid::Uuid::now_v7());
+    let one = Gateway::start(c.clone()).await;
+    let two = Gateway::start(c).await;
+    let (a, b) = (one.client(), two.client());
+
+    // Four requests spread over both replicas use up the one budget…
+    for (i, expected_remaining) in ["3", "2", "1", "0"].into_iter().enumerate() {
+        let (client, gw) = if i % 2 == 0 { (&a, &one) } else { (&b, &two) };
+        let resp = client.get(gw.url("/db/x")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "request {i}");
+        assert_eq!(resp.headers()["ratelimit-limit"], "4");
+        assert_eq!(resp.headers()["ratelimit-remaining"], expected_remaining);
+    }
+    // …so both refuse the next one.
+    for (client, gw) in [(&a, &one), (&b, &two)] {
+        let resp = client.get(gw.url("/db/x")).send().await.unwrap();
+        assert!(resp.headers().contains_key("retry-after"));
+        problem_of(resp, 429).await;
+    }
+    // And the shared bucket refills for both.
+    for (client, gw) in [(&a, &one), (&b, &two)] {
+        eventually("shared limit recovers", Duration::from_secs(3), || {
+            let client = client.clone();
+            let url = gw.url("/db/x");
+            async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            }
+        })
+        .await;
+    }
+    one.stop().await;
+    two.stop().await;
+}

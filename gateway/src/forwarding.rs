@@ -246,6 +246,15 @@ pub fn is_valid_host(host: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
+/// Whether a path has a `.` or `..` segment, also percent-encoded (`%2e`).
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let lower = seg.to_ascii_lowercase();
+        let decoded = lower.replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
 /// The host without its port, lower-cased (`Acme.Example.com:8443` → `acme.example.com`).
 pub fn host_name(host: &str) -> String {
     let name = if host.starts_with('[') {
@@ -441,6 +450,16 @@ mod tests {
         assert_eq!(request_id(&h), "abc-123");
         h.insert(&REQUEST_ID, HeaderValue::from_static("bad id with spaces"));
         assert_ne!(request_id(&h), "bad id with spaces");
+    }
+
+    #[test]
+    fn dot_segments() {
+        assert!(has_dot_segment("/identity/../db"));
+        assert!(has_dot_segment("/a/./b"));
+        assert!(has_dot_segment("/a/%2E%2e/b"));
+        assert!(has_dot_segment("/a/.%2e"));
+        assert!(!has_dot_segment("/a/..b/.c/"));
+        assert!(!has_dot_segment("/"));
     }
 
     #[test]

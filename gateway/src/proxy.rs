@@ -240,6 +240,12 @@ impl Gateway {
 
         // Tenant from the path (stripped before routing) and from the host.
         let full_path = parts.uri.path().to_owned();
+        if forwarding::has_dot_segment(&full_path) {
+            // `/identity/../db/…` must not reach a service that normalises paths differently.
+            return Err(Problem::bad_request(
+                "dot segments are not allowed in the path",
+            ));
+        }
         let (path_tenant, path) = match tenant::from_path(&full_path) {
             None => (None, full_path.clone()),
             Some(Ok((slug, rest))) => (Some(slug), rest),

@@ -366,3 +366,48 @@ fn echo_router(instance: &'static str) -> axum::Router {
         .fallback(move || async move { axum::Json(serde_json::json!({ "instance": instance })) })
         .merge(tansu_shared::health::Health::new(instance).router())
 }
+
+#[tokio::test]
+async fn dot_segments_are_refused() {
+    let a = echo("identity").await;
+    let b = echo("db").await;
+    let gw = Gateway::start(config(vec![route("/identity", &[&a]), route("/db", &[&b])])).await;
+    // reqwest would normalise `..` itself: send the raw request.
+    use tokio::io::AsyncWriteExt;
+    for target in ["/identity/../db/x", "/identity/%2e%2e/db/x"] {
+        let mut io = raw_tls(&gw).await.unwrap();
+        io.write_all(
+            format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let out = read_until_closed(&mut io, Duration::from_secs(5)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 400"), "{target}: {text}");
+        assert!(text.contains("application/problem+json"));
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_extends_the_forwarded_chain() {
+    let a = echo("db").await;
+    let mut c = config(vec![route("/db", &[&a])]);
+    c.trusted_proxies = vec!["127.0.0.0/8".into()];
+    let gw = Gateway::start(c).await;
+    let e = echo_of(
+        gw.client()
+            .get(gw.url("/db/x"))
+            .header("x-forwarded-for", "203.0.113.7")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "public.example")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(e.header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"));
+    assert_eq!(e.header("x-forwarded-host"), Some("public.example"));
+    gw.stop().await;
+}

@@ -11,10 +11,10 @@ use tansu_gateway::{Bucket, StrictLimit};
 async fn per_ip_limit_engages_and_recovers() {
     let db = echo("db").await;
     let mut c = config(vec![route("/db", &[&db])]);
-    // Three at once, then one more every 400 ms.
+    // Three at once, then one more every second.
     c.rate_limit.per_ip = Bucket {
         burst: 3,
-        replenish_ms: 400,
+        replenish_ms: 1_000,
     };
     let gw = Gateway::start(c).await;
     let client = gw.client();
@@ -169,7 +169,7 @@ async fn two_gateways_share_one_budget_through_redis() {
     let mut c = config(vec![route("/db", &[&db])]);
     c.rate_limit.per_ip = Bucket {
         burst: 4,
-        replenish_ms: 500,
+        replenish_ms: 1_500,
     };
     c.rate_limit.redis_url = tansu_shared::config::Secret::new(url);
     c.rate_limit.redis_prefix = format!("tansu:test:{}", uuid::Uuid::now_v7());
@@ -193,7 +193,7 @@ async fn two_gateways_share_one_budget_through_redis() {
     }
     // And the shared bucket refills for both.
     for (client, gw) in [(&a, &one), (&b, &two)] {
-        eventually("shared limit recovers", Duration::from_secs(3), || {
+        eventually("shared limit recovers", Duration::from_secs(5), || {
             let client = client.clone();
             let url = gw.url("/db/x");
             async move {

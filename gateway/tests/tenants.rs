@@ -2,8 +2,13 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use common::*;
+use futures::future::BoxFuture;
 use tansu_gateway::TenantEntry;
+use tansu_gateway::tenant::{TenantDirectory, TenantInfo, TenantStatus};
 
 fn tenants_config(db: &tansu_shared::testing::TestServer) -> tansu_gateway::Config {
     let mut c = config(vec![route("/db", &[db])]);
@@ -210,5 +215,83 @@ async fn without_a_directory_every_slug_is_its_own_id() {
     )
     .await;
     assert_eq!(e.headers["x-tansu-tenant"], vec!["acme".to_string()]);
+    gw.stop().await;
+}
+
+/// A directory the test changes while the gateway runs (as identity's tenant API will).
+#[derive(Default)]
+struct LiveDirectory(std::sync::Mutex<Option<TenantStatus>>);
+
+impl LiveDirectory {
+    fn get(&self, slug: &str) -> Option<TenantInfo> {
+        let status = (*self.0.lock().unwrap())?;
+        (slug == "acme").then(|| TenantInfo {
+            id: "id-acme".into(),
+            slug: "acme".into(),
+            status,
+        })
+    }
+}
+
+impl TenantDirectory for LiveDirectory {
+    fn by_slug<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, Result<Option<TenantInfo>, String>> {
+        Box::pin(async move { Ok(self.get(slug)) })
+    }
+    fn by_id<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<TenantInfo>, String>> {
+        Box::pin(async move {
+            Ok(if id == "id-acme" {
+                self.get("acme")
+            } else {
+                None
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn tenant_status_changes_apply_within_the_cache_time() {
+    let db = echo("db").await;
+    let mut c = config(vec![route("/db", &[&db])]);
+    c.tenant_cache_ms = 300;
+    let dir = Arc::new(LiveDirectory::default());
+    *dir.0.lock().unwrap() = Some(TenantStatus::Active);
+    let gw = Gateway::start_with_parts(
+        c,
+        tansu_gateway::Parts {
+            tenant_directory: Some(dir.clone()),
+            rate_limiter: None,
+        },
+    )
+    .await;
+    let client = gw.client();
+    let e = echo_of(client.get(gw.url("/t/acme/db/x")).send().await.unwrap()).await;
+    assert_eq!(e.header("x-tansu-tenant"), Some("id-acme"));
+
+    let status_is = |code: u16| {
+        let client = client.clone();
+        let url = gw.url("/t/acme/db/x");
+        move || {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == code)
+            }
+        }
+    };
+    *dir.0.lock().unwrap() = Some(TenantStatus::Suspended);
+    eventually("suspension applies", Duration::from_secs(3), status_is(403)).await;
+    *dir.0.lock().unwrap() = None;
+    eventually("deletion applies", Duration::from_secs(3), status_is(404)).await;
+    *dir.0.lock().unwrap() = Some(TenantStatus::Active);
+    eventually(
+        "reactivation applies",
+        Duration::from_secs(3),
+        status_is(200),
+    )
+    .await;
     gw.stop().await;
 }

@@ -139,7 +139,21 @@ impl Gateway {
         Self::start_with(config, cert, dir).await
     }
 
-    pub async fn start_with(mut config: Config, cert: Cert, dir: tempfile::TempDir) -> Self {
+    pub async fn start_with(config: Config, cert: Cert, dir: tempfile::TempDir) -> Self {
+        Self::start_full(config, tansu_gateway::Parts::default(), cert, dir).await
+    }
+
+    pub async fn start_with_parts(config: Config, parts: tansu_gateway::Parts) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_full(config, parts, self_signed(), dir).await
+    }
+
+    async fn start_full(
+        mut config: Config,
+        parts: tansu_gateway::Parts,
+        cert: Cert,
+        dir: tempfile::TempDir,
+    ) -> Self {
         tansu_shared::install_crypto_provider();
         let cert_path = dir.path().join("cert.pem");
         let key_path = dir.path().join("key.pem");
@@ -151,9 +165,15 @@ impl Gateway {
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (https_addr, http_addr) = (https.local_addr().unwrap(), http.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(tansu_gateway::serve_on(https, Some(http), config, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(tansu_gateway::serve_with(
+            https,
+            Some(http),
+            config,
+            parts,
+            async {
+                let _ = rx.await;
+            },
+        ));
         let gw = Self {
             https: https_addr,
             http: http_addr,

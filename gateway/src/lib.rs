@@ -1,16 +1,36 @@
-//! `tansu-gateway` — the single ingress: TLS termination, routing by path prefix, tenant
-//! resolution and `X-Tansu-Tenant` injection (never trusted from clients), forwarded headers,
-//! request ids, rate limiting.
+//! `tansu-gateway` — the single ingress of the platform.
 //!
-//! Skeleton: the contract the dev stack builds on (config, `serve`, `serve_on`). The proxy
-//! lands with issue #5.
+//! What it does to every request, in order (see [`proxy`]):
+//! 1. terminates TLS (rustls, HTTP/1.1 and HTTP/2 by ALPN; the certificate is reloaded from its
+//!    PEM files without a restart, [`tls`]);
+//! 2. gives the request an id (`X-Request-Id`, kept when well-formed) and a W3C `traceparent`;
+//! 3. rate-limits it per client IP, per tenant and, more strictly, on identity's token and login
+//!    endpoints ([`ratelimit`]);
+//! 4. resolves the tenant — subdomain, then `/t/{tenant}/…`, then the bearer token's `tid` —
+//!    and checks it against the [`tenant::TenantDirectory`]; any inbound `X-Tansu-Tenant` is
+//!    removed and the resolved one injected ([`tenant`]);
+//! 5. routes by longest path prefix, strips the prefix and forwards to one of the route's
+//!    upstreams (round-robin over the healthy ones, [`upstream`]) with hop-by-hop headers removed
+//!    and `X-Forwarded-*`/`Forwarded` set from the connection ([`forwarding`]), streaming both
+//!    bodies.
+//!
+//! Failures the gateway answers itself are RFC 9457 problem+json carrying the request id.
 #![forbid(unsafe_code)]
+
+pub mod forwarding;
+pub mod health;
+pub mod proxy;
+pub mod ratelimit;
+mod server;
+pub mod tenant;
+pub mod tls;
+pub mod upstream;
 
 use std::future::Future;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tansu_shared::config::Validate;
+use tansu_shared::config::{Secret, Validate};
 use tokio::net::TcpListener;
 
 /// One route: requests whose path starts with `prefix` go to one of `upstreams`, with the
@@ -20,6 +40,173 @@ use tokio::net::TcpListener;
 pub struct Route {
     pub prefix: String,
     pub upstreams: Vec<String>,
+}
+
+/// Per-route options beyond the target (kept apart from [`Route`] so a route stays a plain
+/// prefix → upstreams pair). Settings whose prefix names no route are ignored (the defaults
+/// carry settings for `/storage`, which a stack without storage does not route).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteSettings {
+    /// The route prefix these settings apply to.
+    pub prefix: String,
+    /// Largest request body accepted on this route (413 above); default `limits.max_body_bytes`.
+    pub max_body_bytes: Option<u64>,
+    /// Verify bearer tokens at the gateway before they reach the service.
+    pub verify_tokens: Option<TokenCheck>,
+}
+
+/// Where the gateway gets the keys to check tokens for one route.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenCheck {
+    /// The exact issuer (`https://<host>/identity/`).
+    pub issuer: String,
+    /// The audience the route's service requires (`tansu.db`, …).
+    pub audience: String,
+    /// The issuer's metadata on an internal address (optional).
+    pub discovery_url: Option<String>,
+    /// The JWKS directly (skips discovery; optional).
+    pub jwks_uri: Option<String>,
+}
+
+/// A tenant known to the config-backed directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantEntry {
+    /// The DNS label / path segment (`acme`).
+    pub slug: String,
+    /// The tenant id tokens carry in `tid` and the gateway injects in `X-Tansu-Tenant`.
+    pub id: String,
+    pub suspended: bool,
+}
+
+/// A token bucket: `burst` requests at once, one more every `replenish_ms`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    pub burst: u32,
+    pub replenish_ms: u64,
+}
+
+/// A stricter per-client-IP bucket for paths under `path_prefix` (as the client sent them,
+/// after any `/t/{tenant}` segment).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StrictLimit {
+    pub path_prefix: String,
+    #[serde(flatten)]
+    pub bucket: Bucket,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    pub per_ip: Bucket,
+    pub per_tenant: Bucket,
+    pub strict: Vec<StrictLimit>,
+    /// Share the budgets with every gateway replica through this Redis (`redis://…`); empty:
+    /// each replica keeps its own budget in memory.
+    pub redis_url: Secret,
+    /// Prefix of the Redis keys (one prefix per platform sharing a Redis).
+    pub redis_prefix: String,
+    /// Longest wait for Redis on a request before the replica's own budget decides instead.
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let strict = |p: &str, burst, replenish_ms| StrictLimit {
+            path_prefix: p.into(),
+            bucket: Bucket {
+                burst,
+                replenish_ms,
+            },
+        };
+        Self {
+            enabled: true,
+            per_ip: Bucket {
+                burst: 400,
+                replenish_ms: 5,
+            },
+            per_tenant: Bucket {
+                burst: 2000,
+                replenish_ms: 1,
+            },
+            strict: vec![
+                strict("/identity/connect/token", 30, 100),
+                strict("/identity/login", 10, 2000),
+                strict("/identity/account/login", 10, 2000),
+                strict("/identity/mfa", 10, 2000),
+            ],
+            redis_url: Secret::default(),
+            redis_prefix: "tansu:ratelimit".into(),
+            redis_timeout_ms: 50,
+        }
+    }
+}
+
+/// Protection limits (client side).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request head (HTTP/1 read buffer, HTTP/2 header list); at least 8192.
+    pub max_header_bytes: usize,
+    /// Default per-route request body limit.
+    pub max_body_bytes: u64,
+    /// Time for an upstream to answer with response headers (504 after).
+    pub request_timeout_ms: u64,
+    /// A connection with no bytes in either direction for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Time for a client to send a whole HTTP/1 request head (slowloris).
+    pub header_read_timeout_ms: u64,
+    pub tls_handshake_timeout_ms: u64,
+    /// Open client connections per listener; further clients wait in the kernel's backlog.
+    pub max_connections: usize,
+    pub http2_max_concurrent_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 32 * 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            header_read_timeout_ms: 10_000,
+            tls_handshake_timeout_ms: 10_000,
+            max_connections: 10_000,
+            http2_max_concurrent_streams: 250,
+        }
+    }
+}
+
+/// Upstream pool and health checking.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub connect_timeout_ms: u64,
+    /// Active `/health/ready` probe of every upstream.
+    pub health_interval_ms: u64,
+    pub health_timeout_ms: u64,
+    /// How long an upstream that refused a connection is skipped (passive ejection).
+    pub eject_ms: u64,
+    pub pool_idle_timeout_ms: u64,
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 2_000,
+            health_interval_ms: 5_000,
+            health_timeout_ms: 2_000,
+            eject_ms: 10_000,
+            pool_idle_timeout_ms: 90_000,
+            pool_max_idle_per_host: 128,
+        }
+    }
 }
 
 /// The `[gateway]` section of the platform config.
@@ -36,6 +223,23 @@ pub struct Config {
     /// Development mode: no HSTS.
     pub dev_mode: bool,
     pub routes: Vec<Route>,
+    /// How often the certificate files are checked for a change (SIGHUP reloads at once).
+    pub tls_reload_interval_ms: u64,
+    /// The HTTPS port named in redirects (default: the HTTPS listener's port).
+    pub public_https_port: Option<u16>,
+    /// `{tenant}.{base_domain}` hosts carry the tenant in the subdomain.
+    pub base_domain: Option<String>,
+    /// The config-backed tenant directory. `None`: every well-formed slug is an active tenant
+    /// whose id is the slug (development, until identity serves the tenant directory).
+    pub tenants: Option<Vec<TenantEntry>>,
+    /// How long a tenant lookup is cached.
+    pub tenant_cache_ms: u64,
+    /// Peers (IP or CIDR) whose `X-Forwarded-*`/`Forwarded` headers are believed.
+    pub trusted_proxies: Vec<String>,
+    pub route_settings: Vec<RouteSettings>,
+    pub rate_limit: RateLimitConfig,
+    pub limits: Limits,
+    pub upstream: UpstreamConfig,
 }
 
 impl Default for Config {
@@ -56,6 +260,20 @@ impl Default for Config {
                 route("/storage", 7003),
                 route("/dashboard", 7004),
             ],
+            tls_reload_interval_ms: 5_000,
+            public_https_port: None,
+            base_domain: None,
+            tenants: None,
+            tenant_cache_ms: 5_000,
+            trusted_proxies: Vec::new(),
+            route_settings: vec![RouteSettings {
+                prefix: "/storage".into(),
+                max_body_bytes: Some(5 * 1024 * 1024 * 1024),
+                verify_tokens: None,
+            }],
+            rate_limit: RateLimitConfig::default(),
+            limits: Limits::default(),
+            upstream: UpstreamConfig::default(),
         }
     }
 }
@@ -69,6 +287,13 @@ impl Validate for Config {
                 self.listen_https
             ));
         }
+        if !self.listen_http.is_empty() && self.listen_http.parse::<std::net::SocketAddr>().is_err()
+        {
+            problems.push(format!(
+                "listen_http: not host:port: {:?}",
+                self.listen_http
+            ));
+        }
         for r in &self.routes {
             if !r.prefix.starts_with('/') || r.prefix.len() < 2 || r.prefix.ends_with('/') {
                 problems.push(format!(
@@ -76,9 +301,49 @@ impl Validate for Config {
                     r.prefix
                 ));
             }
+            if r.prefix == "/health" || r.prefix == "/t" {
+                problems.push(format!("routes: prefix {:?} is reserved", r.prefix));
+            }
             if r.upstreams.is_empty() {
                 problems.push(format!("routes: {} has no upstreams", r.prefix));
             }
+            for u in &r.upstreams {
+                if let Err(e) = upstream::Upstream::parse(u) {
+                    problems.push(format!("routes: {}: {e}", r.prefix));
+                }
+            }
+        }
+        for p in &self.trusted_proxies {
+            if forwarding::IpRange::parse(p).is_none() {
+                problems.push(format!("trusted_proxies: not an IP or CIDR: {p:?}"));
+            }
+        }
+        if let Some(d) = &self.base_domain
+            && (d.is_empty() || d.starts_with('.') || d.ends_with('.'))
+        {
+            problems.push(format!("base_domain: {d:?} must look like \"example.com\""));
+        }
+        for t in self.tenants.iter().flatten() {
+            if !tenant::is_valid_slug(&t.slug) || !tenant::is_valid_id(&t.id) {
+                problems.push(format!("tenants: bad slug or id in {t:?}"));
+            }
+        }
+        let buckets = std::iter::once(&self.rate_limit.per_ip)
+            .chain(std::iter::once(&self.rate_limit.per_tenant))
+            .chain(self.rate_limit.strict.iter().map(|s| &s.bucket));
+        for b in buckets {
+            if b.burst == 0 || b.replenish_ms == 0 {
+                problems.push("rate_limit: burst and replenish_ms must be > 0".into());
+            }
+        }
+        if !self.rate_limit.redis_url.is_empty()
+            && redis::Client::open(self.rate_limit.redis_url.expose()).is_err()
+        {
+            // The URL may hold a password: name the key, not the value.
+            problems.push("rate_limit.redis_url: not a redis:// URL".into());
+        }
+        if self.limits.max_header_bytes < 8192 {
+            problems.push("limits.max_header_bytes: at least 8192".into());
         }
         problems
     }
@@ -105,6 +370,34 @@ pub async fn serve_on(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _ = (https, http, config, shutdown);
-    anyhow::bail!("the gateway proxy is not implemented yet")
+    serve_with(https, http, config, Parts::default(), shutdown).await
+}
+
+/// Replaceable parts of the gateway: where tenants are looked up and how budgets are kept.
+/// `None` uses the config-backed directory and the in-memory limiter.
+#[derive(Default)]
+pub struct Parts {
+    pub tenant_directory: Option<std::sync::Arc<dyn tenant::TenantDirectory>>,
+    /// Used when `rate_limit.enabled` (for example a budget shared across replicas).
+    pub rate_limiter: Option<std::sync::Arc<dyn ratelimit::RateLimiter>>,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts")
+            .field("tenant_directory", &self.tenant_directory.is_some())
+            .field("rate_limiter", &self.rate_limiter.is_some())
+            .finish()
+    }
+}
+
+/// [`serve_on`] with replaced parts.
+pub async fn serve_with(
+    https: TcpListener,
+    http: Option<TcpListener>,
+    config: Config,
+    parts: Parts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    server::run(https, http, config, parts, shutdown).await
 }

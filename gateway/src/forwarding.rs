@@ -1,0 +1,471 @@
+//! Forwarding hygiene: what the gateway removes from and adds to a request on its way to a
+//! service, and to a response on its way back.
+//!
+//! Invariants:
+//! - hop-by-hop headers (RFC 9110 §7.6.1, plus any the `Connection` header names) never cross
+//!   the gateway;
+//! - `X-Forwarded-For/-Proto/-Host` and `Forwarded` describe the connection the gateway saw. A
+//!   client's own copies are dropped, except when the peer is a configured trusted proxy, whose
+//!   chain is extended;
+//! - `X-Request-Id` is kept when well-formed (so a caller can correlate), otherwise created;
+//! - a well-formed W3C `traceparent` is propagated, a malformed one dropped, a missing one
+//!   created, so every service's spans join one trace.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// An IP address or CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { net: addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The configured trusted proxies.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<IpRange>);
+
+impl TrustedProxies {
+    pub fn new(list: &[String]) -> Self {
+        Self(list.iter().filter_map(|s| IpRange::parse(s)).collect())
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|r| r.contains(ip))
+    }
+
+    /// The client's address: the peer, or — when the peer is a trusted proxy — the right-most
+    /// address in its `X-Forwarded-For` chain that is not itself a trusted proxy.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.contains(peer) {
+            return peer;
+        }
+        let chain: Vec<IpAddr> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .collect();
+        let mut client = peer;
+        for ip in chain.into_iter().rev() {
+            client = ip;
+            if !self.contains(ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// Removes the hop-by-hop headers, including every header the `Connection` header names.
+/// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay (WebSocket pass-through).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(&name);
+    }
+    headers.remove(header::CONNECTION);
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TE);
+    headers.remove(header::TRAILER);
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::PROXY_AUTHORIZATION);
+    headers.remove(header::PROXY_AUTHENTICATE);
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Whether an HTTP/1.1 request asks to switch protocols (WebSocket).
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// What the gateway knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    /// Whether the peer is a trusted proxy.
+    pub trusted: bool,
+    pub proto: &'static str,
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host` and `Forwarded` for the upstream. `host` is the
+/// authority the client asked for. A trusted proxy's chain is extended, anyone else's dropped.
+pub fn set_forwarded(headers: &mut HeaderMap, conn: Connection, host: Option<&str>) {
+    let peer_ip = match conn.peer.ip() {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    let (prior_xff, prior_fwd, prior_proto, prior_host) = if conn.trusted {
+        (
+            joined(headers, &X_FORWARDED_FOR),
+            joined(headers, &FORWARDED),
+            headers.get(&X_FORWARDED_PROTO).cloned(),
+            headers.get(&X_FORWARDED_HOST).cloned(),
+        )
+    } else {
+        (None, None, None, None)
+    };
+    for name in [
+        &X_FORWARDED_FOR,
+        &X_FORWARDED_PROTO,
+        &X_FORWARDED_HOST,
+        &X_FORWARDED_PORT,
+        &X_FORWARDED_PREFIX,
+        &X_REAL_IP,
+        &FORWARDED,
+    ] {
+        headers.remove(name);
+    }
+    let xff = match prior_xff {
+        Some(p) => format!("{p}, {peer_ip}"),
+        None => peer_ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        prior_proto.unwrap_or(HeaderValue::from_static(conn.proto)),
+    );
+    let host = host.filter(|h| is_valid_host(h));
+    match (prior_host, host) {
+        (Some(h), _) => {
+            headers.insert(X_FORWARDED_HOST.clone(), h);
+        }
+        (None, Some(h)) => {
+            if let Ok(v) = HeaderValue::from_str(h) {
+                headers.insert(X_FORWARDED_HOST.clone(), v);
+            }
+        }
+        (None, None) => {}
+    }
+    let for_node = match peer_ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut element = format!("for={for_node};proto={}", conn.proto);
+    if let Some(h) = host {
+        element.push_str(&format!(";host=\"{h}\""));
+    }
+    let fwd = match prior_fwd {
+        Some(p) => format!("{p}, {element}"),
+        None => element,
+    };
+    if let Ok(v) = HeaderValue::from_str(&fwd) {
+        headers.insert(FORWARDED.clone(), v);
+    }
+}
+
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let parts: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// A host or host:port made only of characters a DNS name, an IP literal or a port can hold.
+pub fn is_valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// Whether a path has a `.` or `..` segment, also percent-encoded (`%2e`).
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let lower = seg.to_ascii_lowercase();
+        let decoded = lower.replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+/// The host without its port, lower-cased (`Acme.Example.com:8443` → `acme.example.com`).
+pub fn host_name(host: &str) -> String {
+    let name = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.to_ascii_lowercase()
+}
+
+/// The inbound request id when well-formed, otherwise a new UUIDv7.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(&REQUEST_ID)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= 128
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+                .unwrap_or(HeaderValue::from_static("-"))
+        })
+}
+
+/// A W3C trace context `traceparent` (version 00 layout; later versions may append fields).
+pub fn is_valid_traceparent(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() < 55 || (b.len() > 55 && (b[0..2] == *b"00" || b[55] != b'-')) {
+        return false;
+    }
+    let hex = |s: &[u8]| s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let version = &b[0..2];
+    let trace = &b[3..35];
+    let parent = &b[36..52];
+    b[2] == b'-'
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && hex(version)
+        && version != b"ff"
+        && hex(trace)
+        && hex(parent)
+        && hex(&b[53..55])
+        && trace.iter().any(|c| *c != b'0')
+        && parent.iter().any(|c| *c != b'0')
+}
+
+/// Keeps a valid `traceparent` (and its `tracestate`), replaces a missing or malformed one
+/// with a new trace.
+pub fn propagate_trace(headers: &mut HeaderMap) {
+    let valid = {
+        let all: Vec<_> = headers.get_all(&TRACEPARENT).iter().collect();
+        all.len() == 1 && all[0].to_str().is_ok_and(is_valid_traceparent)
+    };
+    if valid {
+        return;
+    }
+    headers.remove(&TRACEPARENT);
+    headers.remove(&TRACESTATE);
+    let trace = uuid::Uuid::now_v7().simple().to_string();
+    let parent = uuid::Uuid::now_v7().simple().to_string();
+    // UUIDv7's leading bits are a timestamp; the span id takes the random tail.
+    let value = format!("00-{trace}-{}-00", &parent[16..32]);
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(TRACEPARENT.clone(), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_ranges() {
+        let r = IpRange::parse("10.0.0.0/8").unwrap();
+        assert!(r.contains("10.1.2.3".parse().unwrap()));
+        assert!(!r.contains("11.1.2.3".parse().unwrap()));
+        assert!(r.contains("::ffff:10.0.0.1".parse().unwrap()));
+        let one = IpRange::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(
+            IpRange::parse("::1/128")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        assert!(
+            IpRange::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(IpRange::parse("10.0.0.0/33").is_none());
+        assert!(IpRange::parse("nope").is_none());
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarded_from_untrusted_peer_is_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
+        h.insert(&FORWARDED, HeaderValue::from_static("for=6.6.6.6"));
+        h.insert(&X_FORWARDED_HOST, HeaderValue::from_static("evil"));
+        let conn = Connection {
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            trusted: false,
+            proto: "https",
+        };
+        set_forwarded(&mut h, conn, Some("example.com:8443"));
+        assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        assert_eq!(h[&X_FORWARDED_HOST], "example.com:8443");
+        assert_eq!(
+            h[&FORWARDED],
+            "for=127.0.0.1;proto=https;host=\"example.com:8443\""
+        );
+    }
+
+    #[test]
+    fn forwarded_from_trusted_proxy_is_extended() {
+        let trusted = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        let mut h = HeaderMap::new();
+        h.insert(
+            &X_FORWARDED_FOR,
+            HeaderValue::from_static("1.2.3.4, 10.0.0.7"),
+        );
+        let peer: SocketAddr = "10.0.0.9:1234".parse().unwrap();
+        assert_eq!(
+            trusted.client_ip(peer.ip(), &h),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+        let conn = Connection {
+            peer,
+            trusted: true,
+            proto: "https",
+        };
+        set_forwarded(&mut h, conn, Some("a.example"));
+        assert_eq!(h[&X_FORWARDED_FOR], "1.2.3.4, 10.0.0.7, 10.0.0.9");
+        // An untrusted peer's XFF never decides the client address.
+        assert_eq!(
+            trusted.client_ip("5.5.5.5".parse().unwrap(), &h),
+            "5.5.5.5".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn traceparent_validation() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert!(is_valid_traceparent(ok));
+        assert!(!is_valid_traceparent(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_valid_traceparent("00-xyz"));
+        assert!(!is_valid_traceparent(&format!("{ok}-extra")));
+        let mut h = HeaderMap::new();
+        h.insert(&TRACEPARENT, HeaderValue::from_static("garbage"));
+        h.insert(&TRACESTATE, HeaderValue::from_static("a=b"));
+        propagate_trace(&mut h);
+        assert!(is_valid_traceparent(h[&TRACEPARENT].to_str().unwrap()));
+        assert!(!h.contains_key(&TRACESTATE));
+        let mut h = HeaderMap::new();
+        h.insert(&TRACEPARENT, HeaderValue::from_static(ok));
+        propagate_trace(&mut h);
+        assert_eq!(h[&TRACEPARENT], ok);
+    }
+
+    #[test]
+    fn request_ids() {
+        let mut h = HeaderMap::new();
+        h.insert(&REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert(&REQUEST_ID, HeaderValue::from_static("bad id with spaces"));
+        assert_ne!(request_id(&h), "bad id with spaces");
+    }
+
+    #[test]
+    fn dot_segments() {
+        assert!(has_dot_segment("/identity/../db"));
+        assert!(has_dot_segment("/a/./b"));
+        assert!(has_dot_segment("/a/%2E%2e/b"));
+        assert!(has_dot_segment("/a/.%2e"));
+        assert!(!has_dot_segment("/a/..b/.c/"));
+        assert!(!has_dot_segment("/"));
+    }
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name("Acme.Example.com:8443"), "acme.example.com");
+        assert_eq!(host_name("example.com"), "example.com");
+        assert_eq!(host_name("[::1]:443"), "[::1]");
+    }
+}

@@ -1,0 +1,624 @@
+//! The request path through the gateway (see the crate docs for the order of the steps).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tansu_shared::TENANT_HEADER;
+use tansu_shared::auth::{Verifier, VerifierConfig, bearer_token};
+use tansu_shared::problem::Problem;
+
+use crate::Config;
+use crate::forwarding::{self, Connection, REQUEST_ID, TrustedProxies, X_FORWARDED_PREFIX};
+use crate::ratelimit::{self, BucketKind, Decision, RateLimiter};
+use crate::tenant::{self, CachedDirectory, TenantStatus};
+use crate::upstream::{Clock, Pool};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every body the gateway sends or forwards: streamed, never collected.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+pub type Client = hyper_util::client::legacy::Client<HttpConnector, ProxyBody>;
+
+static TENANT: HeaderName = HeaderName::from_static(TENANT_HEADER);
+static HSTS_VALUE: HeaderValue = HeaderValue::from_static("max-age=63072000; includeSubDomains");
+static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+pub fn empty_body() -> ProxyBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn full_body(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+struct RouteEntry {
+    prefix: String,
+    pool: Arc<Pool>,
+    max_body: u64,
+    verifier: Option<Verifier>,
+}
+
+/// Everything the request path needs; one per gateway, shared by every connection.
+pub struct Gateway {
+    routes: Vec<RouteEntry>,
+    pub(crate) client: Client,
+    directory: CachedDirectory,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    strict_paths: Vec<String>,
+    pub(crate) trusted: TrustedProxies,
+    base_domain: Option<String>,
+    hsts: bool,
+    request_timeout: Duration,
+    health_timeout: Duration,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field(
+                "routes",
+                &self.routes.iter().map(|r| &r.prefix).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn build_client(config: &Config) -> Client {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_millis(
+        config.upstream.connect_timeout_ms,
+    )));
+    connector.set_nodelay(true);
+    connector.enforce_http(true);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_millis(config.upstream.pool_idle_timeout_ms))
+        .pool_max_idle_per_host(config.upstream.pool_max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
+}
+
+impl Gateway {
+    /// Builds the gateway from a validated config. `limiter` replaces the in-memory one
+    /// (`None` with rate limiting enabled builds the in-memory limiter).
+    pub async fn new(
+        config: &Config,
+        directory: Arc<dyn tenant::TenantDirectory>,
+        limiter: Option<Arc<dyn RateLimiter>>,
+    ) -> anyhow::Result<Self> {
+        let clock = Clock::new();
+        let eject = Duration::from_millis(config.upstream.eject_ms);
+        let mut routes = Vec::new();
+        for r in &config.routes {
+            let settings = config.route_settings.iter().find(|s| s.prefix == r.prefix);
+            let verifier = match settings.and_then(|s| s.verify_tokens.as_ref()) {
+                Some(check) => {
+                    let mut vc = VerifierConfig::new(&check.issuer, &check.audience);
+                    vc.discovery_url =
+                        check.discovery_url.as_deref().map(str::parse).transpose()?;
+                    vc.jwks_uri = check.jwks_uri.as_deref().map(str::parse).transpose()?;
+                    Some(
+                        Verifier::new(vc)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("route {}: {e}", r.prefix))?,
+                    )
+                }
+                None => None,
+            };
+            routes.push(RouteEntry {
+                prefix: r.prefix.clone(),
+                pool: Arc::new(Pool::new(&r.upstreams, clock, eject).map_err(anyhow::Error::msg)?),
+                max_body: settings
+                    .and_then(|s| s.max_body_bytes)
+                    .unwrap_or(config.limits.max_body_bytes),
+                verifier,
+            });
+        }
+        // Longest prefix first: the first match is the most specific route.
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Ok(Self {
+            routes,
+            client: build_client(config),
+            directory: CachedDirectory::new(
+                directory,
+                Duration::from_millis(config.tenant_cache_ms),
+                10_000,
+            ),
+            limiter,
+            strict_paths: config
+                .rate_limit
+                .strict
+                .iter()
+                .map(|s| s.path_prefix.clone())
+                .collect(),
+            trusted: TrustedProxies::new(&config.trusted_proxies),
+            base_domain: config.base_domain.as_ref().map(|d| d.to_ascii_lowercase()),
+            hsts: !config.dev_mode,
+            request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
+            health_timeout: Duration::from_millis(config.upstream.health_timeout_ms),
+        })
+    }
+
+    pub fn pools(&self) -> Vec<(String, Arc<Pool>)> {
+        self.routes
+            .iter()
+            .map(|r| (r.prefix.clone(), r.pool.clone()))
+            .collect()
+    }
+
+    fn route_for(&self, path: &str) -> Option<(&RouteEntry, String)> {
+        self.routes.iter().find_map(|r| {
+            let rest = path.strip_prefix(r.prefix.as_str())?;
+            if rest.is_empty() {
+                Some((r, "/".to_owned()))
+            } else if rest.starts_with('/') {
+                Some((r, rest.to_owned()))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Answers one request. Never fails: errors become problem+json responses.
+    pub async fn handle(&self, req: Request<Incoming>, conn: Connection) -> Response<ProxyBody> {
+        let rid = forwarding::request_id(req.headers());
+        let mut resp = match self.forward(req, conn, &rid).await {
+            Ok(r) => r,
+            Err(p) => {
+                // Never the headers or the query: they may carry credentials.
+                tracing::debug!(status = p.status, request_id = ?rid, problem = %p.type_uri, "answered by the gateway");
+                problem_response(p, &rid)
+            }
+        };
+        let h = resp.headers_mut();
+        h.insert(REQUEST_ID.clone(), rid);
+        if self.hsts {
+            h.insert(header::STRICT_TRANSPORT_SECURITY, HSTS_VALUE.clone());
+        }
+        resp
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        conn: Connection,
+        rid: &HeaderValue,
+    ) -> Result<Response<ProxyBody>, Problem> {
+        let path = req.uri().path();
+        if path == "/health" && req.method() == Method::GET {
+            // The aggregate probes every upstream: it costs a client budget like any request.
+            if let Some(limiter) = &self.limiter {
+                let ip = self.trusted.client_ip(conn.peer.ip(), req.headers());
+                check_budget(
+                    limiter.as_ref(),
+                    &[(BucketKind::ClientIp, ip.to_string())],
+                    None,
+                )
+                .await?;
+            }
+            return Ok(self.health().await);
+        }
+        if path == "/health/live" && req.method() == Method::GET {
+            return Ok(json_response(
+                StatusCode::OK,
+                br#"{"status":"live"}"#.to_vec(),
+            ));
+        }
+        let upgrade = req.version() == Version::HTTP_11 && forwarding::wants_upgrade(req.headers());
+        let inbound_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .filter(|h| forwarding::is_valid_host(h));
+        let client_ip = self.trusted.client_ip(conn.peer.ip(), &parts.headers);
+
+        // Tenant from the path (stripped before routing) and from the host.
+        let full_path = parts.uri.path().to_owned();
+        if forwarding::has_dot_segment(&full_path) {
+            // `/identity/../db/…` must not reach a service that normalises paths differently.
+            return Err(Problem::bad_request(
+                "dot segments are not allowed in the path",
+            ));
+        }
+        let (path_tenant, path) = match tenant::from_path(&full_path) {
+            None => (None, full_path.clone()),
+            Some(Ok((slug, rest))) => (Some(slug), rest),
+            Some(Err(())) => return Err(unknown_tenant()),
+        };
+        let host_tenant = match (&self.base_domain, &host) {
+            (Some(base), Some(h)) => tenant::from_host(&forwarding::host_name(h), base),
+            _ => None,
+        };
+        let tenant_segment = path_tenant.as_ref().map(|slug| format!("/t/{slug}"));
+        if let (Some(h), Some(p)) = (&host_tenant, &path_tenant)
+            && h != p
+        {
+            return Err(tenant_mismatch(
+                "the host and the path name different tenants",
+            ));
+        }
+
+        // Per-client budgets before any work that costs more than a map lookup.
+        let mut budget = None;
+        if let Some(limiter) = &self.limiter {
+            let ip = client_ip.to_string();
+            let mut keys = vec![(BucketKind::ClientIp, ip.clone())];
+            for (i, prefix) in self.strict_paths.iter().enumerate() {
+                if path_starts_with(&path, prefix) {
+                    keys.push((BucketKind::Strict(i), ip.clone()));
+                }
+            }
+            budget = Some(check_budget(limiter.as_ref(), &keys, None).await?);
+        }
+
+        let (route, stripped) = self
+            .route_for(&path)
+            .ok_or_else(|| Problem::not_found().with_detail("no route for this path"))?;
+
+        if let Some(len) = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            && len > route.max_body
+        {
+            return Err(too_large(route.max_body));
+        }
+
+        // The token's tenant: verified when the route checks tokens, else only decoded.
+        let token_tid = match bearer_token(&parts.headers) {
+            Ok(Some(token)) => match &route.verifier {
+                Some(v) => v.verify(token).await.map_err(|e| e.to_problem())?.tid,
+                None => tenant::unverified_tid(token),
+            },
+            Ok(None) => None,
+            Err(e) if route.verifier.is_some() => return Err(e.to_problem()),
+            Err(_) => None,
+        };
+
+        let resolved = match (host_tenant.or(path_tenant), token_tid) {
+            (Some(slug), tid) => {
+                let info = self
+                    .directory
+                    .by_slug(&slug)
+                    .await
+                    .map_err(directory_unavailable)?
+                    .ok_or_else(unknown_tenant)?;
+                if tid.is_some_and(|tid| tid != info.id) {
+                    return Err(tenant_mismatch(
+                        "the token was issued for another tenant than the one addressed",
+                    ));
+                }
+                Some(info)
+            }
+            (None, Some(tid)) => {
+                if !tenant::is_valid_id(&tid) {
+                    return Err(unknown_tenant());
+                }
+                Some(
+                    self.directory
+                        .by_id(&tid)
+                        .await
+                        .map_err(directory_unavailable)?
+                        .ok_or_else(unknown_tenant)?,
+                )
+            }
+            (None, None) => None,
+        };
+        if let Some(t) = &resolved
+            && t.status == TenantStatus::Suspended
+        {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "tenant-suspended",
+                "Tenant suspended",
+            ));
+        }
+        if let (Some(limiter), Some(t)) = (&self.limiter, &resolved) {
+            let keys = [(BucketKind::Tenant, t.id.clone())];
+            budget = Some(check_budget(limiter.as_ref(), &keys, budget).await?);
+        }
+
+        // The request as the service sees it.
+        let headers = &mut parts.headers;
+        forwarding::remove_hop_by_hop(headers, upgrade);
+        while headers.remove(&TENANT).is_some() {}
+        if let Some(t) = &resolved
+            && let Ok(v) = HeaderValue::from_str(&t.id)
+        {
+            headers.insert(TENANT.clone(), v);
+        }
+        forwarding::set_forwarded(headers, conn, host.as_deref());
+        let public_prefix = match &tenant_segment {
+            Some(seg) => format!("{seg}{}", route.prefix),
+            None => route.prefix.clone(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&public_prefix) {
+            headers.insert(X_FORWARDED_PREFIX.clone(), v);
+        }
+        headers.insert(REQUEST_ID.clone(), rid.clone());
+        forwarding::propagate_trace(headers);
+        headers.remove(header::HOST);
+        // The gateway already answered `100 Continue` to the client when it read the body.
+        headers.remove(header::EXPECT);
+
+        let query = parts.uri.query().map(str::to_owned);
+        let mut resp = self
+            .send(
+                route,
+                &parts.method,
+                std::mem::take(headers),
+                &stripped,
+                query.as_deref(),
+                body,
+            )
+            .await?;
+
+        if upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            if let Some(inbound) = inbound_upgrade {
+                tokio::spawn(async move {
+                    let (Ok(client), Ok(service)) = tokio::join!(inbound, upstream_upgrade) else {
+                        return;
+                    };
+                    let mut client = TokioIo::new(client);
+                    let mut service = TokioIo::new(service);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut service).await;
+                });
+            }
+        } else {
+            forwarding::remove_hop_by_hop(resp.headers_mut(), false);
+        }
+        if let Some(Decision::Allowed {
+            limit,
+            remaining,
+            reset,
+        }) = budget
+        {
+            set_ratelimit_headers(resp.headers_mut(), limit, remaining, reset);
+        }
+        Ok(resp)
+    }
+
+    /// Sends to the route's upstreams in round-robin order. A refused connection ejects the
+    /// instance; a request without a body is retried on the next one (a streamed body cannot
+    /// be replayed).
+    async fn send(
+        &self,
+        route: &RouteEntry,
+        method: &Method,
+        mut headers: HeaderMap,
+        path: &str,
+        query: Option<&str>,
+        body: Incoming,
+    ) -> Result<Response<ProxyBody>, Problem> {
+        let replayable = body.is_end_stream();
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let mut body = Some(LimitedBody {
+            inner: body,
+            remaining: route.max_body,
+            exceeded: exceeded.clone(),
+        });
+        let mut tried = Vec::new();
+        loop {
+            let Some(i) = route.pool.pick(&tried) else {
+                return Err(if tried.is_empty() {
+                    Problem::service_unavailable("no upstream instance is available")
+                } else {
+                    bad_gateway("no upstream instance accepted the connection")
+                });
+            };
+            tried.push(i);
+            let upstream = &route.pool.upstreams[i];
+            let uri = upstream
+                .uri_for(path, query)
+                .map_err(|_| Problem::bad_request("malformed request target"))?;
+            let retry_possible = replayable && tried.len() < route.pool.upstreams.len();
+            let out_body = match (replayable, body.take()) {
+                (true, _) => empty_body(),
+                (false, Some(b)) => b.boxed_unsync(),
+                (false, None) => return Err(bad_gateway("upstream unreachable")),
+            };
+            let out_headers = if retry_possible {
+                headers.clone()
+            } else {
+                std::mem::take(&mut headers)
+            };
+            let mut out = Request::new(out_body);
+            *out.method_mut() = method.clone();
+            *out.uri_mut() = uri;
+            *out.version_mut() = Version::HTTP_11;
+            *out.headers_mut() = out_headers;
+            match tokio::time::timeout(self.request_timeout, self.client.request(out)).await {
+                Err(_) => {
+                    return Err(Problem::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream-timeout",
+                        "Gateway timeout",
+                    )
+                    .with_detail("the service did not answer in time"));
+                }
+                Ok(Ok(resp)) => {
+                    return Ok(resp.map(|b| b.map_err(BoxError::from).boxed_unsync()));
+                }
+                Ok(Err(e)) if e.is_connect() => {
+                    route.pool.eject(i);
+                    tracing::warn!(upstream = %upstream.url, error = %e, "upstream connection failed");
+                    if !retry_possible {
+                        return Err(bad_gateway("the service could not be reached"));
+                    }
+                }
+                Ok(Err(e)) => {
+                    if exceeded.load(Ordering::Relaxed) {
+                        return Err(too_large(route.max_body));
+                    }
+                    tracing::warn!(upstream = %upstream.url, error = %e, "upstream request failed");
+                    return Err(bad_gateway("the service failed to answer"));
+                }
+            }
+        }
+    }
+
+    async fn health(&self) -> Response<ProxyBody> {
+        let report =
+            crate::health::aggregate(&self.pools(), &self.client, self.health_timeout).await;
+        let status = match report.status {
+            tansu_shared::health::ReadyStatus::Ready => StatusCode::OK,
+            tansu_shared::health::ReadyStatus::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        json_response(status, serde_json::to_vec(&report).unwrap_or_default())
+    }
+}
+
+async fn check_budget(
+    limiter: &dyn RateLimiter,
+    keys: &[(BucketKind, String)],
+    previous: Option<Decision>,
+) -> Result<Decision, Problem> {
+    match limiter.check(keys).await {
+        Decision::Limited { limit, retry_after } => {
+            let secs = ratelimit::ceil_secs(retry_after).max(1);
+            let mut p = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+            )
+            .with_detail("the request budget is used up; retry later");
+            let mut h = HeaderMap::new();
+            set_ratelimit_headers(&mut h, limit, 0, retry_after);
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            for (name, value) in h.iter() {
+                p = p.with_header(name.clone(), value.clone());
+            }
+            Err(p)
+        }
+        allowed @ Decision::Allowed { remaining, .. } => Ok(match previous {
+            Some(prev @ Decision::Allowed { remaining: r, .. }) if r <= remaining => prev,
+            _ => allowed,
+        }),
+    }
+}
+
+fn set_ratelimit_headers(h: &mut HeaderMap, limit: u32, remaining: u32, reset: Duration) {
+    h.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(limit));
+    h.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
+    h.insert(
+        RATELIMIT_RESET.clone(),
+        HeaderValue::from(ratelimit::ceil_secs(reset)),
+    );
+}
+
+fn path_starts_with(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn unknown_tenant() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "unknown-tenant", "Unknown tenant")
+}
+
+fn tenant_mismatch(detail: &str) -> Problem {
+    Problem::new(StatusCode::FORBIDDEN, "tenant-mismatch", "Tenant mismatch").with_detail(detail)
+}
+
+fn directory_unavailable(e: String) -> Problem {
+    tracing::warn!(error = %e, "tenant directory unavailable");
+    Problem::service_unavailable("the tenant directory is unavailable")
+}
+
+fn bad_gateway(detail: &str) -> Problem {
+    Problem::new(StatusCode::BAD_GATEWAY, "bad-gateway", "Bad gateway").with_detail(detail)
+}
+
+fn too_large(limit: u64) -> Problem {
+    Problem::payload_too_large().with_detail(format!("the request body exceeds {limit} bytes"))
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<ProxyBody> {
+    let mut r = Response::new(full_body(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A problem answered by the gateway itself, with the request id in the body.
+pub fn problem_response(p: Problem, rid: &HeaderValue) -> Response<ProxyBody> {
+    use axum::response::IntoResponse;
+    let p = match rid.to_str() {
+        Ok(id) => p.with_extension("request_id", id),
+        Err(_) => p,
+    };
+    p.into_response()
+        .map(|b| b.map_err(BoxError::from).boxed_unsync())
+}
+
+/// The inbound body, streamed to the upstream, refusing to pass more than `remaining` bytes.
+struct LimitedBody {
+    inner: Incoming,
+    remaining: u64,
+    exceeded: Arc<AtomicBool>,
+}
+
+impl Body for LimitedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    if n > this.remaining {
+                        this.exceeded.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err("request body too large".into())));
+                    }
+                    this.remaining -= n;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

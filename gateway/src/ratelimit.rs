@@ -1,0 +1,387 @@
+//! Rate limiting: token buckets (GCRA, `governor`) per client IP, per tenant, and stricter
+//! per-IP buckets on identity's token and login endpoints.
+//!
+//! The limiter is behind [`RateLimiter`] so a budget shared across gateway replicas (Redis) can
+//! replace the in-memory one without touching the proxy.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use governor::Quota;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+
+use crate::{Bucket, RateLimitConfig};
+
+/// Which bucket a key is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BucketKind {
+    ClientIp,
+    Tenant,
+    /// Index into the configured strict limits.
+    Strict(usize),
+}
+
+/// The outcome of checking one request against its buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed; the numbers describe the tightest bucket checked.
+    Allowed {
+        limit: u32,
+        remaining: u32,
+        reset: Duration,
+    },
+    Limited {
+        limit: u32,
+        retry_after: Duration,
+    },
+}
+
+pub trait RateLimiter: Send + Sync {
+    /// Takes one token from each bucket in `keys` in order, stopping at the first empty one.
+    fn check<'a>(&'a self, keys: &'a [(BucketKind, String)]) -> BoxFuture<'a, Decision>;
+}
+
+type Keyed = governor::RateLimiter<
+    String,
+    DefaultKeyedStateStore<String>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
+
+struct Limiter {
+    bucket: Bucket,
+    keyed: Keyed,
+}
+
+/// The in-memory limiter (one replica's budget).
+pub struct InMemoryLimiter {
+    clock: DefaultClock,
+    ip: Limiter,
+    tenant: Limiter,
+    strict: Vec<Limiter>,
+}
+
+impl std::fmt::Debug for InMemoryLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryLimiter").finish_non_exhaustive()
+    }
+}
+
+fn quota(b: Bucket) -> Quota {
+    let burst = NonZeroU32::new(b.burst).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(Duration::from_millis(b.replenish_ms.max(1)))
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+impl Limiter {
+    fn new(bucket: Bucket) -> Self {
+        Self {
+            bucket,
+            keyed: governor::RateLimiter::keyed(quota(bucket))
+                .with_middleware::<StateInformationMiddleware>(),
+        }
+    }
+}
+
+impl InMemoryLimiter {
+    pub fn new(config: &RateLimitConfig) -> Self {
+        Self {
+            clock: DefaultClock::default(),
+            ip: Limiter::new(config.per_ip),
+            tenant: Limiter::new(config.per_tenant),
+            strict: config
+                .strict
+                .iter()
+                .map(|s| Limiter::new(s.bucket))
+                .collect(),
+        }
+    }
+
+    fn limiter(&self, kind: BucketKind) -> Option<&Limiter> {
+        match kind {
+            BucketKind::ClientIp => Some(&self.ip),
+            BucketKind::Tenant => Some(&self.tenant),
+            BucketKind::Strict(i) => self.strict.get(i),
+        }
+    }
+
+    fn check_now(&self, keys: &[(BucketKind, String)]) -> Decision {
+        let mut tightest: Option<(u32, u32, Duration)> = None;
+        for (kind, key) in keys {
+            let Some(l) = self.limiter(*kind) else {
+                continue;
+            };
+            match l.keyed.check_key(key) {
+                Ok(snapshot) => {
+                    let remaining = snapshot.remaining_burst_capacity();
+                    let reset = Duration::from_millis(l.bucket.replenish_ms)
+                        * (l.bucket.burst.saturating_sub(remaining));
+                    if tightest.is_none_or(|(_, r, _)| remaining < r) {
+                        tightest = Some((l.bucket.burst, remaining, reset));
+                    }
+                }
+                Err(not_until) => {
+                    return Decision::Limited {
+                        limit: l.bucket.burst,
+                        retry_after: not_until.wait_time_from(self.clock.now()),
+                    };
+                }
+            }
+        }
+        let (limit, remaining, reset) = tightest.unwrap_or((0, 0, Duration::ZERO));
+        Decision::Allowed {
+            limit,
+            remaining,
+            reset,
+        }
+    }
+
+    /// Forgets keys whose buckets are full again (bounded memory under many client IPs).
+    pub fn housekeeping(&self) {
+        for l in std::iter::once(&self.ip)
+            .chain(std::iter::once(&self.tenant))
+            .chain(self.strict.iter())
+        {
+            l.keyed.retain_recent();
+            l.keyed.shrink_to_fit();
+        }
+    }
+}
+
+impl RateLimiter for InMemoryLimiter {
+    fn check<'a>(&'a self, keys: &'a [(BucketKind, String)]) -> BoxFuture<'a, Decision> {
+        Box::pin(std::future::ready(self.check_now(keys)))
+    }
+}
+
+/// Runs [`InMemoryLimiter::housekeeping`] every minute until `stop` changes.
+pub async fn housekeeping_loop(
+    limiter: Arc<InMemoryLimiter>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => limiter.housekeeping(),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// GCRA over several buckets in one atomic step, on Redis's clock (so replicas with skewed
+/// clocks share one budget). Nothing is taken unless every bucket has a token, then one is
+/// taken from each. KEYS: the buckets; ARGV: interval (ms) and burst per bucket.
+/// Returns {allowed, limit, remaining, ms until full (allowed) or until allowed (refused)}.
+const GCRA_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local news = {}
+local tight, tight_rem, tight_reset = 1, nil, 0
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - burst * interval
+  if now < allow_at then
+    return {0, burst, 0, allow_at - now}
+  end
+  news[i] = new_tat
+  local remaining = math.floor((now - allow_at) / interval)
+  if tight_rem == nil or remaining < tight_rem then
+    tight, tight_rem, tight_reset = i, remaining, new_tat - now
+  end
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], news[i], 'PX', math.max(1, news[i] - now))
+end
+return {1, tonumber(ARGV[2 * tight]), tight_rem or 0, tight_reset}
+";
+
+/// Budgets shared by every replica through Redis. When Redis does not answer within the
+/// timeout, this replica's in-memory budget decides: a Redis outage weakens the limit to one
+/// replica's share instead of refusing traffic or dropping the limit altogether.
+pub struct RedisLimiter {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+    prefix: String,
+    config: RateLimitConfig,
+    fallback: InMemoryLimiter,
+    timeout: Duration,
+    last_warning: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl std::fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimiter")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLimiter {
+    /// Connects (failing when Redis cannot be reached now: a configured Redis is required at
+    /// start; later outages fall back to the in-memory budget).
+    pub async fn connect(config: &RateLimitConfig) -> anyhow::Result<Self> {
+        let client = redis::Client::open(config.redis_url.expose())
+            .map_err(|_| anyhow::anyhow!("rate_limit.redis_url is not a valid Redis URL"))?;
+        let timeout = Duration::from_millis(config.redis_timeout_ms.max(1));
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_connection_manager_with_config(manager_config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("rate limiting: Redis did not answer"))?
+        .map_err(|e| anyhow::anyhow!("rate limiting: cannot connect to Redis: {e}"))?;
+        Ok(Self {
+            conn,
+            script: redis::Script::new(GCRA_LUA),
+            prefix: config.redis_prefix.clone(),
+            config: config.clone(),
+            fallback: InMemoryLimiter::new(config),
+            timeout,
+            last_warning: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn bucket(&self, kind: BucketKind) -> Option<(Bucket, String)> {
+        match kind {
+            BucketKind::ClientIp => Some((self.config.per_ip, "ip".into())),
+            BucketKind::Tenant => Some((self.config.per_tenant, "tenant".into())),
+            BucketKind::Strict(i) => self
+                .config
+                .strict
+                .get(i)
+                .map(|s| (s.bucket, format!("strict{i}"))),
+        }
+    }
+
+    async fn check_shared(&self, keys: &[(BucketKind, String)]) -> Result<Decision, String> {
+        let mut invocation = self.script.prepare_invoke();
+        let mut any = false;
+        for (kind, key) in keys {
+            let Some((bucket, name)) = self.bucket(*kind) else {
+                continue;
+            };
+            invocation
+                .key(format!("{}:{name}:{key}", self.prefix))
+                .arg(bucket.replenish_ms.max(1))
+                .arg(bucket.burst.max(1));
+            any = true;
+        }
+        if !any {
+            return Ok(Decision::Allowed {
+                limit: 0,
+                remaining: 0,
+                reset: Duration::ZERO,
+            });
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<i64> =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(|_| "timed out".to_owned())?
+                .map_err(|e| e.to_string())?;
+        let [allowed, limit, remaining, ms] = reply[..] else {
+            return Err(format!("unexpected reply of {} values", reply.len()));
+        };
+        let limit = u32::try_from(limit).unwrap_or(0);
+        let ms = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+        Ok(if allowed == 1 {
+            Decision::Allowed {
+                limit,
+                remaining: u32::try_from(remaining).unwrap_or(0),
+                reset: ms,
+            }
+        } else {
+            Decision::Limited {
+                limit,
+                retry_after: ms,
+            }
+        })
+    }
+
+    fn warn(&self, error: &str) {
+        let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(%error, "rate limiting: Redis unavailable, using this replica's budget");
+        }
+    }
+}
+
+impl RateLimiter for RedisLimiter {
+    fn check<'a>(&'a self, keys: &'a [(BucketKind, String)]) -> BoxFuture<'a, Decision> {
+        Box::pin(async move {
+            match self.check_shared(keys).await {
+                Ok(d) => d,
+                Err(e) => {
+                    self.warn(&e);
+                    self.fallback.check_now(keys)
+                }
+            }
+        })
+    }
+}
+
+/// Whole seconds, rounded up (header values).
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_engages_and_reports() {
+        let config = RateLimitConfig {
+            enabled: true,
+            per_ip: Bucket {
+                burst: 2,
+                replenish_ms: 60_000,
+            },
+            per_tenant: Bucket {
+                burst: 100,
+                replenish_ms: 1,
+            },
+            strict: vec![],
+            ..RateLimitConfig::default()
+        };
+        let l = InMemoryLimiter::new(&config);
+        let keys = vec![(BucketKind::ClientIp, "1.2.3.4".to_string())];
+        assert!(matches!(
+            l.check_now(&keys),
+            Decision::Allowed {
+                limit: 2,
+                remaining: 1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            l.check_now(&keys),
+            Decision::Allowed { remaining: 0, .. }
+        ));
+        match l.check_now(&keys) {
+            Decision::Limited { limit, retry_after } => {
+                assert_eq!(limit, 2);
+                assert!(retry_after > Duration::from_secs(50));
+            }
+            other => panic!("expected limited, got {other:?}"),
+        }
+        // Another client has its own bucket.
+        let other = vec![(BucketKind::ClientIp, "5.6.7.8".to_string())];
+        assert!(matches!(l.check_now(&other), Decision::Allowed { .. }));
+        assert_eq!(ceil_secs(Duration::from_millis(1001)), 2);
+    }
+}

@@ -1,0 +1,434 @@
+//! Listeners and connections: TLS handshakes, HTTP/1.1 + HTTP/2 serving, the plain-HTTP
+//! redirector, connection limits, idle timeouts and graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tansu_shared::config::Validate;
+use tansu_shared::problem::Problem;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::Config;
+use crate::forwarding::{self, Connection};
+use crate::proxy::{Gateway, ProxyBody, empty_body, problem_response};
+use crate::ratelimit::{InMemoryLimiter, RateLimiter, RedisLimiter};
+use crate::tenant::{OpenDirectory, StaticDirectory, TenantDirectory};
+use crate::tls::{self, ReloadingCert};
+
+pub(crate) async fn run(
+    https: TcpListener,
+    http: Option<TcpListener>,
+    config: Config,
+    parts: crate::Parts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tansu_shared::install_crypto_provider();
+    let problems = config.validate();
+    anyhow::ensure!(
+        problems.is_empty(),
+        "invalid gateway config: {}",
+        problems.join("; ")
+    );
+    let (certified, files) = tls::load_files(&config.tls_cert, &config.tls_key)
+        .context("loading the TLS certificate")?;
+    let resolver = Arc::new(ReloadingCert::new(certified));
+    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
+
+    let directory: Arc<dyn TenantDirectory> = match (parts.tenant_directory, &config.tenants) {
+        (Some(d), _) => d,
+        (None, Some(list)) => Arc::new(StaticDirectory::new(list)),
+        (None, None) => Arc::new(OpenDirectory),
+    };
+    let rl = &config.rate_limit;
+    let mut in_memory = None;
+    let limiter: Option<Arc<dyn RateLimiter>> = match parts.rate_limiter {
+        _ if !rl.enabled => None,
+        Some(l) => Some(l),
+        None if !rl.redis_url.is_empty() => Some(Arc::new(RedisLimiter::connect(rl).await?)),
+        None => {
+            let l = Arc::new(InMemoryLimiter::new(rl));
+            in_memory = Some(l.clone());
+            Some(l)
+        }
+    };
+    let gateway = Arc::new(Gateway::new(&config, directory, limiter).await?);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(tls::watch(
+        resolver,
+        config.tls_cert.clone(),
+        config.tls_key.clone(),
+        files,
+        Duration::from_millis(config.tls_reload_interval_ms),
+        stop_rx.clone(),
+    ));
+    background.spawn(crate::upstream::health_loop(
+        gateway.pools().into_iter().map(|(_, p)| p).collect(),
+        gateway.client.clone(),
+        Duration::from_millis(config.upstream.health_interval_ms),
+        Duration::from_millis(config.upstream.health_timeout_ms),
+        stop_rx.clone(),
+    ));
+    if let Some(l) = in_memory {
+        background.spawn(crate::ratelimit::housekeeping_loop(l, stop_rx.clone()));
+    }
+
+    let https_port = match config.public_https_port {
+        Some(p) => p,
+        None => https.local_addr()?.port(),
+    };
+    let limits = &config.limits;
+    // One budget per listener: a permit is taken before `accept`, so a shared one could sit
+    // with a listener that has no client waiting while the other has.
+    let conns = || Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = Arc::new(GracefulShutdown::new());
+    let settings = Arc::new(ConnSettings {
+        builder: builder(&config),
+        handshake_timeout: Duration::from_millis(limits.tls_handshake_timeout_ms),
+        idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+    });
+    tracing::info!(addr = ?https.local_addr().ok(), "gateway listening (HTTPS)");
+    let mut listeners = tokio::task::JoinSet::new();
+    {
+        let gateway = gateway.clone();
+        let settings = settings.clone();
+        let graceful = graceful.clone();
+        listeners.spawn(accept_loop(
+            https,
+            conns(),
+            stop_rx.clone(),
+            move |tcp, peer, permit| {
+                tokio::spawn(serve_tls(
+                    tcp,
+                    peer,
+                    permit,
+                    acceptor.clone(),
+                    gateway.clone(),
+                    settings.clone(),
+                    graceful.watcher(),
+                ));
+            },
+        ));
+    }
+    if let Some(http) = http {
+        tracing::info!(addr = ?http.local_addr().ok(), "gateway listening (HTTP → HTTPS redirect)");
+        let mut redirect_builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+        redirect_builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+            .max_buf_size(limits.max_header_bytes)
+            .keep_alive(false);
+        let settings = Arc::new(ConnSettings {
+            builder: redirect_builder,
+            handshake_timeout: settings.handshake_timeout,
+            idle_timeout: settings.idle_timeout,
+        });
+        let graceful = graceful.clone();
+        listeners.spawn(accept_loop(
+            http,
+            conns(),
+            stop_rx.clone(),
+            move |tcp, _peer, permit| {
+                tokio::spawn(serve_redirect(
+                    tcp,
+                    permit,
+                    https_port,
+                    settings.clone(),
+                    graceful.watcher(),
+                ));
+            },
+        ));
+    }
+
+    shutdown.await;
+    tracing::info!("gateway shutting down");
+    let _ = stop_tx.send(true);
+    while listeners.join_next().await.is_some() {}
+    // The accept loops (and their handles on `graceful`) are gone: drain open connections.
+    if let Ok(graceful) = Arc::try_unwrap(graceful)
+        && tokio::time::timeout(tansu_shared::server::DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+    {
+        tracing::warn!("drain timed out; closing the remaining connections");
+    }
+    background.shutdown().await;
+    Ok(())
+}
+
+struct ConnSettings {
+    builder: auto::Builder<TokioExecutor>,
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let limits = &config.limits;
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        // No server pings: they would count as activity and keep idle connections open
+        // forever; the idle timeout closes silent peers instead.
+        .keep_alive_interval(None);
+    b
+}
+
+/// Accepts until `stop` changes. A connection is accepted only with a free permit, so at most
+/// `max_connections` are open; the rest wait in the kernel's backlog.
+async fn accept_loop<F>(
+    listener: TcpListener,
+    conns: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    on_conn: F,
+) where
+    F: Fn(TcpStream, SocketAddr, OwnedSemaphorePermit),
+{
+    loop {
+        let permit = tokio::select! {
+            p = conns.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                on_conn(tcp, peer, permit);
+            }
+            Err(e) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_tls(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+    acceptor: TlsAcceptor,
+    gateway: Arc<Gateway>,
+    settings: Arc<ConnSettings>,
+    watcher: Watcher,
+) {
+    let tls = match tokio::time::timeout(settings.handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let conn_info = Connection {
+        peer,
+        trusted: gateway.trusted.contains(peer.ip()),
+        proto: "https",
+    };
+    let activity = Activity::new();
+    let io = TokioIo::new(IdleIo {
+        inner: tls,
+        activity: activity.clone(),
+    });
+    let service = service_fn(move |req: Request<Incoming>| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, Infallible>(gateway.handle(req, conn_info).await) }
+    });
+    let conn = watcher.watch(
+        settings
+            .builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned(),
+    );
+    tokio::select! {
+        r = conn => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        () = activity.idle(settings.idle_timeout) => {
+            tracing::debug!(%peer, "idle connection closed");
+        }
+    }
+}
+
+async fn serve_redirect(
+    tcp: TcpStream,
+    _permit: OwnedSemaphorePermit,
+    https_port: u16,
+    settings: Arc<ConnSettings>,
+    watcher: Watcher,
+) {
+    let activity = Activity::new();
+    let io = TokioIo::new(IdleIo {
+        inner: tcp,
+        activity: activity.clone(),
+    });
+    let service = service_fn(move |req: Request<Incoming>| async move {
+        Ok::<_, Infallible>(redirect(&req, https_port))
+    });
+    let conn = watcher.watch(
+        settings
+            .builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned(),
+    );
+    tokio::select! {
+        _ = conn => {}
+        () = activity.idle(settings.idle_timeout) => {}
+    }
+}
+
+/// 308 to the same path on HTTPS (308 keeps the method and body, unlike 301).
+fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ProxyBody> {
+    let rid = forwarding::request_id(req.headers());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .filter(|h| forwarding::is_valid_host(h))
+        .map(forwarding::host_name);
+    let Some(host) = host else {
+        return problem_response(Problem::bad_request("a Host header is required"), &rid);
+    };
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    let pq = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let Ok(location) = HeaderValue::from_str(&format!("https://{host}{port}{pq}")) else {
+        return problem_response(Problem::bad_request("malformed request target"), &rid);
+    };
+    let mut resp = Response::new(empty_body());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp
+}
+
+/// Last time bytes moved on a connection (ms since `start`).
+#[derive(Clone)]
+struct Activity {
+    start: Instant,
+    last: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// Resolves once no byte has moved for `timeout`.
+    async fn idle(&self, timeout: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let deadline = self.start + last + timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// An IO that records activity for the idle timeout (slow or silent clients are closed).
+struct IdleIo<T> {
+    inner: T,
+    activity: Activity,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

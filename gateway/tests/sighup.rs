@@ -1,0 +1,40 @@
+//! SIGHUP reloads the certificate at once (its own test binary: the signal goes to the process).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate() {
+    // Our own handler first, so the signal can never take the default action (exit), whenever
+    // the gateway's handler is installed.
+    let _hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+    let a = echo("db").await;
+    let mut c = config(vec![route("/db", &[&a])]);
+    c.tls_reload_interval_ms = 3_600_000; // polling out of the picture
+    let gw = Gateway::start(c).await;
+
+    let next = self_signed();
+    std::fs::write(gw.key_path(), &next.key_pem).unwrap();
+    std::fs::write(gw.cert_path(), &next.cert_pem).unwrap();
+    let (pem, addr, url) = (next.cert_pem.clone(), gw.https, gw.url("/db/x"));
+    eventually(
+        "the new certificate is served",
+        Duration::from_secs(5),
+        || {
+            let client = client_for(&pem, addr, false);
+            let url = url.clone();
+            async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        },
+    )
+    .await;
+    gw.stop().await;
+}

@@ -1,0 +1,297 @@
+//! Tenant resolution end to end: the upstream echoes what it received.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use futures::future::BoxFuture;
+use tansu_gateway::TenantEntry;
+use tansu_gateway::tenant::{TenantDirectory, TenantInfo, TenantStatus};
+
+fn tenants_config(db: &tansu_shared::testing::TestServer) -> tansu_gateway::Config {
+    let mut c = config(vec![route("/db", &[db])]);
+    c.base_domain = Some("tansu.test".into());
+    let t = |slug: &str, id: &str, suspended| TenantEntry {
+        slug: slug.into(),
+        id: id.into(),
+        suspended,
+    };
+    c.tenants = Some(vec![
+        t("acme", "id-acme", false),
+        t("globex", "id-globex", false),
+        t("initech", "id-initech", true),
+    ]);
+    c
+}
+
+#[tokio::test]
+async fn a_spoofed_tenant_header_never_reaches_the_service() {
+    let db = echo("db").await;
+    let gw = Gateway::start(tenants_config(&db)).await;
+    let client = gw.client();
+    // No tenant anywhere: the header is removed.
+    let e = echo_of(
+        client
+            .get(gw.url("/db/x"))
+            .header("x-tansu-tenant", "id-globex")
+            .header("X-Tansu-Tenant", "id-other")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(e.headers.get("x-tansu-tenant"), None);
+    // A tenant resolved from the host: the resolved one replaces the spoofed one.
+    let e = echo_of(
+        client
+            .get(gw.host_url("acme.tansu.test", "/db/x"))
+            .header("x-tansu-tenant", "id-globex")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(e.headers["x-tansu-tenant"], vec!["id-acme".to_string()]);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn subdomain_path_and_token_resolution() {
+    let db = echo("db").await;
+    let gw = Gateway::start(tenants_config(&db)).await;
+    let client = gw.client();
+
+    let e = echo_of(
+        client
+            .get(gw.host_url("acme.tansu.test", "/db/x"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(e.header("x-tansu-tenant"), Some("id-acme"));
+    assert_eq!(e.path, "/x");
+
+    let e = echo_of(
+        client
+            .get(gw.url("/t/globex/db/api/y?q=1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(e.header("x-tansu-tenant"), Some("id-globex"));
+    assert_eq!(e.path, "/api/y");
+    assert_eq!(e.query.as_deref(), Some("q=1"));
+    assert_eq!(e.header("x-forwarded-prefix"), Some("/t/globex/db"));
+
+    // Only the token names the tenant.
+    let e = echo_of(
+        client
+            .get(gw.url("/db/x"))
+            .bearer_auth(token_with_tid("id-globex"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(e.header("x-tansu-tenant"), Some("id-globex"));
+    assert!(
+        e.header("authorization").is_some(),
+        "the token goes on to the service"
+    );
+
+    // Host and token agree.
+    let e = echo_of(
+        client
+            .get(gw.host_url("acme.tansu.test", "/db/x"))
+            .bearer_auth(token_with_tid("id-acme"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(e.header("x-tansu-tenant"), Some("id-acme"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn host_or_path_against_token_mismatch_is_forbidden() {
+    let db = echo("db").await;
+    let gw = Gateway::start(tenants_config(&db)).await;
+    let client = gw.client();
+    let v = problem_of(
+        client
+            .get(gw.host_url("acme.tansu.test", "/db/x"))
+            .bearer_auth(token_with_tid("id-globex"))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    assert_eq!(v["type"], "urn:tansu:problem:tenant-mismatch");
+    let v = problem_of(
+        client
+            .get(gw.url("/t/acme/db/x"))
+            .bearer_auth(token_with_tid("id-globex"))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    assert_eq!(v["type"], "urn:tansu:problem:tenant-mismatch");
+    // Host and path disagree.
+    problem_of(
+        client
+            .get(gw.host_url("acme.tansu.test", "/t/globex/db/x"))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_and_suspended_tenants() {
+    let db = echo("db").await;
+    let gw = Gateway::start(tenants_config(&db)).await;
+    let client = gw.client();
+    let v = problem_of(
+        client.get(gw.url("/t/nope/db/x")).send().await.unwrap(),
+        404,
+    )
+    .await;
+    assert_eq!(v["type"], "urn:tansu:problem:unknown-tenant");
+    problem_of(
+        client
+            .get(gw.host_url("nope.tansu.test", "/db/x"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    problem_of(
+        client
+            .get(gw.url("/db/x"))
+            .bearer_auth(token_with_tid("id-nope"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    problem_of(
+        client.get(gw.url("/t/Bad_Slug/db/x")).send().await.unwrap(),
+        404,
+    )
+    .await;
+    let v = problem_of(
+        client.get(gw.url("/t/initech/db/x")).send().await.unwrap(),
+        403,
+    )
+    .await;
+    assert_eq!(v["type"], "urn:tansu:problem:tenant-suspended");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_directory_every_slug_is_its_own_id() {
+    let db = echo("db").await;
+    let gw = Gateway::start(config(vec![route("/db", &[&db])])).await;
+    let e = echo_of(
+        gw.client()
+            .get(gw.url("/t/acme/db/x"))
+            .header("x-tansu-tenant", "evil")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(e.headers["x-tansu-tenant"], vec!["acme".to_string()]);
+    gw.stop().await;
+}
+
+/// A directory the test changes while the gateway runs (as identity's tenant API will).
+#[derive(Default)]
+struct LiveDirectory(std::sync::Mutex<Option<TenantStatus>>);
+
+impl LiveDirectory {
+    fn get(&self, slug: &str) -> Option<TenantInfo> {
+        let status = (*self.0.lock().unwrap())?;
+        (slug == "acme").then(|| TenantInfo {
+            id: "id-acme".into(),
+            slug: "acme".into(),
+            status,
+        })
+    }
+}
+
+impl TenantDirectory for LiveDirectory {
+    fn by_slug<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, Result<Option<TenantInfo>, String>> {
+        Box::pin(async move { Ok(self.get(slug)) })
+    }
+    fn by_id<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<TenantInfo>, String>> {
+        Box::pin(async move {
+            Ok(if id == "id-acme" {
+                self.get("acme")
+            } else {
+                None
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn tenant_status_changes_apply_within_the_cache_time() {
+    let db = echo("db").await;
+    let mut c = config(vec![route("/db", &[&db])]);
+    c.tenant_cache_ms = 300;
+    let dir = Arc::new(LiveDirectory::default());
+    *dir.0.lock().unwrap() = Some(TenantStatus::Active);
+    let gw = Gateway::start_with_parts(
+        c,
+        tansu_gateway::Parts {
+            tenant_directory: Some(dir.clone()),
+            rate_limiter: None,
+        },
+    )
+    .await;
+    let client = gw.client();
+    let e = echo_of(client.get(gw.url("/t/acme/db/x")).send().await.unwrap()).await;
+    assert_eq!(e.header("x-tansu-tenant"), Some("id-acme"));
+
+    let status_is = |code: u16| {
+        let client = client.clone();
+        let url = gw.url("/t/acme/db/x");
+        move || {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == code)
+            }
+        }
+    };
+    *dir.0.lock().unwrap() = Some(TenantStatus::Suspended);
+    eventually("suspension applies", Duration::from_secs(3), status_is(403)).await;
+    *dir.0.lock().unwrap() = None;
+    eventually("deletion applies", Duration::from_secs(3), status_is(404)).await;
+    *dir.0.lock().unwrap() = Some(TenantStatus::Active);
+    eventually(
+        "reactivation applies",
+        Duration::from_secs(3),
+        status_is(200),
+    )
+    .await;
+    gw.stop().await;
+}

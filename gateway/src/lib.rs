@@ -15,6 +15,15 @@
 //!    bodies.
 //!
 //! Failures the gateway answers itself are RFC 9457 problem+json carrying the request id.
+//!
+//! The gateway's own paths: `GET /health` (every upstream's `/health/ready`, 200 only when all
+//! are ready) and `GET /health/live`. Protection: header size, per-route body size (413),
+//! TLS-handshake, header-read (slowloris) and idle timeouts, upstream answer timeout (504) and
+//! a cap on open connections per listener.
+//!
+//! Replaceable parts ([`Parts`], [`serve_with`]): the tenant directory (config-backed today,
+//! identity's tenant API later) and the rate limiter (in memory, or [`ratelimit::RedisLimiter`]
+//! when `rate_limit.redis_url` is set, so replicas share one budget).
 #![forbid(unsafe_code)]
 
 pub mod forwarding;

@@ -147,6 +147,8 @@ async fn health_aggregates_upstreams_readiness() {
         .map(|s| s["service"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"identity") && names.contains(&"db"));
+    let body = v.to_string();
+    assert!(!body.contains("127.0.0.1"), "no internal addresses: {body}");
 
     b.stop().await;
     let resp = client.get(gw.url("/health")).send().await.unwrap();

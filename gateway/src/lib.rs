@@ -15,6 +15,15 @@
 //!    bodies.
 //!
 //! Failures the gateway answers itself are RFC 9457 problem+json carrying the request id.
+//!
+//! The gateway's own paths: `GET /health` (every upstream's `/health/ready`, 200 only when all
+//! are ready) and `GET /health/live`. Protection: header size, per-route body size (413),
+//! TLS-handshake, header-read (slowloris) and idle timeouts, upstream answer timeout (504) and
+//! a cap on open connections per listener.
+//!
+//! Replaceable parts ([`Parts`], [`serve_with`]): the tenant directory (config-backed today,
+//! identity's tenant API later) and the rate limiter (in memory, or [`ratelimit::RedisLimiter`]
+//! when `rate_limit.redis_url` is set, so replicas share one budget).
 #![forbid(unsafe_code)]
 
 pub mod forwarding;
@@ -278,6 +287,26 @@ impl Default for Config {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid_and_bad_values_are_named() {
+        assert_eq!(Config::default().validate(), Vec::<String>::new());
+        let mut c = Config::default();
+        c.limits.idle_timeout_ms = u64::MAX;
+        c.limits.max_header_bytes = 100;
+        c.trusted_proxies = vec!["nope".into()];
+        c.routes[0].upstreams = vec!["https://127.0.0.1:1".into()];
+        let problems = c.validate().join("\n");
+        assert!(problems.contains("limits.idle_timeout_ms"), "{problems}");
+        assert!(problems.contains("max_header_bytes"), "{problems}");
+        assert!(problems.contains("trusted_proxies"), "{problems}");
+        assert!(problems.contains("http://"), "{problems}");
+    }
+}
+
 impl Validate for Config {
     fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -341,6 +370,40 @@ impl Validate for Config {
         {
             // The URL may hold a password: name the key, not the value.
             problems.push("rate_limit.redis_url: not a redis:// URL".into());
+        }
+        // Durations are added to clocks: keep them representable (at most a week).
+        const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
+        let l = &self.limits;
+        let u = &self.upstream;
+        for (name, ms) in [
+            ("tls_reload_interval_ms", self.tls_reload_interval_ms),
+            ("tenant_cache_ms", self.tenant_cache_ms),
+            (
+                "rate_limit.redis_timeout_ms",
+                self.rate_limit.redis_timeout_ms,
+            ),
+            ("limits.request_timeout_ms", l.request_timeout_ms),
+            ("limits.idle_timeout_ms", l.idle_timeout_ms),
+            ("limits.header_read_timeout_ms", l.header_read_timeout_ms),
+            (
+                "limits.tls_handshake_timeout_ms",
+                l.tls_handshake_timeout_ms,
+            ),
+            ("upstream.connect_timeout_ms", u.connect_timeout_ms),
+            ("upstream.health_interval_ms", u.health_interval_ms),
+            ("upstream.health_timeout_ms", u.health_timeout_ms),
+            ("upstream.eject_ms", u.eject_ms),
+            ("upstream.pool_idle_timeout_ms", u.pool_idle_timeout_ms),
+        ] {
+            if ms == 0 || ms > WEEK_MS {
+                problems.push(format!("{name}: between 1 and {WEEK_MS}"));
+            }
+        }
+        let buckets_ms = std::iter::once(self.rate_limit.per_ip.replenish_ms)
+            .chain(std::iter::once(self.rate_limit.per_tenant.replenish_ms))
+            .chain(self.rate_limit.strict.iter().map(|s| s.bucket.replenish_ms));
+        if buckets_ms.into_iter().any(|ms| ms > WEEK_MS) {
+            problems.push(format!("rate_limit: replenish_ms at most {WEEK_MS}"));
         }
         if self.limits.max_header_bytes < 8192 {
             problems.push("limits.max_header_bytes: at least 8192".into());

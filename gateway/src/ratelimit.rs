@@ -120,7 +120,8 @@ impl InMemoryLimiter {
                 Ok(snapshot) => {
                     let remaining = snapshot.remaining_burst_capacity();
                     let reset = Duration::from_millis(l.bucket.replenish_ms)
-                        * (l.bucket.burst.saturating_sub(remaining));
+                        .checked_mul(l.bucket.burst.saturating_sub(remaining))
+                        .unwrap_or(Duration::MAX);
                     if tightest.is_none_or(|(_, r, _)| remaining < r) {
                         tightest = Some((l.bucket.burst, remaining, reset));
                     }
@@ -336,7 +337,7 @@ impl RateLimiter for RedisLimiter {
 
 /// Whole seconds, rounded up (header values).
 pub fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 #[cfg(test)]

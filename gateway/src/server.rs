@@ -97,7 +97,11 @@ pub(crate) async fn run(
     let limits = &config.limits;
     // One budget per listener: a permit is taken before `accept`, so a shared one could sit
     // with a listener that has no client waiting while the other has.
-    let conns = || Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let conns = || {
+        Arc::new(Semaphore::new(
+            limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        ))
+    };
     let graceful = Arc::new(GracefulShutdown::new());
     let settings = Arc::new(ConnSettings {
         builder: builder(&config),
@@ -365,7 +369,10 @@ impl Activity {
     async fn idle(&self, timeout: Duration) {
         loop {
             let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
-            let deadline = self.start + last + timeout;
+            let Some(deadline) = self.start.checked_add(last.saturating_add(timeout)) else {
+                // A timeout too large to represent: never idle.
+                return std::future::pending().await;
+            };
             if Instant::now() >= deadline {
                 return;
             }

@@ -134,7 +134,10 @@ impl Pool {
     /// Passive ejection: the instance refused a connection.
     pub fn eject(&self, i: usize) {
         if let Some(u) = self.upstreams.get(i) {
-            let until = self.clock.now_ms() + u64::try_from(self.eject.as_millis()).unwrap_or(0);
+            let until = self
+                .clock
+                .now_ms()
+                .saturating_add(u64::try_from(self.eject.as_millis()).unwrap_or(u64::MAX));
             u.ejected_until.store(until, Ordering::Relaxed);
             tracing::warn!(upstream = %u.url, "upstream ejected after a connection failure");
         }

@@ -147,6 +147,8 @@ async fn health_aggregates_upstreams_readiness() {
         .map(|s| s["service"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"identity") && names.contains(&"db"));
+    let body = v.to_string();
+    assert!(!body.contains("127.0.0.1"), "no internal addresses: {body}");
 
     b.stop().await;
     let resp = client.get(gw.url("/health")).send().await.unwrap();
@@ -410,4 +412,52 @@ async fn a_trusted_proxy_extends_the_forwarded_chain() {
     assert_eq!(e.header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"));
     assert_eq!(e.header("x-forwarded-host"), Some("public.example"));
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_connections_are_pooled() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // An upstream that counts the connections it accepts.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    let mut c = config(vec![tansu_gateway::Route {
+        prefix: "/db".into(),
+        upstreams: vec![format!("http://{addr}")],
+    }]);
+    c.upstream.health_interval_ms = 600_000;
+    let gw = Gateway::start(c).await;
+    let before = accepted.load(Ordering::SeqCst);
+    let client = gw.client();
+    for _ in 0..30 {
+        let resp = client.get(gw.url("/db/x")).send().await.unwrap();
+        assert_eq!(resp.text().await.unwrap(), "ok");
+    }
+    let opened = accepted.load(Ordering::SeqCst) - before;
+    assert!(
+        opened <= 1,
+        "{opened} upstream connections for 30 sequential requests"
+    );
+    gw.stop().await;
+    server.abort();
 }

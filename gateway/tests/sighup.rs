@@ -6,6 +6,14 @@ use std::time::Duration;
 
 use common::*;
 
+fn send_sighup_to_self() {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
 #[tokio::test]
 async fn sighup_reloads_the_certificate() {
     // Our own handler first, so the signal can never take the default action (exit), whenever
@@ -20,10 +28,12 @@ async fn sighup_reloads_the_certificate() {
     std::fs::write(gw.key_path(), &next.key_pem).unwrap();
     std::fs::write(gw.cert_path(), &next.cert_pem).unwrap();
     let (pem, addr, url) = (next.cert_pem.clone(), gw.https, gw.url("/db/x"));
+    // Signalled on every attempt, in case the first one came before the gateway's handler.
     eventually(
         "the new certificate is served",
         Duration::from_secs(5),
         || {
+            send_sighup_to_self();
             let client = client_for(&pem, addr, false);
             let url = url.clone();
             async move {

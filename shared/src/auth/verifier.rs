@@ -283,8 +283,15 @@ impl Inner {
         if let Some(k) = self.keys.load().get(kid) {
             return Ok(k.clone());
         }
+        // After a failed fetch the issuer is retried sooner (it may just have started); a
+        // healthy issuer is asked at most once per `min_refetch_interval`.
+        let interval = if state.last_ok {
+            self.config.min_refetch_interval
+        } else {
+            self.config.min_refetch_interval.min(Duration::from_secs(1))
+        };
         if let Some(last) = state.last_on_demand
-            && last.elapsed() < self.config.min_refetch_interval
+            && last.elapsed() < interval
         {
             return Err(if state.last_ok {
                 AuthError::InvalidToken("unknown signing key")

@@ -1,0 +1,164 @@
+//! Rows of the OAuth client registry (`clients`).
+
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult, on_pool};
+
+/// One registered client as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientRow {
+    pub id: String,
+    pub client_id: String,
+    pub tenant_id: Option<String>,
+    pub name: String,
+    pub confidential: bool,
+    /// SHA-256 of the secret; `None` for public clients.
+    pub secret_hash: Option<Vec<u8>>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub access_token_lifetime_secs: Option<i64>,
+    pub signing_alg: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for ClientRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRow")
+            .field("client_id", &self.client_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("confidential", &self.confidential)
+            .field("grant_types", &self.grant_types)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+const COLUMNS: &str = "id, client_id, tenant_id, name, confidential, secret_hash, grant_types, \
+    scopes, redirect_uris, access_token_lifetime_secs, signing_alg, created_at, updated_at";
+
+fn list(json: String, column: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("clients.{column}: {e}")))
+}
+
+fn json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+macro_rules! client_row {
+    ($r:expr) => {
+        ClientRow {
+            id: $r.try_get("id")?,
+            client_id: $r.try_get("client_id")?,
+            tenant_id: $r.try_get("tenant_id")?,
+            name: $r.try_get("name")?,
+            confidential: $r.try_get("confidential")?,
+            secret_hash: $r.try_get("secret_hash")?,
+            grant_types: list($r.try_get("grant_types")?, "grant_types")?,
+            scopes: list($r.try_get("scopes")?, "scopes")?,
+            redirect_uris: list($r.try_get("redirect_uris")?, "redirect_uris")?,
+            access_token_lifetime_secs: $r.try_get("access_token_lifetime_secs")?,
+            signing_alg: $r.try_get("signing_alg")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+        }
+    };
+}
+
+impl Store {
+    /// Inserts a client; a duplicate `client_id` is a unique violation.
+    pub async fn insert_client(&self, c: &ClientRow) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        );
+        on_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&c.id)
+            .bind(&c.client_id)
+            .bind(&c.tenant_id)
+            .bind(&c.name)
+            .bind(c.confidential)
+            .bind(&c.secret_hash)
+            .bind(json(&c.grant_types))
+            .bind(json(&c.scopes))
+            .bind(json(&c.redirect_uris))
+            .bind(c.access_token_lifetime_secs)
+            .bind(&c.signing_alg)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn client_by_client_id(&self, client_id: &str) -> StoreResult<Option<ClientRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM clients WHERE client_id = $1");
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(client_id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(match row {
+                Some(r) => Some(client_row!(r)),
+                None => None,
+            })
+        })
+    }
+
+    /// Clients ordered by `client_id`, at most `limit`, after `after` (cursor paging).
+    pub async fn list_clients(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ClientRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM clients WHERE client_id > $1 ORDER BY client_id LIMIT $2"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(client_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Replaces the mutable fields of a client. `false` when it does not exist.
+    pub async fn update_client(&self, c: &ClientRow) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE clients SET name = $2, grant_types = $3, scopes = $4, \
+            redirect_uris = $5, access_token_lifetime_secs = $6, signing_alg = $7, \
+            secret_hash = $8, updated_at = $9 WHERE client_id = $1";
+        let affected = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(&c.client_id)
+            .bind(&c.name)
+            .bind(json(&c.grant_types))
+            .bind(json(&c.scopes))
+            .bind(json(&c.redirect_uris))
+            .bind(c.access_token_lifetime_secs)
+            .bind(&c.signing_alg)
+            .bind(&c.secret_hash)
+            .bind(c.updated_at)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(affected == 1)
+    }
+
+    /// `false` when it did not exist.
+    pub async fn delete_client(&self, client_id: &str) -> StoreResult<bool> {
+        const SQL: &str = "DELETE FROM clients WHERE client_id = $1";
+        let affected = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(client_id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(affected == 1)
+    }
+}

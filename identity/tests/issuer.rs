@@ -1,0 +1,969 @@
+//! End-to-end tests of the issuer over real HTTP on 127.0.0.1, each on SQLite and (when
+//! `TANSU_TEST_DATABASE_URL` is set) on PostgreSQL, each with a fresh database.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const SUITE: &str = "identity issuer";
+
+#[tokio::test]
+async fn discovery_uses_the_configured_issuer_and_jwks_is_cacheable() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "identity/", |_| {}).await;
+        let issuer = id.issuer.clone();
+        assert!(issuer.ends_with("/identity/"));
+        for path in [
+            "/.well-known/openid-configuration",
+            "/.well-known/oauth-authorization-server",
+        ] {
+            let resp = id.http.get(id.url(path)).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{path}");
+            let m: Value = resp.json().await.unwrap();
+            assert_eq!(m["issuer"], issuer.as_str(), "{path} on {}", db.name());
+            assert_eq!(m["token_endpoint"], format!("{issuer}connect/token"));
+            assert_eq!(m["jwks_uri"], format!("{issuer}.well-known/jwks"));
+            assert_eq!(
+                m["authorization_endpoint"],
+                format!("{issuer}connect/authorize")
+            );
+            assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+            assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+            assert_eq!(m["response_types_supported"], json!(["code"]));
+            assert_eq!(m["subject_types_supported"], json!(["public"]));
+            let grants = m["grant_types_supported"].as_array().unwrap();
+            assert!(grants.contains(&json!("client_credentials")));
+            assert!(!grants.contains(&json!("password")));
+            assert!(!grants.contains(&json!("implicit")));
+            let methods = m["token_endpoint_auth_methods_supported"]
+                .as_array()
+                .unwrap();
+            for method in ["client_secret_basic", "client_secret_post"] {
+                assert!(methods.contains(&json!(method)));
+            }
+            let scopes = m["scopes_supported"].as_array().unwrap();
+            assert!(scopes.contains(&json!("db.read")));
+            assert!(
+                scopes.contains(&json!("admin.full")),
+                "dev mode has admin.full"
+            );
+            assert_eq!(
+                m["id_token_signing_alg_values_supported"],
+                json!(["RS256", "ES256", "EdDSA"])
+            );
+        }
+
+        let (jwks, cache_control) = id.jwks().await;
+        let max_age: u64 = cache_control
+            .split(',')
+            .find_map(|d| d.trim().strip_prefix("max-age="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no max-age in {cache_control:?}"));
+        assert!(cache_control.contains("public"));
+        assert!(
+            max_age < id.state.config.key_rotation_lead_secs,
+            "max-age {max_age} must be shorter than the lead time"
+        );
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 3, "one current key per algorithm: {jwks}");
+        for key in keys {
+            assert_eq!(key["use"], "sig");
+            assert!(key["kid"].as_str().is_some_and(|k| !k.is_empty()));
+            assert!(key.get("d").is_none(), "no private parts in the JWKS");
+            match key["alg"].as_str().unwrap() {
+                "RS256" => {
+                    assert_eq!(key["kty"], "RSA");
+                    let n = key["n"].as_str().unwrap();
+                    assert_eq!(n.len(), 342, "RSA-2048 modulus");
+                    assert_eq!(key["e"], "AQAB");
+                }
+                "ES256" => {
+                    assert_eq!(key["kty"], "EC");
+                    assert_eq!(key["crv"], "P-256");
+                }
+                "EdDSA" => {
+                    assert_eq!(key["kty"], "OKP");
+                    assert_eq!(key["crv"], "Ed25519");
+                }
+                other => panic!("unexpected alg {other}"),
+            }
+        }
+        // Health is served too, and unknown paths are problem+json 404s.
+        let ready = id.http.get(id.url("/health/ready")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        let missing = id.http.get(id.url("/nope")).send().await.unwrap();
+        assert_eq!(missing.status(), 404);
+        id.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn client_credentials_tokens_verify_with_the_shared_verifier() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let tenant = uuid::Uuid::now_v7();
+        let (cid, secret) = id
+            .create_client(json!({
+                "name": "reporting service",
+                "tenant_id": tenant,
+                "grant_types": ["client_credentials"],
+                "scopes": ["db.read", "db.write", "storage.read"],
+            }))
+            .await;
+        let db_verifier = id.verifier("tansu.db").await;
+        let storage_verifier = id.verifier("tansu.storage").await;
+
+        // client_secret_basic, two resource servers.
+        let resp = id
+            .token_basic(&cid, &secret, Some("db.read storage.read"))
+            .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 3600);
+        assert_eq!(body["scope"], "db.read storage.read");
+        let token = body["access_token"].as_str().unwrap();
+        let header = jws_header(token);
+        assert_eq!(header["typ"], "at+jwt");
+        assert_eq!(header["alg"], "RS256");
+        let claims = db_verifier
+            .verify(token)
+            .await
+            .expect("verifies for tansu.db");
+        assert_eq!(claims.iss, id.issuer);
+        assert_eq!(claims.sub, cid);
+        assert_eq!(claims.client_id, cid);
+        assert_eq!(claims.scope, "db.read storage.read");
+        assert!(claims.aud.contains("tansu.db") && claims.aud.contains("tansu.storage"));
+        assert!(!claims.aud.contains("tansu.identity"));
+        assert_eq!(claims.tid.as_deref(), Some(tenant.to_string().as_str()));
+        assert_eq!(claims.nbf, Some(claims.iat));
+        assert_eq!(claims.exp - claims.iat, 3600);
+        assert!(uuid::Uuid::parse_str(&claims.jti).is_ok());
+        storage_verifier
+            .verify(token)
+            .await
+            .expect("verifies for tansu.storage");
+
+        // client_secret_post; only db scopes → only tansu.db.
+        let resp = id.token_post(&cid, &secret, Some("db.write")).await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        let claims = db_verifier.verify(token).await.unwrap();
+        assert_eq!(claims.scope, "db.write");
+        assert!(
+            storage_verifier.verify(token).await.is_err(),
+            "wrong audience"
+        );
+
+        // No scope requested: every allowed scope.
+        let token = id.access_token(&cid, &secret, None).await;
+        let claims = db_verifier.verify(&token).await.unwrap();
+        assert_eq!(claims.scope, "db.read db.write storage.read");
+
+        // Each selectable algorithm, with a per-client lifetime; tokens without a tenant.
+        for alg in ["ES256", "EdDSA"] {
+            let (cid, secret) = id
+                .create_client(json!({
+                    "name": format!("{alg} client"),
+                    "grant_types": ["client_credentials"],
+                    "scopes": ["db.read"],
+                    "signing_alg": alg,
+                    "access_token_lifetime_secs": 300,
+                }))
+                .await;
+            let token = id.access_token(&cid, &secret, Some("db.read")).await;
+            assert_eq!(jws_header(&token)["alg"], alg);
+            let claims = db_verifier.verify(&token).await.expect(alg);
+            assert_eq!(claims.exp - claims.iat, 300);
+            assert_eq!(claims.tid, None);
+        }
+
+        // A scope the client may not have → invalid_scope (and a known-but-unknown one too).
+        for scope in [
+            "db.read secrets.read",
+            "admin.full",
+            "no.such.scope",
+            "db.read \"x",
+        ] {
+            let resp = id.token_basic(&cid, &secret, Some(scope)).await;
+            assert_eq!(resp.status(), 400, "{scope}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_scope", "{scope}: {body}");
+        }
+        id.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// Asserts an RFC 6749 §5.2 error response.
+async fn expect_error(resp: reqwest::Response, status: u16, error: &str, what: &str) {
+    assert_eq!(resp.status().as_u16(), status, "{what}");
+    assert_eq!(resp.headers()["cache-control"], "no-store", "{what}");
+    if status == 401 {
+        let challenge = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(challenge.starts_with("Basic"), "{what}: {challenge}");
+    }
+    let body: Value = resp
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+    assert_eq!(body["error"], error, "{what}: {body}");
+}
+
+#[tokio::test]
+async fn every_token_endpoint_error_is_rfc6749() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let (cid, secret) = id
+            .create_client(json!({
+                "client_id": "svc.reports~1",
+                "name": "reports",
+                "grant_types": ["client_credentials"],
+                "scopes": ["db.read"],
+            }))
+            .await;
+        let token_url = id.url("/connect/token");
+        let post = |body: &'static str| {
+            id.http
+                .post(&token_url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+        };
+
+        // Basic credentials are form-urldecoded (RFC 6749 §2.3.1): "." sent as %2E works.
+        let resp = id
+            .http
+            .post(&token_url)
+            .basic_auth("svc%2Ereports~1", Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "percent-encoded Basic client id");
+
+        expect_error(
+            id.token_basic("nobody", &secret, None).await,
+            401,
+            "invalid_client",
+            "unknown client (basic)",
+        )
+        .await;
+        expect_error(
+            id.token_post("nobody", &secret, None).await,
+            401,
+            "invalid_client",
+            "unknown client (post)",
+        )
+        .await;
+        expect_error(
+            id.token_basic(&cid, "wrong", None).await,
+            401,
+            "invalid_client",
+            "wrong secret (basic)",
+        )
+        .await;
+        expect_error(
+            id.token_post(&cid, "wrong", None).await,
+            401,
+            "invalid_client",
+            "wrong secret (post)",
+        )
+        .await;
+        expect_error(
+            post("grant_type=client_credentials").send().await.unwrap(),
+            401,
+            "invalid_client",
+            "no client authentication",
+        )
+        .await;
+        expect_error(
+            post("grant_type=client_credentials&client_id=svc.reports~1")
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "invalid_client",
+            "confidential client without a secret",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .header("authorization", "Basic !!!notbase64")
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "invalid_client",
+            "malformed Basic",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_secret", secret.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "two authentication methods",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .form(&[("scope", "db.read")])
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "missing grant_type",
+        )
+        .await;
+        for grant in [
+            "password",
+            "implicit",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "authorization_code",
+        ] {
+            expect_error(
+                id.http
+                    .post(&token_url)
+                    .basic_auth(&cid, Some(&secret))
+                    .form(&[("grant_type", grant)])
+                    .send()
+                    .await
+                    .unwrap(),
+                400,
+                "unsupported_grant_type",
+                grant,
+            )
+            .await;
+        }
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .json(&json!({"grant_type": "client_credentials"}))
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "JSON body",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("grant_type=client_credentials&grant_type=client_credentials")
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "repeated parameter",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(b"grant_type=client_credentials&x=\xff\xfe".to_vec())
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "non-UTF-8 body",
+        )
+        .await;
+        let huge = format!("grant_type=client_credentials&pad={}", "a".repeat(1 << 20));
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(huge)
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "oversized body",
+        )
+        .await;
+        // A client not registered for the grant.
+        let resp = id
+            .http
+            .post(id.url("/admin/clients"))
+            .bearer_auth(id.admin_token().await)
+            .json(&json!({
+                "client_id": "spa",
+                "name": "single page app",
+                "client_type": "public",
+                "grant_types": ["authorization_code"],
+                "redirect_uris": ["https://app.example/cb"],
+                "scopes": ["openid"],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let v: Value = resp.json().await.unwrap();
+        assert!(
+            v.get("client_secret").is_none(),
+            "public clients have no secret"
+        );
+        expect_error(
+            post("grant_type=client_credentials&client_id=spa")
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "unauthorized_client",
+            "public client asking for client_credentials",
+        )
+        .await;
+        expect_error(
+            post("grant_type=client_credentials&client_id=spa&client_secret=x")
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "invalid_client",
+            "public client presenting a secret",
+        )
+        .await;
+        // GET is not a token request; never a 500 either way.
+        let resp = id.http.get(&token_url).send().await.unwrap();
+        assert_eq!(resp.status(), 405);
+        id.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn admin_api_manages_clients_and_is_protected() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let clients_url = id.url("/admin/clients");
+        // No token, a token without admin.full, a token for another audience.
+        let resp = id.http.get(&clients_url).send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        assert!(
+            resp.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+        let (cid, secret) = id
+            .create_client(json!({"name": "plain", "grant_types": ["client_credentials"], "scopes": ["db.read", "secrets.read"]}))
+            .await;
+        let weak = id.access_token(&cid, &secret, Some("secrets.read")).await;
+        let resp = id
+            .http
+            .get(&clients_url)
+            .bearer_auth(&weak)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            403,
+            "tansu.identity audience but no admin.full"
+        );
+        let db_token = id.access_token(&cid, &secret, Some("db.read")).await;
+        let resp = id
+            .http
+            .get(&clients_url)
+            .bearer_auth(&db_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "wrong audience");
+        let resp = id
+            .http
+            .get(&clients_url)
+            .bearer_auth("a.b.c")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+
+        let admin = id.admin_token().await;
+        // Validation and conflicts.
+        for (body, status) in [
+            (json!({"name": "x", "grant_types": ["password"]}), 422),
+            (
+                json!({"name": "x", "grant_types": ["client_credentials"], "scopes": ["nope"]}),
+                422,
+            ),
+            (
+                json!({"name": "x", "grant_types": ["authorization_code"]}),
+                422,
+            ),
+            (
+                json!({"name": "x", "grant_types": ["authorization_code"], "redirect_uris": ["http://evil.example/cb"]}),
+                422,
+            ),
+            (
+                json!({"name": "x", "grant_types": ["client_credentials"], "signing_alg": "HS256"}),
+                422,
+            ),
+            (
+                json!({"name": "x", "grant_types": ["client_credentials"], "client_id": cid}),
+                409,
+            ),
+            (
+                json!({"name": "x", "grant_types": ["client_credentials"], "unknown": 1}),
+                400,
+            ),
+        ] {
+            let resp = id
+                .http
+                .post(&clients_url)
+                .bearer_auth(&admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), status, "{body}");
+            assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        }
+        let resp = id
+            .http
+            .post(&clients_url)
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+
+        // List, get, update.
+        let list: Value = id
+            .http
+            .get(&clients_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["client_id"].as_str().unwrap())
+            .collect();
+        assert!(
+            ids.contains(&cid.as_str()) && ids.contains(&"tansu-dashboard"),
+            "{list}"
+        );
+        assert!(!list.to_string().contains("secret_hash"));
+        let one_url = id.url(&format!("/admin/clients/{cid}"));
+        let got: Value = id
+            .http
+            .get(&one_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got["client_type"], "confidential");
+        assert!(got.get("client_secret").is_none());
+        let resp = id
+            .http
+            .patch(&one_url)
+            .bearer_auth(&admin)
+            .json(&json!({"scopes": ["db.read", "db.write"], "access_token_lifetime_secs": 120}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let token = id.access_token(&cid, &secret, Some("db.write")).await;
+        let claims = id.verifier("tansu.db").await.verify(&token).await.unwrap();
+        assert_eq!(claims.exp - claims.iat, 120);
+        let resp = id.token_basic(&cid, &secret, Some("secrets.read")).await;
+        assert_eq!(resp.status(), 400, "scope removed by the update");
+
+        // Rotate the secret: the old one stops working at once.
+        let resp = id
+            .http
+            .post(id.url(&format!("/admin/clients/{cid}/secret")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let rotated: Value = resp.json().await.unwrap();
+        let new_secret = rotated["client_secret"].as_str().unwrap();
+        assert!(new_secret.len() >= 43, "256 bits");
+        assert_eq!(id.token_basic(&cid, &secret, None).await.status(), 401);
+        assert_eq!(id.token_basic(&cid, new_secret, None).await.status(), 200);
+
+        // Delete.
+        let resp = id
+            .http
+            .delete(&one_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+        assert_eq!(
+            id.http
+                .get(&one_url)
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+        assert_eq!(
+            id.http
+                .delete(&one_url)
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+        assert_eq!(id.token_basic(&cid, new_secret, None).await.status(), 401);
+        id.stop().await;
+
+        // The stored secret is a hash, never the secret.
+        let raw = raw_secret_hash(&db, "tansu-dashboard").await;
+        assert_eq!(raw.len(), 32);
+        assert!(
+            !raw.windows(8)
+                .any(|w| DEV_SECRET.as_bytes().windows(8).any(|s| s == w))
+        );
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn outside_dev_mode_nothing_is_seeded_and_admin_full_does_not_exist() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |c| c.dev_mode = false).await;
+        let m: Value = id
+            .http
+            .get(id.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            !m["scopes_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("admin.full"))
+        );
+        expect_error(
+            id.token_basic("tansu-dashboard", DEV_SECRET, None).await,
+            401,
+            "invalid_client",
+            "no dev client",
+        )
+        .await;
+        assert!(!db.data_dir().join("tansu-dashboard.secret").exists());
+        id.stop().await;
+        db.cleanup().await;
+    }
+}
+
+async fn raw_secret_hash(db: &TestDb, client_id: &str) -> Vec<u8> {
+    let sql = "SELECT secret_hash FROM clients WHERE client_id = $1";
+    if db.name() == "postgres" {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(client_id)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(client_id)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    }
+}
+
+async fn raw_keys(db: &TestDb) -> Vec<(String, String, Vec<u8>, i64)> {
+    let sql =
+        "SELECT kid, alg, private_key_enc, activate_at FROM signing_keys ORDER BY activate_at";
+    if db.name() == "postgres" {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn private_keys_are_stored_encrypted() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let (jwks, _) = id.jwks().await;
+        id.stop().await;
+        let rows = raw_keys(&db).await;
+        assert_eq!(rows.len(), 3);
+        let master = tansu_identity::crypto::MasterKey::from_base64(&master_key_b64()).unwrap();
+        for (kid, alg, sealed, _) in rows {
+            // Not DER (a PKCS#8 SEQUENCE starts 0x30), not PEM, not parseable as a key.
+            assert_ne!(sealed.first(), Some(&0x30), "{kid}");
+            assert!(!String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"));
+            let alg = tansu_identity::keys::SigningAlg::parse(&alg).unwrap();
+            assert!(tansu_identity::keys::SigningPair::from_pkcs8(alg, &sealed).is_err());
+            // Yet it opens under the master key (bound to its kid) to the key the JWKS shows.
+            let aad = format!("signing_keys:{kid}:{}", alg.as_str());
+            let der = master
+                .open(&sealed, aad.as_bytes())
+                .expect("opens with the master key");
+            assert_eq!(der[0], 0x30);
+            assert!(master.open(&sealed, b"signing_keys:other").is_err());
+            let pair = tansu_identity::keys::SigningPair::from_pkcs8(alg, &der).unwrap();
+            let published = jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["kid"] == kid.as_str())
+                .unwrap();
+            assert_eq!(&pair.public_jwk(&kid, alg), published);
+        }
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn rotation_publishes_before_signing_and_old_tokens_keep_verifying() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let (cid, secret) = id
+            .create_client(json!({"name": "svc", "grant_types": ["client_credentials"], "scopes": ["db.read"]}))
+            .await;
+        let verifier = id.verifier("tansu.db").await;
+        let before = id.access_token(&cid, &secret, Some("db.read")).await;
+        let old_kid = kid_of(&before);
+        verifier.verify(&before).await.unwrap();
+
+        let admin = id.admin_token().await;
+        let resp = id
+            .http
+            .post(id.url("/admin/keys/rotate-now"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        let body: Value = resp.json().await.unwrap();
+        let new_kid = body["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["alg"] == "RS256")
+            .unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(new_kid, old_kid);
+
+        // Published now, next to the current key; not signing yet (lead time 4 s).
+        let (jwks, _) = id.jwks().await;
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert!(
+            kids.contains(&new_kid.as_str()) && kids.contains(&old_kid.as_str()),
+            "{jwks}"
+        );
+        let during = id.access_token(&cid, &secret, Some("db.read")).await;
+        assert_eq!(
+            kid_of(&during),
+            old_kid,
+            "the new key must not sign before its lead time"
+        );
+        let policies: Value = id
+            .http
+            .get(id.url("/admin/keys/policies"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(policies["rotation_period_secs"], 30 * 86_400);
+        assert_eq!(policies["grace_secs"], 7 * 86_400);
+        let state_of = |kid: &str| {
+            policies["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["kid"] == kid)
+                .unwrap()["state"]
+                .clone()
+        };
+        assert_eq!(state_of(&new_kid), "next");
+        assert_eq!(state_of(&old_kid), "current");
+
+        // Once the lead time has passed, the new key signs (bounded wait).
+        let after = eventually(Duration::from_secs(30), "the new key to sign", || async {
+            let t = id.access_token(&cid, &secret, Some("db.read")).await;
+            (kid_of(&t) == new_kid).then_some(t)
+        })
+        .await;
+        // The verifier learned the new key from the JWKS; old tokens keep verifying (grace).
+        verifier.verify(&after).await.expect("token of the new key");
+        verifier
+            .verify(&before)
+            .await
+            .expect("token signed before the rotation");
+        verifier
+            .verify(&during)
+            .await
+            .expect("token signed during the lead time");
+        let (jwks, _) = id.jwks().await;
+        assert!(
+            jwks.to_string().contains(&old_kid),
+            "retiring key stays in the JWKS"
+        );
+        let policies: Value = id
+            .http
+            .get(id.url("/admin/keys/policies"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let state_of = |kid: &str| {
+            policies["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["kid"] == kid)
+                .unwrap()["state"]
+                .clone()
+        };
+        assert_eq!(state_of(&new_kid), "current");
+        assert_eq!(state_of(&old_kid), "retiring");
+
+        // A restart (another instance on the same database) signs with the same key.
+        id.stop().await;
+        let again = Instance::start(&db, "", |_| {}).await;
+        let t = again.access_token(&cid, &secret, Some("db.read")).await;
+        assert_eq!(kid_of(&t), new_kid);
+        again.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_rotations_on_one_database_rotate_once() {
+    for db in backends(SUITE).await {
+        // Three replicas sharing the database (and the master key).
+        let a = Instance::start(&db, "", |_| {}).await;
+        let b = Instance::start(&db, "", |_| {}).await;
+        let c = Instance::start(&db, "", |_| {}).await;
+        assert_eq!(
+            raw_keys(&db).await.len(),
+            3,
+            "replicas share the first keys"
+        );
+        let tokens = [
+            a.admin_token().await,
+            b.admin_token().await,
+            c.admin_token().await,
+        ];
+        let replicas = [&a, &b, &c];
+        let requests = (0..9).map(|i| {
+            let r = replicas[i % 3];
+            let t = tokens[i % 3].clone();
+            async move {
+                r.http
+                    .post(r.url("/admin/keys/rotate-now"))
+                    .bearer_auth(t)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        });
+        let statuses = futures::future::join_all(requests).await;
+        assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+        let rows = raw_keys(&db).await;
+        for alg in ["RS256", "ES256", "EdDSA"] {
+            let n = rows.iter().filter(|r| r.1 == alg).count();
+            assert_eq!(n, 2, "{alg}: exactly one new key on {}", db.name());
+        }
+        // The lease itself: of simultaneous takers exactly one wins.
+        let now = tansu_identity::store::now_ms();
+        let takers = (0..8).map(|i| {
+            let store = replicas[i % 3].state.store.clone();
+            async move {
+                store
+                    .try_acquire_lease("test-lease", &format!("holder-{i}"), now, now + 60_000)
+                    .await
+                    .unwrap()
+            }
+        });
+        let won = futures::future::join_all(takers)
+            .await
+            .into_iter()
+            .filter(|w| *w)
+            .count();
+        assert_eq!(won, 1);
+        // An expired lease can be taken over.
+        assert!(
+            a.state
+                .store
+                .try_acquire_lease("test-lease", "late", now + 60_000, now + 120_000)
+                .await
+                .unwrap()
+        );
+        a.stop().await;
+        b.stop().await;
+        c.stop().await;
+        db.cleanup().await;
+    }
+}

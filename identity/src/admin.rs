@@ -49,7 +49,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
         let token = bearer_token(&parts.headers)?.ok_or(AuthError::MissingToken)?;
-        let claims = state.verify_access_token(token, IDENTITY_AUDIENCE)?;
+        let claims = state.verify_access_token(token, Some(IDENTITY_AUDIENCE))?;
         if state.config.dev_mode && claims.has_scope(ADMIN_FULL) {
             Ok(Admin(claims))
         } else {

@@ -375,7 +375,7 @@ impl KeyManager {
                     keys.push(k.clone());
                     continue;
                 }
-                match self.load_key(alg, row, retire_at, old.get(&row.kid)) {
+                match self.load_key(alg, row, retire_at) {
                     Ok(k) => keys.push(Arc::new(k)),
                     Err(e) => tracing::error!(kid = %row.kid, error = %e, "signing key not loaded"),
                 }
@@ -390,11 +390,7 @@ impl KeyManager {
         alg: SigningAlg,
         row: &SigningKeyRow,
         retire_at: Option<i64>,
-        previous: Option<&Arc<RingKey>>,
     ) -> anyhow::Result<RingKey> {
-        // Only the timing changed: re-parse from the stored ciphertext anyway (cheap, rare),
-        // keeping the code path single.
-        let _ = previous;
         anyhow::ensure!(
             row.master_key_id == self.master.id(),
             "sealed under master key {}, but the loaded master key is {}",
@@ -621,6 +617,32 @@ fn aad(kid: &str, alg: SigningAlg) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifecycle_states() {
+        let (pair, _) = SigningPair::generate(SigningAlg::EdDSA).unwrap();
+        let jwk = pair.public_jwk("k", SigningAlg::EdDSA);
+        let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+        let key = RingKey {
+            kid: "k".into(),
+            alg: SigningAlg::EdDSA,
+            created_at: 0,
+            activate_at: 100,
+            retire_at: Some(200),
+            jwk,
+            decoding: jsonwebtoken::DecodingKey::from_jwk(&parsed).unwrap(),
+            pair,
+        };
+        assert_eq!(key.state(50, 10), KeyState::Next);
+        assert_eq!(key.state(100, 10), KeyState::Current);
+        assert_eq!(key.state(205, 10), KeyState::Retiring);
+        assert_eq!(key.state(210, 10), KeyState::Gone);
+        let ring = KeyRing::new(vec![Arc::new(key)]);
+        assert!(ring.signer(SigningAlg::EdDSA, 50).is_none());
+        assert!(ring.signer(SigningAlg::EdDSA, 100).is_some());
+        assert_eq!(ring.published(205, 10).count(), 1);
+        assert_eq!(ring.published(210, 10).count(), 0);
+    }
 
     #[test]
     fn every_algorithm_signs_and_verifies_with_its_jwk() {

@@ -161,6 +161,7 @@ impl AppState {
     /// Runs key maintenance every `key_check_interval_secs` until the handle is aborted.
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
         let keys = self.keys.clone();
+        let store = self.store.clone();
         let every = keys.policy().check_interval;
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
@@ -171,16 +172,22 @@ impl AppState {
                 if let Err(e) = keys.maintain().await {
                     tracing::warn!(error = %format!("{e:#}"), "signing key maintenance failed");
                 }
+                match store.purge_revoked_tokens(now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "expired token revocations forgotten"),
+                    Err(e) => tracing::warn!(error = %e, "revocation purge failed"),
+                }
             }
         })
     }
 
     /// Verifies an access token of this issuer against the in-memory key ring, as strictly as
     /// `tansu_shared::auth::Verifier` does (see [`admin`] for why in process).
+    /// `audience: None` accepts any audience (introspection).
     pub fn verify_access_token(
         &self,
         token: &str,
-        audience: &str,
+        audience: Option<&str>,
     ) -> Result<AccessClaims, AuthError> {
         if token.len() > 8 * 1024 {
             return Err(AuthError::InvalidToken("token too large"));
@@ -218,7 +225,10 @@ impl AppState {
         validation.leeway = 30;
         validation.validate_nbf = true;
         validation.set_issuer(&[self.config.issuer.as_str()]);
-        validation.set_audience(&[audience]);
+        match audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
             .map(|d| d.claims)
@@ -259,6 +269,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/.well-known/jwks", get(discovery::jwks))
         .route("/connect/token", post(oauth::token::token))
+        .route("/connect/introspect", post(oauth::introspect::introspect))
+        .route("/connect/revocation", post(oauth::introspect::revoke))
         .merge(admin::router())
         .with_state(state)
         .merge(health.router())

@@ -967,3 +967,190 @@ async fn concurrent_rotations_on_one_database_rotate_once() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn introspection_and_revocation() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let (rs, rs_secret) = id
+            .create_client(json!({"name": "resource server", "grant_types": ["client_credentials"], "scopes": ["db.read"]}))
+            .await;
+        let (app, app_secret) = id
+            .create_client(json!({"name": "app", "tenant_id": uuid::Uuid::now_v7(), "grant_types": ["client_credentials"], "scopes": ["db.read", "storage.read"]}))
+            .await;
+        let token = id
+            .access_token(&app, &app_secret, Some("db.read storage.read"))
+            .await;
+        let introspect = |who: &str, secret: &str, token: &str| {
+            id.http
+                .post(id.url("/connect/introspect"))
+                .basic_auth(form_encode(who), Some(form_encode(secret)))
+                .form(&[("token", token), ("token_type_hint", "access_token")])
+                .send()
+        };
+
+        let resp = introspect(&rs, &rs_secret, &token).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["active"], true, "{v}");
+        assert_eq!(v["client_id"], app.as_str());
+        assert_eq!(v["scope"], "db.read storage.read");
+        assert_eq!(v["iss"], id.issuer.as_str());
+        assert_eq!(v["token_type"], "Bearer");
+        assert!(v["tid"].is_string() && v["exp"].is_i64() && v["jti"].is_string());
+
+        // Garbage and foreign tokens: exactly {"active": false}.
+        for bad in ["nonsense", "a.b.c", &format!("{token}x")] {
+            let v: Value = introspect(&rs, &rs_secret, bad)
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(v, json!({"active": false}), "{bad}");
+        }
+        // Introspection needs client authentication; a missing token is invalid_request.
+        expect_error(
+            introspect(&rs, "wrong", &token).await.unwrap(),
+            401,
+            "invalid_client",
+            "bad secret",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(id.url("/connect/introspect"))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "invalid_client",
+            "anonymous introspection",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(id.url("/connect/introspect"))
+                .basic_auth(&rs, Some(&rs_secret))
+                .form(&[("token_type_hint", "access_token")])
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "no token",
+        )
+        .await;
+
+        // Revocation: another client may not revoke the app's token; the app may.
+        let revoke = |who: &str, secret: &str, token: &str| {
+            id.http
+                .post(id.url("/connect/revocation"))
+                .basic_auth(form_encode(who), Some(form_encode(secret)))
+                .form(&[("token", token)])
+                .send()
+        };
+        expect_error(
+            revoke(&rs, &rs_secret, &token).await.unwrap(),
+            400,
+            "unauthorized_client",
+            "foreign token",
+        )
+        .await;
+        let v: Value = introspect(&rs, &rs_secret, &token)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["active"], true, "still active after a refused revocation");
+        let resp = revoke(&app, &app_secret, &token).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let v: Value = introspect(&rs, &rs_secret, &token)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v, json!({"active": false}), "revoked");
+        // Revoking again, or revoking garbage, is fine (RFC 7009 §2.2).
+        assert_eq!(
+            revoke(&app, &app_secret, &token).await.unwrap().status(),
+            200
+        );
+        assert_eq!(
+            revoke(&app, &app_secret, "garbage").await.unwrap().status(),
+            200
+        );
+        expect_error(
+            revoke(&app, "wrong", &token).await.unwrap(),
+            401,
+            "invalid_client",
+            "revocation with a bad secret",
+        )
+        .await;
+        // Other tokens of the same client stay active.
+        let other = id.access_token(&app, &app_secret, Some("db.read")).await;
+        let v: Value = introspect(&rs, &rs_secret, &other)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["active"], true);
+        id.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// Scheduled rotation by the background maintenance, under continuous issuance and
+/// verification: a verifier that only refreshes on the JWKS `max-age` (its unknown-kid refetch
+/// is effectively off) sees zero failures, because every key is published before it signs.
+#[tokio::test]
+async fn scheduled_rotation_under_load_has_zero_verification_failures() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |c| {
+            c.key_rotation_period_secs = 5;
+            c.key_rotation_lead_secs = 3;
+            c.key_check_interval_secs = 1;
+        })
+        .await;
+        let maintenance = id.state.spawn_maintenance();
+        let (cid, secret) = id
+            .create_client(json!({"name": "svc", "grant_types": ["client_credentials"], "scopes": ["db.read"]}))
+            .await;
+        let mut vc = tansu_shared::auth::VerifierConfig::new(id.issuer.clone(), "tansu.db");
+        vc.discovery_url = Some(id.url("/.well-known/openid-configuration").parse().unwrap());
+        vc.min_refresh = Duration::from_secs(1);
+        vc.min_refetch_interval = Duration::from_secs(3600);
+        let verifier = tansu_shared::auth::Verifier::new(vc).await.unwrap();
+
+        let first_kid = kid_of(&id.access_token(&cid, &secret, Some("db.read")).await);
+        let mut kids = vec![first_kid];
+        let mut issued = 0u32;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        // Until two rotations have happened (three distinct signing keys), bounded in time.
+        while kids.len() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no rotation within 40 s: {kids:?}"
+            );
+            let token = id.access_token(&cid, &secret, Some("db.read")).await;
+            issued += 1;
+            if let Err(e) = verifier.verify(&token).await {
+                panic!("verification failed after {issued} tokens ({kids:?}): {e}");
+            }
+            let kid = kid_of(&token);
+            if !kids.contains(&kid) {
+                kids.push(kid);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await; // pacing, not synchronisation
+        }
+        assert!(issued > 10);
+        maintenance.abort();
+        id.stop().await;
+        db.cleanup().await;
+    }
+}

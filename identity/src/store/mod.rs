@@ -10,6 +10,7 @@
 pub mod clients;
 pub mod keys;
 pub mod lease;
+pub mod revocations;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -25,7 +25,11 @@ pub const GRANTS: &[&str] = &[
 ];
 
 /// Grants the token endpoint answers today.
-pub const GRANTS_IMPLEMENTED: &[&str] = &[GRANT_CLIENT_CREDENTIALS];
+pub const GRANTS_IMPLEMENTED: &[&str] = &[
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN,
+];
 
 /// The SHA-256 of a client secret, as stored.
 pub fn hash_secret(secret: &str) -> Vec<u8> {

@@ -42,6 +42,23 @@ pub struct Config {
     pub key_rotation_lead_secs: u64,
     /// How often each replica reloads the key ring and runs rotation maintenance.
     pub key_check_interval_secs: u64,
+    /// Dev mode: the password of the seeded platform admin `admin@tansu.local`. Empty:
+    /// `TANSU_DEV_ADMIN_PASSWORD`, else generated at first start and printed once.
+    pub dev_admin_password: Secret,
+    /// ID token lifetime.
+    pub id_token_lifetime_secs: u64,
+    /// Refresh token family lifetime (from the first token; rotation does not extend it).
+    pub refresh_token_lifetime_secs: u64,
+    /// A superseded refresh token presented within this window after its rotation is refused
+    /// without revoking the family (a client retrying after a lost response); later, it is
+    /// reuse and revokes the family.
+    pub refresh_reuse_grace_secs: u64,
+    /// Authorization code lifetime.
+    pub authorization_code_lifetime_secs: u64,
+    /// Browser session lifetime.
+    pub session_lifetime_secs: u64,
+    /// Concurrent Argon2id hashes (0: one per core).
+    pub password_hash_concurrency: usize,
     /// Dev mode: the `tansu-dashboard` client's secret. Empty: generated at first start and
     /// printed once (and written to `<data_dir>/tansu-dashboard.secret`, 0600).
     pub dev_client_secret: Secret,
@@ -64,6 +81,13 @@ impl Default for Config {
             key_rotation_lead_secs: 86_400,
             key_check_interval_secs: 60,
             dev_client_secret: Secret::default(),
+            dev_admin_password: Secret::default(),
+            id_token_lifetime_secs: 3600,
+            refresh_token_lifetime_secs: 14 * 86_400,
+            refresh_reuse_grace_secs: 10,
+            authorization_code_lifetime_secs: 60,
+            session_lifetime_secs: 12 * 3600,
+            password_hash_concurrency: 0,
         }
     }
 }
@@ -130,6 +154,21 @@ impl Validate for Config {
             v.push(format!(
                 "access_token_lifetime_secs: must be between {MIN_ACCESS_TOKEN_LIFETIME_SECS} and {MAX_ACCESS_TOKEN_LIFETIME_SECS}"
             ));
+        }
+        if !(30..=86_400).contains(&self.id_token_lifetime_secs) {
+            v.push("id_token_lifetime_secs: must be between 30 and 86400".into());
+        }
+        if self.refresh_token_lifetime_secs < 60 {
+            v.push("refresh_token_lifetime_secs: must be at least 60".into());
+        }
+        if self.refresh_reuse_grace_secs > 300 {
+            v.push("refresh_reuse_grace_secs: at most 300 (it weakens reuse detection)".into());
+        }
+        if !(1..=600).contains(&self.authorization_code_lifetime_secs) {
+            v.push("authorization_code_lifetime_secs: must be between 1 and 600".into());
+        }
+        if self.session_lifetime_secs < 60 {
+            v.push("session_lifetime_secs: must be at least 60".into());
         }
         if self.key_check_interval_secs == 0 {
             v.push("key_check_interval_secs: must be at least 1".into());

@@ -24,6 +24,7 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}connect/authorize"),
         "token_endpoint": format!("{issuer}connect/token"),
+        "userinfo_endpoint": format!("{issuer}connect/userinfo"),
         "jwks_uri": format!("{issuer}.well-known/jwks"),
         "introspection_endpoint": format!("{issuer}connect/introspect"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -42,7 +43,8 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_supported": [
-            "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "tid", "roles"
+            "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "tid", "roles",
+            "auth_time", "nonce", "at_hash", "sid", "amr", "email", "email_verified", "name"
         ],
     })
 }

@@ -13,14 +13,17 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod authorize;
 pub mod clients;
 pub mod config;
 pub mod crypto;
 pub mod discovery;
 pub mod keys;
 pub mod oauth;
+pub mod passwords;
 pub mod scopes;
 pub mod store;
+pub mod userinfo;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +38,8 @@ pub use config::Config;
 
 use crate::crypto::{MasterKey, MasterKeySource};
 use crate::keys::{KeyManager, KeyState};
+use crate::oauth::token::IssuedClaims;
+use crate::passwords::Passwords;
 use crate::store::{Store, now_ms};
 
 /// Shared state of the service's handlers. Cheap to clone.
@@ -43,10 +48,13 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub keys: Arc<KeyManager>,
+    pub passwords: Passwords,
 }
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
 pub const DEV_CLIENT_ID: &str = "tansu-dashboard";
+/// The platform admin dev mode seeds.
+pub const DEV_ADMIN_EMAIL: &str = "admin@tansu.local";
 
 impl AppState {
     /// Opens the store (migrating it), loads the master key and the key ring (creating the
@@ -80,15 +88,62 @@ impl AppState {
         }
         let keys =
             KeyManager::start(store.clone(), Arc::new(master), config.rotation_policy()).await?;
+        let passwords = Passwords::new(config.password_hash_concurrency)?;
         let state = Self {
             config: Arc::new(config),
             store,
             keys: Arc::new(keys),
+            passwords,
         };
         if state.config.dev_mode {
             state.seed_dev().await?;
+            state.seed_dev_admin().await?;
         }
         Ok(state)
+    }
+
+    /// Dev mode: the platform admin `admin@tansu.local`. Its password comes from
+    /// `dev_admin_password`, else `TANSU_DEV_ADMIN_PASSWORD`, else is generated once and printed.
+    async fn seed_dev_admin(&self) -> anyhow::Result<()> {
+        if self.store.user_by_email(DEV_ADMIN_EMAIL).await?.is_some() {
+            return Ok(());
+        }
+        let configured = self.config.dev_admin_password.expose().to_owned();
+        let configured = if configured.is_empty() {
+            std::env::var("TANSU_DEV_ADMIN_PASSWORD").unwrap_or_default()
+        } else {
+            configured
+        };
+        let generated = configured.is_empty();
+        let password = if generated {
+            crypto::random_secret()?
+        } else {
+            configured
+        };
+        let now = now_ms();
+        let user = store::users::UserRow {
+            id: store::new_id(),
+            email: DEV_ADMIN_EMAIL.into(),
+            name: "Platform admin (dev)".into(),
+            password_hash: self.passwords.hash(&password).await?,
+            tenant_id: None,
+            roles: vec!["Admin".into()],
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert_user(&user).await {
+            Ok(()) => {}
+            Err(e) if e.is_unique_violation() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        if generated {
+            // Shown once, on the console, by design; never through the logger.
+            eprintln!(
+                "tansu-identity (dev mode): user `{DEV_ADMIN_EMAIL}` created with password {password}\n  (set TANSU_DEV_ADMIN_PASSWORD to choose it; it will not be shown again)"
+            );
+        }
+        Ok(())
     }
 
     /// Dev mode: the `tansu-dashboard` client-credentials client with every scope, including
@@ -172,6 +227,9 @@ impl AppState {
                 if let Err(e) = keys.maintain().await {
                     tracing::warn!(error = %format!("{e:#}"), "signing key maintenance failed");
                 }
+                if let Err(e) = store.purge_codes(now_ms() - 86_400_000).await {
+                    tracing::warn!(error = %e, "authorization code purge failed");
+                }
                 match store.purge_revoked_tokens(now_ms()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(purged = n, "expired token revocations forgotten"),
@@ -183,12 +241,21 @@ impl AppState {
 
     /// Verifies an access token of this issuer against the in-memory key ring, as strictly as
     /// `tansu_shared::auth::Verifier` does (see [`admin`] for why in process).
-    /// `audience: None` accepts any audience (introspection).
+    /// `audience: None` accepts any audience (introspection, userinfo).
     pub fn verify_access_token(
         &self,
         token: &str,
         audience: Option<&str>,
     ) -> Result<AccessClaims, AuthError> {
+        self.verify_issued_token(token, audience).map(|i| i.claims)
+    }
+
+    /// [`Self::verify_access_token`] with the issuer's private claims (`fid`).
+    pub fn verify_issued_token(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<IssuedClaims, AuthError> {
         if token.len() > 8 * 1024 {
             return Err(AuthError::InvalidToken("token too large"));
         }
@@ -230,9 +297,22 @@ impl AppState {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+        jsonwebtoken::decode::<IssuedClaims>(token, &key.decoding, &validation)
             .map(|d| d.claims)
             .map_err(|_| AuthError::InvalidToken("invalid token"))
+    }
+
+    /// Whether a verified token is still active: not revoked by `jti`, and its refresh token
+    /// family (if any) not revoked. A store failure counts as inactive.
+    pub async fn token_active(&self, issued: &IssuedClaims) -> bool {
+        match self.store.is_token_revoked(&issued.claims.jti).await {
+            Ok(false) => {}
+            _ => return false,
+        }
+        match &issued.fid {
+            Some(f) => matches!(self.store.family_revoked(f).await, Ok(false)),
+            None => true,
+        }
     }
 }
 
@@ -268,7 +348,13 @@ pub fn router(state: AppState) -> Router {
             get(discovery::configuration),
         )
         .route("/.well-known/jwks", get(discovery::jwks))
+        .route("/connect/authorize", get(authorize::authorize))
+        .route("/login", post(authorize::login))
         .route("/connect/token", post(oauth::token::token))
+        .route(
+            "/connect/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
         .route("/connect/introspect", post(oauth::introspect::introspect))
         .route("/connect/revocation", post(oauth::introspect::revoke))
         .merge(admin::router())

@@ -339,11 +339,27 @@ async fn every_token_endpoint_error_is_rfc6749() {
             "missing grant_type",
         )
         .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", "x"),
+                    ("redirect_uri", "https://a.example/cb"),
+                ])
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "unauthorized_client",
+            "grant not registered for the client",
+        )
+        .await;
         for grant in [
             "password",
             "implicit",
             "urn:ietf:params:oauth:grant-type:device_code",
-            "authorization_code",
         ] {
             expect_error(
                 id.http

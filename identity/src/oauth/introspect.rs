@@ -8,8 +8,9 @@
 //!
 //! Access tokens are self-contained JWTs, so revoking one records its `jti` until it expires:
 //! introspection then answers inactive (resource servers that verify locally keep accepting it
-//! until `exp`; access token lifetimes are short for that reason). Refresh tokens arrive with
-//! the refresh grant and will revoke their whole family here.
+//! until `exp`; access token lifetimes are short for that reason). Revoking a refresh token
+//! revokes its whole family, and with it (for introspection and userinfo) every access token
+//! issued under the family (their `fid` claim).
 
 use axum::body::Body;
 use axum::extract::State;
@@ -54,14 +55,13 @@ async fn introspect_inner(
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let inactive = json!({ "active": false });
-    let Ok(claims) = state.verify_access_token(token, None) else {
-        return Ok(inactive);
+    let Ok(issued) = state.verify_issued_token(token, None) else {
+        return refresh_token_info(state, token).await;
     };
-    match state.store.is_token_revoked(&claims.jti).await {
-        Ok(false) => {}
-        Ok(true) => return Ok(inactive),
-        Err(e) => return Err(OAuthError::server_error(&e)),
+    if !state.token_active(&issued).await {
+        return Ok(inactive);
     }
+    let claims = issued.claims;
     let mut v = json!({
         "active": true,
         "token_type": "Bearer",
@@ -88,6 +88,42 @@ async fn introspect_inner(
     Ok(v)
 }
 
+/// Introspection of a refresh token: active while it is its family's head and the family is
+/// alive.
+async fn refresh_token_info(
+    state: &AppState,
+    token: &str,
+) -> Result<serde_json::Value, OAuthError> {
+    let inactive = json!({ "active": false });
+    if token.len() > 256 {
+        return Ok(inactive);
+    }
+    let found = state
+        .store
+        .refresh_token(&crate::crypto::sha256(token.as_bytes()))
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
+    match found {
+        Some(t)
+            if t.generation == t.family.generation
+                && t.family.revoked_at.is_none()
+                && t.family.expires_at > now_ms() =>
+        {
+            Ok(json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "scope": t.family.scope,
+                "client_id": t.family.client_id,
+                "sub": t.family.user_id,
+                "iss": state.config.issuer,
+                "exp": t.family.expires_at / 1000,
+                "iat": t.family.created_at / 1000,
+            }))
+        }
+        _ => Ok(inactive),
+    }
+}
+
 /// `POST /connect/revocation`
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match revoke_inner(&state, &headers, body).await {
@@ -109,6 +145,28 @@ async fn revoke_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     // `token_type_hint` is optional and only a hint (§2.1); every type we issue is tried.
+    // A refresh token revokes its whole family (and so the access tokens issued under it).
+    if token.len() <= 256 {
+        let found = state
+            .store
+            .refresh_token(&crate::crypto::sha256(token.as_bytes()))
+            .await
+            .map_err(|e| OAuthError::server_error(&e))?;
+        if let Some(t) = found {
+            if t.family.client_id != client.client_id {
+                return Err(OAuthError::unauthorized_client(
+                    "the token was not issued to this client",
+                ));
+            }
+            state
+                .store
+                .revoke_family(&t.family.id, now_ms())
+                .await
+                .map_err(|e| OAuthError::server_error(&e))?;
+            tracing::info!(client_id = %client.client_id, family = %t.family.id, "refresh token family revoked");
+            return Ok(());
+        }
+    }
     let Ok(claims) = state.verify_access_token(token, None) else {
         return Ok(());
     };

@@ -11,12 +11,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tansu_shared::auth::{AccessClaims, Audience};
 
 use super::OAuthError;
 use crate::AppState;
-use crate::clients::{self, GRANT_CLIENT_CREDENTIALS, GRANTS_IMPLEMENTED};
+use crate::clients::{
+    self, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+    GRANTS_IMPLEMENTED,
+};
 use crate::keys::SigningAlg;
 use crate::scopes;
 use crate::store::clients::ClientRow;
@@ -201,7 +204,7 @@ fn form_urldecode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The successful token response (RFC 6749 §5.1).
+/// The successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
@@ -209,6 +212,36 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// The access token's `jti` and `exp` (not sent).
+    #[serde(skip)]
+    pub jti: String,
+    #[serde(skip)]
+    pub exp: i64,
+}
+
+/// The claims of an access token as signed: RFC 9068 plus `fid`, the refresh token family the
+/// token was issued under (so revoking the family makes it inactive at introspection).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedClaims {
+    #[serde(flatten)]
+    pub claims: AccessClaims,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid: Option<String>,
+}
+
+/// Who an access token is for, beyond the client.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// `sub`; the client id for client_credentials.
+    pub subject: String,
+    pub tenant_id: Option<String>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub family_id: Option<String>,
 }
 
 impl IntoResponse for TokenResponse {
@@ -252,6 +285,8 @@ async fn token_inner(
     }
     match grant_type {
         GRANT_CLIENT_CREDENTIALS => client_credentials(state, &client, &params),
+        GRANT_AUTHORIZATION_CODE => super::code::authorization_code(state, &client, &params).await,
+        GRANT_REFRESH_TOKEN => super::code::refresh_token(state, &client, &params).await,
         _ => Err(OAuthError::unsupported_grant_type(
             "grant_type is not supported",
         )),
@@ -273,9 +308,12 @@ fn client_credentials(
     issue_access_token(
         state,
         client,
-        client.client_id.clone(),
-        &granted,
-        Vec::new(),
+        Grant {
+            subject: client.client_id.clone(),
+            tenant_id: client.tenant_id.clone(),
+            scopes: granted,
+            ..Grant::default()
+        },
     )
 }
 
@@ -308,19 +346,17 @@ pub fn granted_scopes(
     }
 }
 
-/// Signs an RFC 9068 access token for `subject` with the client's algorithm and lifetime.
+/// Signs an RFC 9068 access token with the client's algorithm and lifetime.
 pub fn issue_access_token(
     state: &AppState,
     client: &ClientRow,
-    subject: String,
-    granted: &[String],
-    roles: Vec<String>,
+    grant: Grant,
 ) -> Result<TokenResponse, OAuthError> {
     let now = now_ms() / 1000;
     let lifetime = client
         .access_token_lifetime_secs
         .unwrap_or_else(|| i64::try_from(state.config.access_token_lifetime_secs).unwrap_or(3600));
-    let mut aud: Vec<String> = scopes::audiences(granted.iter().map(String::as_str))
+    let mut aud: Vec<String> = scopes::audiences(grant.scopes.iter().map(String::as_str))
         .into_iter()
         .map(str::to_owned)
         .collect();
@@ -334,31 +370,43 @@ pub fn issue_access_token(
     } else {
         Audience::Many(aud)
     };
-    let scope = granted.join(" ");
-    let claims = AccessClaims {
-        iss: state.config.issuer.clone(),
-        sub: subject,
-        aud,
-        exp: now + lifetime,
-        iat: now,
-        nbf: Some(now),
-        jti: uuid::Uuid::now_v7().to_string(),
-        client_id: client.client_id.clone(),
-        scope: scope.clone(),
-        tid: client.tenant_id.clone(),
-        roles,
+    let scope = grant.scopes.join(" ");
+    let jti = uuid::Uuid::now_v7().to_string();
+    let claims = IssuedClaims {
+        claims: AccessClaims {
+            iss: state.config.issuer.clone(),
+            sub: grant.subject,
+            aud,
+            exp: now + lifetime,
+            iat: now,
+            nbf: Some(now),
+            jti: jti.clone(),
+            client_id: client.client_id.clone(),
+            scope: scope.clone(),
+            tid: grant.tenant_id,
+            roles: grant.roles,
+        },
+        fid: grant.family_id,
     };
-    let alg = SigningAlg::parse(&client.signing_alg).unwrap_or(state.config.default_alg());
     let access_token = state
         .keys
-        .sign_jws(alg, "at+jwt", &claims)
+        .sign_jws(client_alg(state, client), "at+jwt", &claims)
         .map_err(|e| OAuthError::server_error(&e))?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
         expires_in: lifetime,
         scope,
+        refresh_token: None,
+        id_token: None,
+        jti,
+        exp: now + lifetime,
     })
+}
+
+/// The client's signing algorithm (the configured default when it has none valid).
+pub fn client_alg(state: &AppState, client: &ClientRow) -> SigningAlg {
+    SigningAlg::parse(&client.signing_alg).unwrap_or(state.config.default_alg())
 }
 
 #[cfg(test)]

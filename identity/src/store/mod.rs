@@ -8,9 +8,11 @@
 //! functions (no `query!` macros), so the crate builds without a live database.
 
 pub mod clients;
+pub mod grants;
 pub mod keys;
 pub mod lease;
 pub mod revocations;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;

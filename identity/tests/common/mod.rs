@@ -11,6 +11,7 @@ use tansu_identity::{AppState, Config};
 use tansu_shared::config::Secret;
 use tansu_shared::testing::TestServer;
 
+pub const ADMIN_PASSWORD: &str = "admin-password-for-the-identity-tests";
 pub const DEV_SECRET: &str = "dev-secret-used-only-by-the-identity-test-suite-0123456789";
 
 /// The fixed master key of the test suite (base64 of 32 bytes).
@@ -97,6 +98,8 @@ pub fn test_config(db: &TestDb, issuer: &str, listen: &str) -> Config {
         dev_mode: true,
         master_key: Secret::new(master_key_b64()),
         dev_client_secret: Secret::new(DEV_SECRET),
+        dev_admin_password: Secret::new(ADMIN_PASSWORD),
+        password_hash_concurrency: 2,
         key_rotation_lead_secs: 4,
         key_check_interval_secs: 1,
         ..Config::default()
@@ -292,4 +295,158 @@ where
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// A client that does not follow redirects (to see them).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// PKCE pair: (verifier, S256 challenge).
+pub fn pkce() -> (String, String) {
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::now_v7().simple(),
+        uuid::Uuid::now_v7().simple()
+    );
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+    (verifier, challenge)
+}
+
+/// `name=value` of a `Set-Cookie` header with that cookie name.
+pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+/// The value of `<input … name="{name}" value="…">` in a page, HTML-unescaped.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = start + html[start..].find('"')?;
+    Some(
+        html[start..end]
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// A query parameter of a URL.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The outcome of a browser sign-in through the real login form.
+pub struct SignIn {
+    pub location: String,
+    pub session_cookie: Option<String>,
+}
+
+impl Instance {
+    /// GET the authorization URL, expect the login form, submit it; returns where the
+    /// browser is sent next.
+    pub async fn sign_in(&self, authorize_query: &str, email: &str, password: &str) -> SignIn {
+        let http = no_redirects();
+        let resp = http
+            .get(self.url(&format!("/connect/authorize?{authorize_query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "expected the login page");
+        let csrf_cookie = set_cookie(&resp, "tansu_csrf").expect("csrf cookie");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("<form method=\"post\""), "{html}");
+        let csrf = hidden_field(&html, "csrf").unwrap();
+        let request = hidden_field(&html, "request").unwrap();
+        assert_eq!(request, authorize_query);
+        let resp = http
+            .post(self.url("/login"))
+            .header("cookie", csrf_cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("request", &request),
+                ("email", email),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let session_cookie = set_cookie(&resp, "tansu_session");
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_else(|| format!("status {}", resp.status()));
+        SignIn {
+            location,
+            session_cookie,
+        }
+    }
+
+    /// Exchanges a code at the token endpoint as a public client.
+    pub async fn redeem(
+        &self,
+        client_id: &str,
+        code: &str,
+        redirect_uri: &str,
+        verifier: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+        ];
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v));
+        }
+        self.http
+            .post(self.url("/connect/token"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refresh(&self, client_id: &str, refresh_token: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/connect/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", client_id),
+                ("refresh_token", refresh_token),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Introspects with the dev client.
+    pub async fn introspect(&self, token: &str) -> serde_json::Value {
+        self.http
+            .post(self.url("/connect/introspect"))
+            .basic_auth(tansu_identity::DEV_CLIENT_ID, Some(DEV_SECRET))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
 }

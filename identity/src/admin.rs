@@ -104,6 +104,7 @@ async fn create_client(
         grant_types: new.grant_types,
         scopes: new.scopes,
         redirect_uris: new.redirect_uris,
+        post_logout_redirect_uris: new.post_logout_redirect_uris,
         access_token_lifetime_secs: new
             .access_token_lifetime_secs
             .map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
@@ -201,6 +202,9 @@ async fn update_client(
     }
     if let Some(v) = update.redirect_uris {
         row.redirect_uris = v;
+    }
+    if let Some(v) = update.post_logout_redirect_uris {
+        row.post_logout_redirect_uris = v;
     }
     if let Some(v) = update.access_token_lifetime_secs {
         row.access_token_lifetime_secs = v.map(|l| i64::try_from(l).unwrap_or(i64::MAX));

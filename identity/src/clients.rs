@@ -60,6 +60,8 @@ pub struct NewClient {
     #[serde(default)]
     pub redirect_uris: Vec<String>,
     #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
     pub access_token_lifetime_secs: Option<u64>,
     #[serde(default)]
     pub signing_alg: Option<String>,
@@ -81,6 +83,7 @@ pub struct ClientUpdate {
     pub grant_types: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
     pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
     pub access_token_lifetime_secs: Option<Option<u64>>,
     pub signing_alg: Option<String>,
@@ -106,6 +109,7 @@ pub struct ClientView {
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
     pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
     pub access_token_lifetime_secs: Option<i64>,
     pub signing_alg: String,
     pub created_at: String,
@@ -132,6 +136,7 @@ impl From<&ClientRow> for ClientView {
             grant_types: c.grant_types.clone(),
             scopes: c.scopes.clone(),
             redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
             access_token_lifetime_secs: c.access_token_lifetime_secs,
             signing_alg: c.signing_alg.clone(),
             created_at: rfc3339(c.created_at),
@@ -186,6 +191,11 @@ pub fn validate(c: &ClientRow, dev_mode: bool) -> Vec<String> {
     for uri in &c.redirect_uris {
         if let Err(e) = validate_redirect_uri(uri) {
             v.push(format!("redirect_uris: {uri:?}: {e}"));
+        }
+    }
+    for uri in &c.post_logout_redirect_uris {
+        if let Err(e) = validate_redirect_uri(uri) {
+            v.push(format!("post_logout_redirect_uris: {uri:?}: {e}"));
         }
     }
     for s in &c.scopes {

@@ -25,6 +25,7 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         "authorization_endpoint": format!("{issuer}connect/authorize"),
         "token_endpoint": format!("{issuer}connect/token"),
         "userinfo_endpoint": format!("{issuer}connect/userinfo"),
+        "end_session_endpoint": format!("{issuer}connect/endsession"),
         "jwks_uri": format!("{issuer}.well-known/jwks"),
         "introspection_endpoint": format!("{issuer}connect/introspect"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

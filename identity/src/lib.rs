@@ -187,6 +187,7 @@ impl AppState {
                     grant_types: vec![clients::GRANT_CLIENT_CREDENTIALS.into()],
                     scopes: scopes::known(true).into_iter().map(str::to_owned).collect(),
                     redirect_uris: Vec::new(),
+                    post_logout_redirect_uris: Vec::new(),
                     access_token_lifetime_secs: None,
                     signing_alg: self.config.default_alg().as_str().into(),
                     created_at: now,
@@ -350,6 +351,10 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks", get(discovery::jwks))
         .route("/connect/authorize", get(authorize::authorize))
         .route("/login", post(authorize::login))
+        .route(
+            "/connect/endsession",
+            get(authorize::end_session).post(authorize::end_session),
+        )
         .route("/connect/token", post(oauth::token::token))
         .route(
             "/connect/userinfo",

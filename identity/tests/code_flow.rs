@@ -688,3 +688,119 @@ async fn concurrent_refreshes_of_one_token_yield_one_new_head() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn rp_initiated_logout() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let client = public_app(&id).await;
+        let admin = id.admin_token().await;
+        let resp = id
+            .http
+            .patch(id.url(&format!("/admin/clients/{client}")))
+            .bearer_auth(&admin)
+            .json(&json!({"post_logout_redirect_uris": ["https://app.example/bye"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let (verifier, challenge) = pkce();
+        let query = authorize_query(&client, &challenge, "");
+        let signed = id
+            .sign_in(&query, "admin@tansu.local", ADMIN_PASSWORD)
+            .await;
+        let session = signed.session_cookie.unwrap();
+        let code = query_param(&signed.location, "code").unwrap();
+        let tokens: Value = id
+            .redeem(&client, &code, REDIRECT, Some(&verifier))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let hint = tokens["id_token"].as_str().unwrap();
+        let http = no_redirects();
+        let end = |q: String| {
+            let http = http.clone();
+            let url = id.url(&format!("/connect/endsession?{q}"));
+            let session = session.clone();
+            async move {
+                http.get(url)
+                    .header("cookie", session)
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+
+        // Refused: an unregistered target, a forged hint, a client_id that contradicts the hint.
+        for q in [
+            format!(
+                "id_token_hint={hint}&post_logout_redirect_uri={}",
+                form_encode("https://evil.example/bye")
+            ),
+            format!(
+                "id_token_hint={hint}x&post_logout_redirect_uri={}",
+                form_encode("https://app.example/bye")
+            ),
+            format!("id_token_hint={hint}&client_id=someone-else"),
+            format!(
+                "post_logout_redirect_uri={}",
+                form_encode("https://app.example/bye")
+            ),
+        ] {
+            let resp = end(q.clone()).await;
+            assert_eq!(resp.status(), 400, "{q}");
+            assert!(resp.headers().get("location").is_none());
+        }
+        // Without a hint the user must confirm (a CSRF-protected form); a forged POST fails.
+        let resp = end(format!("client_id={client}")).await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.text().await.unwrap().contains("Sign out?"));
+        let resp = http
+            .post(id.url("/connect/endsession"))
+            .header("cookie", &session)
+            .form(&[("confirm", "1"), ("client_id", client.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403);
+
+        // With the hint: signed out at once, sent to the registered target with state.
+        let resp = end(format!(
+            "id_token_hint={hint}&post_logout_redirect_uri={}&state=bye1",
+            form_encode("https://app.example/bye")
+        ))
+        .await;
+        assert_eq!(resp.status(), 303);
+        assert_eq!(
+            resp.headers()["location"],
+            "https://app.example/bye?state=bye1"
+        );
+        let cleared = set_cookie(&resp, "tansu_session").unwrap();
+        assert_eq!(cleared, "tansu_session=");
+        // The old session no longer signs in, and its refresh tokens are revoked.
+        let resp = http
+            .get(id.url(&format!(
+                "/connect/authorize?{}",
+                authorize_query(&client, &challenge, "&prompt=none")
+            )))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        let location = resp.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(
+            query_param(&location, "error").as_deref(),
+            Some("login_required")
+        );
+        let resp = id
+            .refresh(&client, tokens["refresh_token"].as_str().unwrap())
+            .await;
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["error"],
+            "invalid_grant"
+        );
+        id.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -1170,3 +1170,70 @@ async fn scheduled_rotation_under_load_has_zero_verification_failures() {
         db.cleanup().await;
     }
 }
+
+/// The dev stack's contract: `serve_on` with a bound listener, the gateway-facing issuer, an
+/// embedded SQLite database under the data dir and dev mode, nothing else configured.
+#[tokio::test]
+async fn serve_on_in_dev_mode_bootstraps_the_data_dir() {
+    tansu_shared::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("identity");
+    let issuer = "https://127.0.0.1:8443/identity/";
+    let mut kids = Vec::new();
+    for run in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = tansu_identity::Config {
+            listen: addr.to_string(),
+            issuer: issuer.into(),
+            data_dir: data_dir.clone(),
+            database_url: format!("sqlite://{}/identity.db", data_dir.display()),
+            dev_mode: true,
+            dev_admin_password: tansu_shared::config::Secret::new("dev-admin-password-0123"),
+            ..tansu_identity::Config::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(tansu_identity::serve_on(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::new();
+        let base = format!("http://{addr}");
+        let meta: Value = eventually(Duration::from_secs(30), "the service to answer", || {
+            let http = http.clone();
+            let url = format!("{base}/.well-known/openid-configuration");
+            async move { http.get(url).send().await.ok()?.json().await.ok() }
+        })
+        .await;
+        assert_eq!(meta["issuer"], issuer);
+        assert_eq!(meta["token_endpoint"], format!("{issuer}connect/token"));
+        #[cfg(unix)]
+        for file in ["master.key", "tansu-dashboard.secret"] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(data_dir.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file} on run {run}");
+        }
+        let secret = std::fs::read_to_string(data_dir.join("tansu-dashboard.secret")).unwrap();
+        let resp = http
+            .post(format!("{base}/connect/token"))
+            .basic_auth("tansu-dashboard", Some(secret.trim()))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "admin.full db.read"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "run {run}");
+        let body: Value = resp.json().await.unwrap();
+        kids.push(kid_of(body["access_token"].as_str().unwrap()));
+        let _ = stop.send(());
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        kids[0], kids[1],
+        "a restart keeps the key ring and the master key"
+    );
+}

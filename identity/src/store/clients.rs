@@ -17,6 +17,7 @@ pub struct ClientRow {
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
     pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
     pub access_token_lifetime_secs: Option<i64>,
     pub signing_alg: String,
     pub created_at: i64,
@@ -36,7 +37,8 @@ impl std::fmt::Debug for ClientRow {
 }
 
 const COLUMNS: &str = "id, client_id, tenant_id, name, confidential, secret_hash, grant_types, \
-    scopes, redirect_uris, access_token_lifetime_secs, signing_alg, created_at, updated_at";
+    scopes, redirect_uris, access_token_lifetime_secs, signing_alg, created_at, updated_at, \
+    post_logout_redirect_uris";
 
 fn list(json: String, column: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("clients.{column}: {e}")))
@@ -58,6 +60,10 @@ macro_rules! client_row {
             grant_types: list($r.try_get("grant_types")?, "grant_types")?,
             scopes: list($r.try_get("scopes")?, "scopes")?,
             redirect_uris: list($r.try_get("redirect_uris")?, "redirect_uris")?,
+            post_logout_redirect_uris: list(
+                $r.try_get("post_logout_redirect_uris")?,
+                "post_logout_redirect_uris",
+            )?,
             access_token_lifetime_secs: $r.try_get("access_token_lifetime_secs")?,
             signing_alg: $r.try_get("signing_alg")?,
             created_at: $r.try_get("created_at")?,
@@ -70,7 +76,7 @@ impl Store {
     /// Inserts a client; a duplicate `client_id` is a unique violation.
     pub async fn insert_client(&self, c: &ClientRow) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
         on_pool!(self, pool => {
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -87,6 +93,7 @@ impl Store {
             .bind(&c.signing_alg)
             .bind(c.created_at)
             .bind(c.updated_at)
+            .bind(json(&c.post_logout_redirect_uris))
             .execute(pool)
             .await?;
         });
@@ -134,7 +141,7 @@ impl Store {
     pub async fn update_client(&self, c: &ClientRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE clients SET name = $2, grant_types = $3, scopes = $4, \
             redirect_uris = $5, access_token_lifetime_secs = $6, signing_alg = $7, \
-            secret_hash = $8, updated_at = $9 WHERE client_id = $1";
+            secret_hash = $8, updated_at = $9, post_logout_redirect_uris = $10 WHERE client_id = $1";
         let affected = on_pool!(self, pool => sqlx::query(SQL)
             .bind(&c.client_id)
             .bind(&c.name)
@@ -145,6 +152,7 @@ impl Store {
             .bind(&c.signing_alg)
             .bind(&c.secret_hash)
             .bind(c.updated_at)
+            .bind(json(&c.post_logout_redirect_uris))
             .execute(pool)
             .await?
             .rows_affected());

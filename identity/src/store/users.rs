@@ -125,6 +125,21 @@ impl Store {
         Ok(())
     }
 
+    /// Ends a session and revokes the refresh token families issued in it.
+    pub async fn revoke_session(&self, session_id: &str, now: i64) -> StoreResult<()> {
+        const SESSION: &str =
+            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+        const FAMILIES: &str = "UPDATE refresh_families SET revoked_at = $2 \
+            WHERE session_id = $1 AND revoked_at IS NULL";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(SESSION).bind(session_id).bind(now).execute(&mut *tx).await?;
+            sqlx::query(FAMILIES).bind(session_id).bind(now).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// A live (unexpired, unrevoked) session by its cookie token's hash.
     pub async fn live_session(
         &self,

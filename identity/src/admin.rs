@@ -89,7 +89,8 @@ async fn create_client(
     let new: NewClient = json_body(body).await?;
     let now = now_ms();
     let confidential = new.client_type == ClientType::Confidential;
-    let secret = if confidential {
+    let jwks = new.jwks.as_ref().map(|j| j.to_string());
+    let secret = if confidential && jwks.is_none() {
         Some(crypto::random_secret().map_err(|e| store_failed(&e))?)
     } else {
         None
@@ -105,6 +106,7 @@ async fn create_client(
         scopes: new.scopes,
         redirect_uris: new.redirect_uris,
         post_logout_redirect_uris: new.post_logout_redirect_uris,
+        jwks,
         access_token_lifetime_secs: new
             .access_token_lifetime_secs
             .map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
@@ -206,6 +208,17 @@ async fn update_client(
     if let Some(v) = update.post_logout_redirect_uris {
         row.post_logout_redirect_uris = v;
     }
+    if let Some(v) = update.jwks {
+        if row.jwks.is_none() {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "not-private-key-jwt",
+                "Not a private_key_jwt client",
+            )
+            .with_detail("only a client registered with jwks can change them"));
+        }
+        row.jwks = Some(v.to_string());
+    }
     if let Some(v) = update.access_token_lifetime_secs {
         row.access_token_lifetime_secs = v.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
     }
@@ -235,10 +248,10 @@ async fn rotate_secret(
     Path(client_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let mut row = load(&state, &client_id).await?;
-    if !row.confidential {
+    if !row.confidential || row.jwks.is_some() {
         return Err(
-            Problem::new(StatusCode::CONFLICT, "public-client", "Public client")
-                .with_detail("a public client has no secret"),
+            Problem::new(StatusCode::CONFLICT, "no-secret", "Client has no secret")
+                .with_detail("public and private_key_jwt clients have no secret"),
         );
     }
     let secret = crypto::random_secret().map_err(|e| store_failed(&e))?;

@@ -61,6 +61,10 @@ pub struct NewClient {
     pub redirect_uris: Vec<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// A JWK Set of the client's public keys: the client authenticates with `private_key_jwt`
+    /// (RFC 7523) and gets no secret.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
     #[serde(default)]
     pub access_token_lifetime_secs: Option<u64>,
     #[serde(default)]
@@ -84,6 +88,8 @@ pub struct ClientUpdate {
     pub scopes: Option<Vec<String>>,
     pub redirect_uris: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Replaces a private_key_jwt client's keys.
+    pub jwks: Option<serde_json::Value>,
     #[serde(default, deserialize_with = "double_option")]
     pub access_token_lifetime_secs: Option<Option<u64>>,
     pub signing_alg: Option<String>,
@@ -110,6 +116,8 @@ pub struct ClientView {
     pub scopes: Vec<String>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
     pub access_token_lifetime_secs: Option<i64>,
     pub signing_alg: String,
     pub created_at: String,
@@ -128,7 +136,9 @@ impl From<&ClientRow> for ClientView {
             } else {
                 ClientType::Public
             },
-            token_endpoint_auth_methods: if c.confidential {
+            token_endpoint_auth_methods: if c.jwks.is_some() {
+                vec!["private_key_jwt".into()]
+            } else if c.confidential {
                 vec!["client_secret_basic".into(), "client_secret_post".into()]
             } else {
                 vec!["none".into()]
@@ -137,6 +147,7 @@ impl From<&ClientRow> for ClientView {
             scopes: c.scopes.clone(),
             redirect_uris: c.redirect_uris.clone(),
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            jwks: c.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()),
             access_token_lifetime_secs: c.access_token_lifetime_secs,
             signing_alg: c.signing_alg.clone(),
             created_at: rfc3339(c.created_at),
@@ -193,6 +204,14 @@ pub fn validate(c: &ClientRow, dev_mode: bool) -> Vec<String> {
             v.push(format!("redirect_uris: {uri:?}: {e}"));
         }
     }
+    if let Some(jwks) = &c.jwks
+        && let Err(e) = client_keys(jwks)
+    {
+        v.push(format!("jwks: {e}"));
+    }
+    if c.jwks.is_some() && (!c.confidential || c.secret_hash.is_some()) {
+        v.push("jwks: a private_key_jwt client is confidential and has no secret".into());
+    }
     for uri in &c.post_logout_redirect_uris {
         if let Err(e) = validate_redirect_uri(uri) {
             v.push(format!("post_logout_redirect_uris: {uri:?}: {e}"));
@@ -217,6 +236,31 @@ pub fn validate(c: &ClientRow, dev_mode: bool) -> Vec<String> {
         v.push("signing_alg: RS256, ES256 or EdDSA".into());
     }
     v
+}
+
+/// A client's public keys (for `private_key_jwt`): a JWK Set of RSA, P-256 or Ed25519 signing
+/// keys, none with private parts.
+pub fn client_keys(jwks: &str) -> Result<Vec<jsonwebtoken::jwk::Jwk>, String> {
+    let raw: serde_json::Value = serde_json::from_str(jwks).map_err(|_| "not JSON".to_owned())?;
+    let keys = raw["keys"]
+        .as_array()
+        .ok_or_else(|| "not a JWK Set (no \"keys\" array)".to_owned())?;
+    if keys.is_empty() || keys.len() > 10 {
+        return Err("between 1 and 10 keys".into());
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        if key.get("d").is_some() || key.get("p").is_some() || key.get("k").is_some() {
+            return Err("keys must be public (no private or symmetric parts)".into());
+        }
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::from_value(key.clone()).map_err(|e| format!("invalid JWK: {e}"))?;
+        if jsonwebtoken::DecodingKey::from_jwk(&jwk).is_err() {
+            return Err("unusable JWK".into());
+        }
+        out.push(jwk);
+    }
+    Ok(out)
 }
 
 /// Redirect URIs are absolute, without fragment (RFC 6749 §3.1.2), https — or http only on a

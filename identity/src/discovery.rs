@@ -28,16 +28,23 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         "end_session_endpoint": format!("{issuer}connect/endsession"),
         "jwks_uri": format!("{issuer}.well-known/jwks"),
         "introspection_endpoint": format!("{issuer}connect/introspect"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic", "client_secret_post", "private_key_jwt"
+        ],
         "revocation_endpoint": format!("{issuer}connect/revocation"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": [
+            "client_secret_basic", "client_secret_post", "private_key_jwt", "none"
+        ],
         "scopes_supported": scopes::known(state.config.dev_mode),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": GRANTS_IMPLEMENTED,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic", "client_secret_post", "private_key_jwt", "none"
+        ],
+        "token_endpoint_auth_signing_alg_values_supported": algs,
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "claims_parameter_supported": false,

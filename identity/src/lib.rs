@@ -188,6 +188,7 @@ impl AppState {
                     scopes: scopes::known(true).into_iter().map(str::to_owned).collect(),
                     redirect_uris: Vec::new(),
                     post_logout_redirect_uris: Vec::new(),
+                    jwks: None,
                     access_token_lifetime_secs: None,
                     signing_alg: self.config.default_alg().as_str().into(),
                     created_at: now,
@@ -227,6 +228,9 @@ impl AppState {
                 ticker.tick().await;
                 if let Err(e) = keys.maintain().await {
                     tracing::warn!(error = %format!("{e:#}"), "signing key maintenance failed");
+                }
+                if let Err(e) = store.purge_client_assertions(now_ms()).await {
+                    tracing::warn!(error = %e, "client assertion purge failed");
                 }
                 if let Err(e) = store.purge_codes(now_ms() - 86_400_000).await {
                     tracing::warn!(error = %e, "authorization code purge failed");

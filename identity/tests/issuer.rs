@@ -1237,3 +1237,216 @@ async fn serve_on_in_dev_mode_bootstraps_the_data_dir() {
         "a restart keeps the key ring and the master key"
     );
 }
+
+/// A client assertion (RFC 7523) signed with `pair`.
+fn assertion(
+    pair: &tansu_identity::keys::SigningPair,
+    alg: &str,
+    kid: &str,
+    claims: Value,
+) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+    };
+    let signing_input = format!(
+        "{}.{}",
+        b64(&json!({"alg": alg, "typ": "JWT", "kid": kid})),
+        b64(&claims)
+    );
+    let sig = pair.sign(signing_input.as_bytes()).unwrap();
+    format!(
+        "{signing_input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+    )
+}
+
+#[tokio::test]
+async fn private_key_jwt_client_authentication() {
+    use tansu_identity::keys::{SigningAlg, SigningPair};
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let (pair, _) = SigningPair::generate(SigningAlg::ES256).unwrap();
+        let (other, _) = SigningPair::generate(SigningAlg::ES256).unwrap();
+        let jwk = pair.public_jwk("client-key-1", SigningAlg::ES256);
+        let resp = id
+            .http
+            .post(id.url("/admin/clients"))
+            .bearer_auth(id.admin_token().await)
+            .json(&json!({
+                "client_id": "signed-client",
+                "name": "signs its requests",
+                "grant_types": ["client_credentials"],
+                "scopes": ["db.read"],
+                "jwks": {"keys": [jwk]},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let created: Value = resp.json().await.unwrap();
+        assert!(created.get("client_secret").is_none());
+        assert_eq!(
+            created["token_endpoint_auth_methods"],
+            json!(["private_key_jwt"])
+        );
+        let token_url = format!("{}connect/token", id.issuer);
+        let now = tansu_identity::store::now_ms() / 1000;
+        let claims = |aud: &str, exp: i64| {
+            json!({"iss": "signed-client", "sub": "signed-client", "aud": aud, "exp": exp,
+                   "iat": now, "jti": uuid::Uuid::now_v7().to_string()})
+        };
+        let request = |jwt: String, extra: Vec<(&'static str, String)>| {
+            let mut form = vec![
+                ("grant_type", "client_credentials".to_owned()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+                ),
+                ("client_assertion", jwt),
+            ];
+            form.extend(extra);
+            id.http.post(id.url("/connect/token")).form(&form).send()
+        };
+
+        let good = assertion(&pair, "ES256", "client-key-1", claims(&token_url, now + 60));
+        let resp = request(good.clone(), vec![]).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        let claims_out = id
+            .verifier("tansu.db")
+            .await
+            .verify(body["access_token"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(claims_out.client_id, "signed-client");
+
+        expect_error(
+            request(good, vec![]).await.unwrap(),
+            401,
+            "invalid_client",
+            "replayed assertion",
+        )
+        .await;
+        for (what, jwt) in [
+            (
+                "other key",
+                assertion(
+                    &other,
+                    "ES256",
+                    "client-key-1",
+                    claims(&token_url, now + 60),
+                ),
+            ),
+            (
+                "wrong audience",
+                assertion(
+                    &pair,
+                    "ES256",
+                    "client-key-1",
+                    claims("https://elsewhere.example/token", now + 60),
+                ),
+            ),
+            (
+                "expired",
+                assertion(
+                    &pair,
+                    "ES256",
+                    "client-key-1",
+                    claims(&token_url, now - 120),
+                ),
+            ),
+            (
+                "lives too long",
+                assertion(
+                    &pair,
+                    "ES256",
+                    "client-key-1",
+                    claims(&token_url, now + 7200),
+                ),
+            ),
+            (
+                "alg not the key's",
+                assertion(&pair, "RS256", "client-key-1", claims(&token_url, now + 60)),
+            ),
+            ("garbage", "a.b.c".to_owned()),
+        ] {
+            expect_error(
+                request(jwt, vec![]).await.unwrap(),
+                401,
+                "invalid_client",
+                what,
+            )
+            .await;
+        }
+        let fresh = assertion(&pair, "ES256", "client-key-1", claims(&token_url, now + 60));
+        expect_error(
+            request(fresh.clone(), vec![("client_secret", "x".into())])
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "assertion and secret",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(id.url("/connect/token"))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", "urn:other"),
+                    ("client_assertion", fresh.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "invalid_client",
+            "unknown assertion type",
+        )
+        .await;
+        // The same client introspects with an assertion addressed to the issuer.
+        let resp = id
+            .http
+            .post(id.url("/connect/introspect"))
+            .form(&[
+                ("token", body["access_token"].as_str().unwrap()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                (
+                    "client_assertion",
+                    &assertion(&pair, "ES256", "client-key-1", claims(&id.issuer, now + 60)),
+                ),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.json::<Value>().await.unwrap()["active"], true);
+        // It has no secret to rotate; a private key in the JWK Set is refused.
+        let admin = id.admin_token().await;
+        let resp = id
+            .http
+            .post(id.url("/admin/clients/signed-client/secret"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 409);
+        let mut private = jwk.clone();
+        private["d"] = json!("AAAA");
+        let resp = id
+            .http
+            .post(id.url("/admin/clients"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "bad", "grant_types": ["client_credentials"], "jwks": {"keys": [private]}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422);
+        id.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -89,18 +89,29 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, OAuthE
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    PrivateKeyJwt,
     None,
 }
 
 /// Authenticates the client of a token-endpoint request (RFC 6749 §2.3.1): HTTP Basic with
 /// form-urlencoded id and secret, or `client_id`/`client_secret` in the body, or only
-/// `client_id` for a public client. Using two methods at once is refused (§2.3).
+/// `client_id` for a public client, or a signed client assertion (`private_key_jwt`, see
+/// [`super::assertion`]). Using two methods at once is refused (§2.3).
 pub async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<(ClientRow, AuthMethod), OAuthError> {
     let basic = basic_credentials(headers)?;
+    if params.get("client_assertion").is_some() || params.get("client_assertion_type").is_some() {
+        if basic.is_some() || params.get("client_secret").is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not several",
+            ));
+        }
+        let client = super::assertion::authenticate(state, params).await?;
+        return Ok((client, AuthMethod::PrivateKeyJwt));
+    }
     let (client_id, secret, method) = match basic {
         Some((id, secret)) => {
             if params.get("client_secret").is_some() {

@@ -18,6 +18,8 @@ pub struct ClientRow {
     pub scopes: Vec<String>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
+    /// private_key_jwt clients: their public keys (a JWK Set as JSON); no secret then.
+    pub jwks: Option<String>,
     pub access_token_lifetime_secs: Option<i64>,
     pub signing_alg: String,
     pub created_at: i64,
@@ -38,7 +40,7 @@ impl std::fmt::Debug for ClientRow {
 
 const COLUMNS: &str = "id, client_id, tenant_id, name, confidential, secret_hash, grant_types, \
     scopes, redirect_uris, access_token_lifetime_secs, signing_alg, created_at, updated_at, \
-    post_logout_redirect_uris";
+    post_logout_redirect_uris, jwks";
 
 fn list(json: String, column: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("clients.{column}: {e}")))
@@ -64,6 +66,7 @@ macro_rules! client_row {
                 $r.try_get("post_logout_redirect_uris")?,
                 "post_logout_redirect_uris",
             )?,
+            jwks: $r.try_get("jwks")?,
             access_token_lifetime_secs: $r.try_get("access_token_lifetime_secs")?,
             signing_alg: $r.try_get("signing_alg")?,
             created_at: $r.try_get("created_at")?,
@@ -76,7 +79,7 @@ impl Store {
     /// Inserts a client; a duplicate `client_id` is a unique violation.
     pub async fn insert_client(&self, c: &ClientRow) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         );
         on_pool!(self, pool => {
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -94,6 +97,7 @@ impl Store {
             .bind(c.created_at)
             .bind(c.updated_at)
             .bind(json(&c.post_logout_redirect_uris))
+            .bind(&c.jwks)
             .execute(pool)
             .await?;
         });
@@ -141,7 +145,7 @@ impl Store {
     pub async fn update_client(&self, c: &ClientRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE clients SET name = $2, grant_types = $3, scopes = $4, \
             redirect_uris = $5, access_token_lifetime_secs = $6, signing_alg = $7, \
-            secret_hash = $8, updated_at = $9, post_logout_redirect_uris = $10 WHERE client_id = $1";
+            secret_hash = $8, updated_at = $9, post_logout_redirect_uris = $10, jwks = $11 WHERE client_id = $1";
         let affected = on_pool!(self, pool => sqlx::query(SQL)
             .bind(&c.client_id)
             .bind(&c.name)
@@ -153,10 +157,24 @@ impl Store {
             .bind(&c.secret_hash)
             .bind(c.updated_at)
             .bind(json(&c.post_logout_redirect_uris))
+            .bind(&c.jwks)
             .execute(pool)
             .await?
             .rows_affected());
         Ok(affected == 1)
+    }
+
+    /// Records a used client assertion id; `false` when it was used before (a replay).
+    pub async fn use_client_assertion(&self, id: &str, expires_at: i64) -> StoreResult<bool> {
+        const SQL: &str = "INSERT INTO client_assertions (id, expires_at) VALUES ($1, $2) \
+            ON CONFLICT (id) DO NOTHING";
+        let n = on_pool!(self, pool => sqlx::query(SQL).bind(id).bind(expires_at).execute(pool).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    pub async fn purge_client_assertions(&self, now: i64) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM client_assertions WHERE expires_at < $1";
+        on_pool!(self, pool => Ok(sqlx::query(SQL).bind(now).execute(pool).await?.rows_affected()))
     }
 
     /// `false` when it did not exist.

@@ -107,6 +107,7 @@ async fn create_client(
         redirect_uris: new.redirect_uris,
         post_logout_redirect_uris: new.post_logout_redirect_uris,
         jwks,
+        first_party: new.first_party,
         access_token_lifetime_secs: new
             .access_token_lifetime_secs
             .map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
@@ -207,6 +208,9 @@ async fn update_client(
     }
     if let Some(v) = update.post_logout_redirect_uris {
         row.post_logout_redirect_uris = v;
+    }
+    if let Some(v) = update.first_party {
+        row.first_party = v;
     }
     if let Some(v) = update.jwks {
         if row.jwks.is_none() {

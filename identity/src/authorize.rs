@@ -364,7 +364,7 @@ pub async fn authorize(State(state): State<AppState>, uri: Uri, headers: HeaderM
     };
     match session {
         Some((s, user)) if !req.prompt.iter().any(|p| p == "login") && fresh_enough(&s) => {
-            issue_code(&state, &req, &s, &user).await.into_response()
+            continue_authorization(&state, &headers, &req, &s, &user).await
         }
         _ if req.prompt.iter().any(|p| p == "none") => error_redirect(
             &state,
@@ -427,6 +427,148 @@ async fn issue_code(
         req.state.as_deref(),
         &[("code", &code)],
     )))
+}
+
+/// Once the user is known: the consent page when it is needed, else the code.
+///
+/// Consent is asked for third-party clients (for scopes the user has not granted them yet) and
+/// whenever the client sends `prompt=consent`; with `prompt=none` it is `consent_required`.
+async fn continue_authorization(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: &AuthRequest,
+    session: &SessionRow,
+    user: &UserRow,
+) -> Response {
+    let asked = req.prompt.iter().any(|p| p == "consent");
+    let needed = asked
+        || (!req.client.first_party
+            && match state.store.consent(&user.id, &req.client.client_id).await {
+                Ok(granted) => req.scopes.iter().any(|s| !granted.contains(s)),
+                Err(e) => {
+                    tracing::error!(error = %e, "consent lookup failed");
+                    return AuthorizeError::Page(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Sign-in is unavailable right now; retry later.",
+                    )
+                    .into_response();
+                }
+            });
+    if !needed {
+        return match issue_code(state, req, session, user).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+    }
+    if req.prompt.iter().any(|p| p == "none") {
+        return error_redirect(
+            state,
+            &req.redirect_uri,
+            req.state.as_deref(),
+            "consent_required",
+            "the user must consent",
+        )
+        .into_response();
+    }
+    consent_page(state, headers, req)
+}
+
+fn consent_page(state: &AppState, headers: &HeaderMap, req: &AuthRequest) -> Response {
+    let Some((csrf, cookie)) = csrf_token(state, headers) else {
+        return AuthorizeError::Page(StatusCode::SERVICE_UNAVAILABLE, "Unavailable right now.")
+            .into_response();
+    };
+    let items: String = req
+        .scopes
+        .iter()
+        .map(|s| format!("<li>{}</li>", escape(s)))
+        .collect();
+    let body = format!(
+        "<h1>Allow access?</h1><p><strong>{client}</strong> asks for:</p><ul>{items}</ul>\
+         <form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"request\" value=\"{request}\">\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
+         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
+        client = escape(&req.client.name),
+        action = escape(&format!("{}consent", state.config.issuer)),
+        csrf = escape(&csrf),
+        request = escape(&req.raw),
+    );
+    let mut response = html(StatusCode::OK, &page("Allow access", &body));
+    if let Some(c) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// `POST /consent`: the consent form's submission (needs the signed-in session).
+pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return AuthorizeError::Page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.")
+            .into_response();
+    };
+    let Ok(form) = Params::parse(&bytes) else {
+        return AuthorizeError::Page(StatusCode::BAD_REQUEST, "The form is malformed.")
+            .into_response();
+    };
+    if !csrf_matches(&headers, &form) {
+        return AuthorizeError::Page(
+            StatusCode::FORBIDDEN,
+            "The form expired or was not sent from this site.",
+        )
+        .into_response();
+    }
+    let req = match parse_request(&state, form.get("request").unwrap_or("")).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some((session, user)) = current_session(&state, &headers).await else {
+        return AuthorizeError::Page(
+            StatusCode::BAD_REQUEST,
+            "Your sign-in has ended. Start again from the application.",
+        )
+        .into_response();
+    };
+    match form.get("decision") {
+        Some("allow") => {
+            let mut granted = state
+                .store
+                .consent(&user.id, &req.client.client_id)
+                .await
+                .unwrap_or_default();
+            for s in &req.scopes {
+                if !granted.contains(s) {
+                    granted.push(s.clone());
+                }
+            }
+            if let Err(e) = state
+                .store
+                .save_consent(&user.id, &req.client.client_id, &granted, now_ms())
+                .await
+            {
+                tracing::error!(error = %e, "storing consent failed");
+                return AuthorizeError::Page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Unavailable right now; retry later.",
+                )
+                .into_response();
+            }
+            match issue_code(&state, &req, &session, &user).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            }
+        }
+        Some("deny") => error_redirect(
+            &state,
+            &req.redirect_uri,
+            req.state.as_deref(),
+            "access_denied",
+            "the user denied access",
+        )
+        .into_response(),
+        _ => AuthorizeError::Page(StatusCode::BAD_REQUEST, "No decision was made.").into_response(),
+    }
 }
 
 /// `POST /login`: the login form's submission.
@@ -516,10 +658,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         .into_response();
     }
     tracing::info!(user_id = %user.id, "signed in");
-    let mut response = match issue_code(&state, &req, &session, &user).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    };
+    let mut response = continue_authorization(&state, &headers, &req, &session, &user).await;
     if let Some(c) = set_cookie(&state, SESSION_COOKIE, &token, "Lax", lifetime) {
         response.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -65,6 +65,9 @@ pub struct NewClient {
     /// (RFC 7523) and gets no secret.
     #[serde(default)]
     pub jwks: Option<serde_json::Value>,
+    /// First-party (platform) clients skip the consent page. Default: third-party.
+    #[serde(default)]
+    pub first_party: bool,
     #[serde(default)]
     pub access_token_lifetime_secs: Option<u64>,
     #[serde(default)]
@@ -90,6 +93,7 @@ pub struct ClientUpdate {
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// Replaces a private_key_jwt client's keys.
     pub jwks: Option<serde_json::Value>,
+    pub first_party: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
     pub access_token_lifetime_secs: Option<Option<u64>>,
     pub signing_alg: Option<String>,
@@ -118,6 +122,7 @@ pub struct ClientView {
     pub post_logout_redirect_uris: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<serde_json::Value>,
+    pub first_party: bool,
     pub access_token_lifetime_secs: Option<i64>,
     pub signing_alg: String,
     pub created_at: String,
@@ -148,6 +153,7 @@ impl From<&ClientRow> for ClientView {
             redirect_uris: c.redirect_uris.clone(),
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
             jwks: c.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+            first_party: c.first_party,
             access_token_lifetime_secs: c.access_token_lifetime_secs,
             signing_alg: c.signing_alg.clone(),
             created_at: rfc3339(c.created_at),

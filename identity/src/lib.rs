@@ -189,6 +189,7 @@ impl AppState {
                     redirect_uris: Vec::new(),
                     post_logout_redirect_uris: Vec::new(),
                     jwks: None,
+                    first_party: true,
                     access_token_lifetime_secs: None,
                     signing_alg: self.config.default_alg().as_str().into(),
                     created_at: now,
@@ -355,6 +356,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks", get(discovery::jwks))
         .route("/connect/authorize", get(authorize::authorize))
         .route("/login", post(authorize::login))
+        .route("/consent", post(authorize::consent))
         .route(
             "/connect/endsession",
             get(authorize::end_session).post(authorize::end_session),

@@ -17,6 +17,7 @@ async fn public_app(id: &Instance) -> String {
         .json(&json!({
             "client_id": "web-app",
             "name": "Web app",
+            "first_party": true,
             "client_type": "public",
             "grant_types": ["authorization_code", "refresh_token"],
             "redirect_uris": [REDIRECT, "http://127.0.0.1:9999/cb"],
@@ -800,6 +801,188 @@ async fn rp_initiated_logout() {
             resp.json::<Value>().await.unwrap()["error"],
             "invalid_grant"
         );
+        id.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn third_party_clients_need_consent() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let _ = public_app(&id).await;
+        let resp = id
+            .http
+            .post(id.url("/admin/clients"))
+            .bearer_auth(id.admin_token().await)
+            .json(&json!({
+                "client_id": "third",
+                "name": "Third <party> app",
+                "client_type": "public",
+                "grant_types": ["authorization_code"],
+                "redirect_uris": [REDIRECT],
+                "scopes": ["openid", "email", "profile", "db.read"],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let http = no_redirects();
+        let (verifier, challenge) = pkce();
+        let query = |client: &str, scope: &str, extra: &str| {
+            format!(
+                "response_type=code&client_id={client}&redirect_uri={}&scope={}&state=c1&code_challenge={challenge}&code_challenge_method=S256{extra}",
+                form_encode(REDIRECT),
+                form_encode(scope)
+            )
+        };
+        // Sign in: the answer is the consent page, with the session already set.
+        let q = query("third", "openid email", "");
+        let page = http
+            .get(id.url(&format!("/connect/authorize?{q}")))
+            .send()
+            .await
+            .unwrap();
+        let csrf_cookie = set_cookie(&page, "tansu_csrf").unwrap();
+        let html = page.text().await.unwrap();
+        let csrf = hidden_field(&html, "csrf").unwrap();
+        let resp = http
+            .post(id.url("/login"))
+            .header("cookie", &csrf_cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("request", &q),
+                ("email", "admin@tansu.local"),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let session = set_cookie(&resp, "tansu_session").unwrap();
+        let cookies = format!("{csrf_cookie}; {session}");
+        let html = resp.text().await.unwrap();
+        assert!(
+            html.contains("Allow access?") && html.contains("Third &lt;party&gt; app"),
+            "{html}"
+        );
+        assert_eq!(hidden_field(&html, "request").unwrap(), q);
+        let decide = |decision: &'static str, request: String, cookies: Option<String>| {
+            let http = http.clone();
+            let url = id.url("/consent");
+            let csrf = csrf.clone();
+            async move {
+                let mut req = http.post(url).form(&[
+                    ("csrf", csrf.as_str()),
+                    ("request", &request),
+                    ("decision", decision),
+                ]);
+                if let Some(c) = cookies {
+                    req = req.header("cookie", c);
+                }
+                req.send().await.unwrap()
+            }
+        };
+        // Without the session or the CSRF cookie: refused.
+        assert_eq!(
+            decide("allow", q.clone(), Some(csrf_cookie.clone()))
+                .await
+                .status(),
+            400
+        );
+        assert_eq!(
+            decide("allow", q.clone(), Some(session.clone()))
+                .await
+                .status(),
+            403
+        );
+        // Deny → access_denied back at the client.
+        let resp = decide("deny", q.clone(), Some(cookies.clone())).await;
+        assert_eq!(resp.status(), 303);
+        let location = resp.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(
+            query_param(&location, "error").as_deref(),
+            Some("access_denied")
+        );
+        assert_eq!(query_param(&location, "state").as_deref(), Some("c1"));
+        // Nothing was remembered: asked again; allow → a code that redeems.
+        let again = http
+            .get(id.url(&format!("/connect/authorize?{q}")))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 200);
+        let resp = decide("allow", q.clone(), Some(cookies.clone())).await;
+        assert_eq!(resp.status(), 303);
+        let code = query_param(resp.headers()["location"].to_str().unwrap(), "code").unwrap();
+        assert_eq!(
+            id.redeem("third", &code, REDIRECT, Some(&verifier))
+                .await
+                .status(),
+            200
+        );
+        // Remembered: the same scopes go straight through, even with prompt=none.
+        for extra in ["", "&prompt=none"] {
+            let resp = http
+                .get(id.url(&format!(
+                    "/connect/authorize?{}",
+                    query("third", "openid email", extra)
+                )))
+                .header("cookie", &cookies)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 303, "{extra}");
+            assert!(query_param(resp.headers()["location"].to_str().unwrap(), "code").is_some());
+        }
+        // A wider request asks again (or fails with prompt=none).
+        let resp = http
+            .get(id.url(&format!(
+                "/connect/authorize?{}",
+                query("third", "openid email db.read", "")
+            )))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let resp = http
+            .get(id.url(&format!(
+                "/connect/authorize?{}",
+                query("third", "openid email db.read", "&prompt=none")
+            )))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
+        let location = resp.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(
+            query_param(&location, "error").as_deref(),
+            Some("consent_required")
+        );
+        // First-party clients skip consent unless the client asks with prompt=consent.
+        let resp = http
+            .get(id.url(&format!(
+                "/connect/authorize?{}",
+                query("web-app", "openid", "")
+            )))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303);
+        let resp = http
+            .get(id.url(&format!(
+                "/connect/authorize?{}",
+                query("web-app", "openid", "&prompt=consent")
+            )))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.text().await.unwrap().contains("Allow access?"));
         id.stop().await;
         db.cleanup().await;
     }

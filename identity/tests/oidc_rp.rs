@@ -50,6 +50,7 @@ async fn openidconnect_relying_party_signs_in() {
             .json(&json!({
                 "client_id": "rp",
                 "name": "Relying party",
+                "first_party": true,
                 "client_type": "public",
                 "grant_types": ["authorization_code"],
                 "redirect_uris": [REDIRECT],

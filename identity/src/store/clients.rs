@@ -20,6 +20,8 @@ pub struct ClientRow {
     pub post_logout_redirect_uris: Vec<String>,
     /// private_key_jwt clients: their public keys (a JWK Set as JSON); no secret then.
     pub jwks: Option<String>,
+    /// First-party (platform) clients skip the consent page.
+    pub first_party: bool,
     pub access_token_lifetime_secs: Option<i64>,
     pub signing_alg: String,
     pub created_at: i64,
@@ -40,7 +42,7 @@ impl std::fmt::Debug for ClientRow {
 
 const COLUMNS: &str = "id, client_id, tenant_id, name, confidential, secret_hash, grant_types, \
     scopes, redirect_uris, access_token_lifetime_secs, signing_alg, created_at, updated_at, \
-    post_logout_redirect_uris, jwks";
+    post_logout_redirect_uris, jwks, first_party";
 
 fn list(json: String, column: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("clients.{column}: {e}")))
@@ -67,6 +69,7 @@ macro_rules! client_row {
                 "post_logout_redirect_uris",
             )?,
             jwks: $r.try_get("jwks")?,
+            first_party: $r.try_get("first_party")?,
             access_token_lifetime_secs: $r.try_get("access_token_lifetime_secs")?,
             signing_alg: $r.try_get("signing_alg")?,
             created_at: $r.try_get("created_at")?,
@@ -79,7 +82,7 @@ impl Store {
     /// Inserts a client; a duplicate `client_id` is a unique violation.
     pub async fn insert_client(&self, c: &ClientRow) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         );
         on_pool!(self, pool => {
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -98,6 +101,7 @@ impl Store {
             .bind(c.updated_at)
             .bind(json(&c.post_logout_redirect_uris))
             .bind(&c.jwks)
+            .bind(c.first_party)
             .execute(pool)
             .await?;
         });
@@ -145,7 +149,7 @@ impl Store {
     pub async fn update_client(&self, c: &ClientRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE clients SET name = $2, grant_types = $3, scopes = $4, \
             redirect_uris = $5, access_token_lifetime_secs = $6, signing_alg = $7, \
-            secret_hash = $8, updated_at = $9, post_logout_redirect_uris = $10, jwks = $11 WHERE client_id = $1";
+            secret_hash = $8, updated_at = $9, post_logout_redirect_uris = $10, jwks = $11, first_party = $12 WHERE client_id = $1";
         let affected = on_pool!(self, pool => sqlx::query(SQL)
             .bind(&c.client_id)
             .bind(&c.name)
@@ -158,10 +162,44 @@ impl Store {
             .bind(c.updated_at)
             .bind(json(&c.post_logout_redirect_uris))
             .bind(&c.jwks)
+            .bind(c.first_party)
             .execute(pool)
             .await?
             .rows_affected());
         Ok(affected == 1)
+    }
+
+    /// The scopes `user_id` granted to `client_id`.
+    pub async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>> {
+        const SQL: &str = "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2";
+        on_pool!(self, pool => {
+            let row = sqlx::query(SQL).bind(user_id).bind(client_id).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => r
+                    .try_get::<String, _>("scopes")?
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                None => Vec::new(),
+            })
+        })
+    }
+
+    /// Stores the scopes a user granted to a client (replacing the earlier set).
+    pub async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4) \
+            ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at";
+        on_pool!(self, pool => {
+            sqlx::query(SQL).bind(user_id).bind(client_id).bind(scopes.join(" ")).bind(now).execute(pool).await?;
+        });
+        Ok(())
     }
 
     /// Records a used client assertion id; `false` when it was used before (a replay).

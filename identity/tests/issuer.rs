@@ -1229,6 +1229,40 @@ async fn serve_on_in_dev_mode_bootstraps_the_data_dir() {
         assert_eq!(resp.status(), 200, "run {run}");
         let body: Value = resp.json().await.unwrap();
         kids.push(kid_of(body["access_token"].as_str().unwrap()));
+        if run == 0 {
+            // Behind the gateway: cookies are Secure and scoped to the issuer's path, and the
+            // login form posts to the public URL.
+            let admin = body["access_token"].as_str().unwrap();
+            let resp = http
+                .post(format!("{base}/admin/clients"))
+                .bearer_auth(admin)
+                .json(&json!({"client_id": "spa", "name": "spa", "client_type": "public", "first_party": true,
+                              "grant_types": ["authorization_code"], "redirect_uris": ["https://127.0.0.1:8443/app/cb"],
+                              "scopes": ["openid"]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+            let (_, challenge) = pkce();
+            let resp = http
+                .get(format!("{base}/connect/authorize?response_type=code&client_id=spa&redirect_uri={}&scope=openid&code_challenge={challenge}&code_challenge_method=S256", form_encode("https://127.0.0.1:8443/app/cb")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+            assert!(
+                cookie.contains("; Secure")
+                    && cookie.contains("Path=/identity/")
+                    && cookie.contains("HttpOnly"),
+                "{cookie}"
+            );
+            let html = resp.text().await.unwrap();
+            assert!(
+                html.contains("action=\"https://127.0.0.1:8443/identity/login\""),
+                "{html}"
+            );
+        }
         let _ = stop.send(());
         task.await.unwrap().unwrap();
     }
@@ -1446,6 +1480,91 @@ async fn private_key_jwt_client_authentication() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 422);
+        id.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// Whatever arrives — any method, content type or body — nothing answers 5xx.
+#[tokio::test]
+async fn garbage_never_gets_a_5xx() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let paths = [
+            "/connect/token",
+            "/connect/introspect",
+            "/connect/revocation",
+            "/connect/authorize",
+            "/connect/userinfo",
+            "/connect/endsession",
+            "/login",
+            "/consent",
+            "/admin/clients",
+            "/admin/clients/x",
+            "/admin/clients/x/secret",
+            "/admin/keys/rotate-now",
+            "/admin/keys/policies",
+            "/.well-known/jwks",
+        ];
+        let bodies: Vec<(&str, Vec<u8>)> = vec![
+            ("application/x-www-form-urlencoded", b"".to_vec()),
+            (
+                "application/x-www-form-urlencoded",
+                b"%%%&&&===&grant_type".to_vec(),
+            ),
+            (
+                "application/x-www-form-urlencoded",
+                b"grant_type=refresh_token&refresh_token=\xff".to_vec(),
+            ),
+            (
+                "application/x-www-form-urlencoded",
+                b"grant_type=authorization_code&code=x&client_id=tansu-dashboard".to_vec(),
+            ),
+            (
+                "application/x-www-form-urlencoded",
+                b"request=client_id%3Dtansu-dashboard&csrf=x&decision=allow".to_vec(),
+            ),
+            ("application/json", b"{\"name\": 1}".to_vec()),
+            ("application/json", b"[".to_vec()),
+            ("text/plain", vec![0u8; 70_000]),
+        ];
+        let auths = [
+            None,
+            Some("Basic Og=="),
+            Some("Bearer x.y.z"),
+            Some("Basic dGFuc3UtZGFzaGJvYXJkOg=="),
+        ];
+        let http = no_redirects();
+        for path in paths {
+            for method in [
+                reqwest::Method::GET,
+                reqwest::Method::POST,
+                reqwest::Method::PATCH,
+                reqwest::Method::DELETE,
+            ] {
+                for (ct, body) in &bodies {
+                    for auth in auths {
+                        let mut req = http
+                            .request(
+                                method.clone(),
+                                id.url(&format!(
+                                    "{path}?client_id=%ff&redirect_uri=x&id_token_hint=a.b.c"
+                                )),
+                            )
+                            .header("content-type", *ct)
+                            .body(body.clone());
+                        if let Some(a) = auth {
+                            req = req.header("authorization", a);
+                        }
+                        let status = req.send().await.unwrap().status();
+                        assert!(
+                            status.as_u16() < 500,
+                            "{method} {path} {ct} {auth:?}: {status}"
+                        );
+                    }
+                }
+            }
+        }
         id.stop().await;
         db.cleanup().await;
     }

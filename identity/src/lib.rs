@@ -230,17 +230,7 @@ impl AppState {
                 if let Err(e) = keys.maintain().await {
                     tracing::warn!(error = %format!("{e:#}"), "signing key maintenance failed");
                 }
-                if let Err(e) = store.purge_client_assertions(now_ms()).await {
-                    tracing::warn!(error = %e, "client assertion purge failed");
-                }
-                if let Err(e) = store.purge_codes(now_ms() - 86_400_000).await {
-                    tracing::warn!(error = %e, "authorization code purge failed");
-                }
-                match store.purge_revoked_tokens(now_ms()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(purged = n, "expired token revocations forgotten"),
-                    Err(e) => tracing::warn!(error = %e, "revocation purge failed"),
-                }
+                store.purge_expired(now_ms()).await;
             }
         })
     }

@@ -987,3 +987,47 @@ async fn third_party_clients_need_consent() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn maintenance_purges_dead_state_only() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let client = public_app(&id).await;
+        let live = first_tokens(&id, &client).await;
+        let dead = first_tokens(&id, &client).await;
+        let store = &id.state.store;
+        let fid_of = |t: &Value| {
+            id.state
+                .verify_issued_token(t["access_token"].as_str().unwrap(), None)
+                .unwrap()
+                .fid
+                .unwrap()
+        };
+        let (live_fid, dead_fid) = (fid_of(&live), fid_of(&dead));
+        let now = tansu_identity::store::now_ms();
+        // Revoked two days ago (as far as the purge can tell).
+        store
+            .revoke_family(&dead_fid, now - 2 * 86_400_000)
+            .await
+            .unwrap();
+        assert!(store.purge_expired(now).await >= 1);
+        assert_eq!(
+            store.family_generation(&dead_fid).await.unwrap(),
+            None,
+            "dead family purged"
+        );
+        assert_eq!(
+            store.family_generation(&live_fid).await.unwrap(),
+            Some(0),
+            "live family kept"
+        );
+        assert_eq!(
+            id.refresh(&client, live["refresh_token"].as_str().unwrap())
+                .await
+                .status(),
+            200
+        );
+        id.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -246,6 +246,22 @@ impl Store {
         })
     }
 
+    /// Deletes families (and their tokens) that expired or were revoked before `before`.
+    /// Superseded tokens of live families stay: reuse detection needs them as long as the
+    /// family lives. Returns how many rows went.
+    pub async fn purge_refresh_state(&self, before: i64) -> StoreResult<u64> {
+        const TOKENS_OF_DEAD: &str = "DELETE FROM refresh_tokens WHERE family_id IN \
+            (SELECT id FROM refresh_families WHERE expires_at < $1 OR revoked_at < $1)";
+        const DEAD: &str = "DELETE FROM refresh_families WHERE expires_at < $1 OR revoked_at < $1";
+        on_pool!(self, pool => {
+            let mut n = 0;
+            for sql in [TOKENS_OF_DEAD, DEAD] {
+                n += sqlx::query(sql).bind(before).execute(pool).await?.rows_affected();
+            }
+            Ok(n)
+        })
+    }
+
     /// Revokes a family (every token in it). Idempotent.
     pub async fn revoke_family(&self, family_id: &str, now: i64) -> StoreResult<()> {
         const SQL: &str =

@@ -109,6 +109,34 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets state nobody can use any more: expired revocations and client assertions, and
+    /// codes, sessions and refresh token families dead for a day (the slack keeps recent
+    /// history for diagnosis). Failures are logged; returns how many rows went.
+    pub async fn purge_expired(&self, now: i64) -> u64 {
+        let day_ago = now - 86_400_000;
+        let results = [
+            ("token revocations", self.purge_revoked_tokens(now).await),
+            ("client assertions", self.purge_client_assertions(now).await),
+            ("authorization codes", self.purge_codes(day_ago).await),
+            ("sessions", self.purge_sessions(day_ago).await),
+            (
+                "refresh token families",
+                self.purge_refresh_state(day_ago).await,
+            ),
+        ];
+        let mut total = 0;
+        for (what, result) in results {
+            match result {
+                Ok(n) => total += n,
+                Err(e) => tracing::warn!(error = %e, what, "purge failed"),
+            }
+        }
+        if total > 0 {
+            tracing::debug!(purged = total, "expired state removed");
+        }
+        total
+    }
+
     pub fn dialect(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",

@@ -140,6 +140,12 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes sessions that expired or were revoked before `before`.
+    pub async fn purge_sessions(&self, before: i64) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1";
+        on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).execute(pool).await?.rows_affected()))
+    }
+
     /// A live (unexpired, unrevoked) session by its cookie token's hash.
     pub async fn live_session(
         &self,

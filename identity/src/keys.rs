@@ -490,12 +490,12 @@ impl KeyManager {
             match (current, pending) {
                 (None, None) => {
                     // Bootstrap: nothing has ever signed, so nothing needs a lead time.
-                    self.create_key(*alg, now, now).await?;
+                    self.create_key(*alg, None).await?;
                     rotation.created += 1;
                 }
                 (Some(cur), None) if cur.activate_at.saturating_add(period) <= now + lead => {
-                    let activate = cur.activate_at.saturating_add(period).max(now + lead);
-                    let kid = self.create_key(*alg, now, activate).await?;
+                    let earliest = cur.activate_at.saturating_add(period);
+                    let (kid, activate) = self.create_key(*alg, Some(earliest)).await?;
                     rotation.created += 1;
                     rotation.pending.push((kid, *alg, activate));
                 }
@@ -540,7 +540,7 @@ impl KeyManager {
                         .push((p.kid.clone(), *alg, p.activate_at.min(activate)));
                 }
                 None => {
-                    let kid = self.create_key(*alg, now, activate).await?;
+                    let (kid, activate) = self.create_key(*alg, Some(activate)).await?;
                     rotation.created += 1;
                     rotation.pending.push((kid, *alg, activate));
                 }
@@ -550,15 +550,22 @@ impl KeyManager {
         Ok(rotation)
     }
 
+    /// Creates a key that signs from `activate_at` — but never before `lead` after it is
+    /// stored (published) — or at once when `None` (bootstrap). Returns its kid and activation.
     async fn create_key(
         &self,
         alg: SigningAlg,
-        now: i64,
-        activate_at: i64,
-    ) -> anyhow::Result<String> {
+        activate_at: Option<i64>,
+    ) -> anyhow::Result<(String, i64)> {
         let kid = new_id();
         // RSA key generation takes tens of milliseconds: keep it off the async workers.
         let (pair, der) = tokio::task::spawn_blocking(move || SigningPair::generate(alg)).await??;
+        // Times are taken after the generation, so the lead is measured from publication.
+        let now = now_ms();
+        let activate_at = match activate_at {
+            None => now,
+            Some(at) => at.max(now + ms(self.policy.lead)),
+        };
         let jwk = pair.public_jwk(&kid, alg);
         let sealed = self.master.seal(&der, aad(&kid, alg).as_bytes())?;
         self.store
@@ -573,7 +580,7 @@ impl KeyManager {
             })
             .await?;
         tracing::info!(kid = %kid, alg = alg.as_str(), activate_at, "signing key created");
-        Ok(kid)
+        Ok((kid, activate_at))
     }
 
     /// Signs a JWS (compact serialisation) with the current key for `alg`.

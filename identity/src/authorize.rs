@@ -619,6 +619,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         _ => {
+            metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
             tracing::info!("sign-in failed");
             return login_page(
                 &state,
@@ -657,6 +658,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         )
         .into_response();
     }
+    metrics::counter!("identity_sign_ins_total", "outcome" => "success").increment(1);
     tracing::info!(user_id = %user.id, "signed in");
     let mut response = continue_authorization(&state, &headers, &req, &session, &user).await;
     if let Some(c) = set_cookie(&state, SESSION_COOKIE, &token, "Lax", lifetime) {

@@ -579,6 +579,8 @@ impl KeyManager {
                 activate_at,
             })
             .await?;
+        metrics::counter!("identity_signing_keys_created_total", "alg" => alg.as_str())
+            .increment(1);
         tracing::info!(kid = %kid, alg = alg.as_str(), activate_at, "signing key created");
         Ok((kid, activate_at))
     }

@@ -1542,6 +1542,27 @@ async fn garbage_never_gets_a_5xx() {
             Some("Basic dGFuc3UtZGFzaGJvYXJkOg=="),
         ];
         let http = no_redirects();
+        // Prometheus counters (the first scrape installs the recorder).
+        let _ = id.http.get(id.url("/metrics")).send().await.unwrap();
+        let _ = id.admin_token().await;
+        let _ = id.token_basic("nobody", "x", None).await;
+        let text = id
+            .http
+            .get(id.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("identity_tokens_issued_total{grant=\"client_credentials\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("identity_token_errors_total{error=\"invalid_client\"}"),
+            "{text}"
+        );
         for path in paths {
             for method in [
                 reqwest::Method::GET,

@@ -207,6 +207,7 @@ pub async fn authorization_code(
         {
             tracing::error!(error = %e, "revoking after a code replay failed");
         }
+        metrics::counter!("identity_code_replays_total").increment(1);
         tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens were revoked");
         return Err(OAuthError::invalid_grant("the code was already used"));
     }
@@ -316,6 +317,7 @@ pub async fn refresh_token(
                 .revoke_family(&family.id, now)
                 .await
                 .map_err(|e| OAuthError::server_error(&e))?;
+            metrics::counter!("identity_refresh_reuse_detected_total").increment(1);
             tracing::warn!(client_id = %client.client_id, family = %family.id, "refresh token reuse detected; family revoked");
         }
         return Err(OAuthError::invalid_grant(

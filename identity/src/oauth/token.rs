@@ -268,8 +268,14 @@ impl IntoResponse for TokenResponse {
 /// `POST /connect/token`
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match token_inner(&state, &headers, body).await {
-        Ok(r) => r.into_response(),
-        Err(e) => e.into_response(),
+        Ok((grant, r)) => {
+            metrics::counter!("identity_tokens_issued_total", "grant" => grant).increment(1);
+            r.into_response()
+        }
+        Err(e) => {
+            metrics::counter!("identity_token_errors_total", "error" => e.error).increment(1);
+            e.into_response()
+        }
     }
 }
 
@@ -277,7 +283,7 @@ async fn token_inner(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<(&'static str, TokenResponse), OAuthError> {
     let params = read_form(headers, body).await?;
     let grant_type = params
         .get("grant_type")
@@ -295,9 +301,15 @@ async fn token_inner(
         ));
     }
     match grant_type {
-        GRANT_CLIENT_CREDENTIALS => client_credentials(state, &client, &params),
-        GRANT_AUTHORIZATION_CODE => super::code::authorization_code(state, &client, &params).await,
-        GRANT_REFRESH_TOKEN => super::code::refresh_token(state, &client, &params).await,
+        GRANT_CLIENT_CREDENTIALS => {
+            client_credentials(state, &client, &params).map(|r| (GRANT_CLIENT_CREDENTIALS, r))
+        }
+        GRANT_AUTHORIZATION_CODE => super::code::authorization_code(state, &client, &params)
+            .await
+            .map(|r| (GRANT_AUTHORIZATION_CODE, r)),
+        GRANT_REFRESH_TOKEN => super::code::refresh_token(state, &client, &params)
+            .await
+            .map(|r| (GRANT_REFRESH_TOKEN, r)),
         _ => Err(OAuthError::unsupported_grant_type(
             "grant_type is not supported",
         )),

@@ -1597,3 +1597,67 @@ async fn garbage_never_gets_a_5xx() {
         db.cleanup().await;
     }
 }
+
+/// A replaced key stays in the JWKS for the grace period and then leaves it (and the database).
+/// Time is moved by rewriting the stored activation times, not by waiting days.
+#[tokio::test]
+async fn retired_keys_leave_the_jwks_after_the_grace_period() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let (cid, secret) = id
+            .create_client(json!({"name": "svc", "grant_types": ["client_credentials"], "scopes": ["db.read"]}))
+            .await;
+        let old = kid_of(&id.access_token(&cid, &secret, Some("db.read")).await);
+        let rotation = id.state.keys.rotate_now().await.unwrap();
+        let new = rotation
+            .pending
+            .iter()
+            .find(|p| p.1 == tansu_identity::keys::SigningAlg::RS256)
+            .unwrap()
+            .0
+            .clone();
+        let day = 86_400_000;
+        let now = tansu_identity::store::now_ms();
+        let store = &id.state.store;
+
+        // The new key took over 6 days ago: the old one is retiring, still published.
+        store
+            .set_signing_key_activation(&old, now - 10 * day)
+            .await
+            .unwrap();
+        store
+            .set_signing_key_activation(&new, now - 6 * day)
+            .await
+            .unwrap();
+        id.state.keys.reload().await.unwrap();
+        let (jwks, _) = id.jwks().await;
+        assert!(jwks.to_string().contains(&old), "within the grace period");
+        assert_eq!(
+            kid_of(&id.access_token(&cid, &secret, Some("db.read")).await),
+            new
+        );
+        id.state.keys.maintain().await.unwrap();
+        assert!(
+            raw_keys(&db).await.iter().any(|k| k.0 == old),
+            "kept during the grace period"
+        );
+
+        // 8 days ago (grace 7 days): gone from the JWKS, and removed by the maintenance.
+        store
+            .set_signing_key_activation(&new, now - 8 * day)
+            .await
+            .unwrap();
+        id.state.keys.reload().await.unwrap();
+        let (jwks, _) = id.jwks().await;
+        assert!(!jwks.to_string().contains(&old), "past the grace period");
+        assert!(jwks.to_string().contains(&new));
+        id.state.keys.maintain().await.unwrap();
+        assert!(!raw_keys(&db).await.iter().any(|k| k.0 == old), "deleted");
+        assert_eq!(
+            kid_of(&id.access_token(&cid, &secret, Some("db.read")).await),
+            new
+        );
+        id.stop().await;
+        db.cleanup().await;
+    }
+}

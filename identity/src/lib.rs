@@ -1,54 +1,366 @@
-//! `tansu-identity` — The OIDC/OAuth2 issuer: authorization code + PKCE, client credentials, refresh tokens,
-//! RS256 JWT access tokens (RFC 9068), JWKS with automated key rotation, tenants, users, clients.
+//! `tansu-identity` — the platform's OIDC/OAuth2 issuer.
 //!
-//! Health-only for now: the issuer lands with issue #3.
+//! What is here (issue #3, first part):
+//! - [`store`]: one repository layer over SQLite (embedded default) and PostgreSQL;
+//! - [`keys`]: the signing key ring (RS256 default, ES256, EdDSA), private keys sealed with
+//!   AES-256-GCM under the master key ([`crypto`]), automated rotation under a database lease;
+//! - [`discovery`]: OIDC discovery / RFC 8414 metadata and the JWKS;
+//! - [`oauth`]: the token endpoint (`client_credentials`, RFC 9068 access tokens);
+//! - [`admin`]: the admin API for clients and keys.
+//!
+//! Every URL the service publishes is built from the configured issuer string; the routes
+//! themselves sit at the root, so the gateway can strip its `/identity` prefix.
 #![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod authorize;
+pub mod clients;
+pub mod config;
+pub mod crypto;
+pub mod discovery;
+pub mod keys;
+pub mod oauth;
+pub mod passwords;
+pub mod scopes;
+pub mod store;
+pub mod userinfo;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use serde::{Deserialize, Serialize};
-use tansu_shared::config::Validate;
+use axum::routing::{get, post};
+use tansu_shared::auth::{AccessClaims, AuthError};
 use tansu_shared::health::Health;
 use tokio::net::TcpListener;
 
-/// The `[identity]` section of the platform config.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Address to listen on (`host:port`; port 0 picks a free one).
-    pub listen: String,
-}
+pub use config::Config;
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:7001".into(),
-        }
-    }
-}
+use crate::crypto::{MasterKey, MasterKeySource};
+use crate::keys::{KeyManager, KeyState};
+use crate::oauth::token::IssuedClaims;
+use crate::passwords::Passwords;
+use crate::store::{Store, now_ms};
 
-impl Validate for Config {
-    fn validate(&self) -> Vec<String> {
-        match self.listen.parse::<std::net::SocketAddr>() {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![format!("listen: {e}")],
-        }
-    }
-}
-
-/// Shared state of the service's handlers.
+/// Shared state of the service's handlers. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    pub store: Store,
+    pub keys: Arc<KeyManager>,
+    pub passwords: Passwords,
+}
+
+/// The client dev mode seeds for scripts and the dashboard's service calls.
+pub const DEV_CLIENT_ID: &str = "tansu-dashboard";
+/// The platform admin dev mode seeds.
+pub const DEV_ADMIN_EMAIL: &str = "admin@tansu.local";
+
+impl AppState {
+    /// Opens the store (migrating it), loads the master key and the key ring (creating the
+    /// first keys), and in dev mode seeds the `tansu-dashboard` client.
+    pub async fn new(config: Config) -> anyhow::Result<Self> {
+        let problems = tansu_shared::config::Validate::validate(&config);
+        anyhow::ensure!(
+            problems.is_empty(),
+            "identity configuration is invalid: {}",
+            problems.join("; ")
+        );
+        let url = config.database_url();
+        if url.starts_with("sqlite:") || config.dev_mode {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
+            })?;
+        }
+        let store = Store::connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("identity database: {e}"))?;
+        let (master, source) = MasterKey::load(
+            config.master_key.expose(),
+            &config.master_key_file(),
+            config.dev_mode,
+        )?;
+        match &source {
+            MasterKeySource::Created(path) => {
+                tracing::warn!(path = %path.display(), "dev mode: created a new master key file")
+            }
+            other => tracing::info!(source = ?other, id = master.id(), "master key loaded"),
+        }
+        let keys =
+            KeyManager::start(store.clone(), Arc::new(master), config.rotation_policy()).await?;
+        let passwords = Passwords::new(config.password_hash_concurrency)?;
+        let state = Self {
+            config: Arc::new(config),
+            store,
+            keys: Arc::new(keys),
+            passwords,
+        };
+        if state.config.dev_mode {
+            state.seed_dev().await?;
+            state.seed_dev_admin().await?;
+        }
+        Ok(state)
+    }
+
+    /// Dev mode: the platform admin `admin@tansu.local`. Its password comes from
+    /// `dev_admin_password`, else `TANSU_DEV_ADMIN_PASSWORD`, else is generated once and printed.
+    async fn seed_dev_admin(&self) -> anyhow::Result<()> {
+        if self.store.user_by_email(DEV_ADMIN_EMAIL).await?.is_some() {
+            return Ok(());
+        }
+        let configured = self.config.dev_admin_password.expose().to_owned();
+        let configured = if configured.is_empty() {
+            std::env::var("TANSU_DEV_ADMIN_PASSWORD").unwrap_or_default()
+        } else {
+            configured
+        };
+        let generated = configured.is_empty();
+        let password = if generated {
+            crypto::random_secret()?
+        } else {
+            configured
+        };
+        let now = now_ms();
+        let user = store::users::UserRow {
+            id: store::new_id(),
+            email: DEV_ADMIN_EMAIL.into(),
+            name: "Platform admin (dev)".into(),
+            password_hash: self.passwords.hash(&password).await?,
+            tenant_id: None,
+            roles: vec!["Admin".into()],
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert_user(&user).await {
+            Ok(()) => {}
+            Err(e) if e.is_unique_violation() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        if generated {
+            // Shown once, on the console, by design; never through the logger.
+            eprintln!(
+                "tansu-identity (dev mode): user `{DEV_ADMIN_EMAIL}` created with password {password}\n  (set TANSU_DEV_ADMIN_PASSWORD to choose it; it will not be shown again)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Dev mode: the `tansu-dashboard` client-credentials client with every scope, including
+    /// `admin.full`. Its secret comes from `dev_client_secret`, or is generated once, printed
+    /// to stderr and written to `<data_dir>/tansu-dashboard.secret` (0600).
+    async fn seed_dev(&self) -> anyhow::Result<()> {
+        let configured = self.config.dev_client_secret.expose();
+        let existing = self.store.client_by_client_id(DEV_CLIENT_ID).await?;
+        let now = now_ms();
+        match existing {
+            Some(mut row) => {
+                if !configured.is_empty()
+                    && !row
+                        .secret_hash
+                        .as_deref()
+                        .is_some_and(|h| clients::secret_matches(configured, h))
+                {
+                    row.secret_hash = Some(clients::hash_secret(configured));
+                    row.updated_at = now;
+                    self.store.update_client(&row).await?;
+                    tracing::info!(
+                        client_id = DEV_CLIENT_ID,
+                        "dev client secret set from config"
+                    );
+                }
+            }
+            None => {
+                let generated = configured.is_empty();
+                let secret = if generated {
+                    crypto::random_secret()?
+                } else {
+                    configured.to_owned()
+                };
+                let row = store::clients::ClientRow {
+                    id: store::new_id(),
+                    client_id: DEV_CLIENT_ID.into(),
+                    tenant_id: None,
+                    name: "Tansu dashboard (dev)".into(),
+                    confidential: true,
+                    secret_hash: Some(clients::hash_secret(&secret)),
+                    grant_types: vec![clients::GRANT_CLIENT_CREDENTIALS.into()],
+                    scopes: scopes::known(true).into_iter().map(str::to_owned).collect(),
+                    redirect_uris: Vec::new(),
+                    post_logout_redirect_uris: Vec::new(),
+                    jwks: None,
+                    first_party: true,
+                    access_token_lifetime_secs: None,
+                    signing_alg: self.config.default_alg().as_str().into(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                match self.store.insert_client(&row).await {
+                    Ok(()) => {}
+                    // Another replica seeded it at the same moment.
+                    Err(e) if e.is_unique_violation() => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+                if generated {
+                    let path = self.config.data_dir.join("tansu-dashboard.secret");
+                    let _ = std::fs::remove_file(&path);
+                    crypto::write_private_file(&path, format!("{secret}\n").as_bytes())?;
+                    // Shown once, on the console, by design; never through the logger.
+                    eprintln!(
+                        "tansu-identity (dev mode): client `{DEV_CLIENT_ID}` created with secret {secret}\n  (also in {}; it will not be shown again)",
+                        path.display()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs key maintenance every `key_check_interval_secs` until the handle is aborted.
+    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
+        let keys = self.keys.clone();
+        let store = self.store.clone();
+        let every = keys.policy().check_interval;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                if let Err(e) = keys.maintain().await {
+                    tracing::warn!(error = %format!("{e:#}"), "signing key maintenance failed");
+                }
+                store.purge_expired(now_ms()).await;
+            }
+        })
+    }
+
+    /// Verifies an access token of this issuer against the in-memory key ring, as strictly as
+    /// `tansu_shared::auth::Verifier` does (see [`admin`] for why in process).
+    /// `audience: None` accepts any audience (introspection, userinfo).
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<AccessClaims, AuthError> {
+        self.verify_issued_token(token, audience).map(|i| i.claims)
+    }
+
+    /// [`Self::verify_access_token`] with the issuer's private claims (`fid`).
+    pub fn verify_issued_token(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<IssuedClaims, AuthError> {
+        if token.len() > 8 * 1024 {
+            return Err(AuthError::InvalidToken("token too large"));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::InvalidToken("malformed token header"))?;
+        match header.typ.as_deref() {
+            Some(t)
+                if t.eq_ignore_ascii_case("at+jwt")
+                    || t.eq_ignore_ascii_case("application/at+jwt") => {}
+            _ => {
+                return Err(AuthError::InvalidToken(
+                    "not an access token (typ must be at+jwt)",
+                ));
+            }
+        }
+        let kid = header
+            .kid
+            .ok_or(AuthError::InvalidToken("token has no key id"))?;
+        let ring = self.keys.ring();
+        let grace = i64::try_from(self.keys.policy().grace.as_millis()).unwrap_or(i64::MAX);
+        let key = ring
+            .get(&kid)
+            .filter(|k| {
+                matches!(
+                    k.state(now_ms(), grace),
+                    KeyState::Current | KeyState::Retiring
+                )
+            })
+            .ok_or(AuthError::InvalidToken("unknown signing key"))?;
+        if key.alg.jwt() != header.alg {
+            return Err(AuthError::InvalidToken("algorithm does not match the key"));
+        }
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.leeway = 30;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[self.config.issuer.as_str()]);
+        match audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<IssuedClaims>(token, &key.decoding, &validation)
+            .map(|d| d.claims)
+            .map_err(|_| AuthError::InvalidToken("invalid token"))
+    }
+
+    /// Whether a verified token is still active: not revoked by `jti`, and its refresh token
+    /// family (if any) not revoked. A store failure counts as inactive.
+    pub async fn token_active(&self, issued: &IssuedClaims) -> bool {
+        match self.store.is_token_revoked(&issued.claims.jti).await {
+            Ok(false) => {}
+            _ => return false,
+        }
+        match &issued.fid {
+            Some(f) => matches!(self.store.family_revoked(f).await, Ok(false)),
+            None => true,
+        }
+    }
 }
 
 /// The service's routes, with the common middleware.
 pub fn router(state: AppState) -> Router {
-    let _ = state;
+    let store = state.store.clone();
+    let keys = state.keys.clone();
+    let health = Health::new("identity")
+        .check("database", move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        })
+        .check("signing keys", move || {
+            let ready = keys
+                .ring()
+                .signer(keys.policy().algorithms[0], now_ms())
+                .is_some();
+            async move {
+                if ready {
+                    Ok(())
+                } else {
+                    Err("no current signing key".to_owned())
+                }
+            }
+        });
     let routes = Router::new()
-        .merge(Health::new("identity").router())
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::configuration),
+        )
+        .route("/.well-known/jwks", get(discovery::jwks))
+        .route("/connect/authorize", get(authorize::authorize))
+        .route("/login", post(authorize::login))
+        .route("/consent", post(authorize::consent))
+        .route(
+            "/connect/endsession",
+            get(authorize::end_session).post(authorize::end_session),
+        )
+        .route("/connect/token", post(oauth::token::token))
+        .route(
+            "/connect/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        .route("/connect/introspect", post(oauth::introspect::introspect))
+        .route("/connect/revocation", post(oauth::introspect::revoke))
+        .merge(admin::router())
+        .with_state(state)
+        .merge(health.router())
         .fallback(tansu_shared::problem::not_found_fallback);
     tansu_shared::server::with_common_layers("identity", routes)
 }
@@ -68,10 +380,19 @@ pub async fn serve_on(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "identity listening");
-    let state = AppState {
-        config: Arc::new(config),
-    };
-    tansu_shared::server::serve(listener, router(state), shutdown).await?;
+    tansu_shared::install_crypto_provider();
+    let state = AppState::new(config).await?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        issuer = %state.config.issuer,
+        store = state.store.dialect(),
+        "identity listening"
+    );
+    let maintenance = state.spawn_maintenance();
+    let store = state.store.clone();
+    let result = tansu_shared::server::serve(listener, router(state), shutdown).await;
+    maintenance.abort();
+    store.close().await;
+    result?;
     Ok(())
 }

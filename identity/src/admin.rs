@@ -1,0 +1,347 @@
+//! The admin API under `/admin`: clients and signing keys.
+//!
+//! Who may call it: a bearer access token from this issuer with audience `tansu.identity` and
+//! scope `admin.full` (which exists only in dev mode; issue #4 brings roles for production).
+//! The token is verified in process against the key ring rather than with a
+//! `tansu_shared::auth::Verifier` pointed at our own JWKS over HTTP: the ring is the JWKS'
+//! source of truth, so there is no self-request, no start-up ordering problem (the listener's
+//! address is not known to `router()`), no cache lag after a rotation — and the same strict
+//! checks as the shared verifier (typ `at+jwt`, kid in the ring, alg bound to the key, iss, aud,
+//! exp/nbf with 30 s leeway). Errors are the shared crate's RFC 6750 [`AuthError`]s.
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tansu_shared::Problem;
+use tansu_shared::auth::{AccessClaims, AuthError, bearer_token};
+
+use crate::AppState;
+use crate::clients::{self, ClientType, ClientUpdate, ClientView, NewClient, rfc3339};
+use crate::crypto;
+use crate::scopes::{ADMIN_FULL, IDENTITY_AUDIENCE};
+use crate::store::clients::ClientRow;
+use crate::store::{new_id, now_ms};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/clients", post(create_client).get(list_clients))
+        .route(
+            "/admin/clients/{client_id}",
+            get(get_client).patch(update_client).delete(delete_client),
+        )
+        .route("/admin/clients/{client_id}/secret", post(rotate_secret))
+        .route("/admin/keys/rotate-now", post(rotate_keys_now))
+        .route("/admin/keys/policies", get(key_policies))
+}
+
+/// A caller holding `admin.full` for `tansu.identity`.
+#[derive(Debug, Clone)]
+pub struct Admin(pub AccessClaims);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
+        let token = bearer_token(&parts.headers)?.ok_or(AuthError::MissingToken)?;
+        let claims = state.verify_access_token(token, Some(IDENTITY_AUDIENCE))?;
+        if state.config.dev_mode && claims.has_scope(ADMIN_FULL) {
+            Ok(Admin(claims))
+        } else {
+            Err(AuthError::InsufficientScope(ADMIN_FULL.into()))
+        }
+    }
+}
+
+const MAX_JSON_BYTES: usize = 64 * 1024;
+
+async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
+        .await
+        .map_err(|_| Problem::payload_too_large())?;
+    serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))
+}
+
+fn invalid(problems: Vec<String>) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+        "Invalid client",
+    )
+    .with_detail(problems.join("; "))
+    .with_extension("errors", problems)
+}
+
+fn store_failed(e: &dyn std::fmt::Display) -> Problem {
+    Problem::internal(e)
+}
+
+async fn create_client(
+    State(state): State<AppState>,
+    _: Admin,
+    body: Body,
+) -> Result<Response, Problem> {
+    let new: NewClient = json_body(body).await?;
+    let now = now_ms();
+    let confidential = new.client_type == ClientType::Confidential;
+    let jwks = new.jwks.as_ref().map(|j| j.to_string());
+    let secret = if confidential && jwks.is_none() {
+        Some(crypto::random_secret().map_err(|e| store_failed(&e))?)
+    } else {
+        None
+    };
+    let row = ClientRow {
+        id: new_id(),
+        client_id: new.client_id.unwrap_or_else(new_id),
+        tenant_id: new.tenant_id.map(|t| t.to_string()),
+        name: new.name,
+        confidential,
+        secret_hash: secret.as_deref().map(clients::hash_secret),
+        grant_types: new.grant_types,
+        scopes: new.scopes,
+        redirect_uris: new.redirect_uris,
+        post_logout_redirect_uris: new.post_logout_redirect_uris,
+        jwks,
+        first_party: new.first_party,
+        access_token_lifetime_secs: new
+            .access_token_lifetime_secs
+            .map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+        signing_alg: new
+            .signing_alg
+            .unwrap_or_else(|| state.config.default_alg().as_str().to_owned()),
+        created_at: now,
+        updated_at: now,
+    };
+    let problems = clients::validate(&row, state.config.dev_mode);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    match state.store.insert_client(&row).await {
+        Ok(()) => {}
+        Err(e) if e.is_unique_violation() => {
+            return Err(Problem::new(StatusCode::CONFLICT, "conflict", "Conflict")
+                .with_detail("a client with this client_id exists"));
+        }
+        Err(e) => return Err(store_failed(&e)),
+    }
+    tracing::info!(client_id = %row.client_id, "client created");
+    Ok((StatusCode::CREATED, Json(with_secret(&row, secret))).into_response())
+}
+
+fn with_secret(row: &ClientRow, secret: Option<String>) -> serde_json::Value {
+    let mut v = serde_json::to_value(ClientView::from(row)).unwrap_or_default();
+    if let (Some(secret), Some(obj)) = (secret, v.as_object_mut()) {
+        obj.insert("client_secret".into(), secret.into());
+    }
+    v
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_clients(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let rows = state
+        .store
+        .list_clients(q.after.as_deref(), limit)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let next = if i64::try_from(rows.len()).unwrap_or(0) == limit {
+        rows.last().map(|r| r.client_id.clone())
+    } else {
+        None
+    };
+    let items: Vec<ClientView> = rows.iter().map(ClientView::from).collect();
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_after": next }),
+    ))
+}
+
+async fn load(state: &AppState, client_id: &str) -> Result<ClientRow, Problem> {
+    state
+        .store
+        .client_by_client_id(client_id)
+        .await
+        .map_err(|e| store_failed(&e))?
+        .ok_or_else(Problem::not_found)
+}
+
+async fn get_client(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(client_id): Path<String>,
+) -> Result<Json<ClientView>, Problem> {
+    Ok(Json(ClientView::from(&load(&state, &client_id).await?)))
+}
+
+async fn update_client(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(client_id): Path<String>,
+    body: Body,
+) -> Result<Json<ClientView>, Problem> {
+    let update: ClientUpdate = json_body(body).await?;
+    let mut row = load(&state, &client_id).await?;
+    if let Some(v) = update.name {
+        row.name = v;
+    }
+    if let Some(v) = update.grant_types {
+        row.grant_types = v;
+    }
+    if let Some(v) = update.scopes {
+        row.scopes = v;
+    }
+    if let Some(v) = update.redirect_uris {
+        row.redirect_uris = v;
+    }
+    if let Some(v) = update.post_logout_redirect_uris {
+        row.post_logout_redirect_uris = v;
+    }
+    if let Some(v) = update.first_party {
+        row.first_party = v;
+    }
+    if let Some(v) = update.jwks {
+        if row.jwks.is_none() {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "not-private-key-jwt",
+                "Not a private_key_jwt client",
+            )
+            .with_detail("only a client registered with jwks can change them"));
+        }
+        row.jwks = Some(v.to_string());
+    }
+    if let Some(v) = update.access_token_lifetime_secs {
+        row.access_token_lifetime_secs = v.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+    }
+    if let Some(v) = update.signing_alg {
+        row.signing_alg = v;
+    }
+    row.updated_at = now_ms();
+    let problems = clients::validate(&row, state.config.dev_mode);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    if !state
+        .store
+        .update_client(&row)
+        .await
+        .map_err(|e| store_failed(&e))?
+    {
+        return Err(Problem::not_found());
+    }
+    tracing::info!(client_id = %row.client_id, "client updated");
+    Ok(Json(ClientView::from(&row)))
+}
+
+async fn rotate_secret(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(client_id): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let mut row = load(&state, &client_id).await?;
+    if !row.confidential || row.jwks.is_some() {
+        return Err(
+            Problem::new(StatusCode::CONFLICT, "no-secret", "Client has no secret")
+                .with_detail("public and private_key_jwt clients have no secret"),
+        );
+    }
+    let secret = crypto::random_secret().map_err(|e| store_failed(&e))?;
+    row.secret_hash = Some(clients::hash_secret(&secret));
+    row.updated_at = now_ms();
+    if !state
+        .store
+        .update_client(&row)
+        .await
+        .map_err(|e| store_failed(&e))?
+    {
+        return Err(Problem::not_found());
+    }
+    tracing::info!(client_id = %row.client_id, "client secret rotated");
+    Ok(Json(with_secret(&row, Some(secret))))
+}
+
+async fn delete_client(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    if state
+        .store
+        .delete_client(&client_id)
+        .await
+        .map_err(|e| store_failed(&e))?
+    {
+        tracing::info!(client_id = %client_id, "client deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found())
+    }
+}
+
+/// `POST /admin/keys/rotate-now` → 202: new keys are published now and sign after the lead
+/// time; repeated or concurrent requests (on any replica) schedule one rotation.
+async fn rotate_keys_now(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
+    let rotation = state
+        .keys
+        .rotate_now()
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let pending: Vec<serde_json::Value> = rotation
+        .pending
+        .iter()
+        .map(|(kid, alg, at)| {
+            serde_json::json!({ "kid": kid, "alg": alg.as_str(), "signs_from": rfc3339(*at) })
+        })
+        .collect();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "status": "accepted", "pending": pending })),
+    )
+        .into_response())
+}
+
+/// `GET /admin/keys/policies`: the rotation policy and every key's state.
+async fn key_policies(State(state): State<AppState>, _: Admin) -> Json<serde_json::Value> {
+    let policy = state.keys.policy();
+    let grace = i64::try_from(policy.grace.as_millis()).unwrap_or(i64::MAX);
+    let now = now_ms();
+    let ring = state.keys.ring();
+    let keys: Vec<serde_json::Value> = ring
+        .all()
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "kid": k.kid,
+                "alg": k.alg.as_str(),
+                "state": k.state(now, grace),
+                "published_from": rfc3339(k.created_at),
+                "signs_from": rfc3339(k.activate_at),
+                "signs_until": k.retire_at.map(rfc3339),
+                "published_until": k.retire_at.map(|r| rfc3339(r.saturating_add(grace))),
+            })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "default_alg": state.config.default_alg().as_str(),
+        "algorithms": policy.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "rotation_period_secs": policy.period.as_secs(),
+        "grace_secs": policy.grace.as_secs(),
+        "lead_secs": policy.lead.as_secs(),
+        "check_interval_secs": policy.check_interval.as_secs(),
+        "jwks_max_age_secs": policy.jwks_max_age().as_secs(),
+        "keys": keys,
+    }))
+}

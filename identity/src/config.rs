@@ -1,0 +1,248 @@
+//! The `[identity]` section of the platform config.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tansu_shared::config::{Secret, Validate};
+
+use crate::keys::{RotationPolicy, SigningAlg};
+
+/// The `[identity]` section of the platform config (`TANSU_IDENTITY__<KEY>` overrides).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`host:port`; port 0 picks a free one).
+    pub listen: String,
+    /// The exact issuer identifier (`iss`), ending with '/'. Every published URL is built from
+    /// it, so the service can sit behind a gateway that strips a path prefix.
+    pub issuer: String,
+    /// Where the embedded database and the dev master key live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; empty: `sqlite://<data_dir>/identity.db`. Keep a
+    /// PostgreSQL password out of it (`PGPASSWORD` is read): this value is not redacted.
+    pub database_url: String,
+    /// Development mode: creates a missing master key file, seeds the `tansu-dashboard`
+    /// client and enables the `admin.full` scope. Never in production.
+    pub dev_mode: bool,
+    /// The master key, base64 of 32 bytes. Empty: `TANSU_MASTER_KEY`, then `master_key_file`.
+    pub master_key: Secret,
+    /// Default `<data_dir>/master.key` (created 0600 in dev mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key_file: Option<PathBuf>,
+    /// Access token lifetime unless the client sets its own.
+    pub access_token_lifetime_secs: u64,
+    /// Signing algorithm for clients that do not choose one: RS256, ES256 or EdDSA.
+    pub signing_alg: String,
+    /// How long a signing key signs before its successor takes over.
+    pub key_rotation_period_secs: u64,
+    /// How long a replaced key stays in the JWKS (at least the longest token lifetime).
+    pub key_rotation_grace_secs: u64,
+    /// How long a new key is published before it signs.
+    pub key_rotation_lead_secs: u64,
+    /// How often each replica reloads the key ring and runs rotation maintenance.
+    pub key_check_interval_secs: u64,
+    /// Dev mode: the password of the seeded platform admin `admin@tansu.local`. Empty:
+    /// `TANSU_DEV_ADMIN_PASSWORD`, else generated at first start and printed once.
+    pub dev_admin_password: Secret,
+    /// ID token lifetime.
+    pub id_token_lifetime_secs: u64,
+    /// Refresh token family lifetime (from the first token; rotation does not extend it).
+    pub refresh_token_lifetime_secs: u64,
+    /// A superseded refresh token presented within this window after its rotation is refused
+    /// without revoking the family (a client retrying after a lost response); later, it is
+    /// reuse and revokes the family.
+    pub refresh_reuse_grace_secs: u64,
+    /// Authorization code lifetime.
+    pub authorization_code_lifetime_secs: u64,
+    /// Browser session lifetime.
+    pub session_lifetime_secs: u64,
+    /// Concurrent Argon2id hashes (0: one per core).
+    pub password_hash_concurrency: usize,
+    /// Dev mode: the `tansu-dashboard` client's secret. Empty: generated at first start and
+    /// printed once (and written to `<data_dir>/tansu-dashboard.secret`, 0600).
+    pub dev_client_secret: Secret,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7001".into(),
+            issuer: "https://127.0.0.1:8443/identity/".into(),
+            data_dir: PathBuf::from("data/identity"),
+            database_url: String::new(),
+            dev_mode: false,
+            master_key: Secret::default(),
+            master_key_file: None,
+            access_token_lifetime_secs: 3600,
+            signing_alg: "RS256".into(),
+            key_rotation_period_secs: 30 * 86_400,
+            key_rotation_grace_secs: 7 * 86_400,
+            key_rotation_lead_secs: 86_400,
+            key_check_interval_secs: 60,
+            dev_client_secret: Secret::default(),
+            dev_admin_password: Secret::default(),
+            id_token_lifetime_secs: 3600,
+            refresh_token_lifetime_secs: 14 * 86_400,
+            refresh_reuse_grace_secs: 10,
+            authorization_code_lifetime_secs: 60,
+            session_lifetime_secs: 12 * 3600,
+            password_hash_concurrency: 0,
+        }
+    }
+}
+
+/// Longest access token lifetime a client may be given.
+pub const MAX_ACCESS_TOKEN_LIFETIME_SECS: u64 = 86_400;
+pub const MIN_ACCESS_TOKEN_LIFETIME_SECS: u64 = 30;
+
+impl Config {
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}/identity.db", self.data_dir.display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn master_key_file(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    pub fn default_alg(&self) -> SigningAlg {
+        SigningAlg::parse(&self.signing_alg).unwrap_or(SigningAlg::RS256)
+    }
+
+    pub fn rotation_policy(&self) -> RotationPolicy {
+        let default = self.default_alg();
+        let mut algorithms = vec![default];
+        algorithms.extend(SigningAlg::ALL.into_iter().filter(|a| *a != default));
+        RotationPolicy {
+            period: Duration::from_secs(self.key_rotation_period_secs),
+            grace: Duration::from_secs(self.key_rotation_grace_secs),
+            lead: Duration::from_secs(self.key_rotation_lead_secs),
+            check_interval: Duration::from_secs(self.key_check_interval_secs),
+            algorithms,
+        }
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
+            v.push(format!("listen: {e}"));
+        }
+        if let Err(e) = validate_issuer(&self.issuer) {
+            v.push(format!("issuer: {e}"));
+        }
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            v.push("database_url: must start with sqlite:, postgres: or postgresql:".into());
+        }
+        if SigningAlg::parse(&self.signing_alg).is_none() {
+            v.push("signing_alg: must be RS256, ES256 or EdDSA".into());
+        }
+        if !(MIN_ACCESS_TOKEN_LIFETIME_SECS..=MAX_ACCESS_TOKEN_LIFETIME_SECS)
+            .contains(&self.access_token_lifetime_secs)
+        {
+            v.push(format!(
+                "access_token_lifetime_secs: must be between {MIN_ACCESS_TOKEN_LIFETIME_SECS} and {MAX_ACCESS_TOKEN_LIFETIME_SECS}"
+            ));
+        }
+        if !(30..=86_400).contains(&self.id_token_lifetime_secs) {
+            v.push("id_token_lifetime_secs: must be between 30 and 86400".into());
+        }
+        if self.refresh_token_lifetime_secs < 60 {
+            v.push("refresh_token_lifetime_secs: must be at least 60".into());
+        }
+        if self.refresh_reuse_grace_secs > 300 {
+            v.push("refresh_reuse_grace_secs: at most 300 (it weakens reuse detection)".into());
+        }
+        if !(1..=600).contains(&self.authorization_code_lifetime_secs) {
+            v.push("authorization_code_lifetime_secs: must be between 1 and 600".into());
+        }
+        if self.session_lifetime_secs < 60 {
+            v.push("session_lifetime_secs: must be at least 60".into());
+        }
+        if self.key_check_interval_secs == 0 {
+            v.push("key_check_interval_secs: must be at least 1".into());
+        }
+        if self.key_rotation_lead_secs <= self.key_check_interval_secs {
+            v.push("key_rotation_lead_secs: must exceed key_check_interval_secs, so every replica loads a new key before it signs".into());
+        }
+        if self.key_rotation_period_secs <= self.key_rotation_lead_secs {
+            v.push("key_rotation_period_secs: must exceed key_rotation_lead_secs".into());
+        }
+        if self.key_rotation_grace_secs < MAX_ACCESS_TOKEN_LIFETIME_SECS {
+            v.push(format!(
+                "key_rotation_grace_secs: must be at least the longest access token lifetime ({MAX_ACCESS_TOKEN_LIFETIME_SECS} s), so tokens keep verifying after a rotation"
+            ));
+        }
+        if !self.master_key.is_empty()
+            && let Err(e) = crate::crypto::MasterKey::from_base64(self.master_key.expose())
+        {
+            v.push(format!("master_key: {e}"));
+        }
+        v
+    }
+}
+
+/// An issuer is an https URL (http only on a loopback host) without query or fragment, ending
+/// with '/' (Tansu's convention, so paths are appended without guessing).
+pub fn validate_issuer(issuer: &str) -> Result<(), String> {
+    let url = url::Url::parse(issuer).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        _ => return Err("must be https (http only on 127.0.0.1/localhost)".into()),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    if !issuer.ends_with('/') {
+        return Err("must end with '/'".into());
+    }
+    Ok(())
+}
+
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        assert!(
+            Config::default().validate().is_empty(),
+            "{:?}",
+            Config::default().validate()
+        );
+        let c = Config {
+            issuer: "https://id.example/identity".into(),
+            key_rotation_lead_secs: 10,
+            key_check_interval_secs: 60,
+            signing_alg: "HS256".into(),
+            ..Config::default()
+        };
+        let problems = c.validate().join("\n");
+        assert!(problems.contains("issuer: must end with '/'"), "{problems}");
+        assert!(problems.contains("key_rotation_lead_secs"), "{problems}");
+        assert!(problems.contains("signing_alg"), "{problems}");
+        assert!(validate_issuer("http://example.com/").is_err());
+        assert!(validate_issuer("http://127.0.0.1:9/").is_ok());
+    }
+}

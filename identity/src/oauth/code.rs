@@ -1,0 +1,388 @@
+//! The `authorization_code` (with PKCE) and `refresh_token` grants, and ID tokens.
+//!
+//! Codes are single-use: the first redemption marks the code used in one conditional update;
+//! a second redemption is an attack or a bug, and revokes what the first one issued (the refresh
+//! token family, and the access token for introspection), RFC 6749 §4.1.2 / RFC 9700 §4.5.
+//!
+//! Refresh tokens are opaque 256-bit values stored as SHA-256, rotated on every use within a
+//! family whose `generation` only grows (see [`crate::store::grants`]). Presenting a superseded
+//! token within `refresh_reuse_grace_secs` of its rotation (a client retrying after losing the
+//! response) is refused without consequence; later it is reuse, and revokes the family, so
+//! the newest token — possibly held by an attacker — stops working too.
+
+use serde::Serialize;
+
+use super::OAuthError;
+use super::token::{Grant, Params, TokenResponse, client_alg, issue_access_token};
+use crate::AppState;
+use crate::clients::GRANT_REFRESH_TOKEN;
+use crate::crypto::{self, b64url};
+use crate::keys::SigningAlg;
+use crate::scopes;
+use crate::store::clients::ClientRow;
+use crate::store::grants::FamilyRow;
+use crate::store::users::UserRow;
+use crate::store::{new_id, now_ms};
+
+/// OIDC Core §2 ID token claims.
+#[derive(Debug, Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    at_hash: String,
+    sid: &'a str,
+    amr: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<&'a [String]>,
+}
+
+/// OIDC Core §3.1.3.6: the left half of the hash of the access token, with the hash of the
+/// ID token's algorithm (SHA-256 for RS256/ES256; SHA-512 for EdDSA with Ed25519).
+pub fn at_hash(access_token: &str, alg: SigningAlg) -> String {
+    let digest = match alg {
+        SigningAlg::EdDSA => {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, access_token.as_bytes())
+        }
+        _ => aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access_token.as_bytes()),
+    };
+    let bytes = digest.as_ref();
+    b64url(&bytes[..bytes.len() / 2])
+}
+
+struct Subject<'a> {
+    user: &'a UserRow,
+    session_id: &'a str,
+    auth_time_ms: i64,
+    nonce: Option<&'a str>,
+}
+
+fn id_token(
+    state: &AppState,
+    client: &ClientRow,
+    scopes: &[String],
+    who: &Subject<'_>,
+    access_token: &str,
+) -> Result<String, OAuthError> {
+    let has = |s: &str| scopes.iter().any(|x| x == s);
+    let now = now_ms() / 1000;
+    let lifetime = i64::try_from(state.config.id_token_lifetime_secs).unwrap_or(3600);
+    let alg = client_alg(state, client);
+    let claims = IdClaims {
+        iss: &state.config.issuer,
+        sub: &who.user.id,
+        aud: &client.client_id,
+        exp: now + lifetime,
+        iat: now,
+        auth_time: who.auth_time_ms / 1000,
+        nonce: who.nonce,
+        at_hash: at_hash(access_token, alg),
+        sid: who.session_id,
+        amr: vec!["pwd"],
+        tid: who.user.tenant_id.as_deref(),
+        email: has("email").then_some(who.user.email.as_str()),
+        email_verified: has("email").then_some(false),
+        name: has("profile").then_some(who.user.name.as_str()),
+        roles: has("roles").then_some(who.user.roles.as_slice()),
+    };
+    state
+        .keys
+        .sign_jws(alg, "JWT", &claims)
+        .map_err(|e| OAuthError::server_error(&e))
+}
+
+/// Access token, ID token (with `openid`) and refresh token (when the client may refresh) for
+/// a user; `family` continues an existing family, else a new one is started.
+async fn tokens_for_user(
+    state: &AppState,
+    client: &ClientRow,
+    scopes: Vec<String>,
+    who: &Subject<'_>,
+    family: Option<(String, String)>,
+) -> Result<TokenResponse, OAuthError> {
+    let now = now_ms();
+    let (family_id, refresh_token) = match family {
+        Some((id, token)) => (Some(id), Some(token)),
+        None if client.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN) => {
+            let token = crypto::random_secret().map_err(|e| OAuthError::server_error(&e))?;
+            let lifetime = i64::try_from(state.config.refresh_token_lifetime_secs).unwrap_or(0);
+            let family = FamilyRow {
+                id: new_id(),
+                client_id: client.client_id.clone(),
+                user_id: who.user.id.clone(),
+                session_id: who.session_id.to_owned(),
+                scope: scopes.join(" "),
+                auth_time: who.auth_time_ms,
+                generation: 0,
+                created_at: now,
+                expires_at: now + lifetime * 1000,
+                revoked_at: None,
+            };
+            state
+                .store
+                .create_family(&family, &crypto::sha256(token.as_bytes()))
+                .await
+                .map_err(|e| OAuthError::server_error(&e))?;
+            (Some(family.id), Some(token))
+        }
+        None => (None, None),
+    };
+    let mut response = issue_access_token(
+        state,
+        client,
+        Grant {
+            subject: who.user.id.clone(),
+            tenant_id: who.user.tenant_id.clone(),
+            roles: who.user.roles.clone(),
+            scopes: scopes.clone(),
+            family_id,
+        },
+    )?;
+    if scopes.iter().any(|s| s == "openid") {
+        response.id_token = Some(id_token(
+            state,
+            client,
+            &scopes,
+            who,
+            &response.access_token,
+        )?);
+    }
+    response.refresh_token = refresh_token;
+    Ok(response)
+}
+
+/// RFC 6749 §4.1.3 with RFC 7636 §4.5–4.6.
+pub async fn authorization_code(
+    state: &AppState,
+    client: &ClientRow,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let code = params
+        .get("code")
+        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
+    let verifier = params.get("code_verifier");
+    if verifier.is_some_and(|v| !crate::authorize::is_pkce_value(v)) {
+        return Err(OAuthError::invalid_grant("code_verifier is malformed"));
+    }
+    let hash = crypto::sha256(code.as_bytes());
+    let now = now_ms();
+    let store = &state.store;
+    let row = store
+        .code_by_hash(&hash)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?
+        .ok_or_else(|| OAuthError::invalid_grant("the code is invalid"))?;
+    if row.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("the code is invalid"));
+    }
+    if !store
+        .consume_code(&hash, now)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?
+    {
+        // A replay: revoke whatever the first redemption issued.
+        if let Some(f) = &row.issued_family_id
+            && let Err(e) = store.revoke_family(f, now).await
+        {
+            tracing::error!(error = %e, "revoking after a code replay failed");
+        }
+        if let (Some(jti), Some(exp)) = (&row.issued_access_jti, row.issued_access_exp)
+            && let Err(e) = store.revoke_token(jti, &row.client_id, exp, now).await
+        {
+            tracing::error!(error = %e, "revoking after a code replay failed");
+        }
+        metrics::counter!("identity_code_replays_total").increment(1);
+        tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens were revoked");
+        return Err(OAuthError::invalid_grant("the code was already used"));
+    }
+    if row.expires_at <= now {
+        return Err(OAuthError::invalid_grant("the code has expired"));
+    }
+    if row.redirect_uri != redirect_uri {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    match (&row.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) => {
+            let computed = b64url(&crypto::sha256(verifier.as_bytes()));
+            let equal = computed.len() == challenge.len()
+                && bool::from(subtle::ConstantTimeEq::ct_eq(
+                    computed.as_bytes(),
+                    challenge.as_bytes(),
+                ));
+            if !equal {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ));
+            }
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "no code_challenge was sent for this code",
+            ));
+        }
+        (None, None) => {}
+    }
+    let user = active_user(state, &row.user_id).await?;
+    let scopes: Vec<String> = row
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let who = Subject {
+        user: &user,
+        session_id: &row.session_id,
+        auth_time_ms: row.auth_time,
+        nonce: row.nonce.as_deref(),
+    };
+    let response = tokens_for_user(state, client, scopes, &who, None).await?;
+    let family_id = match &response.refresh_token {
+        Some(t) => store
+            .refresh_token(&crypto::sha256(t.as_bytes()))
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.family.id),
+        None => None,
+    };
+    store
+        .record_code_issue(
+            &hash,
+            family_id.as_deref(),
+            &response.jti,
+            response.exp * 1000,
+        )
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
+    Ok(response)
+}
+
+async fn active_user(state: &AppState, user_id: &str) -> Result<UserRow, OAuthError> {
+    match state.store.user_by_id(user_id).await {
+        Ok(Some(u)) if !u.disabled => Ok(u),
+        Ok(_) => Err(OAuthError::invalid_grant("the user is not active")),
+        Err(e) => Err(OAuthError::server_error(&e)),
+    }
+}
+
+/// RFC 6749 §6 with rotation and reuse detection.
+pub async fn refresh_token(
+    state: &AppState,
+    client: &ClientRow,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = params
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let store = &state.store;
+    let now = now_ms();
+    let found = store
+        .refresh_token(&crypto::sha256(presented.as_bytes()))
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?
+        .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid"))?;
+    let family = &found.family;
+    if family.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("the refresh token is invalid"));
+    }
+    if family.revoked_at.is_some() || family.expires_at <= now {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is no longer valid",
+        ));
+    }
+    if found.generation != family.generation {
+        let grace = i64::try_from(state.config.refresh_reuse_grace_secs).unwrap_or(0) * 1000;
+        let within_grace = found.superseded_at.is_some_and(|at| now - at <= grace);
+        if !within_grace {
+            store
+                .revoke_family(&family.id, now)
+                .await
+                .map_err(|e| OAuthError::server_error(&e))?;
+            metrics::counter!("identity_refresh_reuse_detected_total").increment(1);
+            tracing::warn!(client_id = %client.client_id, family = %family.id, "refresh token reuse detected; family revoked");
+        }
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was already used",
+        ));
+    }
+    let family_scopes: Vec<String> = family
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let scopes = match params.get("scope") {
+        None => family_scopes,
+        Some(value) => {
+            let requested =
+                scopes::parse(value).ok_or_else(|| OAuthError::invalid_scope("malformed scope"))?;
+            if requested.iter().any(|s| !family_scopes.contains(s)) {
+                return Err(OAuthError::invalid_scope(
+                    "a refresh cannot widen the original grant",
+                ));
+            }
+            requested
+        }
+    };
+    let user = active_user(state, &family.user_id).await?;
+    let next = crypto::random_secret().map_err(|e| OAuthError::server_error(&e))?;
+    let rotated = store
+        .rotate_family(
+            &family.id,
+            found.generation,
+            &crypto::sha256(next.as_bytes()),
+            now,
+        )
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
+    if !rotated {
+        // A concurrent refresh with the same token won: this one is the late duplicate.
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was already used",
+        ));
+    }
+    let who = Subject {
+        user: &user,
+        session_id: &family.session_id,
+        auth_time_ms: family.auth_time,
+        nonce: None,
+    };
+    tokens_for_user(state, client, scopes, &who, Some((family.id.clone(), next))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_hash_matches_the_oidc_example() {
+        // OIDC Core examples: access token "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y" →
+        // at_hash "77QmUPtjPfzWtF2AnpK9RQ" (RS256).
+        assert_eq!(
+            at_hash(
+                "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y",
+                SigningAlg::RS256
+            ),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+}

@@ -1,0 +1,455 @@
+//! `POST /connect/token` (RFC 6749 §3.2) and client authentication (§2.3).
+//!
+//! The body is read by hand rather than with axum's `Form`, so that every failure — wrong
+//! content type, oversized or non-UTF-8 body, a repeated parameter (§3.2: parameters MUST NOT
+//! be included more than once) — answers an RFC 6749 error, never axum's plain-text rejection.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use tansu_shared::auth::{AccessClaims, Audience};
+
+use super::OAuthError;
+use crate::AppState;
+use crate::clients::{
+    self, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+    GRANTS_IMPLEMENTED,
+};
+use crate::keys::SigningAlg;
+use crate::scopes;
+use crate::store::clients::ClientRow;
+use crate::store::now_ms;
+
+/// Token requests are small; anything bigger is refused before parsing.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The request parameters (each at most once; empty values count as absent, §3.1).
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
+        let mut map = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(text.as_bytes()) {
+            if v.is_empty() {
+                continue;
+            }
+            if map.insert(k.to_string(), v.into_owned()).is_some() {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {} is repeated",
+                    printable(&k)
+                )));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+/// A parameter name for an error description: short and printable.
+fn printable(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(40)
+        .collect()
+}
+
+/// Reads and parses a form body with the RFC 6749 error on every failure.
+pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, OAuthError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| OAuthError::invalid_request("the body is too large or could not be read"))?;
+    Params::parse(&bytes)
+}
+
+/// How the client authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+/// Authenticates the client of a token-endpoint request (RFC 6749 §2.3.1): HTTP Basic with
+/// form-urlencoded id and secret, or `client_id`/`client_secret` in the body, or only
+/// `client_id` for a public client, or a signed client assertion (`private_key_jwt`, see
+/// [`super::assertion`]). Using two methods at once is refused (§2.3).
+pub async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<(ClientRow, AuthMethod), OAuthError> {
+    let basic = basic_credentials(headers)?;
+    if params.get("client_assertion").is_some() || params.get("client_assertion_type").is_some() {
+        if basic.is_some() || params.get("client_secret").is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not several",
+            ));
+        }
+        let client = super::assertion::authenticate(state, params).await?;
+        return Ok((client, AuthMethod::PrivateKeyJwt));
+    }
+    let (client_id, secret, method) = match basic {
+        Some((id, secret)) => {
+            if params.get("client_secret").is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method, not several",
+                ));
+            }
+            if params.get("client_id").is_some_and(|p| p != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id differs from the authenticated client",
+                ));
+            }
+            (id, Some(secret), AuthMethod::ClientSecretBasic)
+        }
+        None => {
+            let Some(id) = params.get("client_id") else {
+                return Err(OAuthError::invalid_client("client authentication required"));
+            };
+            match params.get("client_secret") {
+                Some(s) => (
+                    id.to_owned(),
+                    Some(s.to_owned()),
+                    AuthMethod::ClientSecretPost,
+                ),
+                None => (id.to_owned(), None, AuthMethod::None),
+            }
+        }
+    };
+    let client = state
+        .store
+        .client_by_client_id(&client_id)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
+    let Some(client) = client else {
+        // Spend the same work as a real comparison, so unknown ids are not faster.
+        let _ = clients::secret_matches(secret.as_deref().unwrap_or(""), &[0u8; 32]);
+        return Err(OAuthError::invalid_client("client authentication failed"));
+    };
+    match (&client.secret_hash, secret.as_deref()) {
+        (Some(hash), Some(secret)) if client.confidential => {
+            if !clients::secret_matches(secret, hash) {
+                return Err(OAuthError::invalid_client("client authentication failed"));
+            }
+        }
+        (None, None) if !client.confidential => {}
+        _ => return Err(OAuthError::invalid_client("client authentication failed")),
+    }
+    Ok((client, method))
+}
+
+/// `Authorization: Basic` credentials, each part form-urldecoded (RFC 6749 §2.3.1).
+/// `Ok(None)` when there is no Authorization header or it is another scheme.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request("several Authorization headers"));
+    }
+    let malformed = || OAuthError::invalid_client("malformed Basic credentials");
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client(
+            "client authentication must use the Basic scheme",
+        ));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let id = form_urldecode(id).ok_or_else(malformed)?;
+    let secret = form_urldecode(secret).ok_or_else(malformed)?;
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    Ok(Some((id, secret)))
+}
+
+/// application/x-www-form-urlencoded decoding of one value: `+` is a space, `%XX` a byte.
+/// `None` on a broken escape or a result that is not UTF-8.
+fn form_urldecode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// The access token's `jti` and `exp` (not sent).
+    #[serde(skip)]
+    pub jti: String,
+    #[serde(skip)]
+    pub exp: i64,
+}
+
+/// The claims of an access token as signed: RFC 9068 plus `fid`, the refresh token family the
+/// token was issued under (so revoking the family makes it inactive at introspection).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedClaims {
+    #[serde(flatten)]
+    pub claims: AccessClaims,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid: Option<String>,
+}
+
+/// Who an access token is for, beyond the client.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// `sub`; the client id for client_credentials.
+    pub subject: String,
+    pub tenant_id: Option<String>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub family_id: Option<String>,
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        let mut response = axum::Json(self).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
+/// `POST /connect/token`
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match token_inner(&state, &headers, body).await {
+        Ok((grant, r)) => {
+            metrics::counter!("identity_tokens_issued_total", "grant" => grant).increment(1);
+            r.into_response()
+        }
+        Err(e) => {
+            metrics::counter!("identity_token_errors_total", "error" => e.error).increment(1);
+            e.into_response()
+        }
+    }
+}
+
+async fn token_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(&'static str, TokenResponse), OAuthError> {
+    let params = read_form(headers, body).await?;
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    if !GRANTS_IMPLEMENTED.contains(&grant_type) {
+        return Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type {} is not supported",
+            printable(grant_type)
+        )));
+    }
+    let (client, _method) = authenticate_client(state, headers, &params).await?;
+    if !client.grant_types.iter().any(|g| g == grant_type) {
+        return Err(OAuthError::unauthorized_client(
+            "the client may not use this grant type",
+        ));
+    }
+    match grant_type {
+        GRANT_CLIENT_CREDENTIALS => {
+            client_credentials(state, &client, &params).map(|r| (GRANT_CLIENT_CREDENTIALS, r))
+        }
+        GRANT_AUTHORIZATION_CODE => super::code::authorization_code(state, &client, &params)
+            .await
+            .map(|r| (GRANT_AUTHORIZATION_CODE, r)),
+        GRANT_REFRESH_TOKEN => super::code::refresh_token(state, &client, &params)
+            .await
+            .map(|r| (GRANT_REFRESH_TOKEN, r)),
+        _ => Err(OAuthError::unsupported_grant_type(
+            "grant_type is not supported",
+        )),
+    }
+}
+
+/// RFC 6749 §4.4: a token for the client itself; only confidential clients (§4.4 says MUST).
+fn client_credentials(
+    state: &AppState,
+    client: &ClientRow,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.confidential {
+        return Err(OAuthError::unauthorized_client(
+            "client_credentials needs a confidential client",
+        ));
+    }
+    let granted = granted_scopes(client, params.get("scope"), state.config.dev_mode)?;
+    issue_access_token(
+        state,
+        client,
+        Grant {
+            subject: client.client_id.clone(),
+            tenant_id: client.tenant_id.clone(),
+            scopes: granted,
+            ..Grant::default()
+        },
+    )
+}
+
+/// The scopes granted for a request: the requested ones when the client may have each of them,
+/// else `invalid_scope` (§5.2); when none are requested, everything the client may have (§3.3).
+pub fn granted_scopes(
+    client: &ClientRow,
+    requested: Option<&str>,
+    dev_mode: bool,
+) -> Result<Vec<String>, OAuthError> {
+    let allowed = |s: &str| scopes::is_known(s, dev_mode) && client.scopes.iter().any(|c| c == s);
+    match requested {
+        None => Ok(client
+            .scopes
+            .iter()
+            .filter(|s| allowed(s))
+            .cloned()
+            .collect()),
+        Some(value) => {
+            let requested =
+                scopes::parse(value).ok_or_else(|| OAuthError::invalid_scope("malformed scope"))?;
+            if let Some(bad) = requested.iter().find(|s| !allowed(s)) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope {} is not allowed for this client",
+                    printable(bad)
+                )));
+            }
+            Ok(requested)
+        }
+    }
+}
+
+/// Signs an RFC 9068 access token with the client's algorithm and lifetime.
+pub fn issue_access_token(
+    state: &AppState,
+    client: &ClientRow,
+    grant: Grant,
+) -> Result<TokenResponse, OAuthError> {
+    let now = now_ms() / 1000;
+    let lifetime = client
+        .access_token_lifetime_secs
+        .unwrap_or_else(|| i64::try_from(state.config.access_token_lifetime_secs).unwrap_or(3600));
+    let mut aud: Vec<String> = scopes::audiences(grant.scopes.iter().map(String::as_str))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if aud.is_empty() {
+        // No resource-server scope (e.g. only `openid`): the token is for this issuer's own
+        // endpoints (userinfo).
+        aud.push(state.config.issuer.clone());
+    }
+    let aud = if aud.len() == 1 {
+        Audience::One(aud.remove(0))
+    } else {
+        Audience::Many(aud)
+    };
+    let scope = grant.scopes.join(" ");
+    let jti = uuid::Uuid::now_v7().to_string();
+    let claims = IssuedClaims {
+        claims: AccessClaims {
+            iss: state.config.issuer.clone(),
+            sub: grant.subject,
+            aud,
+            exp: now + lifetime,
+            iat: now,
+            nbf: Some(now),
+            jti: jti.clone(),
+            client_id: client.client_id.clone(),
+            scope: scope.clone(),
+            tid: grant.tenant_id,
+            roles: grant.roles,
+        },
+        fid: grant.family_id,
+    };
+    let access_token = state
+        .keys
+        .sign_jws(client_alg(state, client), "at+jwt", &claims)
+        .map_err(|e| OAuthError::server_error(&e))?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime,
+        scope,
+        refresh_token: None,
+        id_token: None,
+        jti,
+        exp: now + lifetime,
+    })
+}
+
+/// The client's signing algorithm (the configured default when it has none valid).
+pub fn client_alg(state: &AppState, client: &ClientRow) -> SigningAlg {
+    SigningAlg::parse(&client.signing_alg).unwrap_or(state.config.default_alg())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_urldecoding() {
+        assert_eq!(form_urldecode("a%3Ab+c").unwrap(), "a:b c");
+        assert!(form_urldecode("%zz").is_none());
+        assert!(form_urldecode("%4").is_none());
+        assert!(form_urldecode("%ff").is_none());
+    }
+
+    #[test]
+    fn repeated_and_empty_parameters() {
+        assert!(Params::parse(b"a=1&a=2").is_err());
+        let p = Params::parse(b"a=&b=2").unwrap();
+        assert!(p.get("a").is_none());
+        assert_eq!(p.get("b"), Some("2"));
+        assert!(Params::parse(b"\xff=1").is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! The repository layer: one [`Store`] over SQLite (embedded default, one WAL-mode file) or
+//! PostgreSQL (production).
+//!
+//! Both dialects share the query text wherever SQL allows it: parameters are written `$1, $2…`
+//! (sqlx binds SQLite's `$N` by number too), ids are UUIDv7 strings, times are UTC unix
+//! milliseconds in `BIGINT`, list values are JSON text. Only the migrations differ (`BLOB` vs
+//! `BYTEA`), kept side by side in `migrations/sqlite` and `migrations/postgres`. Queries are plain
+//! functions (no `query!` macros), so the crate builds without a live database.
+
+pub mod clients;
+pub mod grants;
+pub mod keys;
+pub mod lease;
+pub mod revocations;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+/// A database error, or a stored value that does not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// A unique constraint was violated (duplicate key).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The identity service's database. Cheap to clone (pools are shared).
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of either dialect. The body is
+/// duplicated per dialect, so the same query text and row decoding type-check for both.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`) and applies the migrations.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let store = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Store::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Store::Postgres(pool)
+        } else {
+            return Err(StoreError::Corrupt(
+                "database_url must start with sqlite: or postgres:".into(),
+            ));
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        match self {
+            Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A cheap round trip, for the readiness probe.
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Forgets state nobody can use any more: expired revocations and client assertions, and
+    /// codes, sessions and refresh token families dead for a day (the slack keeps recent
+    /// history for diagnosis). Failures are logged; returns how many rows went.
+    pub async fn purge_expired(&self, now: i64) -> u64 {
+        let day_ago = now - 86_400_000;
+        let results = [
+            ("token revocations", self.purge_revoked_tokens(now).await),
+            ("client assertions", self.purge_client_assertions(now).await),
+            ("authorization codes", self.purge_codes(day_ago).await),
+            ("sessions", self.purge_sessions(day_ago).await),
+            (
+                "refresh token families",
+                self.purge_refresh_state(day_ago).await,
+            ),
+        ];
+        let mut total = 0;
+        for (what, result) in results {
+            match result {
+                Ok(n) => total += n,
+                Err(e) => tracing::warn!(error = %e, what, "purge failed"),
+            }
+        }
+        if total > 0 {
+            tracing::debug!(purged = total, "expired state removed");
+        }
+        total
+    }
+
+    pub fn dialect(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// Now, as UTC unix milliseconds.
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A fresh UUIDv7 as its canonical string.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

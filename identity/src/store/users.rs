@@ -1,0 +1,174 @@
+//! Users and browser sessions.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult, on_pool};
+
+#[derive(Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub tenant_id: Option<String>,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("tenant_id", &self.tenant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub token_hash: Vec<u8>,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+const USER_COLUMNS: &str =
+    "id, email, name, password_hash, tenant_id, roles, disabled, created_at, updated_at";
+
+macro_rules! user_row {
+    ($r:expr) => {
+        UserRow {
+            id: $r.try_get("id")?,
+            email: $r.try_get("email")?,
+            name: $r.try_get("name")?,
+            password_hash: $r.try_get("password_hash")?,
+            tenant_id: $r.try_get("tenant_id")?,
+            roles: serde_json::from_str(&$r.try_get::<String, _>("roles")?)
+                .map_err(|e| StoreError::Corrupt(format!("users.roles: {e}")))?,
+            disabled: $r.try_get("disabled")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+        }
+    };
+}
+
+impl Store {
+    pub async fn insert_user(&self, u: &UserRow) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        let roles = serde_json::to_string(&u.roles).unwrap_or_else(|_| "[]".into());
+        on_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&u.id)
+                .bind(&u.email)
+                .bind(&u.name)
+                .bind(&u.password_hash)
+                .bind(&u.tenant_id)
+                .bind(&roles)
+                .bind(u.disabled)
+                .bind(u.created_at)
+                .bind(u.updated_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// By email, compared case-insensitively (emails are stored lower-cased).
+    pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
+        let email = email.trim().to_lowercase();
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&email).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(user_row!(r)),
+                None => None,
+            })
+        })
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(user_row!(r)),
+                None => None,
+            })
+        })
+    }
+
+    pub async fn insert_session(&self, s: &SessionRow) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO sessions (id, token_hash, user_id, auth_time, amr, created_at, expires_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(&s.id)
+                .bind(&s.token_hash)
+                .bind(&s.user_id)
+                .bind(s.auth_time)
+                .bind(&s.amr)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Ends a session and revokes the refresh token families issued in it.
+    pub async fn revoke_session(&self, session_id: &str, now: i64) -> StoreResult<()> {
+        const SESSION: &str =
+            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+        const FAMILIES: &str = "UPDATE refresh_families SET revoked_at = $2 \
+            WHERE session_id = $1 AND revoked_at IS NULL";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(SESSION).bind(session_id).bind(now).execute(&mut *tx).await?;
+            sqlx::query(FAMILIES).bind(session_id).bind(now).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes sessions that expired or were revoked before `before`.
+    pub async fn purge_sessions(&self, before: i64) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1";
+        on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).execute(pool).await?.rows_affected()))
+    }
+
+    /// A live (unexpired, unrevoked) session by its cookie token's hash.
+    pub async fn live_session(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<SessionRow>> {
+        const SQL: &str = "SELECT id, token_hash, user_id, auth_time, amr, created_at, expires_at, revoked_at \
+            FROM sessions WHERE token_hash = $1 AND expires_at > $2 AND revoked_at IS NULL";
+        on_pool!(self, pool => {
+            let row = sqlx::query(SQL).bind(token_hash).bind(now).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(SessionRow {
+                    id: r.try_get("id")?,
+                    token_hash: r.try_get("token_hash")?,
+                    user_id: r.try_get("user_id")?,
+                    auth_time: r.try_get("auth_time")?,
+                    amr: r.try_get("amr")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                }),
+                None => None,
+            })
+        })
+    }
+}

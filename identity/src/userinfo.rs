@@ -1,0 +1,59 @@
+//! `GET|POST /connect/userinfo` (OIDC Core §5.3): claims about the user of an access token.
+//!
+//! The access token must be ours, carry `openid`, be active (not revoked, family alive) and
+//! belong to a user; failures are RFC 6750 bearer errors.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use tansu_shared::auth::{AuthError, bearer_token};
+
+use crate::AppState;
+
+pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match userinfo_inner(&state, &headers).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn userinfo_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<serde_json::Value, AuthError> {
+    let token = bearer_token(headers)?.ok_or(AuthError::MissingToken)?;
+    let issued = state.verify_issued_token(token, None)?;
+    if !state.token_active(&issued).await {
+        return Err(AuthError::InvalidToken("token revoked"));
+    }
+    let claims = &issued.claims;
+    if !claims.has_scope("openid") {
+        return Err(AuthError::InsufficientScope("openid".into()));
+    }
+    let user = match state.store.user_by_id(&claims.sub).await {
+        Ok(Some(u)) if !u.disabled => u,
+        Ok(_) => return Err(AuthError::InvalidToken("no such user")),
+        Err(e) => {
+            tracing::error!(error = %e, "userinfo lookup failed");
+            return Err(AuthError::KeysUnavailable);
+        }
+    };
+    let mut v = serde_json::json!({ "sub": user.id });
+    if let Some(obj) = v.as_object_mut() {
+        if claims.has_scope("email") {
+            obj.insert("email".into(), user.email.clone().into());
+            obj.insert("email_verified".into(), false.into());
+        }
+        if claims.has_scope("profile") {
+            obj.insert("name".into(), user.name.clone().into());
+        }
+        if claims.has_scope("roles") {
+            obj.insert("roles".into(), user.roles.clone().into());
+        }
+        if let Some(t) = &user.tenant_id {
+            obj.insert("tid".into(), t.clone().into());
+        }
+    }
+    Ok(v)
+}

@@ -564,10 +564,15 @@ impl Drop for BlobGuard {
     }
 }
 
-async fn reserve(st: &AppState, tenant: Uuid, bytes: u64) -> ApiResult<ReservationGuard> {
+async fn reserve(
+    st: &AppState,
+    tenant: Uuid,
+    bytes: u64,
+    objects: i64,
+) -> ApiResult<ReservationGuard> {
     let reserved = Reserved {
         bytes: i64::try_from(bytes).map_err(|_| quota_exceeded())?,
-        objects: 1,
+        objects,
     };
     st.store.reserve(tenant, reserved, st.quota()).await?;
     Ok(ReservationGuard {
@@ -709,17 +714,22 @@ async fn put_object(
     let conditions = Conditions::from_headers(&headers);
     let bucket_row = st.store.get_bucket(tenant, &bucket).await?;
     let settings: BucketSettings = serde_json::from_str(&bucket_row.settings).unwrap_or_default();
+    let current = match st.store.get_object(tenant, &bucket, &key).await {
+        Ok(row) => Some(row),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
     // Fail early on a precondition that already fails (it is checked again atomically at commit).
-    if !conditions.is_empty() {
-        let current = match st.store.get_object(tenant, &bucket, &key).await {
-            Ok(row) => Some(row.validators()),
-            Err(StoreError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if conditions.evaluate(current.as_ref(), false) != Precondition::Proceed {
-            return Err(precondition_failed());
-        }
+    if conditions.evaluate(current.as_ref().map(|r| r.validators()).as_ref(), false)
+        != Precondition::Proceed
+    {
+        return Err(precondition_failed());
     }
+    // An overwrite needs room only for what it adds. The reservation only keeps concurrent
+    // uploads from overbooking; the commit re-checks the quota atomically with the real delta.
+    let (old_size, old_objects) = current
+        .as_ref()
+        .map_or((0, 0), |r| (r.size.max(0) as u64, 1));
     if let Some(source) = headers.get(COPY_SOURCE) {
         if access.presigned {
             return Err(Problem::forbidden(
@@ -744,11 +754,18 @@ async fn put_object(
     if h.content_length.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    let mut reservation = reserve(&st, tenant, h.content_length.unwrap_or(0)).await?;
+    let mut reservation = reserve(
+        &st,
+        tenant,
+        h.content_length.unwrap_or(0).saturating_sub(old_size),
+        1 - old_objects,
+    )
+    .await?;
     // Without a length, stop streaming once the quota's remaining room is used up.
     let usage = st.store.usage(tenant).await?;
     let room = (st.config.quota_bytes as i64 - usage.bytes - usage.reserved_bytes
-        + reservation.reserved.bytes)
+        + reservation.reserved.bytes
+        + old_size as i64)
         .max(0) as u64;
     let stream_limit = limit.min(room);
 
@@ -902,7 +919,7 @@ async fn copy_object(
     if src.size as u64 > st.config.max_object_bytes {
         return Err(too_large(st.config.max_object_bytes));
     }
-    let mut reservation = reserve(st, tenant, src.size as u64).await?;
+    let mut reservation = reserve(st, tenant, src.size as u64, 1).await?;
     let blob_id = Uuid::now_v7();
     let path = blob_path(tenant, &blob_id.to_string());
     match st

@@ -23,7 +23,6 @@
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -45,7 +44,7 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::backend::{Backend, blob_path};
+use crate::backend::blob_path;
 use crate::conditional::{Conditions, Precondition, RangeOutcome, http_date};
 use crate::names::{check_bucket, check_key};
 use crate::presign;
@@ -448,12 +447,16 @@ async fn list_objects(
 ) -> ApiResult<Response> {
     valid_bucket(&bucket)?;
     let q: ListQuery = serde_urlencoded_query(uri.query().unwrap_or(""))?;
-    if q.prefix.len() > crate::names::MAX_KEY_BYTES {
-        return Err(Problem::bad_request("prefix is too long"));
+    let control = |s: &str| s.chars().any(char::is_control);
+    if q.prefix.len() > crate::names::MAX_KEY_BYTES || control(&q.prefix) {
+        return Err(Problem::bad_request("invalid prefix"));
     }
     let delimiter = q.delimiter.filter(|d| !d.is_empty());
-    if delimiter.as_ref().is_some_and(|d| d.len() > 16) {
-        return Err(Problem::bad_request("delimiter is too long"));
+    if delimiter
+        .as_ref()
+        .is_some_and(|d| d.len() > 16 || control(d))
+    {
+        return Err(Problem::bad_request("invalid delimiter"));
     }
     let max = q.max_keys.unwrap_or(1000).clamp(1, 1000);
     let after = match q.continuation_token.filter(|t| !t.is_empty()) {
@@ -462,6 +465,7 @@ async fn list_objects(
                 .decode(&t)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
+                .filter(|t| t.len() <= 2 * crate::names::MAX_KEY_BYTES && !control(t))
                 .ok_or_else(|| Problem::bad_request("invalid continuation-token"))?,
         ),
         None => None,
@@ -551,16 +555,46 @@ impl Drop for ReservationGuard {
 
 /// A placed blob not yet referenced by any object: deleted unless the commit succeeds.
 struct BlobGuard {
-    backend: Arc<Backend>,
-    path: object_store::path::Path,
+    state: AppState,
+    tenant: Uuid,
+    blob: String,
     armed: bool,
 }
 
 impl Drop for BlobGuard {
     fn drop(&mut self) {
-        if self.armed {
-            self.backend.delete_later(self.path.clone());
+        if self.armed
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let (st, tenant, blob) = (self.state.clone(), self.tenant, self.blob.clone());
+            handle.spawn(async move { discard_blob(&st, &tenant.to_string(), &blob).await });
         }
+    }
+}
+
+/// Records a blob about to be written, so that a crash before its commit leaks nothing (the
+/// start-up sweep deletes it), and returns the guard that deletes it if the commit fails.
+async fn intend_blob(st: &AppState, tenant: Uuid) -> ApiResult<(Uuid, BlobGuard)> {
+    let blob_id = Uuid::now_v7();
+    st.store.add_intent(tenant, &blob_id.to_string()).await?;
+    Ok((
+        blob_id,
+        BlobGuard {
+            state: st.clone(),
+            tenant,
+            blob: blob_id.to_string(),
+            armed: true,
+        },
+    ))
+}
+
+/// Deletes an unreferenced blob and then its intent record.
+pub(crate) async fn discard_blob(st: &AppState, tenant: &str, blob: &str) {
+    let path = object_store::path::Path::from(format!("{tenant}/{blob}"));
+    if st.backend.delete(&path).await
+        && let Err(e) = st.store.remove_intent(tenant, blob).await
+    {
+        tracing::warn!(error = %e, "could not remove a blob intent");
     }
 }
 
@@ -821,17 +855,11 @@ async fn put_object(
         return Err(bad_digest());
     }
 
-    let blob_id = Uuid::now_v7();
-    let path = blob_path(tenant, &blob_id.to_string());
+    let (blob_id, mut blob) = intend_blob(&st, tenant).await?;
     st.backend
-        .place(tmp, &path)
+        .place(tmp, &blob_path(tenant, &blob_id.to_string()))
         .await
         .map_err(|e| Problem::internal(&e))?;
-    let mut blob = BlobGuard {
-        backend: st.backend.clone(),
-        path,
-        armed: true,
-    };
     let new = NewObject {
         blob_id,
         size: size as i64,
@@ -855,7 +883,7 @@ async fn put_object(
     blob.armed = false;
     let created = old.is_none();
     if let Some(old) = old {
-        st.backend.delete(&blob_path(tenant, &old)).await;
+        discard_blob(&st, &tenant.to_string(), &old).await;
     }
     stored_response(created, &new)
 }
@@ -920,22 +948,19 @@ async fn copy_object(
         return Err(too_large(st.config.max_object_bytes));
     }
     let mut reservation = reserve(st, tenant, src.size as u64, 1).await?;
-    let blob_id = Uuid::now_v7();
-    let path = blob_path(tenant, &blob_id.to_string());
+    let (blob_id, mut blob) = intend_blob(st, tenant).await?;
     match st
         .backend
-        .copy(&blob_path(tenant, &src.blob_id), &path)
+        .copy(
+            &blob_path(tenant, &src.blob_id),
+            &blob_path(tenant, &blob_id.to_string()),
+        )
         .await
     {
         Ok(()) => {}
         Err(object_store::Error::NotFound { .. }) => return Err(StoreError::NotFound.into()),
         Err(e) => return Err(Problem::internal(&e)),
     }
-    let mut blob = BlobGuard {
-        backend: st.backend.clone(),
-        path,
-        armed: true,
-    };
     let new = NewObject {
         blob_id,
         size: src.size,
@@ -959,7 +984,7 @@ async fn copy_object(
     blob.armed = false;
     let created = old.is_none();
     if let Some(old) = old {
-        st.backend.delete(&blob_path(tenant, &old)).await;
+        discard_blob(st, &tenant.to_string(), &old).await;
     }
     stored_response(created, &new)
 }
@@ -1088,7 +1113,7 @@ async fn delete_object(
             conditions.evaluate(cur, false)
         })
         .await?;
-    st.backend.delete(&blob_path(access.tenant, &blob)).await;
+    discard_blob(&st, &access.tenant.to_string(), &blob).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

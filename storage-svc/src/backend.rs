@@ -160,19 +160,15 @@ impl Backend {
         self.store.copy(from, to).await
     }
 
-    /// Deletes a blob; failures are logged (an orphaned blob is garbage, not an inconsistency).
-    pub async fn delete(&self, path: &StorePath) {
+    /// Deletes a blob; true when it is gone. Failures are logged (the blob's intent record
+    /// stays, and the start-up sweep tries again).
+    pub async fn delete(&self, path: &StorePath) -> bool {
         match self.store.delete(path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => tracing::warn!(error = %e, blob = %path, "could not delete blob"),
-        }
-    }
-
-    /// Deletes a blob in the background (from a `Drop`).
-    pub fn delete_later(self: &Arc<Self>, path: StorePath) {
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let me = self.clone();
-            handle.spawn(async move { me.delete(&path).await });
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, blob = %path, "could not delete blob");
+                false
+            }
         }
     }
 }

@@ -220,6 +220,18 @@ impl AppState {
             }
             _ => Backend::local(&config.data_dir)?,
         };
+        // Blobs a crash left unreferenced (placed but never committed, or replaced but never
+        // removed) are garbage now.
+        let orphans = store.orphaned_blobs().await?;
+        if !orphans.is_empty() {
+            tracing::info!(count = orphans.len(), "removing orphaned blobs");
+        }
+        for (tenant, blob) in orphans {
+            let path = object_store::path::Path::from(format!("{tenant}/{blob}"));
+            if backend.delete(&path).await {
+                store.remove_intent(&tenant, &blob).await?;
+            }
+        }
         let key_file = config
             .master_key_file
             .clone()

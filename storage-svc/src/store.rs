@@ -138,6 +138,9 @@ pub struct Listing {
 const OBJECT_COLUMNS: &str =
     "object_key, blob_id, size, etag, content_type, metadata, last_modified";
 
+const INSERT_INTENT: &str = "INSERT INTO blob_intents (tenant_id, blob_id, created_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (tenant_id, blob_id) DO NOTHING";
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -469,6 +472,19 @@ impl Store {
                 .bind(now_ms())
                 .execute(&mut *$tx)
                 .await?;
+                sqlx::query("DELETE FROM blob_intents WHERE tenant_id = $1 AND blob_id = $2")
+                    .bind(&t)
+                    .bind(new.blob_id.to_string())
+                    .execute(&mut *$tx)
+                    .await?;
+                if let Some(o) = &old {
+                    sqlx::query(INSERT_INTENT)
+                        .bind(&t)
+                        .bind(&o.blob_id)
+                        .bind(now_ms())
+                        .execute(&mut *$tx)
+                        .await?;
+                }
                 $tx.commit().await?;
                 Ok(old.map(|o| o.blob_id))
             }};
@@ -530,6 +546,12 @@ impl Store {
                 .bind(old.size)
                 .execute(&mut *$tx)
                 .await?;
+                sqlx::query(INSERT_INTENT)
+                    .bind(&t)
+                    .bind(&old.blob_id)
+                    .bind(now_ms())
+                    .execute(&mut *$tx)
+                    .await?;
                 $tx.commit().await?;
                 Ok(old.blob_id)
             }};
@@ -613,6 +635,51 @@ impl Store {
             objects: 0,
             reserved_bytes: 0,
             reserved_objects: 0,
+        }))
+    }
+
+    // ---- blob intents ----
+
+    /// Records that blob `blob` of `tenant` is about to exist unreferenced.
+    pub async fn add_intent(&self, tenant: Uuid, blob: &str) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(INSERT_INTENT)
+                .bind(tenant.to_string())
+                .bind(blob)
+                .bind(now_ms())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn remove_intent(&self, tenant: &str, blob: &str) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM blob_intents WHERE tenant_id = $1 AND blob_id = $2")
+                .bind(tenant)
+                .bind(blob)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Blobs recorded as possibly unreferenced that no object points at: garbage to delete.
+    /// Intents for blobs an object does point at are dropped here.
+    pub async fn orphaned_blobs(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query(
+                "DELETE FROM blob_intents WHERE EXISTS (SELECT 1 FROM objects o \
+                 WHERE o.tenant_id = blob_intents.tenant_id AND o.blob_id = blob_intents.blob_id)",
+            )
+            .execute(pool)
+            .await?;
+            sqlx::query("SELECT tenant_id, blob_id FROM blob_intents")
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+                .collect()
         }))
     }
 

@@ -278,7 +278,56 @@ async fn leftover_temp_files_are_removed_at_start() {
     }
 }
 
+async fn orphaned_blobs_are_swept_at_start(db: Db) {
+    let Some(f) = Fixture::start(db, |_| {}).await else {
+        return;
+    };
+    f.create_bucket(TENANT_A, "uploads").await;
+    assert_eq!(
+        f.put(TENANT_A, "uploads", "kept", b"kept").await.status(),
+        201
+    );
+    // A crash between placing a blob and committing it leaves a blob and its intent record.
+    let tenant: uuid::Uuid = TENANT_A.parse().unwrap();
+    let orphan = uuid::Uuid::now_v7().to_string();
+    f.state.store.add_intent(tenant, &orphan).await.unwrap();
+    let dir = f.data_dir().join("objects").join(TENANT_A);
+    std::fs::write(dir.join(&orphan), b"never committed").unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+    // A restart sweeps it; the committed object stays.
+    let restarted = tansu_storage::AppState::new((*f.state.config).clone())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    assert!(restarted.store.orphaned_blobs().await.unwrap().is_empty());
+    let r = f
+        .as_tenant(Method::GET, TENANT_A, "/api/buckets/uploads/objects/kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "kept");
+    // Overwrites and deletes leave no intent behind either.
+    assert_eq!(
+        f.put(TENANT_A, "uploads", "kept", b"new").await.status(),
+        200
+    );
+    let r = f
+        .as_tenant(
+            Method::DELETE,
+            TENANT_A,
+            "/api/buckets/uploads/objects/kept",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(f.state.store.orphaned_blobs().await.unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    f.finish().await;
+}
+
 on_both_databases!(
+    orphaned_blobs_are_swept_at_start,
     dropped_upload_leaves_nothing,
     byte_quota_holds_under_50_concurrent_uploads,
     object_quota_holds_under_50_concurrent_uploads,

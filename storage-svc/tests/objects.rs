@@ -638,6 +638,25 @@ async fn listing(db: Db) {
         };
         assert_eq!(seen, expected, "delimited: {delimited}");
     }
+    // Control characters never reach the database (PostgreSQL text cannot hold NUL).
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    for q in [
+        "prefix=a%00".to_owned(),
+        "delimiter=%00".to_owned(),
+        format!("continuation-token={}", URL_SAFE_NO_PAD.encode("a\0b")),
+        "max-keys=many".to_owned(),
+    ] {
+        let r = f
+            .as_tenant(
+                Method::GET,
+                TENANT_A,
+                &format!("/api/buckets/lst/objects?{q}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{q}");
+    }
     let r = f
         .as_tenant(
             Method::GET,

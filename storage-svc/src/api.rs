@@ -70,6 +70,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/buckets/{bucket}/presign", post(presign_url))
         .route("/api/usage", get(usage))
+        .merge(crate::multipart::routes())
 }
 
 // ---- errors ----
@@ -98,7 +99,7 @@ impl From<StoreError> for Problem {
     }
 }
 
-fn precondition_failed() -> Problem {
+pub(crate) fn precondition_failed() -> Problem {
     Problem::new(
         StatusCode::PRECONDITION_FAILED,
         "precondition-failed",
@@ -106,7 +107,7 @@ fn precondition_failed() -> Problem {
     )
 }
 
-fn quota_exceeded() -> Problem {
+pub(crate) fn quota_exceeded() -> Problem {
     Problem::new(
         StatusCode::INSUFFICIENT_STORAGE,
         "quota-exceeded",
@@ -118,10 +119,10 @@ fn auth(e: AuthError) -> Problem {
     e.to_problem()
 }
 
-type ApiResult<T> = Result<T, Problem>;
+pub(crate) type ApiResult<T> = Result<T, Problem>;
 
 /// Path parameters whose rejection is a problem+json 400.
-struct P<T>(T);
+pub(crate) struct P<T>(pub T);
 
 impl<T> FromRequestParts<AppState> for P<T>
 where
@@ -137,7 +138,7 @@ where
     }
 }
 
-fn valid_bucket(bucket: &str) -> ApiResult<()> {
+pub(crate) fn valid_bucket(bucket: &str) -> ApiResult<()> {
     check_bucket(bucket).map_err(|why| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -148,13 +149,15 @@ fn valid_bucket(bucket: &str) -> ApiResult<()> {
     })
 }
 
-fn valid_key(key: &str) -> ApiResult<()> {
+pub(crate) fn valid_key(key: &str) -> ApiResult<()> {
     check_key(key).map_err(|why| {
         Problem::new(StatusCode::BAD_REQUEST, "invalid-key", "Invalid object key").with_detail(why)
     })
 }
 
-async fn read_json<T: serde::de::DeserializeOwned + Default>(body: Body) -> ApiResult<T> {
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned + Default>(
+    body: Body,
+) -> ApiResult<T> {
     let bytes = axum::body::to_bytes(body, 64 << 10)
         .await
         .map_err(|_| Problem::payload_too_large())?;
@@ -293,7 +296,7 @@ pub struct BucketSettings {
 }
 
 impl BucketSettings {
-    fn allows(&self, content_type: &str) -> bool {
+    pub(crate) fn allows(&self, content_type: &str) -> bool {
         let essence = content_type
             .split(';')
             .next()
@@ -531,11 +534,11 @@ const COPY_SOURCE: &str = "x-tansu-copy-source";
 const MAX_META_BYTES: usize = 2048;
 
 /// Bytes and objects held for an upload until it commits; released if it does not.
-struct ReservationGuard {
+pub(crate) struct ReservationGuard {
     store: Store,
     tenant: Uuid,
-    reserved: Reserved,
-    armed: bool,
+    pub(crate) reserved: Reserved,
+    pub(crate) armed: bool,
 }
 
 impl Drop for ReservationGuard {
@@ -554,11 +557,11 @@ impl Drop for ReservationGuard {
 }
 
 /// A placed blob not yet referenced by any object: deleted unless the commit succeeds.
-struct BlobGuard {
+pub(crate) struct BlobGuard {
     state: AppState,
     tenant: Uuid,
     blob: String,
-    armed: bool,
+    pub(crate) armed: bool,
 }
 
 impl Drop for BlobGuard {
@@ -574,7 +577,7 @@ impl Drop for BlobGuard {
 
 /// Records a blob about to be written, so that a crash before its commit leaks nothing (the
 /// start-up sweep deletes it), and returns the guard that deletes it if the commit fails.
-async fn intend_blob(st: &AppState, tenant: Uuid) -> ApiResult<(Uuid, BlobGuard)> {
+pub(crate) async fn intend_blob(st: &AppState, tenant: Uuid) -> ApiResult<(Uuid, BlobGuard)> {
     let blob_id = Uuid::now_v7();
     st.store.add_intent(tenant, &blob_id.to_string()).await?;
     Ok((
@@ -598,7 +601,7 @@ pub(crate) async fn discard_blob(st: &AppState, tenant: &str, blob: &str) {
     }
 }
 
-async fn reserve(
+pub(crate) async fn reserve(
     st: &AppState,
     tenant: Uuid,
     bytes: u64,
@@ -617,15 +620,15 @@ async fn reserve(
     })
 }
 
-struct UploadHeaders {
-    content_type: String,
-    metadata: BTreeMap<String, String>,
+pub(crate) struct UploadHeaders {
+    pub(crate) content_type: String,
+    pub(crate) metadata: BTreeMap<String, String>,
     content_md5: Option<Vec<u8>>,
     sha256: Option<Vec<u8>>,
-    content_length: Option<u64>,
+    pub(crate) content_length: Option<u64>,
 }
 
-fn upload_headers(headers: &HeaderMap) -> ApiResult<UploadHeaders> {
+pub(crate) fn upload_headers(headers: &HeaderMap) -> ApiResult<UploadHeaders> {
     let content_type = match headers.get(header::CONTENT_TYPE) {
         None => "application/octet-stream".to_owned(),
         Some(v) => {
@@ -722,7 +725,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -731,8 +734,71 @@ fn bad_digest() -> Problem {
         .with_detail("the uploaded content does not match the checksum sent with it")
 }
 
-fn too_large(limit: u64) -> Problem {
+pub(crate) fn too_large(limit: u64) -> Problem {
     Problem::payload_too_large().with_detail(format!("objects are limited to {limit} bytes"))
+}
+
+/// Streams a request body to a temp file, hashing on the way (never more than one chunk in
+/// memory), then fsyncs it and verifies the checksums the client sent.
+pub(crate) async fn stage(
+    st: &AppState,
+    body: Body,
+    h: &UploadHeaders,
+    stream_limit: u64,
+    limit: u64,
+) -> ApiResult<(crate::backend::TempFile, u64, Vec<u8>)> {
+    let (tmp, file) = st
+        .backend
+        .temp_file()
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    let mut sha = Sha256::new();
+    let mut md5 = h.content_md5.as_ref().map(|_| Md5::new());
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Problem::bad_request("the upload was interrupted"))?;
+        size += chunk.len() as u64;
+        if size > stream_limit {
+            return Err(if size > limit {
+                too_large(limit)
+            } else {
+                quota_exceeded()
+            });
+        }
+        sha.update(&chunk);
+        if let Some(m) = md5.as_mut() {
+            m.update(&chunk);
+        }
+        writer
+            .write_all(&chunk)
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+    }
+    if h.content_length.is_some_and(|n| n != size) {
+        return Err(Problem::bad_request(
+            "the body does not match Content-Length",
+        ));
+    }
+    writer.flush().await.map_err(|e| Problem::internal(&e))?;
+    let file = writer.into_inner();
+    file.sync_all().await.map_err(|e| Problem::internal(&e))?;
+    drop(file);
+    let digest = sha.finalize();
+    if h.sha256
+        .as_ref()
+        .is_some_and(|d| d.as_slice() != digest.as_slice())
+    {
+        return Err(bad_digest());
+    }
+    if let (Some(expected), Some(m)) = (&h.content_md5, md5)
+        && expected.as_slice() != m.finalize().as_slice()
+    {
+        return Err(bad_digest());
+    }
+
+    Ok((tmp, size, digest.to_vec()))
 }
 
 async fn put_object(
@@ -803,58 +869,7 @@ async fn put_object(
         .max(0) as u64;
     let stream_limit = limit.min(room);
 
-    // Stream to a temp file, hashing on the way; never more than one chunk in memory.
-    let (tmp, file) = st
-        .backend
-        .temp_file()
-        .await
-        .map_err(|e| Problem::internal(&e))?;
-    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    let mut sha = Sha256::new();
-    let mut md5 = h.content_md5.as_ref().map(|_| Md5::new());
-    let mut size: u64 = 0;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| Problem::bad_request("the upload was interrupted"))?;
-        size += chunk.len() as u64;
-        if size > stream_limit {
-            return Err(if size > limit {
-                too_large(limit)
-            } else {
-                quota_exceeded()
-            });
-        }
-        sha.update(&chunk);
-        if let Some(m) = md5.as_mut() {
-            m.update(&chunk);
-        }
-        writer
-            .write_all(&chunk)
-            .await
-            .map_err(|e| Problem::internal(&e))?;
-    }
-    if h.content_length.is_some_and(|n| n != size) {
-        return Err(Problem::bad_request(
-            "the body does not match Content-Length",
-        ));
-    }
-    writer.flush().await.map_err(|e| Problem::internal(&e))?;
-    let file = writer.into_inner();
-    file.sync_all().await.map_err(|e| Problem::internal(&e))?;
-    drop(file);
-    let digest = sha.finalize();
-    if h.sha256
-        .as_ref()
-        .is_some_and(|d| d.as_slice() != digest.as_slice())
-    {
-        return Err(bad_digest());
-    }
-    if let (Some(expected), Some(m)) = (&h.content_md5, md5)
-        && expected.as_slice() != m.finalize().as_slice()
-    {
-        return Err(bad_digest());
-    }
-
+    let (tmp, size, digest) = stage(&st, body, &h, stream_limit, limit).await?;
     let (blob_id, mut blob) = intend_blob(&st, tenant).await?;
     st.backend
         .place(tmp, &blob_path(tenant, &blob_id.to_string()))
@@ -888,7 +903,7 @@ async fn put_object(
     stored_response(created, &new)
 }
 
-fn stored_response(created: bool, new: &NewObject) -> ApiResult<Response> {
+pub(crate) fn stored_response(created: bool, new: &NewObject) -> ApiResult<Response> {
     let status = if created {
         StatusCode::CREATED
     } else {

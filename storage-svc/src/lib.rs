@@ -15,6 +15,7 @@
 pub mod api;
 pub mod backend;
 pub mod conditional;
+pub mod multipart;
 pub mod names;
 pub mod presign;
 pub mod store;

@@ -94,6 +94,23 @@ impl ObjectRow {
     }
 }
 
+/// A multipart upload in progress: where it goes and what the object will carry.
+#[derive(Debug, Clone, FromRow)]
+pub struct UploadRow {
+    pub bucket: String,
+    pub object_key: String,
+    pub content_type: String,
+    pub metadata: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct PartRow {
+    pub part_number: i64,
+    pub blob_id: String,
+    pub size: i64,
+    pub etag: String,
+}
+
 /// A new version of an object, ready to be made visible.
 #[derive(Debug, Clone)]
 pub struct NewObject {
@@ -670,7 +687,9 @@ impl Store {
         Ok(on_pool!(self, |pool| {
             sqlx::query(
                 "DELETE FROM blob_intents WHERE EXISTS (SELECT 1 FROM objects o \
-                 WHERE o.tenant_id = blob_intents.tenant_id AND o.blob_id = blob_intents.blob_id)",
+                 WHERE o.tenant_id = blob_intents.tenant_id AND o.blob_id = blob_intents.blob_id) \
+                 OR EXISTS (SELECT 1 FROM multipart_parts p \
+                 WHERE p.tenant_id = blob_intents.tenant_id AND p.blob_id = blob_intents.blob_id)",
             )
             .execute(pool)
             .await?;
@@ -681,6 +700,314 @@ impl Store {
                 .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
                 .collect()
         }))
+    }
+
+    // ---- multipart uploads ----
+
+    pub async fn create_upload(
+        &self,
+        tenant: Uuid,
+        upload: &UploadRow,
+        upload_id: Uuid,
+    ) -> StoreResult<()> {
+        let res = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO multipart_uploads (tenant_id, upload_id, bucket, object_key, \
+                 content_type, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(tenant.to_string())
+            .bind(upload_id.to_string())
+            .bind(&upload.bucket)
+            .bind(&upload.object_key)
+            .bind(&upload.content_type)
+            .bind(&upload.metadata)
+            .bind(now_ms())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        });
+        match res {
+            Err(e) if is_fk_violation(&e) => Err(StoreError::NoSuchBucket),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn get_upload(&self, tenant: Uuid, upload_id: Uuid) -> StoreResult<UploadRow> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, UploadRow>(
+                "SELECT bucket, object_key, content_type, metadata FROM multipart_uploads \
+                 WHERE tenant_id = $1 AND upload_id = $2",
+            )
+            .bind(tenant.to_string())
+            .bind(upload_id.to_string())
+            .fetch_optional(pool)
+            .await?
+        })
+        .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn list_parts(&self, tenant: Uuid, upload_id: Uuid) -> StoreResult<Vec<PartRow>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, PartRow>(
+                "SELECT part_number, blob_id, size, etag FROM multipart_parts \
+                 WHERE tenant_id = $1 AND upload_id = $2 ORDER BY part_number",
+            )
+            .bind(tenant.to_string())
+            .bind(upload_id.to_string())
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Stores a part (replacing one of the same number), counting its bytes in the tenant's
+    /// usage under the quota. Returns the replaced part's blob.
+    pub async fn commit_part(
+        &self,
+        tenant: Uuid,
+        upload_id: Uuid,
+        part: &PartRow,
+        reserved: Reserved,
+        quota: Quota,
+    ) -> StoreResult<Option<String>> {
+        let t = tenant.to_string();
+        let u = upload_id.to_string();
+        macro_rules! body {
+            ($tx:ident, $lock:expr) => {{
+                if let Some(lock) = $lock {
+                    sqlx::query(lock).bind(&t).execute(&mut *$tx).await?;
+                }
+                let exists = sqlx::query(
+                    "SELECT 1 FROM multipart_uploads WHERE tenant_id = $1 AND upload_id = $2",
+                )
+                .bind(&t)
+                .bind(&u)
+                .fetch_optional(&mut *$tx)
+                .await?
+                .is_some();
+                if !exists {
+                    return Err(StoreError::NotFound);
+                }
+                let old: Option<PartRow> = sqlx::query_as::<_, PartRow>(
+                    "SELECT part_number, blob_id, size, etag FROM multipart_parts \
+                     WHERE tenant_id = $1 AND upload_id = $2 AND part_number = $3",
+                )
+                .bind(&t)
+                .bind(&u)
+                .bind(part.part_number)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                let d_bytes = part.size - old.as_ref().map_or(0, |o| o.size);
+                let n = sqlx::query(
+                    "UPDATE tenant_usage SET bytes = bytes + $2, \
+                     reserved_bytes = reserved_bytes - $3, reserved_objects = reserved_objects - $4 \
+                     WHERE tenant_id = $1 AND (bytes + $2 + reserved_bytes - $3 <= $5 OR $2 <= 0)",
+                )
+                .bind(&t)
+                .bind(d_bytes)
+                .bind(reserved.bytes)
+                .bind(reserved.objects)
+                .bind(quota.bytes)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::QuotaExceeded);
+                }
+                sqlx::query(
+                    "INSERT INTO multipart_parts (tenant_id, upload_id, part_number, blob_id, size, etag) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, upload_id, part_number) \
+                     DO UPDATE SET blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag",
+                )
+                .bind(&t)
+                .bind(&u)
+                .bind(part.part_number)
+                .bind(&part.blob_id)
+                .bind(part.size)
+                .bind(&part.etag)
+                .execute(&mut *$tx)
+                .await?;
+                sqlx::query("DELETE FROM blob_intents WHERE tenant_id = $1 AND blob_id = $2")
+                    .bind(&t)
+                    .bind(&part.blob_id)
+                    .execute(&mut *$tx)
+                    .await?;
+                if let Some(o) = &old {
+                    sqlx::query(INSERT_INTENT)
+                        .bind(&t)
+                        .bind(&o.blob_id)
+                        .bind(now_ms())
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                $tx.commit().await?;
+                Ok(old.map(|o| o.blob_id))
+            }};
+        }
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                body!(tx, None::<&'static str>)
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                body!(
+                    tx,
+                    Some("SELECT 1 FROM tenant_usage WHERE tenant_id = $1 FOR UPDATE")
+                )
+            }
+        }
+    }
+
+    /// Ends a multipart upload. With `complete`, the concatenated blob `new` becomes the object
+    /// (the parts' bytes already counted: the usage changes by what the object replaces),
+    /// provided the parts are still exactly `expected` and the preconditions hold. Without, the
+    /// upload is aborted. Returns the blobs that are now garbage (parts, replaced object).
+    pub async fn finish_upload(
+        &self,
+        tenant: Uuid,
+        upload_id: Uuid,
+        complete: Option<(&[PartRow], &NewObject)>,
+        quota: Quota,
+        precondition: &(dyn Fn(Option<&Validators>) -> Precondition + Send + Sync),
+    ) -> StoreResult<(Vec<String>, bool)> {
+        let t = tenant.to_string();
+        let u = upload_id.to_string();
+        macro_rules! body {
+            ($tx:ident, $lock:expr) => {{
+                sqlx::query(
+                    "INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
+                )
+                .bind(&t)
+                .execute(&mut *$tx)
+                .await?;
+                if let Some(lock) = $lock {
+                    sqlx::query(lock).bind(&t).execute(&mut *$tx).await?;
+                }
+                let upload: UploadRow = sqlx::query_as::<_, UploadRow>(
+                    "SELECT bucket, object_key, content_type, metadata FROM multipart_uploads \
+                     WHERE tenant_id = $1 AND upload_id = $2",
+                )
+                .bind(&t)
+                .bind(&u)
+                .fetch_optional(&mut *$tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+                let parts: Vec<PartRow> = sqlx::query_as::<_, PartRow>(
+                    "SELECT part_number, blob_id, size, etag FROM multipart_parts \
+                     WHERE tenant_id = $1 AND upload_id = $2 ORDER BY part_number",
+                )
+                .bind(&t)
+                .bind(&u)
+                .fetch_all(&mut *$tx)
+                .await?;
+                let parts_bytes: i64 = parts.iter().map(|p| p.size).sum();
+                let mut garbage: Vec<String> = parts.iter().map(|p| p.blob_id.clone()).collect();
+                let mut created = false;
+                if let Some((expected, new)) = complete {
+                    // Every listed part must still be the one the concatenation read.
+                    let unchanged = expected.iter().all(|e| {
+                        parts.iter().any(|p| p.part_number == e.part_number && p.blob_id == e.blob_id)
+                    });
+                    if !unchanged {
+                        return Err(StoreError::PreconditionFailed);
+                    }
+                    let old: Option<ObjectRow> = sqlx::query_as::<_, ObjectRow>(sqlx::AssertSqlSafe(format!(
+                        "SELECT {OBJECT_COLUMNS} FROM objects \
+                         WHERE tenant_id = $1 AND bucket = $2 AND object_key = $3"
+                    )))
+                    .bind(&t)
+                    .bind(&upload.bucket)
+                    .bind(&upload.object_key)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+                    if precondition(old.as_ref().map(|o| o.validators()).as_ref()) != Precondition::Proceed {
+                        return Err(StoreError::PreconditionFailed);
+                    }
+                    let d_bytes = new.size - parts_bytes - old.as_ref().map_or(0, |o| o.size);
+                    let d_objects: i64 = if old.is_some() { 0 } else { 1 };
+                    let n = sqlx::query(
+                        "UPDATE tenant_usage SET bytes = bytes + $2, objects = objects + $3 \
+                         WHERE tenant_id = $1 AND ((bytes + $2 + reserved_bytes <= $4 \
+                         AND objects + $3 + reserved_objects <= $5) OR ($2 <= 0 AND $3 <= 0))",
+                    )
+                    .bind(&t)
+                    .bind(d_bytes)
+                    .bind(d_objects)
+                    .bind(quota.bytes)
+                    .bind(quota.objects)
+                    .execute(&mut *$tx)
+                    .await?
+                    .rows_affected();
+                    if n == 0 {
+                        return Err(StoreError::QuotaExceeded);
+                    }
+                    sqlx::query(
+                        "INSERT INTO objects (tenant_id, bucket, object_key, blob_id, size, etag, \
+                         content_type, metadata, last_modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         ON CONFLICT (tenant_id, bucket, object_key) DO UPDATE SET blob_id = excluded.blob_id, \
+                         size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
+                         metadata = excluded.metadata, last_modified = excluded.last_modified",
+                    )
+                    .bind(&t)
+                    .bind(&upload.bucket)
+                    .bind(&upload.object_key)
+                    .bind(new.blob_id.to_string())
+                    .bind(new.size)
+                    .bind(&new.etag)
+                    .bind(&upload.content_type)
+                    .bind(&upload.metadata)
+                    .bind(now_ms())
+                    .execute(&mut *$tx)
+                    .await?;
+                    sqlx::query("DELETE FROM blob_intents WHERE tenant_id = $1 AND blob_id = $2")
+                        .bind(&t)
+                        .bind(new.blob_id.to_string())
+                        .execute(&mut *$tx)
+                        .await?;
+                    created = old.is_none();
+                    garbage.extend(old.map(|o| o.blob_id));
+                } else {
+                    sqlx::query("UPDATE tenant_usage SET bytes = bytes - $2 WHERE tenant_id = $1")
+                        .bind(&t)
+                        .bind(parts_bytes)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                sqlx::query("DELETE FROM multipart_parts WHERE tenant_id = $1 AND upload_id = $2")
+                    .bind(&t)
+                    .bind(&u)
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query("DELETE FROM multipart_uploads WHERE tenant_id = $1 AND upload_id = $2")
+                    .bind(&t)
+                    .bind(&u)
+                    .execute(&mut *$tx)
+                    .await?;
+                for blob in &garbage {
+                    sqlx::query(INSERT_INTENT)
+                        .bind(&t)
+                        .bind(blob)
+                        .bind(now_ms())
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                $tx.commit().await?;
+                Ok((garbage, created))
+            }};
+        }
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                body!(tx, None::<&'static str>)
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                body!(
+                    tx,
+                    Some("SELECT 1 FROM tenant_usage WHERE tenant_id = $1 FOR UPDATE")
+                )
+            }
+        }
     }
 
     // ---- presigning keys ----

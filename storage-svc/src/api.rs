@@ -158,7 +158,8 @@ pub(crate) fn valid_key(key: &str) -> ApiResult<()> {
 pub(crate) async fn read_json<T: serde::de::DeserializeOwned + Default>(
     body: Body,
 ) -> ApiResult<T> {
-    let bytes = axum::body::to_bytes(body, 64 << 10)
+    // Enough for a multipart completion listing 10,000 parts.
+    let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
         .map_err(|_| Problem::payload_too_large())?;
     if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -297,3 +297,53 @@ pub async fn serve_on(
     tansu_shared::server::serve(listener, router(state), shutdown).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_validation_names_the_key() {
+        assert!(Config::default().validate().is_empty());
+        let c = Config {
+            backend: "s3".into(),
+            ..Default::default()
+        };
+        assert_eq!(c.validate(), ["s3.bucket: must be set for the s3 backend"]);
+        let c = Config {
+            backend: "ftp".into(),
+            database_url: Secret::new("mysql://x"),
+            ..Default::default()
+        };
+        assert_eq!(c.validate().len(), 2);
+        // Secrets stay out of Debug output.
+        let c = Config {
+            database_url: Secret::new("postgres://u:hunter2@127.0.0.1/db"),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn s3_backend_is_built_from_configuration() {
+        let dir = std::env::temp_dir().join(format!("tansu-storage-s3-{}", uuid::Uuid::now_v7()));
+        let state = AppState::new(Config {
+            data_dir: dir.clone(),
+            backend: "s3".into(),
+            s3: S3Config {
+                endpoint: "http://127.0.0.1:9".into(),
+                bucket: "tansu".into(),
+                region: "us-east-1".into(),
+                access_key_id: "minio".into(),
+                secret_access_key: Secret::new("minio-secret"),
+                allow_http: true,
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert!(!format!("{state:?}").contains("minio-secret"));
+        drop(state);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

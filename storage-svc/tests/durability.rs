@@ -326,7 +326,51 @@ async fn orphaned_blobs_are_swept_at_start(db: Db) {
     f.finish().await;
 }
 
+async fn oversized_streamed_upload_is_cut_off_cleanly(db: Db) {
+    let Some(f) = Fixture::start(db, |c| c.max_object_bytes = 64 * 1024).await else {
+        return;
+    };
+    f.create_bucket(TENANT_A, "uploads").await;
+    // Declared too large: refused before the body is read.
+    let r = f
+        .as_tenant(
+            Method::PUT,
+            TENANT_A,
+            "/api/buckets/uploads/objects/declared",
+        )
+        .body(vec![0u8; 64 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Streamed without a length: cut off once past the limit.
+    let chunks = (0..4).map(|_| Ok::<_, std::io::Error>(vec![0u8; 32 * 1024]));
+    let r = f
+        .as_tenant(
+            Method::PUT,
+            TENANT_A,
+            "/api/buckets/uploads/objects/streamed",
+        )
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await;
+    // The service may answer before the client finished sending, or reset the connection.
+    if let Ok(r) = r {
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            let u = f.usage(TENANT_A).await;
+            f.temp_files() == 0 && u["reserved_objects"] == 0
+        })
+        .await
+    );
+    no_visible_state(&f, "streamed").await;
+    f.finish().await;
+}
+
 on_both_databases!(
+    oversized_streamed_upload_is_cut_off_cleanly,
     orphaned_blobs_are_swept_at_start,
     dropped_upload_leaves_nothing,
     byte_quota_holds_under_50_concurrent_uploads,

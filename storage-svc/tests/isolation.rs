@@ -483,6 +483,26 @@ async fn presigned_urls(db: Db) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
+    // A correctly signed URL past its expiry is refused.
+    let tenant_a: uuid::Uuid = TENANT_A.parse().unwrap();
+    let secret = f
+        .state
+        .presign_keys
+        .key(&f.state.store, tenant_a)
+        .await
+        .unwrap();
+    let past = tansu_shared::testing::issuer::now() - 1;
+    let sig = tansu_storage::presign::sign(&secret, "GET", tenant_a, "pics", "cat 1.jpg", past);
+    let expired = replace_param(
+        &replace_param(&get_a, "X-Tansu-Expires", &past.to_string()),
+        "X-Tansu-Signature",
+        &sig,
+    );
+    let r = f.http.get(f.app.url(&expired)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["detail"], "the URL has expired");
+
     // The per-tenant keys are stored sealed, never in the clear.
     let sealed = f
         .state

@@ -758,7 +758,21 @@ pub(crate) async fn stage(
     let mut md5 = h.content_md5.as_ref().map(|_| Md5::new());
     let mut size: u64 = 0;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    // A client that stops sending holds a reservation and a temp file: bounded by an idle limit.
+    let idle = std::time::Duration::from_secs(st.config.upload_idle_timeout_secs);
+    loop {
+        let next = match tokio::time::timeout(idle, stream.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                return Err(Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "upload-timeout",
+                    "Upload stalled",
+                )
+                .with_detail("no data arrived within the upload idle timeout"));
+            }
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|_| Problem::bad_request("the upload was interrupted"))?;
         size += chunk.len() as u64;
         if size > stream_limit {

@@ -72,6 +72,8 @@ pub struct Config {
     pub quota_objects: u64,
     /// Longest lifetime of a presigned URL.
     pub max_presign_secs: u64,
+    /// An upload that sends nothing for this long is abandoned (408).
+    pub upload_idle_timeout_secs: u64,
     /// The public path prefix of this service behind the gateway (for presigned URLs).
     pub public_prefix: String,
 }
@@ -107,6 +109,7 @@ impl Default for Config {
             quota_bytes: 10 << 30,
             quota_objects: 100_000,
             max_presign_secs: 7 * 24 * 3600,
+            upload_idle_timeout_secs: 60,
             public_prefix: "/storage".into(),
         }
     }
@@ -149,6 +152,9 @@ impl Validate for Config {
         }
         if self.max_presign_secs == 0 {
             v.push("max_presign_secs: must be positive".into());
+        }
+        if self.upload_idle_timeout_secs == 0 {
+            v.push("upload_idle_timeout_secs: must be positive".into());
         }
         v
     }

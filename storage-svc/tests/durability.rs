@@ -369,6 +369,50 @@ async fn oversized_streamed_upload_is_cut_off_cleanly(db: Db) {
     f.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_upload_times_out_and_cleans_up() {
+    let f = Fixture::start(Db::Sqlite, |c| c.upload_idle_timeout_secs = 1)
+        .await
+        .unwrap();
+    f.create_bucket(TENANT_A, "uploads").await;
+    let mut sock = tokio::net::TcpStream::connect(f.app.addr).await.unwrap();
+    let head = format!(
+        "PUT /api/buckets/uploads/objects/stalled HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         X-Tansu-Tenant: {TENANT_A}\r\nContent-Length: 1000\r\n\r\n",
+        f.app.addr,
+        f.token(TENANT_A, "storage.write"),
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&[0u8; 100]).await.unwrap();
+    // The connection stays open, sending nothing more: the service gives up with 408.
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the service answered");
+    assert!(
+        response.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            f.temp_files() == 0 && f.usage(TENANT_A).await["reserved_bytes"] == 0
+        })
+        .await
+    );
+    f.finish().await;
+}
+
 on_both_databases!(
     oversized_streamed_upload_is_cut_off_cleanly,
     orphaned_blobs_are_swept_at_start,

@@ -74,6 +74,8 @@ pub struct Config {
     pub max_presign_secs: u64,
     /// An upload that sends nothing for this long is abandoned (408).
     pub upload_idle_timeout_secs: u64,
+    /// Multipart uploads not completed within this time are aborted.
+    pub multipart_expiry_secs: u64,
     /// The public path prefix of this service behind the gateway (for presigned URLs).
     pub public_prefix: String,
 }
@@ -110,6 +112,7 @@ impl Default for Config {
             quota_objects: 100_000,
             max_presign_secs: 7 * 24 * 3600,
             upload_idle_timeout_secs: 60,
+            multipart_expiry_secs: 7 * 24 * 3600,
             public_prefix: "/storage".into(),
         }
     }
@@ -300,7 +303,24 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "storage listening");
     let state = AppState::new(config).await?;
-    tansu_shared::server::serve(listener, router(state), shutdown).await?;
+    // Abandoned multipart uploads are aborted at start-up and then hourly, until shutdown.
+    let sweeper = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                match multipart::abort_expired(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(count = n, "aborted expired multipart uploads"),
+                    Err(e) => tracing::warn!(error = %e, "could not sweep multipart uploads"),
+                }
+            }
+        }
+    });
+    let served = tansu_shared::server::serve(listener, router(state), shutdown).await;
+    sweeper.abort();
+    served?;
     Ok(())
 }
 

@@ -325,3 +325,31 @@ async fn abort(
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// Aborts multipart uploads older than the configured expiry, so abandoned parts do not hold
+/// storage and quota forever. Runs at start-up and then periodically (see [`crate::serve_on`]).
+pub async fn abort_expired(st: &AppState) -> Result<usize, StoreError> {
+    let cutoff = crate::store::now_ms()
+        - i64::try_from(st.config.multipart_expiry_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let expired = st.store.uploads_started_before(cutoff).await?;
+    let mut aborted = 0;
+    for (tenant, upload_id) in expired {
+        match st
+            .store
+            .finish_upload(tenant, upload_id, None, st.quota(), &|_| {
+                crate::conditional::Precondition::Proceed
+            })
+            .await
+        {
+            Ok((garbage, _)) => {
+                for g in garbage {
+                    discard_blob(st, &tenant.to_string(), &g).await;
+                }
+                aborted += 1;
+            }
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(aborted)
+}

@@ -759,6 +759,23 @@ impl Store {
         }))
     }
 
+    /// Multipart uploads started before `cutoff_ms` (abandoned: to abort).
+    pub async fn uploads_started_before(&self, cutoff_ms: i64) -> StoreResult<Vec<(Uuid, Uuid)>> {
+        let rows: Vec<(String, String)> = on_pool!(self, |pool| {
+            sqlx::query("SELECT tenant_id, upload_id FROM multipart_uploads WHERE created_at < $1")
+                .bind(cutoff_ms)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+                .collect()
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(t, u)| Some((Uuid::parse_str(&t).ok()?, Uuid::parse_str(&u).ok()?)))
+            .collect())
+    }
+
     /// Stores a part (replacing one of the same number), counting its bytes in the tenant's
     /// usage under the quota. Returns the replaced part's blob.
     pub async fn commit_part(

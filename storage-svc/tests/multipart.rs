@@ -249,7 +249,41 @@ async fn multipart_parts_count_against_the_quota(db: Db) {
     f.finish().await;
 }
 
+async fn expired_uploads_are_aborted(db: Db) {
+    // Expiry 0: every upload is already past it when the sweep runs.
+    let Some(f) = Fixture::start(db, |c| c.multipart_expiry_secs = 0).await else {
+        return;
+    };
+    f.create_bucket(TENANT_A, "parts").await;
+    let id = initiate(&f, "abandoned").await;
+    assert_eq!(put_part(&f, TENANT_A, &id, 1, b"abc").await.status(), 200);
+    assert_eq!(f.usage(TENANT_A).await["bytes"], 3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut aborted = 0;
+    // created_at has millisecond resolution: the sweep must see the upload strictly in the past.
+    while aborted == 0 && std::time::Instant::now() < deadline {
+        aborted = tansu_storage::multipart::abort_expired(&f.state)
+            .await
+            .unwrap();
+    }
+    assert_eq!(aborted, 1);
+    assert_eq!(f.usage(TENANT_A).await["bytes"], 0);
+    assert_eq!(blob_files(&f), 0);
+    let r = f
+        .as_tenant(
+            Method::GET,
+            TENANT_A,
+            &format!("/api/buckets/parts/uploads/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    f.finish().await;
+}
+
 on_both_databases!(
     multipart_upload_lifecycle,
-    multipart_parts_count_against_the_quota
+    multipart_parts_count_against_the_quota,
+    expired_uploads_are_aborted,
 );

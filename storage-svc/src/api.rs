@@ -265,9 +265,10 @@ async fn verify_presigned(
     }
     let secret = state
         .presign_keys
-        .key(&state.store, tenant)
+        .existing_key(&state.store, tenant)
         .await
-        .map_err(Problem::from)?;
+        .map_err(Problem::from)?
+        .ok_or_else(|| bad_presign("the signature does not match"))?;
     if presign::verify(
         &secret,
         signed_method,

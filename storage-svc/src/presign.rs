@@ -134,7 +134,28 @@ impl PresignKeys {
         Ok(Arc::new(key))
     }
 
-    /// The tenant's key, created on first use.
+    /// The tenant's key if it has one. Verification uses this: an anonymous request naming
+    /// some tenant must never make the service create (and store) a key.
+    pub async fn existing_key(
+        &self,
+        store: &Store,
+        tenant: Uuid,
+    ) -> Result<Option<Key>, StoreError> {
+        if let Some(k) = self.cache.lock().map_err(|_| poisoned())?.get(&tenant) {
+            return Ok(Some(k.clone()));
+        }
+        let Some(sealed) = store.presign_key(tenant).await? else {
+            return Ok(None);
+        };
+        let key = self.open(tenant, &sealed)?;
+        self.cache
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(tenant, key.clone());
+        Ok(Some(key))
+    }
+
+    /// The tenant's key, created on first use (minting, by an authenticated caller).
     pub async fn key(&self, store: &Store, tenant: Uuid) -> Result<Key, StoreError> {
         if let Some(k) = self.cache.lock().map_err(|_| poisoned())?.get(&tenant) {
             return Ok(k.clone());

@@ -503,6 +503,26 @@ async fn presigned_urls(db: Db) {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["detail"], "the URL has expired");
 
+    // An anonymous request naming a tenant that never minted a URL creates no key.
+    let stranger = "0190f5c0-0000-7000-8000-0000000000cc";
+    let r = f
+        .http
+        .get(
+            f.app
+                .url(&replace_param(&get_a, "X-Tansu-Tenant", stranger)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let none = f
+        .state
+        .store
+        .presign_key(stranger.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(none.is_none());
+
     // The per-tenant keys are stored sealed, never in the clear.
     let sealed = f
         .state

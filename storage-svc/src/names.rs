@@ -19,6 +19,10 @@ pub fn check_key(key: &str) -> Result<(), &'static str> {
     if key.chars().any(|c| c.is_control()) {
         return Err("the object key contains control characters");
     }
+    // U+10FFFF (a noncharacter) is reserved: listings use it as the upper bound of a prefix.
+    if key.contains('\u{10FFFF}') {
+        return Err("the object key contains U+10FFFF");
+    }
     if key.contains('\\') {
         return Err("the object key contains a backslash");
     }

@@ -348,6 +348,9 @@ impl Store {
             }
         };
         let prefix_chars = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+        // Every key with the prefix sorts below it (keys never contain U+10FFFF): the index
+        // range ends there instead of running to the end of the bucket.
+        let upper = rollup_end(prefix);
         loop {
             let (op, start) = match (&inclusive_start, &cursor) {
                 (Some(s), _) => (">=", s.clone()),
@@ -356,7 +359,7 @@ impl Store {
             };
             let sql = format!(
                 "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND bucket = $2 \
-                 AND object_key {op} $3 AND substr(object_key, 1, $4) = $5 \
+                 AND object_key {op} $3 AND object_key < $7 AND substr(object_key, 1, $4) = $5 \
                  ORDER BY object_key LIMIT $6"
             );
             let rows: Vec<ObjectRow> = on_pool!(self, |pool| {
@@ -367,6 +370,7 @@ impl Store {
                     .bind(prefix_chars)
                     .bind(prefix)
                     .bind(BATCH)
+                    .bind(&upper)
                     .fetch_all(pool)
                     .await?
             });

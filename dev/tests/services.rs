@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use tansu_shared::testing::TestServer;
 
-fn routers() -> Vec<(&'static str, Router)> {
+async fn routers(storage_dir: &tempfile::TempDir) -> Vec<(&'static str, Router)> {
     vec![
         (
             "identity",
@@ -22,9 +22,14 @@ fn routers() -> Vec<(&'static str, Router)> {
         ),
         (
             "storage",
-            tansu_storage::router(tansu_storage::AppState {
-                config: Arc::new(tansu_storage::Config::default()),
-            }),
+            tansu_storage::router(
+                tansu_storage::AppState::new(tansu_storage::Config {
+                    data_dir: storage_dir.path().to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap(),
+            ),
         ),
         (
             "dashboard",
@@ -38,7 +43,8 @@ fn routers() -> Vec<(&'static str, Router)> {
 #[tokio::test]
 async fn health_metrics_and_problem_404_on_every_service() {
     let http = reqwest::Client::new();
-    for (name, router) in routers() {
+    let storage_dir = tempfile::tempdir().unwrap();
+    for (name, router) in routers(&storage_dir).await {
         let server = TestServer::start(router).await;
 
         let live = http.get(server.url("/health/live")).send().await.unwrap();

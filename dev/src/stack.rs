@@ -63,11 +63,11 @@ impl Stack {
         std::fs::create_dir_all(&opts.data_dir)
             .with_context(|| format!("creating data dir {}", opts.data_dir.display()))?;
         let figment = tansu_shared::config::figment(opts.config_file.as_deref());
-        let identity: tansu_identity::Config =
+        let mut identity: tansu_identity::Config =
             tansu_shared::config::load_section(&figment, "identity")?;
         let database: tansu_database::Config =
             tansu_shared::config::load_section(&figment, "database")?;
-        let storage: tansu_storage::Config =
+        let mut storage: tansu_storage::Config =
             tansu_shared::config::load_section(&figment, "storage")?;
         let dashboard: tansu_dashboard::Config =
             tansu_shared::config::load_section(&figment, "dashboard")?;
@@ -93,6 +93,19 @@ impl Stack {
             ("dashboard", l_dashboard.local_addr()?),
         ];
         let issuer = format!("https://{}/identity/", public_host(gateway_addr));
+        let identity_addr = services[0].1;
+        // Services fetch the issuer's keys from identity directly (the public JWKS URL goes
+        // through the gateway's self-signed certificate).
+        let jwks_uri: url::Url = format!("http://{identity_addr}/.well-known/jwks").parse()?;
+
+        // One data directory for the whole stack; every service keeps its state below it.
+        identity.issuer = issuer.clone();
+        identity.data_dir = opts.data_dir.join("identity");
+        identity.dev_mode = true;
+        storage.issuer = issuer.clone();
+        storage.jwks_uri = Some(jwks_uri.clone());
+        storage.discovery_url = None;
+        storage.data_dir = opts.data_dir.join("storage");
 
         let cert = ensure_dev_certificate(&opts.data_dir.join("tls"))?;
         if !gateway.tls_cert.is_absolute() || !gateway.tls_cert.exists() {

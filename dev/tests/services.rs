@@ -6,13 +6,19 @@ use std::sync::Arc;
 use axum::Router;
 use tansu_shared::testing::TestServer;
 
-async fn routers(storage_dir: &tempfile::TempDir) -> Vec<(&'static str, Router)> {
+async fn routers(dir: &tempfile::TempDir) -> Vec<(&'static str, Router)> {
     vec![
         (
             "identity",
-            tansu_identity::router(tansu_identity::AppState {
-                config: Arc::new(tansu_identity::Config::default()),
-            }),
+            tansu_identity::router(
+                tansu_identity::AppState::new(tansu_identity::Config {
+                    data_dir: dir.path().join("identity"),
+                    dev_mode: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap(),
+            ),
         ),
         (
             "database",
@@ -24,7 +30,7 @@ async fn routers(storage_dir: &tempfile::TempDir) -> Vec<(&'static str, Router)>
             "storage",
             tansu_storage::router(
                 tansu_storage::AppState::new(tansu_storage::Config {
-                    data_dir: storage_dir.path().to_owned(),
+                    data_dir: dir.path().join("storage"),
                     ..Default::default()
                 })
                 .await

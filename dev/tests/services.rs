@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use tansu_shared::testing::TestServer;
 
-fn routers() -> Vec<(&'static str, Router)> {
+async fn routers(data_dir: &std::path::Path) -> Vec<(&'static str, Router)> {
     vec![
         (
             "identity",
@@ -16,9 +16,14 @@ fn routers() -> Vec<(&'static str, Router)> {
         ),
         (
             "database",
-            tansu_database::router(tansu_database::AppState {
-                config: Arc::new(tansu_database::Config::default()),
-            }),
+            tansu_database::router(
+                tansu_database::AppState::new(tansu_database::Config {
+                    data_dir: data_dir.join("database"),
+                    ..Default::default()
+                })
+                .await
+                .expect("database state"),
+            ),
         ),
         (
             "storage",
@@ -38,7 +43,8 @@ fn routers() -> Vec<(&'static str, Router)> {
 #[tokio::test]
 async fn health_metrics_and_problem_404_on_every_service() {
     let http = reqwest::Client::new();
-    for (name, router) in routers() {
+    let data_dir = tempfile::tempdir().unwrap();
+    for (name, router) in routers(data_dir.path()).await {
         let server = TestServer::start(router).await;
 
         let live = http.get(server.url("/health/live")).send().await.unwrap();

@@ -586,7 +586,7 @@ async fn run_query(
             "strings must not contain U+0000",
         ));
     }
-    let q = DocQuery::parse(req, 100, s.config.max_page)?;
+    let q = DocQuery::parse(req, s.config.max_page.min(100), s.config.max_page)?;
     let (mut docs, more) = store(s, tenant).await?.query(c, &q).await?;
     let next = if more {
         docs.last().map(|d| q.next_cursor(&d.id))
@@ -646,10 +646,17 @@ async fn changes_stream(
     let since = last_event.or(p.since).unwrap_or(0).max(0);
     let st = store(&s, &tenant).await?;
     let notify = s.tenants.notifier(tenant.id);
+    let closing = s.tenants.closing();
     let batch = i64::from(s.config.max_page);
     let stream = futures::stream::unfold(
-        (st, notify, since, Vec::<crate::store::Change>::new()),
-        move |(st, notify, mut since, mut pending)| async move {
+        (
+            st,
+            notify,
+            closing,
+            since,
+            Vec::<crate::store::Change>::new(),
+        ),
+        move |(st, notify, mut closing, mut since, mut pending)| async move {
             loop {
                 if !pending.is_empty() {
                     let c = pending.remove(0);
@@ -659,7 +666,10 @@ async fn changes_stream(
                         .event("change")
                         .json_data(&c)
                         .unwrap_or_else(|_| Event::default().comment("unserialisable change"));
-                    return Some((Ok::<_, Infallible>(ev), (st, notify, since, pending)));
+                    return Some((
+                        Ok::<_, Infallible>(ev),
+                        (st, notify, closing, since, pending),
+                    ));
                 }
                 // Register for wake-ups before looking, so a commit in between is not missed.
                 let notified = notify.notified();
@@ -668,8 +678,15 @@ async fn changes_stream(
                 match st.changes(since, batch).await {
                     Ok(list) if !list.is_empty() => pending = list,
                     Ok(_) => {
+                        if *closing.borrow() {
+                            return None;
+                        }
                         // Another replica's writes do not notify us: look again periodically.
-                        let _ = tokio::time::timeout(Duration::from_secs(2), notified).await;
+                        tokio::select! {
+                            _ = notified => {}
+                            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                            _ = closing.changed() => return None,
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "change stream stopped");

@@ -248,6 +248,11 @@ pub async fn serve_on(
     let state = AppState::new(config).await?;
     tracing::info!(addr = %listener.local_addr()?, "database listening");
     let tenants = state.tenants.clone();
+    let closing = tenants.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.begin_shutdown();
+    };
     tansu_shared::server::serve(listener, router(state), shutdown).await?;
     tenants.close().await;
     Ok(())

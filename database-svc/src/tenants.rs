@@ -96,6 +96,8 @@ pub struct Tenants {
     open: tokio::sync::Mutex<HashMap<Uuid, Open>>,
     provisioning: tokio::sync::Mutex<()>,
     notify: std::sync::Mutex<HashMap<Uuid, Arc<Notify>>>,
+    /// Set when the service begins to shut down: long-lived streams end so the drain can.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Tenants {
@@ -180,6 +182,7 @@ impl Tenants {
             open: tokio::sync::Mutex::new(HashMap::new()),
             provisioning: tokio::sync::Mutex::new(()),
             notify: std::sync::Mutex::new(HashMap::new()),
+            closing: tokio::sync::watch::Sender::new(false),
         });
         tokio::spawn(reaper(Arc::downgrade(&tenants)));
         Ok(tenants)
@@ -422,6 +425,16 @@ impl Tenants {
             },
         );
         Ok(store)
+    }
+
+    /// Ends change streams (the first step of a graceful shutdown).
+    pub fn begin_shutdown(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Tenants::begin_shutdown`] was called.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Closes every pool (on shutdown).

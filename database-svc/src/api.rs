@@ -102,6 +102,11 @@ impl From<StoreError> for Problem {
             StoreError::Invalid(detail) => {
                 unprocessable("invalid-document", "Invalid document", detail)
             }
+            // The tenant was deprovisioned while this request ran.
+            StoreError::Db(sqlx::Error::PoolClosed) => {
+                Problem::service_unavailable("the tenant's database was closed; retry")
+                    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
             StoreError::Db(e) => Problem::internal(&e),
         }
     }

@@ -94,7 +94,8 @@ pub struct Tenants {
     backend: Backend,
     config: Arc<Config>,
     open: tokio::sync::Mutex<HashMap<Uuid, Open>>,
-    provisioning: tokio::sync::Mutex<()>,
+    /// One lock per tenant being provisioned, deprovisioned, purged or opened.
+    locks: std::sync::Mutex<HashMap<Uuid, Weak<tokio::sync::Mutex<()>>>>,
     notify: std::sync::Mutex<HashMap<Uuid, Arc<Notify>>>,
     /// Set when the service begins to shut down: long-lived streams end so the drain can.
     closing: tokio::sync::watch::Sender<bool>,
@@ -180,7 +181,7 @@ impl Tenants {
             backend,
             config: config.clone(),
             open: tokio::sync::Mutex::new(HashMap::new()),
-            provisioning: tokio::sync::Mutex::new(()),
+            locks: std::sync::Mutex::new(HashMap::new()),
             notify: std::sync::Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::Sender::new(false),
         });
@@ -197,6 +198,23 @@ impl Tenants {
         on_pool!(&self.catalog, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
     }
 
+    /// Serialises lifecycle changes of one tenant (different tenants proceed in parallel).
+    async fn lock(&self, tenant: Uuid) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            map.retain(|_, w| w.strong_count() > 0);
+            match map.get(&tenant).and_then(Weak::upgrade) {
+                Some(m) => m,
+                None => {
+                    let m = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(tenant, Arc::downgrade(&m));
+                    m
+                }
+            }
+        };
+        m.lock_owned().await
+    }
+
     fn db_name(prefix: &str, tenant: Uuid) -> String {
         format!("{prefix}{}", tenant.simple())
     }
@@ -204,7 +222,7 @@ impl Tenants {
     /// Creates the tenant's database if needed (idempotent; a soft-deleted tenant within its
     /// retention is restored with its data) and returns its descriptor.
     pub async fn provision(&self, tenant: Uuid) -> Result<(Descriptor, bool), TenantError> {
-        let _serial = self.provisioning.lock().await;
+        let _serial = self.lock(tenant).await;
         let existing = self.record(tenant).await?;
         if let Some(d) = &existing
             && d.status == "active"
@@ -236,7 +254,7 @@ impl Tenants {
         });
         // Open (creating the SQLite file) and migrate now, so the first request is fast and a
         // broken database shows up here rather than later.
-        self.store(tenant).await?;
+        self.open_locked(tenant).await?;
         let d = self
             .record(tenant)
             .await?
@@ -248,7 +266,7 @@ impl Tenants {
     /// Soft delete: the tenant's API stops answering at once; the data stays until
     /// `retention_secs` have passed and a purge runs.
     pub async fn deprovision(&self, tenant: Uuid) -> Result<Descriptor, TenantError> {
-        let _serial = self.provisioning.lock().await;
+        let _serial = self.lock(tenant).await;
         let now = now_ms();
         let purge_after = now.saturating_add(
             i64::try_from(self.config.retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
@@ -279,7 +297,6 @@ impl Tenants {
 
     /// Drops every soft-deleted tenant database past its retention. Returns how many.
     pub async fn purge_expired(&self) -> Result<usize, TenantError> {
-        let _serial = self.provisioning.lock().await;
         let now = now_ms();
         let due: Vec<(String, String)> = on_pool!(&self.catalog, p => {
             sqlx::query(
@@ -292,10 +309,15 @@ impl Tenants {
             .map(|r| Ok((r.try_get("id")?, r.try_get("location")?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()?
         });
+        let mut purged = 0;
         for (id, location) in &due {
-            if let Ok(t) = Uuid::parse_str(id) {
-                self.evict(t).await;
+            let Ok(t) = Uuid::parse_str(id) else { continue };
+            let _serial = self.lock(t).await;
+            // Reprovisioned (or purged by another run) while we waited?
+            if self.record(t).await?.is_none_or(|d| d.status != "deleted") {
+                continue;
             }
+            self.evict(t).await;
             match &self.backend {
                 Backend::Sqlite { dir } => {
                     // location is `<uuid>.db`, written by us.
@@ -317,8 +339,9 @@ impl Tenants {
                     .await?;
             });
             tracing::info!(tenant = %id, "tenant database purged");
+            purged += 1;
         }
-        Ok(due.len())
+        Ok(purged)
     }
 
     /// The tenant's catalog entry.
@@ -366,10 +389,25 @@ impl Tenants {
 
     /// The tenant's store, opened on first use. Not provisioned (or deprovisioned) → error.
     pub async fn store(&self, tenant: Uuid) -> Result<Store, TenantError> {
+        if let Some(s) = self.cached(tenant).await {
+            return Ok(s);
+        }
+        let _serial = self.lock(tenant).await;
+        self.open_locked(tenant).await
+    }
+
+    async fn cached(&self, tenant: Uuid) -> Option<Store> {
         let mut open = self.open.lock().await;
-        if let Some(o) = open.get_mut(&tenant) {
-            o.last_used = Instant::now();
-            return Ok(o.store.clone());
+        let o = open.get_mut(&tenant)?;
+        o.last_used = Instant::now();
+        Some(o.store.clone())
+    }
+
+    /// Opens (or finds) the tenant's store; the caller holds the tenant's lock, so one
+    /// tenant is opened and migrated once while others open in parallel.
+    async fn open_locked(&self, tenant: Uuid) -> Result<Store, TenantError> {
+        if let Some(s) = self.cached(tenant).await {
+            return Ok(s);
         }
         let record = self.record(tenant).await?;
         let Some(record) = record.filter(|r| r.status == "active") else {
@@ -409,6 +447,7 @@ impl Tenants {
         };
         let store = Store::new(pool);
         store.migrate().await?;
+        let mut open = self.open.lock().await;
         if open.len() >= self.config.max_open_tenants.max(1)
             && let Some(lru) = open
                 .iter()

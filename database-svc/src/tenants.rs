@@ -606,3 +606,39 @@ async fn drop_pg_database(admin: &sqlx::PgPool, name: &str) -> Result<(), sqlx::
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pools_are_bounded_and_closed_when_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(Config {
+            data_dir: dir.path().to_owned(),
+            max_open_tenants: 3,
+            tenant_idle_secs: 1,
+            ..Default::default()
+        });
+        let tenants = Tenants::open(config).await.unwrap();
+        let ids: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+        for t in &ids {
+            tenants.provision(*t).await.unwrap();
+            tenants.store(*t).await.unwrap().ping().await.unwrap();
+            assert!(tenants.open_count().await <= 3);
+        }
+        // An evicted tenant reopens on demand.
+        tenants.store(ids[0]).await.unwrap().ping().await.unwrap();
+        // Idle pools are dropped by the reaper (it ticks every second here).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tenants.open_count().await > 0 {
+            assert!(Instant::now() < deadline, "idle pools closed within 10 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Unknown tenants have no store.
+        assert!(matches!(
+            tenants.store(Uuid::now_v7()).await,
+            Err(TenantError::NotProvisioned)
+        ));
+    }
+}

@@ -55,6 +55,11 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
             );
         }
 
+        assert_eq!(
+            applied_migrations(&env, first["database"].as_str().unwrap()).await,
+            [(1, "documents_and_outbox".to_owned())],
+            "{n}: tenant migrations recorded"
+        );
         env.create_collection(t, "notes").await;
         let put = |body: Value| {
             env.as_tenant(Method::PUT, "/api/collections/notes/documents/n1", t)
@@ -299,6 +304,29 @@ async fn pg_database_exists(env: &Env, db: &str) -> bool {
         .await
         .unwrap()
         .is_some()
+}
+
+/// The tenant database's `tansu_migrations`, read directly.
+async fn applied_migrations(env: &Env, database: &str) -> Vec<(i64, String)> {
+    use sqlx::Connection;
+    let sql = "SELECT version, name FROM tansu_migrations ORDER BY version";
+    match &env.store {
+        Store::Sqlite(dir) => {
+            let path = dir.path().join("tenants").join(database);
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        }
+        Store::Postgres { admin_url, .. } => {
+            let mut url = url::Url::parse(admin_url).unwrap();
+            url.set_path(&format!("/{database}"));
+            let mut conn = sqlx::PgConnection::connect(url.as_str()).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap();
+            let _ = conn.close().await;
+            rows
+        }
+    }
 }
 
 fn like(prefix: &str) -> String {

@@ -58,7 +58,8 @@ pub async fn envs_with(suite: &str, tweak: impl Fn(&mut tansu_database::Config))
     ];
     if let Some(db) = TestDatabase::create(suite).await {
         let admin_url = std::env::var("TANSU_TEST_DATABASE_URL").unwrap();
-        let prefix = format!("tt{}_", &Uuid::now_v7().simple().to_string()[20..]);
+        // `tansu_t_…`: what CI sweeps up after an interrupted run (.ci/run).
+        let prefix = format!("tansu_t_{}_", &Uuid::now_v7().simple().to_string()[20..]);
         out.push(
             Env::new(
                 "postgres",

@@ -54,6 +54,9 @@ use tokio::net::TcpListener;
 use crate::tenants::Tenants;
 
 /// The `[database]` section of the platform config.
+///
+/// Everything has a development default; the dev stack should set `issuer` (and
+/// `discovery_url`/`jwks_uri` to reach identity on its internal address) and `data_dir`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -153,6 +156,14 @@ impl Validate for Config {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         {
             v.push("tenant_db_prefix: must match ^[a-z][a-z0-9_]{0,29}$".into());
+        }
+        let db = self.database_url.expose();
+        if !(db.is_empty()
+            || db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            v.push("database_url: must be empty, sqlite:<path> or a postgres:// URL".into());
         }
         let pg = self.postgres_url.expose();
         if !(pg.is_empty() || pg.starts_with("postgres://") || pg.starts_with("postgresql://")) {
@@ -256,4 +267,29 @@ pub async fn serve_on(
     tansu_shared::server::serve(listener, router(state), shutdown).await?;
     tenants.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_validation_names_the_key_and_never_echoes_secrets() {
+        assert!(Config::default().validate().is_empty());
+        let c = Config {
+            issuer: "https://no-slash".into(),
+            tenant_db_prefix: "Bad-Prefix".into(),
+            database_url: Secret::new("mysql://user:hunter2@db/x"),
+            postgres_url: Secret::new("http://user:hunter2@db/x"),
+            ..Default::default()
+        };
+        let problems = c.validate().join("\n");
+        for key in ["issuer", "tenant_db_prefix", "database_url", "postgres_url"] {
+            assert!(problems.contains(key), "{problems}");
+        }
+        assert!(!problems.contains("hunter2"));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let printed = tansu_shared::config::to_redacted_toml("database", &c);
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
 }

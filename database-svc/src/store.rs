@@ -314,14 +314,21 @@ macro_rules! doc_from_row {
     }};
 }
 
-/// 404 unless the collection exists.
+/// 404 unless the collection exists. In a write transaction on PostgreSQL pass
+/// `" FOR SHARE"`: the row stays locked until commit, so a concurrent collection delete (which
+/// deletes that row first) waits for this write and then sees its documents.
 macro_rules! require_collection {
-    ($exec:expr, $collection:expr) => {{
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM collections WHERE name = $1")
-                .bind($collection)
-                .fetch_optional($exec)
-                .await?;
+    ($exec:expr, $collection:expr) => {
+        require_collection!($exec, $collection, "")
+    };
+    ($exec:expr, $collection:expr, $lock:expr) => {{
+        let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(1 AS BIGINT) FROM collections WHERE name = $1{}",
+            $lock
+        )))
+        .bind($collection)
+        .fetch_optional($exec)
+        .await?;
         if found.is_none() {
             return Err(StoreError::NotFound("collection"));
         }
@@ -371,6 +378,14 @@ impl Store {
 
     pub fn dialect(&self) -> Dialect {
         self.inner.pool.dialect()
+    }
+
+    /// The lock a write takes on its collection's row (see `require_collection!`).
+    fn share_lock(&self) -> &'static str {
+        match self.dialect() {
+            Dialect::Postgres => " FOR SHARE",
+            Dialect::Sqlite => "",
+        }
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::Error> {
@@ -444,6 +459,16 @@ impl Store {
         let now = now_ms();
         on_pool!(&self.inner.pool, p => {
             let mut tx = p.begin_write().await?;
+            // The collection row first: this waits for writes that hold it (FOR SHARE) and
+            // stops new ones, so the deletes below see every committed document.
+            let n = sqlx::query("DELETE FROM collections WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("collection"));
+            }
             let indexes: Vec<String> =
                 sqlx::query_scalar("SELECT sql_name FROM doc_indexes WHERE collection = $1")
                     .bind(name)
@@ -455,16 +480,14 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("DELETE FROM doc_indexes WHERE collection = $1").bind(name).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM documents WHERE collection = $1").bind(name).execute(&mut *tx).await?;
-            let n = sqlx::query("DELETE FROM collections WHERE name = $1")
+            sqlx::query("DELETE FROM doc_indexes WHERE collection = $1")
                 .bind(name)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NotFound("collection"));
-            }
+                .await?;
+            sqlx::query("DELETE FROM documents WHERE collection = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
             append_changes!(tx, &[ChangeRow::collection("delete_collection", name)], now);
             tx.commit().await?;
             Ok(())
@@ -485,7 +508,7 @@ impl Store {
         let now = now_ms();
         on_pool!(&self.inner.pool, p => {
             let mut tx = p.begin_write().await?;
-            require_collection!(&mut *tx, collection);
+            require_collection!(&mut *tx, collection, self.share_lock());
             let mut out = Vec::with_capacity(docs.len());
             let mut changes = Vec::with_capacity(docs.len());
             for (id, data) in docs {
@@ -552,7 +575,7 @@ impl Store {
         let now = now_ms();
         on_pool!(&self.inner.pool, p => {
             let mut tx = p.begin_write().await?;
-            require_collection!(&mut *tx, collection);
+            require_collection!(&mut *tx, collection, self.share_lock());
             let lock = if self.dialect() == Dialect::Postgres { " FOR UPDATE" } else { "" };
             let current = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {DOC_COLUMNS} FROM documents WHERE collection = $1 AND id = $2{lock}"
@@ -621,7 +644,7 @@ impl Store {
         let now = now_ms();
         on_pool!(&self.inner.pool, p => {
             let mut tx = p.begin_write().await?;
-            require_collection!(&mut *tx, collection);
+            require_collection!(&mut *tx, collection, self.share_lock());
             let version: Option<i64> = sqlx::query_scalar(
                 "DELETE FROM documents WHERE collection = $1 AND id = $2 RETURNING version",
             )
@@ -688,7 +711,7 @@ impl Store {
         };
         on_pool!(&self.inner.pool, p => {
             let mut tx = p.begin_write().await?;
-            require_collection!(&mut *tx, collection);
+            require_collection!(&mut *tx, collection, self.share_lock());
             let n = sqlx::query(
                 "INSERT INTO doc_indexes (collection, name, field, sql_name, created_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (collection, name) DO NOTHING",
@@ -733,7 +756,7 @@ impl Store {
     pub async fn drop_index(&self, collection: &str, name: &str) -> Result<(), StoreError> {
         on_pool!(&self.inner.pool, p => {
             let mut tx = p.begin_write().await?;
-            require_collection!(&mut *tx, collection);
+            require_collection!(&mut *tx, collection, self.share_lock());
             let sql_name: Option<String> = sqlx::query_scalar(
                 "DELETE FROM doc_indexes WHERE collection = $1 AND name = $2 RETURNING sql_name",
             )

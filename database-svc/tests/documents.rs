@@ -465,3 +465,49 @@ async fn collection_schema_is_enforced() {
         env.finish().await;
     }
 }
+
+/// Writes racing a collection delete leave no orphans behind: a re-created collection is empty.
+#[tokio::test]
+async fn deleting_a_collection_under_concurrent_writes_leaves_no_orphans() {
+    for env in envs("database delete race").await {
+        let n = env.name;
+        env.provision(T).await;
+        for round in 0..3 {
+            env.create_collection(T, "race").await;
+            let inserts = (0..20).map(|i| {
+                env.as_tenant(Method::POST, "/api/collections/race/documents", T)
+                    .json(&json!({"round": round, "i": i}))
+                    .send()
+            });
+            let delete = env
+                .as_tenant(Method::DELETE, "/api/collections/race", T)
+                .send();
+            let (inserted, deleted) = tokio::join!(futures::future::join_all(inserts), delete);
+            assert_eq!(deleted.unwrap().status(), StatusCode::NO_CONTENT, "{n}");
+            for r in inserted {
+                let s = r.unwrap().status();
+                assert!(
+                    s == StatusCode::CREATED || s == StatusCode::NOT_FOUND,
+                    "{n}: {s}"
+                );
+            }
+            env.create_collection(T, "race").await;
+            let page: Value = env
+                .as_tenant(Method::GET, "/api/collections/race/documents", T)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(page["documents"], json!([]), "{n}: round {round}");
+            let resp = env
+                .as_tenant(Method::DELETE, "/api/collections/race", T)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        }
+        env.finish().await;
+    }
+}

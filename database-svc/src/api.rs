@@ -116,6 +116,21 @@ async fn store(state: &AppState, tenant: &Tenant) -> Result<Store, Problem> {
     Ok(state.tenants.store(tenant.id).await?)
 }
 
+/// Provisioning is a platform operation: a token of some tenant — even one that carries
+/// `db.provision` by mistake — must not create or delete any tenant's database, its own
+/// included. Only tokens without `tid` (or of the configured platform tenant) may.
+fn require_platform(s: &AppState, scope: &RequireScope<DbProvision>) -> Result<(), Problem> {
+    match scope.0.tid.as_deref() {
+        None => Ok(()),
+        Some(tid) if !s.config.platform_tenant.is_empty() && tid == s.config.platform_tenant => {
+            Ok(())
+        }
+        Some(_) => Err(Problem::forbidden(
+            "provisioning requires a platform token, not a tenant's",
+        )),
+    }
+}
+
 fn parse_tenant(s: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(s).map_err(|_| Problem::bad_request("the tenant must be a UUID"))
 }
@@ -124,9 +139,10 @@ fn parse_tenant(s: &str) -> Result<Uuid, Problem> {
 
 async fn provision(
     State(s): State<AppState>,
-    _: RequireScope<DbProvision>,
+    scope: RequireScope<DbProvision>,
     PathParams(tenant): PathParams<String>,
 ) -> Result<Response, Problem> {
+    require_platform(&s, &scope)?;
     let tenant = parse_tenant(&tenant)?;
     let (d, created) = s.tenants.provision(tenant).await?;
     let status = if created {
@@ -139,9 +155,10 @@ async fn provision(
 
 async fn provision_status(
     State(s): State<AppState>,
-    _: RequireScope<DbProvision>,
+    scope: RequireScope<DbProvision>,
     PathParams(tenant): PathParams<String>,
 ) -> Result<Response, Problem> {
+    require_platform(&s, &scope)?;
     let tenant = parse_tenant(&tenant)?;
     match s.tenants.record(tenant).await? {
         Some(d) => Ok(Json(d).into_response()),
@@ -151,9 +168,10 @@ async fn provision_status(
 
 async fn deprovision(
     State(s): State<AppState>,
-    _: RequireScope<DbProvision>,
+    scope: RequireScope<DbProvision>,
     PathParams(tenant): PathParams<String>,
 ) -> Result<Response, Problem> {
+    require_platform(&s, &scope)?;
     let tenant = parse_tenant(&tenant)?;
     let d = s.tenants.deprovision(tenant).await?;
     Ok((StatusCode::ACCEPTED, Json(d)).into_response())
@@ -161,8 +179,9 @@ async fn deprovision(
 
 async fn purge(
     State(s): State<AppState>,
-    _: RequireScope<DbProvision>,
+    scope: RequireScope<DbProvision>,
 ) -> Result<Response, Problem> {
+    require_platform(&s, &scope)?;
     let n = s.tenants.purge_expired().await?;
     Ok(Json(json!({ "purged": n })).into_response())
 }

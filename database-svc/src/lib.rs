@@ -71,6 +71,9 @@ pub struct Config {
     pub discovery_url: String,
     /// Read keys from here and skip discovery. Empty: from discovery.
     pub jwks_uri: String,
+    /// The platform tenant's id: provisioning tokens may carry it as `tid`. Empty: provisioning
+    /// tokens must carry no `tid` at all (platform client-credentials tokens).
+    pub platform_tenant: String,
     /// The catalog and, by default, the tenants' SQLite files.
     pub data_dir: PathBuf,
     /// The service's own catalog database: empty = SQLite `<data_dir>/catalog.db`,
@@ -112,6 +115,7 @@ impl Default for Config {
             audience: "tansu.db".into(),
             discovery_url: String::new(),
             jwks_uri: String::new(),
+            platform_tenant: String::new(),
             data_dir: PathBuf::from(".tansu/database"),
             database_url: Secret::default(),
             postgres_url: Secret::default(),
@@ -146,6 +150,10 @@ impl Validate for Config {
             if !value.is_empty() && url::Url::parse(value).is_err() {
                 v.push(format!("{key}: not a URL"));
             }
+        }
+        if !self.platform_tenant.is_empty() && uuid::Uuid::parse_str(&self.platform_tenant).is_err()
+        {
+            v.push("platform_tenant: must be a UUID".into());
         }
         let p = &self.tenant_db_prefix;
         if p.is_empty()

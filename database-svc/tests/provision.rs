@@ -182,6 +182,23 @@ async fn provisioning_requires_the_provision_scope() {
             .await
             .unwrap();
         problem(resp, StatusCode::FORBIDDEN, n).await;
+        // A tenant's token never provisions, even carrying db.provision, even for itself.
+        for path in [path.clone(), format!("/provision/{TENANT_B}")] {
+            let token = env.token(Some(TENANT_A), "db.provision db.read db.write");
+            let resp = env
+                .req(Method::PUT, &path, &token, Some(TENANT_A))
+                .send()
+                .await
+                .unwrap();
+            problem(resp, StatusCode::FORBIDDEN, n).await;
+        }
+        let token = env.token(Some(TENANT_A), "db.provision");
+        let resp = env
+            .req(Method::POST, "/provision/purge", &token, None)
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::FORBIDDEN, n).await;
         let resp = env
             .req(Method::PUT, "/provision/not-a-uuid", &env.platform(), None)
             .send()
@@ -351,4 +368,38 @@ async fn count_databases(admin_url: &str, prefix: &str) -> i64 {
         .fetch_one(&mut conn)
         .await
         .unwrap()
+}
+
+/// With `platform_tenant` configured, tokens of the platform tenant may provision.
+#[tokio::test]
+async fn platform_tenant_tokens_may_provision() {
+    let platform = Uuid::now_v7();
+    for env in envs_with("database platform tenant", |c| {
+        c.platform_tenant = platform.to_string()
+    })
+    .await
+    {
+        let n = env.name;
+        let t = Uuid::now_v7();
+        let token = env.token(Some(platform), "db.provision");
+        let resp = env
+            .req(
+                Method::PUT,
+                &format!("/provision/{t}"),
+                &token,
+                Some(platform),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        let token = env.token(Some(t), "db.provision");
+        let resp = env
+            .req(Method::DELETE, &format!("/provision/{t}"), &token, Some(t))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::FORBIDDEN, n).await;
+        env.finish().await;
+    }
 }

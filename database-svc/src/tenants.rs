@@ -29,6 +29,9 @@ use uuid::Uuid;
 use crate::Config;
 use crate::store::{Migration, Pool, Store, migrate, now_ms, on_pool, rfc3339};
 
+/// Prometheus gauge: tenant pools currently open in this process.
+const OPEN_POOLS_GAUGE: &str = "tansu_database_open_tenant_pools";
+
 const CATALOG_MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "tenants",
@@ -463,6 +466,7 @@ impl Tenants {
                 last_used: Instant::now(),
             },
         );
+        metrics::gauge!(OPEN_POOLS_GAUGE).set(open.len() as f64);
         Ok(store)
     }
 
@@ -494,7 +498,12 @@ impl Tenants {
     }
 
     async fn evict(&self, tenant: Uuid) {
-        let removed = self.open.lock().await.remove(&tenant);
+        let removed = {
+            let mut open = self.open.lock().await;
+            let removed = open.remove(&tenant);
+            metrics::gauge!(OPEN_POOLS_GAUGE).set(open.len() as f64);
+            removed
+        };
         if let Some(o) = removed {
             o.store.pool().close().await;
         }

@@ -60,6 +60,19 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
             [(1, "documents_and_outbox".to_owned())],
             "{n}: tenant migrations recorded"
         );
+        let metrics = env
+            .http
+            .get(env.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("tansu_database_open_tenant_pools"),
+            "{n}: {metrics}"
+        );
         env.create_collection(t, "notes").await;
         let put = |body: Value| {
             env.as_tenant(Method::PUT, "/api/collections/notes/documents/n1", t)

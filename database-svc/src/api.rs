@@ -602,8 +602,7 @@ async fn run_query(
     req: QueryRequest,
 ) -> Result<Response, Problem> {
     ident::name("collection", c)?;
-    if let Some(f) = req.filter.values().find(|v| crate::body::has_nul(v)) {
-        let _ = f;
+    if req.filter.values().any(crate::body::has_nul) {
         return Err(unprocessable(
             "invalid-query",
             "Invalid query",

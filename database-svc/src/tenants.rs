@@ -257,7 +257,7 @@ impl Tenants {
         });
         // Open (creating the SQLite file) and migrate now, so the first request is fast and a
         // broken database shows up here rather than later.
-        self.open_locked(tenant).await?;
+        self.open_locked(tenant, true).await?;
         let d = self
             .record(tenant)
             .await?
@@ -396,7 +396,7 @@ impl Tenants {
             return Ok(s);
         }
         let _serial = self.lock(tenant).await;
-        self.open_locked(tenant).await
+        self.open_locked(tenant, false).await
     }
 
     async fn cached(&self, tenant: Uuid) -> Option<Store> {
@@ -408,7 +408,9 @@ impl Tenants {
 
     /// Opens (or finds) the tenant's store; the caller holds the tenant's lock, so one
     /// tenant is opened and migrated once while others open in parallel.
-    async fn open_locked(&self, tenant: Uuid) -> Result<Store, TenantError> {
+    /// Only provisioning creates a SQLite file: a file that vanished from under an active
+    /// tenant is an error to notice, not an empty database to serve.
+    async fn open_locked(&self, tenant: Uuid, create: bool) -> Result<Store, TenantError> {
         if let Some(s) = self.cached(tenant).await {
             return Ok(s);
         }
@@ -424,7 +426,9 @@ impl Tenants {
                     .max_connections(size)
                     .min_connections(0)
                     .idle_timeout(idle)
-                    .connect_lazy_with(sqlite_options(&dir.join(&record.database))),
+                    .connect_lazy_with(
+                        sqlite_options(&dir.join(&record.database)).create_if_missing(create),
+                    ),
             ),
             Backend::Postgres { options, .. } => {
                 let role = record.database.clone();
@@ -644,6 +648,13 @@ mod tests {
             assert!(Instant::now() < deadline, "idle pools closed within 10 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // A tenant file that vanished is an error, not a new empty database.
+        let gone = ids[5];
+        tenants.evict(gone).await;
+        let file = dir.path().join("tenants").join(format!("{gone}.db"));
+        std::fs::remove_file(&file).unwrap();
+        assert!(tenants.store(gone).await.is_err());
+        assert!(!file.exists());
         // Unknown tenants have no store.
         assert!(matches!(
             tenants.store(Uuid::now_v7()).await,

@@ -208,6 +208,12 @@ impl AppState {
     /// Opens the catalog and the token verifier (an unreachable issuer is not an error: keys
     /// are fetched when first needed).
     pub async fn new(config: Config) -> anyhow::Result<AppState> {
+        // Validated here too, not only by `load_section`: the tenant database prefix is spliced
+        // into identifiers, so no code path may start with an unchecked one.
+        let problems = config.validate();
+        if !problems.is_empty() {
+            anyhow::bail!("database configuration is invalid: {}", problems.join("; "));
+        }
         let config = Arc::new(config);
         let mut vc = VerifierConfig::new(config.issuer.clone(), config.audience.clone());
         if !config.discovery_url.is_empty() {

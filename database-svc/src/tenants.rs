@@ -84,6 +84,24 @@ pub enum TenantError {
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error("catalog entry has an unexpected database name")]
+    BadLocation,
+}
+
+/// Catalog locations are spliced into file paths and SQL identifiers: they are checked to be
+/// what this service writes (`<uuid>.db`, `<prefix><uuid hex>`) before every use.
+fn check_location(location: &str) -> Result<(), TenantError> {
+    let ok = !location.is_empty()
+        && location.len() <= 63
+        && location.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+        })
+        && !location.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(TenantError::BadLocation)
+    }
 }
 
 struct Open {
@@ -315,6 +333,7 @@ impl Tenants {
         let mut purged = 0;
         for (id, location) in &due {
             let Ok(t) = Uuid::parse_str(id) else { continue };
+            check_location(location)?;
             let _serial = self.lock(t).await;
             // Reprovisioned (or purged by another run) while we waited?
             if self.record(t).await?.is_none_or(|d| d.status != "deleted") {
@@ -418,6 +437,7 @@ impl Tenants {
         let Some(record) = record.filter(|r| r.status == "active") else {
             return Err(TenantError::NotProvisioned);
         };
+        check_location(&record.database)?;
         let size = self.config.tenant_pool_size.max(1);
         let idle = Duration::from_secs(self.config.tenant_idle_secs.max(1));
         let pool = match &self.backend {

@@ -315,21 +315,35 @@ fn doc_response(status: StatusCode, doc: &Document) -> Response {
     (status, [(header::ETAG, etag(doc.version))], Json(doc)).into_response()
 }
 
-/// `If-Match` / `If-None-Match` for writes. Only strong, single validators are meaningful
-/// here; anything else can never match, so it fails the precondition (412).
+/// `If-Match` / `If-None-Match` for writes (RFC 9110 §13.1). `If-Match` takes `*` or a list
+/// of strong entity tags; weak or malformed tags can never match strongly, so a list of only
+/// those fails the precondition (412).
 fn precondition(headers: &HeaderMap) -> Result<Precondition, Problem> {
     let failed = || Problem::from(StoreError::PreconditionFailed);
-    if let Some(v) = headers.get(header::IF_MATCH) {
-        let v = v.to_str().map_err(|_| failed())?.trim();
-        if v == "*" {
+    let values: Vec<&str> = headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .map(|v| v.to_str().map_err(|_| failed()))
+        .collect::<Result<_, _>>()?;
+    if !values.is_empty() {
+        let tags: Vec<&str> = values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tags.contains(&"*") {
             return Ok(Precondition::Exists);
         }
-        let n = v
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .and_then(|v| v.parse::<i64>().ok())
-            .ok_or_else(failed)?;
-        return Ok(Precondition::Version(n));
+        let versions: Vec<i64> = tags
+            .iter()
+            .filter_map(|t| t.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
+            .take(64)
+            .collect();
+        if versions.is_empty() {
+            return Err(failed());
+        }
+        return Ok(Precondition::Versions(versions));
     }
     if let Some(v) = headers.get(header::IF_NONE_MATCH) {
         if v.to_str().ok().map(str::trim) == Some("*") {
@@ -505,7 +519,7 @@ async fn patch_document(
     let schema = st.collection_schema(&c).await?;
     let max = s.config.max_document_bytes;
     let result = st
-        .write(&c, &id, pre, move |current| {
+        .write(&c, &id, pre.clone(), move |current| {
             let mut doc = current.cloned().unwrap_or(Value::Null);
             merge_patch(&mut doc, &patch);
             check_document(&doc, max).map_err(|p| StoreError::Invalid(p.to_string()))?;

@@ -255,15 +255,28 @@ pub struct Change {
 }
 
 /// How a write is conditioned on the stored version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precondition {
     None,
-    /// `If-Match: "<version>"`.
-    Version(i64),
+    /// `If-Match: "<version>"[, "<version>"…]`: the stored version must be one of these.
+    Versions(Vec<i64>),
     /// `If-Match: *`: the document must exist.
     Exists,
     /// `If-None-Match: *`: the document must not exist.
     Absent,
+}
+
+impl Precondition {
+    /// Whether a write may proceed given the stored version (`None`: no such document).
+    pub fn allows(&self, current: Option<i64>) -> bool {
+        match (self, current) {
+            (Precondition::None, _) => true,
+            (Precondition::Versions(vs), Some(v)) => vs.contains(&v),
+            (Precondition::Versions(_), None) => false,
+            (Precondition::Exists, c) => c.is_some(),
+            (Precondition::Absent, c) => c.is_none(),
+        }
+    }
 }
 
 struct Inner {
@@ -586,15 +599,8 @@ impl Store {
             .await?
             .map(|r| doc_from_row!(&r))
             .transpose()?;
-            match (&current, pre) {
-                (Some(d), Precondition::Version(v)) if d.version != v => {
-                    return Err(StoreError::PreconditionFailed)
-                }
-                (None, Precondition::Version(_) | Precondition::Exists) => {
-                    return Err(StoreError::PreconditionFailed)
-                }
-                (Some(_), Precondition::Absent) => return Err(StoreError::PreconditionFailed),
-                _ => {}
+            if !pre.allows(current.as_ref().map(|d| d.version)) {
+                return Err(StoreError::PreconditionFailed);
             }
             let data = update(current.as_ref().map(|d| &d.data))?;
             let (doc, created) = match current {
@@ -658,11 +664,9 @@ impl Store {
                     _ => StoreError::PreconditionFailed,
                 });
             };
-            match pre {
+            if !pre.allows(Some(version)) {
                 // Dropping the transaction rolls the delete back.
-                Precondition::Version(v) if v != version => return Err(StoreError::PreconditionFailed),
-                Precondition::Absent => return Err(StoreError::PreconditionFailed),
-                _ => {}
+                return Err(StoreError::PreconditionFailed);
             }
             append_changes!(tx, &[ChangeRow::doc("delete", collection, id, version + 1, None)], now);
             tx.commit().await?;

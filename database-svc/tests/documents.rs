@@ -67,10 +67,13 @@ async fn document_lifecycle_etags_and_merge_patch() {
             .unwrap();
         problem(resp, StatusCode::PRECONDITION_FAILED, n).await;
 
+        // A list of entity tags matches any of them.
+        let resp = env.as_tenant(Method::GET, &loc, T).send().await.unwrap();
+        assert_eq!(resp.headers()["etag"], "\"2\"");
         // Replace with If-Match → "3"; PUT with If-None-Match: * on an existing id → 412.
         let resp = env
             .as_tenant(Method::PUT, &loc, T)
-            .header("if-match", "\"2\"")
+            .header("if-match", "W/\"2\", \"7\", \"2\"")
             .json(&json!({"total": 1}))
             .send()
             .await

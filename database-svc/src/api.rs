@@ -107,9 +107,24 @@ impl From<StoreError> for Problem {
                 Problem::service_unavailable("the tenant's database was closed; retry")
                     .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
             }
+            StoreError::Db(sqlx::Error::Database(e))
+                if is_client_data_error(e.code().as_deref()) =>
+            {
+                unprocessable(
+                    "unstorable-value",
+                    "Value cannot be stored",
+                    "a value exceeds what the database can store or index (for example a very long string in an indexed field)",
+                )
+            }
             StoreError::Db(e) => Problem::internal(&e),
         }
     }
+}
+
+/// PostgreSQL errors caused by the data a client sent rather than by the service: program
+/// limit exceeded (an index row too large), numeric out of range, untranslatable characters.
+fn is_client_data_error(code: Option<&str>) -> bool {
+    matches!(code, Some("54000" | "22003" | "22P05" | "22021"))
 }
 
 async fn store(state: &AppState, tenant: &Tenant) -> Result<Store, Problem> {

@@ -26,7 +26,7 @@ async fn send_raw(
 async fn bad_input_is_a_client_error() {
     let small = |c: &mut tansu_database::Config| {
         c.max_body_bytes = 64 * 1024;
-        c.max_document_bytes = 4 * 1024;
+        c.max_document_bytes = 16 * 1024;
         c.max_depth = 16;
         c.max_bulk = 10;
         c.max_page = 50;
@@ -39,7 +39,7 @@ async fn bad_input_is_a_client_error() {
         let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
         let deep_doc = format!("{{\"a\":{}1{}}}", "{\"b\":".repeat(20), "}".repeat(20));
         let huge_body = format!("{{\"a\":\"{}\"}}", "x".repeat(100 * 1024));
-        let big_doc = format!("{{\"a\":\"{}\"}}", "x".repeat(8 * 1024));
+        let big_doc = format!("{{\"a\":\"{}\"}}", "x".repeat(20 * 1024));
         let cases: Vec<(Method, String, String, StatusCode, &str)> = vec![
             (
                 Method::POST,
@@ -358,6 +358,33 @@ async fn bad_input_is_a_client_error() {
             .await
             .unwrap();
         assert_eq!(page["documents"].as_array().unwrap().len(), 1, "{n}");
+        // A value too large for an index (PostgreSQL's btree row limit) is the client's: 422.
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/c/indexes", T)
+            .json(&json!({"name": "by_s", "field": "s"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        // Random hex, under max_document_bytes, over the ~2.7 kB btree limit even compressed.
+        let long: String = (0..350)
+            .map(|_| uuid::Uuid::now_v7().simple().to_string())
+            .collect();
+        let resp = env
+            .as_tenant(Method::PUT, "/api/collections/c/documents/long", T)
+            .json(&json!({"s": long}))
+            .send()
+            .await
+            .unwrap();
+        if env.name == "postgres" {
+            problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+        } else {
+            assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+            env.as_tenant(Method::DELETE, "/api/collections/c/documents/long", T)
+                .send()
+                .await
+                .unwrap();
+        }
         // Large numbers, unicode and odd-but-valid strings round-trip.
         let odd = json!({"big": 18446744073709551615u64, "neg": -9223372036854775808i64, "f": 1.5e300,
                          "s": "'; DROP TABLE documents; --", "u": "żółw 🐢", "e": ""});

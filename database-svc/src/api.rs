@@ -116,6 +116,11 @@ impl From<StoreError> for Problem {
                     "a value exceeds what the database can store or index (for example a very long string in an indexed field)",
                 )
             }
+            StoreError::Db(sqlx::Error::Database(e)) if is_transient(e.code().as_deref()) => {
+                tracing::warn!(error = %e, "transient database contention");
+                Problem::service_unavailable("the database is busy; retry")
+                    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
             StoreError::Db(e) => Problem::internal(&e),
         }
     }
@@ -125,6 +130,15 @@ impl From<StoreError> for Problem {
 /// limit exceeded (an index row too large), numeric out of range, untranslatable characters.
 fn is_client_data_error(code: Option<&str>) -> bool {
     matches!(code, Some("54000" | "22003" | "22P05" | "22021"))
+}
+
+/// Contention that a retry resolves: SQLite busy/locked (after `busy_timeout`), PostgreSQL
+/// deadlock, serialization failure, lock not available.
+fn is_transient(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("5" | "6" | "261" | "262" | "517" | "40P01" | "40001" | "55P03")
+    )
 }
 
 async fn store(state: &AppState, tenant: &Tenant) -> Result<Store, Problem> {

@@ -65,7 +65,7 @@ impl Stack {
         let figment = tansu_shared::config::figment(opts.config_file.as_deref());
         let mut identity: tansu_identity::Config =
             tansu_shared::config::load_section(&figment, "identity")?;
-        let database: tansu_database::Config =
+        let mut database: tansu_database::Config =
             tansu_shared::config::load_section(&figment, "database")?;
         let mut storage: tansu_storage::Config =
             tansu_shared::config::load_section(&figment, "storage")?;
@@ -102,6 +102,10 @@ impl Stack {
         identity.issuer = issuer.clone();
         identity.data_dir = opts.data_dir.join("identity");
         identity.dev_mode = true;
+        database.issuer = issuer.clone();
+        database.jwks_uri = jwks_uri.to_string();
+        database.discovery_url = String::new();
+        database.data_dir = opts.data_dir.join("database");
         storage.issuer = issuer.clone();
         storage.jwks_uri = Some(jwks_uri.clone());
         storage.discovery_url = None;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::Router;
 use tansu_shared::testing::TestServer;
 
-async fn routers(dir: &tempfile::TempDir) -> Vec<(&'static str, Router)> {
+async fn routers(data_dir: &std::path::Path) -> Vec<(&'static str, Router)> {
     vec![
         (
             "identity",
             tansu_identity::router(
                 tansu_identity::AppState::new(tansu_identity::Config {
-                    data_dir: dir.path().join("identity"),
+                    data_dir: data_dir.join("identity"),
                     dev_mode: true,
                     ..Default::default()
                 })
@@ -22,15 +22,20 @@ async fn routers(dir: &tempfile::TempDir) -> Vec<(&'static str, Router)> {
         ),
         (
             "database",
-            tansu_database::router(tansu_database::AppState {
-                config: Arc::new(tansu_database::Config::default()),
-            }),
+            tansu_database::router(
+                tansu_database::AppState::new(tansu_database::Config {
+                    data_dir: data_dir.join("database"),
+                    ..Default::default()
+                })
+                .await
+                .expect("database state"),
+            ),
         ),
         (
             "storage",
             tansu_storage::router(
                 tansu_storage::AppState::new(tansu_storage::Config {
-                    data_dir: dir.path().join("storage"),
+                    data_dir: data_dir.join("storage"),
                     ..Default::default()
                 })
                 .await
@@ -49,8 +54,8 @@ async fn routers(dir: &tempfile::TempDir) -> Vec<(&'static str, Router)> {
 #[tokio::test]
 async fn health_metrics_and_problem_404_on_every_service() {
     let http = reqwest::Client::new();
-    let storage_dir = tempfile::tempdir().unwrap();
-    for (name, router) in routers(&storage_dir).await {
+    let data_dir = tempfile::tempdir().unwrap();
+    for (name, router) in routers(data_dir.path()).await {
         let server = TestServer::start(router).await;
 
         let live = http.get(server.url("/health/live")).send().await.unwrap();

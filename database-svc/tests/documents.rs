@@ -1,0 +1,516 @@
+//! The document API end to end, on SQLite and PostgreSQL.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const T: uuid::Uuid = TENANT_A;
+
+#[tokio::test]
+async fn document_lifecycle_etags_and_merge_patch() {
+    for env in envs("database documents").await {
+        let n = env.name;
+        env.provision(T).await;
+        env.create_collection(T, "orders").await;
+
+        // Create: 201, Location, ETag "1".
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/orders/documents", T)
+            .json(&json!({"total": 10, "customer": {"name": "Ada", "city": "Paris"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        assert_eq!(resp.headers()["etag"], "\"1\"", "{n}");
+        let loc = resp.headers()["location"].to_str().unwrap().to_owned();
+        let doc: Value = resp.json().await.unwrap();
+        let id = doc["id"].as_str().unwrap().to_owned();
+        assert_eq!(loc, format!("/api/collections/orders/documents/{id}"));
+
+        // Get; If-None-Match → 304.
+        let resp = env.as_tenant(Method::GET, &loc, T).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{n}");
+        let got: Value = resp.json().await.unwrap();
+        assert_eq!(got["data"]["customer"]["name"], "Ada");
+        let resp = env
+            .as_tenant(Method::GET, &loc, T)
+            .header("if-none-match", "\"1\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_MODIFIED, "{n}");
+
+        // Merge patch with the right version → "2"; with the stale one → 412.
+        let resp = env
+            .as_tenant(Method::PATCH, &loc, T)
+            .header("if-match", "\"1\"")
+            .json(&json!({"customer": {"city": null, "vip": true}, "total": 12}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{n}");
+        assert_eq!(resp.headers()["etag"], "\"2\"");
+        let patched: Value = resp.json().await.unwrap();
+        assert_eq!(
+            patched["data"],
+            json!({"total": 12, "customer": {"name": "Ada", "vip": true}}),
+            "{n}"
+        );
+        let resp = env
+            .as_tenant(Method::PATCH, &loc, T)
+            .header("if-match", "\"1\"")
+            .json(&json!({"total": 0}))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::PRECONDITION_FAILED, n).await;
+
+        // A list of entity tags matches any of them.
+        let resp = env.as_tenant(Method::GET, &loc, T).send().await.unwrap();
+        assert_eq!(resp.headers()["etag"], "\"2\"");
+        // Replace with If-Match → "3"; PUT with If-None-Match: * on an existing id → 412.
+        let resp = env
+            .as_tenant(Method::PUT, &loc, T)
+            .header("if-match", "W/\"2\", \"7\", \"2\"")
+            .json(&json!({"total": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{n}");
+        assert_eq!(resp.headers()["etag"], "\"3\"");
+        let resp = env
+            .as_tenant(Method::PUT, &loc, T)
+            .header("if-none-match", "*")
+            .json(&json!({"total": 1}))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::PRECONDITION_FAILED, n).await;
+
+        // PUT with a client id creates (201); PATCH of a missing document is 404.
+        let resp = env
+            .as_tenant(Method::PUT, "/api/collections/orders/documents/order-7", T)
+            .json(&json!({"total": 7}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        let resp = env
+            .as_tenant(Method::PATCH, "/api/collections/orders/documents/nope", T)
+            .json(&json!({"a": 1}))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::NOT_FOUND, n).await;
+
+        // Delete with a stale version → 412; right version → 204; then 404.
+        let resp = env
+            .as_tenant(Method::DELETE, &loc, T)
+            .header("if-match", "\"2\"")
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::PRECONDITION_FAILED, n).await;
+        let resp = env
+            .as_tenant(Method::DELETE, &loc, T)
+            .header("if-match", "\"3\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{n}");
+        let resp = env.as_tenant(Method::GET, &loc, T).send().await.unwrap();
+        problem(resp, StatusCode::NOT_FOUND, n).await;
+
+        // Collections: list, describe, 409 on duplicate, delete, then 404.
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections", T)
+            .json(&json!({"name": "orders"}))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::CONFLICT, n).await;
+        let list: Value = env
+            .as_tenant(Method::GET, "/api/collections", T)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["collections"][0]["name"], "orders", "{n}");
+        let resp = env
+            .as_tenant(Method::DELETE, "/api/collections/orders", T)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        let resp = env
+            .as_tenant(Method::GET, "/api/collections/orders/documents/order-7", T)
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::NOT_FOUND, n).await;
+        env.finish().await;
+    }
+}
+
+async fn query(env: &Env, body: Value) -> Value {
+    let resp = env
+        .as_tenant(Method::POST, "/api/collections/items/query", T)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}: query {body}", env.name);
+    resp.json().await.unwrap()
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn queries_filters_sort_projection_pagination_and_indexes() {
+    for env in envs("database queries").await {
+        let n = env.name;
+        env.provision(T).await;
+        env.create_collection(T, "items").await;
+        let docs: Vec<Value> = (0..30)
+            .map(|i| {
+                json!({
+                    "id": format!("i{i:02}"),
+                    "data": {
+                        "n": i,
+                        "kind": if i % 3 == 0 { "fizz" } else { "plain" },
+                        "price": f64::from(i) + 0.5,
+                        "nested": {"even": i % 2 == 0},
+                        "label": format!("{i}"),
+                        "opt": if i < 5 { json!(null) } else { json!(i) },
+                    }
+                })
+            })
+            .collect();
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/items/bulk", T)
+            .json(&json!({ "documents": docs }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        // A string that merely looks like a number, and a bool that SQLite would store as 1.
+        env.as_tenant(Method::PUT, "/api/collections/items/documents/s1", T)
+            .json(&json!({"n": "3", "flag": true}))
+            .send()
+            .await
+            .unwrap();
+        env.as_tenant(Method::PUT, "/api/collections/items/documents/s2", T)
+            .json(&json!({"n": 1.0, "flag": 1}))
+            .send()
+            .await
+            .unwrap();
+
+        // Equality is type-exact.
+        let p = query(&env, json!({"filter": {"n": 3}})).await;
+        assert_eq!(ids(&p), ["i03"], "{n}");
+        let p = query(&env, json!({"filter": {"n": "3"}})).await;
+        assert_eq!(ids(&p), ["s1"], "{n}");
+        let p = query(&env, json!({"filter": {"flag": true}})).await;
+        assert_eq!(ids(&p), ["s1"], "{n}");
+        let p = query(&env, json!({"filter": {"n": 1}})).await;
+        assert_eq!(ids(&p), ["i01", "s2"], "{n}: 1 == 1.0");
+        let p = query(&env, json!({"filter": {"opt": null}})).await;
+        assert_eq!(ids(&p).len(), 5, "{n}: explicit nulls only");
+        let p = query(
+            &env,
+            json!({"filter": {"nested.even": true, "kind": "fizz"}}),
+        )
+        .await;
+        assert_eq!(ids(&p), ["i00", "i06", "i12", "i18", "i24"], "{n}");
+
+        // Ranges, $in, $exists.
+        let p = query(&env, json!({"filter": {"n": {"$gte": 10, "$lt": 13}}})).await;
+        assert_eq!(ids(&p), ["i10", "i11", "i12"], "{n}");
+        let p = query(&env, json!({"filter": {"price": {"$gt": 28.0}}})).await;
+        assert_eq!(ids(&p), ["i28", "i29"], "{n}");
+        let p = query(&env, json!({"filter": {"label": {"$in": ["7", "8", 9]}}})).await;
+        assert_eq!(ids(&p), ["i07", "i08"], "{n}");
+        let p = query(&env, json!({"filter": {"flag": {"$exists": true}}})).await;
+        assert_eq!(ids(&p), ["s1", "s2"], "{n}");
+        let p = query(&env, json!({"filter": {"kind": {"$exists": false}}})).await;
+        assert_eq!(ids(&p), ["s1", "s2"], "{n}");
+
+        // Sort descending with projection.
+        let p = query(
+            &env,
+            json!({"filter": {"kind": "fizz"}, "sort": ["-n"], "fields": ["n", "nested.even"], "limit": 3}),
+        )
+        .await;
+        assert_eq!(ids(&p), ["i27", "i24", "i21"], "{n}");
+        assert_eq!(
+            p["documents"][0]["data"],
+            json!({"n": 27, "nested": {"even": false}})
+        );
+
+        // Cursor pagination, default order and sorted: every document exactly once.
+        for sort in [json!([]), json!(["-price"])] {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            for _ in 0..20 {
+                let mut body = json!({"filter": {"n": {"$gte": 0}}, "limit": 7, "sort": sort});
+                if let Some(c) = &cursor {
+                    body["cursor"] = json!(c);
+                }
+                let page = query(&env, body).await;
+                seen.extend(ids(&page));
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+            let mut sorted = seen.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), 31, "{n}: {sort} {seen:?}");
+            assert_eq!(seen.len(), 31, "{n}: no duplicates");
+        }
+
+        // GET list with query-string sort and fields.
+        let resp = env
+            .as_tenant(
+                Method::GET,
+                "/api/collections/items/documents?limit=2&sort=-price,n&fields=n",
+                T,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let p: Value = resp.json().await.unwrap();
+        assert_eq!(p["documents"][0]["data"], json!({"n": 29}), "{n}");
+
+        // Indexes: create, list, same answers, 409 on duplicate, drop.
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/items/indexes", T)
+            .json(&json!({"name": "by_n", "field": "n"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/items/indexes", T)
+            .json(&json!({"name": "by_n", "field": "n"}))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::CONFLICT, n).await;
+        let p = query(&env, json!({"filter": {"n": {"$gte": 10, "$lt": 13}}})).await;
+        assert_eq!(ids(&p), ["i10", "i11", "i12"], "{n}: with index");
+        let info: Value = env
+            .as_tenant(Method::GET, "/api/collections/items", T)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info["indexes"][0]["field"], "n");
+        let resp = env
+            .as_tenant(Method::DELETE, "/api/collections/items/indexes/by_n", T)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        env.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn bulk_insert_is_one_transaction() {
+    for env in envs("database bulk").await {
+        let n = env.name;
+        env.provision(T).await;
+        env.create_collection(T, "c").await;
+        env.as_tenant(Method::PUT, "/api/collections/c/documents/taken", T)
+            .json(&json!({"x": 0}))
+            .send()
+            .await
+            .unwrap();
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/c/bulk", T)
+            .json(&json!({"documents": [
+                {"id": "a", "data": {"x": 1}},
+                {"id": "b", "data": {"x": 2}},
+                {"id": "taken", "data": {"x": 3}},
+            ]}))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::CONFLICT, n).await;
+        let resp = env
+            .as_tenant(Method::GET, "/api/collections/c/documents/a", T)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{n}: rolled back");
+        let feed: Value = env
+            .as_tenant(Method::GET, "/api/changes", T)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            feed["changes"].as_array().unwrap().len(),
+            2,
+            "{n}: no change for the failed bulk"
+        );
+        env.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_if_match_updates_exactly_one_wins() {
+    for env in envs("database if-match").await {
+        let n = env.name;
+        env.provision(T).await;
+        env.create_collection(T, "c").await;
+        env.as_tenant(Method::PUT, "/api/collections/c/documents/d", T)
+            .json(&json!({"v": 0}))
+            .send()
+            .await
+            .unwrap();
+        for round in 1..=3i64 {
+            let attempts = (0..12).map(|i| {
+                env.as_tenant(Method::PUT, "/api/collections/c/documents/d", T)
+                    .header("if-match", format!("\"{round}\""))
+                    .json(&json!({"v": i}))
+                    .send()
+            });
+            let results = futures::future::join_all(attempts).await;
+            let statuses: Vec<u16> = results
+                .iter()
+                .map(|r| r.as_ref().unwrap().status().as_u16())
+                .collect();
+            assert_eq!(
+                statuses.iter().filter(|s| **s == 200).count(),
+                1,
+                "{n}: {statuses:?}"
+            );
+            assert_eq!(
+                statuses.iter().filter(|s| **s == 412).count(),
+                11,
+                "{n}: {statuses:?}"
+            );
+        }
+        let resp = env
+            .as_tenant(Method::GET, "/api/collections/c/documents/d", T)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["etag"], "\"4\"", "{n}");
+        env.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn collection_schema_is_enforced() {
+    for env in envs("database schema").await {
+        let n = env.name;
+        env.provision(T).await;
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections", T)
+            .json(&json!({"name": "people", "schema": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}}
+            }}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/people/documents", T)
+            .json(&json!({"age": 3}))
+            .send()
+            .await
+            .unwrap();
+        let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+        assert_eq!(p["type"], "urn:tansu:problem:schema-violation");
+        let resp = env
+            .as_tenant(Method::PUT, "/api/collections/people/documents/p1", T)
+            .json(&json!({"name": "Ada", "age": 36}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        let resp = env
+            .as_tenant(Method::PATCH, "/api/collections/people/documents/p1", T)
+            .json(&json!({"age": -1}))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections", T)
+            .json(&json!({"name": "bad", "schema": {"pattern": "^x"}}))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+        env.finish().await;
+    }
+}
+
+/// Writes racing a collection delete leave no orphans behind: a re-created collection is empty.
+#[tokio::test]
+async fn deleting_a_collection_under_concurrent_writes_leaves_no_orphans() {
+    for env in envs("database delete race").await {
+        let n = env.name;
+        env.provision(T).await;
+        for round in 0..3 {
+            env.create_collection(T, "race").await;
+            let inserts = (0..20).map(|i| {
+                env.as_tenant(Method::POST, "/api/collections/race/documents", T)
+                    .json(&json!({"round": round, "i": i}))
+                    .send()
+            });
+            let delete = env
+                .as_tenant(Method::DELETE, "/api/collections/race", T)
+                .send();
+            let (inserted, deleted) = tokio::join!(futures::future::join_all(inserts), delete);
+            assert_eq!(deleted.unwrap().status(), StatusCode::NO_CONTENT, "{n}");
+            for r in inserted {
+                let s = r.unwrap().status();
+                assert!(
+                    s == StatusCode::CREATED || s == StatusCode::NOT_FOUND,
+                    "{n}: {s}"
+                );
+            }
+            env.create_collection(T, "race").await;
+            let page: Value = env
+                .as_tenant(Method::GET, "/api/collections/race/documents", T)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(page["documents"], json!([]), "{n}: round {round}");
+            let resp = env
+                .as_tenant(Method::DELETE, "/api/collections/race", T)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        }
+        env.finish().await;
+    }
+}

@@ -1,0 +1,418 @@
+//! Provisioning: idempotent, soft delete with retention, purge, reprovision; 200 tenants on
+//! PostgreSQL within a bounded number of connections.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
+    // Retention 0: deprovisioned databases may be purged at once (the test purges explicitly;
+    // the background purge runs hourly).
+    for env in envs_with("database provisioning", |c| c.retention_secs = 0).await {
+        let n = env.name;
+        let t = Uuid::now_v7();
+        let path = format!("/provision/{t}");
+        let resp = env
+            .req(Method::PUT, &path, &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        let first: Value = resp.json().await.unwrap();
+        assert_eq!(first["status"], "active");
+        assert!(
+            !first.to_string().to_lowercase().contains("password"),
+            "{n}: no secret in the descriptor: {first}"
+        );
+        let resp = env
+            .req(Method::PUT, &path, &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{n}: second provision");
+        let second: Value = resp.json().await.unwrap();
+        assert_eq!(first["database"], second["database"], "{n}: same database");
+        assert_eq!(first["created_at"], second["created_at"]);
+        if env.name == "postgres" {
+            assert_eq!(first["backend"], "postgres");
+            assert_eq!(first["role"], first["database"]);
+            assert_public_cannot_connect(&env, first["database"].as_str().unwrap()).await;
+        } else {
+            assert_eq!(first["database"], format!("{t}.db"));
+            assert!(
+                env.config
+                    .data_dir
+                    .join("tenants")
+                    .join(format!("{t}.db"))
+                    .exists()
+            );
+        }
+
+        assert_eq!(
+            applied_migrations(&env, first["database"].as_str().unwrap()).await,
+            [(1, "documents_and_outbox".to_owned())],
+            "{n}: tenant migrations recorded"
+        );
+        let metrics = env
+            .http
+            .get(env.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("tansu_database_open_tenant_pools"),
+            "{n}: {metrics}"
+        );
+        env.create_collection(t, "notes").await;
+        let put = |body: Value| {
+            env.as_tenant(Method::PUT, "/api/collections/notes/documents/n1", t)
+                .json(&body)
+                .send()
+        };
+        assert_eq!(
+            put(json!({"v": 1})).await.unwrap().status(),
+            StatusCode::CREATED
+        );
+
+        // Soft delete: the API stops answering; reprovision within retention restores the data.
+        let resp = env
+            .req(Method::DELETE, &path, &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "{n}");
+        let d: Value = resp.json().await.unwrap();
+        assert_eq!(d["status"], "deleted");
+        assert!(d["purge_after"].is_string());
+        let resp = env
+            .as_tenant(Method::GET, "/api/collections/notes/documents/n1", t)
+            .send()
+            .await
+            .unwrap();
+        let p = problem(resp, StatusCode::NOT_FOUND, n).await;
+        assert_eq!(p["type"], "urn:tansu:problem:tenant-not-provisioned");
+        let resp = env
+            .req(Method::PUT, &path, &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{n}: restored");
+        let resp = env
+            .as_tenant(Method::GET, "/api/collections/notes/documents/n1", t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::OK,
+            "{n}: data kept within retention"
+        );
+
+        // Deprovision, purge: the database is gone; provisioning again starts empty.
+        env.req(Method::DELETE, &path, &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        let resp = env
+            .req(Method::POST, "/provision/purge", &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        let purged: Value = resp.json().await.unwrap();
+        assert_eq!(purged["purged"], 1, "{n}");
+        let resp = env
+            .req(Method::GET, &path, &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::NOT_FOUND, n).await;
+        if env.name == "postgres" {
+            assert!(!pg_database_exists(&env, first["database"].as_str().unwrap()).await);
+        } else {
+            assert!(
+                !env.config
+                    .data_dir
+                    .join("tenants")
+                    .join(format!("{t}.db"))
+                    .exists()
+            );
+        }
+        let resp = env
+            .req(Method::PUT, &path, &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}: fresh");
+        let resp = env
+            .as_tenant(Method::GET, "/api/collections", t)
+            .send()
+            .await
+            .unwrap();
+        let list: Value = resp.json().await.unwrap();
+        assert_eq!(list["collections"], json!([]), "{n}: empty after purge");
+
+        // Deprovisioning an unknown tenant is a 404.
+        let resp = env
+            .req(
+                Method::DELETE,
+                &format!("/provision/{}", Uuid::now_v7()),
+                &env.platform(),
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::NOT_FOUND, n).await;
+        env.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn provisioning_requires_the_provision_scope() {
+    for env in envs("database provisioning scope").await {
+        let n = env.name;
+        let path = format!("/provision/{TENANT_A}");
+        let resp = env.http.put(env.url(&path)).send().await.unwrap();
+        problem(resp, StatusCode::UNAUTHORIZED, n).await;
+        let resp = env
+            .req(
+                Method::PUT,
+                &path,
+                &env.token(Some(TENANT_A), "db.read db.write"),
+                Some(TENANT_A),
+            )
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::FORBIDDEN, n).await;
+        // A tenant's token never provisions, even carrying db.provision, even for itself.
+        for path in [path.clone(), format!("/provision/{TENANT_B}")] {
+            let token = env.token(Some(TENANT_A), "db.provision db.read db.write");
+            let resp = env
+                .req(Method::PUT, &path, &token, Some(TENANT_A))
+                .send()
+                .await
+                .unwrap();
+            problem(resp, StatusCode::FORBIDDEN, n).await;
+        }
+        let token = env.token(Some(TENANT_A), "db.provision");
+        let resp = env
+            .req(Method::POST, "/provision/purge", &token, None)
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::FORBIDDEN, n).await;
+        let resp = env
+            .req(Method::PUT, "/provision/not-a-uuid", &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::BAD_REQUEST, n).await;
+        // Wrong audience: a storage token is not a database token.
+        let mut c = env.issuer.claims();
+        c.tid = None;
+        c.scope = "db.provision".into();
+        c.aud = tansu_shared::auth::Audience::One("tansu.storage".into());
+        let token = tansu_shared::testing::issuer::sign(&env.key, &c);
+        let resp = env
+            .req(Method::PUT, &path, &token, None)
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::UNAUTHORIZED, n).await;
+        env.finish().await;
+    }
+}
+
+/// 200 tenants on one PostgreSQL server, each its own database, with at most 8 pools of 2
+/// connections open at a time.
+#[tokio::test]
+async fn two_hundred_tenants_on_postgres_without_exhausting_connections() {
+    let envs = envs("database 200 tenants").await;
+    let Some(env) = envs.into_iter().find(|e| e.name == "postgres") else {
+        return;
+    };
+    let Store::Postgres {
+        prefix, admin_url, ..
+    } = &env.store
+    else {
+        unreachable!()
+    };
+    let started = Instant::now();
+    let tenants: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
+    let one = |t: Uuid| {
+        let env = &env;
+        async move {
+            env.provision(t).await;
+            env.create_collection(t, "c").await;
+            let resp = env
+                .as_tenant(Method::PUT, "/api/collections/c/documents/only", t)
+                .json(&json!({"tenant": t.to_string()}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::CREATED);
+        }
+    };
+    let mut max_conns = 0i64;
+    // Four provisioning clients at a time; sample the connections between batches.
+    for batch in tenants.chunks(20) {
+        futures::stream::iter(batch.iter().copied().map(one))
+            .buffer_unordered(4)
+            .collect::<Vec<()>>()
+            .await;
+        max_conns = max_conns.max(tenant_connections(admin_url, prefix).await);
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "bounded in time"
+        );
+    }
+    // Every tenant still reads its own document (pools reopen after eviction).
+    for t in tenants.iter().step_by(17) {
+        let doc: Value = env
+            .as_tenant(Method::GET, "/api/collections/c/documents/only", *t)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["data"]["tenant"], t.to_string());
+    }
+    let dbs = count_databases(admin_url, prefix).await;
+    assert_eq!(dbs, 200);
+    // 8 pools × 2 connections, plus pools being closed after eviction.
+    assert!(max_conns <= 24, "tenant connections peaked at {max_conns}");
+    eprintln!(
+        "200 tenants provisioned in {:?}; tenant connections peaked at {max_conns}",
+        started.elapsed()
+    );
+    env.finish().await;
+}
+
+async fn admin(env: &Env) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let Store::Postgres { admin_url, .. } = &env.store else {
+        unreachable!()
+    };
+    sqlx::PgConnection::connect(admin_url).await.unwrap()
+}
+
+async fn assert_public_cannot_connect(env: &Env, db: &str) {
+    let mut conn = admin(env).await;
+    let public: bool = sqlx::query_scalar("SELECT has_database_privilege('public', $1, 'CONNECT')")
+        .bind(db)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!public, "CONNECT revoked from PUBLIC on {db}");
+    let owner: String = sqlx::query_scalar(
+        "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+    )
+    .bind(db)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(owner, db, "owned by the tenant's role");
+}
+
+async fn pg_database_exists(env: &Env, db: &str) -> bool {
+    let mut conn = admin(env).await;
+    sqlx::query_scalar::<_, i32>("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(db)
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// The tenant database's `tansu_migrations`, read directly.
+async fn applied_migrations(env: &Env, database: &str) -> Vec<(i64, String)> {
+    use sqlx::Connection;
+    let sql = "SELECT version, name FROM tansu_migrations ORDER BY version";
+    match &env.store {
+        Store::Sqlite(dir) => {
+            let path = dir.path().join("tenants").join(database);
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        }
+        Store::Postgres { admin_url, .. } => {
+            let mut url = url::Url::parse(admin_url).unwrap();
+            url.set_path(&format!("/{database}"));
+            let mut conn = sqlx::PgConnection::connect(url.as_str()).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap();
+            let _ = conn.close().await;
+            rows
+        }
+    }
+}
+
+fn like(prefix: &str) -> String {
+    format!("{prefix}%").replace('_', "\\_")
+}
+
+async fn tenant_connections(admin_url: &str, prefix: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE $1")
+        .bind(like(prefix))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn count_databases(admin_url: &str, prefix: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE $1")
+        .bind(like(prefix))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// With `platform_tenant` configured, tokens of the platform tenant may provision.
+#[tokio::test]
+async fn platform_tenant_tokens_may_provision() {
+    let platform = Uuid::now_v7();
+    for env in envs_with("database platform tenant", |c| {
+        c.platform_tenant = platform.to_string()
+    })
+    .await
+    {
+        let n = env.name;
+        let t = Uuid::now_v7();
+        let token = env.token(Some(platform), "db.provision");
+        let resp = env
+            .req(
+                Method::PUT,
+                &format!("/provision/{t}"),
+                &token,
+                Some(platform),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        let token = env.token(Some(t), "db.provision");
+        let resp = env
+            .req(Method::DELETE, &format!("/provision/{t}"), &token, Some(t))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::FORBIDDEN, n).await;
+        env.finish().await;
+    }
+}

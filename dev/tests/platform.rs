@@ -1,0 +1,208 @@
+//! The platform end to end, through the TLS gateway, with tokens from the real issuer:
+//! client credentials → tenant client → provisioning → tenant data, and the tenant boundary.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tansu_dev::{Stack, StackOptions};
+use tansu_shared::auth::{Verifier, VerifierConfig};
+
+struct Platform {
+    stack: Stack,
+    http: reqwest::Client,
+    base: String,
+    dev_secret: String,
+}
+
+async fn platform(dir: &std::path::Path) -> Platform {
+    let mut stack = Stack::start(StackOptions::for_tests(dir)).await.unwrap();
+    stack.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(stack.certificate_pem.as_bytes()).unwrap(),
+        )
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let dev_secret = std::fs::read_to_string(dir.join("identity/tansu-dashboard.secret"))
+        .expect("dev mode writes the seeded client's secret")
+        .trim()
+        .to_owned();
+    let base = format!("https://{}", stack.gateway);
+    Platform {
+        stack,
+        http,
+        base,
+        dev_secret,
+    }
+}
+
+impl Platform {
+    async fn token(&self, client_id: &str, secret: &str, scope: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/identity/connect/token", self.base))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "token for {client_id} ({scope})");
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn tenant_client(&self, admin: &str, tenant: uuid::Uuid) -> (String, String) {
+        let resp = self
+            .http
+            .post(format!("{}/identity/admin/clients", self.base))
+            .bearer_auth(admin)
+            .json(&json!({
+                "name": format!("app of {tenant}"),
+                "tenant_id": tenant,
+                "grant_types": ["client_credentials"],
+                "scopes": ["db.read", "db.write"],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "create client: {}",
+            resp.status()
+        );
+        let body: Value = resp.json().await.unwrap();
+        (
+            body["client_id"].as_str().unwrap().to_owned(),
+            body["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn tenant_data_flows_through_gateway_with_issuer_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path()).await;
+    let (tenant_a, tenant_b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+
+    // The issuer's tokens verify with the shared verifier, discovered through the gateway.
+    let admin = p
+        .token("tansu-dashboard", &p.dev_secret, "admin.full db.provision")
+        .await;
+    let verifier = Verifier::new({
+        let mut c = VerifierConfig::new(p.stack.issuer.clone(), "tansu.identity");
+        c.jwks_uri = Some(
+            format!("http://{}/.well-known/jwks", p.stack.services[0].1)
+                .parse()
+                .unwrap(),
+        );
+        c
+    })
+    .await
+    .unwrap();
+    let claims = verifier.verify(&admin).await.unwrap();
+    assert!(claims.has_scope("admin.full") && claims.has_scope("db.provision"));
+
+    // Provision both tenants' databases with the platform token.
+    for t in [tenant_a, tenant_b] {
+        let resp = p
+            .http
+            .put(format!("{}/db/provision/{t}", p.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "provision {t}");
+    }
+
+    let (a_id, a_secret) = p.tenant_client(&admin, tenant_a).await;
+    let (b_id, b_secret) = p.tenant_client(&admin, tenant_b).await;
+    let token_a = p.token(&a_id, &a_secret, "db.read db.write").await;
+    let token_b = p.token(&b_id, &b_secret, "db.read db.write").await;
+
+    // Tenant A writes; a spoofed X-Tansu-Tenant naming B is stripped by the gateway, and the
+    // tenant comes from the token.
+    let resp = p
+        .http
+        .post(format!("{}/db/api/collections", p.base))
+        .bearer_auth(&token_a)
+        .header("x-tansu-tenant", tenant_b.to_string())
+        .json(&json!({"name": "orders"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = p
+        .http
+        .post(format!("{}/db/api/collections/orders/documents", p.base))
+        .bearer_auth(&token_a)
+        .json(&json!({"total": 42}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let doc: Value = resp.json().await.unwrap();
+    let id = doc["id"].as_str().unwrap().to_owned();
+
+    let resp = p
+        .http
+        .get(format!(
+            "{}/db/api/collections/orders/documents/{id}",
+            p.base
+        ))
+        .bearer_auth(&token_a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Tenant B sees nothing of A's, and cannot reach A's tenant by naming it in the path.
+    let resp = p
+        .http
+        .get(format!(
+            "{}/db/api/collections/orders/documents/{id}",
+            p.base
+        ))
+        .bearer_auth(&token_b)
+        .header("x-tansu-tenant", tenant_a.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404, "B must not see A's collection");
+    let resp = p
+        .http
+        .get(format!("{}/t/{tenant_a}/db/api/collections", p.base))
+        .bearer_auth(&token_b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403, "path tenant A with B's token");
+
+    // A tenant token cannot provision, and a read-only token cannot write.
+    let resp = p
+        .http
+        .put(format!("{}/db/provision/{}", p.base, uuid::Uuid::now_v7()))
+        .bearer_auth(&token_a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let read_only = p.token(&a_id, &a_secret, "db.read").await;
+    let resp = p
+        .http
+        .post(format!("{}/db/api/collections/orders/documents", p.base))
+        .bearer_auth(&read_only)
+        .json(&json!({"total": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+
+    p.stack.shutdown().await.unwrap();
+}

@@ -29,7 +29,10 @@ async fn gateway_health_reports_every_service_ready_and_restart_keeps_data() {
     assert_eq!(resp.status(), 200);
     let body = resp.text().await.unwrap();
     for service in ["identity", "database", "storage", "dashboard"] {
-        assert!(body.contains(service), "{service} missing from /health: {body}");
+        assert!(
+            body.contains(service),
+            "{service} missing from /health: {body}"
+        );
     }
 
     // Each route reaches its service (prefix stripped by the gateway).
@@ -79,6 +82,9 @@ async fn chromium_reaches_the_gateway_over_tls() {
         .expect("chromium finished within 60 s")
         .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("identity") && dom.contains("ready"), "DOM: {dom}");
+    assert!(
+        dom.contains("identity") && dom.contains("ready"),
+        "DOM: {dom}"
+    );
     stack.shutdown().await.unwrap();
 }

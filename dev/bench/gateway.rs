@@ -55,6 +55,12 @@ pub struct Args {
     /// nginx executable (Debian: `apt-get install -y nginx-light`).
     #[arg(long, default_value = "/usr/sbin/nginx")]
     nginx: PathBuf,
+    /// Diagnosis only (not the comparison of issue #5): the gateway without rate limiting.
+    #[arg(long)]
+    diag_no_rate_limit: bool,
+    /// Diagnosis only: the gateway's tokio worker threads (default: one per CPU).
+    #[arg(long)]
+    diag_gateway_workers: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -66,6 +72,8 @@ pub struct ServeGatewayArgs {
     cert: PathBuf,
     #[arg(long)]
     key: PathBuf,
+    #[arg(long)]
+    no_rate_limit: bool,
 }
 
 /// Servers started by the benchmark live at most this long, whatever happens to it.
@@ -122,7 +130,8 @@ pub fn gateway_config(upstream: &str, cert: &Path, key: &Path) -> tansu_gateway:
 
 pub async fn serve_gateway(args: ServeGatewayArgs) -> anyhow::Result<()> {
     procs::exit_with_parent(CHILD_LIFETIME);
-    let config = gateway_config(&args.upstream, &args.cert, &args.key);
+    let mut config = gateway_config(&args.upstream, &args.cert, &args.key);
+    config.rate_limit.enabled = !args.no_rate_limit;
     let https = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("LISTEN {} {}", https.local_addr()?, http.local_addr()?);
@@ -318,7 +327,7 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     });
     let upstream: SocketAddr = words.first().context("upstream address")?.parse()?;
 
-    let (child, words) = procs::spawn_self(&[
+    let mut gateway_args = vec![
         "serve-gateway".to_owned(),
         "--upstream".to_owned(),
         format!("http://{upstream}"),
@@ -326,8 +335,19 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
         cert.display().to_string(),
         "--key".to_owned(),
         key.display().to_string(),
-    ])
-    .await?;
+    ];
+    let mut diagnosis = Vec::new();
+    if args.diag_no_rate_limit {
+        gateway_args.push("--no-rate-limit".to_owned());
+        diagnosis.push("gateway rate limiting OFF".to_owned());
+    }
+    if let Some(n) = args.diag_gateway_workers {
+        anyhow::ensure!((1..=64).contains(&n), "--diag-gateway-workers: 1 to 64");
+        gateway_args.insert(0, n.to_string());
+        gateway_args.insert(0, "--workers".to_owned());
+        diagnosis.push(format!("gateway with {n} tokio worker thread(s)"));
+    }
+    let (child, words) = procs::spawn_self(&gateway_args).await?;
     let gateway_pid = child.id().context("gateway pid")?;
     servers.push(Server {
         name: "gateway",
@@ -486,6 +506,13 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
 
     let mut md = String::new();
     let _ = writeln!(md, "Run at {started} on {}.\n", machine());
+    if !diagnosis.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Diagnostic run, not the issue #5 comparison: {}.**\n",
+            diagnosis.join(", ")
+        );
+    }
     let _ = writeln!(
         md,
         "{} connections, {:.0} s warm-up + {:.0} s measured per target and round, {} round(s) interleaved; the median round is shown. Upstream body: {} bytes. {nginx_note}.\n",

@@ -20,6 +20,9 @@ use clap::{Parser, Subcommand};
     about = "Tansu benchmarks: a keep-alive HTTP/1.1 load generator for loopback targets"
 )]
 struct Cli {
+    /// Tokio worker threads of this process (default: one per CPU).
+    #[arg(long, global = true, hide = true)]
+    workers: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,15 +63,16 @@ struct LoadArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let workers = cli.workers;
     let result = match cli.command {
         Command::ServeUpstream => {
-            runtime(None).and_then(|rt| rt.block_on(gateway::serve_upstream()))
+            runtime(workers).and_then(|rt| rt.block_on(gateway::serve_upstream()))
         }
         Command::ServeGateway(args) => {
-            runtime(None).and_then(|rt| rt.block_on(gateway::serve_gateway(args)))
+            runtime(workers).and_then(|rt| rt.block_on(gateway::serve_gateway(args)))
         }
-        Command::Load(args) => runtime(None).and_then(|rt| rt.block_on(load_one(args))),
-        Command::Gateway(args) => runtime(None).and_then(|rt| rt.block_on(gateway::run(args))),
+        Command::Load(args) => runtime(workers).and_then(|rt| rt.block_on(load_one(args))),
+        Command::Gateway(args) => runtime(workers).and_then(|rt| rt.block_on(gateway::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -435,6 +435,9 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
             });
         }
     }
+    // Gateway and nginx of one protocol run back to back (their ratio is taken per round,
+    // so load from elsewhere on a shared machine hits both alike).
+    targets.sort_by_key(|t| (t.name != "direct", t.proto == "https"));
     if !args.only.is_empty() {
         targets.retain(|t| {
             let id = format!("{}-{}", t.name, t.proto);
@@ -478,7 +481,20 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     );
     let mut results: Vec<Vec<Row>> = targets.iter().map(|_| Vec::new()).collect();
     for round in 1..=args.rounds {
-        for (t, rows) in targets.iter().zip(results.iter_mut()) {
+        // Even rounds swap each gateway/nginx pair, so neither always goes first.
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        let mut i = 0;
+        while round % 2 == 0 && i + 1 < order.len() {
+            let (a, b) = (&targets[order[i]], &targets[order[i + 1]]);
+            if a.proto == b.proto && a.name != "direct" && b.name != "direct" {
+                order.swap(i, i + 1);
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        for i in order {
+            let (t, rows) = (&targets[i], &mut results[i]);
             let row = measure(t.name, t.proto, &t.spec, &t.measured).await?;
             println!(
                 "round {round}: {:<8} {:<5} {:>9.0} req/s  p99 {:>7.2} ms  errors {}  (load {})",
@@ -492,6 +508,7 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
             rows.push(row);
         }
     }
+    let per_round = per_round_ratios(&targets, &results);
     // The median round of each target (by requests/s), with every round's figure beside it.
     let rows: Vec<Row> = results
         .into_iter()
@@ -525,6 +542,7 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     md.push_str(&table(&rows));
     md.push('\n');
     md.push_str(&ratios(&rows));
+    md.push_str(&per_round);
     for r in rows.iter().filter(|r| r.first_error.is_some()) {
         let _ = writeln!(
             md,
@@ -542,6 +560,55 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     Ok(())
 }
 
+/// Gateway / nginx per round (the two measured back to back), and the median over rounds.
+fn per_round_ratios(targets: &[Target], results: &[Vec<Row>]) -> String {
+    let find = |name: &str, proto: &str| {
+        targets
+            .iter()
+            .position(|t| t.name == name && t.proto == proto)
+            .map(|i| &results[i])
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let mut s = String::new();
+    for proto in ["http", "https"] {
+        let (Some(g), Some(n)) = (find("gateway", proto), find("nginx", proto)) else {
+            continue;
+        };
+        let pairs = || g.iter().zip(n.iter());
+        let rps: Vec<f64> = pairs()
+            .map(|(g, n)| g.result.rps() / n.result.rps())
+            .collect();
+        let p99: Vec<f64> = pairs()
+            .map(|(g, n)| g.result.quantile_ms(0.99) / n.result.quantile_ms(0.99))
+            .collect();
+        let cpu: Vec<f64> = pairs()
+            .map(|(g, n)| {
+                g.req_per_cpu_s().unwrap_or(f64::NAN) / n.req_per_cpu_s().unwrap_or(f64::NAN)
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "- {proto}, per round (gateway and nginx back to back): throughput {} (median **{:.2}×**), p99 {} (median **{:.2}×**), requests per server CPU-second {} (median **{:.2}×**)",
+            list(&rps),
+            median(rps.clone()),
+            list(&p99),
+            median(p99.clone()),
+            list(&cpu),
+            median(cpu.clone()),
+        );
+    }
+    s
+}
+
 fn ratios(rows: &[Row]) -> String {
     let find = |t: &str, p: &str| rows.iter().find(|r| r.target == t && r.proto == p);
     let mut s = String::new();
@@ -549,7 +616,7 @@ fn ratios(rows: &[Row]) -> String {
         if let (Some(g), Some(n)) = (find("gateway", proto), find("nginx", proto)) {
             let _ = writeln!(
                 s,
-                "- {proto}: gateway / nginx throughput **{:.2}×** (target ≥ 1), p99 **{:.2}×** (target ≤ 1), requests per server CPU-second {:.2}×",
+                "- {proto}, median rounds: gateway / nginx throughput **{:.2}×** (target ≥ 1), p99 **{:.2}×** (target ≤ 1), requests per server CPU-second {:.2}×",
                 g.result.rps() / n.result.rps(),
                 g.result.quantile_ms(0.99) / n.result.quantile_ms(0.99),
                 g.req_per_cpu_s().unwrap_or(f64::NAN) / n.req_per_cpu_s().unwrap_or(f64::NAN),

@@ -238,7 +238,6 @@ pub fn table(rows: &[Row]) -> String {
 
 /// A process tree started for the benchmark, stopped on drop at the latest.
 struct Server {
-    name: &'static str,
     child: Child,
     /// nginx is stopped with `nginx -s stop` (its workers would outlive a killed master).
     nginx_stop: Option<Command>,
@@ -257,7 +256,6 @@ impl Server {
         } else {
             procs::stop(&mut self.child, Duration::from_secs(3)).await;
         }
-        let _ = self.name;
     }
 }
 
@@ -321,7 +319,6 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     let (child, words) = procs::spawn_self(&["serve-upstream".to_owned()]).await?;
     let upstream_pid = child.id().context("upstream pid")?;
     servers.push(Server {
-        name: "upstream",
         child,
         nginx_stop: None,
     });
@@ -350,7 +347,6 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     let (child, words) = procs::spawn_self(&gateway_args).await?;
     let gateway_pid = child.id().context("gateway pid")?;
     servers.push(Server {
-        name: "gateway",
         child,
         nginx_stop: None,
     });
@@ -785,7 +781,6 @@ async fn start_nginx(
     base_args(&mut stop);
     stop.arg("-s").arg("stop");
     let server = Server {
-        name: "nginx",
         child,
         nginx_stop: Some(stop),
     };

@@ -278,9 +278,21 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
         })
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+            HeaderValue::from_str(&new_uuid_v7().to_string())
                 .unwrap_or(HeaderValue::from_static("-"))
         })
+}
+
+/// A UUIDv7 whose random part comes from the thread's CSPRNG (`rand::rng()`: ChaCha seeded
+/// from the OS, reseeded periodically). `Uuid::now_v7` asks the kernel (`getrandom`) on
+/// every call and takes a process-wide lock (its ordering context): with the request id and
+/// the trace ids that was three syscalls per request, a good part of the gateway's syscalls
+/// in the benchmark (BENCHMARKS.md). Request ids need no ordering within a millisecond.
+pub fn new_uuid_v7() -> uuid::Uuid {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    uuid::Builder::from_unix_timestamp_millis(millis, &rand::random::<[u8; 10]>()).into_uuid()
 }
 
 /// A W3C trace context `traceparent` (version 00 layout; later versions may append fields).
@@ -317,10 +329,13 @@ pub fn propagate_trace(headers: &mut HeaderMap) {
     }
     headers.remove(&TRACEPARENT);
     headers.remove(&TRACESTATE);
-    let trace = uuid::Uuid::now_v7().simple().to_string();
-    let parent = uuid::Uuid::now_v7().simple().to_string();
-    // UUIDv7's leading bits are a timestamp; the span id takes the random tail.
-    let value = format!("00-{trace}-{}-00", &parent[16..32]);
+    // Random ids (the thread's CSPRNG, no syscall); all-zero ids are invalid, and as likely
+    // as guessing a key, but cost nothing to rule out.
+    let mut trace = rand::random::<u128>();
+    let mut parent = rand::random::<u64>();
+    trace |= u128::from(trace == 0);
+    parent |= u64::from(parent == 0);
+    let value = format!("00-{trace:032x}-{parent:016x}-00");
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.insert(TRACEPARENT.clone(), v);
     }
@@ -450,6 +465,23 @@ mod tests {
         assert_eq!(request_id(&h), "abc-123");
         h.insert(&REQUEST_ID, HeaderValue::from_static("bad id with spaces"));
         assert_ne!(request_id(&h), "bad id with spaces");
+        // New ids are UUIDv7 with the current time, distinct from each other.
+        let (a, b) = (request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+        assert_ne!(a, b);
+        let id = uuid::Uuid::parse_str(a.to_str().unwrap()).unwrap();
+        assert_eq!(id.get_version_num(), 7);
+        let (secs, _) = id.get_timestamp().unwrap().to_unix();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(secs.abs_diff(now) < 60);
+        // New trace ids differ per request.
+        let (mut x, mut y) = (HeaderMap::new(), HeaderMap::new());
+        propagate_trace(&mut x);
+        propagate_trace(&mut y);
+        assert!(is_valid_traceparent(x[&TRACEPARENT].to_str().unwrap()));
+        assert_ne!(x[&TRACEPARENT], y[&TRACEPARENT]);
     }
 
     #[test]

@@ -224,7 +224,8 @@ impl Default for UpstreamConfig {
 pub struct Config {
     /// HTTPS listener.
     pub listen_https: String,
-    /// Plain-HTTP listener that redirects to HTTPS (none when empty).
+    /// Plain-HTTP listener that redirects to HTTPS (none when empty; it proxies instead only
+    /// with [`Parts::plain_http_proxy`]).
     pub listen_http: String,
     /// PEM certificate chain and private key.
     pub tls_cert: PathBuf,
@@ -443,6 +444,11 @@ pub struct Parts {
     pub tenant_directory: Option<std::sync::Arc<dyn tenant::TenantDirectory>>,
     /// Used when `rate_limit.enabled` (for example a budget shared across replicas).
     pub rate_limiter: Option<std::sync::Arc<dyn ratelimit::RateLimiter>>,
+    /// The plain-HTTP listener proxies exactly like the HTTPS one (`X-Forwarded-Proto: http`)
+    /// instead of redirecting. For the benchmark (`tansu-bench gateway` compares plain HTTP
+    /// with nginx) and for embedding behind a TLS-terminating hop on a private network.
+    /// Deliberately not a config-file setting: a deployment cannot switch it on by accident.
+    pub plain_http_proxy: bool,
 }
 
 impl std::fmt::Debug for Parts {
@@ -450,6 +456,7 @@ impl std::fmt::Debug for Parts {
         f.debug_struct("Parts")
             .field("tenant_directory", &self.tenant_directory.is_some())
             .field("rate_limiter", &self.rate_limiter.is_some())
+            .field("plain_http_proxy", &self.plain_http_proxy)
             .finish()
     }
 }

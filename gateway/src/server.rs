@@ -39,6 +39,7 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tansu_shared::install_crypto_provider();
+    let plain_http_proxy = parts.plain_http_proxy;
     let problems = config.validate();
     anyhow::ensure!(
         problems.is_empty(),
@@ -124,6 +125,32 @@ pub(crate) async fn run(
                     peer,
                     permit,
                     acceptor.clone(),
+                    gateway.clone(),
+                    settings.clone(),
+                    graceful.watcher(),
+                ));
+            },
+        ));
+    }
+    let (plain, http) = match http {
+        Some(l) if plain_http_proxy => (Some(l), None),
+        other => (None, other),
+    };
+    if let Some(plain) = plain {
+        tracing::info!(addr = ?plain.local_addr().ok(), "gateway listening (plain HTTP, proxying)");
+        let gateway = gateway.clone();
+        let settings = settings.clone();
+        let graceful = graceful.clone();
+        listeners.spawn(accept_loop(
+            plain,
+            conns(),
+            stop_rx.clone(),
+            move |tcp, peer, permit| {
+                tokio::spawn(serve_proxied(
+                    tcp,
+                    peer,
+                    "http",
+                    permit,
                     gateway.clone(),
                     settings.clone(),
                     graceful.watcher(),
@@ -241,7 +268,7 @@ async fn accept_loop<F>(
 async fn serve_tls(
     tcp: TcpStream,
     peer: SocketAddr,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
     acceptor: TlsAcceptor,
     gateway: Arc<Gateway>,
     settings: Arc<ConnSettings>,
@@ -258,14 +285,30 @@ async fn serve_tls(
             return;
         }
     };
+    serve_proxied(tls, peer, "https", permit, gateway, settings, watcher).await;
+}
+
+/// Serves the proxy on one established connection (TLS, or plain with
+/// [`crate::Parts::plain_http_proxy`]) until it closes or idles out.
+async fn serve_proxied<T>(
+    io: T,
+    peer: SocketAddr,
+    proto: &'static str,
+    _permit: OwnedSemaphorePermit,
+    gateway: Arc<Gateway>,
+    settings: Arc<ConnSettings>,
+    watcher: Watcher,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let conn_info = Connection {
         peer,
         trusted: gateway.trusted.contains(peer.ip()),
-        proto: "https",
+        proto,
     };
     let activity = Activity::new();
     let io = TokioIo::new(IdleIo {
-        inner: tls,
+        inner: io,
         activity: activity.clone(),
     });
     let service = service_fn(move |req: Request<Incoming>| {

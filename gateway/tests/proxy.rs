@@ -120,6 +120,43 @@ async fn plain_http_redirects_to_https() {
 }
 
 #[tokio::test]
+async fn plain_http_proxy_part_proxies_instead_of_redirecting() {
+    let a = echo("db").await;
+    let parts = tansu_gateway::Parts {
+        plain_http_proxy: true,
+        ..Default::default()
+    };
+    let gw = Gateway::start_with_parts(config(vec![route("/db", &[&a])]), parts).await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let resp = plain
+        .get(format!(
+            "http://127.0.0.1:{}/t/acme/db/x?y=1",
+            gw.http.port()
+        ))
+        .header("x-tansu-tenant", "spoofed")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers().contains_key("ratelimit-remaining"));
+    let e = echo_of(resp).await;
+    assert_eq!(e.path, "/x");
+    assert_eq!(e.query.as_deref(), Some("y=1"));
+    assert_eq!(e.header("x-tansu-tenant"), Some("acme"));
+    assert_eq!(e.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(e.header("x-forwarded-prefix"), Some("/t/acme/db"));
+    // The HTTPS listener is unchanged.
+    let e = echo_of(gw.client().get(gw.url("/db/z")).send().await.unwrap()).await;
+    assert_eq!(e.header("x-forwarded-proto"), Some("https"));
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn dev_mode_has_no_hsts() {
     let a = echo("db").await;
     let mut c = config(vec![route("/db", &[&a])]);

@@ -259,7 +259,7 @@ async fn tenant_status_changes_apply_within_the_cache_time() {
         c,
         tansu_gateway::Parts {
             tenant_directory: Some(dir.clone()),
-            rate_limiter: None,
+            ..Default::default()
         },
     )
     .await;

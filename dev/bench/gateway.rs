@@ -1,0 +1,844 @@
+//! The gateway benchmark (issue #5): a small response (13 bytes) from a tiny upstream,
+//! measured direct, through Tansu's gateway and through nginx configured as the same reverse
+//! proxy, over plain HTTP and TLS, with the same connections and duration, in one run.
+//!
+//! Every server runs as its own process so its memory and CPU are measured alone: the
+//! upstream and the gateway are this executable started again (`serve-upstream`,
+//! `serve-gateway`, which call `tansu_gateway::serve_with` exactly as the `tansu-gateway`
+//! binary calls `serve`), nginx is Debian's `/usr/sbin/nginx` with a generated config.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, header};
+use rustls::pki_types::ServerName;
+use tokio::process::{Child, Command};
+
+use crate::load::{self, LoadResult, LoadSpec};
+use crate::procs::{self, Measured};
+
+/// The upstream's answer: 13 bytes.
+pub const BODY: &str = "Hello, world!";
+/// The tenant addressed by path (`/t/acme/…`); both proxies inject it as `X-Tansu-Tenant`.
+const TENANT: &str = "acme";
+/// The path through a proxy; the upstream sees `/hello`.
+const PROXIED_PATH: &str = "/t/acme/bench/hello";
+/// Buckets so large that the benchmark never empties them: every request still takes a token
+/// from its per-IP and its per-tenant bucket (a full GCRA check each), none is refused.
+const HUGE_BURST: u32 = 1_000_000_000;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Concurrent keep-alive connections, the same for every target.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Measured seconds per target and round.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before each measurement.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Rounds over all targets (interleaved, so a burst of load from elsewhere on a shared
+    /// machine hits one round rather than one target); the median round is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Only these targets (direct, gateway-http, gateway-https, nginx-http, nginx-https).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Write the results as markdown to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// nginx executable (Debian: `apt-get install -y nginx-light`).
+    #[arg(long, default_value = "/usr/sbin/nginx")]
+    nginx: PathBuf,
+    /// Diagnosis only (not the comparison of issue #5): the gateway without rate limiting.
+    #[arg(long)]
+    diag_no_rate_limit: bool,
+    /// Diagnosis only: the gateway's tokio worker threads (default: one per CPU).
+    #[arg(long)]
+    diag_gateway_workers: Option<usize>,
+}
+
+#[derive(clap::Args)]
+pub struct ServeGatewayArgs {
+    /// The upstream (`http://127.0.0.1:port`).
+    #[arg(long)]
+    upstream: String,
+    #[arg(long)]
+    cert: PathBuf,
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    no_rate_limit: bool,
+}
+
+/// Servers started by the benchmark live at most this long, whatever happens to it.
+const CHILD_LIFETIME: Duration = Duration::from_secs(3600);
+
+pub async fn serve_upstream() -> anyhow::Result<()> {
+    procs::exit_with_parent(CHILD_LIFETIME);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("LISTEN {}", listener.local_addr()?);
+    let router = Router::new().fallback(hello);
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+/// 13 bytes; the tenant the proxy injected is echoed in a header so the probe can check it.
+async fn hello(headers: HeaderMap) -> (HeaderMap, &'static str) {
+    let mut out = HeaderMap::new();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Some(t) = headers.get("x-tansu-tenant") {
+        out.insert("x-bench-tenant", t.clone());
+    }
+    (out, BODY)
+}
+
+/// The gateway configuration of the benchmark: one route, the default protections, tenant
+/// resolution (open directory: `/t/acme/…` is tenant `acme`) and rate limiting on.
+pub fn gateway_config(upstream: &str, cert: &Path, key: &Path) -> tansu_gateway::Config {
+    let mut config = tansu_gateway::Config {
+        listen_https: "127.0.0.1:0".into(),
+        listen_http: String::new(),
+        tls_cert: cert.to_owned(),
+        tls_key: key.to_owned(),
+        dev_mode: false,
+        routes: vec![tansu_gateway::Route {
+            prefix: "/bench".into(),
+            upstreams: vec![upstream.to_owned()],
+        }],
+        route_settings: Vec::new(),
+        tenants: None,
+        ..tansu_gateway::Config::default()
+    };
+    let huge = tansu_gateway::Bucket {
+        burst: HUGE_BURST,
+        replenish_ms: 1,
+    };
+    config.rate_limit.enabled = true;
+    config.rate_limit.per_ip = huge;
+    config.rate_limit.per_tenant = huge;
+    config
+}
+
+pub async fn serve_gateway(args: ServeGatewayArgs) -> anyhow::Result<()> {
+    procs::exit_with_parent(CHILD_LIFETIME);
+    let mut config = gateway_config(&args.upstream, &args.cert, &args.key);
+    config.rate_limit.enabled = !args.no_rate_limit;
+    let https = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("LISTEN {} {}", https.local_addr()?, http.local_addr()?);
+    let parts = tansu_gateway::Parts {
+        plain_http_proxy: true,
+        ..Default::default()
+    };
+    tansu_gateway::serve_with(https, Some(http), config, parts, std::future::pending()).await
+}
+
+/// One measured target.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub target: String,
+    pub proto: String,
+    pub result: LoadResult,
+    /// Requests/s of every round, for the spread.
+    pub rounds_rps: Vec<f64>,
+    pub peak_rss_mib: Option<f64>,
+    /// CPU time of the process(es) under test during the measured window.
+    pub server_cpu: Option<Duration>,
+    /// Load average (1 min) just before the measurement.
+    pub load_before: String,
+    pub first_error: Option<String>,
+}
+
+impl Row {
+    fn req_per_cpu_s(&self) -> Option<f64> {
+        let cpu = self.server_cpu?.as_secs_f64();
+        (cpu > 0.0).then(|| self.result.requests as f64 / cpu)
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Loads `spec` and reads the resources of `measured` around the measured window.
+pub async fn measure(
+    target: &str,
+    proto: &str,
+    spec: &LoadSpec,
+    measured: &Measured,
+) -> anyhow::Result<Row> {
+    let load_before = loadavg();
+    let warmup = spec.warmup;
+    let m = measured.clone();
+    let cpu_at_start = tokio::spawn(async move {
+        tokio::time::sleep(warmup).await;
+        m.cpu_time()
+    });
+    let result = load::run(spec.clone()).await?;
+    let cpu_end = measured.cpu_time();
+    let cpu_start = cpu_at_start.await.ok().flatten();
+    let server_cpu = match (cpu_start, cpu_end) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    Ok(Row {
+        target: target.into(),
+        proto: proto.into(),
+        rounds_rps: vec![result.rps()],
+        first_error: result.first_error.clone(),
+        result,
+        peak_rss_mib: measured.peak_rss_mib(),
+        server_cpu,
+        load_before,
+    })
+}
+
+/// The results as a markdown table.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::new();
+    s.push_str("| target | proto | req/s | req/s per round | p50 ms | p90 ms | p99 ms | max ms | errors | peak RSS MiB | server CPU s | req per server CPU-s | load before |\n");
+    s.push_str("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for r in rows {
+        let q = |x: f64| format!("{x:.2}");
+        let opt =
+            |x: Option<f64>, digits: usize| x.map_or("–".to_owned(), |v| format!("{v:.digits$}"));
+        let rounds: Vec<String> = r.rounds_rps.iter().map(|v| format!("{v:.0}")).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.target,
+            r.proto,
+            r.result.rps(),
+            rounds.join(" / "),
+            q(r.result.quantile_ms(0.5)),
+            q(r.result.quantile_ms(0.9)),
+            q(r.result.quantile_ms(0.99)),
+            q(r.result.max_ms()),
+            r.result.errors,
+            opt(r.peak_rss_mib, 1),
+            opt(r.server_cpu.map(|d| d.as_secs_f64()), 2),
+            opt(r.req_per_cpu_s(), 0),
+            r.load_before,
+        );
+    }
+    s
+}
+
+/// A process tree started for the benchmark, stopped on drop at the latest.
+struct Server {
+    child: Child,
+    /// nginx is stopped with `nginx -s stop` (its workers would outlive a killed master).
+    nginx_stop: Option<Command>,
+}
+
+impl Server {
+    async fn stop(mut self) {
+        if let Some(mut cmd) = self.nginx_stop.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), cmd.status()).await;
+            if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+                .await
+                .is_err()
+            {
+                kill_tree(&mut self.child).await;
+            }
+        } else {
+            procs::stop(&mut self.child, Duration::from_secs(3)).await;
+        }
+    }
+}
+
+/// Kills a master and its workers (SIGKILL), when asking nicely did not work.
+async fn kill_tree(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        for worker in procs::children_of(pid) {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(worker.to_string())
+                .status()
+                .await;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+struct Target {
+    name: &'static str,
+    proto: &'static str,
+    spec: LoadSpec,
+    measured: Measured,
+    /// The tenant the upstream must have received (`None` direct).
+    expect_tenant: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(args.rounds >= 1 && args.rounds <= 20, "--rounds: 1 to 20");
+    anyhow::ensure!(
+        args.connections >= 1 && args.connections <= 1000,
+        "--connections: 1 to 1000"
+    );
+    let dir = tempfile::Builder::new().prefix("tansu-bench-").tempdir()?;
+    let mut servers: Vec<Server> = Vec::new();
+    let outcome = tokio::select! {
+        r = run_in(&args, dir.path(), &mut servers) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    // Always: every server started is stopped, also after an error or ^C.
+    for s in servers.drain(..).rev() {
+        s.stop().await;
+    }
+    outcome
+}
+
+async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let warmup = crate::seconds(args.warmup, "--warmup")?;
+    let duration = crate::seconds(args.duration, "--duration")?;
+
+    // One self-signed certificate for both proxies.
+    tansu_shared::install_crypto_provider();
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, generated.cert.pem())?;
+    tansu_dev::tls::write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
+    let connector = load::tls_connector(generated.cert.pem().as_bytes())?;
+
+    let (child, words) = procs::spawn_self(&["serve-upstream".to_owned()]).await?;
+    let upstream_pid = child.id().context("upstream pid")?;
+    servers.push(Server {
+        child,
+        nginx_stop: None,
+    });
+    let upstream: SocketAddr = words.first().context("upstream address")?.parse()?;
+
+    let mut gateway_args = vec![
+        "serve-gateway".to_owned(),
+        "--upstream".to_owned(),
+        format!("http://{upstream}"),
+        "--cert".to_owned(),
+        cert.display().to_string(),
+        "--key".to_owned(),
+        key.display().to_string(),
+    ];
+    let mut diagnosis = Vec::new();
+    if args.diag_no_rate_limit {
+        gateway_args.push("--no-rate-limit".to_owned());
+        diagnosis.push("gateway rate limiting OFF".to_owned());
+    }
+    if let Some(n) = args.diag_gateway_workers {
+        anyhow::ensure!((1..=64).contains(&n), "--diag-gateway-workers: 1 to 64");
+        gateway_args.insert(0, n.to_string());
+        gateway_args.insert(0, "--workers".to_owned());
+        diagnosis.push(format!("gateway with {n} tokio worker thread(s)"));
+    }
+    let (child, words) = procs::spawn_self(&gateway_args).await?;
+    let gateway_pid = child.id().context("gateway pid")?;
+    servers.push(Server {
+        child,
+        nginx_stop: None,
+    });
+    let gw_https: SocketAddr = words.first().context("gateway address")?.parse()?;
+    let gw_http: SocketAddr = words.get(1).context("gateway address")?.parse()?;
+
+    let nginx = if args.nginx.exists() {
+        let n = start_nginx(&args.nginx, dir, upstream, &cert, &key, cpus).await?;
+        let (pid, http, https) = (n.0, n.1, n.2);
+        servers.push(n.3);
+        Some((pid, http, https))
+    } else {
+        None
+    };
+    let nginx_note = match &nginx {
+        Some(_) => {
+            let v = std::process::Command::new(&args.nginx).arg("-v").output();
+            let v = v.map_or_else(
+                |_| "nginx".into(),
+                |o| String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+            );
+            format!("{v} ({}), worker_processes {cpus}", args.nginx.display())
+        }
+        None => format!(
+            "nginx skipped: {} does not exist (install it with `apt-get update && apt-get install -y nginx-light`)",
+            args.nginx.display()
+        ),
+    };
+    if nginx.is_none() {
+        println!("{nginx_note}");
+    }
+
+    let spec = |addr: SocketAddr, path: &str, tls: bool| LoadSpec {
+        addr,
+        host: format!("localhost:{}", addr.port()),
+        path: path.to_owned(),
+        tls: tls.then(|| {
+            (
+                connector.clone(),
+                ServerName::try_from("localhost").expect("a valid name"),
+            )
+        }),
+        connections: args.connections,
+        warmup,
+        duration,
+        request_timeout: Duration::from_secs(5),
+    };
+    let one = |pid: u32| Measured { pids: vec![pid] };
+    let mut targets = vec![
+        Target {
+            name: "direct",
+            proto: "http",
+            spec: spec(upstream, "/hello", false),
+            measured: one(upstream_pid),
+            expect_tenant: false,
+        },
+        Target {
+            name: "gateway",
+            proto: "http",
+            spec: spec(gw_http, PROXIED_PATH, false),
+            measured: one(gateway_pid),
+            expect_tenant: true,
+        },
+        Target {
+            name: "gateway",
+            proto: "https",
+            spec: spec(gw_https, PROXIED_PATH, true),
+            measured: one(gateway_pid),
+            expect_tenant: true,
+        },
+    ];
+    if let Some((pid, http, https)) = nginx {
+        let mut pids = vec![pid];
+        pids.extend(procs::children_of(pid));
+        for (addr, proto, tls) in [(http, "http", false), (https, "https", true)] {
+            targets.push(Target {
+                name: "nginx",
+                proto,
+                spec: spec(addr, PROXIED_PATH, tls),
+                measured: Measured { pids: pids.clone() },
+                expect_tenant: true,
+            });
+        }
+    }
+    // Gateway and nginx of one protocol run back to back (their ratio is taken per round,
+    // so load from elsewhere on a shared machine hits both alike).
+    targets.sort_by_key(|t| (t.name != "direct", t.proto == "https"));
+    if !args.only.is_empty() {
+        targets.retain(|t| {
+            let id = format!("{}-{}", t.name, t.proto);
+            args.only
+                .iter()
+                .any(|o| *o == id || (o == "direct" && t.name == "direct"))
+        });
+        anyhow::ensure!(!targets.is_empty(), "--only selects no target");
+    }
+
+    // Every target answers what the benchmark expects before it is loaded.
+    for t in &targets {
+        let (status, headers, body) = load::probe(&t.spec)
+            .await
+            .with_context(|| format!("probing {} {}", t.name, t.proto))?;
+        anyhow::ensure!(
+            status.is_success() && body == BODY.as_bytes(),
+            "{} {}: unexpected answer {status} {body:?}",
+            t.name,
+            t.proto
+        );
+        if t.expect_tenant {
+            let tenant = headers.get("x-bench-tenant").and_then(|v| v.to_str().ok());
+            anyhow::ensure!(
+                tenant == Some(TENANT),
+                "{} {}: the upstream did not receive X-Tansu-Tenant: {TENANT} ({tenant:?})",
+                t.name,
+                t.proto
+            );
+        }
+    }
+
+    let started = date_utc();
+    println!(
+        "{} target(s), {} connection(s), {:.0} s warm-up + {:.0} s measured, {} round(s); {cpus} CPUs",
+        targets.len(),
+        args.connections,
+        warmup.as_secs_f64(),
+        duration.as_secs_f64(),
+        args.rounds
+    );
+    let mut results: Vec<Vec<Row>> = targets.iter().map(|_| Vec::new()).collect();
+    for round in 1..=args.rounds {
+        // Even rounds swap each gateway/nginx pair, so neither always goes first.
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        let mut i = 0;
+        while round % 2 == 0 && i + 1 < order.len() {
+            let (a, b) = (&targets[order[i]], &targets[order[i + 1]]);
+            if a.proto == b.proto && a.name != "direct" && b.name != "direct" {
+                order.swap(i, i + 1);
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        for i in order {
+            let (t, rows) = (&targets[i], &mut results[i]);
+            let row = measure(t.name, t.proto, &t.spec, &t.measured).await?;
+            println!(
+                "round {round}: {:<8} {:<5} {:>9.0} req/s  p99 {:>7.2} ms  errors {}  (load {})",
+                t.name,
+                t.proto,
+                row.result.rps(),
+                row.result.quantile_ms(0.99),
+                row.result.errors,
+                row.load_before
+            );
+            rows.push(row);
+        }
+    }
+    let per_round = per_round_ratios(&targets, &results);
+    // The median round of each target (by requests/s), with every round's figure beside it.
+    let rows: Vec<Row> = results
+        .into_iter()
+        .map(|mut rows| {
+            let all: Vec<f64> = rows.iter().map(|r| r.result.rps()).collect();
+            rows.sort_by(|a, b| a.result.rps().total_cmp(&b.result.rps()));
+            let mut median = rows.swap_remove(rows.len() / 2);
+            median.rounds_rps = all;
+            median
+        })
+        .collect();
+
+    let mut md = String::new();
+    let _ = writeln!(md, "Run at {started} on {}.\n", machine());
+    if !diagnosis.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Diagnostic run, not the issue #5 comparison: {}.**\n",
+            diagnosis.join(", ")
+        );
+    }
+    let _ = writeln!(
+        md,
+        "{} connections, {:.0} s warm-up + {:.0} s measured per target and round, {} round(s) interleaved; the median round is shown. Upstream body: {} bytes. {nginx_note}.\n",
+        args.connections,
+        warmup.as_secs_f64(),
+        duration.as_secs_f64(),
+        args.rounds,
+        BODY.len()
+    );
+    md.push_str(&table(&rows));
+    md.push('\n');
+    md.push_str(&ratios(&rows));
+    md.push_str(&per_round);
+    for r in rows.iter().filter(|r| r.first_error.is_some()) {
+        let _ = writeln!(
+            md,
+            "\nFirst error, {} {}: {}",
+            r.target,
+            r.proto,
+            r.first_error.as_deref().unwrap_or_default()
+        );
+    }
+    println!("\n{md}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
+        println!("written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// Gateway / nginx per round (the two measured back to back), and the median over rounds.
+fn per_round_ratios(targets: &[Target], results: &[Vec<Row>]) -> String {
+    let find = |name: &str, proto: &str| {
+        targets
+            .iter()
+            .position(|t| t.name == name && t.proto == proto)
+            .map(|i| &results[i])
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let mut s = String::new();
+    for proto in ["http", "https"] {
+        let (Some(g), Some(n)) = (find("gateway", proto), find("nginx", proto)) else {
+            continue;
+        };
+        let pairs = || g.iter().zip(n.iter());
+        let rps: Vec<f64> = pairs()
+            .map(|(g, n)| g.result.rps() / n.result.rps())
+            .collect();
+        let p99: Vec<f64> = pairs()
+            .map(|(g, n)| g.result.quantile_ms(0.99) / n.result.quantile_ms(0.99))
+            .collect();
+        let cpu: Vec<f64> = pairs()
+            .map(|(g, n)| {
+                g.req_per_cpu_s().unwrap_or(f64::NAN) / n.req_per_cpu_s().unwrap_or(f64::NAN)
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "- {proto}, per round (gateway and nginx back to back): throughput {} (median **{:.2}×**), p99 {} (median **{:.2}×**), requests per server CPU-second {} (median **{:.2}×**)",
+            list(&rps),
+            median(rps.clone()),
+            list(&p99),
+            median(p99.clone()),
+            list(&cpu),
+            median(cpu.clone()),
+        );
+    }
+    s
+}
+
+fn ratios(rows: &[Row]) -> String {
+    let find = |t: &str, p: &str| rows.iter().find(|r| r.target == t && r.proto == p);
+    let mut s = String::new();
+    for proto in ["http", "https"] {
+        if let (Some(g), Some(n)) = (find("gateway", proto), find("nginx", proto)) {
+            let _ = writeln!(
+                s,
+                "- {proto}, median rounds: gateway / nginx throughput **{:.2}×** (target ≥ 1), p99 **{:.2}×** (target ≤ 1), requests per server CPU-second {:.2}×",
+                g.result.rps() / n.result.rps(),
+                g.result.quantile_ms(0.99) / n.result.quantile_ms(0.99),
+                g.req_per_cpu_s().unwrap_or(f64::NAN) / n.req_per_cpu_s().unwrap_or(f64::NAN),
+            );
+        }
+    }
+    if let Some(d) = find("direct", "http") {
+        for t in ["gateway", "nginx"] {
+            if let Some(r) = find(t, "http") {
+                let _ = writeln!(
+                    s,
+                    "- http: {t} / direct throughput {:.2}×",
+                    r.result.rps() / d.result.rps()
+                );
+            }
+        }
+    }
+    s
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or("?".into(), |kib| {
+            format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0)
+        });
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!(
+        "{cpus} CPUs ({model}), {mem} memory; load average (1 min) before each measurement in the table"
+    )
+}
+
+fn date_utc() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M:%S UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "an unknown date".into())
+}
+
+/// A free loopback port (bound and released; nginx binds it a moment later).
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
+
+/// nginx as the same reverse proxy: keep-alive to the upstream, the same forwarding and
+/// tenant headers as the gateway sets, per-IP and per-tenant request limits that never
+/// engage, no access log, one worker per core.
+pub fn nginx_conf(
+    dir: &Path,
+    upstream: SocketAddr,
+    http: SocketAddr,
+    https: SocketAddr,
+    cert: &Path,
+    key: &Path,
+    workers: usize,
+) -> String {
+    let d = dir.display();
+    format!(
+        r#"# Generated by tansu-bench gateway.
+worker_processes {workers};
+daemon off;
+master_process on;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    # Like the gateway: connections stay open (nginx closes after 1000 requests by default).
+    keepalive_requests 100000000;
+    keepalive_timeout 60s;
+    # Like the gateway's per-IP and per-tenant buckets: checked on every request, never empty.
+    limit_req_zone $binary_remote_addr zone=per_ip:10m rate=1000000r/s;
+    limit_req_zone $bench_tenant zone=per_tenant:1m rate=1000000r/s;
+    map $uri $bench_tenant {{
+        default {TENANT};
+    }}
+    upstream bench {{
+        server {upstream};
+        keepalive 64;
+    }}
+    server {{
+        listen {http};
+        listen {https} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location /t/{TENANT}/bench/ {{
+            limit_req zone=per_ip burst={HUGE_BURST} nodelay;
+            limit_req zone=per_tenant burst={HUGE_BURST} nodelay;
+            proxy_pass http://bench/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Tansu-Tenant {TENANT};
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Prefix /t/{TENANT}/bench;
+            proxy_set_header Forwarded "for=$remote_addr;proto=$scheme;host=\"$http_host\"";
+            proxy_set_header X-Request-Id $request_id;
+        }}
+    }}
+}}
+"#,
+        cert = cert.display(),
+        key = key.display(),
+    )
+}
+
+/// Starts nginx in the foreground; returns its master pid and listeners.
+async fn start_nginx(
+    exe: &Path,
+    dir: &Path,
+    upstream: SocketAddr,
+    cert: &Path,
+    key: &Path,
+    workers: usize,
+) -> anyhow::Result<(u32, SocketAddr, SocketAddr, Server)> {
+    let http = free_port()?;
+    let https = free_port()?;
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        nginx_conf(dir, upstream, http, https, cert, key, workers),
+    )?;
+    let base_args = |c: &mut Command| {
+        c.arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(dir.join("error.log"));
+    };
+    let mut cmd = Command::new(exe);
+    base_args(&mut cmd);
+    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let pid = child.id().context("nginx pid")?;
+    let mut stop = Command::new(exe);
+    base_args(&mut stop);
+    stop.arg("-s").arg("stop");
+    let server = Server {
+        child,
+        nginx_stop: Some(stop),
+    };
+    // Ready once both listeners accept and every worker is up (bounded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let up = tokio::net::TcpStream::connect(http).await.is_ok()
+            && tokio::net::TcpStream::connect(https).await.is_ok()
+            && procs::children_of(pid).len() >= workers;
+        if up {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            server.stop().await;
+            anyhow::bail!("nginx did not start in 10 s: {log}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((pid, http, https, server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tansu_shared::config::Validate;
+
+    #[test]
+    fn the_benchmark_gateway_config_is_valid_and_limits_on() {
+        let c = gateway_config("http://127.0.0.1:1", Path::new("c"), Path::new("k"));
+        assert_eq!(c.validate(), Vec::<String>::new());
+        assert!(c.rate_limit.enabled);
+        assert!(!c.dev_mode);
+    }
+
+    #[test]
+    fn nginx_conf_names_every_setting_of_the_comparison() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let conf = nginx_conf(
+            Path::new("/tmp/x"),
+            a,
+            a,
+            a,
+            Path::new("c"),
+            Path::new("k"),
+            2,
+        );
+        for needle in [
+            "worker_processes 2;",
+            "access_log off;",
+            "keepalive 64;",
+            "proxy_http_version 1.1;",
+            "proxy_set_header X-Tansu-Tenant acme;",
+            "proxy_set_header X-Forwarded-For $remote_addr;",
+            "limit_req zone=per_ip",
+            "listen 127.0.0.1:1 ssl;",
+        ] {
+            assert!(conf.contains(needle), "{needle}");
+        }
+    }
+}

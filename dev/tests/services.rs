@@ -39,9 +39,9 @@ async fn routers(dir: &tempfile::TempDir) -> Vec<(&'static str, Router)> {
         ),
         (
             "dashboard",
-            tansu_dashboard::router(tansu_dashboard::AppState {
-                config: Arc::new(tansu_dashboard::Config::default()),
-            }),
+            tansu_dashboard::router(
+                tansu_dashboard::AppState::new(tansu_dashboard::Config::default()).unwrap(),
+            ),
         ),
     ]
 }

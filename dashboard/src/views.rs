@@ -37,7 +37,7 @@ h2{font-size:1.1rem;margin:1.5rem 0 .6rem}
 .stat{font-size:1.8rem;font-weight:700}
 .muted{color:#5b6776;font-size:.9rem}
 table{width:100%;border-collapse:collapse;background:#fff}
-th,td{text-align:left;padding:.5rem .6rem;border-bottom:1px solid #e6eaef;vertical-align:top;word-break:break-word}
+th,td{text-align:left;padding:.5rem .6rem;border-bottom:1px solid #e6eaef;vertical-align:top;overflow-wrap:break-word}
 th{font-size:.8rem;text-transform:uppercase;letter-spacing:.04em;color:#5b6776}
 .table{overflow-x:auto;border:1px solid #dde3ea;border-radius:8px}
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:999px;font-size:.8rem;background:#e6eaef}
@@ -57,6 +57,7 @@ code{font-family:ui-monospace,monospace;font-size:.9em}
  nav.side{flex:none;border-right:0;border-bottom:1px solid #dde3ea;display:flex;flex-wrap:wrap;gap:.25rem;padding:.5rem}
  nav.side a{padding:.35rem .6rem;font-size:.9rem}
  main{padding:1rem}
+ .table table{min-width:680px}
  header.top .who{display:none}
 }
 "#;

@@ -713,3 +713,161 @@ async fn stub(State(state): State<AppState>, headers: HeaderMap, uri: axum::http
         .map_or("This page", |(_, l)| *l);
     render(&state, &s, &path, label, views::coming(label))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tansu_shared::testing::TestServer;
+
+    use super::*;
+    use crate::Config;
+
+    fn state() -> AppState {
+        AppState::new(Config {
+            // Nothing listens on port 1: identity is unreachable.
+            issuer: "http://127.0.0.1:1/identity/".into(),
+            health_url: "http://127.0.0.1:1/health".into(),
+            public_url: "https://gw.test/dashboard/".into(),
+            ..Config::default()
+        })
+        .unwrap()
+    }
+
+    fn session(roles: &[&str]) -> Session {
+        Session {
+            subject: "u1".into(),
+            email: "user@tenant.test".into(),
+            name: "User".into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            tenant: Some("t1".into()),
+            access_token: "at".into(),
+            id_token: "idt".into(),
+            csrf: "csrf-token".into(),
+            expires: Instant::now() + Duration::from_secs(600),
+        }
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn return_paths_stay_inside_the_dashboard() {
+        assert_eq!(safe_return("/keys"), "/keys");
+        assert_eq!(safe_return("/admin/providers"), "/admin/providers");
+        for bad in [
+            "//evil.test",
+            "https://evil.test",
+            "/a?b",
+            "/\\evil",
+            "keys",
+            "",
+        ] {
+            assert_eq!(safe_return(bad), "/", "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn users_without_an_admin_role_get_no_access() {
+        let state = state();
+        let id = state.sessions.insert(session(&["User"]));
+        let server = TestServer::start(crate::router(state)).await;
+        let http = client();
+        let cookie = format!("{SESSION_COOKIE}={id}");
+        for path in [
+            "/",
+            "/keys",
+            "/clients",
+            "/tenants",
+            "/admin/security-events",
+        ] {
+            let r = http
+                .get(server.url(path))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{path}");
+            let body = r.text().await.unwrap();
+            assert!(body.contains("No access"), "{path}: {body}");
+            assert!(body.contains("https://gw.test/dashboard/logout"));
+        }
+        // A valid CSRF token does not make a non-admin's action succeed.
+        for action in ["/keys/rotate", "/clients", "/clients/x/secret"] {
+            let r = http
+                .post(server.url(action))
+                .header("cookie", &cookie)
+                .form(&[("csrf", "csrf-token"), ("confirm", "yes"), ("name", "n")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{action}");
+        }
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn signed_out_pages_redirect_and_hostile_input_is_answered_cleanly() {
+        let state = state();
+        let server = TestServer::start(crate::router(state)).await;
+        let http = client();
+        let r = http.get(server.url("/clients")).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(
+            r.headers()["location"],
+            "https://gw.test/dashboard/login?return_to=%2Fclients"
+        );
+        // Callback without the browser-bound state, with errors, or garbage: 400, never 500.
+        for q in [
+            "",
+            "?code=x&state=y",
+            "?error=access_denied",
+            "?error=%00%FF",
+            "?code=x&state=y&iss=http://evil",
+        ] {
+            let r = http
+                .get(server.url(&format!("/callback{q}")))
+                .header("cookie", format!("{LOGIN_COOKIE}=other"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "callback{q}");
+        }
+        // Identity unreachable: a clear 502 page, no panic.
+        let r = http.get(server.url("/login")).send().await.unwrap();
+        assert_eq!(r.status(), 502);
+        // Forms: no session, malformed bodies, oversized tokens: 403.
+        for body in ["", "csrf", "%%%", "csrf=csrf-token"] {
+            let r = http
+                .post(server.url("/logout"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{body:?}");
+        }
+        server.stop().await;
+    }
+
+    #[test]
+    fn pages_escape_what_identity_returns() {
+        let items = vec![serde_json::json!({
+            "client_id": "<script>x</script>",
+            "name": "\"><img src=x>",
+            "client_type": "confidential",
+        })];
+        let html = leptos::prelude::RenderHtml::to_html(views::clients(
+            "https://gw.test/dashboard/",
+            "t",
+            &items,
+        ));
+        assert!(!html.contains("<script>x"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+    }
+}

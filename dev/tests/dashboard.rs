@@ -561,6 +561,13 @@ mod cdp {
             }
         }
 
+        /// Asks the browser to close (all its processes); the connection ends without an answer.
+        pub async fn close_browser(&mut self) {
+            let id = self.next;
+            self.send_frame(&json!({ "id": id, "method": "Browser.close" }).to_string())
+                .await;
+        }
+
         /// Sends a command (to a page session if given) and waits for its result.
         pub async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
             let id = self.next;
@@ -731,8 +738,16 @@ impl Chromium {
         std::fs::write(file, png).unwrap();
     }
 
+    /// Closes the browser gracefully (every child process exits with it), killing it if it
+    /// has not exited within 10 s.
     async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        self.cdp.close_browser().await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        }
     }
 }

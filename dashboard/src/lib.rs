@@ -1,14 +1,29 @@
 //! `tansu-dashboard` — The admin console (Leptos, server-side rendered).
 //!
-//! Health-only for now: the pages land with issue #8.
+//! Every page is rendered on the server with Leptos (`view!` → HTML) and served by axum; every
+//! action is a plain HTML form with a CSRF token, so nothing needs WebAssembly or JavaScript.
+//! Sign-in is an OIDC relying-party flow against identity (code + PKCE, confidential client);
+//! sessions live on the server, the browser only holds a random session id in a `Secure`,
+//! `HttpOnly`, `SameSite=Lax` cookie scoped to the dashboard's public path.
+//!
+//! The service serves `/`; the gateway strips `/dashboard`. Every link, form action and redirect
+//! is built from the configured [`Config::public_url`].
 #![forbid(unsafe_code)]
 
+mod api;
+mod oidc;
+mod session;
+mod views;
+mod web;
+
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use serde::{Deserialize, Serialize};
-use tansu_shared::config::Validate;
+use tansu_shared::config::{Secret, Validate};
 use tansu_shared::health::Health;
 use tokio::net::TcpListener;
 
@@ -18,35 +33,138 @@ use tokio::net::TcpListener;
 pub struct Config {
     /// Address to listen on (`host:port`; port 0 picks a free one).
     pub listen: String,
+    /// The dashboard's public base URL (through the gateway), ending with `/`.
+    pub public_url: String,
+    /// The identity issuer (exact string, ending with `/`): discovery, sign-in and admin API.
+    pub issuer: String,
+    /// The gateway's aggregated health report, shown on the overview page.
+    pub health_url: String,
+    /// The dashboard's OIDC client (a confidential client at identity).
+    pub client_id: String,
+    /// The client secret; empty: read from `client_secret_file`.
+    pub client_secret: Secret,
+    /// A file holding the client secret (first line), read at each sign-in.
+    pub client_secret_file: Option<PathBuf>,
+    /// An extra PEM certificate to trust for calls to the issuer and the gateway (the dev
+    /// stack's self-signed gateway certificate).
+    pub ca_file: Option<PathBuf>,
+    /// How long a dashboard session lasts at most (also bounded by the access token).
+    pub session_lifetime_secs: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:7004".into(),
+            public_url: "https://127.0.0.1:8443/dashboard/".into(),
+            issuer: "https://127.0.0.1:8443/identity/".into(),
+            health_url: "https://127.0.0.1:8443/health".into(),
+            client_id: "tansu-dashboard".into(),
+            client_secret: Secret::default(),
+            client_secret_file: None,
+            ca_file: None,
+            session_lifetime_secs: 8 * 3600,
         }
     }
 }
 
 impl Validate for Config {
     fn validate(&self) -> Vec<String> {
-        match self.listen.parse::<std::net::SocketAddr>() {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![format!("listen: {e}")],
+        let mut v = Vec::new();
+        if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
+            v.push(format!("listen: {e}"));
         }
+        for (name, value) in [("public_url", &self.public_url), ("issuer", &self.issuer)] {
+            match url::Url::parse(value) {
+                Ok(_) if !value.ends_with('/') => v.push(format!("{name}: must end with /")),
+                Ok(u) if u.scheme() != "https" && u.scheme() != "http" => {
+                    v.push(format!("{name}: must be http(s)"))
+                }
+                Ok(_) => {}
+                Err(e) => v.push(format!("{name}: {e}")),
+            }
+        }
+        if url::Url::parse(&self.health_url).is_err() {
+            v.push("health_url: not a URL".into());
+        }
+        if self.client_id.is_empty() {
+            v.push("client_id: required".into());
+        }
+        if self.session_lifetime_secs < 60 {
+            v.push("session_lifetime_secs: at least 60".into());
+        }
+        v
     }
 }
 
-/// Shared state of the service's handlers.
-#[derive(Debug, Clone)]
+/// Shared state of the service's handlers. Cheap to clone.
+#[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) sessions: session::Sessions,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Builds the state: the outgoing HTTP client (trusting `ca_file` if set) and an empty
+    /// session store.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let problems = config.validate();
+        anyhow::ensure!(
+            problems.is_empty(),
+            "dashboard configuration is invalid: {}",
+            problems.join("; ")
+        );
+        let mut http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            // The OIDC client must not follow redirects (SSRF); nothing else needs them.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("ca_file {}: {e}", path.display()))?;
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
+        Ok(Self {
+            config: Arc::new(config),
+            http: http.build()?,
+            sessions: session::Sessions::default(),
+        })
+    }
+
+    /// The public base URL (ends with `/`).
+    pub(crate) fn base(&self) -> &str {
+        &self.config.public_url
+    }
+
+    /// A public URL for a service-relative path (`"keys"` → `…/dashboard/keys`).
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base(), path.trim_start_matches('/'))
+    }
+
+    /// The cookie path: the public URL's path.
+    pub(crate) fn cookie_path(&self) -> String {
+        url::Url::parse(self.base())
+            .map(|u| u.path().to_owned())
+            .unwrap_or_else(|_| "/".into())
+    }
+
+    pub(crate) fn secure_cookies(&self) -> bool {
+        self.base().starts_with("https:")
+    }
 }
 
 /// The service's routes, with the common middleware.
 pub fn router(state: AppState) -> Router {
-    let _ = state;
-    let routes = Router::new()
+    let routes = web::routes(state)
         .merge(Health::new("dashboard").router())
         .fallback(tansu_shared::problem::not_found_fallback);
     tansu_shared::server::with_common_layers("dashboard", routes)
@@ -68,9 +186,7 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "dashboard listening");
-    let state = AppState {
-        config: Arc::new(config),
-    };
+    let state = AppState::new(config)?;
     tansu_shared::server::serve(listener, router(state), shutdown).await?;
     Ok(())
 }

@@ -45,6 +45,8 @@ pub struct Stack {
     pub issuer: String,
     /// The gateway's self-signed certificate (PEM), for clients to trust.
     pub certificate_pem: String,
+    /// The dashboard's relying-party registration, done once identity is ready.
+    dashboard_rp: DashboardRp,
     cancel: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
 }
@@ -69,7 +71,7 @@ impl Stack {
             tansu_shared::config::load_section(&figment, "database")?;
         let mut storage: tansu_storage::Config =
             tansu_shared::config::load_section(&figment, "storage")?;
-        let dashboard: tansu_dashboard::Config =
+        let mut dashboard: tansu_dashboard::Config =
             tansu_shared::config::load_section(&figment, "dashboard")?;
         let mut gateway: tansu_gateway::Config =
             tansu_shared::config::load_section(&figment, "gateway")?;
@@ -112,6 +114,32 @@ impl Stack {
         storage.data_dir = opts.data_dir.join("storage");
 
         let cert = ensure_dev_certificate(&opts.data_dir.join("tls"))?;
+
+        // The dashboard signs admins in through the gateway (trusting the dev certificate) as
+        // the client identity's dev mode seeds; its secret is the configured one or the file
+        // identity writes when it generates it.
+        let public = format!("https://{}", public_host(gateway_addr));
+        dashboard.public_url = format!("{public}/dashboard/");
+        dashboard.issuer = issuer.clone();
+        dashboard.health_url = format!("{public}/health");
+        dashboard.client_id = tansu_identity::DEV_CLIENT_ID.into();
+        if dashboard.ca_file.is_none() {
+            dashboard.ca_file = Some(cert.cert_path.clone());
+        }
+        if dashboard.client_secret.is_empty() && dashboard.client_secret_file.is_none() {
+            if identity.dev_client_secret.is_empty() {
+                dashboard.client_secret_file =
+                    Some(identity.data_dir.join("tansu-dashboard.secret"));
+            } else {
+                dashboard.client_secret = identity.dev_client_secret.clone();
+            }
+        }
+        let dashboard_rp = DashboardRp {
+            identity: identity_addr,
+            public_url: dashboard.public_url.clone(),
+            secret: dashboard.client_secret.clone(),
+            secret_file: dashboard.client_secret_file.clone(),
+        };
         if !gateway.tls_cert.is_absolute() || !gateway.tls_cert.exists() {
             gateway.tls_cert = cert.cert_path.clone();
             gateway.tls_key = cert.key_path.clone();
@@ -187,6 +215,7 @@ impl Stack {
             services,
             issuer,
             certificate_pem: cert.cert_pem,
+            dashboard_rp,
             cancel,
             tasks,
         })
@@ -213,6 +242,10 @@ impl Stack {
                 }
             }
         }
+        self.dashboard_rp
+            .register(&http)
+            .await
+            .context("registering the dashboard's sign-in at identity")?;
         Ok(())
     }
 
@@ -276,5 +309,63 @@ fn public_host(addr: SocketAddr) -> String {
         format!("127.0.0.1:{}", addr.port())
     } else {
         addr.to_string()
+    }
+}
+
+/// What the stack needs to let the dashboard sign admins in.
+struct DashboardRp {
+    identity: SocketAddr,
+    public_url: String,
+    secret: tansu_shared::config::Secret,
+    secret_file: Option<PathBuf>,
+}
+
+impl DashboardRp {
+    /// Identity's dev mode seeds `tansu-dashboard` as a client-credentials client without
+    /// redirect URIs; the stack adds the authorization-code grant, the dashboard's callback and
+    /// its post-logout page through identity's admin API (idempotent, on every start).
+    async fn register(&self, http: &reqwest::Client) -> anyhow::Result<()> {
+        let secret = if self.secret.is_empty() {
+            let path = self
+                .secret_file
+                .as_ref()
+                .context("no dashboard client secret")?;
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .trim()
+                .to_owned()
+        } else {
+            self.secret.expose().to_owned()
+        };
+        let id = tansu_identity::DEV_CLIENT_ID;
+        let base = format!("http://{}", self.identity);
+        let token: serde_json::Value = http
+            .post(format!("{base}/connect/token"))
+            .basic_auth(id, Some(&secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "admin.full"),
+            ])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let access = token
+            .get("access_token")
+            .and_then(|t| t.as_str())
+            .context("no access_token")?;
+        http.patch(format!("{base}/admin/clients/{id}"))
+            .bearer_auth(access)
+            .json(&serde_json::json!({
+                "grant_types": ["client_credentials", "authorization_code", "refresh_token"],
+                "redirect_uris": [format!("{}callback", self.public_url)],
+                "post_logout_redirect_uris": [format!("{}signed-out", self.public_url)],
+                "first_party": true,
+            }))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
     }
 }

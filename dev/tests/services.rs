@@ -1,8 +1,6 @@
 //! Every service, served on its own ephemeral port, answers the common endpoints the same way:
 //! liveness, readiness, Prometheus metrics, and problem+json for unknown paths.
 
-use std::sync::Arc;
-
 use axum::Router;
 use tansu_shared::testing::TestServer;
 
@@ -44,9 +42,9 @@ async fn routers(data_dir: &std::path::Path) -> Vec<(&'static str, Router)> {
         ),
         (
             "dashboard",
-            tansu_dashboard::router(tansu_dashboard::AppState {
-                config: Arc::new(tansu_dashboard::Config::default()),
-            }),
+            tansu_dashboard::router(
+                tansu_dashboard::AppState::new(tansu_dashboard::Config::default()).unwrap(),
+            ),
         ),
     ]
 }

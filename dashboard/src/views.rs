@@ -1,0 +1,384 @@
+//! The pages, rendered on the server with Leptos. Plain HTML forms, no WebAssembly.
+
+use leptos::prelude::*;
+use serde_json::Value;
+
+/// Navigation entries: (service-relative path, label).
+pub const NAV: &[(&str, &str)] = &[
+    ("", "Overview"),
+    ("tenants", "Tenants"),
+    ("users", "Users and roles"),
+    ("clients", "Clients"),
+    ("admin/providers", "External providers"),
+    ("admin/security-events", "Security events"),
+    ("keys", "Signing keys"),
+    ("settings", "Identity settings"),
+    ("secrets", "Secrets"),
+];
+
+const CSS: &str = r#"
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b2430;background:#f4f6f9}
+a{color:#1f5fbf}
+header.top{display:flex;align-items:center;justify-content:space-between;gap:1rem;padding:.6rem 1rem;background:#14213d;color:#fff}
+header.top .brand{font-weight:700;letter-spacing:.02em;color:#fff;text-decoration:none}
+header.top form{margin:0}
+header.top .who{font-size:.85rem;opacity:.85;margin-right:.6rem}
+.wrap{display:flex;min-height:calc(100vh - 52px)}
+nav.side{flex:0 0 220px;background:#fff;border-right:1px solid #dde3ea;padding:1rem .5rem}
+nav.side a{display:block;padding:.45rem .75rem;border-radius:6px;text-decoration:none;color:#1b2430}
+nav.side a:hover{background:#eef2f7}
+nav.side a.active{background:#1f5fbf;color:#fff}
+main{flex:1;min-width:0;padding:1.25rem 1.5rem;max-width:1100px}
+h1{font-size:1.5rem;margin:.2rem 0 1rem}
+h2{font-size:1.1rem;margin:1.5rem 0 .6rem}
+.card{background:#fff;border:1px solid #dde3ea;border-radius:8px;padding:1rem;margin-bottom:1rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(180px,1fr));gap:1rem}
+.stat{font-size:1.8rem;font-weight:700}
+.muted{color:#5b6776;font-size:.9rem}
+table{width:100%;border-collapse:collapse;background:#fff}
+th,td{text-align:left;padding:.5rem .6rem;border-bottom:1px solid #e6eaef;vertical-align:top;overflow-wrap:break-word}
+th{font-size:.8rem;text-transform:uppercase;letter-spacing:.04em;color:#5b6776}
+.table{overflow-x:auto;border:1px solid #dde3ea;border-radius:8px}
+.badge{display:inline-block;padding:.1rem .5rem;border-radius:999px;font-size:.8rem;background:#e6eaef}
+.ok{background:#d8f3df;color:#14532d}.warn{background:#fdf0c8;color:#6b4e00}.bad{background:#fde0e0;color:#7f1d1d}
+button,.button{display:inline-block;border:0;border-radius:6px;padding:.5rem .9rem;font:inherit;cursor:pointer;background:#1f5fbf;color:#fff;text-decoration:none}
+button.secondary,.button.secondary{background:#e6eaef;color:#1b2430}
+button.danger{background:#b42318}
+label{display:block;font-weight:600;margin:.6rem 0 .2rem}
+input[type=text],textarea,select{width:100%;max-width:520px;padding:.45rem .55rem;border:1px solid #c5ced9;border-radius:6px;font:inherit}
+.notice{padding:.75rem 1rem;border-radius:8px;margin-bottom:1rem;background:#eef2f7}
+.notice.error{background:#fde0e0}
+.notice.success{background:#d8f3df}
+.secret{font-family:ui-monospace,monospace;background:#14213d;color:#fff;padding:.6rem .8rem;border-radius:6px;word-break:break-all}
+code{font-family:ui-monospace,monospace;font-size:.9em}
+@media (max-width:760px){
+ .wrap{flex-direction:column}
+ nav.side{flex:none;border-right:0;border-bottom:1px solid #dde3ea;display:flex;flex-wrap:wrap;gap:.25rem;padding:.5rem}
+ nav.side a{padding:.35rem .6rem;font-size:.9rem}
+ main{padding:1rem}
+ .table table{min-width:680px}
+ header.top .who{display:none}
+}
+"#;
+
+/// What every signed-in page needs to draw the frame.
+pub struct Frame<'a> {
+    pub base: &'a str,
+    pub active: &'a str,
+    pub user: String,
+    pub csrf: &'a str,
+}
+
+fn doc(title: &str, body: AnyView) -> String {
+    let title = format!("{title} · Tansu dashboard");
+    let html = view! {
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="referrer" content="no-referrer"/>
+                <title>{title}</title>
+                <style inner_html=CSS></style>
+            </head>
+            <body>{body}</body>
+        </html>
+    };
+    format!("<!DOCTYPE html>{}", html.to_html())
+}
+
+/// A signed-in page: top bar, navigation, content.
+pub fn page(frame: &Frame<'_>, title: &str, content: AnyView) -> String {
+    let base = frame.base.to_owned();
+    let nav = NAV
+        .iter()
+        .map(|(path, label)| {
+            let class = if *path == frame.active { "active" } else { "" };
+            view! { <a class=class href=format!("{base}{path}")>{*label}</a> }
+        })
+        .collect_view();
+    let body = view! {
+        <header class="top">
+            <a class="brand" href=frame.base.to_owned()>"Tansu"</a>
+            <div>
+                <span class="who">{frame.user.clone()}</span>
+                <form method="post" action=format!("{}logout", frame.base) style="display:inline">
+                    <input type="hidden" name="csrf" value=frame.csrf.to_owned()/>
+                    <button class="secondary" type="submit">"Sign out"</button>
+                </form>
+            </div>
+        </header>
+        <div class="wrap">
+            <nav class="side" aria-label="Sections">{nav}</nav>
+            <main>
+                <h1>{title.to_owned()}</h1>
+                {content}
+            </main>
+        </div>
+    };
+    doc(title, body.into_any())
+}
+
+/// A page outside the signed-in frame (no access, signed out, errors).
+pub fn bare(title: &str, message: &str, link: Option<(String, &str)>) -> String {
+    let link = link.map(|(href, label)| {
+        view! { <p><a class="button" href=href>{label.to_owned()}</a></p> }
+    });
+    let body = view! {
+        <header class="top"><span class="brand">"Tansu"</span></header>
+        <main>
+            <h1>{title.to_owned()}</h1>
+            <div class="card"><p>{message.to_owned()}</p>{link}</div>
+        </main>
+    };
+    doc(title, body.into_any())
+}
+
+/// The "no access" page for signed-in users without an admin role (with a sign-out form).
+pub fn no_access(base: &str, csrf: &str, email: &str) -> String {
+    let body = view! {
+        <header class="top"><span class="brand">"Tansu"</span></header>
+        <main>
+            <h1>"No access"</h1>
+            <div class="card">
+                <p>
+                    "You are signed in as " <strong>{email.to_owned()}</strong>
+                    ", but the dashboard is only for platform and tenant administrators (role Owner or Admin). Ask an administrator of your tenant for access."
+                </p>
+                <form method="post" action=format!("{base}logout")>
+                    <input type="hidden" name="csrf" value=csrf.to_owned()/>
+                    <button type="submit">"Sign out"</button>
+                </form>
+            </div>
+        </main>
+    };
+    doc("No access", body.into_any())
+}
+
+pub fn notice(kind: &'static str, text: String) -> AnyView {
+    view! { <div class=format!("notice {kind}") role="status">{text}</div> }.into_any()
+}
+
+fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn list(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn status_badge(status: &str) -> AnyView {
+    let class = match status {
+        "ready" | "current" | "ok" => "badge ok",
+        "next" | "pending" | "retiring" => "badge warn",
+        _ => "badge bad",
+    };
+    view! { <span class=class>{status.to_owned()}</span> }.into_any()
+}
+
+pub fn overview(
+    health: Result<Value, String>,
+    clients: Option<usize>,
+    keys: Option<usize>,
+) -> AnyView {
+    let count = |n: Option<usize>| n.map_or_else(|| "–".to_owned(), |n| n.to_string());
+    let health_view = match health {
+        Ok(report) => {
+            let overall = s(&report, "status");
+            let rows = report
+                .get("services")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| {
+                    let name = {
+                        let svc = s(&i, "service");
+                        if svc.is_empty() { s(&i, "route") } else { svc }
+                    };
+                    view! {
+                        <tr><td>{name}</td><td>{s(&i, "route")}</td><td>{status_badge(&s(&i, "status"))}</td></tr>
+                    }
+                })
+                .collect_view();
+            view! {
+                <p>"Gateway: " {status_badge(&overall)}</p>
+                <div class="table"><table>
+                    <thead><tr><th>"Service"</th><th>"Route"</th><th>"Status"</th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table></div>
+            }
+            .into_any()
+        }
+        Err(e) => notice(
+            "error",
+            format!("The gateway's health report is unavailable: {e}"),
+        ),
+    };
+    view! {
+        <div class="cards">
+            <div class="card"><div class="muted">"OAuth clients"</div><div class="stat" id="count-clients">{count(clients)}</div></div>
+            <div class="card"><div class="muted">"Signing keys"</div><div class="stat" id="count-keys">{count(keys)}</div></div>
+            <div class="card"><div class="muted">"Tenants, users, events"</div><div class="stat">"–"</div><div class="muted">"coming with issue 4"</div></div>
+        </div>
+        <h2>"Service health"</h2>
+        {health_view}
+    }
+    .into_any()
+}
+
+pub fn keys(base: &str, policy: &Value) -> AnyView {
+    let rows = policy
+        .get("keys")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| {
+            view! {
+                <tr>
+                    <td><code>{s(&k, "kid")}</code></td>
+                    <td>{s(&k, "alg")}</td>
+                    <td>{status_badge(&s(&k, "state"))}</td>
+                    <td>{s(&k, "signs_from")}</td>
+                    <td>{s(&k, "signs_until")}</td>
+                    <td>{s(&k, "published_until")}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let days = |key: &str| {
+        policy
+            .get(key)
+            .and_then(Value::as_u64)
+            .map_or_else(String::new, |secs| {
+                format!("{:.1} days", secs as f64 / 86_400.0)
+            })
+    };
+    view! {
+        <div class="card">
+            <p>"Rotation period " <strong>{days("rotation_period_secs")}</strong>
+               ", grace " <strong>{days("grace_secs")}</strong>
+               ", lead " <strong>{days("lead_secs")}</strong>
+               ". Default algorithm " <strong>{s(policy, "default_alg")}</strong> "."</p>
+            <a class="button danger" id="rotate-now" href=format!("{base}keys/rotate")>"Rotate now…"</a>
+        </div>
+        <div class="table"><table>
+            <thead><tr><th>"Key id"</th><th>"Alg"</th><th>"State"</th><th>"Signs from"</th><th>"Signs until"</th><th>"Published until"</th></tr></thead>
+            <tbody>{rows}</tbody>
+        </table></div>
+    }
+    .into_any()
+}
+
+/// A confirmation page for a destructive action: a POST form with the CSRF token.
+pub fn confirm(
+    action: String,
+    csrf: &str,
+    question: String,
+    button: &'static str,
+    cancel: String,
+) -> AnyView {
+    view! {
+        <div class="card">
+            <p>{question}</p>
+            <form method="post" action=action>
+                <input type="hidden" name="csrf" value=csrf.to_owned()/>
+                <input type="hidden" name="confirm" value="yes"/>
+                <button class="danger" type="submit" id="confirm">{button}</button>
+                " "
+                <a class="button secondary" href=cancel>"Cancel"</a>
+            </form>
+        </div>
+    }
+    .into_any()
+}
+
+pub fn clients(base: &str, csrf: &str, items: &[Value]) -> AnyView {
+    let rows = items
+        .iter()
+        .map(|c| {
+            let id = s(c, "client_id");
+            let confidential = s(c, "client_type") == "confidential" && c.get("jwks").is_none();
+            let rotate = confidential.then(|| {
+                let href = format!("{base}clients/{}/secret", urlencode(&id));
+                view! { <a class="button secondary" href=href>"Rotate secret…"</a> }
+            });
+            view! {
+                <tr>
+                    <td><strong>{s(c, "name")}</strong><br/><code>{id.clone()}</code></td>
+                    <td>{s(c, "client_type")}</td>
+                    <td>{list(c, "grant_types")}</td>
+                    <td>{list(c, "scopes")}</td>
+                    <td>{list(c, "redirect_uris")}</td>
+                    <td>{rotate}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table"><table>
+            <thead><tr><th>"Client"</th><th>"Type"</th><th>"Grants"</th><th>"Scopes"</th><th>"Redirect URIs"</th><th></th></tr></thead>
+            <tbody>{rows}</tbody>
+        </table></div>
+        <h2>"Create a client"</h2>
+        <form class="card" method="post" action=format!("{base}clients")>
+            <input type="hidden" name="csrf" value=csrf.to_owned()/>
+            <label for="name">"Name"</label>
+            <input type="text" id="name" name="name" required=true maxlength="200"/>
+            <label for="client_type">"Type"</label>
+            <select id="client_type" name="client_type">
+                <option value="confidential">"Confidential (has a secret)"</option>
+                <option value="public">"Public (PKCE, no secret)"</option>
+            </select>
+            <label for="grant_types">"Grant types (space separated)"</label>
+            <input type="text" id="grant_types" name="grant_types" value="authorization_code refresh_token"/>
+            <label for="scopes">"Scopes (space separated)"</label>
+            <input type="text" id="scopes" name="scopes" value="openid profile email"/>
+            <label for="redirect_uris">"Redirect URIs (one per line)"</label>
+            <textarea id="redirect_uris" name="redirect_uris" rows="3"></textarea>
+            <p><button type="submit" id="create-client">"Create client"</button></p>
+        </form>
+    }
+    .into_any()
+}
+
+/// Shows a client secret exactly once.
+pub fn secret_once(base: &str, client_id: &str, secret: &str, what: &str) -> AnyView {
+    view! {
+        <div class="notice success">{format!("{what} Copy the secret now: it is shown only once.")}</div>
+        <div class="card">
+            <p>"Client " <code>{client_id.to_owned()}</code></p>
+            <div class="secret" id="client-secret">{secret.to_owned()}</div>
+            <p><a class="button" href=format!("{base}clients")>"Back to clients"</a></p>
+        </div>
+    }
+    .into_any()
+}
+
+/// A page that lands with issue 4 (tenants, users, providers, events, settings, secrets).
+pub fn coming(what: &str) -> AnyView {
+    view! {
+        <div class="card coming">
+            <p><span class="badge warn">"Coming with issue 4"</span></p>
+            <p>{format!("{what} need identity's admin API for tenants, users, roles, providers, policies, secrets and security events, which arrives with issue 4. This page will use it as soon as it exists.")}</p>
+        </div>
+    }
+    .into_any()
+}
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

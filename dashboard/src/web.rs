@@ -1,0 +1,873 @@
+//! Routes and handlers: sign-in/out, the pages, and the form actions (each CSRF-checked).
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use leptos::prelude::AnyView;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::api::{self, ApiError};
+use crate::session::{LOGIN_COOKIE, PENDING_LIFETIME, SESSION_COOKIE, Session, same};
+use crate::views::{self, Frame};
+
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(overview))
+        .route("/keys", get(keys))
+        .route("/keys/rotate", get(rotate_confirm).post(rotate_keys))
+        .route("/clients", get(clients).post(create_client))
+        .route(
+            "/clients/{client_id}/secret",
+            get(secret_confirm).post(rotate_secret),
+        )
+        .route("/tenants", get(stub))
+        .route("/users", get(stub))
+        .route("/admin/providers", get(stub))
+        .route("/admin/security-events", get(stub))
+        .route("/settings", get(stub))
+        .route("/secrets", get(stub))
+        .route("/login", get(login))
+        .route("/callback", get(callback))
+        .route("/logout", post(logout))
+        .route("/signed-out", get(signed_out))
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------- responses
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn cookie(state: &AppState, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+    let mut c = format!(
+        "{name}={value}; Path={}; HttpOnly; SameSite=Lax",
+        state.cookie_path()
+    );
+    if state.secure_cookies() {
+        c.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn forbidden_csrf(state: &AppState) -> Response {
+    html(
+        StatusCode::FORBIDDEN,
+        views::bare(
+            "Request refused",
+            "The form was missing a valid security token (CSRF). Reload the page and try again.",
+            Some((state.base().to_owned(), "Back to the dashboard")),
+        ),
+    )
+}
+
+fn error_page(state: &AppState, status: StatusCode, message: &str) -> Response {
+    html(
+        status,
+        views::bare(
+            "Something went wrong",
+            message,
+            Some((state.base().to_owned(), "Back to the dashboard")),
+        ),
+    )
+}
+
+// ---------------------------------------------------------------- auth
+
+/// A path inside the dashboard safe to return to after sign-in.
+fn safe_return(path: &str) -> String {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && path.len() <= 200
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c));
+    if ok { path.to_owned() } else { "/".into() }
+}
+
+/// The signed-in admin, or the response to send instead (sign-in redirect, no access).
+fn require(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Session, Box<Response>> {
+    let session = read_cookie(headers, SESSION_COOKIE).and_then(|id| state.sessions.get(&id));
+    match session {
+        None => {
+            let q =
+                serde_urlencoded::to_string([("return_to", safe_return(here))]).unwrap_or_default();
+            Err(Box::new(redirect(&format!("{}?{q}", state.url("login")))))
+        }
+        Some(s) if !s.is_admin() => Err(Box::new(html(
+            StatusCode::FORBIDDEN,
+            views::no_access(state.base(), &s.csrf, &s.email),
+        ))),
+        Some(s) => Ok(s),
+    }
+}
+
+/// A form POST whose CSRF token matched: the session id, the session and the fields.
+type Posted = (Option<String>, Session, HashMap<String, String>);
+
+/// Parses a form body and checks its CSRF token against the session's. `Err` is the 403.
+fn form(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Posted, Box<Response>> {
+    let fields: HashMap<String, String> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    let id = read_cookie(headers, SESSION_COOKIE);
+    let session = id.as_deref().and_then(|id| state.sessions.get(id));
+    match (session, fields.get("csrf")) {
+        (Some(s), Some(token)) if same(token, &s.csrf) => Ok((id, s, fields)),
+        _ => Err(Box::new(forbidden_csrf(state))),
+    }
+}
+
+fn frame<'a>(state: &'a AppState, s: &'a Session, active: &'a str) -> Frame<'a> {
+    Frame {
+        base: state.base(),
+        active,
+        user: format!(
+            "{} · {}",
+            if s.email.is_empty() {
+                &s.name
+            } else {
+                &s.email
+            },
+            s.tenant.as_deref().map_or("platform", |_| "tenant admin")
+        ),
+        csrf: &s.csrf,
+    }
+}
+
+fn render(state: &AppState, s: &Session, active: &str, title: &str, content: AnyView) -> Response {
+    html(
+        StatusCode::OK,
+        views::page(&frame(state, s, active), title, content),
+    )
+}
+
+/// An admin API failure: an expired token signs the user in again; anything else is shown.
+fn api_failed(state: &AppState, s: &Session, active: &str, title: &str, e: ApiError) -> Response {
+    match e {
+        ApiError::Unauthorized => redirect(&state.url("login")),
+        other => {
+            tracing::warn!(error = %other, "admin API call failed");
+            let mut r = render(
+                state,
+                s,
+                active,
+                title,
+                views::notice("error", other.to_string()),
+            );
+            *r.status_mut() = StatusCode::BAD_GATEWAY;
+            r
+        }
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let return_to = safe_return(q.get("return_to").map_or("/", String::as_str));
+    match crate::oidc::begin(&state, return_to).await {
+        Ok((url, oauth_state, pending)) => {
+            if !state.sessions.insert_pending(oauth_state.clone(), pending) {
+                return error_page(
+                    &state,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many sign-ins are in progress; try again in a few minutes.",
+                );
+            }
+            let mut r = redirect(&url);
+            r.headers_mut().append(
+                SET_COOKIE,
+                cookie(
+                    &state,
+                    LOGIN_COOKIE,
+                    &oauth_state,
+                    Some(PENDING_LIFETIME.as_secs()),
+                ),
+            );
+            r
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "sign-in could not start");
+            error_page(
+                &state,
+                StatusCode::BAD_GATEWAY,
+                "Sign-in could not start: the identity service is unavailable or misconfigured.",
+            )
+        }
+    }
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(err) = q.get("error") {
+        let msg = format!(
+            "Sign-in was not completed ({}).",
+            err.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect::<String>()
+        );
+        return error_page(&state, StatusCode::BAD_REQUEST, &msg);
+    }
+    let (Some(code), Some(oauth_state)) = (q.get("code"), q.get("state")) else {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The sign-in response is incomplete.",
+        );
+    };
+    // The state must match the one this browser started with (login CSRF).
+    let bound = read_cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same(&c, oauth_state));
+    let pending = if bound {
+        state.sessions.take_pending(oauth_state)
+    } else {
+        None
+    };
+    let Some(pending) = pending else {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The sign-in expired or was started in another browser. Please sign in again.",
+        );
+    };
+    if let Some(iss) = q.get("iss")
+        && iss != &state.config.issuer
+    {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The sign-in response came from an unexpected issuer.",
+        );
+    }
+    let return_to = pending.return_to.clone();
+    match crate::oidc::finish(&state, code.clone(), pending).await {
+        Ok(session) => {
+            let max_age = session
+                .expires
+                .saturating_duration_since(std::time::Instant::now())
+                .as_secs();
+            tracing::info!(sub = %session.subject, admin = session.is_admin(), "dashboard sign-in");
+            let id = state.sessions.insert(session);
+            let mut r = redirect(&state.url(&return_to));
+            r.headers_mut().append(
+                SET_COOKIE,
+                cookie(&state, SESSION_COOKIE, &id, Some(max_age)),
+            );
+            r.headers_mut()
+                .append(SET_COOKIE, cookie(&state, LOGIN_COOKIE, "", Some(0)));
+            r
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "sign-in failed");
+            error_page(
+                &state,
+                StatusCode::BAD_GATEWAY,
+                "Sign-in failed: the identity service's answer could not be verified.",
+            )
+        }
+    }
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (id, session, _) = match form(&state, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    if let Some(id) = id {
+        state.sessions.remove(&id);
+    }
+    let url = crate::oidc::logout_url(&state, &session.id_token).await;
+    let mut r = redirect(&url);
+    r.headers_mut()
+        .append(SET_COOKIE, cookie(&state, SESSION_COOKIE, "", Some(0)));
+    r
+}
+
+async fn signed_out(State(state): State<AppState>) -> Response {
+    html(
+        StatusCode::OK,
+        views::bare(
+            "Signed out",
+            "You have been signed out of the dashboard and of identity.",
+            Some((state.url("login"), "Sign in again")),
+        ),
+    )
+}
+
+// ---------------------------------------------------------------- pages
+
+async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match require(&state, &headers, "/") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let (health, clients, keys) = tokio::join!(
+        api::health(&state),
+        api::call(
+            &state,
+            &s.access_token,
+            Method::GET,
+            "admin/clients?limit=500",
+            None
+        ),
+        api::call(
+            &state,
+            &s.access_token,
+            Method::GET,
+            "admin/keys/policies",
+            None
+        ),
+    );
+    if matches!(clients, Err(ApiError::Unauthorized)) || matches!(keys, Err(ApiError::Unauthorized))
+    {
+        return redirect(&state.url("login"));
+    }
+    let count = |v: &Result<Value, ApiError>, key: &str| {
+        v.as_ref()
+            .ok()
+            .and_then(|v| v.get(key))
+            .and_then(Value::as_array)
+            .map(Vec::len)
+    };
+    let content = views::overview(health, count(&clients, "items"), count(&keys, "keys"));
+    render(&state, &s, "", "Overview", content)
+}
+
+async fn keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match require(&state, &headers, "/keys") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match api::call(
+        &state,
+        &s.access_token,
+        Method::GET,
+        "admin/keys/policies",
+        None,
+    )
+    .await
+    {
+        Ok(policy) => render(
+            &state,
+            &s,
+            "keys",
+            "Signing keys",
+            views::keys(state.base(), &policy),
+        ),
+        Err(e) => api_failed(&state, &s, "keys", "Signing keys", e),
+    }
+}
+
+async fn rotate_confirm(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match require(&state, &headers, "/keys/rotate") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let content = views::confirm(
+        state.url("keys/rotate"),
+        &s.csrf,
+        "Rotate the signing keys now? New keys are published at once and start signing after the lead time; the current keys retire and stay published for the grace period.".into(),
+        "Rotate now",
+        state.url("keys"),
+    );
+    render(&state, &s, "keys", "Rotate signing keys", content)
+}
+
+async fn rotate_keys(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, s, fields) = match form(&state, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    if !s.is_admin() {
+        return html(
+            StatusCode::FORBIDDEN,
+            views::no_access(state.base(), &s.csrf, &s.email),
+        );
+    }
+    if fields.get("confirm").map(String::as_str) != Some("yes") {
+        return redirect(&state.url("keys/rotate"));
+    }
+    let result = api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        "admin/keys/rotate-now",
+        None,
+    )
+    .await;
+    let policy = api::call(
+        &state,
+        &s.access_token,
+        Method::GET,
+        "admin/keys/policies",
+        None,
+    )
+    .await;
+    match (result, policy) {
+        (Ok(r), Ok(policy)) => {
+            let pending = r
+                .get("pending")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            format!(
+                                "{} ({}) signs from {}",
+                                p.get("kid").and_then(Value::as_str).unwrap_or(""),
+                                p.get("alg").and_then(Value::as_str).unwrap_or(""),
+                                p.get("signs_from").and_then(Value::as_str).unwrap_or("")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default();
+            tracing::info!(sub = %s.subject, "signing key rotation requested from the dashboard");
+            let content = leptos::prelude::IntoAny::into_any((
+                views::notice(
+                    "success",
+                    format!("Rotation scheduled. New keys: {pending}"),
+                ),
+                views::keys(state.base(), &policy),
+            ));
+            render(&state, &s, "keys", "Signing keys", content)
+        }
+        (Err(e), _) | (_, Err(e)) => api_failed(&state, &s, "keys", "Signing keys", e),
+    }
+}
+
+async fn clients(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match require(&state, &headers, "/clients") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    clients_page(&state, &s, None, StatusCode::OK).await
+}
+
+async fn clients_page(
+    state: &AppState,
+    s: &Session,
+    message: Option<AnyView>,
+    status: StatusCode,
+) -> Response {
+    match api::call(
+        state,
+        &s.access_token,
+        Method::GET,
+        "admin/clients?limit=500",
+        None,
+    )
+    .await
+    {
+        Ok(v) => {
+            let items = v
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let content = leptos::prelude::IntoAny::into_any((
+                message,
+                views::clients(state.base(), &s.csrf, &items),
+            ));
+            let mut r = render(state, s, "clients", "Clients", content);
+            *r.status_mut() = status;
+            r
+        }
+        Err(e) => api_failed(state, s, "clients", "Clients", e),
+    }
+}
+
+fn words(v: Option<&String>) -> Vec<String> {
+    v.map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+async fn create_client(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, s, fields) = match form(&state, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    if !s.is_admin() {
+        return html(
+            StatusCode::FORBIDDEN,
+            views::no_access(state.base(), &s.csrf, &s.email),
+        );
+    }
+    let name = fields
+        .get("name")
+        .map(|n| n.trim().to_owned())
+        .unwrap_or_default();
+    if name.is_empty() || name.len() > 200 {
+        return clients_page(
+            &state,
+            &s,
+            Some(views::notice(
+                "error",
+                "A name (up to 200 characters) is required.".into(),
+            )),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let client_type = match fields.get("client_type").map(String::as_str) {
+        Some("public") => "public",
+        _ => "confidential",
+    };
+    let body = serde_json::json!({
+        "name": name,
+        "client_type": client_type,
+        "grant_types": words(fields.get("grant_types")),
+        "scopes": words(fields.get("scopes")),
+        "redirect_uris": words(fields.get("redirect_uris")),
+    });
+    match api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        "admin/clients",
+        Some(&body),
+    )
+    .await
+    {
+        Ok(created) => {
+            let id = created
+                .get("client_id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            tracing::info!(client_id = %id, "client created from the dashboard");
+            match created.get("client_secret").and_then(Value::as_str) {
+                Some(secret) => render(
+                    &state,
+                    &s,
+                    "clients",
+                    "Client created",
+                    views::secret_once(state.base(), &id, secret, "Client created."),
+                ),
+                None => {
+                    clients_page(
+                        &state,
+                        &s,
+                        Some(views::notice(
+                            "success",
+                            format!("Client {id} created (no secret)."),
+                        )),
+                        StatusCode::OK,
+                    )
+                    .await
+                }
+            }
+        }
+        Err(ApiError::Status(code, detail)) if (400..500).contains(&code) => {
+            clients_page(
+                &state,
+                &s,
+                Some(views::notice(
+                    "error",
+                    format!("The client was not created: {detail}"),
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => api_failed(&state, &s, "clients", "Clients", e),
+    }
+}
+
+async fn secret_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Response {
+    let s = match require(&state, &headers, "/clients") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let content = views::confirm(
+        state.url(&format!("clients/{}/secret", views::urlencode(&client_id))),
+        &s.csrf,
+        format!(
+            "Rotate the secret of client {client_id}? The current secret stops working at once; the new one is shown only once."
+        ),
+        "Rotate secret",
+        state.url("clients"),
+    );
+    render(&state, &s, "clients", "Rotate client secret", content)
+}
+
+async fn rotate_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (_, s, fields) = match form(&state, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    if !s.is_admin() {
+        return html(
+            StatusCode::FORBIDDEN,
+            views::no_access(state.base(), &s.csrf, &s.email),
+        );
+    }
+    if fields.get("confirm").map(String::as_str) != Some("yes") {
+        return redirect(&state.url(&format!("clients/{}/secret", views::urlencode(&client_id))));
+    }
+    let path = format!("admin/clients/{}/secret", views::urlencode(&client_id));
+    match api::call(&state, &s.access_token, Method::POST, &path, None).await {
+        Ok(v) => match v.get("client_secret").and_then(Value::as_str) {
+            Some(secret) => {
+                tracing::info!(client_id = %client_id, "client secret rotated from the dashboard");
+                render(
+                    &state,
+                    &s,
+                    "clients",
+                    "Secret rotated",
+                    views::secret_once(state.base(), &client_id, secret, "Secret rotated."),
+                )
+            }
+            None => error_page(
+                &state,
+                StatusCode::BAD_GATEWAY,
+                "Identity did not return a new secret.",
+            ),
+        },
+        Err(ApiError::Status(code, detail)) if (400..500).contains(&code) => {
+            clients_page(
+                &state,
+                &s,
+                Some(views::notice(
+                    "error",
+                    format!("The secret was not rotated: {detail}"),
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => api_failed(&state, &s, "clients", "Clients", e),
+    }
+}
+
+async fn stub(State(state): State<AppState>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    let path = uri.path().trim_start_matches('/').to_owned();
+    let s = match require(&state, &headers, &format!("/{path}")) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let label = views::NAV
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or("This page", |(_, l)| *l);
+    render(&state, &s, &path, label, views::coming(label))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tansu_shared::testing::TestServer;
+
+    use super::*;
+    use crate::Config;
+
+    fn state() -> AppState {
+        AppState::new(Config {
+            // Nothing listens on port 1: identity is unreachable.
+            issuer: "http://127.0.0.1:1/identity/".into(),
+            health_url: "http://127.0.0.1:1/health".into(),
+            public_url: "https://gw.test/dashboard/".into(),
+            ..Config::default()
+        })
+        .unwrap()
+    }
+
+    fn session(roles: &[&str]) -> Session {
+        Session {
+            subject: "u1".into(),
+            email: "user@tenant.test".into(),
+            name: "User".into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            tenant: Some("t1".into()),
+            access_token: "at".into(),
+            id_token: "idt".into(),
+            csrf: "csrf-token".into(),
+            expires: Instant::now() + Duration::from_secs(600),
+        }
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn return_paths_stay_inside_the_dashboard() {
+        assert_eq!(safe_return("/keys"), "/keys");
+        assert_eq!(safe_return("/admin/providers"), "/admin/providers");
+        for bad in [
+            "//evil.test",
+            "https://evil.test",
+            "/a?b",
+            "/\\evil",
+            "keys",
+            "",
+        ] {
+            assert_eq!(safe_return(bad), "/", "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn users_without_an_admin_role_get_no_access() {
+        let state = state();
+        let id = state.sessions.insert(session(&["User"]));
+        let server = TestServer::start(crate::router(state)).await;
+        let http = client();
+        let cookie = format!("{SESSION_COOKIE}={id}");
+        for path in [
+            "/",
+            "/keys",
+            "/clients",
+            "/tenants",
+            "/admin/security-events",
+        ] {
+            let r = http
+                .get(server.url(path))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{path}");
+            let body = r.text().await.unwrap();
+            assert!(body.contains("No access"), "{path}: {body}");
+            assert!(body.contains("https://gw.test/dashboard/logout"));
+        }
+        // A valid CSRF token does not make a non-admin's action succeed.
+        for action in ["/keys/rotate", "/clients", "/clients/x/secret"] {
+            let r = http
+                .post(server.url(action))
+                .header("cookie", &cookie)
+                .form(&[("csrf", "csrf-token"), ("confirm", "yes"), ("name", "n")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{action}");
+        }
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn signed_out_pages_redirect_and_hostile_input_is_answered_cleanly() {
+        let state = state();
+        let server = TestServer::start(crate::router(state)).await;
+        let http = client();
+        let r = http.get(server.url("/clients")).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(
+            r.headers()["location"],
+            "https://gw.test/dashboard/login?return_to=%2Fclients"
+        );
+        // Callback without the browser-bound state, with errors, or garbage: 400, never 500.
+        for q in [
+            "",
+            "?code=x&state=y",
+            "?error=access_denied",
+            "?error=%00%FF",
+            "?code=x&state=y&iss=http://evil",
+        ] {
+            let r = http
+                .get(server.url(&format!("/callback{q}")))
+                .header("cookie", format!("{LOGIN_COOKIE}=other"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "callback{q}");
+        }
+        // Identity unreachable: a clear 502 page, no panic.
+        let r = http.get(server.url("/login")).send().await.unwrap();
+        assert_eq!(r.status(), 502);
+        // Forms: no session, malformed bodies, oversized tokens: 403.
+        for body in ["", "csrf", "%%%", "csrf=csrf-token"] {
+            let r = http
+                .post(server.url("/logout"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{body:?}");
+        }
+        server.stop().await;
+    }
+
+    #[test]
+    fn pages_escape_what_identity_returns() {
+        let items = vec![serde_json::json!({
+            "client_id": "<script>x</script>",
+            "name": "\"><img src=x>",
+            "client_type": "confidential",
+        })];
+        let html = leptos::prelude::RenderHtml::to_html(views::clients(
+            "https://gw.test/dashboard/",
+            "t",
+            &items,
+        ));
+        assert!(!html.contains("<script>x"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+    }
+}

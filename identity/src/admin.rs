@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/clients/{client_id}/secret", post(rotate_secret))
         .route("/admin/keys/rotate-now", post(rotate_keys_now))
         .route("/admin/keys/policies", get(key_policies))
+        .merge(crate::admin_tenants::router())
 }
 
 /// A caller holding `admin.full` for `tansu.identity`.
@@ -60,7 +61,7 @@ impl FromRequestParts<AppState> for Admin {
 
 const MAX_JSON_BYTES: usize = 64 * 1024;
 
-async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
+pub(crate) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
     let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
         .await
         .map_err(|_| Problem::payload_too_large())?;
@@ -77,7 +78,7 @@ fn invalid(problems: Vec<String>) -> Problem {
     .with_extension("errors", problems)
 }
 
-fn store_failed(e: &dyn std::fmt::Display) -> Problem {
+pub(crate) fn store_failed(e: &dyn std::fmt::Display) -> Problem {
     Problem::internal(e)
 }
 
@@ -117,7 +118,17 @@ async fn create_client(
         created_at: now,
         updated_at: now,
     };
-    let problems = clients::validate(&row, state.config.dev_mode);
+    let mut problems = clients::validate(&row, state.config.dev_mode);
+    if let Some(tid) = &row.tenant_id
+        && state
+            .store
+            .tenant_by_id(tid)
+            .await
+            .map_err(|e| store_failed(&e))?
+            .is_none()
+    {
+        problems.push("tenant_id: no such tenant".into());
+    }
     if !problems.is_empty() {
         return Err(invalid(problems));
     }

@@ -46,6 +46,8 @@ pub struct AuthRequest {
     pub prompt: Vec<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The tenant to sign in for (id or slug), issue #4.
+    pub tenant: Option<String>,
 }
 
 /// Why a request cannot proceed.
@@ -291,6 +293,7 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
         prompt,
         max_age,
         login_hint: params.get("login_hint").map(str::to_owned),
+        tenant: params.get("tenant").map(str::to_owned),
     })
 }
 
@@ -362,8 +365,28 @@ pub async fn authorize(State(state): State<AppState>, uri: Uri, headers: HeaderM
         req.max_age
             .is_none_or(|m| now - s.auth_time <= m.saturating_mul(1000))
     };
+    let wanted_tenant = match &req.tenant {
+        None => None,
+        Some(hint) => Some(
+            state
+                .store
+                .tenant_by_ref(hint)
+                .await
+                .ok()
+                .flatten()
+                .map(|t| t.id),
+        ),
+    };
+    // Switching tenant is a new sign-in: a session serves only the tenant it signed in for.
+    let same_tenant = |s: &SessionRow| {
+        wanted_tenant
+            .as_ref()
+            .is_none_or(|w| w.is_some() && *w == s.tenant_id)
+    };
     match session {
-        Some((s, user)) if !req.prompt.iter().any(|p| p == "login") && fresh_enough(&s) => {
+        Some((s, user))
+            if !req.prompt.iter().any(|p| p == "login") && fresh_enough(&s) && same_tenant(&s) =>
+        {
             continue_authorization(&state, &headers, &req, &s, &user).await
         }
         _ if req.prompt.iter().any(|p| p == "none") => error_redirect(
@@ -630,6 +653,14 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
             );
         }
     };
+    let tenant_id = match login_tenant(&state, &user, req.tenant.as_deref()).await {
+        Ok(t) => t,
+        Err(message) => {
+            metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
+            tracing::info!("sign-in refused: no usable tenant");
+            return login_page(&state, &headers, &req, Some(message), StatusCode::FORBIDDEN);
+        }
+    };
     // A new session on every sign-in (no fixation of an earlier cookie).
     let Ok(token) = crypto::random_secret() else {
         return AuthorizeError::Page(
@@ -649,6 +680,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         created_at: now,
         expires_at: now + i64::try_from(lifetime).unwrap_or(3600) * 1000,
         revoked_at: None,
+        tenant_id,
     };
     if let Err(e) = state.store.insert_session(&session).await {
         tracing::error!(error = %e, "storing a session failed");
@@ -665,6 +697,57 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response
+}
+
+/// The tenant a (password-verified) sign-in is for: the `tenant` hint (id or slug), else the
+/// user's only membership; `None` for a user without memberships (a platform identity).
+/// The tenant must be active and have the user as a member.
+async fn login_tenant(
+    state: &AppState,
+    user: &UserRow,
+    hint: Option<&str>,
+) -> Result<Option<String>, &'static str> {
+    const NO_ACCESS: &str = "This account cannot sign in to this tenant.";
+    let unavailable = "Sign-in is unavailable right now; retry later.";
+    let memberships = state
+        .store
+        .memberships_of_user(&user.id)
+        .await
+        .map_err(|_| unavailable)?;
+    let tenant_id = match hint {
+        Some(hint) => {
+            let tenant = state
+                .store
+                .tenant_by_ref(hint)
+                .await
+                .map_err(|_| unavailable)?
+                .ok_or(NO_ACCESS)?;
+            if !memberships.iter().any(|m| m.tenant_id == tenant.id) {
+                return Err(NO_ACCESS);
+            }
+            tenant.id
+        }
+        None => match memberships.as_slice() {
+            [] => return Ok(None),
+            [only] => only.tenant_id.clone(),
+            _ => {
+                return Err(
+                    "This account belongs to several tenants; the application must name one.",
+                );
+            }
+        },
+    };
+    let active = state
+        .store
+        .tenant_by_id(&tenant_id)
+        .await
+        .map_err(|_| unavailable)?
+        .is_some_and(|t| t.status == crate::tenants::STATUS_ACTIVE);
+    if active {
+        Ok(Some(tenant_id))
+    } else {
+        Err(NO_ACCESS)
+    }
 }
 
 fn login_page(

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_tenants;
 pub mod authorize;
 pub mod clients;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod oauth;
 pub mod passwords;
 pub mod scopes;
 pub mod store;
+pub mod tenants;
 pub mod userinfo;
 
 use std::future::Future;

@@ -12,6 +12,7 @@ pub mod grants;
 pub mod keys;
 pub mod lease;
 pub mod revocations;
+pub mod tenants;
 pub mod users;
 
 use std::str::FromStr;

@@ -620,6 +620,37 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
     };
     let email = form.get("email").unwrap_or("").trim();
     let password = form.get("password").unwrap_or("");
+    // Locks are keyed by what was typed, known account or not: they reveal nothing.
+    let ip = client_ip(&headers);
+    let typed: String = email.to_lowercase().chars().take(320).collect();
+    let account_key = format!("a:{typed}|{ip}");
+    let ip_key = format!("i:{ip}");
+    match state
+        .store
+        .locked_until(&[&account_key, &ip_key], now_ms())
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            metrics::counter!("identity_sign_ins_total", "outcome" => "locked").increment(1);
+            tracing::info!(ip = %ip, "sign-in refused: temporarily locked");
+            return login_page(
+                &state,
+                &headers,
+                &req,
+                Some("Too many failed attempts. Wait a few minutes and retry."),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "lockout lookup failed");
+            return AuthorizeError::Page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable right now; retry later.",
+            )
+            .into_response();
+        }
+    }
     let user = if email.is_empty() || email.len() > 320 {
         None
     } else {
@@ -643,7 +674,17 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         Some(u) if ok && !u.disabled => u,
         _ => {
             metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
-            tracing::info!("sign-in failed");
+            tracing::info!(ip = %ip, "sign-in failed");
+            let failures = record_failure(&state, &account_key, &ip_key).await;
+            let delay = state
+                .config
+                .login_failure_delay_ms
+                .saturating_mul(u64::try_from(failures).unwrap_or(0))
+                .min(2000);
+            if delay > 0 {
+                // Progressive delay: slows guessing; the lock stops it.
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            }
             return login_page(
                 &state,
                 &headers,
@@ -690,6 +731,9 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         )
         .into_response();
     }
+    if let Err(e) = state.store.clear_login_failures(&account_key).await {
+        tracing::warn!(error = %e, "clearing sign-in failures failed");
+    }
     metrics::counter!("identity_sign_ins_total", "outcome" => "success").increment(1);
     tracing::info!(user_id = %user.id, "signed in");
     let mut response = continue_authorization(&state, &headers, &req, &session, &user).await;
@@ -697,6 +741,47 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response
+}
+
+/// The client's IP: the rightmost `X-Forwarded-For` entry (the address the gateway in front
+/// of the service saw), else `unknown`.
+pub fn client_ip(headers: &HeaderMap) -> String {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
+        .next_back()
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// Counts a failed sign-in for the (account, IP) pair and the IP; returns the pair's count.
+async fn record_failure(state: &AppState, account_key: &str, ip_key: &str) -> i64 {
+    let now = now_ms();
+    let lock = i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2);
+    let account = state
+        .store
+        .record_login_failure(
+            account_key,
+            now,
+            i64::from(state.config.login_lockout_threshold),
+            lock,
+        )
+        .await;
+    let by_ip = state
+        .store
+        .record_login_failure(
+            ip_key,
+            now,
+            i64::from(state.config.login_ip_lockout_threshold),
+            lock,
+        )
+        .await;
+    if let Err(e) = by_ip.as_ref().and(account.as_ref()) {
+        tracing::warn!(error = %e, "recording a failed sign-in failed");
+    }
+    account.unwrap_or(0)
 }
 
 /// The tenant a (password-verified) sign-in is for: the `tenant` hint (id or slug), else the

@@ -11,6 +11,7 @@ pub mod clients;
 pub mod grants;
 pub mod keys;
 pub mod lease;
+pub mod lockout;
 pub mod revocations;
 pub mod tenants;
 pub mod users;
@@ -120,6 +121,10 @@ impl Store {
             ("client assertions", self.purge_client_assertions(now).await),
             ("authorization codes", self.purge_codes(day_ago).await),
             ("sessions", self.purge_sessions(day_ago).await),
+            (
+                "sign-in failure counters",
+                self.purge_login_failures(day_ago, now).await,
+            ),
             (
                 "refresh token families",
                 self.purge_refresh_state(day_ago).await,

@@ -102,6 +102,7 @@ pub fn test_config(db: &TestDb, issuer: &str, listen: &str) -> Config {
         password_hash_concurrency: 2,
         key_rotation_lead_secs: 4,
         key_check_interval_secs: 1,
+        login_failure_delay_ms: 0,
         ..Config::default()
     }
 }

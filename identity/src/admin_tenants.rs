@@ -12,6 +12,9 @@
 //! membership in their tenant. Changing what is global about a user (password, disabled)
 //! from a tenant admin needs the user to belong to that tenant only.
 
+// `Problem` is the handlers' error type, returned by the helpers too.
+#![allow(clippy::result_large_err)]
+
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
@@ -26,6 +29,7 @@ use tansu_shared::auth::{AccessClaims, AuthError, bearer_token};
 use crate::AppState;
 use crate::admin::{json_body, store_failed};
 use crate::clients::rfc3339;
+use crate::events::{self, Event, Meta, ROLE_CHANGE, TENANT_CHANGE, USER_CHANGE};
 use crate::scopes::{ADMIN_FULL, ADMIN_TENANT, IDENTITY_AUDIENCE};
 use crate::store::tenants::{MembershipRow, TenantRow};
 use crate::store::users::UserRow;
@@ -34,6 +38,7 @@ use crate::tenants::{
     self, ROLE_ADMIN, ROLE_OWNER, ROLE_USER, STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED,
     TenantPolicy, TenantView,
 };
+use serde_json::json;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -134,7 +139,40 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-#[allow(clippy::result_large_err)] // `Problem` is the handlers' error type
+/// The actor of an event: `user:<sub>`, or `client:<client_id>` for a client's own token.
+pub fn actor_of(claims: &AccessClaims) -> String {
+    if claims.sub == claims.client_id {
+        format!("client:{}", claims.sub)
+    } else {
+        format!("user:{}", claims.sub)
+    }
+}
+
+async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
+    tenant_id: &str,
+    kind: &str,
+    details: serde_json::Value,
+) {
+    let claims = match caller {
+        Caller::Platform(c) | Caller::TenantAdmin { claims: c, .. } => c,
+    };
+    events::record(
+        state,
+        meta,
+        Event {
+            tenant_id: Some(tenant_id),
+            kind,
+            actor: actor_of(claims),
+            outcome: "success",
+            details,
+        },
+    )
+    .await;
+}
+
 fn platform_only(caller: &Caller) -> Result<(), Problem> {
     if caller.is_platform() {
         Ok(())
@@ -211,6 +249,7 @@ fn tenant_problems(t: &TenantRow, policy: &TenantPolicy) -> Vec<String> {
 async fn create_tenant(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     body: Body,
 ) -> Result<Response, Problem> {
     platform_only(&caller)?;
@@ -238,6 +277,15 @@ async fn create_tenant(
         Err(e) => return Err(store_failed(&e)),
     }
     tracing::info!(tenant = %row.id, slug = %row.slug, "tenant created");
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &row.id,
+        TENANT_CHANGE,
+        json!({"action": "create", "slug": row.slug}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(TenantView::from(&row))).into_response())
 }
 
@@ -281,6 +329,8 @@ async fn get_tenant(
 
 async fn save_tenant(
     state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
     mut row: TenantRow,
     update: TenantUpdate,
 ) -> Result<TenantRow, Problem> {
@@ -312,25 +362,36 @@ async fn save_tenant(
         Err(e) => return Err(store_failed(&e)),
     }
     tracing::info!(tenant = %row.id, status = %row.status, "tenant updated");
+    audit(
+        state,
+        caller,
+        meta,
+        &row.id,
+        TENANT_CHANGE,
+        json!({"action": "update", "status": row.status, "slug": row.slug}),
+    )
+    .await;
     Ok(row)
 }
 
 async fn update_tenant(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Json<TenantView>, Problem> {
     platform_only(&caller)?;
     let update: TenantUpdate = json_body(body).await?;
     let row = tenant_for(&state, &caller, &tid).await?;
-    let row = save_tenant(&state, row, update).await?;
+    let row = save_tenant(&state, &caller, &meta, row, update).await?;
     Ok(Json(TenantView::from(&row)))
 }
 
 async fn set_status(
     state: &AppState,
     caller: &Caller,
+    meta: &Meta,
     tid: &str,
     status: &str,
 ) -> Result<Json<TenantView>, Problem> {
@@ -341,33 +402,36 @@ async fn set_status(
         ..TenantUpdate::default()
     };
     Ok(Json(TenantView::from(
-        &save_tenant(state, row, update).await?,
+        &save_tenant(state, caller, meta, row, update).await?,
     )))
 }
 
 async fn suspend_tenant(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path(tid): Path<String>,
 ) -> Result<Json<TenantView>, Problem> {
-    set_status(&state, &caller, &tid, STATUS_SUSPENDED).await
+    set_status(&state, &caller, &meta, &tid, STATUS_SUSPENDED).await
 }
 
 async fn activate_tenant(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path(tid): Path<String>,
 ) -> Result<Json<TenantView>, Problem> {
-    set_status(&state, &caller, &tid, STATUS_ACTIVE).await
+    set_status(&state, &caller, &meta, &tid, STATUS_ACTIVE).await
 }
 
 /// Marks the tenant deleted (its rows stay for the record; it signs nobody in).
 async fn delete_tenant(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path(tid): Path<String>,
 ) -> Result<Json<TenantView>, Problem> {
-    set_status(&state, &caller, &tid, STATUS_DELETED).await
+    set_status(&state, &caller, &meta, &tid, STATUS_DELETED).await
 }
 
 // ---------------------------------------------------------------- users
@@ -444,7 +508,6 @@ async fn may_change_identity(
     Ok(())
 }
 
-#[allow(clippy::result_large_err)]
 fn check_roles(caller: &Caller, roles: &[String]) -> Result<(), Problem> {
     if let Some(bad) = roles.iter().find(|r| !tenants::valid_role(r)) {
         return Err(invalid(vec![format!(
@@ -488,6 +551,7 @@ fn valid_email(e: &str) -> bool {
 async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Response, Problem> {
@@ -573,6 +637,15 @@ async fn create_user(
         .await
         .map_err(|e| store_failed(&e))?;
     tracing::info!(tenant = %tenant.id, user = %user.id, by = %caller.subject(), "member added");
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        USER_CHANGE,
+        json!({"action": "add", "user": user.id, "roles": m.roles}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(member_view(&user, &m))).into_response())
 }
 
@@ -620,6 +693,7 @@ struct UserUpdate {
 async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<MemberView>, Problem> {
@@ -642,12 +716,22 @@ async fn update_user(
     {
         return Err(Problem::not_found());
     }
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tid,
+        USER_CHANGE,
+        json!({"action": "update", "user": u.id}),
+    )
+    .await;
     Ok(Json(member_view(&u, &m)))
 }
 
 async fn set_disabled(
     state: &AppState,
     caller: &Caller,
+    meta: &Meta,
     tid: &str,
     uid: &str,
     disabled: bool,
@@ -666,6 +750,16 @@ async fn set_disabled(
     u.disabled = disabled;
     u.updated_at = now;
     tracing::info!(tenant = %tid, user = %u.id, disabled, by = %caller.subject(), "user status changed");
+    let action = if disabled { "disable" } else { "enable" };
+    audit(
+        state,
+        caller,
+        meta,
+        tid,
+        USER_CHANGE,
+        json!({"action": action, "user": u.id}),
+    )
+    .await;
     Ok(Json(member_view(&u, &m)))
 }
 
@@ -673,23 +767,26 @@ async fn set_disabled(
 async fn disable_user(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
 ) -> Result<Json<MemberView>, Problem> {
-    set_disabled(&state, &caller, &tid, &uid, true).await
+    set_disabled(&state, &caller, &meta, &tid, &uid, true).await
 }
 
 async fn enable_user(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
 ) -> Result<Json<MemberView>, Problem> {
-    set_disabled(&state, &caller, &tid, &uid, false).await
+    set_disabled(&state, &caller, &meta, &tid, &uid, false).await
 }
 
 /// Removes the user from the tenant (the global identity stays).
 async fn remove_user(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let (tenant, u, m) = member(&state, &caller, &tid, &uid).await?;
@@ -702,6 +799,15 @@ async fn remove_user(
         .await
         .map_err(|e| store_failed(&e))?;
     tracing::info!(tenant = %tenant.id, user = %u.id, by = %caller.subject(), "member removed");
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        USER_CHANGE,
+        json!({"action": "remove", "user": u.id}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -714,6 +820,7 @@ struct PasswordReset {
 async fn reset_password(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
 ) -> Result<StatusCode, Problem> {
@@ -744,6 +851,15 @@ async fn reset_password(
         return Err(Problem::not_found());
     }
     tracing::info!(tenant = %tenant.id, user = %u.id, by = %caller.subject(), "password reset");
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        USER_CHANGE,
+        json!({"action": "reset_password", "user": u.id}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -756,6 +872,7 @@ struct RolesBody {
 async fn save_roles(
     state: &AppState,
     caller: &Caller,
+    meta: &Meta,
     u: &UserRow,
     mut m: MembershipRow,
     roles: Vec<String>,
@@ -779,37 +896,49 @@ async fn save_roles(
         .await
         .map_err(|e| store_failed(&e))?;
     tracing::info!(tenant = %m.tenant_id, user = %u.id, roles = ?m.roles, by = %caller.subject(), "roles changed");
+    audit(
+        state,
+        caller,
+        meta,
+        &m.tenant_id,
+        ROLE_CHANGE,
+        json!({"user": u.id, "roles": m.roles}),
+    )
+    .await;
     Ok(Json(member_view(u, &m)))
 }
 
 async fn set_roles(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<MemberView>, Problem> {
     let b: RolesBody = json_body(body).await?;
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
-    save_roles(&state, &caller, &u, m, b.roles).await
+    save_roles(&state, &caller, &meta, &u, m, b.roles).await
 }
 
 async fn assign_role(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path((tid, uid, role)): Path<(String, String, String)>,
 ) -> Result<Json<MemberView>, Problem> {
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
     let mut roles = m.roles.clone();
     roles.push(role);
-    save_roles(&state, &caller, &u, m, roles).await
+    save_roles(&state, &caller, &meta, &u, m, roles).await
 }
 
 async fn revoke_role(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path((tid, uid, role)): Path<(String, String, String)>,
 ) -> Result<Json<MemberView>, Problem> {
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
     let roles: Vec<String> = m.roles.iter().filter(|r| **r != role).cloned().collect();
-    save_roles(&state, &caller, &u, m, roles).await
+    save_roles(&state, &caller, &meta, &u, m, roles).await
 }

@@ -634,6 +634,16 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         Ok(Some(_)) => {
             metrics::counter!("identity_sign_ins_total", "outcome" => "locked").increment(1);
             tracing::info!(ip = %ip, "sign-in refused: temporarily locked");
+            sign_in_event(
+                &state,
+                &headers,
+                None,
+                crate::events::LOCKOUT,
+                "anonymous".into(),
+                "denied",
+                &typed,
+            )
+            .await;
             return login_page(
                 &state,
                 &headers,
@@ -676,6 +686,28 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
             metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
             tracing::info!(ip = %ip, "sign-in failed");
             let failures = record_failure(&state, &account_key, &ip_key).await;
+            sign_in_event(
+                &state,
+                &headers,
+                None,
+                crate::events::SIGN_IN,
+                "anonymous".into(),
+                "failure",
+                &typed,
+            )
+            .await;
+            if failures >= i64::from(state.config.login_lockout_threshold) {
+                sign_in_event(
+                    &state,
+                    &headers,
+                    None,
+                    crate::events::LOCKOUT,
+                    "system".into(),
+                    "engaged",
+                    &typed,
+                )
+                .await;
+            }
             let delay = state
                 .config
                 .login_failure_delay_ms
@@ -735,6 +767,16 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         tracing::warn!(error = %e, "clearing sign-in failures failed");
     }
     metrics::counter!("identity_sign_ins_total", "outcome" => "success").increment(1);
+    sign_in_event(
+        &state,
+        &headers,
+        session.tenant_id.as_deref(),
+        crate::events::SIGN_IN,
+        format!("user:{}", user.id),
+        "success",
+        &typed,
+    )
+    .await;
     tracing::info!(user_id = %user.id, "signed in");
     let mut response = continue_authorization(&state, &headers, &req, &session, &user).await;
     if let Some(c) = set_cookie(&state, SESSION_COOKIE, &token, "Lax", lifetime) {
@@ -754,6 +796,30 @@ pub fn client_ip(headers: &HeaderMap) -> String {
         .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
         .next_back()
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// Records a sign-in event (the typed email in the details; never the password).
+async fn sign_in_event(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant_id: Option<&str>,
+    kind: &str,
+    actor: String,
+    outcome: &str,
+    email: &str,
+) {
+    crate::events::record(
+        state,
+        &crate::events::Meta::from_headers(headers),
+        crate::events::Event {
+            tenant_id,
+            kind,
+            actor,
+            outcome,
+            details: serde_json::json!({ "email": email }),
+        },
+    )
+    .await;
 }
 
 /// Counts a failed sign-in for the (account, IP) pair and the IP; returns the pair's count.

@@ -19,6 +19,7 @@ pub mod clients;
 pub mod config;
 pub mod crypto;
 pub mod discovery;
+pub mod events;
 pub mod keys;
 pub mod oauth;
 pub mod passwords;

@@ -369,6 +369,24 @@ pub async fn refresh_token(
                 .map_err(|e| OAuthError::server_error(&e))?;
             metrics::counter!("identity_refresh_reuse_detected_total").increment(1);
             tracing::warn!(client_id = %client.client_id, family = %family.id, "refresh token reuse detected; family revoked");
+            let tenant = state
+                .store
+                .session_tenant(&family.session_id)
+                .await
+                .ok()
+                .flatten();
+            crate::events::record(
+                state,
+                &crate::events::Meta::default(),
+                crate::events::Event {
+                    tenant_id: tenant.as_deref(),
+                    kind: crate::events::REFRESH_REUSE,
+                    actor: format!("client:{}", client.client_id),
+                    outcome: "denied",
+                    details: serde_json::json!({ "family": family.id, "user": family.user_id }),
+                },
+            )
+            .await;
         }
         return Err(OAuthError::invalid_grant(
             "the refresh token was already used",

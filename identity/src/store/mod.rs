@@ -8,6 +8,7 @@
 //! functions (no `query!` macros), so the crate builds without a live database.
 
 pub mod clients;
+pub mod events;
 pub mod grants;
 pub mod keys;
 pub mod lease;

@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/keys/policies", get(key_policies))
         .merge(crate::admin_tenants::router())
         .merge(crate::events::router())
+        .merge(crate::vault::router())
 }
 
 /// A caller holding `admin.full` for `tansu.identity`.

@@ -36,6 +36,8 @@ pub const CLIENT_CHANGE: &str = "client.change";
 pub const TENANT_CHANGE: &str = "tenant.change";
 pub const USER_CHANGE: &str = "user.change";
 pub const ROLE_CHANGE: &str = "role.change";
+pub const SECRET_READ: &str = "secret.read";
+pub const SECRET_WRITE: &str = "secret.write";
 
 /// Where a request came from: client IP, user agent and trace id.
 #[derive(Debug, Clone, Default)]

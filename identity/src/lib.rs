@@ -27,6 +27,7 @@ pub mod scopes;
 pub mod store;
 pub mod tenants;
 pub mod userinfo;
+pub mod vault;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -16,6 +16,7 @@ pub mod lockout;
 pub mod revocations;
 pub mod tenants;
 pub mod users;
+pub mod vault;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -228,6 +228,39 @@ async fn users_roles_and_isolation_matrix() {
         assert_eq!(ca["roles"], json!(["User"]));
         assert_eq!(cb["tid"], b.as_str());
         assert_eq!(cb["roles"], json!(["Admin"]));
+        // A session serves only the tenant it signed in for: switching is a new sign-in.
+        let (_, challenge) = pkce();
+        let q = |t: &str| {
+            format!(
+                "response_type=code&client_id={app}&redirect_uri={}&scope=openid&code_challenge={challenge}&code_challenge_method=S256&tenant={t}",
+                form_encode("https://app.example/cb")
+            )
+        };
+        let signed = id.sign_in(&q(&a), "carol@ab.example", USER_PASSWORD).await;
+        assert!(signed.location.contains("code="), "{}", signed.location);
+        let cookie = signed.session_cookie.unwrap();
+        let same = no_redirects()
+            .get(id.url(&format!("/connect/authorize?{}", q(&a))))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(same.status(), 303, "same tenant: the session is reused");
+        let other = no_redirects()
+            .get(id.url(&format!("/connect/authorize?{}", q(&b))))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 200, "another tenant: the login page again");
+        assert!(
+            other
+                .text()
+                .await
+                .unwrap()
+                .contains("<form method=\"post\"")
+        );
+
         // Without a hint, a user of several tenants is not signed in to an arbitrary one.
         assert!(
             id.user_tokens(&app, "carol@ab.example", USER_PASSWORD, scope, None)

@@ -38,11 +38,14 @@ pub fn router() -> Router<AppState> {
         .route("/admin/clients/{client_id}/secret", post(rotate_secret))
         .route("/admin/keys/rotate-now", post(rotate_keys_now))
         .route("/admin/keys/policies", get(key_policies))
+        .merge(crate::admin_tenants::router())
+        .merge(crate::events::router())
+        .merge(crate::vault::router())
 }
 
 /// A caller holding `admin.full` for `tansu.identity`.
 #[derive(Debug, Clone)]
-pub struct Admin(pub AccessClaims);
+pub struct Admin(pub AccessClaims, pub crate::events::Meta);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = AuthError;
@@ -51,7 +54,10 @@ impl FromRequestParts<AppState> for Admin {
         let token = bearer_token(&parts.headers)?.ok_or(AuthError::MissingToken)?;
         let claims = state.verify_access_token(token, Some(IDENTITY_AUDIENCE))?;
         if state.config.dev_mode && claims.has_scope(ADMIN_FULL) {
-            Ok(Admin(claims))
+            Ok(Admin(
+                claims,
+                crate::events::Meta::from_headers(&parts.headers),
+            ))
         } else {
             Err(AuthError::InsufficientScope(ADMIN_FULL.into()))
         }
@@ -60,7 +66,7 @@ impl FromRequestParts<AppState> for Admin {
 
 const MAX_JSON_BYTES: usize = 64 * 1024;
 
-async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
+pub(crate) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
     let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
         .await
         .map_err(|_| Problem::payload_too_large())?;
@@ -77,13 +83,13 @@ fn invalid(problems: Vec<String>) -> Problem {
     .with_extension("errors", problems)
 }
 
-fn store_failed(e: &dyn std::fmt::Display) -> Problem {
+pub(crate) fn store_failed(e: &dyn std::fmt::Display) -> Problem {
     Problem::internal(e)
 }
 
 async fn create_client(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     body: Body,
 ) -> Result<Response, Problem> {
     let new: NewClient = json_body(body).await?;
@@ -117,7 +123,17 @@ async fn create_client(
         created_at: now,
         updated_at: now,
     };
-    let problems = clients::validate(&row, state.config.dev_mode);
+    let mut problems = clients::validate(&row, state.config.dev_mode);
+    if let Some(tid) = &row.tenant_id
+        && state
+            .store
+            .tenant_by_id(tid)
+            .await
+            .map_err(|e| store_failed(&e))?
+            .is_none()
+    {
+        problems.push("tenant_id: no such tenant".into());
+    }
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
@@ -130,6 +146,14 @@ async fn create_client(
         Err(e) => return Err(store_failed(&e)),
     }
     tracing::info!(client_id = %row.client_id, "client created");
+    audit(
+        &state,
+        &admin,
+        row.tenant_id.as_deref(),
+        crate::events::CLIENT_CHANGE,
+        serde_json::json!({"action": "create", "client_id": row.client_id}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(with_secret(&row, secret))).into_response())
 }
 
@@ -188,7 +212,7 @@ async fn get_client(
 
 async fn update_client(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     Path(client_id): Path<String>,
     body: Body,
 ) -> Result<Json<ClientView>, Problem> {
@@ -243,12 +267,20 @@ async fn update_client(
         return Err(Problem::not_found());
     }
     tracing::info!(client_id = %row.client_id, "client updated");
+    audit(
+        &state,
+        &admin,
+        row.tenant_id.as_deref(),
+        crate::events::CLIENT_CHANGE,
+        serde_json::json!({"action": "update", "client_id": row.client_id}),
+    )
+    .await;
     Ok(Json(ClientView::from(&row)))
 }
 
 async fn rotate_secret(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     Path(client_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let mut row = load(&state, &client_id).await?;
@@ -270,12 +302,20 @@ async fn rotate_secret(
         return Err(Problem::not_found());
     }
     tracing::info!(client_id = %row.client_id, "client secret rotated");
+    audit(
+        &state,
+        &admin,
+        row.tenant_id.as_deref(),
+        crate::events::CLIENT_CHANGE,
+        serde_json::json!({"action": "rotate_secret", "client_id": row.client_id}),
+    )
+    .await;
     Ok(Json(with_secret(&row, Some(secret))))
 }
 
 async fn delete_client(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     Path(client_id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     if state
@@ -285,6 +325,14 @@ async fn delete_client(
         .map_err(|e| store_failed(&e))?
     {
         tracing::info!(client_id = %client_id, "client deleted");
+        audit(
+            &state,
+            &admin,
+            None,
+            crate::events::CLIENT_CHANGE,
+            serde_json::json!({"action": "delete", "client_id": client_id}),
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::not_found())
@@ -293,7 +341,7 @@ async fn delete_client(
 
 /// `POST /admin/keys/rotate-now` → 202: new keys are published now and sign after the lead
 /// time; repeated or concurrent requests (on any replica) schedule one rotation.
-async fn rotate_keys_now(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
+async fn rotate_keys_now(State(state): State<AppState>, admin: Admin) -> Result<Response, Problem> {
     let rotation = state
         .keys
         .rotate_now()
@@ -306,6 +354,14 @@ async fn rotate_keys_now(State(state): State<AppState>, _: Admin) -> Result<Resp
             serde_json::json!({ "kid": kid, "alg": alg.as_str(), "signs_from": rfc3339(*at) })
         })
         .collect();
+    audit(
+        &state,
+        &admin,
+        None,
+        crate::events::KEY_ROTATION,
+        serde_json::json!({"action": "rotate_now", "pending": pending}),
+    )
+    .await;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "status": "accepted", "pending": pending })),
@@ -344,4 +400,26 @@ async fn key_policies(State(state): State<AppState>, _: Admin) -> Json<serde_jso
         "jwks_max_age_secs": policy.jwks_max_age().as_secs(),
         "keys": keys,
     }))
+}
+
+/// Records an admin's change to a client or the keys.
+async fn audit(
+    state: &AppState,
+    admin: &Admin,
+    tenant_id: Option<&str>,
+    kind: &str,
+    details: serde_json::Value,
+) {
+    crate::events::record(
+        state,
+        &admin.1,
+        crate::events::Event {
+            tenant_id,
+            kind,
+            actor: crate::admin_tenants::actor_of(&admin.0),
+            outcome: "success",
+            details,
+        },
+    )
+    .await;
 }

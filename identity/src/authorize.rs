@@ -46,6 +46,8 @@ pub struct AuthRequest {
     pub prompt: Vec<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The tenant to sign in for (id or slug), issue #4.
+    pub tenant: Option<String>,
 }
 
 /// Why a request cannot proceed.
@@ -291,6 +293,7 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
         prompt,
         max_age,
         login_hint: params.get("login_hint").map(str::to_owned),
+        tenant: params.get("tenant").map(str::to_owned),
     })
 }
 
@@ -362,8 +365,28 @@ pub async fn authorize(State(state): State<AppState>, uri: Uri, headers: HeaderM
         req.max_age
             .is_none_or(|m| now - s.auth_time <= m.saturating_mul(1000))
     };
+    let wanted_tenant = match &req.tenant {
+        None => None,
+        Some(hint) => Some(
+            state
+                .store
+                .tenant_by_ref(hint)
+                .await
+                .ok()
+                .flatten()
+                .map(|t| t.id),
+        ),
+    };
+    // Switching tenant is a new sign-in: a session serves only the tenant it signed in for.
+    let same_tenant = |s: &SessionRow| {
+        wanted_tenant
+            .as_ref()
+            .is_none_or(|w| w.is_some() && *w == s.tenant_id)
+    };
     match session {
-        Some((s, user)) if !req.prompt.iter().any(|p| p == "login") && fresh_enough(&s) => {
+        Some((s, user))
+            if !req.prompt.iter().any(|p| p == "login") && fresh_enough(&s) && same_tenant(&s) =>
+        {
             continue_authorization(&state, &headers, &req, &s, &user).await
         }
         _ if req.prompt.iter().any(|p| p == "none") => error_redirect(
@@ -597,6 +620,47 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
     };
     let email = form.get("email").unwrap_or("").trim();
     let password = form.get("password").unwrap_or("");
+    // Locks are keyed by what was typed, known account or not: they reveal nothing.
+    let ip = client_ip(&headers);
+    let typed: String = email.to_lowercase().chars().take(320).collect();
+    let account_key = format!("a:{typed}|{ip}");
+    let ip_key = format!("i:{ip}");
+    match state
+        .store
+        .locked_until(&[&account_key, &ip_key], now_ms())
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            metrics::counter!("identity_sign_ins_total", "outcome" => "locked").increment(1);
+            tracing::info!(ip = %ip, "sign-in refused: temporarily locked");
+            sign_in_event(
+                &state,
+                &headers,
+                None,
+                crate::events::LOCKOUT,
+                "anonymous".into(),
+                "denied",
+                &typed,
+            )
+            .await;
+            return login_page(
+                &state,
+                &headers,
+                &req,
+                Some("Too many failed attempts. Wait a few minutes and retry."),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "lockout lookup failed");
+            return AuthorizeError::Page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable right now; retry later.",
+            )
+            .into_response();
+        }
+    }
     let user = if email.is_empty() || email.len() > 320 {
         None
     } else {
@@ -620,7 +684,39 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         Some(u) if ok && !u.disabled => u,
         _ => {
             metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
-            tracing::info!("sign-in failed");
+            tracing::info!(ip = %ip, "sign-in failed");
+            let failures = record_failure(&state, &account_key, &ip_key).await;
+            sign_in_event(
+                &state,
+                &headers,
+                None,
+                crate::events::SIGN_IN,
+                "anonymous".into(),
+                "failure",
+                &typed,
+            )
+            .await;
+            if failures >= i64::from(state.config.login_lockout_threshold) {
+                sign_in_event(
+                    &state,
+                    &headers,
+                    None,
+                    crate::events::LOCKOUT,
+                    "system".into(),
+                    "engaged",
+                    &typed,
+                )
+                .await;
+            }
+            let delay = state
+                .config
+                .login_failure_delay_ms
+                .saturating_mul(u64::try_from(failures).unwrap_or(0))
+                .min(2000);
+            if delay > 0 {
+                // Progressive delay: slows guessing; the lock stops it.
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            }
             return login_page(
                 &state,
                 &headers,
@@ -628,6 +724,14 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
                 Some("Invalid email or password."),
                 StatusCode::UNAUTHORIZED,
             );
+        }
+    };
+    let tenant_id = match login_tenant(&state, &user, req.tenant.as_deref()).await {
+        Ok(t) => t,
+        Err(message) => {
+            metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
+            tracing::info!("sign-in refused: no usable tenant");
+            return login_page(&state, &headers, &req, Some(message), StatusCode::FORBIDDEN);
         }
     };
     // A new session on every sign-in (no fixation of an earlier cookie).
@@ -649,6 +753,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         created_at: now,
         expires_at: now + i64::try_from(lifetime).unwrap_or(3600) * 1000,
         revoked_at: None,
+        tenant_id,
     };
     if let Err(e) = state.store.insert_session(&session).await {
         tracing::error!(error = %e, "storing a session failed");
@@ -658,13 +763,142 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         )
         .into_response();
     }
+    if let Err(e) = state.store.clear_login_failures(&account_key).await {
+        tracing::warn!(error = %e, "clearing sign-in failures failed");
+    }
     metrics::counter!("identity_sign_ins_total", "outcome" => "success").increment(1);
+    sign_in_event(
+        &state,
+        &headers,
+        session.tenant_id.as_deref(),
+        crate::events::SIGN_IN,
+        format!("user:{}", user.id),
+        "success",
+        &typed,
+    )
+    .await;
     tracing::info!(user_id = %user.id, "signed in");
     let mut response = continue_authorization(&state, &headers, &req, &session, &user).await;
     if let Some(c) = set_cookie(&state, SESSION_COOKIE, &token, "Lax", lifetime) {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response
+}
+
+/// The client's IP: the rightmost `X-Forwarded-For` entry (the address the gateway in front
+/// of the service saw), else `unknown`.
+pub fn client_ip(headers: &HeaderMap) -> String {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
+        .next_back()
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// Records a sign-in event (the typed email in the details; never the password).
+async fn sign_in_event(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant_id: Option<&str>,
+    kind: &str,
+    actor: String,
+    outcome: &str,
+    email: &str,
+) {
+    crate::events::record(
+        state,
+        &crate::events::Meta::from_headers(headers),
+        crate::events::Event {
+            tenant_id,
+            kind,
+            actor,
+            outcome,
+            details: serde_json::json!({ "email": email }),
+        },
+    )
+    .await;
+}
+
+/// Counts a failed sign-in for the (account, IP) pair and the IP; returns the pair's count.
+async fn record_failure(state: &AppState, account_key: &str, ip_key: &str) -> i64 {
+    let now = now_ms();
+    let lock = i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2);
+    let account = state
+        .store
+        .record_login_failure(
+            account_key,
+            now,
+            i64::from(state.config.login_lockout_threshold),
+            lock,
+        )
+        .await;
+    let by_ip = state
+        .store
+        .record_login_failure(
+            ip_key,
+            now,
+            i64::from(state.config.login_ip_lockout_threshold),
+            lock,
+        )
+        .await;
+    if let Err(e) = by_ip.as_ref().and(account.as_ref()) {
+        tracing::warn!(error = %e, "recording a failed sign-in failed");
+    }
+    account.unwrap_or(0)
+}
+
+/// The tenant a (password-verified) sign-in is for: the `tenant` hint (id or slug), else the
+/// user's only membership; `None` for a user without memberships (a platform identity).
+/// The tenant must be active and have the user as a member.
+async fn login_tenant(
+    state: &AppState,
+    user: &UserRow,
+    hint: Option<&str>,
+) -> Result<Option<String>, &'static str> {
+    const NO_ACCESS: &str = "This account cannot sign in to this tenant.";
+    let unavailable = "Sign-in is unavailable right now; retry later.";
+    let memberships = state
+        .store
+        .memberships_of_user(&user.id)
+        .await
+        .map_err(|_| unavailable)?;
+    let tenant_id = match hint {
+        Some(hint) => {
+            let tenant = state
+                .store
+                .tenant_by_ref(hint)
+                .await
+                .map_err(|_| unavailable)?
+                .ok_or(NO_ACCESS)?;
+            if !memberships.iter().any(|m| m.tenant_id == tenant.id) {
+                return Err(NO_ACCESS);
+            }
+            tenant.id
+        }
+        None => match memberships.as_slice() {
+            [] => return Ok(None),
+            [only] => only.tenant_id.clone(),
+            _ => {
+                return Err(
+                    "This account belongs to several tenants; the application must name one.",
+                );
+            }
+        },
+    };
+    let active = state
+        .store
+        .tenant_by_id(&tenant_id)
+        .await
+        .map_err(|_| unavailable)?
+        .is_some_and(|t| t.status == crate::tenants::STATUS_ACTIVE);
+    if active {
+        Ok(Some(tenant_id))
+    } else {
+        Err(NO_ACCESS)
+    }
 }
 
 fn login_page(

@@ -62,6 +62,16 @@ pub struct Config {
     /// Dev mode: the `tansu-dashboard` client's secret. Empty: generated at first start and
     /// printed once (and written to `<data_dir>/tansu-dashboard.secret`, 0600).
     pub dev_client_secret: Secret,
+    /// Failed sign-ins for one account from one client IP before a temporary lock of that
+    /// (account, IP) pair; other IPs are not locked out by it.
+    pub login_lockout_threshold: u32,
+    /// Failed sign-ins from one client IP (any accounts) before that IP is locked.
+    pub login_ip_lockout_threshold: u32,
+    /// How long a lock lasts, in milliseconds.
+    pub login_lockout_ms: u64,
+    /// Progressive delay: each failed sign-in answers after this many milliseconds times the
+    /// failures counted for the (account, IP) pair (at most 2 s).
+    pub login_failure_delay_ms: u64,
 }
 
 impl Default for Config {
@@ -88,6 +98,10 @@ impl Default for Config {
             authorization_code_lifetime_secs: 60,
             session_lifetime_secs: 12 * 3600,
             password_hash_concurrency: 0,
+            login_lockout_threshold: 5,
+            login_ip_lockout_threshold: 100,
+            login_lockout_ms: 15 * 60 * 1000,
+            login_failure_delay_ms: 100,
         }
     }
 }
@@ -134,6 +148,12 @@ impl Validate for Config {
         let mut v = Vec::new();
         if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
             v.push(format!("listen: {e}"));
+        }
+        if self.login_lockout_threshold == 0 || self.login_ip_lockout_threshold == 0 {
+            v.push("login_lockout_threshold, login_ip_lockout_threshold: at least 1".into());
+        }
+        if self.login_lockout_ms == 0 || self.login_lockout_ms > 86_400_000 {
+            v.push("login_lockout_ms: between 1 ms and 1 day".into());
         }
         if let Err(e) = validate_issuer(&self.issuer) {
             v.push(format!("issuer: {e}"));

@@ -313,6 +313,11 @@ impl std::fmt::Debug for KeyManager {
 }
 
 impl KeyManager {
+    /// The master key (the vault wraps tenant data keys with it).
+    pub fn master(&self) -> &Arc<MasterKey> {
+        &self.master
+    }
+
     /// Loads the ring, creating the first keys when the database has none.
     pub async fn start(
         store: Store,

@@ -13,17 +13,21 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_tenants;
 pub mod authorize;
 pub mod clients;
 pub mod config;
 pub mod crypto;
 pub mod discovery;
+pub mod events;
 pub mod keys;
 pub mod oauth;
 pub mod passwords;
 pub mod scopes;
 pub mod store;
+pub mod tenants;
 pub mod userinfo;
+pub mod vault;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -14,7 +14,12 @@ pub const SCOPES: &[&str] = &[
     "storage.write",
     "secrets.read",
     "secrets.write",
+    ADMIN_TENANT,
 ];
+
+/// Tenant administration: with the `Owner` or `Admin` role in the token's tenant, the
+/// tenant-scoped admin API of that tenant only.
+pub const ADMIN_TENANT: &str = "admin.tenant";
 
 /// Exists only in dev mode: everything the admin API can do.
 pub const ADMIN_FULL: &str = "admin.full";

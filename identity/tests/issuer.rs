@@ -106,7 +106,7 @@ async fn discovery_uses_the_configured_issuer_and_jwks_is_cacheable() {
 async fn client_credentials_tokens_verify_with_the_shared_verifier() {
     for db in backends(SUITE).await {
         let id = Instance::start(&db, "", |_| {}).await;
-        let tenant = uuid::Uuid::now_v7();
+        let tenant = id.create_tenant("reporting").await;
         let (cid, secret) = id
             .create_client(json!({
                 "name": "reporting service",
@@ -142,7 +142,7 @@ async fn client_credentials_tokens_verify_with_the_shared_verifier() {
         assert_eq!(claims.scope, "db.read storage.read");
         assert!(claims.aud.contains("tansu.db") && claims.aud.contains("tansu.storage"));
         assert!(!claims.aud.contains("tansu.identity"));
-        assert_eq!(claims.tid.as_deref(), Some(tenant.to_string().as_str()));
+        assert_eq!(claims.tid.as_deref(), Some(tenant.as_str()));
         assert_eq!(claims.nbf, Some(claims.iat));
         assert_eq!(claims.exp - claims.iat, 3600);
         assert!(uuid::Uuid::parse_str(&claims.jti).is_ok());
@@ -999,7 +999,7 @@ async fn introspection_and_revocation() {
             .create_client(json!({"name": "resource server", "grant_types": ["client_credentials"], "scopes": ["db.read"]}))
             .await;
         let (app, app_secret) = id
-            .create_client(json!({"name": "app", "tenant_id": uuid::Uuid::now_v7(), "grant_types": ["client_credentials"], "scopes": ["db.read", "storage.read"]}))
+            .create_client(json!({"name": "app", "tenant_id": id.create_tenant("introspected").await, "grant_types": ["client_credentials"], "scopes": ["db.read", "storage.read"]}))
             .await;
         let token = id
             .access_token(&app, &app_secret, Some("db.read storage.read"))

@@ -68,6 +68,54 @@ struct Subject<'a> {
     session_id: &'a str,
     auth_time_ms: i64,
     nonce: Option<&'a str>,
+    /// The tenant the session signed in for and the user's roles there.
+    tenant: TenantContext,
+}
+
+/// `tid` and `roles` of a user's tokens.
+#[derive(Debug, Clone, Default)]
+pub struct TenantContext {
+    pub tid: Option<String>,
+    pub roles: Vec<String>,
+}
+
+/// The tenant context of a grant: the session's tenant, which must still be active and
+/// still have the user as a member (roles are read now, so role changes take effect at the
+/// next token); a session without a tenant is the user's platform identity.
+pub async fn tenant_context(
+    state: &AppState,
+    session_id: &str,
+    user: &UserRow,
+) -> Result<TenantContext, OAuthError> {
+    let tid = state
+        .store
+        .session_tenant(session_id)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
+    let Some(tid) = tid else {
+        return Ok(TenantContext {
+            tid: user.tenant_id.clone(),
+            roles: user.roles.clone(),
+        });
+    };
+    let tenant = state
+        .store
+        .tenant_by_id(&tid)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
+    if tenant.is_none_or(|t| t.status != crate::tenants::STATUS_ACTIVE) {
+        return Err(OAuthError::invalid_grant("the tenant is not active"));
+    }
+    let membership = state
+        .store
+        .membership(&user.id, &tid)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?
+        .ok_or_else(|| OAuthError::invalid_grant("the user is not a member of the tenant"))?;
+    Ok(TenantContext {
+        tid: Some(tid),
+        roles: membership.roles,
+    })
 }
 
 fn id_token(
@@ -92,11 +140,11 @@ fn id_token(
         at_hash: at_hash(access_token, alg),
         sid: who.session_id,
         amr: vec!["pwd"],
-        tid: who.user.tenant_id.as_deref(),
+        tid: who.tenant.tid.as_deref(),
         email: has("email").then_some(who.user.email.as_str()),
         email_verified: has("email").then_some(false),
         name: has("profile").then_some(who.user.name.as_str()),
-        roles: has("roles").then_some(who.user.roles.as_slice()),
+        roles: has("roles").then_some(who.tenant.roles.as_slice()),
     };
     state
         .keys
@@ -145,8 +193,8 @@ async fn tokens_for_user(
         client,
         Grant {
             subject: who.user.id.clone(),
-            tenant_id: who.user.tenant_id.clone(),
-            roles: who.user.roles.clone(),
+            tenant_id: who.tenant.tid.clone(),
+            roles: who.tenant.roles.clone(),
             scopes: scopes.clone(),
             family_id,
         },
@@ -248,11 +296,13 @@ pub async fn authorization_code(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
+    let tenant = tenant_context(state, &row.session_id, &user).await?;
     let who = Subject {
         user: &user,
         session_id: &row.session_id,
         auth_time_ms: row.auth_time,
         nonce: row.nonce.as_deref(),
+        tenant,
     };
     let response = tokens_for_user(state, client, scopes, &who, None).await?;
     let family_id = match &response.refresh_token {
@@ -319,6 +369,24 @@ pub async fn refresh_token(
                 .map_err(|e| OAuthError::server_error(&e))?;
             metrics::counter!("identity_refresh_reuse_detected_total").increment(1);
             tracing::warn!(client_id = %client.client_id, family = %family.id, "refresh token reuse detected; family revoked");
+            let tenant = state
+                .store
+                .session_tenant(&family.session_id)
+                .await
+                .ok()
+                .flatten();
+            crate::events::record(
+                state,
+                &crate::events::Meta::default(),
+                crate::events::Event {
+                    tenant_id: tenant.as_deref(),
+                    kind: crate::events::REFRESH_REUSE,
+                    actor: format!("client:{}", client.client_id),
+                    outcome: "denied",
+                    details: serde_json::json!({ "family": family.id, "user": family.user_id }),
+                },
+            )
+            .await;
         }
         return Err(OAuthError::invalid_grant(
             "the refresh token was already used",
@@ -344,6 +412,8 @@ pub async fn refresh_token(
         }
     };
     let user = active_user(state, &family.user_id).await?;
+    // Before rotating: a suspended tenant's refresh token stays unused (and unusable).
+    let tenant = tenant_context(state, &family.session_id, &user).await?;
     let next = crypto::random_secret().map_err(|e| OAuthError::server_error(&e))?;
     let rotated = store
         .rotate_family(
@@ -365,6 +435,7 @@ pub async fn refresh_token(
         session_id: &family.session_id,
         auth_time_ms: family.auth_time,
         nonce: None,
+        tenant,
     };
     tokens_for_user(state, client, scopes, &who, Some((family.id.clone(), next))).await
 }

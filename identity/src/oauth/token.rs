@@ -300,6 +300,7 @@ async fn token_inner(
             "the client may not use this grant type",
         ));
     }
+    client_tenant_active(state, &client).await?;
     match grant_type {
         GRANT_CLIENT_CREDENTIALS => {
             client_credentials(state, &client, &params).map(|r| (GRANT_CLIENT_CREDENTIALS, r))
@@ -313,6 +314,25 @@ async fn token_inner(
         _ => Err(OAuthError::unsupported_grant_type(
             "grant_type is not supported",
         )),
+    }
+}
+
+/// A client that belongs to a tenant gets nothing while the tenant is not active.
+async fn client_tenant_active(state: &AppState, client: &ClientRow) -> Result<(), OAuthError> {
+    let Some(tid) = &client.tenant_id else {
+        return Ok(());
+    };
+    let tenant = state
+        .store
+        .tenant_by_id(tid)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
+    if tenant.is_some_and(|t| t.status == crate::tenants::STATUS_ACTIVE) {
+        Ok(())
+    } else {
+        Err(OAuthError::unauthorized_client(
+            "the client's tenant is not active",
+        ))
     }
 }
 

@@ -8,11 +8,15 @@
 //! functions (no `query!` macros), so the crate builds without a live database.
 
 pub mod clients;
+pub mod events;
 pub mod grants;
 pub mod keys;
 pub mod lease;
+pub mod lockout;
 pub mod revocations;
+pub mod tenants;
 pub mod users;
+pub mod vault;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -119,6 +123,10 @@ impl Store {
             ("client assertions", self.purge_client_assertions(now).await),
             ("authorization codes", self.purge_codes(day_ago).await),
             ("sessions", self.purge_sessions(day_ago).await),
+            (
+                "sign-in failure counters",
+                self.purge_login_failures(day_ago, now).await,
+            ),
             (
                 "refresh token families",
                 self.purge_refresh_state(day_ago).await,

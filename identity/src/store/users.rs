@@ -38,6 +38,8 @@ pub struct SessionRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The tenant this session signed in for (`None`: the user's platform identity).
+    pub tenant_id: Option<String>,
 }
 
 const USER_COLUMNS: &str =
@@ -108,8 +110,8 @@ impl Store {
     }
 
     pub async fn insert_session(&self, s: &SessionRow) -> StoreResult<()> {
-        const SQL: &str = "INSERT INTO sessions (id, token_hash, user_id, auth_time, amr, created_at, expires_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        const SQL: &str = "INSERT INTO sessions (id, token_hash, user_id, auth_time, amr, created_at, expires_at, tenant_id) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         on_pool!(self, pool => {
             sqlx::query(SQL)
                 .bind(&s.id)
@@ -119,6 +121,7 @@ impl Store {
                 .bind(&s.amr)
                 .bind(s.created_at)
                 .bind(s.expires_at)
+                .bind(&s.tenant_id)
                 .execute(pool)
                 .await?;
         });
@@ -152,7 +155,7 @@ impl Store {
         token_hash: &[u8],
         now: i64,
     ) -> StoreResult<Option<SessionRow>> {
-        const SQL: &str = "SELECT id, token_hash, user_id, auth_time, amr, created_at, expires_at, revoked_at \
+        const SQL: &str = "SELECT id, token_hash, user_id, auth_time, amr, created_at, expires_at, revoked_at, tenant_id \
             FROM sessions WHERE token_hash = $1 AND expires_at > $2 AND revoked_at IS NULL";
         on_pool!(self, pool => {
             let row = sqlx::query(SQL).bind(token_hash).bind(now).fetch_optional(pool).await?;
@@ -166,6 +169,7 @@ impl Store {
                     created_at: r.try_get("created_at")?,
                     expires_at: r.try_get("expires_at")?,
                     revoked_at: r.try_get("revoked_at")?,
+                    tenant_id: r.try_get("tenant_id")?,
                 }),
                 None => None,
             })

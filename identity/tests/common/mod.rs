@@ -102,6 +102,7 @@ pub fn test_config(db: &TestDb, issuer: &str, listen: &str) -> Config {
         password_hash_concurrency: 2,
         key_rotation_lead_secs: 4,
         key_check_interval_secs: 1,
+        login_failure_delay_ms: 0,
         ..Config::default()
     }
 }
@@ -449,4 +450,122 @@ impl Instance {
             .await
             .unwrap()
     }
+}
+
+/// A strong password that passes the default policy for the test users.
+pub const USER_PASSWORD: &str = "a long unique phrase 42";
+
+impl Instance {
+    /// An admin API call; returns the status and the JSON body (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        (status, v)
+    }
+
+    /// Creates a tenant as the platform admin; returns its id.
+    pub async fn create_tenant(&self, slug: &str) -> String {
+        let (status, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/admin/tenants",
+                &self.admin_token().await,
+                Some(serde_json::json!({"slug": slug, "name": format!("Shop {slug}")})),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates (or invites) a user in a tenant as the platform admin; returns the user id.
+    pub async fn create_member(&self, tid: &str, email: &str, roles: &[&str]) -> String {
+        let (status, v) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/admin/tenants/{tid}/users"),
+                &self.admin_token().await,
+                Some(serde_json::json!({"email": email, "name": "Test Person", "password": USER_PASSWORD, "roles": roles})),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers the first-party public client `tenant-app` (code + refresh, every user scope).
+    pub async fn tenant_app(&self) -> String {
+        let (status, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/admin/clients",
+                &self.admin_token().await,
+                Some(serde_json::json!({
+                    "client_id": "tenant-app",
+                    "name": "Tenant app",
+                    "first_party": true,
+                    "client_type": "public",
+                    "grant_types": ["authorization_code", "refresh_token"],
+                    "redirect_uris": ["https://app.example/cb"],
+                    "scopes": ["openid", "roles", "offline_access", "db.read", "admin.tenant"],
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        "tenant-app".into()
+    }
+
+    /// Signs `email` in through the login form (optionally for a tenant) and redeems the code:
+    /// `Ok(token response)` or `Err(where the browser was sent / the status)`.
+    pub async fn user_tokens(
+        &self,
+        client: &str,
+        email: &str,
+        password: &str,
+        scope: &str,
+        tenant: Option<&str>,
+    ) -> Result<serde_json::Value, String> {
+        let (verifier, challenge) = pkce();
+        let mut query = format!(
+            "response_type=code&client_id={client}&redirect_uri={}&scope={}&state=s&code_challenge={challenge}&code_challenge_method=S256",
+            form_encode("https://app.example/cb"),
+            form_encode(scope)
+        );
+        if let Some(t) = tenant {
+            query.push_str(&format!("&tenant={}", form_encode(t)));
+        }
+        let signed = self.sign_in(&query, email, password).await;
+        let Some(code) = query_param(&signed.location, "code") else {
+            return Err(signed.location);
+        };
+        let resp = self
+            .redeem(client, &code, "https://app.example/cb", Some(&verifier))
+            .await;
+        let status = resp.status();
+        let v: serde_json::Value = resp.json().await.unwrap();
+        if status == 200 {
+            Ok(v)
+        } else {
+            Err(format!("token status {status}: {v}"))
+        }
+    }
+}
+
+/// The claims of a JWT, unverified (the tests verify signatures elsewhere).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    let p = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(p)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }

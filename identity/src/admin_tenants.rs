@@ -1,0 +1,944 @@
+//! The admin API for tenants (`/admin/tenants`) and their users
+//! (`/admin/tenants/{tid}/users…`).
+//!
+//! Who may call it:
+//! - platform admins (the `admin.full` token of [`crate::admin::Admin`]): everything;
+//! - tenant admins: a token of this issuer with scope `admin.tenant`, a `tid` and the role
+//!   `Owner` or `Admin` in it, for an active tenant: only the tenant-scoped endpoints of their
+//!   own tenant. Any other tenant id answers 404 exactly like a tenant that does not exist, so a
+//!   tenant admin learns nothing about other tenants.
+//!
+//! Users are global identities; a tenant admin sees and changes a user only through the
+//! membership in their tenant. Changing what is global about a user (password, disabled)
+//! from a tenant admin needs the user to belong to that tenant only.
+
+// `Problem` is the handlers' error type, returned by the helpers too.
+#![allow(clippy::result_large_err)]
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tansu_shared::Problem;
+use tansu_shared::auth::{AccessClaims, AuthError, bearer_token};
+
+use crate::AppState;
+use crate::admin::{json_body, store_failed};
+use crate::clients::rfc3339;
+use crate::events::{self, Event, Meta, ROLE_CHANGE, TENANT_CHANGE, USER_CHANGE};
+use crate::scopes::{ADMIN_FULL, ADMIN_TENANT, IDENTITY_AUDIENCE};
+use crate::store::tenants::{MembershipRow, TenantRow};
+use crate::store::users::UserRow;
+use crate::store::{new_id, now_ms};
+use crate::tenants::{
+    self, ROLE_ADMIN, ROLE_OWNER, ROLE_USER, STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED,
+    TenantPolicy, TenantView,
+};
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/tenants", post(create_tenant).get(list_tenants))
+        .route(
+            "/admin/tenants/{tid}",
+            get(get_tenant).patch(update_tenant).delete(delete_tenant),
+        )
+        .route("/admin/tenants/{tid}/suspend", post(suspend_tenant))
+        .route("/admin/tenants/{tid}/activate", post(activate_tenant))
+        .route(
+            "/admin/tenants/{tid}/users",
+            post(create_user).get(list_users),
+        )
+        .route(
+            "/admin/tenants/{tid}/users/{uid}",
+            get(get_user).patch(update_user).delete(remove_user),
+        )
+        .route(
+            "/admin/tenants/{tid}/users/{uid}/disable",
+            post(disable_user),
+        )
+        .route("/admin/tenants/{tid}/users/{uid}/enable", post(enable_user))
+        .route(
+            "/admin/tenants/{tid}/users/{uid}/password",
+            post(reset_password),
+        )
+        .route("/admin/tenants/{tid}/users/{uid}/roles", put(set_roles))
+        .route(
+            "/admin/tenants/{tid}/users/{uid}/roles/{role}",
+            put(assign_role).delete(revoke_role),
+        )
+}
+
+/// Who is calling the admin API.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Platform(AccessClaims),
+    TenantAdmin {
+        tid: String,
+        owner: bool,
+        claims: AccessClaims,
+    },
+}
+
+impl Caller {
+    pub fn is_platform(&self) -> bool {
+        matches!(self, Caller::Platform(_))
+    }
+
+    pub fn subject(&self) -> &str {
+        match self {
+            Caller::Platform(c) | Caller::TenantAdmin { claims: c, .. } => &c.sub,
+        }
+    }
+
+    /// May assign or revoke `Owner`.
+    fn may_manage_owners(&self) -> bool {
+        match self {
+            Caller::Platform(_) => true,
+            Caller::TenantAdmin { owner, .. } => *owner,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
+        let token = bearer_token(&parts.headers)?.ok_or(AuthError::MissingToken)?;
+        let issued = state.verify_issued_token(token, Some(IDENTITY_AUDIENCE))?;
+        if !state.token_active(&issued).await {
+            return Err(AuthError::InvalidToken("token revoked"));
+        }
+        let claims = issued.claims;
+        if state.config.dev_mode && claims.has_scope(ADMIN_FULL) {
+            return Ok(Caller::Platform(claims));
+        }
+        let owner = claims.roles.iter().any(|r| r == ROLE_OWNER);
+        let admin = owner || claims.roles.iter().any(|r| r == ROLE_ADMIN);
+        match (&claims.tid, claims.has_scope(ADMIN_TENANT) && admin) {
+            (Some(tid), true) => {
+                let active = matches!(
+                    state.store.tenant_by_id(tid).await,
+                    Ok(Some(t)) if t.status == STATUS_ACTIVE
+                );
+                if !active {
+                    return Err(AuthError::InvalidToken("the tenant is not active"));
+                }
+                Ok(Caller::TenantAdmin {
+                    tid: tid.clone(),
+                    owner,
+                    claims,
+                })
+            }
+            _ => Err(AuthError::InsufficientScope(ADMIN_TENANT.into())),
+        }
+    }
+}
+
+/// The actor of an event: `user:<sub>`, or `client:<client_id>` for a client's own token.
+pub fn actor_of(claims: &AccessClaims) -> String {
+    if claims.sub == claims.client_id {
+        format!("client:{}", claims.sub)
+    } else {
+        format!("user:{}", claims.sub)
+    }
+}
+
+async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
+    tenant_id: &str,
+    kind: &str,
+    details: serde_json::Value,
+) {
+    let claims = match caller {
+        Caller::Platform(c) | Caller::TenantAdmin { claims: c, .. } => c,
+    };
+    events::record(
+        state,
+        meta,
+        Event {
+            tenant_id: Some(tenant_id),
+            kind,
+            actor: actor_of(claims),
+            outcome: "success",
+            details,
+        },
+    )
+    .await;
+}
+
+fn platform_only(caller: &Caller) -> Result<(), Problem> {
+    if caller.is_platform() {
+        Ok(())
+    } else {
+        Err(Problem::forbidden("platform administrators only"))
+    }
+}
+
+fn invalid(problems: Vec<String>) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+        "Invalid request",
+    )
+    .with_detail(problems.join("; "))
+    .with_extension("errors", problems)
+}
+
+fn conflict(detail: &str) -> Problem {
+    Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").with_detail(detail.to_owned())
+}
+
+/// The tenant `tid` if the caller may manage it; else 404, the same as for a tenant that
+/// does not exist.
+async fn tenant_for(state: &AppState, caller: &Caller, tid: &str) -> Result<TenantRow, Problem> {
+    if let Caller::TenantAdmin { tid: own, .. } = caller
+        && own != tid
+    {
+        return Err(Problem::not_found());
+    }
+    state
+        .store
+        .tenant_by_id(tid)
+        .await
+        .map_err(|e| store_failed(&e))?
+        .ok_or_else(Problem::not_found)
+}
+
+// ---------------------------------------------------------------- tenants
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    slug: String,
+    name: String,
+    #[serde(default)]
+    policy: Option<TenantPolicy>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantUpdate {
+    slug: Option<String>,
+    name: Option<String>,
+    policy: Option<TenantPolicy>,
+    status: Option<String>,
+}
+
+fn tenant_problems(t: &TenantRow, policy: &TenantPolicy) -> Vec<String> {
+    let mut v = Vec::new();
+    if !tenants::valid_slug(&t.slug) {
+        v.push("slug: 3 to 63 characters of a-z 0-9 -, not a UUID".into());
+    }
+    if !tenants::valid_name(&t.name) {
+        v.push("name: required, at most 200 characters".into());
+    }
+    if ![STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_DELETED].contains(&t.status.as_str()) {
+        v.push("status: active, suspended or deleted".into());
+    }
+    v.extend(policy.validate());
+    v
+}
+
+async fn create_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    body: Body,
+) -> Result<Response, Problem> {
+    platform_only(&caller)?;
+    let new: NewTenant = json_body(body).await?;
+    let policy = new.policy.unwrap_or_default();
+    let now = now_ms();
+    let row = TenantRow {
+        id: new_id(),
+        slug: new.slug,
+        name: new.name.trim().to_owned(),
+        status: STATUS_ACTIVE.into(),
+        policy: serde_json::to_string(&policy).map_err(|e| store_failed(&e))?,
+        created_at: now,
+        updated_at: now,
+    };
+    let problems = tenant_problems(&row, &policy);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    match state.store.insert_tenant(&row).await {
+        Ok(()) => {}
+        Err(e) if e.is_unique_violation() => {
+            return Err(conflict("a tenant with this slug exists"));
+        }
+        Err(e) => return Err(store_failed(&e)),
+    }
+    tracing::info!(tenant = %row.id, slug = %row.slug, "tenant created");
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &row.id,
+        TENANT_CHANGE,
+        json!({"action": "create", "slug": row.slug}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(TenantView::from(&row))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+    search: Option<String>,
+}
+
+async fn list_tenants(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    platform_only(&caller)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let rows = state
+        .store
+        .list_tenants(q.after.as_deref(), limit)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
+        .then(|| rows.last().map(|r| r.id.clone()))
+        .flatten();
+    let items: Vec<TenantView> = rows.iter().map(TenantView::from).collect();
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_after": next }),
+    ))
+}
+
+async fn get_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tid): Path<String>,
+) -> Result<Json<TenantView>, Problem> {
+    Ok(Json(TenantView::from(
+        &tenant_for(&state, &caller, &tid).await?,
+    )))
+}
+
+async fn save_tenant(
+    state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
+    mut row: TenantRow,
+    update: TenantUpdate,
+) -> Result<TenantRow, Problem> {
+    let mut policy = TenantPolicy::of(&row);
+    if let Some(v) = update.slug {
+        row.slug = v;
+    }
+    if let Some(v) = update.name {
+        row.name = v.trim().to_owned();
+    }
+    if let Some(v) = update.status {
+        row.status = v;
+    }
+    if let Some(v) = update.policy {
+        policy = v;
+    }
+    row.policy = serde_json::to_string(&policy).map_err(|e| store_failed(&e))?;
+    row.updated_at = now_ms();
+    let problems = tenant_problems(&row, &policy);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    match state.store.update_tenant(&row).await {
+        Ok(true) => {}
+        Ok(false) => return Err(Problem::not_found()),
+        Err(e) if e.is_unique_violation() => {
+            return Err(conflict("a tenant with this slug exists"));
+        }
+        Err(e) => return Err(store_failed(&e)),
+    }
+    tracing::info!(tenant = %row.id, status = %row.status, "tenant updated");
+    audit(
+        state,
+        caller,
+        meta,
+        &row.id,
+        TENANT_CHANGE,
+        json!({"action": "update", "status": row.status, "slug": row.slug}),
+    )
+    .await;
+    Ok(row)
+}
+
+async fn update_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(tid): Path<String>,
+    body: Body,
+) -> Result<Json<TenantView>, Problem> {
+    platform_only(&caller)?;
+    let update: TenantUpdate = json_body(body).await?;
+    let row = tenant_for(&state, &caller, &tid).await?;
+    let row = save_tenant(&state, &caller, &meta, row, update).await?;
+    Ok(Json(TenantView::from(&row)))
+}
+
+async fn set_status(
+    state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
+    tid: &str,
+    status: &str,
+) -> Result<Json<TenantView>, Problem> {
+    platform_only(caller)?;
+    let row = tenant_for(state, caller, tid).await?;
+    let update = TenantUpdate {
+        status: Some(status.into()),
+        ..TenantUpdate::default()
+    };
+    Ok(Json(TenantView::from(
+        &save_tenant(state, caller, meta, row, update).await?,
+    )))
+}
+
+async fn suspend_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(tid): Path<String>,
+) -> Result<Json<TenantView>, Problem> {
+    set_status(&state, &caller, &meta, &tid, STATUS_SUSPENDED).await
+}
+
+async fn activate_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(tid): Path<String>,
+) -> Result<Json<TenantView>, Problem> {
+    set_status(&state, &caller, &meta, &tid, STATUS_ACTIVE).await
+}
+
+/// Marks the tenant deleted (its rows stay for the record; it signs nobody in).
+async fn delete_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(tid): Path<String>,
+) -> Result<Json<TenantView>, Problem> {
+    set_status(&state, &caller, &meta, &tid, STATUS_DELETED).await
+}
+
+// ---------------------------------------------------------------- users
+
+/// A user as a tenant's admin API shows it: the global identity and the roles in this tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub disabled: bool,
+    pub tenant_id: String,
+    pub roles: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn member_view(u: &UserRow, m: &MembershipRow) -> MemberView {
+    MemberView {
+        id: u.id.clone(),
+        email: u.email.clone(),
+        name: u.name.clone(),
+        disabled: u.disabled,
+        tenant_id: m.tenant_id.clone(),
+        roles: m.roles.clone(),
+        created_at: rfc3339(u.created_at),
+        updated_at: rfc3339(u.updated_at),
+    }
+}
+
+/// The user `uid` through its membership in `tid` (404 when it has none).
+async fn member(
+    state: &AppState,
+    caller: &Caller,
+    tid: &str,
+    uid: &str,
+) -> Result<(TenantRow, UserRow, MembershipRow), Problem> {
+    let tenant = tenant_for(state, caller, tid).await?;
+    let m = state
+        .store
+        .membership(uid, &tenant.id)
+        .await
+        .map_err(|e| store_failed(&e))?
+        .ok_or_else(Problem::not_found)?;
+    let u = state
+        .store
+        .user_by_id(uid)
+        .await
+        .map_err(|e| store_failed(&e))?
+        .ok_or_else(Problem::not_found)?;
+    Ok((tenant, u, m))
+}
+
+/// A tenant admin changes what is global about a user only when the user belongs to their
+/// tenant alone.
+async fn may_change_identity(
+    state: &AppState,
+    caller: &Caller,
+    user: &UserRow,
+) -> Result<(), Problem> {
+    if caller.is_platform() {
+        return Ok(());
+    }
+    let all = state
+        .store
+        .memberships_of_user(&user.id)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    if all.len() > 1 || user.tenant_id.is_some() {
+        return Err(Problem::forbidden(
+            "the user belongs to other tenants too; a platform administrator must do this",
+        ));
+    }
+    Ok(())
+}
+
+fn check_roles(caller: &Caller, roles: &[String]) -> Result<(), Problem> {
+    if let Some(bad) = roles.iter().find(|r| !tenants::valid_role(r)) {
+        return Err(invalid(vec![format!(
+            "roles: unknown role {:?} (Owner, Admin, User)",
+            bad.chars().take(64).collect::<String>()
+        )]));
+    }
+    if roles.iter().any(|r| r == ROLE_OWNER) && !caller.may_manage_owners() {
+        return Err(Problem::forbidden("only owners may manage the Owner role"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+}
+
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    e.len() <= 320
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+}
+
+/// Creates a user in the tenant, or invites an existing one (by email): the membership is
+/// added and the existing identity is left as it is (its password in particular).
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(tid): Path<String>,
+    body: Body,
+) -> Result<Response, Problem> {
+    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let new: NewUser = json_body(body).await?;
+    let email = new.email.trim().to_lowercase();
+    let name = new.name.trim().to_owned();
+    let mut problems = Vec::new();
+    if !valid_email(&email) {
+        problems.push("email: a valid address".to_owned());
+    }
+    if name.chars().count() > 200 || name.chars().any(char::is_control) {
+        problems.push("name: at most 200 characters".to_owned());
+    }
+    let policy = TenantPolicy::of(&tenant);
+    if let Some(p) = &new.password {
+        problems.extend(tenants::password_problems(p, &email, &name, &policy));
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let roles = new.roles.unwrap_or_else(|| vec![ROLE_USER.to_owned()]);
+    check_roles(&caller, &roles)?;
+    let now = now_ms();
+    let existing = state
+        .store
+        .user_by_email(&email)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let user = match existing {
+        Some(u) => u,
+        None => {
+            // Without a password the account cannot sign in until a reset sets one.
+            let password = match &new.password {
+                Some(p) => p.clone(),
+                None => crate::crypto::random_secret().map_err(|e| store_failed(&e))?,
+            };
+            let user = UserRow {
+                id: new_id(),
+                email: email.clone(),
+                name: name.clone(),
+                password_hash: state
+                    .passwords
+                    .hash(&password)
+                    .await
+                    .map_err(|e| store_failed(&e))?,
+                tenant_id: None,
+                roles: Vec::new(),
+                disabled: false,
+                created_at: now,
+                updated_at: now,
+            };
+            match state.store.insert_user(&user).await {
+                Ok(()) => user,
+                Err(e) if e.is_unique_violation() => state
+                    .store
+                    .user_by_email(&email)
+                    .await
+                    .map_err(|e| store_failed(&e))?
+                    .ok_or_else(|| conflict("the user changed concurrently; retry"))?,
+                Err(e) => return Err(store_failed(&e)),
+            }
+        }
+    };
+    if state
+        .store
+        .membership(&user.id, &tenant.id)
+        .await
+        .map_err(|e| store_failed(&e))?
+        .is_some()
+    {
+        return Err(conflict("the user is already a member of this tenant"));
+    }
+    let m = MembershipRow {
+        user_id: user.id.clone(),
+        tenant_id: tenant.id.clone(),
+        roles,
+        created_at: now,
+    };
+    state
+        .store
+        .upsert_membership(&m)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    tracing::info!(tenant = %tenant.id, user = %user.id, by = %caller.subject(), "member added");
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        USER_CHANGE,
+        json!({"action": "add", "user": user.id, "roles": m.roles}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(member_view(&user, &m))).into_response())
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tid): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let search = q
+        .search
+        .as_deref()
+        .map(|s| s.chars().take(100).collect::<String>());
+    let rows = state
+        .store
+        .tenant_members(&tenant.id, search.as_deref(), q.after.as_deref(), limit)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
+        .then(|| rows.last().map(|(u, _)| u.id.clone()))
+        .flatten();
+    let items: Vec<MemberView> = rows.iter().map(|(u, m)| member_view(u, m)).collect();
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_after": next }),
+    ))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tid, uid)): Path<(String, String)>,
+) -> Result<Json<MemberView>, Problem> {
+    let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
+    Ok(Json(member_view(&u, &m)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserUpdate {
+    name: Option<String>,
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, uid)): Path<(String, String)>,
+    body: Body,
+) -> Result<Json<MemberView>, Problem> {
+    let update: UserUpdate = json_body(body).await?;
+    let (_, mut u, m) = member(&state, &caller, &tid, &uid).await?;
+    if let Some(name) = update.name {
+        let name = name.trim().to_owned();
+        if name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(invalid(vec!["name: at most 200 characters".into()]));
+        }
+        may_change_identity(&state, &caller, &u).await?;
+        u.name = name;
+    }
+    u.updated_at = now_ms();
+    if !state
+        .store
+        .update_user_profile(&u)
+        .await
+        .map_err(|e| store_failed(&e))?
+    {
+        return Err(Problem::not_found());
+    }
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tid,
+        USER_CHANGE,
+        json!({"action": "update", "user": u.id}),
+    )
+    .await;
+    Ok(Json(member_view(&u, &m)))
+}
+
+async fn set_disabled(
+    state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
+    tid: &str,
+    uid: &str,
+    disabled: bool,
+) -> Result<Json<MemberView>, Problem> {
+    let (_, mut u, m) = member(state, caller, tid, uid).await?;
+    may_change_identity(state, caller, &u).await?;
+    let now = now_ms();
+    if !state
+        .store
+        .set_user_disabled(&u.id, disabled, now)
+        .await
+        .map_err(|e| store_failed(&e))?
+    {
+        return Err(Problem::not_found());
+    }
+    u.disabled = disabled;
+    u.updated_at = now;
+    tracing::info!(tenant = %tid, user = %u.id, disabled, by = %caller.subject(), "user status changed");
+    let action = if disabled { "disable" } else { "enable" };
+    audit(
+        state,
+        caller,
+        meta,
+        tid,
+        USER_CHANGE,
+        json!({"action": action, "user": u.id}),
+    )
+    .await;
+    Ok(Json(member_view(&u, &m)))
+}
+
+/// Disables the user: their sessions end and their refresh token families are revoked.
+async fn disable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, uid)): Path<(String, String)>,
+) -> Result<Json<MemberView>, Problem> {
+    set_disabled(&state, &caller, &meta, &tid, &uid, true).await
+}
+
+async fn enable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, uid)): Path<(String, String)>,
+) -> Result<Json<MemberView>, Problem> {
+    set_disabled(&state, &caller, &meta, &tid, &uid, false).await
+}
+
+/// Removes the user from the tenant (the global identity stays).
+async fn remove_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, uid)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let (tenant, u, m) = member(&state, &caller, &tid, &uid).await?;
+    if m.roles.iter().any(|r| r == ROLE_OWNER) && !caller.may_manage_owners() {
+        return Err(Problem::forbidden("only owners may remove an owner"));
+    }
+    state
+        .store
+        .delete_membership(&u.id, &tenant.id)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    tracing::info!(tenant = %tenant.id, user = %u.id, by = %caller.subject(), "member removed");
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        USER_CHANGE,
+        json!({"action": "remove", "user": u.id}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordReset {
+    password: String,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, uid)): Path<(String, String)>,
+    body: Body,
+) -> Result<StatusCode, Problem> {
+    let reset: PasswordReset = json_body(body).await?;
+    let (tenant, mut u, _) = member(&state, &caller, &tid, &uid).await?;
+    may_change_identity(&state, &caller, &u).await?;
+    let problems = tenants::password_problems(
+        &reset.password,
+        &u.email,
+        &u.name,
+        &TenantPolicy::of(&tenant),
+    );
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    u.password_hash = state
+        .passwords
+        .hash(&reset.password)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    u.updated_at = now_ms();
+    if !state
+        .store
+        .update_user_profile(&u)
+        .await
+        .map_err(|e| store_failed(&e))?
+    {
+        return Err(Problem::not_found());
+    }
+    tracing::info!(tenant = %tenant.id, user = %u.id, by = %caller.subject(), "password reset");
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        USER_CHANGE,
+        json!({"action": "reset_password", "user": u.id}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesBody {
+    roles: Vec<String>,
+}
+
+async fn save_roles(
+    state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
+    u: &UserRow,
+    mut m: MembershipRow,
+    roles: Vec<String>,
+) -> Result<Json<MemberView>, Problem> {
+    check_roles(caller, &roles)?;
+    let touches_owner =
+        m.roles.iter().any(|r| r == ROLE_OWNER) != roles.iter().any(|r| r == ROLE_OWNER);
+    if touches_owner && !caller.may_manage_owners() {
+        return Err(Problem::forbidden("only owners may manage the Owner role"));
+    }
+    let mut dedup: Vec<String> = Vec::new();
+    for r in roles {
+        if !dedup.contains(&r) {
+            dedup.push(r);
+        }
+    }
+    m.roles = dedup;
+    state
+        .store
+        .upsert_membership(&m)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    tracing::info!(tenant = %m.tenant_id, user = %u.id, roles = ?m.roles, by = %caller.subject(), "roles changed");
+    audit(
+        state,
+        caller,
+        meta,
+        &m.tenant_id,
+        ROLE_CHANGE,
+        json!({"user": u.id, "roles": m.roles}),
+    )
+    .await;
+    Ok(Json(member_view(u, &m)))
+}
+
+async fn set_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, uid)): Path<(String, String)>,
+    body: Body,
+) -> Result<Json<MemberView>, Problem> {
+    let b: RolesBody = json_body(body).await?;
+    let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
+    save_roles(&state, &caller, &meta, &u, m, b.roles).await
+}
+
+async fn assign_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, uid, role)): Path<(String, String, String)>,
+) -> Result<Json<MemberView>, Problem> {
+    let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
+    let mut roles = m.roles.clone();
+    roles.push(role);
+    save_roles(&state, &caller, &meta, &u, m, roles).await
+}
+
+async fn revoke_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, uid, role)): Path<(String, String, String)>,
+) -> Result<Json<MemberView>, Problem> {
+    let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
+    let roles: Vec<String> = m.roles.iter().filter(|r| **r != role).cloned().collect();
+    save_roles(&state, &caller, &meta, &u, m, roles).await
+}

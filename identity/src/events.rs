@@ -1,0 +1,384 @@
+//! Security events (issue #4): an append-only log, hash-chained per tenant.
+//!
+//! Each event carries its tenant's sequence number, the hash of the previous event of that
+//! tenant (`prev_hash`, "" for the first) and its own `hash` = hex SHA-256 of
+//! `prev_hash + "\n" + canonical JSON` (the fields in a fixed order, `details` as the stored
+//! text). Changing, removing or reordering a stored event breaks the chain at that event, which
+//! `GET /admin/security-events/verify` reports. Appends race on the unique `(tenant_id, seq)`
+//! and retry, so the chain stays linear with several writers or replicas.
+//!
+//! Recording never fails the request it describes: a store failure is logged and counted.
+
+// `Problem` is the handlers' error type, returned by the helpers too.
+#![allow(clippy::result_large_err)]
+
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tansu_shared::Problem;
+
+use crate::AppState;
+use crate::admin::store_failed;
+use crate::admin_tenants::Caller;
+use crate::clients::rfc3339;
+use crate::store::events::{EventFilter, EventRow};
+use crate::store::{new_id, now_ms};
+
+pub const SIGN_IN: &str = "sign_in";
+pub const LOCKOUT: &str = "sign_in.locked";
+pub const REFRESH_REUSE: &str = "refresh.reuse_detected";
+pub const KEY_ROTATION: &str = "keys.rotate";
+pub const CLIENT_CHANGE: &str = "client.change";
+pub const TENANT_CHANGE: &str = "tenant.change";
+pub const USER_CHANGE: &str = "user.change";
+pub const ROLE_CHANGE: &str = "role.change";
+pub const SECRET_READ: &str = "secret.read";
+pub const SECRET_WRITE: &str = "secret.write";
+
+/// Where a request came from: client IP, user agent and trace id.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    pub ip: String,
+    pub user_agent: String,
+    pub trace_id: String,
+}
+
+impl Meta {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let text = |name: &str, max: usize| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| {
+                    v.chars()
+                        .filter(|c| !c.is_control())
+                        .take(max)
+                        .collect::<String>()
+                })
+                .unwrap_or_default()
+        };
+        // W3C traceparent: version-traceid-parentid-flags.
+        let trace_id = text("traceparent", 55)
+            .split('-')
+            .nth(1)
+            .filter(|t: &&str| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned)
+            .unwrap_or_default();
+        Self {
+            ip: crate::authorize::client_ip(headers),
+            user_agent: text("user-agent", 256),
+            trace_id,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Meta::from_headers(&parts.headers))
+    }
+}
+
+/// An event to record.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub tenant_id: Option<&'a str>,
+    pub kind: &'a str,
+    /// `user:<id>`, `client:<client_id>` or `system`.
+    pub actor: String,
+    pub outcome: &'a str,
+    pub details: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    id: &'a str,
+    tenant_id: &'a str,
+    seq: i64,
+    at: i64,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    actor: &'a str,
+    ip: &'a str,
+    user_agent: &'a str,
+    outcome: &'a str,
+    details: &'a str,
+    trace_id: &'a str,
+}
+
+/// The hash an event must carry given its fields and `prev_hash`.
+pub fn link_hash(e: &EventRow) -> String {
+    let canonical = Canonical {
+        id: &e.id,
+        tenant_id: &e.tenant_id,
+        seq: e.seq,
+        at: e.at,
+        kind: &e.kind,
+        actor: &e.actor,
+        ip: &e.ip,
+        user_agent: &e.user_agent,
+        outcome: &e.outcome,
+        details: &e.details,
+        trace_id: &e.trace_id,
+    };
+    let json = serde_json::to_string(&canonical).unwrap_or_default();
+    let mut input = Vec::with_capacity(e.prev_hash.len() + 1 + json.len());
+    input.extend_from_slice(e.prev_hash.as_bytes());
+    input.push(b'\n');
+    input.extend_from_slice(json.as_bytes());
+    crate::crypto::sha256(&input)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Appends an event to its tenant's chain. Never fails the caller: errors are logged.
+pub async fn record(state: &AppState, meta: &Meta, event: Event<'_>) {
+    if let Err(e) = try_record(state, meta, event).await {
+        metrics::counter!("identity_security_event_failures_total").increment(1);
+        tracing::error!(error = %e, "recording a security event failed");
+    }
+}
+
+async fn try_record(state: &AppState, meta: &Meta, event: Event<'_>) -> anyhow::Result<()> {
+    let tenant_id = event.tenant_id.unwrap_or("").to_owned();
+    let details = event.details.to_string();
+    for _ in 0..20 {
+        let (seq, prev_hash) = state.store.last_event_link(&tenant_id).await?;
+        let mut row = EventRow {
+            id: new_id(),
+            tenant_id: tenant_id.clone(),
+            seq: seq + 1,
+            at: now_ms(),
+            kind: event.kind.to_owned(),
+            actor: event.actor.clone(),
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            outcome: event.outcome.to_owned(),
+            details: details.clone(),
+            trace_id: meta.trace_id.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        row.hash = link_hash(&row);
+        match state.store.insert_event(&row).await {
+            Ok(()) => {
+                metrics::counter!("identity_security_events_total", "type" => event.kind.to_owned())
+                    .increment(1);
+                return Ok(());
+            }
+            Err(e) if e.is_unique_violation() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::bail!("the event chain stayed contended")
+}
+
+/// An event as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub id: String,
+    pub time: String,
+    pub tenant_id: Option<String>,
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub actor: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub outcome: String,
+    pub details: serde_json::Value,
+    pub trace_id: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<&EventRow> for EventView {
+    fn from(e: &EventRow) -> Self {
+        Self {
+            id: e.id.clone(),
+            time: rfc3339(e.at),
+            tenant_id: (!e.tenant_id.is_empty()).then(|| e.tenant_id.clone()),
+            seq: e.seq,
+            kind: e.kind.clone(),
+            actor: e.actor.clone(),
+            ip: e.ip.clone(),
+            user_agent: e.user_agent.clone(),
+            outcome: e.outcome.clone(),
+            details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
+            trace_id: e.trace_id.clone(),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/security-events", get(query))
+        .route("/admin/security-events/export", get(export))
+        .route("/admin/security-events/verify", get(verify))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventQuery {
+    /// A tenant id, or `platform` for platform events; absent: all (platform admins).
+    tenant: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    actor: Option<String>,
+    outcome: Option<String>,
+    /// RFC 3339 bounds (inclusive).
+    from: Option<String>,
+    to: Option<String>,
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+fn parse_time(v: Option<&str>, what: &str) -> Result<Option<i64>, Problem> {
+    match v {
+        None => Ok(None),
+        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map(|t| Some(i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)))
+            .map_err(|_| Problem::bad_request(format!("{what}: an RFC 3339 time"))),
+    }
+}
+
+/// The filter a caller may use: tenant admins only ever see their own tenant.
+fn filter(caller: &Caller, q: &EventQuery) -> Result<EventFilter, Problem> {
+    let requested = q
+        .tenant
+        .as_deref()
+        .map(|t| if t == "platform" { "" } else { t });
+    let tenant_id = match caller {
+        Caller::Platform(_) => requested.map(str::to_owned),
+        Caller::TenantAdmin { tid, .. } => match requested {
+            None => Some(tid.clone()),
+            Some(t) if t == tid => Some(tid.clone()),
+            Some(_) => return Err(Problem::not_found()),
+        },
+    };
+    Ok(EventFilter {
+        tenant_id,
+        kind: q.kind.clone(),
+        actor: q.actor.clone(),
+        outcome: q.outcome.clone(),
+        from: parse_time(q.from.as_deref(), "from")?,
+        to: parse_time(q.to.as_deref(), "to")?,
+        after: q.after.clone(),
+    })
+}
+
+async fn query(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EventQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let f = filter(&caller, &q)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = state
+        .store
+        .query_events(&f, limit)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
+        .then(|| rows.last().map(|r| r.id.clone()))
+        .flatten();
+    let items: Vec<EventView> = rows.iter().map(EventView::from).collect();
+    Ok(Json(
+        serde_json::json!({ "items": items, "next_after": next }),
+    ))
+}
+
+/// NDJSON, one event per line; at most `limit` (default and maximum 10,000) per request,
+/// continue with `after` = the last id.
+async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EventQuery>,
+) -> Result<Response, Problem> {
+    let f = filter(&caller, &q)?;
+    let limit = q.limit.unwrap_or(10_000).clamp(1, 10_000);
+    let rows = state
+        .store
+        .query_events(&f, limit)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let mut body = String::new();
+    for r in &rows {
+        body.push_str(&serde_json::to_string(&EventView::from(r)).map_err(|e| store_failed(&e))?);
+        body.push('\n');
+    }
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+struct VerifyQuery {
+    tenant: Option<String>,
+}
+
+/// Walks a tenant's chain (`tenant` = id or `platform`; tenant admins: their own) and names
+/// the first event whose link does not hold.
+async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let tenant_id = match (&caller, q.tenant.as_deref()) {
+        (Caller::Platform(_), Some("platform")) => String::new(),
+        (Caller::Platform(_), Some(t)) => t.to_owned(),
+        (Caller::Platform(_), None) => {
+            return Err(Problem::bad_request("tenant: a tenant id or `platform`"));
+        }
+        (Caller::TenantAdmin { tid, .. }, None) => tid.clone(),
+        (Caller::TenantAdmin { tid, .. }, Some(t)) if t == tid => tid.clone(),
+        (Caller::TenantAdmin { .. }, Some(_)) => return Err(Problem::not_found()),
+    };
+    let mut prev_hash = String::new();
+    let mut expected_seq = 1;
+    let mut checked: i64 = 0;
+    loop {
+        let page = state
+            .store
+            .chain_page(&tenant_id, expected_seq - 1, 1000)
+            .await
+            .map_err(|e| store_failed(&e))?;
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            let reason = if e.seq != expected_seq {
+                Some("an event is missing before this one")
+            } else if e.prev_hash != prev_hash {
+                Some("prev_hash does not match the previous event")
+            } else if link_hash(e) != e.hash {
+                Some("the event's content does not match its hash")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Ok(Json(serde_json::json!({
+                    "ok": false,
+                    "checked": checked,
+                    "first_broken": { "id": e.id, "seq": e.seq, "reason": reason },
+                })));
+            }
+            prev_hash = e.hash.clone();
+            expected_seq += 1;
+            checked += 1;
+        }
+    }
+    Ok(Json(
+        serde_json::json!({ "ok": true, "checked": checked, "first_broken": null }),
+    ))
+}

@@ -1,0 +1,64 @@
+//! Failed sign-in counters and temporary locks.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult, on_pool};
+
+impl Store {
+    /// The latest `locked_until` among `keys` that is still in the future.
+    pub async fn locked_until(&self, keys: &[&str], now: i64) -> StoreResult<Option<i64>> {
+        const SQL: &str = "SELECT MAX(locked_until) AS until FROM login_failures \
+            WHERE (key = $1 OR key = $2) AND locked_until > $3";
+        let k1 = keys.first().copied().unwrap_or("");
+        let k2 = keys.get(1).copied().unwrap_or(k1);
+        on_pool!(self, pool => {
+            let row = sqlx::query(SQL).bind(k1).bind(k2).bind(now).fetch_one(pool).await?;
+            Ok(row.try_get::<Option<i64>, _>("until")?)
+        })
+    }
+
+    /// Counts one failure for `key`; when the count reaches `threshold`, the key is locked
+    /// until `now + lock_ms` and its count restarts. Returns the failures counted so far
+    /// (before a lock resets them).
+    pub async fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        threshold: i64,
+        lock_ms: i64,
+    ) -> StoreResult<i64> {
+        const UPSERT: &str = "INSERT INTO login_failures (key, failures, locked_until, updated_at) \
+            VALUES ($1, 1, 0, $2) ON CONFLICT (key) DO UPDATE SET \
+            failures = CASE WHEN login_failures.locked_until > 0 AND login_failures.locked_until <= $2 \
+                THEN 1 ELSE login_failures.failures + 1 END, \
+            locked_until = CASE WHEN login_failures.locked_until <= $2 THEN 0 \
+                ELSE login_failures.locked_until END, \
+            updated_at = $2 \
+            RETURNING failures";
+        const LOCK: &str = "UPDATE login_failures SET failures = 0, locked_until = $2 \
+            WHERE key = $1 AND failures >= $3";
+        on_pool!(self, pool => {
+            let row = sqlx::query(UPSERT).bind(key).bind(now).fetch_one(pool).await?;
+            let failures: i64 = row.try_get("failures")?;
+            if failures >= threshold {
+                sqlx::query(LOCK).bind(key).bind(now + lock_ms).bind(threshold).execute(pool).await?;
+            }
+            Ok(failures)
+        })
+    }
+
+    /// Forgets a key's failures (a successful sign-in).
+    pub async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        const SQL: &str = "DELETE FROM login_failures WHERE key = $1 AND locked_until = 0";
+        on_pool!(self, pool => {
+            sqlx::query(SQL).bind(key).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes counters untouched since `before` that hold no live lock.
+    pub async fn purge_login_failures(&self, before: i64, now: i64) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM login_failures WHERE updated_at < $1 AND locked_until <= $2";
+        on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).bind(now).execute(pool).await?.rows_affected()))
+    }
+}

@@ -1,0 +1,305 @@
+//! Tenants and the memberships of users in them.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult, on_pool};
+
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    /// `active`, `suspended` or `deleted`.
+    pub status: String,
+    /// The tenant policy as JSON (see `crate::tenants::TenantPolicy`).
+    pub policy: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MembershipRow {
+    pub user_id: String,
+    pub tenant_id: String,
+    pub roles: Vec<String>,
+    pub created_at: i64,
+}
+
+const TENANT_COLUMNS: &str = "id, slug, name, status, policy, created_at, updated_at";
+
+macro_rules! tenant_row {
+    ($r:expr) => {
+        TenantRow {
+            id: $r.try_get("id")?,
+            slug: $r.try_get("slug")?,
+            name: $r.try_get("name")?,
+            status: $r.try_get("status")?,
+            policy: $r.try_get("policy")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+        }
+    };
+}
+
+macro_rules! membership_row {
+    ($r:expr) => {
+        MembershipRow {
+            user_id: $r.try_get("user_id")?,
+            tenant_id: $r.try_get("tenant_id")?,
+            roles: serde_json::from_str(&$r.try_get::<String, _>("roles")?)
+                .map_err(|e| StoreError::Corrupt(format!("memberships.roles: {e}")))?,
+            created_at: $r.try_get("created_at")?,
+        }
+    };
+}
+
+impl Store {
+    pub async fn insert_tenant(&self, t: &TenantRow) -> StoreResult<()> {
+        let sql =
+            format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
+        on_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&t.id)
+                .bind(&t.slug)
+                .bind(&t.name)
+                .bind(&t.status)
+                .bind(&t.policy)
+                .bind(t.created_at)
+                .bind(t.updated_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn update_tenant(&self, t: &TenantRow) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE tenants SET slug = $2, name = $3, status = $4, policy = $5, \
+            updated_at = $6 WHERE id = $1";
+        on_pool!(self, pool => {
+            let n = sqlx::query(SQL)
+                .bind(&t.id)
+                .bind(&t.slug)
+                .bind(&t.name)
+                .bind(&t.status)
+                .bind(&t.policy)
+                .bind(t.updated_at)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    pub async fn tenant_by_id(&self, id: &str) -> StoreResult<Option<TenantRow>> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(tenant_row!(r)),
+                None => None,
+            })
+        })
+    }
+
+    /// By id or by slug.
+    pub async fn tenant_by_ref(&self, id_or_slug: &str) -> StoreResult<Option<TenantRow>> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1 OR slug = $1");
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id_or_slug).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(tenant_row!(r)),
+                None => None,
+            })
+        })
+    }
+
+    /// Ordered by id (UUIDv7: creation order), after the cursor.
+    pub async fn list_tenants(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<TenantRow>> {
+        let sql =
+            format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id > $1 ORDER BY id LIMIT $2");
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(tenant_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Inserts or replaces the roles of a membership.
+    pub async fn upsert_membership(&self, m: &MembershipRow) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO memberships (user_id, tenant_id, roles, created_at) \
+            VALUES ($1, $2, $3, $4) \
+            ON CONFLICT (user_id, tenant_id) DO UPDATE SET roles = excluded.roles";
+        let roles = serde_json::to_string(&m.roles).unwrap_or_else(|_| "[]".into());
+        on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(&m.user_id)
+                .bind(&m.tenant_id)
+                .bind(&roles)
+                .bind(m.created_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn membership(
+        &self,
+        user_id: &str,
+        tenant_id: &str,
+    ) -> StoreResult<Option<MembershipRow>> {
+        const SQL: &str = "SELECT user_id, tenant_id, roles, created_at FROM memberships \
+            WHERE user_id = $1 AND tenant_id = $2";
+        on_pool!(self, pool => {
+            let row = sqlx::query(SQL).bind(user_id).bind(tenant_id).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(membership_row!(r)),
+                None => None,
+            })
+        })
+    }
+
+    pub async fn memberships_of_user(&self, user_id: &str) -> StoreResult<Vec<MembershipRow>> {
+        const SQL: &str = "SELECT user_id, tenant_id, roles, created_at FROM memberships \
+            WHERE user_id = $1 ORDER BY tenant_id";
+        on_pool!(self, pool => {
+            let rows = sqlx::query(SQL).bind(user_id).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(membership_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn delete_membership(&self, user_id: &str, tenant_id: &str) -> StoreResult<bool> {
+        const SQL: &str = "DELETE FROM memberships WHERE user_id = $1 AND tenant_id = $2";
+        on_pool!(self, pool => {
+            Ok(sqlx::query(SQL).bind(user_id).bind(tenant_id).execute(pool).await?.rows_affected() == 1)
+        })
+    }
+
+    /// Members of a tenant ordered by user id after the cursor; `search` matches a substring
+    /// of the email or name (case-insensitive).
+    pub async fn tenant_members(
+        &self,
+        tenant_id: &str,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<(super::users::UserRow, MembershipRow)>> {
+        const SQL: &str = "SELECT u.id, u.email, u.name, u.password_hash, u.tenant_id, u.roles, \
+            u.disabled, u.created_at, u.updated_at, m.user_id, m.tenant_id AS m_tenant, m.roles AS m_roles, \
+            m.created_at AS m_created FROM memberships m JOIN users u ON u.id = m.user_id \
+            WHERE m.tenant_id = $1 AND u.id > $2 \
+            AND ($3 = '' OR LOWER(u.email) LIKE $3 OR LOWER(u.name) LIKE $3) \
+            ORDER BY u.id LIMIT $4";
+        let pattern = match search.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => {
+                let escaped: String = s
+                    .to_lowercase()
+                    .chars()
+                    .filter(|c| !matches!(c, '%' | '_' | '\\'))
+                    .collect();
+                format!("%{escaped}%")
+            }
+            None => String::new(),
+        };
+        on_pool!(self, pool => {
+            let rows = sqlx::query(SQL)
+                .bind(tenant_id)
+                .bind(after.unwrap_or(""))
+                .bind(&pattern)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let user = super::users::UserRow {
+                    id: r.try_get("id")?,
+                    email: r.try_get("email")?,
+                    name: r.try_get("name")?,
+                    password_hash: r.try_get("password_hash")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    roles: serde_json::from_str(&r.try_get::<String, _>("roles")?)
+                        .map_err(|e| StoreError::Corrupt(format!("users.roles: {e}")))?,
+                    disabled: r.try_get("disabled")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                };
+                let m = MembershipRow {
+                    user_id: r.try_get("user_id")?,
+                    tenant_id: r.try_get("m_tenant")?,
+                    roles: serde_json::from_str(&r.try_get::<String, _>("m_roles")?)
+                        .map_err(|e| StoreError::Corrupt(format!("memberships.roles: {e}")))?,
+                    created_at: r.try_get("m_created")?,
+                };
+                out.push((user, m));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The tenant a session signed in for.
+    pub async fn session_tenant(&self, session_id: &str) -> StoreResult<Option<String>> {
+        const SQL: &str = "SELECT tenant_id FROM sessions WHERE id = $1";
+        on_pool!(self, pool => {
+            let row = sqlx::query(SQL).bind(session_id).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => r.try_get("tenant_id")?,
+                None => None,
+            })
+        })
+    }
+
+    /// Disables a user (or re-enables), and on disabling ends their sessions and revokes their
+    /// refresh token families, in one transaction.
+    pub async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> StoreResult<bool> {
+        const USER: &str = "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1";
+        const SESSIONS: &str =
+            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+        const FAMILIES: &str =
+            "UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(USER).bind(user_id).bind(disabled).bind(now).execute(&mut *tx).await?.rows_affected();
+            if disabled {
+                sqlx::query(SESSIONS).bind(user_id).bind(now).execute(&mut *tx).await?;
+                sqlx::query(FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Updates a user's name, email and password hash.
+    pub async fn update_user_profile(&self, u: &super::users::UserRow) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE users SET email = $2, name = $3, password_hash = $4, updated_at = $5 WHERE id = $1";
+        on_pool!(self, pool => {
+            Ok(sqlx::query(SQL)
+                .bind(&u.id)
+                .bind(&u.email)
+                .bind(&u.name)
+                .bind(&u.password_hash)
+                .bind(u.updated_at)
+                .execute(pool)
+                .await?
+                .rows_affected() == 1)
+        })
+    }
+}

@@ -1,0 +1,243 @@
+//! Tenants (shops): their policy, status and the rules for users' passwords and roles.
+//!
+//! A tenant is `active`, `suspended` or `deleted`; only an active tenant signs users in, issues
+//! tokens to its clients and refreshes its users' tokens — every grant checks the status at
+//! issuance, so a suspension takes effect at once (tokens already issued live out their short
+//! lifetime). Users are global identities; a membership gives a user roles in one tenant and
+//! tokens carry the `tid` and `roles` of the tenant the session signed in for.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clients::rfc3339;
+use crate::store::tenants::TenantRow;
+
+pub const STATUS_ACTIVE: &str = "active";
+pub const STATUS_SUSPENDED: &str = "suspended";
+pub const STATUS_DELETED: &str = "deleted";
+
+pub const ROLE_OWNER: &str = "Owner";
+pub const ROLE_ADMIN: &str = "Admin";
+pub const ROLE_USER: &str = "User";
+/// The built-in roles.
+pub const ROLES: &[&str] = &[ROLE_OWNER, ROLE_ADMIN, ROLE_USER];
+
+/// A tenant's policy. Absent fields take the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantPolicy {
+    /// Access token lifetime for this tenant's users (none: the client's or the service's).
+    pub access_token_lifetime_secs: Option<u64>,
+    pub refresh_token_lifetime_secs: Option<u64>,
+    pub session_timeout_secs: Option<u64>,
+    pub password_min_length: usize,
+    /// Failed sign-ins before a temporary lock.
+    pub lockout_threshold: u32,
+    pub lockout_duration_secs: u64,
+    pub mfa_required: bool,
+}
+
+impl Default for TenantPolicy {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime_secs: None,
+            refresh_token_lifetime_secs: None,
+            session_timeout_secs: None,
+            password_min_length: 12,
+            lockout_threshold: 5,
+            lockout_duration_secs: 900,
+            mfa_required: false,
+        }
+    }
+}
+
+impl TenantPolicy {
+    pub fn validate(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if !(8..=128).contains(&self.password_min_length) {
+            v.push("policy.password_min_length: between 8 and 128".into());
+        }
+        if let Some(l) = self.access_token_lifetime_secs
+            && !(crate::config::MIN_ACCESS_TOKEN_LIFETIME_SECS
+                ..=crate::config::MAX_ACCESS_TOKEN_LIFETIME_SECS)
+                .contains(&l)
+        {
+            v.push("policy.access_token_lifetime_secs: between 30 s and 1 day".into());
+        }
+        if self
+            .refresh_token_lifetime_secs
+            .is_some_and(|l| !(60..=90 * 86_400).contains(&l))
+        {
+            v.push("policy.refresh_token_lifetime_secs: between 60 s and 90 days".into());
+        }
+        if self
+            .session_timeout_secs
+            .is_some_and(|l| !(60..=30 * 86_400).contains(&l))
+        {
+            v.push("policy.session_timeout_secs: between 60 s and 30 days".into());
+        }
+        if !(1..=100).contains(&self.lockout_threshold) {
+            v.push("policy.lockout_threshold: between 1 and 100".into());
+        }
+        if !(1..=86_400).contains(&self.lockout_duration_secs) {
+            v.push("policy.lockout_duration_secs: between 1 s and 1 day".into());
+        }
+        v
+    }
+
+    pub fn of(row: &TenantRow) -> Self {
+        serde_json::from_str(&row.policy).unwrap_or_default()
+    }
+}
+
+/// A tenant as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantView {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    pub policy: TenantPolicy,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&TenantRow> for TenantView {
+    fn from(t: &TenantRow) -> Self {
+        Self {
+            id: t.id.clone(),
+            slug: t.slug.clone(),
+            name: t.name.clone(),
+            status: t.status.clone(),
+            policy: TenantPolicy::of(t),
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+}
+
+/// Slugs: 3–63 characters of `a-z 0-9 -`, not starting or ending with `-`, and not a UUID
+/// (so that `tenant_by_ref` is unambiguous).
+pub fn valid_slug(s: &str) -> bool {
+    (3..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && uuid::Uuid::parse_str(s).is_err()
+}
+
+pub fn valid_name(s: &str) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control)
+}
+
+pub fn valid_role(s: &str) -> bool {
+    ROLES.contains(&s)
+}
+
+/// A small bundled list of the most common passwords (lower-case), refused whatever the
+/// length policy says.
+const COMMON_PASSWORDS: &[&str] = &[
+    "123456789012",
+    "1234567890123",
+    "12345678901234",
+    "password1234",
+    "password12345",
+    "password123456",
+    "passwordpassword",
+    "qwertyuiop123",
+    "qwertyuiopasdf",
+    "qwerty123456",
+    "iloveyou1234",
+    "letmein12345",
+    "welcome12345",
+    "welcome123456",
+    "administrator",
+    "administrator1",
+    "changeme1234",
+    "abc123456789",
+    "111111111111",
+    "000000000000",
+    "aaaaaaaaaaaa",
+    "trustno11234",
+    "football1234",
+    "baseball1234",
+    "sunshine1234",
+    "monkey123456",
+    "dragon123456",
+    "superman1234",
+    "correcthorsebatterystaple",
+    "correct horse battery staple",
+    "p@ssw0rd1234",
+    "passw0rd1234",
+    "1q2w3e4r5t6y",
+    "zaq12wsxcde3",
+];
+
+/// Checks a new password against the policy; the reasons it is refused (empty: accepted).
+/// Never echoes the password.
+pub fn password_problems(
+    password: &str,
+    email: &str,
+    name: &str,
+    policy: &TenantPolicy,
+) -> Vec<String> {
+    let mut v = Vec::new();
+    let len = password.chars().count();
+    if len < policy.password_min_length {
+        v.push(format!(
+            "password: at least {} characters",
+            policy.password_min_length
+        ));
+    }
+    if len > 1024 {
+        v.push("password: at most 1024 characters".into());
+    }
+    let lower = password.to_lowercase();
+    let email = email.trim().to_lowercase();
+    let local = email.split('@').next().unwrap_or("");
+    if (!email.is_empty() && lower.contains(&email)) || (local.len() >= 3 && lower.contains(local))
+    {
+        v.push("password: must not contain the email address".into());
+    }
+    let name = name.trim().to_lowercase();
+    if name.chars().count() >= 3
+        && (lower.contains(&name)
+            || name
+                .split_whitespace()
+                .any(|part| part.chars().count() >= 4 && lower.contains(part)))
+    {
+        v.push("password: must not contain the user's name".into());
+    }
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        v.push("password: too common".into());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert!(valid_slug("acme-shop"));
+        assert!(!valid_slug("ac"));
+        assert!(!valid_slug("-acme"));
+        assert!(!valid_slug("Acme"));
+        assert!(!valid_slug(&uuid::Uuid::now_v7().to_string()));
+    }
+
+    #[test]
+    fn password_policy() {
+        let p = TenantPolicy::default();
+        assert!(
+            password_problems("a long unique phrase 42", "bob@x.io", "Bob Builder", &p).is_empty()
+        );
+        assert!(!password_problems("short", "bob@x.io", "Bob", &p).is_empty());
+        assert!(!password_problems("Password1234", "bob@x.io", "Bob", &p).is_empty());
+        assert!(!password_problems("xx bob@x.io yy", "bob@x.io", "Bob", &p).is_empty());
+        assert!(
+            !password_problems("my builder passphrase", "z@x.io", "Bob Builder", &p).is_empty()
+        );
+    }
+}

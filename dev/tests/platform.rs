@@ -52,6 +52,20 @@ impl Platform {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    async fn create_tenant(&self, admin: &str, slug: &str) -> uuid::Uuid {
+        let resp = self
+            .http
+            .post(format!("{}/identity/admin/tenants", self.base))
+            .bearer_auth(admin)
+            .json(&json!({"slug": slug, "name": slug}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "create tenant {slug}");
+        let body: Value = resp.json().await.unwrap();
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+
     async fn tenant_client(&self, admin: &str, tenant: uuid::Uuid) -> (String, String) {
         let resp = self
             .http
@@ -83,7 +97,6 @@ impl Platform {
 async fn tenant_data_flows_through_gateway_with_issuer_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let p = platform(dir.path()).await;
-    let (tenant_a, tenant_b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
 
     // The issuer's tokens verify with the shared verifier, discovered through the gateway.
     let admin = p
@@ -102,6 +115,8 @@ async fn tenant_data_flows_through_gateway_with_issuer_tokens() {
     .unwrap();
     let claims = verifier.verify(&admin).await.unwrap();
     assert!(claims.has_scope("admin.full") && claims.has_scope("db.provision"));
+    let tenant_a = p.create_tenant(&admin, "shop-a").await;
+    let tenant_b = p.create_tenant(&admin, "shop-b").await;
 
     // Provision both tenants' databases with the platform token.
     for t in [tenant_a, tenant_b] {

@@ -105,6 +105,8 @@ pub struct Config {
     pub max_bulk: usize,
     /// Documents per page and changes per feed request.
     pub max_page: u32,
+    /// `[database.events]`: report access denials to identity (off while empty).
+    pub events: tansu_shared::events::EventReporting,
 }
 
 impl Default for Config {
@@ -113,6 +115,7 @@ impl Default for Config {
             listen: "127.0.0.1:7002".into(),
             issuer: "https://127.0.0.1:8443/identity/".into(),
             audience: "tansu.db".into(),
+            events: Default::default(),
             discovery_url: String::new(),
             jwks_uri: String::new(),
             platform_tenant: String::new(),
@@ -196,6 +199,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub verifier: Verifier,
     pub tenants: Arc<Tenants>,
+    /// Reports access denials to identity, when configured.
+    pub events: Option<tansu_shared::events::EventReporter>,
 }
 
 impl FromRef<AppState> for Verifier {
@@ -224,10 +229,12 @@ impl AppState {
         }
         let verifier = Verifier::new(vc).await.map_err(anyhow::Error::msg)?;
         let tenants = Tenants::open(config.clone()).await?;
+        let events = config.events.start("database")?;
         Ok(AppState {
             config,
             verifier,
             tenants,
+            events,
         })
     }
 }
@@ -239,8 +246,15 @@ pub fn router(state: AppState) -> Router {
         let t = tenants.clone();
         async move { t.ping().await.map_err(|e| format!("catalog: {e}")) }
     });
-    let routes = api::routes()
-        .with_state(state)
+    let events = state.events.clone();
+    let mut api = api::routes().with_state(state);
+    if let Some(reporter) = events {
+        api = api.layer(axum::middleware::from_fn_with_state(
+            reporter,
+            tansu_shared::events::report_denials,
+        ));
+    }
+    let routes = api
         .merge(health.router())
         .fallback(tansu_shared::problem::not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed);

@@ -393,6 +393,7 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
         warmup,
         duration,
         request_timeout: Duration::from_secs(5),
+        script: None,
     };
     let one = |pid: u32| Measured { pids: vec![pid] };
     let mut targets = vec![
@@ -633,7 +634,7 @@ fn ratios(rows: &[Row]) -> String {
     s
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -658,7 +659,7 @@ fn machine() -> String {
     )
 }
 
-fn date_utc() -> String {
+pub(crate) fn date_utc() -> String {
     std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M:%S UTC"])
         .output()

@@ -1,5 +1,7 @@
 //! The load generator: `connections` keep-alive HTTP/1.1 connections (hyper client, optionally
-//! over rustls), each sending one request after the other for a fixed time after a warm-up.
+//! over rustls), each running one operation after the other for a fixed time after a warm-up.
+//! An operation is one `GET` of a fixed path, or the requests of a [`Script`] (a token request,
+//! a login of two requests, a refresh that carries its token on to the next one).
 //!
 //! Every request started inside the measured window counts; its latency is taken from just
 //! before the request is written to after the last body byte was read. Latencies are kept
@@ -12,8 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http::{Request, header};
-use http_body_util::{BodyExt, Empty};
+use http::{HeaderMap, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -38,6 +40,56 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// Longest wait for one response (or one connection attempt).
     pub request_timeout: Duration,
+    /// What each connection sends: `None` = `GET path`, one request per operation, 2xx = success.
+    pub script: Option<ScriptFactory>,
+}
+
+/// A request as the load generator sends it.
+pub type Req = Request<Full<Bytes>>;
+
+/// What a [`Script`] does after a response.
+pub enum Step {
+    /// The operation goes on with this request (on the same connection).
+    Next(Req),
+    /// The operation succeeded; its latency is counted.
+    Done,
+    /// The operation failed (counted as an error); the next one starts.
+    Failed(String),
+}
+
+/// One connection's operations: a script keeps what it needs between requests and operations
+/// (cookies of a login, the refresh token the last response returned).
+pub trait Script: Send {
+    /// The first request of the next operation.
+    fn start(&mut self) -> Req;
+    /// The answer to the operation's last request.
+    fn response(&mut self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> Step;
+}
+
+/// Makes the script of connection `n` (0-based).
+pub type ScriptFactory = Arc<dyn Fn(usize) -> Box<dyn Script> + Send + Sync>;
+
+/// `GET path`, 2xx = success.
+struct Get {
+    path: String,
+    host: String,
+}
+
+impl Script for Get {
+    fn start(&mut self) -> Req {
+        Request::get(self.path.as_str())
+            .header(header::HOST, self.host.as_str())
+            .body(Full::default())
+            .expect("a static request is well-formed")
+    }
+
+    fn response(&mut self, status: StatusCode, _: &HeaderMap, _: Bytes) -> Step {
+        if status.is_success() {
+            Step::Done
+        } else {
+            Step::Failed(format!("status {status}"))
+        }
+    }
 }
 
 /// Only loopback targets: the benchmark never sends load anywhere else.
@@ -52,7 +104,7 @@ pub fn check_loopback(addr: SocketAddr) -> anyhow::Result<()> {
 /// The outcome of one run.
 #[derive(Debug, Clone, Default)]
 pub struct LoadResult {
-    /// Successful (2xx) requests started in the measured window.
+    /// Successful operations (2xx for a plain GET) started in the measured window.
     pub requests: u64,
     /// Failed requests (non-2xx, I/O error, timeout) started in the measured window.
     pub errors: u64,
@@ -117,8 +169,15 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadResult> {
     let from = start + spec.warmup;
     let until = from + spec.duration;
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..spec.connections {
-        workers.spawn(worker(spec.clone(), from, until));
+    for n in 0..spec.connections {
+        let script: Box<dyn Script> = match &spec.script {
+            Some(make) => make(n),
+            None => Box::new(Get {
+                path: spec.path.clone(),
+                host: spec.host.clone(),
+            }),
+        };
+        workers.spawn(worker(spec.clone(), script, from, until));
     }
     let mut result = LoadResult {
         window: spec.duration,
@@ -150,9 +209,14 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadResult> {
     Ok(result)
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-async fn worker(spec: Arc<LoadSpec>, from: Instant, until: Instant) -> WorkerStats {
+async fn worker(
+    spec: Arc<LoadSpec>,
+    mut script: Box<dyn Script>,
+    from: Instant,
+    until: Instant,
+) -> WorkerStats {
     let mut stats = WorkerStats::default();
     let mut connections = 0u64;
     'connect: while Instant::now() < until {
@@ -170,43 +234,50 @@ async fn worker(spec: Arc<LoadSpec>, from: Instant, until: Instant) -> WorkerSta
             }
         };
         connections += 1;
-        let result = loop {
+        let result = 'operations: loop {
             let started = Instant::now();
             if started >= until {
                 break Ok(());
             }
             let counted = started >= from;
-            let request = Request::get(spec.path.as_str())
-                .header(header::HOST, spec.host.as_str())
-                .body(Empty::<Bytes>::new())
-                .expect("a static request is well-formed");
-            let exchange = async {
-                sender.ready().await?;
-                let resp = sender.send_request(request).await?;
-                let status = resp.status();
-                resp.into_body().collect().await?;
-                Ok::<_, hyper::Error>(status)
-            };
-            match timeout(spec.request_timeout, exchange).await {
-                Ok(Ok(status)) if status.is_success() => {
-                    if counted {
-                        stats.requests += 1;
-                        let us = started.elapsed().as_micros();
-                        stats
-                            .latencies_us
-                            .push(u32::try_from(us).unwrap_or(u32::MAX));
+            let mut request = script.start();
+            let outcome = loop {
+                let exchange = async {
+                    sender.ready().await?;
+                    let resp = sender.send_request(request).await?;
+                    let (parts, body) = resp.into_parts();
+                    let body = body.collect().await?.to_bytes();
+                    Ok::<_, hyper::Error>((parts.status, parts.headers, body))
+                };
+                match timeout(spec.request_timeout, exchange).await {
+                    Ok(Ok((status, headers, body))) => {
+                        match script.response(status, &headers, body) {
+                            Step::Next(next) => request = next,
+                            Step::Done => break Ok(()),
+                            Step::Failed(why) => break Err(why),
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        // The connection is unusable (closed by the server or broken): reconnect.
+                        stats.error(counted, || format!("request: {e}"));
+                        break 'operations Err(());
+                    }
+                    Err(_) => {
+                        stats.error(counted, || "request: timed out".into());
+                        break 'operations Err(());
                     }
                 }
-                Ok(Ok(status)) => stats.error(counted, || format!("status {status}")),
-                Ok(Err(e)) => {
-                    // The connection is unusable (closed by the server or broken): reconnect.
-                    stats.error(counted, || format!("request: {e}"));
-                    break Err(());
+            };
+            match outcome {
+                Ok(()) if counted => {
+                    stats.requests += 1;
+                    let us = started.elapsed().as_micros();
+                    stats
+                        .latencies_us
+                        .push(u32::try_from(us).unwrap_or(u32::MAX));
                 }
-                Err(_) => {
-                    stats.error(counted, || "request: timed out".into());
-                    break Err(());
-                }
+                Ok(()) => {}
+                Err(why) => stats.error(counted, || why),
             }
         };
         driver.abort();
@@ -270,7 +341,7 @@ pub async fn probe(spec: &LoadSpec) -> anyhow::Result<(http::StatusCode, http::H
         .context("connecting timed out")??;
     let request = Request::get(spec.path.as_str())
         .header(header::HOST, spec.host.as_str())
-        .body(Empty::<Bytes>::new())?;
+        .body(Full::default())?;
     let exchange = async {
         let resp = sender.send_request(request).await?;
         let (parts, body) = resp.into_parts();

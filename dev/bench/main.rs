@@ -1,11 +1,13 @@
-//! `tansu-bench` — load generation against loopback targets, and the gateway benchmark of
-//! issue #5 (direct vs Tansu's gateway vs nginx, plain HTTP and TLS, in one run).
+//! `tansu-bench` — load generation against loopback targets, the gateway benchmark of
+//! issue #5 (direct vs Tansu's gateway vs nginx, plain HTTP and TLS, in one run) and the issuer
+//! benchmark of issue #3 (`token`).
 //! How to run it and what each number means: `dev/bench/README.md`.
 #![forbid(unsafe_code)]
 
 mod gateway;
 mod load;
 mod procs;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +35,11 @@ enum Command {
     Load(LoadArgs),
     /// Upstream direct vs Tansu's gateway vs nginx, plain HTTP and TLS, in one run.
     Gateway(gateway::Args),
+    /// Issuer: client_credentials, refresh and login rates next to raw signing/Argon2id rates.
+    Token(token::Args),
+    /// (internal) The identity service for `token`; prints `LISTEN <addr>`.
+    #[command(hide = true)]
+    ServeIdentity(token::ServeIdentityArgs),
     /// (internal) The benchmark's upstream: 13 bytes on every path; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeUpstream,
@@ -71,6 +78,10 @@ fn main() -> ExitCode {
         Command::ServeGateway(args) => {
             runtime(workers).and_then(|rt| rt.block_on(gateway::serve_gateway(args)))
         }
+        Command::ServeIdentity(args) => {
+            runtime(workers).and_then(|rt| rt.block_on(token::serve_identity(args)))
+        }
+        Command::Token(args) => runtime(workers).and_then(|rt| rt.block_on(token::run(args))),
         Command::Load(args) => runtime(workers).and_then(|rt| rt.block_on(load_one(args))),
         Command::Gateway(args) => runtime(workers).and_then(|rt| rt.block_on(gateway::run(args))),
     };
@@ -142,6 +153,7 @@ async fn load_one(args: LoadArgs) -> anyhow::Result<()> {
         warmup: seconds(args.warmup, "--warmup")?,
         duration: seconds(args.duration, "--duration")?,
         request_timeout: Duration::from_secs(5),
+        script: None,
     };
     let measured = procs::Measured { pids: args.pid };
     let row = gateway::measure(

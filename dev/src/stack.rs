@@ -113,6 +113,21 @@ impl Stack {
         storage.discovery_url = None;
         storage.data_dir = opts.data_dir.join("storage");
 
+        // Database and storage report their access denials to identity's ingest endpoint as
+        // the dev client (which dev mode allows every scope, `events.write` included).
+        let events = tansu_shared::events::EventReporting {
+            identity_url: format!("http://{identity_addr}/"),
+            client_id: tansu_identity::DEV_CLIENT_ID.into(),
+            client_secret: identity.dev_client_secret.clone(),
+            client_secret_file: Some(identity.data_dir.join("tansu-dashboard.secret")),
+        };
+        if database.events.identity_url.is_empty() {
+            database.events = events.clone();
+        }
+        if storage.events.identity_url.is_empty() {
+            storage.events = events;
+        }
+
         let cert = ensure_dev_certificate(&opts.data_dir.join("tls"))?;
 
         // The dashboard signs admins in through the gateway (trusting the dev certificate) as

@@ -72,6 +72,9 @@ pub struct Config {
     /// Progressive delay: each failed sign-in answers after this many milliseconds times the
     /// failures counted for the (account, IP) pair (at most 2 s).
     pub login_failure_delay_ms: u64,
+    /// Security events older than this many days are purged (each tenant's chain keeps its
+    /// newest event and an anchor, so it still verifies); 0 keeps every event.
+    pub security_event_retention_days: u64,
 }
 
 impl Default for Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             login_ip_lockout_threshold: 100,
             login_lockout_ms: 15 * 60 * 1000,
             login_failure_delay_ms: 100,
+            security_event_retention_days: 365,
         }
     }
 }

@@ -16,7 +16,7 @@ use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tansu_shared::Problem;
@@ -179,6 +179,57 @@ async fn try_record(state: &AppState, meta: &Meta, event: Event<'_>) -> anyhow::
     anyhow::bail!("the event chain stayed contended")
 }
 
+/// Appends already-described events to their tenants' chains: per tenant, one transaction
+/// for the whole batch, re-linked and retried when another writer appended meanwhile.
+/// `rows` carry everything but `seq`, `prev_hash` and `hash`.
+pub async fn append_batch(state: &AppState, rows: Vec<EventRow>) -> anyhow::Result<()> {
+    let mut by_tenant: Vec<(String, Vec<EventRow>)> = Vec::new();
+    for row in rows {
+        match by_tenant.iter_mut().find(|(t, _)| *t == row.tenant_id) {
+            Some((_, v)) => v.push(row),
+            None => by_tenant.push((row.tenant_id.clone(), vec![row])),
+        }
+    }
+    for (tenant_id, mut rows) in by_tenant {
+        let mut linked = false;
+        for _ in 0..20 {
+            let (mut seq, mut prev_hash) = state.store.last_event_link(&tenant_id).await?;
+            for row in &mut rows {
+                seq += 1;
+                row.seq = seq;
+                row.prev_hash = std::mem::take(&mut prev_hash);
+                row.hash = link_hash(row);
+                prev_hash = row.hash.clone();
+            }
+            match state.store.insert_events(&rows).await {
+                Ok(()) => {
+                    linked = true;
+                    break;
+                }
+                Err(e) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        anyhow::ensure!(linked, "the event chain stayed contended");
+        for row in &rows {
+            metrics::counter!("identity_security_events_total", "type" => row.kind.clone())
+                .increment(1);
+        }
+    }
+    Ok(())
+}
+
+/// Retention: purges events older than `days` (see [`crate::store::Store::purge_events`]).
+pub async fn purge_old(store: &crate::store::Store, days: u64) {
+    let keep_ms = i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
+    let now = now_ms();
+    match store.purge_events(now.saturating_sub(keep_ms), now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, days, "security events past retention purged"),
+        Err(e) => tracing::warn!(error = %e, "purging old security events failed"),
+    }
+}
+
 /// An event as the API shows it.
 #[derive(Debug, Serialize)]
 pub struct EventView {
@@ -223,6 +274,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/security-events", get(query))
         .route("/admin/security-events/export", get(export))
         .route("/admin/security-events/verify", get(verify))
+        .route("/admin/security-events/ingest", post(ingest))
 }
 
 #[derive(Debug, Deserialize)]
@@ -344,8 +396,13 @@ async fn verify(
         (Caller::TenantAdmin { tid, .. }, Some(t)) if t == tid => tid.clone(),
         (Caller::TenantAdmin { .. }, Some(_)) => return Err(Problem::not_found()),
     };
-    let mut prev_hash = String::new();
-    let mut expected_seq = 1;
+    // After a retention purge the chain starts at its anchor (the last purged link).
+    let (anchor_seq, mut prev_hash) = state
+        .store
+        .event_anchor(&tenant_id)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let mut expected_seq = anchor_seq + 1;
     let mut checked: i64 = 0;
     loop {
         let page = state
@@ -378,7 +435,182 @@ async fn verify(
             checked += 1;
         }
     }
-    Ok(Json(
-        serde_json::json!({ "ok": true, "checked": checked, "first_broken": null }),
-    ))
+    Ok(Json(serde_json::json!({
+        "ok": true,
+        "checked": checked,
+        "first_broken": null,
+        "starts_after_seq": anchor_seq,
+    })))
+}
+
+/// Most events one ingest request may carry.
+pub const INGEST_MAX_EVENTS: usize = 1000;
+/// Largest ingest body.
+pub const INGEST_MAX_BYTES: usize = 1024 * 1024;
+
+/// An event another service reports.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestEvent {
+    /// Chosen by the reporter (a UUID), so a retried batch is stored once.
+    id: uuid::Uuid,
+    /// When it happened (RFC 3339); default: when it arrives.
+    time: Option<String>,
+    /// The tenant the request was for (id or slug); unknown or absent: the platform chain.
+    tenant: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    actor: Option<String>,
+    outcome: String,
+    #[serde(default)]
+    ip: String,
+    #[serde(default)]
+    user_agent: String,
+    #[serde(default)]
+    trace_id: String,
+    #[serde(default)]
+    details: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestBatch {
+    events: Vec<IngestEvent>,
+}
+
+fn bounded(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+/// `POST /admin/security-events/ingest`: other services' events (access denials), batched.
+/// The caller is a client-credentials token with scope `events.write` for `tansu.identity`;
+/// what it reports is recorded with `details.reported_by` = its client id (not trusted from
+/// the body). Idempotent per event id: a retried batch is stored once. 202 with counts.
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, Response> {
+    let token = tansu_shared::auth::bearer_token(&headers)
+        .map_err(IntoResponse::into_response)?
+        .ok_or_else(|| tansu_shared::auth::AuthError::MissingToken.into_response())?;
+    let issued = state
+        .verify_issued_token(token, Some(crate::scopes::IDENTITY_AUDIENCE))
+        .map_err(IntoResponse::into_response)?;
+    if !state.token_active(&issued).await {
+        return Err(tansu_shared::auth::AuthError::InvalidToken("token revoked").into_response());
+    }
+    let claims = issued.claims;
+    if !claims.has_scope(crate::scopes::EVENTS_WRITE) {
+        return Err(tansu_shared::auth::AuthError::InsufficientScope(
+            crate::scopes::EVENTS_WRITE.into(),
+        )
+        .into_response());
+    }
+    let bytes = axum::body::to_bytes(body, INGEST_MAX_BYTES)
+        .await
+        .map_err(|_| {
+            Problem::payload_too_large()
+                .with_detail(format!("at most {INGEST_MAX_BYTES} bytes"))
+                .into_response()
+        })?;
+    let batch: IngestBatch = serde_json::from_slice(&bytes)
+        .map_err(|e| Problem::bad_request(format!("not an event batch: {e}")).into_response())?;
+    if batch.events.len() > INGEST_MAX_EVENTS {
+        return Err(Problem::bad_request(format!(
+            "at most {INGEST_MAX_EVENTS} events per request"
+        ))
+        .into_response());
+    }
+    let now = now_ms();
+    let ids: Vec<String> = batch.events.iter().map(|e| e.id.to_string()).collect();
+    let stored = state
+        .store
+        .existing_event_ids(&ids)
+        .await
+        .map_err(|e| store_failed(&e).into_response())?;
+    let mut tenants: std::collections::HashMap<String, Option<String>> =
+        std::collections::HashMap::new();
+    let mut rows = Vec::with_capacity(batch.events.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in batch.events.into_iter().enumerate() {
+        let id = e.id.to_string();
+        if stored.contains(&id) || !seen.insert(id.clone()) {
+            continue;
+        }
+        let bad = |what: &str| Problem::bad_request(format!("events[{i}]: {what}")).into_response();
+        if e.kind.is_empty()
+            || e.kind.len() > 64
+            || !e
+                .kind
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(bad("type: 1 to 64 of a-z, 0-9, '.', '_', '-'"));
+        }
+        if !["success", "failure", "denied"].contains(&e.outcome.as_str()) {
+            return Err(bad("outcome: success, failure or denied"));
+        }
+        let at = match parse_time(e.time.as_deref(), "time").map_err(|_| bad("time: RFC 3339"))? {
+            // Not in the future (beyond clock skew), and not older than a day.
+            Some(t) if t <= now + 300_000 && t >= now - 86_400_000 => t,
+            Some(_) => return Err(bad("time: within the last day")),
+            None => now,
+        };
+        let mut details = e.details;
+        details.insert("reported_by".into(), claims.client_id.clone().into());
+        let tenant_id = match e.tenant.as_deref().filter(|t| !t.is_empty()) {
+            None => String::new(),
+            Some(t) => {
+                if !tenants.contains_key(t) {
+                    let found = state
+                        .store
+                        .tenant_by_ref(t)
+                        .await
+                        .map_err(|e| store_failed(&e).into_response())?;
+                    tenants.insert(t.to_owned(), found.map(|row| row.id));
+                }
+                match tenants.get(t).cloned().flatten() {
+                    Some(id) => id,
+                    None => {
+                        details.insert("claimed_tenant".into(), bounded(t, 128).into());
+                        String::new()
+                    }
+                }
+            }
+        };
+        let actor = e
+            .actor
+            .as_deref()
+            .map_or_else(|| "anonymous".to_owned(), |a| bounded(a, 256));
+        let details = serde_json::Value::Object(details).to_string();
+        if details.len() > 8192 {
+            return Err(bad("details: at most 8 KiB"));
+        }
+        rows.push(EventRow {
+            id,
+            tenant_id,
+            seq: 0,
+            at,
+            kind: e.kind,
+            actor,
+            ip: bounded(&e.ip, 64),
+            user_agent: bounded(&e.user_agent, 256),
+            outcome: e.outcome,
+            details,
+            trace_id: bounded(&e.trace_id, 32),
+            prev_hash: String::new(),
+            hash: String::new(),
+        });
+    }
+    let accepted = rows.len();
+    append_batch(&state, rows)
+        .await
+        .map_err(|e| store_failed(&format!("{e:#}")).into_response())?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "accepted": accepted, "duplicates": ids.len() - accepted })),
+    )
+        .into_response())
 }

@@ -225,6 +225,9 @@ impl AppState {
         let keys = self.keys.clone();
         let store = self.store.clone();
         let every = keys.policy().check_interval;
+        let retention_days = self.config.security_event_retention_days;
+        const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+        let mut last_purge: Option<std::time::Instant> = None;
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -235,6 +238,11 @@ impl AppState {
                     tracing::warn!(error = %format!("{e:#}"), "signing key maintenance failed");
                 }
                 store.purge_expired(now_ms()).await;
+                // Retention runs hourly (and at the first tick): a purge scans the old events.
+                if retention_days > 0 && last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+                    last_purge = Some(std::time::Instant::now());
+                    events::purge_old(&store, retention_days).await;
+                }
             }
         })
     }

@@ -15,7 +15,11 @@ pub const SCOPES: &[&str] = &[
     "secrets.read",
     "secrets.write",
     ADMIN_TENANT,
+    EVENTS_WRITE,
 ];
+
+/// Services posting their security events (access denials) to `/admin/security-events/ingest`.
+pub const EVENTS_WRITE: &str = "events.write";
 
 /// Tenant administration: with the `Owner` or `Admin` role in the token's tenant, the
 /// tenant-scoped admin API of that tenant only.
@@ -47,7 +51,10 @@ pub fn audience_of(scope: &str) -> Option<&'static str> {
         Some("tansu.db")
     } else if scope.starts_with("storage.") {
         Some("tansu.storage")
-    } else if scope.starts_with("admin.") || scope.starts_with("secrets.") {
+    } else if scope.starts_with("admin.")
+        || scope.starts_with("secrets.")
+        || scope.starts_with("events.")
+    {
         Some(IDENTITY_AUDIENCE)
     } else {
         None

@@ -7,6 +7,7 @@
 //! - [`auth`]: the JWKS-backed [`auth::Verifier`] (strict RFC 9068 checks), the axum extractors
 //!   ([`auth::Principal`], [`auth::RequireScope`], [`auth::Tenant`]) and RFC 6750 bearer errors;
 //! - [`token_source`]: a cached client-credentials token source for service-to-service calls;
+//! - [`events`]: reporting security events (access denials) to identity, batched and retried;
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`config`]: TOML + `TANSU_…` environment configuration, validated, secrets redacted;
 //! - [`telemetry`]: `tracing`, OTLP export when configured, Prometheus `/metrics`;
@@ -18,6 +19,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod events;
 pub mod health;
 pub mod problem;
 pub mod server;

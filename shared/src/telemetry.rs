@@ -91,6 +91,17 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder may already be installed (tests); ours then only renders its own.
         let _ = metrics::set_global_recorder(recorder);
+        // Histogram samples wait in buckets until drained: without upkeep they would pile up
+        // (memory growing with every request) whenever nobody scrapes `/metrics`.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            });
         handle
     })
 }

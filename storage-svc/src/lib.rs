@@ -78,6 +78,8 @@ pub struct Config {
     pub multipart_expiry_secs: u64,
     /// The public path prefix of this service behind the gateway (for presigned URLs).
     pub public_prefix: String,
+    /// `[storage.events]`: report access denials to identity (off while empty).
+    pub events: tansu_shared::events::EventReporting,
 }
 
 /// An S3-compatible backend (AWS S3, MinIO, …).
@@ -114,6 +116,7 @@ impl Default for Config {
             upload_idle_timeout_secs: 60,
             multipart_expiry_secs: 7 * 24 * 3600,
             public_prefix: "/storage".into(),
+            events: Default::default(),
         }
     }
 }
@@ -182,6 +185,8 @@ pub struct AppState {
     pub store: Store,
     pub backend: Arc<Backend>,
     pub presign_keys: Arc<PresignKeys>,
+    /// Reports access denials to identity, when configured.
+    pub events: Option<tansu_shared::events::EventReporter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -255,12 +260,14 @@ impl AppState {
         let verifier = Verifier::new(vc)
             .await
             .map_err(|e| anyhow::anyhow!("token verifier: {e}"))?;
+        let events = config.events.start("storage")?;
         Ok(AppState {
             config: Arc::new(config),
             verifier,
             store,
             backend: Arc::new(backend),
             presign_keys: Arc::new(presign_keys),
+            events,
         })
     }
 
@@ -279,8 +286,16 @@ pub fn router(state: AppState) -> Router {
         let store = store.clone();
         async move { store.ping().await.map_err(|e| e.to_string()) }
     });
+    let events = state.events.clone();
+    let mut api = api::routes().with_state(state);
+    if let Some(reporter) = events {
+        api = api.layer(axum::middleware::from_fn_with_state(
+            reporter,
+            tansu_shared::events::report_denials,
+        ));
+    }
     let routes = Router::new()
-        .merge(api::routes().with_state(state))
+        .merge(api)
         .merge(health.router())
         .fallback(tansu_shared::problem::not_found_fallback);
     tansu_shared::server::with_common_layers("storage", routes)

@@ -96,6 +96,114 @@ impl Store {
         Ok(())
     }
 
+    /// Inserts linked events in one transaction: all or none. A unique violation means another
+    /// writer took a `seq` (or an id exists): the caller re-links and retries.
+    pub async fn insert_events(&self, events: &[EventRow]) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO security_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        );
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for e in events {
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&e.id)
+                    .bind(&e.tenant_id)
+                    .bind(e.seq)
+                    .bind(e.at)
+                    .bind(&e.kind)
+                    .bind(&e.actor)
+                    .bind(&e.ip)
+                    .bind(&e.user_agent)
+                    .bind(&e.outcome)
+                    .bind(&e.details)
+                    .bind(&e.trace_id)
+                    .bind(&e.prev_hash)
+                    .bind(&e.hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Which of `ids` are stored already (an ingest retried after a lost answer).
+    pub async fn existing_event_ids(&self, ids: &[String]) -> StoreResult<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        const SQL: &str =
+            "SELECT id FROM security_events WHERE id IN (SELECT value FROM json_each($1))";
+        const PG: &str = "SELECT id FROM security_events WHERE id = ANY(SELECT jsonb_array_elements_text($1::jsonb))";
+        let list =
+            serde_json::to_string(ids).map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
+        match self {
+            Store::Sqlite(pool) => Ok(sqlx::query_scalar(SQL).bind(list).fetch_all(pool).await?),
+            Store::Postgres(pool) => Ok(sqlx::query_scalar(PG).bind(list).fetch_all(pool).await?),
+        }
+    }
+
+    /// Where a tenant's remaining chain starts: the last purged link (seq, hash), or (0, "").
+    pub async fn event_anchor(&self, tenant_id: &str) -> StoreResult<(i64, String)> {
+        const SQL: &str = "SELECT seq, hash FROM security_event_anchors WHERE tenant_id = $1";
+        on_pool!(self, pool => {
+            let row = sqlx::query(SQL).bind(tenant_id).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
+                None => (0, String::new()),
+            })
+        })
+    }
+
+    /// Retention: deletes every event older than `before` (unix ms) except each chain's newest
+    /// event (it links the next append), recording the last deleted link of each chain as its
+    /// anchor in the same transaction. Returns how many events were deleted.
+    pub async fn purge_events(&self, before: i64, now: i64) -> StoreResult<u64> {
+        const OLD: &str =
+            "SELECT tenant_id, MAX(seq) FROM security_events WHERE at < $1 GROUP BY tenant_id";
+        const HASH: &str = "SELECT hash FROM security_events WHERE tenant_id = $1 AND seq = $2";
+        const ANCHOR: &str = "INSERT INTO security_event_anchors (tenant_id, seq, hash, purged_at) \
+            VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO UPDATE \
+            SET seq = excluded.seq, hash = excluded.hash, purged_at = excluded.purged_at";
+        const DELETE: &str = "DELETE FROM security_events WHERE tenant_id = $1 AND seq <= $2";
+        let mut deleted = 0;
+        let old: Vec<(String, i64)> = on_pool!(self, pool => {
+            sqlx::query_as(OLD).bind(before).fetch_all(pool).await?
+        });
+        for (tenant_id, newest_old) in old {
+            let (last, _) = self.last_event_link(&tenant_id).await?;
+            let cut = newest_old.min(last - 1);
+            if cut <= 0 {
+                continue;
+            }
+            on_pool!(self, pool => {
+                let mut tx = pool.begin().await?;
+                let hash: Option<String> = sqlx::query_scalar(HASH)
+                    .bind(&tenant_id)
+                    .bind(cut)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(hash) = hash {
+                    sqlx::query(ANCHOR)
+                        .bind(&tenant_id)
+                        .bind(cut)
+                        .bind(&hash)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    deleted += sqlx::query(DELETE)
+                        .bind(&tenant_id)
+                        .bind(cut)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+            });
+        }
+        Ok(deleted)
+    }
+
     /// Events matching `f`, by id (time order), after the cursor.
     pub async fn query_events(&self, f: &EventFilter, limit: i64) -> StoreResult<Vec<EventRow>> {
         let sql = format!(

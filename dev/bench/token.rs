@@ -1,0 +1,830 @@
+//! `tansu-bench token` — issue #3's issuer benchmark: client_credentials tokens/s (RS256 and
+//! ES256), refresh grants/s and password logins/s against the identity service, each next to
+//! the raw rate of the operation that bounds it (RS256/ES256 signing, Argon2id verification)
+//! measured on every core of the same machine in the same run; and the token endpoint's latency
+//! during a login storm. On SQLite (the embedded default) and PostgreSQL.
+//!
+//! Identity runs as its own process (`tansu-bench serve-identity`), so its CPU time and memory
+//! are its own; the load generator shares the cores with it (see dev/bench/README.md).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode, header};
+use http_body_util::Full;
+use tansu_identity::keys::{SigningAlg, SigningPair};
+
+use crate::gateway::{Row, date_utc, machine, measure, table};
+use crate::load::{LoadSpec, Req, Script, ScriptFactory, Step};
+use crate::procs::{self, Measured};
+
+const DEV_SECRET: &str = "bench-dev-client-secret-0123456789";
+const PASSWORD: &str = "correct horse battery staple 42";
+const REDIRECT_URI: &str = "http://127.0.0.1/cb";
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Measured seconds per scenario (after the warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Stores to run on: `sqlite`, `postgres` (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    stores: Vec<String>,
+    /// A PostgreSQL server URL (a database on it is created for the run and dropped after).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres: String,
+    /// Scenarios: `cc-rs256`, `cc-es256`, `refresh`, `login`, `storm` (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cc-rs256,cc-es256,refresh,login,storm"
+    )]
+    only: Vec<String>,
+    /// Token-endpoint connections running beside the login storm.
+    #[arg(long, default_value_t = 4)]
+    storm_token_connections: usize,
+    /// Also write the report (markdown) here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct ServeIdentityArgs {
+    #[arg(long)]
+    database_url: String,
+    #[arg(long)]
+    data_dir: PathBuf,
+}
+
+/// The identity service as the benchmark runs it: the production code path with dev mode's
+/// seeds (the `tansu-dashboard` client with `admin.full`, used only to create the benchmark's
+/// clients, tenant and users through the admin API).
+pub async fn serve_identity(args: ServeIdentityArgs) -> anyhow::Result<()> {
+    procs::exit_with_parent(Duration::from_secs(3600));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let config = tansu_identity::Config {
+        listen: addr.to_string(),
+        issuer: format!("http://{addr}/"),
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+        dev_mode: true,
+        dev_client_secret: tansu_shared::config::Secret::new(DEV_SECRET),
+        ..tansu_identity::Config::default()
+    };
+    println!("LISTEN {addr}");
+    tansu_identity::serve_on(listener, config, std::future::pending()).await
+}
+
+/// Raw rate of `op` on every core: one thread per CPU, each calling `op` in a loop for
+/// `duration`. Operations per second, all threads together.
+fn raw_rate(duration: Duration, op: impl Fn() + Send + Sync + 'static) -> f64 {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let op = Arc::new(op);
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (op, count, stop) = (op.clone(), count.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    op();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A message the size of an access token's signing input.
+fn token_sized_message() -> Vec<u8> {
+    vec![b'x'; 560]
+}
+
+fn raw_signing_rate(alg: SigningAlg, duration: Duration) -> anyhow::Result<f64> {
+    let (pair, _) = SigningPair::generate(alg)?;
+    let message = token_sized_message();
+    pair.sign(&message)?;
+    Ok(raw_rate(duration, move || {
+        let _ = pair.sign(&message);
+    }))
+}
+
+fn raw_argon2_rate(duration: Duration) -> anyhow::Result<f64> {
+    let phc = tansu_identity::passwords::hash_blocking(PASSWORD)?;
+    anyhow::ensure!(tansu_identity::passwords::verify_blocking(PASSWORD, &phc));
+    Ok(raw_rate(duration, move || {
+        let _ = tansu_identity::passwords::verify_blocking(PASSWORD, &phc);
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripts
+
+fn form_request(host: &str, path: &str, body: String, extra: &[(&str, &str)]) -> Req {
+    let mut b = Request::post(path)
+        .header(header::HOST, host)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(Bytes::from(body)))
+        .expect("a benchmark request is well-formed")
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `client_credentials` with `client_secret_basic`; 200 = success.
+struct ClientCredentials {
+    host: String,
+    basic: String,
+}
+
+impl Script for ClientCredentials {
+    fn start(&mut self) -> Req {
+        form_request(
+            &self.host,
+            "/connect/token",
+            "grant_type=client_credentials&scope=db.read%20db.write".into(),
+            &[("authorization", &self.basic)],
+        )
+    }
+
+    fn response(&mut self, status: StatusCode, _: &HeaderMap, body: Bytes) -> Step {
+        if status == StatusCode::OK && body.starts_with(b"{\"access_token\"") {
+            Step::Done
+        } else {
+            Step::Failed(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ))
+        }
+    }
+}
+
+/// One rotation of a refresh-token chain per operation; the new token is used next time.
+struct Refresh {
+    host: String,
+    client_id: String,
+    token: String,
+}
+
+impl Script for Refresh {
+    fn start(&mut self) -> Req {
+        form_request(
+            &self.host,
+            "/connect/token",
+            format!(
+                "grant_type=refresh_token&client_id={}&refresh_token={}",
+                enc(&self.client_id),
+                enc(&self.token)
+            ),
+            &[],
+        )
+    }
+
+    fn response(&mut self, status: StatusCode, _: &HeaderMap, body: Bytes) -> Step {
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        match parsed
+            .as_ref()
+            .and_then(|v| v.get("refresh_token"))
+            .and_then(|t| t.as_str())
+        {
+            Some(t) if status == StatusCode::OK => {
+                self.token = t.to_owned();
+                Step::Done
+            }
+            _ => Step::Failed(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            )),
+        }
+    }
+}
+
+/// A browser sign-in through the real login form: `GET /connect/authorize` (the login page,
+/// its CSRF cookie and fields), then `POST /login` with the password → a redirect to the client with
+/// a code. No session cookie is kept, so every operation is a full password login.
+struct Login {
+    host: String,
+    authorize: String,
+    email: String,
+    csrf_cookie: Option<String>,
+}
+
+impl Script for Login {
+    fn start(&mut self) -> Req {
+        self.csrf_cookie = None;
+        Request::get(self.authorize.as_str())
+            .header(header::HOST, self.host.as_str())
+            .body(Full::default())
+            .expect("a benchmark request is well-formed")
+    }
+
+    fn response(&mut self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> Step {
+        match self.csrf_cookie.take() {
+            None => {
+                let html = String::from_utf8_lossy(&body);
+                let (Some(cookie), Some(csrf), Some(request)) = (
+                    cookie_pair(headers, "tansu_csrf"),
+                    hidden_field(&html, "csrf"),
+                    hidden_field(&html, "request"),
+                ) else {
+                    return Step::Failed(format!("login page: status {status}"));
+                };
+                let body = format!(
+                    "csrf={}&request={}&email={}&password={}",
+                    enc(&csrf),
+                    enc(&request),
+                    enc(&self.email),
+                    enc(PASSWORD)
+                );
+                self.csrf_cookie = Some(cookie.clone());
+                Step::Next(form_request(
+                    &self.host,
+                    "/login",
+                    body,
+                    &[("cookie", &cookie)],
+                ))
+            }
+            Some(_) => {
+                let location = headers
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if status.is_redirection()
+                    && location.starts_with(REDIRECT_URI)
+                    && location.contains("code=")
+                {
+                    Step::Done
+                } else {
+                    Step::Failed(format!("login: status {status}, location {location:?}"))
+                }
+            }
+        }
+    }
+}
+
+/// `name=value` of a `Set-Cookie` header.
+fn cookie_pair(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.split_once('=').is_some_and(|(n, _)| n == name))
+        .map(str::to_owned)
+}
+
+/// The value of `<input type="hidden" name="{name}" value="…">`, HTML-unescaped.
+fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(
+        html[start..end]
+            .replace("&amp;", "&")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set-up through the admin API
+
+/// What the benchmark created in identity.
+struct Fixture {
+    rs: (String, String),
+    es: (String, String),
+    app: String,
+    users: Vec<String>,
+}
+
+fn pkce() -> (String, String) {
+    let verifier = tansu_identity::crypto::random_secret().expect("randomness");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+    (verifier, challenge)
+}
+
+fn authorize_path(client_id: &str, challenge: &str, login_hint: Option<&str>) -> String {
+    let mut p = format!(
+        "/connect/authorize?response_type=code&client_id={}&redirect_uri={}&scope={}&state=bench&code_challenge={}&code_challenge_method=S256",
+        enc(client_id),
+        enc(REDIRECT_URI),
+        enc("openid offline_access db.read"),
+        enc(challenge)
+    );
+    if let Some(h) = login_hint {
+        let _ = write!(p, "&login_hint={}", enc(h));
+    }
+    p
+}
+
+async fn json_ok(resp: reqwest::Response, what: &str) -> anyhow::Result<serde_json::Value> {
+    let status = resp.status();
+    let text = resp.text().await?;
+    anyhow::ensure!(status.is_success(), "{what}: {status}: {text}");
+    serde_json::from_str(&text).with_context(|| format!("{what}: not JSON: {text}"))
+}
+
+async fn set_up(base: &str, users: usize) -> anyhow::Result<Fixture> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let admin = json_ok(
+        http.post(format!("{base}connect/token"))
+            .basic_auth(tansu_identity::DEV_CLIENT_ID, Some(DEV_SECRET))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "admin.full"),
+            ])
+            .send()
+            .await?,
+        "admin token",
+    )
+    .await?;
+    let admin = admin["access_token"]
+        .as_str()
+        .context("admin access_token")?
+        .to_owned();
+    let create_client = |body: serde_json::Value| {
+        let (http, admin) = (http.clone(), admin.clone());
+        async move {
+            let v = json_ok(
+                http.post(format!("{base}admin/clients"))
+                    .bearer_auth(&admin)
+                    .json(&body)
+                    .send()
+                    .await?,
+                "create client",
+            )
+            .await?;
+            anyhow::Ok((
+                v["client_id"].as_str().context("client_id")?.to_owned(),
+                v["client_secret"].as_str().unwrap_or_default().to_owned(),
+            ))
+        }
+    };
+    let machine = |alg: &str| {
+        serde_json::json!({
+            "name": format!("bench {alg}"),
+            "grant_types": ["client_credentials"],
+            "scopes": ["db.read", "db.write"],
+            "signing_alg": alg,
+        })
+    };
+    let rs = create_client(machine("RS256")).await?;
+    let es = create_client(machine("ES256")).await?;
+    let (app, _) = create_client(serde_json::json!({
+        "name": "bench app",
+        "client_type": "public",
+        "first_party": true,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scopes": ["openid", "offline_access", "db.read"],
+        "redirect_uris": [REDIRECT_URI],
+        "signing_alg": "RS256",
+    }))
+    .await?;
+    let tenant = json_ok(
+        http.post(format!("{base}admin/tenants"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"slug": "bench", "name": "Bench"}))
+            .send()
+            .await?,
+        "create tenant",
+    )
+    .await?;
+    let tid = tenant["id"].as_str().context("tenant id")?.to_owned();
+    let mut emails = Vec::new();
+    for i in 0..users {
+        let email = format!("user{i}@bench.test");
+        json_ok(
+            http.post(format!("{base}admin/tenants/{tid}/users"))
+                .bearer_auth(&admin)
+                .json(&serde_json::json!({"email": email, "password": PASSWORD, "roles": ["User"]}))
+                .send()
+                .await?,
+            "create user",
+        )
+        .await?;
+        emails.push(email);
+    }
+    Ok(Fixture {
+        rs,
+        es,
+        app,
+        users: emails,
+    })
+}
+
+/// A refresh token for `email` through the real code flow (login form, code, PKCE).
+async fn refresh_token_for(base: &str, client_id: &str, email: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let (verifier, challenge) = pkce();
+    let page = http
+        .get(format!(
+            "{}{}",
+            base.trim_end_matches('/'),
+            authorize_path(client_id, &challenge, None)
+        ))
+        .send()
+        .await?;
+    let cookie = cookie_pair(page.headers(), "tansu_csrf").context("csrf cookie")?;
+    let html = page.text().await?;
+    let csrf = hidden_field(&html, "csrf").context("csrf field")?;
+    let request = hidden_field(&html, "request").context("request field")?;
+    let resp = http
+        .post(format!("{base}login"))
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("request", request.as_str()),
+            ("email", email),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await?;
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("login did not redirect")?;
+    let code = url::Url::parse(location)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .context("no code")?;
+    let tokens = json_ok(
+        http.post(format!("{base}connect/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", client_id),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await?,
+        "code exchange",
+    )
+    .await?;
+    Ok(tokens["refresh_token"]
+        .as_str()
+        .context("no refresh_token")?
+        .to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+/// A PostgreSQL database created for the run, dropped at the end.
+struct BenchDb {
+    server: String,
+    name: String,
+}
+
+impl BenchDb {
+    async fn create(server: &str) -> anyhow::Result<(Self, String)> {
+        use sqlx::Connection as _;
+        let name = format!("tansu_bench_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(server)
+            .await
+            .with_context(|| format!("connecting to {server}"))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
+        let mut url = url::Url::parse(server)?;
+        url.set_path(&name);
+        Ok((
+            Self {
+                server: server.to_owned(),
+                name,
+            },
+            url.to_string(),
+        ))
+    }
+
+    async fn drop_it(self) {
+        use sqlx::Connection as _;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.server).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let warmup = crate::seconds(args.warmup, "--warmup")?;
+    let duration = crate::seconds(args.duration, "--duration")?;
+    anyhow::ensure!(args.connections > 0, "--connections: at least 1");
+    for s in &args.only {
+        anyhow::ensure!(
+            ["cc-rs256", "cc-es256", "refresh", "login", "storm"].contains(&s.as_str()),
+            "unknown scenario {s}"
+        );
+    }
+    let wants = |s: &str| args.only.iter().any(|o| o == s);
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "Run on {}, {}.\n\nCommand: `tansu-bench token --connections {} --duration {} --warmup {} --stores {} --only {}`\n",
+        date_utc(),
+        machine(),
+        args.connections,
+        args.duration,
+        args.warmup,
+        args.stores.join(","),
+        args.only.join(",")
+    );
+
+    // Raw rates first, with the machine otherwise idle (identity is not started yet).
+    let raw_window = duration
+        .min(Duration::from_secs(5))
+        .max(Duration::from_secs(1));
+    let mut raw = String::from("| raw operation, one thread per CPU | per second |\n|---|---:|\n");
+    let rs_raw = raw_signing_rate(SigningAlg::RS256, raw_window)?;
+    let es_raw = raw_signing_rate(SigningAlg::ES256, raw_window)?;
+    let _ = writeln!(raw, "| RS256 sign (RSA-2048, aws-lc-rs) | {rs_raw:.0} |");
+    let _ = writeln!(raw, "| ES256 sign (P-256, aws-lc-rs) | {es_raw:.0} |");
+    let argon_raw = if wants("login") || wants("storm") {
+        let r = raw_argon2_rate(raw_window)?;
+        let _ = writeln!(raw, "| Argon2id verify (m=19 MiB, t=2, p=1) | {r:.1} |");
+        Some(r)
+    } else {
+        None
+    };
+    report.push_str(&raw);
+    eprintln!("{raw}");
+
+    for store in &args.stores {
+        let dir = tempfile::tempdir()?;
+        let (db, url) = match store.as_str() {
+            "sqlite" => (
+                None,
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("identity.db").display()
+                ),
+            ),
+            "postgres" => {
+                let (db, url) = BenchDb::create(&args.postgres).await?;
+                (Some(db), url)
+            }
+            other => anyhow::bail!("unknown store {other}"),
+        };
+        let result = run_store(&args, store, &url, dir.path(), warmup, duration).await;
+        if let Some(db) = db {
+            db.drop_it().await;
+        }
+        let (rows, extra) = result?;
+        let _ = writeln!(report, "\n### {store}\n");
+        report.push_str(&table(&rows));
+        report.push('\n');
+        for r in &rows {
+            let ratio = |raw: f64| r.result.rps() / raw * 100.0;
+            let line = match r.target.as_str() {
+                "client_credentials RS256" => {
+                    format!(
+                        "- client_credentials RS256: {:.1}% of raw RS256 signing",
+                        ratio(rs_raw)
+                    )
+                }
+                "client_credentials ES256" => {
+                    format!(
+                        "- client_credentials ES256: {:.1}% of raw ES256 signing",
+                        ratio(es_raw)
+                    )
+                }
+                "refresh_token (RS256)" => {
+                    format!(
+                        "- refresh_token: {:.1}% of raw RS256 signing",
+                        ratio(rs_raw)
+                    )
+                }
+                "password login" => argon_raw.map_or(String::new(), |a| {
+                    format!(
+                        "- password logins: {:.1}% of raw Argon2id verification",
+                        ratio(a)
+                    )
+                }),
+                _ => String::new(),
+            };
+            if !line.is_empty() {
+                let _ = writeln!(report, "{line}");
+            }
+        }
+        report.push_str(&extra);
+    }
+    println!("{report}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+async fn run_store(
+    args: &Args,
+    store: &str,
+    url: &str,
+    dir: &Path,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<(Vec<Row>, String)> {
+    let wants = |s: &str| args.only.iter().any(|o| o == s);
+    let (mut child, words) = procs::spawn_self(&[
+        "serve-identity".into(),
+        "--database-url".into(),
+        url.into(),
+        "--data-dir".into(),
+        dir.display().to_string(),
+    ])
+    .await?;
+    let outcome = async {
+        let addr: SocketAddr = words.first().context("address")?.parse()?;
+        let pid = child.id().context("identity pid")?;
+        let measured = Measured { pids: vec![pid] };
+        let base = format!("http://{addr}/");
+        let host = addr.to_string();
+        let fixture = set_up(&base, args.connections).await?;
+        let spec = |connections: usize, script: ScriptFactory| LoadSpec {
+            addr,
+            host: host.clone(),
+            path: "/".into(),
+            tls: None,
+            connections,
+            warmup,
+            duration,
+            request_timeout: Duration::from_secs(10),
+            script: Some(script),
+        };
+        let cc = |(id, secret): &(String, String)| -> ScriptFactory {
+            let basic = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", enc(id), enc(secret)))
+            );
+            let host = host.clone();
+            Arc::new(move |_| {
+                Box::new(ClientCredentials {
+                    host: host.clone(),
+                    basic: basic.clone(),
+                })
+            })
+        };
+        let login = |offset: usize| -> ScriptFactory {
+            let host = host.clone();
+            let app = fixture.app.clone();
+            let users = fixture.users.clone();
+            Arc::new(move |n| {
+                let (_, challenge) = pkce();
+                Box::new(Login {
+                    host: host.clone(),
+                    authorize: authorize_path(&app, &challenge, None),
+                    email: users[(n + offset) % users.len()].clone(),
+                    csrf_cookie: None,
+                })
+            })
+        };
+        let mut rows = Vec::new();
+        let mut extra = String::new();
+        let run_one = async |name: &str, spec: LoadSpec| -> anyhow::Result<Row> {
+            eprintln!("{store}: {name} …");
+            let row = measure(name, store, &spec, &measured).await?;
+            eprintln!("{}", table(std::slice::from_ref(&row)));
+            if let Some(e) = &row.first_error {
+                eprintln!("first error: {e}");
+            }
+            Ok(row)
+        };
+        if wants("cc-rs256") {
+            rows.push(
+                run_one("client_credentials RS256", spec(args.connections, cc(&fixture.rs)))
+                    .await?,
+            );
+        }
+        if wants("cc-es256") {
+            rows.push(
+                run_one("client_credentials ES256", spec(args.connections, cc(&fixture.es)))
+                    .await?,
+            );
+        }
+        if wants("refresh") {
+            let mut tokens = Vec::new();
+            for email in &fixture.users {
+                tokens.push(refresh_token_for(&base, &fixture.app, email).await?);
+            }
+            let tokens = Arc::new(std::sync::Mutex::new(tokens));
+            let host = host.clone();
+            let app = fixture.app.clone();
+            let script: ScriptFactory = Arc::new(move |_| {
+                let token = tokens
+                    .lock()
+                    .expect("not poisoned")
+                    .pop()
+                    .unwrap_or_default();
+                Box::new(Refresh {
+                    host: host.clone(),
+                    client_id: app.clone(),
+                    token,
+                })
+            });
+            rows.push(run_one("refresh_token (RS256)", spec(args.connections, script)).await?);
+        }
+        if wants("login") {
+            rows.push(run_one("password login", spec(args.connections, login(0))).await?);
+        }
+        if wants("storm") {
+            let calm = run_one(
+                "client_credentials RS256, alone",
+                spec(args.storm_token_connections, cc(&fixture.rs)),
+            )
+            .await?;
+            let storm_spec = spec(args.connections, login(1));
+            let during_spec = spec(args.storm_token_connections, cc(&fixture.rs));
+            let (storm, during) = tokio::join!(
+                measure("password login (storm)", store, &storm_spec, &measured),
+                measure(
+                    "client_credentials RS256, during the storm",
+                    store,
+                    &during_spec,
+                    &measured
+                ),
+            );
+            let (storm, during) = (storm?, during?);
+            let _ = writeln!(
+                extra,
+                "- token endpoint p99 during a login storm ({} login connections, {} token connections): {:.2} ms (alone: {:.2} ms)",
+                args.connections,
+                args.storm_token_connections,
+                during.result.quantile_ms(0.99),
+                calm.result.quantile_ms(0.99)
+            );
+            rows.push(calm);
+            rows.push(storm);
+            rows.push(during);
+        }
+        anyhow::Ok((rows, extra))
+    }
+    .await;
+    procs::stop(&mut child, Duration::from_secs(5)).await;
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_fields_and_cookies_are_read() {
+        let html = r#"<input type="hidden" name="csrf" value="a&amp;b"><input type="hidden" name="request" value="x=1&amp;y=2">"#;
+        assert_eq!(hidden_field(html, "csrf").as_deref(), Some("a&b"));
+        assert_eq!(hidden_field(html, "request").as_deref(), Some("x=1&y=2"));
+        assert_eq!(hidden_field(html, "nope"), None);
+        let mut headers = HeaderMap::new();
+        headers.append(header::SET_COOKIE, "other=1; Path=/".parse().unwrap());
+        headers.append(
+            header::SET_COOKIE,
+            "tansu_csrf=abc; Path=/; HttpOnly".parse().unwrap(),
+        );
+        assert_eq!(
+            cookie_pair(&headers, "tansu_csrf").as_deref(),
+            Some("tansu_csrf=abc")
+        );
+    }
+}

@@ -999,7 +999,10 @@ pub fn escape(s: &str) -> String {
 }
 
 /// The CSRF token of this browser (from its cookie) or a new one with the cookie to set.
-pub(crate) fn csrf_token(state: &AppState, headers: &HeaderMap) -> Option<(String, Option<HeaderValue>)> {
+pub(crate) fn csrf_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<(String, Option<HeaderValue>)> {
     let existing = cookie_value(headers, CSRF_COOKIE).filter(|c| {
         c.len() == 43
             && c.bytes()

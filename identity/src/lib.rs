@@ -285,7 +285,11 @@ impl AppState {
                 };
                 merge(&mut row.grant_types, &template.grant_types, &mut changed);
                 merge(&mut row.scopes, &template.scopes, &mut changed);
-                merge(&mut row.redirect_uris, &template.redirect_uris, &mut changed);
+                merge(
+                    &mut row.redirect_uris,
+                    &template.redirect_uris,
+                    &mut changed,
+                );
                 merge(
                     &mut row.post_logout_redirect_uris,
                     &template.post_logout_redirect_uris,

@@ -30,7 +30,10 @@ impl std::fmt::Debug for Provisioned {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Provisioned")
             .field("descriptor", &self.descriptor)
-            .field("credential", &self.credential.as_ref().map(|_| "<redacted>"))
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -47,7 +50,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Creates and removes tenants' databases. Both calls are idempotent.
 pub trait Provisioner: Send + Sync + std::fmt::Debug {
-    fn provision<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<Provisioned, ProvisionError>>;
+    fn provision<'a>(
+        &'a self,
+        tenant: &'a str,
+    ) -> BoxFuture<'a, Result<Provisioned, ProvisionError>>;
     fn deprovision<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<(), ProvisionError>>;
 }
 
@@ -139,7 +145,10 @@ async fn failure(resp: reqwest::Response) -> ProvisionError {
 }
 
 impl Provisioner for HttpProvisioner {
-    fn provision<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<Provisioned, ProvisionError>> {
+    fn provision<'a>(
+        &'a self,
+        tenant: &'a str,
+    ) -> BoxFuture<'a, Result<Provisioned, ProvisionError>> {
         Box::pin(async move {
             let resp = self.send(reqwest::Method::PUT, tenant).await?;
             if !resp.status().is_success() {
@@ -221,7 +230,10 @@ impl InProcessProvisioner {
 }
 
 impl Provisioner for InProcessProvisioner {
-    fn provision<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<Provisioned, ProvisionError>> {
+    fn provision<'a>(
+        &'a self,
+        tenant: &'a str,
+    ) -> BoxFuture<'a, Result<Provisioned, ProvisionError>> {
         Box::pin(async move {
             let mut g = self.lock();
             if g.fail_provision {

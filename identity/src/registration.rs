@@ -102,10 +102,12 @@ impl RegistrationError {
             )
             .with_detail(problems.join("; "))
             .with_extension("errors", problems.clone()),
-            RegistrationError::EmailTaken => {
-                Problem::new(StatusCode::CONFLICT, "email-taken", "Email already registered")
-                    .with_detail("an account with this email exists; sign in instead")
-            }
+            RegistrationError::EmailTaken => Problem::new(
+                StatusCode::CONFLICT,
+                "email-taken",
+                "Email already registered",
+            )
+            .with_detail("an account with this email exists; sign in instead"),
             RegistrationError::SlugTaken => {
                 Problem::new(StatusCode::CONFLICT, "slug-taken", "Shop address taken")
                     .with_detail("choose another shop address (slug)")
@@ -193,7 +195,10 @@ fn internal(e: &dyn std::fmt::Display) -> RegistrationError {
 
 /// Picks the slug: the given one (must be free), or one derived from the shop name (with a
 /// random suffix when the plain one is taken).
-async fn choose_slug(state: &AppState, input: &RegistrationInput) -> Result<String, RegistrationError> {
+async fn choose_slug(
+    state: &AppState,
+    input: &RegistrationInput,
+) -> Result<String, RegistrationError> {
     let taken = |slug: String| async move {
         state
             .store
@@ -355,8 +360,8 @@ pub async fn register(
         if let Some(c) = &provisioned.credential {
             secrets.push((DATABASE_CREDENTIAL_SECRET, c.as_bytes()));
         }
-        let vault = crate::vault::seal_new_tenant(state, &tenant.id, &secrets)
-            .map_err(|e| internal(&e))?;
+        let vault =
+            crate::vault::seal_new_tenant(state, &tenant.id, &secrets).map_err(|e| internal(&e))?;
         let actor = actor.unwrap_or_else(|| format!("user:{}", user.id));
         let rows = RegistrationRows {
             events: first_events(meta, &tenant, &user, &actor, &vault.secrets),
@@ -375,7 +380,8 @@ pub async fn register(
             Ok(()) => Ok(()),
             Err(e) if e.is_unique_violation() => {
                 // Someone took the email or the slug since the checks above.
-                let email_taken = matches!(state.store.user_by_email(&user.email).await, Ok(Some(_)));
+                let email_taken =
+                    matches!(state.store.user_by_email(&user.email).await, Ok(Some(_)));
                 Err(if email_taken {
                     RegistrationError::EmailTaken
                 } else {
@@ -517,7 +523,11 @@ impl Continue {
         match self {
             Continue::Authorization(req) => field("request", &req.raw),
             Continue::ReturnTo { client_id, url } => {
-                format!("{}{}", field("client_id", client_id), field("return_to", url))
+                format!(
+                    "{}{}",
+                    field("client_id", client_id),
+                    field("return_to", url)
+                )
             }
             Continue::Done => String::new(),
         }
@@ -642,7 +652,13 @@ async fn form_page(State(state): State<AppState>, uri: Uri, headers: HeaderMap) 
     let next = if params.get("response_type").is_some() {
         continuation(&state, Some(raw), None, None).await
     } else {
-        continuation(&state, None, params.get("client_id"), params.get("return_to")).await
+        continuation(
+            &state,
+            None,
+            params.get("client_id"),
+            params.get("return_to"),
+        )
+        .await
     };
     match next {
         Ok(next) => form(
@@ -674,8 +690,13 @@ async fn form_submit(State(state): State<AppState>, headers: HeaderMap, body: Bo
             "The form expired or was not sent from this site. Go back and try again.",
         );
     }
-    let next = match continuation(&state, f.get("request"), f.get("client_id"), f.get("return_to"))
-        .await
+    let next = match continuation(
+        &state,
+        f.get("request"),
+        f.get("client_id"),
+        f.get("return_to"),
+    )
+    .await
     {
         Ok(n) => n,
         Err(r) => return r,
@@ -769,8 +790,7 @@ async fn signed_in(
         }
         Continue::ReturnTo { url, .. } => authorize::redirect(url),
         Continue::Done => {
-            let dashboard = if state.config.dev_mode && !state.config.dev_dashboard_url.is_empty()
-            {
+            let dashboard = if state.config.dev_mode && !state.config.dev_dashboard_url.is_empty() {
                 format!(
                     "<p><a href=\"{}\">Open the dashboard</a></p>",
                     escape(&state.config.dev_dashboard_url)
@@ -786,7 +806,8 @@ async fn signed_in(
             authorize::html(StatusCode::CREATED, &authorize::page("Shop created", &body))
         }
     };
-    if let Some(c) = authorize::set_cookie(state, authorize::SESSION_COOKIE, &token, "Lax", lifetime)
+    if let Some(c) =
+        authorize::set_cookie(state, authorize::SESSION_COOKIE, &token, "Lax", lifetime)
     {
         response.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -87,7 +87,8 @@ impl Instance {
         let status = resp.status().as_u16();
         if status >= 400 {
             assert_eq!(
-                resp.headers()["content-type"], "application/problem+json",
+                resp.headers()["content-type"],
+                "application/problem+json",
                 "errors are problem+json"
             );
         }
@@ -174,9 +175,17 @@ async fn registration_end_to_end() {
             .call(Method::GET, &format!("/admin/tenants/{tid}"), &admin, None)
             .await;
         assert_eq!(status, 200);
-        assert_eq!((t["name"].as_str(), t["status"].as_str()), (Some("Acme Shop"), Some("active")));
+        assert_eq!(
+            (t["name"].as_str(), t["status"].as_str()),
+            (Some("Acme Shop"), Some("active"))
+        );
         let (status, m) = id
-            .call(Method::GET, &format!("/admin/tenants/{tid}/users/{uid}"), &admin, None)
+            .call(
+                Method::GET,
+                &format!("/admin/tenants/{tid}/users/{uid}"),
+                &admin,
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{m}");
         assert_eq!(m["roles"], json!(["Owner"]));
@@ -242,7 +251,12 @@ async fn registration_end_to_end() {
             .iter()
             .map(|e| e["type"].as_str().unwrap())
             .collect();
-        for k in ["tenant.change", "user.change", "role.change", "secret.write"] {
+        for k in [
+            "tenant.change",
+            "user.change",
+            "role.change",
+            "secret.write",
+        ] {
             assert!(kinds.contains(&k), "{k} in {kinds:?}");
         }
         let (status, verify) = id
@@ -334,7 +348,10 @@ async fn registration_end_to_end() {
         assert_eq!(resp.status(), 303);
         assert!(set_cookie(&resp, "tansu_session").is_some(), "signed in");
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
-        assert!(location.starts_with("https://app.example/cb?"), "{location}");
+        assert!(
+            location.starts_with("https://app.example/cb?"),
+            "{location}"
+        );
         assert_eq!(query_param(&location, "state").as_deref(), Some("st"));
         let code = query_param(&location, "code").unwrap();
         let resp = id
@@ -346,15 +363,26 @@ async fn registration_end_to_end() {
         assert_eq!(claims["roles"], json!(["Owner"]));
         let html_tid = claims["tid"].as_str().unwrap().to_owned();
         let (_, t) = id
-            .call(Method::GET, &format!("/admin/tenants/{html_tid}"), &admin, None)
+            .call(
+                Method::GET,
+                &format!("/admin/tenants/{html_tid}"),
+                &admin,
+                None,
+            )
             .await;
         assert_eq!(t["slug"], "html-shop");
 
         // return_to: only a URI the named client registered; without anything, a page here.
         for bad in [
-            format!("client_id={app}&return_to={}", form_encode("https://evil.example/")),
+            format!(
+                "client_id={app}&return_to={}",
+                form_encode("https://evil.example/")
+            ),
             format!("return_to={}", form_encode("https://app.example/cb")),
-            format!("client_id=nope&return_to={}", form_encode("https://app.example/cb")),
+            format!(
+                "client_id=nope&return_to={}",
+                form_encode("https://app.example/cb")
+            ),
         ] {
             let resp = http
                 .get(id.url(&format!("/register?{bad}")))
@@ -448,7 +476,11 @@ async fn a_failure_at_each_step_leaves_nothing_and_a_retry_succeeds() {
             let n = i64::try_from(i).unwrap();
             assert_rows(&id, &prov, n, &what).await;
             assert_eq!(
-                count(&store, &format!("SELECT COUNT(*) FROM users WHERE email = 'owner{i}@shop.example'")).await,
+                count(
+                    &store,
+                    &format!("SELECT COUNT(*) FROM users WHERE email = 'owner{i}@shop.example'")
+                )
+                .await,
                 0,
                 "{what}: no user"
             );
@@ -460,7 +492,11 @@ async fn a_failure_at_each_step_leaves_nothing_and_a_retry_succeeds() {
             }
             let (status, v) = id.register_json("/registrations", None, body(i)).await;
             assert_eq!(status, 201, "{what}: retry: {v}");
-            assert_eq!(v["slug"], format!("shop-{i}"), "{what}: the slug was not kept");
+            assert_eq!(
+                v["slug"],
+                format!("shop-{i}"),
+                "{what}: the slug was not kept"
+            );
             assert_rows(&id, &prov, n + 1, &format!("{what}, retried")).await;
             // Retrying a completed registration changes nothing.
             let (status, v) = id.register_json("/registrations", None, body(i)).await;
@@ -483,18 +519,39 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
         assert_eq!(status, 201);
 
         for (bad, field) in [
-            (json!({"email": "x@shop.example", "password": "short", "shop_name": "S1"}), "password"),
-            (json!({"email": "x@shop.example", "password": "password1234", "shop_name": "S1"}), "password"),
-            (json!({"email": "samuel@shop.example", "password": "samuel-is-my-name-ok", "shop_name": "S1"}), "password"),
-            (json!({"email": "not-an-email", "password": USER_PASSWORD, "shop_name": "S1"}), "email"),
-            (json!({"email": "x@shop.example", "password": USER_PASSWORD, "shop_name": ""}), "shop_name"),
-            (json!({"email": "x@shop.example", "password": USER_PASSWORD, "shop_name": "S", "slug": "Bad Slug"}), "slug"),
+            (
+                json!({"email": "x@shop.example", "password": "short", "shop_name": "S1"}),
+                "password",
+            ),
+            (
+                json!({"email": "x@shop.example", "password": "password1234", "shop_name": "S1"}),
+                "password",
+            ),
+            (
+                json!({"email": "samuel@shop.example", "password": "samuel-is-my-name-ok", "shop_name": "S1"}),
+                "password",
+            ),
+            (
+                json!({"email": "not-an-email", "password": USER_PASSWORD, "shop_name": "S1"}),
+                "email",
+            ),
+            (
+                json!({"email": "x@shop.example", "password": USER_PASSWORD, "shop_name": ""}),
+                "shop_name",
+            ),
+            (
+                json!({"email": "x@shop.example", "password": USER_PASSWORD, "shop_name": "S", "slug": "Bad Slug"}),
+                "slug",
+            ),
         ] {
             let (status, v) = id.register_json("/registrations", None, bad.clone()).await;
             assert_eq!(status, 422, "{bad}: {v}");
             assert_eq!(v["type"], "urn:tansu:problem:validation", "{v}");
             assert!(v["detail"].as_str().unwrap().contains(field), "{v}");
-            assert!(!v.to_string().contains("samuel-is-my-name-ok"), "passwords are not echoed");
+            assert!(
+                !v.to_string().contains("samuel-is-my-name-ok"),
+                "passwords are not echoed"
+            );
         }
         // Duplicates: the email (any case), the slug.
         let mut dup = body(1);
@@ -557,7 +614,12 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
             ("password", USER_PASSWORD),
             ("shop_name", "Form Shop"),
         ];
-        let resp = http.post(id.url("/register")).form(&fields).send().await.unwrap();
+        let resp = http
+            .post(id.url("/register"))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 403, "no CSRF token");
         let mut with_wrong = fields.to_vec();
         with_wrong.push(("csrf", "x".repeat(43).leak()));
@@ -584,7 +646,10 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
             .unwrap();
         assert_eq!(resp.status(), 422);
         let page = resp.text().await.unwrap();
-        assert!(page.contains("role=\"alert\"") && page.contains("at least 12"), "{page}");
+        assert!(
+            page.contains("role=\"alert\"") && page.contains("at least 12"),
+            "{page}"
+        );
         assert!(page.contains("form@shop.example") && !page.contains(weak));
         let resp = http
             .post(id.url("/register"))
@@ -605,13 +670,25 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
 
         // Closed self-service: 404; platform admins still register. Without a provisioner: 503.
         let id = Instance::start(&db, "", |c| c.registration_enabled = Some(false)).await;
-        assert_eq!(id.register_json("/registrations", None, body(7)).await.0, 404);
         assert_eq!(
-            no_redirects().get(id.url("/register")).send().await.unwrap().status(),
+            id.register_json("/registrations", None, body(7)).await.0,
+            404
+        );
+        assert_eq!(
+            no_redirects()
+                .get(id.url("/register"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
             404
         );
         let (status, v) = id
-            .register_json("/admin/registrations", Some(&id.admin_token().await), body(7))
+            .register_json(
+                "/admin/registrations",
+                Some(&id.admin_token().await),
+                body(7),
+            )
             .await;
         assert_eq!(status, 503, "no database_service_url: {v}");
         assert_eq!(v["type"], "urn:tansu:problem:registration-unavailable");

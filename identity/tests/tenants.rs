@@ -757,7 +757,10 @@ async fn admin_full_only_for_platform_admins() {
         assert!(!scope_of(&refreshed).iter().any(|s| s == "admin.full"));
 
         let admin = tokens(tansu_identity::DEV_ADMIN_EMAIL, ADMIN_PASSWORD).await;
-        assert!(scope_of(&admin).iter().any(|s| s == "admin.full"), "{admin}");
+        assert!(
+            scope_of(&admin).iter().any(|s| s == "admin.full"),
+            "{admin}"
+        );
         let (status, _) = id
             .call(
                 Method::GET,

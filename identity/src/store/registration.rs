@@ -35,8 +35,7 @@ impl Store {
             "INSERT INTO users ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             super::users::USER_COLUMNS
         );
-        const MEMBERSHIP: &str =
-            "INSERT INTO memberships (user_id, tenant_id, roles, created_at) VALUES ($1, $2, $3, $4)";
+        const MEMBERSHIP: &str = "INSERT INTO memberships (user_id, tenant_id, roles, created_at) VALUES ($1, $2, $3, $4)";
         let event_sql = format!(
             "INSERT INTO security_events ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             super::events::COLUMNS

@@ -90,7 +90,11 @@ impl Store {
     }
 
     /// Marks a user as platform administrator (or not).
-    pub async fn set_platform_admin(&self, user_id: &str, platform_admin: bool) -> StoreResult<bool> {
+    pub async fn set_platform_admin(
+        &self,
+        user_id: &str,
+        platform_admin: bool,
+    ) -> StoreResult<bool> {
         const SQL: &str = "UPDATE users SET platform_admin = $2 WHERE id = $1";
         on_pool!(self, pool => {
             Ok(sqlx::query(SQL).bind(user_id).bind(platform_admin).execute(pool).await?.rows_affected() == 1)

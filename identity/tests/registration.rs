@@ -696,3 +696,23 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
         db.cleanup().await;
     }
 }
+
+/// The same registration sent twice at once (a double submit): one shop, one owner, one
+/// database; the loser answers 409 and its database is deprovisioned again.
+#[tokio::test]
+async fn concurrent_duplicates_end_with_one_tenant() {
+    for db in backends(SUITE).await {
+        let prov = Arc::new(InProcessProvisioner::new());
+        let id = start(&db, &prov).await;
+        let (a, b) = futures::join!(
+            id.register_json("/registrations", None, body(1)),
+            id.register_json("/registrations", None, body(1)),
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409], "{a:?} {b:?}");
+        assert_rows(&id, &prov, 1, &format!("{} double submit", db.name())).await;
+        id.stop().await;
+        db.cleanup().await;
+    }
+}

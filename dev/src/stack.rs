@@ -45,8 +45,6 @@ pub struct Stack {
     pub issuer: String,
     /// The gateway's self-signed certificate (PEM), for clients to trust.
     pub certificate_pem: String,
-    /// The dashboard's relying-party registration, done once identity is ready.
-    dashboard_rp: DashboardRp,
     cancel: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
 }
@@ -149,12 +147,14 @@ impl Stack {
                 dashboard.client_secret = identity.dev_client_secret.clone();
             }
         }
-        let dashboard_rp = DashboardRp {
-            identity: identity_addr,
-            public_url: dashboard.public_url.clone(),
-            secret: dashboard.client_secret.clone(),
-            secret_file: dashboard.client_secret_file.clone(),
-        };
+        // Identity's dev seed registers the dashboard's sign-in (code flow, its callback and
+        // post-logout page) from this URL.
+        identity.dev_dashboard_url = dashboard.public_url.clone();
+        // Registration provisions each new tenant's database through database-svc with the
+        // provisioning client's tokens, asked of identity on its internal address (the public
+        // issuer URL goes through the gateway's self-signed certificate).
+        identity.database_service_url = format!("http://{}/", services[1].1);
+        identity.provisioning_token_url = format!("http://{identity_addr}/connect/token");
         if !gateway.tls_cert.is_absolute() || !gateway.tls_cert.exists() {
             gateway.tls_cert = cert.cert_path.clone();
             gateway.tls_key = cert.key_path.clone();
@@ -230,7 +230,6 @@ impl Stack {
             services,
             issuer,
             certificate_pem: cert.cert_pem,
-            dashboard_rp,
             cancel,
             tasks,
         })
@@ -257,10 +256,6 @@ impl Stack {
                 }
             }
         }
-        self.dashboard_rp
-            .register(&http)
-            .await
-            .context("registering the dashboard's sign-in at identity")?;
         Ok(())
     }
 
@@ -324,63 +319,5 @@ fn public_host(addr: SocketAddr) -> String {
         format!("127.0.0.1:{}", addr.port())
     } else {
         addr.to_string()
-    }
-}
-
-/// What the stack needs to let the dashboard sign admins in.
-struct DashboardRp {
-    identity: SocketAddr,
-    public_url: String,
-    secret: tansu_shared::config::Secret,
-    secret_file: Option<PathBuf>,
-}
-
-impl DashboardRp {
-    /// Identity's dev mode seeds `tansu-dashboard` as a client-credentials client without
-    /// redirect URIs; the stack adds the authorization-code grant, the dashboard's callback and
-    /// its post-logout page through identity's admin API (idempotent, on every start).
-    async fn register(&self, http: &reqwest::Client) -> anyhow::Result<()> {
-        let secret = if self.secret.is_empty() {
-            let path = self
-                .secret_file
-                .as_ref()
-                .context("no dashboard client secret")?;
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .trim()
-                .to_owned()
-        } else {
-            self.secret.expose().to_owned()
-        };
-        let id = tansu_identity::DEV_CLIENT_ID;
-        let base = format!("http://{}", self.identity);
-        let token: serde_json::Value = http
-            .post(format!("{base}/connect/token"))
-            .basic_auth(id, Some(&secret))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "admin.full"),
-            ])
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let access = token
-            .get("access_token")
-            .and_then(|t| t.as_str())
-            .context("no access_token")?;
-        http.patch(format!("{base}/admin/clients/{id}"))
-            .bearer_auth(access)
-            .json(&serde_json::json!({
-                "grant_types": ["client_credentials", "authorization_code", "refresh_token"],
-                "redirect_uris": [format!("{}callback", self.public_url)],
-                "post_logout_redirect_uris": [format!("{}signed-out", self.public_url)],
-                "first_party": true,
-            }))
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(())
     }
 }

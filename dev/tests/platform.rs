@@ -221,3 +221,85 @@ async fn tenant_data_flows_through_gateway_with_issuer_tokens() {
 
     p.stack.shutdown().await.unwrap();
 }
+
+/// Self-service registration through the gateway provisions the new tenant's database in real
+/// database-svc (over HTTP, with identity's provisioning client's token) and keeps the
+/// descriptor in the tenant's vault.
+#[tokio::test]
+async fn registration_provisions_a_database_through_database_svc() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path()).await;
+    let resp = p
+        .http
+        .post(format!("{}/identity/registrations", p.base))
+        .json(&json!({
+            "email": "owner@registered.example",
+            "password": "a long unique phrase 42",
+            "shop_name": "Registered Shop",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    let tenant = body["tenant_id"].as_str().unwrap().to_owned();
+    assert_eq!(body["slug"], "registered-shop");
+
+    // database-svc has the database.
+    let provisioner_secret =
+        std::fs::read_to_string(dir.path().join("identity/tansu-provisioner.secret"))
+            .expect("dev mode writes the provisioning client's secret")
+            .trim()
+            .to_owned();
+    let provision = p
+        .token("tansu-provisioner", &provisioner_secret, "db.provision")
+        .await;
+    let resp = p
+        .http
+        .get(format!("{}/db/provision/{tenant}", p.base))
+        .bearer_auth(&provision)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let descriptor: Value = resp.json().await.unwrap();
+    assert_eq!(descriptor["tenant"], tenant.as_str());
+    assert_eq!(descriptor["status"], "active", "{descriptor}");
+
+    // The vault holds the same descriptor.
+    let admin = p
+        .token("tansu-dashboard", &p.dev_secret, "admin.full")
+        .await;
+    let resp = p
+        .http
+        .get(format!(
+            "{}/identity/admin/tenants/{tenant}/secrets/database",
+            p.base
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let secret: Value = resp.json().await.unwrap();
+    let stored: Value = serde_json::from_str(secret["value"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["tenant"], tenant.as_str());
+    assert_eq!(stored["database"], descriptor["database"]);
+    assert_eq!(stored["backend"], descriptor["backend"]);
+
+    // The owner's tenant can use its database right away.
+    let (client, secret) = p.tenant_client(&admin, tenant.parse().unwrap()).await;
+    let token = p.token(&client, &secret, "db.read db.write").await;
+    let resp = p
+        .http
+        .post(format!("{}/db/api/collections", p.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "orders"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+
+    p.stack.shutdown().await.unwrap();
+}

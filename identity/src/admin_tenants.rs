@@ -533,7 +533,7 @@ struct NewUser {
     roles: Option<Vec<String>>,
 }
 
-fn valid_email(e: &str) -> bool {
+pub(crate) fn valid_email(e: &str) -> bool {
     let Some((local, domain)) = e.split_once('@') else {
         return false;
     };
@@ -601,6 +601,7 @@ async fn create_user(
                 tenant_id: None,
                 roles: Vec::new(),
                 disabled: false,
+                platform_admin: false,
                 created_at: now,
                 updated_at: now,
             };

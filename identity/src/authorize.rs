@@ -74,7 +74,7 @@ impl IntoResponse for AuthorizeError {
     }
 }
 
-fn redirect(url: &str) -> Response {
+pub(crate) fn redirect(url: &str) -> Response {
     match HeaderValue::from_str(url) {
         Ok(v) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
@@ -321,7 +321,7 @@ fn cookie_path(state: &AppState) -> String {
         .unwrap_or_else(|_| "/".into())
 }
 
-fn set_cookie(
+pub(crate) fn set_cookie(
     state: &AppState,
     name: &str,
     value: &str,
@@ -422,7 +422,7 @@ async fn issue_code(
         user_id: user.id.clone(),
         session_id: session.id.clone(),
         redirect_uri: req.redirect_uri.clone(),
-        scope: req.scopes.join(" "),
+        scope: scopes::for_user(&req.scopes, user.platform_admin).join(" "),
         nonce: req.nonce.clone(),
         code_challenge: req.code_challenge.clone(),
         code_challenge_method: req.code_challenge.as_ref().map(|_| "S256".to_owned()),
@@ -456,7 +456,7 @@ async fn issue_code(
 ///
 /// Consent is asked for third-party clients (for scopes the user has not granted them yet) and
 /// whenever the client sends `prompt=consent`; with `prompt=none` it is `consent_required`.
-async fn continue_authorization(
+pub(crate) async fn continue_authorization(
     state: &AppState,
     headers: &HeaderMap,
     req: &AuthRequest,
@@ -926,7 +926,15 @@ fn login_page(
          <input type=\"hidden\" name=\"request\" value=\"{request}\">\
          <label>Email <input type=\"email\" name=\"email\" autocomplete=\"username\" required value=\"{hint}\"></label>\
          <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label>\
-         <button type=\"submit\">Sign in</button></form>",
+         <button type=\"submit\">Sign in</button></form>{register}",
+        register = if state.config.registration_open() {
+            format!(
+                "<p>New here? <a href=\"{}\">Create a shop</a></p>",
+                escape(&format!("{}register?{}", state.config.issuer, req.raw))
+            )
+        } else {
+            String::new()
+        },
         client = escape(&req.client.name),
         action = escape(&action),
         csrf = escape(&csrf),
@@ -940,7 +948,7 @@ fn login_page(
     response
 }
 
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -952,7 +960,7 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-fn html(status: StatusCode, content: &str) -> Response {
+pub(crate) fn html(status: StatusCode, content: &str) -> Response {
     let mut r = (status, content.to_owned()).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -991,7 +999,10 @@ pub fn escape(s: &str) -> String {
 }
 
 /// The CSRF token of this browser (from its cookie) or a new one with the cookie to set.
-fn csrf_token(state: &AppState, headers: &HeaderMap) -> Option<(String, Option<HeaderValue>)> {
+pub(crate) fn csrf_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<(String, Option<HeaderValue>)> {
     let existing = cookie_value(headers, CSRF_COOKIE).filter(|c| {
         c.len() == 43
             && c.bytes()
@@ -1007,7 +1018,7 @@ fn csrf_token(state: &AppState, headers: &HeaderMap) -> Option<(String, Option<H
     }
 }
 
-fn csrf_matches(headers: &HeaderMap, form: &Params) -> bool {
+pub(crate) fn csrf_matches(headers: &HeaderMap, form: &Params) -> bool {
     match (cookie_value(headers, CSRF_COOKIE), form.get("csrf")) {
         (Some(c), Some(f)) => c.len() == f.len() && bool::from(c.as_bytes().ct_eq(f.as_bytes())),
         _ => false,

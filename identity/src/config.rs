@@ -75,6 +75,25 @@ pub struct Config {
     /// Security events older than this many days are purged (each tenant's chain keeps its
     /// newest event and an anchor, so it still verifies); 0 keeps every event.
     pub security_event_retention_days: u64,
+    /// Self-service registration (`GET/POST /register`, `POST /registrations`). Unset: on in
+    /// dev mode, off otherwise. Platform admins can always register through
+    /// `POST /admin/registrations`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_enabled: Option<bool>,
+    /// database-svc's base URL (e.g. `http://127.0.0.1:7002/`), where registration provisions
+    /// each new tenant's database. Empty: registration answers 503.
+    pub database_service_url: String,
+    /// The client-credentials client identity uses to provision (needs scope `db.provision`).
+    pub provisioning_client_id: String,
+    /// Its secret. Empty in dev mode: the seeded client's (generated once, written to
+    /// `<data_dir>/tansu-provisioner.secret`, 0600).
+    pub provisioning_client_secret: Secret,
+    /// Where identity asks for the provisioning client's tokens. Empty:
+    /// `<issuer>connect/token` (set it to identity's internal address behind a gateway).
+    pub provisioning_token_url: String,
+    /// Dev mode: the dashboard's public URL (ends with '/'); the seeded `tansu-dashboard`
+    /// client gets `<url>callback` as redirect URI and `<url>signed-out` after logout.
+    pub dev_dashboard_url: String,
 }
 
 impl Default for Config {
@@ -106,6 +125,12 @@ impl Default for Config {
             login_lockout_ms: 15 * 60 * 1000,
             login_failure_delay_ms: 100,
             security_event_retention_days: 365,
+            registration_enabled: None,
+            database_service_url: String::new(),
+            provisioning_client_id: "tansu-provisioner".into(),
+            provisioning_client_secret: Secret::default(),
+            provisioning_token_url: String::new(),
+            dev_dashboard_url: "https://127.0.0.1:8443/dashboard/".into(),
         }
     }
 }
@@ -127,6 +152,20 @@ impl Config {
         self.master_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// Whether self-service registration is open.
+    pub fn registration_open(&self) -> bool {
+        self.registration_enabled.unwrap_or(self.dev_mode)
+    }
+
+    /// The token endpoint identity's own service calls use.
+    pub fn provisioning_token_url(&self) -> String {
+        if self.provisioning_token_url.is_empty() {
+            format!("{}connect/token", self.issuer)
+        } else {
+            self.provisioning_token_url.clone()
+        }
     }
 
     pub fn default_alg(&self) -> SigningAlg {
@@ -207,6 +246,30 @@ impl Validate for Config {
             v.push(format!(
                 "key_rotation_grace_secs: must be at least the longest access token lifetime ({MAX_ACCESS_TOKEN_LIFETIME_SECS} s), so tokens keep verifying after a rotation"
             ));
+        }
+        if !self.database_service_url.is_empty() {
+            match url::Url::parse(&self.database_service_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => v.push("database_service_url: an http(s) URL".into()),
+            }
+        }
+        if !self.database_service_url.is_empty()
+            && !self.dev_mode
+            && self.provisioning_client_secret.is_empty()
+        {
+            v.push("provisioning_client_secret: required with database_service_url".into());
+        }
+        if url::Url::parse(&self.provisioning_token_url()).is_err() {
+            v.push("provisioning_token_url: a URL".into());
+        }
+        if self.provisioning_client_id.is_empty() {
+            v.push("provisioning_client_id: required".into());
+        }
+        if self.dev_mode && !self.dev_dashboard_url.is_empty() {
+            match url::Url::parse(&self.dev_dashboard_url) {
+                Ok(_) if self.dev_dashboard_url.ends_with('/') => {}
+                _ => v.push("dev_dashboard_url: a URL ending with '/'".into()),
+            }
         }
         if !self.master_key.is_empty()
             && let Err(e) = crate::crypto::MasterKey::from_base64(self.master_key.expose())

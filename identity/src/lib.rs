@@ -23,6 +23,8 @@ pub mod events;
 pub mod keys;
 pub mod oauth;
 pub mod passwords;
+pub mod provisioning;
+pub mod registration;
 pub mod scopes;
 pub mod store;
 pub mod tenants;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub store: Store,
     pub keys: Arc<KeyManager>,
     pub passwords: Passwords,
+    /// Creates tenants' databases at registration (`None`: `database_service_url` is unset).
+    pub provisioner: Option<Arc<dyn provisioning::Provisioner>>,
 }
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
@@ -93,15 +97,30 @@ impl AppState {
         let keys =
             KeyManager::start(store.clone(), Arc::new(master), config.rotation_policy()).await?;
         let passwords = Passwords::new(config.password_hash_concurrency)?;
-        let state = Self {
+        let mut state = Self {
             config: Arc::new(config),
             store,
             keys: Arc::new(keys),
             passwords,
+            provisioner: None,
         };
+        let mut provisioning_secret = state.config.provisioning_client_secret.clone();
         if state.config.dev_mode {
             state.seed_dev().await?;
             state.seed_dev_admin().await?;
+            if let Some(secret) = state.seed_dev_provisioner().await?
+                && provisioning_secret.is_empty()
+            {
+                provisioning_secret = tansu_shared::config::Secret::new(secret);
+            }
+        }
+        if !state.config.database_service_url.is_empty() {
+            state.provisioner = Some(Arc::new(provisioning::HttpProvisioner::new(
+                &state.config.database_service_url,
+                &state.config.provisioning_token_url(),
+                &state.config.provisioning_client_id,
+                provisioning_secret,
+            )?));
         }
         Ok(state)
     }
@@ -109,7 +128,10 @@ impl AppState {
     /// Dev mode: the platform admin `admin@tansu.local`. Its password comes from
     /// `dev_admin_password`, else `TANSU_DEV_ADMIN_PASSWORD`, else is generated once and printed.
     async fn seed_dev_admin(&self) -> anyhow::Result<()> {
-        if self.store.user_by_email(DEV_ADMIN_EMAIL).await?.is_some() {
+        if let Some(existing) = self.store.user_by_email(DEV_ADMIN_EMAIL).await? {
+            if !existing.platform_admin {
+                self.store.set_platform_admin(&existing.id, true).await?;
+            }
             return Ok(());
         }
         let configured = self.config.dev_admin_password.expose().to_owned();
@@ -133,6 +155,7 @@ impl AppState {
             tenant_id: None,
             roles: vec!["Admin".into()],
             disabled: false,
+            platform_admin: true,
             created_at: now,
             updated_at: now,
         };
@@ -150,15 +173,98 @@ impl AppState {
         Ok(())
     }
 
-    /// Dev mode: the `tansu-dashboard` client-credentials client with every scope, including
-    /// `admin.full`. Its secret comes from `dev_client_secret`, or is generated once, printed
-    /// to stderr and written to `<data_dir>/tansu-dashboard.secret` (0600).
+    /// Dev mode: the `tansu-dashboard` client with every scope, including `admin.full`
+    /// (which only platform admins' tokens receive), for client credentials and for the
+    /// dashboard's sign-in (code + refresh, `<dev_dashboard_url>callback`, post-logout
+    /// `<dev_dashboard_url>signed-out`). Its secret comes from `dev_client_secret`, or is
+    /// generated once, printed to stderr and written to `<data_dir>/tansu-dashboard.secret`.
     async fn seed_dev(&self) -> anyhow::Result<()> {
-        let configured = self.config.dev_client_secret.expose();
-        let existing = self.store.client_by_client_id(DEV_CLIENT_ID).await?;
+        let dashboard = self.config.dev_dashboard_url.as_str();
+        let (redirects, post_logout) = if dashboard.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            (
+                vec![format!("{dashboard}callback")],
+                vec![format!("{dashboard}signed-out")],
+            )
+        };
+        let template = store::clients::ClientRow {
+            id: store::new_id(),
+            client_id: DEV_CLIENT_ID.into(),
+            tenant_id: None,
+            name: "Tansu dashboard (dev)".into(),
+            confidential: true,
+            secret_hash: None,
+            grant_types: vec![
+                clients::GRANT_CLIENT_CREDENTIALS.into(),
+                clients::GRANT_AUTHORIZATION_CODE.into(),
+                clients::GRANT_REFRESH_TOKEN.into(),
+            ],
+            scopes: scopes::known(true).into_iter().map(str::to_owned).collect(),
+            redirect_uris: redirects,
+            post_logout_redirect_uris: post_logout,
+            jwks: None,
+            first_party: true,
+            access_token_lifetime_secs: None,
+            signing_alg: self.config.default_alg().as_str().into(),
+            created_at: now_ms(),
+            updated_at: now_ms(),
+        };
+        self.seed_client(
+            template,
+            self.config.dev_client_secret.expose(),
+            "tansu-dashboard.secret",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Dev mode: the provisioning client identity's registration uses to call database-svc
+    /// (client credentials, scope `db.provision` only). Returns its secret.
+    async fn seed_dev_provisioner(&self) -> anyhow::Result<Option<String>> {
+        let template = store::clients::ClientRow {
+            id: store::new_id(),
+            client_id: self.config.provisioning_client_id.clone(),
+            tenant_id: None,
+            name: "Tansu identity: tenant provisioning (dev)".into(),
+            confidential: true,
+            secret_hash: None,
+            grant_types: vec![clients::GRANT_CLIENT_CREDENTIALS.into()],
+            scopes: vec!["db.provision".into()],
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            jwks: None,
+            first_party: true,
+            access_token_lifetime_secs: None,
+            signing_alg: self.config.default_alg().as_str().into(),
+            created_at: now_ms(),
+            updated_at: now_ms(),
+        };
+        self.seed_client(
+            template,
+            self.config.provisioning_client_secret.expose(),
+            "tansu-provisioner.secret",
+        )
+        .await
+    }
+
+    /// Creates a dev client from `template`, or brings an existing one up to it (grants,
+    /// scopes and URIs are added, never removed; a configured secret replaces the stored
+    /// one). Without a configured secret, a new client's secret is generated, printed once
+    /// and written to `<data_dir>/<secret_file>` (0600). Returns the secret when known.
+    async fn seed_client(
+        &self,
+        template: store::clients::ClientRow,
+        configured: &str,
+        secret_file: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let client_id = template.client_id.clone();
+        let path = self.config.data_dir.join(secret_file);
+        let existing = self.store.client_by_client_id(&client_id).await?;
         let now = now_ms();
         match existing {
             Some(mut row) => {
+                let mut changed = false;
                 if !configured.is_empty()
                     && !row
                         .secret_hash
@@ -166,13 +272,43 @@ impl AppState {
                         .is_some_and(|h| clients::secret_matches(configured, h))
                 {
                     row.secret_hash = Some(clients::hash_secret(configured));
+                    changed = true;
+                    tracing::info!(client_id = %client_id, "dev client secret set from config");
+                }
+                let merge = |have: &mut Vec<String>, want: &[String], changed: &mut bool| {
+                    for w in want {
+                        if !have.contains(w) {
+                            have.push(w.clone());
+                            *changed = true;
+                        }
+                    }
+                };
+                merge(&mut row.grant_types, &template.grant_types, &mut changed);
+                merge(&mut row.scopes, &template.scopes, &mut changed);
+                merge(
+                    &mut row.redirect_uris,
+                    &template.redirect_uris,
+                    &mut changed,
+                );
+                merge(
+                    &mut row.post_logout_redirect_uris,
+                    &template.post_logout_redirect_uris,
+                    &mut changed,
+                );
+                if template.first_party && !row.first_party {
+                    row.first_party = true;
+                    changed = true;
+                }
+                if changed {
                     row.updated_at = now;
                     self.store.update_client(&row).await?;
-                    tracing::info!(
-                        client_id = DEV_CLIENT_ID,
-                        "dev client secret set from config"
-                    );
                 }
+                if !configured.is_empty() {
+                    return Ok(Some(configured.to_owned()));
+                }
+                Ok(std::fs::read_to_string(&path)
+                    .ok()
+                    .map(|s| s.trim().to_owned()))
             }
             None => {
                 let generated = configured.is_empty();
@@ -182,42 +318,35 @@ impl AppState {
                     configured.to_owned()
                 };
                 let row = store::clients::ClientRow {
-                    id: store::new_id(),
-                    client_id: DEV_CLIENT_ID.into(),
-                    tenant_id: None,
-                    name: "Tansu dashboard (dev)".into(),
-                    confidential: true,
                     secret_hash: Some(clients::hash_secret(&secret)),
-                    grant_types: vec![clients::GRANT_CLIENT_CREDENTIALS.into()],
-                    scopes: scopes::known(true).into_iter().map(str::to_owned).collect(),
-                    redirect_uris: Vec::new(),
-                    post_logout_redirect_uris: Vec::new(),
-                    jwks: None,
-                    first_party: true,
-                    access_token_lifetime_secs: None,
-                    signing_alg: self.config.default_alg().as_str().into(),
-                    created_at: now,
-                    updated_at: now,
+                    ..template
                 };
                 match self.store.insert_client(&row).await {
                     Ok(()) => {}
                     // Another replica seeded it at the same moment.
-                    Err(e) if e.is_unique_violation() => return Ok(()),
+                    Err(e) if e.is_unique_violation() => {
+                        return Ok(if generated {
+                            std::fs::read_to_string(&path)
+                                .ok()
+                                .map(|s| s.trim().to_owned())
+                        } else {
+                            Some(secret)
+                        });
+                    }
                     Err(e) => return Err(e.into()),
                 }
                 if generated {
-                    let path = self.config.data_dir.join("tansu-dashboard.secret");
                     let _ = std::fs::remove_file(&path);
                     crypto::write_private_file(&path, format!("{secret}\n").as_bytes())?;
                     // Shown once, on the console, by design; never through the logger.
                     eprintln!(
-                        "tansu-identity (dev mode): client `{DEV_CLIENT_ID}` created with secret {secret}\n  (also in {}; it will not be shown again)",
+                        "tansu-identity (dev mode): client `{client_id}` created with secret {secret}\n  (also in {}; it will not be shown again)",
                         path.display()
                     );
                 }
+                Ok(Some(secret))
             }
         }
-        Ok(())
     }
 
     /// Runs key maintenance every `key_check_interval_secs` until the handle is aborted.
@@ -371,6 +500,7 @@ pub fn router(state: AppState) -> Router {
         .route("/connect/introspect", post(oauth::introspect::introspect))
         .route("/connect/revocation", post(oauth::introspect::revoke))
         .merge(admin::router())
+        .merge(registration::router())
         .with_state(state)
         .merge(health.router())
         .fallback(tansu_shared::problem::not_found_fallback);

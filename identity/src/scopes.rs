@@ -40,6 +40,17 @@ pub fn known(dev_mode: bool) -> Vec<&'static str> {
     v
 }
 
+/// The scopes a user's grant may carry: `admin.full` only for platform administrators
+/// (`users.platform_admin`), whatever the client may ask for — a client allowed `admin.full`
+/// (the dev dashboard) must not turn a tenant user's sign-in into platform access.
+pub fn for_user(scopes: &[String], platform_admin: bool) -> Vec<String> {
+    scopes
+        .iter()
+        .filter(|s| platform_admin || s.as_str() != ADMIN_FULL)
+        .cloned()
+        .collect()
+}
+
 pub fn is_known(scope: &str, dev_mode: bool) -> bool {
     SCOPES.contains(&scope) || (dev_mode && scope == ADMIN_FULL)
 }

@@ -127,6 +127,42 @@ fn value_aad(tid: &str, name: &str, version: i64) -> Vec<u8> {
     format!("{tid}\n{name}\n{version}").into_bytes()
 }
 
+/// A new tenant's vault, sealed before it is stored (registration stores it in the same
+/// transaction as the tenant).
+pub struct SealedVault {
+    pub wrapped_key: Vec<u8>,
+    pub master_key_id: String,
+    /// (name, version 1, ciphertext)
+    pub secrets: Vec<(String, i64, Vec<u8>)>,
+}
+
+/// Seals the first version of each secret of a tenant that has no data key yet, under a new
+/// data key.
+pub fn seal_new_tenant(
+    state: &AppState,
+    tid: &str,
+    secrets: &[(&str, &[u8])],
+) -> anyhow::Result<SealedVault> {
+    let master = state.keys.master();
+    let raw = Zeroizing::new(crypto::random_bytes(32)?);
+    let wrapped_key = master.seal(&raw, &dek_aad(tid))?;
+    let dek = MasterKey::from_bytes(&raw)?;
+    let mut sealed = Vec::with_capacity(secrets.len());
+    for (name, value) in secrets {
+        anyhow::ensure!(valid_name(name), "invalid secret name");
+        sealed.push((
+            (*name).to_owned(),
+            1,
+            dek.seal(value, &value_aad(tid, name, 1))?,
+        ));
+    }
+    Ok(SealedVault {
+        wrapped_key,
+        master_key_id: master.id().to_owned(),
+        secrets: sealed,
+    })
+}
+
 /// The tenant's data key, created on first use.
 async fn data_key(state: &AppState, tid: &str) -> anyhow::Result<MasterKey> {
     let master = state.keys.master();

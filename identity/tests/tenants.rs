@@ -678,3 +678,100 @@ async fn user_lifecycle() {
         db.cleanup().await;
     }
 }
+
+/// The dev `tansu-dashboard` client may ask for `admin.full`, but only platform admins'
+/// grants carry it: a tenant user signing in through the dashboard's own client gets a token
+/// without it (and no platform access), the dev platform admin gets it.
+#[tokio::test]
+async fn admin_full_only_for_platform_admins() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let tid = id.create_tenant("plain-shop").await;
+        id.create_member(&tid, "owner@plain.example", &["Owner"])
+            .await;
+        // The seeded dashboard client: code flow and the dashboard's callback, no PATCH needed.
+        let redirect = "https://127.0.0.1:8443/dashboard/callback";
+        let tokens = |email: &'static str, password: &'static str| {
+            let id = &id;
+            async move {
+                let (verifier, challenge) = pkce();
+                let query = format!(
+                    "response_type=code&client_id={}&redirect_uri={}&scope={}&state=s&code_challenge={challenge}&code_challenge_method=S256",
+                    tansu_identity::DEV_CLIENT_ID,
+                    form_encode(redirect),
+                    form_encode("openid profile email roles admin.full offline_access"),
+                );
+                let signed = id.sign_in(&query, email, password).await;
+                let code = query_param(&signed.location, "code")
+                    .unwrap_or_else(|| panic!("no code: {}", signed.location));
+                let resp = id
+                    .http
+                    .post(id.url("/connect/token"))
+                    .basic_auth(tansu_identity::DEV_CLIENT_ID, Some(DEV_SECRET))
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", code.as_str()),
+                        ("redirect_uri", redirect),
+                        ("code_verifier", verifier.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.json::<Value>().await.unwrap()
+            }
+        };
+        let scope_of = |t: &Value| -> Vec<String> {
+            jwt_claims(t["access_token"].as_str().unwrap())["scope"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .map(str::to_owned)
+                .collect()
+        };
+
+        let user = tokens("owner@plain.example", USER_PASSWORD).await;
+        assert!(!scope_of(&user).iter().any(|s| s == "admin.full"), "{user}");
+        assert!(!user["scope"].as_str().unwrap().contains("admin.full"));
+        let access = user["access_token"].as_str().unwrap();
+        let (status, _) = id.call(Method::GET, "/admin/tenants", access, None).await;
+        // Without admin.full the token is not even for identity's admin audience.
+        assert!(
+            matches!(status, 401 | 403),
+            "no platform access for a tenant user: {status}"
+        );
+        // Nor after a refresh.
+        let resp = id
+            .http
+            .post(id.url("/connect/token"))
+            .basic_auth(tansu_identity::DEV_CLIENT_ID, Some(DEV_SECRET))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", user["refresh_token"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let refreshed: Value = resp.json().await.unwrap();
+        assert!(!scope_of(&refreshed).iter().any(|s| s == "admin.full"));
+
+        let admin = tokens(tansu_identity::DEV_ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert!(
+            scope_of(&admin).iter().any(|s| s == "admin.full"),
+            "{admin}"
+        );
+        let (status, _) = id
+            .call(
+                Method::GET,
+                "/admin/tenants",
+                admin["access_token"].as_str().unwrap(),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+
+        id.stop().await;
+        db.cleanup().await;
+    }
+}

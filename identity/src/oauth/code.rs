@@ -161,6 +161,7 @@ async fn tokens_for_user(
     who: &Subject<'_>,
     family: Option<(String, String)>,
 ) -> Result<TokenResponse, OAuthError> {
+    let scopes = scopes::for_user(&scopes, who.user.platform_admin);
     let now = now_ms();
     let (family_id, refresh_token) = match family {
         Some((id, token)) => (Some(id), Some(token)),

@@ -33,7 +33,7 @@ pub struct EventFilter {
     pub after: Option<String>,
 }
 
-const COLUMNS: &str = "id, tenant_id, seq, at, type, actor, ip, user_agent, outcome, details, \
+pub(crate) const COLUMNS: &str = "id, tenant_id, seq, at, type, actor, ip, user_agent, outcome, details, \
     trace_id, prev_hash, hash";
 
 macro_rules! event_row {

@@ -25,7 +25,7 @@ pub struct MembershipRow {
     pub created_at: i64,
 }
 
-const TENANT_COLUMNS: &str = "id, slug, name, status, policy, created_at, updated_at";
+pub(crate) const TENANT_COLUMNS: &str = "id, slug, name, status, policy, created_at, updated_at";
 
 macro_rules! tenant_row {
     ($r:expr) => {
@@ -199,7 +199,7 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<(super::users::UserRow, MembershipRow)>> {
         const SQL: &str = "SELECT u.id, u.email, u.name, u.password_hash, u.tenant_id, u.roles, \
-            u.disabled, u.created_at, u.updated_at, m.user_id, m.tenant_id AS m_tenant, m.roles AS m_roles, \
+            u.disabled, u.platform_admin, u.created_at, u.updated_at, m.user_id, m.tenant_id AS m_tenant, m.roles AS m_roles, \
             m.created_at AS m_created FROM memberships m JOIN users u ON u.id = m.user_id \
             WHERE m.tenant_id = $1 AND u.id > $2 \
             AND ($3 = '' OR LOWER(u.email) LIKE $3 OR LOWER(u.name) LIKE $3) \
@@ -234,6 +234,7 @@ impl Store {
                     roles: serde_json::from_str(&r.try_get::<String, _>("roles")?)
                         .map_err(|e| StoreError::Corrupt(format!("users.roles: {e}")))?,
                     disabled: r.try_get("disabled")?,
+                    platform_admin: r.try_get("platform_admin")?,
                     created_at: r.try_get("created_at")?,
                     updated_at: r.try_get("updated_at")?,
                 };

@@ -14,6 +14,8 @@ pub struct UserRow {
     pub tenant_id: Option<String>,
     pub roles: Vec<String>,
     pub disabled: bool,
+    /// A platform administrator: the only users who may receive `admin.full`.
+    pub platform_admin: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -42,8 +44,8 @@ pub struct SessionRow {
     pub tenant_id: Option<String>,
 }
 
-const USER_COLUMNS: &str =
-    "id, email, name, password_hash, tenant_id, roles, disabled, created_at, updated_at";
+pub(crate) const USER_COLUMNS: &str = "id, email, name, password_hash, tenant_id, roles, disabled, \
+    created_at, updated_at, platform_admin";
 
 macro_rules! user_row {
     ($r:expr) => {
@@ -56,6 +58,7 @@ macro_rules! user_row {
             roles: serde_json::from_str(&$r.try_get::<String, _>("roles")?)
                 .map_err(|e| StoreError::Corrupt(format!("users.roles: {e}")))?,
             disabled: $r.try_get("disabled")?,
+            platform_admin: $r.try_get("platform_admin")?,
             created_at: $r.try_get("created_at")?,
             updated_at: $r.try_get("updated_at")?,
         }
@@ -65,7 +68,7 @@ macro_rules! user_row {
 impl Store {
     pub async fn insert_user(&self, u: &UserRow) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         );
         let roles = serde_json::to_string(&u.roles).unwrap_or_else(|_| "[]".into());
         on_pool!(self, pool => {
@@ -79,10 +82,23 @@ impl Store {
                 .bind(u.disabled)
                 .bind(u.created_at)
                 .bind(u.updated_at)
+                .bind(u.platform_admin)
                 .execute(pool)
                 .await?;
         });
         Ok(())
+    }
+
+    /// Marks a user as platform administrator (or not).
+    pub async fn set_platform_admin(
+        &self,
+        user_id: &str,
+        platform_admin: bool,
+    ) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE users SET platform_admin = $2 WHERE id = $1";
+        on_pool!(self, pool => {
+            Ok(sqlx::query(SQL).bind(user_id).bind(platform_admin).execute(pool).await?.rows_affected() == 1)
+        })
     }
 
     /// By email, compared case-insensitively (emails are stored lower-cased).

@@ -118,13 +118,24 @@ pub struct Instance {
 impl Instance {
     /// Issuer `http://127.0.0.1:<port>/<prefix>` (prefix "" or e.g. "identity/").
     pub async fn start(db: &TestDb, prefix: &str, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(db, prefix, tweak, |_| {}).await
+    }
+
+    /// [`Instance::start`], with a change to the state before it serves (e.g. a provisioner).
+    pub async fn start_with(
+        db: &TestDb,
+        prefix: &str,
+        tweak: impl FnOnce(&mut Config),
+        tweak_state: impl FnOnce(&mut AppState),
+    ) -> Self {
         tansu_shared::install_crypto_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let issuer = format!("http://{addr}/{prefix}");
         let mut config = test_config(db, &issuer, &addr.to_string());
         tweak(&mut config);
-        let state = AppState::new(config).await.expect("identity state");
+        let mut state = AppState::new(config).await.expect("identity state");
+        tweak_state(&mut state);
         let server = TestServer::start_on(listener, tansu_identity::router(state.clone()));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

@@ -28,7 +28,7 @@ use crate::scopes;
 use crate::store::clients::ClientRow;
 use crate::store::grants::CodeRow;
 use crate::store::users::{SessionRow, UserRow};
-use crate::store::{new_id, now_ms};
+use crate::store::now_ms;
 
 pub const SESSION_COOKIE: &str = "tansu_session";
 pub const CSRF_COOKIE: &str = "tansu_csrf";
@@ -74,7 +74,7 @@ impl IntoResponse for AuthorizeError {
     }
 }
 
-fn redirect(url: &str) -> Response {
+pub(crate) fn redirect(url: &str) -> Response {
     match HeaderValue::from_str(url) {
         Ok(v) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
@@ -110,7 +110,7 @@ fn client_redirect(
     url.to_string()
 }
 
-fn error_redirect(
+pub(crate) fn error_redirect(
     state: &AppState,
     redirect_uri: &str,
     req_state: Option<&str>,
@@ -304,7 +304,7 @@ pub fn is_pkce_value(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -321,7 +321,7 @@ fn cookie_path(state: &AppState) -> String {
         .unwrap_or_else(|_| "/".into())
 }
 
-fn set_cookie(
+pub(crate) fn set_cookie(
     state: &AppState,
     name: &str,
     value: &str,
@@ -341,7 +341,7 @@ fn set_cookie(
 }
 
 /// The signed-in user of this browser, if the session cookie names a live session.
-async fn current_session(state: &AppState, headers: &HeaderMap) -> Option<(SessionRow, UserRow)> {
+pub(crate) async fn current_session(state: &AppState, headers: &HeaderMap) -> Option<(SessionRow, UserRow)> {
     let token = cookie_value(headers, SESSION_COOKIE)?;
     let session = state
         .store
@@ -456,7 +456,7 @@ async fn issue_code(
 ///
 /// Consent is asked for third-party clients (for scopes the user has not granted them yet) and
 /// whenever the client sends `prompt=consent`; with `prompt=none` it is `consent_required`.
-async fn continue_authorization(
+pub(crate) async fn continue_authorization(
     state: &AppState,
     headers: &HeaderMap,
     req: &AuthRequest,
@@ -685,7 +685,8 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         _ => {
             metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
             tracing::info!(ip = %ip, "sign-in failed");
-            let failures = record_failure(&state, &account_key, &ip_key).await;
+            let lockout = lockout_for(&state, &req).await;
+            let failures = record_failure(&state, lockout, &account_key, &ip_key).await;
             sign_in_event(
                 &state,
                 &headers,
@@ -696,7 +697,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
                 &typed,
             )
             .await;
-            if failures >= i64::from(state.config.login_lockout_threshold) {
+            if failures >= lockout.threshold {
                 sign_in_event(
                     &state,
                     &headers,
@@ -726,63 +727,9 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
             );
         }
     };
-    let tenant_id = match login_tenant(&state, &user, req.tenant.as_deref()).await {
-        Ok(t) => t,
-        Err(message) => {
-            metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
-            tracing::info!("sign-in refused: no usable tenant");
-            return login_page(&state, &headers, &req, Some(message), StatusCode::FORBIDDEN);
-        }
-    };
-    // A new session on every sign-in (no fixation of an earlier cookie).
-    let Ok(token) = crypto::random_secret() else {
-        return AuthorizeError::Page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in is unavailable right now.",
-        )
-        .into_response();
-    };
-    let now = now_ms();
-    let lifetime = state.config.session_lifetime_secs;
-    let session = SessionRow {
-        id: new_id(),
-        token_hash: crypto::sha256(token.as_bytes()),
-        user_id: user.id.clone(),
-        auth_time: now,
-        amr: "pwd".into(),
-        created_at: now,
-        expires_at: now + i64::try_from(lifetime).unwrap_or(3600) * 1000,
-        revoked_at: None,
-        tenant_id,
-    };
-    if let Err(e) = state.store.insert_session(&session).await {
-        tracing::error!(error = %e, "storing a session failed");
-        return AuthorizeError::Page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in is unavailable right now.",
-        )
-        .into_response();
-    }
-    if let Err(e) = state.store.clear_login_failures(&account_key).await {
-        tracing::warn!(error = %e, "clearing sign-in failures failed");
-    }
-    metrics::counter!("identity_sign_ins_total", "outcome" => "success").increment(1);
-    sign_in_event(
-        &state,
-        &headers,
-        session.tenant_id.as_deref(),
-        crate::events::SIGN_IN,
-        format!("user:{}", user.id),
-        "success",
-        &typed,
-    )
-    .await;
-    tracing::info!(user_id = %user.id, "signed in");
-    let mut response = continue_authorization(&state, &headers, &req, &session, &user).await;
-    if let Some(c) = set_cookie(&state, SESSION_COOKIE, &token, "Lax", lifetime) {
-        response.headers_mut().append(header::SET_COOKIE, c);
-    }
-    response
+    // The second factor, the tenant choice and a forced enrolment come next, if needed.
+    let step = crate::login_steps::first_step(&headers, &user, account_key);
+    crate::login_steps::advance(&state, &headers, &req, &user, step, None).await
 }
 
 /// The client's IP: the rightmost `X-Forwarded-For` entry (the address the gateway in front
@@ -799,7 +746,7 @@ pub fn client_ip(headers: &HeaderMap) -> String {
 }
 
 /// Records a sign-in event (the typed email in the details; never the password).
-async fn sign_in_event(
+pub(crate) async fn sign_in_event(
     state: &AppState,
     headers: &HeaderMap,
     tenant_id: Option<&str>,
@@ -822,18 +769,53 @@ async fn sign_in_event(
     .await;
 }
 
+/// The lock rules of a sign-in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lockout {
+    /// Failures of an (account, IP) pair before it is locked.
+    pub threshold: i64,
+    pub lock_ms: i64,
+}
+
+/// The lock rules for a sign-in: the policy of the tenant the request names (its `tenant`
+/// hint, else the client's tenant), else the service's configuration. They depend on the
+/// request only, never on the account typed, so they reveal nothing about accounts.
+pub(crate) async fn lockout_for(state: &AppState, req: &AuthRequest) -> Lockout {
+    let configured = Lockout {
+        threshold: i64::from(state.config.login_lockout_threshold),
+        lock_ms: i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2),
+    };
+    let tenant = match (&req.tenant, &req.client.tenant_id) {
+        (Some(hint), _) => state.store.tenant_by_ref(hint).await.ok().flatten(),
+        (None, Some(tid)) => state.store.tenant_by_id(tid).await.ok().flatten(),
+        (None, None) => None,
+    };
+    match tenant {
+        Some(t) => {
+            let policy = crate::tenants::TenantPolicy::of(&t);
+            Lockout {
+                threshold: i64::from(policy.lockout_threshold),
+                lock_ms: i64::try_from(policy.lockout_duration_secs)
+                    .unwrap_or(86_400)
+                    .saturating_mul(1000),
+            }
+        }
+        None => configured,
+    }
+}
+
 /// Counts a failed sign-in for the (account, IP) pair and the IP; returns the pair's count.
-async fn record_failure(state: &AppState, account_key: &str, ip_key: &str) -> i64 {
+pub(crate) async fn record_failure(
+    state: &AppState,
+    lockout: Lockout,
+    account_key: &str,
+    ip_key: &str,
+) -> i64 {
     let now = now_ms();
-    let lock = i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2);
+    let ip_lock = i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2);
     let account = state
         .store
-        .record_login_failure(
-            account_key,
-            now,
-            i64::from(state.config.login_lockout_threshold),
-            lock,
-        )
+        .record_login_failure(account_key, now, lockout.threshold, lockout.lock_ms)
         .await;
     let by_ip = state
         .store
@@ -841,7 +823,7 @@ async fn record_failure(state: &AppState, account_key: &str, ip_key: &str) -> i6
             ip_key,
             now,
             i64::from(state.config.login_ip_lockout_threshold),
-            lock,
+            ip_lock,
         )
         .await;
     if let Err(e) = by_ip.as_ref().and(account.as_ref()) {
@@ -853,7 +835,7 @@ async fn record_failure(state: &AppState, account_key: &str, ip_key: &str) -> i6
 /// The tenant a (password-verified) sign-in is for: the `tenant` hint (id or slug), else the
 /// user's only membership; `None` for a user without memberships (a platform identity).
 /// The tenant must be active and have the user as a member.
-async fn login_tenant(
+pub(crate) async fn login_tenant(
     state: &AppState,
     user: &UserRow,
     hint: Option<&str>,
@@ -901,7 +883,7 @@ async fn login_tenant(
     }
 }
 
-fn login_page(
+pub(crate) fn login_page(
     state: &AppState,
     headers: &HeaderMap,
     req: &AuthRequest,
@@ -940,7 +922,7 @@ fn login_page(
     response
 }
 
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -952,7 +934,7 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-fn html(status: StatusCode, content: &str) -> Response {
+pub(crate) fn html(status: StatusCode, content: &str) -> Response {
     let mut r = (status, content.to_owned()).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -991,7 +973,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// The CSRF token of this browser (from its cookie) or a new one with the cookie to set.
-fn csrf_token(state: &AppState, headers: &HeaderMap) -> Option<(String, Option<HeaderValue>)> {
+pub(crate) fn csrf_token(state: &AppState, headers: &HeaderMap) -> Option<(String, Option<HeaderValue>)> {
     let existing = cookie_value(headers, CSRF_COOKIE).filter(|c| {
         c.len() == 43
             && c.bytes()
@@ -1007,7 +989,7 @@ fn csrf_token(state: &AppState, headers: &HeaderMap) -> Option<(String, Option<H
     }
 }
 
-fn csrf_matches(headers: &HeaderMap, form: &Params) -> bool {
+pub(crate) fn csrf_matches(headers: &HeaderMap, form: &Params) -> bool {
     match (cookie_value(headers, CSRF_COOKIE), form.get("csrf")) {
         (Some(c), Some(f)) => c.len() == f.len() && bool::from(c.as_bytes().ct_eq(f.as_bytes())),
         _ => false,

@@ -13,7 +13,9 @@ pub mod grants;
 pub mod keys;
 pub mod lease;
 pub mod lockout;
+pub mod mfa;
 pub mod revocations;
+pub mod roles;
 pub mod tenants;
 pub mod users;
 pub mod vault;
@@ -127,6 +129,7 @@ impl Store {
                 "sign-in failure counters",
                 self.purge_login_failures(day_ago, now).await,
             ),
+            ("pending sign-ins", self.purge_login_steps(now).await),
             (
                 "refresh token families",
                 self.purge_refresh_state(day_ago).await,

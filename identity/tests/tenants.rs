@@ -68,12 +68,13 @@ async fn tenant_admin_api_and_suspension() {
                 Method::PATCH,
                 &format!("/admin/tenants/{tid}"),
                 &admin,
-                Some(json!({"name": "Acme Ltd", "policy": {"mfa_required": true}})),
+                Some(json!({"name": "Acme Ltd", "policy": {"lockout_threshold": 7}})),
             )
             .await;
         assert_eq!(status, 200, "{upd}");
         assert_eq!(upd["name"], "Acme Ltd");
-        assert_eq!(upd["policy"]["mfa_required"], true);
+        assert_eq!(upd["policy"]["lockout_threshold"], 7);
+        assert_eq!(upd["policy"]["mfa_required"], false);
         let (status, _) = id
             .call(Method::GET, "/admin/tenants/nope", &admin, None)
             .await;

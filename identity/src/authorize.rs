@@ -27,8 +27,8 @@ use crate::oauth::token::{MAX_BODY_BYTES, Params};
 use crate::scopes;
 use crate::store::clients::ClientRow;
 use crate::store::grants::CodeRow;
-use crate::store::users::{SessionRow, UserRow};
 use crate::store::now_ms;
+use crate::store::users::{SessionRow, UserRow};
 
 pub const SESSION_COOKIE: &str = "tansu_session";
 pub const CSRF_COOKIE: &str = "tansu_csrf";
@@ -341,7 +341,10 @@ pub(crate) fn set_cookie(
 }
 
 /// The signed-in user of this browser, if the session cookie names a live session.
-pub(crate) async fn current_session(state: &AppState, headers: &HeaderMap) -> Option<(SessionRow, UserRow)> {
+pub(crate) async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<(SessionRow, UserRow)> {
     let token = cookie_value(headers, SESSION_COOKIE)?;
     let session = state
         .store
@@ -973,7 +976,10 @@ pub fn escape(s: &str) -> String {
 }
 
 /// The CSRF token of this browser (from its cookie) or a new one with the cookie to set.
-pub(crate) fn csrf_token(state: &AppState, headers: &HeaderMap) -> Option<(String, Option<HeaderValue>)> {
+pub(crate) fn csrf_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<(String, Option<HeaderValue>)> {
     let existing = cookie_value(headers, CSRF_COOKIE).filter(|c| {
         c.len() == 43
             && c.bytes()

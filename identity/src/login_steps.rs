@@ -27,9 +27,9 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::authorize::{
-    AuthRequest, AuthorizeError, CSRF_COOKIE, SESSION_COOKIE, continue_authorization,
-    cookie_value, csrf_matches, csrf_token, current_session, escape, html, login_page, page,
-    parse_request, record_failure, set_cookie, sign_in_event,
+    AuthRequest, AuthorizeError, CSRF_COOKIE, SESSION_COOKIE, continue_authorization, cookie_value,
+    csrf_matches, csrf_token, current_session, escape, html, login_page, page, parse_request,
+    record_failure, set_cookie, sign_in_event,
 };
 use crate::crypto;
 use crate::events;
@@ -133,7 +133,17 @@ pub(crate) async fn advance(
         }
     }
     if needs_code {
-        return show(state, headers, req, user, step, Stage::Code, None, StatusCode::OK).await;
+        return show(
+            state,
+            headers,
+            req,
+            user,
+            step,
+            Stage::Code,
+            None,
+            StatusCode::OK,
+        )
+        .await;
     }
     let policy = match &step.tenant_id {
         Some(t) => tenant_policy(state, t).await,
@@ -413,7 +423,10 @@ async fn read_step_form(
         ));
     };
     let Ok(form) = Params::parse(&bytes) else {
-        return Err(page_error(StatusCode::BAD_REQUEST, "The form is malformed."));
+        return Err(page_error(
+            StatusCode::BAD_REQUEST,
+            "The form is malformed.",
+        ));
     };
     if !csrf_matches(headers, &form) {
         return Err(page_error(
@@ -558,18 +571,50 @@ pub async fn login_mfa(State(state): State<AppState>, headers: HeaderMap, body: 
     let mut step = s.step.clone();
     match outcome {
         CodeOutcome::Totp => {
-            mfa_event(&state, &headers, &step, events::MFA_VERIFY, "success", serde_json::json!({"method": "totp"})).await;
+            mfa_event(
+                &state,
+                &headers,
+                &step,
+                events::MFA_VERIFY,
+                "success",
+                serde_json::json!({"method": "totp"}),
+            )
+            .await;
             step.amr = "pwd otp mfa".into();
         }
         CodeOutcome::Recovery => {
-            let left = state.store.recovery_codes_left(&s.user.id).await.unwrap_or(0);
-            mfa_event(&state, &headers, &step, events::MFA_RECOVERY, "success", serde_json::json!({"left": left})).await;
+            let left = state
+                .store
+                .recovery_codes_left(&s.user.id)
+                .await
+                .unwrap_or(0);
+            mfa_event(
+                &state,
+                &headers,
+                &step,
+                events::MFA_RECOVERY,
+                "success",
+                serde_json::json!({"left": left}),
+            )
+            .await;
             step.amr = "pwd mfa".into();
         }
         CodeOutcome::Wrong | CodeOutcome::Replayed => {
             metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
-            let reason = if outcome == CodeOutcome::Replayed { "replayed" } else { "wrong" };
-            mfa_event(&state, &headers, &step, events::MFA_VERIFY, "failure", serde_json::json!({"reason": reason})).await;
+            let reason = if outcome == CodeOutcome::Replayed {
+                "replayed"
+            } else {
+                "wrong"
+            };
+            mfa_event(
+                &state,
+                &headers,
+                &step,
+                events::MFA_VERIFY,
+                "failure",
+                serde_json::json!({"reason": reason}),
+            )
+            .await;
             count_failure(&state, &headers, &s).await;
             return show(
                 &state,
@@ -621,7 +666,11 @@ pub async fn login_pick_tenant(
 }
 
 /// `POST /login/enrol`: the first code of an enrolment the tenant's policy forced.
-pub async fn login_enrol(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn login_enrol(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let s = match read_step_form(&state, &headers, body).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -632,13 +681,29 @@ pub async fn login_enrol(State(state): State<AppState>, headers: HeaderMap, body
     let code = s.form.get("code").unwrap_or("");
     match mfa::confirm_enrolment(&state, &s.user.id, code).await {
         Ok(Some(codes)) => {
-            mfa_event(&state, &headers, &s.step, events::MFA_ENROL, "success", serde_json::json!({"at": "sign_in"})).await;
+            mfa_event(
+                &state,
+                &headers,
+                &s.step,
+                events::MFA_ENROL,
+                "success",
+                serde_json::json!({"at": "sign_in"}),
+            )
+            .await;
             let mut step = s.step.clone();
             step.amr = "pwd otp mfa".into();
             advance(&state, &headers, &s.req, &s.user, step, Some(codes)).await
         }
         Ok(None) => {
-            mfa_event(&state, &headers, &s.step, events::MFA_ENROL, "failure", serde_json::json!({"at": "sign_in"})).await;
+            mfa_event(
+                &state,
+                &headers,
+                &s.step,
+                events::MFA_ENROL,
+                "failure",
+                serde_json::json!({"at": "sign_in"}),
+            )
+            .await;
             count_failure(&state, &headers, &s).await;
             show(
                 &state,

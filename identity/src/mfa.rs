@@ -112,9 +112,7 @@ fn matching_step(row: &TotpRow, state: &AppState, code: &str) -> anyhow::Result<
         return Ok(None);
     }
     let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
-    Ok(totp
-        .check(&code, now)
-        .and_then(|s| i64::try_from(s).ok()))
+    Ok(totp.check(&code, now).and_then(|s| i64::try_from(s).ok()))
 }
 
 /// Why a code was not accepted.
@@ -259,6 +257,10 @@ mod tests {
         let t = totp(&[1u8; 20], "a:b@x.io").unwrap();
         let code = t.generate(1_000_000).to_string();
         assert_eq!(t.check(&code, 1_000_000), Some(1_000_000 / 30));
-        assert!(t.to_url().unwrap().starts_with("otpauth://totp/Tansu:ab%40x.io"));
+        assert!(
+            t.to_url()
+                .unwrap()
+                .starts_with("otpauth://totp/Tansu:ab%40x.io")
+        );
     }
 }

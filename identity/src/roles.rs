@@ -37,8 +37,8 @@ use crate::clients::rfc3339;
 use crate::events::{Meta, ROLE_CHANGE};
 use crate::scopes;
 use crate::store::StoreResult;
-use crate::store::roles::RoleRow;
 use crate::store::now_ms;
+use crate::store::roles::RoleRow;
 use crate::tenants::ROLES;
 
 /// Scopes every member may have whatever their roles.
@@ -230,9 +230,8 @@ async fn create_role(
     let new: NewRole = json_body(body).await?;
     let mut problems = Vec::new();
     if !valid_name(&new.name) {
-        problems.push(
-            "name: 1 to 64 characters of A-Z a-z 0-9 _ . -, not a built-in role".to_owned(),
-        );
+        problems
+            .push("name: 1 to 64 characters of A-Z a-z 0-9 _ . -, not a built-in role".to_owned());
     }
     problems.extend(role_problems(&new.description, &new.scopes));
     if !problems.is_empty() {

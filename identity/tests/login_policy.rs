@@ -28,11 +28,16 @@ async fn tenant_picker_for_users_of_several_tenants() {
         for (tenant, role) in [(&a, "User"), (&b, "Admin")] {
             let mut browser = Browser::new();
             let (q, verifier) = auth_query(&app, "openid roles", None);
-            let picker = browser.login(&id, &q, "carol@pick.example", USER_PASSWORD).await;
+            let picker = browser
+                .login(&id, &q, "carol@pick.example", USER_PASSWORD)
+                .await;
             assert_eq!(picker.status, 200, "{}", picker.body);
             assert!(picker.body.contains("Choose a tenant"));
             assert!(picker.body.contains("Shop pick-a") && picker.body.contains("Shop pick-b"));
-            assert!(!picker.body.contains("Shop pick-c"), "only the user's tenants");
+            assert!(
+                !picker.body.contains("Shop pick-c"),
+                "only the user's tenants"
+            );
             assert!(picker.set_cookie("tansu_session").is_none());
             let done = browser
                 .submit(&id, "/login/tenant", &picker, &[("tenant", tenant)])
@@ -52,7 +57,9 @@ async fn tenant_picker_for_users_of_several_tenants() {
         for choice in [c.as_str(), "pick-c", "no-such-tenant"] {
             let mut browser = Browser::new();
             let (q, _) = auth_query(&app, "openid", None);
-            let picker = browser.login(&id, &q, "carol@pick.example", USER_PASSWORD).await;
+            let picker = browser
+                .login(&id, &q, "carol@pick.example", USER_PASSWORD)
+                .await;
             let refused = browser
                 .submit(&id, "/login/tenant", &picker, &[("tenant", choice)])
                 .await;
@@ -63,7 +70,9 @@ async fn tenant_picker_for_users_of_several_tenants() {
         // The picker's form is CSRF-protected and its step token single-use.
         let mut browser = Browser::new();
         let (q, _) = auth_query(&app, "openid", None);
-        let picker = browser.login(&id, &q, "carol@pick.example", USER_PASSWORD).await;
+        let picker = browser
+            .login(&id, &q, "carol@pick.example", USER_PASSWORD)
+            .await;
         let forged = Browser::new()
             .post(
                 &id.url("/login/tenant"),
@@ -109,8 +118,10 @@ async fn tenant_policy_lifetimes_are_enforced() {
         let plain = id.create_tenant("life-plain").await;
         let short = id.create_tenant("life-short").await;
         let app = id.tenant_app().await;
-        id.create_member(&plain, "pat@life.example", &["User"]).await;
-        id.create_member(&short, "sam@life.example", &["User"]).await;
+        id.create_member(&plain, "pat@life.example", &["User"])
+            .await;
+        id.create_member(&short, "sam@life.example", &["User"])
+            .await;
         set_policy(
             &id,
             &short,
@@ -127,11 +138,10 @@ async fn tenant_policy_lifetimes_are_enforced() {
         let mut b = Browser::new();
         let (q, verifier) = auth_query(&app, scope, None);
         let done = b.login(&id, &q, "pat@life.example", USER_PASSWORD).await;
-        assert!(
-            done.set_cookie("tansu_session")
-                .unwrap()
-                .contains(&format!("Max-Age={}", id.state.config.session_lifetime_secs))
-        );
+        assert!(done.set_cookie("tansu_session").unwrap().contains(&format!(
+            "Max-Age={}",
+            id.state.config.session_lifetime_secs
+        )));
         let tokens = redeem(&id, &app, &done, &verifier).await;
         assert_eq!(tokens["expires_in"], 3600);
 
@@ -147,7 +157,10 @@ async fn tenant_policy_lifetimes_are_enforced() {
         let tokens = redeem(&id, &app, &done, &verifier).await;
         assert_eq!(tokens["expires_in"], 120);
         let claims = jwt_claims(tokens["access_token"].as_str().unwrap());
-        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 120);
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            120
+        );
         let refresh = tokens["refresh_token"].as_str().unwrap();
         let found = id
             .state
@@ -225,8 +238,10 @@ async fn tenant_policy_lockout_is_enforced() {
         let strict = id.create_tenant("lock-strict").await;
         let plain = id.create_tenant("lock-plain").await;
         let app = id.tenant_app().await;
-        id.create_member(&strict, "sue@lock.example", &["User"]).await;
-        id.create_member(&plain, "pam@lock.example", &["User"]).await;
+        id.create_member(&strict, "sue@lock.example", &["User"])
+            .await;
+        id.create_member(&plain, "pam@lock.example", &["User"])
+            .await;
         set_policy(
             &id,
             &strict,
@@ -239,14 +254,33 @@ async fn tenant_policy_lockout_is_enforced() {
 
         // The strict tenant locks after 2 failures (the service's setting would allow 5)…
         for _ in 0..2 {
-            assert_eq!(attempt(&id, &strict_q, ip, "sue@lock.example", "wrong password 1").await, 401);
+            assert_eq!(
+                attempt(&id, &strict_q, ip, "sue@lock.example", "wrong password 1").await,
+                401
+            );
         }
-        assert_eq!(attempt(&id, &strict_q, ip, "sue@lock.example", USER_PASSWORD).await, 429);
+        assert_eq!(
+            attempt(&id, &strict_q, ip, "sue@lock.example", USER_PASSWORD).await,
+            429
+        );
         // … for an unknown account the same (the policy depends on the request only) …
         for _ in 0..2 {
-            assert_eq!(attempt(&id, &strict_q, ip, "nobody@lock.example", "wrong password 1").await, 401);
+            assert_eq!(
+                attempt(
+                    &id,
+                    &strict_q,
+                    ip,
+                    "nobody@lock.example",
+                    "wrong password 1"
+                )
+                .await,
+                401
+            );
         }
-        assert_eq!(attempt(&id, &strict_q, ip, "nobody@lock.example", USER_PASSWORD).await, 429);
+        assert_eq!(
+            attempt(&id, &strict_q, ip, "nobody@lock.example", USER_PASSWORD).await,
+            429
+        );
         // … and the lock lasts the policy's 1 s, not the service's 10 minutes.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -255,15 +289,24 @@ async fn tenant_policy_lockout_is_enforced() {
                 break;
             }
             assert_eq!(status, 429);
-            assert!(tokio::time::Instant::now() < deadline, "the lock never expired");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the lock never expired"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
         // The other tenant keeps the service's threshold of 5.
         for _ in 0..2 {
-            assert_eq!(attempt(&id, &plain_q, ip, "pam@lock.example", "wrong password 1").await, 401);
+            assert_eq!(
+                attempt(&id, &plain_q, ip, "pam@lock.example", "wrong password 1").await,
+                401
+            );
         }
-        assert_eq!(attempt(&id, &plain_q, ip, "pam@lock.example", USER_PASSWORD).await, 303);
+        assert_eq!(
+            attempt(&id, &plain_q, ip, "pam@lock.example", USER_PASSWORD).await,
+            303
+        );
 
         id.stop().await;
         db.cleanup().await;

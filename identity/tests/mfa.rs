@@ -40,8 +40,7 @@ fn wrong_code(secret: &str) -> String {
 }
 
 fn amr(tokens: &serde_json::Value) -> Vec<String> {
-    serde_json::from_value(jwt_claims(tokens["id_token"].as_str().unwrap())["amr"].clone())
-        .unwrap()
+    serde_json::from_value(jwt_claims(tokens["id_token"].as_str().unwrap())["amr"].clone()).unwrap()
 }
 
 /// The events of a type for a tenant, through the admin API.
@@ -80,34 +79,65 @@ async fn enrol_verify_replay_recovery_and_reset() {
 
         // Enrolment: a server-made secret, the otpauth URI and a QR code; a wrong first code
         // is refused, the right one turns MFA on and shows 10 recovery codes once.
-        assert_eq!(Browser::new().get(&id.url("/account/mfa")).await.status, 401);
+        assert_eq!(
+            Browser::new().get(&id.url("/account/mfa")).await.status,
+            401
+        );
         let enrol = b.get(&id.url("/account/mfa")).await;
         assert_eq!(enrol.status, 200, "{}", enrol.body);
-        assert!(enrol.body.contains("otpauth://totp/Tansu:alice%40mfa.example?secret="));
+        assert!(
+            enrol
+                .body
+                .contains("otpauth://totp/Tansu:alice%40mfa.example?secret=")
+        );
         assert!(enrol.body.contains("<svg"), "a QR code is shown");
         let secret = enrol.totp_secret().unwrap();
         // The secret is stored sealed: the row does not hold the key's bytes.
         let row = id.state.store.totp(&alice).await.unwrap().unwrap();
-        let raw = totp_rs::Secret::try_from_base32(&secret).unwrap().as_bytes().to_vec();
-        assert!(!row.secret_sealed.windows(raw.len()).any(|w| w == raw.as_slice()));
+        let raw = totp_rs::Secret::try_from_base32(&secret)
+            .unwrap()
+            .as_bytes()
+            .to_vec();
+        assert!(
+            !row.secret_sealed
+                .windows(raw.len())
+                .any(|w| w == raw.as_slice())
+        );
         assert!(row.confirmed_at.is_none());
         let csrf = enrol.field("csrf").unwrap();
         let wrong = b
-            .post(&id.url("/account/mfa"), &[("csrf", &csrf), ("code", &wrong_code(&secret))])
+            .post(
+                &id.url("/account/mfa"),
+                &[("csrf", &csrf), ("code", &wrong_code(&secret))],
+            )
             .await;
         assert_eq!(wrong.status, 401);
-        assert_eq!(wrong.totp_secret().as_deref(), Some(secret.as_str()), "same secret on retry");
+        assert_eq!(
+            wrong.totp_secret().as_deref(),
+            Some(secret.as_str()),
+            "same secret on retry"
+        );
         let no_csrf = b
-            .post(&id.url("/account/mfa"), &[("csrf", "x"), ("code", &code_at(&secret, 0))])
+            .post(
+                &id.url("/account/mfa"),
+                &[("csrf", "x"), ("code", &code_at(&secret, 0))],
+            )
             .await;
         assert_eq!(no_csrf.status, 403);
         let confirmed = b
-            .post(&id.url("/account/mfa"), &[("csrf", &csrf), ("code", &code_at(&secret, 0))])
+            .post(
+                &id.url("/account/mfa"),
+                &[("csrf", &csrf), ("code", &code_at(&secret, 0))],
+            )
             .await;
         assert_eq!(confirmed.status, 200, "{}", confirmed.body);
         let recovery = confirmed.recovery_codes();
         assert_eq!(recovery.len(), 10, "{}", confirmed.body);
-        assert_eq!(events_of(&id, &t, "mfa.enrol").await.len(), 2, "a failure and a success");
+        assert_eq!(
+            events_of(&id, &t, "mfa.enrol").await.len(),
+            2,
+            "a failure and a success"
+        );
         // Enrolled: the page no longer shows a secret.
         let again = b.get(&id.url("/account/mfa")).await;
         assert!(again.totp_secret().is_none());
@@ -146,13 +176,21 @@ async fn enrol_verify_replay_recovery_and_reset() {
             .await;
         assert_eq!(stale.status, 400);
         let code = code_at(&secret, 1);
-        let done = b.submit(&id, "/login/mfa", &wrong, &[("code", &code)]).await;
+        let done = b
+            .submit(&id, "/login/mfa", &wrong, &[("code", &code)])
+            .await;
         assert_eq!(done.status, 303, "{}", done.body);
         assert!(done.set_cookie("tansu_session").is_some());
         let tokens = redeem(&id, &app, &done, &verifier).await;
         let methods = amr(&tokens);
-        assert!(methods.contains(&"otp".to_owned()) && methods.contains(&"mfa".to_owned()), "{methods:?}");
-        assert_eq!(jwt_claims(tokens["access_token"].as_str().unwrap())["tid"], t.as_str());
+        assert!(
+            methods.contains(&"otp".to_owned()) && methods.contains(&"mfa".to_owned()),
+            "{methods:?}"
+        );
+        assert_eq!(
+            jwt_claims(tokens["access_token"].as_str().unwrap())["tid"],
+            t.as_str()
+        );
 
         // The same code again (a replay within its window) is refused.
         let mut b = Browser::new();
@@ -165,19 +203,32 @@ async fn enrol_verify_replay_recovery_and_reset() {
         let (q, verifier) = auth_query(&app, scope, Some("mfa-shop"));
         let step = b.login(&id, &q, email, USER_PASSWORD).await;
         let done = b
-            .submit(&id, "/login/mfa", &step, &[("code", &recovery[0].to_lowercase())])
+            .submit(
+                &id,
+                "/login/mfa",
+                &step,
+                &[("code", &recovery[0].to_lowercase())],
+            )
             .await;
         assert_eq!(done.status, 303, "{}", done.body);
         assert!(amr(&redeem(&id, &app, &done, &verifier).await).contains(&"mfa".to_owned()));
         let mut b = Browser::new();
         let (q, _) = auth_query(&app, scope, Some("mfa-shop"));
         let step = b.login(&id, &q, email, USER_PASSWORD).await;
-        let reused = b.submit(&id, "/login/mfa", &step, &[("code", &recovery[0])]).await;
+        let reused = b
+            .submit(&id, "/login/mfa", &step, &[("code", &recovery[0])])
+            .await;
         assert_eq!(reused.status, 401, "a recovery code works once");
         assert_eq!(events_of(&id, &t, "mfa.recovery_code").await.len(), 1);
         let verify_events = events_of(&id, &t, "mfa.verify").await;
         assert!(verify_events.iter().any(|e| e["outcome"] == "success"));
-        assert!(verify_events.iter().filter(|e| e["outcome"] == "failure").count() >= 3);
+        assert!(
+            verify_events
+                .iter()
+                .filter(|e| e["outcome"] == "failure")
+                .count()
+                >= 3
+        );
 
         // Wrong codes count like wrong passwords: the tenant's lockout threshold locks.
         let (status, v) = id
@@ -216,14 +267,25 @@ async fn enrol_verify_replay_recovery_and_reset() {
 
         // Admin reset: a tenant admin of another tenant gets 404; the platform admin resets.
         let olga = id
-            .user_tokens(&app, "olga@mfa.example", USER_PASSWORD, "openid admin.tenant", None)
+            .user_tokens(
+                &app,
+                "olga@mfa.example",
+                USER_PASSWORD,
+                "openid admin.tenant",
+                None,
+            )
             .await
             .unwrap();
         let olga = olga["access_token"].as_str().unwrap();
         let path = format!("/admin/tenants/{t}/users/{alice}/mfa/reset");
         assert_eq!(id.call(Method::POST, &path, olga, None).await.0, 404);
         let (status, v) = id
-            .call(Method::POST, &format!("/admin/tenants/{other}/users/{alice}/mfa/reset"), olga, None)
+            .call(
+                Method::POST,
+                &format!("/admin/tenants/{other}/users/{alice}/mfa/reset"),
+                olga,
+                None,
+            )
             .await;
         assert_eq!(status, 404, "{v}");
         assert!(id.state.store.totp(&alice).await.unwrap().is_some());
@@ -244,7 +306,12 @@ async fn enrol_verify_replay_recovery_and_reset() {
             .post(id.url("/login"))
             .header("cookie", format!("tansu_csrf={}", b.cookies["tansu_csrf"]))
             .header("x-forwarded-for", "192.0.2.99")
-            .form(&[("csrf", csrf.as_str()), ("request", &request), ("email", email), ("password", USER_PASSWORD)])
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("request", &request),
+                ("email", email),
+                ("password", USER_PASSWORD),
+            ])
             .send()
             .await
             .unwrap();
@@ -279,25 +346,50 @@ async fn tenant_policy_forces_enrolment_at_next_sign_in() {
         assert_eq!(enrol.status, 200, "{}", enrol.body);
         assert!(enrol.body.contains("Set up two-step verification"));
         assert!(enrol.body.contains("otpauth://totp/"));
-        assert!(enrol.set_cookie("tansu_session").is_none(), "no session before the enrolment");
+        assert!(
+            enrol.set_cookie("tansu_session").is_none(),
+            "no session before the enrolment"
+        );
         let secret = enrol.totp_secret().unwrap();
         let wrong = b
-            .submit(&id, "/login/enrol", &enrol, &[("code", &wrong_code(&secret))])
+            .submit(
+                &id,
+                "/login/enrol",
+                &enrol,
+                &[("code", &wrong_code(&secret))],
+            )
             .await;
         assert_eq!(wrong.status, 401);
         assert_eq!(wrong.totp_secret().as_deref(), Some(secret.as_str()));
         let done = b
-            .submit(&id, "/login/enrol", &wrong, &[("code", &code_at(&secret, 0))])
+            .submit(
+                &id,
+                "/login/enrol",
+                &wrong,
+                &[("code", &code_at(&secret, 0))],
+            )
             .await;
         assert_eq!(done.status, 200, "{}", done.body);
         assert_eq!(done.recovery_codes().len(), 10);
         assert!(done.set_cookie("tansu_session").is_some());
-        let next = done.element("<a class=\"continue\" href=\"", "\"").unwrap().replace("&amp;", "&");
+        let next = done
+            .element("<a class=\"continue\" href=\"", "\"")
+            .unwrap()
+            .replace("&amp;", "&");
         let redirected = b.get(&next).await;
         assert_eq!(redirected.status, 303, "{}", redirected.body);
         let tokens = redeem(&id, &app, &redirected, &verifier).await;
         assert!(amr(&tokens).contains(&"otp".to_owned()));
-        assert!(id.state.store.totp(&bob).await.unwrap().unwrap().confirmed_at.is_some());
+        assert!(
+            id.state
+                .store
+                .totp(&bob)
+                .await
+                .unwrap()
+                .unwrap()
+                .confirmed_at
+                .is_some()
+        );
 
         // The next sign-in asks for the code, not for an enrolment.
         let mut b = Browser::new();

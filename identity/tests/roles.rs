@@ -24,7 +24,8 @@ async fn custom_roles_map_to_scopes_per_tenant() {
         let a = id.create_tenant("roles-a").await;
         let b = id.create_tenant("roles-b").await;
         let app = id.tenant_app().await;
-        id.create_member(&a, "alice@roles.example", &["Admin"]).await;
+        id.create_member(&a, "alice@roles.example", &["Admin"])
+            .await;
         id.create_member(&b, "bob@roles.example", &["Admin"]).await;
         let carl = id.create_member(&a, "carl@roles.example", &["User"]).await;
         let tenant_admin = |email: &'static str| {
@@ -94,11 +95,21 @@ async fn custom_roles_map_to_scopes_per_tenant() {
         // A member with only custom roles gets what they allow (plus the OpenID basics).
         let user_roles = format!("/admin/tenants/{a}/users/{carl}/roles");
         let (status, v) = id
-            .call(Method::PUT, &user_roles, &alice, Some(json!({"roles": ["Ghost"]})))
+            .call(
+                Method::PUT,
+                &user_roles,
+                &alice,
+                Some(json!({"roles": ["Ghost"]})),
+            )
             .await;
         assert_eq!(status, 422, "unknown role: {v}");
         let (status, v) = id
-            .call(Method::PUT, &user_roles, &alice, Some(json!({"roles": ["Support"]})))
+            .call(
+                Method::PUT,
+                &user_roles,
+                &alice,
+                Some(json!({"roles": ["Support"]})),
+            )
             .await;
         assert_eq!(status, 200, "{v}");
         let scope = "openid roles offline_access db.read";
@@ -143,7 +154,12 @@ async fn custom_roles_map_to_scopes_per_tenant() {
 
         // Built-in roles keep their behaviour: not narrowed.
         let (status, _) = id
-            .call(Method::PUT, &user_roles, &alice, Some(json!({"roles": ["Support", "User"]})))
+            .call(
+                Method::PUT,
+                &user_roles,
+                &alice,
+                Some(json!({"roles": ["Support", "User"]})),
+            )
             .await;
         assert_eq!(status, 200);
         let resp = id
@@ -156,9 +172,17 @@ async fn custom_roles_map_to_scopes_per_tenant() {
         // a role of B cannot be given to a member of A.
         for (method, path, body) in [
             (Method::GET, roles_a.clone(), None),
-            (Method::POST, roles_a.clone(), Some(json!({"name": "Evil", "scopes": []}))),
+            (
+                Method::POST,
+                roles_a.clone(),
+                Some(json!({"name": "Evil", "scopes": []})),
+            ),
             (Method::GET, format!("{roles_a}/Support"), None),
-            (Method::PATCH, format!("{roles_a}/Support"), Some(json!({"scopes": ["db.read"]}))),
+            (
+                Method::PATCH,
+                format!("{roles_a}/Support"),
+                Some(json!({"scopes": ["db.read"]})),
+            ),
             (Method::DELETE, format!("{roles_a}/Support"), None),
         ] {
             let (status, v) = id.call(method.clone(), &path, &bob, body).await;
@@ -174,29 +198,54 @@ async fn custom_roles_map_to_scopes_per_tenant() {
             .await;
         assert_eq!(status, 201, "{v}");
         assert_eq!(
-            id.call(Method::GET, &format!("/admin/tenants/{b}/roles/BOnly"), &alice, None)
+            id.call(
+                Method::GET,
+                &format!("/admin/tenants/{b}/roles/BOnly"),
+                &alice,
+                None
+            )
+            .await
+            .0,
+            404
+        );
+        let (status, _) = id
+            .call(
+                Method::PUT,
+                &user_roles,
+                &alice,
+                Some(json!({"roles": ["BOnly"]})),
+            )
+            .await;
+        assert_eq!(status, 422);
+        assert_eq!(
+            id.call(Method::GET, &format!("{roles_a}/BOnly"), &alice, None)
                 .await
                 .0,
             404
         );
-        let (status, _) = id
-            .call(Method::PUT, &user_roles, &alice, Some(json!({"roles": ["BOnly"]})))
-            .await;
-        assert_eq!(status, 422);
-        assert_eq!(id.call(Method::GET, &format!("{roles_a}/BOnly"), &alice, None).await.0, 404);
 
         // A role in use cannot be deleted; unassigned, it can.
         let support = format!("{roles_a}/Support");
         assert_eq!(id.call(Method::DELETE, &support, &alice, None).await.0, 409);
         let (status, _) = id
-            .call(Method::PUT, &user_roles, &alice, Some(json!({"roles": ["User"]})))
+            .call(
+                Method::PUT,
+                &user_roles,
+                &alice,
+                Some(json!({"roles": ["User"]})),
+            )
             .await;
         assert_eq!(status, 200);
         assert_eq!(id.call(Method::DELETE, &support, &alice, None).await.0, 204);
         assert_eq!(id.call(Method::GET, &support, &alice, None).await.0, 404);
         // The platform admin sees every tenant's roles.
         let (status, v) = id
-            .call(Method::GET, &format!("/admin/tenants/{b}/roles"), &id.admin_token().await, None)
+            .call(
+                Method::GET,
+                &format!("/admin/tenants/{b}/roles"),
+                &id.admin_token().await,
+                None,
+            )
             .await;
         assert_eq!(status, 200);
         assert_eq!(v["items"].as_array().unwrap().len(), 4);

@@ -398,7 +398,10 @@ pub fn issue_access_token(
     grant: Grant,
 ) -> Result<TokenResponse, OAuthError> {
     let now = now_ms() / 1000;
-    let lifetime = match (client.access_token_lifetime_secs, grant.tenant_lifetime_secs) {
+    let lifetime = match (
+        client.access_token_lifetime_secs,
+        grant.tenant_lifetime_secs,
+    ) {
         (Some(c), Some(t)) => c.min(t),
         (Some(l), None) | (None, Some(l)) => l,
         (None, None) => i64::try_from(state.config.access_token_lifetime_secs).unwrap_or(3600),

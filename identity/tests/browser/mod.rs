@@ -161,10 +161,17 @@ impl Browser {
 
     /// Opens the authorization request and submits the password; returns the next page.
     pub async fn login(&mut self, id: &Instance, query: &str, email: &str, password: &str) -> Page {
-        let page = self.get(&id.url(&format!("/connect/authorize?{query}"))).await;
+        let page = self
+            .get(&id.url(&format!("/connect/authorize?{query}")))
+            .await;
         assert_eq!(page.status, 200, "expected the login page: {}", page.body);
-        self.submit(id, "/login", &page, &[("email", email), ("password", password)])
-            .await
+        self.submit(
+            id,
+            "/login",
+            &page,
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 }
 

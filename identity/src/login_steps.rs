@@ -642,7 +642,12 @@ pub async fn login_pick_tenant(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if s.step.tenant_resolved {
+    // The picker comes after the second factor: no probing of memberships with a password.
+    let code_pending = match mfa::enrolled(&state, &s.user.id).await {
+        Ok(e) => e && !has_second_factor(&s.step.amr),
+        Err(e) => return unavailable(&e),
+    };
+    if s.step.tenant_resolved || code_pending {
         return AuthorizeError::Page(StatusCode::BAD_REQUEST, EXPIRED).into_response();
     }
     let chosen = s.form.get("tenant").unwrap_or("");

@@ -402,3 +402,73 @@ async fn tenant_policy_forces_enrolment_at_next_sign_in() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn second_factor_comes_before_the_tenant_picker() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let a = id.create_tenant("mfa-pick-a").await;
+        let b = id.create_tenant("mfa-pick-b").await;
+        id.create_member(&a, "cora@pick.example", &["User"]).await;
+        id.create_member(&b, "cora@pick.example", &["User"]).await;
+        let app = id.tenant_app().await;
+
+        // Signed in to A (picker), Cora enrols.
+        let mut browser = Browser::new();
+        let (q, _) = auth_query(&app, "openid", None);
+        let picker = browser
+            .login(&id, &q, "cora@pick.example", USER_PASSWORD)
+            .await;
+        assert!(picker.body.contains("Choose a tenant"), "{}", picker.body);
+        let done = browser
+            .submit(&id, "/login/tenant", &picker, &[("tenant", &a)])
+            .await;
+        assert_eq!(done.status, 303);
+        let enrol = browser.get(&id.url("/account/mfa")).await;
+        let secret = enrol.totp_secret().unwrap();
+        let csrf = enrol.field("csrf").unwrap();
+        let confirmed = browser
+            .post(
+                &id.url("/account/mfa"),
+                &[("csrf", &csrf), ("code", &code_at(&secret, 0))],
+            )
+            .await;
+        assert_eq!(confirmed.status, 200);
+
+        // Now the code comes first; the picker cannot be used before it.
+        let mut browser = Browser::new();
+        let (q, verifier) = auth_query(&app, "openid", None);
+        let step = browser
+            .login(&id, &q, "cora@pick.example", USER_PASSWORD)
+            .await;
+        assert!(step.body.contains("Verification code"), "{}", step.body);
+        assert!(!step.body.contains("Shop mfa-pick-b"));
+        let early = browser
+            .submit(&id, "/login/tenant", &step, &[("tenant", &b)])
+            .await;
+        assert_eq!(
+            early.status, 400,
+            "no tenant choice before the second factor"
+        );
+        let step = browser
+            .login(&id, &q, "cora@pick.example", USER_PASSWORD)
+            .await;
+        let picker = browser
+            .submit(&id, "/login/mfa", &step, &[("code", &code_at(&secret, 1))])
+            .await;
+        assert_eq!(picker.status, 200, "{}", picker.body);
+        assert!(picker.body.contains("Choose a tenant"));
+        let done = browser
+            .submit(&id, "/login/tenant", &picker, &[("tenant", &b)])
+            .await;
+        let tokens = redeem(&id, &app, &done, &verifier).await;
+        assert_eq!(
+            jwt_claims(tokens["id_token"].as_str().unwrap())["tid"],
+            b.as_str()
+        );
+        assert!(amr(&tokens).contains(&"otp".to_owned()));
+
+        id.stop().await;
+        db.cleanup().await;
+    }
+}

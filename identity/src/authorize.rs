@@ -74,7 +74,7 @@ impl IntoResponse for AuthorizeError {
     }
 }
 
-pub(crate) fn redirect(url: &str) -> Response {
+fn redirect(url: &str) -> Response {
     match HeaderValue::from_str(url) {
         Ok(v) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
@@ -110,7 +110,7 @@ fn client_redirect(
     url.to_string()
 }
 
-pub(crate) fn error_redirect(
+fn error_redirect(
     state: &AppState,
     redirect_uri: &str,
     req_state: Option<&str>,

@@ -1,5 +1,5 @@
--- TOTP MFA (RFC 6238) and the steps of a sign-in between the password and the session
--- (issue #4).
+-- TOTP MFA (RFC 6238), the steps of a sign-in between the password and the session, and
+-- custom per-tenant roles (issue #4).
 
 -- One TOTP secret per user, sealed (AES-256-GCM) under the master key with the user id as AAD.
 -- `confirmed_at` is NULL while an enrolment waits for its first valid code; `last_step` is the

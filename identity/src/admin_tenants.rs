@@ -66,11 +66,16 @@ pub fn router() -> Router<AppState> {
             "/admin/tenants/{tid}/users/{uid}/password",
             post(reset_password),
         )
+        .route(
+            "/admin/tenants/{tid}/users/{uid}/mfa/reset",
+            post(reset_mfa),
+        )
         .route("/admin/tenants/{tid}/users/{uid}/roles", put(set_roles))
         .route(
             "/admin/tenants/{tid}/users/{uid}/roles/{role}",
             put(assign_role).delete(revoke_role),
         )
+        .merge(crate::roles::router())
 }
 
 /// Who is calling the admin API.
@@ -148,7 +153,7 @@ pub fn actor_of(claims: &AccessClaims) -> String {
     }
 }
 
-async fn audit(
+pub(crate) async fn audit(
     state: &AppState,
     caller: &Caller,
     meta: &Meta,
@@ -181,7 +186,7 @@ fn platform_only(caller: &Caller) -> Result<(), Problem> {
     }
 }
 
-fn invalid(problems: Vec<String>) -> Problem {
+pub(crate) fn invalid(problems: Vec<String>) -> Problem {
     Problem::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation",
@@ -191,13 +196,17 @@ fn invalid(problems: Vec<String>) -> Problem {
     .with_extension("errors", problems)
 }
 
-fn conflict(detail: &str) -> Problem {
+pub(crate) fn conflict(detail: &str) -> Problem {
     Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").with_detail(detail.to_owned())
 }
 
 /// The tenant `tid` if the caller may manage it; else 404, the same as for a tenant that
 /// does not exist.
-async fn tenant_for(state: &AppState, caller: &Caller, tid: &str) -> Result<TenantRow, Problem> {
+pub(crate) async fn tenant_for(
+    state: &AppState,
+    caller: &Caller,
+    tid: &str,
+) -> Result<TenantRow, Problem> {
     if let Caller::TenantAdmin { tid: own, .. } = caller
         && own != tid
     {
@@ -508,12 +517,23 @@ async fn may_change_identity(
     Ok(())
 }
 
-fn check_roles(caller: &Caller, roles: &[String]) -> Result<(), Problem> {
-    if let Some(bad) = roles.iter().find(|r| !tenants::valid_role(r)) {
-        return Err(invalid(vec![format!(
-            "roles: unknown role {:?} (Owner, Admin, User)",
-            bad.chars().take(64).collect::<String>()
-        )]));
+/// The roles must exist in the tenant (built-in or custom); only owners manage `Owner`.
+async fn check_roles(
+    state: &AppState,
+    caller: &Caller,
+    tenant_id: &str,
+    roles: &[String],
+) -> Result<(), Problem> {
+    for r in roles {
+        if !crate::roles::exists(state, tenant_id, r)
+            .await
+            .map_err(|e| store_failed(&e))?
+        {
+            return Err(invalid(vec![format!(
+                "roles: unknown role {:?} (Owner, Admin, User or a custom role of the tenant)",
+                r.chars().take(64).collect::<String>()
+            )]));
+        }
     }
     if roles.iter().any(|r| r == ROLE_OWNER) && !caller.may_manage_owners() {
         return Err(Problem::forbidden("only owners may manage the Owner role"));
@@ -574,7 +594,7 @@ async fn create_user(
         return Err(invalid(problems));
     }
     let roles = new.roles.unwrap_or_else(|| vec![ROLE_USER.to_owned()]);
-    check_roles(&caller, &roles)?;
+    check_roles(&state, &caller, &tenant.id, &roles).await?;
     let now = now_ms();
     let existing = state
         .store
@@ -864,6 +884,35 @@ async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Removes the user's TOTP secret and recovery codes: the user signs in with the password
+/// alone (or enrols again when a tenant requires MFA). Like a password reset, a tenant admin
+/// may do it only for a user of their tenant alone.
+async fn reset_mfa(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, uid)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let (tenant, u, _) = member(&state, &caller, &tid, &uid).await?;
+    may_change_identity(&state, &caller, &u).await?;
+    let had = state
+        .store
+        .reset_mfa(&u.id)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    tracing::info!(tenant = %tenant.id, user = %u.id, had, by = %caller.subject(), "MFA reset");
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        events::MFA_RESET,
+        json!({"user": u.id, "had_mfa": had}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RolesBody {
@@ -878,7 +927,7 @@ async fn save_roles(
     mut m: MembershipRow,
     roles: Vec<String>,
 ) -> Result<Json<MemberView>, Problem> {
-    check_roles(caller, &roles)?;
+    check_roles(state, caller, &m.tenant_id, &roles).await?;
     let touches_owner =
         m.roles.iter().any(|r| r == ROLE_OWNER) != roles.iter().any(|r| r == ROLE_OWNER);
     if touches_owner && !caller.may_manage_owners() {

@@ -27,8 +27,8 @@ use crate::oauth::token::{MAX_BODY_BYTES, Params};
 use crate::scopes;
 use crate::store::clients::ClientRow;
 use crate::store::grants::CodeRow;
+use crate::store::now_ms;
 use crate::store::users::{SessionRow, UserRow};
-use crate::store::{new_id, now_ms};
 
 pub const SESSION_COOKIE: &str = "tansu_session";
 pub const CSRF_COOKIE: &str = "tansu_csrf";
@@ -304,7 +304,7 @@ pub fn is_pkce_value(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -341,7 +341,10 @@ pub(crate) fn set_cookie(
 }
 
 /// The signed-in user of this browser, if the session cookie names a live session.
-async fn current_session(state: &AppState, headers: &HeaderMap) -> Option<(SessionRow, UserRow)> {
+pub(crate) async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<(SessionRow, UserRow)> {
     let token = cookie_value(headers, SESSION_COOKIE)?;
     let session = state
         .store
@@ -685,7 +688,8 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         _ => {
             metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
             tracing::info!(ip = %ip, "sign-in failed");
-            let failures = record_failure(&state, &account_key, &ip_key).await;
+            let lockout = lockout_for(&state, &req).await;
+            let failures = record_failure(&state, lockout, &account_key, &ip_key).await;
             sign_in_event(
                 &state,
                 &headers,
@@ -696,7 +700,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
                 &typed,
             )
             .await;
-            if failures >= i64::from(state.config.login_lockout_threshold) {
+            if failures >= lockout.threshold {
                 sign_in_event(
                     &state,
                     &headers,
@@ -726,63 +730,9 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
             );
         }
     };
-    let tenant_id = match login_tenant(&state, &user, req.tenant.as_deref()).await {
-        Ok(t) => t,
-        Err(message) => {
-            metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
-            tracing::info!("sign-in refused: no usable tenant");
-            return login_page(&state, &headers, &req, Some(message), StatusCode::FORBIDDEN);
-        }
-    };
-    // A new session on every sign-in (no fixation of an earlier cookie).
-    let Ok(token) = crypto::random_secret() else {
-        return AuthorizeError::Page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in is unavailable right now.",
-        )
-        .into_response();
-    };
-    let now = now_ms();
-    let lifetime = state.config.session_lifetime_secs;
-    let session = SessionRow {
-        id: new_id(),
-        token_hash: crypto::sha256(token.as_bytes()),
-        user_id: user.id.clone(),
-        auth_time: now,
-        amr: "pwd".into(),
-        created_at: now,
-        expires_at: now + i64::try_from(lifetime).unwrap_or(3600) * 1000,
-        revoked_at: None,
-        tenant_id,
-    };
-    if let Err(e) = state.store.insert_session(&session).await {
-        tracing::error!(error = %e, "storing a session failed");
-        return AuthorizeError::Page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in is unavailable right now.",
-        )
-        .into_response();
-    }
-    if let Err(e) = state.store.clear_login_failures(&account_key).await {
-        tracing::warn!(error = %e, "clearing sign-in failures failed");
-    }
-    metrics::counter!("identity_sign_ins_total", "outcome" => "success").increment(1);
-    sign_in_event(
-        &state,
-        &headers,
-        session.tenant_id.as_deref(),
-        crate::events::SIGN_IN,
-        format!("user:{}", user.id),
-        "success",
-        &typed,
-    )
-    .await;
-    tracing::info!(user_id = %user.id, "signed in");
-    let mut response = continue_authorization(&state, &headers, &req, &session, &user).await;
-    if let Some(c) = set_cookie(&state, SESSION_COOKIE, &token, "Lax", lifetime) {
-        response.headers_mut().append(header::SET_COOKIE, c);
-    }
-    response
+    // The second factor, the tenant choice and a forced enrolment come next, if needed.
+    let step = crate::login_steps::first_step(&headers, &user, account_key);
+    crate::login_steps::advance(&state, &headers, &req, &user, step, None).await
 }
 
 /// The client's IP: the rightmost `X-Forwarded-For` entry (the address the gateway in front
@@ -799,7 +749,7 @@ pub fn client_ip(headers: &HeaderMap) -> String {
 }
 
 /// Records a sign-in event (the typed email in the details; never the password).
-async fn sign_in_event(
+pub(crate) async fn sign_in_event(
     state: &AppState,
     headers: &HeaderMap,
     tenant_id: Option<&str>,
@@ -822,18 +772,53 @@ async fn sign_in_event(
     .await;
 }
 
+/// The lock rules of a sign-in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lockout {
+    /// Failures of an (account, IP) pair before it is locked.
+    pub threshold: i64,
+    pub lock_ms: i64,
+}
+
+/// The lock rules for a sign-in: the policy of the tenant the request names (its `tenant`
+/// hint, else the client's tenant), else the service's configuration. They depend on the
+/// request only, never on the account typed, so they reveal nothing about accounts.
+pub(crate) async fn lockout_for(state: &AppState, req: &AuthRequest) -> Lockout {
+    let configured = Lockout {
+        threshold: i64::from(state.config.login_lockout_threshold),
+        lock_ms: i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2),
+    };
+    let tenant = match (&req.tenant, &req.client.tenant_id) {
+        (Some(hint), _) => state.store.tenant_by_ref(hint).await.ok().flatten(),
+        (None, Some(tid)) => state.store.tenant_by_id(tid).await.ok().flatten(),
+        (None, None) => None,
+    };
+    match tenant {
+        Some(t) => {
+            let policy = crate::tenants::TenantPolicy::of(&t);
+            Lockout {
+                threshold: i64::from(policy.lockout_threshold),
+                lock_ms: i64::try_from(policy.lockout_duration_secs)
+                    .unwrap_or(86_400)
+                    .saturating_mul(1000),
+            }
+        }
+        None => configured,
+    }
+}
+
 /// Counts a failed sign-in for the (account, IP) pair and the IP; returns the pair's count.
-async fn record_failure(state: &AppState, account_key: &str, ip_key: &str) -> i64 {
+pub(crate) async fn record_failure(
+    state: &AppState,
+    lockout: Lockout,
+    account_key: &str,
+    ip_key: &str,
+) -> i64 {
     let now = now_ms();
-    let lock = i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2);
+    let ip_lock = i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2);
     let account = state
         .store
-        .record_login_failure(
-            account_key,
-            now,
-            i64::from(state.config.login_lockout_threshold),
-            lock,
-        )
+        .record_login_failure(account_key, now, lockout.threshold, lockout.lock_ms)
         .await;
     let by_ip = state
         .store
@@ -841,7 +826,7 @@ async fn record_failure(state: &AppState, account_key: &str, ip_key: &str) -> i6
             ip_key,
             now,
             i64::from(state.config.login_ip_lockout_threshold),
-            lock,
+            ip_lock,
         )
         .await;
     if let Err(e) = by_ip.as_ref().and(account.as_ref()) {
@@ -853,7 +838,7 @@ async fn record_failure(state: &AppState, account_key: &str, ip_key: &str) -> i6
 /// The tenant a (password-verified) sign-in is for: the `tenant` hint (id or slug), else the
 /// user's only membership; `None` for a user without memberships (a platform identity).
 /// The tenant must be active and have the user as a member.
-async fn login_tenant(
+pub(crate) async fn login_tenant(
     state: &AppState,
     user: &UserRow,
     hint: Option<&str>,
@@ -901,7 +886,7 @@ async fn login_tenant(
     }
 }
 
-fn login_page(
+pub(crate) fn login_page(
     state: &AppState,
     headers: &HeaderMap,
     req: &AuthRequest,

@@ -38,6 +38,10 @@ pub const USER_CHANGE: &str = "user.change";
 pub const ROLE_CHANGE: &str = "role.change";
 pub const SECRET_READ: &str = "secret.read";
 pub const SECRET_WRITE: &str = "secret.write";
+pub const MFA_ENROL: &str = "mfa.enrol";
+pub const MFA_VERIFY: &str = "mfa.verify";
+pub const MFA_RECOVERY: &str = "mfa.recovery_code";
+pub const MFA_RESET: &str = "mfa.reset";
 
 /// Where a request came from: client IP, user agent and trace id.
 #[derive(Debug, Clone, Default)]

@@ -21,10 +21,13 @@ pub mod crypto;
 pub mod discovery;
 pub mod events;
 pub mod keys;
+pub mod login_steps;
+pub mod mfa;
 pub mod oauth;
 pub mod passwords;
 pub mod provisioning;
 pub mod registration;
+pub mod roles;
 pub mod scopes;
 pub mod store;
 pub mod tenants;
@@ -487,6 +490,13 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks", get(discovery::jwks))
         .route("/connect/authorize", get(authorize::authorize))
         .route("/login", post(authorize::login))
+        .route("/login/mfa", post(login_steps::login_mfa))
+        .route("/login/tenant", post(login_steps::login_pick_tenant))
+        .route("/login/enrol", post(login_steps::login_enrol))
+        .route(
+            "/account/mfa",
+            get(login_steps::account_mfa).post(login_steps::account_mfa_confirm),
+        )
         .route("/consent", post(authorize::consent))
         .route(
             "/connect/endsession",

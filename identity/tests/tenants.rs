@@ -68,12 +68,13 @@ async fn tenant_admin_api_and_suspension() {
                 Method::PATCH,
                 &format!("/admin/tenants/{tid}"),
                 &admin,
-                Some(json!({"name": "Acme Ltd", "policy": {"mfa_required": true}})),
+                Some(json!({"name": "Acme Ltd", "policy": {"lockout_threshold": 7}})),
             )
             .await;
         assert_eq!(status, 200, "{upd}");
         assert_eq!(upd["name"], "Acme Ltd");
-        assert_eq!(upd["policy"]["mfa_required"], true);
+        assert_eq!(upd["policy"]["lockout_threshold"], 7);
+        assert_eq!(upd["policy"]["mfa_required"], false);
         let (status, _) = id
             .call(Method::GET, "/admin/tenants/nope", &admin, None)
             .await;
@@ -336,6 +337,12 @@ async fn users_roles_and_isolation_matrix() {
                     format!("/admin/tenants/{t}/users"),
                     Some(json!({"email": "x@y.example", "name": "X", "password": USER_PASSWORD})),
                 ),
+                (Method::GET, format!("/admin/tenants/{t}/roles"), None),
+                (
+                    Method::POST,
+                    format!("/admin/tenants/{t}/roles"),
+                    Some(json!({"name": "Intruder", "scopes": []})),
+                ),
                 (Method::GET, format!("/admin/tenants/{t}/users/{u}"), None),
                 (
                     Method::PATCH,
@@ -373,6 +380,11 @@ async fn users_roles_and_isolation_matrix() {
                     None,
                 ),
                 (
+                    Method::POST,
+                    format!("/admin/tenants/{t}/users/{u}/mfa/reset"),
+                    None,
+                ),
+                (
                     Method::DELETE,
                     format!("/admin/tenants/{t}/users/{u}"),
                     None,
@@ -385,7 +397,7 @@ async fn users_roles_and_isolation_matrix() {
             (missing_tenant.as_str(), bob.as_str()),
         ] {
             // With A's own id, only the user-level endpoints are about someone else.
-            let skip = if t == a { 3 } else { 0 };
+            let skip = if t == a { 5 } else { 0 };
             for (method, path, body) in endpoints(t, u).into_iter().skip(skip) {
                 let (status, v) = id.call(method.clone(), &path, &alice_token, body).await;
                 assert_eq!(status, 404, "{method} {path}: {v}");

@@ -70,6 +70,8 @@ struct Subject<'a> {
     nonce: Option<&'a str>,
     /// The tenant the session signed in for and the user's roles there.
     tenant: TenantContext,
+    /// The session's authentication methods (RFC 8176).
+    amr: Vec<String>,
 }
 
 /// `tid` and `roles` of a user's tokens.
@@ -77,6 +79,10 @@ struct Subject<'a> {
 pub struct TenantContext {
     pub tid: Option<String>,
     pub roles: Vec<String>,
+    /// The tenant's policy (lifetimes), when the session is for a tenant.
+    pub policy: Option<crate::tenants::TenantPolicy>,
+    /// What the member's custom roles allow (`None`: not narrowed, see [`crate::roles`]).
+    pub allowed_scopes: Option<Vec<String>>,
 }
 
 /// The tenant context of a grant: the session's tenant, which must still be active and
@@ -96,6 +102,8 @@ pub async fn tenant_context(
         return Ok(TenantContext {
             tid: user.tenant_id.clone(),
             roles: user.roles.clone(),
+            policy: None,
+            allowed_scopes: None,
         });
     };
     let tenant = state
@@ -103,18 +111,23 @@ pub async fn tenant_context(
         .tenant_by_id(&tid)
         .await
         .map_err(|e| OAuthError::server_error(&e))?;
-    if tenant.is_none_or(|t| t.status != crate::tenants::STATUS_ACTIVE) {
+    let Some(tenant) = tenant.filter(|t| t.status == crate::tenants::STATUS_ACTIVE) else {
         return Err(OAuthError::invalid_grant("the tenant is not active"));
-    }
+    };
     let membership = state
         .store
         .membership(&user.id, &tid)
         .await
         .map_err(|e| OAuthError::server_error(&e))?
         .ok_or_else(|| OAuthError::invalid_grant("the user is not a member of the tenant"))?;
+    let allowed_scopes = crate::roles::allowed_scopes(state, &tid, &membership.roles)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
     Ok(TenantContext {
         tid: Some(tid),
         roles: membership.roles,
+        policy: Some(crate::tenants::TenantPolicy::of(&tenant)),
+        allowed_scopes,
     })
 }
 
@@ -139,7 +152,7 @@ fn id_token(
         nonce: who.nonce,
         at_hash: at_hash(access_token, alg),
         sid: who.session_id,
-        amr: vec!["pwd"],
+        amr: who.amr.iter().map(String::as_str).collect(),
         tid: who.tenant.tid.as_deref(),
         email: has("email").then_some(who.user.email.as_str()),
         email_verified: has("email").then_some(false),
@@ -167,7 +180,14 @@ async fn tokens_for_user(
         Some((id, token)) => (Some(id), Some(token)),
         None if client.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN) => {
             let token = crypto::random_secret().map_err(|e| OAuthError::server_error(&e))?;
-            let lifetime = i64::try_from(state.config.refresh_token_lifetime_secs).unwrap_or(0);
+            let configured = state.config.refresh_token_lifetime_secs;
+            let lifetime = who
+                .tenant
+                .policy
+                .as_ref()
+                .and_then(|p| p.refresh_token_lifetime_secs)
+                .map_or(configured, |t| t.min(configured));
+            let lifetime = i64::try_from(lifetime).unwrap_or(0);
             let family = FamilyRow {
                 id: new_id(),
                 client_id: client.client_id.clone(),
@@ -189,6 +209,11 @@ async fn tokens_for_user(
         }
         None => (None, None),
     };
+    // The family keeps what was requested; each token gets what the roles allow now.
+    let scopes: Vec<String> = match &who.tenant.allowed_scopes {
+        Some(allowed) => scopes.into_iter().filter(|s| allowed.contains(s)).collect(),
+        None => scopes,
+    };
     let mut response = issue_access_token(
         state,
         client,
@@ -198,6 +223,12 @@ async fn tokens_for_user(
             roles: who.tenant.roles.clone(),
             scopes: scopes.clone(),
             family_id,
+            tenant_lifetime_secs: who
+                .tenant
+                .policy
+                .as_ref()
+                .and_then(|p| p.access_token_lifetime_secs)
+                .and_then(|l| i64::try_from(l).ok()),
         },
     )?;
     if scopes.iter().any(|s| s == "openid") {
@@ -304,6 +335,7 @@ pub async fn authorization_code(
         auth_time_ms: row.auth_time,
         nonce: row.nonce.as_deref(),
         tenant,
+        amr: session_amr(state, &row.session_id).await?,
     };
     let response = tokens_for_user(state, client, scopes, &who, None).await?;
     let family_id = match &response.refresh_token {
@@ -325,6 +357,23 @@ pub async fn authorization_code(
         .await
         .map_err(|e| OAuthError::server_error(&e))?;
     Ok(response)
+}
+
+/// The authentication methods of the session a grant came from (`pwd` when unknown).
+async fn session_amr(state: &AppState, session_id: &str) -> Result<Vec<String>, OAuthError> {
+    let amr = state
+        .store
+        .session_amr(session_id)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
+    let v: Vec<String> = amr
+        .as_deref()
+        .unwrap_or("pwd")
+        .split(' ')
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(if v.is_empty() { vec!["pwd".into()] } else { v })
 }
 
 async fn active_user(state: &AppState, user_id: &str) -> Result<UserRow, OAuthError> {
@@ -437,6 +486,7 @@ pub async fn refresh_token(
         auth_time_ms: family.auth_time,
         nonce: None,
         tenant,
+        amr: session_amr(state, &family.session_id).await?,
     };
     tokens_for_user(state, client, scopes, &who, Some((family.id.clone(), next))).await
 }

@@ -253,6 +253,8 @@ pub struct Grant {
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
     pub family_id: Option<String>,
+    /// The tenant policy's access token lifetime (the tighter of it and the client's applies).
+    pub tenant_lifetime_secs: Option<i64>,
 }
 
 impl IntoResponse for TokenResponse {
@@ -396,9 +398,14 @@ pub fn issue_access_token(
     grant: Grant,
 ) -> Result<TokenResponse, OAuthError> {
     let now = now_ms() / 1000;
-    let lifetime = client
-        .access_token_lifetime_secs
-        .unwrap_or_else(|| i64::try_from(state.config.access_token_lifetime_secs).unwrap_or(3600));
+    let lifetime = match (
+        client.access_token_lifetime_secs,
+        grant.tenant_lifetime_secs,
+    ) {
+        (Some(c), Some(t)) => c.min(t),
+        (Some(l), None) | (None, Some(l)) => l,
+        (None, None) => i64::try_from(state.config.access_token_lifetime_secs).unwrap_or(3600),
+    };
     let mut aud: Vec<String> = scopes::audiences(grant.scopes.iter().map(String::as_str))
         .into_iter()
         .map(str::to_owned)

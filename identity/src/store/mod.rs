@@ -14,7 +14,9 @@ pub mod keys;
 pub mod lease;
 pub mod lockout;
 pub mod registration;
+pub mod mfa;
 pub mod revocations;
+pub mod roles;
 pub mod tenants;
 pub mod users;
 pub mod vault;
@@ -128,6 +130,7 @@ impl Store {
                 "sign-in failure counters",
                 self.purge_login_failures(day_ago, now).await,
             ),
+            ("pending sign-ins", self.purge_login_steps(now).await),
             (
                 "refresh token families",
                 self.purge_refresh_state(day_ago).await,

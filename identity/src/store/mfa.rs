@@ -1,0 +1,236 @@
+//! TOTP secrets, recovery codes, and the pending steps of a sign-in.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult, on_pool};
+
+#[derive(Clone)]
+pub struct TotpRow {
+    pub user_id: String,
+    /// `nonce || ciphertext || tag` under the master key, AAD `tansu-totp:<user id>`.
+    pub secret_sealed: Vec<u8>,
+    pub master_key_id: String,
+    pub confirmed_at: Option<i64>,
+    pub last_step: i64,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for TotpRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRow")
+            .field("user_id", &self.user_id)
+            .field("confirmed_at", &self.confirmed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sign-in between the password and the session.
+#[derive(Debug, Clone)]
+pub struct LoginStepRow {
+    pub token_hash: Vec<u8>,
+    pub csrf_hash: Vec<u8>,
+    pub user_id: String,
+    /// The lockout key of what was typed (`a:<email>|<ip>`), so wrong codes count there too.
+    pub account_key: String,
+    /// Whether the tenant is settled (`tenant_id: None` then means the platform identity).
+    pub tenant_resolved: bool,
+    pub tenant_id: Option<String>,
+    /// Space-separated RFC 8176 methods passed so far (`pwd`, then `otp`/`mfa`).
+    pub amr: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// The user's TOTP row (confirmed or pending enrolment).
+    pub async fn totp(&self, user_id: &str) -> StoreResult<Option<TotpRow>> {
+        const SQL: &str = "SELECT user_id, secret_sealed, master_key_id, confirmed_at, last_step, created_at \
+            FROM mfa_totp WHERE user_id = $1";
+        on_pool!(self, pool => {
+            let row = sqlx::query(SQL).bind(user_id).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(TotpRow {
+                    user_id: r.try_get("user_id")?,
+                    secret_sealed: r.try_get("secret_sealed")?,
+                    master_key_id: r.try_get("master_key_id")?,
+                    confirmed_at: r.try_get("confirmed_at")?,
+                    last_step: r.try_get("last_step")?,
+                    created_at: r.try_get("created_at")?,
+                }),
+                None => None,
+            })
+        })
+    }
+
+    /// Stores a new, unconfirmed secret, replacing an earlier unconfirmed one. Returns false
+    /// (and changes nothing) when the user has a confirmed secret.
+    pub async fn put_pending_totp(&self, t: &TotpRow) -> StoreResult<bool> {
+        const SQL: &str = "INSERT INTO mfa_totp (user_id, secret_sealed, master_key_id, confirmed_at, last_step, created_at) \
+            VALUES ($1, $2, $3, NULL, $4, $5) \
+            ON CONFLICT (user_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, \
+            master_key_id = excluded.master_key_id, last_step = excluded.last_step, \
+            created_at = excluded.created_at WHERE mfa_totp.confirmed_at IS NULL";
+        on_pool!(self, pool => {
+            let n = sqlx::query(SQL)
+                .bind(&t.user_id)
+                .bind(&t.secret_sealed)
+                .bind(&t.master_key_id)
+                .bind(t.last_step)
+                .bind(t.created_at)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Confirms a pending enrolment at `step` and stores the recovery codes (replacing any),
+    /// in one transaction. False when there was no pending enrolment.
+    pub async fn confirm_totp(
+        &self,
+        user_id: &str,
+        step: i64,
+        recovery_hashes: &[Vec<u8>],
+        now: i64,
+    ) -> StoreResult<bool> {
+        const CONFIRM: &str = "UPDATE mfa_totp SET confirmed_at = $2, last_step = $3 \
+            WHERE user_id = $1 AND confirmed_at IS NULL";
+        const CLEAR: &str = "DELETE FROM mfa_recovery_codes WHERE user_id = $1";
+        const CODE: &str = "INSERT INTO mfa_recovery_codes (user_id, code_hash) VALUES ($1, $2)";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(CONFIRM).bind(user_id).bind(now).bind(step).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Ok(false);
+            }
+            sqlx::query(CLEAR).bind(user_id).execute(&mut *tx).await?;
+            for h in recovery_hashes {
+                sqlx::query(CODE).bind(user_id).bind(h).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Accepts a code's time step once: true when `step` is later than the last accepted one
+    /// (a compare-and-set, so two concurrent uses of one code cannot both pass).
+    pub async fn accept_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE mfa_totp SET last_step = $2 \
+            WHERE user_id = $1 AND confirmed_at IS NOT NULL AND last_step < $2";
+        on_pool!(self, pool => {
+            Ok(sqlx::query(SQL).bind(user_id).bind(step).execute(pool).await?.rows_affected() == 1)
+        })
+    }
+
+    /// Uses a recovery code: true the first time only.
+    pub async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE mfa_recovery_codes SET used_at = $3 \
+            WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL";
+        on_pool!(self, pool => {
+            Ok(sqlx::query(SQL).bind(user_id).bind(code_hash).bind(now).execute(pool).await?.rows_affected() == 1)
+        })
+    }
+
+    /// How many unused recovery codes the user has.
+    pub async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<i64> {
+        const SQL: &str =
+            "SELECT COUNT(*) AS n FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL";
+        on_pool!(self, pool => {
+            let row = sqlx::query(SQL).bind(user_id).fetch_one(pool).await?;
+            Ok(row.try_get("n")?)
+        })
+    }
+
+    /// Removes the user's TOTP secret and recovery codes. True when there was a secret.
+    pub async fn reset_mfa(&self, user_id: &str) -> StoreResult<bool> {
+        const TOTP: &str = "DELETE FROM mfa_totp WHERE user_id = $1";
+        const CODES: &str = "DELETE FROM mfa_recovery_codes WHERE user_id = $1";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(TOTP).bind(user_id).execute(&mut *tx).await?.rows_affected();
+            sqlx::query(CODES).bind(user_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(n > 0)
+        })
+    }
+
+    pub async fn insert_login_step(&self, s: &LoginStepRow) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO login_steps (token_hash, csrf_hash, user_id, account_key, \
+            tenant_resolved, tenant_id, amr, created_at, expires_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(&s.token_hash)
+                .bind(&s.csrf_hash)
+                .bind(&s.user_id)
+                .bind(&s.account_key)
+                .bind(s.tenant_resolved)
+                .bind(&s.tenant_id)
+                .bind(&s.amr)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// A live pending sign-in by its token's hash.
+    pub async fn login_step(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<LoginStepRow>> {
+        const SQL: &str = "SELECT token_hash, csrf_hash, user_id, account_key, tenant_resolved, \
+            tenant_id, amr, created_at, expires_at FROM login_steps \
+            WHERE token_hash = $1 AND expires_at > $2";
+        on_pool!(self, pool => {
+            let row = sqlx::query(SQL).bind(token_hash).bind(now).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(LoginStepRow {
+                    token_hash: r.try_get("token_hash")?,
+                    csrf_hash: r.try_get("csrf_hash")?,
+                    user_id: r.try_get("user_id")?,
+                    account_key: r.try_get("account_key")?,
+                    tenant_resolved: r.try_get("tenant_resolved")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    amr: r.try_get("amr")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                }),
+                None => None,
+            })
+        })
+    }
+
+    /// Ends a pending sign-in; true for the one caller that removed it.
+    pub async fn take_login_step(&self, token_hash: &[u8]) -> StoreResult<bool> {
+        const SQL: &str = "DELETE FROM login_steps WHERE token_hash = $1";
+        on_pool!(self, pool => {
+            Ok(sqlx::query(SQL).bind(token_hash).execute(pool).await?.rows_affected() == 1)
+        })
+    }
+
+    /// Deletes pending sign-ins that expired before `before`.
+    pub async fn purge_login_steps(&self, before: i64) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM login_steps WHERE expires_at < $1";
+        on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).execute(pool).await?.rows_affected()))
+    }
+
+    /// The methods a session signed in with (space-separated).
+    pub async fn session_amr(&self, session_id: &str) -> StoreResult<Option<String>> {
+        const SQL: &str = "SELECT amr FROM sessions WHERE id = $1";
+        on_pool!(self, pool => {
+            let row = sqlx::query(SQL).bind(session_id).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(r.try_get("amr")?),
+                None => None,
+            })
+        })
+    }
+}

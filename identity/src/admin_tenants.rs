@@ -148,7 +148,7 @@ pub fn actor_of(claims: &AccessClaims) -> String {
     }
 }
 
-async fn audit(
+pub(crate) async fn audit(
     state: &AppState,
     caller: &Caller,
     meta: &Meta,
@@ -197,7 +197,7 @@ fn conflict(detail: &str) -> Problem {
 
 /// The tenant `tid` if the caller may manage it; else 404, the same as for a tenant that
 /// does not exist.
-async fn tenant_for(state: &AppState, caller: &Caller, tid: &str) -> Result<TenantRow, Problem> {
+pub(crate) async fn tenant_for(state: &AppState, caller: &Caller, tid: &str) -> Result<TenantRow, Problem> {
     if let Caller::TenantAdmin { tid: own, .. } = caller
         && own != tid
     {

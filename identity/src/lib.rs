@@ -23,6 +23,7 @@ pub mod events;
 pub mod keys;
 pub mod oauth;
 pub mod passwords;
+pub mod providers;
 pub mod scopes;
 pub mod store;
 pub mod tenants;

@@ -128,7 +128,7 @@ fn value_aad(tid: &str, name: &str, version: i64) -> Vec<u8> {
 }
 
 /// The tenant's data key, created on first use.
-async fn data_key(state: &AppState, tid: &str) -> anyhow::Result<MasterKey> {
+pub(crate) async fn data_key(state: &AppState, tid: &str) -> anyhow::Result<MasterKey> {
     let master = state.keys.master();
     for _ in 0..3 {
         if let Some((wrapped, _master_id)) = state.store.data_key(tid).await? {

@@ -13,6 +13,7 @@ pub mod grants;
 pub mod keys;
 pub mod lease;
 pub mod lockout;
+pub mod providers;
 pub mod revocations;
 pub mod tenants;
 pub mod users;

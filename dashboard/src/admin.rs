@@ -430,7 +430,11 @@ async fn create_tenant(State(state): State<AppState>, headers: HeaderMap, body: 
         "Tenants",
         "Creating the tenant",
         r,
-        |t| format!("Tenant {} ({}) created.", field(t, "name"), field(t, "slug"))
+        |t| format!(
+            "Tenant {} ({}) created.",
+            field(t, "name"),
+            field(t, "slug")
+        )
     ));
     tenants_page(&state, &s, &HashMap::new(), outcome).await
 }
@@ -455,7 +459,9 @@ async fn tenant_status_confirm(
     if s.tenant.is_some() {
         return platform_only(&state, &s, "tenants");
     }
-    let Some((to, label)) = status_action(q(&query, "to")).filter(|(t, _)| ["suspend", "activate"].contains(t)) else {
+    let Some((to, label)) =
+        status_action(q(&query, "to")).filter(|(t, _)| ["suspend", "activate"].contains(t))
+    else {
         return not_found(&state, &s, "tenants");
     };
     let t = tri!(get_tenant(&state, &s, &tid, "tenants").await);
@@ -466,7 +472,11 @@ async fn tenant_status_confirm(
             field(&t, "slug")
         )
     } else {
-        format!("Activate tenant {} ({})?", field(&t, "name"), field(&t, "slug"))
+        format!(
+            "Activate tenant {} ({})?",
+            field(&t, "name"),
+            field(&t, "slug")
+        )
     };
     let content = v::confirm(
         state.url(&format!("tenants/{}/status", urlencode(&tid))),
@@ -490,7 +500,8 @@ async fn tenant_status(
         return platform_only(&state, &s, "tenants");
     }
     let to = fields.get("to").map_or("", String::as_str);
-    let Some((to, _)) = status_action(to).filter(|(t, _)| ["suspend", "activate"].contains(t)) else {
+    let Some((to, _)) = status_action(to).filter(|(t, _)| ["suspend", "activate"].contains(t))
+    else {
         return not_found(&state, &s, "tenants");
     };
     if !confirmed(&fields) {
@@ -536,7 +547,14 @@ async fn users_page(
     let header = scope.header();
     if tid.is_empty() {
         let content = (outcome.message, header, v::choose_tenant()).into_any();
-        return page_with(state, s, "users", "Users and roles", content, outcome.status);
+        return page_with(
+            state,
+            s,
+            "users",
+            "Users and roles",
+            content,
+            outcome.status,
+        );
     }
     let search = q(query, "search");
     let after = q(query, "after");
@@ -560,13 +578,8 @@ async fn users_page(
         tq(&tid),
         urlencode(search)
     );
-    let next = next_after(&list).map(|n| {
-        format!(
-            "{first}&after={}&sort={}",
-            urlencode(&n),
-            urlencode(sort)
-        )
-    });
+    let next = next_after(&list)
+        .map(|n| format!("{first}&after={}&sort={}", urlencode(&n), urlencode(sort)));
     let sort_base = format!("{first}&after={}", urlencode(after));
     let content = (
         outcome.message,
@@ -582,7 +595,14 @@ async fn users_page(
         ),
     )
         .into_any();
-    page_with(state, s, "users", "Users and roles", content, outcome.status)
+    page_with(
+        state,
+        s,
+        "users",
+        "Users and roles",
+        content,
+        outcome.status,
+    )
 }
 
 fn tenant_query(tid: &str) -> HashMap<String, String> {
@@ -633,12 +653,7 @@ fn v_roles(u: &Value) -> String {
         .unwrap_or_default()
 }
 
-async fn get_user(
-    state: &AppState,
-    s: &Session,
-    tid: &str,
-    uid: &str,
-) -> Result<Value, Response> {
+async fn get_user(state: &AppState, s: &Session, tid: &str, uid: &str) -> Result<Value, Response> {
     api::call(
         state,
         &s.access_token,
@@ -659,7 +674,9 @@ async fn user_status_confirm(
     let s = signed_in!(state, headers, "/users");
     let scope = tri!(tenant_scope(&state, &s, q(&query, "tenant"), "users", "users").await);
     let tid = scope.id();
-    let Some((to, label)) = status_action(q(&query, "to")).filter(|(t, _)| ["disable", "enable"].contains(t)) else {
+    let Some((to, label)) =
+        status_action(q(&query, "to")).filter(|(t, _)| ["disable", "enable"].contains(t))
+    else {
         return not_found(&state, &s, "users");
     };
     let u = tri!(get_user(&state, &s, &tid, &uid).await);
@@ -924,7 +941,11 @@ fn provider_body(fields: &HashMap<String, String>, update: bool) -> Value {
     body
 }
 
-async fn create_provider(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create_provider(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (s, fields) = posted!(state, headers, body);
     let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
     let r = api::call(
@@ -957,7 +978,11 @@ async fn get_provider(
         state,
         &s.access_token,
         Method::GET,
-        &format!("admin/tenants/{}/providers/{}", urlencode(tid), urlencode(id)),
+        &format!(
+            "admin/tenants/{}/providers/{}",
+            urlencode(tid),
+            urlencode(id)
+        ),
         None,
     )
     .await
@@ -971,8 +996,16 @@ async fn edit_provider(
     Query(query): Q,
 ) -> Response {
     let s = signed_in!(state, headers, "/admin/providers");
-    let mut scope =
-        tri!(tenant_scope(&state, &s, q(&query, "tenant"), "admin/providers", "admin/providers").await);
+    let mut scope = tri!(
+        tenant_scope(
+            &state,
+            &s,
+            q(&query, "tenant"),
+            "admin/providers",
+            "admin/providers"
+        )
+        .await
+    );
     let tid = scope.id();
     let p = tri!(get_provider(&state, &s, &tid, &id).await);
     let content = (
@@ -995,7 +1028,11 @@ async fn update_provider(
         &state,
         &s.access_token,
         Method::PATCH,
-        &format!("admin/tenants/{}/providers/{}", urlencode(&tid), urlencode(&id)),
+        &format!(
+            "admin/tenants/{}/providers/{}",
+            urlencode(&tid),
+            urlencode(&id)
+        ),
         Some(&provider_body(&fields, true)),
     )
     .await;
@@ -1051,10 +1088,20 @@ async fn provider_status_confirm(
     Query(query): Q,
 ) -> Response {
     let s = signed_in!(state, headers, "/admin/providers");
-    let scope =
-        tri!(tenant_scope(&state, &s, q(&query, "tenant"), "admin/providers", "admin/providers").await);
+    let scope = tri!(
+        tenant_scope(
+            &state,
+            &s,
+            q(&query, "tenant"),
+            "admin/providers",
+            "admin/providers"
+        )
+        .await
+    );
     let tid = scope.id();
-    let Some((to, label)) = status_action(q(&query, "to")).filter(|(t, _)| ["disable", "enable"].contains(t)) else {
+    let Some((to, label)) =
+        status_action(q(&query, "to")).filter(|(t, _)| ["disable", "enable"].contains(t))
+    else {
         return not_found(&state, &s, "admin/providers");
     };
     let p = tri!(get_provider(&state, &s, &tid, &id).await);
@@ -1074,7 +1121,13 @@ async fn provider_status_confirm(
         label,
         format!("{}{}", state.url("admin/providers"), tq(&tid)),
     );
-    render(&state, &s, "admin/providers", &format!("{label} provider"), content)
+    render(
+        &state,
+        &s,
+        "admin/providers",
+        &format!("{label} provider"),
+        content,
+    )
 }
 
 async fn provider_status(
@@ -1136,8 +1189,16 @@ async fn provider_delete_confirm(
     Query(query): Q,
 ) -> Response {
     let s = signed_in!(state, headers, "/admin/providers");
-    let scope =
-        tri!(tenant_scope(&state, &s, q(&query, "tenant"), "admin/providers", "admin/providers").await);
+    let scope = tri!(
+        tenant_scope(
+            &state,
+            &s,
+            q(&query, "tenant"),
+            "admin/providers",
+            "admin/providers"
+        )
+        .await
+    );
     let tid = scope.id();
     let p = tri!(get_provider(&state, &s, &tid, &id).await);
     let content = v::confirm(
@@ -1173,7 +1234,11 @@ async fn delete_provider(
         &state,
         &s.access_token,
         Method::DELETE,
-        &format!("admin/tenants/{}/providers/{}", urlencode(&tid), urlencode(&id)),
+        &format!(
+            "admin/tenants/{}/providers/{}",
+            urlencode(&tid),
+            urlencode(&id)
+        ),
         None,
     )
     .await;
@@ -1194,14 +1259,12 @@ async fn delete_provider(
 /// `YYYY-MM-DDTHH:MM[:SS]` (a `datetime-local` value, taken as UTC) → RFC 3339.
 fn utc(local: &str) -> Option<String> {
     let ok = |s: &str| {
-        s.bytes()
-            .enumerate()
-            .all(|(i, b)| match i {
-                4 | 7 => b == b'-',
-                10 => b == b'T',
-                13 | 16 => b == b':',
-                _ => b.is_ascii_digit(),
-            })
+        s.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        })
     };
     match local.len() {
         16 if ok(local) => Some(format!("{local}:00Z")),
@@ -1234,7 +1297,11 @@ fn event_query(
     if !tenant.is_empty() {
         params.push(("tenant", tenant));
     }
-    for (k, v) in [("type", &f.kind), ("actor", &f.actor), ("outcome", &f.outcome)] {
+    for (k, v) in [
+        ("type", &f.kind),
+        ("actor", &f.actor),
+        ("outcome", &f.outcome),
+    ] {
         if !v.is_empty() {
             params.push((k, v.clone()));
         }
@@ -1289,10 +1356,16 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
     };
     let tenants_call = async {
         if s.tenant.is_none() {
-            api::call(&state, &s.access_token, Method::GET, "admin/tenants?limit=500", None)
-                .await
-                .map(|v| items(&v))
-                .unwrap_or_default()
+            api::call(
+                &state,
+                &s.access_token,
+                Method::GET,
+                "admin/tenants?limit=500",
+                None,
+            )
+            .await
+            .map(|v| items(&v))
+            .unwrap_or_default()
         } else {
             Vec::new()
         }
@@ -1377,11 +1450,18 @@ fn download(body: String, content_type: &'static str, disposition: &'static str)
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(CONTENT_DISPOSITION, HeaderValue::from_static(disposition));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
-async fn export_ndjson(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
+async fn export_ndjson(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Q,
+) -> Response {
     let s = signed_in!(state, headers, "/admin/security-events");
     let body = tri!(export_lines(&state, &s, &query).await);
     download(
@@ -1407,8 +1487,19 @@ fn csv_field(v: &str) -> String {
 
 pub(crate) fn ndjson_to_csv(ndjson: &str) -> String {
     const COLUMNS: &[&str] = &[
-        "id", "time", "tenant_id", "seq", "type", "actor", "ip", "user_agent", "outcome",
-        "details", "trace_id", "prev_hash", "hash",
+        "id",
+        "time",
+        "tenant_id",
+        "seq",
+        "type",
+        "actor",
+        "ip",
+        "user_agent",
+        "outcome",
+        "details",
+        "trace_id",
+        "prev_hash",
+        "hash",
     ];
     let mut out = COLUMNS.join(",");
     out.push_str("\r\n");
@@ -1430,7 +1521,11 @@ pub(crate) fn ndjson_to_csv(ndjson: &str) -> String {
     out
 }
 
-async fn export_csv(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
+async fn export_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Q,
+) -> Response {
     let s = signed_in!(state, headers, "/admin/security-events");
     let body = tri!(export_lines(&state, &s, &query).await);
     download(
@@ -1454,7 +1549,15 @@ async fn settings_page(state: &AppState, s: &Session, tenant: &str, outcome: Out
     let header = scope.header();
     // The key rotation policy is the service's (platform admins read it).
     let keys = if s.tenant.is_none() {
-        match api::call(state, &s.access_token, Method::GET, "admin/keys/policies", None).await {
+        match api::call(
+            state,
+            &s.access_token,
+            Method::GET,
+            "admin/keys/policies",
+            None,
+        )
+        .await
+        {
             Ok(p) => v::key_policy(state.base(), &p),
             Err(e) => views::notice("error", format!("The key policy is unavailable: {e}")),
         }
@@ -1520,12 +1623,17 @@ async fn save_settings(State(state): State<AppState>, headers: HeaderMap, body: 
             &s,
             "settings",
             "Identity settings",
-            views::notice("error", "Only platform administrators change a tenant's policy.".into()),
+            views::notice(
+                "error",
+                "Only platform administrators change a tenant's policy.".into(),
+            ),
             StatusCode::FORBIDDEN,
         );
     }
     let outcome = match policy_of(&fields) {
-        Err(problems) => Outcome::refused(format!("The policy was not saved: {}", problems.join("; "))),
+        Err(problems) => {
+            Outcome::refused(format!("The policy was not saved: {}", problems.join("; ")))
+        }
         Ok(policy) => {
             let r = api::call(
                 &state,
@@ -1599,7 +1707,11 @@ async fn put_secret(State(state): State<AppState>, headers: HeaderMap, body: Byt
             &state,
             &s.access_token,
             Method::PUT,
-            &format!("admin/tenants/{}/secrets/{}", urlencode(&tid), urlencode(&name)),
+            &format!(
+                "admin/tenants/{}/secrets/{}",
+                urlencode(&tid),
+                urlencode(&name)
+            ),
             Some(&json!({ "value": value })),
         )
         .await;
@@ -1610,7 +1722,11 @@ async fn put_secret(State(state): State<AppState>, headers: HeaderMap, body: Byt
             "Secrets",
             "Storing the secret",
             r,
-            |v| format!("Secret {} stored as version {}.", field(v, "name"), field(v, "version"))
+            |v| format!(
+                "Secret {} stored as version {}.",
+                field(v, "name"),
+                field(v, "version")
+            )
         ))
     };
     secrets_page(&state, &s, &tid, outcome).await
@@ -1658,7 +1774,11 @@ async fn revoke_secret(
         &state,
         &s.access_token,
         Method::POST,
-        &format!("admin/tenants/{}/secrets/{}/revoke", urlencode(&tid), urlencode(&name)),
+        &format!(
+            "admin/tenants/{}/secrets/{}/revoke",
+            urlencode(&tid),
+            urlencode(&name)
+        ),
         None,
     )
     .await;
@@ -1676,13 +1796,124 @@ async fn revoke_secret(
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use tansu_shared::testing::TestServer;
+
     use super::*;
+    use crate::Config;
+
+    /// A tenant admin's session of tenant `t1`, against an unreachable identity: everything
+    /// about another tenant is refused before identity is even asked.
+    #[tokio::test]
+    async fn tenant_admins_never_reach_other_tenants() {
+        let state = AppState::new(Config {
+            issuer: "http://127.0.0.1:1/identity/".into(),
+            health_url: "http://127.0.0.1:1/health".into(),
+            public_url: "https://gw.test/dashboard/".into(),
+            ..Config::default()
+        })
+        .unwrap();
+        let id = state.sessions.insert(Session {
+            subject: "u1".into(),
+            email: "owner@t1.test".into(),
+            name: "Owner".into(),
+            roles: vec!["Owner".into()],
+            tenant: Some("t1".into()),
+            access_token: "at".into(),
+            id_token: "idt".into(),
+            csrf: "csrf-token".into(),
+            expires: Instant::now() + Duration::from_secs(600),
+        });
+        let server = TestServer::start(crate::router(state)).await;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let cookie = format!("{}={id}", crate::session::SESSION_COOKIE);
+        for path in [
+            "/users?tenant=t2",
+            "/admin/providers?tenant=t2",
+            "/admin/providers/p?tenant=t2",
+            "/admin/security-events?tenant=t2",
+            "/admin/security-events?tenant=platform",
+            "/admin/security-events/export.csv?tenant=t2",
+            "/settings?tenant=t2",
+            "/secrets?tenant=t2",
+            "/secrets/x/revoke?tenant=t2",
+        ] {
+            let r = http
+                .get(server.url(path))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 404, "{path}");
+        }
+        for path in [
+            "/tenants",
+            "/keys",
+            "/clients",
+            "/tenants/t2/status?to=suspend",
+        ] {
+            let r = http
+                .get(server.url(path))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{path}");
+        }
+        for action in [
+            "/users",
+            "/users/u/status",
+            "/users/u/password",
+            "/users/u/roles",
+            "/admin/providers",
+            "/admin/providers/p",
+            "/admin/providers/p/test",
+            "/admin/providers/p/status",
+            "/admin/providers/p/delete",
+            "/settings",
+            "/secrets",
+            "/secrets/x/revoke",
+        ] {
+            let r = http
+                .post(server.url(action))
+                .header("cookie", &cookie)
+                .form(&[
+                    ("csrf", "csrf-token"),
+                    ("tenant", "t2"),
+                    ("confirm", "yes"),
+                    ("to", "disable"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 404, "POST {action}");
+        }
+        let r = http
+            .post(server.url("/tenants"))
+            .header("cookie", &cookie)
+            .form(&[("csrf", "csrf-token"), ("slug", "x"), ("name", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        server.stop().await;
+    }
 
     #[test]
     fn datetime_local_values_become_rfc3339() {
         assert_eq!(utc("2026-11-26T10:05").unwrap(), "2026-11-26T10:05:00Z");
         assert_eq!(utc("2026-11-26T10:05:09").unwrap(), "2026-11-26T10:05:09Z");
-        for bad in ["", "yesterday", "2026-11-26 10:05", "2026-11-26T10:05Z", "2026-11-26T10:05:00&x=1"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-26 10:05",
+            "2026-11-26T10:05Z",
+            "2026-11-26T10:05:00&x=1",
+        ] {
             assert!(utc(bad).is_none(), "{bad}");
         }
     }

@@ -84,13 +84,19 @@ pub fn choose_tenant() -> AnyView {
 
 /// "Next page" (and "first page") links of a cursor-paged list.
 pub fn pager(first: String, next: Option<String>) -> AnyView {
-    let next = next.map(|href| view! { <a class="button secondary" id="next-page" href=href>"Next page →"</a> });
+    let next = next.map(
+        |href| view! { <a class="button secondary" id="next-page" href=href>"Next page →"</a> },
+    );
     view! { <p class="pager"><a class="button secondary" href=first>"First page"</a> " " {next}</p> }
         .into_any()
 }
 
 /// Sort links: the current page sorted on the server by the chosen column.
-pub fn sort_links(base_href: &str, sorts: &[(&'static str, &'static str)], current: &str) -> AnyView {
+pub fn sort_links(
+    base_href: &str,
+    sorts: &[(&'static str, &'static str)],
+    current: &str,
+) -> AnyView {
     let links = sorts
         .iter()
         .map(|(key, label)| {
@@ -334,12 +340,20 @@ pub fn provider_form(base: &str, csrf: &str, tenant: &str, p: Option<&Value>) ->
     let scopes = if p.is_some() {
         v.get("scopes")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default()
     } else {
         "openid profile email".to_owned()
     };
-    let has_secret = v.get("has_secret").and_then(Value::as_bool).unwrap_or(false);
+    let has_secret = v
+        .get("has_secret")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let secret_hint = if has_secret {
         "Client secret (set; leave empty to keep it)"
     } else {
@@ -350,7 +364,11 @@ pub fn provider_form(base: &str, csrf: &str, tenant: &str, p: Option<&Value>) ->
             <label><input type="checkbox" name="remove_secret" value="yes"/>" Remove the stored secret"</label>
         }
     });
-    let button = if p.is_some() { "Save provider" } else { "Add provider" };
+    let button = if p.is_some() {
+        "Save provider"
+    } else {
+        "Add provider"
+    };
     view! {
         <form class="card" method="post" action=action>
             {hidden("csrf", csrf)}
@@ -448,7 +466,11 @@ pub fn events(
                 .unwrap_or_default();
             let tenant = {
                 let t = s(e, "tenant_id");
-                if t.is_empty() { "platform".to_owned() } else { t }
+                if t.is_empty() {
+                    "platform".to_owned()
+                } else {
+                    t
+                }
             };
             view! {
                 <tr class="event">
@@ -583,7 +605,10 @@ fn num(policy: &Value, key: &str) -> String {
 pub fn settings(base: &str, csrf: &str, tenant: &Value, editable: bool, keys: AnyView) -> AnyView {
     let p = tenant.get("policy").cloned().unwrap_or(Value::Null);
     let tid = s(tenant, "id");
-    let mfa = p.get("mfa_required").and_then(Value::as_bool).unwrap_or(false);
+    let mfa = p
+        .get("mfa_required")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let field = |id: &'static str, label: &'static str, hint: &'static str| {
         view! {
             <label for=id>{label}</label>
@@ -594,7 +619,8 @@ pub fn settings(base: &str, csrf: &str, tenant: &Value, editable: bool, keys: An
     let note = (!editable).then(|| {
         view! { <div class="notice">"Only platform administrators change a tenant's policy; it is shown here read-only."</div> }
     });
-    let submit = editable.then(|| view! { <p><button type="submit" id="save-policy">"Save policy"</button></p> });
+    let submit = editable
+        .then(|| view! { <p><button type="submit" id="save-policy">"Save policy"</button></p> });
     view! {
         {note}
         <form class="card" method="post" action=format!("{base}settings")>
@@ -623,7 +649,9 @@ pub fn key_policy(base: &str, policy: &Value) -> AnyView {
         policy
             .get(key)
             .and_then(Value::as_u64)
-            .map_or_else(String::new, |secs| format!("{:.1} days", secs as f64 / 86_400.0))
+            .map_or_else(String::new, |secs| {
+                format!("{:.1} days", secs as f64 / 86_400.0)
+            })
     };
     view! {
         <div class="card" id="key-policy">

@@ -131,7 +131,11 @@ fn safe_return(path: &str) -> String {
 }
 
 /// The signed-in admin, or the response to send instead (sign-in redirect, no access).
-pub(crate) fn require(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Session, Box<Response>> {
+pub(crate) fn require(
+    state: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<Session, Box<Response>> {
     let session = read_cookie(headers, SESSION_COOKIE).and_then(|id| state.sessions.get(&id));
     match session {
         None => {
@@ -151,7 +155,11 @@ pub(crate) fn require(state: &AppState, headers: &HeaderMap, here: &str) -> Resu
 pub(crate) type Posted = (Option<String>, Session, HashMap<String, String>);
 
 /// Parses a form body and checks its CSRF token against the session's. `Err` is the 403.
-pub(crate) fn form(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Posted, Box<Response>> {
+pub(crate) fn form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Posted, Box<Response>> {
     let fields: HashMap<String, String> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let id = read_cookie(headers, SESSION_COOKIE);
     let session = id.as_deref().and_then(|id| state.sessions.get(id));
@@ -179,7 +187,13 @@ fn frame<'a>(state: &'a AppState, s: &'a Session, active: &'a str) -> Frame<'a> 
     }
 }
 
-pub(crate) fn render(state: &AppState, s: &Session, active: &str, title: &str, content: AnyView) -> Response {
+pub(crate) fn render(
+    state: &AppState,
+    s: &Session,
+    active: &str,
+    title: &str,
+    content: AnyView,
+) -> Response {
     html(
         StatusCode::OK,
         views::page(&frame(state, s, active), title, content),
@@ -187,7 +201,13 @@ pub(crate) fn render(state: &AppState, s: &Session, active: &str, title: &str, c
 }
 
 /// An admin API failure: an expired token signs the user in again; anything else is shown.
-pub(crate) fn api_failed(state: &AppState, s: &Session, active: &str, title: &str, e: ApiError) -> Response {
+pub(crate) fn api_failed(
+    state: &AppState,
+    s: &Session,
+    active: &str,
+    title: &str,
+    e: ApiError,
+) -> Response {
     match e {
         ApiError::Unauthorized => redirect(&state.url("login")),
         other => {
@@ -383,7 +403,8 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
         admin_call("admin/keys/policies"),
         admin_call("admin/tenants?limit=500"),
     );
-    let unauthorized = |v: &Option<Result<Value, ApiError>>| matches!(v, Some(Err(ApiError::Unauthorized)));
+    let unauthorized =
+        |v: &Option<Result<Value, ApiError>>| matches!(v, Some(Err(ApiError::Unauthorized)));
     if unauthorized(&clients) || unauthorized(&keys) || unauthorized(&tenants) {
         return redirect(&state.url("login"));
     }

@@ -197,7 +197,11 @@ fn conflict(detail: &str) -> Problem {
 
 /// The tenant `tid` if the caller may manage it; else 404, the same as for a tenant that
 /// does not exist.
-pub(crate) async fn tenant_for(state: &AppState, caller: &Caller, tid: &str) -> Result<TenantRow, Problem> {
+pub(crate) async fn tenant_for(
+    state: &AppState,
+    caller: &Caller,
+    tid: &str,
+) -> Result<TenantRow, Problem> {
     if let Caller::TenantAdmin { tid: own, .. } = caller
         && own != tid
     {

@@ -68,7 +68,10 @@ pub fn router() -> Router<AppState> {
             "/admin/tenants/{tid}/providers/{id}/enable",
             post(enable_provider),
         )
-        .route("/admin/tenants/{tid}/providers/{id}/test", post(test_provider))
+        .route(
+            "/admin/tenants/{tid}/providers/{id}/test",
+            post(test_provider),
+        )
 }
 
 /// A provider as the API shows it (never the secret).
@@ -169,7 +172,9 @@ fn is_internal_ip(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || (v6.segments()[0] & 0xfe00) == 0xfc00
                 || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal_ip(v4.into()))
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_internal_ip(v4.into()))
         }
     }
 }
@@ -615,8 +620,7 @@ pub async fn check_discovery(issuer: &str) -> DiscoveryCheck {
             .filter(|(_, v)| v.is_none())
             .map(|(k, _)| *k)
             .collect();
-            (!missing.is_empty())
-                .then(|| format!("the document lacks {}", missing.join(", ")))
+            (!missing.is_empty()).then(|| format!("the document lacks {}", missing.join(", ")))
         }
     };
     check.ok = reason.is_none();

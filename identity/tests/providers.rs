@@ -179,7 +179,12 @@ async fn provider_admin_api_secret_and_isolation() {
             .await;
         assert_eq!(status, 422, "{upd}");
         let (status, d) = id
-            .call(Method::POST, &format!("{base_a}/{pa}/disable"), &admin, None)
+            .call(
+                Method::POST,
+                &format!("{base_a}/{pa}/disable"),
+                &admin,
+                None,
+            )
             .await;
         assert_eq!(status, 200);
         assert_eq!(d["enabled"], false);
@@ -242,9 +247,7 @@ async fn provider_admin_api_secret_and_isolation() {
         ];
         let body = json!({"name": "x", "issuer": "https://x.example.com", "client_id": "c"});
         for (method, path) in &b_paths {
-            let (status, v) = id
-                .call(method.clone(), path, &ta, Some(body.clone()))
-                .await;
+            let (status, v) = id.call(method.clone(), path, &ta, Some(body.clone())).await;
             assert_eq!(status, 404, "{method} {path}: {v}");
             assert!(!v.to_string().contains("B SSO"));
         }
@@ -398,7 +401,11 @@ async fn discovery_test_reports_each_failure() {
         let cases = [
             (format!("{base}/good"), true, ""),
             (format!("{base}/wrong"), false, "does not match"),
-            (format!("{base}/partial"), false, "authorization_endpoint, jwks_uri"),
+            (
+                format!("{base}/partial"),
+                false,
+                "authorization_endpoint, jwks_uri",
+            ),
             (format!("{base}/html"), false, "not JSON"),
             (format!("{base}/huge"), false, "larger than"),
             (format!("{base}/moved"), false, "redirect"),

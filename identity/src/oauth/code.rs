@@ -163,8 +163,7 @@ async fn tokens_for_user(
 ) -> Result<TokenResponse, OAuthError> {
     // `admin.full` (dev mode) is the platform admin's: a user signed in for a tenant never
     // gets it, whatever the client may ask for (the dashboard asks for it for everyone).
-    let platform_admin =
-        who.tenant.tid.is_none() && who.tenant.roles.iter().any(|r| r == "Admin");
+    let platform_admin = who.tenant.tid.is_none() && who.tenant.roles.iter().any(|r| r == "Admin");
     let scopes: Vec<String> = scopes
         .into_iter()
         .filter(|s| platform_admin || s != scopes::ADMIN_FULL)

@@ -19,8 +19,7 @@ pub struct ProviderRow {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str =
-    "id, tenant_id, name, issuer, client_id, client_secret, scopes, enabled, created_at, updated_at";
+const COLUMNS: &str = "id, tenant_id, name, issuer, client_id, client_secret, scopes, enabled, created_at, updated_at";
 
 macro_rules! provider_row {
     ($r:expr) => {

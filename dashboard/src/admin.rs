@@ -8,6 +8,9 @@
 //! carries the session's CSRF token ([`crate::web::form`]); destructive actions go through a
 //! confirmation page first (`confirm=yes`).
 
+// A `Response` is the helpers' early return (the page to send instead), as in the handlers.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 
 use axum::Router;

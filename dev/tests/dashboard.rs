@@ -1070,7 +1070,7 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         format!("admin/providers/{provider_two}?tenant={one}"),
         format!("admin/providers/{provider_two}/delete?tenant={one}"),
         format!("admin/security-events?tenant={two}"),
-        format!("admin/security-events?tenant=platform"),
+        "admin/security-events?tenant=platform".to_owned(),
         format!("admin/security-events/export.csv?tenant={two}"),
         format!("settings?tenant={two}"),
         format!("secrets?tenant={two}"),

@@ -474,7 +474,7 @@ pub fn events(
             };
             view! {
                 <tr class="event">
-                    <td>{s(e, "time")}</td>
+                    <td class="nowrap">{s(e, "time")}</td>
                     <td><code>{s(e, "type")}</code></td>
                     <td>{badge(&s(e, "outcome"))}</td>
                     <td><code>{s(e, "actor")}</code></td>

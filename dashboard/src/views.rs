@@ -60,6 +60,7 @@ details pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f4f6f9;paddi
 dl.detail{display:grid;grid-template-columns:max-content 1fr;gap:.1rem .6rem;margin:.4rem 0}
 dl.detail dt{font-weight:600}dl.detail dd{margin:0;overflow-wrap:anywhere}
 .pager{margin:.75rem 0}
+.nowrap{white-space:nowrap}
 @media (max-width:760px){
  .wrap{flex-direction:column}
  nav.side{flex:none;border-right:0;border-bottom:1px solid #dde3ea;display:flex;flex-wrap:wrap;gap:.25rem;padding:.5rem}

@@ -464,55 +464,56 @@ async fn discovery_test_reports_each_failure() {
 
 #[tokio::test]
 async fn tenant_users_never_receive_admin_full() {
-    let db = backends(SUITE).await.remove(0);
-    let id = Instance::start(&db, "", |_| {}).await;
-    let t = id.create_tenant("no-full").await;
-    // A first-party client that may ask for admin.full (like the dashboard).
-    id.create_client(json!({
-        "client_id": "console",
-        "name": "console",
-        "first_party": true,
-        "client_type": "public",
-        "grant_types": ["authorization_code"],
-        "redirect_uris": ["https://app.example/cb"],
-        "scopes": ["openid", "roles", "admin.full", "admin.tenant"],
-    }))
-    .await;
-    id.create_member(&t, "boss@no-full.example", &["Owner"])
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let t = id.create_tenant("no-full").await;
+        // A first-party client that may ask for admin.full (like the dashboard).
+        id.create_client(json!({
+            "client_id": "console",
+            "name": "console",
+            "first_party": true,
+            "client_type": "public",
+            "grant_types": ["authorization_code"],
+            "redirect_uris": ["https://app.example/cb"],
+            "scopes": ["openid", "roles", "admin.full", "admin.tenant"],
+        }))
         .await;
-    let tokens = id
-        .user_tokens(
-            "console",
-            "boss@no-full.example",
-            USER_PASSWORD,
-            "openid roles admin.full admin.tenant",
-            Some("no-full"),
-        )
-        .await
-        .unwrap();
-    let at = tokens["access_token"].as_str().unwrap();
-    let scope = jwt_claims(at)["scope"].as_str().unwrap_or("").to_owned();
-    assert!(!scope.split(' ').any(|s| s == "admin.full"), "{scope}");
-    assert!(scope.split(' ').any(|s| s == "admin.tenant"), "{scope}");
-    // So the tenant owner cannot list tenants (platform only) …
-    let (status, _) = id.call(Method::GET, "/admin/tenants", at, None).await;
-    assert_eq!(status, 403);
-    // … but the platform admin signing in through the same client still gets it.
-    let tokens = id
-        .user_tokens(
-            "console",
-            tansu_identity::DEV_ADMIN_EMAIL,
-            ADMIN_PASSWORD,
-            "openid roles admin.full",
-            None,
-        )
-        .await
-        .unwrap();
-    let scope = jwt_claims(tokens["access_token"].as_str().unwrap())["scope"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
-    assert!(scope.split(' ').any(|s| s == "admin.full"), "{scope}");
-    id.stop().await;
-    db.cleanup().await;
+        id.create_member(&t, "boss@no-full.example", &["Owner"])
+            .await;
+        let tokens = id
+            .user_tokens(
+                "console",
+                "boss@no-full.example",
+                USER_PASSWORD,
+                "openid roles admin.full admin.tenant",
+                Some("no-full"),
+            )
+            .await
+            .unwrap();
+        let at = tokens["access_token"].as_str().unwrap();
+        let scope = jwt_claims(at)["scope"].as_str().unwrap_or("").to_owned();
+        assert!(!scope.split(' ').any(|s| s == "admin.full"), "{scope}");
+        assert!(scope.split(' ').any(|s| s == "admin.tenant"), "{scope}");
+        // So the tenant owner cannot list tenants (platform only) …
+        let (status, _) = id.call(Method::GET, "/admin/tenants", at, None).await;
+        assert_eq!(status, 403);
+        // … but the platform admin signing in through the same client still gets it.
+        let tokens = id
+            .user_tokens(
+                "console",
+                tansu_identity::DEV_ADMIN_EMAIL,
+                ADMIN_PASSWORD,
+                "openid roles admin.full",
+                None,
+            )
+            .await
+            .unwrap();
+        let scope = jwt_claims(tokens["access_token"].as_str().unwrap())["scope"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(scope.split(' ').any(|s| s == "admin.full"), "{scope}");
+        id.stop().await;
+        db.cleanup().await;
+    }
 }

@@ -69,6 +69,34 @@ pub async fn call(
     Ok(value)
 }
 
+/// A GET whose answer is text (NDJSON exports), with the same error mapping as [`call`].
+pub async fn call_text(state: &AppState, token: &str, path: &str) -> Result<String, ApiError> {
+    let url = format!("{}{}", state.config.issuer, path.trim_start_matches('/'));
+    let resp = state
+        .http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| ApiError::Unreachable(without_url(&e)))?;
+    let status = resp.status();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| ApiError::Unreachable(without_url(&e)))?;
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(ApiError::Unauthorized);
+    }
+    if !status.is_success() {
+        let detail = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        return Err(ApiError::Status(status.as_u16(), detail));
+    }
+    Ok(text)
+}
+
 fn without_url(e: &reqwest::Error) -> String {
     e.to_string()
 }

@@ -10,6 +10,8 @@
 //! is built from the configured [`Config::public_url`].
 #![forbid(unsafe_code)]
 
+mod admin;
+mod admin_views;
 mod api;
 mod oidc;
 mod session;

@@ -12,9 +12,18 @@ use openidconnect::{
 use crate::AppState;
 use crate::session::{Pending, Session};
 
-/// Scopes the dashboard asks for. `admin.full` lets it call identity's admin API for the
-/// signed-in admin (dev mode only until issue #4 brings roles).
-const SCOPES: &[&str] = &["profile", "email", "roles", "admin.full"];
+/// Scopes the dashboard asks for, to call identity's admin API for the signed-in admin:
+/// `admin.full` (dev mode; identity grants it only to platform admins), `admin.tenant` (tenant
+/// owners and admins: their tenant only) and the vault's `secrets.read`/`secrets.write`.
+const SCOPES: &[&str] = &[
+    "profile",
+    "email",
+    "roles",
+    "admin.full",
+    "admin.tenant",
+    "secrets.read",
+    "secrets.write",
+];
 
 #[derive(Debug)]
 pub struct HttpError(String);

@@ -51,7 +51,16 @@ input[type=text],textarea,select{width:100%;max-width:520px;padding:.45rem .55re
 .notice.error{background:#fde0e0}
 .notice.success{background:#d8f3df}
 .secret{font-family:ui-monospace,monospace;background:#14213d;color:#fff;padding:.6rem .8rem;border-radius:6px;word-break:break-all}
-code{font-family:ui-monospace,monospace;font-size:.9em}
+code{font-family:ui-monospace,monospace;font-size:.9em;overflow-wrap:anywhere}
+form.inline{display:inline-block;margin:.15rem 0}
+form.inline select,form.inline input{width:auto;max-width:12rem;display:inline-block}
+input[type=password],input[type=number],input[type=datetime-local]{width:100%;max-width:520px;padding:.45rem .55rem;border:1px solid #c5ced9;border-radius:6px;font:inherit}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:0 1rem}
+details pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f4f6f9;padding:.5rem;border-radius:6px}
+dl.detail{display:grid;grid-template-columns:max-content 1fr;gap:.1rem .6rem;margin:.4rem 0}
+dl.detail dt{font-weight:600}dl.detail dd{margin:0;overflow-wrap:anywhere}
+.pager{margin:.75rem 0}
+.nowrap{white-space:nowrap}
 @media (max-width:760px){
  .wrap{flex-direction:column}
  nav.side{flex:none;border-right:0;border-bottom:1px solid #dde3ea;display:flex;flex-wrap:wrap;gap:.25rem;padding:.5rem}
@@ -68,7 +77,12 @@ pub struct Frame<'a> {
     pub active: &'a str,
     pub user: String,
     pub csrf: &'a str,
+    /// A platform admin (else a tenant admin: no platform-only sections in the navigation).
+    pub platform: bool,
 }
+
+/// Sections only platform admins use.
+pub const PLATFORM_ONLY: &[&str] = &["tenants", "clients", "keys"];
 
 fn doc(title: &str, body: AnyView) -> String {
     let title = format!("{title} · Tansu dashboard");
@@ -92,6 +106,7 @@ pub fn page(frame: &Frame<'_>, title: &str, content: AnyView) -> String {
     let base = frame.base.to_owned();
     let nav = NAV
         .iter()
+        .filter(|(path, _)| frame.platform || !PLATFORM_ONLY.contains(path))
         .map(|(path, label)| {
             let class = if *path == frame.active { "active" } else { "" };
             view! { <a class=class href=format!("{base}{path}")>{*label}</a> }
@@ -192,6 +207,7 @@ pub fn overview(
     health: Result<Value, String>,
     clients: Option<usize>,
     keys: Option<usize>,
+    tenants: Option<usize>,
 ) -> AnyView {
     let count = |n: Option<usize>| n.map_or_else(|| "–".to_owned(), |n| n.to_string());
     let health_view = match health {
@@ -231,7 +247,7 @@ pub fn overview(
         <div class="cards">
             <div class="card"><div class="muted">"OAuth clients"</div><div class="stat" id="count-clients">{count(clients)}</div></div>
             <div class="card"><div class="muted">"Signing keys"</div><div class="stat" id="count-keys">{count(keys)}</div></div>
-            <div class="card"><div class="muted">"Tenants, users, events"</div><div class="stat">"–"</div><div class="muted">"coming with issue 4"</div></div>
+            <div class="card"><div class="muted">"Tenants"</div><div class="stat" id="count-tenants">{count(tenants)}</div></div>
         </div>
         <h2>"Service health"</h2>
         {health_view}
@@ -363,17 +379,6 @@ pub fn secret_once(base: &str, client_id: &str, secret: &str, what: &str) -> Any
             <p>"Client " <code>{client_id.to_owned()}</code></p>
             <div class="secret" id="client-secret">{secret.to_owned()}</div>
             <p><a class="button" href=format!("{base}clients")>"Back to clients"</a></p>
-        </div>
-    }
-    .into_any()
-}
-
-/// A page that lands with issue 4 (tenants, users, providers, events, settings, secrets).
-pub fn coming(what: &str) -> AnyView {
-    view! {
-        <div class="card coming">
-            <p><span class="badge warn">"Coming with issue 4"</span></p>
-            <p>{format!("{what} need identity's admin API for tenants, users, roles, providers, policies, secrets and security events, which arrives with issue 4. This page will use it as soon as it exists.")}</p>
         </div>
     }
     .into_any()

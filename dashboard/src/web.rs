@@ -28,22 +28,17 @@ pub fn routes(state: AppState) -> Router {
             "/clients/{client_id}/secret",
             get(secret_confirm).post(rotate_secret),
         )
-        .route("/tenants", get(stub))
-        .route("/users", get(stub))
-        .route("/admin/providers", get(stub))
-        .route("/admin/security-events", get(stub))
-        .route("/settings", get(stub))
-        .route("/secrets", get(stub))
         .route("/login", get(login))
         .route("/callback", get(callback))
         .route("/logout", post(logout))
         .route("/signed-out", get(signed_out))
+        .merge(crate::admin::routes())
         .with_state(state)
 }
 
 // ---------------------------------------------------------------- responses
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -65,7 +60,7 @@ fn html(status: StatusCode, body: String) -> Response {
     r
 }
 
-fn redirect(to: &str) -> Response {
+pub(crate) fn redirect(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(to) {
         r.headers_mut().insert(LOCATION, v);
@@ -111,7 +106,7 @@ fn forbidden_csrf(state: &AppState) -> Response {
     )
 }
 
-fn error_page(state: &AppState, status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(state: &AppState, status: StatusCode, message: &str) -> Response {
     html(
         status,
         views::bare(
@@ -136,7 +131,11 @@ fn safe_return(path: &str) -> String {
 }
 
 /// The signed-in admin, or the response to send instead (sign-in redirect, no access).
-fn require(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Session, Box<Response>> {
+pub(crate) fn require(
+    state: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<Session, Box<Response>> {
     let session = read_cookie(headers, SESSION_COOKIE).and_then(|id| state.sessions.get(&id));
     match session {
         None => {
@@ -153,10 +152,14 @@ fn require(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Session,
 }
 
 /// A form POST whose CSRF token matched: the session id, the session and the fields.
-type Posted = (Option<String>, Session, HashMap<String, String>);
+pub(crate) type Posted = (Option<String>, Session, HashMap<String, String>);
 
 /// Parses a form body and checks its CSRF token against the session's. `Err` is the 403.
-fn form(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Posted, Box<Response>> {
+pub(crate) fn form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Posted, Box<Response>> {
     let fields: HashMap<String, String> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let id = read_cookie(headers, SESSION_COOKIE);
     let session = id.as_deref().and_then(|id| state.sessions.get(id));
@@ -180,10 +183,17 @@ fn frame<'a>(state: &'a AppState, s: &'a Session, active: &'a str) -> Frame<'a> 
             s.tenant.as_deref().map_or("platform", |_| "tenant admin")
         ),
         csrf: &s.csrf,
+        platform: s.tenant.is_none(),
     }
 }
 
-fn render(state: &AppState, s: &Session, active: &str, title: &str, content: AnyView) -> Response {
+pub(crate) fn render(
+    state: &AppState,
+    s: &Session,
+    active: &str,
+    title: &str,
+    content: AnyView,
+) -> Response {
     html(
         StatusCode::OK,
         views::page(&frame(state, s, active), title, content),
@@ -191,7 +201,13 @@ fn render(state: &AppState, s: &Session, active: &str, title: &str, content: Any
 }
 
 /// An admin API failure: an expired token signs the user in again; anything else is shown.
-fn api_failed(state: &AppState, s: &Session, active: &str, title: &str, e: ApiError) -> Response {
+pub(crate) fn api_failed(
+    state: &AppState,
+    s: &Session,
+    active: &str,
+    title: &str,
+    e: ApiError,
+) -> Response {
     match e {
         ApiError::Unauthorized => redirect(&state.url("login")),
         other => {
@@ -348,40 +364,63 @@ async fn signed_out(State(state): State<AppState>) -> Response {
 
 // ---------------------------------------------------------------- pages
 
+/// Signing keys and OAuth clients are the platform's: tenant admins get a 403 page.
+fn platform_page(state: &AppState, s: &Session, active: &str) -> Response {
+    let mut r = render(
+        state,
+        s,
+        active,
+        "Platform administrators only",
+        views::notice(
+            "error",
+            "Signing keys and OAuth clients are managed by the platform administrators.".into(),
+        ),
+    );
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
 async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let s = match require(&state, &headers, "/") {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let (health, clients, keys) = tokio::join!(
+    let platform = s.tenant.is_none();
+    let admin_call = |path: &'static str| {
+        let state = &state;
+        let token = &s.access_token;
+        async move {
+            if platform {
+                Some(api::call(state, token, Method::GET, path, None).await)
+            } else {
+                None
+            }
+        }
+    };
+    let (health, clients, keys, tenants) = tokio::join!(
         api::health(&state),
-        api::call(
-            &state,
-            &s.access_token,
-            Method::GET,
-            "admin/clients?limit=500",
-            None
-        ),
-        api::call(
-            &state,
-            &s.access_token,
-            Method::GET,
-            "admin/keys/policies",
-            None
-        ),
+        admin_call("admin/clients?limit=500"),
+        admin_call("admin/keys/policies"),
+        admin_call("admin/tenants?limit=500"),
     );
-    if matches!(clients, Err(ApiError::Unauthorized)) || matches!(keys, Err(ApiError::Unauthorized))
-    {
+    let unauthorized =
+        |v: &Option<Result<Value, ApiError>>| matches!(v, Some(Err(ApiError::Unauthorized)));
+    if unauthorized(&clients) || unauthorized(&keys) || unauthorized(&tenants) {
         return redirect(&state.url("login"));
     }
-    let count = |v: &Result<Value, ApiError>, key: &str| {
+    let count = |v: &Option<Result<Value, ApiError>>, key: &str| {
         v.as_ref()
-            .ok()
+            .and_then(|v| v.as_ref().ok())
             .and_then(|v| v.get(key))
             .and_then(Value::as_array)
             .map(Vec::len)
     };
-    let content = views::overview(health, count(&clients, "items"), count(&keys, "keys"));
+    let content = views::overview(
+        health,
+        count(&clients, "items"),
+        count(&keys, "keys"),
+        count(&tenants, "items"),
+    );
     render(&state, &s, "", "Overview", content)
 }
 
@@ -390,6 +429,9 @@ async fn keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(s) => s,
         Err(r) => return *r,
     };
+    if s.tenant.is_some() {
+        return platform_page(&state, &s, "keys");
+    }
     match api::call(
         &state,
         &s.access_token,
@@ -415,6 +457,9 @@ async fn rotate_confirm(State(state): State<AppState>, headers: HeaderMap) -> Re
         Ok(s) => s,
         Err(r) => return *r,
     };
+    if s.tenant.is_some() {
+        return platform_page(&state, &s, "keys");
+    }
     let content = views::confirm(
         state.url("keys/rotate"),
         &s.csrf,
@@ -435,6 +480,9 @@ async fn rotate_keys(State(state): State<AppState>, headers: HeaderMap, body: By
             StatusCode::FORBIDDEN,
             views::no_access(state.base(), &s.csrf, &s.email),
         );
+    }
+    if s.tenant.is_some() {
+        return platform_page(&state, &s, "keys");
     }
     if fields.get("confirm").map(String::as_str) != Some("yes") {
         return redirect(&state.url("keys/rotate"));
@@ -493,6 +541,9 @@ async fn clients(State(state): State<AppState>, headers: HeaderMap) -> Response 
         Ok(s) => s,
         Err(r) => return *r,
     };
+    if s.tenant.is_some() {
+        return platform_page(&state, &s, "clients");
+    }
     clients_page(&state, &s, None, StatusCode::OK).await
 }
 
@@ -544,6 +595,9 @@ async fn create_client(State(state): State<AppState>, headers: HeaderMap, body: 
             StatusCode::FORBIDDEN,
             views::no_access(state.base(), &s.csrf, &s.email),
         );
+    }
+    if s.tenant.is_some() {
+        return platform_page(&state, &s, "clients");
     }
     let name = fields
         .get("name")
@@ -635,6 +689,9 @@ async fn secret_confirm(
         Ok(s) => s,
         Err(r) => return *r,
     };
+    if s.tenant.is_some() {
+        return platform_page(&state, &s, "clients");
+    }
     let content = views::confirm(
         state.url(&format!("clients/{}/secret", views::urlencode(&client_id))),
         &s.csrf,
@@ -662,6 +719,9 @@ async fn rotate_secret(
             StatusCode::FORBIDDEN,
             views::no_access(state.base(), &s.csrf, &s.email),
         );
+    }
+    if s.tenant.is_some() {
+        return platform_page(&state, &s, "clients");
     }
     if fields.get("confirm").map(String::as_str) != Some("yes") {
         return redirect(&state.url(&format!("clients/{}/secret", views::urlencode(&client_id))));
@@ -699,19 +759,6 @@ async fn rotate_secret(
         }
         Err(e) => api_failed(&state, &s, "clients", "Clients", e),
     }
-}
-
-async fn stub(State(state): State<AppState>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
-    let path = uri.path().trim_start_matches('/').to_owned();
-    let s = match require(&state, &headers, &format!("/{path}")) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let label = views::NAV
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map_or("This page", |(_, l)| *l);
-    render(&state, &s, &path, label, views::coming(label))
 }
 
 #[cfg(test)]

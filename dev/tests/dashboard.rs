@@ -1,10 +1,13 @@
 //! The admin dashboard through the TLS gateway, signed in as the dev platform admin through
 //! identity (code + PKCE, confidential client): every page, key rotation, client creation and
-//! secret rotation, CSRF refusal on every form, sign-in redirects, RP-initiated sign-out.
+//! secret rotation, tenants, users and roles, external providers (with a discovery test against
+//! a local provider), identity settings, secrets and the security events those actions produce;
+//! CSRF refusal on every form, sign-in redirects, RP-initiated sign-out; then a tenant admin,
+//! who sees only their own tenant and gets 403/404 for everything else.
 //!
 //! The form flow is driven at the HTTP level (reqwest with a small cookie jar); Chromium
-//! (headless, through the gateway) renders the pages for screenshots, which are written to
-//! `$CARGO_TARGET_DIR/dashboard-screenshots/`.
+//! (headless, through the gateway) does the same in a real browser and writes a screenshot of
+//! each page to `$CARGO_TARGET_DIR/dashboard-screenshots/`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,21 +15,36 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
 use tansu_dev::{Stack, StackOptions};
 
 const PASSWORD: &str = "dashboard-test-password-1";
+const ADMIN: &str = "admin@tansu.local";
+/// The tenant admin the test creates (Owner of `shop-one`).
+const OWNER: &str = "boss@shop-one.example";
+const OWNER_PASSWORD: &str = "correct horse battery staple 77";
 
-/// Every page: (service-relative path, a text the page must show).
+/// Every page: (service-relative path, a text the page must show) — for the platform admin
+/// before any tenant is chosen.
 const PAGES: &[(&str, &str)] = &[
     ("", "Service health"),
     ("keys", "Signing keys"),
     ("clients", "Create a client"),
-    ("tenants", "Coming with issue 4"),
-    ("users", "Coming with issue 4"),
-    ("admin/providers", "Coming with issue 4"),
-    ("admin/security-events", "Coming with issue 4"),
-    ("settings", "Coming with issue 4"),
-    ("secrets", "Coming with issue 4"),
+    ("tenants", "Create a tenant"),
+    ("users", "Choose a tenant"),
+    ("admin/providers", "Choose a tenant"),
+    ("admin/security-events", "Export CSV"),
+    ("settings", "Signing key rotation"),
+    ("secrets", "Choose a tenant"),
+];
+
+/// The per-tenant pages with a tenant chosen: (path, text).
+const TENANT_PAGES: &[(&str, &str)] = &[
+    ("users", "Invite or create a user"),
+    ("admin/providers", "Add an OIDC provider"),
+    ("admin/security-events", "Export CSV"),
+    ("settings", "Minimum password length"),
+    ("secrets", "Add a secret"),
 ];
 
 /// Every form action (POST).
@@ -35,6 +53,20 @@ const FORMS: &[&str] = &[
     "keys/rotate",
     "clients",
     "clients/tansu-dashboard/secret",
+    "tenants",
+    "tenants/x/status",
+    "users",
+    "users/x/status",
+    "users/x/password",
+    "users/x/roles",
+    "admin/providers",
+    "admin/providers/x",
+    "admin/providers/x/test",
+    "admin/providers/x/status",
+    "admin/providers/x/delete",
+    "settings",
+    "secrets",
+    "secrets/x/revoke",
 ];
 
 struct Browser {
@@ -150,8 +182,13 @@ async fn started(dir: &std::path::Path) -> Stack {
     stack
 }
 
-/// Signs in through identity's login form; returns the dashboard page landed on.
+/// Signs the platform admin in through identity's login form; returns the page landed on.
 async fn sign_in(b: &mut Browser, base: &str, start: &str) -> Page {
+    sign_in_as(b, base, start, ADMIN, PASSWORD).await
+}
+
+/// Signs `email` in through identity's login form; returns the dashboard page landed on.
+async fn sign_in_as(b: &mut Browser, base: &str, start: &str, email: &str, password: &str) -> Page {
     let r = b.get(&format!("{base}{start}")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{start}: {}", r.body);
     assert!(
@@ -189,8 +226,8 @@ async fn sign_in(b: &mut Browser, base: &str, start: &str) -> Page {
             &[
                 ("csrf", &csrf),
                 ("request", &request),
-                ("email", "admin@tansu.local"),
-                ("password", PASSWORD),
+                ("email", email),
+                ("password", password),
             ],
         )
         .await;
@@ -217,12 +254,126 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// identity's admin API through the gateway with the dev client's `admin.full` token (the
+/// test's own set-up and checks, beside what the dashboard does).
+struct AdminApi {
+    http: reqwest::Client,
+    identity: String,
+    token: String,
+}
+
+impl AdminApi {
+    async fn new(stack: &Stack, dir: &std::path::Path) -> Self {
+        let http = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(stack.certificate_pem.as_bytes()).unwrap(),
+            )
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let secret = std::fs::read_to_string(dir.join("data/identity/tansu-dashboard.secret"))
+            .expect("dev mode writes the seeded client's secret")
+            .trim()
+            .to_owned();
+        let identity = format!("https://{}/identity/", stack.gateway);
+        let resp = http
+            .post(format!("{identity}connect/token"))
+            .basic_auth("tansu-dashboard", Some(&secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "admin.full"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        Self {
+            http,
+            identity,
+            token: v["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.identity))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let v = resp.json().await.unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    async fn tenant_id(&self, slug: &str) -> String {
+        let (status, v) = self
+            .call(reqwest::Method::GET, "admin/tenants?limit=500", None)
+            .await;
+        assert_eq!(status, 200);
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["slug"] == slug)
+            .unwrap_or_else(|| panic!("no tenant {slug}: {v}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn events(&self, query: &str) -> Vec<Value> {
+        let (status, v) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("admin/security-events?limit=1000&{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["items"].as_array().unwrap().clone()
+    }
+}
+
+/// A stand-in external OIDC provider on 127.0.0.1 (dev mode allows http on loopback): its
+/// issuer is `http://127.0.0.1:<port>/idp`.
+async fn external_provider() -> (tansu_shared::testing::TestServer, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}/idp", listener.local_addr().unwrap());
+    let doc = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+    });
+    let app = axum::Router::new().route(
+        "/idp/.well-known/openid-configuration",
+        axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc) }
+        }),
+    );
+    (
+        tansu_shared::testing::TestServer::start_on(listener, app),
+        issuer,
+    )
+}
+
+fn rows(body: &str, class: &str) -> usize {
+    body.matches(&format!("<tr class=\"{class}\"")).count()
+}
+
 #[tokio::test]
 async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     let dir = tempfile::tempdir().unwrap();
     let stack = started(dir.path()).await;
     let base = format!("https://{}/dashboard/", stack.gateway);
     let mut b = Browser::new(&stack.certificate_pem);
+    let api = AdminApi::new(&stack, dir.path()).await;
+    let (idp, idp_issuer) = external_provider().await;
 
     // Signed out: every page redirects to sign-in, every form is refused.
     for (path, _) in PAGES {
@@ -255,7 +406,8 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         let r = b.get(&format!("{base}{path}")).await;
         assert_eq!(r.status, StatusCode::OK, "/{path}: {}", r.body);
         assert!(r.body.contains(text), "/{path} lacks {text:?}: {}", r.body);
-        assert!(r.body.contains("admin@tansu.local"), "/{path}");
+        assert!(r.body.contains(ADMIN), "/{path}");
+        assert!(!r.body.contains("Coming with issue 4"), "/{path}");
         csrf = hidden(&r.body, "csrf");
     }
     let overview = b.get(&base).await;
@@ -338,8 +490,664 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 
+    // ------------------------------------------------------------ tenants
+    for (slug, name) in [("shop-one", "Shop One"), ("shop-two", "Shop Two")] {
+        let r = b
+            .post(
+                &format!("{base}tenants"),
+                &[("csrf", &csrf), ("slug", slug), ("name", name)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(
+            r.body.contains(&format!("Tenant {name} ({slug}) created.")),
+            "{}",
+            r.body
+        );
+    }
+    let r = b
+        .post(
+            &format!("{base}tenants"),
+            &[("csrf", &csrf), ("slug", "shop-one"), ("name", "Again")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "duplicate slug");
+    assert!(
+        r.body.contains("a tenant with this slug exists"),
+        "{}",
+        r.body
+    );
+    let one = api.tenant_id("shop-one").await;
+    let two = api.tenant_id("shop-two").await;
+    let tenants = b.get(&format!("{base}tenants?sort=name")).await;
+    assert!(tenants.body.contains("Shop One") && tenants.body.contains("Shop Two"));
+    // Suspend shop-two (after a confirmation) and activate it again.
+    let r = b
+        .get(&format!("{base}tenants/{two}/status?to=suspend"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Suspend tenant Shop Two"), "{}", r.body);
+    let r = b
+        .post(
+            &format!("{base}tenants/{two}/status"),
+            &[("csrf", &csrf), ("to", "suspend")],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "no confirmation, no action"
+    );
+    let r = b
+        .post(
+            &format!("{base}tenants/{two}/status"),
+            &[("csrf", &csrf), ("to", "suspend"), ("confirm", "yes")],
+        )
+        .await;
+    assert!(
+        r.body.contains("Tenant shop-two is now suspended."),
+        "{}",
+        r.body
+    );
+    let r = b
+        .post(
+            &format!("{base}tenants/{two}/status"),
+            &[("csrf", &csrf), ("to", "activate"), ("confirm", "yes")],
+        )
+        .await;
+    assert!(
+        r.body.contains("Tenant shop-two is now active."),
+        "{}",
+        r.body
+    );
+
+    // Every per-tenant page with a tenant chosen.
+    for (path, text) in TENANT_PAGES {
+        let r = b.get(&format!("{base}{path}?tenant={one}")).await;
+        assert_eq!(r.status, StatusCode::OK, "/{path}: {}", r.body);
+        assert!(r.body.contains(text), "/{path} lacks {text:?}: {}", r.body);
+    }
+    let r = b.get(&format!("{base}users?tenant=no-such-tenant")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // ------------------------------------------------------------ users and roles
+    let r = b
+        .post(
+            &format!("{base}users"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("email", OWNER),
+                ("name", "Shop owner"),
+                ("password", OWNER_PASSWORD),
+                ("role", "Owner"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("{OWNER} is now a member (Owner).")),
+        "{}",
+        r.body
+    );
+    let r = b
+        .post(
+            &format!("{base}users"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("email", "clerk@shop-one.example"),
+                ("name", "Clerk"),
+                ("password", ""),
+                ("role", "User"),
+            ],
+        )
+        .await;
+    assert!(
+        r.body
+            .contains("clerk@shop-one.example is now a member (User)."),
+        "{}",
+        r.body
+    );
+    let (_, list) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("admin/tenants/{one}/users?search=clerk"),
+            None,
+        )
+        .await;
+    let clerk = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = b
+        .get(&format!("{base}users?tenant={one}&search=clerk"))
+        .await;
+    assert!(
+        r.body.contains("clerk@shop-one.example") && !r.body.contains(OWNER),
+        "search"
+    );
+    // A weak password is refused with the policy's words, not an error page.
+    let r = b
+        .post(
+            &format!("{base}users"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("email", "weak@shop-one.example"),
+                ("password", "short"),
+                ("role", "User"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // Roles: assign Admin, revoke it after a confirmation.
+    let r = b
+        .post(
+            &format!("{base}users/{clerk}/roles"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("role", "Admin"),
+                ("action", "assign"),
+            ],
+        )
+        .await;
+    assert!(
+        r.body
+            .contains("Roles of clerk@shop-one.example: User, Admin."),
+        "{}",
+        r.body
+    );
+    let r = b
+        .get(&format!(
+            "{base}users/{clerk}/roles?tenant={one}&role=Admin&action=revoke"
+        ))
+        .await;
+    assert!(r.body.contains("Revoke the role Admin"), "{}", r.body);
+    let r = b
+        .post(
+            &format!("{base}users/{clerk}/roles"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("role", "Admin"),
+                ("action", "revoke"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert!(
+        r.body.contains("Roles of clerk@shop-one.example: User."),
+        "{}",
+        r.body
+    );
+    // Disable and enable, reset the password.
+    let r = b
+        .get(&format!(
+            "{base}users/{clerk}/status?tenant={one}&to=disable"
+        ))
+        .await;
+    assert!(
+        r.body.contains("Disable clerk@shop-one.example?"),
+        "{}",
+        r.body
+    );
+    let r = b
+        .post(
+            &format!("{base}users/{clerk}/status"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("to", "disable"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert!(
+        r.body.contains("clerk@shop-one.example is now disabled."),
+        "{}",
+        r.body
+    );
+    let r = b
+        .post(
+            &format!("{base}users/{clerk}/status"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("to", "enable"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert!(
+        r.body.contains("clerk@shop-one.example is now enabled."),
+        "{}",
+        r.body
+    );
+    let r = b
+        .get(&format!("{base}users/{clerk}/password?tenant={one}"))
+        .await;
+    assert!(r.body.contains("New password for"), "{}", r.body);
+    let r = b
+        .post(
+            &format!("{base}users/{clerk}/password"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("password", "a brand new passphrase 99"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("The password was reset."), "{}", r.body);
+
+    // ------------------------------------------------------------ external providers
+    let r = b
+        .post(
+            &format!("{base}admin/providers"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("name", "Local IdP"),
+                ("issuer", &idp_issuer),
+                ("client_id", "shop-one"),
+                ("client_secret", "idp-secret-never-shown-4711"),
+                ("scopes", "openid email"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Provider Local IdP added."), "{}", r.body);
+    assert!(!r.body.contains("idp-secret-never-shown-4711"));
+    assert!(r.body.contains("secret: set"), "{}", r.body);
+    let (_, list) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("admin/tenants/{one}/providers"),
+            None,
+        )
+        .await;
+    let provider = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = b
+        .post(
+            &format!("{base}admin/providers"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("name", "Bad"),
+                ("issuer", "http://example.com"),
+                ("client_id", "c"),
+                ("scopes", "openid"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("must be https"), "{}", r.body);
+    let r = b
+        .post(
+            &format!("{base}admin/providers/{provider}/test"),
+            &[("csrf", &csrf), ("tenant", &one)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("Discovery of Local IdP works."),
+        "{}",
+        r.body
+    );
+    let r = b
+        .get(&format!("{base}admin/providers/{provider}?tenant={one}"))
+        .await;
+    assert!(r.body.contains("Save provider"), "{}", r.body);
+    let r = b
+        .post(
+            &format!("{base}admin/providers/{provider}"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("name", "Local IdP (edited)"),
+                ("issuer", &idp_issuer),
+                ("client_id", "shop-one"),
+                ("client_secret", ""),
+                ("scopes", "openid email profile"),
+            ],
+        )
+        .await;
+    assert!(
+        r.body.contains("Provider Local IdP (edited) saved."),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("secret: set"),
+        "an empty secret field keeps it"
+    );
+    let r = b
+        .post(
+            &format!("{base}admin/providers/{provider}/status"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("to", "disable"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("is now disabled."), "{}", r.body);
+    let r = b
+        .post(
+            &format!("{base}admin/providers/{provider}/status"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("to", "enable"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("is now enabled."), "{}", r.body);
+    // A provider of shop-two, to delete (after a confirmation).
+    let r = b
+        .post(
+            &format!("{base}admin/providers"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &two),
+                ("name", "Two IdP"),
+                ("issuer", &idp_issuer),
+                ("client_id", "two"),
+                ("scopes", "openid"),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("Provider Two IdP added."), "{}", r.body);
+    let (_, list) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("admin/tenants/{two}/providers"),
+            None,
+        )
+        .await;
+    let provider_two = list["items"][0]["id"].as_str().unwrap().to_owned();
+
+    // ------------------------------------------------------------ settings
+    let r = b.get(&format!("{base}settings?tenant={one}")).await;
+    assert!(r.body.contains("Keys rotate every"), "{}", r.body);
+    let r = b
+        .post(
+            &format!("{base}settings"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("access_token_lifetime_secs", "900"),
+                ("refresh_token_lifetime_secs", ""),
+                ("session_timeout_secs", "3600"),
+                ("password_min_length", "14"),
+                ("lockout_threshold", "7"),
+                ("lockout_duration_secs", "600"),
+                ("mfa_required", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("The policy of shop-one was saved."),
+        "{}",
+        r.body
+    );
+    let (_, t) = api
+        .call(reqwest::Method::GET, &format!("admin/tenants/{one}"), None)
+        .await;
+    assert_eq!(t["policy"]["password_min_length"], 14);
+    assert_eq!(t["policy"]["mfa_required"], true);
+    assert_eq!(t["policy"]["access_token_lifetime_secs"], 900);
+    let r = b
+        .post(
+            &format!("{base}settings"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("password_min_length", "2"),
+                ("lockout_threshold", "7"),
+                ("lockout_duration_secs", "600"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // ------------------------------------------------------------ secrets
+    for value in [
+        "postgres://one:first-value-0001@db/one",
+        "postgres://one:second-value-0002@db/one",
+    ] {
+        let r = b
+            .post(
+                &format!("{base}secrets"),
+                &[
+                    ("csrf", &csrf),
+                    ("tenant", &one),
+                    ("name", "db-url"),
+                    ("value", value),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(
+            r.body.contains("Secret db-url stored as version"),
+            "{}",
+            r.body
+        );
+        assert!(!r.body.contains(value), "values are never shown");
+    }
+    let r = b.get(&format!("{base}secrets?tenant={one}")).await;
+    assert!(r.body.contains("v1, v2"), "{}", r.body);
+    assert!(!r.body.contains("first-value") && !r.body.contains("second-value"));
+    let r = b
+        .get(&format!("{base}secrets/db-url/revoke?tenant={one}"))
+        .await;
+    assert!(
+        r.body
+            .contains("Revoke every version of the secret db-url?"),
+        "{}",
+        r.body
+    );
+    let r = b
+        .post(
+            &format!("{base}secrets/db-url/revoke"),
+            &[("csrf", &csrf), ("tenant", &one), ("confirm", "yes")],
+        )
+        .await;
+    assert!(r.body.contains("Secret db-url revoked."), "{}", r.body);
+    assert!(r.body.contains("v1 (revoked), v2 (revoked)"), "{}", r.body);
+
+    // ------------------------------------------------------------ security events
+    for (kind, at_least) in [
+        ("tenant.change", 2),
+        ("user.change", 4),
+        ("role.change", 2),
+        ("provider.change", 4),
+        ("secret.write", 3),
+    ] {
+        let r = b
+            .get(&format!(
+                "{base}admin/security-events?tenant={one}&type={kind}"
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(rows(&r.body, "event") >= at_least, "{kind}: {}", r.body);
+        assert!(r.body.contains("Event chain of tenant"), "{}", r.body);
+        assert!(r.body.contains("intact"), "{}", r.body);
+        assert!(!r.body.contains("first-value"));
+    }
+    let r = b
+        .get(&format!(
+            "{base}admin/security-events?tenant=platform&type=keys.rotate"
+        ))
+        .await;
+    assert!(rows(&r.body, "event") >= 1, "{}", r.body);
+    let r = b
+        .get(&format!(
+            "{base}admin/security-events?tenant={one}&outcome=failure"
+        ))
+        .await;
+    assert_eq!(rows(&r.body, "event"), 0, "{}", r.body);
+    let r = b
+        .get(&format!("{base}admin/security-events?from=2000-01-01T00:00&to=2999-01-01T00:00&type=provider.change"))
+        .await;
+    assert!(
+        rows(&r.body, "event") >= 5,
+        "both tenants' provider events: {}",
+        r.body
+    );
+    let r = b
+        .get(&format!("{base}admin/security-events?from=yesterday"))
+        .await;
+    assert!(r.body.contains("from: a date and time"), "{}", r.body);
+    let r = b
+        .get(&format!(
+            "{base}admin/security-events/export.ndjson?tenant={one}&type=provider.change"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.body.lines().count(),
+        api.events(&format!("tenant={one}&type=provider.change"))
+            .await
+            .len()
+    );
+    let r = b
+        .get(&format!(
+            "{base}admin/security-events/export.csv?tenant={one}&type=secret.write"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.starts_with("id,time,tenant_id"), "{}", r.body);
+    assert_eq!(r.body.lines().count(), 1 + 3, "{}", r.body);
+
     // The same in a real browser, with screenshots.
-    in_chromium(&stack).await;
+    in_chromium(&stack, &one).await;
+
+    // ------------------------------------------------------------ a tenant admin
+    let mut owner = Browser::new(&stack.certificate_pem);
+    let landed = sign_in_as(&mut owner, &base, "users", OWNER, OWNER_PASSWORD).await;
+    assert!(landed.body.contains("Shop One"), "{}", landed.body);
+    assert!(
+        !landed.body.contains("Shop Two") && !landed.body.contains(&two),
+        "{}",
+        landed.body
+    );
+    assert!(
+        !landed.body.contains(">Tenants<"),
+        "no platform sections in the navigation"
+    );
+    let owner_csrf = hidden(&landed.body, "csrf");
+    for (path, text) in TENANT_PAGES {
+        let r = owner.get(&format!("{base}{path}")).await;
+        assert_eq!(r.status, StatusCode::OK, "/{path}: {}", r.body);
+        assert!(r.body.contains(text), "/{path} lacks {text:?}: {}", r.body);
+        assert!(!r.body.contains(&two), "/{path} shows the other tenant");
+        assert!(
+            !r.body.contains("Shop Two"),
+            "/{path} shows the other tenant"
+        );
+    }
+    let r = owner.get(&format!("{base}admin/security-events")).await;
+    assert!(rows(&r.body, "event") > 0, "{}", r.body);
+    assert!(
+        r.body.contains("Event chain of your tenant: intact"),
+        "{}",
+        r.body
+    );
+    let r = owner.get(&format!("{base}settings")).await;
+    assert!(r.body.contains("shown here read-only"), "{}", r.body);
+    for path in ["tenants", "keys", "clients", "keys/rotate"] {
+        let r = owner.get(&format!("{base}{path}")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "/{path}");
+    }
+    for path in [
+        format!("users?tenant={two}"),
+        format!("admin/providers?tenant={two}"),
+        format!("admin/providers/{provider_two}?tenant={two}"),
+        format!("admin/providers/{provider_two}?tenant={one}"),
+        format!("admin/providers/{provider_two}/delete?tenant={one}"),
+        format!("admin/security-events?tenant={two}"),
+        "admin/security-events?tenant=platform".to_owned(),
+        format!("admin/security-events/export.csv?tenant={two}"),
+        format!("settings?tenant={two}"),
+        format!("secrets?tenant={two}"),
+        format!("users/{clerk}/password?tenant={two}"),
+    ] {
+        let r = owner.get(&format!("{base}{path}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "/{path}: {}", r.body);
+        assert!(
+            !r.body.contains("Shop Two") && !r.body.contains("Two IdP"),
+            "/{path}"
+        );
+    }
+    for (action, fields) in [
+        ("users", vec![("email", "x@two.example"), ("role", "Owner")]),
+        (
+            "admin/providers",
+            vec![
+                ("name", "x"),
+                ("issuer", "https://x.example"),
+                ("client_id", "c"),
+            ],
+        ),
+        ("secrets", vec![("name", "stolen"), ("value", "v")]),
+        (
+            "settings",
+            vec![
+                ("password_min_length", "8"),
+                ("lockout_threshold", "1"),
+                ("lockout_duration_secs", "1"),
+            ],
+        ),
+    ] {
+        let mut form = vec![
+            ("csrf", owner_csrf.as_str()),
+            ("tenant", two.as_str()),
+            ("confirm", "yes"),
+        ];
+        form.extend(fields);
+        let r = owner.post(&format!("{base}{action}"), &form).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "POST /{action} for the other tenant"
+        );
+    }
+    let r = owner
+        .post(
+            &format!("{base}admin/providers/{provider_two}/delete"),
+            &[("csrf", &owner_csrf), ("tenant", &one), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let (status, _) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("admin/tenants/{two}/providers/{provider_two}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "the other tenant's provider is untouched");
+    // The owner manages their own tenant.
+    let r = owner
+        .post(
+            &format!("{base}secrets"),
+            &[
+                ("csrf", &owner_csrf),
+                ("tenant", &one),
+                ("name", "api-key"),
+                ("value", "owner-value-1"),
+            ],
+        )
+        .await;
+    assert!(
+        r.body.contains("Secret api-key stored as version 1."),
+        "{}",
+        r.body
+    );
 
     // Sign out: RP-initiated logout at identity, back to the dashboard's signed-out page.
     let r = b.post(&format!("{base}logout"), &[("csrf", &csrf)]).await;
@@ -369,12 +1177,15 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     let r = other.get(&base).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
 
+    idp.stop().await;
     stack.shutdown().await.unwrap();
 }
 
-/// Chromium (headless, CDP) signs in through identity's login form, visits every page (a
-/// screenshot each, plus the overview at phone width), rotates a key and signs out.
-async fn in_chromium(stack: &Stack) {
+/// Chromium (headless, CDP): the platform admin signs in through identity's login form, visits
+/// every page (a screenshot each, plus phone width), creates a tenant, invites a user, adds an
+/// external provider, rotates a key, changes a policy and finds the events those actions
+/// produced; then the tenant admin signs in and sees only their own tenant.
+async fn in_chromium(stack: &Stack, shop_one: &str) {
     let Some(path) = tansu_shared::testing::chromium("dashboard_in_chromium") else {
         return;
     };
@@ -398,17 +1209,7 @@ async fn in_chromium(stack: &Stack) {
     c.wait_for(&tab, &format!("{issuer}connect/authorize"))
         .await;
     c.screenshot(&tab, &out.join("sign-in.png")).await;
-    let submitted = c
-        .eval(
-            &tab,
-            &format!(
-                "document.querySelector('input[name=email]').value='admin@tansu.local';\
-                 document.querySelector('input[name=password]').value='{PASSWORD}';\
-                 document.querySelector('form').submit(); true"
-            ),
-        )
-        .await;
-    assert_eq!(submitted, serde_json::json!(true));
+    c.log_in(&tab, ADMIN, PASSWORD).await;
     c.wait_for(&tab, &base).await;
     c.wait_text(&tab, "Service health").await;
 
@@ -416,13 +1217,81 @@ async fn in_chromium(stack: &Stack) {
         let url = format!("{base}{path}");
         c.goto(&tab, &url).await;
         c.wait_text(&tab, text).await;
-        let name = if path.is_empty() {
-            "overview".to_owned()
-        } else {
-            path.replace('/', "-")
-        };
-        c.screenshot(&tab, &out.join(format!("{name}.png"))).await;
+        c.screenshot(&tab, &out.join(format!("{}.png", shot_name(path))))
+            .await;
     }
+
+    // Create a tenant through the form.
+    c.goto(&tab, &format!("{base}tenants")).await;
+    c.eval(
+        &tab,
+        "document.getElementById('slug').value='browser-shop';\
+         document.getElementById('name').value='Browser Shop';\
+         document.getElementById('create-tenant').click(); true",
+    )
+    .await;
+    c.wait_text(&tab, "Tenant Browser Shop (browser-shop) created.")
+        .await;
+    c.screenshot(&tab, &out.join("tenants-created.png")).await;
+
+    // Pick it in the users page's tenant picker and invite a user.
+    c.goto(&tab, &format!("{base}users")).await;
+    let picked = c
+        .eval(
+            &tab,
+            "(() => { const s = document.getElementById('tenant');\
+              const o = [...s.options].find(o => o.text.includes('browser-shop'));\
+              if (!o) return false; s.value = o.value;\
+              document.getElementById('pick-tenant').click(); return true; })()",
+        )
+        .await;
+    assert_eq!(picked, json!(true));
+    c.wait_text(&tab, "Invite or create a user").await;
+    let tenant_url = c.eval(&tab, "location.href").await;
+    let browser_shop = tenant_url
+        .as_str()
+        .and_then(|u| u.split("tenant=").nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!browser_shop.is_empty(), "{tenant_url}");
+    c.eval(
+        &tab,
+        "document.getElementById('email').value='ada@browser-shop.example';\
+         document.getElementById('user-name').value='Ada';\
+         document.getElementById('role').value='Admin';\
+         document.getElementById('invite-user').click(); true",
+    )
+    .await;
+    c.wait_text(&tab, "ada@browser-shop.example is now a member (Admin).")
+        .await;
+    c.screenshot(&tab, &out.join("users-invited.png")).await;
+
+    // Add an external provider (an https issuer; its discovery test fails with a reason).
+    c.goto(
+        &tab,
+        &format!("{base}admin/providers?tenant={browser_shop}"),
+    )
+    .await;
+    c.eval(
+        &tab,
+        "document.getElementById('provider-name').value='Browser IdP';\
+         document.getElementById('issuer').value='https://idp.invalid/realms/shop';\
+         document.getElementById('client_id').value='browser-shop';\
+         document.getElementById('client_secret').value='browser-secret';\
+         document.getElementById('save-provider').click(); true",
+    )
+    .await;
+    c.wait_text(&tab, "Provider Browser IdP added.").await;
+    c.screenshot(&tab, &out.join("admin-providers-added.png"))
+        .await;
+    c.eval(
+        &tab,
+        "document.querySelector('form[action$=\"/test\"] button').click(); true",
+    )
+    .await;
+    c.wait_text(&tab, "Discovery of Browser IdP failed").await;
+    c.screenshot(&tab, &out.join("admin-providers-tested.png"))
+        .await;
 
     // Rotate a key: the link, the confirmation, the result.
     c.goto(&tab, &format!("{base}keys")).await;
@@ -436,6 +1305,73 @@ async fn in_chromium(stack: &Stack) {
     c.wait_text(&tab, "Rotation scheduled").await;
     c.screenshot(&tab, &out.join("keys-rotated.png")).await;
 
+    // Change a policy.
+    c.goto(&tab, &format!("{base}settings?tenant={browser_shop}"))
+        .await;
+    c.eval(
+        &tab,
+        "document.getElementById('password_min_length').value='16';\
+         document.getElementById('mfa_required').checked=true;\
+         document.getElementById('save-policy').click(); true",
+    )
+    .await;
+    c.wait_text(&tab, "The policy of browser-shop was saved.")
+        .await;
+    c.screenshot(&tab, &out.join("settings-saved.png")).await;
+
+    // Every per-tenant page with the tenant chosen.
+    for (path, text) in TENANT_PAGES {
+        c.goto(&tab, &format!("{base}{path}?tenant={browser_shop}"))
+            .await;
+        c.wait_text(&tab, text).await;
+        c.screenshot(&tab, &out.join(format!("{}-tenant.png", shot_name(path))))
+            .await;
+    }
+
+    // Filter the security events: the tenant's changes are there.
+    c.goto(&tab, &format!("{base}admin/security-events")).await;
+    c.eval(
+        &tab,
+        &format!(
+            "document.getElementById('tenant').value='{browser_shop}';\
+             document.getElementById('type').value='provider.change';\
+             document.getElementById('filter-events').click(); true"
+        ),
+    )
+    .await;
+    c.wait_text(&tab, "Event chain of tenant").await;
+    let found = c
+        .eval(&tab, "document.querySelectorAll('tr.event').length")
+        .await;
+    assert_eq!(found, json!(1), "the provider creation");
+    c.screenshot(&tab, &out.join("admin-security-events-filtered.png"))
+        .await;
+    for (kind, want) in [("tenant.change", 2), ("user.change", 1)] {
+        c.goto(
+            &tab,
+            &format!("{base}admin/security-events?tenant={browser_shop}&type={kind}"),
+        )
+        .await;
+        c.wait_text(&tab, "intact").await;
+        let n = c
+            .eval(&tab, "document.querySelectorAll('tr.event').length")
+            .await;
+        assert_eq!(n, json!(want), "{kind}");
+    }
+    c.goto(
+        &tab,
+        &format!("{base}admin/security-events?tenant=platform&type=keys.rotate"),
+    )
+    .await;
+    c.wait_text(&tab, "intact").await;
+    c.eval(
+        &tab,
+        "document.querySelector('tr.event details').open = true; true",
+    )
+    .await;
+    c.screenshot(&tab, &out.join("admin-security-events-detail.png"))
+        .await;
+
     // The layout at phone width.
     c.cdp
         .call(
@@ -444,20 +1380,41 @@ async fn in_chromium(stack: &Stack) {
             serde_json::json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true }),
         )
         .await;
-    c.goto(&tab, &format!("{base}clients")).await;
-    c.wait_text(&tab, "Create a client").await;
-    let overflow = c
-        .eval(
-            &tab,
-            "document.documentElement.scrollWidth <= window.innerWidth + 1",
+    for (path, text, name) in [
+        ("clients".to_owned(), "Create a client", "clients-phone"),
+        (
+            format!("users?tenant={browser_shop}"),
+            "Invite or create a user",
+            "users-phone",
+        ),
+        (
+            "admin/security-events".to_owned(),
+            "Export CSV",
+            "security-events-phone",
+        ),
+    ] {
+        c.goto(&tab, &format!("{base}{path}")).await;
+        c.wait_text(&tab, text).await;
+        let overflow = c
+            .eval(
+                &tab,
+                "document.documentElement.scrollWidth <= window.innerWidth + 1",
+            )
+            .await;
+        c.screenshot(&tab, &out.join(format!("{name}.png"))).await;
+        assert_eq!(
+            overflow,
+            serde_json::json!(true),
+            "no horizontal page scroll at phone width on /{path}"
+        );
+    }
+    c.cdp
+        .call(
+            Some(&tab),
+            "Emulation.clearDeviceMetricsOverride",
+            serde_json::json!({}),
         )
         .await;
-    c.screenshot(&tab, &out.join("clients-phone.png")).await;
-    assert_eq!(
-        overflow,
-        serde_json::json!(true),
-        "no horizontal page scroll at phone width"
-    );
 
     // Sign out through the button: RP-initiated logout, back on the signed-out page.
     c.eval(
@@ -468,7 +1425,63 @@ async fn in_chromium(stack: &Stack) {
     c.wait_for(&tab, &format!("{base}signed-out")).await;
     c.wait_text(&tab, "signed out").await;
     c.screenshot(&tab, &out.join("signed-out.png")).await;
+
+    // The tenant admin (Owner of shop-one): their own tenant only.
+    c.cdp
+        .call(
+            Some(&tab),
+            "Page.navigate",
+            serde_json::json!({ "url": format!("{base}users") }),
+        )
+        .await;
+    c.wait_for(&tab, &format!("{issuer}connect/authorize"))
+        .await;
+    c.log_in(&tab, OWNER, OWNER_PASSWORD).await;
+    c.wait_for(&tab, &format!("{base}users")).await;
+    c.wait_text(&tab, "Invite or create a user").await;
+    c.screenshot(&tab, &out.join("tenant-admin-users.png"))
+        .await;
+    for (path, text) in TENANT_PAGES {
+        c.goto(&tab, &format!("{base}{path}")).await;
+        c.wait_text(&tab, text).await;
+        let leaks = c
+            .eval(
+                &tab,
+                "['Browser Shop','browser-shop','Shop Two'].some(t => document.body.innerText.includes(t))",
+            )
+            .await;
+        assert_eq!(leaks, json!(false), "/{path} shows another tenant");
+        c.screenshot(
+            &tab,
+            &out.join(format!("tenant-admin-{}.png", shot_name(path))),
+        )
+        .await;
+    }
+    let nav = c
+        .eval(&tab, "document.querySelector('nav.side').innerText")
+        .await;
+    let nav = nav.as_str().unwrap_or_default();
+    assert!(
+        !nav.contains("Tenants") && !nav.contains("Signing keys"),
+        "{nav}"
+    );
+    c.goto(&tab, &format!("{base}users?tenant={browser_shop}"))
+        .await;
+    c.wait_text(&tab, "There is no such tenant or item.").await;
+    c.screenshot(&tab, &out.join("tenant-admin-other-tenant.png"))
+        .await;
+    c.goto(&tab, &format!("{base}tenants")).await;
+    c.wait_text(&tab, "Platform administrators only").await;
+    assert!(!shop_one.is_empty());
     c.stop().await;
+}
+
+fn shot_name(path: &str) -> String {
+    if path.is_empty() {
+        "overview".to_owned()
+    } else {
+        path.replace('/', "-")
+    }
 }
 
 /// A minimal Chrome DevTools Protocol client over the browser's WebSocket (text frames only),
@@ -709,6 +1722,23 @@ impl Chromium {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Fills and submits identity's login form.
+    async fn log_in(&mut self, tab: &str, email: &str, password: &str) {
+        let submitted = self
+            .eval(
+                tab,
+                &format!(
+                    "document.querySelector('input[name=email]').value={};\
+                     document.querySelector('input[name=password]').value={};\
+                     document.querySelector('form').submit(); true",
+                    serde_json::json!(email),
+                    serde_json::json!(password)
+                ),
+            )
+            .await;
+        assert_eq!(submitted, serde_json::json!(true));
     }
 
     async fn goto(&mut self, tab: &str, url: &str) {

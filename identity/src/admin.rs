@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::admin_tenants::router())
         .merge(crate::events::router())
         .merge(crate::vault::router())
+        .merge(crate::providers::router())
 }
 
 /// A caller holding `admin.full` for `tansu.identity`.

@@ -28,6 +28,7 @@ pub mod passwords;
 pub mod provisioning;
 pub mod registration;
 pub mod roles;
+pub mod providers;
 pub mod scopes;
 pub mod store;
 pub mod tenants;

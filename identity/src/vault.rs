@@ -164,7 +164,7 @@ pub fn seal_new_tenant(
 }
 
 /// The tenant's data key, created on first use.
-async fn data_key(state: &AppState, tid: &str) -> anyhow::Result<MasterKey> {
+pub(crate) async fn data_key(state: &AppState, tid: &str) -> anyhow::Result<MasterKey> {
     let master = state.keys.master();
     for _ in 0..3 {
         if let Some((wrapped, _master_id)) = state.store.data_key(tid).await? {

@@ -15,6 +15,7 @@ pub mod lease;
 pub mod lockout;
 pub mod registration;
 pub mod mfa;
+pub mod providers;
 pub mod revocations;
 pub mod roles;
 pub mod tenants;

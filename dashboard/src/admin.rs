@@ -1,0 +1,1963 @@
+//! Handlers of issue #8's admin sections: tenants, users and roles, external providers,
+//! security events, identity settings and secrets.
+//!
+//! Every call goes to identity's admin API with the signed-in admin's access token, so identity
+//! decides what the caller may do; the dashboard adds its own tenant check in front so a tenant
+//! admin's pages never even ask for another tenant: a tenant admin's pages are always about
+//! their own tenant (any other `tenant` answers 404), platform admins pick one. Every POST
+//! carries the session's CSRF token ([`crate::web::form`]); destructive actions go through a
+//! confirmation page first (`confirm=yes`).
+
+// A `Response` is the helpers' early return (the page to send instead), as in the handlers.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use leptos::prelude::{AnyView, IntoAny};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::admin_views::{self as v, EventFilters, s as field, tq};
+use crate::api::{self, ApiError};
+use crate::session::Session;
+use crate::views::{self, urlencode};
+use crate::web::{api_failed, form, redirect, render, require};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tenants", get(tenants).post(create_tenant))
+        .route(
+            "/tenants/{tid}/status",
+            get(tenant_status_confirm).post(tenant_status),
+        )
+        .route("/users", get(users).post(invite_user))
+        .route(
+            "/users/{uid}/status",
+            get(user_status_confirm).post(user_status),
+        )
+        .route(
+            "/users/{uid}/password",
+            get(password_page).post(reset_password),
+        )
+        .route("/users/{uid}/roles", get(role_confirm).post(change_role))
+        .route("/admin/providers", get(providers).post(create_provider))
+        .route(
+            "/admin/providers/{id}",
+            get(edit_provider).post(update_provider),
+        )
+        .route(
+            "/admin/providers/{id}/test",
+            axum::routing::post(test_provider),
+        )
+        .route(
+            "/admin/providers/{id}/status",
+            get(provider_status_confirm).post(provider_status),
+        )
+        .route(
+            "/admin/providers/{id}/delete",
+            get(provider_delete_confirm).post(delete_provider),
+        )
+        .route("/admin/security-events", get(events))
+        .route("/admin/security-events/export.ndjson", get(export_ndjson))
+        .route("/admin/security-events/export.csv", get(export_csv))
+        .route("/settings", get(settings).post(save_settings))
+        .route("/secrets", get(secrets).post(put_secret))
+        .route(
+            "/secrets/{name}/revoke",
+            get(revoke_confirm).post(revoke_secret),
+        )
+}
+
+type Q = Query<HashMap<String, String>>;
+
+fn q<'a>(q: &'a HashMap<String, String>, key: &str) -> &'a str {
+    q.get(key).map_or("", |v| v.trim())
+}
+
+/// A page inside the frame with a status other than 200.
+fn page_with(
+    state: &AppState,
+    s: &Session,
+    active: &str,
+    title: &str,
+    content: AnyView,
+    status: StatusCode,
+) -> Response {
+    let mut r = render(state, s, active, title, content);
+    *r.status_mut() = status;
+    r
+}
+
+fn not_found(state: &AppState, s: &Session, active: &str) -> Response {
+    page_with(
+        state,
+        s,
+        active,
+        "Not found",
+        views::notice("error", "There is no such tenant or item.".into()),
+        StatusCode::NOT_FOUND,
+    )
+}
+
+fn platform_only(state: &AppState, s: &Session, active: &str) -> Response {
+    page_with(
+        state,
+        s,
+        active,
+        "Platform administrators only",
+        views::notice(
+            "error",
+            "This page is for platform administrators; tenant administrators manage their own tenant from the other pages.".into(),
+        ),
+        StatusCode::FORBIDDEN,
+    )
+}
+
+/// An admin API failure on a page: 404/403 keep their meaning, other 4xx are shown as a
+/// message, the rest as "identity failed".
+fn failed(state: &AppState, s: &Session, active: &str, title: &str, e: ApiError) -> Response {
+    match e {
+        ApiError::Status(404, _) => not_found(state, s, active),
+        ApiError::Status(403, detail) => page_with(
+            state,
+            s,
+            active,
+            title,
+            views::notice("error", format!("Not allowed: {detail}")),
+            StatusCode::FORBIDDEN,
+        ),
+        other => api_failed(state, s, active, title, other),
+    }
+}
+
+/// The outcome of a form action, shown above the page it returns to.
+struct Outcome {
+    message: Option<AnyView>,
+    status: StatusCode,
+}
+
+impl Outcome {
+    fn none() -> Self {
+        Self {
+            message: None,
+            status: StatusCode::OK,
+        }
+    }
+
+    fn ok(text: String) -> Self {
+        Self {
+            message: Some(views::notice("success", text)),
+            status: StatusCode::OK,
+        }
+    }
+
+    fn refused(text: String) -> Self {
+        Self {
+            message: Some(views::notice("error", text)),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+}
+
+/// What a 4xx answer of identity to a form means for the admin; `Err` is the page to send.
+fn outcome_of(
+    state: &AppState,
+    s: &Session,
+    active: &str,
+    title: &str,
+    what: &str,
+    r: Result<Value, ApiError>,
+    success: impl FnOnce(&Value) -> String,
+) -> Result<Outcome, Response> {
+    match r {
+        Ok(v) => Ok(Outcome::ok(success(&v))),
+        Err(ApiError::Status(404, _)) => Err(not_found(state, s, active)),
+        Err(ApiError::Status(code, detail)) if (400..500).contains(&code) => {
+            Ok(Outcome::refused(format!("{what} failed: {detail}")))
+        }
+        Err(e) => Err(failed(state, s, active, title, e)),
+    }
+}
+
+// ---------------------------------------------------------------- tenant scope
+
+/// The tenant a per-tenant page is about and, for platform admins, the picker.
+struct TenantScope {
+    tenant: Option<Value>,
+    picker: Option<AnyView>,
+}
+
+impl TenantScope {
+    fn id(&self) -> String {
+        self.tenant
+            .as_ref()
+            .map(|t| field(t, "id"))
+            .unwrap_or_default()
+    }
+
+    /// The picker and the tenant line above a page's content.
+    fn header(&mut self) -> AnyView {
+        let line = self.tenant.as_ref().map(v::tenant_line);
+        (self.picker.take(), line).into_any()
+    }
+}
+
+/// Tenant admins: their own tenant (another requested id: 404). Platform admins: the
+/// requested tenant (unknown: 404) or none yet, with the picker listing the tenants.
+async fn tenant_scope(
+    state: &AppState,
+    s: &Session,
+    requested: &str,
+    active: &str,
+    page: &str,
+) -> Result<TenantScope, Response> {
+    if let Some(own) = &s.tenant {
+        if !requested.is_empty() && requested != own {
+            return Err(not_found(state, s, active));
+        }
+        let t = get_tenant(state, s, own, active).await?;
+        return Ok(TenantScope {
+            tenant: Some(t),
+            picker: None,
+        });
+    }
+    let list = api::call(
+        state,
+        &s.access_token,
+        Method::GET,
+        "admin/tenants?limit=500",
+        None,
+    )
+    .await
+    .map_err(|e| failed(state, s, active, "Tenants", e))?;
+    let items = items(&list);
+    let tenant = if requested.is_empty() {
+        None
+    } else {
+        Some(get_tenant(state, s, requested, active).await?)
+    };
+    Ok(TenantScope {
+        picker: Some(v::tenant_picker(state.url(page), &items, requested)),
+        tenant,
+    })
+}
+
+async fn get_tenant(
+    state: &AppState,
+    s: &Session,
+    tid: &str,
+    active: &str,
+) -> Result<Value, Response> {
+    api::call(
+        state,
+        &s.access_token,
+        Method::GET,
+        &format!("admin/tenants/{}", urlencode(tid)),
+        None,
+    )
+    .await
+    .map_err(|e| failed(state, s, active, "Tenant", e))
+}
+
+/// The tenant a form acts on: the `tenant` field, which a tenant admin's must be their own.
+fn form_tenant(
+    state: &AppState,
+    s: &Session,
+    fields: &HashMap<String, String>,
+    active: &str,
+) -> Result<String, Response> {
+    let t = fields.get("tenant").map_or("", |t| t.trim()).to_owned();
+    match &s.tenant {
+        Some(own) if &t != own => Err(not_found(state, s, active)),
+        _ if t.is_empty() => Err(not_found(state, s, active)),
+        _ => Ok(t),
+    }
+}
+
+fn items(v: &Value) -> Vec<Value> {
+    v.get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn next_after(v: &Value) -> Option<String> {
+    v.get("next_after")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Sorts a page on the server by a string field (`key`), or keeps the cursor order.
+fn sort_page(items: &mut [Value], key: &str, allowed: &[(&str, &str)]) {
+    if allowed.iter().any(|(k, _)| *k == key) && key != "created" {
+        items.sort_by_key(|i| field(i, key).to_lowercase());
+    }
+}
+
+/// A signed-in admin's page, or the early response.
+macro_rules! signed_in {
+    ($state:expr, $headers:expr, $here:expr) => {
+        match require(&$state, &$headers, $here) {
+            Ok(s) => s,
+            Err(r) => return *r,
+        }
+    };
+}
+
+/// A CSRF-checked form of an admin, or the early response.
+macro_rules! posted {
+    ($state:expr, $headers:expr, $body:expr) => {
+        match form(&$state, &$headers, &$body) {
+            Ok((_, s, fields)) if s.is_admin() => (s, fields),
+            Ok((_, s, _)) => {
+                return crate::web::html(
+                    StatusCode::FORBIDDEN,
+                    views::no_access($state.base(), &s.csrf, &s.email),
+                );
+            }
+            Err(r) => return *r,
+        }
+    };
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}
+
+fn confirmed(fields: &HashMap<String, String>) -> bool {
+    fields.get("confirm").map(String::as_str) == Some("yes")
+}
+
+// ---------------------------------------------------------------- tenants
+
+const TENANT_SORTS: &[(&str, &str)] = &[
+    ("created", "created"),
+    ("name", "name"),
+    ("slug", "slug"),
+    ("status", "status"),
+];
+
+async fn tenants(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
+    let s = signed_in!(state, headers, "/tenants");
+    tenants_page(&state, &s, &query, Outcome::none()).await
+}
+
+async fn tenants_page(
+    state: &AppState,
+    s: &Session,
+    query: &HashMap<String, String>,
+    outcome: Outcome,
+) -> Response {
+    if s.tenant.is_some() {
+        return platform_only(state, s, "tenants");
+    }
+    let after = q(query, "after");
+    let sort = q(query, "sort");
+    let path = format!(
+        "admin/tenants?limit=50{}",
+        if after.is_empty() {
+            String::new()
+        } else {
+            format!("&after={}", urlencode(after))
+        }
+    );
+    let list = match api::call(state, &s.access_token, Method::GET, &path, None).await {
+        Ok(v) => v,
+        Err(e) => return failed(state, s, "tenants", "Tenants", e),
+    };
+    let mut rows = items(&list);
+    sort_page(&mut rows, sort, TENANT_SORTS);
+    let here = state.url("tenants");
+    let next = next_after(&list).map(|n| {
+        format!(
+            "{here}?after={}{}",
+            urlencode(&n),
+            if sort.is_empty() {
+                String::new()
+            } else {
+                format!("&sort={}", urlencode(sort))
+            }
+        )
+    });
+    let sort_base = if after.is_empty() {
+        here.clone()
+    } else {
+        format!("{here}?after={}", urlencode(after))
+    };
+    let content = (
+        outcome.message,
+        v::tenants(
+            state.base(),
+            &s.csrf,
+            &rows,
+            v::pager(here.clone(), next),
+            v::sort_links(&sort_base, TENANT_SORTS, sort),
+        ),
+    )
+        .into_any();
+    page_with(state, s, "tenants", "Tenants", content, outcome.status)
+}
+
+async fn create_tenant(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    if s.tenant.is_some() {
+        return platform_only(&state, &s, "tenants");
+    }
+    let slug = fields.get("slug").map_or("", |v| v.trim());
+    let name = fields.get("name").map_or("", |v| v.trim());
+    let r = api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        "admin/tenants",
+        Some(&json!({"slug": slug, "name": name})),
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "tenants",
+        "Tenants",
+        "Creating the tenant",
+        r,
+        |t| format!(
+            "Tenant {} ({}) created.",
+            field(t, "name"),
+            field(t, "slug")
+        )
+    ));
+    tenants_page(&state, &s, &HashMap::new(), outcome).await
+}
+
+fn status_action(to: &str) -> Option<(&'static str, &'static str)> {
+    match to {
+        "suspend" => Some(("suspend", "Suspend")),
+        "activate" => Some(("activate", "Activate")),
+        "disable" => Some(("disable", "Disable")),
+        "enable" => Some(("enable", "Enable")),
+        _ => None,
+    }
+}
+
+async fn tenant_status_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tid): Path<String>,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/tenants");
+    if s.tenant.is_some() {
+        return platform_only(&state, &s, "tenants");
+    }
+    let Some((to, label)) =
+        status_action(q(&query, "to")).filter(|(t, _)| ["suspend", "activate"].contains(t))
+    else {
+        return not_found(&state, &s, "tenants");
+    };
+    let t = tri!(get_tenant(&state, &s, &tid, "tenants").await);
+    let question = if to == "suspend" {
+        format!(
+            "Suspend tenant {} ({})? Its users cannot sign in and its clients get no tokens until it is activated again.",
+            field(&t, "name"),
+            field(&t, "slug")
+        )
+    } else {
+        format!(
+            "Activate tenant {} ({})?",
+            field(&t, "name"),
+            field(&t, "slug")
+        )
+    };
+    let content = v::confirm(
+        state.url(&format!("tenants/{}/status", urlencode(&tid))),
+        &s.csrf,
+        vec![("to", to.to_owned())],
+        question,
+        label,
+        state.url("tenants"),
+    );
+    render(&state, &s, "tenants", &format!("{label} tenant"), content)
+}
+
+async fn tenant_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tid): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    if s.tenant.is_some() {
+        return platform_only(&state, &s, "tenants");
+    }
+    let to = fields.get("to").map_or("", String::as_str);
+    let Some((to, _)) = status_action(to).filter(|(t, _)| ["suspend", "activate"].contains(t))
+    else {
+        return not_found(&state, &s, "tenants");
+    };
+    if !confirmed(&fields) {
+        return redirect(&state.url(&format!("tenants/{}/status?to={to}", urlencode(&tid))));
+    }
+    let r = api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        &format!("admin/tenants/{}/{to}", urlencode(&tid)),
+        None,
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "tenants",
+        "Tenants",
+        "Changing the tenant's status",
+        r,
+        |t| format!("Tenant {} is now {}.", field(t, "slug"), field(t, "status"))
+    ));
+    tenants_page(&state, &s, &HashMap::new(), outcome).await
+}
+
+// ---------------------------------------------------------------- users
+
+const USER_SORTS: &[(&str, &str)] = &[("created", "created"), ("email", "email"), ("name", "name")];
+
+async fn users(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
+    let s = signed_in!(state, headers, "/users");
+    users_page(&state, &s, &query, Outcome::none()).await
+}
+
+async fn users_page(
+    state: &AppState,
+    s: &Session,
+    query: &HashMap<String, String>,
+    outcome: Outcome,
+) -> Response {
+    let mut scope = tri!(tenant_scope(state, s, q(query, "tenant"), "users", "users").await);
+    let tid = scope.id();
+    let header = scope.header();
+    if tid.is_empty() {
+        let content = (outcome.message, header, v::choose_tenant()).into_any();
+        return page_with(
+            state,
+            s,
+            "users",
+            "Users and roles",
+            content,
+            outcome.status,
+        );
+    }
+    let search = q(query, "search");
+    let after = q(query, "after");
+    let sort = q(query, "sort");
+    let mut path = format!("admin/tenants/{}/users?limit=50", urlencode(&tid));
+    if !search.is_empty() {
+        path.push_str(&format!("&search={}", urlencode(search)));
+    }
+    if !after.is_empty() {
+        path.push_str(&format!("&after={}", urlencode(after)));
+    }
+    let list = match api::call(state, &s.access_token, Method::GET, &path, None).await {
+        Ok(v) => v,
+        Err(e) => return failed(state, s, "users", "Users and roles", e),
+    };
+    let mut rows = items(&list);
+    sort_page(&mut rows, sort, USER_SORTS);
+    let first = format!(
+        "{}{}&search={}",
+        state.url("users"),
+        tq(&tid),
+        urlencode(search)
+    );
+    let next = next_after(&list)
+        .map(|n| format!("{first}&after={}&sort={}", urlencode(&n), urlencode(sort)));
+    let sort_base = format!("{first}&after={}", urlencode(after));
+    let content = (
+        outcome.message,
+        header,
+        v::users(
+            state.base(),
+            &s.csrf,
+            &tid,
+            search,
+            &rows,
+            v::pager(first.clone(), next),
+            v::sort_links(&sort_base, USER_SORTS, sort),
+        ),
+    )
+        .into_any();
+    page_with(
+        state,
+        s,
+        "users",
+        "Users and roles",
+        content,
+        outcome.status,
+    )
+}
+
+fn tenant_query(tid: &str) -> HashMap<String, String> {
+    HashMap::from([("tenant".to_owned(), tid.to_owned())])
+}
+
+async fn invite_user(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "users"));
+    let email = fields.get("email").map_or("", |v| v.trim());
+    let mut body = json!({
+        "email": email,
+        "name": fields.get("name").map_or("", |v| v.trim()),
+        "roles": [fields.get("role").map_or("User", String::as_str)],
+    });
+    if let Some(p) = fields.get("password").filter(|p| !p.is_empty()) {
+        body["password"] = json!(p);
+    }
+    let r = api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        &format!("admin/tenants/{}/users", urlencode(&tid)),
+        Some(&body),
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "users",
+        "Users and roles",
+        "Inviting the user",
+        r,
+        |u| format!("{} is now a member ({}).", field(u, "email"), v_roles(u))
+    ));
+    users_page(&state, &s, &tenant_query(&tid), outcome).await
+}
+
+fn v_roles(u: &Value) -> String {
+    u.get("roles")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+async fn get_user(state: &AppState, s: &Session, tid: &str, uid: &str) -> Result<Value, Response> {
+    api::call(
+        state,
+        &s.access_token,
+        Method::GET,
+        &format!("admin/tenants/{}/users/{}", urlencode(tid), urlencode(uid)),
+        None,
+    )
+    .await
+    .map_err(|e| failed(state, s, "users", "Users and roles", e))
+}
+
+async fn user_status_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/users");
+    let scope = tri!(tenant_scope(&state, &s, q(&query, "tenant"), "users", "users").await);
+    let tid = scope.id();
+    let Some((to, label)) =
+        status_action(q(&query, "to")).filter(|(t, _)| ["disable", "enable"].contains(t))
+    else {
+        return not_found(&state, &s, "users");
+    };
+    let u = tri!(get_user(&state, &s, &tid, &uid).await);
+    let question = if to == "disable" {
+        format!(
+            "Disable {}? Their sessions end and their refresh tokens are revoked at once.",
+            field(&u, "email")
+        )
+    } else {
+        format!("Enable {} again?", field(&u, "email"))
+    };
+    let content = v::confirm(
+        state.url(&format!("users/{}/status", urlencode(&uid))),
+        &s.csrf,
+        vec![("tenant", tid.clone()), ("to", to.to_owned())],
+        question,
+        label,
+        format!("{}{}", state.url("users"), tq(&tid)),
+    );
+    render(&state, &s, "users", &format!("{label} user"), content)
+}
+
+async fn user_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "users"));
+    let Some((to, _)) = status_action(fields.get("to").map_or("", String::as_str))
+        .filter(|(t, _)| ["disable", "enable"].contains(t))
+    else {
+        return not_found(&state, &s, "users");
+    };
+    if !confirmed(&fields) {
+        return redirect(&format!(
+            "{}{}&to={to}",
+            state.url(&format!("users/{}/status", urlencode(&uid))),
+            tq(&tid)
+        ));
+    }
+    let r = api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        &format!(
+            "admin/tenants/{}/users/{}/{to}",
+            urlencode(&tid),
+            urlencode(&uid)
+        ),
+        None,
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "users",
+        "Users and roles",
+        "Changing the user's status",
+        r,
+        |u| format!(
+            "{} is now {}.",
+            field(u, "email"),
+            if u.get("disabled").and_then(Value::as_bool) == Some(true) {
+                "disabled"
+            } else {
+                "enabled"
+            }
+        )
+    ));
+    users_page(&state, &s, &tenant_query(&tid), outcome).await
+}
+
+async fn password_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/users");
+    let scope = tri!(tenant_scope(&state, &s, q(&query, "tenant"), "users", "users").await);
+    let tid = scope.id();
+    let u = tri!(get_user(&state, &s, &tid, &uid).await);
+    render(
+        &state,
+        &s,
+        "users",
+        "Reset password",
+        v::password_form(state.base(), &s.csrf, &tid, &u),
+    )
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "users"));
+    if !confirmed(&fields) {
+        return redirect(&format!(
+            "{}{}",
+            state.url(&format!("users/{}/password", urlencode(&uid))),
+            tq(&tid)
+        ));
+    }
+    let password = fields.get("password").cloned().unwrap_or_default();
+    let r = api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        &format!(
+            "admin/tenants/{}/users/{}/password",
+            urlencode(&tid),
+            urlencode(&uid)
+        ),
+        Some(&json!({ "password": password })),
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "users",
+        "Users and roles",
+        "Resetting the password",
+        r,
+        |_| "The password was reset.".to_owned()
+    ));
+    users_page(&state, &s, &tenant_query(&tid), outcome).await
+}
+
+async fn role_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/users");
+    let scope = tri!(tenant_scope(&state, &s, q(&query, "tenant"), "users", "users").await);
+    let tid = scope.id();
+    let role = q(&query, "role").to_owned();
+    let u = tri!(get_user(&state, &s, &tid, &uid).await);
+    let content = v::confirm(
+        state.url(&format!("users/{}/roles", urlencode(&uid))),
+        &s.csrf,
+        vec![
+            ("tenant", tid.clone()),
+            ("role", role.clone()),
+            ("action", "revoke".to_owned()),
+        ],
+        format!(
+            "Revoke the role {role} from {}? It applies from their next token.",
+            field(&u, "email")
+        ),
+        "Revoke role",
+        format!("{}{}", state.url("users"), tq(&tid)),
+    );
+    render(&state, &s, "users", "Revoke role", content)
+}
+
+async fn change_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "users"));
+    let role = fields.get("role").cloned().unwrap_or_default();
+    let revoke = fields.get("action").map(String::as_str) == Some("revoke");
+    if revoke && !confirmed(&fields) {
+        return redirect(&format!(
+            "{}{}&role={}&action=revoke",
+            state.url(&format!("users/{}/roles", urlencode(&uid))),
+            tq(&tid),
+            urlencode(&role)
+        ));
+    }
+    let method = if revoke { Method::DELETE } else { Method::PUT };
+    let r = api::call(
+        &state,
+        &s.access_token,
+        method,
+        &format!(
+            "admin/tenants/{}/users/{}/roles/{}",
+            urlencode(&tid),
+            urlencode(&uid),
+            urlencode(&role)
+        ),
+        None,
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "users",
+        "Users and roles",
+        "Changing the roles",
+        r,
+        |u| format!("Roles of {}: {}.", field(u, "email"), v_roles(u))
+    ));
+    users_page(&state, &s, &tenant_query(&tid), outcome).await
+}
+
+// ---------------------------------------------------------------- providers
+
+async fn providers(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
+    let s = signed_in!(state, headers, "/admin/providers");
+    providers_page(&state, &s, q(&query, "tenant"), Outcome::none()).await
+}
+
+async fn providers_page(state: &AppState, s: &Session, tenant: &str, outcome: Outcome) -> Response {
+    const ACTIVE: &str = "admin/providers";
+    const TITLE: &str = "External providers";
+    let mut scope = tri!(tenant_scope(state, s, tenant, ACTIVE, ACTIVE).await);
+    let tid = scope.id();
+    let header = scope.header();
+    if tid.is_empty() {
+        let content = (outcome.message, header, v::choose_tenant()).into_any();
+        return page_with(state, s, ACTIVE, TITLE, content, outcome.status);
+    }
+    let list = match api::call(
+        state,
+        &s.access_token,
+        Method::GET,
+        &format!("admin/tenants/{}/providers?limit=500", urlencode(&tid)),
+        None,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return failed(state, s, ACTIVE, TITLE, e),
+    };
+    let content = (
+        outcome.message,
+        header,
+        v::providers(state.base(), &s.csrf, &tid, &items(&list)),
+    )
+        .into_any();
+    page_with(state, s, ACTIVE, TITLE, content, outcome.status)
+}
+
+fn provider_body(fields: &HashMap<String, String>, update: bool) -> Value {
+    let text = |k: &str| fields.get(k).map_or("", |v| v.trim()).to_owned();
+    let scopes: Vec<String> = text("scopes")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let mut body = json!({
+        "name": text("name"),
+        "issuer": text("issuer"),
+        "client_id": text("client_id"),
+        "scopes": scopes,
+    });
+    if let Some(secret) = fields.get("client_secret").filter(|v| !v.is_empty()) {
+        body["client_secret"] = json!(secret);
+    } else if update && fields.get("remove_secret").map(String::as_str) == Some("yes") {
+        body["remove_secret"] = json!(true);
+    }
+    body
+}
+
+async fn create_provider(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
+    let r = api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        &format!("admin/tenants/{}/providers", urlencode(&tid)),
+        Some(&provider_body(&fields, false)),
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "admin/providers",
+        "External providers",
+        "Adding the provider",
+        r,
+        |p| format!("Provider {} added.", field(p, "name"))
+    ));
+    providers_page(&state, &s, &tid, outcome).await
+}
+
+async fn get_provider(
+    state: &AppState,
+    s: &Session,
+    tid: &str,
+    id: &str,
+) -> Result<Value, Response> {
+    api::call(
+        state,
+        &s.access_token,
+        Method::GET,
+        &format!(
+            "admin/tenants/{}/providers/{}",
+            urlencode(tid),
+            urlencode(id)
+        ),
+        None,
+    )
+    .await
+    .map_err(|e| failed(state, s, "admin/providers", "External providers", e))
+}
+
+async fn edit_provider(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/admin/providers");
+    let mut scope = tri!(
+        tenant_scope(
+            &state,
+            &s,
+            q(&query, "tenant"),
+            "admin/providers",
+            "admin/providers"
+        )
+        .await
+    );
+    let tid = scope.id();
+    let p = tri!(get_provider(&state, &s, &tid, &id).await);
+    let content = (
+        scope.header(),
+        v::provider_form(state.base(), &s.csrf, &tid, Some(&p)),
+    )
+        .into_any();
+    render(&state, &s, "admin/providers", "Edit provider", content)
+}
+
+async fn update_provider(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
+    let r = api::call(
+        &state,
+        &s.access_token,
+        Method::PATCH,
+        &format!(
+            "admin/tenants/{}/providers/{}",
+            urlencode(&tid),
+            urlencode(&id)
+        ),
+        Some(&provider_body(&fields, true)),
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "admin/providers",
+        "External providers",
+        "Saving the provider",
+        r,
+        |p| format!("Provider {} saved.", field(p, "name"))
+    ));
+    providers_page(&state, &s, &tid, outcome).await
+}
+
+async fn test_provider(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
+    let p = tri!(get_provider(&state, &s, &tid, &id).await);
+    match api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        &format!(
+            "admin/tenants/{}/providers/{}/test",
+            urlencode(&tid),
+            urlencode(&id)
+        ),
+        None,
+    )
+    .await
+    {
+        Ok(result) => {
+            let outcome = Outcome {
+                message: Some(v::discovery_result(&field(&p, "name"), &result)),
+                status: StatusCode::OK,
+            };
+            providers_page(&state, &s, &tid, outcome).await
+        }
+        Err(e) => failed(&state, &s, "admin/providers", "External providers", e),
+    }
+}
+
+async fn provider_status_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/admin/providers");
+    let scope = tri!(
+        tenant_scope(
+            &state,
+            &s,
+            q(&query, "tenant"),
+            "admin/providers",
+            "admin/providers"
+        )
+        .await
+    );
+    let tid = scope.id();
+    let Some((to, label)) =
+        status_action(q(&query, "to")).filter(|(t, _)| ["disable", "enable"].contains(t))
+    else {
+        return not_found(&state, &s, "admin/providers");
+    };
+    let p = tri!(get_provider(&state, &s, &tid, &id).await);
+    let question = if to == "disable" {
+        format!(
+            "Disable the provider {}? Its users cannot sign in through it until it is enabled again.",
+            field(&p, "name")
+        )
+    } else {
+        format!("Enable the provider {}?", field(&p, "name"))
+    };
+    let content = v::confirm(
+        state.url(&format!("admin/providers/{}/status", urlencode(&id))),
+        &s.csrf,
+        vec![("tenant", tid.clone()), ("to", to.to_owned())],
+        question,
+        label,
+        format!("{}{}", state.url("admin/providers"), tq(&tid)),
+    );
+    render(
+        &state,
+        &s,
+        "admin/providers",
+        &format!("{label} provider"),
+        content,
+    )
+}
+
+async fn provider_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
+    let Some((to, _)) = status_action(fields.get("to").map_or("", String::as_str))
+        .filter(|(t, _)| ["disable", "enable"].contains(t))
+    else {
+        return not_found(&state, &s, "admin/providers");
+    };
+    if !confirmed(&fields) {
+        return redirect(&format!(
+            "{}{}&to={to}",
+            state.url(&format!("admin/providers/{}/status", urlencode(&id))),
+            tq(&tid)
+        ));
+    }
+    let r = api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        &format!(
+            "admin/tenants/{}/providers/{}/{to}",
+            urlencode(&tid),
+            urlencode(&id)
+        ),
+        None,
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "admin/providers",
+        "External providers",
+        "Changing the provider",
+        r,
+        |p| format!(
+            "Provider {} is now {}.",
+            field(p, "name"),
+            if p.get("enabled").and_then(Value::as_bool) == Some(true) {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        )
+    ));
+    providers_page(&state, &s, &tid, outcome).await
+}
+
+async fn provider_delete_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/admin/providers");
+    let scope = tri!(
+        tenant_scope(
+            &state,
+            &s,
+            q(&query, "tenant"),
+            "admin/providers",
+            "admin/providers"
+        )
+        .await
+    );
+    let tid = scope.id();
+    let p = tri!(get_provider(&state, &s, &tid, &id).await);
+    let content = v::confirm(
+        state.url(&format!("admin/providers/{}/delete", urlencode(&id))),
+        &s.csrf,
+        vec![("tenant", tid.clone())],
+        format!(
+            "Delete the provider {}? Its configuration and stored client secret are removed.",
+            field(&p, "name")
+        ),
+        "Delete provider",
+        format!("{}{}", state.url("admin/providers"), tq(&tid)),
+    );
+    render(&state, &s, "admin/providers", "Delete provider", content)
+}
+
+async fn delete_provider(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
+    if !confirmed(&fields) {
+        return redirect(&format!(
+            "{}{}",
+            state.url(&format!("admin/providers/{}/delete", urlencode(&id))),
+            tq(&tid)
+        ));
+    }
+    let r = api::call(
+        &state,
+        &s.access_token,
+        Method::DELETE,
+        &format!(
+            "admin/tenants/{}/providers/{}",
+            urlencode(&tid),
+            urlencode(&id)
+        ),
+        None,
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "admin/providers",
+        "External providers",
+        "Deleting the provider",
+        r,
+        |_| "The provider was deleted.".to_owned()
+    ));
+    providers_page(&state, &s, &tid, outcome).await
+}
+
+// ---------------------------------------------------------------- security events
+
+/// `YYYY-MM-DDTHH:MM[:SS]` (a `datetime-local` value, taken as UTC) → RFC 3339.
+fn utc(local: &str) -> Option<String> {
+    let ok = |s: &str| {
+        s.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        })
+    };
+    match local.len() {
+        16 if ok(local) => Some(format!("{local}:00Z")),
+        19 if ok(local) => Some(format!("{local}Z")),
+        _ => None,
+    }
+}
+
+/// The filters of a request, and identity's query string for them. Tenant admins: always
+/// their own tenant (another: `Err` 404).
+fn event_query(
+    s: &Session,
+    query: &HashMap<String, String>,
+) -> Result<(EventFilters, String, Vec<String>), ()> {
+    let f = EventFilters {
+        tenant: q(query, "tenant").to_owned(),
+        kind: q(query, "type").to_owned(),
+        actor: q(query, "actor").to_owned(),
+        outcome: q(query, "outcome").to_owned(),
+        from: q(query, "from").to_owned(),
+        to: q(query, "to").to_owned(),
+    };
+    let tenant = match &s.tenant {
+        Some(own) if !f.tenant.is_empty() && &f.tenant != own => return Err(()),
+        Some(own) => own.clone(),
+        None => f.tenant.clone(),
+    };
+    let mut problems = Vec::new();
+    let mut params: Vec<(&str, String)> = Vec::new();
+    if !tenant.is_empty() {
+        params.push(("tenant", tenant));
+    }
+    for (k, v) in [
+        ("type", &f.kind),
+        ("actor", &f.actor),
+        ("outcome", &f.outcome),
+    ] {
+        if !v.is_empty() {
+            params.push((k, v.clone()));
+        }
+    }
+    for (k, v) in [("from", &f.from), ("to", &f.to)] {
+        if v.is_empty() {
+            continue;
+        }
+        match utc(v) {
+            Some(t) => params.push((k, t)),
+            None => problems.push(format!("{k}: a date and time")),
+        }
+    }
+    let qs = serde_urlencoded::to_string(&params).unwrap_or_default();
+    Ok((f, qs, problems))
+}
+
+async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
+    const ACTIVE: &str = "admin/security-events";
+    const TITLE: &str = "Security events";
+    let s = signed_in!(state, headers, "/admin/security-events");
+    let Ok((f, qs, problems)) = event_query(&s, &query) else {
+        return not_found(&state, &s, ACTIVE);
+    };
+    let after = q(&query, "after");
+    let mut path = format!("admin/security-events?limit=50&{qs}");
+    if !after.is_empty() {
+        path.push_str(&format!("&after={}", urlencode(after)));
+    }
+    // The chain to verify: the tenant admin's own, or the platform admin's choice.
+    let chain = match (&s.tenant, f.tenant.as_str()) {
+        (Some(own), _) => Some((own.clone(), "your tenant".to_owned())),
+        (None, "") => None,
+        (None, "platform") => Some(("platform".to_owned(), "the platform".to_owned())),
+        (None, t) => Some((t.to_owned(), format!("tenant {t}"))),
+    };
+    let list_call = api::call(&state, &s.access_token, Method::GET, &path, None);
+    let verify_call = async {
+        match &chain {
+            Some((t, _)) => Some(
+                api::call(
+                    &state,
+                    &s.access_token,
+                    Method::GET,
+                    &format!("admin/security-events/verify?tenant={}", urlencode(t)),
+                    None,
+                )
+                .await,
+            ),
+            None => None,
+        }
+    };
+    let tenants_call = async {
+        if s.tenant.is_none() {
+            api::call(
+                &state,
+                &s.access_token,
+                Method::GET,
+                "admin/tenants?limit=500",
+                None,
+            )
+            .await
+            .map(|v| items(&v))
+            .unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    };
+    let (list, verify, tenants) = tokio::join!(list_call, verify_call, tenants_call);
+    let list = match list {
+        Ok(v) => v,
+        Err(ApiError::Status(400, detail)) => {
+            let content = views::notice("error", format!("The filter is invalid: {detail}"));
+            return page_with(&state, &s, ACTIVE, TITLE, content, StatusCode::BAD_REQUEST);
+        }
+        Err(e) => return failed(&state, &s, ACTIVE, TITLE, e),
+    };
+    let verify_view = match (chain, verify) {
+        (Some((_, what)), Some(Ok(v))) => v::chain_status(&what, Ok(&v)),
+        (Some((_, what)), Some(Err(e))) => v::chain_status(&what, Err(e.to_string())),
+        _ => views::notice(
+            "",
+            "Choose a tenant (or the platform) to verify its event chain.".into(),
+        ),
+    };
+    let tenant_choice = s
+        .tenant
+        .is_none()
+        .then(|| v::event_tenant_choice(&tenants, &f.tenant));
+    let mut keep: Vec<(&str, &str)> = Vec::new();
+    for (k, v) in [
+        ("tenant", f.tenant.as_str()),
+        ("type", f.kind.as_str()),
+        ("actor", f.actor.as_str()),
+        ("outcome", f.outcome.as_str()),
+        ("from", f.from.as_str()),
+        ("to", f.to.as_str()),
+    ] {
+        if !v.is_empty() {
+            keep.push((k, v));
+        }
+    }
+    let keep_qs = serde_urlencoded::to_string(&keep).unwrap_or_default();
+    let here = state.url(ACTIVE);
+    let first = format!("{here}?{keep_qs}");
+    let next = next_after(&list).map(|n| format!("{first}&after={}", urlencode(&n)));
+    let export_query = format!("?{keep_qs}");
+    let notice = (!problems.is_empty()).then(|| views::notice("error", problems.join("; ")));
+    let content = (
+        notice,
+        v::events(
+            state.base(),
+            &f,
+            tenant_choice,
+            &items(&list),
+            verify_view,
+            v::pager(first, next),
+            &export_query,
+        ),
+    )
+        .into_any();
+    render(&state, &s, ACTIVE, TITLE, content)
+}
+
+/// Up to 10,000 events of the filter as identity's NDJSON (the dashboard's own limit per file).
+async fn export_lines(
+    state: &AppState,
+    s: &Session,
+    query: &HashMap<String, String>,
+) -> Result<String, Response> {
+    let Ok((_, qs, _)) = event_query(s, query) else {
+        return Err(not_found(state, s, "admin/security-events"));
+    };
+    api::call_text(
+        state,
+        &s.access_token,
+        &format!("admin/security-events/export?limit=10000&{qs}"),
+    )
+    .await
+    .map_err(|e| failed(state, s, "admin/security-events", "Security events", e))
+}
+
+fn download(body: String, content_type: &'static str, disposition: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(CONTENT_DISPOSITION, HeaderValue::from_static(disposition));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+async fn export_ndjson(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/admin/security-events");
+    let body = tri!(export_lines(&state, &s, &query).await);
+    download(
+        body,
+        "application/x-ndjson",
+        "attachment; filename=\"security-events.ndjson\"",
+    )
+}
+
+/// A CSV field (RFC 4180), neutralising spreadsheet formulas.
+fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+pub(crate) fn ndjson_to_csv(ndjson: &str) -> String {
+    const COLUMNS: &[&str] = &[
+        "id",
+        "time",
+        "tenant_id",
+        "seq",
+        "type",
+        "actor",
+        "ip",
+        "user_agent",
+        "outcome",
+        "details",
+        "trace_id",
+        "prev_hash",
+        "hash",
+    ];
+    let mut out = COLUMNS.join(",");
+    out.push_str("\r\n");
+    for line in ndjson.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(e) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let row: Vec<String> = COLUMNS
+            .iter()
+            .map(|c| match e.get(*c) {
+                Some(Value::String(s)) => csv_field(s),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => csv_field(&other.to_string()),
+            })
+            .collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+async fn export_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/admin/security-events");
+    let body = tri!(export_lines(&state, &s, &query).await);
+    download(
+        ndjson_to_csv(&body),
+        "text/csv; charset=utf-8",
+        "attachment; filename=\"security-events.csv\"",
+    )
+}
+
+// ---------------------------------------------------------------- settings
+
+async fn settings(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
+    let s = signed_in!(state, headers, "/settings");
+    settings_page(&state, &s, q(&query, "tenant"), Outcome::none()).await
+}
+
+async fn settings_page(state: &AppState, s: &Session, tenant: &str, outcome: Outcome) -> Response {
+    const ACTIVE: &str = "settings";
+    const TITLE: &str = "Identity settings";
+    let mut scope = tri!(tenant_scope(state, s, tenant, ACTIVE, ACTIVE).await);
+    let header = scope.header();
+    // The key rotation policy is the service's (platform admins read it).
+    let keys = if s.tenant.is_none() {
+        match api::call(
+            state,
+            &s.access_token,
+            Method::GET,
+            "admin/keys/policies",
+            None,
+        )
+        .await
+        {
+            Ok(p) => v::key_policy(state.base(), &p),
+            Err(e) => views::notice("error", format!("The key policy is unavailable: {e}")),
+        }
+    } else {
+        views::notice(
+            "",
+            "Signing keys and their rotation are managed by the platform administrators.".into(),
+        )
+    };
+    let body = match &scope.tenant {
+        Some(t) => v::settings(state.base(), &s.csrf, t, s.tenant.is_none(), keys),
+        None => (v::choose_tenant(), v::key_rotation_heading(), keys).into_any(),
+    };
+    let content = (outcome.message, header, body).into_any();
+    page_with(state, s, ACTIVE, TITLE, content, outcome.status)
+}
+
+/// The policy of the form: empty optional numbers are `null`; bad numbers are problems.
+fn policy_of(fields: &HashMap<String, String>) -> Result<Value, Vec<String>> {
+    let mut policy = serde_json::Map::new();
+    let mut problems = Vec::new();
+    for (key, optional) in [
+        ("access_token_lifetime_secs", true),
+        ("refresh_token_lifetime_secs", true),
+        ("session_timeout_secs", true),
+        ("password_min_length", false),
+        ("lockout_threshold", false),
+        ("lockout_duration_secs", false),
+    ] {
+        let raw = fields.get(key).map_or("", |v| v.trim());
+        if raw.is_empty() {
+            if optional {
+                policy.insert(key.into(), Value::Null);
+            } else {
+                problems.push(format!("{key}: required"));
+            }
+            continue;
+        }
+        match raw.parse::<u64>() {
+            Ok(n) => {
+                policy.insert(key.into(), json!(n));
+            }
+            Err(_) => problems.push(format!("{key}: a whole number")),
+        }
+    }
+    policy.insert(
+        "mfa_required".into(),
+        json!(fields.get("mfa_required").map(String::as_str) == Some("yes")),
+    );
+    if problems.is_empty() {
+        Ok(Value::Object(policy))
+    } else {
+        Err(problems)
+    }
+}
+
+async fn save_settings(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "settings"));
+    if s.tenant.is_some() {
+        return page_with(
+            &state,
+            &s,
+            "settings",
+            "Identity settings",
+            views::notice(
+                "error",
+                "Only platform administrators change a tenant's policy.".into(),
+            ),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let outcome = match policy_of(&fields) {
+        Err(problems) => {
+            Outcome::refused(format!("The policy was not saved: {}", problems.join("; ")))
+        }
+        Ok(policy) => {
+            let r = api::call(
+                &state,
+                &s.access_token,
+                Method::PATCH,
+                &format!("admin/tenants/{}", urlencode(&tid)),
+                Some(&json!({ "policy": policy })),
+            )
+            .await;
+            tri!(outcome_of(
+                &state,
+                &s,
+                "settings",
+                "Identity settings",
+                "Saving the policy",
+                r,
+                |t| format!("The policy of {} was saved.", field(t, "slug"))
+            ))
+        }
+    };
+    settings_page(&state, &s, &tid, outcome).await
+}
+
+// ---------------------------------------------------------------- secrets
+
+async fn secrets(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
+    let s = signed_in!(state, headers, "/secrets");
+    secrets_page(&state, &s, q(&query, "tenant"), Outcome::none()).await
+}
+
+async fn secrets_page(state: &AppState, s: &Session, tenant: &str, outcome: Outcome) -> Response {
+    const ACTIVE: &str = "secrets";
+    const TITLE: &str = "Secrets";
+    let mut scope = tri!(tenant_scope(state, s, tenant, ACTIVE, ACTIVE).await);
+    let tid = scope.id();
+    let header = scope.header();
+    if tid.is_empty() {
+        let content = (outcome.message, header, v::choose_tenant()).into_any();
+        return page_with(state, s, ACTIVE, TITLE, content, outcome.status);
+    }
+    let list = match api::call(
+        state,
+        &s.access_token,
+        Method::GET,
+        &format!("admin/tenants/{}/secrets", urlencode(&tid)),
+        None,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return failed(state, s, ACTIVE, TITLE, e),
+    };
+    let content = (
+        outcome.message,
+        header,
+        v::secrets(state.base(), &s.csrf, &tid, &items(&list)),
+    )
+        .into_any();
+    page_with(state, s, ACTIVE, TITLE, content, outcome.status)
+}
+
+async fn put_secret(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "secrets"));
+    let name = fields.get("name").map_or("", |v| v.trim()).to_owned();
+    let value = fields.get("value").cloned().unwrap_or_default();
+    let outcome = if name.is_empty() || value.is_empty() {
+        Outcome::refused("A name and a value are required.".into())
+    } else {
+        let r = api::call(
+            &state,
+            &s.access_token,
+            Method::PUT,
+            &format!(
+                "admin/tenants/{}/secrets/{}",
+                urlencode(&tid),
+                urlencode(&name)
+            ),
+            Some(&json!({ "value": value })),
+        )
+        .await;
+        tri!(outcome_of(
+            &state,
+            &s,
+            "secrets",
+            "Secrets",
+            "Storing the secret",
+            r,
+            |v| format!(
+                "Secret {} stored as version {}.",
+                field(v, "name"),
+                field(v, "version")
+            )
+        ))
+    };
+    secrets_page(&state, &s, &tid, outcome).await
+}
+
+async fn revoke_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/secrets");
+    let scope = tri!(tenant_scope(&state, &s, q(&query, "tenant"), "secrets", "secrets").await);
+    let tid = scope.id();
+    if tid.is_empty() {
+        return not_found(&state, &s, "secrets");
+    }
+    let content = v::confirm(
+        state.url(&format!("secrets/{}/revoke", urlencode(&name))),
+        &s.csrf,
+        vec![("tenant", tid.clone())],
+        format!("Revoke every version of the secret {name}? Nothing can read it afterwards."),
+        "Revoke secret",
+        format!("{}{}", state.url("secrets"), tq(&tid)),
+    );
+    render(&state, &s, "secrets", "Revoke secret", content)
+}
+
+async fn revoke_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, "secrets"));
+    if !confirmed(&fields) {
+        return redirect(&format!(
+            "{}{}",
+            state.url(&format!("secrets/{}/revoke", urlencode(&name))),
+            tq(&tid)
+        ));
+    }
+    let r = api::call(
+        &state,
+        &s.access_token,
+        Method::POST,
+        &format!(
+            "admin/tenants/{}/secrets/{}/revoke",
+            urlencode(&tid),
+            urlencode(&name)
+        ),
+        None,
+    )
+    .await;
+    let outcome = tri!(outcome_of(
+        &state,
+        &s,
+        "secrets",
+        "Secrets",
+        "Revoking the secret",
+        r,
+        |_| format!("Secret {name} revoked.")
+    ));
+    secrets_page(&state, &s, &tid, outcome).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tansu_shared::testing::TestServer;
+
+    use super::*;
+    use crate::Config;
+
+    /// A tenant admin's session of tenant `t1`, against an unreachable identity: everything
+    /// about another tenant is refused before identity is even asked.
+    #[tokio::test]
+    async fn tenant_admins_never_reach_other_tenants() {
+        let state = AppState::new(Config {
+            issuer: "http://127.0.0.1:1/identity/".into(),
+            health_url: "http://127.0.0.1:1/health".into(),
+            public_url: "https://gw.test/dashboard/".into(),
+            ..Config::default()
+        })
+        .unwrap();
+        let id = state.sessions.insert(Session {
+            subject: "u1".into(),
+            email: "owner@t1.test".into(),
+            name: "Owner".into(),
+            roles: vec!["Owner".into()],
+            tenant: Some("t1".into()),
+            access_token: "at".into(),
+            id_token: "idt".into(),
+            csrf: "csrf-token".into(),
+            expires: Instant::now() + Duration::from_secs(600),
+        });
+        let server = TestServer::start(crate::router(state)).await;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let cookie = format!("{}={id}", crate::session::SESSION_COOKIE);
+        for path in [
+            "/users?tenant=t2",
+            "/admin/providers?tenant=t2",
+            "/admin/providers/p?tenant=t2",
+            "/admin/security-events?tenant=t2",
+            "/admin/security-events?tenant=platform",
+            "/admin/security-events/export.csv?tenant=t2",
+            "/settings?tenant=t2",
+            "/secrets?tenant=t2",
+            "/secrets/x/revoke?tenant=t2",
+        ] {
+            let r = http
+                .get(server.url(path))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 404, "{path}");
+        }
+        for path in [
+            "/tenants",
+            "/keys",
+            "/clients",
+            "/tenants/t2/status?to=suspend",
+        ] {
+            let r = http
+                .get(server.url(path))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{path}");
+        }
+        for action in [
+            "/users",
+            "/users/u/status",
+            "/users/u/password",
+            "/users/u/roles",
+            "/admin/providers",
+            "/admin/providers/p",
+            "/admin/providers/p/test",
+            "/admin/providers/p/status",
+            "/admin/providers/p/delete",
+            "/settings",
+            "/secrets",
+            "/secrets/x/revoke",
+        ] {
+            let r = http
+                .post(server.url(action))
+                .header("cookie", &cookie)
+                .form(&[
+                    ("csrf", "csrf-token"),
+                    ("tenant", "t2"),
+                    ("confirm", "yes"),
+                    ("to", "disable"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 404, "POST {action}");
+        }
+        let r = http
+            .post(server.url("/tenants"))
+            .header("cookie", &cookie)
+            .form(&[("csrf", "csrf-token"), ("slug", "x"), ("name", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        server.stop().await;
+    }
+
+    #[test]
+    fn datetime_local_values_become_rfc3339() {
+        assert_eq!(utc("2026-11-26T10:05").unwrap(), "2026-11-26T10:05:00Z");
+        assert_eq!(utc("2026-11-26T10:05:09").unwrap(), "2026-11-26T10:05:09Z");
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-26 10:05",
+            "2026-11-26T10:05Z",
+            "2026-11-26T10:05:00&x=1",
+        ] {
+            assert!(utc(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_export_escapes_and_defuses_formulas() {
+        let nd = concat!(
+            r#"{"id":"1","time":"t","tenant_id":null,"seq":1,"type":"sign_in","actor":"=cmd()","ip":"1.2.3.4","user_agent":"a, \"b\"","outcome":"success","details":{"x":1},"trace_id":"","prev_hash":"","hash":"h"}"#,
+            "\n\nnot json\n"
+        );
+        let csv = ndjson_to_csv(nd);
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert!(lines[0].starts_with("id,time,tenant_id"));
+        assert!(lines[1].contains(",'=cmd(),"), "{csv}");
+        assert!(lines[1].contains(r#""a, ""b""""#), "{csv}");
+        assert!(lines[1].contains(r#""{""x"":1}""#), "{csv}");
+        assert_eq!(lines.len(), 3, "{csv}");
+    }
+
+    #[test]
+    fn policy_form_values() {
+        let f: HashMap<String, String> = [
+            ("access_token_lifetime_secs", ""),
+            ("refresh_token_lifetime_secs", "3600"),
+            ("session_timeout_secs", ""),
+            ("password_min_length", "14"),
+            ("lockout_threshold", "5"),
+            ("lockout_duration_secs", "900"),
+            ("mfa_required", "yes"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let p = policy_of(&f).unwrap();
+        assert_eq!(p["access_token_lifetime_secs"], Value::Null);
+        assert_eq!(p["refresh_token_lifetime_secs"], 3600);
+        assert_eq!(p["password_min_length"], 14);
+        assert_eq!(p["mfa_required"], true);
+        let mut bad = f.clone();
+        bad.insert("lockout_threshold".into(), "-1".into());
+        bad.insert("password_min_length".into(), String::new());
+        assert_eq!(policy_of(&bad).unwrap_err().len(), 2);
+    }
+}

@@ -1,0 +1,140 @@
+//! External OIDC providers of a tenant (the sealed client secret stays opaque here).
+
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult, on_pool};
+
+#[derive(Debug, Clone)]
+pub struct ProviderRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// Sealed under the tenant's data key (see `crate::providers`).
+    pub client_secret: Option<Vec<u8>>,
+    pub scopes: Vec<String>,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, tenant_id, name, issuer, client_id, client_secret, scopes, enabled, created_at, updated_at";
+
+macro_rules! provider_row {
+    ($r:expr) => {
+        ProviderRow {
+            id: $r.try_get("id")?,
+            tenant_id: $r.try_get("tenant_id")?,
+            name: $r.try_get("name")?,
+            issuer: $r.try_get("issuer")?,
+            client_id: $r.try_get("client_id")?,
+            client_secret: $r.try_get("client_secret")?,
+            scopes: serde_json::from_str(&$r.try_get::<String, _>("scopes")?)
+                .map_err(|e| StoreError::Corrupt(format!("external_providers.scopes: {e}")))?,
+            enabled: $r.try_get("enabled")?,
+            created_at: $r.try_get("created_at")?,
+            updated_at: $r.try_get("updated_at")?,
+        }
+    };
+}
+
+fn scopes_json(p: &ProviderRow) -> StoreResult<String> {
+    serde_json::to_string(&p.scopes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Store {
+    /// A unique violation means the tenant already has a provider with this issuer.
+    pub async fn insert_provider(&self, p: &ProviderRow) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO external_providers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        );
+        let scopes = scopes_json(p)?;
+        on_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&p.id)
+                .bind(&p.tenant_id)
+                .bind(&p.name)
+                .bind(&p.issuer)
+                .bind(&p.client_id)
+                .bind(p.client_secret.as_deref())
+                .bind(&scopes)
+                .bind(p.enabled)
+                .bind(p.created_at)
+                .bind(p.updated_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Saves every field but the ids and `created_at`; false when the row is gone.
+    pub async fn update_provider(&self, p: &ProviderRow) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE external_providers SET name = $3, issuer = $4, client_id = $5, \
+            client_secret = $6, scopes = $7, enabled = $8, updated_at = $9 \
+            WHERE id = $1 AND tenant_id = $2";
+        let scopes = scopes_json(p)?;
+        on_pool!(self, pool => {
+            let n = sqlx::query(SQL)
+                .bind(&p.id)
+                .bind(&p.tenant_id)
+                .bind(&p.name)
+                .bind(&p.issuer)
+                .bind(&p.client_id)
+                .bind(p.client_secret.as_deref())
+                .bind(&scopes)
+                .bind(p.enabled)
+                .bind(p.updated_at)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(n > 0)
+        })
+    }
+
+    /// The provider `id` of tenant `tenant_id` (another tenant's id finds nothing).
+    pub async fn provider(&self, tenant_id: &str, id: &str) -> StoreResult<Option<ProviderRow>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM external_providers WHERE tenant_id = $1 AND id = $2");
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(id).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(provider_row!(r)),
+                None => None,
+            })
+        })
+    }
+
+    /// A page of a tenant's providers, by id (ids are UUIDv7: creation order).
+    pub async fn list_providers(
+        &self,
+        tenant_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ProviderRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM external_providers WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(provider_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
+    pub async fn delete_provider(&self, tenant_id: &str, id: &str) -> StoreResult<bool> {
+        const SQL: &str = "DELETE FROM external_providers WHERE tenant_id = $1 AND id = $2";
+        on_pool!(self, pool => {
+            let n = sqlx::query(SQL).bind(tenant_id).bind(id).execute(pool).await?.rows_affected();
+            Ok(n > 0)
+        })
+    }
+}

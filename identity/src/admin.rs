@@ -146,6 +146,8 @@ async fn create_client(
         }
         Err(e) => return Err(store_failed(&e)),
     }
+    // A token request for this id before it existed may have cached "no such client".
+    state.clients.invalidate(&row.client_id);
     tracing::info!(client_id = %row.client_id, "client created");
     audit(
         &state,
@@ -259,12 +261,13 @@ async fn update_client(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    if !state
+    let updated = state
         .store
         .update_client(&row)
         .await
-        .map_err(|e| store_failed(&e))?
-    {
+        .map_err(|e| store_failed(&e))?;
+    state.clients.invalidate(&row.client_id);
+    if !updated {
         return Err(Problem::not_found());
     }
     tracing::info!(client_id = %row.client_id, "client updated");
@@ -294,12 +297,13 @@ async fn rotate_secret(
     let secret = crypto::random_secret().map_err(|e| store_failed(&e))?;
     row.secret_hash = Some(clients::hash_secret(&secret));
     row.updated_at = now_ms();
-    if !state
+    let updated = state
         .store
         .update_client(&row)
         .await
-        .map_err(|e| store_failed(&e))?
-    {
+        .map_err(|e| store_failed(&e))?;
+    state.clients.invalidate(&row.client_id);
+    if !updated {
         return Err(Problem::not_found());
     }
     tracing::info!(client_id = %row.client_id, "client secret rotated");
@@ -319,12 +323,13 @@ async fn delete_client(
     admin: Admin,
     Path(client_id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    if state
+    let deleted = state
         .store
         .delete_client(&client_id)
         .await
-        .map_err(|e| store_failed(&e))?
-    {
+        .map_err(|e| store_failed(&e))?;
+    state.clients.invalidate(&client_id);
+    if deleted {
         tracing::info!(client_id = %client_id, "client deleted");
         audit(
             &state,

@@ -75,6 +75,9 @@ pub struct Config {
     /// Security events older than this many days are purged (each tenant's chain keeps its
     /// newest event and an anchor, so it still verifies); 0 keeps every event.
     pub security_event_retention_days: u64,
+    /// How long the token endpoint may use a client row read earlier (ms; 0: read every time).
+    /// Changes through this replica apply at once; other replicas see them within this bound.
+    pub client_cache_ms: u64,
     /// Self-service registration (`GET/POST /register`, `POST /registrations`). Unset: on in
     /// dev mode, off otherwise. Platform admins can always register through
     /// `POST /admin/registrations`.
@@ -125,6 +128,7 @@ impl Default for Config {
             login_lockout_ms: 15 * 60 * 1000,
             login_failure_delay_ms: 100,
             security_event_retention_days: 365,
+            client_cache_ms: 2000,
             registration_enabled: None,
             database_service_url: String::new(),
             provisioning_client_id: "tansu-provisioner".into(),

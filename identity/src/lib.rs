@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod admin_tenants;
 pub mod authorize;
+pub mod cache;
 pub mod clients;
 pub mod config;
 pub mod crypto;
@@ -25,10 +26,10 @@ pub mod login_steps;
 pub mod mfa;
 pub mod oauth;
 pub mod passwords;
+pub mod providers;
 pub mod provisioning;
 pub mod registration;
 pub mod roles;
-pub mod providers;
 pub mod scopes;
 pub mod store;
 pub mod tenants;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// Creates tenants' databases at registration (`None`: `database_service_url` is unset).
     pub provisioner: Option<Arc<dyn provisioning::Provisioner>>,
+    /// Clients read by the token endpoint (see [`cache`]).
+    pub clients: Arc<cache::TtlCache<String, Option<store::clients::ClientRow>>>,
 }
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
@@ -101,12 +104,16 @@ impl AppState {
         let keys =
             KeyManager::start(store.clone(), Arc::new(master), config.rotation_policy()).await?;
         let passwords = Passwords::new(config.password_hash_concurrency)?;
+        let config_client_cache_ms = config.client_cache_ms;
         let mut state = Self {
             config: Arc::new(config),
             store,
             keys: Arc::new(keys),
             passwords,
             provisioner: None,
+            clients: Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
+                config_client_cache_ms,
+            ))),
         };
         let mut provisioning_secret = state.config.provisioning_client_secret.clone();
         if state.config.dev_mode {

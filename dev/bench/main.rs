@@ -4,6 +4,7 @@
 //! How to run it and what each number means: `dev/bench/README.md`.
 #![forbid(unsafe_code)]
 
+mod events;
 mod gateway;
 mod load;
 mod procs;
@@ -37,6 +38,8 @@ enum Command {
     Gateway(gateway::Args),
     /// Issuer: client_credentials, refresh and login rates next to raw signing/Argon2id rates.
     Token(token::Args),
+    /// Security events: ingest rate up to 1M events, then query and verify latency.
+    Events(events::Args),
     /// (internal) The identity service for `token`; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeIdentity(token::ServeIdentityArgs),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::ServeIdentity(args) => {
             runtime(workers).and_then(|rt| rt.block_on(token::serve_identity(args)))
         }
+        Command::Events(args) => runtime(workers).and_then(|rt| rt.block_on(events::run(args))),
         Command::Token(args) => runtime(workers).and_then(|rt| rt.block_on(token::run(args))),
         Command::Load(args) => runtime(workers).and_then(|rt| rt.block_on(load_one(args))),
         Command::Gateway(args) => runtime(workers).and_then(|rt| rt.block_on(gateway::run(args))),

@@ -25,7 +25,7 @@ use crate::gateway::{Row, date_utc, machine, measure, table};
 use crate::load::{LoadSpec, Req, Script, ScriptFactory, Step};
 use crate::procs::{self, Measured};
 
-const DEV_SECRET: &str = "bench-dev-client-secret-0123456789";
+pub(crate) const DEV_SECRET: &str = "bench-dev-client-secret-0123456789";
 const PASSWORD: &str = "correct horse battery staple 42";
 const REDIRECT_URI: &str = "http://127.0.0.1/cb";
 
@@ -81,6 +81,10 @@ pub async fn serve_identity(args: ServeIdentityArgs) -> anyhow::Result<()> {
         database_url: args.database_url,
         dev_mode: true,
         dev_client_secret: tansu_shared::config::Secret::new(DEV_SECRET),
+        // Set, so dev mode does not print a generated one; the benchmark never signs in as it.
+        dev_admin_password: tansu_shared::config::Secret::new(
+            tansu_identity::crypto::random_secret()?,
+        ),
         ..tansu_identity::Config::default()
     };
     println!("LISTEN {addr}");
@@ -343,7 +347,10 @@ fn authorize_path(client_id: &str, challenge: &str, login_hint: Option<&str>) ->
     p
 }
 
-async fn json_ok(resp: reqwest::Response, what: &str) -> anyhow::Result<serde_json::Value> {
+pub(crate) async fn json_ok(
+    resp: reqwest::Response,
+    what: &str,
+) -> anyhow::Result<serde_json::Value> {
     let status = resp.status();
     let text = resp.text().await?;
     anyhow::ensure!(status.is_success(), "{what}: {status}: {text}");
@@ -505,13 +512,13 @@ async fn refresh_token_for(base: &str, client_id: &str, email: &str) -> anyhow::
 // The run
 
 /// A PostgreSQL database created for the run, dropped at the end.
-struct BenchDb {
+pub(crate) struct BenchDb {
     server: String,
     name: String,
 }
 
 impl BenchDb {
-    async fn create(server: &str) -> anyhow::Result<(Self, String)> {
+    pub(crate) async fn create(server: &str) -> anyhow::Result<(Self, String)> {
         use sqlx::Connection as _;
         let name = format!("tansu_bench_{}", std::process::id());
         let mut conn = sqlx::PgConnection::connect(server)
@@ -536,7 +543,7 @@ impl BenchDb {
         ))
     }
 
-    async fn drop_it(self) {
+    pub(crate) async fn drop_it(self) {
         use sqlx::Connection as _;
         if let Ok(mut conn) = sqlx::PgConnection::connect(&self.server).await {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(

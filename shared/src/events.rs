@@ -66,7 +66,7 @@ impl EventReporting {
                 anyhow::anyhow!("events: client_secret or client_secret_file is required")
             })?;
             Tokens::FromFile {
-                creds,
+                creds: Box::new(creds),
                 file,
                 source: tokio::sync::OnceCell::new(),
             }
@@ -89,7 +89,7 @@ enum Tokens {
     Ready(TokenSource),
     /// The secret is in a file that may not exist yet (written by identity at its first start).
     FromFile {
-        creds: ClientCredentials,
+        creds: Box<ClientCredentials>,
         file: std::path::PathBuf,
         source: tokio::sync::OnceCell<TokenSource>,
     },
@@ -115,7 +115,7 @@ impl Tokens {
                         }
                         Ok(TokenSource::new(ClientCredentials {
                             client_secret: Secret::new(secret),
-                            ..creds.clone()
+                            ..(**creds).clone()
                         }))
                     })
                     .await

@@ -93,8 +93,13 @@ pub struct Config {
     pub tenant_idle_secs: u64,
     /// How long a deprovisioned tenant's data is kept before it may be purged.
     pub retention_secs: u64,
-    /// How often expired tenants are purged in the background.
+    /// How often expired tenants are purged (and open tenants' change feeds compacted) in the
+    /// background.
     pub purge_interval_secs: u64,
+    /// Changes older than this are removed from a tenant's change feed (0: kept for ever).
+    pub change_retention_secs: u64,
+    /// At most this many of the newest changes are kept per tenant (0: no limit).
+    pub change_retention_count: u64,
     /// Request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
     /// Documents larger than this (serialised) are refused with 413.
@@ -125,6 +130,8 @@ impl Default for Config {
             tenant_idle_secs: 300,
             retention_secs: 7 * 24 * 3600,
             purge_interval_secs: 3600,
+            change_retention_secs: 7 * 24 * 3600,
+            change_retention_count: 0,
             max_body_bytes: 8 * 1024 * 1024,
             max_document_bytes: 1024 * 1024,
             max_depth: 32,

@@ -14,6 +14,8 @@
 //! | `GET /provision/{tenant}` | `db.provision` | its descriptor |
 //! | `DELETE /provision/{tenant}` | `db.provision` | soft delete (202); purged after `retention_secs` |
 //! | `POST /provision/purge` | `db.provision` | purge soft-deleted databases past retention now |
+//! | `POST /provision/{tenant}/credential/rotate` | `db.provision` | a new password for the tenant's database login |
+//! | `POST /provision/compact` | `db.provision` | apply the change-feed retention to open tenants now |
 //! | `GET, POST /api/collections` | read / write | list / create (`{name, schema?}`) |
 //! | `GET, DELETE /api/collections/{c}` | read / write | describe (with indexes) / drop |
 //! | `GET, POST /api/collections/{c}/indexes`, `DELETE …/indexes/{name}` | read / write | indexes on JSON fields |

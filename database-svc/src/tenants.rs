@@ -57,7 +57,8 @@ enum Backend {
     },
 }
 
-/// What a provisioning call returns: how the tenant's database is reached. Never a password.
+/// What a provisioning call returns: how the tenant's database is reached, and (see
+/// [`Credential`]) with what.
 #[derive(Debug, Clone, Serialize)]
 pub struct Descriptor {
     pub tenant: Uuid,

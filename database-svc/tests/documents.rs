@@ -599,7 +599,7 @@ async fn sorted_paging_is_stable_under_concurrent_inserts() {
             1 => Some(json!(i % 4)),
             2 => Some(json!((i % 4) as f64 + 0.5)),
             3 => Some(json!(format!("s{}", i % 3))),
-            4 => Some(json!(i % 2 == 0)),
+            4 => Some(json!(i.is_multiple_of(2))),
             5 => Some(json!(null)),
             6 => Some(json!({"a": i % 2})),
             _ => Some(json!(i % 3)),

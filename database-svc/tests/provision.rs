@@ -385,9 +385,9 @@ async fn provisioning_returns_a_credential_scoped_to_the_tenants_database() {
             use sqlx::Connection;
             sqlx::PgConnection::connect(&other).await
         };
-        let err = refused
-            .err()
-            .expect("A's login must not reach B's database");
+        let Err(err) = refused else {
+            panic!("A's login must not reach B's database")
+        };
         assert_eq!(
             err.as_database_error().and_then(|e| e.code()).as_deref(),
             Some("42501"),

@@ -537,6 +537,36 @@ mod tests {
     }
 
     #[test]
+    fn sorted_cursors_are_keysets_that_keep_null_apart_from_missing() {
+        let first = q(json!({"sort": ["-a", "b.c"], "limit": 2})).unwrap();
+        let cursor = first.next_cursor("d1", &json!({"a": null}));
+        let next = q(json!({"sort": ["-a", "b.c"], "cursor": cursor})).unwrap();
+        match &next.cursor {
+            Some(Cursor::Keyset { k, id, .. }) => {
+                assert!(matches!(&k[0], Key::Value(Value::Null)), "{k:?}");
+                assert!(matches!(&k[1], Key::Missing), "{k:?}");
+                assert_eq!(id, "d1");
+            }
+            other => panic!("{other:?}"),
+        }
+        // PostgreSQL: JSON null is a value (bound), missing is IS NULL; no OFFSET anywhere.
+        let (sql, args) = next.to_sql(Dialect::Postgres, "id");
+        assert!(sql.contains("IS NULL") && !sql.contains("OFFSET"), "{sql}");
+        assert!(
+            args.iter().any(|a| matches!(a, Arg::Json(Value::Null))),
+            "{args:?}"
+        );
+        // SQLite: json_extract yields NULL for both.
+        let (sql, _) = next.to_sql(Dialect::Sqlite, "id");
+        assert!(!sql.contains("OFFSET"), "{sql}");
+        // A cursor belongs to its sort.
+        assert!(q(json!({"sort": ["a", "b.c"], "cursor": cursor})).is_err());
+        assert!(q(json!({"cursor": cursor})).is_err());
+        let plain = q(json!({})).unwrap().next_cursor("d1", &json!({}));
+        assert!(q(json!({"sort": ["a"], "cursor": plain})).is_err());
+    }
+
+    #[test]
     fn unknown_operators_and_bad_operands_are_rejected() {
         assert!(q(json!({"filter": {"a": {"$regex": "x"}}})).is_err());
         assert!(q(json!({"filter": {"$or": []}})).is_err());

@@ -208,13 +208,24 @@ async fn provisioning_requires_the_provision_scope() {
                 .unwrap();
             problem(resp, StatusCode::FORBIDDEN, n).await;
         }
+        // Nor purges, compacts or rotates any tenant's credential, its own included.
+        env.provision(TENANT_A).await;
         let token = env.token(Some(TENANT_A), "db.provision");
-        let resp = env
-            .req(Method::POST, "/provision/purge", &token, None)
-            .send()
-            .await
-            .unwrap();
-        problem(resp, StatusCode::FORBIDDEN, n).await;
+        for path in [
+            "/provision/purge".to_owned(),
+            "/provision/compact".to_owned(),
+            format!("/provision/{TENANT_A}/credential/rotate"),
+            format!("/provision/{TENANT_B}/credential/rotate"),
+        ] {
+            let resp = env
+                .req(Method::POST, &path, &token, None)
+                .send()
+                .await
+                .unwrap();
+            problem(resp, StatusCode::FORBIDDEN, n).await;
+            let resp = env.http.post(env.url(&path)).send().await.unwrap();
+            problem(resp, StatusCode::UNAUTHORIZED, n).await;
+        }
         let resp = env
             .req(Method::PUT, "/provision/not-a-uuid", &env.platform(), None)
             .send()

@@ -434,7 +434,7 @@ async fn validate_doc(
     check_document(data, s.config.max_document_bytes)?;
     let schema = st.collection_schema(collection).await?;
     if let Some(schema) = &schema {
-        schema::validate(schema, data)?;
+        s.schemas.get(schema)?.validate(data)?;
     }
     Ok(schema)
 }
@@ -495,7 +495,7 @@ async fn bulk_insert(
     let schema = st
         .collection_schema(&c)
         .await?
-        .map(|s| schema::CompiledSchema::new(&s))
+        .map(|schema| s.schemas.get(&schema))
         .transpose()?;
     let mut docs = Vec::with_capacity(body.documents.len());
     for (i, item) in body.documents.into_iter().enumerate() {
@@ -592,7 +592,7 @@ async fn patch_document(
     let schema = st
         .collection_schema(&c)
         .await?
-        .map(|s| schema::CompiledSchema::new(&s))
+        .map(|schema| s.schemas.get(&schema))
         .transpose()?;
     let max = s.config.max_document_bytes;
     let result = st

@@ -205,6 +205,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub verifier: Verifier,
     pub tenants: Arc<Tenants>,
+    schemas: Arc<schema::SchemaCache>,
 }
 
 impl FromRef<AppState> for Verifier {
@@ -237,6 +238,7 @@ impl AppState {
             config,
             verifier,
             tenants,
+            schemas: Arc::default(),
         })
     }
 }

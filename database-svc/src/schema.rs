@@ -12,6 +12,9 @@
 //! message}]` (at most [`MAX_ERRORS`]) and the first error's `pointer` at the top level.
 //! Messages mask the offending values: they name what is wrong, not the data.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use jsonschema::{PatternOptions, Validator};
 use serde_json::{Value, json};
 use tansu_shared::Problem;
@@ -87,7 +90,37 @@ impl CompiledSchema {
     }
 }
 
+/// Compiled schemas by their JSON text, so a write compiles its collection's schema once per
+/// process rather than once per request. Bounded: emptied when it reaches [`CACHE_SIZE`].
+#[derive(Default)]
+pub struct SchemaCache(std::sync::Mutex<HashMap<String, Arc<CompiledSchema>>>);
+
+const CACHE_SIZE: usize = 1024;
+
+impl std::fmt::Debug for SchemaCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaCache").finish_non_exhaustive()
+    }
+}
+
+impl SchemaCache {
+    pub fn get(&self, schema: &Value) -> Result<Arc<CompiledSchema>, Problem> {
+        let key = schema.to_string();
+        if let Some(c) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(c.clone());
+        }
+        let compiled = Arc::new(CompiledSchema::new(schema)?);
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= CACHE_SIZE {
+            map.clear();
+        }
+        map.insert(key, compiled.clone());
+        Ok(compiled)
+    }
+}
+
 /// Validates one document against a stored schema.
+#[cfg(test)]
 pub fn validate(schema: &Value, doc: &Value) -> Result<(), Problem> {
     CompiledSchema::new(schema)?.validate(doc)
 }
@@ -135,6 +168,12 @@ mod tests {
             assert_eq!(body["pointer"], pointer, "{bad}: {body}");
             assert!(body["errors"].as_array().is_some_and(|e| !e.is_empty()));
         }
+        // The cache hands out the same compiled schema.
+        let cache = SchemaCache::default();
+        assert!(Arc::ptr_eq(
+            &cache.get(&schema).unwrap(),
+            &cache.get(&schema).unwrap()
+        ));
         // Many violations: capped.
         let many = json!({"type": "array", "items": {"type": "string"}});
         let p = validate(&many, &json!([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])).unwrap_err();

@@ -35,6 +35,11 @@ pub fn routes() -> Router<AppState> {
             put(provision).get(provision_status).delete(deprovision),
         )
         .route("/provision/purge", post(purge))
+        .route("/provision/compact", post(compact))
+        .route(
+            "/provision/{tenant}/credential/rotate",
+            post(rotate_credential),
+        )
         .route(
             "/api/collections",
             get(list_collections).post(create_collection),
@@ -102,6 +107,17 @@ impl From<StoreError> for Problem {
             StoreError::Invalid(detail) => {
                 unprocessable("invalid-document", "Invalid document", detail)
             }
+            StoreError::Rejected(p) => *p,
+            StoreError::Gone { floor } => Problem::new(
+                StatusCode::GONE,
+                "changes-compacted",
+                "Changes no longer available",
+            )
+            .with_detail(
+                "changes after this position were removed by the feed's retention; \
+                 re-read the collections, then follow from the current position",
+            )
+            .with_extension("oldest_since", floor),
             // The tenant was deprovisioned while this request ran.
             StoreError::Db(sqlx::Error::PoolClosed) => {
                 Problem::service_unavailable("the tenant's database was closed; retry")
@@ -180,6 +196,30 @@ async fn provision(
         StatusCode::OK
     };
     Ok((status, Json(d)).into_response())
+}
+
+/// A new password for the tenant's database role (PostgreSQL); the answer is the only place
+/// it appears. SQLite: the (secret-free) document-API credential.
+async fn rotate_credential(
+    State(s): State<AppState>,
+    scope: RequireScope<DbProvision>,
+    PathParams(tenant): PathParams<String>,
+) -> Result<Response, Problem> {
+    require_platform(&s, &scope)?;
+    let tenant = parse_tenant(&tenant)?;
+    let d = s.tenants.rotate_credential(tenant).await?;
+    Ok(Json(d).into_response())
+}
+
+/// Applies the change-feed retention to every open tenant now (it also runs every
+/// `purge_interval_secs`, and when a tenant's database is opened).
+async fn compact(
+    State(s): State<AppState>,
+    scope: RequireScope<DbProvision>,
+) -> Result<Response, Problem> {
+    require_platform(&s, &scope)?;
+    let removed = s.tenants.compact_open().await;
+    Ok(Json(json!({ "removed": removed })).into_response())
 }
 
 async fn provision_status(
@@ -394,7 +434,7 @@ async fn validate_doc(
     check_document(data, s.config.max_document_bytes)?;
     let schema = st.collection_schema(collection).await?;
     if let Some(schema) = &schema {
-        schema::validate(schema, data)?;
+        s.schemas.get(schema)?.validate(data)?;
     }
     Ok(schema)
 }
@@ -452,13 +492,17 @@ async fn bulk_insert(
         ));
     }
     let st = store(&s, &tenant).await?;
-    let schema = st.collection_schema(&c).await?;
+    let schema = st
+        .collection_schema(&c)
+        .await?
+        .map(|schema| s.schemas.get(&schema))
+        .transpose()?;
     let mut docs = Vec::with_capacity(body.documents.len());
     for (i, item) in body.documents.into_iter().enumerate() {
         let at = |p: Problem| p.with_extension("index", i);
         check_document(&item.data, s.config.max_document_bytes).map_err(at)?;
         if let Some(schema) = &schema {
-            schema::validate(schema, &item.data).map_err(at)?;
+            schema.validate(&item.data).map_err(at)?;
         }
         let id = match item.id {
             Some(id) => {
@@ -545,17 +589,21 @@ async fn patch_document(
         pre = Precondition::Exists;
     }
     let st = store(&s, &tenant).await?;
-    let schema = st.collection_schema(&c).await?;
+    let schema = st
+        .collection_schema(&c)
+        .await?
+        .map(|schema| s.schemas.get(&schema))
+        .transpose()?;
     let max = s.config.max_document_bytes;
     let result = st
         .write(&c, &id, pre.clone(), move |current| {
             let mut doc = current.cloned().unwrap_or(Value::Null);
             merge_patch(&mut doc, &patch);
-            check_document(&doc, max).map_err(|p| StoreError::Invalid(p.to_string()))?;
+            check_document(&doc, max).map_err(|p| StoreError::Rejected(Box::new(p)))?;
             if let Some(schema) = &schema {
-                schema::validate(schema, &doc).map_err(|p| {
-                    StoreError::Invalid(p.detail.unwrap_or_else(|| p.title.to_string()))
-                })?;
+                schema
+                    .validate(&doc)
+                    .map_err(|p| StoreError::Rejected(Box::new(p)))?;
             }
             Ok(doc)
         })
@@ -655,7 +703,7 @@ async fn run_query(
     let q = DocQuery::parse(req, s.config.max_page.min(100), s.config.max_page)?;
     let (mut docs, more) = store(s, tenant).await?.query(c, &q).await?;
     let next = if more {
-        docs.last().map(|d| q.next_cursor(&d.id))
+        docs.last().map(|d| q.next_cursor(&d.id, &d.data))
     } else {
         None
     };
@@ -698,6 +746,9 @@ async fn changes(
 /// Server-sent events: every change after `since` (or `Last-Event-ID`), then new ones as
 /// they commit. Each event's `id` is its sequence number, so a reconnecting client resumes
 /// exactly where it stopped.
+/// The stream's position after it reported `gone`: it ends.
+const STREAM_ENDED: i64 = i64::MAX;
+
 async fn changes_stream(
     State(s): State<AppState>,
     tenant: Tenant,
@@ -711,6 +762,8 @@ async fn changes_stream(
         .and_then(|v| v.trim().parse::<i64>().ok());
     let since = last_event.or(p.since).unwrap_or(0).max(0);
     let st = store(&s, &tenant).await?;
+    // A position behind the retained range is refused before the stream starts.
+    st.changes(since, 1).await?;
     let notify = s.tenants.notifier(tenant.id);
     let closing = s.tenants.closing();
     let batch = i64::from(s.config.max_page);
@@ -724,6 +777,9 @@ async fn changes_stream(
         ),
         move |(st, notify, mut closing, mut since, mut pending)| async move {
             loop {
+                if since == STREAM_ENDED {
+                    return None;
+                }
                 if !pending.is_empty() {
                     let c = pending.remove(0);
                     since = c.seq;
@@ -753,6 +809,17 @@ async fn changes_stream(
                             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                             _ = closing.changed() => return None,
                         }
+                    }
+                    Err(StoreError::Gone { floor }) => {
+                        // Fell behind the retention while streaming: say so, then end.
+                        let ev = Event::default()
+                            .event("gone")
+                            .json_data(json!({ "oldest_since": floor }))
+                            .unwrap_or_else(|_| Event::default().event("gone"));
+                        return Some((
+                            Ok(ev),
+                            (st, notify.clone(), closing, STREAM_ENDED, pending),
+                        ));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "change stream stopped");

@@ -14,6 +14,8 @@
 //! | `GET /provision/{tenant}` | `db.provision` | its descriptor |
 //! | `DELETE /provision/{tenant}` | `db.provision` | soft delete (202); purged after `retention_secs` |
 //! | `POST /provision/purge` | `db.provision` | purge soft-deleted databases past retention now |
+//! | `POST /provision/{tenant}/credential/rotate` | `db.provision` | a new password for the tenant's database login |
+//! | `POST /provision/compact` | `db.provision` | apply the change-feed retention to open tenants now |
 //! | `GET, POST /api/collections` | read / write | list / create (`{name, schema?}`) |
 //! | `GET, DELETE /api/collections/{c}` | read / write | describe (with indexes) / drop |
 //! | `GET, POST /api/collections/{c}/indexes`, `DELETE …/indexes/{name}` | read / write | indexes on JSON fields |
@@ -93,8 +95,13 @@ pub struct Config {
     pub tenant_idle_secs: u64,
     /// How long a deprovisioned tenant's data is kept before it may be purged.
     pub retention_secs: u64,
-    /// How often expired tenants are purged in the background.
+    /// How often expired tenants are purged (and open tenants' change feeds compacted) in the
+    /// background.
     pub purge_interval_secs: u64,
+    /// Changes older than this are removed from a tenant's change feed (0: kept for ever).
+    pub change_retention_secs: u64,
+    /// At most this many of the newest changes are kept per tenant (0: no limit).
+    pub change_retention_count: u64,
     /// Request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
     /// Documents larger than this (serialised) are refused with 413.
@@ -128,6 +135,8 @@ impl Default for Config {
             tenant_idle_secs: 300,
             retention_secs: 7 * 24 * 3600,
             purge_interval_secs: 3600,
+            change_retention_secs: 7 * 24 * 3600,
+            change_retention_count: 0,
             max_body_bytes: 8 * 1024 * 1024,
             max_document_bytes: 1024 * 1024,
             max_depth: 32,
@@ -201,6 +210,7 @@ pub struct AppState {
     pub tenants: Arc<Tenants>,
     /// Reports access denials to identity, when configured.
     pub events: Option<tansu_shared::events::EventReporter>,
+    schemas: Arc<schema::SchemaCache>,
 }
 
 impl FromRef<AppState> for Verifier {
@@ -235,6 +245,7 @@ impl AppState {
             verifier,
             tenants,
             events,
+            schemas: Arc::default(),
         })
     }
 }

@@ -113,13 +113,31 @@ pub struct QueryRequest {
     pub cursor: Option<String>,
 }
 
-/// Where a page starts: after an id (default order) or at an offset (explicit sort).
+/// Where a page starts: after the last row of the previous page — its id in the default
+/// order; its sort keys and id with an explicit sort (keyset paging: rows inserted or deleted
+/// meanwhile never shift a later page, so no row is skipped or repeated).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Cursor {
     #[serde(rename = "a")]
     After(String),
-    #[serde(rename = "o")]
-    Offset(u64),
+    #[serde(rename = "k")]
+    Keyset {
+        /// The sort this cursor belongs to (`-a.b` for descending).
+        s: Vec<String>,
+        /// The last row's value of each sort field.
+        k: Vec<Key>,
+        id: String,
+    },
+}
+
+/// A sort key in a cursor: JSON `null` and a missing field sort differently on PostgreSQL,
+/// so they are kept apart (an `Option<Value>` would read `null` back as missing).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Key {
+    #[serde(rename = "m")]
+    Missing,
+    #[serde(rename = "v")]
+    Value(Value),
 }
 
 /// A validated query.
@@ -190,11 +208,15 @@ impl DocQuery {
             return Err(invalid(format!("limit must be between 1 and {max_limit}")));
         }
         let cursor = req.cursor.as_deref().map(decode_cursor).transpose()?;
-        match (&cursor, sort.is_empty()) {
-            (Some(Cursor::After(_)), false) | (Some(Cursor::Offset(_)), true) => {
-                return Err(invalid("the cursor belongs to a different query".into()));
+        let belongs = match &cursor {
+            None => true,
+            Some(Cursor::After(_)) => sort.is_empty(),
+            Some(Cursor::Keyset { s, k, .. }) => {
+                !sort.is_empty() && k.len() == sort.len() && *s == sort_spec(&sort)
             }
-            _ => {}
+        };
+        if !belongs {
+            return Err(invalid("the cursor belongs to a different query".into()));
         }
         Ok(Self {
             conds,
@@ -205,16 +227,20 @@ impl DocQuery {
         })
     }
 
-    /// The cursor for the page after one ending with `last_id`.
-    pub fn next_cursor(&self, last_id: &str) -> String {
+    /// The cursor for the page after one ending with the document `last_id` = `last`.
+    pub fn next_cursor(&self, last_id: &str, last: &Value) -> String {
         let c = if self.sort.is_empty() {
             Cursor::After(last_id.to_owned())
         } else {
-            let start = match self.cursor {
-                Some(Cursor::Offset(o)) => o,
-                _ => 0,
-            };
-            Cursor::Offset(start + u64::from(self.limit))
+            Cursor::Keyset {
+                s: sort_spec(&self.sort),
+                k: self
+                    .sort
+                    .iter()
+                    .map(|(p, _)| lookup(last, p).map_or(Key::Missing, |v| Key::Value(v.clone())))
+                    .collect(),
+                id: last_id.to_owned(),
+            }
         };
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap_or_default())
     }
@@ -232,9 +258,16 @@ impl DocQuery {
             sql.push_str(" AND ");
             sql.push_str(&b.cond(c));
         }
-        if let Some(Cursor::After(id)) = &self.cursor {
-            let p = b.bind(Arg::Text(id.clone()));
-            sql.push_str(&format!(" AND id > {p}"));
+        match &self.cursor {
+            Some(Cursor::After(id)) => {
+                let p = b.bind(Arg::Text(id.clone()));
+                sql.push_str(&format!(" AND id > {p}"));
+            }
+            Some(Cursor::Keyset { k, id, .. }) => {
+                sql.push_str(" AND ");
+                sql.push_str(&b.after(&self.sort, k, id));
+            }
+            None => {}
         }
         sql.push_str(" ORDER BY ");
         for (path, desc) in &self.sort {
@@ -251,12 +284,22 @@ impl DocQuery {
         sql.push_str("id ASC");
         let limit = b.bind(Arg::Int(i64::from(self.limit) + 1));
         sql.push_str(&format!(" LIMIT {limit}"));
-        if let Some(Cursor::Offset(o)) = self.cursor {
-            let off = b.bind(Arg::Int(i64::try_from(o).unwrap_or(i64::MAX)));
-            sql.push_str(&format!(" OFFSET {off}"));
-        }
         (sql, b.args)
     }
+}
+
+fn sort_spec(sort: &[(FieldPath, bool)]) -> Vec<String> {
+    sort.iter()
+        .map(|(p, desc)| format!("{}{}", if *desc { "-" } else { "" }, p.dotted()))
+        .collect()
+}
+
+/// The value at a field path, as both engines' path expressions find it: through objects
+/// only; `None` when missing.
+fn lookup<'a>(doc: &'a Value, p: &FieldPath) -> Option<&'a Value> {
+    p.segments()
+        .iter()
+        .try_fold(doc, |v, seg| v.as_object().and_then(|o| o.get(seg)))
 }
 
 fn short(s: &str) -> String {
@@ -330,6 +373,57 @@ impl Builder {
     fn bind(&mut self, a: Arg) -> String {
         self.args.push(a);
         format!("${}", self.args.len() + 1)
+    }
+
+    /// The sort key as the engine's sort expression yields it, or `None` when that is SQL
+    /// `NULL`. PostgreSQL: the jsonb value (JSON `null` included; only a missing field is
+    /// `NULL`). SQLite: what `json_extract` returns — `NULL` for JSON `null`, 1/0 for booleans,
+    /// the minified JSON text for arrays and objects.
+    fn sort_key(&mut self, key: &Key) -> Option<String> {
+        let Key::Value(v) = key else { return None };
+        let arg = match self.d {
+            Dialect::Postgres => Arg::Json(v.clone()),
+            Dialect::Sqlite => match v {
+                Value::Null => return None,
+                Value::Bool(b) => Arg::Int(i64::from(*b)),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => Arg::Int(i),
+                    None => Arg::Float(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                Value::String(t) => Arg::Text(t.clone()),
+                other => Arg::Text(other.to_string()),
+            },
+        };
+        Some(self.bind(arg))
+    }
+
+    /// Rows after the cursor's row in `ORDER BY k1, …, kn, id` (each key ascending or
+    /// descending, missing keys last): lexicographic, as a disjunction
+    /// `k1 after c1 OR (k1 = c1 AND k2 after c2) OR … OR (all equal AND id > cid)`.
+    fn after(&mut self, sort: &[(FieldPath, bool)], keys: &[Key], id: &str) -> String {
+        let mut ors = Vec::new();
+        let mut equal: Vec<String> = Vec::new();
+        for ((path, desc), key) in sort.iter().zip(keys) {
+            let e = value_expr(self.d, path);
+            match self.sort_key(key) {
+                Some(v) => {
+                    let cmp = if *desc { "<" } else { ">" };
+                    // A missing key sorts after every present one.
+                    let after = format!("({e} {cmp} {v} OR {e} IS NULL)");
+                    let mut conj = equal.clone();
+                    conj.push(after);
+                    ors.push(format!("({})", conj.join(" AND ")));
+                    let v = self.sort_key(key).unwrap_or_default();
+                    equal.push(format!("{e} = {v}"));
+                }
+                // Nothing present sorts after a missing key: only equally missing rows follow.
+                None => equal.push(format!("{e} IS NULL")),
+            }
+        }
+        let p = self.bind(Arg::Text(id.to_owned()));
+        equal.push(format!("id > {p}"));
+        ors.push(format!("({})", equal.join(" AND ")));
+        format!("({})", ors.join(" OR "))
     }
 
     fn cond(&mut self, c: &Cond) -> String {
@@ -440,6 +534,36 @@ mod tests {
         assert!(sql.contains("(body #> '{age}')"), "{sql}");
         assert!(q(json!({"filter": {"a') OR 1=1 --": 1}})).is_err());
         assert!(q(json!({"sort": ["a'"]})).is_err());
+    }
+
+    #[test]
+    fn sorted_cursors_are_keysets_that_keep_null_apart_from_missing() {
+        let first = q(json!({"sort": ["-a", "b.c"], "limit": 2})).unwrap();
+        let cursor = first.next_cursor("d1", &json!({"a": null}));
+        let next = q(json!({"sort": ["-a", "b.c"], "cursor": cursor})).unwrap();
+        match &next.cursor {
+            Some(Cursor::Keyset { k, id, .. }) => {
+                assert!(matches!(&k[0], Key::Value(Value::Null)), "{k:?}");
+                assert!(matches!(&k[1], Key::Missing), "{k:?}");
+                assert_eq!(id, "d1");
+            }
+            other => panic!("{other:?}"),
+        }
+        // PostgreSQL: JSON null is a value (bound), missing is IS NULL; no OFFSET anywhere.
+        let (sql, args) = next.to_sql(Dialect::Postgres, "id");
+        assert!(sql.contains("IS NULL") && !sql.contains("OFFSET"), "{sql}");
+        assert!(
+            args.iter().any(|a| matches!(a, Arg::Json(Value::Null))),
+            "{args:?}"
+        );
+        // SQLite: json_extract yields NULL for both.
+        let (sql, _) = next.to_sql(Dialect::Sqlite, "id");
+        assert!(!sql.contains("OFFSET"), "{sql}");
+        // A cursor belongs to its sort.
+        assert!(q(json!({"sort": ["a", "b.c"], "cursor": cursor})).is_err());
+        assert!(q(json!({"cursor": cursor})).is_err());
+        let plain = q(json!({})).unwrap().next_cursor("d1", &json!({}));
+        assert!(q(json!({"sort": ["a"], "cursor": plain})).is_err());
     }
 
     #[test]

@@ -1,279 +1,200 @@
-//! Collection schemas: a strict subset of JSON Schema (2020-12 keywords), enough to guard a
-//! collection's shape. Unsupported keywords are refused when the schema is set — a schema
-//! that silently did not check what it says would be worse than none.
+//! Collection schemas: JSON Schema as implemented by the `jsonschema` crate (every draft it
+//! knows; 2020-12 when `$schema` does not say otherwise).
 //!
-//! Supported: `type`, `properties`, `required`, `additionalProperties`, `items`, `enum`,
-//! `const`, `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `minLength`,
-//! `maxLength`, `minItems`, `maxItems`; annotations `$schema`, `$id`, `$comment`, `title`,
-//! `description`, `default`, `examples` are accepted and ignored.
+//! A schema is compiled when the collection is created — one the crate refuses (not valid
+//! against its meta-schema, an unresolvable `$ref`, a bad `pattern`) is `422 invalid-schema` —
+//! and again for each write that validates against it. Remote `$ref`s are never fetched (the
+//! crate is built without its HTTP and file resolvers): only references inside the schema
+//! resolve. `pattern` uses the linear-time `regex` engine, so a tenant's pattern cannot make
+//! validation backtrack for ever. `format` is checked (not only annotated).
+//!
+//! Violations are `422 schema-violation` with `errors: [{pointer, schema_pointer, keyword,
+//! message}]` (at most [`MAX_ERRORS`]) and the first error's `pointer` at the top level.
+//! Messages mask the offending values: they name what is wrong, not the data.
 
-use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonschema::{PatternOptions, Validator};
+use serde_json::{Value, json};
 use tansu_shared::Problem;
 
 use crate::body::unprocessable;
 
-const KEYWORDS: &[&str] = &[
-    "type",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "enum",
-    "const",
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "minLength",
-    "maxLength",
-    "minItems",
-    "maxItems",
-    "$schema",
-    "$id",
-    "$comment",
-    "title",
-    "description",
-    "default",
-    "examples",
-];
+/// Violations reported per document.
+pub const MAX_ERRORS: usize = 10;
 
-const TYPES: &[&str] = &[
-    "null", "boolean", "object", "array", "number", "string", "integer",
-];
-
-fn bad_schema(path: &str, detail: &str) -> Problem {
-    unprocessable(
-        "invalid-schema",
-        "Invalid schema",
-        format!("schema at {path}: {detail}"),
-    )
+fn compile(schema: &Value) -> Result<Validator, jsonschema::ValidationError<'static>> {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .with_pattern_options(PatternOptions::regex())
+        .build(schema)
 }
 
-/// Checks that `schema` uses only supported keywords, with well-formed values.
+/// Compiles `schema`: `422 invalid-schema` naming where it is wrong when the crate refuses it.
 pub fn check_schema(schema: &Value) -> Result<(), Problem> {
-    check_at(schema, "#")
-}
-
-fn check_at(schema: &Value, path: &str) -> Result<(), Problem> {
-    let obj = match schema {
-        Value::Bool(_) => return Ok(()),
-        Value::Object(o) => o,
-        _ => return Err(bad_schema(path, "must be an object or a boolean")),
-    };
-    for (k, v) in obj {
-        let here = format!("{path}/{k}");
-        match k.as_str() {
-            "type" => {
-                let ok = |t: &Value| t.as_str().is_some_and(|t| TYPES.contains(&t));
-                let valid = match v {
-                    Value::Array(ts) => !ts.is_empty() && ts.iter().all(ok),
-                    t => ok(t),
-                };
-                if !valid {
-                    return Err(bad_schema(&here, "unknown type"));
-                }
-            }
-            "properties" => {
-                let Value::Object(props) = v else {
-                    return Err(bad_schema(&here, "must be an object"));
-                };
-                for (name, sub) in props {
-                    check_at(sub, &format!("{here}/{name}"))?;
-                }
-            }
-            "additionalProperties" | "items" => check_at(v, &here)?,
-            "required" => {
-                if !v.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
-                    return Err(bad_schema(&here, "must be an array of strings"));
-                }
-            }
-            "enum" => {
-                if !v.is_array() {
-                    return Err(bad_schema(&here, "must be an array"));
-                }
-            }
-            "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
-                if !v.is_number() {
-                    return Err(bad_schema(&here, "must be a number"));
-                }
-            }
-            "minLength" | "maxLength" | "minItems" | "maxItems" => {
-                if v.as_u64().is_none() {
-                    return Err(bad_schema(&here, "must be a non-negative integer"));
-                }
-            }
-            k if KEYWORDS.contains(&k) => {}
-            k => {
-                return Err(bad_schema(
-                    path,
-                    &format!(
-                        "keyword {:?} is not supported",
-                        k.chars().take(40).collect::<String>()
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Validates a document; the first violation is reported with its JSON Pointer.
-pub fn validate(schema: &Value, doc: &Value) -> Result<(), Problem> {
-    validate_at(schema, doc, "").map_err(|(at, why)| {
-        let at = if at.is_empty() { "/".to_owned() } else { at };
+    compile(schema).map(|_| ()).map_err(|e| {
         unprocessable(
-            "schema-violation",
-            "Document does not match the collection's schema",
-            format!("at {at}: {why}"),
+            "invalid-schema",
+            "Invalid schema",
+            format!("schema at #{}: {}", e.instance_path(), e.masked()),
         )
-        .with_extension("pointer", at)
+        .with_extension("pointer", format!("#{}", e.instance_path()))
     })
 }
 
-fn type_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Object(_) => "object",
-        Value::Array(_) => "array",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-    }
-}
+/// A compiled collection schema (compile once per request, validate many documents).
+pub struct CompiledSchema(Validator);
 
-fn has_type(v: &Value, t: &str) -> bool {
-    match t {
-        "integer" => {
-            v.as_i64().is_some()
-                || v.as_u64().is_some()
-                || v.as_f64().is_some_and(|f| f.fract() == 0.0)
+impl CompiledSchema {
+    /// A stored schema that no longer compiles (a newer crate being stricter) is a server
+    /// fault, not the client's: 500 without detail.
+    pub fn new(schema: &Value) -> Result<Self, Problem> {
+        compile(schema)
+            .map(CompiledSchema)
+            .map_err(|e| Problem::internal(&format!("stored collection schema: {e}")))
+    }
+
+    /// `422 schema-violation` with the crate's error paths when `doc` does not match.
+    pub fn validate(&self, doc: &Value) -> Result<(), Problem> {
+        let mut errors = Vec::new();
+        let mut more = false;
+        for e in self.0.iter_errors(doc) {
+            if errors.len() == MAX_ERRORS {
+                more = true;
+                break;
+            }
+            errors.push(json!({
+                "pointer": format!("#{}", e.instance_path()),
+                "schema_pointer": format!("#{}", e.schema_path()),
+                "keyword": e.kind().keyword(),
+                "message": e.masked().to_string(),
+            }));
         }
-        t => type_of(v) == t,
-    }
-}
-
-type Violation = (String, String);
-
-fn validate_at(schema: &Value, v: &Value, at: &str) -> Result<(), Violation> {
-    let s: &Map<String, Value> = match schema {
-        Value::Bool(true) => return Ok(()),
-        Value::Bool(false) => return Err((at.to_owned(), "no value is allowed here".into())),
-        Value::Object(o) => o,
-        _ => return Ok(()),
-    };
-    let fail = |why: String| Err((at.to_owned(), why));
-    if let Some(t) = s.get("type") {
-        let ok = match t {
-            Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(|t| has_type(v, t)),
-            t => t.as_str().is_some_and(|t| has_type(v, t)),
+        let Some(first) = errors.first() else {
+            return Ok(());
         };
-        if !ok {
-            return fail(format!("expected type {t}, found {}", type_of(v)));
+        let pointer = first["pointer"].as_str().unwrap_or("#").to_owned();
+        let message = first["message"].as_str().unwrap_or_default().to_owned();
+        let mut p = unprocessable(
+            "schema-violation",
+            "Document does not match the collection schema",
+            format!("at {pointer}: {message}"),
+        )
+        .with_extension("pointer", pointer)
+        .with_extension("errors", Value::Array(errors));
+        if more {
+            p = p.with_extension("truncated", true);
         }
+        Err(p)
     }
-    if let Some(Value::Array(options)) = s.get("enum")
-        && !options.contains(v)
-    {
-        return fail("value is not one of the allowed values".into());
+}
+
+/// Compiled schemas by their JSON text, so a write compiles its collection's schema once per
+/// process rather than once per request. Bounded: emptied when it reaches [`CACHE_SIZE`].
+#[derive(Default)]
+pub struct SchemaCache(std::sync::Mutex<HashMap<String, Arc<CompiledSchema>>>);
+
+const CACHE_SIZE: usize = 1024;
+
+impl std::fmt::Debug for SchemaCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaCache").finish_non_exhaustive()
     }
-    if let Some(c) = s.get("const")
-        && c != v
-    {
-        return fail("value does not equal the constant".into());
+}
+
+impl SchemaCache {
+    pub fn get(&self, schema: &Value) -> Result<Arc<CompiledSchema>, Problem> {
+        let key = schema.to_string();
+        if let Some(c) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(c.clone());
+        }
+        let compiled = Arc::new(CompiledSchema::new(schema)?);
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= CACHE_SIZE {
+            map.clear();
+        }
+        map.insert(key, compiled.clone());
+        Ok(compiled)
     }
-    if let Some(n) = v.as_f64() {
-        let num = |k: &str| s.get(k).and_then(Value::as_f64);
-        if num("minimum").is_some_and(|m| n < m) {
-            return fail(format!("{n} is below the minimum"));
-        }
-        if num("maximum").is_some_and(|m| n > m) {
-            return fail(format!("{n} is above the maximum"));
-        }
-        if num("exclusiveMinimum").is_some_and(|m| n <= m) {
-            return fail(format!("{n} is not above the exclusive minimum"));
-        }
-        if num("exclusiveMaximum").is_some_and(|m| n >= m) {
-            return fail(format!("{n} is not below the exclusive maximum"));
-        }
-    }
-    let count = |k: &str| s.get(k).and_then(Value::as_u64);
-    if let Value::String(text) = v {
-        let len = text.chars().count() as u64;
-        if count("minLength").is_some_and(|m| len < m) {
-            return fail("string is too short".into());
-        }
-        if count("maxLength").is_some_and(|m| len > m) {
-            return fail("string is too long".into());
-        }
-    }
-    if let Value::Array(items) = v {
-        let len = items.len() as u64;
-        if count("minItems").is_some_and(|m| len < m) {
-            return fail("array has too few items".into());
-        }
-        if count("maxItems").is_some_and(|m| len > m) {
-            return fail("array has too many items".into());
-        }
-        if let Some(item_schema) = s.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                validate_at(item_schema, item, &format!("{at}/{i}"))?;
-            }
-        }
-    }
-    if let Value::Object(obj) = v {
-        if let Some(Value::Array(required)) = s.get("required") {
-            for r in required.iter().filter_map(Value::as_str) {
-                if !obj.contains_key(r) {
-                    return fail(format!("required property {r:?} is missing"));
-                }
-            }
-        }
-        let props = s.get("properties").and_then(Value::as_object);
-        for (k, val) in obj {
-            let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
-            match props.and_then(|p| p.get(k)) {
-                Some(sub) => validate_at(sub, val, &here)?,
-                None => {
-                    if let Some(extra) = s.get("additionalProperties") {
-                        validate_at(extra, val, &here)?;
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+}
+
+/// Validates one document against a stored schema.
+#[cfg(test)]
+pub fn validate(schema: &Value, doc: &Value) -> Result<(), Problem> {
+    CompiledSchema::new(schema)?.validate(doc)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn subset() {
+    fn full_vocabulary_with_error_paths() {
         let schema = json!({
             "type": "object",
             "required": ["name"],
             "properties": {
-                "name": {"type": "string", "minLength": 1},
+                "name": {"type": "string", "minLength": 1, "pattern": "^[A-Z]"},
                 "age": {"type": "integer", "minimum": 0},
-                "tags": {"type": "array", "items": {"type": "string"}}
+                "email": {"type": "string", "format": "email"},
+                "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": true},
+                "kind": {"oneOf": [{"const": "a"}, {"const": "b"}]},
+                "home": {"$ref": "#/$defs/address"}
             },
+            "$defs": {"address": {"type": "object", "required": ["city"]}},
             "additionalProperties": false
         });
         check_schema(&schema).unwrap();
-        validate(&schema, &json!({"name": "a", "age": 3, "tags": ["x"]})).unwrap();
-        for bad in [
-            json!({}),
-            json!({"name": ""}),
-            json!({"name": "a", "age": -1}),
-            json!({"name": "a", "age": 1.5}),
-            json!({"name": "a", "tags": [1]}),
-            json!({"name": "a", "other": 1}),
+        let s = CompiledSchema::new(&schema).unwrap();
+        s.validate(&json!({"name": "Ada", "age": 3, "tags": ["x"], "kind": "a",
+                           "email": "ada@example.com", "home": {"city": "X"}}))
+            .unwrap();
+        for (bad, pointer) in [
+            (json!({}), "#"),
+            (json!({"name": ""}), "#/name"),
+            (json!({"name": "ada"}), "#/name"),
+            (json!({"name": "A", "age": -1}), "#/age"),
+            (json!({"name": "A", "age": 1.5}), "#/age"),
+            (json!({"name": "A", "tags": [1]}), "#/tags/0"),
+            (json!({"name": "A", "tags": ["x", "x"]}), "#/tags"),
+            (json!({"name": "A", "kind": "c"}), "#/kind"),
+            (json!({"name": "A", "email": "nope"}), "#/email"),
+            (json!({"name": "A", "home": {}}), "#/home"),
+            (json!({"name": "A", "other": 1}), "#"),
         ] {
-            assert!(validate(&schema, &bad).is_err(), "{bad}");
+            let p = s.validate(&bad).expect_err(&bad.to_string());
+            let body = serde_json::to_value(&p).unwrap();
+            assert_eq!(body["pointer"], pointer, "{bad}: {body}");
+            assert!(body["errors"].as_array().is_some_and(|e| !e.is_empty()));
         }
-        assert!(check_schema(&json!({"pattern": "x"})).is_err());
-        assert!(check_schema(&json!({"type": "thing"})).is_err());
+        // The cache hands out the same compiled schema.
+        let cache = SchemaCache::default();
+        assert!(Arc::ptr_eq(
+            &cache.get(&schema).unwrap(),
+            &cache.get(&schema).unwrap()
+        ));
+        // Many violations: capped.
+        let many = json!({"type": "array", "items": {"type": "string"}});
+        let p = validate(&many, &json!([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])).unwrap_err();
+        let body = serde_json::to_value(&p).unwrap();
+        assert_eq!(body["errors"].as_array().unwrap().len(), MAX_ERRORS);
+        assert_eq!(body["truncated"], true);
+    }
+
+    #[test]
+    fn invalid_schemas_are_refused() {
+        for bad in [
+            json!({"type": "thing"}),
+            json!({"minLength": -1}),
+            json!({"pattern": "("}),
+            json!({"$ref": "https://example.com/remote.json"}),
+            json!({"$ref": "#/$defs/missing"}),
+            json!(3),
+        ] {
+            assert!(check_schema(&bad).is_err(), "{bad}");
+        }
+        // Keywords the old subset refused are now simply supported.
+        check_schema(&json!({"pattern": "^x", "anyOf": [{"type": "string"}]})).unwrap();
     }
 }

@@ -106,10 +106,11 @@ pub struct Migration {
 
 /// The tenant database's schema, oldest first. Append only: applied versions are recorded in
 /// `tansu_migrations` and never run twice.
-pub const TENANT_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "documents_and_outbox",
-    sqlite: "
+pub const TENANT_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "documents_and_outbox",
+        sqlite: "
         CREATE TABLE collections (name TEXT PRIMARY KEY, schema TEXT, created_at INTEGER NOT NULL);
         CREATE TABLE documents (
             collection TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
@@ -125,7 +126,7 @@ pub const TENANT_MIGRATIONS: &[Migration] = &[Migration {
         CREATE TABLE feed_seq (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
         INSERT INTO feed_seq (id, seq) VALUES (1, 0);
     ",
-    postgres: "
+        postgres: "
         CREATE TABLE collections (name TEXT PRIMARY KEY, schema JSONB, created_at BIGINT NOT NULL);
         CREATE TABLE documents (
             collection TEXT NOT NULL, id TEXT NOT NULL, body JSONB NOT NULL,
@@ -141,7 +142,21 @@ pub const TENANT_MIGRATIONS: &[Migration] = &[Migration {
         CREATE TABLE feed_seq (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL);
         INSERT INTO feed_seq (id, seq) VALUES (1, 0);
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "changes_floor",
+        // The highest sequence number compaction removed: a follower behind it missed changes.
+        sqlite: "
+        CREATE TABLE changes_floor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+        INSERT INTO changes_floor (id, seq) VALUES (1, 0);
+    ",
+        postgres: "
+        CREATE TABLE changes_floor (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL);
+        INSERT INTO changes_floor (id, seq) VALUES (1, 0);
+    ",
+    },
+];
 
 /// Applies the migrations not yet recorded, each in its own transaction with its record.
 pub async fn migrate(pool: &Pool, migrations: &[Migration]) -> Result<(), sqlx::Error> {
@@ -210,6 +225,13 @@ pub enum StoreError {
     PreconditionFailed,
     #[error("{0}")]
     Invalid(String),
+    /// The change feed no longer holds the changes after `since`: compaction removed those up
+    /// to `floor`.
+    #[error("changes up to {floor} were compacted")]
+    Gone { floor: i64 },
+    /// A write refused by a check inside the transaction, answered as the check put it.
+    #[error("{0}")]
+    Rejected(Box<tansu_shared::Problem>),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -778,7 +800,8 @@ impl Store {
         })
     }
 
-    /// Changes after `since`, in order.
+    /// Changes after `since`, in order; `Gone` when compaction removed some of them. The floor
+    /// is read after the changes: a compaction that committed in between is noticed.
     pub async fn changes(&self, since: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
         on_pool!(&self.inner.pool, p => {
             let rows = sqlx::query(
@@ -789,6 +812,12 @@ impl Store {
             .bind(limit)
             .fetch_all(p)
             .await?;
+            let floor: i64 = sqlx::query_scalar("SELECT seq FROM changes_floor WHERE id = 1")
+                .fetch_one(p)
+                .await?;
+            if since < floor {
+                return Err(StoreError::Gone { floor });
+            }
             rows.iter()
                 .map(|r| {
                     let body: Option<Json<Value>> = r.try_get("body")?;
@@ -804,6 +833,48 @@ impl Store {
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()
                 .map_err(StoreError::from)
+        })
+    }
+
+    /// Compaction: removes changes older than `before_ms` (when given) and all but the
+    /// newest `keep` (when given), raising the floor to the highest removed number. Returns
+    /// how many changes were removed. Numbers are assigned in commit order, so a change not
+    /// yet committed is always above anything removed here.
+    pub async fn compact_changes(
+        &self,
+        before_ms: Option<i64>,
+        keep: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        on_pool!(&self.inner.pool, p => {
+            let mut tx = p.begin_write().await?;
+            let mut upto: i64 = sqlx::query_scalar("SELECT seq FROM changes_floor WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            if let Some(before) = before_ms {
+                let old: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(seq) FROM changes WHERE at < $1")
+                        .bind(before)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                upto = upto.max(old.unwrap_or(0));
+            }
+            if let Some(keep) = keep {
+                let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                upto = upto.max(newest.unwrap_or(0).saturating_sub(keep.max(0)));
+            }
+            let removed = sqlx::query("DELETE FROM changes WHERE seq <= $1")
+                .bind(upto)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("UPDATE changes_floor SET seq = $1 WHERE id = 1 AND seq < $1")
+                .bind(upto)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(removed)
         })
     }
 

@@ -22,7 +22,7 @@ use anyhow::Context;
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, Row};
+use sqlx::{ConnectOptions, Executor, Row};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -57,7 +57,8 @@ enum Backend {
     },
 }
 
-/// What a provisioning call returns: how the tenant's database is reached. Never a password.
+/// What a provisioning call returns: how the tenant's database is reached, and (see
+/// [`Credential`]) with what.
 #[derive(Debug, Clone, Serialize)]
 pub struct Descriptor {
     pub tenant: Uuid,
@@ -74,6 +75,64 @@ pub struct Descriptor {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub purge_after: Option<String>,
+    /// The tenant's scoped credential. PostgreSQL: present only in the answer that created
+    /// (or restored) the database and in a rotation's answer — the password is not stored
+    /// anywhere but in PostgreSQL's own SCRAM verifier. SQLite: always (it holds no secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<Credential>,
+}
+
+/// A credential that reaches the tenant's own database and nothing else.
+#[derive(Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Credential {
+    /// Log in as the tenant's own role; it may connect to its database only.
+    Postgres {
+        user: String,
+        password: String,
+        database: String,
+        host: String,
+        port: u16,
+        /// `postgres://user:password@host:port/database`
+        url: String,
+    },
+    /// Embedded SQLite has no database-level login: the tenant's app reaches its data only
+    /// through the document API, with an access token from identity of `audience` and
+    /// `scopes`, whose `tid` is `tenant`, sent with `X-Tansu-Tenant: tenant`. No secret here.
+    DocumentApi {
+        base_path: &'static str,
+        audience: String,
+        scopes: [&'static str; 2],
+        tenant_header: &'static str,
+        tenant: Uuid,
+    },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Postgres { user, .. } => f
+                .debug_struct("Postgres")
+                .field("user", user)
+                .finish_non_exhaustive(),
+            Credential::DocumentApi { tenant, .. } => f
+                .debug_struct("DocumentApi")
+                .field("tenant", tenant)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// 32 bytes from the operating system's CSPRNG, base64url: 43 characters of `[A-Za-z0-9_-]`,
+/// safe inside a SQL string literal and a URL's userinfo as they are.
+fn generate_password() -> Result<String, TenantError> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| TenantError::Random)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +145,8 @@ pub enum TenantError {
     Io(#[from] std::io::Error),
     #[error("catalog entry has an unexpected database name")]
     BadLocation,
+    #[error("the system random generator failed")]
+    Random,
 }
 
 /// Catalog locations are spliced into file paths and SQL identifiers: they are checked to be
@@ -186,11 +247,12 @@ impl Tenants {
             Backend::Sqlite { dir }
         } else {
             let options = pg_options(pg_url, "postgres_url")?;
+            // The admin connection sends `… PASSWORD '…'`: its statements are never logged.
             let admin = PgPoolOptions::new()
                 .max_connections(2)
                 .min_connections(0)
                 .idle_timeout(Duration::from_secs(60))
-                .connect_lazy_with(options.clone());
+                .connect_lazy_with(options.clone().disable_statement_logging());
             Backend::Postgres {
                 admin,
                 options: Box::new(options),
@@ -250,12 +312,16 @@ impl Tenants {
         {
             return Ok((d.clone(), false));
         }
-        let (backend, location) = match &self.backend {
-            Backend::Sqlite { .. } => ("sqlite", format!("{tenant}.db")),
+        let (backend, location, password) = match &self.backend {
+            Backend::Sqlite { .. } => ("sqlite", format!("{tenant}.db"), None),
             Backend::Postgres { admin, prefix, .. } => {
                 let name = Self::db_name(prefix, tenant);
                 create_pg_database(admin, &name).await?;
-                ("postgres", name)
+                // A new password whenever the database is created or restored (a previous
+                // one, if any, was never handed out or belongs to a deleted tenant).
+                let password = generate_password()?;
+                set_pg_password(admin, &name, Some(&password)).await?;
+                ("postgres", name, Some(password))
             }
         };
         let now = now_ms();
@@ -276,12 +342,59 @@ impl Tenants {
         // Open (creating the SQLite file) and migrate now, so the first request is fast and a
         // broken database shows up here rather than later.
         self.open_locked(tenant, true).await?;
-        let d = self
+        let mut d = self
             .record(tenant)
             .await?
             .ok_or(TenantError::NotProvisioned)?;
+        if let Some(password) = password {
+            d.credential = self.pg_credential(&d, password);
+        }
         tracing::info!(%tenant, backend, "tenant database provisioned");
         Ok((d, existing.is_none()))
+    }
+
+    fn pg_credential(&self, d: &Descriptor, password: String) -> Option<Credential> {
+        let (Some(user), Some(host), Some(port)) = (d.role.clone(), d.host.clone(), d.port) else {
+            return None;
+        };
+        // `user` and `database` are `<validated prefix><uuid hex>`, the password base64url:
+        // nothing in the URL needs escaping. An IPv6 host goes in brackets.
+        let host_part = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let url = format!(
+            "postgres://{user}:{password}@{host_part}:{port}/{}",
+            d.database
+        );
+        Some(Credential::Postgres {
+            user,
+            password,
+            database: d.database.clone(),
+            host,
+            port,
+            url,
+        })
+    }
+
+    /// Replaces the tenant's database password and returns the new credential (the old one
+    /// stops working for new connections at once). SQLite: the same secret-free credential.
+    pub async fn rotate_credential(&self, tenant: Uuid) -> Result<Descriptor, TenantError> {
+        let _serial = self.lock(tenant).await;
+        let mut d = self
+            .record(tenant)
+            .await?
+            .filter(|d| d.status == "active")
+            .ok_or(TenantError::NotProvisioned)?;
+        if let Backend::Postgres { admin, .. } = &self.backend {
+            check_location(&d.database)?;
+            let password = generate_password()?;
+            set_pg_password(admin, &d.database, Some(&password)).await?;
+            d.credential = self.pg_credential(&d, password);
+            tracing::info!(%tenant, "tenant database credential rotated");
+        }
+        Ok(d)
     }
 
     /// Soft delete: the tenant's API stops answering at once; the data stays until
@@ -309,6 +422,14 @@ impl Tenants {
             .record(tenant)
             .await?
             .ok_or(TenantError::NotProvisioned)?;
+        if let Backend::Postgres { admin, .. } = &self.backend
+            && d.backend == "postgres"
+            && d.status == "deleted"
+        {
+            // The tenant's own logins end with its API: no new sessions, open ones closed.
+            check_location(&d.database)?;
+            set_pg_password(admin, &d.database, None).await?;
+        }
         if n == 0 && d.status != "deleted" {
             return Err(TenantError::NotProvisioned);
         }
@@ -395,7 +516,15 @@ impl Tenants {
                 ),
                 _ => (None, None),
             };
+            let credential = (!pg).then(|| Credential::DocumentApi {
+                base_path: "/db/api",
+                audience: self.config.audience.clone(),
+                scopes: ["db.read", "db.write"],
+                tenant_header: "X-Tansu-Tenant",
+                tenant,
+            });
             Descriptor {
+                credential,
                 tenant,
                 backend: if pg { "postgres" } else { "sqlite" },
                 status,
@@ -474,6 +603,10 @@ impl Tenants {
         };
         let store = Store::new(pool);
         store.migrate().await?;
+        // Tenants that are rarely open get their feed compacted when they are.
+        if let Err(e) = self.compact(&store).await {
+            tracing::warn!(%tenant, error = %e, "compacting the change feed failed");
+        }
         let mut open = self.open.lock().await;
         if open.len() >= self.config.max_open_tenants.max(1)
             && let Some(lru) = open
@@ -492,6 +625,42 @@ impl Tenants {
         );
         metrics::gauge!(OPEN_POOLS_GAUGE).set(open.len() as f64);
         Ok(store)
+    }
+
+    /// Applies the change-feed retention (`change_retention_secs`, `change_retention_count`)
+    /// to one tenant's store.
+    async fn compact(&self, store: &Store) -> Result<u64, crate::store::StoreError> {
+        let c = &self.config;
+        let before = (c.change_retention_secs > 0).then(|| {
+            now_ms().saturating_sub(
+                i64::try_from(c.change_retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            )
+        });
+        let keep = (c.change_retention_count > 0)
+            .then(|| i64::try_from(c.change_retention_count).unwrap_or(i64::MAX));
+        if before.is_none() && keep.is_none() {
+            return Ok(0);
+        }
+        store.compact_changes(before, keep).await
+    }
+
+    /// Compacts the change feed of every open tenant now. Returns how many changes went.
+    pub async fn compact_open(&self) -> u64 {
+        let stores: Vec<(Uuid, Store)> = self
+            .open
+            .lock()
+            .await
+            .iter()
+            .map(|(id, o)| (*id, o.store.clone()))
+            .collect();
+        let mut removed = 0;
+        for (tenant, store) in stores {
+            match self.compact(&store).await {
+                Ok(n) => removed += n,
+                Err(e) => tracing::warn!(%tenant, error = %e, "compacting the change feed failed"),
+            }
+        }
+        removed
     }
 
     /// Ends change streams (the first step of a graceful shutdown).
@@ -579,6 +748,7 @@ async fn reaper(tenants: Weak<Tenants>) {
             if let Err(e) = t.purge_expired().await {
                 tracing::warn!(error = %e, "purging expired tenants failed");
             }
+            t.compact_open().await;
         }
     }
 }
@@ -623,6 +793,35 @@ async fn create_pg_database(admin: &sqlx::PgPool, name: &str) -> Result<(), sqlx
             "REVOKE CONNECT, TEMPORARY ON DATABASE \"{name}\" FROM PUBLIC"
         )))
         .await?;
+    // The owner has these already; granted explicitly so the intent reads in `\l`.
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "GRANT CONNECT, TEMPORARY ON DATABASE \"{name}\" TO \"{name}\""
+        )))
+        .await?;
+    Ok(())
+}
+
+/// `Some(password)`: the role may log in with it (`LOGIN PASSWORD`); `None`: it may not
+/// (`NOLOGIN PASSWORD NULL`) and its open sessions are terminated. `name` is
+/// `<validated prefix><uuid hex>`, the password base64url: both safe to splice (a role's
+/// password cannot be a bound parameter).
+async fn set_pg_password(
+    admin: &sqlx::PgPool,
+    name: &str,
+    password: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let sql = match password {
+        Some(p) => format!("ALTER ROLE \"{name}\" LOGIN PASSWORD '{p}'"),
+        None => format!("ALTER ROLE \"{name}\" NOLOGIN PASSWORD NULL"),
+    };
+    admin.execute(sqlx::AssertSqlSafe(sql)).await?;
+    if password.is_none() {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+            .bind(name)
+            .execute(admin)
+            .await?;
+    }
     Ok(())
 }
 

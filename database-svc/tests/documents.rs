@@ -444,6 +444,8 @@ async fn collection_schema_is_enforced() {
             .unwrap();
         let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
         assert_eq!(p["type"], "urn:tansu:problem:schema-violation");
+        assert_eq!(p["pointer"], "#", "{n}: {p}");
+        assert_eq!(p["errors"][0]["keyword"], "required", "{n}: {p}");
         let resp = env
             .as_tenant(Method::PUT, "/api/collections/people/documents/p1", T)
             .json(&json!({"name": "Ada", "age": 36}))
@@ -451,20 +453,86 @@ async fn collection_schema_is_enforced() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        // Replace: the crate's instance path names the field.
+        let resp = env
+            .as_tenant(Method::PUT, "/api/collections/people/documents/p1", T)
+            .json(&json!({"name": "Ada", "age": "old"}))
+            .send()
+            .await
+            .unwrap();
+        let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+        assert_eq!(p["type"], "urn:tansu:problem:schema-violation");
+        assert_eq!(p["pointer"], "#/age", "{n}: {p}");
+        assert_eq!(p["errors"][0]["schema_pointer"], "#/properties/age/type");
+        // Patch: the merged document is validated.
         let resp = env
             .as_tenant(Method::PATCH, "/api/collections/people/documents/p1", T)
             .json(&json!({"age": -1}))
             .send()
             .await
             .unwrap();
-        problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+        let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+        assert_eq!(p["type"], "urn:tansu:problem:schema-violation");
+        assert_eq!(p["pointer"], "#/age", "{n}: {p}");
+        assert_eq!(p["errors"][0]["keyword"], "minimum");
+        // Bulk: the failing document's index and path; nothing inserted.
         let resp = env
-            .as_tenant(Method::POST, "/api/collections", T)
-            .json(&json!({"name": "bad", "schema": {"pattern": "^x"}}))
+            .as_tenant(Method::POST, "/api/collections/people/bulk", T)
+            .json(&json!({"documents": [
+                {"data": {"name": "Bo"}},
+                {"data": {"name": 5}}
+            ]}))
             .send()
             .await
             .unwrap();
-        problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+        let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+        assert_eq!(p["index"], 1, "{n}: {p}");
+        assert_eq!(p["pointer"], "#/name", "{n}: {p}");
+        let list: Value = env
+            .as_tenant(Method::GET, "/api/collections/people/documents", T)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["documents"].as_array().unwrap().len(), 1, "{n}");
+        // Invalid schemas are refused at creation, with where they are wrong.
+        for bad in [
+            json!({"type": "thing"}),
+            json!({"properties": {"a": {"minLength": -1}}}),
+            json!({"pattern": "("}),
+            json!({"$ref": "https://example.com/elsewhere.json"}),
+        ] {
+            let resp = env
+                .as_tenant(Method::POST, "/api/collections", T)
+                .json(&json!({"name": "bad", "schema": bad}))
+                .send()
+                .await
+                .unwrap();
+            let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+            assert_eq!(p["type"], "urn:tansu:problem:invalid-schema", "{n}: {bad}");
+        }
+        // Keywords beyond the old subset work (pattern, format, $ref to $defs).
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections", T)
+            .json(&json!({"name": "rich", "schema": {
+                "type": "object",
+                "properties": {"code": {"pattern": "^[A-Z]{3}$"}, "home": {"$ref": "#/$defs/a"}},
+                "$defs": {"a": {"type": "object", "required": ["city"]}}
+            }}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/rich/documents", T)
+            .json(&json!({"code": "abc", "home": {}}))
+            .send()
+            .await
+            .unwrap();
+        let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
+        assert_eq!(p["errors"].as_array().unwrap().len(), 2, "{n}: {p}");
         env.finish().await;
     }
 }
@@ -511,6 +579,107 @@ async fn deleting_a_collection_under_concurrent_writes_leaves_no_orphans() {
                 .unwrap();
             assert_eq!(resp.status(), StatusCode::NO_CONTENT);
         }
+        env.finish().await;
+    }
+}
+
+/// Keyset paging of sorted queries: paging through a sorted query while documents are
+/// inserted on both sides of the cursor (equal keys included) returns every pre-existing
+/// document exactly once, in the order of an unpaged query.
+#[tokio::test]
+async fn sorted_paging_is_stable_under_concurrent_inserts() {
+    for env in envs("database keyset").await {
+        let n = env.name;
+        env.provision(T).await;
+        env.create_collection(T, "items").await;
+        // Mixed sort keys: ints and floats that tie, strings, booleans, null, objects, and a
+        // missing field (sorted last).
+        let score = |i: usize| match i % 9 {
+            0 => None,
+            1 => Some(json!(i % 4)),
+            2 => Some(json!((i % 4) as f64 + 0.5)),
+            3 => Some(json!(format!("s{}", i % 3))),
+            4 => Some(json!(i.is_multiple_of(2))),
+            5 => Some(json!(null)),
+            6 => Some(json!({"a": i % 2})),
+            _ => Some(json!(i % 3)),
+        };
+        let doc = |i: usize, id: String| {
+            let mut data = json!({ "rank": i % 5, "i": i });
+            if let Some(s) = score(i) {
+                data["score"] = s;
+            }
+            json!({ "id": id, "data": data })
+        };
+        let docs: Vec<Value> = (0..60).map(|i| doc(i, format!("p{i:03}"))).collect();
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/items/bulk", T)
+            .json(&json!({ "documents": docs }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+
+        let mut next = 0usize;
+        for sort in [
+            json!(["score", "-rank"]),
+            json!(["-score"]),
+            json!(["rank"]),
+        ] {
+            let expected: Vec<String> =
+                ids(&query(&env, json!({"sort": sort, "limit": 1000})).await)
+                    .into_iter()
+                    .filter(|id| id.starts_with('p'))
+                    .collect();
+            assert_eq!(expected.len(), 60, "{n}");
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            for page_no in 0.. {
+                assert!(page_no < 100, "{n}: paging ends");
+                let mut body = json!({"sort": sort, "limit": 7});
+                if let Some(c) = &cursor {
+                    body["cursor"] = json!(c);
+                }
+                let page = query(&env, body).await;
+                seen.extend(ids(&page));
+                // Between pages: new documents before, at and after the cursor, with ids
+                // on both sides of the pre-existing ones.
+                let fresh: Vec<Value> = (0..3)
+                    .map(|j| {
+                        next += 1;
+                        let prefix = if j % 2 == 0 { "a" } else { "z" };
+                        doc(page_no * 3 + j + next, format!("{prefix}{next:05}"))
+                    })
+                    .collect();
+                let resp = env
+                    .as_tenant(Method::POST, "/api/collections/items/bulk", T)
+                    .json(&json!({ "documents": fresh }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+            let old: Vec<String> = seen.into_iter().filter(|id| id.starts_with('p')).collect();
+            assert_eq!(
+                old, expected,
+                "{n}: {sort}: every pre-existing document once, in order"
+            );
+        }
+
+        // A cursor of one sort is refused for another.
+        let page = query(&env, json!({"sort": ["rank"], "limit": 2})).await;
+        let cursor = page["next_cursor"].as_str().unwrap();
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/items/query", T)
+            .json(&json!({"sort": ["-rank"], "cursor": cursor}))
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
         env.finish().await;
     }
 }

@@ -27,10 +27,6 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
         assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
         let first: Value = resp.json().await.unwrap();
         assert_eq!(first["status"], "active");
-        assert!(
-            !first.to_string().to_lowercase().contains("password"),
-            "{n}: no secret in the descriptor: {first}"
-        );
         let resp = env
             .req(Method::PUT, &path, &env.platform(), None)
             .send()
@@ -38,6 +34,10 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{n}: second provision");
         let second: Value = resp.json().await.unwrap();
+        assert!(
+            !second.to_string().to_lowercase().contains("password"),
+            "{n}: an idempotent repeat hands out no secret: {second}"
+        );
         assert_eq!(first["database"], second["database"], "{n}: same database");
         assert_eq!(first["created_at"], second["created_at"]);
         if env.name == "postgres" {
@@ -57,7 +57,10 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
 
         assert_eq!(
             applied_migrations(&env, first["database"].as_str().unwrap()).await,
-            [(1, "documents_and_outbox".to_owned())],
+            [
+                (1, "documents_and_outbox".to_owned()),
+                (2, "changes_floor".to_owned())
+            ],
             "{n}: tenant migrations recorded"
         );
         let metrics = env
@@ -205,13 +208,24 @@ async fn provisioning_requires_the_provision_scope() {
                 .unwrap();
             problem(resp, StatusCode::FORBIDDEN, n).await;
         }
+        // Nor purges, compacts or rotates any tenant's credential, its own included.
+        env.provision(TENANT_A).await;
         let token = env.token(Some(TENANT_A), "db.provision");
-        let resp = env
-            .req(Method::POST, "/provision/purge", &token, None)
-            .send()
-            .await
-            .unwrap();
-        problem(resp, StatusCode::FORBIDDEN, n).await;
+        for path in [
+            "/provision/purge".to_owned(),
+            "/provision/compact".to_owned(),
+            format!("/provision/{TENANT_A}/credential/rotate"),
+            format!("/provision/{TENANT_B}/credential/rotate"),
+        ] {
+            let resp = env
+                .req(Method::POST, &path, &token, None)
+                .send()
+                .await
+                .unwrap();
+            problem(resp, StatusCode::FORBIDDEN, n).await;
+            let resp = env.http.post(env.url(&path)).send().await.unwrap();
+            problem(resp, StatusCode::UNAUTHORIZED, n).await;
+        }
         let resp = env
             .req(Method::PUT, "/provision/not-a-uuid", &env.platform(), None)
             .send()
@@ -298,6 +312,194 @@ async fn two_hundred_tenants_on_postgres_without_exhausting_connections() {
         started.elapsed()
     );
     env.finish().await;
+}
+
+/// The provisioning answer carries a credential scoped to the tenant's database: on
+/// PostgreSQL a login of the tenant's own role (its URL connects to its database and is
+/// refused on another tenant's), handed out on creation and on an explicit rotation only; on
+/// SQLite the secret-free description of how to reach the document API.
+#[tokio::test]
+async fn provisioning_returns_a_credential_scoped_to_the_tenants_database() {
+    for env in envs("database credential").await {
+        let n = env.name;
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let put = |t: Uuid| {
+            env.req(
+                Method::PUT,
+                &format!("/provision/{t}"),
+                &env.platform(),
+                None,
+            )
+            .send()
+        };
+        let resp = put(a).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        let da: Value = resp.json().await.unwrap();
+        let db: Value = put(b).await.unwrap().json().await.unwrap();
+        let ca = &da["credential"];
+        if n == "sqlite" {
+            assert_eq!(ca["kind"], "document-api", "{n}: {da}");
+            assert_eq!(ca["tenant"], a.to_string());
+            assert_eq!(ca["audience"], "tansu.db");
+            assert_eq!(ca["tenant_header"], "X-Tansu-Tenant");
+            assert!(ca.get("password").is_none());
+            // Repeats describe the same access.
+            let again: Value = put(a).await.unwrap().json().await.unwrap();
+            assert_eq!(&again["credential"], ca);
+            env.finish().await;
+            continue;
+        }
+        assert_eq!(ca["kind"], "postgres", "{n}");
+        assert_eq!(ca["user"], da["role"]);
+        assert_eq!(ca["database"], da["database"]);
+        let password = ca["password"].as_str().unwrap();
+        assert!(password.len() >= 43, "256 bits of randomness");
+        assert_ne!(password, db["credential"]["password"].as_str().unwrap());
+        let url_a = ca["url"].as_str().unwrap().to_owned();
+        assert!(url_a.contains(password));
+
+        // Data written through the API is the tenant role's to read over its own login.
+        env.create_collection(a, "notes").await;
+        let resp = env
+            .as_tenant(Method::POST, "/api/collections/notes/documents", a)
+            .json(&json!({"text": "hello"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url_a).await.unwrap();
+            let (database, user): (String, String) =
+                sqlx::query_as("SELECT current_database()::text, current_user::text")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            assert_eq!(database, da["database"].as_str().unwrap());
+            assert_eq!(user, da["role"].as_str().unwrap());
+            let docs: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(docs, 1);
+            conn.close().await.unwrap();
+        }
+        // The same login on tenant B's database is refused.
+        // (Role and database share a name: only the path changes.)
+        let other = format!(
+            "{}/{}",
+            url_a.rsplit_once('/').unwrap().0,
+            db["database"].as_str().unwrap()
+        );
+        assert!(other.contains(&format!("//{}:", da["role"].as_str().unwrap())));
+        let refused = {
+            use sqlx::Connection;
+            sqlx::PgConnection::connect(&other).await
+        };
+        let Err(err) = refused else {
+            panic!("A's login must not reach B's database")
+        };
+        assert_eq!(
+            err.as_database_error().and_then(|e| e.code()).as_deref(),
+            Some("42501"),
+            "insufficient privilege: {err}"
+        );
+        // Only a SCRAM verifier is stored (PostgreSQL's own), never the password itself.
+        let mut adm = admin(&env).await;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+                .bind(da["role"].as_str().unwrap())
+                .fetch_one(&mut adm)
+                .await
+                .unwrap();
+        let stored = stored.unwrap();
+        assert!(stored.starts_with("SCRAM-SHA-256$"), "verifier only");
+        assert!(!stored.contains(password));
+
+        // A repeat returns no credential (nothing rotated behind the caller's back) …
+        let resp = put(a).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let again: Value = resp.json().await.unwrap();
+        assert!(again.get("credential").is_none(), "{again}");
+        let still: Option<String> =
+            sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+                .bind(da["role"].as_str().unwrap())
+                .fetch_one(&mut adm)
+                .await
+                .unwrap();
+        assert_eq!(
+            still.as_deref(),
+            Some(stored.as_str()),
+            "password unchanged"
+        );
+        // … an explicit rotation replaces it.
+        let rotate = format!("/provision/{a}/credential/rotate");
+        let resp = env
+            .req(Method::POST, &rotate, &env.rw(a), None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::FORBIDDEN,
+            "a tenant token rotates nothing"
+        );
+        let resp = env
+            .req(Method::POST, &rotate, &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let rotated: Value = resp.json().await.unwrap();
+        let new_password = rotated["credential"]["password"].as_str().unwrap();
+        assert_ne!(new_password, password);
+        let now: Option<String> =
+            sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+                .bind(da["role"].as_str().unwrap())
+                .fetch_one(&mut adm)
+                .await
+                .unwrap();
+        assert_ne!(now.as_deref(), Some(stored.as_str()), "verifier replaced");
+        {
+            use sqlx::Connection;
+            let conn = sqlx::PgConnection::connect(rotated["credential"]["url"].as_str().unwrap())
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+        // Deprovisioned: the role may no longer log in.
+        let resp = env
+            .req(
+                Method::DELETE,
+                &format!("/provision/{a}"),
+                &env.platform(),
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let login: bool = sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1")
+            .bind(da["role"].as_str().unwrap())
+            .fetch_one(&mut adm)
+            .await
+            .unwrap();
+        assert!(!login, "NOLOGIN after deprovision");
+        let refused = {
+            use sqlx::Connection;
+            sqlx::PgConnection::connect(rotated["credential"]["url"].as_str().unwrap()).await
+        };
+        assert!(refused.is_err());
+        // Rotating a deprovisioned tenant's credential: 404.
+        let resp = env
+            .req(Method::POST, &rotate, &env.platform(), None)
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::NOT_FOUND, n).await;
+        drop(adm);
+        env.finish().await;
+    }
 }
 
 async fn admin(env: &Env) -> sqlx::PgConnection {

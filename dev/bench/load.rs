@@ -50,7 +50,7 @@ pub type Req = Request<Full<Bytes>>;
 /// What a [`Script`] does after a response.
 pub enum Step {
     /// The operation goes on with this request (on the same connection).
-    Next(Req),
+    Next(Box<Req>),
     /// The operation succeeded; its latency is counted.
     Done,
     /// The operation failed (counted as an error); the next one starts.
@@ -252,7 +252,7 @@ async fn worker(
                 match timeout(spec.request_timeout, exchange).await {
                     Ok(Ok((status, headers, body))) => {
                         match script.response(status, &headers, body) {
-                            Step::Next(next) => request = next,
+                            Step::Next(next) => request = *next,
                             Step::Done => break Ok(()),
                             Step::Failed(why) => break Err(why),
                         }

@@ -264,12 +264,12 @@ impl Script for Login {
                     enc(PASSWORD)
                 );
                 self.csrf_cookie = Some(cookie.clone());
-                Step::Next(form_request(
+                Step::Next(Box::new(form_request(
                     &self.host,
                     "/login",
                     body,
                     &[("cookie", &cookie)],
-                ))
+                )))
             }
             Some(_) => {
                 let location = headers

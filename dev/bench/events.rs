@@ -65,7 +65,7 @@ fn batch_body(n: u64, tenant: &str, i: u64) -> serde_json::Value {
                 "type": kinds[usize::try_from(seq % 4).unwrap_or(0)],
                 "tenant": tenant,
                 "actor": format!("user:{}", seq % 1000),
-                "outcome": if seq % 10 == 0 { "failure" } else { "denied" },
+                "outcome": if seq.is_multiple_of(10) { "failure" } else { "denied" },
                 "ip": format!("10.0.{}.{}", seq % 250, seq % 200),
                 "user_agent": "tansu-bench",
                 "details": {"method": "GET", "path": "/db/api/collections/orders", "status": 403},

@@ -287,6 +287,23 @@ async fn registration_provisions_a_database_through_database_svc() {
     assert_eq!(stored["tenant"], tenant.as_str());
     assert_eq!(stored["database"], descriptor["database"]);
     assert_eq!(stored["backend"], descriptor["backend"]);
+    assert!(stored.get("credential").is_none(), "the credential is kept apart");
+    // …and the scoped credential database-svc returned (embedded SQLite: the document API's).
+    let resp = p
+        .http
+        .get(format!(
+            "{}/identity/admin/tenants/{tenant}/secrets/database-credential",
+            p.base
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let secret: Value = resp.json().await.unwrap();
+    let credential: Value = serde_json::from_str(secret["value"].as_str().unwrap()).unwrap();
+    assert_eq!(credential["kind"], "document-api", "{credential}");
+    assert_eq!(credential["tenant"], tenant.as_str(), "{credential}");
 
     // The owner's tenant can use its database right away.
     let (client, secret) = p.tenant_client(&admin, tenant.parse().unwrap()).await;

@@ -164,7 +164,13 @@ impl Provisioner for HttpProvisioner {
                 ["credential", "token", "password"]
                     .iter()
                     .find_map(|k| o.remove(*k))
-                    .and_then(|v| v.as_str().map(|s| Zeroizing::new(s.to_owned())))
+                    .filter(|v| !v.is_null())
+                    // database-svc answers an object (kind, user, password, url, …): kept as
+                    // its JSON text.
+                    .map(|v| match v {
+                        serde_json::Value::String(s) => Zeroizing::new(s),
+                        other => Zeroizing::new(other.to_string()),
+                    })
             });
             Ok(Provisioned {
                 descriptor,

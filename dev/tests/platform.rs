@@ -287,7 +287,10 @@ async fn registration_provisions_a_database_through_database_svc() {
     assert_eq!(stored["tenant"], tenant.as_str());
     assert_eq!(stored["database"], descriptor["database"]);
     assert_eq!(stored["backend"], descriptor["backend"]);
-    assert!(stored.get("credential").is_none(), "the credential is kept apart");
+    assert!(
+        stored.get("credential").is_none(),
+        "the credential is kept apart"
+    );
     // …and the scoped credential database-svc returned (embedded SQLite: the document API's).
     let resp = p
         .http

@@ -206,24 +206,53 @@ impl Store {
 
     /// Events matching `f`, by id (time order), after the cursor.
     pub async fn query_events(&self, f: &EventFilter, limit: i64) -> StoreResult<Vec<EventRow>> {
+        // Only the filters in use appear in the SQL (always as bound parameters), so each
+        // dialect's planner can use the matching index — `(tenant_id, id)`, `(actor, id)`,
+        // `at` — instead of scanning the whole log for `($2 = '*' OR tenant_id = $2)`.
+        enum Bind<'a> {
+            Text(&'a str),
+            Int(i64),
+        }
+        let mut clauses: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind<'_>> = Vec::new();
+        let text = [
+            ("id > ", f.after.as_deref()),
+            ("tenant_id = ", f.tenant_id.as_deref()),
+            ("type = ", f.kind.as_deref()),
+            ("actor = ", f.actor.as_deref()),
+            ("outcome = ", f.outcome.as_deref()),
+        ];
+        for (clause, value) in text {
+            if let Some(v) = value {
+                binds.push(Bind::Text(v));
+                clauses.push(format!("{clause}${}", binds.len()));
+            }
+        }
+        for (clause, value) in [("at >= ", f.from), ("at <= ", f.to)] {
+            if let Some(v) = value {
+                binds.push(Bind::Int(v));
+                clauses.push(format!("{clause}${}", binds.len()));
+            }
+        }
+        binds.push(Bind::Int(limit));
+        let limit_param = binds.len();
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM security_events WHERE id > $1 \
-             AND ($2 = '*' OR tenant_id = $2) AND ($3 = '' OR type = $3) \
-             AND ($4 = '' OR actor = $4) AND ($5 = '' OR outcome = $5) \
-             AND at >= $6 AND at <= $7 ORDER BY id LIMIT $8"
+            "SELECT {COLUMNS} FROM security_events {filter} ORDER BY id LIMIT ${limit_param}"
         );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(f.after.as_deref().unwrap_or(""))
-                .bind(f.tenant_id.as_deref().unwrap_or("*"))
-                .bind(f.kind.as_deref().unwrap_or(""))
-                .bind(f.actor.as_deref().unwrap_or(""))
-                .bind(f.outcome.as_deref().unwrap_or(""))
-                .bind(f.from.unwrap_or(i64::MIN))
-                .bind(f.to.unwrap_or(i64::MAX))
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in &binds {
+                q = match b {
+                    Bind::Text(t) => q.bind(*t),
+                    Bind::Int(i) => q.bind(*i),
+                };
+            }
+            let rows = q.fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 out.push(event_row!(r));

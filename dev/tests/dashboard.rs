@@ -913,6 +913,27 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // MFA required is enforced at the next sign-in (identity's forced enrolment): switched off
+    // again, so shop-one's owner signs in with a password in the rest of this test.
+    let r = b
+        .post(
+            &format!("{base}settings"),
+            &[
+                ("csrf", &csrf),
+                ("tenant", &one),
+                ("access_token_lifetime_secs", "900"),
+                ("session_timeout_secs", "3600"),
+                ("password_min_length", "14"),
+                ("lockout_threshold", "7"),
+                ("lockout_duration_secs", "600"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (_, t) = api
+        .call(reqwest::Method::GET, &format!("admin/tenants/{one}"), None)
+        .await;
+    assert_eq!(t["policy"]["mfa_required"], false);
 
     // ------------------------------------------------------------ secrets
     for value in [

@@ -138,8 +138,7 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
         "The request names no client.",
     ))?;
     let client = state
-        .store
-        .client_by_client_id(client_id)
+        .client(client_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "client lookup failed");

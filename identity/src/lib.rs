@@ -361,6 +361,20 @@ impl AppState {
     }
 
     /// Runs key maintenance every `key_check_interval_secs` until the handle is aborted.
+    /// A client by its `client_id`, from the short-lived cache (see [`cache`]) or the store.
+    pub async fn client(
+        &self,
+        client_id: &str,
+    ) -> store::StoreResult<Option<store::clients::ClientRow>> {
+        let key = client_id.to_owned();
+        if let Some(cached) = self.clients.get(&key) {
+            return Ok(cached);
+        }
+        let row = self.store.client_by_client_id(client_id).await?;
+        self.clients.put(key, row.clone());
+        Ok(row)
+    }
+
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
         let keys = self.keys.clone();
         let store = self.store.clone();

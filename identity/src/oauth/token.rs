@@ -140,18 +140,10 @@ pub async fn authenticate_client(
             }
         }
     };
-    let client = match state.clients.get(&client_id) {
-        Some(cached) => cached,
-        None => {
-            let row = state
-                .store
-                .client_by_client_id(&client_id)
-                .await
-                .map_err(|e| OAuthError::server_error(&e))?;
-            state.clients.put(client_id.clone(), row.clone());
-            row
-        }
-    };
+    let client = state
+        .client(&client_id)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
     let Some(client) = client else {
         // Spend the same work as a real comparison, so unknown ids are not faster.
         let _ = clients::secret_matches(secret.as_deref().unwrap_or(""), &[0u8; 32]);

@@ -658,6 +658,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         report.push_str(&extra);
     }
+    // The ratios above use the raw rates taken before the load. Taken again now, they show
+    // whether the machine's speed drifted during the run (a shared VM's can, by more than the
+    // targets' margins): a ratio is only as good as this agreement.
+    let rs_after = raw_signing_rate(SigningAlg::RS256, raw_window)?;
+    let _ = writeln!(
+        report,
+        "\nRaw rates again after the load (drift check): RS256 {rs_after:.0}/s ({:+.1} %)",
+        (rs_after / rs_raw - 1.0) * 100.0
+    );
+    if let Some(before) = argon_raw {
+        let after = raw_argon2_rate(raw_window)?;
+        let _ = writeln!(
+            report,
+            "Argon2id {after:.1}/s ({:+.1} %)",
+            (after / before - 1.0) * 100.0
+        );
+    }
     println!("{report}");
     if let Some(out) = &args.out {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 
 use crate::gateway::{date_utc, machine};
 use crate::procs::{self, Measured};
-use crate::token::{BenchDb, DEV_SECRET, json_ok};
+use crate::token::{BenchDb, DEV_SECRET, enc, json_ok};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -372,8 +372,4 @@ async fn measure_store(args: &Args, words: &[String], pid: Option<u32>) -> anyho
     );
     eprintln!("{out}");
     Ok(out)
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -154,7 +154,7 @@ fn form_request(host: &str, path: &str, body: String, extra: &[(&str, &str)]) ->
         .expect("a benchmark request is well-formed")
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -449,11 +449,12 @@ async fn set_up(base: &str, users: usize) -> anyhow::Result<Fixture> {
 }
 
 /// A refresh token for `email` through the real code flow (login form, code, PKCE).
-async fn refresh_token_for(base: &str, client_id: &str, email: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()?;
+async fn refresh_token_for(
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    email: &str,
+) -> anyhow::Result<String> {
     let (verifier, challenge) = pkce();
     let page = http
         .get(format!(
@@ -769,9 +770,13 @@ async fn run_store(
             );
         }
         if wants("refresh") {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()?;
             let mut tokens = Vec::new();
             for email in &fixture.users {
-                tokens.push(refresh_token_for(&base, &fixture.app, email).await?);
+                tokens.push(refresh_token_for(&http, &base, &fixture.app, email).await?);
             }
             let tokens = Arc::new(std::sync::Mutex::new(tokens));
             let host = host.clone();

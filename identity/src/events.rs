@@ -150,37 +150,22 @@ pub async fn record(state: &AppState, meta: &Meta, event: Event<'_>) {
 }
 
 async fn try_record(state: &AppState, meta: &Meta, event: Event<'_>) -> anyhow::Result<()> {
-    let tenant_id = event.tenant_id.unwrap_or("").to_owned();
-    let details = event.details.to_string();
-    for _ in 0..20 {
-        let (seq, prev_hash) = state.store.last_event_link(&tenant_id).await?;
-        let mut row = EventRow {
-            id: new_id(),
-            tenant_id: tenant_id.clone(),
-            seq: seq + 1,
-            at: now_ms(),
-            kind: event.kind.to_owned(),
-            actor: event.actor.clone(),
-            ip: meta.ip.clone(),
-            user_agent: meta.user_agent.clone(),
-            outcome: event.outcome.to_owned(),
-            details: details.clone(),
-            trace_id: meta.trace_id.clone(),
-            prev_hash,
-            hash: String::new(),
-        };
-        row.hash = link_hash(&row);
-        match state.store.insert_event(&row).await {
-            Ok(()) => {
-                metrics::counter!("identity_security_events_total", "type" => event.kind.to_owned())
-                    .increment(1);
-                return Ok(());
-            }
-            Err(e) if e.is_unique_violation() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    anyhow::bail!("the event chain stayed contended")
+    let row = EventRow {
+        id: new_id(),
+        tenant_id: event.tenant_id.unwrap_or("").to_owned(),
+        seq: 0,
+        at: now_ms(),
+        kind: event.kind.to_owned(),
+        actor: event.actor,
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        outcome: event.outcome.to_owned(),
+        details: event.details.to_string(),
+        trace_id: meta.trace_id.clone(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    };
+    append_batch(state, vec![row]).await
 }
 
 /// Appends already-described events to their tenants' chains: per tenant, one transaction

@@ -56,6 +56,25 @@ macro_rules! event_row {
     };
 }
 
+/// Binds an event's columns in `COLUMNS` order (a macro: the query type differs per dialect).
+macro_rules! bind_event {
+    ($q:expr, $e:expr) => {
+        $q.bind(&$e.id)
+            .bind(&$e.tenant_id)
+            .bind($e.seq)
+            .bind($e.at)
+            .bind(&$e.kind)
+            .bind(&$e.actor)
+            .bind(&$e.ip)
+            .bind(&$e.user_agent)
+            .bind(&$e.outcome)
+            .bind(&$e.details)
+            .bind(&$e.trace_id)
+            .bind(&$e.prev_hash)
+            .bind(&$e.hash)
+    };
+}
+
 impl Store {
     /// The last link of a tenant's chain: (seq, hash); (0, "") for an empty chain.
     pub async fn last_event_link(&self, tenant_id: &str) -> StoreResult<(i64, String)> {
@@ -70,32 +89,6 @@ impl Store {
         })
     }
 
-    /// Inserts a fully linked event; a unique violation means another writer took `seq`.
-    pub async fn insert_event(&self, e: &EventRow) -> StoreResult<()> {
-        let sql = format!(
-            "INSERT INTO security_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        );
-        on_pool!(self, pool => {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&e.id)
-                .bind(&e.tenant_id)
-                .bind(e.seq)
-                .bind(e.at)
-                .bind(&e.kind)
-                .bind(&e.actor)
-                .bind(&e.ip)
-                .bind(&e.user_agent)
-                .bind(&e.outcome)
-                .bind(&e.details)
-                .bind(&e.trace_id)
-                .bind(&e.prev_hash)
-                .bind(&e.hash)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
     /// Inserts linked events in one transaction: all or none. A unique violation means another
     /// writer took a `seq` (or an id exists): the caller re-links and retries.
     pub async fn insert_events(&self, events: &[EventRow]) -> StoreResult<()> {
@@ -103,22 +96,17 @@ impl Store {
             "INSERT INTO security_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
         on_pool!(self, pool => {
+            // One statement is atomic by itself: no transaction round trips for a single event
+            // (every sign-in records one).
+            if let [e] = events {
+                bind_event!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), e)
+                    .execute(pool)
+                    .await?;
+                return Ok(());
+            }
             let mut tx = pool.begin().await?;
             for e in events {
-                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(&e.id)
-                    .bind(&e.tenant_id)
-                    .bind(e.seq)
-                    .bind(e.at)
-                    .bind(&e.kind)
-                    .bind(&e.actor)
-                    .bind(&e.ip)
-                    .bind(&e.user_agent)
-                    .bind(&e.outcome)
-                    .bind(&e.details)
-                    .bind(&e.trace_id)
-                    .bind(&e.prev_hash)
-                    .bind(&e.hash)
+                bind_event!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), e)
                     .execute(&mut *tx)
                     .await?;
             }

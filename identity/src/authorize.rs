@@ -28,6 +28,7 @@ use crate::scopes;
 use crate::store::clients::ClientRow;
 use crate::store::grants::CodeRow;
 use crate::store::now_ms;
+use crate::store::tenants::TenantRow;
 use crate::store::users::{SessionRow, UserRow};
 
 pub const SESSION_COOKIE: &str = "tansu_session";
@@ -627,13 +628,13 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
     let typed: String = email.to_lowercase().chars().take(320).collect();
     let account_key = format!("a:{typed}|{ip}");
     let ip_key = format!("i:{ip}");
-    match state
+    let failures_pending = match state
         .store
-        .locked_until(&[&account_key, &ip_key], now_ms())
+        .login_gate(&account_key, &ip_key, now_ms())
         .await
     {
-        Ok(None) => {}
-        Ok(Some(_)) => {
+        Ok(gate) if gate.locked_until.is_none() => gate.failures_pending,
+        Ok(_) => {
             metrics::counter!("identity_sign_ins_total", "outcome" => "locked").increment(1);
             tracing::info!(ip = %ip, "sign-in refused: temporarily locked");
             sign_in_event(
@@ -662,7 +663,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
             )
             .into_response();
         }
-    }
+    };
     let user = if email.is_empty() || email.len() > 320 {
         None
     } else {
@@ -730,7 +731,8 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         }
     };
     // The second factor, the tenant choice and a forced enrolment come next, if needed.
-    let step = crate::login_steps::first_step(&headers, &user, account_key);
+    let mut step = crate::login_steps::first_step(&headers, &user, account_key);
+    step.failures_pending = failures_pending;
     crate::login_steps::advance(&state, &headers, &req, &user, step, None).await
 }
 
@@ -841,30 +843,32 @@ pub(crate) async fn login_tenant(
     state: &AppState,
     user: &UserRow,
     hint: Option<&str>,
-) -> Result<Option<String>, &'static str> {
-    const NO_ACCESS: &str = "This account cannot sign in to this tenant.";
-    let unavailable = "Sign-in is unavailable right now; retry later.";
-    let memberships = state
+) -> Result<Option<TenantRow>, &'static str> {
+    let tenants = state
         .store
-        .memberships_of_user(&user.id)
+        .tenants_of_user(&user.id)
         .await
-        .map_err(|_| unavailable)?;
-    let tenant_id = match hint {
-        Some(hint) => {
-            let tenant = state
-                .store
-                .tenant_by_ref(hint)
-                .await
-                .map_err(|_| unavailable)?
-                .ok_or(NO_ACCESS)?;
-            if !memberships.iter().any(|m| m.tenant_id == tenant.id) {
-                return Err(NO_ACCESS);
-            }
-            tenant.id
-        }
-        None => match memberships.as_slice() {
-            [] => return Ok(None),
-            [only] => only.tenant_id.clone(),
+        .map_err(|_| LOGIN_UNAVAILABLE)?;
+    pick_login_tenant(tenants, hint)
+}
+
+/// Refused sign-ins to a tenant (the same words whatever the reason).
+pub(crate) const NO_TENANT_ACCESS: &str = "This account cannot sign in to this tenant.";
+const LOGIN_UNAVAILABLE: &str = "Sign-in is unavailable right now; retry later.";
+
+/// [`login_tenant`] over the user's tenants, already read.
+pub(crate) fn pick_login_tenant(
+    mut tenants: Vec<TenantRow>,
+    hint: Option<&str>,
+) -> Result<Option<TenantRow>, &'static str> {
+    let tenant = match hint {
+        Some(hint) => tenants
+            .into_iter()
+            .find(|t| t.id == hint || t.slug == hint)
+            .ok_or(NO_TENANT_ACCESS)?,
+        None => match tenants.len() {
+            0 => return Ok(None),
+            1 => tenants.remove(0),
             _ => {
                 return Err(
                     "This account belongs to several tenants; the application must name one.",
@@ -872,16 +876,10 @@ pub(crate) async fn login_tenant(
             }
         },
     };
-    let active = state
-        .store
-        .tenant_by_id(&tenant_id)
-        .await
-        .map_err(|_| unavailable)?
-        .is_some_and(|t| t.status == crate::tenants::STATUS_ACTIVE);
-    if active {
-        Ok(Some(tenant_id))
+    if tenant.status == crate::tenants::STATUS_ACTIVE {
+        Ok(Some(tenant))
     } else {
-        Err(NO_ACCESS)
+        Err(NO_TENANT_ACCESS)
     }
 }
 

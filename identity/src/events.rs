@@ -168,44 +168,11 @@ async fn try_record(state: &AppState, meta: &Meta, event: Event<'_>) -> anyhow::
     append_batch(state, vec![row]).await
 }
 
-/// Appends already-described events to their tenants' chains: per tenant, one transaction
-/// for the whole batch, re-linked and retried when another writer appended meanwhile.
-/// `rows` carry everything but `seq`, `prev_hash` and `hash`.
+/// Appends already-described events to their tenants' chains, all or none per tenant, through
+/// the process's group-commit writer ([`crate::event_log`]). `rows` carry everything but
+/// `seq`, `prev_hash` and `hash`.
 pub async fn append_batch(state: &AppState, rows: Vec<EventRow>) -> anyhow::Result<()> {
-    let mut by_tenant: Vec<(String, Vec<EventRow>)> = Vec::new();
-    for row in rows {
-        match by_tenant.iter_mut().find(|(t, _)| *t == row.tenant_id) {
-            Some((_, v)) => v.push(row),
-            None => by_tenant.push((row.tenant_id.clone(), vec![row])),
-        }
-    }
-    for (tenant_id, mut rows) in by_tenant {
-        let mut linked = false;
-        for _ in 0..20 {
-            let (mut seq, mut prev_hash) = state.store.last_event_link(&tenant_id).await?;
-            for row in &mut rows {
-                seq += 1;
-                row.seq = seq;
-                row.prev_hash = std::mem::take(&mut prev_hash);
-                row.hash = link_hash(row);
-                prev_hash = row.hash.clone();
-            }
-            match state.store.insert_events(&rows).await {
-                Ok(()) => {
-                    linked = true;
-                    break;
-                }
-                Err(e) if e.is_unique_violation() => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        anyhow::ensure!(linked, "the event chain stayed contended");
-        for row in &rows {
-            metrics::counter!("identity_security_events_total", "type" => row.kind.clone())
-                .increment(1);
-        }
-    }
-    Ok(())
+    state.events.append(rows).await
 }
 
 /// Retention: purges events older than `days` (see [`crate::store::Store::purge_events`]).

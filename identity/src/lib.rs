@@ -20,6 +20,7 @@ pub mod clients;
 pub mod config;
 pub mod crypto;
 pub mod discovery;
+pub mod event_log;
 pub mod events;
 pub mod keys;
 pub mod login_steps;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub provisioner: Option<Arc<dyn provisioning::Provisioner>>,
     /// Clients read by the token endpoint (see [`cache`]).
     pub clients: Arc<cache::TtlCache<String, Option<store::clients::ClientRow>>>,
+    /// Appends security events (group commit, see [`event_log`]).
+    pub events: event_log::EventLog,
 }
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
@@ -105,8 +108,10 @@ impl AppState {
             KeyManager::start(store.clone(), Arc::new(master), config.rotation_policy()).await?;
         let passwords = Passwords::new(config.password_hash_concurrency)?;
         let config_client_cache_ms = config.client_cache_ms;
+        let events = event_log::EventLog::start(store.clone());
         let mut state = Self {
             config: Arc::new(config),
+            events,
             store,
             keys: Arc::new(keys),
             passwords,

@@ -36,6 +36,7 @@ use crate::events;
 use crate::mfa::{self, CodeOutcome};
 use crate::oauth::token::{MAX_BODY_BYTES, Params};
 use crate::store::mfa::LoginStepRow;
+use crate::store::tenants::TenantRow;
 use crate::store::users::{SessionRow, UserRow};
 use crate::store::{new_id, now_ms};
 use crate::tenants::{STATUS_ACTIVE, TenantPolicy};
@@ -85,6 +86,7 @@ pub fn first_step(headers: &HeaderMap, user: &UserRow, account_key: String) -> L
         amr: "pwd".into(),
         created_at: now,
         expires_at: now + STEP_LIFETIME_MS,
+        failures_pending: true,
     }
 }
 
@@ -113,11 +115,14 @@ pub(crate) async fn advance(
         Err(e) => return unavailable(&e),
     };
     let needs_code = enrolled && !has_second_factor(&step.amr);
+    // The tenant row when it was read just now (its policy needs no second read).
+    let mut resolved: Option<TenantRow> = None;
     if !step.tenant_resolved {
         match resolve_tenant(state, user, req.tenant.as_deref()).await {
             Ok(Resolved::Tenant(t)) => {
-                step.tenant_id = t;
+                step.tenant_id = t.as_ref().map(|t| t.id.clone());
                 step.tenant_resolved = true;
+                resolved = t;
             }
             // The picker waits for the second factor: it lists the user's tenants.
             Ok(Resolved::Pick(_)) if needs_code => {}
@@ -145,9 +150,10 @@ pub(crate) async fn advance(
         )
         .await;
     }
-    let policy = match &step.tenant_id {
-        Some(t) => tenant_policy(state, t).await,
-        None => None,
+    let policy = match (&step.tenant_id, resolved) {
+        (Some(_), Some(t)) => Some(TenantPolicy::of(&t)),
+        (Some(t), None) => tenant_policy(state, t).await,
+        (None, _) => None,
     };
     if policy.as_ref().is_some_and(|p| p.mfa_required) && !enrolled {
         let stage = Stage::Enrol { reuse: false };
@@ -157,49 +163,37 @@ pub(crate) async fn advance(
 }
 
 enum Resolved {
-    Tenant(Option<String>),
+    /// The tenant (`None`: the platform identity), read with its policy.
+    Tenant(Option<TenantRow>),
     Pick(Vec<(String, String)>),
 }
 
 /// The tenant of a sign-in: the `tenant` hint (id or slug), else the only membership, else the
 /// picker over the active ones; `None` for a user without memberships (a platform identity).
+/// One read of the user's tenants answers all of it.
 async fn resolve_tenant(
     state: &AppState,
     user: &UserRow,
     hint: Option<&str>,
 ) -> Result<Resolved, &'static str> {
-    const NO_ACCESS: &str = "This account cannot sign in to this tenant.";
-    if hint.is_some() {
-        return crate::authorize::login_tenant(state, user, hint)
-            .await
-            .map(Resolved::Tenant);
-    }
-    let memberships = state
+    let tenants = state
         .store
-        .memberships_of_user(&user.id)
+        .tenants_of_user(&user.id)
         .await
         .map_err(|_| UNAVAILABLE)?;
-    if memberships.len() < 2 {
-        return crate::authorize::login_tenant(state, user, None)
-            .await
-            .map(Resolved::Tenant);
+    if hint.is_some() || tenants.len() < 2 {
+        return crate::authorize::pick_login_tenant(tenants, hint).map(Resolved::Tenant);
     }
-    let mut active = Vec::new();
-    for m in &memberships {
-        if let Some(t) = state
-            .store
-            .tenant_by_id(&m.tenant_id)
-            .await
-            .map_err(|_| UNAVAILABLE)?
-            && t.status == STATUS_ACTIVE
-        {
-            active.push((t.id, t.name));
-        }
-    }
+    let mut active: Vec<TenantRow> = tenants
+        .into_iter()
+        .filter(|t| t.status == STATUS_ACTIVE)
+        .collect();
     match active.len() {
-        0 => Err(NO_ACCESS),
-        1 => Ok(Resolved::Tenant(active.pop().map(|(id, _)| id))),
-        _ => Ok(Resolved::Pick(active)),
+        0 => Err(crate::authorize::NO_TENANT_ACCESS),
+        1 => Ok(Resolved::Tenant(active.pop())),
+        _ => Ok(Resolved::Pick(
+            active.into_iter().map(|t| (t.id, t.name)).collect(),
+        )),
     }
 }
 
@@ -369,7 +363,9 @@ async fn finish(
     if let Err(e) = state.store.insert_session(&session).await {
         return unavailable(&e);
     }
-    if let Err(e) = state.store.clear_login_failures(&step.account_key).await {
+    if step.failures_pending
+        && let Err(e) = state.store.clear_login_failures(&step.account_key).await
+    {
         tracing::warn!(error = %e, "clearing sign-in failures failed");
     }
     metrics::counter!("identity_sign_ins_total", "outcome" => "success").increment(1);
@@ -653,7 +649,7 @@ pub async fn login_pick_tenant(
     let chosen = s.form.get("tenant").unwrap_or("");
     // Membership and status are checked again: the list on the page proves nothing.
     let tenant = match crate::authorize::login_tenant(&state, &s.user, Some(chosen)).await {
-        Ok(Some(t)) => t,
+        Ok(Some(t)) => t.id,
         Ok(None) | Err(_) => {
             metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
             tracing::info!(user_id = %s.user.id, "tenant choice refused");

@@ -317,3 +317,55 @@ async fn concurrent_events_keep_one_linear_chain() {
         db.cleanup().await;
     }
 }
+
+/// Two replicas on one database append to the same tenant's chain at once: each writer's
+/// remembered link goes stale when the other appends, and the chain stays one linear list.
+#[tokio::test]
+async fn replicas_appending_at_once_keep_one_linear_chain() {
+    for db in backends(SUITE).await {
+        let a = Instance::start(&db, "", |_| {}).await;
+        let b = Instance::start(&db, "", |_| {}).await;
+        // Each replica has its own issuer URL here: each verifies its own tokens.
+        let admins = [a.admin_token().await, b.admin_token().await];
+        let t = a.create_tenant("shared").await;
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (id, admin) = if i % 2 == 0 {
+                (&a, &admins[0])
+            } else {
+                (&b, &admins[1])
+            };
+            let http = id.http.clone();
+            let url = id.url(&format!("/admin/tenants/{t}/users"));
+            let admin = admin.clone();
+            tasks.push(tokio::spawn(async move {
+                http.post(url)
+                    .bearer_auth(admin)
+                    .json(&json!({"email": format!("r{i}@shared.example")}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 201);
+        }
+        for (id, admin) in [(&a, &admins[0]), (&b, &admins[1])] {
+            let (_, v) = id
+                .call(
+                    Method::GET,
+                    &format!("/admin/security-events/verify?tenant={t}"),
+                    admin,
+                    None,
+                )
+                .await;
+            assert_eq!(v["ok"], true, "{v}");
+            assert_eq!(v["checked"], 17, "{v}");
+        }
+        a.stop().await;
+        b.stop().await;
+        db.cleanup().await;
+    }
+}

@@ -75,6 +75,9 @@ macro_rules! bind_event {
     };
 }
 
+/// Events per insert statement, at most (13 parameters each, well under SQLite's limit).
+pub const INSERT_CHUNK: usize = 100;
+
 impl Store {
     /// The last link of a tenant's chain: (seq, hash); (0, "") for an empty chain.
     pub async fn last_event_link(&self, tenant_id: &str) -> StoreResult<(i64, String)> {
@@ -89,26 +92,55 @@ impl Store {
         })
     }
 
-    /// Inserts linked events in one transaction: all or none. A unique violation means another
-    /// writer took a `seq` (or an id exists): the caller re-links and retries.
+    /// Inserts linked events, all or none: multi-row statements of up to [`INSERT_CHUNK`]
+    /// events (one statement needs no transaction). A unique violation means another writer
+    /// took a `seq` (or an id exists): the caller re-links and retries.
     pub async fn insert_events(&self, events: &[EventRow]) -> StoreResult<()> {
-        let sql = format!(
-            "INSERT INTO security_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        );
+        let statement = |n: usize| {
+            let mut sql = format!("INSERT INTO security_events ({COLUMNS}) VALUES ");
+            for i in 0..n {
+                let b = i * 13;
+                let sep = if i == 0 { "" } else { ", " };
+                let _ = std::fmt::Write::write_fmt(
+                    &mut sql,
+                    format_args!(
+                        "{sep}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7,
+                        b + 8,
+                        b + 9,
+                        b + 10,
+                        b + 11,
+                        b + 12,
+                        b + 13
+                    ),
+                );
+            }
+            sql
+        };
         on_pool!(self, pool => {
-            // One statement is atomic by itself: no transaction round trips for a single event
-            // (every sign-in records one).
-            if let [e] = events {
-                bind_event!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), e)
-                    .execute(pool)
-                    .await?;
+            if events.len() <= INSERT_CHUNK {
+                let sql = statement(events.len());
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for e in events {
+                    q = bind_event!(q, e);
+                }
+                q.execute(pool).await?;
                 return Ok(());
             }
             let mut tx = pool.begin().await?;
-            for e in events {
-                bind_event!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), e)
-                    .execute(&mut *tx)
-                    .await?;
+            for chunk in events.chunks(INSERT_CHUNK) {
+                let sql = statement(chunk.len());
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for e in chunk {
+                    q = bind_event!(q, e);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });

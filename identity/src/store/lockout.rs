@@ -4,16 +4,40 @@ use sqlx::Row;
 
 use super::{Store, StoreResult, on_pool};
 
+/// See [`Store::login_gate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginGate {
+    pub locked_until: Option<i64>,
+    /// The account key has counted failures (a successful sign-in deletes them).
+    pub failures_pending: bool,
+}
+
 impl Store {
     /// The latest `locked_until` among `keys` that is still in the future.
     pub async fn locked_until(&self, keys: &[&str], now: i64) -> StoreResult<Option<i64>> {
-        const SQL: &str = "SELECT MAX(locked_until) AS until FROM login_failures \
-            WHERE (key = $1 OR key = $2) AND locked_until > $3";
         let k1 = keys.first().copied().unwrap_or("");
         let k2 = keys.get(1).copied().unwrap_or(k1);
+        Ok(self.login_gate(k1, k2, now).await?.locked_until)
+    }
+
+    /// What a sign-in must know before hashing, in one read: the latest live lock on the
+    /// account key or the IP key, and whether the account key has failures a success clears.
+    pub async fn login_gate(
+        &self,
+        account_key: &str,
+        ip_key: &str,
+        now: i64,
+    ) -> StoreResult<LoginGate> {
+        const SQL: &str = "SELECT \
+            MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS until, \
+            MAX(CASE WHEN key = $1 AND locked_until = 0 THEN 1 ELSE 0 END) AS pending \
+            FROM login_failures WHERE key = $1 OR key = $2";
         on_pool!(self, pool => {
-            let row = sqlx::query(SQL).bind(k1).bind(k2).bind(now).fetch_one(pool).await?;
-            Ok(row.try_get::<Option<i64>, _>("until")?)
+            let row = sqlx::query(SQL).bind(account_key).bind(ip_key).bind(now).fetch_one(pool).await?;
+            Ok(LoginGate {
+                locked_until: row.try_get::<Option<i64>, _>("until")?,
+                failures_pending: row.try_get::<Option<i32>, _>("pending")?.unwrap_or(0) != 0,
+            })
         })
     }
 

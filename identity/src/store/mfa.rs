@@ -39,6 +39,9 @@ pub struct LoginStepRow {
     pub amr: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// Whether the account key may have counted failures for the finished sign-in to clear.
+    /// Not stored: a step read back from the store assumes it has.
+    pub failures_pending: bool,
 }
 
 impl Store {
@@ -202,6 +205,7 @@ impl Store {
                     amr: r.try_get("amr")?,
                     created_at: r.try_get("created_at")?,
                     expires_at: r.try_get("expires_at")?,
+                    failures_pending: true,
                 }),
                 None => None,
             })

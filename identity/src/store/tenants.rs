@@ -182,6 +182,22 @@ impl Store {
         })
     }
 
+    /// The tenants `user_id` is a member of, ordered by id, in one read (a sign-in resolves its
+    /// tenant and policy from them).
+    pub async fn tenants_of_user(&self, user_id: &str) -> StoreResult<Vec<TenantRow>> {
+        const SQL: &str = "SELECT t.id, t.slug, t.name, t.status, t.policy, t.created_at, t.updated_at \
+            FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
+            WHERE m.user_id = $1 ORDER BY t.id";
+        on_pool!(self, pool => {
+            let rows = sqlx::query(SQL).bind(user_id).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(tenant_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
     pub async fn delete_membership(&self, user_id: &str, tenant_id: &str) -> StoreResult<bool> {
         const SQL: &str = "DELETE FROM memberships WHERE user_id = $1 AND tenant_id = $2";
         on_pool!(self, pool => {

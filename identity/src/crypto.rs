@@ -137,6 +137,7 @@ impl MasterKey {
         user: &str,
         create: bool,
     ) -> anyhow::Result<(Self, MasterKeySource)> {
+        ensure_session_keyring();
         let entry = keyring::Entry::new(service, user)
             .map_err(|e| anyhow::anyhow!("OS keyring entry {service}/{user}: {e}"))?;
         match entry.get_password() {
@@ -201,6 +202,21 @@ impl MasterKey {
             .len();
         buf.truncate(plain_len);
         Ok(buf)
+    }
+}
+
+/// Linux: gives the process a session keyring when it has none (a service started without a
+/// login session, e.g. in a container). Without one, the `keyring` crate falls back to the user
+/// session keyring, where keys it adds are not "possessed" and cannot be searched for again.
+/// The crate links the user's persistent keyring into the session keyring, so entries outlive
+/// the process there.
+pub fn ensure_session_keyring() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = linux_keyutils::KeyRing::from_special_id(
+        linux_keyutils::KeyRingIdentifier::Session,
+        true,
+    ) {
+        tracing::warn!(error = ?e, "no session keyring");
     }
 }
 

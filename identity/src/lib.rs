@@ -563,7 +563,8 @@ pub async fn serve_on(
     );
     let maintenance = state.spawn_maintenance();
     if state.config.master_key_rewrap_on_start {
-        master_keys::spawn_rewrap(&state, "system".into());
+        // Rows still under a previous key move under the current one (no-op otherwise).
+        let _ = master_keys::spawn_rewrap(&state, "system".into());
     }
     let store = state.store.clone();
     let result = tansu_shared::server::serve(listener, router(state), shutdown).await;

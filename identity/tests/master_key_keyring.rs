@@ -15,6 +15,8 @@ const SUITE: &str = "identity master key (keyring)";
 
 /// Whether the OS keyring stores and returns an entry here.
 fn keyring_works() -> Result<(), String> {
+    // As identity does before using the keyring.
+    tansu_identity::crypto::ensure_session_keyring();
     let service = format!("tansu-test-probe-{}", uuid::Uuid::now_v7().simple());
     let entry = keyring::Entry::new(&service, "probe").map_err(|e| e.to_string())?;
     entry.set_password("probe").map_err(|e| e.to_string())?;

@@ -317,7 +317,10 @@ impl Validate for Config {
                     );
                 }
                 if !self.master_key.is_empty() {
-                    v.push("master_key: not used with master_key_source = \"keyring\"; remove it".into());
+                    v.push(
+                        "master_key: not used with master_key_source = \"keyring\"; remove it"
+                            .into(),
+                    );
                 }
             }
             _ => v.push("master_key_source: \"auto\" or \"keyring\"".into()),

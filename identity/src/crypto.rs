@@ -154,7 +154,9 @@ impl MasterKey {
                 let bytes = Zeroizing::new(random_bytes(32)?);
                 let text = Zeroizing::new(STANDARD.encode(&*bytes));
                 entry.set_password(&text).map_err(|e| {
-                    anyhow::anyhow!("cannot store the master key in the OS keyring ({service}/{user}): {e}")
+                    anyhow::anyhow!(
+                        "cannot store the master key in the OS keyring ({service}/{user}): {e}"
+                    )
                 })?;
                 Ok((
                     Self::from_bytes(&bytes)?,
@@ -212,10 +214,9 @@ impl MasterKey {
 /// the process there.
 pub fn ensure_session_keyring() {
     #[cfg(target_os = "linux")]
-    if let Err(e) = linux_keyutils::KeyRing::from_special_id(
-        linux_keyutils::KeyRingIdentifier::Session,
-        true,
-    ) {
+    if let Err(e) =
+        linux_keyutils::KeyRing::from_special_id(linux_keyutils::KeyRingIdentifier::Session, true)
+    {
         tracing::warn!(error = ?e, "no session keyring");
     }
 }
@@ -278,7 +279,12 @@ impl MasterKeys {
     }
 
     /// Opens a value sealed under the key `key_id` (the id stored with it).
-    pub fn open(&self, key_id: &str, sealed: &[u8], aad: &[u8]) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    pub fn open(
+        &self,
+        key_id: &str,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         let key = self.get(key_id).ok_or_else(|| {
             anyhow::anyhow!(
                 "sealed under master key {key_id}, which is not configured (current {}, previous {:?})",
@@ -410,8 +416,14 @@ mod tests {
         let sealed_new = ring.seal(b"dek", b"aad").unwrap();
         assert_eq!(&*ring.open(ring.id(), &sealed_new, b"aad").unwrap(), b"dek");
         assert!(ring.open(&old_id, &sealed_new, b"aad").is_err());
-        let err = ring.open("0000", &sealed_new, b"aad").unwrap_err().to_string();
-        assert!(err.contains("0000") && err.contains("not configured"), "{err}");
+        let err = ring
+            .open("0000", &sealed_new, b"aad")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("0000") && err.contains("not configured"),
+            "{err}"
+        );
     }
 
     #[test]

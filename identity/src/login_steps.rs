@@ -763,8 +763,14 @@ async fn enrolment_form(
     let enrolment = match mfa::begin_enrolment(state, &user.id, &user.email, reuse).await {
         Ok(Some(e)) => e,
         Ok(None) => {
-            return crate::account_recovery::enrolled_page(state, headers, user, None, StatusCode::OK)
-                .await;
+            return crate::account_recovery::enrolled_page(
+                state,
+                headers,
+                user,
+                None,
+                StatusCode::OK,
+            )
+            .await;
         }
         Err(e) => return unavailable(&e),
     };

@@ -87,7 +87,10 @@ pub fn load(config: &Config) -> anyhow::Result<MasterKeys> {
 }
 
 /// Rows per master key id that is not the current one, per sealed table.
-async fn remaining(store: &Store, current: &str) -> anyhow::Result<Vec<(SealedColumn, String, i64)>> {
+async fn remaining(
+    store: &Store,
+    current: &str,
+) -> anyhow::Result<Vec<(SealedColumn, String, i64)>> {
     let mut out = Vec::new();
     for col in SEALED_COLUMNS {
         for (id, n) in store.sealed_counts(col).await? {

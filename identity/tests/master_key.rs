@@ -120,13 +120,10 @@ impl Sealed {
             .unwrap()
             .unwrap();
         // Confirmed with the previous step's code, so later checks can use later steps.
-        let codes = mfa::confirm_enrolment(
-            &id.state,
-            &user,
-            &code_at(&enrolment.secret_base32, -1),
-        )
-        .await
-        .unwrap();
+        let codes =
+            mfa::confirm_enrolment(&id.state, &user, &code_at(&enrolment.secret_base32, -1))
+                .await
+                .unwrap();
         assert!(codes.is_some(), "TOTP enrolment confirmed");
         Self {
             tenant,
@@ -229,7 +226,12 @@ async fn rotation_keeps_everything_readable_and_the_old_key_can_go() {
 
         // Only admin.full starts the re-wrap.
         let (status_code, _) = id
-            .call(Method::POST, "/admin/master-key/rewrap", "not-a-token", None)
+            .call(
+                Method::POST,
+                "/admin/master-key/rewrap",
+                "not-a-token",
+                None,
+            )
             .await;
         assert_eq!(status_code, 401);
         let resp = id
@@ -305,7 +307,10 @@ async fn rotation_keeps_everything_readable_and_the_old_key_can_go() {
             "{err}"
         );
         let err = startup_error(&db, |c| c.master_key = Secret::new(key_a())).await;
-        assert!(err.contains(&b) && err.contains("previous_master_keys"), "{err}");
+        assert!(
+            err.contains(&b) && err.contains("previous_master_keys"),
+            "{err}"
+        );
         // No key at all (production mode, no value, env or file).
         let err = startup_error(&db, |c| {
             c.dev_mode = false;
@@ -390,7 +395,9 @@ async fn interrupted_rewrap_resumes_and_replicas_rewrap_once() {
             max_batches: None,
         };
         assert!(matches!(
-            master_keys::rewrap(&one.state, "system", full).await.unwrap(),
+            master_keys::rewrap(&one.state, "system", full)
+                .await
+                .unwrap(),
             RewrapOutcome::Busy
         ));
         assert_eq!(status(&one).await["state"], "running");
@@ -419,7 +426,9 @@ async fn interrupted_rewrap_resumes_and_replicas_rewrap_once() {
         let ids = key_ids(&one.state.store).await;
         assert!(ids.iter().all(|(_, k, _)| *k == b), "{ids:?}");
         assert!(matches!(
-            master_keys::rewrap(&two.state, "system", full).await.unwrap(),
+            master_keys::rewrap(&two.state, "system", full)
+                .await
+                .unwrap(),
             RewrapOutcome::NothingToDo
         ));
         one.stop().await;

@@ -73,7 +73,11 @@ async fn regenerate_recovery_codes_from_the_account_page() {
         // The account page offers the regeneration form.
         let page = b.get(&id.url("/account/mfa")).await;
         assert_eq!(page.status, 200);
-        assert!(page.body.contains("10 recovery codes left"), "{}", page.body);
+        assert!(
+            page.body.contains("10 recovery codes left"),
+            "{}",
+            page.body
+        );
         assert!(page.body.contains("account/mfa/recovery-codes"));
         let csrf = page.field("csrf").unwrap();
 
@@ -102,7 +106,10 @@ async fn regenerate_recovery_codes_from_the_account_page() {
         assert!(wrong.body.contains("Invalid code."));
         assert!(wrong.recovery_codes().is_empty());
         let by_recovery = b.post(&url, &[("csrf", &csrf), ("code", &old[0])]).await;
-        assert_eq!(by_recovery.status, 401, "a recovery code does not re-authenticate");
+        assert_eq!(
+            by_recovery.status, 401,
+            "a recovery code does not re-authenticate"
+        );
         assert_eq!(id.state.store.recovery_codes_left(&rita).await.unwrap(), 10);
 
         // A current TOTP code: a new set, shown once; the old set is dead at once.
@@ -113,7 +120,12 @@ async fn regenerate_recovery_codes_from_the_account_page() {
         let new = fresh.recovery_codes();
         assert_eq!(new.len(), 10, "{}", fresh.body);
         assert!(new.iter().all(|c| !old.contains(c)));
-        assert!(b.get(&id.url("/account/mfa")).await.recovery_codes().is_empty());
+        assert!(
+            b.get(&id.url("/account/mfa"))
+                .await
+                .recovery_codes()
+                .is_empty()
+        );
         for code in [&old[1], &old[9]] {
             assert_eq!(
                 mfa::verify(&id.state, &rita, code, true).await.unwrap(),

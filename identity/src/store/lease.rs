@@ -33,7 +33,12 @@ impl Store {
 
     /// Extends lease `name` to `expires_at` if `holder` still holds it; `false` when it was lost
     /// (it expired and another replica took it).
-    pub async fn renew_lease(&self, name: &str, holder: &str, expires_at: i64) -> StoreResult<bool> {
+    pub async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expires_at: i64,
+    ) -> StoreResult<bool> {
         const SQL: &str = "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2";
         let affected = on_pool!(self, pool => sqlx::query(SQL)
             .bind(name)

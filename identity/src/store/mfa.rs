@@ -47,9 +47,16 @@ const INSERT_CODE: &str = "INSERT INTO mfa_recovery_codes (user_id, code_hash) V
 /// Replaces a user's recovery codes inside transaction `$tx` (either dialect).
 macro_rules! put_recovery_codes {
     ($tx:expr, $user_id:expr, $hashes:expr) => {{
-        sqlx::query(CLEAR_CODES).bind($user_id).execute(&mut *$tx).await?;
+        sqlx::query(CLEAR_CODES)
+            .bind($user_id)
+            .execute(&mut *$tx)
+            .await?;
         for h in $hashes {
-            sqlx::query(INSERT_CODE).bind($user_id).bind(h).execute(&mut *$tx).await?;
+            sqlx::query(INSERT_CODE)
+                .bind($user_id)
+                .bind(h)
+                .execute(&mut *$tx)
+                .await?;
         }
     }};
 }

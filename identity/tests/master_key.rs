@@ -51,21 +51,6 @@ async fn key_ids(store: &Store) -> Vec<(String, String, i64)> {
     out
 }
 
-/// A code of `secret` (base32) for the time step `now + offset` steps.
-fn code_at(secret: &str, offset: i64) -> String {
-    let totp = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
-        .with_account_name("test")
-        .build()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    totp.generate(now.checked_add_signed(offset * 30).unwrap())
-        .to_string()
-}
-
 /// B current, A previous; the re-wrap is left to the test.
 fn rotated(c: &mut Config) {
     c.master_key = Secret::new(key_b());
@@ -120,10 +105,13 @@ impl Sealed {
             .unwrap()
             .unwrap();
         // Confirmed with the previous step's code, so later checks can use later steps.
-        let codes =
-            mfa::confirm_enrolment(&id.state, &user, &code_at(&enrolment.secret_base32, -1))
-                .await
-                .unwrap();
+        let codes = mfa::confirm_enrolment(
+            &id.state,
+            &user,
+            &totp_code_at(&enrolment.secret_base32, -1),
+        )
+        .await
+        .unwrap();
         assert!(codes.is_some(), "TOTP enrolment confirmed");
         Self {
             tenant,
@@ -163,7 +151,7 @@ impl Sealed {
         let outcome = mfa::verify(
             &id.state,
             &self.user,
-            &code_at(&self.totp_secret, totp_offset),
+            &totp_code_at(&self.totp_secret, totp_offset),
             false,
         )
         .await

@@ -13,30 +13,6 @@ use tansu_identity::mfa::{self, CodeOutcome};
 
 const SUITE: &str = "identity mfa recovery codes";
 
-/// A code of `secret` (base32) for the time step `now + offset` steps.
-fn code_at(secret: &str, offset: i64) -> String {
-    let totp = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
-        .with_account_name("test")
-        .build()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    totp.generate(now.checked_add_signed(offset * 30).unwrap())
-        .to_string()
-}
-
-/// A 6-digit code that is valid for none of the steps now-2 … now+2.
-fn wrong_code(secret: &str) -> String {
-    let valid: Vec<String> = (-2..=2).map(|o| code_at(secret, o)).collect();
-    (0..1_000_000)
-        .map(|n| format!("{n:06}"))
-        .find(|c| !valid.contains(c))
-        .unwrap()
-}
-
 #[tokio::test]
 async fn regenerate_recovery_codes_from_the_account_page() {
     for db in backends(SUITE).await {
@@ -63,7 +39,7 @@ async fn regenerate_recovery_codes_from_the_account_page() {
         let confirmed = b
             .post(
                 &id.url("/account/mfa"),
-                &[("csrf", &csrf), ("code", &code_at(&secret, -1))],
+                &[("csrf", &csrf), ("code", &totp_code_at(&secret, -1))],
             )
             .await;
         assert_eq!(confirmed.status, 200, "{}", confirmed.body);
@@ -90,17 +66,23 @@ async fn regenerate_recovery_codes_from_the_account_page() {
                 &url,
                 &[
                     ("csrf", &anon.field("csrf").unwrap_or_default()),
-                    ("code", &code_at(&secret, 0)),
+                    ("code", &totp_code_at(&secret, 0)),
                 ],
             )
             .await;
         assert!(matches!(anon.status, 401 | 403), "{}", anon.status);
         let forged = b
-            .post(&url, &[("csrf", "forged"), ("code", &code_at(&secret, 0))])
+            .post(
+                &url,
+                &[("csrf", "forged"), ("code", &totp_code_at(&secret, 0))],
+            )
             .await;
         assert_eq!(forged.status, 403);
         let wrong = b
-            .post(&url, &[("csrf", &csrf), ("code", &wrong_code(&secret))])
+            .post(
+                &url,
+                &[("csrf", &csrf), ("code", &wrong_totp_code(&secret))],
+            )
             .await;
         assert_eq!(wrong.status, 401);
         assert!(wrong.body.contains("Invalid code."));
@@ -114,7 +96,10 @@ async fn regenerate_recovery_codes_from_the_account_page() {
 
         // A current TOTP code: a new set, shown once; the old set is dead at once.
         let fresh = b
-            .post(&url, &[("csrf", &csrf), ("code", &code_at(&secret, 0))])
+            .post(
+                &url,
+                &[("csrf", &csrf), ("code", &totp_code_at(&secret, 0))],
+            )
             .await;
         assert_eq!(fresh.status, 200, "{}", fresh.body);
         let new = fresh.recovery_codes();
@@ -139,7 +124,10 @@ async fn regenerate_recovery_codes_from_the_account_page() {
         assert_eq!(id.state.store.recovery_codes_left(&rita).await.unwrap(), 9);
         // The same TOTP code again is a replay.
         let replay = b
-            .post(&url, &[("csrf", &csrf), ("code", &code_at(&secret, 0))])
+            .post(
+                &url,
+                &[("csrf", &csrf), ("code", &totp_code_at(&secret, 0))],
+            )
             .await;
         assert_eq!(replay.status, 401);
 
@@ -170,13 +158,19 @@ async fn regenerate_recovery_codes_from_the_account_page() {
         let mut last = 0;
         for _ in 0..3 {
             last = b
-                .post(&url, &[("csrf", &csrf), ("code", &wrong_code(&secret))])
+                .post(
+                    &url,
+                    &[("csrf", &csrf), ("code", &wrong_totp_code(&secret))],
+                )
                 .await
                 .status;
         }
         assert_eq!(last, 401);
         let locked = b
-            .post(&url, &[("csrf", &csrf), ("code", &code_at(&secret, 1))])
+            .post(
+                &url,
+                &[("csrf", &csrf), ("code", &totp_code_at(&secret, 1))],
+            )
             .await;
         assert_eq!(locked.status, 429, "{}", locked.body);
         assert!(locked.recovery_codes().is_empty());

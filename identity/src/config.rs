@@ -30,6 +30,22 @@ pub struct Config {
     /// Default `<data_dir>/master.key` (created 0600 in dev mode only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master_key_file: Option<PathBuf>,
+    /// Where the current master key comes from: `auto` (`master_key`, then
+    /// `TANSU_MASTER_KEY`, then `master_key_file`) or `keyring` (the OS keyring entry
+    /// `master_key_keyring_service`/`master_key_keyring_user`; dev mode creates a missing one).
+    pub master_key_source: String,
+    pub master_key_keyring_service: String,
+    pub master_key_keyring_user: String,
+    /// Earlier master keys (base64 of 32 bytes each), also from `TANSU_PREVIOUS_MASTER_KEYS`
+    /// and `previous_master_key_files`: they open what they sealed until the re-wrap has
+    /// moved it under the current key (`GET /admin/master-key` says when).
+    pub previous_master_keys: Vec<Secret>,
+    pub previous_master_key_files: Vec<PathBuf>,
+    /// Rows re-sealed per transaction by the master-key re-wrap.
+    pub master_key_rewrap_batch_size: u32,
+    /// Whether `serve` starts the re-wrap in the background at start-up (when rows are still
+    /// under a previous key).
+    pub master_key_rewrap_on_start: bool,
     /// Access token lifetime unless the client sets its own.
     pub access_token_lifetime_secs: u64,
     /// Signing algorithm for clients that do not choose one: RS256, ES256 or EdDSA.
@@ -109,6 +125,13 @@ impl Default for Config {
             dev_mode: false,
             master_key: Secret::default(),
             master_key_file: None,
+            master_key_source: MASTER_KEY_SOURCE_AUTO.into(),
+            master_key_keyring_service: "tansu".into(),
+            master_key_keyring_user: "identity-master-key".into(),
+            previous_master_keys: Vec::new(),
+            previous_master_key_files: Vec::new(),
+            master_key_rewrap_batch_size: 100,
+            master_key_rewrap_on_start: true,
             access_token_lifetime_secs: 3600,
             signing_alg: "RS256".into(),
             key_rotation_period_secs: 30 * 86_400,
@@ -138,6 +161,9 @@ impl Default for Config {
         }
     }
 }
+
+pub const MASTER_KEY_SOURCE_AUTO: &str = "auto";
+pub const MASTER_KEY_SOURCE_KEYRING: &str = "keyring";
 
 /// Longest access token lifetime a client may be given.
 pub const MAX_ACCESS_TOKEN_LIFETIME_SECS: u64 = 86_400;
@@ -279,6 +305,33 @@ impl Validate for Config {
             && let Err(e) = crate::crypto::MasterKey::from_base64(self.master_key.expose())
         {
             v.push(format!("master_key: {e}"));
+        }
+        match self.master_key_source.as_str() {
+            MASTER_KEY_SOURCE_AUTO => {}
+            MASTER_KEY_SOURCE_KEYRING => {
+                if self.master_key_keyring_service.is_empty()
+                    || self.master_key_keyring_user.is_empty()
+                {
+                    v.push(
+                        "master_key_keyring_service, master_key_keyring_user: required with master_key_source = \"keyring\"".into(),
+                    );
+                }
+                if !self.master_key.is_empty() {
+                    v.push(
+                        "master_key: not used with master_key_source = \"keyring\"; remove it"
+                            .into(),
+                    );
+                }
+            }
+            _ => v.push("master_key_source: \"auto\" or \"keyring\"".into()),
+        }
+        for (i, k) in self.previous_master_keys.iter().enumerate() {
+            if let Err(e) = crate::crypto::MasterKey::from_base64(k.expose()) {
+                v.push(format!("previous_master_keys[{i}]: {e}"));
+            }
+        }
+        if !(1..=10_000).contains(&self.master_key_rewrap_batch_size) {
+            v.push("master_key_rewrap_batch_size: between 1 and 10000".into());
         }
         v
     }

@@ -54,9 +54,16 @@ pub enum MasterKeySource {
     Env,
     File(std::path::PathBuf),
     Created(std::path::PathBuf),
+    /// The OS keyring entry (service, user).
+    Keyring(String, String),
+    /// Dev mode created the OS keyring entry (service, user).
+    KeyringCreated(String, String),
 }
 
 pub const MASTER_KEY_ENV: &str = "TANSU_MASTER_KEY";
+/// Earlier master keys (comma- or whitespace-separated base64), still able to open what they
+/// sealed until the re-wrap moved it under the current key.
+pub const PREVIOUS_MASTER_KEYS_ENV: &str = "TANSU_PREVIOUS_MASTER_KEYS";
 
 impl MasterKey {
     pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
@@ -104,20 +111,8 @@ impl MasterKey {
                 Self::from_base64(&value).map_err(|e| anyhow::anyhow!("{MASTER_KEY_ENV}: {e}"))?;
             return Ok((key, MasterKeySource::Env));
         }
-        match std::fs::read(file) {
-            Ok(content) => {
-                let content = Zeroizing::new(content);
-                warn_if_readable_by_others(file);
-                let key = if content.len() == 32 {
-                    Self::from_bytes(&content)?
-                } else {
-                    let text = std::str::from_utf8(&content)
-                        .map_err(|_| anyhow::anyhow!("{}: not a master key", file.display()))?;
-                    Self::from_base64(text)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
-                };
-                Ok((key, MasterKeySource::File(file.to_owned())))
-            }
+        match std::fs::metadata(file) {
+            Ok(_) => Ok((read_key_file(file)?, MasterKeySource::File(file.to_owned()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let bytes = Zeroizing::new(random_bytes(32)?);
                 write_private_file(file, format!("{}\n", STANDARD.encode(&*bytes)).as_bytes())?;
@@ -129,6 +124,50 @@ impl MasterKey {
             Err(e) => Err(anyhow::anyhow!(
                 "no master key: set {MASTER_KEY_ENV} (base64 of 32 bytes) or provide {} ({e})",
                 file.display()
+            )),
+        }
+    }
+
+    /// Loads the master key from the OS keyring entry `service`/`user` (the `keyring` crate:
+    /// on Linux the kernel keyring through keyutils, headless, no D-Bus; the Keychain on macOS,
+    /// the Credential Manager on Windows). The entry holds the base64 of the 32 bytes. With
+    /// `create` (dev mode), a missing entry is created with a fresh key.
+    pub fn load_from_keyring(
+        service: &str,
+        user: &str,
+        create: bool,
+    ) -> anyhow::Result<(Self, MasterKeySource)> {
+        ensure_session_keyring();
+        let entry = keyring::Entry::new(service, user)
+            .map_err(|e| anyhow::anyhow!("OS keyring entry {service}/{user}: {e}"))?;
+        match entry.get_password() {
+            Ok(text) => {
+                let text = Zeroizing::new(text);
+                let key = Self::from_base64(&text)
+                    .map_err(|e| anyhow::anyhow!("OS keyring entry {service}/{user}: {e}"))?;
+                Ok((
+                    key,
+                    MasterKeySource::Keyring(service.to_owned(), user.to_owned()),
+                ))
+            }
+            Err(keyring::Error::NoEntry) if create => {
+                let bytes = Zeroizing::new(random_bytes(32)?);
+                let text = Zeroizing::new(STANDARD.encode(&*bytes));
+                entry.set_password(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot store the master key in the OS keyring ({service}/{user}): {e}"
+                    )
+                })?;
+                Ok((
+                    Self::from_bytes(&bytes)?,
+                    MasterKeySource::KeyringCreated(service.to_owned(), user.to_owned()),
+                ))
+            }
+            Err(keyring::Error::NoEntry) => Err(anyhow::anyhow!(
+                "no master key in the OS keyring (service {service:?}, user {user:?}): store the base64 of 32 random bytes there"
+            )),
+            Err(e) => Err(anyhow::anyhow!(
+                "the OS keyring is unavailable (service {service:?}, user {user:?}): {e}"
             )),
         }
     }
@@ -166,6 +205,141 @@ impl MasterKey {
         buf.truncate(plain_len);
         Ok(buf)
     }
+}
+
+/// Linux: gives the process a session keyring when it has none (a service started without a
+/// login session, e.g. in a container). Without one, the `keyring` crate falls back to the user
+/// session keyring, where keys it adds are not "possessed" and cannot be searched for again.
+/// The crate links the user's persistent keyring into the session keyring, so entries outlive
+/// the process there.
+pub fn ensure_session_keyring() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        linux_keyutils::KeyRing::from_special_id(linux_keyutils::KeyRingIdentifier::Session, true)
+    {
+        tracing::warn!(error = ?e, "no session keyring");
+    }
+}
+
+/// The master keys identity knows: the current one, which seals everything new, and earlier
+/// ones, which only open what they sealed (each row stores the id of the key it was sealed
+/// under) until the re-wrap ([`crate::master_keys`]) has moved it under the current key.
+pub struct MasterKeys {
+    current: MasterKey,
+    previous: Vec<MasterKey>,
+}
+
+impl std::fmt::Debug for MasterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKeys")
+            .field("current", &self.current.id)
+            .field("previous", &self.previous_ids())
+            .finish()
+    }
+}
+
+impl MasterKeys {
+    /// `previous` keys equal to the current one or to each other are dropped.
+    pub fn new(current: MasterKey, previous: Vec<MasterKey>) -> Self {
+        let mut kept: Vec<MasterKey> = Vec::with_capacity(previous.len());
+        for key in previous {
+            if key.id != current.id && !kept.iter().any(|k| k.id == key.id) {
+                kept.push(key);
+            }
+        }
+        Self {
+            current,
+            previous: kept,
+        }
+    }
+
+    /// The current key's id (what new rows store).
+    pub fn id(&self) -> &str {
+        &self.current.id
+    }
+
+    pub fn previous_ids(&self) -> Vec<&str> {
+        self.previous.iter().map(|k| k.id.as_str()).collect()
+    }
+
+    /// Whether a row sealed under `key_id` can be opened.
+    pub fn knows(&self, key_id: &str) -> bool {
+        self.get(key_id).is_some()
+    }
+
+    fn get(&self, key_id: &str) -> Option<&MasterKey> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == key_id)
+    }
+
+    /// Seals under the current key; store [`Self::id`] beside the result.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.current.seal(plaintext, aad)
+    }
+
+    /// Opens a value sealed under the key `key_id` (the id stored with it).
+    pub fn open(
+        &self,
+        key_id: &str,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        let key = self.get(key_id).ok_or_else(|| {
+            anyhow::anyhow!(
+                "sealed under master key {key_id}, which is not configured (current {}, previous {:?})",
+                self.current.id,
+                self.previous_ids()
+            )
+        })?;
+        key.open(sealed, aad)
+    }
+}
+
+/// Decodes a list of base64 master keys: configured values, then `TANSU_PREVIOUS_MASTER_KEYS`
+/// (comma- or whitespace-separated), then key files (raw 32 bytes or base64 text).
+pub fn load_previous_keys(
+    values: &[tansu_shared::config::Secret],
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<Vec<MasterKey>> {
+    let mut keys = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        keys.push(
+            MasterKey::from_base64(v.expose())
+                .map_err(|e| anyhow::anyhow!("previous_master_keys[{i}]: {e}"))?,
+        );
+    }
+    if let Ok(list) = std::env::var(PREVIOUS_MASTER_KEYS_ENV) {
+        let list = Zeroizing::new(list);
+        for (i, v) in list
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|v| !v.is_empty())
+            .enumerate()
+        {
+            keys.push(
+                MasterKey::from_base64(v)
+                    .map_err(|e| anyhow::anyhow!("{PREVIOUS_MASTER_KEYS_ENV}[{i}]: {e}"))?,
+            );
+        }
+    }
+    for file in files {
+        keys.push(read_key_file(file)?);
+    }
+    Ok(keys)
+}
+
+/// A key file: raw 32 bytes, or base64 text.
+fn read_key_file(file: &Path) -> anyhow::Result<MasterKey> {
+    let content = Zeroizing::new(
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+    );
+    warn_if_readable_by_others(file);
+    if content.len() == 32 {
+        return MasterKey::from_bytes(&content);
+    }
+    let text = std::str::from_utf8(&content)
+        .map_err(|_| anyhow::anyhow!("{}: not a master key", file.display()))?;
+    MasterKey::from_base64(text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -222,6 +396,34 @@ mod tests {
         let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
         assert!(other.open(&sealed, b"kid-1").is_err());
         assert_ne!(key.id(), other.id());
+    }
+
+    #[test]
+    fn key_ring_opens_by_id_and_seals_under_the_current_key() {
+        let old = MasterKey::from_bytes(&[1u8; 32]).unwrap();
+        let old_id = old.id().to_owned();
+        let sealed_old = old.seal(b"dek", b"aad").unwrap();
+        let ring = MasterKeys::new(
+            MasterKey::from_bytes(&[2u8; 32]).unwrap(),
+            vec![
+                old,
+                MasterKey::from_bytes(&[1u8; 32]).unwrap(),
+                MasterKey::from_bytes(&[2u8; 32]).unwrap(),
+            ],
+        );
+        assert_eq!(ring.previous_ids(), [old_id.as_str()], "duplicates dropped");
+        assert_eq!(&*ring.open(&old_id, &sealed_old, b"aad").unwrap(), b"dek");
+        let sealed_new = ring.seal(b"dek", b"aad").unwrap();
+        assert_eq!(&*ring.open(ring.id(), &sealed_new, b"aad").unwrap(), b"dek");
+        assert!(ring.open(&old_id, &sealed_new, b"aad").is_err());
+        let err = ring
+            .open("0000", &sealed_new, b"aad")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("0000") && err.contains("not configured"),
+            "{err}"
+        );
     }
 
     #[test]

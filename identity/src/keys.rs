@@ -35,7 +35,7 @@ use aws_lc_rs::signature::{
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::crypto::{MasterKey, b64url};
+use crate::crypto::{MasterKeys, b64url};
 use crate::store::keys::SigningKeyRow;
 use crate::store::{Store, new_id, now_ms};
 
@@ -297,7 +297,7 @@ pub struct Rotation {
 /// Owns the ring: loading it, signing with it, rotating it.
 pub struct KeyManager {
     store: Store,
-    master: Arc<MasterKey>,
+    master: Arc<MasterKeys>,
     policy: RotationPolicy,
     ring: ArcSwap<KeyRing>,
     reload_lock: tokio::sync::Mutex<()>,
@@ -313,15 +313,15 @@ impl std::fmt::Debug for KeyManager {
 }
 
 impl KeyManager {
-    /// The master key (the vault wraps tenant data keys with it).
-    pub fn master(&self) -> &Arc<MasterKey> {
+    /// The master keys (the vault wraps tenant data keys with the current one).
+    pub fn master(&self) -> &Arc<MasterKeys> {
         &self.master
     }
 
     /// Loads the ring, creating the first keys when the database has none.
     pub async fn start(
         store: Store,
-        master: Arc<MasterKey>,
+        master: Arc<MasterKeys>,
         policy: RotationPolicy,
     ) -> anyhow::Result<Self> {
         let manager = Self {
@@ -396,15 +396,11 @@ impl KeyManager {
         row: &SigningKeyRow,
         retire_at: Option<i64>,
     ) -> anyhow::Result<RingKey> {
-        anyhow::ensure!(
-            row.master_key_id == self.master.id(),
-            "sealed under master key {}, but the loaded master key is {}",
-            row.master_key_id,
-            self.master.id()
-        );
-        let der = self
-            .master
-            .open(&row.private_key_enc, aad(&row.kid, alg).as_bytes())?;
+        let der = self.master.open(
+            &row.master_key_id,
+            &row.private_key_enc,
+            aad(&row.kid, alg).as_bytes(),
+        )?;
         let pair = SigningPair::from_pkcs8(alg, &der)?;
         let jwk = pair.public_jwk(&row.kid, alg);
         let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone())?;
@@ -624,7 +620,7 @@ impl KeyManager {
 }
 
 /// The associated data a private key is sealed with: its id and algorithm.
-fn aad(kid: &str, alg: SigningAlg) -> String {
+pub(crate) fn aad(kid: &str, alg: SigningAlg) -> String {
     format!("signing_keys:{kid}:{}", alg.as_str())
 }
 

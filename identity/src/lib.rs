@@ -12,6 +12,7 @@
 //! themselves sit at the root, so the gateway can strip its `/identity` prefix.
 #![forbid(unsafe_code)]
 
+pub mod account_recovery;
 pub mod admin;
 pub mod admin_tenants;
 pub mod authorize;
@@ -24,6 +25,7 @@ pub mod event_log;
 pub mod events;
 pub mod keys;
 pub mod login_steps;
+pub mod master_keys;
 pub mod mfa;
 pub mod oauth;
 pub mod passwords;
@@ -48,7 +50,6 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
-use crate::crypto::{MasterKey, MasterKeySource};
 use crate::keys::{KeyManager, KeyState};
 use crate::oauth::token::IssuedClaims;
 use crate::passwords::Passwords;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub clients: Arc<cache::TtlCache<String, Option<store::clients::ClientRow>>>,
     /// Appends security events (group commit, see [`event_log`]).
     pub events: event_log::EventLog,
+    /// This replica's master-key re-wrap (see [`master_keys`]).
+    pub rewrap: Arc<master_keys::RewrapTracker>,
 }
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
@@ -93,17 +96,8 @@ impl AppState {
         let store = Store::connect(&url)
             .await
             .map_err(|e| anyhow::anyhow!("identity database: {e}"))?;
-        let (master, source) = MasterKey::load(
-            config.master_key.expose(),
-            &config.master_key_file(),
-            config.dev_mode,
-        )?;
-        match &source {
-            MasterKeySource::Created(path) => {
-                tracing::warn!(path = %path.display(), "dev mode: created a new master key file")
-            }
-            other => tracing::info!(source = ?other, id = master.id(), "master key loaded"),
-        }
+        let master = master_keys::load(&config)?;
+        master_keys::ensure_known(&store, &master).await?;
         let keys =
             KeyManager::start(store.clone(), Arc::new(master), config.rotation_policy()).await?;
         let passwords = Passwords::new(config.password_hash_concurrency)?;
@@ -119,6 +113,7 @@ impl AppState {
             clients: Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
                 config_client_cache_ms,
             ))),
+            rewrap: Arc::default(),
         };
         let mut provisioning_secret = state.config.provisioning_client_secret.clone();
         if state.config.dev_mode {
@@ -524,6 +519,10 @@ pub fn router(state: AppState) -> Router {
             "/account/mfa",
             get(login_steps::account_mfa).post(login_steps::account_mfa_confirm),
         )
+        .route(
+            "/account/mfa/recovery-codes",
+            post(account_recovery::regenerate),
+        )
         .route("/consent", post(authorize::consent))
         .route(
             "/connect/endsession",
@@ -568,6 +567,10 @@ pub async fn serve_on(
         "identity listening"
     );
     let maintenance = state.spawn_maintenance();
+    if state.config.master_key_rewrap_on_start {
+        // Rows still under a previous key move under the current one (no-op otherwise).
+        let _ = master_keys::spawn_rewrap(&state, "system".into());
+    }
     let store = state.store.clone();
     let result = tansu_shared::server::serve(listener, router(state), shutdown).await;
     maintenance.abort();

@@ -47,7 +47,7 @@ pub const STEP_LIFETIME_MS: i64 = 10 * 60 * 1000;
 const UNAVAILABLE: &str = "Sign-in is unavailable right now; retry later.";
 const EXPIRED: &str = "Your sign-in has expired. Start again from the application.";
 
-fn unavailable(e: &dyn std::fmt::Display) -> Response {
+pub(crate) fn unavailable(e: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %e, "sign-in step failed");
     AuthorizeError::Page(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE).into_response()
 }
@@ -317,7 +317,7 @@ fn enrolment_html(e: &mfa::Enrolment) -> String {
     )
 }
 
-fn recovery_html(codes: &[String]) -> String {
+pub(crate) fn recovery_html(codes: &[String]) -> String {
     let items: String = codes
         .iter()
         .map(|c| format!("<li><code>{}</code></li>", escape(c)))
@@ -724,7 +724,7 @@ pub async fn login_enrol(
 
 // ------------------------------------------------------------ enrolment of a signed-in user
 
-fn account_page(
+pub(crate) fn account_page(
     state: &AppState,
     headers: &HeaderMap,
     status: StatusCode,
@@ -740,7 +740,7 @@ fn account_page(
     response
 }
 
-fn not_signed_in() -> Response {
+pub(crate) fn not_signed_in() -> Response {
     AuthorizeError::Page(
         StatusCode::UNAUTHORIZED,
         "Sign in first, then open this page again.",
@@ -759,13 +759,14 @@ async fn enrolment_form(
     let enrolment = match mfa::begin_enrolment(state, &user.id, &user.email, reuse).await {
         Ok(Some(e)) => e,
         Ok(None) => {
-            let left = state.store.recovery_codes_left(&user.id).await.unwrap_or(0);
-            return account_page(state, headers, StatusCode::OK, |_| {
-                format!(
-                    "<h1>Two-step verification is on</h1><p>{left} recovery codes left. To set \
-                     it up again, ask an administrator to reset it.</p>"
-                )
-            });
+            return crate::account_recovery::enrolled_page(
+                state,
+                headers,
+                user,
+                None,
+                StatusCode::OK,
+            )
+            .await;
         }
         Err(e) => return unavailable(&e),
     };

@@ -23,7 +23,7 @@ pub const RECOVERY_CODES: usize = 10;
 pub const TOTP_ISSUER: &str = "Tansu";
 const STEP_SECS: u64 = 30;
 
-fn aad(user_id: &str) -> Vec<u8> {
+pub(crate) fn aad(user_id: &str) -> Vec<u8> {
     format!("tansu-totp:{user_id}").into_bytes()
 }
 
@@ -70,7 +70,7 @@ pub async fn begin_enrolment(
         return Ok(None);
     }
     let secret = match existing {
-        Some(row) if reuse => master.open(&row.secret_sealed, &aad(user_id))?,
+        Some(row) if reuse => master.open(&row.master_key_id, &row.secret_sealed, &aad(user_id))?,
         _ => {
             let secret = zeroize::Zeroizing::new(crypto::random_bytes(20)?);
             let row = TotpRow {
@@ -102,10 +102,11 @@ pub async fn begin_enrolment(
 
 /// The time step `code` is valid for (current ± 1), if any.
 fn matching_step(row: &TotpRow, state: &AppState, code: &str) -> anyhow::Result<Option<i64>> {
-    let secret = state
-        .keys
-        .master()
-        .open(&row.secret_sealed, &aad(&row.user_id))?;
+    let secret =
+        state
+            .keys
+            .master()
+            .open(&row.master_key_id, &row.secret_sealed, &aad(&row.user_id))?;
     let totp = totp(&secret, "user")?;
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -176,11 +177,7 @@ pub async fn confirm_enrolment(
     let Some(step) = matching_step(&row, state, code)? else {
         return Ok(None);
     };
-    let codes = new_recovery_codes()?;
-    let hashes: Vec<Vec<u8>> = codes
-        .iter()
-        .map(|c| recovery_hash(user_id, &c.replace('-', "")))
-        .collect();
+    let (codes, hashes) = issue_recovery_codes(user_id)?;
     if state
         .store
         .confirm_totp(user_id, step, &hashes, now_ms())
@@ -190,6 +187,37 @@ pub async fn confirm_enrolment(
     } else {
         Ok(None)
     }
+}
+
+/// Replaces a user's recovery codes with a new set (the old set stops working in the same
+/// transaction), after a current TOTP code re-authenticated the user: `Ok(codes)` to show
+/// once, or why the code was refused (a recovery code does not count here).
+pub async fn regenerate_recovery_codes(
+    state: &AppState,
+    user_id: &str,
+    code: &str,
+) -> anyhow::Result<Result<Vec<String>, CodeOutcome>> {
+    match verify(state, user_id, code, false).await? {
+        CodeOutcome::Totp => {}
+        other => return Ok(Err(other)),
+    }
+    let (codes, hashes) = issue_recovery_codes(user_id)?;
+    if state.store.replace_recovery_codes(user_id, &hashes).await? {
+        Ok(Ok(codes))
+    } else {
+        // MFA was reset between the check and the replacement.
+        Ok(Err(CodeOutcome::Wrong))
+    }
+}
+
+/// A fresh set of recovery codes and the hashes to store.
+fn issue_recovery_codes(user_id: &str) -> anyhow::Result<(Vec<String>, Vec<Vec<u8>>)> {
+    let codes = new_recovery_codes()?;
+    let hashes = codes
+        .iter()
+        .map(|c| recovery_hash(user_id, &c.replace('-', "")))
+        .collect();
+    Ok((codes, hashes))
 }
 
 /// Whether the user has confirmed MFA.

@@ -3,7 +3,8 @@
 //! Envelope encryption: each tenant has a random 256-bit data key, stored only sealed with
 //! AES-256-GCM under the master key (AAD `tansu-dek:<tenant>`); every secret version is sealed
 //! under the tenant's data key (AAD `<tenant>\n<name>\n<version>`, so a ciphertext moved to
-//! another row does not open). Values never appear in listings or logs.
+//! another row does not open). Values never appear in listings or logs. A master-key rotation
+//! re-wraps only the data keys ([`crate::master_keys`]); the values stay as they are.
 //!
 //! Access: `secrets.read` (list, read) and `secrets.write` (put = new version, revoke) in a
 //! token whose `tid` is the tenant — e.g. a tenant's client-credentials client — or a platform
@@ -119,7 +120,7 @@ fn valid_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-fn dek_aad(tid: &str) -> Vec<u8> {
+pub(crate) fn dek_aad(tid: &str) -> Vec<u8> {
     format!("tansu-dek:{tid}").into_bytes()
 }
 
@@ -167,8 +168,8 @@ pub fn seal_new_tenant(
 pub(crate) async fn data_key(state: &AppState, tid: &str) -> anyhow::Result<MasterKey> {
     let master = state.keys.master();
     for _ in 0..3 {
-        if let Some((wrapped, _master_id)) = state.store.data_key(tid).await? {
-            let raw = master.open(&wrapped, &dek_aad(tid))?;
+        if let Some((wrapped, master_id)) = state.store.data_key(tid).await? {
+            let raw = master.open(&master_id, &wrapped, &dek_aad(tid))?;
             return MasterKey::from_bytes(&raw);
         }
         let raw = Zeroizing::new(crypto::random_bytes(32)?);

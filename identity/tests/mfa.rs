@@ -12,33 +12,6 @@ use serde_json::json;
 
 const SUITE: &str = "identity mfa";
 
-/// A code of `secret` (base32) for the time step `now + offset` steps.
-fn code_at(secret: &str, offset: i64) -> String {
-    let totp = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
-        .with_account_name("test")
-        .build()
-        .unwrap();
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
-    totp.generate(u64::try_from(now + offset * 30).unwrap())
-        .to_string()
-}
-
-/// A 6-digit code that is valid for none of the steps now-2 … now+2.
-fn wrong_code(secret: &str) -> String {
-    let valid: Vec<String> = (-2..=2).map(|o| code_at(secret, o)).collect();
-    (0..1_000_000)
-        .map(|n| format!("{n:06}"))
-        .find(|c| !valid.contains(c))
-        .unwrap()
-}
-
 fn amr(tokens: &serde_json::Value) -> Vec<String> {
     serde_json::from_value(jwt_claims(tokens["id_token"].as_str().unwrap())["amr"].clone()).unwrap()
 }
@@ -108,7 +81,7 @@ async fn enrol_verify_replay_recovery_and_reset() {
         let wrong = b
             .post(
                 &id.url("/account/mfa"),
-                &[("csrf", &csrf), ("code", &wrong_code(&secret))],
+                &[("csrf", &csrf), ("code", &wrong_totp_code(&secret))],
             )
             .await;
         assert_eq!(wrong.status, 401);
@@ -120,14 +93,14 @@ async fn enrol_verify_replay_recovery_and_reset() {
         let no_csrf = b
             .post(
                 &id.url("/account/mfa"),
-                &[("csrf", "x"), ("code", &code_at(&secret, 0))],
+                &[("csrf", "x"), ("code", &totp_code_at(&secret, 0))],
             )
             .await;
         assert_eq!(no_csrf.status, 403);
         let confirmed = b
             .post(
                 &id.url("/account/mfa"),
-                &[("csrf", &csrf), ("code", &code_at(&secret, 0))],
+                &[("csrf", &csrf), ("code", &totp_code_at(&secret, 0))],
             )
             .await;
         assert_eq!(confirmed.status, 200, "{}", confirmed.body);
@@ -159,23 +132,33 @@ async fn enrol_verify_replay_recovery_and_reset() {
                     ("csrf", "forged"),
                     ("request", &step.field("request").unwrap()),
                     ("step", &step.field("step").unwrap()),
-                    ("code", &code_at(&secret, 1)),
+                    ("code", &totp_code_at(&secret, 1)),
                 ],
             )
             .await;
         assert_eq!(forged.status, 403);
         let wrong = b
-            .submit(&id, "/login/mfa", &step, &[("code", &wrong_code(&secret))])
+            .submit(
+                &id,
+                "/login/mfa",
+                &step,
+                &[("code", &wrong_totp_code(&secret))],
+            )
             .await;
         assert_eq!(wrong.status, 401);
         assert!(wrong.body.contains("Invalid code."));
         // The old step token is spent; the re-shown form has a new one.
         assert_ne!(wrong.field("step"), step.field("step"));
         let stale = b
-            .submit(&id, "/login/mfa", &step, &[("code", &code_at(&secret, 1))])
+            .submit(
+                &id,
+                "/login/mfa",
+                &step,
+                &[("code", &totp_code_at(&secret, 1))],
+            )
             .await;
         assert_eq!(stale.status, 400);
-        let code = code_at(&secret, 1);
+        let code = totp_code_at(&secret, 1);
         let done = b
             .submit(&id, "/login/mfa", &wrong, &[("code", &code)])
             .await;
@@ -243,7 +226,12 @@ async fn enrol_verify_replay_recovery_and_reset() {
         let mut page: Page = reused;
         for _ in 0..3 {
             page = b
-                .submit(&id, "/login/mfa", &page, &[("code", &wrong_code(&secret))])
+                .submit(
+                    &id,
+                    "/login/mfa",
+                    &page,
+                    &[("code", &wrong_totp_code(&secret))],
+                )
                 .await;
             if page.status == 429 {
                 break;
@@ -252,7 +240,12 @@ async fn enrol_verify_replay_recovery_and_reset() {
         }
         assert_eq!(page.status, 429, "{}", page.body);
         let locked = b
-            .submit(&id, "/login/mfa", &page, &[("code", &code_at(&secret, 1))])
+            .submit(
+                &id,
+                "/login/mfa",
+                &page,
+                &[("code", &totp_code_at(&secret, 1))],
+            )
             .await;
         assert_eq!(locked.status, 429, "the right code is refused while locked");
         let (status, _) = id
@@ -356,7 +349,7 @@ async fn tenant_policy_forces_enrolment_at_next_sign_in() {
                 &id,
                 "/login/enrol",
                 &enrol,
-                &[("code", &wrong_code(&secret))],
+                &[("code", &wrong_totp_code(&secret))],
             )
             .await;
         assert_eq!(wrong.status, 401);
@@ -366,7 +359,7 @@ async fn tenant_policy_forces_enrolment_at_next_sign_in() {
                 &id,
                 "/login/enrol",
                 &wrong,
-                &[("code", &code_at(&secret, 0))],
+                &[("code", &totp_code_at(&secret, 0))],
             )
             .await;
         assert_eq!(done.status, 200, "{}", done.body);
@@ -430,7 +423,7 @@ async fn second_factor_comes_before_the_tenant_picker() {
         let confirmed = browser
             .post(
                 &id.url("/account/mfa"),
-                &[("csrf", &csrf), ("code", &code_at(&secret, 0))],
+                &[("csrf", &csrf), ("code", &totp_code_at(&secret, 0))],
             )
             .await;
         assert_eq!(confirmed.status, 200);
@@ -454,7 +447,12 @@ async fn second_factor_comes_before_the_tenant_picker() {
             .login(&id, &q, "cora@pick.example", USER_PASSWORD)
             .await;
         let picker = browser
-            .submit(&id, "/login/mfa", &step, &[("code", &code_at(&secret, 1))])
+            .submit(
+                &id,
+                "/login/mfa",
+                &step,
+                &[("code", &totp_code_at(&secret, 1))],
+            )
             .await;
         assert_eq!(picker.status, 200, "{}", picker.body);
         assert!(picker.body.contains("Choose a tenant"));

@@ -31,6 +31,25 @@ impl Store {
         Ok(affected == 1)
     }
 
+    /// Extends lease `name` to `expires_at` if `holder` still holds it; `false` when it was lost
+    /// (it expired and another replica took it).
+    pub async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expires_at: i64,
+    ) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2";
+        let affected = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(name)
+            .bind(holder)
+            .bind(expires_at)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(affected == 1)
+    }
+
     /// Gives lease `name` up if `holder` still holds it.
     pub async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
         const SQL: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";

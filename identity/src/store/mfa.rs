@@ -44,6 +44,26 @@ pub struct LoginStepRow {
     pub failures_pending: bool,
 }
 
+const CLEAR_CODES: &str = "DELETE FROM mfa_recovery_codes WHERE user_id = $1";
+const INSERT_CODE: &str = "INSERT INTO mfa_recovery_codes (user_id, code_hash) VALUES ($1, $2)";
+
+/// Replaces a user's recovery codes inside transaction `$tx` (either dialect).
+macro_rules! put_recovery_codes {
+    ($tx:expr, $user_id:expr, $hashes:expr) => {{
+        sqlx::query(CLEAR_CODES)
+            .bind($user_id)
+            .execute(&mut *$tx)
+            .await?;
+        for h in $hashes {
+            sqlx::query(INSERT_CODE)
+                .bind($user_id)
+                .bind(h)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+
 impl Store {
     /// The user's TOTP row (confirmed or pending enrolment).
     pub async fn totp(&self, user_id: &str) -> StoreResult<Option<TotpRow>> {
@@ -98,18 +118,34 @@ impl Store {
     ) -> StoreResult<bool> {
         const CONFIRM: &str = "UPDATE mfa_totp SET confirmed_at = $2, last_step = $3 \
             WHERE user_id = $1 AND confirmed_at IS NULL";
-        const CLEAR: &str = "DELETE FROM mfa_recovery_codes WHERE user_id = $1";
-        const CODE: &str = "INSERT INTO mfa_recovery_codes (user_id, code_hash) VALUES ($1, $2)";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(CONFIRM).bind(user_id).bind(now).bind(step).execute(&mut *tx).await?.rows_affected();
             if n != 1 {
                 return Ok(false);
             }
-            sqlx::query(CLEAR).bind(user_id).execute(&mut *tx).await?;
-            for h in recovery_hashes {
-                sqlx::query(CODE).bind(user_id).bind(h).execute(&mut *tx).await?;
+            put_recovery_codes!(tx, user_id, recovery_hashes);
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Replaces the recovery codes of a user with confirmed MFA, in one transaction (the old
+    /// set is gone when the new one exists). False when the user has no confirmed MFA.
+    pub async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        recovery_hashes: &[Vec<u8>],
+    ) -> StoreResult<bool> {
+        const ENROLLED: &str =
+            "SELECT COUNT(*) AS n FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n: i64 = sqlx::query(ENROLLED).bind(user_id).fetch_one(&mut *tx).await?.try_get("n")?;
+            if n != 1 {
+                return Ok(false);
             }
+            put_recovery_codes!(tx, user_id, recovery_hashes);
             tx.commit().await?;
             Ok(true)
         })

@@ -18,6 +18,7 @@ pub mod providers;
 pub mod registration;
 pub mod revocations;
 pub mod roles;
+pub mod sealed;
 pub mod tenants;
 pub mod users;
 pub mod vault;

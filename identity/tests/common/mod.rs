@@ -580,3 +580,27 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+/// A TOTP code of `secret` (base32) for the time step `now + offset` steps.
+pub fn totp_code_at(secret: &str, offset: i64) -> String {
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
+        .with_account_name("test")
+        .build()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    totp.generate(now.checked_add_signed(offset * 30).unwrap())
+        .to_string()
+}
+
+/// A 6-digit code that is valid for none of the steps now-2 … now+2.
+pub fn wrong_totp_code(secret: &str) -> String {
+    let valid: Vec<String> = (-2..=2).map(|o| totp_code_at(secret, o)).collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !valid.contains(c))
+        .unwrap()
+}

@@ -1,0 +1,165 @@
+//! Self-service regeneration of MFA recovery codes (issue #4): a signed-in user with MFA asks
+//! for a new set on the account page (`POST /account/mfa/recovery-codes`); the old set stops
+//! working at once and the new one is shown once.
+//!
+//! Security decisions:
+//! - The form is CSRF-protected (double submit, like every form of the service) and needs a
+//!   current TOTP code (re-authentication: a stolen session alone cannot mint codes). A
+//!   recovery code is not accepted here: it would let one leaked code renew all of them.
+//! - The TOTP code is spent like at sign-in (one use per time step).
+//! - Wrong codes count against the key `r:<user id>` with the service's lockout threshold and
+//!   duration, so codes cannot be guessed through this form.
+//! - Every attempt is a security event (`mfa.recovery_codes_regenerated`).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::authorize::{AuthorizeError, csrf_matches, current_session, escape};
+use crate::events;
+use crate::login_steps::{account_page, not_signed_in, recovery_html, unavailable};
+use crate::mfa::{self, CodeOutcome};
+use crate::oauth::token::{MAX_BODY_BYTES, Params};
+use crate::store::now_ms;
+use crate::store::users::UserRow;
+
+/// The security event of a regeneration (outcome `success` or `failure`).
+pub const MFA_RECOVERY_REGENERATED: &str = "mfa.recovery_codes_regenerated";
+
+/// The account page of a user with MFA on: codes left and the regeneration form.
+pub(crate) async fn enrolled_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &UserRow,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let left = match state.store.recovery_codes_left(&user.id).await {
+        Ok(n) => n,
+        Err(e) => return unavailable(&e),
+    };
+    let error_html = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let action = format!("{}account/mfa/recovery-codes", state.config.issuer);
+    account_page(state, headers, status, |csrf| {
+        format!(
+            "<h1>Two-step verification is on</h1><p>{left} recovery codes left. To set it up \
+             again, ask an administrator to reset it.</p>\
+             <h2>New recovery codes</h2>{error_html}<p>A new set replaces every code you have \
+             now. Enter a code from your authenticator app to confirm.</p>\
+             <form method=\"post\" action=\"{action}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label>Code <input name=\"code\" autocomplete=\"one-time-code\" required></label>\
+             <button type=\"submit\">Generate new recovery codes</button></form>",
+            action = escape(&action),
+            csrf = escape(csrf),
+        )
+    })
+}
+
+/// `POST /account/mfa/recovery-codes`: a new set of recovery codes, after a current TOTP code.
+pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return AuthorizeError::Page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.")
+            .into_response();
+    };
+    let Ok(form) = Params::parse(&bytes) else {
+        return AuthorizeError::Page(StatusCode::BAD_REQUEST, "The form is malformed.")
+            .into_response();
+    };
+    if !csrf_matches(&headers, &form) {
+        return AuthorizeError::Page(
+            StatusCode::FORBIDDEN,
+            "The form expired or was not sent from this site.",
+        )
+        .into_response();
+    }
+    let Some((session, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    match mfa::enrolled(&state, &user.id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return AuthorizeError::Page(
+                StatusCode::CONFLICT,
+                "Two-step verification is not on: set it up first.",
+            )
+            .into_response();
+        }
+        Err(e) => return unavailable(&e),
+    }
+    let meta = events::Meta::from_headers(&headers);
+    let record = |outcome: &'static str, reason: Option<&'static str>| {
+        events::record(
+            &state,
+            &meta,
+            events::Event {
+                tenant_id: session.tenant_id.as_deref(),
+                kind: MFA_RECOVERY_REGENERATED,
+                actor: format!("user:{}", user.id),
+                outcome,
+                details: serde_json::json!({"at": "account", "reason": reason}),
+            },
+        )
+    };
+    let lock_key = format!("r:{}", user.id);
+    match state.store.locked_until(&[&lock_key], now_ms()).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            record("failure", Some("locked")).await;
+            return enrolled_page(
+                &state,
+                &headers,
+                &user,
+                Some("Too many wrong codes. Wait a few minutes and retry."),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await;
+        }
+        Err(e) => return unavailable(&e),
+    }
+    match mfa::regenerate_recovery_codes(&state, &user.id, form.get("code").unwrap_or("")).await {
+        Ok(Ok(codes)) => {
+            record("success", None).await;
+            if let Err(e) = state.store.clear_login_failures(&lock_key).await {
+                tracing::warn!(error = %e, "clearing the code failure counter failed");
+            }
+            tracing::info!(user_id = %user.id, "recovery codes regenerated");
+            account_page(&state, &headers, StatusCode::OK, |_| {
+                format!(
+                    "<h1>New recovery codes</h1><p>Your earlier recovery codes no longer work.</p>{}",
+                    recovery_html(&codes)
+                )
+            })
+        }
+        Ok(Err(outcome)) => {
+            let reason = if outcome == CodeOutcome::Replayed {
+                "replayed"
+            } else {
+                "wrong_code"
+            };
+            record("failure", Some(reason)).await;
+            let threshold = i64::from(state.config.login_lockout_threshold);
+            let lock_ms = i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2);
+            if let Err(e) = state
+                .store
+                .record_login_failure(&lock_key, now_ms(), threshold, lock_ms)
+                .await
+            {
+                tracing::warn!(error = %e, "recording a wrong code failed");
+            }
+            enrolled_page(
+                &state,
+                &headers,
+                &user,
+                Some("Invalid code."),
+                StatusCode::UNAUTHORIZED,
+            )
+            .await
+        }
+        Err(e) => unavailable(&e),
+    }
+}

@@ -331,7 +331,9 @@ async fn registration_provisions_a_database_through_database_svc() {
 async fn gateway_resolves_tenants_from_identity_and_refuses_suspended_ones() {
     let dir = tempfile::tempdir().unwrap();
     let p = platform(dir.path()).await;
-    let admin = p.token("tansu-dashboard", &p.dev_secret, "admin.full").await;
+    let admin = p
+        .token("tansu-dashboard", &p.dev_secret, "admin.full")
+        .await;
     let tenant = p.create_tenant(&admin, "shop-dir").await;
     let through = |slug: &str| format!("{}/t/{slug}/identity/health/live", p.base);
     let status_of = |url: String| {

@@ -464,9 +464,8 @@ impl Validate for Config {
             problems.push(format!("rate_limit: replenish_ms at most {WEEK_MS}"));
         }
         if let Some(d) = &self.tenant_directory {
-            let url_ok = url::Url::parse(&d.identity_url).is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https") && u.path().ends_with('/')
-            });
+            let url_ok = url::Url::parse(&d.identity_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.path().ends_with('/'));
             if !url_ok {
                 problems.push("tenant_directory.identity_url: an http(s) URL ending in '/'".into());
             }
@@ -483,7 +482,10 @@ impl Validate for Config {
             }
         }
         if !self.listen_internal.is_empty()
-            && self.listen_internal.parse::<std::net::SocketAddr>().is_err()
+            && self
+                .listen_internal
+                .parse::<std::net::SocketAddr>()
+                .is_err()
         {
             problems.push(format!(
                 "listen_internal: not host:port: {:?}",

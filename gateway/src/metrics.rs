@@ -51,7 +51,9 @@ impl Stats {
 pub fn render(gateway: &Gateway) -> String {
     let stats = gateway.stats();
     let mut s = String::new();
-    s.push_str("# HELP gateway_requests_total Requests answered by the gateway, by status class.\n");
+    s.push_str(
+        "# HELP gateway_requests_total Requests answered by the gateway, by status class.\n",
+    );
     s.push_str("# TYPE gateway_requests_total counter\n");
     for class in 1..=5 {
         let _ = writeln!(
@@ -113,9 +115,10 @@ pub async fn serve_internal(
     gateway: Arc<Gateway>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let served = axum::serve(listener, internal_router(gateway)).with_graceful_shutdown(async move {
-        let _ = stop.changed().await;
-    });
+    let served =
+        axum::serve(listener, internal_router(gateway)).with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
+        });
     if let Err(e) = served.await {
         tracing::warn!(error = %e, "internal listener failed");
     }

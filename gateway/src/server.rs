@@ -52,13 +52,16 @@ pub(crate) async fn run(
     let resolver = Arc::new(ReloadingCert::new(certified));
     let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
 
-    let directory: Arc<dyn TenantDirectory> =
-        match (parts.tenant_directory, &config.tenant_directory, &config.tenants) {
-            (Some(d), _, _) => d,
-            (None, Some(c), _) => Arc::new(HttpDirectory::new(c)?),
-            (None, None, Some(list)) => Arc::new(StaticDirectory::new(list)),
-            (None, None, None) => Arc::new(OpenDirectory),
-        };
+    let directory: Arc<dyn TenantDirectory> = match (
+        parts.tenant_directory,
+        &config.tenant_directory,
+        &config.tenants,
+    ) {
+        (Some(d), _, _) => d,
+        (None, Some(c), _) => Arc::new(HttpDirectory::new(c)?),
+        (None, None, Some(list)) => Arc::new(StaticDirectory::new(list)),
+        (None, None, None) => Arc::new(OpenDirectory),
+    };
     let rl = &config.rate_limit;
     let mut in_memory = None;
     let limiter: Option<Arc<dyn RateLimiter>> = match parts.rate_limiter {
@@ -251,63 +254,7 @@ async fn worker(
     let client = build_client(&shared.config);
     let graceful = Arc::new(GracefulShutdown::new());
     let mut loops = tokio::task::JoinSet::new();
-    let mut spawn_loop = |l: &SharedListener,
-                          on_conn: Box<dyn Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) + Send>|
-     -> std::io::Result<()> {
-        let listener = l.for_this_runtime()?;
-        loops.spawn(accept_loop(listener, l.conns.clone(), stop.clone(), on_conn));
-        Ok(())
-    };
-    let result = (|| {
-        let (s, c, g) = (shared.clone(), client.clone(), graceful.clone());
-        spawn_loop(
-            &shared.https,
-            Box::new(move |tcp, peer, permit| {
-                tokio::spawn(serve_tls(
-                    tcp,
-                    peer,
-                    permit,
-                    s.acceptor.clone(),
-                    Handler::new(&s, &c),
-                    s.settings.clone(),
-                    g.watcher(),
-                ));
-            }),
-        )?;
-        if let Some(plain) = &shared.plain {
-            let (s, c, g) = (shared.clone(), client.clone(), graceful.clone());
-            spawn_loop(
-                plain,
-                Box::new(move |tcp, peer, permit| {
-                    tokio::spawn(serve_proxied(
-                        tcp,
-                        peer,
-                        "http",
-                        permit,
-                        Handler::new(&s, &c),
-                        s.settings.clone(),
-                        g.watcher(),
-                    ));
-                }),
-            )?;
-        }
-        if let Some(redirect) = &shared.redirect {
-            let (s, g) = (shared.clone(), graceful.clone());
-            spawn_loop(
-                redirect,
-                Box::new(move |tcp, _peer, permit| {
-                    tokio::spawn(serve_redirect(
-                        tcp,
-                        permit,
-                        s.https_port,
-                        s.redirect_settings.clone(),
-                        g.watcher(),
-                    ));
-                }),
-            )?;
-        }
-        Ok::<_, std::io::Error>(())
-    })();
+    let result = start_accepting(&shared, &client, &graceful, &stop, &mut loops);
     let ok = result.is_ok();
     let _ = started.send(result.map_err(|e| e.to_string()));
     if !ok {
@@ -324,6 +271,76 @@ async fn worker(
     {
         tracing::warn!("drain timed out; closing the remaining connections");
     }
+}
+
+type OnConn = Box<dyn Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) + Send>;
+
+/// Starts this worker's accept loop on every listener.
+fn start_accepting(
+    shared: &Arc<WorkerShared>,
+    client: &Client,
+    graceful: &Arc<GracefulShutdown>,
+    stop: &watch::Receiver<bool>,
+    loops: &mut tokio::task::JoinSet<()>,
+) -> std::io::Result<()> {
+    let mut spawn_loop = |l: &SharedListener, on_conn: OnConn| -> std::io::Result<()> {
+        let listener = l.for_this_runtime()?;
+        loops.spawn(accept_loop(
+            listener,
+            l.conns.clone(),
+            stop.clone(),
+            on_conn,
+        ));
+        Ok(())
+    };
+    let (s, c, g) = (shared.clone(), client.clone(), graceful.clone());
+    spawn_loop(
+        &shared.https,
+        Box::new(move |tcp, peer, permit| {
+            tokio::spawn(serve_tls(
+                tcp,
+                peer,
+                permit,
+                s.acceptor.clone(),
+                Handler::new(&s, &c),
+                s.settings.clone(),
+                g.watcher(),
+            ));
+        }),
+    )?;
+    if let Some(plain) = &shared.plain {
+        let (s, c, g) = (shared.clone(), client.clone(), graceful.clone());
+        spawn_loop(
+            plain,
+            Box::new(move |tcp, peer, permit| {
+                tokio::spawn(serve_proxied(
+                    tcp,
+                    peer,
+                    "http",
+                    permit,
+                    Handler::new(&s, &c),
+                    s.settings.clone(),
+                    g.watcher(),
+                ));
+            }),
+        )?;
+    }
+    if let Some(redirect) = &shared.redirect {
+        let (s, g) = (shared.clone(), graceful.clone());
+        spawn_loop(
+            redirect,
+            Box::new(move |tcp, _peer, permit| {
+                tokio::spawn(serve_redirect(
+                    tcp,
+                    permit,
+                    s.https_port,
+                    s.redirect_settings.clone(),
+                    g.watcher(),
+                ));
+            }),
+        )?;
+    }
+    Ok(())
 }
 
 /// What a proxied connection needs: the shared gateway and this worker's upstream client.

@@ -479,18 +479,30 @@ mod tests {
         let (ttl, stale) = (Duration::from_secs(2), Duration::from_secs(30));
         let c = CachedDirectory::new(dir.clone(), ttl, stale, 100);
         let status = |t: Option<TenantInfo>| t.map(|t| t.status);
-        assert_eq!(status(c.by_slug("acme").await.unwrap()), Some(TenantStatus::Active));
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Active)
+        );
         // A suspension shows once the cached answer is older than the TTL, not before.
         dir.suspended.store(true, Relaxed);
-        assert_eq!(status(c.by_slug("acme").await.unwrap()), Some(TenantStatus::Active));
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Active)
+        );
         c.age(ttl);
-        assert_eq!(status(c.by_slug("acme").await.unwrap()), Some(TenantStatus::Suspended));
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Suspended)
+        );
         // Unknown tenants are cached too.
         assert_eq!(c.by_slug("nope").await.unwrap(), None);
         // The directory goes down: the last answers stay served within the stale bound…
         dir.down.store(true, Relaxed);
         c.age(ttl + stale / 2);
-        assert_eq!(status(c.by_slug("acme").await.unwrap()), Some(TenantStatus::Suspended));
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Suspended)
+        );
         assert_eq!(c.by_slug("nope").await.unwrap(), None);
         // …and are errors (503 at the gateway) after it; never-seen tenants are errors at once.
         c.age(stale);
@@ -499,6 +511,9 @@ mod tests {
         // Back up: fresh answers again.
         dir.down.store(false, Relaxed);
         dir.suspended.store(false, Relaxed);
-        assert_eq!(status(c.by_slug("acme").await.unwrap()), Some(TenantStatus::Active));
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Active)
+        );
     }
 }

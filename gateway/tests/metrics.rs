@@ -21,7 +21,10 @@ async fn metrics_are_served_on_the_internal_listener_only() {
     }
 
     // Public HTTPS: `/metrics` is an ordinary unrouted path (404 problem), whatever the host.
-    for url in [gw.url("/metrics"), gw.host_url("acme.tansu.test", "/metrics")] {
+    for url in [
+        gw.url("/metrics"),
+        gw.host_url("acme.tansu.test", "/metrics"),
+    ] {
         let r = client.get(&url).send().await.unwrap();
         assert_eq!(r.status(), 404, "{url}");
         let body = r.text().await.unwrap();
@@ -34,12 +37,7 @@ async fn metrics_are_served_on_the_internal_listener_only() {
         .await
         .unwrap();
     assert_eq!(r.status(), 308);
-    assert!(
-        !r.text()
-            .await
-            .unwrap()
-            .contains("gateway_requests_total")
-    );
+    assert!(!r.text().await.unwrap().contains("gateway_requests_total"));
 
     // Internal listener: the counters, including the requests above.
     let r = reqwest::get(format!("http://{internal_addr}/metrics"))

@@ -336,10 +336,10 @@ async fn fake_identity(state: Arc<FakeIdentity>) -> tansu_shared::testing::TestS
         }
         let status = *s.status.lock().unwrap();
         match status {
-            Some(status) if reference == "acme" || reference == "id-acme" => axum::Json(
-                serde_json::json!({"id": "id-acme", "slug": "acme", "status": status}),
-            )
-            .into_response(),
+            Some(status) if reference == "acme" || reference == "id-acme" => {
+                axum::Json(serde_json::json!({"id": "id-acme", "slug": "acme", "status": status}))
+                    .into_response()
+            }
             _ => StatusCode::NOT_FOUND.into_response(),
         }
     }
@@ -393,10 +393,16 @@ async fn http_directory_resolves_refuses_and_survives_a_short_outage() {
     // identity goes down: the cached answer stays served for the stale bound, then 503.
     *state.status.lock().unwrap() = Some("active");
     state.down.store(true, Relaxed);
-    assert_eq!(status_of("/t/acme/db/x").await, 403, "served from the cache");
-    eventually("unreachable directory answers 503", Duration::from_secs(5), || async {
-        status_of("/t/acme/db/x").await == 503
-    })
+    assert_eq!(
+        status_of("/t/acme/db/x").await,
+        403,
+        "served from the cache"
+    );
+    eventually(
+        "unreachable directory answers 503",
+        Duration::from_secs(5),
+        || async { status_of("/t/acme/db/x").await == 503 },
+    )
     .await;
     // Back up: the current status again.
     state.down.store(false, Relaxed);

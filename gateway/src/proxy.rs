@@ -390,8 +390,7 @@ impl Gateway {
                 route,
                 &parts.method,
                 std::mem::take(headers),
-                &stripped,
-                query.as_deref(),
+                (&stripped, query.as_deref()),
                 body,
             )
             .await?;
@@ -431,8 +430,7 @@ impl Gateway {
         route: &RouteEntry,
         method: &Method,
         mut headers: HeaderMap,
-        path: &str,
-        query: Option<&str>,
+        (path, query): (&str, Option<&str>),
         body: Incoming,
     ) -> Result<Response<ProxyBody>, Problem> {
         let replayable = body.is_end_stream();

@@ -325,8 +325,12 @@ impl TenantDirectory for HttpDirectory {
             if !is_valid_slug(slug) {
                 return Ok(None);
             }
-            // identity resolves ids and slugs alike: only a slug match counts here.
-            Ok(self.lookup(slug).await?.filter(|t| t.slug == slug))
+            // identity resolves ids and slugs alike (slugs are never UUIDs, so unambiguous):
+            // `/t/{tenant}/…` may name the tenant by either, as the open directory allowed.
+            Ok(self
+                .lookup(slug)
+                .await?
+                .filter(|t| t.slug == slug || t.id == slug))
         })
     }
     fn by_id<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<TenantInfo>, String>> {

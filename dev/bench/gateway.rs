@@ -58,7 +58,8 @@ pub struct Args {
     /// Diagnosis only (not the comparison of issue #5): the gateway without rate limiting.
     #[arg(long)]
     diag_no_rate_limit: bool,
-    /// Diagnosis only: the gateway's tokio worker threads (default: one per CPU).
+    /// Diagnosis only: the gateway's worker threads (its `workers` setting; default: one per
+    /// CPU).
     #[arg(long)]
     diag_gateway_workers: Option<usize>,
 }
@@ -74,6 +75,9 @@ pub struct ServeGatewayArgs {
     key: PathBuf,
     #[arg(long)]
     no_rate_limit: bool,
+    /// The gateway's `workers` (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    gateway_workers: usize,
 }
 
 /// Servers started by the benchmark live at most this long, whatever happens to it.
@@ -132,6 +136,7 @@ pub async fn serve_gateway(args: ServeGatewayArgs) -> anyhow::Result<()> {
     procs::exit_with_parent(CHILD_LIFETIME);
     let mut config = gateway_config(&args.upstream, &args.cert, &args.key);
     config.rate_limit.enabled = !args.no_rate_limit;
+    config.workers = args.gateway_workers;
     let https = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("LISTEN {} {}", https.local_addr()?, http.local_addr()?);
@@ -340,9 +345,9 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     }
     if let Some(n) = args.diag_gateway_workers {
         anyhow::ensure!((1..=64).contains(&n), "--diag-gateway-workers: 1 to 64");
-        gateway_args.insert(0, n.to_string());
-        gateway_args.insert(0, "--workers".to_owned());
-        diagnosis.push(format!("gateway with {n} tokio worker thread(s)"));
+        gateway_args.push("--gateway-workers".to_owned());
+        gateway_args.push(n.to_string());
+        diagnosis.push(format!("gateway with {n} worker thread(s)"));
     }
     let (child, words) = procs::spawn_self(&gateway_args).await?;
     let gateway_pid = child.id().context("gateway pid")?;

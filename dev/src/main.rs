@@ -71,6 +71,9 @@ async fn up(data_dir: PathBuf, config_file: Option<PathBuf>) -> anyhow::Result<(
     if let Some(h) = stack.gateway_http {
         println!("              http://{h}/ redirects to https");
     }
+    if let Some(m) = stack.gateway_internal {
+        println!("              http://{m}/metrics (internal only)");
+    }
     println!("  issuer      {}", stack.issuer);
     println!(
         "  discovery   {}.well-known/openid-configuration",

@@ -39,6 +39,8 @@ pub struct Stack {
     pub gateway: SocketAddr,
     /// The plain-HTTP redirector.
     pub gateway_http: Option<SocketAddr>,
+    /// The gateway's internal listener (`/metrics`), not reachable through the public ones.
+    pub gateway_internal: Option<SocketAddr>,
     /// Each service's own address (`identity`, `database`, `storage`, `dashboard`).
     pub services: Vec<(&'static str, SocketAddr)>,
     /// The issuer string every token carries.
@@ -84,6 +86,11 @@ impl Stack {
             None
         } else {
             Some(listener(&gateway.listen_http, eph).await?)
+        };
+        let l_internal = if gateway.listen_internal.is_empty() {
+            None
+        } else {
+            Some(listener(&gateway.listen_internal, eph).await?)
         };
         let gateway_addr = l_https.local_addr()?;
         let services = vec![
@@ -160,6 +167,17 @@ impl Stack {
             gateway.tls_key = cert.key_path.clone();
         }
         gateway.dev_mode = true;
+        // Tenants come from identity's directory (the dev client may read it), on its
+        // internal address.
+        if gateway.tenant_directory.is_none() {
+            gateway.tenant_directory = Some(tansu_gateway::TenantDirectoryConfig {
+                identity_url: format!("http://{identity_addr}/"),
+                client_id: tansu_identity::DEV_CLIENT_ID.into(),
+                client_secret: identity.dev_client_secret.clone(),
+                client_secret_file: Some(identity.data_dir.join("tansu-dashboard.secret")),
+                ..Default::default()
+            });
+        }
         let upstream = |name: &str| {
             services
                 .iter()
@@ -214,12 +232,17 @@ impl Stack {
             }
         });
         let gateway_http = l_http.as_ref().map(|l| l.local_addr()).transpose()?;
+        let gateway_internal = l_internal.as_ref().map(|l| l.local_addr()).transpose()?;
         tasks.spawn({
             let s = stop(&cancel);
+            let parts = tansu_gateway::Parts {
+                internal_listener: l_internal,
+                ..Default::default()
+            };
             async move {
                 (
                     "gateway",
-                    tansu_gateway::serve_on(l_https, l_http, gateway, s).await,
+                    tansu_gateway::serve_with(l_https, l_http, gateway, parts, s).await,
                 )
             }
         });
@@ -227,6 +250,7 @@ impl Stack {
         Ok(Stack {
             gateway: gateway_addr,
             gateway_http,
+            gateway_internal,
             services,
             issuer,
             certificate_pem: cert.cert_pem,

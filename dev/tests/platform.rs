@@ -323,3 +323,58 @@ async fn registration_provisions_a_database_through_database_svc() {
 
     p.stack.shutdown().await.unwrap();
 }
+
+/// The gateway's tenant directory is identity's (issue #5): a tenant created in identity is
+/// resolved by path, an unknown slug answers 404, and a suspension answers 403 within the
+/// gateway's tenant cache bound (`tenant_cache_ms`, 5 s by default), then recovers.
+#[tokio::test]
+async fn gateway_resolves_tenants_from_identity_and_refuses_suspended_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path()).await;
+    let admin = p
+        .token("tansu-dashboard", &p.dev_secret, "admin.full")
+        .await;
+    let tenant = p.create_tenant(&admin, "shop-dir").await;
+    let through = |slug: &str| format!("{}/t/{slug}/identity/health/live", p.base);
+    let status_of = |url: String| {
+        let http = p.http.clone();
+        async move {
+            let resp = http.get(url).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        }
+    };
+    assert_eq!(status_of(through("shop-dir")).await.0, 200);
+    let (status, body) = status_of(through("no-such-shop")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("unknown-tenant"), "{body}");
+
+    let bound = Duration::from_millis(tansu_gateway::Config::default().tenant_cache_ms)
+        + Duration::from_secs(2);
+    for (action, want) in [("suspend", 403), ("activate", 200)] {
+        let resp = p
+            .http
+            .post(format!(
+                "{}/identity/admin/tenants/{tenant}/{action}",
+                p.base
+            ))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{action}");
+        let changed = std::time::Instant::now();
+        let (status, body) = loop {
+            let (status, body) = status_of(through("shop-dir")).await;
+            if status == want || changed.elapsed() > bound {
+                break (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(status, want, "after {action} within {bound:?}: {body}");
+        if want == 403 {
+            assert!(body.contains("tenant-suspended"), "{body}");
+        }
+    }
+    p.stack.shutdown().await.unwrap();
+}

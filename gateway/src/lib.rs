@@ -21,13 +21,25 @@
 //! TLS-handshake, header-read (slowloris) and idle timeouts, upstream answer timeout (504) and
 //! a cap on open connections per listener.
 //!
-//! Replaceable parts ([`Parts`], [`serve_with`]): the tenant directory (config-backed today,
-//! identity's tenant API later) and the rate limiter (in memory, or [`ratelimit::RedisLimiter`]
+//! Threads: connections are served by `workers` threads (one per CPU by default), each with a
+//! single-threaded runtime and its own upstream connection pool, all accepting from the same
+//! listening sockets; a request is handled start to end on one thread (no cross-thread
+//! hand-off to a pooled upstream connection). Shared state (routes and upstream health, the
+//! tenant cache, rate-limit buckets, the certificate) is behind `Arc`s and atomics. Background
+//! work (health probes, certificate reload, the internal listener) runs on the caller's runtime.
+//!
+//! The gateway's own metrics are served at `/metrics` on the internal listener
+//! (`listen_internal`) only; on the public listeners `/metrics` is an ordinary unrouted path.
+//!
+//! Replaceable parts ([`Parts`], [`serve_with`]): the tenant directory (identity's tenant
+//! directory when `tenant_directory` is configured, [`tenant::HttpDirectory`]; else the
+//! config-backed list or the open directory) and the rate limiter (in memory, or [`ratelimit::RedisLimiter`]
 //! when `rate_limit.redis_url` is set, so replicas share one budget).
 #![forbid(unsafe_code)]
 
 pub mod forwarding;
 pub mod health;
+pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
 mod server;
@@ -88,6 +100,34 @@ pub struct TenantEntry {
     /// The tenant id tokens carry in `tid` and the gateway injects in `X-Tansu-Tenant`.
     pub id: String,
     pub suspended: bool,
+}
+
+/// identity's tenant directory: `GET {identity_url}admin/tenant-directory/{id or slug}` with a
+/// client-credentials token (scope `tenants.read`) from `{identity_url}connect/token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantDirectoryConfig {
+    /// identity's internal base URL, ending in '/'.
+    pub identity_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Read the secret from this file's first line instead (when `client_secret` is empty),
+    /// at the first token request.
+    pub client_secret_file: Option<PathBuf>,
+    /// Longest wait for one lookup before the directory counts as unreachable.
+    pub timeout_ms: u64,
+}
+
+impl Default for TenantDirectoryConfig {
+    fn default() -> Self {
+        Self {
+            identity_url: String::new(),
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            client_secret_file: None,
+            timeout_ms: 2_000,
+        }
+    }
 }
 
 /// A token bucket: `burst` requests at once, one more every `replenish_ms`.
@@ -242,8 +282,20 @@ pub struct Config {
     /// The config-backed tenant directory. `None`: every well-formed slug is an active tenant
     /// whose id is the slug (development, until identity serves the tenant directory).
     pub tenants: Option<Vec<TenantEntry>>,
-    /// How long a tenant lookup is cached.
+    /// How long a tenant lookup is cached (a suspension takes effect within this bound).
     pub tenant_cache_ms: u64,
+    /// While the tenant directory is unreachable, a cached answer is still served for this long
+    /// past its `tenant_cache_ms`; after that the tenant's requests answer 503.
+    pub tenant_stale_ms: u64,
+    /// identity's tenant directory (production and the dev stack). Without it the
+    /// config-backed `tenants` list, or the open directory when that is absent, decides.
+    pub tenant_directory: Option<TenantDirectoryConfig>,
+    /// Listener for the gateway's own `/metrics` (and `/health/live`), never proxied and
+    /// never reachable through the public listeners; empty: none.
+    pub listen_internal: String,
+    /// Threads serving connections, each with its own single-threaded runtime and upstream
+    /// pool (a request never changes threads); 0: one per CPU.
+    pub workers: usize,
     /// Peers (IP or CIDR) whose `X-Forwarded-*`/`Forwarded` headers are believed.
     pub trusted_proxies: Vec<String>,
     pub route_settings: Vec<RouteSettings>,
@@ -275,6 +327,10 @@ impl Default for Config {
             base_domain: None,
             tenants: None,
             tenant_cache_ms: 5_000,
+            tenant_stale_ms: 60_000,
+            tenant_directory: None,
+            listen_internal: "127.0.0.1:9464".into(),
+            workers: 0,
             trusted_proxies: Vec::new(),
             route_settings: vec![RouteSettings {
                 prefix: "/storage".into(),
@@ -379,6 +435,7 @@ impl Validate for Config {
         for (name, ms) in [
             ("tls_reload_interval_ms", self.tls_reload_interval_ms),
             ("tenant_cache_ms", self.tenant_cache_ms),
+            ("tenant_stale_ms", self.tenant_stale_ms),
             (
                 "rate_limit.redis_timeout_ms",
                 self.rate_limit.redis_timeout_ms,
@@ -406,6 +463,38 @@ impl Validate for Config {
         if buckets_ms.into_iter().any(|ms| ms > WEEK_MS) {
             problems.push(format!("rate_limit: replenish_ms at most {WEEK_MS}"));
         }
+        if let Some(d) = &self.tenant_directory {
+            let url_ok = url::Url::parse(&d.identity_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.path().ends_with('/'));
+            if !url_ok {
+                problems.push("tenant_directory.identity_url: an http(s) URL ending in '/'".into());
+            }
+            if d.client_id.is_empty()
+                || (d.client_secret.is_empty() && d.client_secret_file.is_none())
+            {
+                problems.push(
+                    "tenant_directory: client_id and client_secret (or client_secret_file) are required"
+                        .into(),
+                );
+            }
+            if d.timeout_ms == 0 || d.timeout_ms > 60_000 {
+                problems.push("tenant_directory.timeout_ms: between 1 and 60000".into());
+            }
+        }
+        if !self.listen_internal.is_empty()
+            && self
+                .listen_internal
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            problems.push(format!(
+                "listen_internal: not host:port: {:?}",
+                self.listen_internal
+            ));
+        }
+        if self.workers > 256 {
+            problems.push("workers: at most 256 (0: one per CPU)".into());
+        }
         if self.limits.max_header_bytes < 8192 {
             problems.push("limits.max_header_bytes: at least 8192".into());
         }
@@ -424,7 +513,16 @@ pub async fn serve(
     } else {
         Some(tansu_shared::server::bind(&config.listen_http).await?)
     };
-    serve_on(https, http, config, shutdown).await
+    let internal_listener = if config.listen_internal.is_empty() {
+        None
+    } else {
+        Some(tansu_shared::server::bind(&config.listen_internal).await?)
+    };
+    let parts = Parts {
+        internal_listener,
+        ..Parts::default()
+    };
+    serve_with(https, http, config, parts, shutdown).await
 }
 
 /// Serves on already bound listeners (HTTPS, and optionally the HTTP redirector).
@@ -449,6 +547,8 @@ pub struct Parts {
     /// with nginx) and for embedding behind a TLS-terminating hop on a private network.
     /// Deliberately not a config-file setting: a deployment cannot switch it on by accident.
     pub plain_http_proxy: bool,
+    /// Where `/metrics` is served (the config's `listen_internal` is bound only by [`serve`]).
+    pub internal_listener: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -457,6 +557,7 @@ impl std::fmt::Debug for Parts {
             .field("tenant_directory", &self.tenant_directory.is_some())
             .field("rate_limiter", &self.rate_limiter.is_some())
             .field("plain_http_proxy", &self.plain_http_proxy)
+            .field("internal_listener", &self.internal_listener)
             .finish()
     }
 }

@@ -66,6 +66,7 @@ pub struct Gateway {
     hsts: bool,
     request_timeout: Duration,
     health_timeout: Duration,
+    stats: crate::metrics::Stats,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -138,6 +139,7 @@ impl Gateway {
             directory: CachedDirectory::new(
                 directory,
                 Duration::from_millis(config.tenant_cache_ms),
+                Duration::from_millis(config.tenant_stale_ms),
                 10_000,
             ),
             limiter,
@@ -152,7 +154,12 @@ impl Gateway {
             hsts: !config.dev_mode,
             request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
             health_timeout: Duration::from_millis(config.upstream.health_timeout_ms),
+            stats: crate::metrics::Stats::default(),
         })
+    }
+
+    pub fn stats(&self) -> &crate::metrics::Stats {
+        &self.stats
     }
 
     pub fn pools(&self) -> Vec<(String, Arc<Pool>)> {
@@ -175,10 +182,16 @@ impl Gateway {
         })
     }
 
-    /// Answers one request. Never fails: errors become problem+json responses.
-    pub async fn handle(&self, req: Request<Incoming>, conn: Connection) -> Response<ProxyBody> {
+    /// Answers one request through `client` (the calling worker's upstream pool). Never
+    /// fails: errors become problem+json responses.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: Connection,
+        client: &Client,
+    ) -> Response<ProxyBody> {
         let rid = forwarding::request_id(req.headers());
-        let mut resp = match self.forward(req, conn, &rid).await {
+        let mut resp = match self.forward(req, conn, &rid, client).await {
             Ok(r) => r,
             Err(p) => {
                 // Never the headers or the query: they may carry credentials.
@@ -186,6 +199,7 @@ impl Gateway {
                 problem_response(p, &rid)
             }
         };
+        self.stats.record(resp.status());
         let h = resp.headers_mut();
         h.insert(REQUEST_ID.clone(), rid);
         if self.hsts {
@@ -199,6 +213,7 @@ impl Gateway {
         mut req: Request<Incoming>,
         conn: Connection,
         rid: &HeaderValue,
+        client: &Client,
     ) -> Result<Response<ProxyBody>, Problem> {
         let path = req.uri().path();
         if path == "/health" && req.method() == Method::GET {
@@ -212,7 +227,7 @@ impl Gateway {
                 )
                 .await?;
             }
-            return Ok(self.health().await);
+            return Ok(self.health(client).await);
         }
         if path == "/health/live" && req.method() == Method::GET {
             return Ok(json_response(
@@ -371,11 +386,11 @@ impl Gateway {
         let query = parts.uri.query().map(str::to_owned);
         let mut resp = self
             .send(
+                client,
                 route,
                 &parts.method,
                 std::mem::take(headers),
-                &stripped,
-                query.as_deref(),
+                (&stripped, query.as_deref()),
                 body,
             )
             .await?;
@@ -411,11 +426,11 @@ impl Gateway {
     /// be replayed).
     async fn send(
         &self,
+        client: &Client,
         route: &RouteEntry,
         method: &Method,
         mut headers: HeaderMap,
-        path: &str,
-        query: Option<&str>,
+        (path, query): (&str, Option<&str>),
         body: Incoming,
     ) -> Result<Response<ProxyBody>, Problem> {
         let replayable = body.is_end_stream();
@@ -455,7 +470,7 @@ impl Gateway {
             *out.uri_mut() = uri;
             *out.version_mut() = Version::HTTP_11;
             *out.headers_mut() = out_headers;
-            match tokio::time::timeout(self.request_timeout, self.client.request(out)).await {
+            match tokio::time::timeout(self.request_timeout, client.request(out)).await {
                 Err(_) => {
                     return Err(Problem::new(
                         StatusCode::GATEWAY_TIMEOUT,
@@ -485,9 +500,8 @@ impl Gateway {
         }
     }
 
-    async fn health(&self) -> Response<ProxyBody> {
-        let report =
-            crate::health::aggregate(&self.pools(), &self.client, self.health_timeout).await;
+    async fn health(&self, client: &Client) -> Response<ProxyBody> {
+        let report = crate::health::aggregate(&self.pools(), client, self.health_timeout).await;
         let status = match report.status {
             tansu_shared::health::ReadyStatus::Ready => StatusCode::OK,
             tansu_shared::health::ReadyStatus::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -1,5 +1,6 @@
-//! Listeners and connections: TLS handshakes, HTTP/1.1 + HTTP/2 serving, the plain-HTTP
-//! redirector, connection limits, idle timeouts and graceful shutdown.
+//! Listeners and connections: worker threads (one single-threaded runtime each, see the crate
+//! docs), TLS handshakes, HTTP/1.1 + HTTP/2 serving, the plain-HTTP redirector, connection
+//! limits, idle timeouts and graceful shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,14 +22,14 @@ use tansu_shared::config::Validate;
 use tansu_shared::problem::Problem;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::Config;
 use crate::forwarding::{self, Connection};
-use crate::proxy::{Gateway, ProxyBody, empty_body, problem_response};
+use crate::proxy::{Client, Gateway, ProxyBody, build_client, empty_body, problem_response};
 use crate::ratelimit::{InMemoryLimiter, RateLimiter, RedisLimiter};
-use crate::tenant::{OpenDirectory, StaticDirectory, TenantDirectory};
+use crate::tenant::{HttpDirectory, OpenDirectory, StaticDirectory, TenantDirectory};
 use crate::tls::{self, ReloadingCert};
 
 pub(crate) async fn run(
@@ -51,10 +52,15 @@ pub(crate) async fn run(
     let resolver = Arc::new(ReloadingCert::new(certified));
     let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
 
-    let directory: Arc<dyn TenantDirectory> = match (parts.tenant_directory, &config.tenants) {
-        (Some(d), _) => d,
-        (None, Some(list)) => Arc::new(StaticDirectory::new(list)),
-        (None, None) => Arc::new(OpenDirectory),
+    let directory: Arc<dyn TenantDirectory> = match (
+        parts.tenant_directory,
+        &config.tenant_directory,
+        &config.tenants,
+    ) {
+        (Some(d), _, _) => d,
+        (None, Some(c), _) => Arc::new(HttpDirectory::new(c)?),
+        (None, None, Some(list)) => Arc::new(StaticDirectory::new(list)),
+        (None, None, None) => Arc::new(OpenDirectory),
     };
     let rl = &config.rate_limit;
     let mut in_memory = None;
@@ -90,109 +96,173 @@ pub(crate) async fn run(
     if let Some(l) = in_memory {
         background.spawn(crate::ratelimit::housekeeping_loop(l, stop_rx.clone()));
     }
+    if let Some(internal) = parts.internal_listener {
+        tracing::info!(addr = ?internal.local_addr().ok(), "gateway internal listener (/metrics)");
+        background.spawn(crate::metrics::serve_internal(
+            internal,
+            gateway.clone(),
+            stop_rx.clone(),
+        ));
+    }
 
     let https_port = match config.public_https_port {
         Some(p) => p,
         None => https.local_addr()?.port(),
     };
     let limits = &config.limits;
-    // One budget per listener: a permit is taken before `accept`, so a shared one could sit
-    // with a listener that has no client waiting while the other has.
-    let conns = || {
-        Arc::new(Semaphore::new(
-            limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-        ))
-    };
-    let graceful = Arc::new(GracefulShutdown::new());
     let settings = Arc::new(ConnSettings {
         builder: builder(&config),
         handshake_timeout: Duration::from_millis(limits.tls_handshake_timeout_ms),
         idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
     });
+    let mut redirect_builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    redirect_builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(false);
+    let redirect_settings = Arc::new(ConnSettings {
+        builder: redirect_builder,
+        handshake_timeout: settings.handshake_timeout,
+        idle_timeout: settings.idle_timeout,
+    });
     tracing::info!(addr = ?https.local_addr().ok(), "gateway listening (HTTPS)");
-    let mut listeners = tokio::task::JoinSet::new();
-    {
-        let gateway = gateway.clone();
-        let settings = settings.clone();
-        let graceful = graceful.clone();
-        listeners.spawn(accept_loop(
-            https,
-            conns(),
-            stop_rx.clone(),
-            move |tcp, peer, permit| {
-                tokio::spawn(serve_tls(
-                    tcp,
-                    peer,
-                    permit,
-                    acceptor.clone(),
-                    gateway.clone(),
-                    settings.clone(),
-                    graceful.watcher(),
-                ));
-            },
-        ));
-    }
-    let (plain, http) = match http {
+    let (plain, redirect) = match http {
         Some(l) if plain_http_proxy => (Some(l), None),
         other => (None, other),
     };
-    if let Some(plain) = plain {
-        tracing::info!(addr = ?plain.local_addr().ok(), "gateway listening (plain HTTP, proxying)");
-        let gateway = gateway.clone();
-        let settings = settings.clone();
-        let graceful = graceful.clone();
-        listeners.spawn(accept_loop(
-            plain,
-            conns(),
-            stop_rx.clone(),
-            move |tcp, peer, permit| {
-                tokio::spawn(serve_proxied(
-                    tcp,
-                    peer,
-                    "http",
-                    permit,
-                    gateway.clone(),
-                    settings.clone(),
-                    graceful.watcher(),
-                ));
-            },
-        ));
+    if let Some(l) = &plain {
+        tracing::info!(addr = ?l.local_addr().ok(), "gateway listening (plain HTTP, proxying)");
     }
-    if let Some(http) = http {
-        tracing::info!(addr = ?http.local_addr().ok(), "gateway listening (HTTP → HTTPS redirect)");
-        let mut redirect_builder = auto::Builder::new(TokioExecutor::new()).http1_only();
-        redirect_builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-            .max_buf_size(limits.max_header_bytes)
-            .keep_alive(false);
-        let settings = Arc::new(ConnSettings {
-            builder: redirect_builder,
-            handshake_timeout: settings.handshake_timeout,
-            idle_timeout: settings.idle_timeout,
-        });
-        let graceful = graceful.clone();
-        listeners.spawn(accept_loop(
-            http,
-            conns(),
-            stop_rx.clone(),
-            move |tcp, _peer, permit| {
-                tokio::spawn(serve_redirect(
-                    tcp,
-                    permit,
-                    https_port,
-                    settings.clone(),
-                    graceful.watcher(),
-                ));
-            },
-        ));
+    if let Some(l) = &redirect {
+        tracing::info!(addr = ?l.local_addr().ok(), "gateway listening (HTTP → HTTPS redirect)");
+    }
+    let shared = Arc::new(WorkerShared {
+        gateway: gateway.clone(),
+        config: config.clone(),
+        acceptor,
+        settings,
+        redirect_settings,
+        https_port,
+        https: SharedListener::new(https, limits)?,
+        plain: plain.map(|l| SharedListener::new(l, limits)).transpose()?,
+        redirect: redirect
+            .map(|l| SharedListener::new(l, limits))
+            .transpose()?,
+    });
+
+    let workers = match config.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let mut finished = Vec::with_capacity(workers);
+    let mut started = Vec::with_capacity(workers);
+    for n in 0..workers {
+        let (started_tx, started_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let shared = shared.clone();
+        let stop = stop_rx.clone();
+        std::thread::Builder::new()
+            .name(format!("gateway-{n}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match rt {
+                    Ok(rt) => rt.block_on(worker(shared, stop, started_tx)),
+                    Err(e) => {
+                        let _ = started_tx.send(Err(format!("runtime: {e}")));
+                    }
+                }
+                drop(done_tx);
+            })
+            .context("starting a gateway worker thread")?;
+        started.push(started_rx);
+        finished.push(done_rx);
+    }
+    let mut failure = None;
+    for s in started {
+        match s.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some("a worker stopped during start-up".to_owned()),
+        }
+    }
+    if failure.is_none() {
+        shutdown.await;
+        tracing::info!("gateway shutting down");
+    }
+    let _ = stop_tx.send(true);
+    // Every worker drains its own connections (bounded by the drain timeout) before it ends.
+    for f in finished {
+        let _ = f.await;
+    }
+    background.shutdown().await;
+    match failure {
+        Some(e) => Err(anyhow::anyhow!("gateway worker failed to start: {e}")),
+        None => Ok(()),
+    }
+}
+
+/// A listening socket every worker accepts from (each registers its own duplicate of the
+/// descriptor with its runtime), with one connection budget for all of them.
+struct SharedListener {
+    socket: std::net::TcpListener,
+    conns: Arc<Semaphore>,
+}
+
+impl SharedListener {
+    fn new(listener: TcpListener, limits: &crate::Limits) -> std::io::Result<Self> {
+        Ok(Self {
+            socket: listener.into_std()?,
+            conns: Arc::new(Semaphore::new(
+                limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+            )),
+        })
     }
 
-    shutdown.await;
-    tracing::info!("gateway shutting down");
-    let _ = stop_tx.send(true);
-    while listeners.join_next().await.is_some() {}
+    /// This worker's handle on the socket (inside the worker's runtime).
+    fn for_this_runtime(&self) -> std::io::Result<TcpListener> {
+        TcpListener::from_std(self.socket.try_clone()?)
+    }
+}
+
+/// What every worker thread starts from.
+struct WorkerShared {
+    gateway: Arc<Gateway>,
+    config: Config,
+    acceptor: TlsAcceptor,
+    settings: Arc<ConnSettings>,
+    redirect_settings: Arc<ConnSettings>,
+    https_port: u16,
+    https: SharedListener,
+    /// The plain-HTTP listener when it proxies ([`crate::Parts::plain_http_proxy`]).
+    plain: Option<SharedListener>,
+    /// The plain-HTTP listener when it redirects to HTTPS.
+    redirect: Option<SharedListener>,
+}
+
+/// One worker: accepts on every listener until `stop`, then drains its connections. Its
+/// upstream client (and so its connection pool) is its own: pooled upstream connections are
+/// driven by tasks of this runtime, never handed between threads.
+async fn worker(
+    shared: Arc<WorkerShared>,
+    stop: watch::Receiver<bool>,
+    started: oneshot::Sender<Result<(), String>>,
+) {
+    let client = build_client(&shared.config);
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut loops = tokio::task::JoinSet::new();
+    let result = start_accepting(&shared, &client, &graceful, &stop, &mut loops);
+    let ok = result.is_ok();
+    let _ = started.send(result.map_err(|e| e.to_string()));
+    if !ok {
+        loops.shutdown().await;
+        return;
+    }
+    drop(shared);
+    while loops.join_next().await.is_some() {}
     // The accept loops (and their handles on `graceful`) are gone: drain open connections.
     if let Ok(graceful) = Arc::try_unwrap(graceful)
         && tokio::time::timeout(tansu_shared::server::DRAIN_TIMEOUT, graceful.shutdown())
@@ -201,8 +271,92 @@ pub(crate) async fn run(
     {
         tracing::warn!("drain timed out; closing the remaining connections");
     }
-    background.shutdown().await;
+}
+
+type OnConn = Box<dyn Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) + Send>;
+
+/// Starts this worker's accept loop on every listener.
+fn start_accepting(
+    shared: &Arc<WorkerShared>,
+    client: &Client,
+    graceful: &Arc<GracefulShutdown>,
+    stop: &watch::Receiver<bool>,
+    loops: &mut tokio::task::JoinSet<()>,
+) -> std::io::Result<()> {
+    let mut spawn_loop = |l: &SharedListener, on_conn: OnConn| -> std::io::Result<()> {
+        let listener = l.for_this_runtime()?;
+        loops.spawn(accept_loop(
+            listener,
+            l.conns.clone(),
+            stop.clone(),
+            on_conn,
+        ));
+        Ok(())
+    };
+    let (s, c, g) = (shared.clone(), client.clone(), graceful.clone());
+    spawn_loop(
+        &shared.https,
+        Box::new(move |tcp, peer, permit| {
+            tokio::spawn(serve_tls(
+                tcp,
+                peer,
+                permit,
+                s.acceptor.clone(),
+                Handler::new(&s, &c),
+                s.settings.clone(),
+                g.watcher(),
+            ));
+        }),
+    )?;
+    if let Some(plain) = &shared.plain {
+        let (s, c, g) = (shared.clone(), client.clone(), graceful.clone());
+        spawn_loop(
+            plain,
+            Box::new(move |tcp, peer, permit| {
+                tokio::spawn(serve_proxied(
+                    tcp,
+                    peer,
+                    "http",
+                    permit,
+                    Handler::new(&s, &c),
+                    s.settings.clone(),
+                    g.watcher(),
+                ));
+            }),
+        )?;
+    }
+    if let Some(redirect) = &shared.redirect {
+        let (s, g) = (shared.clone(), graceful.clone());
+        spawn_loop(
+            redirect,
+            Box::new(move |tcp, _peer, permit| {
+                tokio::spawn(serve_redirect(
+                    tcp,
+                    permit,
+                    s.https_port,
+                    s.redirect_settings.clone(),
+                    g.watcher(),
+                ));
+            }),
+        )?;
+    }
     Ok(())
+}
+
+/// What a proxied connection needs: the shared gateway and this worker's upstream client.
+#[derive(Clone)]
+struct Handler {
+    gateway: Arc<Gateway>,
+    client: Client,
+}
+
+impl Handler {
+    fn new(shared: &WorkerShared, client: &Client) -> Self {
+        Self {
+            gateway: shared.gateway.clone(),
+            client: client.clone(),
+        }
+    }
 }
 
 struct ConnSettings {
@@ -270,7 +424,7 @@ async fn serve_tls(
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
     acceptor: TlsAcceptor,
-    gateway: Arc<Gateway>,
+    handler: Handler,
     settings: Arc<ConnSettings>,
     watcher: Watcher,
 ) {
@@ -285,7 +439,7 @@ async fn serve_tls(
             return;
         }
     };
-    serve_proxied(tls, peer, "https", permit, gateway, settings, watcher).await;
+    serve_proxied(tls, peer, "https", permit, handler, settings, watcher).await;
 }
 
 /// Serves the proxy on one established connection (TLS, or plain with
@@ -295,7 +449,7 @@ async fn serve_proxied<T>(
     peer: SocketAddr,
     proto: &'static str,
     _permit: OwnedSemaphorePermit,
-    gateway: Arc<Gateway>,
+    handler: Handler,
     settings: Arc<ConnSettings>,
     watcher: Watcher,
 ) where
@@ -303,7 +457,7 @@ async fn serve_proxied<T>(
 {
     let conn_info = Connection {
         peer,
-        trusted: gateway.trusted.contains(peer.ip()),
+        trusted: handler.gateway.trusted.contains(peer.ip()),
         proto,
     };
     let activity = Activity::new();
@@ -311,9 +465,17 @@ async fn serve_proxied<T>(
         inner: io,
         activity: activity.clone(),
     });
+    let handler = Arc::new(handler);
     let service = service_fn(move |req: Request<Incoming>| {
-        let gateway = gateway.clone();
-        async move { Ok::<_, Infallible>(gateway.handle(req, conn_info).await) }
+        let handler = handler.clone();
+        async move {
+            Ok::<_, Infallible>(
+                handler
+                    .gateway
+                    .handle(req, conn_info, &handler.client)
+                    .await,
+            )
+        }
     });
     let conn = watcher.watch(
         settings

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures::future::BoxFuture;
+use tansu_shared::token_source::{ClientCredentials, TokenSource};
 
-use crate::TenantEntry;
+use crate::{TenantDirectoryConfig, TenantEntry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TenantStatus {
@@ -122,44 +123,54 @@ impl TenantDirectory for OpenDirectory {
 }
 
 type Entry = (Instant, Option<TenantInfo>);
+type Cache = Mutex<HashMap<String, Entry>>;
 
-/// A TTL cache in front of a directory (answers, including "no such tenant", are kept for
-/// `ttl`; errors are not cached). Bounded: when full it is cleared.
+/// A TTL cache in front of a directory. Answers, including "no such tenant", are fresh for
+/// `ttl` (so a suspension takes effect within it). Errors are not cached: when the directory
+/// cannot be reached, an answer up to `ttl + stale` old is served instead (identity restarting
+/// must not take every tenant down), and only after that the error (503) is. Bounded: when
+/// full it is cleared.
 pub struct CachedDirectory {
     inner: Arc<dyn TenantDirectory>,
     ttl: Duration,
+    stale: Duration,
     max_entries: usize,
-    slugs: Mutex<HashMap<String, Entry>>,
-    ids: Mutex<HashMap<String, Entry>>,
+    slugs: Cache,
+    ids: Cache,
 }
 
 impl std::fmt::Debug for CachedDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedDirectory")
             .field("ttl", &self.ttl)
+            .field("stale", &self.stale)
             .finish()
     }
 }
 
 impl CachedDirectory {
-    pub fn new(inner: Arc<dyn TenantDirectory>, ttl: Duration, max_entries: usize) -> Self {
+    pub fn new(
+        inner: Arc<dyn TenantDirectory>,
+        ttl: Duration,
+        stale: Duration,
+        max_entries: usize,
+    ) -> Self {
         Self {
             inner,
             ttl,
+            stale,
             max_entries,
             slugs: Mutex::new(HashMap::new()),
             ids: Mutex::new(HashMap::new()),
         }
     }
 
-    fn cached(&self, map: &Mutex<HashMap<String, Entry>>, key: &str) -> Option<Option<TenantInfo>> {
+    fn cached(map: &Cache, key: &str) -> Option<Entry> {
         let map = map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
+        map.get(key).cloned()
     }
 
-    fn store(&self, map: &Mutex<HashMap<String, Entry>>, key: &str, value: Option<TenantInfo>) {
+    fn store(&self, map: &Cache, key: &str, value: Option<TenantInfo>) {
         let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.max_entries {
             map.clear();
@@ -167,22 +178,168 @@ impl CachedDirectory {
         map.insert(key.to_owned(), (Instant::now(), value));
     }
 
-    pub async fn by_slug(&self, slug: &str) -> Result<Option<TenantInfo>, String> {
-        if let Some(v) = self.cached(&self.slugs, slug) {
-            return Ok(v);
+    async fn lookup(
+        &self,
+        map: &Cache,
+        key: &str,
+        fetch: BoxFuture<'_, Result<Option<TenantInfo>, String>>,
+    ) -> Result<Option<TenantInfo>, String> {
+        let cached = Self::cached(map, key);
+        if let Some((at, v)) = &cached
+            && at.elapsed() < self.ttl
+        {
+            return Ok(v.clone());
         }
-        let v = self.inner.by_slug(slug).await?;
-        self.store(&self.slugs, slug, v.clone());
-        Ok(v)
+        match fetch.await {
+            Ok(v) => {
+                self.store(map, key, v.clone());
+                Ok(v)
+            }
+            Err(e) => match cached {
+                Some((at, v)) if at.elapsed() < self.ttl.saturating_add(self.stale) => {
+                    tracing::debug!(error = %e, "tenant directory unreachable; serving a cached answer");
+                    Ok(v)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    pub async fn by_slug(&self, slug: &str) -> Result<Option<TenantInfo>, String> {
+        self.lookup(&self.slugs, slug, self.inner.by_slug(slug))
+            .await
     }
 
     pub async fn by_id(&self, id: &str) -> Result<Option<TenantInfo>, String> {
-        if let Some(v) = self.cached(&self.ids, id) {
-            return Ok(v);
+        self.lookup(&self.ids, id, self.inner.by_id(id)).await
+    }
+
+    /// Makes every cached answer `by` older (tests of the freshness bounds).
+    #[cfg(test)]
+    fn age(&self, by: Duration) {
+        for map in [&self.slugs, &self.ids] {
+            let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+            for (at, _) in map.values_mut() {
+                *at = at.checked_sub(by).unwrap_or(*at);
+            }
         }
-        let v = self.inner.by_id(id).await?;
-        self.store(&self.ids, id, v.clone());
-        Ok(v)
+    }
+}
+
+/// identity's tenant directory over HTTP: `GET {identity_url}admin/tenant-directory/{ref}`
+/// (a tenant id or slug) with a client-credentials token (scope `tenants.read`), answering
+/// `{"id", "slug", "status"}` or 404. A 401 refreshes the token once (identity may have
+/// restarted with new keys); any other failure is an error (the cache decides what to serve).
+pub struct HttpDirectory {
+    base: url::Url,
+    http: reqwest::Client,
+    tokens: TokenSource,
+}
+
+impl std::fmt::Debug for HttpDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpDirectory")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The scope identity requires for its tenant directory.
+pub const TENANTS_READ: &str = "tenants.read";
+
+#[derive(serde::Deserialize)]
+struct DirectoryEntry {
+    id: String,
+    slug: String,
+    status: String,
+}
+
+impl HttpDirectory {
+    pub fn new(config: &TenantDirectoryConfig) -> anyhow::Result<Self> {
+        let identity = url::Url::parse(&config.identity_url)
+            .map_err(|e| anyhow::anyhow!("tenant_directory.identity_url: {e}"))?;
+        let creds = ClientCredentials {
+            token_endpoint: identity.join("connect/token")?,
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            scope: TENANTS_READ.into(),
+        };
+        let tokens = match &config.client_secret_file {
+            Some(file) if config.client_secret.is_empty() => {
+                TokenSource::with_secret_file(creds, file.clone())
+            }
+            _ => TokenSource::new(creds),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            base: identity.join("admin/tenant-directory/")?,
+            http,
+            tokens,
+        })
+    }
+
+    /// `reference` is a valid slug or id (checked by the caller), so it is one path segment.
+    async fn lookup(&self, reference: &str) -> Result<Option<TenantInfo>, String> {
+        let url = self.base.join(reference).map_err(|e| e.to_string())?;
+        for first in [true, false] {
+            let token = self.tokens.token().await.map_err(|e| e.to_string())?;
+            let resp = self
+                .http
+                .get(url.clone())
+                .bearer_auth(&*token)
+                .send()
+                .await
+                .map_err(|e| format!("tenant directory: {}", e.without_url()))?;
+            match resp.status() {
+                reqwest::StatusCode::OK => {
+                    let e: DirectoryEntry = resp
+                        .json()
+                        .await
+                        .map_err(|e| format!("tenant directory: {}", e.without_url()))?;
+                    let status = if e.status == "active" {
+                        TenantStatus::Active
+                    } else {
+                        TenantStatus::Suspended
+                    };
+                    return Ok(Some(TenantInfo {
+                        id: e.id,
+                        slug: e.slug,
+                        status,
+                    }));
+                }
+                reqwest::StatusCode::NOT_FOUND => return Ok(None),
+                reqwest::StatusCode::UNAUTHORIZED if first => self.tokens.invalidate().await,
+                s => return Err(format!("tenant directory answered {s}")),
+            }
+        }
+        Err("tenant directory refused the gateway's token".into())
+    }
+}
+
+impl TenantDirectory for HttpDirectory {
+    fn by_slug<'a>(&'a self, slug: &'a str) -> BoxFuture<'a, Result<Option<TenantInfo>, String>> {
+        Box::pin(async move {
+            if !is_valid_slug(slug) {
+                return Ok(None);
+            }
+            // identity resolves ids and slugs alike (slugs are never UUIDs, so unambiguous):
+            // `/t/{tenant}/…` may name the tenant by either, as the open directory allowed.
+            Ok(self
+                .lookup(slug)
+                .await?
+                .filter(|t| t.slug == slug || t.id == slug))
+        })
+    }
+    fn by_id<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<TenantInfo>, String>> {
+        Box::pin(async move {
+            if !is_valid_id(id) {
+                return Ok(None);
+            }
+            Ok(self.lookup(id).await?.filter(|t| t.id == id))
+        })
     }
 }
 
@@ -277,11 +434,90 @@ mod tests {
             id: "id-acme".into(),
             suspended: true,
         }]));
-        let c = CachedDirectory::new(dir, Duration::from_secs(5), 2);
+        let c = CachedDirectory::new(dir, Duration::from_secs(5), Duration::ZERO, 2);
         let t = c.by_slug("acme").await.unwrap().unwrap();
         assert_eq!(t.status, TenantStatus::Suspended);
         assert_eq!(c.by_id("id-acme").await.unwrap().unwrap().slug, "acme");
         assert_eq!(c.by_slug("nope").await.unwrap(), None);
         assert_eq!(c.by_slug("other").await.unwrap(), None);
+    }
+
+    /// A directory whose answer and reachability the test switches.
+    #[derive(Default)]
+    struct Switchable {
+        down: std::sync::atomic::AtomicBool,
+        suspended: std::sync::atomic::AtomicBool,
+    }
+
+    impl TenantDirectory for Switchable {
+        fn by_slug<'a>(
+            &'a self,
+            slug: &'a str,
+        ) -> BoxFuture<'a, Result<Option<TenantInfo>, String>> {
+            use std::sync::atomic::Ordering::Relaxed;
+            Box::pin(async move {
+                if self.down.load(Relaxed) {
+                    return Err("unreachable".into());
+                }
+                let status = if self.suspended.load(Relaxed) {
+                    TenantStatus::Suspended
+                } else {
+                    TenantStatus::Active
+                };
+                Ok((slug == "acme").then(|| TenantInfo {
+                    id: "id-acme".into(),
+                    slug: slug.into(),
+                    status,
+                }))
+            })
+        }
+        fn by_id<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<TenantInfo>, String>> {
+            self.by_slug(id)
+        }
+    }
+
+    #[tokio::test]
+    async fn cache_bounds_freshness_and_serves_stale_answers_for_a_bounded_time() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dir = Arc::new(Switchable::default());
+        let (ttl, stale) = (Duration::from_secs(2), Duration::from_secs(30));
+        let c = CachedDirectory::new(dir.clone(), ttl, stale, 100);
+        let status = |t: Option<TenantInfo>| t.map(|t| t.status);
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Active)
+        );
+        // A suspension shows once the cached answer is older than the TTL, not before.
+        dir.suspended.store(true, Relaxed);
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Active)
+        );
+        c.age(ttl);
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Suspended)
+        );
+        // Unknown tenants are cached too.
+        assert_eq!(c.by_slug("nope").await.unwrap(), None);
+        // The directory goes down: the last answers stay served within the stale bound…
+        dir.down.store(true, Relaxed);
+        c.age(ttl + stale / 2);
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Suspended)
+        );
+        assert_eq!(c.by_slug("nope").await.unwrap(), None);
+        // …and are errors (503 at the gateway) after it; never-seen tenants are errors at once.
+        c.age(stale);
+        assert!(c.by_slug("acme").await.is_err());
+        assert!(c.by_slug("globex").await.is_err());
+        // Back up: fresh answers again.
+        dir.down.store(false, Relaxed);
+        dir.suspended.store(false, Relaxed);
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Active)
+        );
     }
 }

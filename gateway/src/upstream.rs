@@ -125,10 +125,20 @@ impl Pool {
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now_ms();
-        (0..n).map(|i| (start + i) % n).find(|&i| {
-            let u = &self.upstreams[i];
-            !tried.contains(&i) && u.is_ready() && u.ejected_until.load(Ordering::Relaxed) <= now
-        })
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| !tried.contains(&i) && self.available_at(i, now))
+    }
+
+    /// Whether instance `i` is ready and not ejected now.
+    pub fn is_available(&self, i: usize) -> bool {
+        self.available_at(i, self.clock.now_ms())
+    }
+
+    fn available_at(&self, i: usize, now_ms: u64) -> bool {
+        self.upstreams
+            .get(i)
+            .is_some_and(|u| u.is_ready() && u.ejected_until.load(Ordering::Relaxed) <= now_ms)
     }
 
     /// Passive ejection: the instance refused a connection.

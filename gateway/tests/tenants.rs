@@ -295,3 +295,120 @@ async fn tenant_status_changes_apply_within_the_cache_time() {
     .await;
     gw.stop().await;
 }
+
+/// identity's tenant directory as the gateway sees it: a token endpoint and
+/// `/admin/tenant-directory/{ref}`, with the tenant's status and identity's reachability
+/// switched by the test.
+#[derive(Default)]
+struct FakeIdentity {
+    status: std::sync::Mutex<Option<&'static str>>,
+    down: std::sync::atomic::AtomicBool,
+    tokens_issued: std::sync::atomic::AtomicUsize,
+}
+
+async fn fake_identity(state: Arc<FakeIdentity>) -> tansu_shared::testing::TestServer {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    use std::sync::atomic::Ordering::Relaxed;
+    async fn token(State(s): State<Arc<FakeIdentity>>) -> axum::response::Response {
+        let n = s.tokens_issued.fetch_add(1, Relaxed) + 1;
+        axum::Json(serde_json::json!({
+            "access_token": format!("token-{n}"),
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        }))
+        .into_response()
+    }
+    async fn lookup(
+        State(s): State<Arc<FakeIdentity>>,
+        headers: HeaderMap,
+        Path(reference): Path<String>,
+    ) -> axum::response::Response {
+        if s.down.load(Relaxed) {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        // Only the latest token is valid (as after identity restarted with new keys).
+        let want = format!("Bearer token-{}", s.tokens_issued.load(Relaxed));
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        let status = *s.status.lock().unwrap();
+        match status {
+            Some(status) if reference == "acme" || reference == "id-acme" => {
+                axum::Json(serde_json::json!({"id": "id-acme", "slug": "acme", "status": status}))
+                    .into_response()
+            }
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+    let router = axum::Router::new()
+        .route("/connect/token", post(token))
+        .route("/admin/tenant-directory/{reference}", get(lookup))
+        .with_state(state);
+    tansu_shared::testing::TestServer::start(router).await
+}
+
+#[tokio::test]
+async fn http_directory_resolves_refuses_and_survives_a_short_outage() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let db = echo("db").await;
+    let state = Arc::new(FakeIdentity::default());
+    *state.status.lock().unwrap() = Some("active");
+    let identity = fake_identity(state.clone()).await;
+    let mut c = config(vec![route("/db", &[&db])]);
+    c.tenant_cache_ms = 200;
+    c.tenant_stale_ms = 1_500;
+    c.tenant_directory = Some(tansu_gateway::TenantDirectoryConfig {
+        identity_url: identity.url("/"),
+        client_id: "gateway".into(),
+        client_secret: tansu_shared::config::Secret::new("s3cret"),
+        ..Default::default()
+    });
+    let gw = Gateway::start(c).await;
+    let client = gw.client();
+    let status_of = |path: &'static str| {
+        let client = client.clone();
+        let url = gw.url(path);
+        async move { client.get(&url).send().await.unwrap().status().as_u16() }
+    };
+    let e = echo_of(client.get(gw.url("/t/acme/db/x")).send().await.unwrap()).await;
+    assert_eq!(e.header("x-tansu-tenant"), Some("id-acme"));
+    assert_eq!(status_of("/t/nope/db/x").await, 404);
+
+    // A token identity no longer accepts is replaced once, transparently.
+    state.tokens_issued.fetch_add(1, Relaxed);
+    eventually("a new token is used", Duration::from_secs(3), || async {
+        status_of("/t/acme/db/y").await == 200 && state.tokens_issued.load(Relaxed) >= 3
+    })
+    .await;
+
+    *state.status.lock().unwrap() = Some("suspended");
+    eventually("suspension applies", Duration::from_secs(3), || async {
+        status_of("/t/acme/db/x").await == 403
+    })
+    .await;
+
+    // identity goes down: the cached answer stays served for the stale bound, then 503.
+    *state.status.lock().unwrap() = Some("active");
+    state.down.store(true, Relaxed);
+    assert_eq!(
+        status_of("/t/acme/db/x").await,
+        403,
+        "served from the cache"
+    );
+    eventually(
+        "unreachable directory answers 503",
+        Duration::from_secs(5),
+        || async { status_of("/t/acme/db/x").await == 503 },
+    )
+    .await;
+    // Back up: the current status again.
+    state.down.store(false, Relaxed);
+    eventually("recovery", Duration::from_secs(3), || async {
+        status_of("/t/acme/db/x").await == 200
+    })
+    .await;
+    gw.stop().await;
+}

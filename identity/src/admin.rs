@@ -43,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::vault::router())
         .merge(crate::providers::router())
         .merge(crate::master_keys::router())
+        .merge(crate::tenant_directory::router())
 }
 
 /// A caller holding `admin.full` for `tansu.identity`.

@@ -35,6 +35,7 @@ pub mod registration;
 pub mod roles;
 pub mod scopes;
 pub mod store;
+pub mod tenant_directory;
 pub mod tenants;
 pub mod userinfo;
 pub mod vault;

@@ -16,10 +16,15 @@ pub const SCOPES: &[&str] = &[
     "secrets.write",
     ADMIN_TENANT,
     EVENTS_WRITE,
+    TENANTS_READ,
 ];
 
 /// Services posting their security events (access denials) to `/admin/security-events/ingest`.
 pub const EVENTS_WRITE: &str = "events.write";
+
+/// The gateway reading the tenant directory (`/admin/tenant-directory/…`): platform clients
+/// only (tokens without `tid`).
+pub const TENANTS_READ: &str = "tenants.read";
 
 /// Tenant administration: with the `Owner` or `Admin` role in the token's tenant, the
 /// tenant-scoped admin API of that tenant only.
@@ -65,6 +70,7 @@ pub fn audience_of(scope: &str) -> Option<&'static str> {
     } else if scope.starts_with("admin.")
         || scope.starts_with("secrets.")
         || scope.starts_with("events.")
+        || scope.starts_with("tenants.")
     {
         Some(IDENTITY_AUDIENCE)
     } else {

@@ -61,6 +61,8 @@ pub struct TokenSource {
 
 struct Inner {
     creds: ClientCredentials,
+    /// Read the secret from this file's first line when `creds.client_secret` is empty.
+    secret_file: Option<std::path::PathBuf>,
     http: reqwest::Client,
     cached: tokio::sync::Mutex<Option<Cached>>,
 }
@@ -76,6 +78,17 @@ impl std::fmt::Debug for TokenSource {
 
 impl TokenSource {
     pub fn new(creds: ClientCredentials) -> Self {
+        Self::build(creds, None)
+    }
+
+    /// A source whose secret (when `creds.client_secret` is empty) is the first line of
+    /// `file`, read at each token request: the file may not exist yet when the caller starts
+    /// (in the dev stack identity writes it at its first start).
+    pub fn with_secret_file(creds: ClientCredentials, file: std::path::PathBuf) -> Self {
+        Self::build(creds, Some(file))
+    }
+
+    fn build(creds: ClientCredentials, secret_file: Option<std::path::PathBuf>) -> Self {
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -85,6 +98,7 @@ impl TokenSource {
         Self {
             inner: Arc::new(Inner {
                 creds,
+                secret_file,
                 http,
                 cached: tokio::sync::Mutex::new(None),
             }),
@@ -120,7 +134,10 @@ impl Inner {
         }
         // client_secret_basic: id and secret are form-urlencoded before Basic (RFC 6749 §2.3.1).
         let user = form_encode(&c.client_id);
-        let pass = form_encode(c.client_secret.expose());
+        let pass = match &self.secret_file {
+            Some(file) if c.client_secret.is_empty() => form_encode(&read_secret(file).await?),
+            _ => form_encode(c.client_secret.expose()),
+        };
         let sent = Instant::now();
         let resp = self
             .http
@@ -159,6 +176,21 @@ impl Inner {
             refresh_at: sent + lifetime - margin,
         })
     }
+}
+
+/// The first line of a secret file (never echoed in the error).
+async fn read_secret(file: &std::path::Path) -> Result<String, TokenSourceError> {
+    let text = tokio::fs::read_to_string(file)
+        .await
+        .map_err(|e| TokenSourceError::Transport(format!("reading {}: {e}", file.display())))?;
+    let secret = text.lines().next().unwrap_or("").trim();
+    if secret.is_empty() {
+        return Err(TokenSourceError::Transport(format!(
+            "{} is empty",
+            file.display()
+        )));
+    }
+    Ok(secret.to_owned())
 }
 
 fn form_encode(s: &str) -> String {

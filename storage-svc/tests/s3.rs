@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::{Db, Fixture, TENANT_A};
 use md5::Digest as _;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tansu_storage::S3Config;

@@ -84,7 +84,10 @@ impl StorageRig {
             .spawn()
             .with_context(|| format!("starting {} serve-storage", bench_exe.display()))?;
         let storage_pid = storage.id().context("the storage process id")?;
-        let stdout = storage.stdout.take().context("the storage process's stdout")?;
+        let stdout = storage
+            .stdout
+            .take()
+            .context("the storage process's stdout")?;
         let line = tokio::time::timeout(
             Duration::from_secs(60),
             BufReader::new(stdout).lines().next_line(),

@@ -57,7 +57,9 @@ impl FromRequestParts<AppState> for PlatformAdmin {
         }
         match p.tid.as_deref() {
             None => Ok(PlatformAdmin),
-            Some(tid) if !st.config.platform_tenant.is_empty() && tid == st.config.platform_tenant => {
+            Some(tid)
+                if !st.config.platform_tenant.is_empty() && tid == st.config.platform_tenant =>
+            {
                 Ok(PlatformAdmin)
             }
             Some(_) => Err(Problem::forbidden(
@@ -94,8 +96,7 @@ struct QuotaRequest {
 /// A limit as stored: at most `i64::MAX` (the database's BIGINT).
 fn limit(v: Option<u64>, name: &str) -> ApiResult<Option<i64>> {
     v.map(|n| {
-        i64::try_from(n)
-            .map_err(|_| Problem::bad_request(format!("{name}: at most {}", i64::MAX)))
+        i64::try_from(n).map_err(|_| Problem::bad_request(format!("{name}: at most {}", i64::MAX)))
     })
     .transpose()
 }

@@ -32,7 +32,8 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::api::{
     ApiResult, BucketSettings, P, discard_blob, hex, intend_blob, precondition_failed, read_json,
-    reserve, stage, stored_response, stream_room, too_large, upload_headers, valid_bucket, valid_key,
+    reserve, stage, stored_response, stream_room, too_large, upload_headers, valid_bucket,
+    valid_key,
 };
 use crate::backend::blob_path;
 use crate::conditional::Conditions;

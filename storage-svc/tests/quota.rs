@@ -130,14 +130,23 @@ async fn override_is_shown_and_applies_to_its_tenant_only(db: Db) {
     let v = set_quota(&f, TENANT_A, json!({ "bytes": 2048 })).await;
     assert_eq!(v["quota_bytes"], 2048);
     assert_eq!(v["quota_objects"], default_objects);
-    assert_eq!(v["quota_override"], json!({ "bytes": 2048, "objects": null }));
+    assert_eq!(
+        v["quota_override"],
+        json!({ "bytes": 2048, "objects": null })
+    );
     // The tenant's own usage API shows the limit in force.
     let u = f.usage(TENANT_A).await;
-    assert_eq!((u["quota_bytes"].as_i64(), u["bytes"].as_i64()), (Some(2048), Some(0)));
+    assert_eq!(
+        (u["quota_bytes"].as_i64(), u["bytes"].as_i64()),
+        (Some(2048), Some(0))
+    );
     assert_eq!(u["quota_override"]["bytes"], 2048);
     let u = f.usage(TENANT_B).await;
     assert_eq!(u["quota_bytes"].as_i64(), Some(default_bytes));
-    assert_eq!(u["quota_override"], json!({ "bytes": null, "objects": null }));
+    assert_eq!(
+        u["quota_override"],
+        json!({ "bytes": null, "objects": null })
+    );
 
     f.create_bucket(TENANT_A, "uploads").await;
     f.create_bucket(TENANT_B, "uploads").await;
@@ -167,11 +176,17 @@ async fn override_is_shown_and_applies_to_its_tenant_only(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(f.put(TENANT_A, "uploads", "small", b"x").await.status(), 201);
+    assert_eq!(
+        f.put(TENANT_A, "uploads", "small", b"x").await.status(),
+        201
+    );
 
     // Removed: the default applies again.
     let token = admin_token(&f, None, "storage.admin");
-    let r = admin(&f, Method::DELETE, &token, TENANT_A).send().await.unwrap();
+    let r = admin(&f, Method::DELETE, &token, TENANT_A)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     let v: Value = admin(&f, Method::GET, &token, TENANT_A)
         .send()
@@ -181,7 +196,10 @@ async fn override_is_shown_and_applies_to_its_tenant_only(db: Db) {
         .await
         .unwrap();
     assert_eq!(v["quota_bytes"].as_i64(), Some(default_bytes));
-    assert_eq!((v["bytes"].as_i64(), v["objects"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(
+        (v["bytes"].as_i64(), v["objects"].as_i64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(f.put(TENANT_A, "uploads", "two", &big).await.status(), 201);
     f.finish().await;
 }
@@ -205,8 +223,14 @@ async fn uploads_watched(
         let mut samples = 0;
         while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
             let u = f.usage(TENANT_A).await;
-            let (bytes, reserved) = (u["bytes"].as_i64().unwrap(), u["reserved_bytes"].as_i64().unwrap());
-            assert!(bytes + reserved <= limit, "usage {bytes} + {reserved} over {limit}");
+            let (bytes, reserved) = (
+                u["bytes"].as_i64().unwrap(),
+                u["reserved_bytes"].as_i64().unwrap(),
+            );
+            assert!(
+                bytes + reserved <= limit,
+                "usage {bytes} + {reserved} over {limit}"
+            );
             assert_eq!(u["quota_bytes"].as_i64(), Some(limit));
             samples += 1;
         }
@@ -225,12 +249,18 @@ async fn lowered_quota_holds_under_50_concurrent_uploads(db: Db) {
     let (statuses, samples) = uploads_watched(&f, "len", false, 10 * 1024).await;
     assert!(samples > 0);
     assert_eq!(
-        (count(&statuses, StatusCode::CREATED), count(&statuses, StatusCode::INSUFFICIENT_STORAGE)),
+        (
+            count(&statuses, StatusCode::CREATED),
+            count(&statuses, StatusCode::INSUFFICIENT_STORAGE)
+        ),
         (10, 40),
         "{statuses:?}"
     );
     let u = f.usage(TENANT_A).await;
-    assert_eq!((u["bytes"].as_i64(), u["objects"].as_i64()), (Some(10 * 1024), Some(10)));
+    assert_eq!(
+        (u["bytes"].as_i64(), u["objects"].as_i64()),
+        (Some(10 * 1024), Some(10))
+    );
 
     // Raised, then streamed uploads (no Content-Length): cut off at the new limit.
     set_quota(&f, TENANT_A, json!({ "bytes": 20 * 1024 })).await;
@@ -264,7 +294,10 @@ async fn object_override_holds_under_50_concurrent_uploads(db: Db) {
     let statuses = concurrent_uploads(&f, "obj", 50, 1, false).await;
     assert_eq!(count(&statuses, StatusCode::CREATED), 7, "{statuses:?}");
     let u = f.usage(TENANT_A).await;
-    assert_eq!((u["objects"].as_i64(), u["quota_objects"].as_i64()), (Some(7), Some(7)));
+    assert_eq!(
+        (u["objects"].as_i64(), u["quota_objects"].as_i64()),
+        (Some(7), Some(7))
+    );
     f.finish().await;
 }
 

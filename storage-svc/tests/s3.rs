@@ -157,7 +157,11 @@ async fn s3_round_trip(db: Db) {
     let body = content(100_000, 1);
     let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
     let r = f
-        .as_tenant(Method::PUT, TENANT_A, "/api/buckets/files/objects/docs/a.bin")
+        .as_tenant(
+            Method::PUT,
+            TENANT_A,
+            "/api/buckets/files/objects/docs/a.bin",
+        )
         .header("content-type", "application/x-test")
         .header("x-tansu-meta-colour", "blue")
         .header("content-md5", &md5)
@@ -189,7 +193,11 @@ async fn s3_round_trip(db: Db) {
     assert_eq!(r.headers()["x-tansu-meta-colour"], "blue");
     assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
     let r = f
-        .as_tenant(Method::HEAD, TENANT_A, "/api/buckets/files/objects/docs/a.bin")
+        .as_tenant(
+            Method::HEAD,
+            TENANT_A,
+            "/api/buckets/files/objects/docs/a.bin",
+        )
         .send()
         .await
         .unwrap();
@@ -216,7 +224,11 @@ async fn s3_round_trip(db: Db) {
 
     // Copy: a server-side S3 copy into a new blob.
     let r = f
-        .as_tenant(Method::PUT, TENANT_A, "/api/buckets/files/objects/docs/copy.bin")
+        .as_tenant(
+            Method::PUT,
+            TENANT_A,
+            "/api/buckets/files/objects/docs/copy.bin",
+        )
         .header("x-tansu-copy-source", "files/docs/a.bin")
         .send()
         .await
@@ -240,7 +252,12 @@ async fn s3_round_trip(db: Db) {
     assert_eq!(r.status(), 200);
     assert_eq!(etag_of(&r.bytes().await.unwrap()), etag_of(&big));
     let seam = 8 << 20;
-    let r = get(&f, "big.bin", &[("range", &format!("bytes={}-{}", seam - 5, seam + 4))]).await;
+    let r = get(
+        &f,
+        "big.bin",
+        &[("range", &format!("bytes={}-{}", seam - 5, seam + 4))],
+    )
+    .await;
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap().as_ref(), &big[seam - 5..seam + 5]);
 
@@ -252,7 +269,10 @@ async fn s3_round_trip(db: Db) {
 
     // Overwrite: the old blob goes.
     let before = s3_keys(&moto, &tenant_prefix).await.len();
-    assert_eq!(f.put(TENANT_A, "files", "docs/a.bin", b"v2").await.status(), 200);
+    assert_eq!(
+        f.put(TENANT_A, "files", "docs/a.bin", b"v2").await.status(),
+        200
+    );
     assert_eq!(get(&f, "docs/a.bin", &[]).await.text().await.unwrap(), "v2");
     assert_eq!(s3_keys(&moto, &tenant_prefix).await.len(), before);
 
@@ -339,15 +359,21 @@ async fn s3_round_trip(db: Db) {
         assert_eq!(get(&f, key, &[]).await.status(), 404);
     }
     assert!(
-        common::eventually(Duration::from_secs(10), async || s3_keys(&moto, &tenant_prefix)
-            .await
-            .is_empty())
+        common::eventually(Duration::from_secs(10), async || s3_keys(
+            &moto,
+            &tenant_prefix
+        )
+        .await
+        .is_empty())
         .await,
         "left in S3: {:?}",
         s3_keys(&moto, &tenant_prefix).await
     );
     let u = f.usage(TENANT_A).await;
-    assert_eq!((u["bytes"].as_i64(), u["objects"].as_i64()), (Some(0), Some(0)));
+    assert_eq!(
+        (u["bytes"].as_i64(), u["objects"].as_i64()),
+        (Some(0), Some(0))
+    );
     f.finish().await;
 }
 

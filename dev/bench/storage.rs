@@ -7,7 +7,8 @@
 //! renames and commits) and downloads (`GET`, read to the end) on one connection for
 //! `--duration` seconds; the reference is `std::fs::copy` of a file of the same size in the
 //! same directory plus an fsync of the copy, for the same time. Then 4 KiB objects: `PUT`s
-//! (each connection cycling over its own 64 keys) and `GET`s at `--connections` connections.
+//! (each connection cycling over its own 64 keys) and `GET`s (one object per connection) at
+//! `--connections` connections.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -206,6 +207,7 @@ async fn run_with(
             Box::new(Small {
                 method: http::Method::PUT,
                 conn,
+                keys: KEYS_PER_CONNECTION,
                 next: 0,
                 auth: auth.clone(),
                 host: host.clone(),
@@ -214,10 +216,21 @@ async fn run_with(
         })
     };
     let put_row = measure("4 KiB PUT", "https", &spec(put_factory), &measured).await?;
+    // The GETs read key 0 of each connection: make sure every one exists.
+    for conn in 0..args.connections {
+        let r = http
+            .put(rig.url(&format!("/api/buckets/bench/objects/small/{conn}-0")))
+            .bearer_auth(&token)
+            .body(small.clone())
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "writing small/{conn}-0: {}", r.status());
+    }
     let get_factory: load::ScriptFactory = Arc::new(move |conn| {
         Box::new(Small {
             method: http::Method::GET,
             conn,
+            keys: 1,
             next: 0,
             auth: auth.clone(),
             host: host.clone(),
@@ -234,10 +247,13 @@ async fn run_with(
     ))
 }
 
-/// One 4 KiB request per operation on this connection's own keys (`small/<conn>-<i>`).
+/// One 4 KiB request per operation on this connection's own keys (`small/<conn>-<i>`, `i` below
+/// `keys`).
 struct Small {
     method: http::Method,
     conn: usize,
+    /// How many keys the connection cycles over.
+    keys: usize,
     next: usize,
     auth: Arc<String>,
     host: Arc<String>,
@@ -249,7 +265,7 @@ impl Script for Small {
         let path = format!(
             "/storage/api/buckets/bench/objects/small/{}-{}",
             self.conn,
-            self.next % KEYS_PER_CONNECTION
+            self.next % self.keys
         );
         self.next += 1;
         Request::builder()

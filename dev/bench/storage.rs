@@ -224,7 +224,11 @@ async fn run_with(
             .body(small.clone())
             .send()
             .await?;
-        anyhow::ensure!(r.status().is_success(), "writing small/{conn}-0: {}", r.status());
+        anyhow::ensure!(
+            r.status().is_success(),
+            "writing small/{conn}-0: {}",
+            r.status()
+        );
     }
     let get_factory: load::ScriptFactory = Arc::new(move |conn| {
         Box::new(Small {

@@ -8,6 +8,7 @@ mod events;
 mod gateway;
 mod load;
 mod procs;
+mod storage;
 mod token;
 
 use std::path::PathBuf;
@@ -40,6 +41,11 @@ enum Command {
     Token(token::Args),
     /// Security events: ingest rate up to 1M events, then query and verify latency.
     Events(events::Args),
+    /// Storage: MiB/s through the gateway next to a file copy, and 4 KiB req/s.
+    Storage(storage::Args),
+    /// (internal) The storage service for `storage`; prints `LISTEN <addr>`.
+    #[command(hide = true)]
+    ServeStorage(tansu_dev::storage_rig::ServeStorageArgs),
     /// (internal) The identity service for `token`; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeIdentity(token::ServeIdentityArgs),
@@ -83,6 +89,10 @@ fn main() -> ExitCode {
         }
         Command::ServeIdentity(args) => {
             runtime(workers).and_then(|rt| rt.block_on(token::serve_identity(args)))
+        }
+        Command::Storage(args) => runtime(workers).and_then(|rt| rt.block_on(storage::run(args))),
+        Command::ServeStorage(args) => {
+            runtime(workers).and_then(|rt| rt.block_on(storage::serve(args)))
         }
         Command::Events(args) => runtime(workers).and_then(|rt| rt.block_on(events::run(args))),
         Command::Token(args) => runtime(workers).and_then(|rt| rt.block_on(token::run(args))),

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod stack;
+pub mod storage_rig;
 pub mod tls;
 
 pub use stack::{Stack, StackOptions};

@@ -13,6 +13,7 @@
 //! DELETE /api/buckets/{bucket}/objects/{key…}       delete
 //! POST   /api/buckets/{bucket}/presign              mint a presigned URL
 //! GET    /api/usage                                 the tenant's usage and quota
+//! GET/PUT/DELETE /admin/tenants/{tenant}/quota      per-tenant quota override (platform, storage.admin)
 //! ```
 //!
 //! Object routes accept either a bearer token (scope + tenant checked by the shared
@@ -48,7 +49,7 @@ use crate::backend::blob_path;
 use crate::conditional::{Conditions, Precondition, RangeOutcome, http_date};
 use crate::names::{check_bucket, check_key};
 use crate::presign;
-use crate::store::{NewObject, Quota, Reserved, Store, StoreError};
+use crate::store::{NewObject, Quota, Reserved, Store, StoreError, Usage};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -71,6 +72,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/buckets/{bucket}/presign", post(presign_url))
         .route("/api/usage", get(usage))
         .merge(crate::multipart::routes())
+        .merge(crate::admin::routes())
 }
 
 // ---- errors ----
@@ -622,6 +624,15 @@ pub(crate) async fn reserve(
     })
 }
 
+/// How many bytes an upload may stream before it certainly exceeds the quota in force (the
+/// tenant's override or the default): the room left plus `credit` (its own reservation and the
+/// bytes it replaces). Only a cut-off for uploads without a length; commits re-check atomically.
+pub(crate) async fn stream_room(st: &AppState, tenant: Uuid, credit: i64) -> ApiResult<u64> {
+    let usage = st.store.usage(tenant).await?;
+    let quota = usage.quota(st.quota());
+    Ok((quota.bytes - usage.bytes - usage.reserved_bytes + credit).max(0) as u64)
+}
+
 pub(crate) struct UploadHeaders {
     pub(crate) content_type: String,
     pub(crate) metadata: BTreeMap<String, String>,
@@ -878,11 +889,7 @@ async fn put_object(
     )
     .await?;
     // Without a length, stop streaming once the quota's remaining room is used up.
-    let usage = st.store.usage(tenant).await?;
-    let room = (st.config.quota_bytes as i64 - usage.bytes - usage.reserved_bytes
-        + reservation.reserved.bytes
-        + old_size as i64)
-        .max(0) as u64;
+    let room = stream_room(&st, tenant, reservation.reserved.bytes + old_size as i64).await?;
     let stream_limit = limit.min(room);
 
     let (tmp, size, digest) = stage(&st, body, &h, stream_limit, limit).await?;
@@ -1230,17 +1237,23 @@ async fn usage(
     tenant: Tenant,
 ) -> ApiResult<Response> {
     let u = st.store.usage(tenant.id).await?;
-    let q: Quota = st.quota();
-    Ok(axum::Json(serde_json::json!({
-        "tenant": tenant.id,
+    Ok(axum::Json(usage_view(tenant.id, &u, st.quota())).into_response())
+}
+
+/// A tenant's usage and the quota in force (`quota_override`: what an administrator set,
+/// `null` for a limit that is the default).
+pub(crate) fn usage_view(tenant: Uuid, u: &Usage, default: Quota) -> serde_json::Value {
+    let q = u.quota(default);
+    serde_json::json!({
+        "tenant": tenant,
         "bytes": u.bytes,
         "objects": u.objects,
         "reserved_bytes": u.reserved_bytes,
         "reserved_objects": u.reserved_objects,
         "quota_bytes": q.bytes,
         "quota_objects": q.objects,
-    }))
-    .into_response())
+        "quota_override": { "bytes": u.quota_bytes, "objects": u.quota_objects },
+    })
 }
 
 #[cfg(test)]

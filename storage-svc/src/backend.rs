@@ -3,11 +3,11 @@
 //! Durability, and why in this order: an upload is streamed to a temp file under
 //! `<data_dir>/tmp`, hashed on the way, fsynced and verified; only then is it placed as an
 //! immutable blob `<tenant>/<blob uuid>` (local backend: a rename into
-//! `<data_dir>/objects/<tenant>/` plus an fsync of the directory; S3: a multipart upload read
-//! from the temp file); only then does the metadata transaction make it visible. A crash or a
-//! dropped connection at any point leaves either nothing visible or the complete object. Temp
-//! files are removed by their guard on every exit path, and the whole temp directory is emptied
-//! at start-up (after a crash).
+//! `<data_dir>/objects/<tenant>/` plus an fsync of the directory; S3: one PUT, or a multipart
+//! upload read from the temp file); only then does the metadata transaction make it visible. A
+//! crash or a dropped connection at any point leaves either nothing visible or the complete
+//! object. Temp files are removed by their guard on every exit path, and the whole temp
+//! directory is emptied at start-up (after a crash).
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,11 @@ use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
+
+/// Part size of multipart uploads to remote stores (S3 needs at least 5 MiB but the last).
+const S3_PART: usize = 8 << 20;
+/// Parts uploaded at the same time.
+const S3_PARTS_IN_FLIGHT: usize = 2;
 
 /// Where blobs go.
 pub struct Backend {
@@ -115,25 +120,38 @@ impl Backend {
             tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await??;
             return Ok(());
         }
-        let upload = self.store.put_multipart(path).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+        // Remote stores: one PUT for what fits in one part, else a multipart upload of
+        // `S3_PART`-sized parts with at most `S3_PARTS_IN_FLIGHT` in flight (memory stays
+        // bounded by their product, whatever the object's size).
         let mut file = tokio::fs::File::open(&tmp.path).await?;
+        let size = file.metadata().await?.len();
+        if size <= S3_PART as u64 {
+            let mut buf = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut buf).await?;
+            self.store.put(path, buf.into()).await?;
+            return Ok(());
+        }
+        let upload = self.store.put_multipart(path).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, S3_PART);
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = match file.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(e.into());
-                }
+            let read = match file.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => writer
+                    .wait_for_capacity(S3_PARTS_IN_FLIGHT)
+                    .await
+                    .map(|()| n)
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::Error::from(e)),
             };
-            if n == 0 {
-                break;
+            match read {
+                Ok(n) => writer.write(&buf[..n]),
+                Err(e) => {
+                    // Leaves no incomplete multipart upload behind in the bucket.
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
             }
-            if let Err(e) = writer.wait_for_capacity(4).await {
-                return Err(e.into());
-            }
-            writer.write(&buf[..n]);
         }
         writer.finish().await?;
         Ok(())

@@ -8,10 +8,11 @@
 //! configuration); metadata lives in the service's own SQLite or PostgreSQL database.
 //!
 //! Module map: [`api`] (routes, handlers, access), [`store`] (metadata, quotas), [`backend`]
-//! (blobs, temp files, durability), [`conditional`] (RFC 9110 preconditions and ranges),
+//! (blobs, temp files, durability), [`admin`] (per-tenant quota overrides), [`conditional`] (RFC 9110 preconditions and ranges),
 //! [`names`] (bucket and key rules), [`presign`] (URL signatures and sealed keys).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod backend;
 pub mod conditional;
@@ -80,6 +81,9 @@ pub struct Config {
     pub public_prefix: String,
     /// `[storage.events]`: report access denials to identity (off while empty).
     pub events: tansu_shared::events::EventReporting,
+    /// The platform tenant's id: quota administration tokens may carry it as `tid`. Empty:
+    /// they must carry no `tid` at all (platform client-credentials tokens).
+    pub platform_tenant: String,
 }
 
 /// An S3-compatible backend (AWS S3, MinIO, …).
@@ -117,6 +121,7 @@ impl Default for Config {
             multipart_expiry_secs: 7 * 24 * 3600,
             public_prefix: "/storage".into(),
             events: Default::default(),
+            platform_tenant: String::new(),
         }
     }
 }
@@ -158,6 +163,10 @@ impl Validate for Config {
         }
         if self.max_presign_secs == 0 {
             v.push("max_presign_secs: must be positive".into());
+        }
+        if !self.platform_tenant.is_empty() && uuid::Uuid::parse_str(&self.platform_tenant).is_err()
+        {
+            v.push("platform_tenant: must be a UUID".into());
         }
         if self.upload_idle_timeout_secs == 0 {
             v.push("upload_idle_timeout_secs: must be positive".into());
@@ -216,9 +225,12 @@ impl AppState {
         let backend = match config.backend.as_str() {
             "s3" => {
                 let s3 = &config.s3;
+                // A SHA-256 checksum with every upload (and part): the S3 server refuses
+                // bytes corrupted on the way.
                 let mut b = object_store::aws::AmazonS3Builder::new()
                     .with_bucket_name(&s3.bucket)
-                    .with_allow_http(s3.allow_http);
+                    .with_allow_http(s3.allow_http)
+                    .with_checksum_algorithm(object_store::aws::Checksum::SHA256);
                 if !s3.endpoint.is_empty() {
                     b = b.with_endpoint(&s3.endpoint);
                 }
@@ -271,6 +283,8 @@ impl AppState {
         })
     }
 
+    /// The configured default quota; a tenant's override (see [`admin`]) takes precedence
+    /// inside the store's quota checks.
     pub fn quota(&self) -> Quota {
         Quota {
             bytes: self.config.quota_bytes as i64,

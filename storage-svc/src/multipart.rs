@@ -32,7 +32,8 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::api::{
     ApiResult, BucketSettings, P, discard_blob, hex, intend_blob, precondition_failed, read_json,
-    reserve, stage, stored_response, too_large, upload_headers, valid_bucket, valid_key,
+    reserve, stage, stored_response, stream_room, too_large, upload_headers, valid_bucket,
+    valid_key,
 };
 use crate::backend::blob_path;
 use crate::conditional::Conditions;
@@ -159,10 +160,7 @@ async fn upload_part(
         return Err(too_large(limit));
     }
     let mut reservation = reserve(&st, tenant.id, h.content_length.unwrap_or(0), 0).await?;
-    let usage = st.store.usage(tenant.id).await?;
-    let room = (st.config.quota_bytes as i64 - usage.bytes - usage.reserved_bytes
-        + reservation.reserved.bytes)
-        .max(0) as u64;
+    let room = stream_room(&st, tenant.id, reservation.reserved.bytes).await?;
     let (tmp, size, digest) = stage(&st, body, &h, limit.min(room), limit).await?;
     let (blob_id, mut blob) = intend_blob(&st, tenant.id).await?;
     st.backend

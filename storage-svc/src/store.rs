@@ -128,19 +128,40 @@ pub struct Reserved {
     pub objects: i64,
 }
 
-#[derive(Debug, Clone, Copy, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, FromRow, serde::Serialize)]
 pub struct Usage {
     pub bytes: i64,
     pub objects: i64,
     pub reserved_bytes: i64,
     pub reserved_objects: i64,
+    /// The tenant's own limits, where an administrator set them (else the default applies).
+    pub quota_bytes: Option<i64>,
+    pub quota_objects: Option<i64>,
 }
 
-/// A tenant's limits.
+impl Usage {
+    /// The limits in force: the tenant's overrides, else `default`.
+    pub fn quota(&self, default: Quota) -> Quota {
+        Quota {
+            bytes: self.quota_bytes.unwrap_or(default.bytes),
+            objects: self.quota_objects.unwrap_or(default.objects),
+        }
+    }
+}
+
+/// A tenant's limits. The store's quota checks take the configured default and apply a
+/// tenant's override (`tenant_usage.quota_*`) inside the same statement.
 #[derive(Debug, Clone, Copy)]
 pub struct Quota {
     pub bytes: i64,
     pub objects: i64,
+}
+
+/// An administrator's per-tenant limits; `None` falls back to the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QuotaOverride {
+    pub bytes: Option<i64>,
+    pub objects: Option<i64>,
 }
 
 /// What a listing page returned.
@@ -459,8 +480,9 @@ impl Store {
                 let n = sqlx::query(
                     "UPDATE tenant_usage SET bytes = bytes + $2, objects = objects + $3, \
                      reserved_bytes = reserved_bytes - $4, reserved_objects = reserved_objects - $5 \
-                     WHERE tenant_id = $1 AND ((bytes + $2 + reserved_bytes - $4 <= $6 \
-                     AND objects + $3 + reserved_objects - $5 <= $7) OR ($2 <= 0 AND $3 <= 0))",
+                     WHERE tenant_id = $1 AND ((bytes + $2 + reserved_bytes - $4 <= COALESCE(quota_bytes, $6) \
+                     AND objects + $3 + reserved_objects - $5 <= COALESCE(quota_objects, $7)) \
+                     OR ($2 <= 0 AND $3 <= 0))",
                 )
                 .bind(&t)
                 .bind(d_bytes)
@@ -608,7 +630,8 @@ impl Store {
             sqlx::query(
                 "UPDATE tenant_usage SET reserved_bytes = reserved_bytes + $2, \
                  reserved_objects = reserved_objects + $3 WHERE tenant_id = $1 \
-                 AND bytes + reserved_bytes + $2 <= $4 AND objects + reserved_objects + $3 <= $5",
+                 AND bytes + reserved_bytes + $2 <= COALESCE(quota_bytes, $4) \
+                 AND objects + reserved_objects + $3 <= COALESCE(quota_objects, $5)",
             )
             .bind(&t)
             .bind(want.bytes)
@@ -644,19 +667,33 @@ impl Store {
     pub async fn usage(&self, tenant: Uuid) -> StoreResult<Usage> {
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, Usage>(
-                "SELECT bytes, objects, reserved_bytes, reserved_objects FROM tenant_usage \
-                 WHERE tenant_id = $1",
+                "SELECT bytes, objects, reserved_bytes, reserved_objects, quota_bytes, \
+                 quota_objects FROM tenant_usage WHERE tenant_id = $1",
             )
             .bind(tenant.to_string())
             .fetch_optional(pool)
             .await?
         });
-        Ok(row.unwrap_or(Usage {
-            bytes: 0,
-            objects: 0,
-            reserved_bytes: 0,
-            reserved_objects: 0,
-        }))
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Sets (or, with both limits `None`, clears) a tenant's quota override. Takes effect for
+    /// the next reservation or commit: uploads already reserved may still commit only if they
+    /// fit, because the commit re-checks against the limit in force then.
+    pub async fn set_quota(&self, tenant: Uuid, q: QuotaOverride) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO tenant_usage (tenant_id, quota_bytes, quota_objects) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET quota_bytes = excluded.quota_bytes, \
+                 quota_objects = excluded.quota_objects",
+            )
+            .bind(tenant.to_string())
+            .bind(q.bytes)
+            .bind(q.objects)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 
     // ---- blob intents ----
@@ -821,7 +858,8 @@ impl Store {
                 let n = sqlx::query(
                     "UPDATE tenant_usage SET bytes = bytes + $2, \
                      reserved_bytes = reserved_bytes - $3, reserved_objects = reserved_objects - $4 \
-                     WHERE tenant_id = $1 AND (bytes + $2 + reserved_bytes - $3 <= $5 OR $2 <= 0)",
+                     WHERE tenant_id = $1 AND (bytes + $2 + reserved_bytes - $3 <= COALESCE(quota_bytes, $5) \
+                     OR $2 <= 0)",
                 )
                 .bind(&t)
                 .bind(d_bytes)
@@ -948,8 +986,9 @@ impl Store {
                     let d_objects: i64 = if old.is_some() { 0 } else { 1 };
                     let n = sqlx::query(
                         "UPDATE tenant_usage SET bytes = bytes + $2, objects = objects + $3 \
-                         WHERE tenant_id = $1 AND ((bytes + $2 + reserved_bytes <= $4 \
-                         AND objects + $3 + reserved_objects <= $5) OR ($2 <= 0 AND $3 <= 0))",
+                         WHERE tenant_id = $1 AND ((bytes + $2 + reserved_bytes <= COALESCE(quota_bytes, $4) \
+                         AND objects + $3 + reserved_objects <= COALESCE(quota_objects, $5)) \
+                         OR ($2 <= 0 AND $3 <= 0))",
                     )
                     .bind(&t)
                     .bind(d_bytes)

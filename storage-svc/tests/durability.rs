@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Db, Fixture, TENANT_A, eventually};
+use common::{Db, Fixture, TENANT_A, concurrent_uploads, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -111,34 +111,12 @@ async fn dropped_upload_leaves_nothing(db: Db) {
     f.finish().await;
 }
 
-async fn concurrent_uploads(f: &Fixture, n: usize, size: usize, chunked: bool) -> Vec<StatusCode> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let req = f.as_tenant(
-            Method::PUT,
-            TENANT_A,
-            &format!("/api/buckets/uploads/objects/obj-{i}"),
-        );
-        let body = vec![1u8; size];
-        tasks.spawn(async move {
-            let req = if chunked {
-                let stream = futures::stream::iter([Ok::<_, std::io::Error>(body)]);
-                req.body(reqwest::Body::wrap_stream(stream))
-            } else {
-                req.body(body)
-            };
-            req.send().await.unwrap().status()
-        });
-    }
-    tasks.join_all().await
-}
-
 async fn byte_quota_holds_under_50_concurrent_uploads(db: Db) {
     let Some(f) = Fixture::start(db, |c| c.quota_bytes = 10 * 1024).await else {
         return;
     };
     f.create_bucket(TENANT_A, "uploads").await;
-    let statuses = concurrent_uploads(&f, 50, 1024, false).await;
+    let statuses = concurrent_uploads(&f, "obj", 50, 1024, false).await;
     let ok = statuses
         .iter()
         .filter(|s| **s == StatusCode::CREATED)
@@ -180,7 +158,7 @@ async fn byte_quota_holds_under_50_concurrent_uploads(db: Db) {
         assert_eq!(r.status(), 204);
     }
     assert_eq!(f.usage(TENANT_A).await["bytes"], 0);
-    let statuses = concurrent_uploads(&f, 50, 1024, true).await;
+    let statuses = concurrent_uploads(&f, "obj", 50, 1024, true).await;
     let ok = statuses
         .iter()
         .filter(|s| **s == StatusCode::CREATED)
@@ -219,7 +197,7 @@ async fn object_quota_holds_under_50_concurrent_uploads(db: Db) {
         return;
     };
     f.create_bucket(TENANT_A, "uploads").await;
-    let statuses = concurrent_uploads(&f, 50, 1, false).await;
+    let statuses = concurrent_uploads(&f, "obj", 50, 1, false).await;
     let ok = statuses
         .iter()
         .filter(|s| **s == StatusCode::CREATED)

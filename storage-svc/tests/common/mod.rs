@@ -168,6 +168,36 @@ impl Fixture {
     }
 }
 
+/// `n` uploads of `size` bytes at once, as `TENANT_A`, to `uploads/{prefix}-{i}` (chunked:
+/// without a Content-Length). Their statuses, in no particular order.
+pub async fn concurrent_uploads(
+    f: &Fixture,
+    prefix: &str,
+    n: usize,
+    size: usize,
+    chunked: bool,
+) -> Vec<reqwest::StatusCode> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let req = f.as_tenant(
+            Method::PUT,
+            TENANT_A,
+            &format!("/api/buckets/uploads/objects/{prefix}-{i}"),
+        );
+        let body = vec![1u8; size];
+        tasks.spawn(async move {
+            let req = if chunked {
+                let stream = futures::stream::iter([Ok::<_, std::io::Error>(body)]);
+                req.body(reqwest::Body::wrap_stream(stream))
+            } else {
+                req.body(body)
+            };
+            req.send().await.unwrap().status()
+        });
+    }
+    tasks.join_all().await
+}
+
 /// Polls `cond` until it holds, for at most `limit`.
 pub async fn eventually(limit: Duration, mut cond: impl AsyncFnMut() -> bool) -> bool {
     let start = Instant::now();

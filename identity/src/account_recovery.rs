@@ -17,11 +17,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::authorize::{AuthorizeError, csrf_matches, current_session, escape};
+use crate::authorize::{AuthorizeError, FORM_EXPIRED, current_session, escape};
 use crate::events;
 use crate::login_steps::{account_page, not_signed_in, recovery_html, unavailable};
 use crate::mfa::{self, CodeOutcome};
-use crate::oauth::token::{MAX_BODY_BYTES, Params};
 use crate::store::now_ms;
 use crate::store::users::UserRow;
 
@@ -62,21 +61,10 @@ pub(crate) async fn enrolled_page(
 
 /// `POST /account/mfa/recovery-codes`: a new set of recovery codes, after a current TOTP code.
 pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return AuthorizeError::Page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.")
-            .into_response();
+    let form = match crate::authorize::read_csrf_form(&headers, body, FORM_EXPIRED).await {
+        Ok(f) => f,
+        Err(r) => return r,
     };
-    let Ok(form) = Params::parse(&bytes) else {
-        return AuthorizeError::Page(StatusCode::BAD_REQUEST, "The form is malformed.")
-            .into_response();
-    };
-    if !csrf_matches(&headers, &form) {
-        return AuthorizeError::Page(
-            StatusCode::FORBIDDEN,
-            "The form expired or was not sent from this site.",
-        )
-        .into_response();
-    }
     let Some((session, user)) = current_session(&state, &headers).await else {
         return not_signed_in();
     };

@@ -528,23 +528,38 @@ fn consent_page(state: &AppState, headers: &HeaderMap, req: &AuthRequest) -> Res
     response
 }
 
-/// `POST /consent`: the consent form's submission (needs the signed-in session).
-pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+/// Reads a submitted HTML form and checks its CSRF token: the form, or the error page
+/// (413 too large, 400 malformed, 403 with `expired` when the token does not match).
+pub(crate) async fn read_csrf_form(
+    headers: &HeaderMap,
+    body: Body,
+    expired: &'static str,
+) -> Result<Params, Response> {
+    let page = |status, message| Err(AuthorizeError::Page(status, message).into_response());
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return AuthorizeError::Page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.")
-            .into_response();
+        return page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
     };
     let Ok(form) = Params::parse(&bytes) else {
-        return AuthorizeError::Page(StatusCode::BAD_REQUEST, "The form is malformed.")
-            .into_response();
+        return page(StatusCode::BAD_REQUEST, "The form is malformed.");
     };
-    if !csrf_matches(&headers, &form) {
-        return AuthorizeError::Page(
-            StatusCode::FORBIDDEN,
-            "The form expired or was not sent from this site.",
-        )
-        .into_response();
+    if !csrf_matches(headers, &form) {
+        return page(StatusCode::FORBIDDEN, expired);
     }
+    Ok(form)
+}
+
+/// The 403 text of an expired or foreign form.
+pub(crate) const FORM_EXPIRED: &str = "The form expired or was not sent from this site.";
+/// [`FORM_EXPIRED`] on the sign-in pages.
+pub(crate) const SIGN_IN_FORM_EXPIRED: &str =
+    "The form expired or was not sent from this site. Go back and sign in again.";
+
+/// `POST /consent`: the consent form's submission (needs the signed-in session).
+pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let form = match read_csrf_form(&headers, body, FORM_EXPIRED).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let req = match parse_request(&state, form.get("request").unwrap_or("")).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -599,24 +614,10 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
 
 /// `POST /login`: the login form's submission.
 pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            return AuthorizeError::Page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.")
-                .into_response();
-        }
+    let form = match read_csrf_form(&headers, body, SIGN_IN_FORM_EXPIRED).await {
+        Ok(f) => f,
+        Err(r) => return r,
     };
-    let Ok(form) = Params::parse(&bytes) else {
-        return AuthorizeError::Page(StatusCode::BAD_REQUEST, "The form is malformed.")
-            .into_response();
-    };
-    if !csrf_matches(&headers, &form) {
-        return AuthorizeError::Page(
-            StatusCode::FORBIDDEN,
-            "The form expired or was not sent from this site. Go back and sign in again.",
-        )
-        .into_response();
-    }
     let req = match parse_request(&state, form.get("request").unwrap_or("")).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),

@@ -27,14 +27,14 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::authorize::{
-    AuthRequest, AuthorizeError, CSRF_COOKIE, SESSION_COOKIE, continue_authorization, cookie_value,
-    csrf_matches, csrf_token, current_session, escape, html, login_page, page, parse_request,
-    record_failure, set_cookie, sign_in_event,
+    AuthRequest, AuthorizeError, CSRF_COOKIE, FORM_EXPIRED, SESSION_COOKIE, SIGN_IN_FORM_EXPIRED,
+    continue_authorization, cookie_value, csrf_token, current_session, escape, html, login_page,
+    page, parse_request, record_failure, set_cookie, sign_in_event,
 };
 use crate::crypto;
 use crate::events;
 use crate::mfa::{self, CodeOutcome};
-use crate::oauth::token::{MAX_BODY_BYTES, Params};
+use crate::oauth::token::Params;
 use crate::store::mfa::LoginStepRow;
 use crate::store::tenants::TenantRow;
 use crate::store::users::{SessionRow, UserRow};
@@ -412,24 +412,7 @@ async fn read_step_form(
     body: Body,
 ) -> Result<Submitted, Response> {
     let page_error = |status, message| AuthorizeError::Page(status, message).into_response();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return Err(page_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "The form is too large.",
-        ));
-    };
-    let Ok(form) = Params::parse(&bytes) else {
-        return Err(page_error(
-            StatusCode::BAD_REQUEST,
-            "The form is malformed.",
-        ));
-    };
-    if !csrf_matches(headers, &form) {
-        return Err(page_error(
-            StatusCode::FORBIDDEN,
-            "The form expired or was not sent from this site. Go back and sign in again.",
-        ));
-    }
+    let form = crate::authorize::read_csrf_form(headers, body, SIGN_IN_FORM_EXPIRED).await?;
     let req = parse_request(state, form.get("request").unwrap_or(""))
         .await
         .map_err(IntoResponse::into_response)?;
@@ -804,21 +787,10 @@ pub async fn account_mfa_confirm(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return AuthorizeError::Page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.")
-            .into_response();
+    let form = match crate::authorize::read_csrf_form(&headers, body, FORM_EXPIRED).await {
+        Ok(f) => f,
+        Err(r) => return r,
     };
-    let Ok(form) = Params::parse(&bytes) else {
-        return AuthorizeError::Page(StatusCode::BAD_REQUEST, "The form is malformed.")
-            .into_response();
-    };
-    if !csrf_matches(&headers, &form) {
-        return AuthorizeError::Page(
-            StatusCode::FORBIDDEN,
-            "The form expired or was not sent from this site.",
-        )
-        .into_response();
-    }
     let Some((session, user)) = current_session(&state, &headers).await else {
         return not_signed_in();
     };

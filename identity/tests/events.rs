@@ -284,25 +284,7 @@ async fn concurrent_events_keep_one_linear_chain() {
         let id = Instance::start(&db, "", |_| {}).await;
         let admin = id.admin_token().await;
         let t = id.create_tenant("busy").await;
-        let mut tasks = Vec::new();
-        for i in 0..6 {
-            let http = id.http.clone();
-            let url = id.url(&format!("/admin/tenants/{t}/users"));
-            let admin = admin.clone();
-            tasks.push(tokio::spawn(async move {
-                http.post(url)
-                    .bearer_auth(admin)
-                    .json(&json!({"email": format!("p{i}@busy.example")}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }));
-        }
-        for task in tasks {
-            assert_eq!(task.await.unwrap(), 201);
-        }
+        create_users_at_once(&[(&id, &admin)], &t, 6).await;
         let (_, v) = id
             .call(
                 Method::GET,
@@ -328,30 +310,7 @@ async fn replicas_appending_at_once_keep_one_linear_chain() {
         // Each replica has its own issuer URL here: each verifies its own tokens.
         let admins = [a.admin_token().await, b.admin_token().await];
         let t = a.create_tenant("shared").await;
-        let mut tasks = Vec::new();
-        for i in 0..16 {
-            let (id, admin) = if i % 2 == 0 {
-                (&a, &admins[0])
-            } else {
-                (&b, &admins[1])
-            };
-            let http = id.http.clone();
-            let url = id.url(&format!("/admin/tenants/{t}/users"));
-            let admin = admin.clone();
-            tasks.push(tokio::spawn(async move {
-                http.post(url)
-                    .bearer_auth(admin)
-                    .json(&json!({"email": format!("r{i}@shared.example")}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }));
-        }
-        for task in tasks {
-            assert_eq!(task.await.unwrap(), 201);
-        }
+        create_users_at_once(&[(&a, &admins[0]), (&b, &admins[1])], &t, 16).await;
         for (id, admin) in [(&a, &admins[0]), (&b, &admins[1])] {
             let (_, v) = id
                 .call(
@@ -367,5 +326,25 @@ async fn replicas_appending_at_once_keep_one_linear_chain() {
         a.stop().await;
         b.stop().await;
         db.cleanup().await;
+    }
+}
+
+/// Creates `n` users in tenant `t` with concurrent requests, spread over the (instance, admin
+/// token) pairs in turn; each must answer 201.
+async fn create_users_at_once(callers: &[(&Instance, &String)], t: &str, n: usize) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (id, admin) = callers[i % callers.len()];
+        let request = id
+            .http
+            .post(id.url(&format!("/admin/tenants/{t}/users")))
+            .bearer_auth(admin)
+            .json(&json!({"email": format!("u{i}@chain.example")}));
+        tasks.push(tokio::spawn(async move {
+            request.send().await.unwrap().status().as_u16()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 201);
     }
 }

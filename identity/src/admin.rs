@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::events::router())
         .merge(crate::vault::router())
         .merge(crate::providers::router())
+        .merge(crate::stats::router())
 }
 
 /// A caller holding `admin.full` for `tansu.identity`.

@@ -25,12 +25,14 @@ pub mod keys;
 pub mod login_steps;
 pub mod mfa;
 pub mod oauth;
+pub mod paging;
 pub mod passwords;
 pub mod providers;
 pub mod provisioning;
 pub mod registration;
 pub mod roles;
 pub mod scopes;
+pub mod stats;
 pub mod store;
 pub mod tenants;
 pub mod userinfo;
@@ -64,6 +66,8 @@ pub struct AppState {
     pub provisioner: Option<Arc<dyn provisioning::Provisioner>>,
     /// Clients read by the token endpoint (see [`cache`]).
     pub clients: Arc<cache::TtlCache<String, Option<store::clients::ClientRow>>>,
+    /// Tokens issued, counted in memory and flushed per hour (see [`stats`]).
+    pub stats: Arc<stats::TokenCounter>,
 }
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
@@ -114,6 +118,7 @@ impl AppState {
             clients: Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
                 config_client_cache_ms,
             ))),
+            stats: Arc::default(),
         };
         let mut provisioning_secret = state.config.provisioning_client_secret.clone();
         if state.config.dev_mode {
@@ -563,9 +568,14 @@ pub async fn serve_on(
         "identity listening"
     );
     let maintenance = state.spawn_maintenance();
-    let store = state.store.clone();
+    let stats_flusher = state.stats.spawn_flusher(state.store.clone());
+    let (store, stats) = (state.store.clone(), state.stats.clone());
     let result = tansu_shared::server::serve(listener, router(state), shutdown).await;
     maintenance.abort();
+    stats_flusher.abort();
+    if let Err(e) = stats.flush(&store).await {
+        tracing::warn!(error = %e, "token statistics flush failed");
+    }
     store.close().await;
     result?;
     Ok(())

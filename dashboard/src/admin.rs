@@ -249,6 +249,32 @@ fn unconfirmed(
     (!confirmed(fields)).then(|| redirect(&format!("{}{}{extra}", state.url(path), tq(tid))))
 }
 
+/// The confirmation page of a per-tenant action: a POST to `path` with the tenant and
+/// `extra` fields; "Cancel" goes back to the section's page of the tenant.
+#[allow(clippy::too_many_arguments)]
+fn tenant_confirm(
+    state: &AppState,
+    s: &Session,
+    sec: Section,
+    path: &str,
+    tid: &str,
+    extra: &[(&'static str, &str)],
+    question: String,
+    button: &'static str,
+) -> Response {
+    let mut fields = vec![("tenant", tid.to_owned())];
+    fields.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let content = v::confirm(
+        state.url(path),
+        &s.csrf,
+        fields,
+        question,
+        button,
+        format!("{}{}", state.url(sec.active), tq(tid)),
+    );
+    render(state, s, sec.active, button, content)
+}
+
 /// Identity's path of something of a tenant: `admin/tenants/<tid>/<kind>/<id>[/<action>]`.
 fn tenant_api(tid: &str, kind: &str, id: &str, action: &str) -> String {
     let mut p = format!("admin/tenants/{}/{kind}", urlencode(tid));
@@ -435,10 +461,7 @@ pub(crate) fn list_sort(
             "Invalid sort",
             views::notice(
                 "error",
-                format!(
-                    "Sort by one of {} (order asc or desc).",
-                    names.join(", ")
-                ),
+                format!("Sort by one of {} (order asc or desc).", names.join(", ")),
             ),
             StatusCode::BAD_REQUEST,
         )
@@ -516,7 +539,14 @@ async fn tenants_page(
     if s.tenant.is_some() {
         return platform_only(state, s, TENANTS.active);
     }
-    let sort = tri!(list_sort(state, s, TENANTS.active, query, TENANT_SORTS, false));
+    let sort = tri!(list_sort(
+        state,
+        s,
+        TENANTS.active,
+        query,
+        TENANT_SORTS,
+        false
+    ));
     let path = format!(
         "admin/tenants?limit=50&{}{}",
         sort.query(),
@@ -663,11 +693,7 @@ async fn tenant_status(
 
 // ---------------------------------------------------------------- users
 
-const USER_SORTS: &[(&str, &str)] = &[
-    ("created", "Created"),
-    ("email", "Email"),
-    ("name", "Name"),
-];
+const USER_SORTS: &[(&str, &str)] = &[("created", "Created"), ("email", "Email"), ("name", "Name")];
 
 async fn users(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
     let s = signed_in!(state, headers, "/users");
@@ -681,7 +707,8 @@ async fn users_page(
     outcome: Outcome,
 ) -> Response {
     let sort = tri!(list_sort(state, s, USERS.active, query, USER_SORTS, false));
-    let mut scope = tri!(tenant_scope(state, s, q(query, "tenant"), USERS.active, USERS.active).await);
+    let mut scope =
+        tri!(tenant_scope(state, s, q(query, "tenant"), USERS.active, USERS.active).await);
     let tid = scope.id();
     let header = scope.header();
     if tid.is_empty() {
@@ -804,15 +831,16 @@ async fn user_status_confirm(
     } else {
         format!("Enable {} again?", field(&u, "email"))
     };
-    let content = v::confirm(
-        state.url(&format!("users/{}/status", urlencode(&uid))),
-        &s.csrf,
-        vec![("tenant", tid.clone()), ("to", to.to_owned())],
+    tenant_confirm(
+        &state,
+        &s,
+        USERS,
+        &format!("users/{}/status", urlencode(&uid)),
+        &tid,
+        &[("to", to)],
         question,
         label,
-        format!("{}{}", state.url("users"), tq(&tid)),
-    );
-    render(&state, &s, "users", &format!("{label} user"), content)
+    )
 }
 
 async fn user_status(
@@ -912,21 +940,23 @@ async fn mfa_confirm(
     Query(query): Q,
 ) -> Response {
     let s = signed_in!(state, headers, "/users");
-    let scope = tri!(tenant_scope(&state, &s, q(&query, "tenant"), USERS.active, USERS.active).await);
+    let scope =
+        tri!(tenant_scope(&state, &s, q(&query, "tenant"), USERS.active, USERS.active).await);
     let tid = scope.id();
     let u = tri!(get_user(&state, &s, &tid, &uid).await);
-    let content = v::confirm(
-        state.url(&format!("users/{}/mfa", urlencode(&uid))),
-        &s.csrf,
-        vec![("tenant", tid.clone())],
+    tenant_confirm(
+        &state,
+        &s,
+        USERS,
+        &format!("users/{}/mfa", urlencode(&uid)),
+        &tid,
+        &[],
         format!(
             "Reset the MFA of {}? Their authenticator app and recovery codes stop working; they sign in with the password alone, or enrol again where the tenant requires MFA.",
             field(&u, "email")
         ),
         "Reset MFA",
-        format!("{}{}", state.url(USERS.active), tq(&tid)),
-    );
-    render(&state, &s, USERS.active, "Reset MFA", content)
+    )
 }
 
 /// Removes the user's TOTP secret and recovery codes (identity's `…/mfa/reset`).
@@ -951,7 +981,8 @@ async fn reset_mfa(
             Method::POST,
             &tenant_api(&tid, "users", &uid, "mfa/reset"),
             None,
-            |_| "MFA was reset: the user signs in with the password alone until they enrol again.".to_owned(),
+            |_| "MFA was reset: the user signs in with the password alone until they enrol again."
+                .to_owned(),
         )
         .await
     );
@@ -969,22 +1000,19 @@ async fn role_confirm(
     let tid = scope.id();
     let role = q(&query, "role").to_owned();
     let u = tri!(get_user(&state, &s, &tid, &uid).await);
-    let content = v::confirm(
-        state.url(&format!("users/{}/roles", urlencode(&uid))),
-        &s.csrf,
-        vec![
-            ("tenant", tid.clone()),
-            ("role", role.clone()),
-            ("action", "revoke".to_owned()),
-        ],
+    tenant_confirm(
+        &state,
+        &s,
+        USERS,
+        &format!("users/{}/roles", urlencode(&uid)),
+        &tid,
+        &[("role", role.as_str()), ("action", "revoke")],
         format!(
             "Revoke the role {role} from {}? It applies from their next token.",
             field(&u, "email")
         ),
         "Revoke role",
-        format!("{}{}", state.url("users"), tq(&tid)),
-    );
-    render(&state, &s, "users", "Revoke role", content)
+    )
 }
 
 async fn change_role(
@@ -1255,20 +1283,15 @@ async fn provider_status_confirm(
     } else {
         format!("Enable the provider {}?", field(&p, "name"))
     };
-    let content = v::confirm(
-        state.url(&format!("admin/providers/{}/status", urlencode(&id))),
-        &s.csrf,
-        vec![("tenant", tid.clone()), ("to", to.to_owned())],
-        question,
-        label,
-        format!("{}{}", state.url("admin/providers"), tq(&tid)),
-    );
-    render(
+    tenant_confirm(
         &state,
         &s,
-        "admin/providers",
-        &format!("{label} provider"),
-        content,
+        PROVIDERS,
+        &format!("admin/providers/{}/status", urlencode(&id)),
+        &tid,
+        &[("to", to)],
+        question,
+        label,
     )
 }
 
@@ -1332,18 +1355,19 @@ async fn provider_delete_confirm(
     );
     let tid = scope.id();
     let p = tri!(get_provider(&state, &s, &tid, &id).await);
-    let content = v::confirm(
-        state.url(&format!("admin/providers/{}/delete", urlencode(&id))),
-        &s.csrf,
-        vec![("tenant", tid.clone())],
+    tenant_confirm(
+        &state,
+        &s,
+        PROVIDERS,
+        &format!("admin/providers/{}/delete", urlencode(&id)),
+        &tid,
+        &[],
         format!(
             "Delete the provider {}? Its configuration and stored client secret are removed.",
             field(&p, "name")
         ),
         "Delete provider",
-        format!("{}{}", state.url("admin/providers"), tq(&tid)),
-    );
-    render(&state, &s, "admin/providers", "Delete provider", content)
+    )
 }
 
 async fn delete_provider(
@@ -1458,7 +1482,14 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
     let Ok((f, qs, problems)) = event_query(&s, &query) else {
         return not_found(&state, &s, EVENTS.active);
     };
-    let sort = tri!(list_sort(&state, &s, EVENTS.active, &query, EVENT_SORTS, true));
+    let sort = tri!(list_sort(
+        &state,
+        &s,
+        EVENTS.active,
+        &query,
+        EVENT_SORTS,
+        true
+    ));
     let path = format!(
         "admin/security-events?limit=50&{qs}&{}{}",
         sort.query(),
@@ -1860,15 +1891,16 @@ async fn revoke_confirm(
     if tid.is_empty() {
         return not_found(&state, &s, "secrets");
     }
-    let content = v::confirm(
-        state.url(&format!("secrets/{}/revoke", urlencode(&name))),
-        &s.csrf,
-        vec![("tenant", tid.clone())],
+    tenant_confirm(
+        &state,
+        &s,
+        SECRETS,
+        &format!("secrets/{}/revoke", urlencode(&name)),
+        &tid,
+        &[],
         format!("Revoke every version of the secret {name}? Nothing can read it afterwards."),
         "Revoke secret",
-        format!("{}{}", state.url("secrets"), tq(&tid)),
-    );
-    render(&state, &s, "secrets", "Revoke secret", content)
+    )
 }
 
 async fn revoke_secret(
@@ -2020,11 +2052,17 @@ mod tests {
         };
         let s = ListSort::parse(&query(&[]), TENANT_SORTS, false).unwrap();
         assert_eq!(s.query(), "sort=created&order=asc");
-        let s = ListSort::parse(&query(&[("sort", "slug"), ("order", "desc")]), TENANT_SORTS, false)
-            .unwrap();
+        let s = ListSort::parse(
+            &query(&[("sort", "slug"), ("order", "desc")]),
+            TENANT_SORTS,
+            false,
+        )
+        .unwrap();
         assert_eq!(s.query(), "sort=slug&order=desc");
         assert_eq!(
-            ListSort::parse(&query(&[]), EVENT_SORTS, true).unwrap().query(),
+            ListSort::parse(&query(&[]), EVENT_SORTS, true)
+                .unwrap()
+                .query(),
             "sort=time&order=desc"
         );
         for bad in [
@@ -2032,7 +2070,10 @@ mod tests {
             query(&[("sort", "name&x=1")]),
             query(&[("order", "up")]),
         ] {
-            assert!(ListSort::parse(&bad, TENANT_SORTS, false).is_none(), "{bad:?}");
+            assert!(
+                ListSort::parse(&bad, TENANT_SORTS, false).is_none(),
+                "{bad:?}"
+            );
         }
         let mut rows = vec![
             json!({"name": "beta"}),

@@ -243,11 +243,7 @@ async fn sign_in(http: &reqwest::Client, s: &Services) -> anyhow::Result<Jar> {
         .send()
         .await?;
     dash.take(&r);
-    anyhow::ensure!(
-        r.status().is_redirection(),
-        "callback: {}",
-        r.text().await?
-    );
+    anyhow::ensure!(r.status().is_redirection(), "callback: {}", r.text().await?);
     Ok(dash)
 }
 
@@ -257,7 +253,8 @@ async fn seed_users(url: &str, tenant: &str, users: u64) -> anyhow::Result<()> {
     let store = tansu_identity::store::Store::connect(url).await?;
     let now = tansu_identity::store::now_ms();
     // Nobody signs in as them: a placeholder hash (an Argon2id hash each would take minutes).
-    let hash = "$argon2id$v=19$m=19456,t=2,p=1$YmVuY2hzYWx0$placeholderplaceholderplaceholderplaceholde";
+    let hash =
+        "$argon2id$v=19$m=19456,t=2,p=1$YmVuY2hzYWx0$placeholderplaceholderplaceholderplaceholde";
     for i in 0..users {
         let i64_i = i64::try_from(i).unwrap_or(0);
         let user = tansu_identity::store::users::UserRow {
@@ -438,13 +435,19 @@ async fn measure(args: &Args, s: &Services, url: &str) -> anyhow::Result<String>
         ("Overview", String::new()),
         ("Tenants", "tenants".into()),
         ("Users (first page)", format!("users?{tq}")),
-        ("Users by email, descending", format!("users?{tq}&sort=email&order=desc")),
+        (
+            "Users by email, descending",
+            format!("users?{tq}&sort=email&order=desc"),
+        ),
         ("Users by name", format!("users?{tq}&sort=name")),
         ("Users, search", format!("users?{tq}&search=user-0421")),
         ("Clients", "clients".into()),
         ("External providers", format!("admin/providers?{tq}")),
         ("Security events (all)", "admin/security-events".into()),
-        ("Security events (tenant)", format!("admin/security-events?{tq}")),
+        (
+            "Security events (tenant)",
+            format!("admin/security-events?{tq}"),
+        ),
         (
             "Security events (failed sign-ins)",
             format!("admin/security-events?{tq}&type=sign_in&outcome=failure"),

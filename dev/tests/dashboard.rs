@@ -625,7 +625,12 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}users"),
             &csrf,
             &one,
-            &[("email", OWNER), ("name", "Shop owner"), ("password", OWNER_PASSWORD), ("role", "Owner")],
+            &[
+                ("email", OWNER),
+                ("name", "Shop owner"),
+                ("password", OWNER_PASSWORD),
+                ("role", "Owner"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -640,7 +645,12 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}users"),
             &csrf,
             &one,
-            &[("email", "clerk@shop-one.example"), ("name", "Clerk"), ("password", ""), ("role", "User")],
+            &[
+                ("email", "clerk@shop-one.example"),
+                ("name", "Clerk"),
+                ("password", ""),
+                ("role", "User"),
+            ],
         )
         .await;
     assert!(
@@ -670,7 +680,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}users"),
             &csrf,
             &one,
-            &[("email", "weak@shop-one.example"), ("password", "short"), ("role", "User")],
+            &[
+                ("email", "weak@shop-one.example"),
+                ("password", "short"),
+                ("role", "User"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
@@ -744,7 +758,10 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}users/{clerk}/password"),
             &csrf,
             &one,
-            &[("password", "a brand new passphrase 99"), ("confirm", "yes")],
+            &[
+                ("password", "a brand new passphrase 99"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert!(r.body.contains("The password was reset."), "{}", r.body);
@@ -767,7 +784,10 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("MFA was reset"), "{}", r.body);
-    assert!(r.body.contains("Reset MFA…"), "the button on every user row");
+    assert!(
+        r.body.contains("Reset MFA…"),
+        "the button on every user row"
+    );
     // Sorted on the server, by identity, with the cursor kept: newest email first.
     let r = b
         .get(&format!("{base}users?tenant={one}&sort=email&order=desc"))
@@ -789,7 +809,13 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}admin/providers"),
             &csrf,
             &one,
-            &[("name", "Local IdP"), ("issuer", &idp_issuer), ("client_id", "shop-one"), ("client_secret", "idp-secret-never-shown-4711"), ("scopes", "openid email")],
+            &[
+                ("name", "Local IdP"),
+                ("issuer", &idp_issuer),
+                ("client_id", "shop-one"),
+                ("client_secret", "idp-secret-never-shown-4711"),
+                ("scopes", "openid email"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -809,7 +835,12 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}admin/providers"),
             &csrf,
             &one,
-            &[("name", "Bad"), ("issuer", "http://example.com"), ("client_id", "c"), ("scopes", "openid")],
+            &[
+                ("name", "Bad"),
+                ("issuer", "http://example.com"),
+                ("client_id", "c"),
+                ("scopes", "openid"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -837,7 +868,13 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}admin/providers/{provider}"),
             &csrf,
             &one,
-            &[("name", "Local IdP (edited)"), ("issuer", &idp_issuer), ("client_id", "shop-one"), ("client_secret", ""), ("scopes", "openid email profile")],
+            &[
+                ("name", "Local IdP (edited)"),
+                ("issuer", &idp_issuer),
+                ("client_id", "shop-one"),
+                ("client_secret", ""),
+                ("scopes", "openid email profile"),
+            ],
         )
         .await;
     assert!(
@@ -866,7 +903,12 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}admin/providers"),
             &csrf,
             &two,
-            &[("name", "Two IdP"), ("issuer", &idp_issuer), ("client_id", "two"), ("scopes", "openid")],
+            &[
+                ("name", "Two IdP"),
+                ("issuer", &idp_issuer),
+                ("client_id", "two"),
+                ("scopes", "openid"),
+            ],
         )
         .await;
     assert!(r.body.contains("Provider Two IdP added."), "{}", r.body);
@@ -887,7 +929,15 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}settings"),
             &csrf,
             &one,
-            &[("access_token_lifetime_secs", "900"), ("refresh_token_lifetime_secs", ""), ("session_timeout_secs", "3600"), ("password_min_length", "14"), ("lockout_threshold", "7"), ("lockout_duration_secs", "600"), ("mfa_required", "yes")],
+            &[
+                ("access_token_lifetime_secs", "900"),
+                ("refresh_token_lifetime_secs", ""),
+                ("session_timeout_secs", "3600"),
+                ("password_min_length", "14"),
+                ("lockout_threshold", "7"),
+                ("lockout_duration_secs", "600"),
+                ("mfa_required", "yes"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -907,7 +957,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}settings"),
             &csrf,
             &one,
-            &[("password_min_length", "2"), ("lockout_threshold", "7"), ("lockout_duration_secs", "600")],
+            &[
+                ("password_min_length", "2"),
+                ("lockout_threshold", "7"),
+                ("lockout_duration_secs", "600"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
@@ -918,7 +972,13 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &format!("{base}settings"),
             &csrf,
             &one,
-            &[("access_token_lifetime_secs", "900"), ("session_timeout_secs", "3600"), ("password_min_length", "14"), ("lockout_threshold", "7"), ("lockout_duration_secs", "600")],
+            &[
+                ("access_token_lifetime_secs", "900"),
+                ("session_timeout_secs", "3600"),
+                ("password_min_length", "14"),
+                ("lockout_threshold", "7"),
+                ("lockout_duration_secs", "600"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -1063,7 +1123,10 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         );
     }
     let r = owner.get(&format!("{base}admin/security-events")).await;
-    assert!(r.body.contains("not verified yet"), "verification on request");
+    assert!(
+        r.body.contains("not verified yet"),
+        "verification on request"
+    );
     let r = owner
         .get(&format!("{base}admin/security-events?verify=1"))
         .await;

@@ -29,8 +29,8 @@ use tansu_shared::auth::{AccessClaims, AuthError, bearer_token};
 use crate::AppState;
 use crate::admin::{json_body, store_failed};
 use crate::clients::rfc3339;
-use crate::paging::{Sort, SortQuery, next_cursor};
 use crate::events::{self, Event, Meta, ROLE_CHANGE, TENANT_CHANGE, USER_CHANGE};
+use crate::paging::{Sort, SortQuery, next_cursor};
 use crate::scopes::{ADMIN_FULL, ADMIN_TENANT, IDENTITY_AUDIENCE};
 use crate::store::tenants::{MembershipRow, TenantRow};
 use crate::store::users::UserRow;
@@ -382,7 +382,7 @@ async fn list_tenants(
             };
             (k, r.id.clone())
         },
-        TenantView::from,
+        |r| TenantView::from(r),
     ))
 }
 
@@ -715,11 +715,7 @@ async fn create_user(
 }
 
 /// The sort keys of a tenant's user list (`created` = user id).
-const USER_SORTS: &[(&str, &str)] = &[
-    ("created", ""),
-    ("email", "u.email"),
-    ("name", "u.name"),
-];
+const USER_SORTS: &[(&str, &str)] = &[("created", ""), ("email", "u.email"), ("name", "u.name")];
 
 async fn list_users(
     State(state): State<AppState>,

@@ -50,9 +50,9 @@ impl Sort {
         let after = match q.after.as_deref().filter(|a| !a.is_empty()) {
             None => None,
             Some(a) if key.is_none() => Some((String::new(), a.to_owned())),
-            Some(a) => Some(
-                decode_cursor(a).ok_or_else(|| Problem::bad_request("after: not a cursor"))?,
-            ),
+            Some(a) => {
+                Some(decode_cursor(a).ok_or_else(|| Problem::bad_request("after: not a cursor"))?)
+            }
         };
         Ok(Self { key, desc, after })
     }
@@ -137,10 +137,7 @@ mod tests {
         let s = Sort::parse(&q(Some("name"), Some("desc"), None), ALLOWED).unwrap();
         let c = s.cursor("Ä b.c", "0190-id");
         let s = Sort::parse(&q(Some("name"), Some("desc"), Some(&c)), ALLOWED).unwrap();
-        assert_eq!(
-            s.after,
-            Some(("Ä b.c".to_owned(), "0190-id".to_owned()))
-        );
+        assert_eq!(s.after, Some(("Ä b.c".to_owned(), "0190-id".to_owned())));
         let (clause, order, binds) = s.sql("u.id", 3);
         assert_eq!(
             clause,

@@ -86,10 +86,7 @@ impl TokenCounter {
     }
 
     /// Flushes every [`FLUSH_EVERY`] until the handle is aborted.
-    pub fn spawn_flusher(
-        self: &std::sync::Arc<Self>,
-        store: Store,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_flusher(self: &std::sync::Arc<Self>, store: Store) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(FLUSH_EVERY);

@@ -270,7 +270,12 @@ async fn lists_sort_on_the_server_with_cursors() {
             assert_eq!(status, 201, "{v}");
         }
         let users = |q: &str| format!("/admin/tenants/{tid}/users?{q}");
-        let by_email = walk(&id, &admin, &users("sort=email&order=desc&search=x.example")).await;
+        let by_email = walk(
+            &id,
+            &admin,
+            &users("sort=email&order=desc&search=x.example"),
+        )
+        .await;
         assert_eq!(
             column(&by_email, "email"),
             [
@@ -342,7 +347,10 @@ async fn tenant_admins_edit_their_own_policy_only() {
             )
             .await;
         assert!(
-            ev["items"][0]["actor"].as_str().unwrap().starts_with("user:"),
+            ev["items"][0]["actor"]
+                .as_str()
+                .unwrap()
+                .starts_with("user:"),
             "{ev}"
         );
         // Another tenant: 404 (as if it did not exist); B's policy is untouched.
@@ -356,7 +364,12 @@ async fn tenant_admins_edit_their_own_policy_only() {
             .await;
         assert_eq!(status, 404, "{v}");
         let (_, b) = id
-            .call(Method::GET, &format!("/admin/tenants/{}", t.b), &admin, None)
+            .call(
+                Method::GET,
+                &format!("/admin/tenants/{}", t.b),
+                &admin,
+                None,
+            )
             .await;
         assert_eq!(b["policy"]["password_min_length"], 12);
         // Status, name and slug stay the platform's; a bad policy is a 422.
@@ -416,7 +429,12 @@ async fn tenant_admins_edit_their_own_policy_only() {
             .await;
         assert_eq!(status, 403);
         let (_, a) = id
-            .call(Method::GET, &format!("/admin/tenants/{}", t.a), &admin, None)
+            .call(
+                Method::GET,
+                &format!("/admin/tenants/{}", t.a),
+                &admin,
+                None,
+            )
             .await;
         assert_eq!(a["policy"]["password_min_length"], 16);
         assert_eq!(a["name"], "Shop shop-a");

@@ -264,7 +264,7 @@ async fn seed_users(url: &str, tenant: &str, users: u64) -> anyhow::Result<()> {
             password_hash: hash.to_owned(),
             tenant_id: None,
             roles: Vec::new(),
-            disabled: i % 50 == 0,
+            disabled: i.is_multiple_of(50),
             platform_admin: false,
             created_at: now + i64_i,
             updated_at: now + i64_i,
@@ -274,7 +274,7 @@ async fn seed_users(url: &str, tenant: &str, users: u64) -> anyhow::Result<()> {
             .upsert_membership(&tansu_identity::store::tenants::MembershipRow {
                 user_id: user.id,
                 tenant_id: tenant.to_owned(),
-                roles: vec![if i % 100 == 0 { "Admin" } else { "User" }.to_owned()],
+                roles: vec![if i.is_multiple_of(100) { "Admin" } else { "User" }.to_owned()],
                 created_at: now,
             })
             .await?;

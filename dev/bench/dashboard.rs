@@ -274,7 +274,14 @@ async fn seed_users(url: &str, tenant: &str, users: u64) -> anyhow::Result<()> {
             .upsert_membership(&tansu_identity::store::tenants::MembershipRow {
                 user_id: user.id,
                 tenant_id: tenant.to_owned(),
-                roles: vec![if i.is_multiple_of(100) { "Admin" } else { "User" }.to_owned()],
+                roles: vec![
+                    if i.is_multiple_of(100) {
+                        "Admin"
+                    } else {
+                        "User"
+                    }
+                    .to_owned(),
+                ],
                 created_at: now,
             })
             .await?;

@@ -6,6 +6,9 @@
 //! `<base64url(key value)>.<id>`, opaque to clients. The clause compares `(key, id)` against the
 //! cursor, so pages neither repeat nor skip rows while rows are added.
 
+// `Problem` is the error type of the handlers these helpers serve.
+#![allow(clippy::result_large_err)]
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;

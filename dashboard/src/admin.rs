@@ -48,6 +48,7 @@ pub fn routes() -> Router<AppState> {
             get(password_page).post(reset_password),
         )
         .route("/users/{uid}/roles", get(role_confirm).post(change_role))
+        .route("/users/{uid}/mfa", get(mfa_confirm).post(reset_mfa))
         .route("/admin/providers", get(providers).post(create_provider))
         .route(
             "/admin/providers/{id}",
@@ -187,6 +188,106 @@ fn outcome_of(
     }
 }
 
+/// A section of the dashboard: its navigation path and page title.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Section {
+    pub active: &'static str,
+    pub title: &'static str,
+}
+
+const TENANTS: Section = Section {
+    active: "tenants",
+    title: "Tenants",
+};
+const USERS: Section = Section {
+    active: "users",
+    title: "Users and roles",
+};
+const PROVIDERS: Section = Section {
+    active: "admin/providers",
+    title: "External providers",
+};
+const EVENTS: Section = Section {
+    active: "admin/security-events",
+    title: "Security events",
+};
+const SETTINGS: Section = Section {
+    active: "settings",
+    title: "Identity settings",
+};
+const SECRETS: Section = Section {
+    active: "secrets",
+    title: "Secrets",
+};
+
+/// The identity call of a form action, and what its answer means for the admin
+/// ([`outcome_of`]); `Err` is the page to send instead.
+#[allow(clippy::too_many_arguments)]
+async fn act(
+    state: &AppState,
+    s: &Session,
+    sec: Section,
+    what: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    success: impl FnOnce(&Value) -> String,
+) -> Result<Outcome, Response> {
+    let r = api::call(state, &s.access_token, method, path, body).await;
+    outcome_of(state, s, sec.active, sec.title, what, r, success)
+}
+
+/// Without `confirm=yes`: the redirect to the action's confirmation page (`path` with the
+/// tenant and `extra`, e.g. `&to=disable`).
+fn unconfirmed(
+    state: &AppState,
+    fields: &HashMap<String, String>,
+    path: &str,
+    tid: &str,
+    extra: &str,
+) -> Option<Response> {
+    (!confirmed(fields)).then(|| redirect(&format!("{}{}{extra}", state.url(path), tq(tid))))
+}
+
+/// The confirmation page of a per-tenant action: a POST to `path` with the tenant and
+/// `extra` fields; "Cancel" goes back to the section's page of the tenant.
+#[allow(clippy::too_many_arguments)]
+fn tenant_confirm(
+    state: &AppState,
+    s: &Session,
+    sec: Section,
+    path: &str,
+    tid: &str,
+    extra: &[(&'static str, &str)],
+    question: String,
+    button: &'static str,
+) -> Response {
+    let mut fields = vec![("tenant", tid.to_owned())];
+    fields.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let content = v::confirm(
+        state.url(path),
+        &s.csrf,
+        fields,
+        question,
+        button,
+        format!("{}{}", state.url(sec.active), tq(tid)),
+    );
+    render(state, s, sec.active, button, content)
+}
+
+/// Identity's path of something of a tenant: `admin/tenants/<tid>/<kind>/<id>[/<action>]`.
+fn tenant_api(tid: &str, kind: &str, id: &str, action: &str) -> String {
+    let mut p = format!("admin/tenants/{}/{kind}", urlencode(tid));
+    if !id.is_empty() {
+        p.push_str(&format!("/{}", urlencode(id)));
+    }
+    if !action.is_empty() {
+        p.push('/');
+        p.push_str(action);
+    }
+    p
+}
+
 // ---------------------------------------------------------------- tenant scope
 
 /// The tenant a per-tenant page is about and, for platform admins, the picker.
@@ -295,11 +396,76 @@ fn next_after(v: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Sorts a page on the server by a string field (`key`), or keeps the cursor order.
-fn sort_page(items: &mut [Value], key: &str, allowed: &[(&str, &str)]) {
-    if allowed.iter().any(|(k, _)| *k == key) && key != "created" {
-        items.sort_by_key(|i| field(i, key).to_lowercase());
+/// The sort of a list, from the query: a key of the list's allow-list (`(key, label)`, the
+/// first is the default) and the direction. Anything else is refused with 400, as identity
+/// refuses it. Cursor-paged lists (tenants, users, events) pass it on to identity; the complete
+/// lists (clients, providers, secrets) are sorted here with [`ListSort::apply`].
+#[derive(Debug, Clone)]
+pub(crate) struct ListSort {
+    pub key: &'static str,
+    pub desc: bool,
+}
+
+impl ListSort {
+    pub(crate) fn parse(
+        query: &HashMap<String, String>,
+        allowed: &[(&'static str, &'static str)],
+        default_desc: bool,
+    ) -> Option<Self> {
+        let key = match q(query, "sort") {
+            "" => allowed.first()?.0,
+            k => allowed.iter().find(|(a, _)| *a == k)?.0,
+        };
+        let desc = match q(query, "order") {
+            "" => default_desc,
+            "asc" => false,
+            "desc" => true,
+            _ => return None,
+        };
+        Some(Self { key, desc })
     }
+
+    /// `sort=…&order=…`, for identity's API and the dashboard's own links.
+    pub(crate) fn query(&self) -> String {
+        format!(
+            "sort={}&order={}",
+            self.key,
+            if self.desc { "desc" } else { "asc" }
+        )
+    }
+
+    /// Sorts a complete list by the text `key_of` gives for the key (ties keep their order).
+    pub(crate) fn apply(&self, items: &mut [Value], key_of: impl Fn(&Value, &str) -> String) {
+        items.sort_by_cached_key(|i| key_of(i, self.key).to_lowercase());
+        if self.desc {
+            items.reverse();
+        }
+    }
+}
+
+/// The list's sort, or the 400 page for a sort or order outside its allow-list.
+pub(crate) fn list_sort(
+    state: &AppState,
+    s: &Session,
+    active: &str,
+    query: &HashMap<String, String>,
+    allowed: &[(&'static str, &'static str)],
+    default_desc: bool,
+) -> Result<ListSort, Response> {
+    ListSort::parse(query, allowed, default_desc).ok_or_else(|| {
+        let names: Vec<&str> = allowed.iter().map(|(k, _)| *k).collect();
+        page_with(
+            state,
+            s,
+            active,
+            "Invalid sort",
+            views::notice(
+                "error",
+                format!("Sort by one of {} (order asc or desc).", names.join(", ")),
+            ),
+            StatusCode::BAD_REQUEST,
+        )
+    })
 }
 
 /// A signed-in admin's page, or the early response.
@@ -344,15 +510,24 @@ fn confirmed(fields: &HashMap<String, String>) -> bool {
 // ---------------------------------------------------------------- tenants
 
 const TENANT_SORTS: &[(&str, &str)] = &[
-    ("created", "created"),
-    ("name", "name"),
-    ("slug", "slug"),
-    ("status", "status"),
+    ("created", "Created"),
+    ("name", "Name"),
+    ("slug", "Slug"),
+    ("status", "Status"),
 ];
 
 async fn tenants(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
     let s = signed_in!(state, headers, "/tenants");
     tenants_page(&state, &s, &query, Outcome::none()).await
+}
+
+/// `…&after=<cursor>` when there is one.
+fn after_param(after: &str) -> String {
+    if after.is_empty() {
+        String::new()
+    } else {
+        format!("&after={}", urlencode(after))
+    }
 }
 
 async fn tenants_page(
@@ -362,83 +537,73 @@ async fn tenants_page(
     outcome: Outcome,
 ) -> Response {
     if s.tenant.is_some() {
-        return platform_only(state, s, "tenants");
+        return platform_only(state, s, TENANTS.active);
     }
-    let after = q(query, "after");
-    let sort = q(query, "sort");
+    let sort = tri!(list_sort(
+        state,
+        s,
+        TENANTS.active,
+        query,
+        TENANT_SORTS,
+        false
+    ));
     let path = format!(
-        "admin/tenants?limit=50{}",
-        if after.is_empty() {
-            String::new()
-        } else {
-            format!("&after={}", urlencode(after))
-        }
+        "admin/tenants?limit=50&{}{}",
+        sort.query(),
+        after_param(q(query, "after"))
     );
     let list = match api::call(state, &s.access_token, Method::GET, &path, None).await {
         Ok(v) => v,
-        Err(e) => return failed(state, s, "tenants", "Tenants", e),
+        Err(e) => return failed(state, s, TENANTS.active, TENANTS.title, e),
     };
-    let mut rows = items(&list);
-    sort_page(&mut rows, sort, TENANT_SORTS);
-    let here = state.url("tenants");
-    let next = next_after(&list).map(|n| {
-        format!(
-            "{here}?after={}{}",
-            urlencode(&n),
-            if sort.is_empty() {
-                String::new()
-            } else {
-                format!("&sort={}", urlencode(sort))
-            }
-        )
-    });
-    let sort_base = if after.is_empty() {
-        here.clone()
-    } else {
-        format!("{here}?after={}", urlencode(after))
-    };
+    let here = state.url(TENANTS.active);
+    let first = format!("{here}?{}", sort.query());
+    let next = next_after(&list).map(|n| format!("{first}{}", after_param(&n)));
     let content = (
         outcome.message,
         v::tenants(
             state.base(),
             &s.csrf,
-            &rows,
-            v::pager(here.clone(), next),
-            v::sort_links(&sort_base, TENANT_SORTS, sort),
+            &items(&list),
+            v::pager(first, next),
+            v::sort_links(&here, TENANT_SORTS, sort.key, sort.desc),
         ),
     )
         .into_any();
-    page_with(state, s, "tenants", "Tenants", content, outcome.status)
+    page_with(
+        state,
+        s,
+        TENANTS.active,
+        TENANTS.title,
+        content,
+        outcome.status,
+    )
 }
 
 async fn create_tenant(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (s, fields) = posted!(state, headers, body);
     if s.tenant.is_some() {
-        return platform_only(&state, &s, "tenants");
+        return platform_only(&state, &s, TENANTS.active);
     }
     let slug = fields.get("slug").map_or("", |v| v.trim());
     let name = fields.get("name").map_or("", |v| v.trim());
-    let r = api::call(
-        &state,
-        &s.access_token,
-        Method::POST,
-        "admin/tenants",
-        Some(&json!({"slug": slug, "name": name})),
-    )
-    .await;
-    let outcome = tri!(outcome_of(
-        &state,
-        &s,
-        "tenants",
-        "Tenants",
-        "Creating the tenant",
-        r,
-        |t| format!(
-            "Tenant {} ({}) created.",
-            field(t, "name"),
-            field(t, "slug")
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            TENANTS,
+            "Creating the tenant",
+            Method::POST,
+            "admin/tenants",
+            Some(&json!({"slug": slug, "name": name})),
+            |t| format!(
+                "Tenant {} ({}) created.",
+                field(t, "name"),
+                field(t, "slug")
+            ),
         )
-    ));
+        .await
+    );
     tenants_page(&state, &s, &HashMap::new(), outcome).await
 }
 
@@ -500,39 +665,35 @@ async fn tenant_status(
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
     if s.tenant.is_some() {
-        return platform_only(&state, &s, "tenants");
+        return platform_only(&state, &s, TENANTS.active);
     }
     let to = fields.get("to").map_or("", String::as_str);
     let Some((to, _)) = status_action(to).filter(|(t, _)| ["suspend", "activate"].contains(t))
     else {
-        return not_found(&state, &s, "tenants");
+        return not_found(&state, &s, TENANTS.active);
     };
     if !confirmed(&fields) {
         return redirect(&state.url(&format!("tenants/{}/status?to={to}", urlencode(&tid))));
     }
-    let r = api::call(
-        &state,
-        &s.access_token,
-        Method::POST,
-        &format!("admin/tenants/{}/{to}", urlencode(&tid)),
-        None,
-    )
-    .await;
-    let outcome = tri!(outcome_of(
-        &state,
-        &s,
-        "tenants",
-        "Tenants",
-        "Changing the tenant's status",
-        r,
-        |t| format!("Tenant {} is now {}.", field(t, "slug"), field(t, "status"))
-    ));
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            TENANTS,
+            "Changing the tenant's status",
+            Method::POST,
+            &format!("admin/tenants/{}/{to}", urlencode(&tid)),
+            None,
+            |t| format!("Tenant {} is now {}.", field(t, "slug"), field(t, "status")),
+        )
+        .await
+    );
     tenants_page(&state, &s, &HashMap::new(), outcome).await
 }
 
 // ---------------------------------------------------------------- users
 
-const USER_SORTS: &[(&str, &str)] = &[("created", "created"), ("email", "email"), ("name", "name")];
+const USER_SORTS: &[(&str, &str)] = &[("created", "Created"), ("email", "Email"), ("name", "Name")];
 
 async fn users(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
     let s = signed_in!(state, headers, "/users");
@@ -545,45 +706,35 @@ async fn users_page(
     query: &HashMap<String, String>,
     outcome: Outcome,
 ) -> Response {
-    let mut scope = tri!(tenant_scope(state, s, q(query, "tenant"), "users", "users").await);
+    let sort = tri!(list_sort(state, s, USERS.active, query, USER_SORTS, false));
+    let mut scope =
+        tri!(tenant_scope(state, s, q(query, "tenant"), USERS.active, USERS.active).await);
     let tid = scope.id();
     let header = scope.header();
     if tid.is_empty() {
         let content = (outcome.message, header, v::choose_tenant()).into_any();
-        return page_with(
-            state,
-            s,
-            "users",
-            "Users and roles",
-            content,
-            outcome.status,
-        );
+        return page_with(state, s, USERS.active, USERS.title, content, outcome.status);
     }
     let search = q(query, "search");
-    let after = q(query, "after");
-    let sort = q(query, "sort");
-    let mut path = format!("admin/tenants/{}/users?limit=50", urlencode(&tid));
-    if !search.is_empty() {
-        path.push_str(&format!("&search={}", urlencode(search)));
-    }
-    if !after.is_empty() {
-        path.push_str(&format!("&after={}", urlencode(after)));
-    }
+    let path = format!(
+        "{}?limit=50&search={}&{}{}",
+        tenant_api(&tid, "users", "", ""),
+        urlencode(search),
+        sort.query(),
+        after_param(q(query, "after"))
+    );
     let list = match api::call(state, &s.access_token, Method::GET, &path, None).await {
         Ok(v) => v,
-        Err(e) => return failed(state, s, "users", "Users and roles", e),
+        Err(e) => return failed(state, s, USERS.active, USERS.title, e),
     };
-    let mut rows = items(&list);
-    sort_page(&mut rows, sort, USER_SORTS);
-    let first = format!(
+    let here = format!(
         "{}{}&search={}",
-        state.url("users"),
+        state.url(USERS.active),
         tq(&tid),
         urlencode(search)
     );
-    let next = next_after(&list)
-        .map(|n| format!("{first}&after={}&sort={}", urlencode(&n), urlencode(sort)));
-    let sort_base = format!("{first}&after={}", urlencode(after));
+    let first = format!("{here}&{}", sort.query());
+    let next = next_after(&list).map(|n| format!("{first}{}", after_param(&n)));
     let content = (
         outcome.message,
         header,
@@ -592,20 +743,13 @@ async fn users_page(
             &s.csrf,
             &tid,
             search,
-            &rows,
-            v::pager(first.clone(), next),
-            v::sort_links(&sort_base, USER_SORTS, sort),
+            &items(&list),
+            v::pager(first, next),
+            v::sort_links(&here, USER_SORTS, sort.key, sort.desc),
         ),
     )
         .into_any();
-    page_with(
-        state,
-        s,
-        "users",
-        "Users and roles",
-        content,
-        outcome.status,
-    )
+    page_with(state, s, USERS.active, USERS.title, content, outcome.status)
 }
 
 fn tenant_query(tid: &str) -> HashMap<String, String> {
@@ -614,7 +758,7 @@ fn tenant_query(tid: &str) -> HashMap<String, String> {
 
 async fn invite_user(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "users"));
+    let tid = tri!(form_tenant(&state, &s, &fields, USERS.active));
     let email = fields.get("email").map_or("", |v| v.trim());
     let mut body = json!({
         "email": email,
@@ -624,23 +768,19 @@ async fn invite_user(State(state): State<AppState>, headers: HeaderMap, body: By
     if let Some(p) = fields.get("password").filter(|p| !p.is_empty()) {
         body["password"] = json!(p);
     }
-    let r = api::call(
-        &state,
-        &s.access_token,
-        Method::POST,
-        &format!("admin/tenants/{}/users", urlencode(&tid)),
-        Some(&body),
-    )
-    .await;
-    let outcome = tri!(outcome_of(
-        &state,
-        &s,
-        "users",
-        "Users and roles",
-        "Inviting the user",
-        r,
-        |u| format!("{} is now a member ({}).", field(u, "email"), v_roles(u))
-    ));
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            USERS,
+            "Inviting the user",
+            Method::POST,
+            &tenant_api(&tid, "users", "", ""),
+            Some(&body),
+            |u| format!("{} is now a member ({}).", field(u, "email"), v_roles(u)),
+        )
+        .await
+    );
     users_page(&state, &s, &tenant_query(&tid), outcome).await
 }
 
@@ -691,15 +831,16 @@ async fn user_status_confirm(
     } else {
         format!("Enable {} again?", field(&u, "email"))
     };
-    let content = v::confirm(
-        state.url(&format!("users/{}/status", urlencode(&uid))),
-        &s.csrf,
-        vec![("tenant", tid.clone()), ("to", to.to_owned())],
+    tenant_confirm(
+        &state,
+        &s,
+        USERS,
+        &format!("users/{}/status", urlencode(&uid)),
+        &tid,
+        &[("to", to)],
         question,
         label,
-        format!("{}{}", state.url("users"), tq(&tid)),
-    );
-    render(&state, &s, "users", &format!("{label} user"), content)
+    )
 }
 
 async fn user_status(
@@ -709,48 +850,37 @@ async fn user_status(
     body: Bytes,
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "users"));
+    let tid = tri!(form_tenant(&state, &s, &fields, USERS.active));
     let Some((to, _)) = status_action(fields.get("to").map_or("", String::as_str))
         .filter(|(t, _)| ["disable", "enable"].contains(t))
     else {
-        return not_found(&state, &s, "users");
+        return not_found(&state, &s, USERS.active);
     };
-    if !confirmed(&fields) {
-        return redirect(&format!(
-            "{}{}&to={to}",
-            state.url(&format!("users/{}/status", urlencode(&uid))),
-            tq(&tid)
-        ));
+    let confirm_page = format!("users/{}/status", urlencode(&uid));
+    if let Some(r) = unconfirmed(&state, &fields, &confirm_page, &tid, &format!("&to={to}")) {
+        return r;
     }
-    let r = api::call(
-        &state,
-        &s.access_token,
-        Method::POST,
-        &format!(
-            "admin/tenants/{}/users/{}/{to}",
-            urlencode(&tid),
-            urlencode(&uid)
-        ),
-        None,
-    )
-    .await;
-    let outcome = tri!(outcome_of(
-        &state,
-        &s,
-        "users",
-        "Users and roles",
-        "Changing the user's status",
-        r,
-        |u| format!(
-            "{} is now {}.",
-            field(u, "email"),
-            if u.get("disabled").and_then(Value::as_bool) == Some(true) {
-                "disabled"
-            } else {
-                "enabled"
-            }
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            USERS,
+            "Changing the user's status",
+            Method::POST,
+            &tenant_api(&tid, "users", &uid, to),
+            None,
+            |u| format!(
+                "{} is now {}.",
+                field(u, "email"),
+                if u.get("disabled").and_then(Value::as_bool) == Some(true) {
+                    "disabled"
+                } else {
+                    "enabled"
+                }
+            ),
         )
-    ));
+        .await
+    );
     users_page(&state, &s, &tenant_query(&tid), outcome).await
 }
 
@@ -780,36 +910,82 @@ async fn reset_password(
     body: Bytes,
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "users"));
-    if !confirmed(&fields) {
-        return redirect(&format!(
-            "{}{}",
-            state.url(&format!("users/{}/password", urlencode(&uid))),
-            tq(&tid)
-        ));
+    let tid = tri!(form_tenant(&state, &s, &fields, USERS.active));
+    let confirm_page = format!("users/{}/password", urlencode(&uid));
+    if let Some(r) = unconfirmed(&state, &fields, &confirm_page, &tid, "") {
+        return r;
     }
     let password = fields.get("password").cloned().unwrap_or_default();
-    let r = api::call(
-        &state,
-        &s.access_token,
-        Method::POST,
-        &format!(
-            "admin/tenants/{}/users/{}/password",
-            urlencode(&tid),
-            urlencode(&uid)
-        ),
-        Some(&json!({ "password": password })),
-    )
-    .await;
-    let outcome = tri!(outcome_of(
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            USERS,
+            "Resetting the password",
+            Method::POST,
+            &tenant_api(&tid, "users", &uid, "password"),
+            Some(&json!({ "password": password })),
+            |_| "The password was reset.".to_owned(),
+        )
+        .await
+    );
+    users_page(&state, &s, &tenant_query(&tid), outcome).await
+}
+
+/// "Reset MFA?" for a user of the tenant.
+async fn mfa_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    Query(query): Q,
+) -> Response {
+    let s = signed_in!(state, headers, "/users");
+    let scope =
+        tri!(tenant_scope(&state, &s, q(&query, "tenant"), USERS.active, USERS.active).await);
+    let tid = scope.id();
+    let u = tri!(get_user(&state, &s, &tid, &uid).await);
+    tenant_confirm(
         &state,
         &s,
-        "users",
-        "Users and roles",
-        "Resetting the password",
-        r,
-        |_| "The password was reset.".to_owned()
-    ));
+        USERS,
+        &format!("users/{}/mfa", urlencode(&uid)),
+        &tid,
+        &[],
+        format!(
+            "Reset the MFA of {}? Their authenticator app and recovery codes stop working; they sign in with the password alone, or enrol again where the tenant requires MFA.",
+            field(&u, "email")
+        ),
+        "Reset MFA",
+    )
+}
+
+/// Removes the user's TOTP secret and recovery codes (identity's `…/mfa/reset`).
+async fn reset_mfa(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tid = tri!(form_tenant(&state, &s, &fields, USERS.active));
+    let confirm_page = format!("users/{}/mfa", urlencode(&uid));
+    if let Some(r) = unconfirmed(&state, &fields, &confirm_page, &tid, "") {
+        return r;
+    }
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            USERS,
+            "Resetting MFA",
+            Method::POST,
+            &tenant_api(&tid, "users", &uid, "mfa/reset"),
+            None,
+            |_| "MFA was reset: the user signs in with the password alone until they enrol again."
+                .to_owned(),
+        )
+        .await
+    );
     users_page(&state, &s, &tenant_query(&tid), outcome).await
 }
 
@@ -824,22 +1000,19 @@ async fn role_confirm(
     let tid = scope.id();
     let role = q(&query, "role").to_owned();
     let u = tri!(get_user(&state, &s, &tid, &uid).await);
-    let content = v::confirm(
-        state.url(&format!("users/{}/roles", urlencode(&uid))),
-        &s.csrf,
-        vec![
-            ("tenant", tid.clone()),
-            ("role", role.clone()),
-            ("action", "revoke".to_owned()),
-        ],
+    tenant_confirm(
+        &state,
+        &s,
+        USERS,
+        &format!("users/{}/roles", urlencode(&uid)),
+        &tid,
+        &[("role", role.as_str()), ("action", "revoke")],
         format!(
             "Revoke the role {role} from {}? It applies from their next token.",
             field(&u, "email")
         ),
         "Revoke role",
-        format!("{}{}", state.url("users"), tq(&tid)),
-    );
-    render(&state, &s, "users", "Revoke role", content)
+    )
 }
 
 async fn change_role(
@@ -849,40 +1022,30 @@ async fn change_role(
     body: Bytes,
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "users"));
+    let tid = tri!(form_tenant(&state, &s, &fields, USERS.active));
     let role = fields.get("role").cloned().unwrap_or_default();
     let revoke = fields.get("action").map(String::as_str) == Some("revoke");
-    if revoke && !confirmed(&fields) {
-        return redirect(&format!(
-            "{}{}&role={}&action=revoke",
-            state.url(&format!("users/{}/roles", urlencode(&uid))),
-            tq(&tid),
-            urlencode(&role)
-        ));
+    if revoke {
+        let confirm_page = format!("users/{}/roles", urlencode(&uid));
+        let extra = format!("&role={}&action=revoke", urlencode(&role));
+        if let Some(r) = unconfirmed(&state, &fields, &confirm_page, &tid, &extra) {
+            return r;
+        }
     }
     let method = if revoke { Method::DELETE } else { Method::PUT };
-    let r = api::call(
-        &state,
-        &s.access_token,
-        method,
-        &format!(
-            "admin/tenants/{}/users/{}/roles/{}",
-            urlencode(&tid),
-            urlencode(&uid),
-            urlencode(&role)
-        ),
-        None,
-    )
-    .await;
-    let outcome = tri!(outcome_of(
-        &state,
-        &s,
-        "users",
-        "Users and roles",
-        "Changing the roles",
-        r,
-        |u| format!("Roles of {}: {}.", field(u, "email"), v_roles(u))
-    ));
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            USERS,
+            "Changing the roles",
+            method,
+            &tenant_api(&tid, "users", &uid, &format!("roles/{}", urlencode(&role))),
+            None,
+            |u| format!("Roles of {}: {}.", field(u, "email"), v_roles(u)),
+        )
+        .await
+    );
     users_page(&state, &s, &tenant_query(&tid), outcome).await
 }
 
@@ -890,38 +1053,69 @@ async fn change_role(
 
 async fn providers(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
     let s = signed_in!(state, headers, "/admin/providers");
-    providers_page(&state, &s, q(&query, "tenant"), Outcome::none()).await
+    providers_page(&state, &s, &query, Outcome::none()).await
 }
 
-async fn providers_page(state: &AppState, s: &Session, tenant: &str, outcome: Outcome) -> Response {
-    const ACTIVE: &str = "admin/providers";
-    const TITLE: &str = "External providers";
-    let mut scope = tri!(tenant_scope(state, s, tenant, ACTIVE, ACTIVE).await);
+/// A per-tenant list page (providers, secrets): the tenant scope, identity's complete list
+/// `<kind>` of the tenant, sorted here by the query's sort (`key_of` gives a row's text for a
+/// key), drawn by `draw(tenant id, rows, sort links)`.
+#[allow(clippy::too_many_arguments)]
+async fn tenant_list_page(
+    state: &AppState,
+    s: &Session,
+    query: &HashMap<String, String>,
+    outcome: Outcome,
+    sec: Section,
+    kind: &str,
+    sorts: &[(&'static str, &'static str)],
+    key_of: impl Fn(&Value, &str) -> String,
+    draw: impl FnOnce(&str, &[Value], AnyView) -> AnyView,
+) -> Response {
+    let sort = tri!(list_sort(state, s, sec.active, query, sorts, false));
+    let mut scope = tri!(tenant_scope(state, s, q(query, "tenant"), sec.active, sec.active).await);
     let tid = scope.id();
     let header = scope.header();
     if tid.is_empty() {
         let content = (outcome.message, header, v::choose_tenant()).into_any();
-        return page_with(state, s, ACTIVE, TITLE, content, outcome.status);
+        return page_with(state, s, sec.active, sec.title, content, outcome.status);
     }
-    let list = match api::call(
+    let path = tenant_api(&tid, kind, "", "");
+    let list = match api::call(state, &s.access_token, Method::GET, &path, None).await {
+        Ok(v) => v,
+        Err(e) => return failed(state, s, sec.active, sec.title, e),
+    };
+    let mut rows = items(&list);
+    sort.apply(&mut rows, key_of);
+    let here = format!("{}{}", state.url(sec.active), tq(&tid));
+    let links = v::sort_links(&here, sorts, sort.key, sort.desc);
+    let content = (outcome.message, header, draw(&tid, &rows, links)).into_any();
+    page_with(state, s, sec.active, sec.title, content, outcome.status)
+}
+
+const PROVIDER_SORTS: &[(&str, &str)] = &[
+    ("name", "Name"),
+    ("issuer", "Issuer"),
+    ("enabled", "Status"),
+];
+
+async fn providers_page(
+    state: &AppState,
+    s: &Session,
+    query: &HashMap<String, String>,
+    outcome: Outcome,
+) -> Response {
+    tenant_list_page(
         state,
-        &s.access_token,
-        Method::GET,
-        &format!("admin/tenants/{}/providers?limit=500", urlencode(&tid)),
-        None,
+        s,
+        query,
+        outcome,
+        PROVIDERS,
+        "providers?limit=500",
+        PROVIDER_SORTS,
+        field,
+        |tid, rows, links| v::providers(state.base(), &s.csrf, tid, rows, links),
     )
     .await
-    {
-        Ok(v) => v,
-        Err(e) => return failed(state, s, ACTIVE, TITLE, e),
-    };
-    let content = (
-        outcome.message,
-        header,
-        v::providers(state.base(), &s.csrf, &tid, &items(&list)),
-    )
-        .into_any();
-    page_with(state, s, ACTIVE, TITLE, content, outcome.status)
 }
 
 fn provider_body(fields: &HashMap<String, String>, update: bool) -> Value {
@@ -950,25 +1144,21 @@ async fn create_provider(
     body: Bytes,
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
-    let r = api::call(
-        &state,
-        &s.access_token,
-        Method::POST,
-        &format!("admin/tenants/{}/providers", urlencode(&tid)),
-        Some(&provider_body(&fields, false)),
-    )
-    .await;
-    let outcome = tri!(outcome_of(
-        &state,
-        &s,
-        "admin/providers",
-        "External providers",
-        "Adding the provider",
-        r,
-        |p| format!("Provider {} added.", field(p, "name"))
-    ));
-    providers_page(&state, &s, &tid, outcome).await
+    let tid = tri!(form_tenant(&state, &s, &fields, PROVIDERS.active));
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            PROVIDERS,
+            "Adding the provider",
+            Method::POST,
+            &tenant_api(&tid, "providers", "", ""),
+            Some(&provider_body(&fields, false)),
+            |p| format!("Provider {} added.", field(p, "name")),
+        )
+        .await
+    );
+    providers_page(&state, &s, &tenant_query(&tid), outcome).await
 }
 
 async fn get_provider(
@@ -981,15 +1171,11 @@ async fn get_provider(
         state,
         &s.access_token,
         Method::GET,
-        &format!(
-            "admin/tenants/{}/providers/{}",
-            urlencode(tid),
-            urlencode(id)
-        ),
+        &tenant_api(tid, "providers", id, ""),
         None,
     )
     .await
-    .map_err(|e| failed(state, s, "admin/providers", "External providers", e))
+    .map_err(|e| failed(state, s, PROVIDERS.active, PROVIDERS.title, e))
 }
 
 async fn edit_provider(
@@ -1026,29 +1212,21 @@ async fn update_provider(
     body: Bytes,
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
-    let r = api::call(
-        &state,
-        &s.access_token,
-        Method::PATCH,
-        &format!(
-            "admin/tenants/{}/providers/{}",
-            urlencode(&tid),
-            urlencode(&id)
-        ),
-        Some(&provider_body(&fields, true)),
-    )
-    .await;
-    let outcome = tri!(outcome_of(
-        &state,
-        &s,
-        "admin/providers",
-        "External providers",
-        "Saving the provider",
-        r,
-        |p| format!("Provider {} saved.", field(p, "name"))
-    ));
-    providers_page(&state, &s, &tid, outcome).await
+    let tid = tri!(form_tenant(&state, &s, &fields, PROVIDERS.active));
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            PROVIDERS,
+            "Saving the provider",
+            Method::PATCH,
+            &tenant_api(&tid, "providers", &id, ""),
+            Some(&provider_body(&fields, true)),
+            |p| format!("Provider {} saved.", field(p, "name")),
+        )
+        .await
+    );
+    providers_page(&state, &s, &tenant_query(&tid), outcome).await
 }
 
 async fn test_provider(
@@ -1058,29 +1236,18 @@ async fn test_provider(
     body: Bytes,
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
+    let tid = tri!(form_tenant(&state, &s, &fields, PROVIDERS.active));
     let p = tri!(get_provider(&state, &s, &tid, &id).await);
-    match api::call(
-        &state,
-        &s.access_token,
-        Method::POST,
-        &format!(
-            "admin/tenants/{}/providers/{}/test",
-            urlencode(&tid),
-            urlencode(&id)
-        ),
-        None,
-    )
-    .await
-    {
+    let path = tenant_api(&tid, "providers", &id, "test");
+    match api::call(&state, &s.access_token, Method::POST, &path, None).await {
         Ok(result) => {
             let outcome = Outcome {
                 message: Some(v::discovery_result(&field(&p, "name"), &result)),
                 status: StatusCode::OK,
             };
-            providers_page(&state, &s, &tid, outcome).await
+            providers_page(&state, &s, &tenant_query(&tid), outcome).await
         }
-        Err(e) => failed(&state, &s, "admin/providers", "External providers", e),
+        Err(e) => failed(&state, &s, PROVIDERS.active, PROVIDERS.title, e),
     }
 }
 
@@ -1116,20 +1283,15 @@ async fn provider_status_confirm(
     } else {
         format!("Enable the provider {}?", field(&p, "name"))
     };
-    let content = v::confirm(
-        state.url(&format!("admin/providers/{}/status", urlencode(&id))),
-        &s.csrf,
-        vec![("tenant", tid.clone()), ("to", to.to_owned())],
-        question,
-        label,
-        format!("{}{}", state.url("admin/providers"), tq(&tid)),
-    );
-    render(
+    tenant_confirm(
         &state,
         &s,
-        "admin/providers",
-        &format!("{label} provider"),
-        content,
+        PROVIDERS,
+        &format!("admin/providers/{}/status", urlencode(&id)),
+        &tid,
+        &[("to", to)],
+        question,
+        label,
     )
 }
 
@@ -1140,49 +1302,38 @@ async fn provider_status(
     body: Bytes,
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
+    let tid = tri!(form_tenant(&state, &s, &fields, PROVIDERS.active));
     let Some((to, _)) = status_action(fields.get("to").map_or("", String::as_str))
         .filter(|(t, _)| ["disable", "enable"].contains(t))
     else {
-        return not_found(&state, &s, "admin/providers");
+        return not_found(&state, &s, PROVIDERS.active);
     };
-    if !confirmed(&fields) {
-        return redirect(&format!(
-            "{}{}&to={to}",
-            state.url(&format!("admin/providers/{}/status", urlencode(&id))),
-            tq(&tid)
-        ));
+    let confirm_page = format!("admin/providers/{}/status", urlencode(&id));
+    if let Some(r) = unconfirmed(&state, &fields, &confirm_page, &tid, &format!("&to={to}")) {
+        return r;
     }
-    let r = api::call(
-        &state,
-        &s.access_token,
-        Method::POST,
-        &format!(
-            "admin/tenants/{}/providers/{}/{to}",
-            urlencode(&tid),
-            urlencode(&id)
-        ),
-        None,
-    )
-    .await;
-    let outcome = tri!(outcome_of(
-        &state,
-        &s,
-        "admin/providers",
-        "External providers",
-        "Changing the provider",
-        r,
-        |p| format!(
-            "Provider {} is now {}.",
-            field(p, "name"),
-            if p.get("enabled").and_then(Value::as_bool) == Some(true) {
-                "enabled"
-            } else {
-                "disabled"
-            }
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            PROVIDERS,
+            "Changing the provider",
+            Method::POST,
+            &tenant_api(&tid, "providers", &id, to),
+            None,
+            |p| format!(
+                "Provider {} is now {}.",
+                field(p, "name"),
+                if p.get("enabled").and_then(Value::as_bool) == Some(true) {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            ),
         )
-    ));
-    providers_page(&state, &s, &tid, outcome).await
+        .await
+    );
+    providers_page(&state, &s, &tenant_query(&tid), outcome).await
 }
 
 async fn provider_delete_confirm(
@@ -1204,18 +1355,19 @@ async fn provider_delete_confirm(
     );
     let tid = scope.id();
     let p = tri!(get_provider(&state, &s, &tid, &id).await);
-    let content = v::confirm(
-        state.url(&format!("admin/providers/{}/delete", urlencode(&id))),
-        &s.csrf,
-        vec![("tenant", tid.clone())],
+    tenant_confirm(
+        &state,
+        &s,
+        PROVIDERS,
+        &format!("admin/providers/{}/delete", urlencode(&id)),
+        &tid,
+        &[],
         format!(
             "Delete the provider {}? Its configuration and stored client secret are removed.",
             field(&p, "name")
         ),
         "Delete provider",
-        format!("{}{}", state.url("admin/providers"), tq(&tid)),
-    );
-    render(&state, &s, "admin/providers", "Delete provider", content)
+    )
 }
 
 async fn delete_provider(
@@ -1225,36 +1377,25 @@ async fn delete_provider(
     body: Bytes,
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "admin/providers"));
-    if !confirmed(&fields) {
-        return redirect(&format!(
-            "{}{}",
-            state.url(&format!("admin/providers/{}/delete", urlencode(&id))),
-            tq(&tid)
-        ));
+    let tid = tri!(form_tenant(&state, &s, &fields, PROVIDERS.active));
+    let confirm_page = format!("admin/providers/{}/delete", urlencode(&id));
+    if let Some(r) = unconfirmed(&state, &fields, &confirm_page, &tid, "") {
+        return r;
     }
-    let r = api::call(
-        &state,
-        &s.access_token,
-        Method::DELETE,
-        &format!(
-            "admin/tenants/{}/providers/{}",
-            urlencode(&tid),
-            urlencode(&id)
-        ),
-        None,
-    )
-    .await;
-    let outcome = tri!(outcome_of(
-        &state,
-        &s,
-        "admin/providers",
-        "External providers",
-        "Deleting the provider",
-        r,
-        |_| "The provider was deleted.".to_owned()
-    ));
-    providers_page(&state, &s, &tid, outcome).await
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            PROVIDERS,
+            "Deleting the provider",
+            Method::DELETE,
+            &tenant_api(&tid, "providers", &id, ""),
+            None,
+            |_| "The provider was deleted.".to_owned(),
+        )
+        .await
+    );
+    providers_page(&state, &s, &tenant_query(&tid), outcome).await
 }
 
 // ---------------------------------------------------------------- security events
@@ -1322,29 +1463,45 @@ fn event_query(
     Ok((f, qs, problems))
 }
 
-async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
-    const ACTIVE: &str = "admin/security-events";
-    const TITLE: &str = "Security events";
-    let s = signed_in!(state, headers, "/admin/security-events");
-    let Ok((f, qs, problems)) = event_query(&s, &query) else {
-        return not_found(&state, &s, ACTIVE);
-    };
-    let after = q(&query, "after");
-    let mut path = format!("admin/security-events?limit=50&{qs}");
-    if !after.is_empty() {
-        path.push_str(&format!("&after={}", urlencode(after)));
-    }
-    // The chain to verify: the tenant admin's own, or the platform admin's choice.
-    let chain = match (&s.tenant, f.tenant.as_str()) {
+/// The events list sorts by time only (identity pages the log in id order); newest first by
+/// default.
+const EVENT_SORTS: &[(&str, &str)] = &[("time", "Time")];
+
+/// The chain to verify: the tenant admin's own, or the platform admin's choice.
+fn chain_of(s: &Session, tenant: &str) -> Option<(String, String)> {
+    match (&s.tenant, tenant) {
         (Some(own), _) => Some((own.clone(), "your tenant".to_owned())),
         (None, "") => None,
         (None, "platform") => Some(("platform".to_owned(), "the platform".to_owned())),
         (None, t) => Some((t.to_owned(), format!("tenant {t}"))),
+    }
+}
+
+async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
+    let s = signed_in!(state, headers, "/admin/security-events");
+    let Ok((f, qs, problems)) = event_query(&s, &query) else {
+        return not_found(&state, &s, EVENTS.active);
     };
+    let sort = tri!(list_sort(
+        &state,
+        &s,
+        EVENTS.active,
+        &query,
+        EVENT_SORTS,
+        true
+    ));
+    let path = format!(
+        "admin/security-events?limit=50&{qs}&{}{}",
+        sort.query(),
+        after_param(q(&query, "after"))
+    );
+    // Verifying walks the whole chain (its cost grows with the log): only on request.
+    let chain = chain_of(&s, &f.tenant);
+    let verify = q(&query, "verify") == "1";
     let list_call = api::call(&state, &s.access_token, Method::GET, &path, None);
     let verify_call = async {
         match &chain {
-            Some((t, _)) => Some(
+            Some((t, _)) if verify => Some(
                 api::call(
                     &state,
                     &s.access_token,
@@ -1354,7 +1511,7 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
                 )
                 .await,
             ),
-            None => None,
+            _ => None,
         }
     };
     let tenants_call = async {
@@ -1373,27 +1530,22 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
             Vec::new()
         }
     };
-    let (list, verify, tenants) = tokio::join!(list_call, verify_call, tenants_call);
+    let (list, verified, tenants) = tokio::join!(list_call, verify_call, tenants_call);
     let list = match list {
         Ok(v) => v,
         Err(ApiError::Status(400, detail)) => {
             let content = views::notice("error", format!("The filter is invalid: {detail}"));
-            return page_with(&state, &s, ACTIVE, TITLE, content, StatusCode::BAD_REQUEST);
+            return page_with(
+                &state,
+                &s,
+                EVENTS.active,
+                EVENTS.title,
+                content,
+                StatusCode::BAD_REQUEST,
+            );
         }
-        Err(e) => return failed(&state, &s, ACTIVE, TITLE, e),
+        Err(e) => return failed(&state, &s, EVENTS.active, EVENTS.title, e),
     };
-    let verify_view = match (chain, verify) {
-        (Some((_, what)), Some(Ok(v))) => v::chain_status(&what, Ok(&v)),
-        (Some((_, what)), Some(Err(e))) => v::chain_status(&what, Err(e.to_string())),
-        _ => views::notice(
-            "",
-            "Choose a tenant (or the platform) to verify its event chain.".into(),
-        ),
-    };
-    let tenant_choice = s
-        .tenant
-        .is_none()
-        .then(|| v::event_tenant_choice(&tenants, &f.tenant));
     let mut keep: Vec<(&str, &str)> = Vec::new();
     for (k, v) in [
         ("tenant", f.tenant.as_str()),
@@ -1408,10 +1560,22 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
         }
     }
     let keep_qs = serde_urlencoded::to_string(&keep).unwrap_or_default();
-    let here = state.url(ACTIVE);
-    let first = format!("{here}?{keep_qs}");
-    let next = next_after(&list).map(|n| format!("{first}&after={}", urlencode(&n)));
-    let export_query = format!("?{keep_qs}");
+    let here = format!("{}?{keep_qs}", state.url(EVENTS.active));
+    let first = format!("{here}&{}", sort.query());
+    let next = next_after(&list).map(|n| format!("{first}{}", after_param(&n)));
+    let verify_view = match (chain, verified) {
+        (Some((_, what)), Some(Ok(v))) => v::chain_status(&what, Ok(&v)),
+        (Some((_, what)), Some(Err(e))) => v::chain_status(&what, Err(e.to_string())),
+        (Some((_, what)), None) => v::verify_link(&what, format!("{first}&verify=1")),
+        (None, _) => views::notice(
+            "",
+            "Choose a tenant (or the platform) to verify its event chain.".into(),
+        ),
+    };
+    let tenant_choice = s
+        .tenant
+        .is_none()
+        .then(|| v::event_tenant_choice(&tenants, &f.tenant));
     let notice = (!problems.is_empty()).then(|| views::notice("error", problems.join("; ")));
     let content = (
         notice,
@@ -1422,11 +1586,12 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
             &items(&list),
             verify_view,
             v::pager(first, next),
-            &export_query,
+            v::sort_links(&here, EVENT_SORTS, sort.key, sort.desc),
+            &format!("?{keep_qs}"),
         ),
     )
         .into_any();
-    render(&state, &s, ACTIVE, TITLE, content)
+    render(&state, &s, EVENTS.active, EVENTS.title, content)
 }
 
 /// Up to 10,000 events of the filter as identity's NDJSON (the dashboard's own limit per file).
@@ -1571,7 +1736,7 @@ async fn settings_page(state: &AppState, s: &Session, tenant: &str, outcome: Out
         )
     };
     let body = match &scope.tenant {
-        Some(t) => v::settings(state.base(), &s.csrf, t, s.tenant.is_none(), keys),
+        Some(t) => v::settings(state.base(), &s.csrf, t, keys),
         None => (v::choose_tenant(), v::key_rotation_heading(), keys).into_any(),
     };
     let content = (outcome.message, header, body).into_any();
@@ -1617,45 +1782,28 @@ fn policy_of(fields: &HashMap<String, String>) -> Result<Value, Vec<String>> {
     }
 }
 
+/// Saves a tenant's policy: platform admins for any tenant, tenant admins for their own
+/// (identity allows both, and refuses a tenant admin anything but the policy).
 async fn save_settings(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "settings"));
-    if s.tenant.is_some() {
-        return page_with(
-            &state,
-            &s,
-            "settings",
-            "Identity settings",
-            views::notice(
-                "error",
-                "Only platform administrators change a tenant's policy.".into(),
-            ),
-            StatusCode::FORBIDDEN,
-        );
-    }
+    let tid = tri!(form_tenant(&state, &s, &fields, SETTINGS.active));
     let outcome = match policy_of(&fields) {
         Err(problems) => {
             Outcome::refused(format!("The policy was not saved: {}", problems.join("; ")))
         }
-        Ok(policy) => {
-            let r = api::call(
+        Ok(policy) => tri!(
+            act(
                 &state,
-                &s.access_token,
+                &s,
+                SETTINGS,
+                "Saving the policy",
                 Method::PATCH,
                 &format!("admin/tenants/{}", urlencode(&tid)),
                 Some(&json!({ "policy": policy })),
+                |t| format!("The policy of {} was saved.", field(t, "slug")),
             )
-            .await;
-            tri!(outcome_of(
-                &state,
-                &s,
-                "settings",
-                "Identity settings",
-                "Saving the policy",
-                r,
-                |t| format!("The policy of {} was saved.", field(t, "slug"))
-            ))
-        }
+            .await
+        ),
     };
     settings_page(&state, &s, &tid, outcome).await
 }
@@ -1664,75 +1812,71 @@ async fn save_settings(State(state): State<AppState>, headers: HeaderMap, body: 
 
 async fn secrets(State(state): State<AppState>, headers: HeaderMap, Query(query): Q) -> Response {
     let s = signed_in!(state, headers, "/secrets");
-    secrets_page(&state, &s, q(&query, "tenant"), Outcome::none()).await
+    secrets_page(&state, &s, &query, Outcome::none()).await
 }
 
-async fn secrets_page(state: &AppState, s: &Session, tenant: &str, outcome: Outcome) -> Response {
-    const ACTIVE: &str = "secrets";
-    const TITLE: &str = "Secrets";
-    let mut scope = tri!(tenant_scope(state, s, tenant, ACTIVE, ACTIVE).await);
-    let tid = scope.id();
-    let header = scope.header();
-    if tid.is_empty() {
-        let content = (outcome.message, header, v::choose_tenant()).into_any();
-        return page_with(state, s, ACTIVE, TITLE, content, outcome.status);
+const SECRET_SORTS: &[(&str, &str)] = &[("name", "Name"), ("latest", "Latest version")];
+
+/// The creation time of a secret's latest version (the `latest` sort).
+fn secret_key(sec: &Value, key: &str) -> String {
+    if key == "latest" {
+        sec.get("versions")
+            .and_then(Value::as_array)
+            .and_then(|v| v.last())
+            .map(|v| field(v, "created_at"))
+            .unwrap_or_default()
+    } else {
+        field(sec, key)
     }
-    let list = match api::call(
+}
+
+async fn secrets_page(
+    state: &AppState,
+    s: &Session,
+    query: &HashMap<String, String>,
+    outcome: Outcome,
+) -> Response {
+    tenant_list_page(
         state,
-        &s.access_token,
-        Method::GET,
-        &format!("admin/tenants/{}/secrets", urlencode(&tid)),
-        None,
+        s,
+        query,
+        outcome,
+        SECRETS,
+        "secrets",
+        SECRET_SORTS,
+        secret_key,
+        |tid, rows, links| v::secrets(state.base(), &s.csrf, tid, rows, links),
     )
     .await
-    {
-        Ok(v) => v,
-        Err(e) => return failed(state, s, ACTIVE, TITLE, e),
-    };
-    let content = (
-        outcome.message,
-        header,
-        v::secrets(state.base(), &s.csrf, &tid, &items(&list)),
-    )
-        .into_any();
-    page_with(state, s, ACTIVE, TITLE, content, outcome.status)
 }
 
 async fn put_secret(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "secrets"));
+    let tid = tri!(form_tenant(&state, &s, &fields, SECRETS.active));
     let name = fields.get("name").map_or("", |v| v.trim()).to_owned();
     let value = fields.get("value").cloned().unwrap_or_default();
     let outcome = if name.is_empty() || value.is_empty() {
         Outcome::refused("A name and a value are required.".into())
     } else {
-        let r = api::call(
-            &state,
-            &s.access_token,
-            Method::PUT,
-            &format!(
-                "admin/tenants/{}/secrets/{}",
-                urlencode(&tid),
-                urlencode(&name)
-            ),
-            Some(&json!({ "value": value })),
-        )
-        .await;
-        tri!(outcome_of(
-            &state,
-            &s,
-            "secrets",
-            "Secrets",
-            "Storing the secret",
-            r,
-            |v| format!(
-                "Secret {} stored as version {}.",
-                field(v, "name"),
-                field(v, "version")
+        tri!(
+            act(
+                &state,
+                &s,
+                SECRETS,
+                "Storing the secret",
+                Method::PUT,
+                &tenant_api(&tid, "secrets", &name, ""),
+                Some(&json!({ "value": value })),
+                |v| format!(
+                    "Secret {} stored as version {}.",
+                    field(v, "name"),
+                    field(v, "version")
+                ),
             )
-        ))
+            .await
+        )
     };
-    secrets_page(&state, &s, &tid, outcome).await
+    secrets_page(&state, &s, &tenant_query(&tid), outcome).await
 }
 
 async fn revoke_confirm(
@@ -1747,15 +1891,16 @@ async fn revoke_confirm(
     if tid.is_empty() {
         return not_found(&state, &s, "secrets");
     }
-    let content = v::confirm(
-        state.url(&format!("secrets/{}/revoke", urlencode(&name))),
-        &s.csrf,
-        vec![("tenant", tid.clone())],
+    tenant_confirm(
+        &state,
+        &s,
+        SECRETS,
+        &format!("secrets/{}/revoke", urlencode(&name)),
+        &tid,
+        &[],
         format!("Revoke every version of the secret {name}? Nothing can read it afterwards."),
         "Revoke secret",
-        format!("{}{}", state.url("secrets"), tq(&tid)),
-    );
-    render(&state, &s, "secrets", "Revoke secret", content)
+    )
 }
 
 async fn revoke_secret(
@@ -1765,36 +1910,25 @@ async fn revoke_secret(
     body: Bytes,
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
-    let tid = tri!(form_tenant(&state, &s, &fields, "secrets"));
-    if !confirmed(&fields) {
-        return redirect(&format!(
-            "{}{}",
-            state.url(&format!("secrets/{}/revoke", urlencode(&name))),
-            tq(&tid)
-        ));
+    let tid = tri!(form_tenant(&state, &s, &fields, SECRETS.active));
+    let confirm_page = format!("secrets/{}/revoke", urlencode(&name));
+    if let Some(r) = unconfirmed(&state, &fields, &confirm_page, &tid, "") {
+        return r;
     }
-    let r = api::call(
-        &state,
-        &s.access_token,
-        Method::POST,
-        &format!(
-            "admin/tenants/{}/secrets/{}/revoke",
-            urlencode(&tid),
-            urlencode(&name)
-        ),
-        None,
-    )
-    .await;
-    let outcome = tri!(outcome_of(
-        &state,
-        &s,
-        "secrets",
-        "Secrets",
-        "Revoking the secret",
-        r,
-        |_| format!("Secret {name} revoked.")
-    ));
-    secrets_page(&state, &s, &tid, outcome).await
+    let outcome = tri!(
+        act(
+            &state,
+            &s,
+            SECRETS,
+            "Revoking the secret",
+            Method::POST,
+            &tenant_api(&tid, "secrets", &name, "revoke"),
+            None,
+            |_| format!("Secret {name} revoked."),
+        )
+        .await
+    );
+    secrets_page(&state, &s, &tenant_query(&tid), outcome).await
 }
 
 #[cfg(test)]
@@ -1844,6 +1978,7 @@ mod tests {
             "/settings?tenant=t2",
             "/secrets?tenant=t2",
             "/secrets/x/revoke?tenant=t2",
+            "/users/u/mfa?tenant=t2",
         ] {
             let r = http
                 .get(server.url(path))
@@ -1872,6 +2007,7 @@ mod tests {
             "/users/u/status",
             "/users/u/password",
             "/users/u/roles",
+            "/users/u/mfa",
             "/admin/providers",
             "/admin/providers/p",
             "/admin/providers/p/test",
@@ -1904,6 +2040,50 @@ mod tests {
             .unwrap();
         assert_eq!(r.status(), 403);
         server.stop().await;
+    }
+
+    #[test]
+    fn sorts_are_allow_listed() {
+        let query = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let s = ListSort::parse(&query(&[]), TENANT_SORTS, false).unwrap();
+        assert_eq!(s.query(), "sort=created&order=asc");
+        let s = ListSort::parse(
+            &query(&[("sort", "slug"), ("order", "desc")]),
+            TENANT_SORTS,
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.query(), "sort=slug&order=desc");
+        assert_eq!(
+            ListSort::parse(&query(&[]), EVENT_SORTS, true)
+                .unwrap()
+                .query(),
+            "sort=time&order=desc"
+        );
+        for bad in [
+            query(&[("sort", "password_hash")]),
+            query(&[("sort", "name&x=1")]),
+            query(&[("order", "up")]),
+        ] {
+            assert!(
+                ListSort::parse(&bad, TENANT_SORTS, false).is_none(),
+                "{bad:?}"
+            );
+        }
+        let mut rows = vec![
+            json!({"name": "beta"}),
+            json!({"name": "Alpha"}),
+            json!({"name": "gamma"}),
+        ];
+        let s = ListSort::parse(&query(&[("order", "desc")]), PROVIDER_SORTS, false).unwrap();
+        s.apply(&mut rows, field);
+        let names: Vec<String> = rows.iter().map(|r| field(r, "name")).collect();
+        assert_eq!(names, ["gamma", "beta", "Alpha"]);
     }
 
     #[test]

@@ -91,22 +91,31 @@ pub fn pager(first: String, next: Option<String>) -> AnyView {
         .into_any()
 }
 
-/// Sort links: the current page sorted on the server by the chosen column.
+/// The sort links of a list (sorted on the server): one per allowed key; the current key's
+/// link flips the direction (▲ ascending, ▼ descending). Paging restarts at the first page.
 pub fn sort_links(
     base_href: &str,
     sorts: &[(&'static str, &'static str)],
     current: &str,
+    desc: bool,
 ) -> AnyView {
+    let sep = if base_href.contains('?') { '&' } else { '?' };
     let links = sorts
         .iter()
         .map(|(key, label)| {
-            let sep = if base_href.contains('?') { '&' } else { '?' };
-            let href = format!("{base_href}{sep}sort={key}");
-            let class = if *key == current { "badge ok" } else { "badge" };
-            view! { <a class=class href=href>{*label}</a> " " }
+            let active = *key == current;
+            let order = if active && !desc { "desc" } else { "asc" };
+            let href = format!("{base_href}{sep}sort={key}&order={order}");
+            let (class, text) = match (active, desc) {
+                (true, false) => ("badge ok", format!("{label} ▲")),
+                (true, true) => ("badge ok", format!("{label} ▼")),
+                _ => ("badge", (*label).to_owned()),
+            };
+            let id = format!("sort-{key}");
+            view! { <a class=class id=id href=href>{text}</a> " " }
         })
         .collect_view();
-    view! { <p class="muted">"Sort: " {links}</p> }.into_any()
+    view! { <p class="muted sorts">"Sort by: " {links}</p> }.into_any()
 }
 
 // ---------------------------------------------------------------- tenants
@@ -178,6 +187,7 @@ pub fn users(
             };
             let status_href = format!("{base}users/{}/status{}&to={to}", urlencode(&id), tq(tenant));
             let password_href = format!("{base}users/{}/password{}", urlencode(&id), tq(tenant));
+            let mfa_href = format!("{base}users/{}/mfa{}", urlencode(&id), tq(tenant));
             let roles: Vec<String> = u
                 .get("roles")
                 .and_then(Value::as_array)
@@ -215,7 +225,8 @@ pub fn users(
                     <td>{role_buttons}{assign}</td>
                     <td>
                         <a class="button secondary" href=status_href>{label}</a> " "
-                        <a class="button secondary" href=password_href>"Reset password…"</a>
+                        <a class="button secondary" href=password_href>"Reset password…"</a> " "
+                        <a class="button secondary" href=mfa_href>"Reset MFA…"</a>
                     </td>
                 </tr>
             }
@@ -277,7 +288,7 @@ pub fn password_form(base: &str, csrf: &str, tenant: &str, user: &Value) -> AnyV
 
 // ---------------------------------------------------------------- providers
 
-pub fn providers(base: &str, csrf: &str, tenant: &str, items: &[Value]) -> AnyView {
+pub fn providers(base: &str, csrf: &str, tenant: &str, items: &[Value], sorts: AnyView) -> AnyView {
     let rows = items
         .iter()
         .map(|p| {
@@ -319,6 +330,7 @@ pub fn providers(base: &str, csrf: &str, tenant: &str, items: &[Value]) -> AnyVi
         })
         .collect_view();
     view! {
+        {sorts}
         <div class="table"><table>
             <thead><tr><th>"Provider"</th><th>"Issuer"</th><th>"Client"</th><th>"Scopes"</th><th>"Status"</th><th></th></tr></thead>
             <tbody>{rows}</tbody>
@@ -451,6 +463,7 @@ pub fn events(
     items: &[Value],
     verify: AnyView,
     pager: AnyView,
+    sorts: AnyView,
     export_query: &str,
 ) -> AnyView {
     let types = EVENT_TYPES
@@ -538,6 +551,7 @@ pub fn events(
                <a class="button secondary" id="export-ndjson" href=format!("{base}admin/security-events/export.ndjson{export_query}")>"Export NDJSON"</a> " "
                <a class="button secondary" id="export-csv" href=format!("{base}admin/security-events/export.csv{export_query}")>"Export CSV"</a></p>
         </form>
+        {sorts}
         <div class="table"><table>
             <thead><tr><th>"Time"</th><th>"Type"</th><th>"Outcome"</th><th>"Actor"</th><th></th></tr></thead>
             <tbody>{rows}</tbody>
@@ -573,6 +587,15 @@ pub fn key_rotation_heading() -> AnyView {
     view! { <h2>"Signing key rotation"</h2> }.into_any()
 }
 
+/// Chain verification on request (it reads the whole chain): a link to the page verifying it.
+pub fn verify_link(what: &str, href: String) -> AnyView {
+    view! {
+        <div class="notice" id="chain-status">{format!("Event chain of {what}: not verified yet. ")}
+            <a class="button secondary" id="verify-chain" href=href>"Verify the chain"</a></div>
+    }
+    .into_any()
+}
+
 pub fn chain_status(what: &str, v: Result<&Value, String>) -> AnyView {
     match v {
         Ok(v) if v.get("ok").and_then(Value::as_bool) == Some(true) => view! {
@@ -602,7 +625,8 @@ fn num(policy: &Value, key: &str) -> String {
     }
 }
 
-pub fn settings(base: &str, csrf: &str, tenant: &Value, editable: bool, keys: AnyView) -> AnyView {
+/// The tenant's policy form (platform admins, and the tenant's own Owners and Admins).
+pub fn settings(base: &str, csrf: &str, tenant: &Value, keys: AnyView) -> AnyView {
     let p = tenant.get("policy").cloned().unwrap_or(Value::Null);
     let tid = s(tenant, "id");
     let mfa = p
@@ -612,17 +636,11 @@ pub fn settings(base: &str, csrf: &str, tenant: &Value, editable: bool, keys: An
     let field = |id: &'static str, label: &'static str, hint: &'static str| {
         view! {
             <label for=id>{label}</label>
-            <input type="number" id=id name=id min="0" value=num(&p, id) disabled={!editable}/>
+            <input type="number" id=id name=id min="0" value=num(&p, id)/>
             <span class="muted">{hint}</span>
         }
     };
-    let note = (!editable).then(|| {
-        view! { <div class="notice">"Only platform administrators change a tenant's policy; it is shown here read-only."</div> }
-    });
-    let submit = editable
-        .then(|| view! { <p><button type="submit" id="save-policy">"Save policy"</button></p> });
     view! {
-        {note}
         <form class="card" method="post" action=format!("{base}settings")>
             {hidden("csrf", csrf)}
             {hidden("tenant", &tid)}
@@ -635,8 +653,8 @@ pub fn settings(base: &str, csrf: &str, tenant: &Value, editable: bool, keys: An
             {field("lockout_threshold", "Failed sign-ins before a lock", "1 – 100")}
             {field("lockout_duration_secs", "Lock duration (seconds)", "1 s – 1 day")}
             <h2>"Multi-factor authentication"</h2>
-            <label><input type="checkbox" id="mfa_required" name="mfa_required" value="yes" checked=mfa disabled={!editable}/>" MFA required for this tenant's users"</label>
-            {submit}
+            <label><input type="checkbox" id="mfa_required" name="mfa_required" value="yes" checked=mfa/>" MFA required for this tenant's users"</label>
+            <p><button type="submit" id="save-policy">"Save policy"</button></p>
         </form>
         <h2>"Signing key rotation"</h2>
         {keys}
@@ -668,7 +686,7 @@ pub fn key_policy(base: &str, policy: &Value) -> AnyView {
 
 // ---------------------------------------------------------------- secrets
 
-pub fn secrets(base: &str, csrf: &str, tenant: &str, items: &[Value]) -> AnyView {
+pub fn secrets(base: &str, csrf: &str, tenant: &str, items: &[Value], sorts: AnyView) -> AnyView {
     let rows = items
         .iter()
         .map(|sec| {
@@ -713,6 +731,7 @@ pub fn secrets(base: &str, csrf: &str, tenant: &str, items: &[Value]) -> AnyView
         .collect_view();
     view! {
         <p class="muted">"Values are write-only here: lists show names and versions, never values."</p>
+        {sorts}
         <div class="table"><table>
             <thead><tr><th>"Name"</th><th>"Versions"</th><th>"Latest"</th><th>"Status"</th><th></th></tr></thead>
             <tbody>{rows}</tbody>

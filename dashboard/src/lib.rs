@@ -164,9 +164,25 @@ impl AppState {
     }
 }
 
+/// Adds `Server-Timing: total;dur=<ms>` (the handler's time, identity's calls included) to
+/// every answer: the page benchmark reads it, and a browser's developer tools show it.
+async fn server_timing(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("total;dur={ms:.1}")) {
+        resp.headers_mut().insert("server-timing", v);
+    }
+    resp
+}
+
 /// The service's routes, with the common middleware.
 pub fn router(state: AppState) -> Router {
     let routes = web::routes(state)
+        .layer(axum::middleware::from_fn(server_timing))
         .merge(Health::new("dashboard").router())
         .fallback(tansu_shared::problem::not_found_fallback);
     tansu_shared::server::with_common_layers("dashboard", routes)

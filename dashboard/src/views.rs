@@ -60,6 +60,8 @@ details pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f4f6f9;paddi
 dl.detail{display:grid;grid-template-columns:max-content 1fr;gap:.1rem .6rem;margin:.4rem 0}
 dl.detail dt{font-weight:600}dl.detail dd{margin:0;overflow-wrap:anywhere}
 .pager{margin:.75rem 0}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:1rem}
+.chart-box svg{display:block;width:100%;height:auto}
 .nowrap{white-space:nowrap}
 @media (max-width:760px){
  .wrap{flex-direction:column}
@@ -203,11 +205,101 @@ fn status_badge(status: &str) -> AnyView {
     view! { <span class=class>{status.to_owned()}</span> }.into_any()
 }
 
+/// One series of the activity charts: (JSON key, title, bar colour).
+const SERIES: &[(&str, &str, &str)] = &[
+    ("sign_ins", "Sign-ins", "#1f5fbf"),
+    ("failures", "Failed sign-ins", "#b42318"),
+    ("tokens", "Tokens issued", "#2f855a"),
+];
+
+/// A bar chart of one series over the buckets (hour starts in RFC 3339), as inline SVG built
+/// from numbers and hour labels only: no script, nothing from the request. Each bar has a
+/// `<title>` (the browser shows it on hover).
+pub(crate) fn bar_chart(key: &str, title: &str, colour: &str, buckets: &[Value]) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 170.0;
+    const TOP: f64 = 14.0;
+    const BOTTOM: f64 = 22.0;
+    const LEFT: f64 = 40.0;
+    let values: Vec<u64> = buckets
+        .iter()
+        .map(|b| b.get(key).and_then(Value::as_u64).unwrap_or(0))
+        .collect();
+    let max = values.iter().copied().max().unwrap_or(0).max(1);
+    let n = values.len().max(1) as f64;
+    let slot = (W - LEFT) / n;
+    let plot = H - TOP - BOTTOM;
+    let mut svg = format!(
+        r##"<svg class="chart" id="chart-{key}" viewBox="0 0 {W} {H}" role="img" aria-label="{title}, per hour, last {len} hours" xmlns="http://www.w3.org/2000/svg"><line x1="{LEFT}" y1="{base}" x2="{W}" y2="{base}" stroke="#c5ced9"/><text x="{lx}" y="{ty}" text-anchor="end" font-size="11" fill="#5b6776">{max}</text><text x="{lx}" y="{base}" text-anchor="end" font-size="11" fill="#5b6776">0</text>"##,
+        len = values.len(),
+        base = H - BOTTOM,
+        lx = LEFT - 6.0,
+        ty = TOP + 4.0,
+    );
+    for (i, (v, b)) in values.iter().zip(buckets).enumerate() {
+        let hour = b
+            .get("hour")
+            .and_then(Value::as_str)
+            .and_then(|h| h.get(11..16))
+            .unwrap_or("");
+        let h = plot * (*v as f64) / (max as f64);
+        let x = LEFT + slot * i as f64 + slot * 0.15;
+        svg.push_str(&format!(
+            r##"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{colour}"><title>{hour} UTC: {v}</title></rect>"##,
+            y = H - BOTTOM - h,
+            w = slot * 0.7,
+        ));
+        if i % 6 == 0 {
+            svg.push_str(&format!(
+                r##"<text x="{tx:.1}" y="{H}" font-size="11" fill="#5b6776">{hour}</text>"##,
+                tx = LEFT + slot * i as f64,
+            ));
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The activity of the last 24 h: totals and one chart per series.
+fn activity_view(activity: Result<Value, String>) -> AnyView {
+    let v = match activity {
+        Ok(v) => v,
+        Err(e) => {
+            return notice("error", format!("Activity is unavailable: {e}"));
+        }
+    };
+    let buckets = v
+        .get("buckets")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let charts = SERIES
+        .iter()
+        .map(|(key, title, colour)| {
+            let total = v
+                .get("totals")
+                .and_then(|t| t.get(*key))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let svg = bar_chart(key, title, colour, &buckets);
+            view! {
+                <div class="card">
+                    <div class="muted">{format!("{title}, last 24 h")}</div>
+                    <div class="stat" id=format!("total-{key}")>{total}</div>
+                    <div class="chart-box" inner_html=svg></div>
+                </div>
+            }
+        })
+        .collect_view();
+    view! { <div class="charts">{charts}</div> }.into_any()
+}
+
 pub fn overview(
     health: Result<Value, String>,
     clients: Option<usize>,
     keys: Option<usize>,
     tenants: Option<usize>,
+    activity: Result<Value, String>,
 ) -> AnyView {
     let count = |n: Option<usize>| n.map_or_else(|| "–".to_owned(), |n| n.to_string());
     let health_view = match health {
@@ -249,6 +341,8 @@ pub fn overview(
             <div class="card"><div class="muted">"Signing keys"</div><div class="stat" id="count-keys">{count(keys)}</div></div>
             <div class="card"><div class="muted">"Tenants"</div><div class="stat" id="count-tenants">{count(tenants)}</div></div>
         </div>
+        <h2>"Activity (UTC hours)"</h2>
+        {activity_view(activity)}
         <h2>"Service health"</h2>
         {health_view}
     }
@@ -322,7 +416,7 @@ pub fn confirm(
     .into_any()
 }
 
-pub fn clients(base: &str, csrf: &str, items: &[Value]) -> AnyView {
+pub fn clients(base: &str, csrf: &str, items: &[Value], sorts: AnyView) -> AnyView {
     let rows = items
         .iter()
         .map(|c| {
@@ -345,6 +439,7 @@ pub fn clients(base: &str, csrf: &str, items: &[Value]) -> AnyView {
         })
         .collect_view();
     view! {
+        {sorts}
         <div class="table"><table>
             <thead><tr><th>"Client"</th><th>"Type"</th><th>"Grants"</th><th>"Scopes"</th><th>"Redirect URIs"</th><th></th></tr></thead>
             <tbody>{rows}</tbody>
@@ -386,4 +481,30 @@ pub fn secret_once(base: &str, client_id: &str, secret: &str, what: &str) -> Any
 
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_scale_to_the_largest_bucket() {
+        let buckets: Vec<Value> = (0..24)
+            .map(|h| {
+                serde_json::json!({
+                    "hour": format!("2026-11-26T{h:02}:00:00Z"),
+                    "sign_ins": if h == 5 { 40 } else { h % 3 },
+                })
+            })
+            .collect();
+        let svg = bar_chart("sign_ins", "Sign-ins", "#123456", &buckets);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert_eq!(svg.matches("<rect").count(), 24);
+        assert!(svg.contains("<title>05:00 UTC: 40</title>"), "{svg}");
+        assert!(svg.contains(">40</text>"), "the axis shows the maximum");
+        // The tallest bar fills the plot; an empty series draws flat bars, not NaN.
+        assert!(svg.contains(r#"height="134.0""#), "{svg}");
+        let empty = bar_chart("tokens", "Tokens", "#123456", &buckets);
+        assert!(!empty.contains("NaN") && empty.contains(r#"height="0.0""#));
+    }
 }

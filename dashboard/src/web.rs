@@ -386,26 +386,29 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
         Err(r) => return *r,
     };
     let platform = s.tenant.is_none();
-    let admin_call = |path: &'static str| {
+    let admin_call = |path: &'static str, platform_only: bool| {
         let state = &state;
         let token = &s.access_token;
         async move {
-            if platform {
+            if platform || !platform_only {
                 Some(api::call(state, token, Method::GET, path, None).await)
             } else {
                 None
             }
         }
     };
-    let (health, clients, keys, tenants) = tokio::join!(
+    let (health, clients, keys, tenants, activity) = tokio::join!(
         api::health(&state),
-        admin_call("admin/clients?limit=500"),
-        admin_call("admin/keys/policies"),
-        admin_call("admin/tenants?limit=500"),
+        admin_call("admin/clients?limit=500", true),
+        admin_call("admin/keys/policies", true),
+        admin_call("admin/tenants?limit=500", true),
+        admin_call("admin/stats/activity?hours=24", false),
     );
-    let unauthorized =
-        |v: &Option<Result<Value, ApiError>>| matches!(v, Some(Err(ApiError::Unauthorized)));
-    if unauthorized(&clients) || unauthorized(&keys) || unauthorized(&tenants) {
+    let calls = [&clients, &keys, &tenants, &activity];
+    if calls
+        .iter()
+        .any(|v| matches!(v, Some(Err(ApiError::Unauthorized))))
+    {
         return redirect(&state.url("login"));
     }
     let count = |v: &Option<Result<Value, ApiError>>, key: &str| {
@@ -415,11 +418,17 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
             .and_then(Value::as_array)
             .map(Vec::len)
     };
+    let activity = match activity {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("not requested".into()),
+    };
     let content = views::overview(
         health,
         count(&clients, "items"),
         count(&keys, "keys"),
         count(&tenants, "items"),
+        activity,
     );
     render(&state, &s, "", "Overview", content)
 }
@@ -536,7 +545,11 @@ async fn rotate_keys(State(state): State<AppState>, headers: HeaderMap, body: By
     }
 }
 
-async fn clients(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn clients(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let s = match require(&state, &headers, "/clients") {
         Ok(s) => s,
         Err(r) => return *r,
@@ -544,12 +557,32 @@ async fn clients(State(state): State<AppState>, headers: HeaderMap) -> Response 
     if s.tenant.is_some() {
         return platform_page(&state, &s, "clients");
     }
-    clients_page(&state, &s, None, StatusCode::OK).await
+    let sort = match crate::admin::list_sort(&state, &s, "clients", &query, CLIENT_SORTS, false) {
+        Ok(sort) => sort,
+        Err(r) => return r,
+    };
+    clients_page(&state, &s, &sort, None, StatusCode::OK).await
+}
+
+/// The client list's sorts (the complete list, sorted here).
+const CLIENT_SORTS: &[(&str, &str)] = &[
+    ("name", "Name"),
+    ("client_id", "Client id"),
+    ("client_type", "Type"),
+];
+
+/// The client list in the default order (after a form action).
+fn default_client_sort() -> crate::admin::ListSort {
+    crate::admin::ListSort {
+        key: CLIENT_SORTS[0].0,
+        desc: false,
+    }
 }
 
 async fn clients_page(
     state: &AppState,
     s: &Session,
+    sort: &crate::admin::ListSort,
     message: Option<AnyView>,
     status: StatusCode,
 ) -> Response {
@@ -563,14 +596,21 @@ async fn clients_page(
     .await
     {
         Ok(v) => {
-            let items = v
+            let mut items = v
                 .get("items")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
+            sort.apply(&mut items, crate::admin_views::s);
+            let links = crate::admin_views::sort_links(
+                &state.url("clients"),
+                CLIENT_SORTS,
+                sort.key,
+                sort.desc,
+            );
             let content = leptos::prelude::IntoAny::into_any((
                 message,
-                views::clients(state.base(), &s.csrf, &items),
+                views::clients(state.base(), &s.csrf, &items, links),
             ));
             let mut r = render(state, s, "clients", "Clients", content);
             *r.status_mut() = status;
@@ -607,6 +647,7 @@ async fn create_client(State(state): State<AppState>, headers: HeaderMap, body: 
         return clients_page(
             &state,
             &s,
+            &default_client_sort(),
             Some(views::notice(
                 "error",
                 "A name (up to 200 characters) is required.".into(),
@@ -654,6 +695,7 @@ async fn create_client(State(state): State<AppState>, headers: HeaderMap, body: 
                     clients_page(
                         &state,
                         &s,
+                        &default_client_sort(),
                         Some(views::notice(
                             "success",
                             format!("Client {id} created (no secret)."),
@@ -668,6 +710,7 @@ async fn create_client(State(state): State<AppState>, headers: HeaderMap, body: 
             clients_page(
                 &state,
                 &s,
+                &default_client_sort(),
                 Some(views::notice(
                     "error",
                     format!("The client was not created: {detail}"),
@@ -749,6 +792,7 @@ async fn rotate_secret(
             clients_page(
                 &state,
                 &s,
+                &default_client_sort(),
                 Some(views::notice(
                     "error",
                     format!("The secret was not rotated: {detail}"),
@@ -913,6 +957,7 @@ mod tests {
             "https://gw.test/dashboard/",
             "t",
             &items,
+            leptos::prelude::IntoAny::into_any(()),
         ));
         assert!(!html.contains("<script>x"), "{html}");
         assert!(!html.contains("<img"), "{html}");

@@ -1,9 +1,10 @@
 //! `tansu-bench` — load generation against loopback targets, the gateway benchmark of
 //! issue #5 (direct vs Tansu's gateway vs nginx, plain HTTP and TLS, in one run) and the issuer
-//! benchmark of issue #3 (`token`).
+//! benchmark of issue #3 (`token`), the event log's (`events`) and the dashboard's (`dashboard`).
 //! How to run it and what each number means: `dev/bench/README.md`.
 #![forbid(unsafe_code)]
 
+mod dashboard;
 mod events;
 mod gateway;
 mod load;
@@ -46,6 +47,8 @@ enum Command {
     /// (internal) The storage service for `storage`; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeStorage(tansu_dev::storage_rig::ServeStorageArgs),
+    /// Dashboard pages with 10,000 users and 100,000 events: latency and Server-Timing.
+    Dashboard(dashboard::Args),
     /// (internal) The identity service for `token`; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeIdentity(token::ServeIdentityArgs),
@@ -95,6 +98,9 @@ fn main() -> ExitCode {
             runtime(workers).and_then(|rt| rt.block_on(storage::serve(args)))
         }
         Command::Events(args) => runtime(workers).and_then(|rt| rt.block_on(events::run(args))),
+        Command::Dashboard(args) => {
+            runtime(workers).and_then(|rt| rt.block_on(dashboard::run(args)))
+        }
         Command::Token(args) => runtime(workers).and_then(|rt| rt.block_on(token::run(args))),
         Command::Load(args) => runtime(workers).and_then(|rt| rt.block_on(load_one(args))),
         Command::Gateway(args) => runtime(workers).and_then(|rt| rt.block_on(gateway::run(args))),

@@ -59,6 +59,7 @@ const FORMS: &[&str] = &[
     "users/x/status",
     "users/x/password",
     "users/x/roles",
+    "users/x/mfa",
     "admin/providers",
     "admin/providers/x",
     "admin/providers/x/test",
@@ -141,6 +142,19 @@ impl Browser {
     async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
         let req = self.http.post(url).form(form);
         self.send(req).await
+    }
+
+    /// A form about a tenant: the CSRF token, the tenant and `fields`.
+    async fn tenant_form(
+        &mut self,
+        url: &str,
+        csrf: &str,
+        tenant: &str,
+        fields: &[(&str, &str)],
+    ) -> Page {
+        let mut form = vec![("csrf", csrf), ("tenant", tenant)];
+        form.extend_from_slice(fields);
+        self.post(url, &form).await
     }
 }
 
@@ -412,6 +426,19 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     }
     let overview = b.get(&base).await;
     assert!(overview.body.contains("identity"), "{}", overview.body);
+    // Activity charts of the last 24 h (inline SVG, no script): the sign-in just made and
+    // the dashboard's token are counted.
+    for series in ["sign_ins", "failures", "tokens"] {
+        assert!(
+            overview.body.contains(&format!("id=\"chart-{series}\"")),
+            "{series}: {}",
+            overview.body
+        );
+    }
+    assert_eq!(overview.body.matches("<rect").count(), 3 * 24);
+    assert!(!overview.body.contains("<script"));
+    assert!(!overview.body.contains(r#"id="total-sign_ins">0<"#));
+    assert!(!overview.body.contains(r#"id="total-tokens">0<"#));
 
     // Every form refuses a missing or wrong CSRF token, signed in.
     for action in FORMS {
@@ -519,8 +546,30 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     );
     let one = api.tenant_id("shop-one").await;
     let two = api.tenant_id("shop-two").await;
-    let tenants = b.get(&format!("{base}tenants?sort=name")).await;
-    assert!(tenants.body.contains("Shop One") && tenants.body.contains("Shop Two"));
+    // Every list sorts on the server, either way; unknown sorts are refused.
+    let tenants = b.get(&format!("{base}tenants?sort=name&order=desc")).await;
+    let (at_one, at_two) = (
+        tenants.body.find("Shop One").unwrap(),
+        tenants.body.find("Shop Two").unwrap(),
+    );
+    assert!(at_two < at_one, "name descending");
+    assert!(tenants.body.contains("Name ▼"), "the active sort is marked");
+    let tenants = b.get(&format!("{base}tenants?sort=name&order=asc")).await;
+    assert!(tenants.body.find("Shop One").unwrap() < tenants.body.find("Shop Two").unwrap());
+    for path in [
+        "tenants?sort=nope",
+        "tenants?order=sideways",
+        "clients?sort=secret",
+        "admin/security-events?sort=actor",
+    ] {
+        let r = b.get(&format!("{base}{path}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "/{path}");
+    }
+    let clients = b
+        .get(&format!("{base}clients?sort=client_id&order=desc"))
+        .await;
+    assert_eq!(clients.status, StatusCode::OK);
+    assert!(clients.body.contains("Client id ▼"));
     // Suspend shop-two (after a confirmation) and activate it again.
     let r = b
         .get(&format!("{base}tenants/{two}/status?to=suspend"))
@@ -572,11 +621,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
 
     // ------------------------------------------------------------ users and roles
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}users"),
+            &csrf,
+            &one,
             &[
-                ("csrf", &csrf),
-                ("tenant", &one),
                 ("email", OWNER),
                 ("name", "Shop owner"),
                 ("password", OWNER_PASSWORD),
@@ -592,11 +641,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         r.body
     );
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}users"),
+            &csrf,
+            &one,
             &[
-                ("csrf", &csrf),
-                ("tenant", &one),
                 ("email", "clerk@shop-one.example"),
                 ("name", "Clerk"),
                 ("password", ""),
@@ -627,11 +676,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     );
     // A weak password is refused with the policy's words, not an error page.
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}users"),
+            &csrf,
+            &one,
             &[
-                ("csrf", &csrf),
-                ("tenant", &one),
                 ("email", "weak@shop-one.example"),
                 ("password", "short"),
                 ("role", "User"),
@@ -641,14 +690,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     // Roles: assign Admin, revoke it after a confirmation.
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}users/{clerk}/roles"),
-            &[
-                ("csrf", &csrf),
-                ("tenant", &one),
-                ("role", "Admin"),
-                ("action", "assign"),
-            ],
+            &csrf,
+            &one,
+            &[("role", "Admin"), ("action", "assign")],
         )
         .await;
     assert!(
@@ -664,15 +710,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         .await;
     assert!(r.body.contains("Revoke the role Admin"), "{}", r.body);
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}users/{clerk}/roles"),
-            &[
-                ("csrf", &csrf),
-                ("tenant", &one),
-                ("role", "Admin"),
-                ("action", "revoke"),
-                ("confirm", "yes"),
-            ],
+            &csrf,
+            &one,
+            &[("role", "Admin"), ("action", "revoke"), ("confirm", "yes")],
         )
         .await;
     assert!(
@@ -691,62 +733,83 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         "{}",
         r.body
     );
-    let r = b
-        .post(
-            &format!("{base}users/{clerk}/status"),
-            &[
-                ("csrf", &csrf),
-                ("tenant", &one),
-                ("to", "disable"),
-                ("confirm", "yes"),
-            ],
-        )
-        .await;
-    assert!(
-        r.body.contains("clerk@shop-one.example is now disabled."),
-        "{}",
-        r.body
-    );
-    let r = b
-        .post(
-            &format!("{base}users/{clerk}/status"),
-            &[
-                ("csrf", &csrf),
-                ("tenant", &one),
-                ("to", "enable"),
-                ("confirm", "yes"),
-            ],
-        )
-        .await;
-    assert!(
-        r.body.contains("clerk@shop-one.example is now enabled."),
-        "{}",
-        r.body
-    );
+    for (to, now) in [("disable", "disabled"), ("enable", "enabled")] {
+        let r = b
+            .tenant_form(
+                &format!("{base}users/{clerk}/status"),
+                &csrf,
+                &one,
+                &[("to", to), ("confirm", "yes")],
+            )
+            .await;
+        assert!(
+            r.body
+                .contains(&format!("clerk@shop-one.example is now {now}.")),
+            "{}",
+            r.body
+        );
+    }
     let r = b
         .get(&format!("{base}users/{clerk}/password?tenant={one}"))
         .await;
     assert!(r.body.contains("New password for"), "{}", r.body);
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}users/{clerk}/password"),
+            &csrf,
+            &one,
             &[
-                ("csrf", &csrf),
-                ("tenant", &one),
                 ("password", "a brand new passphrase 99"),
                 ("confirm", "yes"),
             ],
         )
         .await;
     assert!(r.body.contains("The password was reset."), "{}", r.body);
+    // Reset MFA: a confirmation page, nothing without it, then the reset (an mfa.reset event).
+    let r = b
+        .get(&format!("{base}users/{clerk}/mfa?tenant={one}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("Reset the MFA of clerk@shop-one.example?"),
+        "{}",
+        r.body
+    );
+    let mfa_reset = format!("{base}users/{clerk}/mfa");
+    let r = b.tenant_form(&mfa_reset, &csrf, &one, &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "no confirmation, no reset");
+    assert!(r.location.contains("/mfa?tenant="), "{}", r.location);
+    let r = b
+        .tenant_form(&mfa_reset, &csrf, &one, &[("confirm", "yes")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("MFA was reset"), "{}", r.body);
+    assert!(
+        r.body.contains("Reset MFA…"),
+        "the button on every user row"
+    );
+    // Sorted on the server, by identity, with the cursor kept: newest email first.
+    let r = b
+        .get(&format!("{base}users?tenant={one}&sort=email&order=desc"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (clerk_at, boss_at) = (
+        r.body.find("clerk@shop-one.example").unwrap(),
+        r.body.find(OWNER).unwrap(),
+    );
+    assert!(clerk_at < boss_at, "email descending");
+    let r = b
+        .get(&format!("{base}users?tenant={one}&sort=password_hash"))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "sorts are allow-listed");
 
     // ------------------------------------------------------------ external providers
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}admin/providers"),
+            &csrf,
+            &one,
             &[
-                ("csrf", &csrf),
-                ("tenant", &one),
                 ("name", "Local IdP"),
                 ("issuer", &idp_issuer),
                 ("client_id", "shop-one"),
@@ -768,11 +831,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         .await;
     let provider = list["items"][0]["id"].as_str().unwrap().to_owned();
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}admin/providers"),
+            &csrf,
+            &one,
             &[
-                ("csrf", &csrf),
-                ("tenant", &one),
                 ("name", "Bad"),
                 ("issuer", "http://example.com"),
                 ("client_id", "c"),
@@ -783,9 +846,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("must be https"), "{}", r.body);
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}admin/providers/{provider}/test"),
-            &[("csrf", &csrf), ("tenant", &one)],
+            &csrf,
+            &one,
+            &[],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -799,11 +864,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         .await;
     assert!(r.body.contains("Save provider"), "{}", r.body);
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}admin/providers/{provider}"),
+            &csrf,
+            &one,
             &[
-                ("csrf", &csrf),
-                ("tenant", &one),
                 ("name", "Local IdP (edited)"),
                 ("issuer", &idp_issuer),
                 ("client_id", "shop-one"),
@@ -821,37 +886,24 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         r.body.contains("secret: set"),
         "an empty secret field keeps it"
     );
-    let r = b
-        .post(
-            &format!("{base}admin/providers/{provider}/status"),
-            &[
-                ("csrf", &csrf),
-                ("tenant", &one),
-                ("to", "disable"),
-                ("confirm", "yes"),
-            ],
-        )
-        .await;
-    assert!(r.body.contains("is now disabled."), "{}", r.body);
-    let r = b
-        .post(
-            &format!("{base}admin/providers/{provider}/status"),
-            &[
-                ("csrf", &csrf),
-                ("tenant", &one),
-                ("to", "enable"),
-                ("confirm", "yes"),
-            ],
-        )
-        .await;
-    assert!(r.body.contains("is now enabled."), "{}", r.body);
+    for (to, now) in [("disable", "disabled"), ("enable", "enabled")] {
+        let r = b
+            .tenant_form(
+                &format!("{base}admin/providers/{provider}/status"),
+                &csrf,
+                &one,
+                &[("to", to), ("confirm", "yes")],
+            )
+            .await;
+        assert!(r.body.contains(&format!("is now {now}.")), "{}", r.body);
+    }
     // A provider of shop-two, to delete (after a confirmation).
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}admin/providers"),
+            &csrf,
+            &two,
             &[
-                ("csrf", &csrf),
-                ("tenant", &two),
                 ("name", "Two IdP"),
                 ("issuer", &idp_issuer),
                 ("client_id", "two"),
@@ -873,11 +925,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     let r = b.get(&format!("{base}settings?tenant={one}")).await;
     assert!(r.body.contains("Keys rotate every"), "{}", r.body);
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}settings"),
+            &csrf,
+            &one,
             &[
-                ("csrf", &csrf),
-                ("tenant", &one),
                 ("access_token_lifetime_secs", "900"),
                 ("refresh_token_lifetime_secs", ""),
                 ("session_timeout_secs", "3600"),
@@ -901,11 +953,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     assert_eq!(t["policy"]["mfa_required"], true);
     assert_eq!(t["policy"]["access_token_lifetime_secs"], 900);
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}settings"),
+            &csrf,
+            &one,
             &[
-                ("csrf", &csrf),
-                ("tenant", &one),
                 ("password_min_length", "2"),
                 ("lockout_threshold", "7"),
                 ("lockout_duration_secs", "600"),
@@ -916,11 +968,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     // MFA required is enforced at the next sign-in (identity's forced enrolment): switched off
     // again, so shop-one's owner signs in with a password in the rest of this test.
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}settings"),
+            &csrf,
+            &one,
             &[
-                ("csrf", &csrf),
-                ("tenant", &one),
                 ("access_token_lifetime_secs", "900"),
                 ("session_timeout_secs", "3600"),
                 ("password_min_length", "14"),
@@ -941,14 +993,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         "postgres://one:second-value-0002@db/one",
     ] {
         let r = b
-            .post(
+            .tenant_form(
                 &format!("{base}secrets"),
-                &[
-                    ("csrf", &csrf),
-                    ("tenant", &one),
-                    ("name", "db-url"),
-                    ("value", value),
-                ],
+                &csrf,
+                &one,
+                &[("name", "db-url"), ("value", value)],
             )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -972,9 +1021,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         r.body
     );
     let r = b
-        .post(
+        .tenant_form(
             &format!("{base}secrets/db-url/revoke"),
-            &[("csrf", &csrf), ("tenant", &one), ("confirm", "yes")],
+            &csrf,
+            &one,
+            &[("confirm", "yes")],
         )
         .await;
     assert!(r.body.contains("Secret db-url revoked."), "{}", r.body);
@@ -990,7 +1041,7 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     ] {
         let r = b
             .get(&format!(
-                "{base}admin/security-events?tenant={one}&type={kind}"
+                "{base}admin/security-events?tenant={one}&type={kind}&verify=1"
             ))
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -1072,14 +1123,48 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         );
     }
     let r = owner.get(&format!("{base}admin/security-events")).await;
+    assert!(
+        r.body.contains("not verified yet"),
+        "verification on request"
+    );
+    let r = owner
+        .get(&format!("{base}admin/security-events?verify=1"))
+        .await;
     assert!(rows(&r.body, "event") > 0, "{}", r.body);
     assert!(
         r.body.contains("Event chain of your tenant: intact"),
         "{}",
         r.body
     );
+    // The owner edits their own tenant's policy.
     let r = owner.get(&format!("{base}settings")).await;
-    assert!(r.body.contains("shown here read-only"), "{}", r.body);
+    assert!(r.body.contains("Save policy"), "{}", r.body);
+    let r = owner
+        .tenant_form(
+            &format!("{base}settings"),
+            &owner_csrf,
+            &one,
+            &[
+                ("password_min_length", "15"),
+                ("lockout_threshold", "6"),
+                ("lockout_duration_secs", "300"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("The policy of shop-one was saved."),
+        "{}",
+        r.body
+    );
+    let (_, t) = api
+        .call(reqwest::Method::GET, &format!("admin/tenants/{one}"), None)
+        .await;
+    assert_eq!(t["policy"]["password_min_length"], 15);
+    // The owner's overview: their tenant's activity (their own sign-in at least).
+    let r = owner.get(&base).await;
+    assert!(r.body.contains("chart-sign_ins"), "{}", r.body);
+    assert!(!r.body.contains(r#"id="total-sign_ins">0<"#), "{}", r.body);
     for path in ["tenants", "keys", "clients", "keys/rotate"] {
         let r = owner.get(&format!("{base}{path}")).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "/{path}");
@@ -1138,9 +1223,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         );
     }
     let r = owner
-        .post(
+        .tenant_form(
             &format!("{base}admin/providers/{provider_two}/delete"),
-            &[("csrf", &owner_csrf), ("tenant", &one), ("confirm", "yes")],
+            &owner_csrf,
+            &one,
+            &[("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
@@ -1154,14 +1241,11 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     assert_eq!(status, 200, "the other tenant's provider is untouched");
     // The owner manages their own tenant.
     let r = owner
-        .post(
+        .tenant_form(
             &format!("{base}secrets"),
-            &[
-                ("csrf", &owner_csrf),
-                ("tenant", &one),
-                ("name", "api-key"),
-                ("value", "owner-value-1"),
-            ],
+            &owner_csrf,
+            &one,
+            &[("name", "api-key"), ("value", "owner-value-1")],
         )
         .await;
     assert!(
@@ -1254,6 +1338,24 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
     c.wait_text(&tab, "Tenant Browser Shop (browser-shop) created.")
         .await;
     c.screenshot(&tab, &out.join("tenants-created.png")).await;
+    // Sort by name, then flip to descending (server-side, plain links).
+    c.eval(&tab, "document.getElementById('sort-name').click(); true")
+        .await;
+    c.wait_text(&tab, "Name ▲").await;
+    c.eval(&tab, "document.getElementById('sort-name').click(); true")
+        .await;
+    c.wait_text(&tab, "Name ▼").await;
+    let names = c
+        .eval(
+            &tab,
+            "[...document.querySelectorAll('tbody tr td:first-child strong')].map(e => e.textContent)",
+        )
+        .await;
+    let names: Vec<String> = serde_json::from_value(names).unwrap();
+    let mut sorted = names.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(names, sorted, "tenants by name, descending");
+    c.screenshot(&tab, &out.join("tenants-sorted.png")).await;
 
     // Pick it in the users page's tenant picker and invite a user.
     c.goto(&tab, &format!("{base}users")).await;
@@ -1286,6 +1388,19 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
     c.wait_text(&tab, "ada@browser-shop.example is now a member (Admin).")
         .await;
     c.screenshot(&tab, &out.join("users-invited.png")).await;
+    // Reset Ada's MFA: the button, the confirmation, the result.
+    c.eval(
+        &tab,
+        "[...document.querySelectorAll('a')].find(a => a.textContent.startsWith('Reset MFA')).click(); true",
+    )
+    .await;
+    c.wait_text(&tab, "Reset the MFA of ada@browser-shop.example?")
+        .await;
+    c.screenshot(&tab, &out.join("users-mfa-confirm.png")).await;
+    c.eval(&tab, "document.getElementById('confirm').click(); true")
+        .await;
+    c.wait_text(&tab, "MFA was reset").await;
+    c.screenshot(&tab, &out.join("users-mfa-reset.png")).await;
 
     // Add an external provider (an https issuer; its discovery test fails with a reason).
     c.goto(
@@ -1370,7 +1485,7 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
     for (kind, want) in [("tenant.change", 2), ("user.change", 1)] {
         c.goto(
             &tab,
-            &format!("{base}admin/security-events?tenant={browser_shop}&type={kind}"),
+            &format!("{base}admin/security-events?tenant={browser_shop}&type={kind}&verify=1"),
         )
         .await;
         c.wait_text(&tab, "intact").await;
@@ -1382,6 +1497,11 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
     c.goto(
         &tab,
         &format!("{base}admin/security-events?tenant=platform&type=keys.rotate"),
+    )
+    .await;
+    c.eval(
+        &tab,
+        "document.getElementById('verify-chain').click(); true",
     )
     .await;
     c.wait_text(&tab, "intact").await;
@@ -1402,6 +1522,7 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
         )
         .await;
     for (path, text, name) in [
+        (String::new(), "Activity", "overview-phone"),
         ("clients".to_owned(), "Create a client", "clients-phone"),
         (
             format!("users?tenant={browser_shop}"),
@@ -1486,6 +1607,20 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
         !nav.contains("Tenants") && !nav.contains("Signing keys"),
         "{nav}"
     );
+    c.goto(&tab, &format!("{base}settings")).await;
+    c.eval(
+        &tab,
+        "document.getElementById('lockout_threshold').value='8';\
+         document.getElementById('save-policy').click(); true",
+    )
+    .await;
+    c.wait_text(&tab, "The policy of shop-one was saved.").await;
+    c.screenshot(&tab, &out.join("tenant-admin-settings-saved.png"))
+        .await;
+    c.goto(&tab, &base).await;
+    c.wait_text(&tab, "Activity").await;
+    c.screenshot(&tab, &out.join("tenant-admin-overview.png"))
+        .await;
     c.goto(&tab, &format!("{base}users?tenant={browser_shop}"))
         .await;
     c.wait_text(&tab, "There is no such tenant or item.").await;

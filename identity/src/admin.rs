@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::providers::router())
         .merge(crate::master_keys::router())
         .merge(crate::tenant_directory::router())
+        .merge(crate::stats::router())
 }
 
 /// A caller holding `admin.full` for `tansu.identity`.

@@ -20,7 +20,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodFilter, MethodRouter, get, on, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tansu_shared::Problem;
@@ -30,6 +30,7 @@ use crate::AppState;
 use crate::admin::{json_body, store_failed};
 use crate::clients::rfc3339;
 use crate::events::{self, Event, Meta, ROLE_CHANGE, TENANT_CHANGE, USER_CHANGE};
+use crate::paging::{Sort, SortQuery, next_cursor};
 use crate::scopes::{ADMIN_FULL, ADMIN_TENANT, IDENTITY_AUDIENCE};
 use crate::store::tenants::{MembershipRow, TenantRow};
 use crate::store::users::UserRow;
@@ -45,10 +46,18 @@ pub fn router() -> Router<AppState> {
         .route("/admin/tenants", post(create_tenant).get(list_tenants))
         .route(
             "/admin/tenants/{tid}",
-            get(get_tenant).patch(update_tenant).delete(delete_tenant),
+            get(get_tenant)
+                .patch(update_tenant)
+                .merge(set_status(MethodFilter::DELETE, STATUS_DELETED)),
         )
-        .route("/admin/tenants/{tid}/suspend", post(suspend_tenant))
-        .route("/admin/tenants/{tid}/activate", post(activate_tenant))
+        .route(
+            "/admin/tenants/{tid}/suspend",
+            set_status(MethodFilter::POST, STATUS_SUSPENDED),
+        )
+        .route(
+            "/admin/tenants/{tid}/activate",
+            set_status(MethodFilter::POST, STATUS_ACTIVE),
+        )
         .route(
             "/admin/tenants/{tid}/users",
             post(create_user).get(list_users),
@@ -303,7 +312,49 @@ struct PageQuery {
     after: Option<String>,
     limit: Option<i64>,
     search: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
 }
+
+impl PageQuery {
+    fn limit(&self) -> i64 {
+        self.limit.unwrap_or(100).clamp(1, 500)
+    }
+
+    /// The validated sort of the page (`allowed`: name → SQL expression).
+    fn sort(&self, allowed: &[(&str, &'static str)]) -> Result<Sort, Problem> {
+        Sort::parse(
+            &SortQuery {
+                sort: self.sort.clone(),
+                order: self.order.clone(),
+                after: self.after.clone(),
+            },
+            allowed,
+        )
+    }
+}
+
+/// `{"items": …, "next_after": …}`: a page of a sorted list and the cursor of the next one.
+fn page_of<R, V: Serialize>(
+    rows: &[R],
+    limit: i64,
+    sort: &Sort,
+    key_and_id: impl Fn(&R) -> (String, String),
+    view: impl Fn(&R) -> V,
+) -> Json<serde_json::Value> {
+    let next = next_cursor(rows, limit, sort, key_and_id);
+    let items: Vec<V> = rows.iter().map(view).collect();
+    Json(json!({ "items": items, "next_after": next }))
+}
+
+/// The sort keys of the tenant list (`created` = id, UUIDv7 creation order). Raw columns, so
+/// a cursor holds exactly the stored value the keyset compares with.
+const TENANT_SORTS: &[(&str, &str)] = &[
+    ("created", ""),
+    ("name", "name"),
+    ("slug", "slug"),
+    ("status", "status"),
+];
 
 async fn list_tenants(
     State(state): State<AppState>,
@@ -311,18 +362,27 @@ async fn list_tenants(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     platform_only(&caller)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let (limit, sort) = (q.limit(), q.sort(TENANT_SORTS)?);
     let rows = state
         .store
-        .list_tenants(q.after.as_deref(), limit)
+        .list_tenants(&sort, limit)
         .await
         .map_err(|e| store_failed(&e))?;
-    let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
-        .then(|| rows.last().map(|r| r.id.clone()))
-        .flatten();
-    let items: Vec<TenantView> = rows.iter().map(TenantView::from).collect();
-    Ok(Json(
-        serde_json::json!({ "items": items, "next_after": next }),
+    let key = q.sort.clone().unwrap_or_default();
+    Ok(page_of(
+        &rows,
+        limit,
+        &sort,
+        |r| {
+            let k = match key.as_str() {
+                "name" => r.name.clone(),
+                "slug" => r.slug.clone(),
+                "status" => r.status.clone(),
+                _ => String::new(),
+            };
+            (k, r.id.clone())
+        },
+        |r| TenantView::from(r),
     ))
 }
 
@@ -383,6 +443,9 @@ async fn save_tenant(
     Ok(row)
 }
 
+/// Platform admins change anything; a tenant's own admins (Owner/Admin) change only its
+/// policy: name, slug and status stay the platform's (a tenant cannot reactivate or rename
+/// itself). Another tenant answers 404, as everywhere.
 async fn update_tenant(
     State(state): State<AppState>,
     caller: Caller,
@@ -390,57 +453,38 @@ async fn update_tenant(
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Json<TenantView>, Problem> {
-    platform_only(&caller)?;
-    let update: TenantUpdate = json_body(body).await?;
     let row = tenant_for(&state, &caller, &tid).await?;
+    let update: TenantUpdate = json_body(body).await?;
+    if !caller.is_platform()
+        && (update.slug.is_some() || update.name.is_some() || update.status.is_some())
+    {
+        return Err(Problem::forbidden(
+            "tenant administrators change only their tenant's policy",
+        ));
+    }
     let row = save_tenant(&state, &caller, &meta, row, update).await?;
     Ok(Json(TenantView::from(&row)))
 }
 
-async fn set_status(
-    state: &AppState,
-    caller: &Caller,
-    meta: &Meta,
-    tid: &str,
-    status: &str,
-) -> Result<Json<TenantView>, Problem> {
-    platform_only(caller)?;
-    let row = tenant_for(state, caller, tid).await?;
-    let update = TenantUpdate {
-        status: Some(status.into()),
-        ..TenantUpdate::default()
-    };
-    Ok(Json(TenantView::from(
-        &save_tenant(state, caller, meta, row, update).await?,
-    )))
-}
-
-async fn suspend_tenant(
-    State(state): State<AppState>,
-    caller: Caller,
-    meta: Meta,
-    Path(tid): Path<String>,
-) -> Result<Json<TenantView>, Problem> {
-    set_status(&state, &caller, &meta, &tid, STATUS_SUSPENDED).await
-}
-
-async fn activate_tenant(
-    State(state): State<AppState>,
-    caller: Caller,
-    meta: Meta,
-    Path(tid): Path<String>,
-) -> Result<Json<TenantView>, Problem> {
-    set_status(&state, &caller, &meta, &tid, STATUS_ACTIVE).await
-}
-
-/// Marks the tenant deleted (its rows stay for the record; it signs nobody in).
-async fn delete_tenant(
-    State(state): State<AppState>,
-    caller: Caller,
-    meta: Meta,
-    Path(tid): Path<String>,
-) -> Result<Json<TenantView>, Problem> {
-    set_status(&state, &caller, &meta, &tid, STATUS_DELETED).await
+/// The route setting the tenant's status (platform admins only): suspend, activate and
+/// delete (marks the tenant deleted: its rows stay for the record; it signs nobody in).
+fn set_status(method: MethodFilter, status: &'static str) -> MethodRouter<AppState> {
+    on(
+        method,
+        move |State(state): State<AppState>,
+              caller: Caller,
+              meta: Meta,
+              Path(tid): Path<String>| async move {
+            platform_only(&caller)?;
+            let row = tenant_for(&state, &caller, &tid).await?;
+            let update = TenantUpdate {
+                status: Some(status.into()),
+                ..TenantUpdate::default()
+            };
+            let row = save_tenant(&state, &caller, &meta, row, update).await?;
+            Ok::<_, Problem>(Json(TenantView::from(&row)))
+        },
+    )
 }
 
 // ---------------------------------------------------------------- users
@@ -670,6 +714,9 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(member_view(&user, &m))).into_response())
 }
 
+/// The sort keys of a tenant's user list (`created` = user id).
+const USER_SORTS: &[(&str, &str)] = &[("created", ""), ("email", "u.email"), ("name", "u.name")];
+
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -677,22 +724,30 @@ async fn list_users(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let tenant = tenant_for(&state, &caller, &tid).await?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let (limit, sort) = (q.limit(), q.sort(USER_SORTS)?);
     let search = q
         .search
         .as_deref()
         .map(|s| s.chars().take(100).collect::<String>());
     let rows = state
         .store
-        .tenant_members(&tenant.id, search.as_deref(), q.after.as_deref(), limit)
+        .tenant_members(&tenant.id, search.as_deref(), &sort, limit)
         .await
         .map_err(|e| store_failed(&e))?;
-    let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
-        .then(|| rows.last().map(|(u, _)| u.id.clone()))
-        .flatten();
-    let items: Vec<MemberView> = rows.iter().map(|(u, m)| member_view(u, m)).collect();
-    Ok(Json(
-        serde_json::json!({ "items": items, "next_after": next }),
+    let key = q.sort.clone().unwrap_or_default();
+    Ok(page_of(
+        &rows,
+        limit,
+        &sort,
+        |(u, _)| {
+            let k = match key.as_str() {
+                "email" => u.email.clone(),
+                "name" => u.name.clone(),
+                _ => String::new(),
+            };
+            (k, u.id.clone())
+        },
+        |(u, m)| member_view(u, m),
     ))
 }
 

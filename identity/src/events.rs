@@ -246,6 +246,10 @@ struct EventQuery {
     to: Option<String>,
     after: Option<String>,
     limit: Option<i64>,
+    /// `time` (the only sort key: the log is read in time order).
+    sort: Option<String>,
+    /// `asc` (oldest first, the default) or `desc`.
+    order: Option<String>,
 }
 
 fn parse_time(v: Option<&str>, what: &str) -> Result<Option<i64>, Problem> {
@@ -271,7 +275,16 @@ fn filter(caller: &Caller, q: &EventQuery) -> Result<EventFilter, Problem> {
             Some(_) => return Err(Problem::not_found()),
         },
     };
+    if q.sort.as_deref().is_some_and(|s| s != "time") {
+        return Err(Problem::bad_request("sort: time"));
+    }
+    let desc = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return Err(Problem::bad_request("order: asc or desc")),
+    };
     Ok(EventFilter {
+        desc,
         tenant_id,
         kind: q.kind.clone(),
         actor: q.actor.clone(),

@@ -28,12 +28,14 @@ pub mod login_steps;
 pub mod master_keys;
 pub mod mfa;
 pub mod oauth;
+pub mod paging;
 pub mod passwords;
 pub mod providers;
 pub mod provisioning;
 pub mod registration;
 pub mod roles;
 pub mod scopes;
+pub mod stats;
 pub mod store;
 pub mod tenant_directory;
 pub mod tenants;
@@ -71,6 +73,8 @@ pub struct AppState {
     pub events: event_log::EventLog,
     /// This replica's master-key re-wrap (see [`master_keys`]).
     pub rewrap: Arc<master_keys::RewrapTracker>,
+    /// Tokens issued, counted in memory and flushed per hour (see [`stats`]).
+    pub stats: Arc<stats::TokenCounter>,
 }
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
@@ -115,6 +119,7 @@ impl AppState {
                 config_client_cache_ms,
             ))),
             rewrap: Arc::default(),
+            stats: Arc::default(),
         };
         let mut provisioning_secret = state.config.provisioning_client_secret.clone();
         if state.config.dev_mode {
@@ -572,9 +577,14 @@ pub async fn serve_on(
         // Rows still under a previous key move under the current one (no-op otherwise).
         let _ = master_keys::spawn_rewrap(&state, "system".into());
     }
-    let store = state.store.clone();
+    let stats_flusher = state.stats.spawn_flusher(state.store.clone());
+    let (store, stats) = (state.store.clone(), state.stats.clone());
     let result = tansu_shared::server::serve(listener, router(state), shutdown).await;
     maintenance.abort();
+    stats_flusher.abort();
+    if let Err(e) = stats.flush(&store).await {
+        tracing::warn!(error = %e, "token statistics flush failed");
+    }
     store.close().await;
     result?;
     Ok(())

@@ -441,6 +441,7 @@ pub fn issue_access_token(
         .keys
         .sign_jws(client_alg(state, client), "at+jwt", &claims)
         .map_err(|e| OAuthError::server_error(&e))?;
+    state.stats.issued(claims.claims.tid.as_deref());
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -31,6 +31,8 @@ pub struct EventFilter {
     pub from: Option<i64>,
     pub to: Option<i64>,
     pub after: Option<String>,
+    /// Newest first (the cursor then continues with older events).
+    pub desc: bool,
 }
 
 pub(crate) const COLUMNS: &str = "id, tenant_id, seq, at, type, actor, ip, user_agent, outcome, details, \
@@ -224,7 +226,7 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Events matching `f`, by id (time order), after the cursor.
+    /// Events matching `f`, by id (time order; `f.desc`: newest first), after the cursor.
     pub async fn query_events(&self, f: &EventFilter, limit: i64) -> StoreResult<Vec<EventRow>> {
         // Only the filters in use appear in the SQL (always as bound parameters), so each
         // dialect's planner can use the matching index — `(tenant_id, id)`, `(actor, id)`,
@@ -236,7 +238,7 @@ impl Store {
         let mut clauses: Vec<String> = Vec::new();
         let mut binds: Vec<Bind<'_>> = Vec::new();
         let text = [
-            ("id > ", f.after.as_deref()),
+            (if f.desc { "id < " } else { "id > " }, f.after.as_deref()),
             ("tenant_id = ", f.tenant_id.as_deref()),
             ("type = ", f.kind.as_deref()),
             ("actor = ", f.actor.as_deref()),
@@ -261,8 +263,9 @@ impl Store {
         } else {
             format!("WHERE {}", clauses.join(" AND "))
         };
+        let dir = if f.desc { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {COLUMNS} FROM security_events {filter} ORDER BY id LIMIT ${limit_param}"
+            "SELECT {COLUMNS} FROM security_events {filter} ORDER BY id {dir} LIMIT ${limit_param}"
         );
         on_pool!(self, pool => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

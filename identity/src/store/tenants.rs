@@ -113,20 +113,24 @@ impl Store {
         })
     }
 
-    /// Ordered by id (UUIDv7: creation order), after the cursor.
+    /// One page of tenants in the order of `sort` (by id, i.e. creation order, by default),
+    /// after its cursor.
     pub async fn list_tenants(
         &self,
-        after: Option<&str>,
+        sort: &crate::paging::Sort,
         limit: i64,
     ) -> StoreResult<Vec<TenantRow>> {
-        let sql =
-            format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id > $1 ORDER BY id LIMIT $2");
+        let (clause, order, binds) = sort.sql("id", 1);
+        let sql = format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE {clause} ORDER BY {order} LIMIT ${}",
+            binds.len() + 1
+        );
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(after.unwrap_or(""))
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in &binds {
+                q = q.bind(b);
+            }
+            let rows = q.bind(limit).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 out.push(tenant_row!(r));
@@ -205,21 +209,25 @@ impl Store {
         })
     }
 
-    /// Members of a tenant ordered by user id after the cursor; `search` matches a substring
-    /// of the email or name (case-insensitive).
+    /// Members of a tenant in the order of `sort` (by user id by default) after its cursor;
+    /// `search` matches a substring of the email or name (case-insensitive).
     pub async fn tenant_members(
         &self,
         tenant_id: &str,
         search: Option<&str>,
-        after: Option<&str>,
+        sort: &crate::paging::Sort,
         limit: i64,
     ) -> StoreResult<Vec<(super::users::UserRow, MembershipRow)>> {
-        const SQL: &str = "SELECT u.id, u.email, u.name, u.password_hash, u.tenant_id, u.roles, \
+        let (clause, order, binds) = sort.sql("u.id", 3);
+        let sql = format!(
+            "SELECT u.id, u.email, u.name, u.password_hash, u.tenant_id, u.roles, \
             u.disabled, u.platform_admin, u.created_at, u.updated_at, m.user_id, m.tenant_id AS m_tenant, m.roles AS m_roles, \
             m.created_at AS m_created FROM memberships m JOIN users u ON u.id = m.user_id \
-            WHERE m.tenant_id = $1 AND u.id > $2 \
-            AND ($3 = '' OR LOWER(u.email) LIKE $3 OR LOWER(u.name) LIKE $3) \
-            ORDER BY u.id LIMIT $4";
+            WHERE m.tenant_id = $1 AND {clause} \
+            AND ($2 = '' OR LOWER(u.email) LIKE $2 OR LOWER(u.name) LIKE $2) \
+            ORDER BY {order} LIMIT ${}",
+            binds.len() + 3
+        );
         let pattern = match search.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => {
                 let escaped: String = s
@@ -232,13 +240,13 @@ impl Store {
             None => String::new(),
         };
         on_pool!(self, pool => {
-            let rows = sqlx::query(SQL)
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(tenant_id)
-                .bind(after.unwrap_or(""))
-                .bind(&pattern)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
+                .bind(&pattern);
+            for b in &binds {
+                q = q.bind(b);
+            }
+            let rows = q.bind(limit).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let user = super::users::UserRow {

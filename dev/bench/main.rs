@@ -4,6 +4,7 @@
 //! How to run it and what each number means: `dev/bench/README.md`.
 #![forbid(unsafe_code)]
 
+mod db;
 mod events;
 mod gateway;
 mod load;
@@ -40,6 +41,11 @@ enum Command {
     Token(token::Args),
     /// Security events: ingest rate up to 1M events, then query and verify latency.
     Events(events::Args),
+    /// Database: document get and insert through the gateway next to direct sqlx (ratio).
+    Db(db::Args),
+    /// (internal) database-svc for `db`; prints `LISTEN <addr>`.
+    #[command(hide = true)]
+    ServeDatabase(db::ServeDatabaseArgs),
     /// (internal) The identity service for `token`; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeIdentity(token::ServeIdentityArgs),
@@ -85,6 +91,10 @@ fn main() -> ExitCode {
             runtime(workers).and_then(|rt| rt.block_on(token::serve_identity(args)))
         }
         Command::Events(args) => runtime(workers).and_then(|rt| rt.block_on(events::run(args))),
+        Command::Db(args) => runtime(workers).and_then(|rt| rt.block_on(db::run(args))),
+        Command::ServeDatabase(args) => {
+            runtime(workers).and_then(|rt| rt.block_on(db::serve_database(args)))
+        }
         Command::Token(args) => runtime(workers).and_then(|rt| rt.block_on(token::run(args))),
         Command::Load(args) => runtime(workers).and_then(|rt| rt.block_on(load_one(args))),
         Command::Gateway(args) => runtime(workers).and_then(|rt| rt.block_on(gateway::run(args))),

@@ -751,7 +751,7 @@ async fn run_query(
     let q = DocQuery::parse(req, s.config.max_page.min(100), s.config.max_page)?;
     let (mut docs, more) = store(s, tenant).await?.query(c, &q).await?;
     let next = if more {
-        docs.last().map(|d| q.next_cursor(&id, &d.data))
+        docs.last().map(|d| q.next_cursor(&d.id, &d.data))
     } else {
         None
     };

@@ -545,11 +545,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         let _ = writeln!(report, "### {store}\n\n{}", result?);
     }
-    println!("{report}");
-    if let Some(out) = &args.out {
-        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
-    }
-    Ok(())
+    crate::print_report(&report, args.out.as_deref())
 }
 
 /// The processes of one store's run, stopped when dropped at the latest (`kill_on_drop`).

@@ -117,6 +117,15 @@ fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     b.enable_all().build().context("starting the runtime")
 }
 
+/// Prints a benchmark's markdown report and, when asked, writes it to `out` too.
+pub(crate) fn print_report(report: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    println!("{report}");
+    if let Some(out) = out {
+        std::fs::write(out, report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
 /// Seconds from the command line, bounded to something a benchmark can mean.
 pub(crate) fn seconds(s: f64, what: &str) -> anyhow::Result<Duration> {
     anyhow::ensure!(

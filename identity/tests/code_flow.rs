@@ -10,21 +10,22 @@ const SUITE: &str = "identity code flow";
 const REDIRECT: &str = "https://app.example/cb";
 
 async fn public_app(id: &Instance) -> String {
-    let resp = send(
-        id.http
-            .post(id.url("/admin/clients"))
-            .bearer_auth(id.admin_token().await)
-            .json(&json!({
-                "client_id": "web-app",
-                "name": "Web app",
-                "first_party": true,
-                "client_type": "public",
-                "grant_types": ["authorization_code", "refresh_token"],
-                "redirect_uris": [REDIRECT, "http://127.0.0.1:9999/cb"],
-                "scopes": ["openid", "profile", "email", "roles", "offline_access", "db.read"],
-            })),
-    )
-    .await;
+    let resp = id
+        .http
+        .post(id.url("/admin/clients"))
+        .bearer_auth(id.admin_token().await)
+        .json(&json!({
+            "client_id": "web-app",
+            "name": "Web app",
+            "first_party": true,
+            "client_type": "public",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "redirect_uris": [REDIRECT, "http://127.0.0.1:9999/cb"],
+            "scopes": ["openid", "profile", "email", "roles", "offline_access", "db.read"],
+        }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
     "web-app".into()
 }
@@ -68,7 +69,11 @@ async fn code_flow_with_pkce_through_the_login_form() {
 
         // Unknown user and wrong password: the same answer.
         let http = no_redirects();
-        let page = send(http.get(id.url(&format!("/connect/authorize?{query}")))).await;
+        let page = http
+            .get(id.url(&format!("/connect/authorize?{query}")))
+            .send()
+            .await
+            .unwrap();
         let csrf_cookie = set_cookie(&page, "tansu_csrf").unwrap();
         let html = page.text().await.unwrap();
         let csrf = hidden_field(&html, "csrf").unwrap();
@@ -77,17 +82,18 @@ async fn code_flow_with_pkce_through_the_login_form() {
             ("nobody@tansu.local", "whatever-password"),
             ("admin@tansu.local", "wrong-password"),
         ] {
-            let resp = send(
-                http.post(id.url("/login"))
-                    .header("cookie", &csrf_cookie)
-                    .form(&[
-                        ("csrf", csrf.as_str()),
-                        ("request", &query),
-                        ("email", email),
-                        ("password", password),
-                    ]),
-            )
-            .await;
+            let resp = http
+                .post(id.url("/login"))
+                .header("cookie", &csrf_cookie)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("request", &query),
+                    ("email", email),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap();
             let status = resp.status();
             assert!(set_cookie(&resp, "tansu_session").is_none());
             let body = resp.text().await.unwrap();
@@ -99,13 +105,17 @@ async fn code_flow_with_pkce_through_the_login_form() {
             "unknown user and wrong password look the same"
         );
         // A forged submission (no CSRF cookie) is refused.
-        let resp = send(http.post(id.url("/login")).form(&[
-            ("csrf", csrf.as_str()),
-            ("request", &query),
-            ("email", "admin@tansu.local"),
-            ("password", ADMIN_PASSWORD),
-        ]))
-        .await;
+        let resp = http
+            .post(id.url("/login"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("request", &query),
+                ("email", "admin@tansu.local"),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 403);
 
         // The real sign-in.
@@ -157,11 +167,24 @@ async fn code_flow_with_pkce_through_the_login_form() {
         );
 
         // Userinfo answers for the access token.
-        let info: Value =
-            send_json(id.http.get(id.url("/connect/userinfo")).bearer_auth(access)).await;
+        let info: Value = id
+            .http
+            .get(id.url("/connect/userinfo"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(info["sub"], claims.sub.as_str());
         assert_eq!(info["email"], "admin@tansu.local");
-        let resp = send(id.http.get(id.url("/connect/userinfo"))).await;
+        let resp = id
+            .http
+            .get(id.url("/connect/userinfo"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401);
 
         // The code is single-use: a replay fails and revokes what the first redemption issued.
@@ -182,14 +205,15 @@ async fn code_flow_with_pkce_through_the_login_form() {
 
         // The session signs in again without the form (SSO); prompt=none works with it.
         for extra in ["", "&prompt=none", "&max_age=3600"] {
-            let resp = send(
-                http.get(id.url(&format!(
+            let resp = http
+                .get(id.url(&format!(
                     "/connect/authorize?{}",
                     authorize_query(&client, &challenge, extra)
                 )))
-                .header("cookie", &session),
-            )
-            .await;
+                .header("cookie", &session)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 303, "{extra}");
             let location = resp.headers()["location"].to_str().unwrap();
             assert!(
@@ -206,14 +230,17 @@ async fn code_flow_with_pkce_through_the_login_form() {
             if cookie {
                 req = req.header("cookie", &session);
             }
-            let resp = send(req).await;
+            let resp = req.send().await.unwrap();
             assert_eq!(resp.status(), 200, "{extra}: login form expected");
         }
-        let resp = send(http.get(id.url(&format!(
-            "/connect/authorize?{}",
-            authorize_query(&client, &challenge, "&prompt=none")
-        ))))
-        .await;
+        let resp = http
+            .get(id.url(&format!(
+                "/connect/authorize?{}",
+                authorize_query(&client, &challenge, "&prompt=none")
+            )))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 303);
         let location = resp.headers()["location"].to_str().unwrap();
         assert_eq!(
@@ -236,7 +263,7 @@ async fn authorization_and_code_errors() {
         let get = |query: String| {
             let http = http.clone();
             let url = id.url(&format!("/connect/authorize?{query}"));
-            async move { send(http.get(url)).await }
+            async move { http.get(url).send().await.unwrap() }
         };
 
         // Untrusted client or redirect URI: a page, never a redirect.
@@ -390,12 +417,17 @@ async fn authorization_and_code_errors() {
             "a malformed verifier does not burn the code"
         );
         let code = fresh_code().await;
-        let resp = send(id.http.post(id.url("/connect/token")).form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", client.as_str()),
-            ("code", code.as_str()),
-        ]))
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/connect/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", client.as_str()),
+                ("code", code.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
             resp.json::<Value>().await.unwrap()["error"],
             "invalid_request",
@@ -450,18 +482,19 @@ async fn authorization_and_code_errors() {
         let (other, other_secret) = id
             .create_client(json!({"name": "other", "grant_types": ["authorization_code"], "redirect_uris": [REDIRECT], "scopes": ["openid"]}))
             .await;
-        let resp = send(
-            id.http
-                .post(id.url("/connect/token"))
-                .basic_auth(&other, Some(&other_secret))
-                .form(&[
-                    ("grant_type", "authorization_code"),
-                    ("code", code.as_str()),
-                    ("redirect_uri", REDIRECT),
-                    ("code_verifier", verifier.as_str()),
-                ]),
-        )
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/connect/token"))
+            .basic_auth(&other, Some(&other_secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
             resp.json::<Value>().await.unwrap()["error"],
             "invalid_grant",
@@ -511,13 +544,18 @@ async fn refresh_rotation_and_reuse_detection() {
         );
 
         // Narrowing the scope is allowed, widening is not.
-        let resp = send(id.http.post(id.url("/connect/token")).form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", client.as_str()),
-            ("refresh_token", rt1),
-            ("scope", "openid admin.full"),
-        ]))
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/connect/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", client.as_str()),
+                ("refresh_token", rt1),
+                ("scope", "openid admin.full"),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
             resp.json::<Value>().await.unwrap()["error"],
             "invalid_scope"
@@ -563,12 +601,17 @@ async fn refresh_rotation_and_reuse_detection() {
         // Revoking a refresh token revokes its family.
         let t0 = first_tokens(&id, &client).await;
         let rt0 = t0["refresh_token"].as_str().unwrap();
-        let resp = send(id.http.post(id.url("/connect/revocation")).form(&[
-            ("client_id", client.as_str()),
-            ("token", rt0),
-            ("token_type_hint", "refresh_token"),
-        ]))
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/connect/revocation"))
+            .form(&[
+                ("client_id", client.as_str()),
+                ("token", rt0),
+                ("token_type_hint", "refresh_token"),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(id.refresh(&client, rt0).await.status(), 400);
         assert_eq!(
@@ -597,12 +640,16 @@ async fn concurrent_refreshes_of_one_token_yield_one_new_head() {
             let url = id.url("/connect/token");
             let (client, rt0) = (client.clone(), rt0.clone());
             async move {
-                let resp = send(http.post(url).form(&[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", client.as_str()),
-                    ("refresh_token", rt0.as_str()),
-                ]))
-                .await;
+                let resp = http
+                    .post(url)
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("client_id", client.as_str()),
+                        ("refresh_token", rt0.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
                 let status = resp.status().as_u16();
                 let body: Value = resp.json().await.unwrap();
                 (status, body)
@@ -649,13 +696,14 @@ async fn rp_initiated_logout() {
         let id = Instance::start(&db, "", |_| {}).await;
         let client = public_app(&id).await;
         let admin = id.admin_token().await;
-        let resp = send(
-            id.http
-                .patch(id.url(&format!("/admin/clients/{client}")))
-                .bearer_auth(&admin)
-                .json(&json!({"post_logout_redirect_uris": ["https://app.example/bye"]})),
-        )
-        .await;
+        let resp = id
+            .http
+            .patch(id.url(&format!("/admin/clients/{client}")))
+            .bearer_auth(&admin)
+            .json(&json!({"post_logout_redirect_uris": ["https://app.example/bye"]}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let (verifier, challenge) = pkce();
         let query = authorize_query(&client, &challenge, "");
@@ -676,7 +724,13 @@ async fn rp_initiated_logout() {
             let http = http.clone();
             let url = id.url(&format!("/connect/endsession?{q}"));
             let session = session.clone();
-            async move { send(http.get(url).header("cookie", session)).await }
+            async move {
+                http.get(url)
+                    .header("cookie", session)
+                    .send()
+                    .await
+                    .unwrap()
+            }
         };
 
         // Refused: an unregistered target, a forged hint, a client_id that contradicts the hint.
@@ -703,12 +757,13 @@ async fn rp_initiated_logout() {
         let resp = end(format!("client_id={client}")).await;
         assert_eq!(resp.status(), 200);
         assert!(resp.text().await.unwrap().contains("Sign out?"));
-        let resp = send(
-            http.post(id.url("/connect/endsession"))
-                .header("cookie", &session)
-                .form(&[("confirm", "1"), ("client_id", client.as_str())]),
-        )
-        .await;
+        let resp = http
+            .post(id.url("/connect/endsession"))
+            .header("cookie", &session)
+            .form(&[("confirm", "1"), ("client_id", client.as_str())])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 403);
 
         // With the hint: signed out at once, sent to the registered target with state.
@@ -725,14 +780,15 @@ async fn rp_initiated_logout() {
         let cleared = set_cookie(&resp, "tansu_session").unwrap();
         assert_eq!(cleared, "tansu_session=");
         // The old session no longer signs in, and its refresh tokens are revoked.
-        let resp = send(
-            http.get(id.url(&format!(
+        let resp = http
+            .get(id.url(&format!(
                 "/connect/authorize?{}",
                 authorize_query(&client, &challenge, "&prompt=none")
             )))
-            .header("cookie", &session),
-        )
-        .await;
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
         assert_eq!(
             query_param(&location, "error").as_deref(),
@@ -755,20 +811,21 @@ async fn third_party_clients_need_consent() {
     for db in backends(SUITE).await {
         let id = Instance::start(&db, "", |_| {}).await;
         let _ = public_app(&id).await;
-        let resp = send(
-            id.http
-                .post(id.url("/admin/clients"))
-                .bearer_auth(id.admin_token().await)
-                .json(&json!({
-                    "client_id": "third",
-                    "name": "Third <party> app",
-                    "client_type": "public",
-                    "grant_types": ["authorization_code"],
-                    "redirect_uris": [REDIRECT],
-                    "scopes": ["openid", "email", "profile", "db.read"],
-                })),
-        )
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/admin/clients"))
+            .bearer_auth(id.admin_token().await)
+            .json(&json!({
+                "client_id": "third",
+                "name": "Third <party> app",
+                "client_type": "public",
+                "grant_types": ["authorization_code"],
+                "redirect_uris": [REDIRECT],
+                "scopes": ["openid", "email", "profile", "db.read"],
+            }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 201);
         let http = no_redirects();
         let (verifier, challenge) = pkce();
@@ -781,33 +838,29 @@ async fn third_party_clients_need_consent() {
         };
         // Sign in: the answer is the consent page, with the session already set.
         let q = query("third", "openid email", "");
-        let page = send(http.get(id.url(&format!("/connect/authorize?{q}")))).await;
+        let page = http
+            .get(id.url(&format!("/connect/authorize?{q}")))
+            .send()
+            .await
+            .unwrap();
         let csrf_cookie = set_cookie(&page, "tansu_csrf").unwrap();
         let html = page.text().await.unwrap();
         let csrf = hidden_field(&html, "csrf").unwrap();
-        let resp = send(
-            http.post(id.url("/login"))
-                .header("cookie", &csrf_cookie)
-                .form(&[
-                    ("csrf", csrf.as_str()),
-                    ("request", &q),
-                    ("email", "admin@tansu.local"),
-                    ("password", ADMIN_PASSWORD),
-                ]),
-        )
-        .await;
+        let resp = http
+            .post(id.url("/login"))
+            .header("cookie", &csrf_cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("request", &q),
+                ("email", "admin@tansu.local"),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let session = set_cookie(&resp, "tansu_session").unwrap();
         let cookies = format!("{csrf_cookie}; {session}");
-        // The authorization endpoint with the signed-in browser's cookies.
-        let authorize = async |client: &str, scope: &str, extra: &str| {
-            let q = query(client, scope, extra);
-            send(
-                http.get(id.url(&format!("/connect/authorize?{q}")))
-                    .header("cookie", &cookies),
-            )
-            .await
-        };
         let html = resp.text().await.unwrap();
         assert!(
             html.contains("Allow access?") && html.contains("Third &lt;party&gt; app"),
@@ -827,7 +880,7 @@ async fn third_party_clients_need_consent() {
                 if let Some(c) = cookies {
                     req = req.header("cookie", c);
                 }
-                send(req).await
+                req.send().await.unwrap()
             }
         };
         // Without the session or the CSRF cookie: refused.
@@ -853,11 +906,12 @@ async fn third_party_clients_need_consent() {
         );
         assert_eq!(query_param(&location, "state").as_deref(), Some("c1"));
         // Nothing was remembered: asked again; allow → a code that redeems.
-        let again = send(
-            http.get(id.url(&format!("/connect/authorize?{q}")))
-                .header("cookie", &cookies),
-        )
-        .await;
+        let again = http
+            .get(id.url(&format!("/connect/authorize?{q}")))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(again.status(), 200);
         let resp = decide("allow", q.clone(), Some(cookies.clone())).await;
         assert_eq!(resp.status(), 303);
@@ -870,23 +924,63 @@ async fn third_party_clients_need_consent() {
         );
         // Remembered: the same scopes go straight through, even with prompt=none.
         for extra in ["", "&prompt=none"] {
-            let resp = authorize("third", "openid email", extra).await;
+            let resp = http
+                .get(id.url(&format!(
+                    "/connect/authorize?{}",
+                    query("third", "openid email", extra)
+                )))
+                .header("cookie", &cookies)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 303, "{extra}");
             assert!(query_param(resp.headers()["location"].to_str().unwrap(), "code").is_some());
         }
         // A wider request asks again (or fails with prompt=none).
-        let resp = authorize("third", "openid email db.read", "").await;
+        let resp = http
+            .get(id.url(&format!(
+                "/connect/authorize?{}",
+                query("third", "openid email db.read", "")
+            )))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
-        let resp = authorize("third", "openid email db.read", "&prompt=none").await;
+        let resp = http
+            .get(id.url(&format!(
+                "/connect/authorize?{}",
+                query("third", "openid email db.read", "&prompt=none")
+            )))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
         assert_eq!(
             query_param(&location, "error").as_deref(),
             Some("consent_required")
         );
         // First-party clients skip consent unless the client asks with prompt=consent.
-        let resp = authorize("web-app", "openid", "").await;
+        let resp = http
+            .get(id.url(&format!(
+                "/connect/authorize?{}",
+                query("web-app", "openid", "")
+            )))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 303);
-        let resp = authorize("web-app", "openid", "&prompt=consent").await;
+        let resp = http
+            .get(id.url(&format!(
+                "/connect/authorize?{}",
+                query("web-app", "openid", "&prompt=consent")
+            )))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         assert!(resp.text().await.unwrap().contains("Allow access?"));
         id.stop().await;

@@ -21,7 +21,7 @@ async fn discovery_uses_the_configured_issuer_and_jwks_is_cacheable() {
             "/.well-known/openid-configuration",
             "/.well-known/oauth-authorization-server",
         ] {
-            let resp = send(id.http.get(id.url(path))).await;
+            let resp = id.http.get(id.url(path)).send().await.unwrap();
             assert_eq!(resp.status(), 200, "{path}");
             let m: Value = resp.json().await.unwrap();
             assert_eq!(m["issuer"], issuer.as_str(), "{path} on {}", db.name());
@@ -93,9 +93,9 @@ async fn discovery_uses_the_configured_issuer_and_jwks_is_cacheable() {
             }
         }
         // Health is served too, and unknown paths are problem+json 404s.
-        let ready = send(id.http.get(id.url("/health/ready"))).await;
+        let ready = id.http.get(id.url("/health/ready")).send().await.unwrap();
         assert_eq!(ready.status(), 200);
-        let missing = send(id.http.get(id.url("/nope"))).await;
+        let missing = id.http.get(id.url("/nope")).send().await.unwrap();
         assert_eq!(missing.status(), 404);
         id.stop().await;
         db.cleanup().await;
@@ -204,10 +204,7 @@ async fn client_credentials_tokens_verify_with_the_shared_verifier() {
 }
 
 /// Asserts an RFC 6749 §5.2 error response.
-/// `expected` is `"<status> <error>"`.
-async fn expect_error(resp: reqwest::Response, expected: &str, what: &str) {
-    let (status, error) = expected.split_once(' ').expect("\"<status> <error>\"");
-    let status: u16 = status.parse().expect("a status");
+async fn expect_error(resp: reqwest::Response, status: u16, error: &str, what: &str) {
     assert_eq!(resp.status().as_u16(), status, "{what}");
     assert_eq!(resp.headers()["cache-control"], "no-store", "{what}");
     if status == 401 {
@@ -245,155 +242,239 @@ async fn every_token_endpoint_error_is_rfc6749() {
         };
 
         // Basic credentials are form-urldecoded (RFC 6749 §2.3.1): "." sent as %2E works.
-        let resp = send(
-            id.http
-                .post(&token_url)
-                .basic_auth("svc%2Ereports~1", Some(&secret))
-                .form(&[("grant_type", "client_credentials")]),
-        )
-        .await;
+        let resp = id
+            .http
+            .post(&token_url)
+            .basic_auth("svc%2Ereports~1", Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "percent-encoded Basic client id");
 
-        // Each request, in order, answers its expected status and RFC 6749 §5.2 error.
-        let basic = || id.http.post(&token_url).basic_auth(&cid, Some(&secret));
-        let raw = |body: Vec<u8>| {
-            basic()
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body)
-        };
-        let grant = |g: &'static str| basic().form(&[("grant_type", g)]);
-        let huge = format!("grant_type=client_credentials&pad={}", "a".repeat(1 << 20));
-        let code = [
-            ("grant_type", "authorization_code"),
-            ("code", "x"),
-            ("redirect_uri", "https://a.example/cb"),
-        ];
-        let two_methods = [
-            ("grant_type", "client_credentials"),
-            ("client_secret", secret.as_str()),
-        ];
-        let cases = [
-            (
-                "401 invalid_client",
-                "unknown client (basic)",
-                id.token_basic_req("nobody", &secret, None),
-            ),
-            (
-                "401 invalid_client",
-                "unknown client (post)",
-                id.token_post_req("nobody", &secret, None),
-            ),
-            (
-                "401 invalid_client",
-                "wrong secret (basic)",
-                id.token_basic_req(&cid, "wrong", None),
-            ),
-            (
-                "401 invalid_client",
-                "wrong secret (post)",
-                id.token_post_req(&cid, "wrong", None),
-            ),
-            (
-                "401 invalid_client",
-                "no client authentication",
-                post("grant_type=client_credentials"),
-            ),
-            (
-                "401 invalid_client",
-                "confidential client without a secret",
-                post("grant_type=client_credentials&client_id=svc.reports~1"),
-            ),
-            (
-                "401 invalid_client",
-                "malformed Basic",
-                id.http
-                    .post(&token_url)
-                    .header("authorization", "Basic !!!notbase64")
-                    .form(&[("grant_type", "client_credentials")]),
-            ),
-            (
-                "400 invalid_request",
-                "two authentication methods",
-                basic().form(&two_methods),
-            ),
-            (
-                "400 invalid_request",
-                "missing grant_type",
-                basic().form(&[("scope", "db.read")]),
-            ),
-            (
-                "400 unauthorized_client",
-                "grant not registered for the client",
-                basic().form(&code),
-            ),
-            ("400 unsupported_grant_type", "password", grant("password")),
-            ("400 unsupported_grant_type", "implicit", grant("implicit")),
-            (
-                "400 unsupported_grant_type",
-                "device_code",
-                grant("urn:ietf:params:oauth:grant-type:device_code"),
-            ),
-            (
-                "400 invalid_request",
-                "JSON body",
-                basic().json(&json!({"grant_type": "client_credentials"})),
-            ),
-            (
-                "400 invalid_request",
-                "repeated parameter",
-                raw(b"grant_type=client_credentials&grant_type=client_credentials".to_vec()),
-            ),
-            (
-                "400 invalid_request",
-                "non-UTF-8 body",
-                raw(b"grant_type=client_credentials&x=\xff\xfe".to_vec()),
-            ),
-            (
-                "400 invalid_request",
-                "oversized body",
-                raw(huge.into_bytes()),
-            ),
-        ];
-        for (expected, what, req) in cases {
-            expect_error(send(req).await, expected, what).await;
-        }
-        // A client not registered for the grant.
-        let resp = send(
-            id.http
-                .post(id.url("/admin/clients"))
-                .bearer_auth(id.admin_token().await)
-                .json(&json!({
-                    "client_id": "spa",
-                    "name": "single page app",
-                    "client_type": "public",
-                    "grant_types": ["authorization_code"],
-                    "redirect_uris": ["https://app.example/cb"],
-                    "scopes": ["openid"],
-                })),
+        expect_error(
+            id.token_basic("nobody", &secret, None).await,
+            401,
+            "invalid_client",
+            "unknown client (basic)",
         )
         .await;
+        expect_error(
+            id.token_post("nobody", &secret, None).await,
+            401,
+            "invalid_client",
+            "unknown client (post)",
+        )
+        .await;
+        expect_error(
+            id.token_basic(&cid, "wrong", None).await,
+            401,
+            "invalid_client",
+            "wrong secret (basic)",
+        )
+        .await;
+        expect_error(
+            id.token_post(&cid, "wrong", None).await,
+            401,
+            "invalid_client",
+            "wrong secret (post)",
+        )
+        .await;
+        expect_error(
+            post("grant_type=client_credentials").send().await.unwrap(),
+            401,
+            "invalid_client",
+            "no client authentication",
+        )
+        .await;
+        expect_error(
+            post("grant_type=client_credentials&client_id=svc.reports~1")
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "invalid_client",
+            "confidential client without a secret",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .header("authorization", "Basic !!!notbase64")
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "invalid_client",
+            "malformed Basic",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_secret", secret.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "two authentication methods",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .form(&[("scope", "db.read")])
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "missing grant_type",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", "x"),
+                    ("redirect_uri", "https://a.example/cb"),
+                ])
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "unauthorized_client",
+            "grant not registered for the client",
+        )
+        .await;
+        for grant in [
+            "password",
+            "implicit",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ] {
+            expect_error(
+                id.http
+                    .post(&token_url)
+                    .basic_auth(&cid, Some(&secret))
+                    .form(&[("grant_type", grant)])
+                    .send()
+                    .await
+                    .unwrap(),
+                400,
+                "unsupported_grant_type",
+                grant,
+            )
+            .await;
+        }
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .json(&json!({"grant_type": "client_credentials"}))
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "JSON body",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("grant_type=client_credentials&grant_type=client_credentials")
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "repeated parameter",
+        )
+        .await;
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(b"grant_type=client_credentials&x=\xff\xfe".to_vec())
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "non-UTF-8 body",
+        )
+        .await;
+        let huge = format!("grant_type=client_credentials&pad={}", "a".repeat(1 << 20));
+        expect_error(
+            id.http
+                .post(&token_url)
+                .basic_auth(&cid, Some(&secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(huge)
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+            "oversized body",
+        )
+        .await;
+        // A client not registered for the grant.
+        let resp = id
+            .http
+            .post(id.url("/admin/clients"))
+            .bearer_auth(id.admin_token().await)
+            .json(&json!({
+                "client_id": "spa",
+                "name": "single page app",
+                "client_type": "public",
+                "grant_types": ["authorization_code"],
+                "redirect_uris": ["https://app.example/cb"],
+                "scopes": ["openid"],
+            }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 201);
         let v: Value = resp.json().await.unwrap();
         assert!(
             v.get("client_secret").is_none(),
             "public clients have no secret"
         );
-        for (expected, what, body) in [
-            (
-                "400 unauthorized_client",
-                "public client asking for client_credentials",
-                "grant_type=client_credentials&client_id=spa",
-            ),
-            (
-                "401 invalid_client",
-                "public client presenting a secret",
-                "grant_type=client_credentials&client_id=spa&client_secret=x",
-            ),
-        ] {
-            expect_error(send(post(body)).await, expected, what).await;
-        }
+        expect_error(
+            post("grant_type=client_credentials&client_id=spa")
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "unauthorized_client",
+            "public client asking for client_credentials",
+        )
+        .await;
+        expect_error(
+            post("grant_type=client_credentials&client_id=spa&client_secret=x")
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "invalid_client",
+            "public client presenting a secret",
+        )
+        .await;
         // GET is not a token request; never a 500 either way.
-        let resp = send(id.http.get(&token_url)).await;
+        let resp = id.http.get(&token_url).send().await.unwrap();
         assert_eq!(resp.status(), 405);
         id.stop().await;
         db.cleanup().await;
@@ -406,7 +487,7 @@ async fn admin_api_manages_clients_and_is_protected() {
         let id = Instance::start(&db, "", |_| {}).await;
         let clients_url = id.url("/admin/clients");
         // No token, a token without admin.full, a token for another audience.
-        let resp = send(id.http.get(&clients_url)).await;
+        let resp = id.http.get(&clients_url).send().await.unwrap();
         assert_eq!(resp.status(), 401);
         assert!(
             resp.headers()["www-authenticate"]
@@ -418,16 +499,34 @@ async fn admin_api_manages_clients_and_is_protected() {
             .create_client(json!({"name": "plain", "grant_types": ["client_credentials"], "scopes": ["db.read", "secrets.read"]}))
             .await;
         let weak = id.access_token(&cid, &secret, Some("secrets.read")).await;
-        let resp = send(id.http.get(&clients_url).bearer_auth(&weak)).await;
+        let resp = id
+            .http
+            .get(&clients_url)
+            .bearer_auth(&weak)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
             resp.status(),
             403,
             "tansu.identity audience but no admin.full"
         );
         let db_token = id.access_token(&cid, &secret, Some("db.read")).await;
-        let resp = send(id.http.get(&clients_url).bearer_auth(&db_token)).await;
+        let resp = id
+            .http
+            .get(&clients_url)
+            .bearer_auth(&db_token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401, "wrong audience");
-        let resp = send(id.http.get(&clients_url).bearer_auth("a.b.c")).await;
+        let resp = id
+            .http
+            .get(&clients_url)
+            .bearer_auth("a.b.c")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401);
 
         let admin = id.admin_token().await;
@@ -459,22 +558,39 @@ async fn admin_api_manages_clients_and_is_protected() {
                 400,
             ),
         ] {
-            let resp = send(id.http.post(&clients_url).bearer_auth(&admin).json(&body)).await;
+            let resp = id
+                .http
+                .post(&clients_url)
+                .bearer_auth(&admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status().as_u16(), status, "{body}");
             assert_eq!(resp.headers()["content-type"], "application/problem+json");
         }
-        let resp = send(
-            id.http
-                .post(&clients_url)
-                .bearer_auth(&admin)
-                .header("content-type", "application/json")
-                .body("{not json"),
-        )
-        .await;
+        let resp = id
+            .http
+            .post(&clients_url)
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400);
 
         // List, get, update.
-        let list: Value = send_json(id.http.get(&clients_url).bearer_auth(&admin)).await;
+        let list: Value = id
+            .http
+            .get(&clients_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let ids: Vec<&str> = list["items"]
             .as_array()
             .unwrap()
@@ -487,14 +603,26 @@ async fn admin_api_manages_clients_and_is_protected() {
         );
         assert!(!list.to_string().contains("secret_hash"));
         let one_url = id.url(&format!("/admin/clients/{cid}"));
-        let got: Value = send_json(id.http.get(&one_url).bearer_auth(&admin)).await;
+        let got: Value = id
+            .http
+            .get(&one_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(got["client_type"], "confidential");
         assert!(got.get("client_secret").is_none());
-        let resp =
-            send(id.http.patch(&one_url).bearer_auth(&admin).json(
-                &json!({"scopes": ["db.read", "db.write"], "access_token_lifetime_secs": 120}),
-            ))
-            .await;
+        let resp = id
+            .http
+            .patch(&one_url)
+            .bearer_auth(&admin)
+            .json(&json!({"scopes": ["db.read", "db.write"], "access_token_lifetime_secs": 120}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let token = id.access_token(&cid, &secret, Some("db.write")).await;
         let claims = id.verifier("tansu.db").await.verify(&token).await.unwrap();
@@ -503,12 +631,13 @@ async fn admin_api_manages_clients_and_is_protected() {
         assert_eq!(resp.status(), 400, "scope removed by the update");
 
         // Rotate the secret: the old one stops working at once.
-        let resp = send(
-            id.http
-                .post(id.url(&format!("/admin/clients/{cid}/secret")))
-                .bearer_auth(&admin),
-        )
-        .await;
+        let resp = id
+            .http
+            .post(id.url(&format!("/admin/clients/{cid}/secret")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let rotated: Value = resp.json().await.unwrap();
         let new_secret = rotated["client_secret"].as_str().unwrap();
@@ -517,17 +646,31 @@ async fn admin_api_manages_clients_and_is_protected() {
         assert_eq!(id.token_basic(&cid, new_secret, None).await.status(), 200);
 
         // Delete.
-        let resp = send(id.http.delete(&one_url).bearer_auth(&admin)).await;
+        let resp = id
+            .http
+            .delete(&one_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 204);
         assert_eq!(
-            send(id.http.get(&one_url).bearer_auth(&admin))
+            id.http
+                .get(&one_url)
+                .bearer_auth(&admin)
+                .send()
                 .await
+                .unwrap()
                 .status(),
             404
         );
         assert_eq!(
-            send(id.http.delete(&one_url).bearer_auth(&admin))
+            id.http
+                .delete(&one_url)
+                .bearer_auth(&admin)
+                .send()
                 .await
+                .unwrap()
                 .status(),
             404
         );
@@ -549,7 +692,15 @@ async fn admin_api_manages_clients_and_is_protected() {
 async fn outside_dev_mode_nothing_is_seeded_and_admin_full_does_not_exist() {
     for db in backends(SUITE).await {
         let id = Instance::start(&db, "", |c| c.dev_mode = false).await;
-        let m: Value = send_json(id.http.get(id.url("/.well-known/openid-configuration"))).await;
+        let m: Value = id
+            .http
+            .get(id.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert!(
             !m["scopes_supported"]
                 .as_array()
@@ -558,7 +709,8 @@ async fn outside_dev_mode_nothing_is_seeded_and_admin_full_does_not_exist() {
         );
         expect_error(
             id.token_basic("tansu-dashboard", DEV_SECRET, None).await,
-            "401 invalid_client",
+            401,
+            "invalid_client",
             "no dev client",
         )
         .await;
@@ -647,12 +799,13 @@ async fn rotation_publishes_before_signing_and_old_tokens_keep_verifying() {
         verifier.verify(&before).await.unwrap();
 
         let admin = id.admin_token().await;
-        let resp = send(
-            id.http
-                .post(id.url("/admin/keys/rotate-now"))
-                .bearer_auth(&admin),
-        )
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/admin/keys/rotate-now"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 202);
         // The new key was stored before this answer and signs >= 4 s (the lead) after that.
         let accepted = std::time::Instant::now();
@@ -689,12 +842,16 @@ async fn rotation_publishes_before_signing_and_old_tokens_keep_verifying() {
                 "the new key must not sign before its lead time"
             );
         }
-        let policies: Value = send_json(
-            id.http
-                .get(id.url("/admin/keys/policies"))
-                .bearer_auth(&admin),
-        )
-        .await;
+        let policies: Value = id
+            .http
+            .get(id.url("/admin/keys/policies"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(policies["rotation_period_secs"], 30 * 86_400);
         assert_eq!(policies["grace_secs"], 7 * 86_400);
         let state_of = |kid: &str| {
@@ -732,12 +889,16 @@ async fn rotation_publishes_before_signing_and_old_tokens_keep_verifying() {
             jwks.to_string().contains(&old_kid),
             "retiring key stays in the JWKS"
         );
-        let policies: Value = send_json(
-            id.http
-                .get(id.url("/admin/keys/policies"))
-                .bearer_auth(&admin),
-        )
-        .await;
+        let policies: Value = id
+            .http
+            .get(id.url("/admin/keys/policies"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let state_of = |kid: &str| {
             policies["keys"]
                 .as_array()
@@ -782,8 +943,12 @@ async fn concurrent_rotations_on_one_database_rotate_once() {
             let r = replicas[i % 3];
             let t = tokens[i % 3].clone();
             async move {
-                send(r.http.post(r.url("/admin/keys/rotate-now")).bearer_auth(t))
+                r.http
+                    .post(r.url("/admin/keys/rotate-now"))
+                    .bearer_auth(t)
+                    .send()
                     .await
+                    .unwrap()
                     .status()
             }
         });
@@ -871,30 +1036,33 @@ async fn introspection_and_revocation() {
         // Introspection needs client authentication; a missing token is invalid_request.
         expect_error(
             introspect(&rs, "wrong", &token).await.unwrap(),
-            "401 invalid_client",
+            401,
+            "invalid_client",
             "bad secret",
         )
         .await;
         expect_error(
-            send(
-                id.http
-                    .post(id.url("/connect/introspect"))
-                    .form(&[("token", token.as_str())]),
-            )
-            .await,
-            "401 invalid_client",
+            id.http
+                .post(id.url("/connect/introspect"))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "invalid_client",
             "anonymous introspection",
         )
         .await;
         expect_error(
-            send(
-                id.http
-                    .post(id.url("/connect/introspect"))
-                    .basic_auth(&rs, Some(&rs_secret))
-                    .form(&[("token_type_hint", "access_token")]),
-            )
-            .await,
-            "400 invalid_request",
+            id.http
+                .post(id.url("/connect/introspect"))
+                .basic_auth(&rs, Some(&rs_secret))
+                .form(&[("token_type_hint", "access_token")])
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
             "no token",
         )
         .await;
@@ -909,7 +1077,8 @@ async fn introspection_and_revocation() {
         };
         expect_error(
             revoke(&rs, &rs_secret, &token).await.unwrap(),
-            "400 unauthorized_client",
+            400,
+            "unauthorized_client",
             "foreign token",
         )
         .await;
@@ -940,7 +1109,8 @@ async fn introspection_and_revocation() {
         );
         expect_error(
             revoke(&app, "wrong", &token).await.unwrap(),
-            "401 invalid_client",
+            401,
+            "invalid_client",
             "revocation with a bad secret",
         )
         .await;
@@ -1053,15 +1223,16 @@ async fn serve_on_in_dev_mode_bootstraps_the_data_dir() {
             assert_eq!(mode & 0o777, 0o600, "{file} on run {run}");
         }
         let secret = std::fs::read_to_string(data_dir.join("tansu-dashboard.secret")).unwrap();
-        let resp = send(
-            http.post(format!("{base}/connect/token"))
-                .basic_auth("tansu-dashboard", Some(secret.trim()))
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("scope", "admin.full db.read"),
-                ]),
-        )
-        .await;
+        let resp = http
+            .post(format!("{base}/connect/token"))
+            .basic_auth("tansu-dashboard", Some(secret.trim()))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "admin.full db.read"),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "run {run}");
         let body: Value = resp.json().await.unwrap();
         kids.push(kid_of(body["access_token"].as_str().unwrap()));
@@ -1069,16 +1240,22 @@ async fn serve_on_in_dev_mode_bootstraps_the_data_dir() {
             // Behind the gateway: cookies are Secure and scoped to the issuer's path, and the
             // login form posts to the public URL.
             let admin = body["access_token"].as_str().unwrap();
-            let resp = send(http
+            let resp = http
                 .post(format!("{base}/admin/clients"))
                 .bearer_auth(admin)
                 .json(&json!({"client_id": "spa", "name": "spa", "client_type": "public", "first_party": true,
                               "grant_types": ["authorization_code"], "redirect_uris": ["https://127.0.0.1:8443/app/cb"],
-                              "scopes": ["openid"]}))).await;
+                              "scopes": ["openid"]}))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 201);
             let (_, challenge) = pkce();
-            let resp = send(http
-                .get(format!("{base}/connect/authorize?response_type=code&client_id=spa&redirect_uri={}&scope=openid&code_challenge={challenge}&code_challenge_method=S256", form_encode("https://127.0.0.1:8443/app/cb")))).await;
+            let resp = http
+                .get(format!("{base}/connect/authorize?response_type=code&client_id=spa&redirect_uri={}&scope=openid&code_challenge={challenge}&code_challenge_method=S256", form_encode("https://127.0.0.1:8443/app/cb")))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 200);
             let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
             assert!(
@@ -1133,19 +1310,20 @@ async fn private_key_jwt_client_authentication() {
         let (pair, _) = SigningPair::generate(SigningAlg::ES256).unwrap();
         let (other, _) = SigningPair::generate(SigningAlg::ES256).unwrap();
         let jwk = pair.public_jwk("client-key-1", SigningAlg::ES256);
-        let resp = send(
-            id.http
-                .post(id.url("/admin/clients"))
-                .bearer_auth(id.admin_token().await)
-                .json(&json!({
-                    "client_id": "signed-client",
-                    "name": "signs its requests",
-                    "grant_types": ["client_credentials"],
-                    "scopes": ["db.read"],
-                    "jwks": {"keys": [jwk]},
-                })),
-        )
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/admin/clients"))
+            .bearer_auth(id.admin_token().await)
+            .json(&json!({
+                "client_id": "signed-client",
+                "name": "signs its requests",
+                "grant_types": ["client_credentials"],
+                "scopes": ["db.read"],
+                "jwks": {"keys": [jwk]},
+            }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 201);
         let created: Value = resp.json().await.unwrap();
         assert!(created.get("client_secret").is_none());
@@ -1186,7 +1364,8 @@ async fn private_key_jwt_client_authentication() {
 
         expect_error(
             request(good, vec![]).await.unwrap(),
-            "401 invalid_client",
+            401,
+            "invalid_client",
             "replayed assertion",
         )
         .await;
@@ -1235,7 +1414,8 @@ async fn private_key_jwt_client_authentication() {
         ] {
             expect_error(
                 request(jwt, vec![]).await.unwrap(),
-                "401 invalid_client",
+                401,
+                "invalid_client",
                 what,
             )
             .await;
@@ -1245,52 +1425,67 @@ async fn private_key_jwt_client_authentication() {
             request(fresh.clone(), vec![("client_secret", "x".into())])
                 .await
                 .unwrap(),
-            "400 invalid_request",
+            400,
+            "invalid_request",
             "assertion and secret",
         )
         .await;
         expect_error(
-            send(id.http.post(id.url("/connect/token")).form(&[
-                ("grant_type", "client_credentials"),
-                ("client_assertion_type", "urn:other"),
-                ("client_assertion", fresh.as_str()),
-            ]))
-            .await,
-            "401 invalid_client",
+            id.http
+                .post(id.url("/connect/token"))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", "urn:other"),
+                    ("client_assertion", fresh.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap(),
+            401,
+            "invalid_client",
             "unknown assertion type",
         )
         .await;
         // The same client introspects with an assertion addressed to the issuer.
-        let resp = send(id.http.post(id.url("/connect/introspect")).form(&[
-            ("token", body["access_token"].as_str().unwrap()),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            (
-                "client_assertion",
-                &assertion(&pair, "ES256", "client-key-1", claims(&id.issuer, now + 60)),
-            ),
-        ]))
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/connect/introspect"))
+            .form(&[
+                ("token", body["access_token"].as_str().unwrap()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                (
+                    "client_assertion",
+                    &assertion(&pair, "ES256", "client-key-1", claims(&id.issuer, now + 60)),
+                ),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.json::<Value>().await.unwrap()["active"], true);
         // It has no secret to rotate; a private key in the JWK Set is refused.
         let admin = id.admin_token().await;
-        let resp = send(
-            id.http
-                .post(id.url("/admin/clients/signed-client/secret"))
-                .bearer_auth(&admin),
-        )
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/admin/clients/signed-client/secret"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 409);
         let mut private = jwk.clone();
         private["d"] = json!("AAAA");
-        let resp = send(id
+        let resp = id
             .http
             .post(id.url("/admin/clients"))
             .bearer_auth(&admin)
-            .json(&json!({"name": "bad", "grant_types": ["client_credentials"], "jwks": {"keys": [private]}}))).await;
+            .json(&json!({"name": "bad", "grant_types": ["client_credentials"], "jwks": {"keys": [private]}}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 422);
         id.stop().await;
         db.cleanup().await;
@@ -1348,11 +1543,15 @@ async fn garbage_never_gets_a_5xx() {
         ];
         let http = no_redirects();
         // Prometheus counters (the first scrape installs the recorder).
-        let _ = send(id.http.get(id.url("/metrics"))).await;
+        let _ = id.http.get(id.url("/metrics")).send().await.unwrap();
         let _ = id.admin_token().await;
         let _ = id.token_basic("nobody", "x", None).await;
-        let text = send(id.http.get(id.url("/metrics")))
+        let text = id
+            .http
+            .get(id.url("/metrics"))
+            .send()
             .await
+            .unwrap()
             .text()
             .await
             .unwrap();
@@ -1385,7 +1584,7 @@ async fn garbage_never_gets_a_5xx() {
                         if let Some(a) = auth {
                             req = req.header("authorization", a);
                         }
-                        let status = send(req).await.status();
+                        let status = req.send().await.unwrap().status();
                         assert!(
                             status.as_u16() < 500,
                             "{method} {path} {ct} {auth:?}: {status}"

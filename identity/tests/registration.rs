@@ -83,7 +83,7 @@ impl Instance {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = send(req).await;
+        let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         if status >= 400 {
             assert_eq!(
@@ -95,33 +95,6 @@ impl Instance {
         let text = resp.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
-}
-
-/// A browser on the registration form: its CSRF cookie and token.
-struct FormSession<'a> {
-    id: &'a Instance,
-    http: &'a reqwest::Client,
-    cookie: &'a str,
-    csrf: &'a str,
-}
-
-impl FormSession<'_> {
-    /// Submits the form: the CSRF token, then `fields`.
-    async fn submit(&self, fields: &[(&str, &str)]) -> reqwest::Response {
-        let mut form = vec![("csrf", self.csrf)];
-        form.extend_from_slice(fields);
-        let req = self.http.post(self.id.url("/register"));
-        send(req.header("cookie", self.cookie).form(&form)).await
-    }
-}
-
-/// The form's fields for a shop `name` owned by `email` (password [`USER_PASSWORD`]).
-fn shop_form<'a>(email: &'a str, name: &'a str) -> [(&'a str, &'a str); 3] {
-    [
-        ("email", email),
-        ("password", USER_PASSWORD),
-        ("shop_name", name),
-    ]
 }
 
 /// Exactly `n` registrations' worth of rows and databases, nothing else.
@@ -338,34 +311,40 @@ async fn registration_end_to_end() {
             form_encode("https://app.example/cb")
         );
         let http = no_redirects();
-        let login = send(http.get(id.url(&format!("/connect/authorize?{query}"))))
+        let login = http
+            .get(id.url(&format!("/connect/authorize?{query}")))
+            .send()
             .await
+            .unwrap()
             .text()
             .await
             .unwrap();
         assert!(login.contains("Create a shop"), "{login}");
-        let resp = send(http.get(id.url(&format!("/register?{query}")))).await;
+        let resp = http
+            .get(id.url(&format!("/register?{query}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let csrf_cookie = set_cookie(&resp, "tansu_csrf").unwrap();
         let page = resp.text().await.unwrap();
         assert!(page.contains("Create your shop"), "{page}");
         let csrf = hidden_field(&page, "csrf").unwrap();
-        let form = FormSession {
-            id: &id,
-            http: &http,
-            cookie: &csrf_cookie,
-            csrf: &csrf,
-        };
         assert_eq!(hidden_field(&page, "request").unwrap(), query);
-        let resp = form
-            .submit(&[
+        let resp = http
+            .post(id.url("/register"))
+            .header("cookie", &csrf_cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
                 ("request", &query),
                 ("email", "html@shop.example"),
                 ("password", USER_PASSWORD),
                 ("shop_name", "Html Shop"),
                 ("slug", ""),
             ])
-            .await;
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 303);
         assert!(set_cookie(&resp, "tansu_session").is_some(), "signed in");
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
@@ -405,33 +384,56 @@ async fn registration_end_to_end() {
                 form_encode("https://app.example/cb")
             ),
         ] {
-            let resp = send(http.get(id.url(&format!("/register?{bad}")))).await;
+            let resp = http
+                .get(id.url(&format!("/register?{bad}")))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 400, "{bad}");
         }
-        let resp = form
-            .submit(&[
+        let resp = http
+            .post(id.url("/register"))
+            .header("cookie", &csrf_cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
                 ("client_id", &app),
                 ("return_to", "https://evil.example/"),
                 ("email", "evil@shop.example"),
                 ("password", USER_PASSWORD),
                 ("shop_name", "Evil"),
             ])
-            .await;
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400, "no open redirect");
-        let resp = form
-            .submit(&[
+        let resp = http
+            .post(id.url("/register"))
+            .header("cookie", &csrf_cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
                 ("client_id", &app),
                 ("return_to", "https://app.example/cb"),
                 ("email", "back@shop.example"),
                 ("password", USER_PASSWORD),
                 ("shop_name", "Back Shop"),
             ])
-            .await;
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 303);
         assert_eq!(resp.headers()["location"], "https://app.example/cb");
-        let resp = form
-            .submit(&shop_form("plain@shop.example", "Plain Shop"))
-            .await;
+        let resp = http
+            .post(id.url("/register"))
+            .header("cookie", &csrf_cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", "plain@shop.example"),
+                ("password", USER_PASSWORD),
+                ("shop_name", "Plain Shop"),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 201);
         assert!(resp.text().await.unwrap().contains("Your shop is ready"));
         assert_rows(&id, &prov, 5, "after five registrations").await;
@@ -579,62 +581,69 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
         assert_eq!(status, 201, "{v}");
         assert!(v["slug"].as_str().unwrap().starts_with("shop-1-"), "{v}");
         // Not JSON; unknown fields; malformed.
-        let resp = send(
-            id.http
-                .post(id.url("/registrations"))
-                .form(&[("email", "f@shop.example")]),
-        )
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/registrations"))
+            .form(&[("email", "f@shop.example")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 415);
         let mut extra = body(5);
         extra["admin"] = json!(true);
         assert_eq!(id.register_json("/registrations", None, extra).await.0, 400);
-        let resp = send(
-            id.http
-                .post(id.url("/registrations"))
-                .header("content-type", "application/json")
-                .body("{\"email\": "),
-        )
-        .await;
+        let resp = id
+            .http
+            .post(id.url("/registrations"))
+            .header("content-type", "application/json")
+            .body("{\"email\": ")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400);
         assert_rows(&id, &prov, 2, "after refusals").await;
 
         // The form: CSRF missing or wrong → 403; errors are shown on the form, no password.
         let http = no_redirects();
-        let resp = send(http.get(id.url("/register"))).await;
+        let resp = http.get(id.url("/register")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         let csrf_cookie = set_cookie(&resp, "tansu_csrf").unwrap();
         let csrf = hidden_field(&resp.text().await.unwrap(), "csrf").unwrap();
-        let form = FormSession {
-            id: &id,
-            http: &http,
-            cookie: &csrf_cookie,
-            csrf: &csrf,
-        };
         let fields = [
             ("email", "form@shop.example"),
             ("password", USER_PASSWORD),
             ("shop_name", "Form Shop"),
         ];
-        let resp = send(http.post(id.url("/register")).form(&fields)).await;
+        let resp = http
+            .post(id.url("/register"))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 403, "no CSRF token");
         let mut with_wrong = fields.to_vec();
         with_wrong.push(("csrf", "x".repeat(43).leak()));
-        let resp = send(
-            http.post(id.url("/register"))
-                .header("cookie", &csrf_cookie)
-                .form(&with_wrong),
-        )
-        .await;
+        let resp = http
+            .post(id.url("/register"))
+            .header("cookie", &csrf_cookie)
+            .form(&with_wrong)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 403, "wrong CSRF token");
         let weak = "tiny-pass";
-        let resp = form
-            .submit(&[
+        let resp = http
+            .post(id.url("/register"))
+            .header("cookie", &csrf_cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
                 ("email", "form@shop.example"),
                 ("password", weak),
                 ("shop_name", "Form Shop"),
             ])
-            .await;
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 422);
         let page = resp.text().await.unwrap();
         assert!(
@@ -642,9 +651,18 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
             "{page}"
         );
         assert!(page.contains("form@shop.example") && !page.contains(weak));
-        let resp = form
-            .submit(&shop_form("owner1@shop.example", "Form Shop"))
-            .await;
+        let resp = http
+            .post(id.url("/register"))
+            .header("cookie", &csrf_cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", "owner1@shop.example"),
+                ("password", USER_PASSWORD),
+                ("shop_name", "Form Shop"),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 409);
         assert!(resp.text().await.unwrap().contains("already exists"));
         assert_rows(&id, &prov, 2, "after form refusals").await;
@@ -657,7 +675,12 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
             404
         );
         assert_eq!(
-            send(no_redirects().get(id.url("/register"))).await.status(),
+            no_redirects()
+                .get(id.url("/register"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
             404
         );
         let (status, v) = id

@@ -153,37 +153,6 @@ impl Instance {
         self.server.url(path)
     }
 
-    /// A client_credentials request with client_secret_basic (not yet sent).
-    pub fn token_basic_req(
-        &self,
-        id: &str,
-        secret: &str,
-        scope: Option<&str>,
-    ) -> reqwest::RequestBuilder {
-        let mut form = vec![("grant_type", "client_credentials")];
-        form.extend(scope.map(|s| ("scope", s)));
-        self.http
-            .post(self.url("/connect/token"))
-            .basic_auth(form_encode(id), Some(form_encode(secret)))
-            .form(&form)
-    }
-
-    /// A client_credentials request with client_secret_post (not yet sent).
-    pub fn token_post_req(
-        &self,
-        id: &str,
-        secret: &str,
-        scope: Option<&str>,
-    ) -> reqwest::RequestBuilder {
-        let mut form = vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ];
-        form.extend(scope.map(|s| ("scope", s)));
-        self.http.post(self.url("/connect/token")).form(&form)
-    }
-
     /// A client_credentials request with client_secret_basic.
     pub async fn token_basic(
         &self,
@@ -191,7 +160,17 @@ impl Instance {
         secret: &str,
         scope: Option<&str>,
     ) -> reqwest::Response {
-        send(self.token_basic_req(id, secret, scope)).await
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        self.http
+            .post(self.url("/connect/token"))
+            .basic_auth(form_encode(id), Some(form_encode(secret)))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// A client_credentials request with client_secret_post.
@@ -201,7 +180,20 @@ impl Instance {
         secret: &str,
         scope: Option<&str>,
     ) -> reqwest::Response {
-        send(self.token_post_req(id, secret, scope)).await
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        self.http
+            .post(self.url("/connect/token"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// An access token string (asserting success).
@@ -274,16 +266,6 @@ impl Instance {
         self.server.stop().await;
         self.state.store.close().await;
     }
-}
-
-/// Sends a request; a transport error fails the test.
-pub async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
-    req.send().await.unwrap()
-}
-
-/// Sends a request and reads its JSON answer (status not checked); failures fail the test.
-pub async fn send_json<T: serde::de::DeserializeOwned>(req: reqwest::RequestBuilder) -> T {
-    send(req).await.json().await.unwrap()
 }
 
 /// RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64.

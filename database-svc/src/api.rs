@@ -1,21 +1,26 @@
-//! HTTP handlers. Each states what it requires in its signature: `Tenant` (token `tid` ==
-//! `X-Tansu-Tenant`) and `RequireScope<DbRead>` / `RequireScope<DbWrite>` for the document API,
-//! `RequireScope<DbProvision>` for provisioning (a platform token; no tenant header).
+//! HTTP handlers. Each states what it requires in its signature: `Scoped<DbRead>` /
+//! `Scoped<DbWrite>` (token `tid` == `X-Tansu-Tenant`, the scope held) for the document API,
+//! `At<scope, path>` when the path names a collection, document or index (validated first),
+//! `Platform` (a platform token with `db.provision`; no tenant header) for provisioning.
 
 use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tansu_shared::Problem;
 use tansu_shared::auth::scopes::{DbProvision, DbRead, DbWrite};
-use tansu_shared::auth::{RequireScope, Tenant};
+use tansu_shared::auth::{RequireScope, ScopeSet, Tenant};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -161,34 +166,135 @@ async fn store(state: &AppState, tenant: &Tenant) -> Result<Store, Problem> {
     Ok(state.tenants.store(tenant.id).await?)
 }
 
-/// Provisioning is a platform operation: a token of some tenant — even one that carries
-/// `db.provision` by mistake — must not create or delete any tenant's database, its own
-/// included. Only tokens without `tid` (or of the configured platform tenant) may.
-fn require_platform(s: &AppState, scope: &RequireScope<DbProvision>) -> Result<(), Problem> {
-    match scope.0.tid.as_deref() {
-        None => Ok(()),
-        Some(tid) if !s.config.platform_tenant.is_empty() && tid == s.config.platform_tenant => {
-            Ok(())
-        }
-        Some(_) => Err(Problem::forbidden(
-            "provisioning requires a platform token, not a tenant's",
-        )),
+/// The caller's tenant (token `tid` == `X-Tansu-Tenant`) with the scope `T` held.
+struct Scoped<T>(Tenant, PhantomData<T>);
+
+impl<T: ScopeSet> FromRequestParts<AppState> for Scoped<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        let tenant = Tenant::from_request_parts(parts, s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        RequireScope::<T>::from_request_parts(parts, s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Scoped(tenant, PhantomData))
     }
 }
 
-fn parse_tenant(s: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(s).map_err(|_| Problem::bad_request("the tenant must be a UUID"))
+/// A document-API request's target: the caller's tenant (token `tid` == `X-Tansu-Tenant`),
+/// the scope `T` held, and the path's names `P` validated — checked in that order, as
+/// separate extractors would.
+struct At<T, P>(Tenant, P, PhantomData<T>);
+
+/// Path parameters that must be valid names before anything is looked up.
+trait CheckedPath: DeserializeOwned + Send {
+    fn check(&self) -> Result<(), Problem>;
+}
+
+/// `…/collections/{c}`
+#[derive(Deserialize)]
+struct CollPath {
+    c: String,
+}
+
+/// `…/collections/{c}/documents/{id}`
+#[derive(Deserialize)]
+struct DocPath {
+    c: String,
+    id: String,
+}
+
+/// `…/collections/{c}/indexes/{name}`
+#[derive(Deserialize)]
+struct IndexPath {
+    c: String,
+    name: String,
+}
+
+impl CheckedPath for CollPath {
+    fn check(&self) -> Result<(), Problem> {
+        ident::name("collection", &self.c)
+    }
+}
+
+impl CheckedPath for DocPath {
+    fn check(&self) -> Result<(), Problem> {
+        ident::name("collection", &self.c).and_then(|()| ident::doc_id(&self.id))
+    }
+}
+
+impl CheckedPath for IndexPath {
+    fn check(&self) -> Result<(), Problem> {
+        ident::name("collection", &self.c).and_then(|()| ident::name("index", &self.name))
+    }
+}
+
+impl<T: ScopeSet, P: CheckedPath> FromRequestParts<AppState> for At<T, P> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        let Scoped(tenant, _) = Scoped::<T>::from_request_parts(parts, s).await?;
+        let PathParams(path) = PathParams::<P>::from_request_parts(parts, s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        path.check().map_err(IntoResponse::into_response)?;
+        Ok(At(tenant, path, PhantomData))
+    }
+}
+
+/// A provisioning caller: a token with `db.provision` that is a platform token. Provisioning
+/// is a platform operation: a token of some tenant — even one that carries `db.provision` by
+/// mistake — must not create or delete any tenant's database, its own included. Only tokens
+/// without `tid` (or of the configured platform tenant) may.
+struct Platform;
+
+impl FromRequestParts<AppState> for Platform {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        let scope = RequireScope::<DbProvision>::from_request_parts(parts, s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match scope.0.tid.as_deref() {
+            None => Ok(Platform),
+            Some(tid)
+                if !s.config.platform_tenant.is_empty() && tid == s.config.platform_tenant =>
+            {
+                Ok(Platform)
+            }
+            Some(_) => Err(Problem::forbidden(
+                "provisioning requires a platform token, not a tenant's",
+            )
+            .into_response()),
+        }
+    }
+}
+
+/// A [`Platform`] caller and the tenant of the path (`/provision/{tenant}…`), a UUID.
+struct PlatformTenant(Uuid);
+
+impl FromRequestParts<AppState> for PlatformTenant {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        Platform::from_request_parts(parts, s).await?;
+        let PathParams(tenant) = PathParams::<String>::from_request_parts(parts, s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Uuid::parse_str(&tenant)
+            .map(PlatformTenant)
+            .map_err(|_| Problem::bad_request("the tenant must be a UUID").into_response())
+    }
 }
 
 // ---- provisioning -------------------------------------------------------------------------
 
 async fn provision(
     State(s): State<AppState>,
-    scope: RequireScope<DbProvision>,
-    PathParams(tenant): PathParams<String>,
+    PlatformTenant(tenant): PlatformTenant,
 ) -> Result<Response, Problem> {
-    require_platform(&s, &scope)?;
-    let tenant = parse_tenant(&tenant)?;
     let (d, created) = s.tenants.provision(tenant).await?;
     let status = if created {
         StatusCode::CREATED
@@ -202,33 +308,23 @@ async fn provision(
 /// it appears. SQLite: the (secret-free) document-API credential.
 async fn rotate_credential(
     State(s): State<AppState>,
-    scope: RequireScope<DbProvision>,
-    PathParams(tenant): PathParams<String>,
+    PlatformTenant(tenant): PlatformTenant,
 ) -> Result<Response, Problem> {
-    require_platform(&s, &scope)?;
-    let tenant = parse_tenant(&tenant)?;
     let d = s.tenants.rotate_credential(tenant).await?;
     Ok(Json(d).into_response())
 }
 
 /// Applies the change-feed retention to every open tenant now (it also runs every
 /// `purge_interval_secs`, and when a tenant's database is opened).
-async fn compact(
-    State(s): State<AppState>,
-    scope: RequireScope<DbProvision>,
-) -> Result<Response, Problem> {
-    require_platform(&s, &scope)?;
+async fn compact(State(s): State<AppState>, _: Platform) -> Result<Response, Problem> {
     let removed = s.tenants.compact_open().await;
     Ok(Json(json!({ "removed": removed })).into_response())
 }
 
 async fn provision_status(
     State(s): State<AppState>,
-    scope: RequireScope<DbProvision>,
-    PathParams(tenant): PathParams<String>,
+    PlatformTenant(tenant): PlatformTenant,
 ) -> Result<Response, Problem> {
-    require_platform(&s, &scope)?;
-    let tenant = parse_tenant(&tenant)?;
     match s.tenants.record(tenant).await? {
         Some(d) => Ok(Json(d).into_response()),
         None => Err(TenantError::NotProvisioned.into()),
@@ -237,20 +333,13 @@ async fn provision_status(
 
 async fn deprovision(
     State(s): State<AppState>,
-    scope: RequireScope<DbProvision>,
-    PathParams(tenant): PathParams<String>,
+    PlatformTenant(tenant): PlatformTenant,
 ) -> Result<Response, Problem> {
-    require_platform(&s, &scope)?;
-    let tenant = parse_tenant(&tenant)?;
     let d = s.tenants.deprovision(tenant).await?;
     Ok((StatusCode::ACCEPTED, Json(d)).into_response())
 }
 
-async fn purge(
-    State(s): State<AppState>,
-    scope: RequireScope<DbProvision>,
-) -> Result<Response, Problem> {
-    require_platform(&s, &scope)?;
+async fn purge(State(s): State<AppState>, _: Platform) -> Result<Response, Problem> {
     let n = s.tenants.purge_expired().await?;
     Ok(Json(json!({ "purged": n })).into_response())
 }
@@ -267,8 +356,7 @@ struct NewCollection {
 
 async fn list_collections(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbRead>,
+    Scoped(tenant, _): Scoped<DbRead>,
 ) -> Result<Response, Problem> {
     let list = store(&s, &tenant).await?.list_collections().await?;
     Ok(Json(json!({ "collections": list })).into_response())
@@ -276,8 +364,7 @@ async fn list_collections(
 
 async fn create_collection(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbWrite>,
+    Scoped(tenant, _): Scoped<DbWrite>,
     JsonBody(body): JsonBody<NewCollection>,
 ) -> Result<Response, Problem> {
     ident::name("collection", &body.name)?;
@@ -300,11 +387,8 @@ async fn create_collection(
 
 async fn get_collection(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbRead>,
-    PathParams(c): PathParams<String>,
+    At(tenant, CollPath { c }, _): At<DbRead, CollPath>,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
     let st = store(&s, &tenant).await?;
     let info = st.get_collection(&c).await?;
     let indexes = st.list_indexes(&c).await?;
@@ -315,11 +399,8 @@ async fn get_collection(
 
 async fn delete_collection(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbWrite>,
-    PathParams(c): PathParams<String>,
+    At(tenant, CollPath { c }, _): At<DbWrite, CollPath>,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
     store(&s, &tenant).await?.delete_collection(&c).await?;
     s.tenants.notify(tenant.id);
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -336,23 +417,17 @@ struct NewIndex {
 
 async fn list_indexes(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbRead>,
-    PathParams(c): PathParams<String>,
+    At(tenant, CollPath { c }, _): At<DbRead, CollPath>,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
     let list = store(&s, &tenant).await?.list_indexes(&c).await?;
     Ok(Json(json!({ "indexes": list })).into_response())
 }
 
 async fn create_index(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbWrite>,
-    PathParams(c): PathParams<String>,
+    At(tenant, CollPath { c }, _): At<DbWrite, CollPath>,
     JsonBody(body): JsonBody<NewIndex>,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
     ident::name("index", &body.name)?;
     let field = FieldPath::parse(&body.field)?;
     let info = store(&s, &tenant)
@@ -364,12 +439,8 @@ async fn create_index(
 
 async fn drop_index(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbWrite>,
-    PathParams((c, name)): PathParams<(String, String)>,
+    At(tenant, IndexPath { c, name }, _): At<DbWrite, IndexPath>,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
-    ident::name("index", &name)?;
     store(&s, &tenant).await?.drop_index(&c, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -425,28 +496,37 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, Problem> {
     Ok(Precondition::None)
 }
 
+/// The collection's compiled schema (from the per-process cache), if it has one; 404 when the
+/// collection does not exist.
+async fn compiled_schema(
+    s: &AppState,
+    st: &Store,
+    collection: &str,
+) -> Result<Option<Arc<schema::CompiledSchema>>, Problem> {
+    st.collection_schema(collection)
+        .await?
+        .map(|schema| s.schemas.get(&schema))
+        .transpose()
+}
+
 async fn validate_doc(
     s: &AppState,
     st: &Store,
     collection: &str,
     data: &Value,
-) -> Result<Option<Value>, Problem> {
+) -> Result<(), Problem> {
     check_document(data, s.config.max_document_bytes)?;
-    let schema = st.collection_schema(collection).await?;
-    if let Some(schema) = &schema {
-        s.schemas.get(schema)?.validate(data)?;
+    if let Some(schema) = compiled_schema(s, st, collection).await? {
+        schema.validate(data)?;
     }
-    Ok(schema)
+    Ok(())
 }
 
 async fn create_document(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbWrite>,
-    PathParams(c): PathParams<String>,
+    At(tenant, CollPath { c }, _): At<DbWrite, CollPath>,
     JsonBody(data): JsonBody<Value>,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
     let st = store(&s, &tenant).await?;
     validate_doc(&s, &st, &c, &data).await?;
     let id = Uuid::now_v7().to_string();
@@ -478,12 +558,9 @@ struct Bulk {
 
 async fn bulk_insert(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbWrite>,
-    PathParams(c): PathParams<String>,
+    At(tenant, CollPath { c }, _): At<DbWrite, CollPath>,
     JsonBody(body): JsonBody<Bulk>,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
     if body.documents.is_empty() || body.documents.len() > s.config.max_bulk {
         return Err(unprocessable(
             "invalid-body",
@@ -492,11 +569,7 @@ async fn bulk_insert(
         ));
     }
     let st = store(&s, &tenant).await?;
-    let schema = st
-        .collection_schema(&c)
-        .await?
-        .map(|schema| s.schemas.get(&schema))
-        .transpose()?;
+    let schema = compiled_schema(&s, &st, &c).await?;
     let mut docs = Vec::with_capacity(body.documents.len());
     for (i, item) in body.documents.into_iter().enumerate() {
         let at = |p: Problem| p.with_extension("index", i);
@@ -520,13 +593,9 @@ async fn bulk_insert(
 
 async fn get_document(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbRead>,
-    PathParams((c, id)): PathParams<(String, String)>,
+    At(tenant, DocPath { c, id }, _): At<DbRead, DocPath>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
-    ident::doc_id(&id)?;
     let doc = store(&s, &tenant).await?.get(&c, &id).await?;
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
@@ -551,14 +620,10 @@ async fn get_document(
 /// `If-None-Match: *` to create only.
 async fn put_document(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbWrite>,
-    PathParams((c, id)): PathParams<(String, String)>,
+    At(tenant, DocPath { c, id }, _): At<DbWrite, DocPath>,
     headers: HeaderMap,
     JsonBody(data): JsonBody<Value>,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
-    ident::doc_id(&id)?;
     let pre = precondition(&headers)?;
     let st = store(&s, &tenant).await?;
     validate_doc(&s, &st, &c, &data).await?;
@@ -575,25 +640,17 @@ async fn put_document(
 /// JSON Merge Patch (RFC 7386). The result must still be a valid document.
 async fn patch_document(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbWrite>,
-    PathParams((c, id)): PathParams<(String, String)>,
+    At(tenant, DocPath { c, id }, _): At<DbWrite, DocPath>,
     headers: HeaderMap,
     JsonBody(patch): JsonBody<Value>,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
-    ident::doc_id(&id)?;
     let mut pre = precondition(&headers)?;
     if pre == Precondition::None {
         // A patch applies to an existing document only.
         pre = Precondition::Exists;
     }
     let st = store(&s, &tenant).await?;
-    let schema = st
-        .collection_schema(&c)
-        .await?
-        .map(|schema| s.schemas.get(&schema))
-        .transpose()?;
+    let schema = compiled_schema(&s, &st, &c).await?;
     let max = s.config.max_document_bytes;
     let result = st
         .write(&c, &id, pre.clone(), move |current| {
@@ -623,13 +680,9 @@ async fn patch_document(
 
 async fn delete_document(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbWrite>,
-    PathParams((c, id)): PathParams<(String, String)>,
+    At(tenant, DocPath { c, id }, _): At<DbWrite, DocPath>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    ident::name("collection", &c)?;
-    ident::doc_id(&id)?;
     let pre = precondition(&headers)?;
     store(&s, &tenant).await?.delete(&c, &id, pre).await?;
     s.tenants.notify(tenant.id);
@@ -660,9 +713,7 @@ fn split(s: Option<String>) -> Vec<String> {
 
 async fn list_documents(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbRead>,
-    PathParams(c): PathParams<String>,
+    At(tenant, CollPath { c }, _): At<DbRead, CollPath>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Response, Problem> {
     let fields = p.fields.is_some().then(|| split(p.fields.clone()));
@@ -678,9 +729,7 @@ async fn list_documents(
 
 async fn query_documents(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbRead>,
-    PathParams(c): PathParams<String>,
+    At(tenant, CollPath { c }, _): At<DbRead, CollPath>,
     JsonBody(req): JsonBody<QueryRequest>,
 ) -> Result<Response, Problem> {
     run_query(&s, &tenant, &c, req).await
@@ -692,7 +741,6 @@ async fn run_query(
     c: &str,
     req: QueryRequest,
 ) -> Result<Response, Problem> {
-    ident::name("collection", c)?;
     if req.filter.values().any(crate::body::has_nul) {
         return Err(unprocessable(
             "invalid-query",
@@ -726,8 +774,7 @@ struct ChangeParams {
 
 async fn changes(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbRead>,
+    Scoped(tenant, _): Scoped<DbRead>,
     QueryParams(p): QueryParams<ChangeParams>,
 ) -> Result<Response, Problem> {
     let since = p.since.unwrap_or(0);
@@ -751,8 +798,7 @@ const STREAM_ENDED: i64 = i64::MAX;
 
 async fn changes_stream(
     State(s): State<AppState>,
-    tenant: Tenant,
-    _: RequireScope<DbRead>,
+    Scoped(tenant, _): Scoped<DbRead>,
     QueryParams(p): QueryParams<ChangeParams>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {

@@ -75,7 +75,7 @@ macro_rules! bind_args {
 
 /// A write transaction: `BEGIN IMMEDIATE` on SQLite (takes the write lock up front, so two
 /// writers never deadlock upgrading read locks), a plain `BEGIN` on PostgreSQL.
-pub(crate) trait BeginWrite {
+pub trait BeginWrite {
     type Db: sqlx::Database;
     fn begin_write(
         &self,
@@ -332,6 +332,39 @@ impl std::fmt::Debug for Store {
 
 const DOC_COLUMNS: &str = "id, body, version, created_at, updated_at";
 
+/// The statements of a document get and insert, public so that the benchmark
+/// (`tansu-bench db`) runs exactly these directly with sqlx beside the service.
+pub mod sql {
+    use crate::query::Dialect;
+
+    /// A document by collection and id (`DOC_COLUMNS`).
+    pub const GET_DOCUMENT: &str = "SELECT id, body, version, created_at, updated_at FROM documents WHERE collection = $1 AND id = $2";
+    /// A collection and its schema: a write reads it to validate the document first.
+    pub const GET_COLLECTION: &str =
+        "SELECT name, schema, created_at FROM collections WHERE name = $1";
+    /// Whether a collection exists; inside a write followed by [`share_lock`].
+    pub const COLLECTION_EXISTS: &str = "SELECT CAST(1 AS BIGINT) FROM collections WHERE name = $1";
+    /// A new document at version 1; no row affected when the id is taken.
+    pub const INSERT_DOCUMENT: &str =
+        "INSERT INTO documents (collection, id, body, version, created_at, updated_at)
+                     VALUES ($1, $2, $3, 1, $4, $4) ON CONFLICT (collection, id) DO NOTHING";
+    /// Reserves `$1` change numbers; the row stays locked until commit.
+    pub const NEXT_SEQ: &str = "UPDATE feed_seq SET seq = seq + $1 WHERE id = 1 RETURNING seq";
+    /// One change-feed entry.
+    pub const INSERT_CHANGE: &str =
+        "INSERT INTO changes (seq, collection, doc_id, op, version, body, at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+    /// The lock a write takes on its collection's row (see `require_collection!`): on
+    /// PostgreSQL `FOR SHARE`; SQLite's `BEGIN IMMEDIATE` already holds the database.
+    pub fn share_lock(dialect: Dialect) -> &'static str {
+        match dialect {
+            Dialect::Postgres => " FOR SHARE",
+            Dialect::Sqlite => "",
+        }
+    }
+}
+
 /// Reads a [`Document`] from a row of `DOC_COLUMNS` (a macro: one body for both engines).
 macro_rules! doc_from_row {
     ($row:expr) => {{
@@ -358,7 +391,8 @@ macro_rules! require_collection {
     };
     ($exec:expr, $collection:expr, $lock:expr) => {{
         let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT CAST(1 AS BIGINT) FROM collections WHERE name = $1{}",
+            "{}{}",
+            sql::COLLECTION_EXISTS,
             $lock
         )))
         .bind($collection)
@@ -375,26 +409,22 @@ macro_rules! append_changes {
     ($tx:expr, $changes:expr, $now:expr) => {{
         let changes: &[ChangeRow] = $changes;
         if !changes.is_empty() {
-            let last: i64 =
-                sqlx::query_scalar("UPDATE feed_seq SET seq = seq + $1 WHERE id = 1 RETURNING seq")
-                    .bind(changes.len() as i64)
-                    .fetch_one(&mut *$tx)
-                    .await?;
+            let last: i64 = sqlx::query_scalar(sql::NEXT_SEQ)
+                .bind(changes.len() as i64)
+                .fetch_one(&mut *$tx)
+                .await?;
             let first = last - changes.len() as i64 + 1;
             for (i, c) in changes.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO changes (seq, collection, doc_id, op, version, body, at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(first + i as i64)
-                .bind(c.collection.clone())
-                .bind(c.id.clone())
-                .bind(c.op)
-                .bind(c.version)
-                .bind(c.data.clone().map(Json))
-                .bind($now)
-                .execute(&mut *$tx)
-                .await?;
+                sqlx::query(sql::INSERT_CHANGE)
+                    .bind(first + i as i64)
+                    .bind(c.collection.clone())
+                    .bind(c.id.clone())
+                    .bind(c.op)
+                    .bind(c.version)
+                    .bind(c.data.clone().map(Json))
+                    .bind($now)
+                    .execute(&mut *$tx)
+                    .await?;
             }
         }
     }};
@@ -417,10 +447,7 @@ impl Store {
 
     /// The lock a write takes on its collection's row (see `require_collection!`).
     fn share_lock(&self) -> &'static str {
-        match self.dialect() {
-            Dialect::Postgres => " FOR SHARE",
-            Dialect::Sqlite => "",
-        }
+        sql::share_lock(self.dialect())
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::Error> {
@@ -475,7 +502,7 @@ impl Store {
 
     pub async fn get_collection(&self, name: &str) -> Result<CollectionInfo, StoreError> {
         on_pool!(&self.inner.pool, p => {
-            let row = sqlx::query("SELECT name, schema, created_at FROM collections WHERE name = $1")
+            let row = sqlx::query(sql::GET_COLLECTION)
                 .bind(name)
                 .fetch_optional(p)
                 .await?
@@ -547,10 +574,7 @@ impl Store {
             let mut out = Vec::with_capacity(docs.len());
             let mut changes = Vec::with_capacity(docs.len());
             for (id, data) in docs {
-                let n = sqlx::query(
-                    "INSERT INTO documents (collection, id, body, version, created_at, updated_at)
-                     VALUES ($1, $2, $3, 1, $4, $4) ON CONFLICT (collection, id) DO NOTHING",
-                )
+                let n = sqlx::query(sql::INSERT_DOCUMENT)
                 .bind(collection)
                 .bind(&id)
                 .bind(Json(&data))
@@ -578,9 +602,7 @@ impl Store {
 
     pub async fn get(&self, collection: &str, id: &str) -> Result<Document, StoreError> {
         on_pool!(&self.inner.pool, p => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {DOC_COLUMNS} FROM documents WHERE collection = $1 AND id = $2"
-            )))
+            let row = sqlx::query(sql::GET_DOCUMENT)
             .bind(collection)
             .bind(id)
             .fetch_optional(p)

@@ -32,9 +32,7 @@ async fn bad_input_is_a_client_error() {
         c.max_page = 50;
     };
     for env in envs_with("database bad input", small).await {
-        let n = env.name;
-        env.provision(T).await;
-        env.create_collection(T, "c").await;
+        let n = env.ready(T, "c").await;
         let docs = "/api/collections/c/documents";
         let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
         let deep_doc = format!("{{\"a\":{}1{}}}", "{\"b\":".repeat(20), "}".repeat(20));
@@ -328,11 +326,8 @@ async fn bad_input_is_a_client_error() {
             assert_eq!(p["status"], status.as_u16(), "{n}: {what}");
         }
         // If-Match that can never match is a 412, not a 500.
-        env.as_tenant(Method::PUT, "/api/collections/c/documents/d", T)
-            .json(&json!({"a": 1}))
-            .send()
-            .await
-            .unwrap();
+        env.put(T, "/api/collections/c/documents/d", &json!({"a": 1}))
+            .await;
         for tag in ["garbage", "W/\"1\"", "\"99999999999999999999999\""] {
             let resp = env
                 .as_tenant(Method::PUT, "/api/collections/c/documents/d", T)
@@ -349,71 +344,53 @@ async fn bad_input_is_a_client_error() {
             .await;
         }
         // Nothing of the above reached the tables: the collection still holds one document.
-        let page: Value = env
-            .as_tenant(Method::GET, docs, T)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = env.get_json(T, docs).await;
         assert_eq!(page["documents"].as_array().unwrap().len(), 1, "{n}");
         // A value too large for an index (PostgreSQL's btree row limit) is the client's: 422.
-        let resp = env
-            .as_tenant(Method::POST, "/api/collections/c/indexes", T)
-            .json(&json!({"name": "by_s", "field": "s"}))
-            .send()
+        assert_eq!(
+            env.post(
+                T,
+                "/api/collections/c/indexes",
+                &json!({"name": "by_s", "field": "s"}),
+            )
             .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+            .status(),
+            StatusCode::CREATED,
+            "{n}"
+        );
         // Random hex, under max_document_bytes, over the ~2.7 kB btree limit even compressed.
         let long: String = (0..350)
             .map(|_| uuid::Uuid::now_v7().simple().to_string())
             .collect();
         let resp = env
-            .as_tenant(Method::PUT, "/api/collections/c/documents/long", T)
-            .json(&json!({"s": long}))
-            .send()
-            .await
-            .unwrap();
+            .put(T, "/api/collections/c/documents/long", &json!({"s": long}))
+            .await;
         if env.name == "postgres" {
             problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
         } else {
             assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
-            env.as_tenant(Method::DELETE, "/api/collections/c/documents/long", T)
-                .send()
-                .await
-                .unwrap();
+            env.delete(T, "/api/collections/c/documents/long").await;
         }
         // Large numbers, unicode and odd-but-valid strings round-trip.
         let odd = json!({"big": 18446744073709551615u64, "neg": -9223372036854775808i64, "f": 1.5e300,
                          "s": "'; DROP TABLE documents; --", "u": "żółw 🐢", "e": ""});
-        let resp = env
-            .as_tenant(Method::PUT, "/api/collections/c/documents/odd", T)
-            .json(&odd)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
-        let got: Value = env
-            .as_tenant(Method::GET, "/api/collections/c/documents/odd", T)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        assert_eq!(
+            env.put(T, "/api/collections/c/documents/odd", &odd)
+                .await
+                .status(),
+            StatusCode::CREATED,
+            "{n}"
+        );
+        let got: Value = env.get_json(T, "/api/collections/c/documents/odd").await;
         assert_eq!(got["data"]["s"], odd["s"], "{n}");
         assert_eq!(got["data"]["u"], odd["u"], "{n}");
         let page: Value = env
-            .as_tenant(Method::POST, "/api/collections/c/query", T)
-            .json(&json!({"filter": {"s": "'; DROP TABLE documents; --"}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .post_json(
+                T,
+                "/api/collections/c/query",
+                &json!({"filter": {"s": "'; DROP TABLE documents; --"}}),
+            )
+            .await;
         assert_eq!(page["documents"][0]["id"], "odd", "{n}");
         env.finish().await;
     }

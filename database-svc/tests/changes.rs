@@ -19,17 +19,8 @@ async fn drain(env: &Env, mut since: i64) -> Vec<Value> {
     loop {
         assert!(Instant::now() < deadline, "feed drained within 60 s");
         let page: Value = env
-            .as_tenant(
-                Method::GET,
-                &format!("/api/changes?since={since}&limit=7"),
-                T,
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json(T, &format!("/api/changes?since={since}&limit=7"))
+            .await;
         let changes = page["changes"].as_array().unwrap().clone();
         if changes.is_empty() {
             return out;
@@ -65,23 +56,14 @@ async fn write_burst(env: &Env, tag: &str) -> usize {
     for r in futures::future::join_all(patches).await {
         assert_eq!(r.unwrap().status(), StatusCode::OK);
     }
-    let resp = env
-        .as_tenant(
-            Method::DELETE,
-            &format!("/api/collections/c/documents/{tag}-15"),
-            T,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = env
-        .as_tenant(Method::POST, "/api/collections/c/bulk", T)
-        .json(&json!({"documents": [{"id": format!("{tag}-b1"), "data": {}}, {"id": format!("{tag}-b2"), "data": {}}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(
+        env.delete(T, &format!("/api/collections/c/documents/{tag}-15"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(env
+        .post(T, "/api/collections/c/bulk", &json!({"documents": [{"id": format!("{tag}-b1"), "data": {}}, {"id": format!("{tag}-b2"), "data": {}}]})).await.status(), StatusCode::CREATED);
     16 + 8 + 1 + 2
 }
 
@@ -104,9 +86,7 @@ fn check_exactly_once_in_order(changes: &[Value], expected: usize, what: &str) {
 #[tokio::test]
 async fn feed_is_exactly_once_in_order_across_a_restart() {
     for mut env in envs("database changes").await {
-        let n = env.name;
-        env.provision(T).await;
-        env.create_collection(T, "c").await;
+        let n = env.ready(T, "c").await;
         let mut expected = 1; // create_collection
         // A follower polls while writers run: what it sees must have no gaps.
         let (written, followed) = tokio::join!(write_burst(&env, "one"), async {
@@ -115,13 +95,8 @@ async fn feed_is_exactly_once_in_order_across_a_restart() {
             let deadline = Instant::now() + Duration::from_secs(30);
             while seen.len() < 1 + 27 && Instant::now() < deadline {
                 let page: Value = env
-                    .as_tenant(Method::GET, &format!("/api/changes?since={since}"), T)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                    .get_json(T, &format!("/api/changes?since={since}"))
+                    .await;
                 for c in page["changes"].as_array().unwrap() {
                     seen.push(c.clone());
                 }
@@ -179,29 +154,17 @@ async fn read_events(resp: &mut reqwest::Response, buf: &mut String, count: usiz
 #[tokio::test]
 async fn server_sent_events_follow_new_writes() {
     for env in envs("database change stream").await {
-        let n = env.name;
-        env.provision(T).await;
-        env.create_collection(T, "c").await;
-        env.as_tenant(Method::PUT, "/api/collections/c/documents/x", T)
-            .json(&json!({"v": 1}))
-            .send()
-            .await
-            .unwrap();
-        let mut resp = env
-            .as_tenant(Method::GET, "/api/changes/stream?since=0", T)
-            .send()
-            .await
-            .unwrap();
+        let n = env.ready(T, "c").await;
+        env.put(T, "/api/collections/c/documents/x", &json!({"v": 1}))
+            .await;
+        let mut resp = env.get(T, "/api/changes/stream?since=0").await;
         assert_eq!(resp.status(), 200, "{n}");
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         let mut buf = String::new();
         assert_eq!(read_events(&mut resp, &mut buf, 2).await, [1, 2], "{n}");
         for v in 2..=3 {
-            env.as_tenant(Method::PUT, "/api/collections/c/documents/x", T)
-                .json(&json!({"v": v}))
-                .send()
-                .await
-                .unwrap();
+            env.put(T, "/api/collections/c/documents/x", &json!({"v": v}))
+                .await;
         }
         assert_eq!(read_events(&mut resp, &mut buf, 2).await, [3, 4], "{n}");
         // Resuming with Last-Event-ID continues after it.
@@ -232,21 +195,18 @@ async fn server_sent_events_follow_new_writes() {
 #[tokio::test]
 async fn compacted_feed_answers_gone_behind_the_retained_range() {
     for env in envs_with("database compaction", |c| c.change_retention_count = 5).await {
-        let n = env.name;
-        env.provision(T).await;
-        env.create_collection(T, "c").await; // change 1
+        let n = env.ready(T, "c").await; // change 1
         for i in 0..11 {
-            let resp = env
-                .as_tenant(
-                    Method::PUT,
-                    &format!("/api/collections/c/documents/d{i}"),
+            assert_eq!(
+                env.put(
                     T,
+                    &format!("/api/collections/c/documents/d{i}"),
+                    &json!({"i": i}),
                 )
-                .json(&json!({"i": i}))
-                .send()
                 .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::CREATED);
+                .status(),
+                StatusCode::CREATED
+            );
         }
         // 12 changes; nothing compacted yet (compaction runs on a timer, on open, or now).
         assert_eq!(drain(&env, 0).await.len(), 12, "{n}");
@@ -267,20 +227,12 @@ async fn compacted_feed_answers_gone_behind_the_retained_range() {
 
         // Behind the retained range (changes 8..=12 remain; the floor is 7).
         for since in [0, 3, 6] {
-            let resp = env
-                .as_tenant(Method::GET, &format!("/api/changes?since={since}"), T)
-                .send()
-                .await
-                .unwrap();
+            let resp = env.get(T, &format!("/api/changes?since={since}")).await;
             let p = problem(resp, StatusCode::GONE, n).await;
             assert_eq!(p["type"], "urn:tansu:problem:changes-compacted", "{n}");
             assert_eq!(p["oldest_since"], 7, "{n}");
         }
-        let resp = env
-            .as_tenant(Method::GET, "/api/changes/stream?since=2", T)
-            .send()
-            .await
-            .unwrap();
+        let resp = env.get(T, "/api/changes/stream?since=2").await;
         problem(resp, StatusCode::GONE, n).await;
         // At the floor and after: every retained change, in order, no gap.
         let seqs: Vec<i64> = drain(&env, 7)
@@ -303,11 +255,7 @@ async fn compacted_feed_answers_gone_behind_the_retained_range() {
         let mut env = env;
         env.stop().await;
         env.start().await;
-        let resp = env
-            .as_tenant(Method::GET, "/api/changes?since=1", T)
-            .send()
-            .await
-            .unwrap();
+        let resp = env.get(T, "/api/changes?since=1").await;
         problem(resp, StatusCode::GONE, n).await;
         assert_eq!(drain(&env, 7).await.len(), 5, "{n}");
         env.finish().await;

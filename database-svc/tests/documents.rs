@@ -11,17 +11,16 @@ const T: uuid::Uuid = TENANT_A;
 #[tokio::test]
 async fn document_lifecycle_etags_and_merge_patch() {
     for env in envs("database documents").await {
-        let n = env.name;
-        env.provision(T).await;
-        env.create_collection(T, "orders").await;
+        let n = env.ready(T, "orders").await;
 
         // Create: 201, Location, ETag "1".
         let resp = env
-            .as_tenant(Method::POST, "/api/collections/orders/documents", T)
-            .json(&json!({"total": 10, "customer": {"name": "Ada", "city": "Paris"}}))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                T,
+                "/api/collections/orders/documents",
+                &json!({"total": 10, "customer": {"name": "Ada", "city": "Paris"}}),
+            )
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
         assert_eq!(resp.headers()["etag"], "\"1\"", "{n}");
         let loc = resp.headers()["location"].to_str().unwrap().to_owned();
@@ -30,7 +29,7 @@ async fn document_lifecycle_etags_and_merge_patch() {
         assert_eq!(loc, format!("/api/collections/orders/documents/{id}"));
 
         // Get; If-None-Match → 304.
-        let resp = env.as_tenant(Method::GET, &loc, T).send().await.unwrap();
+        let resp = env.get(T, &loc).await;
         assert_eq!(resp.status(), 200, "{n}");
         let got: Value = resp.json().await.unwrap();
         assert_eq!(got["data"]["customer"]["name"], "Ada");
@@ -68,7 +67,7 @@ async fn document_lifecycle_etags_and_merge_patch() {
         problem(resp, StatusCode::PRECONDITION_FAILED, n).await;
 
         // A list of entity tags matches any of them.
-        let resp = env.as_tenant(Method::GET, &loc, T).send().await.unwrap();
+        let resp = env.get(T, &loc).await;
         assert_eq!(resp.headers()["etag"], "\"2\"");
         // Replace with If-Match → "3"; PUT with If-None-Match: * on an existing id → 412.
         let resp = env
@@ -90,19 +89,24 @@ async fn document_lifecycle_etags_and_merge_patch() {
         problem(resp, StatusCode::PRECONDITION_FAILED, n).await;
 
         // PUT with a client id creates (201); PATCH of a missing document is 404.
-        let resp = env
-            .as_tenant(Method::PUT, "/api/collections/orders/documents/order-7", T)
-            .json(&json!({"total": 7}))
-            .send()
+        assert_eq!(
+            env.put(
+                T,
+                "/api/collections/orders/documents/order-7",
+                &json!({"total": 7}),
+            )
             .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+            .status(),
+            StatusCode::CREATED,
+            "{n}"
+        );
         let resp = env
-            .as_tenant(Method::PATCH, "/api/collections/orders/documents/nope", T)
-            .json(&json!({"a": 1}))
-            .send()
-            .await
-            .unwrap();
+            .patch(
+                T,
+                "/api/collections/orders/documents/nope",
+                &json!({"a": 1}),
+            )
+            .await;
         problem(resp, StatusCode::NOT_FOUND, n).await;
 
         // Delete with a stale version → 412; right version → 204; then 404.
@@ -120,49 +124,30 @@ async fn document_lifecycle_etags_and_merge_patch() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{n}");
-        let resp = env.as_tenant(Method::GET, &loc, T).send().await.unwrap();
+        let resp = env.get(T, &loc).await;
         problem(resp, StatusCode::NOT_FOUND, n).await;
 
         // Collections: list, describe, 409 on duplicate, delete, then 404.
         let resp = env
-            .as_tenant(Method::POST, "/api/collections", T)
-            .json(&json!({"name": "orders"}))
-            .send()
-            .await
-            .unwrap();
+            .post(T, "/api/collections", &json!({"name": "orders"}))
+            .await;
         problem(resp, StatusCode::CONFLICT, n).await;
-        let list: Value = env
-            .as_tenant(Method::GET, "/api/collections", T)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value = env.get_json(T, "/api/collections").await;
         assert_eq!(list["collections"][0]["name"], "orders", "{n}");
+        assert_eq!(
+            env.delete(T, "/api/collections/orders").await.status(),
+            StatusCode::NO_CONTENT
+        );
         let resp = env
-            .as_tenant(Method::DELETE, "/api/collections/orders", T)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-        let resp = env
-            .as_tenant(Method::GET, "/api/collections/orders/documents/order-7", T)
-            .send()
-            .await
-            .unwrap();
+            .get(T, "/api/collections/orders/documents/order-7")
+            .await;
         problem(resp, StatusCode::NOT_FOUND, n).await;
         env.finish().await;
     }
 }
 
 async fn query(env: &Env, body: Value) -> Value {
-    let resp = env
-        .as_tenant(Method::POST, "/api/collections/items/query", T)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = env.post(T, "/api/collections/items/query", &body).await;
     assert_eq!(resp.status(), 200, "{}: query {body}", env.name);
     resp.json().await.unwrap()
 }
@@ -179,9 +164,7 @@ fn ids(page: &Value) -> Vec<String> {
 #[tokio::test]
 async fn queries_filters_sort_projection_pagination_and_indexes() {
     for env in envs("database queries").await {
-        let n = env.name;
-        env.provision(T).await;
-        env.create_collection(T, "items").await;
+        let n = env.ready(T, "items").await;
         let docs: Vec<Value> = (0..30)
             .map(|i| {
                 json!({
@@ -197,24 +180,24 @@ async fn queries_filters_sort_projection_pagination_and_indexes() {
                 })
             })
             .collect();
-        let resp = env
-            .as_tenant(Method::POST, "/api/collections/items/bulk", T)
-            .json(&json!({ "documents": docs }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        assert_eq!(
+            env.bulk(T, "items", &docs).await.status(),
+            StatusCode::CREATED,
+            "{n}"
+        );
         // A string that merely looks like a number, and a bool that SQLite would store as 1.
-        env.as_tenant(Method::PUT, "/api/collections/items/documents/s1", T)
-            .json(&json!({"n": "3", "flag": true}))
-            .send()
-            .await
-            .unwrap();
-        env.as_tenant(Method::PUT, "/api/collections/items/documents/s2", T)
-            .json(&json!({"n": 1.0, "flag": 1}))
-            .send()
-            .await
-            .unwrap();
+        env.put(
+            T,
+            "/api/collections/items/documents/s1",
+            &json!({"n": "3", "flag": true}),
+        )
+        .await;
+        env.put(
+            T,
+            "/api/collections/items/documents/s2",
+            &json!({"n": 1.0, "flag": 1}),
+        )
+        .await;
 
         // Equality is type-exact.
         let p = query(&env, json!({"filter": {"n": 3}})).await;
@@ -283,50 +266,45 @@ async fn queries_filters_sort_projection_pagination_and_indexes() {
 
         // GET list with query-string sort and fields.
         let resp = env
-            .as_tenant(
-                Method::GET,
-                "/api/collections/items/documents?limit=2&sort=-price,n&fields=n",
+            .get(
                 T,
+                "/api/collections/items/documents?limit=2&sort=-price,n&fields=n",
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(resp.status(), 200);
         let p: Value = resp.json().await.unwrap();
         assert_eq!(p["documents"][0]["data"], json!({"n": 29}), "{n}");
 
         // Indexes: create, list, same answers, 409 on duplicate, drop.
-        let resp = env
-            .as_tenant(Method::POST, "/api/collections/items/indexes", T)
-            .json(&json!({"name": "by_n", "field": "n"}))
-            .send()
+        assert_eq!(
+            env.post(
+                T,
+                "/api/collections/items/indexes",
+                &json!({"name": "by_n", "field": "n"}),
+            )
             .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+            .status(),
+            StatusCode::CREATED,
+            "{n}"
+        );
         let resp = env
-            .as_tenant(Method::POST, "/api/collections/items/indexes", T)
-            .json(&json!({"name": "by_n", "field": "n"}))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                T,
+                "/api/collections/items/indexes",
+                &json!({"name": "by_n", "field": "n"}),
+            )
+            .await;
         problem(resp, StatusCode::CONFLICT, n).await;
         let p = query(&env, json!({"filter": {"n": {"$gte": 10, "$lt": 13}}})).await;
         assert_eq!(ids(&p), ["i10", "i11", "i12"], "{n}: with index");
-        let info: Value = env
-            .as_tenant(Method::GET, "/api/collections/items", T)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let info: Value = env.get_json(T, "/api/collections/items").await;
         assert_eq!(info["indexes"][0]["field"], "n");
-        let resp = env
-            .as_tenant(Method::DELETE, "/api/collections/items/indexes/by_n", T)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            env.delete(T, "/api/collections/items/indexes/by_n")
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
         env.finish().await;
     }
 }
@@ -334,39 +312,27 @@ async fn queries_filters_sort_projection_pagination_and_indexes() {
 #[tokio::test]
 async fn bulk_insert_is_one_transaction() {
     for env in envs("database bulk").await {
-        let n = env.name;
-        env.provision(T).await;
-        env.create_collection(T, "c").await;
-        env.as_tenant(Method::PUT, "/api/collections/c/documents/taken", T)
-            .json(&json!({"x": 0}))
-            .send()
-            .await
-            .unwrap();
+        let n = env.ready(T, "c").await;
+        env.put(T, "/api/collections/c/documents/taken", &json!({"x": 0}))
+            .await;
         let resp = env
-            .as_tenant(Method::POST, "/api/collections/c/bulk", T)
-            .json(&json!({"documents": [
-                {"id": "a", "data": {"x": 1}},
-                {"id": "b", "data": {"x": 2}},
-                {"id": "taken", "data": {"x": 3}},
-            ]}))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                T,
+                "/api/collections/c/bulk",
+                &json!({"documents": [
+                    {"id": "a", "data": {"x": 1}},
+                    {"id": "b", "data": {"x": 2}},
+                    {"id": "taken", "data": {"x": 3}},
+                ]}),
+            )
+            .await;
         problem(resp, StatusCode::CONFLICT, n).await;
-        let resp = env
-            .as_tenant(Method::GET, "/api/collections/c/documents/a", T)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{n}: rolled back");
-        let feed: Value = env
-            .as_tenant(Method::GET, "/api/changes", T)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        assert_eq!(
+            env.get(T, "/api/collections/c/documents/a").await.status(),
+            StatusCode::NOT_FOUND,
+            "{n}: rolled back"
+        );
+        let feed: Value = env.get_json(T, "/api/changes").await;
         assert_eq!(
             feed["changes"].as_array().unwrap().len(),
             2,
@@ -379,14 +345,9 @@ async fn bulk_insert_is_one_transaction() {
 #[tokio::test]
 async fn concurrent_if_match_updates_exactly_one_wins() {
     for env in envs("database if-match").await {
-        let n = env.name;
-        env.provision(T).await;
-        env.create_collection(T, "c").await;
-        env.as_tenant(Method::PUT, "/api/collections/c/documents/d", T)
-            .json(&json!({"v": 0}))
-            .send()
-            .await
-            .unwrap();
+        let n = env.ready(T, "c").await;
+        env.put(T, "/api/collections/c/documents/d", &json!({"v": 0}))
+            .await;
         for round in 1..=3i64 {
             let attempts = (0..12).map(|i| {
                 env.as_tenant(Method::PUT, "/api/collections/c/documents/d", T)
@@ -410,11 +371,7 @@ async fn concurrent_if_match_updates_exactly_one_wins() {
                 "{n}: {statuses:?}"
             );
         }
-        let resp = env
-            .as_tenant(Method::GET, "/api/collections/c/documents/d", T)
-            .send()
-            .await
-            .unwrap();
+        let resp = env.get(T, "/api/collections/c/documents/d").await;
         assert_eq!(resp.headers()["etag"], "\"4\"", "{n}");
         env.finish().await;
     }
@@ -423,79 +380,70 @@ async fn concurrent_if_match_updates_exactly_one_wins() {
 #[tokio::test]
 async fn collection_schema_is_enforced() {
     for env in envs("database schema").await {
-        let n = env.name;
-        env.provision(T).await;
-        let resp = env
-            .as_tenant(Method::POST, "/api/collections", T)
-            .json(&json!({"name": "people", "schema": {
+        let n = env.provisioned(T).await;
+        assert_eq!(env
+            .post(T, "/api/collections", &json!({"name": "people", "schema": {
                 "type": "object",
                 "required": ["name"],
                 "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}}
-            }}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+            }})).await.status(), StatusCode::CREATED, "{n}");
         let resp = env
-            .as_tenant(Method::POST, "/api/collections/people/documents", T)
-            .json(&json!({"age": 3}))
-            .send()
-            .await
-            .unwrap();
+            .post(T, "/api/collections/people/documents", &json!({"age": 3}))
+            .await;
         let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
         assert_eq!(p["type"], "urn:tansu:problem:schema-violation");
         assert_eq!(p["pointer"], "#", "{n}: {p}");
         assert_eq!(p["errors"][0]["keyword"], "required", "{n}: {p}");
-        let resp = env
-            .as_tenant(Method::PUT, "/api/collections/people/documents/p1", T)
-            .json(&json!({"name": "Ada", "age": 36}))
-            .send()
+        assert_eq!(
+            env.put(
+                T,
+                "/api/collections/people/documents/p1",
+                &json!({"name": "Ada", "age": 36}),
+            )
             .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+            .status(),
+            StatusCode::CREATED,
+            "{n}"
+        );
         // Replace: the crate's instance path names the field.
         let resp = env
-            .as_tenant(Method::PUT, "/api/collections/people/documents/p1", T)
-            .json(&json!({"name": "Ada", "age": "old"}))
-            .send()
-            .await
-            .unwrap();
+            .put(
+                T,
+                "/api/collections/people/documents/p1",
+                &json!({"name": "Ada", "age": "old"}),
+            )
+            .await;
         let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
         assert_eq!(p["type"], "urn:tansu:problem:schema-violation");
         assert_eq!(p["pointer"], "#/age", "{n}: {p}");
         assert_eq!(p["errors"][0]["schema_pointer"], "#/properties/age/type");
         // Patch: the merged document is validated.
         let resp = env
-            .as_tenant(Method::PATCH, "/api/collections/people/documents/p1", T)
-            .json(&json!({"age": -1}))
-            .send()
-            .await
-            .unwrap();
+            .patch(
+                T,
+                "/api/collections/people/documents/p1",
+                &json!({"age": -1}),
+            )
+            .await;
         let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
         assert_eq!(p["type"], "urn:tansu:problem:schema-violation");
         assert_eq!(p["pointer"], "#/age", "{n}: {p}");
         assert_eq!(p["errors"][0]["keyword"], "minimum");
         // Bulk: the failing document's index and path; nothing inserted.
         let resp = env
-            .as_tenant(Method::POST, "/api/collections/people/bulk", T)
-            .json(&json!({"documents": [
-                {"data": {"name": "Bo"}},
-                {"data": {"name": 5}}
-            ]}))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                T,
+                "/api/collections/people/bulk",
+                &json!({"documents": [
+                    {"data": {"name": "Bo"}},
+                    {"data": {"name": 5}}
+                ]}),
+            )
+            .await;
         let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
         assert_eq!(p["index"], 1, "{n}: {p}");
         assert_eq!(p["pointer"], "#/name", "{n}: {p}");
-        let list: Value = env
-            .as_tenant(Method::GET, "/api/collections/people/documents", T)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value = env.get_json(T, "/api/collections/people/documents").await;
         assert_eq!(list["documents"].as_array().unwrap().len(), 1, "{n}");
         // Invalid schemas are refused at creation, with where they are wrong.
         for bad in [
@@ -505,32 +453,29 @@ async fn collection_schema_is_enforced() {
             json!({"$ref": "https://example.com/elsewhere.json"}),
         ] {
             let resp = env
-                .as_tenant(Method::POST, "/api/collections", T)
-                .json(&json!({"name": "bad", "schema": bad}))
-                .send()
-                .await
-                .unwrap();
+                .post(
+                    T,
+                    "/api/collections",
+                    &json!({"name": "bad", "schema": bad}),
+                )
+                .await;
             let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
             assert_eq!(p["type"], "urn:tansu:problem:invalid-schema", "{n}: {bad}");
         }
         // Keywords beyond the old subset work (pattern, format, $ref to $defs).
-        let resp = env
-            .as_tenant(Method::POST, "/api/collections", T)
-            .json(&json!({"name": "rich", "schema": {
+        assert_eq!(env
+            .post(T, "/api/collections", &json!({"name": "rich", "schema": {
                 "type": "object",
                 "properties": {"code": {"pattern": "^[A-Z]{3}$"}, "home": {"$ref": "#/$defs/a"}},
                 "$defs": {"a": {"type": "object", "required": ["city"]}}
-            }}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+            }})).await.status(), StatusCode::CREATED, "{n}");
         let resp = env
-            .as_tenant(Method::POST, "/api/collections/rich/documents", T)
-            .json(&json!({"code": "abc", "home": {}}))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                T,
+                "/api/collections/rich/documents",
+                &json!({"code": "abc", "home": {}}),
+            )
+            .await;
         let p = problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
         assert_eq!(p["errors"].as_array().unwrap().len(), 2, "{n}: {p}");
         env.finish().await;
@@ -541,8 +486,7 @@ async fn collection_schema_is_enforced() {
 #[tokio::test]
 async fn deleting_a_collection_under_concurrent_writes_leaves_no_orphans() {
     for env in envs("database delete race").await {
-        let n = env.name;
-        env.provision(T).await;
+        let n = env.provisioned(T).await;
         for round in 0..3 {
             env.create_collection(T, "race").await;
             let inserts = (0..20).map(|i| {
@@ -563,21 +507,12 @@ async fn deleting_a_collection_under_concurrent_writes_leaves_no_orphans() {
                 );
             }
             env.create_collection(T, "race").await;
-            let page: Value = env
-                .as_tenant(Method::GET, "/api/collections/race/documents", T)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page: Value = env.get_json(T, "/api/collections/race/documents").await;
             assert_eq!(page["documents"], json!([]), "{n}: round {round}");
-            let resp = env
-                .as_tenant(Method::DELETE, "/api/collections/race", T)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+            assert_eq!(
+                env.delete(T, "/api/collections/race").await.status(),
+                StatusCode::NO_CONTENT
+            );
         }
         env.finish().await;
     }
@@ -589,9 +524,7 @@ async fn deleting_a_collection_under_concurrent_writes_leaves_no_orphans() {
 #[tokio::test]
 async fn sorted_paging_is_stable_under_concurrent_inserts() {
     for env in envs("database keyset").await {
-        let n = env.name;
-        env.provision(T).await;
-        env.create_collection(T, "items").await;
+        let n = env.ready(T, "items").await;
         // Mixed sort keys: ints and floats that tie, strings, booleans, null, objects, and a
         // missing field (sorted last).
         let score = |i: usize| match i % 9 {
@@ -612,13 +545,11 @@ async fn sorted_paging_is_stable_under_concurrent_inserts() {
             json!({ "id": id, "data": data })
         };
         let docs: Vec<Value> = (0..60).map(|i| doc(i, format!("p{i:03}"))).collect();
-        let resp = env
-            .as_tenant(Method::POST, "/api/collections/items/bulk", T)
-            .json(&json!({ "documents": docs }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+        assert_eq!(
+            env.bulk(T, "items", &docs).await.status(),
+            StatusCode::CREATED,
+            "{n}"
+        );
 
         let mut next = 0usize;
         for sort in [
@@ -651,13 +582,11 @@ async fn sorted_paging_is_stable_under_concurrent_inserts() {
                         doc(page_no * 3 + j + next, format!("{prefix}{next:05}"))
                     })
                     .collect();
-                let resp = env
-                    .as_tenant(Method::POST, "/api/collections/items/bulk", T)
-                    .json(&json!({ "documents": fresh }))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
+                assert_eq!(
+                    env.bulk(T, "items", &fresh).await.status(),
+                    StatusCode::CREATED,
+                    "{n}"
+                );
                 match page["next_cursor"].as_str() {
                     Some(c) => cursor = Some(c.to_owned()),
                     None => break,
@@ -674,11 +603,12 @@ async fn sorted_paging_is_stable_under_concurrent_inserts() {
         let page = query(&env, json!({"sort": ["rank"], "limit": 2})).await;
         let cursor = page["next_cursor"].as_str().unwrap();
         let resp = env
-            .as_tenant(Method::POST, "/api/collections/items/query", T)
-            .json(&json!({"sort": ["-rank"], "cursor": cursor}))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                T,
+                "/api/collections/items/query",
+                &json!({"sort": ["-rank"], "cursor": cursor}),
+            )
+            .await;
         problem(resp, StatusCode::UNPROCESSABLE_ENTITY, n).await;
         env.finish().await;
     }

@@ -93,27 +93,36 @@ async fn setup(env: &Env) {
         env.provision(t).await;
         env.create_collection(t, "shared").await;
     }
-    let resp = env
-        .as_tenant(Method::PUT, "/api/collections/shared/documents/a-only", A)
-        .json(&json!({"owner": "A"}))
-        .send()
+    assert_eq!(
+        env.put(
+            A,
+            "/api/collections/shared/documents/a-only",
+            &json!({"owner": "A"}),
+        )
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let resp = env
-        .as_tenant(Method::PUT, "/api/collections/shared/documents/b-only", B)
-        .json(&json!({"owner": "B", "secret": "b's"}))
-        .send()
+        .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        env.put(
+            B,
+            "/api/collections/shared/documents/b-only",
+            &json!({"owner": "B", "secret": "b's"}),
+        )
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let resp = env
-        .as_tenant(Method::POST, "/api/collections/shared/indexes", B)
-        .json(&json!({"name": "ix", "field": "owner"}))
-        .send()
+        .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        env.post(
+            B,
+            "/api/collections/shared/indexes",
+            &json!({"name": "ix", "field": "owner"}),
+        )
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+        .status(),
+        StatusCode::CREATED
+    );
 }
 
 async fn send(
@@ -137,15 +146,8 @@ async fn send(
 
 /// B's state, read as B: must be identical before and after A's attempts.
 async fn b_state(env: &Env) -> Value {
-    let get = |path: &'static str| async move {
-        env.as_tenant(Method::GET, path, B)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let get =
+        |path: &'static str| async move { env.get(B, path).await.json::<Value>().await.unwrap() };
     json!({
         "collections": get("/api/collections").await,
         "doc": get("/api/collections/shared/documents/b-only").await,
@@ -196,21 +198,15 @@ async fn tenant_isolation_matrix() {
         }
 
         // As A in A's own tenant: B's ids, values and changes are invisible.
-        let resp = env
-            .as_tenant(Method::GET, "/api/collections/shared/documents/b-only", A)
-            .send()
-            .await
-            .unwrap();
+        let resp = env.get(A, "/api/collections/shared/documents/b-only").await;
         problem(resp, StatusCode::NOT_FOUND, n).await;
         let page: Value = env
-            .as_tenant(Method::POST, "/api/collections/shared/query", A)
-            .json(&json!({"filter": {"owner": {"$in": ["A", "B"]}}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .post_json(
+                A,
+                "/api/collections/shared/query",
+                &json!({"filter": {"owner": {"$in": ["A", "B"]}}}),
+            )
+            .await;
         let owners: Vec<&str> = page["documents"]
             .as_array()
             .unwrap()
@@ -218,26 +214,12 @@ async fn tenant_isolation_matrix() {
             .map(|d| d["data"]["owner"].as_str().unwrap())
             .collect();
         assert_eq!(owners, ["A"], "{n}");
-        let feed: Value = env
-            .as_tenant(Method::GET, "/api/changes", A)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let feed: Value = env.get_json(A, "/api/changes").await;
         assert!(
             !feed.to_string().contains("b-only") && !feed.to_string().contains("b's"),
             "{n}: {feed}"
         );
-        let indexes: Value = env
-            .as_tenant(Method::GET, "/api/collections/shared/indexes", A)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let indexes: Value = env.get_json(A, "/api/collections/shared/indexes").await;
         assert_eq!(indexes["indexes"], json!([]), "{n}");
         // Paths that try to reach elsewhere are refused or not found, never B's data.
         for path in [
@@ -246,7 +228,7 @@ async fn tenant_isolation_matrix() {
             "/api/collections/shared%3B%20DROP%20TABLE%20documents/documents".to_owned(),
             "/api/collections/shared/documents/b-only%27%20OR%20%271%27%3D%271".to_owned(),
         ] {
-            let resp = env.as_tenant(Method::GET, &path, A).send().await.unwrap();
+            let resp = env.get(A, &path).await;
             let status = resp.status();
             assert!(
                 status == StatusCode::NOT_FOUND || status == StatusCode::UNPROCESSABLE_ENTITY,
@@ -256,12 +238,11 @@ async fn tenant_isolation_matrix() {
             assert!(!text.contains("b's"), "{n}: {path}");
         }
         // Writes of A with A's header in A's tenant do not touch B.
-        let resp = env
-            .as_tenant(Method::DELETE, "/api/collections/shared", A)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{n}");
+        assert_eq!(
+            env.delete(A, "/api/collections/shared").await.status(),
+            StatusCode::NO_CONTENT,
+            "{n}"
+        );
 
         assert_eq!(b_state(&env).await, before, "{n}: B unchanged");
         env.finish().await;

@@ -97,11 +97,7 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
         let d: Value = resp.json().await.unwrap();
         assert_eq!(d["status"], "deleted");
         assert!(d["purge_after"].is_string());
-        let resp = env
-            .as_tenant(Method::GET, "/api/collections/notes/documents/n1", t)
-            .send()
-            .await
-            .unwrap();
+        let resp = env.get(t, "/api/collections/notes/documents/n1").await;
         let p = problem(resp, StatusCode::NOT_FOUND, n).await;
         assert_eq!(p["type"], "urn:tansu:problem:tenant-not-provisioned");
         let resp = env
@@ -110,11 +106,7 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{n}: restored");
-        let resp = env
-            .as_tenant(Method::GET, "/api/collections/notes/documents/n1", t)
-            .send()
-            .await
-            .unwrap();
+        let resp = env.get(t, "/api/collections/notes/documents/n1").await;
         assert_eq!(
             resp.status(),
             StatusCode::OK,
@@ -156,11 +148,7 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::CREATED, "{n}: fresh");
-        let resp = env
-            .as_tenant(Method::GET, "/api/collections", t)
-            .send()
-            .await
-            .unwrap();
+        let resp = env.get(t, "/api/collections").await;
         let list: Value = resp.json().await.unwrap();
         assert_eq!(list["collections"], json!([]), "{n}: empty after purge");
 
@@ -269,13 +257,16 @@ async fn two_hundred_tenants_on_postgres_without_exhausting_connections() {
         async move {
             env.provision(t).await;
             env.create_collection(t, "c").await;
-            let resp = env
-                .as_tenant(Method::PUT, "/api/collections/c/documents/only", t)
-                .json(&json!({"tenant": t.to_string()}))
-                .send()
+            assert_eq!(
+                env.put(
+                    t,
+                    "/api/collections/c/documents/only",
+                    &json!({"tenant": t.to_string()}),
+                )
                 .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::CREATED);
+                .status(),
+                StatusCode::CREATED
+            );
         }
     };
     let mut max_conns = 0i64;
@@ -293,14 +284,7 @@ async fn two_hundred_tenants_on_postgres_without_exhausting_connections() {
     }
     // Every tenant still reads its own document (pools reopen after eviction).
     for t in tenants.iter().step_by(17) {
-        let doc: Value = env
-            .as_tenant(Method::GET, "/api/collections/c/documents/only", *t)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc: Value = env.get_json(*t, "/api/collections/c/documents/only").await;
         assert_eq!(doc["data"]["tenant"], t.to_string());
     }
     let dbs = count_databases(admin_url, prefix).await;
@@ -360,13 +344,16 @@ async fn provisioning_returns_a_credential_scoped_to_the_tenants_database() {
 
         // Data written through the API is the tenant role's to read over its own login.
         env.create_collection(a, "notes").await;
-        let resp = env
-            .as_tenant(Method::POST, "/api/collections/notes/documents", a)
-            .json(&json!({"text": "hello"}))
-            .send()
+        assert_eq!(
+            env.post(
+                a,
+                "/api/collections/notes/documents",
+                &json!({"text": "hello"}),
+            )
             .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED);
+            .status(),
+            StatusCode::CREATED
+        );
         {
             use sqlx::Connection;
             let mut conn = sqlx::PgConnection::connect(&url_a).await.unwrap();

@@ -78,6 +78,9 @@ pub struct ServeGatewayArgs {
     /// The gateway's `workers` (0: one per CPU).
     #[arg(long, default_value_t = 0)]
     gateway_workers: usize,
+    /// The route's prefix (`tansu-bench db` routes `/db` to database-svc).
+    #[arg(long, default_value = "/bench")]
+    prefix: String,
 }
 
 /// Servers started by the benchmark live at most this long, whatever happens to it.
@@ -137,6 +140,7 @@ pub async fn serve_gateway(args: ServeGatewayArgs) -> anyhow::Result<()> {
     let mut config = gateway_config(&args.upstream, &args.cert, &args.key);
     config.rate_limit.enabled = !args.no_rate_limit;
     config.workers = args.gateway_workers;
+    config.routes[0].prefix = args.prefix;
     let https = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("LISTEN {} {}", https.local_addr()?, http.local_addr()?);
@@ -170,7 +174,7 @@ impl Row {
     }
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
@@ -312,14 +316,8 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     let duration = crate::seconds(args.duration, "--duration")?;
 
     // One self-signed certificate for both proxies.
-    tansu_shared::install_crypto_provider();
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    std::fs::write(&cert, generated.cert.pem())?;
-    tansu_dev::tls::write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
-    let connector = load::tls_connector(generated.cert.pem().as_bytes())?;
+    let (cert, key, pem) = self_signed(dir)?;
+    let connector = load::tls_connector(pem.as_bytes())?;
 
     let (child, words) = procs::spawn_self(&["serve-upstream".to_owned()]).await?;
     let upstream_pid = child.id().context("upstream pid")?;
@@ -511,17 +509,7 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
         }
     }
     let per_round = per_round_ratios(&targets, &results);
-    // The median round of each target (by requests/s), with every round's figure beside it.
-    let rows: Vec<Row> = results
-        .into_iter()
-        .map(|mut rows| {
-            let all: Vec<f64> = rows.iter().map(|r| r.result.rps()).collect();
-            rows.sort_by(|a, b| a.result.rps().total_cmp(&b.result.rps()));
-            let mut median = rows.swap_remove(rows.len() / 2);
-            median.rounds_rps = all;
-            median
-        })
-        .collect();
+    let rows = median_rounds(results);
 
     let mut md = String::new();
     let _ = writeln!(md, "Run at {started} on {}.\n", machine());
@@ -560,6 +548,34 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
         println!("written to {}", out.display());
     }
     Ok(())
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 in `dir`: the certificate and key
+/// files and the certificate's PEM.
+pub(crate) fn self_signed(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf, String)> {
+    tansu_shared::install_crypto_provider();
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, generated.cert.pem())?;
+    tansu_dev::tls::write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
+    Ok((cert, key, generated.cert.pem()))
+}
+
+/// The median round of each target (by requests/s), with every round's figure beside it.
+pub(crate) fn median_rounds(results: Vec<Vec<Row>>) -> Vec<Row> {
+    results
+        .into_iter()
+        .filter(|rows| !rows.is_empty())
+        .map(|mut rows| {
+            let all: Vec<f64> = rows.iter().map(|r| r.result.rps()).collect();
+            rows.sort_by(|a, b| a.result.rps().total_cmp(&b.result.rps()));
+            let mut median = rows.swap_remove(rows.len() / 2);
+            median.rounds_rps = all;
+            median
+        })
+        .collect()
 }
 
 /// Gateway / nginx per round (the two measured back to back), and the median over rounds.

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod dashboard;
+mod db;
 mod events;
 mod gateway;
 mod load;
@@ -49,6 +50,11 @@ enum Command {
     ServeStorage(tansu_dev::storage_rig::ServeStorageArgs),
     /// Dashboard pages with 10,000 users and 100,000 events: latency and Server-Timing.
     Dashboard(dashboard::Args),
+    /// Database: document get and insert through the gateway next to direct sqlx (ratio).
+    Db(db::Args),
+    /// (internal) database-svc for `db`; prints `LISTEN <addr>`.
+    #[command(hide = true)]
+    ServeDatabase(db::ServeDatabaseArgs),
     /// (internal) The identity service for `token`; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeIdentity(token::ServeIdentityArgs),
@@ -101,6 +107,10 @@ fn main() -> ExitCode {
         Command::Dashboard(args) => {
             runtime(workers).and_then(|rt| rt.block_on(dashboard::run(args)))
         }
+        Command::Db(args) => runtime(workers).and_then(|rt| rt.block_on(db::run(args))),
+        Command::ServeDatabase(args) => {
+            runtime(workers).and_then(|rt| rt.block_on(db::serve_database(args)))
+        }
         Command::Token(args) => runtime(workers).and_then(|rt| rt.block_on(token::run(args))),
         Command::Load(args) => runtime(workers).and_then(|rt| rt.block_on(load_one(args))),
         Command::Gateway(args) => runtime(workers).and_then(|rt| rt.block_on(gateway::run(args))),
@@ -121,6 +131,15 @@ fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
         b.worker_threads(n);
     }
     b.enable_all().build().context("starting the runtime")
+}
+
+/// Prints a benchmark's markdown report and, when asked, writes it to `out` too.
+pub(crate) fn print_report(report: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    println!("{report}");
+    if let Some(out) = out {
+        std::fs::write(out, report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
 }
 
 /// Seconds from the command line, bounded to something a benchmark can mean.

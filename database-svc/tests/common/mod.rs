@@ -200,6 +200,59 @@ impl Env {
         self.req(method, path, &self.rw(tenant), Some(tenant))
     }
 
+    /// `method path` as `tenant` (read-write token), with a JSON body when given: the
+    /// response (a transport error panics).
+    pub async fn call(
+        &self,
+        method: Method,
+        tenant: Uuid,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut r = self.as_tenant(method, path, tenant);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        r.send().await.unwrap()
+    }
+
+    pub async fn get(&self, tenant: Uuid, path: &str) -> Response {
+        self.call(Method::GET, tenant, path, None).await
+    }
+
+    pub async fn delete(&self, tenant: Uuid, path: &str) -> Response {
+        self.call(Method::DELETE, tenant, path, None).await
+    }
+
+    pub async fn post(&self, tenant: Uuid, path: &str, body: &Value) -> Response {
+        self.call(Method::POST, tenant, path, Some(body)).await
+    }
+
+    pub async fn put(&self, tenant: Uuid, path: &str, body: &Value) -> Response {
+        self.call(Method::PUT, tenant, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, tenant: Uuid, path: &str, body: &Value) -> Response {
+        self.call(Method::PATCH, tenant, path, Some(body)).await
+    }
+
+    /// A bulk insert of `docs` (`{id?, data}` items) into `collection` as `tenant`.
+    pub async fn bulk(&self, tenant: Uuid, collection: &str, docs: &[Value]) -> Response {
+        let path = format!("/api/collections/{collection}/bulk");
+        self.post(tenant, &path, &serde_json::json!({ "documents": docs }))
+            .await
+    }
+
+    /// `GET path` as `tenant`: the answer's JSON (status not checked).
+    pub async fn get_json(&self, tenant: Uuid, path: &str) -> Value {
+        self.get(tenant, path).await.json().await.unwrap()
+    }
+
+    /// `POST path` as `tenant`: the answer's JSON (status not checked).
+    pub async fn post_json(&self, tenant: Uuid, path: &str, body: &Value) -> Value {
+        self.post(tenant, path, body).await.json().await.unwrap()
+    }
+
     pub async fn provision(&self, tenant: Uuid) -> Value {
         let resp = self
             .req(
@@ -220,13 +273,27 @@ impl Env {
         resp.json().await.unwrap()
     }
 
+    /// Provisions `tenant`; returns the environment's name (for assertion messages).
+    pub async fn provisioned(&self, tenant: Uuid) -> &'static str {
+        self.provision(tenant).await;
+        self.name
+    }
+
+    /// Provisions `tenant` and creates `collection`; returns the environment's name.
+    pub async fn ready(&self, tenant: Uuid, collection: &str) -> &'static str {
+        self.provision(tenant).await;
+        self.create_collection(tenant, collection).await;
+        self.name
+    }
+
     pub async fn create_collection(&self, tenant: Uuid, name: &str) {
         let resp = self
-            .as_tenant(Method::POST, "/api/collections", tenant)
-            .json(&serde_json::json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                tenant,
+                "/api/collections",
+                &serde_json::json!({ "name": name }),
+            )
+            .await;
         assert_eq!(
             resp.status(),
             StatusCode::CREATED,

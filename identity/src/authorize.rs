@@ -530,6 +530,7 @@ fn consent_page(state: &AppState, headers: &HeaderMap, req: &AuthRequest) -> Res
 
 /// Reads a submitted HTML form and checks its CSRF token: the form, or the error page
 /// (413 too large, 400 malformed, 403 with `expired` when the token does not match).
+#[allow(clippy::result_large_err)] // the error is the page the handler answers with
 pub(crate) async fn read_csrf_form(
     headers: &HeaderMap,
     body: Body,

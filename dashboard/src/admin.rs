@@ -617,6 +617,11 @@ fn status_action(to: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// [`status_action`] limited to disable/enable (users and providers).
+fn toggle_action(to: &str) -> Option<(&'static str, &'static str)> {
+    status_action(to).filter(|(t, _)| ["disable", "enable"].contains(t))
+}
+
 async fn tenant_status_confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -817,9 +822,7 @@ async fn user_status_confirm(
     let s = signed_in!(state, headers, "/users");
     let scope = tri!(tenant_scope(&state, &s, q(&query, "tenant"), "users", "users").await);
     let tid = scope.id();
-    let Some((to, label)) =
-        status_action(q(&query, "to")).filter(|(t, _)| ["disable", "enable"].contains(t))
-    else {
+    let Some((to, label)) = toggle_action(q(&query, "to")) else {
         return not_found(&state, &s, "users");
     };
     let u = tri!(get_user(&state, &s, &tid, &uid).await);
@@ -851,9 +854,7 @@ async fn user_status(
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
     let tid = tri!(form_tenant(&state, &s, &fields, USERS.active));
-    let Some((to, _)) = status_action(fields.get("to").map_or("", String::as_str))
-        .filter(|(t, _)| ["disable", "enable"].contains(t))
-    else {
+    let Some((to, _)) = toggle_action(fields.get("to").map_or("", String::as_str)) else {
         return not_found(&state, &s, USERS.active);
     };
     let confirm_page = format!("users/{}/status", urlencode(&uid));
@@ -1269,9 +1270,7 @@ async fn provider_status_confirm(
         .await
     );
     let tid = scope.id();
-    let Some((to, label)) =
-        status_action(q(&query, "to")).filter(|(t, _)| ["disable", "enable"].contains(t))
-    else {
+    let Some((to, label)) = toggle_action(q(&query, "to")) else {
         return not_found(&state, &s, "admin/providers");
     };
     let p = tri!(get_provider(&state, &s, &tid, &id).await);
@@ -1303,9 +1302,7 @@ async fn provider_status(
 ) -> Response {
     let (s, fields) = posted!(state, headers, body);
     let tid = tri!(form_tenant(&state, &s, &fields, PROVIDERS.active));
-    let Some((to, _)) = status_action(fields.get("to").map_or("", String::as_str))
-        .filter(|(t, _)| ["disable", "enable"].contains(t))
-    else {
+    let Some((to, _)) = toggle_action(fields.get("to").map_or("", String::as_str)) else {
         return not_found(&state, &s, PROVIDERS.active);
     };
     let confirm_page = format!("admin/providers/{}/status", urlencode(&id));

@@ -111,7 +111,11 @@ fn main() -> ExitCode {
         Command::ServeDatabase(args) => {
             runtime(workers).and_then(|rt| rt.block_on(db::serve_database(args)))
         }
-        Command::Token(args) => runtime(workers).and_then(|rt| rt.block_on(token::run(args))),
+        // The load generator needs a fraction of a core: one runtime thread leaves the rest
+        // to identity (a second only adds cross-thread wake-ups).
+        Command::Token(args) => {
+            runtime(workers.or(Some(1))).and_then(|rt| rt.block_on(token::run(args)))
+        }
         Command::Load(args) => runtime(workers).and_then(|rt| rt.block_on(load_one(args))),
         Command::Gateway(args) => runtime(workers).and_then(|rt| rt.block_on(gateway::run(args))),
     };

@@ -51,6 +51,10 @@ pub struct Args {
         default_value = "cc-rs256,cc-es256,refresh,login,storm"
     )]
     only: Vec<String>,
+    /// Rounds of each rate-bounded scenario, each between two measurements of its raw rate
+    /// (the ratio of a round uses the mean of the two; the report gives the median round).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Token-endpoint connections running beside the login storm.
     #[arg(long, default_value_t = 4)]
     storm_token_connections: usize,
@@ -140,6 +144,47 @@ fn raw_argon2_rate(duration: Duration) -> anyhow::Result<f64> {
     }))
 }
 
+/// The raw operation that bounds a scenario's rate.
+#[derive(Clone, Copy)]
+enum Bound {
+    Sign(SigningAlg),
+    Argon2,
+}
+
+impl Bound {
+    fn name(self) -> String {
+        match self {
+            Self::Sign(alg) => format!("{} signing", alg.as_str()),
+            Self::Argon2 => "Argon2id verification".into(),
+        }
+    }
+
+    /// The raw rate on every core, measured on blocking threads (the runtime stays free).
+    async fn rate(self, window: Duration) -> anyhow::Result<f64> {
+        tokio::task::spawn_blocking(move || match self {
+            Self::Sign(alg) => raw_signing_rate(alg, window),
+            Self::Argon2 => raw_argon2_rate(window),
+        })
+        .await?
+    }
+}
+
+/// The ratio of each round: its rate over the mean of the raw rates measured just before and
+/// just after it (`raws` has one more entry than `rps`).
+fn round_ratios(rps: &[f64], raws: &[f64]) -> Vec<f64> {
+    rps.iter()
+        .zip(raws.windows(2))
+        .map(|(r, w)| r / ((w[0] + w[1]) / 2.0))
+        .collect()
+}
+
+/// The index of the median of `values` (the lower one for an even count).
+fn median_index(values: &[f64]) -> Option<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    order.get(values.len().saturating_sub(1) / 2).copied()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scripts
 
@@ -191,6 +236,16 @@ struct Refresh {
     host: String,
     client_id: String,
     token: String,
+    /// Where the chain's newest token goes back when the connection ends, for the next round.
+    chains: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Refresh {
+    fn drop(&mut self) {
+        if let Ok(mut chains) = self.chains.lock() {
+            chains.push(std::mem::take(&mut self.token));
+        }
+    }
 }
 
 impl Script for Refresh {
@@ -561,6 +616,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let warmup = crate::seconds(args.warmup, "--warmup")?;
     let duration = crate::seconds(args.duration, "--duration")?;
     anyhow::ensure!(args.connections > 0, "--connections: at least 1");
+    anyhow::ensure!(args.rounds > 0, "--rounds: at least 1");
     for s in &args.only {
         anyhow::ensure!(
             ["cc-rs256", "cc-es256", "refresh", "login", "storm"].contains(&s.as_str()),
@@ -616,7 +672,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             other => anyhow::bail!("unknown store {other}"),
         };
-        let result = run_store(&args, store, &url, dir.path(), warmup, duration).await;
+        let result = run_store(
+            &args,
+            store,
+            &url,
+            dir.path(),
+            (warmup, duration, raw_window),
+        )
+        .await;
         if let Some(db) = db {
             db.drop_it().await;
         }
@@ -624,39 +687,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let _ = writeln!(report, "\n### {store}\n");
         report.push_str(&table(&rows));
         report.push('\n');
-        for r in &rows {
-            let ratio = |raw: f64| r.result.rps() / raw * 100.0;
-            let line = match r.target.as_str() {
-                "client_credentials RS256" => {
-                    format!(
-                        "- client_credentials RS256: {:.1}% of raw RS256 signing",
-                        ratio(rs_raw)
-                    )
-                }
-                "client_credentials ES256" => {
-                    format!(
-                        "- client_credentials ES256: {:.1}% of raw ES256 signing",
-                        ratio(es_raw)
-                    )
-                }
-                "refresh_token (RS256)" => {
-                    format!(
-                        "- refresh_token: {:.1}% of raw RS256 signing",
-                        ratio(rs_raw)
-                    )
-                }
-                "password login" => argon_raw.map_or(String::new(), |a| {
-                    format!(
-                        "- password logins: {:.1}% of raw Argon2id verification",
-                        ratio(a)
-                    )
-                }),
-                _ => String::new(),
-            };
-            if !line.is_empty() {
-                let _ = writeln!(report, "{line}");
-            }
-        }
         report.push_str(&extra);
     }
     // The ratios above use the raw rates taken before the load. Taken again now, they show
@@ -688,8 +718,7 @@ async fn run_store(
     store: &str,
     url: &str,
     dir: &Path,
-    warmup: Duration,
-    duration: Duration,
+    (warmup, duration, raw_window): (Duration, Duration, Duration),
 ) -> anyhow::Result<(Vec<Row>, String)> {
     let wants = |s: &str| args.only.iter().any(|o| o == s);
     let (mut child, words) = procs::spawn_self(&[
@@ -757,17 +786,47 @@ async fn run_store(
             }
             Ok(row)
         };
-        if wants("cc-rs256") {
-            rows.push(
-                run_one("client_credentials RS256", spec(args.connections, cc(&fixture.rs)))
-                    .await?,
+        // A rate-bounded scenario: `rounds` rounds, each between two measurements of the raw
+        // rate of its bound, so a drift of the machine's speed shows in the ratio of one round
+        // instead of biasing all of them.
+        let run_bounded = async |name: &str, bound: Bound, spec: LoadSpec| -> anyhow::Result<(Row, String)> {
+            let mut raws = vec![bound.rate(raw_window).await?];
+            let mut rows: Vec<Row> = Vec::new();
+            for round in 1..=args.rounds {
+                rows.push(run_one(&format!("{name} (round {round} of {})", args.rounds), spec.clone()).await?);
+                raws.push(bound.rate(raw_window).await?);
+            }
+            let rps: Vec<f64> = rows.iter().map(|r| r.result.rps()).collect();
+            let ratios = round_ratios(&rps, &raws);
+            let median = median_index(&ratios).context("no rounds")?;
+            let list = |v: &[f64], f: &dyn Fn(f64) -> String| v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(" / ");
+            let line = format!(
+                "- {name}: **{:.1} %** of raw {} (median of {} rounds; per round {} %; raw rate before, between and after the rounds {} /s)\n",
+                ratios[median] * 100.0,
+                bound.name(),
+                ratios.len(),
+                list(&ratios, &|x| format!("{:.1}", x * 100.0)),
+                list(&raws, &|x| format!("{x:.0}")),
             );
+            eprint!("{line}");
+            let mut row = rows.swap_remove(median);
+            row.target = name.to_owned();
+            row.rounds_rps = rps;
+            Ok((row, line))
+        };
+        let mut bounded = async |name: &str, bound: Bound, spec: LoadSpec| -> anyhow::Result<()> {
+            let (row, line) = run_bounded(name, bound, spec).await?;
+            rows.push(row);
+            extra.push_str(&line);
+            Ok(())
+        };
+        if wants("cc-rs256") {
+            let spec = spec(args.connections, cc(&fixture.rs));
+            bounded("client_credentials RS256", Bound::Sign(SigningAlg::RS256), spec).await?;
         }
         if wants("cc-es256") {
-            rows.push(
-                run_one("client_credentials ES256", spec(args.connections, cc(&fixture.es)))
-                    .await?,
-            );
+            let spec = spec(args.connections, cc(&fixture.es));
+            bounded("client_credentials ES256", Bound::Sign(SigningAlg::ES256), spec).await?;
         }
         if wants("refresh") {
             let http = reqwest::Client::builder()
@@ -778,11 +837,11 @@ async fn run_store(
             for email in &fixture.users {
                 tokens.push(refresh_token_for(&http, &base, &fixture.app, email).await?);
             }
-            let tokens = Arc::new(std::sync::Mutex::new(tokens));
+            let chains = Arc::new(std::sync::Mutex::new(tokens));
             let host = host.clone();
             let app = fixture.app.clone();
             let script: ScriptFactory = Arc::new(move |_| {
-                let token = tokens
+                let token = chains
                     .lock()
                     .expect("not poisoned")
                     .pop()
@@ -791,12 +850,14 @@ async fn run_store(
                     host: host.clone(),
                     client_id: app.clone(),
                     token,
+                    chains: chains.clone(),
                 })
             });
-            rows.push(run_one("refresh_token (RS256)", spec(args.connections, script)).await?);
+            let spec = spec(args.connections, script);
+            bounded("refresh_token (RS256)", Bound::Sign(SigningAlg::RS256), spec).await?;
         }
         if wants("login") {
-            rows.push(run_one("password login", spec(args.connections, login(0))).await?);
+            bounded("password login", Bound::Argon2, spec(args.connections, login(0))).await?;
         }
         if wants("storm") {
             let calm = run_one(

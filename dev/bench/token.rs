@@ -627,14 +627,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "Run on {}, {}.\n\nCommand: `tansu-bench token --connections {} --duration {} --warmup {} --stores {} --only {}`\n",
+        "Run on {}, {}.\n\nCommand: `tansu-bench token --connections {} --duration {} --warmup {} --stores {} --only {} --rounds {}`\n",
         date_utc(),
         machine(),
         args.connections,
         args.duration,
         args.warmup,
         args.stores.join(","),
-        args.only.join(",")
+        args.only.join(","),
+        args.rounds
     );
 
     // Raw rates first, with the machine otherwise idle (identity is not started yet).

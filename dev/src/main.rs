@@ -1,5 +1,8 @@
 //! `tansu` — the local platform in one command.
 
+#[global_allocator]
+static ALLOCATOR: tansu_shared::Allocator = tansu_shared::Allocator;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

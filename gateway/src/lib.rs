@@ -37,6 +37,7 @@
 //! when `rate_limit.redis_url` is set, so replicas share one budget).
 #![forbid(unsafe_code)]
 
+pub mod connections;
 pub mod forwarding;
 pub mod health;
 pub mod metrics;

@@ -19,6 +19,7 @@ use tansu_shared::auth::{Verifier, VerifierConfig, bearer_token};
 use tansu_shared::problem::Problem;
 
 use crate::Config;
+use crate::connections::{Connections, SendError};
 use crate::forwarding::{self, Connection, REQUEST_ID, TrustedProxies, X_FORWARDED_PREFIX};
 use crate::ratelimit::{self, BucketKind, Decision, RateLimiter};
 use crate::tenant::{self, CachedDirectory, TenantStatus};
@@ -48,6 +49,8 @@ fn full_body(bytes: impl Into<Bytes>) -> ProxyBody {
 }
 
 struct RouteEntry {
+    /// The route's index in `Gateway::routes` (and in a worker's [`Connections`]).
+    id: usize,
     prefix: String,
     pool: Arc<Pool>,
     max_body: u64,
@@ -67,6 +70,7 @@ pub struct Gateway {
     request_timeout: Duration,
     health_timeout: Duration,
     stats: crate::metrics::Stats,
+    upstream: crate::UpstreamConfig,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -123,6 +127,7 @@ impl Gateway {
                 None => None,
             };
             routes.push(RouteEntry {
+                id: 0,
                 prefix: r.prefix.clone(),
                 pool: Arc::new(Pool::new(&r.upstreams, clock, eject).map_err(anyhow::Error::msg)?),
                 max_body: settings
@@ -133,6 +138,9 @@ impl Gateway {
         }
         // Longest prefix first: the first match is the most specific route.
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        for (id, r) in routes.iter_mut().enumerate() {
+            r.id = id;
+        }
         Ok(Self {
             routes,
             client: build_client(config),
@@ -155,7 +163,23 @@ impl Gateway {
             request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
             health_timeout: Duration::from_millis(config.upstream.health_timeout_ms),
             stats: crate::metrics::Stats::default(),
+            upstream: config.upstream.clone(),
         })
+    }
+
+    /// A worker's own idle upstream connections (see [`Connections`]).
+    pub fn connections(&self) -> Connections {
+        let u = &self.upstream;
+        Connections::new(
+            &self
+                .routes
+                .iter()
+                .map(|r| r.pool.upstreams.len())
+                .collect::<Vec<_>>(),
+            Duration::from_millis(u.connect_timeout_ms),
+            Duration::from_millis(u.pool_idle_timeout_ms),
+            u.pool_max_idle_per_host,
+        )
     }
 
     pub fn stats(&self) -> &crate::metrics::Stats {
@@ -182,16 +206,16 @@ impl Gateway {
         })
     }
 
-    /// Answers one request through `client` (the calling worker's upstream pool). Never
-    /// fails: errors become problem+json responses.
+    /// Answers one request through the calling worker's upstream connections (`client` for
+    /// the health aggregate's probes). Never fails: errors become problem+json responses.
     pub async fn handle(
         &self,
         req: Request<Incoming>,
         conn: Connection,
-        client: &Client,
+        (client, conns): (&Client, &Connections),
     ) -> Response<ProxyBody> {
         let rid = forwarding::request_id(req.headers());
-        let mut resp = match self.forward(req, conn, &rid, client).await {
+        let mut resp = match self.forward(req, conn, &rid, (client, conns)).await {
             Ok(r) => r,
             Err(p) => {
                 // Never the headers or the query: they may carry credentials.
@@ -213,7 +237,7 @@ impl Gateway {
         mut req: Request<Incoming>,
         conn: Connection,
         rid: &HeaderValue,
-        client: &Client,
+        (client, conns): (&Client, &Connections),
     ) -> Result<Response<ProxyBody>, Problem> {
         let path = req.uri().path();
         if path == "/health" && req.method() == Method::GET {
@@ -386,7 +410,7 @@ impl Gateway {
         let query = parts.uri.query().map(str::to_owned);
         let mut resp = self
             .send(
-                client,
+                conns,
                 route,
                 &parts.method,
                 std::mem::take(headers),
@@ -426,7 +450,7 @@ impl Gateway {
     /// be replayed).
     async fn send(
         &self,
-        client: &Client,
+        conns: &Connections,
         route: &RouteEntry,
         method: &Method,
         mut headers: HeaderMap,
@@ -452,7 +476,7 @@ impl Gateway {
             tried.push(i);
             let upstream = &route.pool.upstreams[i];
             let uri = upstream
-                .uri_for(path, query)
+                .origin_form(path, query)
                 .map_err(|_| Problem::bad_request("malformed request target"))?;
             let retry_possible = replayable && tried.len() < route.pool.upstreams.len();
             let out_body = match (replayable, body.take()) {
@@ -460,17 +484,19 @@ impl Gateway {
                 (false, Some(b)) => b.boxed_unsync(),
                 (false, None) => return Err(bad_gateway("upstream unreachable")),
             };
-            let out_headers = if retry_possible {
+            let mut out_headers = if retry_possible {
                 headers.clone()
             } else {
                 std::mem::take(&mut headers)
             };
+            out_headers.insert(header::HOST, upstream.host_header().clone());
             let mut out = Request::new(out_body);
             *out.method_mut() = method.clone();
             *out.uri_mut() = uri;
             *out.version_mut() = Version::HTTP_11;
             *out.headers_mut() = out_headers;
-            match tokio::time::timeout(self.request_timeout, client.request(out)).await {
+            let sent = conns.send((route.id, i), upstream, out);
+            match tokio::time::timeout(self.request_timeout, sent).await {
                 Err(_) => {
                     return Err(Problem::new(
                         StatusCode::GATEWAY_TIMEOUT,
@@ -479,17 +505,15 @@ impl Gateway {
                     )
                     .with_detail("the service did not answer in time"));
                 }
-                Ok(Ok(resp)) => {
-                    return Ok(resp.map(|b| b.map_err(BoxError::from).boxed_unsync()));
-                }
-                Ok(Err(e)) if e.is_connect() => {
+                Ok(Ok(resp)) => return Ok(resp),
+                Ok(Err(e @ SendError::Connect(_))) => {
                     route.pool.eject(i);
                     tracing::warn!(upstream = %upstream.url, error = %e, "upstream connection failed");
                     if !retry_possible {
                         return Err(bad_gateway("the service could not be reached"));
                     }
                 }
-                Ok(Err(e)) => {
+                Ok(Err(e @ SendError::Request(_))) => {
                     if exceeded.load(Ordering::Relaxed) {
                         return Err(too_large(route.max_body));
                     }

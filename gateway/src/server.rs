@@ -26,6 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::Config;
+use crate::connections::Connections;
 use crate::forwarding::{self, Connection};
 use crate::proxy::{Client, Gateway, ProxyBody, build_client, empty_body, problem_response};
 use crate::ratelimit::{InMemoryLimiter, RateLimiter, RedisLimiter};
@@ -251,10 +252,14 @@ async fn worker(
     stop: watch::Receiver<bool>,
     started: oneshot::Sender<Result<(), String>>,
 ) {
-    let client = build_client(&shared.config);
+    let handler = Handler {
+        gateway: shared.gateway.clone(),
+        client: build_client(&shared.config),
+        conns: Arc::new(shared.gateway.connections()),
+    };
     let graceful = Arc::new(GracefulShutdown::new());
     let mut loops = tokio::task::JoinSet::new();
-    let result = start_accepting(&shared, &client, &graceful, &stop, &mut loops);
+    let result = start_accepting(&shared, &handler, &graceful, &stop, &mut loops);
     let ok = result.is_ok();
     let _ = started.send(result.map_err(|e| e.to_string()));
     if !ok {
@@ -278,7 +283,7 @@ type OnConn = Box<dyn Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) + Send>;
 /// Starts this worker's accept loop on every listener.
 fn start_accepting(
     shared: &Arc<WorkerShared>,
-    client: &Client,
+    handler: &Handler,
     graceful: &Arc<GracefulShutdown>,
     stop: &watch::Receiver<bool>,
     loops: &mut tokio::task::JoinSet<()>,
@@ -293,7 +298,7 @@ fn start_accepting(
         ));
         Ok(())
     };
-    let (s, c, g) = (shared.clone(), client.clone(), graceful.clone());
+    let (s, h, g) = (shared.clone(), handler.clone(), graceful.clone());
     spawn_loop(
         &shared.https,
         Box::new(move |tcp, peer, permit| {
@@ -302,14 +307,14 @@ fn start_accepting(
                 peer,
                 permit,
                 s.acceptor.clone(),
-                Handler::new(&s, &c),
+                h.clone(),
                 s.settings.clone(),
                 g.watcher(),
             ));
         }),
     )?;
     if let Some(plain) = &shared.plain {
-        let (s, c, g) = (shared.clone(), client.clone(), graceful.clone());
+        let (s, h, g) = (shared.clone(), handler.clone(), graceful.clone());
         spawn_loop(
             plain,
             Box::new(move |tcp, peer, permit| {
@@ -318,7 +323,7 @@ fn start_accepting(
                     peer,
                     "http",
                     permit,
-                    Handler::new(&s, &c),
+                    h.clone(),
                     s.settings.clone(),
                     g.watcher(),
                 ));
@@ -348,15 +353,7 @@ fn start_accepting(
 struct Handler {
     gateway: Arc<Gateway>,
     client: Client,
-}
-
-impl Handler {
-    fn new(shared: &WorkerShared, client: &Client) -> Self {
-        Self {
-            gateway: shared.gateway.clone(),
-            client: client.clone(),
-        }
-    }
+    conns: Arc<Connections>,
 }
 
 struct ConnSettings {
@@ -472,7 +469,7 @@ async fn serve_proxied<T>(
             Ok::<_, Infallible>(
                 handler
                     .gateway
-                    .handle(req, conn_info, &handler.client)
+                    .handle(req, conn_info, (&handler.client, &handler.conns))
                     .await,
             )
         }

@@ -23,6 +23,8 @@ pub struct Upstream {
     pub url: String,
     scheme: Scheme,
     authority: Authority,
+    /// `Host` of the requests sent to it.
+    host_header: http::HeaderValue,
     base_path: String,
     ready: AtomicBool,
     /// Milliseconds since the pool clock's start until which the instance is skipped.
@@ -44,10 +46,13 @@ impl Upstream {
         if uri.query().is_some() {
             return Err(format!("upstream {url:?} must not have a query"));
         }
+        let host_header = http::HeaderValue::from_str(authority.as_str())
+            .map_err(|e| format!("upstream {url:?}: {e}"))?;
         Ok(Self {
             url: url.to_owned(),
             scheme: Scheme::HTTP,
             authority,
+            host_header,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             ready: AtomicBool::new(true),
             ejected_until: AtomicU64::new(0),
@@ -56,6 +61,16 @@ impl Upstream {
 
     /// The upstream URI for a path (already stripped of the route prefix) and query.
     pub fn uri_for(&self, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
+        let origin = self.origin_form(path, query)?;
+        let mut parts = origin.into_parts();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        Ok(Uri::from_parts(parts)?)
+    }
+
+    /// The upstream request target (origin form) for a path (already stripped of the route
+    /// prefix) and query.
+    pub fn origin_form(&self, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
         let mut pq = String::with_capacity(self.base_path.len() + path.len() + 16);
         pq.push_str(&self.base_path);
         pq.push_str(path);
@@ -63,11 +78,15 @@ impl Upstream {
             pq.push('?');
             pq.push_str(q);
         }
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
+        Ok(Uri::from_maybe_shared(Bytes::from(pq))?)
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    pub fn host_header(&self) -> &http::HeaderValue {
+        &self.host_header
     }
 
     pub fn is_ready(&self) -> bool {

@@ -498,3 +498,56 @@ async fn upstream_connections_are_pooled() {
     gw.stop().await;
     server.abort();
 }
+
+#[tokio::test]
+async fn a_pooled_connection_the_service_closed_is_replaced() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An upstream that answers one request per connection and then closes it without saying
+    // so (no `Connection: close`), as a service whose keep-alive timeout just ran out; it
+    // reports each close.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let closed = closed_tx.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                drop(tcp);
+                let _ = closed.send(());
+            });
+        }
+    });
+    let mut c = config(vec![tansu_gateway::Route {
+        prefix: "/db".into(),
+        upstreams: vec![format!("http://{addr}")],
+    }]);
+    c.upstream.health_interval_ms = 600_000;
+    let gw = Gateway::start(c).await;
+    let client = gw.client();
+    for i in 0..10 {
+        let resp = client.get(gw.url("/db/x")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "request {i}");
+        assert_eq!(resp.text().await.unwrap(), "ok");
+        // The service has closed the connection the gateway keeps for reuse.
+        tokio::time::timeout(Duration::from_secs(5), closed_rx.recv())
+            .await
+            .expect("the upstream closes its connection")
+            .unwrap();
+    }
+    gw.stop().await;
+    server.abort();
+}

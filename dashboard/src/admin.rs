@@ -1505,9 +1505,7 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
     let verify_call = async {
         if !job.is_empty() {
             let path = format!("admin/security-events/verifications/{}", urlencode(job));
-            return Some(Check::Job(
-                api::call(&state, &s.access_token, Method::GET, &path, None).await,
-            ));
+            return Some(Check::Job(api::get(&state, &s.access_token, &path).await));
         }
         match &chain {
             Some((t, _)) if verify => Some(Check::Now(
@@ -1647,7 +1645,9 @@ enum Check {
 /// The filters a form carries back to the events page (`filters`, a query string), limited
 /// to the page's own parameters.
 fn kept_filters(fields: &HashMap<String, String>) -> String {
-    const KEYS: &[&str] = &["tenant", "type", "actor", "outcome", "from", "to", "sort", "order"];
+    const KEYS: &[&str] = &[
+        "tenant", "type", "actor", "outcome", "from", "to", "sort", "order",
+    ];
     let pairs: Vec<(String, String)> = fields
         .get("filters")
         .and_then(|f| serde_urlencoded::from_str(f).ok())
@@ -1665,7 +1665,10 @@ fn kept_filters(fields: &HashMap<String, String>) -> String {
 async fn verify_chain(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (s, fields) = posted!(state, headers, body);
     let tenant = fields.get("tenant").map_or("", |t| t.trim());
-    if s.tenant.as_ref().is_some_and(|own| !tenant.is_empty() && tenant != own) {
+    if s.tenant
+        .as_ref()
+        .is_some_and(|own| !tenant.is_empty() && tenant != own)
+    {
         return not_found(&state, &s, EVENTS.active);
     }
     let here = format!("{}?{}", state.url(EVENTS.active), kept_filters(&fields));

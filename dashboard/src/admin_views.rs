@@ -15,7 +15,7 @@ pub(crate) fn s(v: &Value, key: &str) -> String {
     }
 }
 
-fn list(v: &Value, key: &str) -> String {
+pub(crate) fn list(v: &Value, key: &str) -> String {
     v.get(key)
         .and_then(Value::as_array)
         .map(|a| {

@@ -131,24 +131,23 @@ fn int(v: &Value, key: &str) -> i64 {
     v.get(key).and_then(Value::as_i64).unwrap_or(0)
 }
 
-/// The platform-admin session of a keys page, or the response to send instead.
-fn platform_admin(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Session, Response> {
-    require_platform(state, headers, here, KEYS)
-}
-
 // ---------------------------------------------------------------- key rotation
 
-/// Where "Rotate now" lands: the rotation's progress page for the keys identity made pending.
-pub(crate) fn rotation_url(state: &AppState, rotated: &Value) -> String {
-    let kids: Vec<&str> = rotated
-        .get("pending")
+/// The `kid`s of the keys listed under `key` (identity's `pending`, a JWKS' `keys`).
+fn kids_of<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
+    v.get(key)
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter_map(|p| p.get("kid").and_then(Value::as_str))
+                .filter_map(|k| k.get("kid").and_then(Value::as_str))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Where "Rotate now" lands: the rotation's progress page for the keys identity made pending.
+pub(crate) fn rotation_url(state: &AppState, rotated: &Value) -> String {
+    let kids = kids_of(rotated, "pending");
     let q = serde_urlencoded::to_string([("kids", kids.join(","))]).unwrap_or_default();
     format!("{}?{q}", state.url("keys/rotation"))
 }
@@ -175,15 +174,7 @@ pub(crate) fn rotation_progress(
     kids: &[&str],
     now: i64,
 ) -> Vec<KeyProgress> {
-    let published: Vec<&str> = jwks
-        .get("keys")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|k| k.get("kid").and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default();
+    let published = kids_of(jwks, "keys");
     policy
         .get("keys")
         .and_then(Value::as_array)
@@ -227,7 +218,13 @@ fn key_stages(k: &KeyProgress) -> AnyView {
         } else {
             "todo"
         };
-        let mark = if done { "✓ " } else if active { "… " } else { "" };
+        let mark = if done {
+            "✓ "
+        } else if active {
+            "… "
+        } else {
+            ""
+        };
         view! { <li class=class>{format!("{mark}{title}")}</li> }
     };
     let waiting = !k.signing;
@@ -273,9 +270,9 @@ async fn rotation(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let s = match platform_admin(&state, &headers, "/keys/rotation") {
+    let s = match require_platform(&state, &headers, "/keys/rotation", KEYS) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let kids: Vec<&str> = query
         .get("kids")
@@ -287,8 +284,8 @@ async fn rotation(
         .take(16)
         .collect();
     let (policy, jwks) = tokio::join!(
-        api::call(&state, &s.access_token, Method::GET, "admin/keys/policies", None),
-        api::call(&state, &s.access_token, Method::GET, ".well-known/jwks", None),
+        api::get(&state, &s.access_token, "admin/keys/policies"),
+        api::get(&state, &s.access_token, ".well-known/jwks"),
     );
     let (policy, jwks) = match (policy, jwks) {
         (Ok(p), Ok(j)) => (p, j),
@@ -345,15 +342,7 @@ pub(crate) fn master_key_section(base: &str, mk: Result<&Value, String>) -> AnyV
         }
     };
     let state = text(mk, "state");
-    let previous = mk
-        .get("previous_key_ids")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
+    let previous = Some(crate::admin_views::list(mk, "previous_key_ids"))
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "none".into());
     let action = (state != "running").then(|| {
@@ -477,14 +466,17 @@ pub(crate) fn rewrap_progress(base: &str, mk: &Value) -> (AnyView, bool) {
 
 /// `GET /keys/master-key`: the re-wrap's state and progress; reloads itself while it runs.
 async fn master_key(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match platform_admin(&state, &headers, "/keys/master-key") {
+    let s = match require_platform(&state, &headers, "/keys/master-key", KEYS) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    match api::call(&state, &s.access_token, Method::GET, "admin/master-key", None).await {
+    match api::get(&state, &s.access_token, "admin/master-key").await {
         Ok(mk) => {
             let (content, running) = rewrap_progress(state.base(), &mk);
-            let content = (content, running.then(|| refreshing(1, "while the re-wrap runs")));
+            let content = (
+                content,
+                running.then(|| refreshing(1, "while the re-wrap runs")),
+            );
             render_refreshing(
                 &state,
                 &s,
@@ -499,9 +491,9 @@ async fn master_key(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 async fn rewrap_confirm(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match platform_admin(&state, &headers, "/keys/master-key/rewrap") {
+    let s = match require_platform(&state, &headers, "/keys/master-key/rewrap", KEYS) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let content = views::confirm(
         state.url("keys/master-key/rewrap"),
@@ -510,7 +502,13 @@ async fn rewrap_confirm(State(state): State<AppState>, headers: HeaderMap) -> Re
         "Re-wrap now",
         state.url("keys"),
     );
-    render(&state, &s, KEYS, "Re-wrap under the current master key", content)
+    render(
+        &state,
+        &s,
+        KEYS,
+        "Re-wrap under the current master key",
+        content,
+    )
 }
 
 /// `POST /keys/master-key/rewrap` (confirmed): starts identity's re-wrap, then its progress.
@@ -523,22 +521,33 @@ async fn start_rewrap(State(state): State<AppState>, headers: HeaderMap, body: B
         Some("keys/master-key/rewrap"),
     ) {
         Ok((s, _)) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    match api::call(
+    start(
         &state,
-        &s.access_token,
-        Method::POST,
+        &s,
         "admin/master-key/rewrap",
-        None,
+        "Master-key re-wrap",
+        |_| state.url("keys/master-key"),
     )
     .await
-    {
-        Ok(_) => {
-            tracing::info!(sub = %s.subject, "master-key re-wrap requested from the dashboard");
-            redirect(&state.url("keys/master-key"))
+}
+
+/// Starts a long operation of the keys section at identity (a POST to `path`) and answers 303
+/// to its progress page (`progress` of identity's answer); a failure is shown on the page.
+pub(crate) async fn start(
+    state: &AppState,
+    s: &Session,
+    path: &str,
+    title: &str,
+    progress: impl FnOnce(&Value) -> String,
+) -> Response {
+    match api::call(state, &s.access_token, Method::POST, path, None).await {
+        Ok(started) => {
+            tracing::info!(sub = %s.subject, operation = path, "long operation started from the dashboard");
+            redirect(&progress(&started))
         }
-        Err(e) => api_failed(&state, &s, KEYS, "Master-key re-wrap", e),
+        Err(e) => api_failed(state, s, KEYS, title, e),
     }
 }
 
@@ -569,7 +578,10 @@ mod tests {
         assert_eq!((k.left, k.lead), (6 * 3600, 24 * 3600));
         let page = html(key_stages(k));
         assert!(page.contains("✓ Published in the JWKS"), "{page}");
-        assert!(page.contains("Waiting for the lead time: 6 h 0 min left"), "{page}");
+        assert!(
+            page.contains("Waiting for the lead time: 6 h 0 min left"),
+            "{page}"
+        );
         assert!(
             page.contains(r#"value="64800" max="86400" aria-label="Lead time of key new elapsed""#),
             "{page}"
@@ -586,7 +598,10 @@ mod tests {
         assert!(keys[0].signing && keys[0].left == 0);
         assert!(rotation_progress(&policy, &jwks, &[], later).is_empty());
         let page = html(key_stages(&keys[0]));
-        assert!(!page.contains("<progress") && page.contains("✓ Signing"), "{page}");
+        assert!(
+            !page.contains("<progress") && page.contains("✓ Signing"),
+            "{page}"
+        );
         assert_eq!(duration_text(61), "1 min 1 s");
         assert_eq!(duration_text(-5), "0 s");
     }
@@ -607,7 +622,10 @@ mod tests {
             page.contains(r#"value="70" max="100" aria-label="Master-key re-wrap progress""#),
             "{page}"
         );
-        assert!(page.contains("70 of 100 rows re-wrapped; 30 remaining"), "{page}");
+        assert!(
+            page.contains("70 of 100 rows re-wrapped; 30 remaining"),
+            "{page}"
+        );
         let done = json!({"current_key_id": "mk-b", "previous_key_ids": [], "state": "done",
                           "remaining": 0, "remaining_by_table": {}, "last_run": null});
         let (content, running) = rewrap_progress("https://gw.test/dashboard/", &done);
@@ -616,6 +634,23 @@ mod tests {
         assert!(page.contains("Re-wrap done"), "{page}");
         let section = html(master_key_section("https://gw.test/dashboard/", Ok(&mk)));
         assert!(section.contains("mk-a") && section.contains("30 rows under a previous key"));
-        assert!(!section.contains("rewrap-now"), "no second start while it runs");
+        assert!(
+            !section.contains("rewrap-now"),
+            "no second start while it runs"
+        );
+    }
+
+    #[test]
+    fn a_running_verification_shows_events_checked() {
+        let job = json!({"id": "j", "tenant": "t1", "state": "running", "checked": 2000, "total": 250_000});
+        let page = html(crate::admin_views::verification_running("tenant t1", &job));
+        assert!(
+            page.contains(
+                r#"value="2000" max="250000" aria-label="Chain verification of tenant t1""#
+            ),
+            "{page}"
+        );
+        assert!(page.contains("2000 of 250000 events checked"), "{page}");
+        assert!(page.contains("reloads itself every 1 second"), "{page}");
     }
 }

@@ -97,7 +97,8 @@ pub const PLATFORM_ONLY: &[&str] = &["tenants", "clients", "keys"];
 
 fn doc(title: &str, body: AnyView, refresh: Option<u64>) -> String {
     let title = format!("{title} · Tansu dashboard");
-    let refresh = refresh.map(|secs| view! { <meta http-equiv="refresh" content=secs.to_string()/> });
+    let refresh =
+        refresh.map(|secs| view! { <meta http-equiv="refresh" content=secs.to_string()/> });
     let html = view! {
         <html lang="en">
             <head>

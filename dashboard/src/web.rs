@@ -402,10 +402,10 @@ pub(crate) fn require_platform(
     headers: &HeaderMap,
     here: &str,
     active: &str,
-) -> Result<Session, Response> {
-    let s = require(state, headers, here).map_err(|r| *r)?;
+) -> Result<Session, Box<Response>> {
+    let s = require(state, headers, here)?;
     if s.tenant.is_some() {
-        return Err(platform_page(state, &s, active));
+        return Err(Box::new(platform_page(state, &s, active)));
     }
     Ok(s)
 }
@@ -419,21 +419,21 @@ pub(crate) fn platform_form(
     body: &Bytes,
     active: &str,
     confirm_at: Option<&str>,
-) -> Result<(Session, HashMap<String, String>), Response> {
-    let (_, s, fields) = form(state, headers, body).map_err(|r| *r)?;
+) -> Result<(Session, HashMap<String, String>), Box<Response>> {
+    let (_, s, fields) = form(state, headers, body)?;
     if !s.is_admin() {
-        return Err(html(
+        return Err(Box::new(html(
             StatusCode::FORBIDDEN,
             views::no_access(state.base(), &s.csrf, &s.email),
-        ));
+        )));
     }
     if s.tenant.is_some() {
-        return Err(platform_page(state, &s, active));
+        return Err(Box::new(platform_page(state, &s, active)));
     }
     if let Some(page) = confirm_at
         && fields.get("confirm").map(String::as_str) != Some("yes")
     {
-        return Err(redirect(&state.url(page)));
+        return Err(Box::new(redirect(&state.url(page))));
     }
     Ok((s, fields))
 }
@@ -494,18 +494,21 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
 async fn keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let s = match require_platform(&state, &headers, "/keys", "keys") {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (policy, master_key) = tokio::join!(
-        api::call(&state, &s.access_token, Method::GET, "admin/keys/policies", None),
-        api::call(&state, &s.access_token, Method::GET, "admin/master-key", None),
+        api::get(&state, &s.access_token, "admin/keys/policies"),
+        api::get(&state, &s.access_token, "admin/master-key"),
     );
     match policy {
         Ok(policy) => {
             let master_key = master_key.map_err(|e| e.to_string());
             let content = leptos::prelude::IntoAny::into_any((
                 views::keys(state.base(), &policy),
-                crate::progress::master_key_section(state.base(), master_key.as_ref().map_err(String::clone)),
+                crate::progress::master_key_section(
+                    state.base(),
+                    master_key.as_ref().map_err(String::clone),
+                ),
             ));
             render(&state, &s, "keys", "Signing keys", content)
         }
@@ -516,7 +519,7 @@ async fn keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
 async fn rotate_confirm(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let s = match require_platform(&state, &headers, "/keys/rotate", "keys") {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let content = views::confirm(
         state.url("keys/rotate"),
@@ -531,23 +534,16 @@ async fn rotate_confirm(State(state): State<AppState>, headers: HeaderMap) -> Re
 async fn rotate_keys(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let s = match platform_form(&state, &headers, &body, "keys", Some("keys/rotate")) {
         Ok((s, _)) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    match api::call(
+    crate::progress::start(
         &state,
-        &s.access_token,
-        Method::POST,
+        &s,
         "admin/keys/rotate-now",
-        None,
+        "Signing keys",
+        |rotated| crate::progress::rotation_url(&state, rotated),
     )
     .await
-    {
-        Ok(rotated) => {
-            tracing::info!(sub = %s.subject, "signing key rotation requested from the dashboard");
-            redirect(&crate::progress::rotation_url(&state, &rotated))
-        }
-        Err(e) => api_failed(&state, &s, "keys", "Signing keys", e),
-    }
 }
 
 async fn clients(
@@ -557,7 +553,7 @@ async fn clients(
 ) -> Response {
     let s = match require_platform(&state, &headers, "/clients", "clients") {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let sort = match crate::admin::list_sort(&state, &s, "clients", &query, CLIENT_SORTS, false) {
         Ok(sort) => sort,
@@ -630,7 +626,7 @@ fn words(v: Option<&String>) -> Vec<String> {
 async fn create_client(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (s, fields) = match platform_form(&state, &headers, &body, "clients", None) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let name = fields
         .get("name")
@@ -723,7 +719,7 @@ async fn secret_confirm(
 ) -> Response {
     let s = match require_platform(&state, &headers, "/clients", "clients") {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let content = views::confirm(
         state.url(&format!("clients/{}/secret", views::urlencode(&client_id))),
@@ -746,7 +742,7 @@ async fn rotate_secret(
     let confirm_at = format!("clients/{}/secret", views::urlencode(&client_id));
     let s = match platform_form(&state, &headers, &body, "clients", Some(&confirm_at)) {
         Ok((s, _)) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let path = format!("admin/clients/{}/secret", views::urlencode(&client_id));
     match api::call(&state, &s.access_token, Method::POST, &path, None).await {

@@ -149,12 +149,7 @@ impl Verifications {
     }
 
     fn get(&self, id: &str) -> Option<Arc<Job>> {
-        self.jobs
-            .lock()
-            .ok()?
-            .iter()
-            .find(|j| j.id == id)
-            .cloned()
+        self.jobs.lock().ok()?.iter().find(|j| j.id == id).cloned()
     }
 }
 

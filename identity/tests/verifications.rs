@@ -49,10 +49,20 @@ async fn tamper_seq(store: &Store, tenant: &str, seq: i64) {
         "UPDATE security_events SET outcome = 'failure' WHERE tenant_id = $1 AND seq = $2";
     match store {
         Store::Sqlite(p) => {
-            sqlx::query(SQL).bind(tenant).bind(seq).execute(p).await.unwrap();
+            sqlx::query(SQL)
+                .bind(tenant)
+                .bind(seq)
+                .execute(p)
+                .await
+                .unwrap();
         }
         Store::Postgres(p) => {
-            sqlx::query(SQL).bind(tenant).bind(seq).execute(p).await.unwrap();
+            sqlx::query(SQL)
+                .bind(tenant)
+                .bind(seq)
+                .execute(p)
+                .await
+                .unwrap();
         }
     };
 }
@@ -156,7 +166,11 @@ async fn verification_jobs_report_progress_and_the_synchronous_result() {
         // A tampered event in the second page: the job names it as the synchronous walk does.
         tamper_seq(&id.state.store, &a, 1_500).await;
         let (_, started) = start(&id, &admin, Some(&a)).await;
-        assert_ne!(started["id"].as_str().unwrap(), job, "a finished job is not reused");
+        assert_ne!(
+            started["id"].as_str().unwrap(),
+            job,
+            "a finished job is not reused"
+        );
         let done = until_done(&id, &admin, started["id"].as_str().unwrap()).await;
         let sync = verify_now(&id, &admin, &a).await;
         assert_eq!(sync["ok"], false, "{sync}");
@@ -223,7 +237,10 @@ async fn verification_jobs_report_progress_and_the_synchronous_result() {
             "/admin/security-events/verifications/nope".to_owned(),
             "/admin/security-events/verifications/..%2F..%2Fkeys".to_owned(),
             format!("/admin/security-events/verifications/{}", "9".repeat(5000)),
-            format!("/admin/security-events/verifications/{}", uuid::Uuid::now_v7()),
+            format!(
+                "/admin/security-events/verifications/{}",
+                uuid::Uuid::now_v7()
+            ),
         ] {
             let resp = id
                 .http
@@ -263,9 +280,7 @@ async fn verification_jobs_report_progress_and_the_synchronous_result() {
         // and no bearer token is no access at all (RFC 6750), whatever cookie comes along.
         let resp = id
             .http
-            .post(id.url(&format!(
-                "/admin/security-events/verifications?tenant={b}"
-            )))
+            .post(id.url(&format!("/admin/security-events/verifications?tenant={b}")))
             .bearer_auth(&admin)
             .header("origin", "https://elsewhere.example")
             .send()
@@ -274,15 +289,16 @@ async fn verification_jobs_report_progress_and_the_synchronous_result() {
         assert_eq!(resp.status(), 202);
         let resp = id
             .http
-            .post(id.url(&format!(
-                "/admin/security-events/verifications?tenant={b}"
-            )))
+            .post(id.url(&format!("/admin/security-events/verifications?tenant={b}")))
             .header("cookie", "tansu_session=anything")
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 401);
-        assert!(resp.headers().contains_key(reqwest::header::WWW_AUTHENTICATE));
+        assert!(
+            resp.headers()
+                .contains_key(reqwest::header::WWW_AUTHENTICATE)
+        );
         let (status, _) = id
             .call(
                 Method::GET,

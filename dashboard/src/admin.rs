@@ -67,6 +67,10 @@ pub fn routes() -> Router<AppState> {
             get(provider_delete_confirm).post(delete_provider),
         )
         .route("/admin/security-events", get(events))
+        .route(
+            "/admin/security-events/verify",
+            axum::routing::post(verify_chain),
+        )
         .route("/admin/security-events/export.ndjson", get(export_ndjson))
         .route("/admin/security-events/export.csv", get(export_csv))
         .route("/settings", get(settings).post(save_settings))
@@ -1492,13 +1496,19 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
         sort.query(),
         after_param(q(&query, "after"))
     );
-    // Verifying walks the whole chain (its cost grows with the log): only on request.
+    // Verifying walks the whole chain (its cost grows with the log): only on request, as a
+    // background job at identity (`verification=<id>`: its progress), or at once (`verify=1`).
     let chain = chain_of(&s, &f.tenant);
     let verify = q(&query, "verify") == "1";
+    let job = q(&query, "verification");
     let list_call = api::call(&state, &s.access_token, Method::GET, &path, None);
     let verify_call = async {
+        if !job.is_empty() {
+            let path = format!("admin/security-events/verifications/{}", urlencode(job));
+            return Some(Check::Job(api::get(&state, &s.access_token, &path).await));
+        }
         match &chain {
-            Some((t, _)) if verify => Some(
+            Some((t, _)) if verify => Some(Check::Now(
                 api::call(
                     &state,
                     &s.access_token,
@@ -1507,7 +1517,7 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
                     None,
                 )
                 .await,
-            ),
+            )),
             _ => None,
         }
     };
@@ -1560,10 +1570,45 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
     let here = format!("{}?{keep_qs}", state.url(EVENTS.active));
     let first = format!("{here}&{}", sort.query());
     let next = next_after(&list).map(|n| format!("{first}{}", after_param(&n)));
-    let verify_view = match (chain, verified) {
-        (Some((_, what)), Some(Ok(v))) => v::chain_status(&what, Ok(&v)),
-        (Some((_, what)), Some(Err(e))) => v::chain_status(&what, Err(e.to_string())),
-        (Some((_, what)), None) => v::verify_link(&what, format!("{first}&verify=1")),
+    let verify_form = |what: &str| {
+        v::verify_link(
+            what,
+            state.url("admin/security-events/verify"),
+            &s.csrf,
+            &f.tenant,
+            &keep_qs,
+        )
+    };
+    let mut refresh = None;
+    let verify_view = match (&chain, verified) {
+        (_, Some(Check::Job(Ok(job)))) => {
+            let what = chain_of(&s, &field(&job, "tenant")).map_or_else(String::new, |(_, w)| w);
+            match field(&job, "state").as_str() {
+                "running" => {
+                    refresh = Some(1);
+                    v::verification_running(&what, &job)
+                }
+                "done" => v::chain_status(&what, Ok(job.get("result").unwrap_or(&Value::Null))),
+                _ => (
+                    v::chain_status(&what, Err(field(&job, "error"))),
+                    verify_form(&what),
+                )
+                    .into_any(),
+            }
+        }
+        (chain, Some(Check::Job(Err(ApiError::Status(404, _))))) => (
+            views::notice(
+                "error",
+                "That chain verification is not known (anymore): identity keeps recent verifications in memory, per replica. Start it again.".into(),
+            ),
+            chain.as_ref().map(|(_, what)| verify_form(what)),
+        )
+            .into_any(),
+        (Some((_, what)), Some(Check::Job(Err(e)) | Check::Now(Err(e)))) => {
+            v::chain_status(what, Err(e.to_string()))
+        }
+        (Some((_, what)), Some(Check::Now(Ok(v)))) => v::chain_status(what, Ok(&v)),
+        (Some((_, what)), None) => verify_form(what),
         (None, _) => views::notice(
             "",
             "Choose a tenant (or the platform) to verify its event chain.".into(),
@@ -1588,7 +1633,67 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, Query(query):
         ),
     )
         .into_any();
-    render(&state, &s, EVENTS.active, EVENTS.title, content)
+    crate::web::render_refreshing(&state, &s, EVENTS.active, EVENTS.title, content, refresh)
+}
+
+/// A chain verification the events page shows: a job's progress, or a synchronous answer.
+enum Check {
+    Job(Result<Value, ApiError>),
+    Now(Result<Value, ApiError>),
+}
+
+/// The filters a form carries back to the events page (`filters`, a query string), limited
+/// to the page's own parameters.
+fn kept_filters(fields: &HashMap<String, String>) -> String {
+    const KEYS: &[&str] = &[
+        "tenant", "type", "actor", "outcome", "from", "to", "sort", "order",
+    ];
+    let pairs: Vec<(String, String)> = fields
+        .get("filters")
+        .and_then(|f| serde_urlencoded::from_str(f).ok())
+        .unwrap_or_default();
+    let kept: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(k, v)| KEYS.contains(&k.as_str()) && v.len() <= 200)
+        .collect();
+    serde_urlencoded::to_string(&kept).unwrap_or_default()
+}
+
+/// `POST /admin/security-events/verify`: starts identity's verification job of the chosen
+/// chain (the tenant admin's own; the platform admin's choice), then shows its progress on
+/// the events page (`verification=<id>`), which reloads itself until the job is done.
+async fn verify_chain(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (s, fields) = posted!(state, headers, body);
+    let tenant = fields.get("tenant").map_or("", |t| t.trim());
+    if s.tenant
+        .as_ref()
+        .is_some_and(|own| !tenant.is_empty() && tenant != own)
+    {
+        return not_found(&state, &s, EVENTS.active);
+    }
+    let here = format!("{}?{}", state.url(EVENTS.active), kept_filters(&fields));
+    let Some((chain, _)) = chain_of(&s, tenant) else {
+        return redirect(&here);
+    };
+    let path = format!(
+        "admin/security-events/verifications?tenant={}",
+        urlencode(&chain)
+    );
+    match api::call(&state, &s.access_token, Method::POST, &path, None).await {
+        Ok(job) => {
+            let id = urlencode(&field(&job, "id"));
+            redirect(&format!("{here}&verification={id}"))
+        }
+        Err(ApiError::Status(429, detail)) => page_with(
+            &state,
+            &s,
+            EVENTS.active,
+            EVENTS.title,
+            views::notice("error", format!("Not started: {detail}")),
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+        Err(e) => failed(&state, &s, EVENTS.active, EVENTS.title, e),
+    }
 }
 
 /// Up to 10,000 events of the filter as identity's NDJSON (the dashboard's own limit per file).

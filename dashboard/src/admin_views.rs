@@ -15,7 +15,7 @@ pub(crate) fn s(v: &Value, key: &str) -> String {
     }
 }
 
-fn list(v: &Value, key: &str) -> String {
+pub(crate) fn list(v: &Value, key: &str) -> String {
     v.get(key)
         .and_then(Value::as_array)
         .map(|a| {
@@ -587,11 +587,38 @@ pub fn key_rotation_heading() -> AnyView {
     view! { <h2>"Signing key rotation"</h2> }.into_any()
 }
 
-/// Chain verification on request (it reads the whole chain): a link to the page verifying it.
-pub fn verify_link(what: &str, href: String) -> AnyView {
+/// Chain verification on request (it reads the whole chain): a form starting identity's
+/// verification job; the events page (with `filters`, a query string) then shows its progress.
+pub fn verify_link(what: &str, action: String, csrf: &str, tenant: &str, filters: &str) -> AnyView {
     view! {
         <div class="notice" id="chain-status">{format!("Event chain of {what}: not verified yet. ")}
-            <a class="button secondary" id="verify-chain" href=href>"Verify the chain"</a></div>
+            <form class="inline" method="post" action=action>
+                {hidden("csrf", csrf)}
+                {hidden("tenant", tenant)}
+                {hidden("filters", filters)}
+                <button class="secondary" type="submit" id="verify-chain">"Verify the chain"</button>
+            </form>
+        </div>
+    }
+    .into_any()
+}
+
+/// A running verification job: events checked of the chain's events when it started.
+pub fn verification_running(what: &str, job: &Value) -> AnyView {
+    let n = |k: &str| job.get(k).and_then(Value::as_i64).unwrap_or(0);
+    let (checked, total) = (n("checked"), n("total"));
+    view! {
+        <div class="notice" id="chain-status">
+            {format!("Verifying the event chain of {what}…")}
+            {crate::progress::bar(
+                "chain-progress",
+                format!("Chain verification of {what}"),
+                checked,
+                total,
+                format!("{checked} of {total} events checked"),
+            )}
+            {crate::progress::refreshing(1, "until the verification is done")}
+        </div>
     }
     .into_any()
 }

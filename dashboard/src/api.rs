@@ -69,6 +69,11 @@ pub async fn call(
     Ok(value)
 }
 
+/// A GET of identity's admin API ([`call`] without a body).
+pub async fn get(state: &AppState, token: &str, path: &str) -> Result<Value, ApiError> {
+    call(state, token, Method::GET, path, None).await
+}
+
 /// A GET whose answer is text (NDJSON exports), with the same error mapping as [`call`].
 pub async fn call_text(state: &AppState, token: &str, path: &str) -> Result<String, ApiError> {
     let url = format!("{}{}", state.config.issuer, path.trim_start_matches('/'));

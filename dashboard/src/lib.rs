@@ -14,6 +14,7 @@ mod admin;
 mod admin_views;
 mod api;
 mod oidc;
+mod progress;
 mod session;
 mod views;
 mod web;

@@ -63,6 +63,12 @@ dl.detail dt{font-weight:600}dl.detail dd{margin:0;overflow-wrap:anywhere}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:1rem}
 .chart-box svg{display:block;width:100%;height:auto}
 .nowrap{white-space:nowrap}
+.progress{margin:.5rem 0}
+progress{display:block;width:100%;max-width:520px;height:1.1rem;accent-color:#1f5fbf}
+ol.stages{list-style:none;padding:0;margin:.4rem 0}
+ol.stages li{padding:.3rem .6rem;margin:.25rem 0;border-left:4px solid #c5ced9;color:#5b6776}
+ol.stages li.done{border-color:#2f855a;color:#14532d}
+ol.stages li.active{border-color:#b7791f;background:#fdf8e8;color:#1b2430;font-weight:600}
 @media (max-width:760px){
  .wrap{flex-direction:column}
  nav.side{flex:none;border-right:0;border-bottom:1px solid #dde3ea;display:flex;flex-wrap:wrap;gap:.25rem;padding:.5rem}
@@ -81,19 +87,25 @@ pub struct Frame<'a> {
     pub csrf: &'a str,
     /// A platform admin (else a tenant admin: no platform-only sections in the navigation).
     pub platform: bool,
+    /// Reload the page after this many seconds (a long operation's progress page while the
+    /// operation runs; `<meta http-equiv="refresh">`, so no script is needed).
+    pub refresh: Option<u64>,
 }
 
 /// Sections only platform admins use.
 pub const PLATFORM_ONLY: &[&str] = &["tenants", "clients", "keys"];
 
-fn doc(title: &str, body: AnyView) -> String {
+fn doc(title: &str, body: AnyView, refresh: Option<u64>) -> String {
     let title = format!("{title} · Tansu dashboard");
+    let refresh =
+        refresh.map(|secs| view! { <meta http-equiv="refresh" content=secs.to_string()/> });
     let html = view! {
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="referrer" content="no-referrer"/>
+                {refresh}
                 <title>{title}</title>
                 <style inner_html=CSS></style>
             </head>
@@ -133,7 +145,7 @@ pub fn page(frame: &Frame<'_>, title: &str, content: AnyView) -> String {
             </main>
         </div>
     };
-    doc(title, body.into_any())
+    doc(title, body.into_any(), frame.refresh)
 }
 
 /// A page outside the signed-in frame (no access, signed out, errors).
@@ -148,7 +160,7 @@ pub fn bare(title: &str, message: &str, link: Option<(String, &str)>) -> String 
             <div class="card"><p>{message.to_owned()}</p>{link}</div>
         </main>
     };
-    doc(title, body.into_any())
+    doc(title, body.into_any(), None)
 }
 
 /// The "no access" page for signed-in users without an admin role (with a sign-out form).
@@ -169,7 +181,7 @@ pub fn no_access(base: &str, csrf: &str, email: &str) -> String {
             </div>
         </main>
     };
-    doc("No access", body.into_any())
+    doc("No access", body.into_any(), None)
 }
 
 pub fn notice(kind: &'static str, text: String) -> AnyView {

@@ -33,6 +33,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/logout", post(logout))
         .route("/signed-out", get(signed_out))
         .merge(crate::admin::routes())
+        .merge(crate::progress::routes())
         .with_state(state)
 }
 
@@ -184,6 +185,7 @@ fn frame<'a>(state: &'a AppState, s: &'a Session, active: &'a str) -> Frame<'a> 
         ),
         csrf: &s.csrf,
         platform: s.tenant.is_none(),
+        refresh: None,
     }
 }
 
@@ -194,10 +196,23 @@ pub(crate) fn render(
     title: &str,
     content: AnyView,
 ) -> Response {
-    html(
-        StatusCode::OK,
-        views::page(&frame(state, s, active), title, content),
-    )
+    render_refreshing(state, s, active, title, content, None)
+}
+
+/// [`render`], reloading itself after `refresh` seconds (a progress page while it runs).
+pub(crate) fn render_refreshing(
+    state: &AppState,
+    s: &Session,
+    active: &str,
+    title: &str,
+    content: AnyView,
+    refresh: Option<u64>,
+) -> Response {
+    let frame = Frame {
+        refresh,
+        ..frame(state, s, active)
+    };
+    html(StatusCode::OK, views::page(&frame, title, content))
 }
 
 /// An admin API failure: an expired token signs the user in again; anything else is shown.
@@ -380,6 +395,49 @@ fn platform_page(state: &AppState, s: &Session, active: &str) -> Response {
     r
 }
 
+/// The signed-in platform admin of a platform page (`active` in the navigation), or the
+/// response to send instead (sign-in, no access, or the 403 page for tenant admins).
+pub(crate) fn require_platform(
+    state: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+    active: &str,
+) -> Result<Session, Box<Response>> {
+    let s = require(state, headers, here)?;
+    if s.tenant.is_some() {
+        return Err(Box::new(platform_page(state, &s, active)));
+    }
+    Ok(s)
+}
+
+/// A platform admin's CSRF-checked form on a platform page; with `confirm_at`, a confirmed
+/// one (`confirm=yes`; else the redirect to that confirmation page). `Err` is the response to
+/// send instead.
+pub(crate) fn platform_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    active: &str,
+    confirm_at: Option<&str>,
+) -> Result<(Session, HashMap<String, String>), Box<Response>> {
+    let (_, s, fields) = form(state, headers, body)?;
+    if !s.is_admin() {
+        return Err(Box::new(html(
+            StatusCode::FORBIDDEN,
+            views::no_access(state.base(), &s.csrf, &s.email),
+        )));
+    }
+    if s.tenant.is_some() {
+        return Err(Box::new(platform_page(state, &s, active)));
+    }
+    if let Some(page) = confirm_at
+        && fields.get("confirm").map(String::as_str) != Some("yes")
+    {
+        return Err(Box::new(redirect(&state.url(page))));
+    }
+    Ok((s, fields))
+}
+
 async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let s = match require(&state, &headers, "/") {
         Ok(s) => s,
@@ -434,41 +492,35 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
 }
 
 async fn keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers, "/keys") {
+    let s = match require_platform(&state, &headers, "/keys", "keys") {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if s.tenant.is_some() {
-        return platform_page(&state, &s, "keys");
-    }
-    match api::call(
-        &state,
-        &s.access_token,
-        Method::GET,
-        "admin/keys/policies",
-        None,
-    )
-    .await
-    {
-        Ok(policy) => render(
-            &state,
-            &s,
-            "keys",
-            "Signing keys",
-            views::keys(state.base(), &policy),
-        ),
+    let (policy, master_key) = tokio::join!(
+        api::get(&state, &s.access_token, "admin/keys/policies"),
+        api::get(&state, &s.access_token, "admin/master-key"),
+    );
+    match policy {
+        Ok(policy) => {
+            let master_key = master_key.map_err(|e| e.to_string());
+            let content = leptos::prelude::IntoAny::into_any((
+                views::keys(state.base(), &policy),
+                crate::progress::master_key_section(
+                    state.base(),
+                    master_key.as_ref().map_err(String::clone),
+                ),
+            ));
+            render(&state, &s, "keys", "Signing keys", content)
+        }
         Err(e) => api_failed(&state, &s, "keys", "Signing keys", e),
     }
 }
 
 async fn rotate_confirm(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers, "/keys/rotate") {
+    let s = match require_platform(&state, &headers, "/keys/rotate", "keys") {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if s.tenant.is_some() {
-        return platform_page(&state, &s, "keys");
-    }
     let content = views::confirm(
         state.url("keys/rotate"),
         &s.csrf,
@@ -480,69 +532,18 @@ async fn rotate_confirm(State(state): State<AppState>, headers: HeaderMap) -> Re
 }
 
 async fn rotate_keys(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (_, s, fields) = match form(&state, &headers, &body) {
-        Ok(x) => x,
+    let s = match platform_form(&state, &headers, &body, "keys", Some("keys/rotate")) {
+        Ok((s, _)) => s,
         Err(r) => return *r,
     };
-    if !s.is_admin() {
-        return html(
-            StatusCode::FORBIDDEN,
-            views::no_access(state.base(), &s.csrf, &s.email),
-        );
-    }
-    if s.tenant.is_some() {
-        return platform_page(&state, &s, "keys");
-    }
-    if fields.get("confirm").map(String::as_str) != Some("yes") {
-        return redirect(&state.url("keys/rotate"));
-    }
-    let result = api::call(
+    crate::progress::start(
         &state,
-        &s.access_token,
-        Method::POST,
+        &s,
         "admin/keys/rotate-now",
-        None,
+        "Signing keys",
+        |rotated| crate::progress::rotation_url(&state, rotated),
     )
-    .await;
-    let policy = api::call(
-        &state,
-        &s.access_token,
-        Method::GET,
-        "admin/keys/policies",
-        None,
-    )
-    .await;
-    match (result, policy) {
-        (Ok(r), Ok(policy)) => {
-            let pending = r
-                .get("pending")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .map(|p| {
-                            format!(
-                                "{} ({}) signs from {}",
-                                p.get("kid").and_then(Value::as_str).unwrap_or(""),
-                                p.get("alg").and_then(Value::as_str).unwrap_or(""),
-                                p.get("signs_from").and_then(Value::as_str).unwrap_or("")
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
-            tracing::info!(sub = %s.subject, "signing key rotation requested from the dashboard");
-            let content = leptos::prelude::IntoAny::into_any((
-                views::notice(
-                    "success",
-                    format!("Rotation scheduled. New keys: {pending}"),
-                ),
-                views::keys(state.base(), &policy),
-            ));
-            render(&state, &s, "keys", "Signing keys", content)
-        }
-        (Err(e), _) | (_, Err(e)) => api_failed(&state, &s, "keys", "Signing keys", e),
-    }
+    .await
 }
 
 async fn clients(
@@ -550,13 +551,10 @@ async fn clients(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let s = match require(&state, &headers, "/clients") {
+    let s = match require_platform(&state, &headers, "/clients", "clients") {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if s.tenant.is_some() {
-        return platform_page(&state, &s, "clients");
-    }
     let sort = match crate::admin::list_sort(&state, &s, "clients", &query, CLIENT_SORTS, false) {
         Ok(sort) => sort,
         Err(r) => return r,
@@ -626,19 +624,10 @@ fn words(v: Option<&String>) -> Vec<String> {
 }
 
 async fn create_client(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (_, s, fields) = match form(&state, &headers, &body) {
+    let (s, fields) = match platform_form(&state, &headers, &body, "clients", None) {
         Ok(x) => x,
         Err(r) => return *r,
     };
-    if !s.is_admin() {
-        return html(
-            StatusCode::FORBIDDEN,
-            views::no_access(state.base(), &s.csrf, &s.email),
-        );
-    }
-    if s.tenant.is_some() {
-        return platform_page(&state, &s, "clients");
-    }
     let name = fields
         .get("name")
         .map(|n| n.trim().to_owned())
@@ -728,13 +717,10 @@ async fn secret_confirm(
     headers: HeaderMap,
     Path(client_id): Path<String>,
 ) -> Response {
-    let s = match require(&state, &headers, "/clients") {
+    let s = match require_platform(&state, &headers, "/clients", "clients") {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if s.tenant.is_some() {
-        return platform_page(&state, &s, "clients");
-    }
     let content = views::confirm(
         state.url(&format!("clients/{}/secret", views::urlencode(&client_id))),
         &s.csrf,
@@ -753,22 +739,11 @@ async fn rotate_secret(
     Path(client_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (_, s, fields) = match form(&state, &headers, &body) {
-        Ok(x) => x,
+    let confirm_at = format!("clients/{}/secret", views::urlencode(&client_id));
+    let s = match platform_form(&state, &headers, &body, "clients", Some(&confirm_at)) {
+        Ok((s, _)) => s,
         Err(r) => return *r,
     };
-    if !s.is_admin() {
-        return html(
-            StatusCode::FORBIDDEN,
-            views::no_access(state.base(), &s.csrf, &s.email),
-        );
-    }
-    if s.tenant.is_some() {
-        return platform_page(&state, &s, "clients");
-    }
-    if fields.get("confirm").map(String::as_str) != Some("yes") {
-        return redirect(&state.url(&format!("clients/{}/secret", views::urlencode(&client_id))));
-    }
     let path = format!("admin/clients/{}/secret", views::urlencode(&client_id));
     match api::call(&state, &s.access_token, Method::POST, &path, None).await {
         Ok(v) => match v.get("client_secret").and_then(Value::as_str) {

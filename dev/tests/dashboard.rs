@@ -51,6 +51,7 @@ const TENANT_PAGES: &[(&str, &str)] = &[
 const FORMS: &[&str] = &[
     "logout",
     "keys/rotate",
+    "keys/master-key/rewrap",
     "clients",
     "clients/tansu-dashboard/secret",
     "tenants",
@@ -65,6 +66,7 @@ const FORMS: &[&str] = &[
     "admin/providers/x/test",
     "admin/providers/x/status",
     "admin/providers/x/delete",
+    "admin/security-events/verify",
     "settings",
     "secrets",
     "secrets/x/revoke",
@@ -380,6 +382,36 @@ fn rows(body: &str, class: &str) -> usize {
     body.matches(&format!("<tr class=\"{class}\"")).count()
 }
 
+/// A long operation's progress page reloads itself only while the operation runs.
+fn refreshes(body: &str) -> bool {
+    body.contains(r#"http-equiv="refresh""#)
+}
+
+/// Follows a progress page (bounded polling, as a browser reloading it would) until it shows
+/// `done`; while it does not, it must show progress and reload itself.
+async fn until_shown(b: &mut Browser, url: &str, done: &str) -> Page {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = b.get(url).await;
+        assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.body);
+        if r.body.contains(done) {
+            assert!(!refreshes(&r.body), "done: no more reloads: {}", r.body);
+            return r;
+        }
+        assert!(
+            refreshes(&r.body) && r.body.contains("<progress"),
+            "{}",
+            r.body
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} never showed {done:?}: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     let dir = tempfile::tempdir().unwrap();
@@ -475,8 +507,92 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
             &[("csrf", &csrf), ("confirm", "yes")],
         )
         .await;
+    // The rotation runs for the lead time: its progress page shows the new keys' stages.
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        r.location
+            .starts_with(&format!("{base}keys/rotation?kids=")),
+        "{}",
+        r.location
+    );
+    let (_, policy) = api
+        .call(reqwest::Method::GET, "admin/keys/policies", None)
+        .await;
+    let pending: Vec<String> = policy["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["state"] == "next")
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!pending.is_empty(), "{policy}");
+    let r = b.get(&r.location).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("Rotation scheduled"), "{}", r.body);
+    for kid in &pending {
+        assert!(r.body.contains(kid.as_str()), "{kid}: {}", r.body);
+    }
+    assert!(r.body.contains("✓ Published in the JWKS"), "{}", r.body);
+    assert!(r.body.contains("Waiting for the lead time"), "{}", r.body);
+    assert!(
+        r.body.contains(r#"aria-label="Lead time of key"#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("<progress"), "{}", r.body);
+    assert!(refreshes(&r.body), "it reloads itself while the keys wait");
+
+    // The master key: the platform admin sees its ids and re-wrap state on the keys page.
+    let (status, master_key) = api
+        .call(reqwest::Method::GET, "admin/master-key", None)
+        .await;
+    assert_eq!(status, 200, "{master_key}");
+    let r = b.get(&format!("{base}keys")).await;
+    assert!(r.body.contains(r#"id="master-key""#), "{}", r.body);
+    assert!(
+        r.body
+            .contains(master_key["current_key_id"].as_str().unwrap()),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains(r#"id="rewrap-state" class="badge ok">done<"#),
+        "{}",
+        r.body
+    );
+    // "Re-wrap now": the confirmation, the start, the progress page (nothing left here).
+    let r = b.get(&format!("{base}keys/master-key/rewrap")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Re-wrap every row"), "{}", r.body);
+    let r = b
+        .post(&format!("{base}keys/master-key/rewrap"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "unconfirmed: back to the question"
+    );
+    assert!(
+        r.location.ends_with("keys/master-key/rewrap"),
+        "{}",
+        r.location
+    );
+    let r = b
+        .post(
+            &format!("{base}keys/master-key/rewrap"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location, format!("{base}keys/master-key"));
+    let r = until_shown(&mut b, &r.location, "Re-wrap done").await;
+    assert!(
+        r.body
+            .contains(r#"id="rewrap-state" class="badge ok">done<"#),
+        "{}",
+        r.body
+    );
     let keys_after = b
         .get(&format!("{base}keys"))
         .await
@@ -1095,6 +1211,56 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
     assert!(r.body.starts_with("id,time,tenant_id"), "{}", r.body);
     assert_eq!(r.body.lines().count(), 1 + 3, "{}", r.body);
 
+    // "Verify the chain" starts a verification job at identity; the events page follows its
+    // progress (reloading itself while it runs) to the result, with the filters kept.
+    let r = b
+        .tenant_form(
+            &format!("{base}admin/security-events/verify"),
+            &csrf,
+            &one,
+            &[("filters", &format!("tenant={one}&type=user.change&evil=1"))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let prefix = format!("{base}admin/security-events?tenant={one}&type=user.change&verification=");
+    assert!(r.location.starts_with(&prefix), "{}", r.location);
+    let platform_job = r.location[prefix.len()..].to_owned();
+    let (_, sync) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("admin/security-events/verify?tenant={one}"),
+            None,
+        )
+        .await;
+    let verified = until_shown(
+        &mut b,
+        &r.location,
+        &format!(
+            "Event chain of tenant {one}: intact ({} events checked).",
+            sync["checked"]
+        ),
+    )
+    .await;
+    assert!(rows(&verified.body, "event") >= 4, "{}", verified.body);
+    // An unknown job: said so, with the form to start again; never a 500.
+    let r = b
+        .get(&format!(
+            "{base}admin/security-events?tenant={one}&verification=no-such-job"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("is not known"), "{}", r.body);
+    assert!(r.body.contains(r#"id="verify-chain""#), "{}", r.body);
+    // Without a chosen chain nothing starts.
+    let r = b
+        .post(
+            &format!("{base}admin/security-events/verify"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(!r.location.contains("verification="), "{}", r.location);
+
     // The same in a real browser, with screenshots.
     in_chromium(&stack, &one).await;
 
@@ -1136,6 +1302,76 @@ async fn admin_signs_in_uses_every_page_and_forms_need_csrf() {
         "{}",
         r.body
     );
+    // The owner's own verification job, followed to its result; another tenant's chain and
+    // the platform admin's job are out of reach.
+    let r = owner
+        .post(
+            &format!("{base}admin/security-events/verify"),
+            &[("csrf", &owner_csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location.contains("verification="), "{}", r.location);
+    until_shown(
+        &mut owner,
+        &r.location,
+        "Event chain of your tenant: intact",
+    )
+    .await;
+    let r = owner
+        .tenant_form(
+            &format!("{base}admin/security-events/verify"),
+            &owner_csrf,
+            &two,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    // The platform admin's job of the owner's tenant is theirs to see; another tenant's is not.
+    let r = owner
+        .get(&format!(
+            "{base}admin/security-events?verification={platform_job}"
+        ))
+        .await;
+    assert!(
+        r.body.contains("Event chain of your tenant: intact"),
+        "{}",
+        r.body
+    );
+    let (status, other_job) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("admin/security-events/verifications?tenant={two}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{other_job}");
+    let r = owner
+        .get(&format!(
+            "{base}admin/security-events?verification={}",
+            other_job["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(r.body.contains("is not known"), "{}", r.body);
+    assert!(
+        !r.body.contains("intact") && !r.body.contains(&two),
+        "{}",
+        r.body
+    );
+    // No master key, rotation or re-wrap for tenant admins: not shown, and 403.
+    for path in ["keys/master-key", "keys/master-key/rewrap", "keys/rotation"] {
+        let r = owner.get(&format!("{base}{path}")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "/{path}");
+        assert!(!r.body.contains("master-key\""), "/{path}");
+    }
+    let r = owner
+        .post(
+            &format!("{base}keys/master-key/rewrap"),
+            &[("csrf", &owner_csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!owner.get(&base).await.body.contains("Master key"));
     // The owner edits their own tenant's policy.
     let r = owner.get(&format!("{base}settings")).await;
     assert!(r.body.contains("Save policy"), "{}", r.body);
@@ -1439,7 +1675,33 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
     c.eval(&tab, "document.getElementById('confirm').click(); true")
         .await;
     c.wait_text(&tab, "Rotation scheduled").await;
+    // The rotation's progress page: the new key's stages and the lead time left.
+    c.wait_for(&tab, &format!("{base}keys/rotation?kids="))
+        .await;
+    c.wait_text(&tab, "Waiting for the lead time").await;
+    let progress = c
+        .eval(
+            &tab,
+            "[...document.querySelectorAll('progress')].every(p => p.getAttribute('aria-label')) \
+             && document.querySelectorAll('ol.stages li.done').length > 0",
+        )
+        .await;
+    assert_eq!(progress, json!(true), "labelled progress, a stage done");
     c.screenshot(&tab, &out.join("keys-rotated.png")).await;
+
+    // The master key: its section, "Re-wrap now", the confirmation, the progress page.
+    c.goto(&tab, &format!("{base}keys")).await;
+    c.wait_text(&tab, "Master key").await;
+    c.eval(&tab, "document.getElementById('rewrap-now').click(); true")
+        .await;
+    c.wait_text(&tab, "Re-wrap every row").await;
+    c.screenshot(&tab, &out.join("keys-master-key-confirm.png"))
+        .await;
+    c.eval(&tab, "document.getElementById('confirm').click(); true")
+        .await;
+    c.wait_for(&tab, &format!("{base}keys/master-key")).await;
+    c.wait_text(&tab, "Re-wrap done").await;
+    c.screenshot(&tab, &out.join("keys-master-key.png")).await;
 
     // Change a policy.
     c.goto(&tab, &format!("{base}settings?tenant={browser_shop}"))
@@ -1504,7 +1766,14 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
         "document.getElementById('verify-chain').click(); true",
     )
     .await;
+    // A verification job at identity; the page follows it to the result.
+    c.wait_for(
+        &tab,
+        &format!("{base}admin/security-events?tenant=platform&type=keys.rotate&verification="),
+    )
+    .await;
     c.wait_text(&tab, "intact").await;
+    c.wait_text(&tab, "events checked").await;
     c.eval(
         &tab,
         "document.querySelector('tr.event details').open = true; true",
@@ -1533,6 +1802,17 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
             "admin/security-events".to_owned(),
             "Export CSV",
             "security-events-phone",
+        ),
+        ("keys".to_owned(), "Master key", "keys-phone"),
+        (
+            "keys/rotation".to_owned(),
+            "Waiting for the lead time",
+            "keys-rotation-phone",
+        ),
+        (
+            "keys/master-key".to_owned(),
+            "Re-wrap done",
+            "master-key-phone",
         ),
     ] {
         c.goto(&tab, &format!("{base}{path}")).await;
@@ -1628,6 +1908,14 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
         .await;
     c.goto(&tab, &format!("{base}tenants")).await;
     c.wait_text(&tab, "Platform administrators only").await;
+    c.goto(&tab, &format!("{base}keys/master-key")).await;
+    c.wait_text(&tab, "Platform administrators only").await;
+    let shown = c
+        .eval(&tab, "document.body.innerText.includes('Re-wrap')")
+        .await;
+    assert_eq!(shown, json!(false), "no master key for a tenant admin");
+    c.screenshot(&tab, &out.join("tenant-admin-master-key.png"))
+        .await;
     assert!(!shop_one.is_empty());
     c.stop().await;
 }

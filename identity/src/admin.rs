@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/keys/policies", get(key_policies))
         .merge(crate::admin_tenants::router())
         .merge(crate::events::router())
+        .merge(crate::verifications::router())
         .merge(crate::vault::router())
         .merge(crate::providers::router())
         .merge(crate::master_keys::router())

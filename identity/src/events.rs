@@ -344,41 +344,44 @@ async fn export(
 }
 
 #[derive(Debug, Deserialize)]
-struct VerifyQuery {
-    tenant: Option<String>,
+pub(crate) struct VerifyQuery {
+    pub tenant: Option<String>,
 }
 
-/// Walks a tenant's chain (`tenant` = id or `platform`; tenant admins: their own) and names
-/// the first event whose link does not hold.
-async fn verify(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(q): Query<VerifyQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
-    let tenant_id = match (&caller, q.tenant.as_deref()) {
-        (Caller::Platform(_), Some("platform")) => String::new(),
-        (Caller::Platform(_), Some(t)) => t.to_owned(),
+/// The chain a caller may verify: `tenant` = a tenant id or `platform` (platform admins must
+/// name one); tenant admins only their own (another: 404). `""` is the platform's chain.
+pub(crate) fn chain_tenant(caller: &Caller, tenant: Option<&str>) -> Result<String, Problem> {
+    match (caller, tenant) {
+        (Caller::Platform(_), Some("platform")) => Ok(String::new()),
+        (Caller::Platform(_), Some(t)) => Ok(t.to_owned()),
         (Caller::Platform(_), None) => {
-            return Err(Problem::bad_request("tenant: a tenant id or `platform`"));
+            Err(Problem::bad_request("tenant: a tenant id or `platform`"))
         }
-        (Caller::TenantAdmin { tid, .. }, None) => tid.clone(),
-        (Caller::TenantAdmin { tid, .. }, Some(t)) if t == tid => tid.clone(),
-        (Caller::TenantAdmin { .. }, Some(_)) => return Err(Problem::not_found()),
-    };
+        (Caller::TenantAdmin { tid, .. }, None) => Ok(tid.clone()),
+        (Caller::TenantAdmin { tid, .. }, Some(t)) if t == tid => Ok(tid.clone()),
+        (Caller::TenantAdmin { .. }, Some(_)) => Err(Problem::not_found()),
+    }
+}
+
+/// Events read per page while walking a chain.
+pub(crate) const CHAIN_PAGE: i64 = 1000;
+
+/// Walks a tenant's chain (`""`: the platform's) from its anchor and names the first event
+/// whose link does not hold; `on_page` hears the number of events checked so far after each
+/// page. The answer of `GET /admin/security-events/verify`.
+pub(crate) async fn walk_chain(
+    store: &crate::store::Store,
+    tenant_id: &str,
+    mut on_page: impl FnMut(i64),
+) -> anyhow::Result<serde_json::Value> {
     // After a retention purge the chain starts at its anchor (the last purged link).
-    let (anchor_seq, mut prev_hash) = state
-        .store
-        .event_anchor(&tenant_id)
-        .await
-        .map_err(|e| store_failed(&e))?;
+    let (anchor_seq, mut prev_hash) = store.event_anchor(tenant_id).await?;
     let mut expected_seq = anchor_seq + 1;
     let mut checked: i64 = 0;
     loop {
-        let page = state
-            .store
-            .chain_page(&tenant_id, expected_seq - 1, 1000)
-            .await
-            .map_err(|e| store_failed(&e))?;
+        let page = store
+            .chain_page(tenant_id, expected_seq - 1, CHAIN_PAGE)
+            .await?;
         if page.is_empty() {
             break;
         }
@@ -393,23 +396,39 @@ async fn verify(
                 None
             };
             if let Some(reason) = reason {
-                return Ok(Json(serde_json::json!({
+                return Ok(serde_json::json!({
                     "ok": false,
                     "checked": checked,
                     "first_broken": { "id": e.id, "seq": e.seq, "reason": reason },
-                })));
+                }));
             }
             prev_hash = e.hash.clone();
             expected_seq += 1;
             checked += 1;
         }
+        on_page(checked);
     }
-    Ok(Json(serde_json::json!({
+    Ok(serde_json::json!({
         "ok": true,
         "checked": checked,
         "first_broken": null,
         "starts_after_seq": anchor_seq,
-    })))
+    }))
+}
+
+/// Walks a tenant's chain (`tenant` = id or `platform`; tenant admins: their own) and names
+/// the first event whose link does not hold, in one request; a long chain is better verified
+/// as a background job with progress ([`crate::verifications`]).
+async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let tenant_id = chain_tenant(&caller, q.tenant.as_deref())?;
+    walk_chain(&state.store, &tenant_id, |_| {})
+        .await
+        .map(Json)
+        .map_err(|e| store_failed(&format!("{e:#}")))
 }
 
 /// Most events one ingest request may carry.

@@ -41,6 +41,7 @@ pub mod tenant_directory;
 pub mod tenants;
 pub mod userinfo;
 pub mod vault;
+pub mod verifications;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub rewrap: Arc<master_keys::RewrapTracker>,
     /// Tokens issued, counted in memory and flushed per hour (see [`stats`]).
     pub stats: Arc<stats::TokenCounter>,
+    /// This process's chain-verification jobs (see [`verifications`]).
+    pub verifications: Arc<verifications::Verifications>,
 }
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
@@ -120,6 +123,7 @@ impl AppState {
             ))),
             rewrap: Arc::default(),
             stats: Arc::default(),
+            verifications: Arc::default(),
         };
         let mut provisioning_secret = state.config.provisioning_client_secret.clone();
         if state.config.dev_mode {

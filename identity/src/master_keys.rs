@@ -136,6 +136,8 @@ pub async fn ensure_known(store: &Store, keys: &MasterKeys) -> anyhow::Result<()
 pub struct RewrapRun {
     pub started_at: i64,
     pub finished_at: Option<i64>,
+    /// Rows under a previous key when the run started: with `rewrapped`, the run's progress.
+    pub total_at_start: u64,
     /// Rows moved under the current key.
     pub rewrapped: u64,
     /// Rows that could not be opened (they stay as they are; the run reports failure).
@@ -267,6 +269,7 @@ async fn rewrap_claimed(
     .await;
     let mut run = RewrapRun {
         started_at: now_ms(),
+        total_at_start: u64::try_from(total).unwrap_or(0),
         ..RewrapRun::default()
     };
     state.rewrap.set_last(run.clone());

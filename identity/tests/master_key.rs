@@ -243,6 +243,8 @@ async fn rotation_keeps_everything_readable_and_the_old_key_can_go() {
         .await;
         assert_eq!(done["remaining"], 0, "{done}");
         assert_eq!(done["last_run"]["rewrapped"], rows, "{done}");
+        // The run's size when it started: the dashboard shows rewrapped / total_at_start.
+        assert_eq!(done["last_run"]["total_at_start"], rows, "{done}");
         assert_eq!(done["last_run"]["failed"], 0, "{done}");
         assert_eq!(done["last_run"]["complete"], true, "{done}");
         let after = key_ids(&id.state.store).await;

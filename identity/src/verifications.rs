@@ -1,0 +1,284 @@
+//! Security-event chain verification as a background job with progress (issue #8: long
+//! operations show progress).
+//!
+//! `GET /admin/security-events/verify` walks a whole chain in one request (about 1.5 s per
+//! 250,000 events); `POST /admin/security-events/verifications?tenant=…` starts the same walk
+//! ([`crate::events::walk_chain`]) in the background and answers 202 with a `Location` to
+//! `GET /admin/security-events/verifications/{id}`, which reports `state` (`running`, `done`,
+//! `failed`), `checked` (events verified so far, updated after each page of the chain),
+//! `total` (the events the chain held when the job started) and, when done, `result` — the
+//! synchronous endpoint's answer.
+//!
+//! Jobs live in this process's memory: the newest [`KEPT`] are kept (the oldest are dropped),
+//! at most [`MAX_RUNNING`] run at once, and a second request for a chain whose verification
+//! is still running here gets that job instead of a new one. With several replicas, a job is
+//! visible only on the replica that runs it. Who may start or read a job: the same callers as
+//! for the synchronous endpoint — platform admins for any chain, tenant admins for their own
+//! tenant's only (another tenant's job answers 404, as an unknown id does).
+#![allow(clippy::result_large_err)]
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tansu_shared::Problem;
+
+use crate::AppState;
+use crate::admin::store_failed;
+use crate::admin_tenants::Caller;
+use crate::clients::rfc3339;
+use crate::events::{VerifyQuery, chain_tenant, walk_chain};
+use crate::store::{new_id, now_ms};
+
+/// Jobs kept in memory (running or finished); beyond them the oldest is dropped.
+pub const KEPT: usize = 64;
+/// Jobs running at once in this process, at most (beyond: 429).
+pub const MAX_RUNNING: usize = 4;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/security-events/verifications", post(start))
+        .route("/admin/security-events/verifications/{id}", get(status))
+}
+
+/// How a job ended.
+#[derive(Debug, Clone)]
+enum Finished {
+    Done(Value),
+    Failed(&'static str),
+}
+
+/// One verification of one chain.
+#[derive(Debug)]
+pub struct Job {
+    id: String,
+    /// `""`: the platform's chain.
+    tenant_id: String,
+    started_at: i64,
+    checked: AtomicI64,
+    total: i64,
+    finished: Mutex<Option<(i64, Finished)>>,
+}
+
+impl Job {
+    fn finished(&self) -> Option<(i64, Finished)> {
+        self.finished.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn finish(&self, outcome: Finished) {
+        if let Ok(mut g) = self.finished.lock() {
+            *g = Some((now_ms(), outcome));
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.finished().is_none()
+    }
+
+    /// The job as the API shows it.
+    fn view(&self) -> Value {
+        let finished = self.finished();
+        let checked = match &finished {
+            Some((_, Finished::Done(r))) => r.get("checked").and_then(Value::as_i64),
+            _ => None,
+        }
+        .unwrap_or_else(|| self.checked.load(Ordering::Acquire));
+        let (state, result, error) = match finished.as_ref().map(|(_, f)| f) {
+            None => ("running", Value::Null, Value::Null),
+            Some(Finished::Done(r)) => ("done", r.clone(), Value::Null),
+            Some(Finished::Failed(e)) => ("failed", Value::Null, json!(e)),
+        };
+        json!({
+            "id": self.id,
+            "tenant": if self.tenant_id.is_empty() { "platform" } else { self.tenant_id.as_str() },
+            "state": state,
+            "checked": checked,
+            // Events appended while the job runs are checked too: total never shows less.
+            "total": self.total.max(checked),
+            "started_at": rfc3339(self.started_at),
+            "finished_at": finished.map(|(at, _)| rfc3339(at)),
+            "result": result,
+            "error": error,
+        })
+    }
+}
+
+/// This process's verification jobs, newest last.
+#[derive(Debug, Default)]
+pub struct Verifications {
+    jobs: Mutex<VecDeque<Arc<Job>>>,
+}
+
+/// Why a job was not started.
+enum Refused {
+    Busy,
+}
+
+impl Verifications {
+    /// The running job of the chain, or a new one (not started yet: `true`).
+    fn claim(&self, tenant_id: &str, total: i64) -> Result<(Arc<Job>, bool), Refused> {
+        let mut jobs = self.jobs.lock().map_err(|_| Refused::Busy)?;
+        if let Some(job) = jobs
+            .iter()
+            .find(|j| j.tenant_id == tenant_id && j.running())
+        {
+            return Ok((job.clone(), false));
+        }
+        if jobs.iter().filter(|j| j.running()).count() >= MAX_RUNNING {
+            return Err(Refused::Busy);
+        }
+        while jobs.len() >= KEPT {
+            jobs.pop_front();
+        }
+        let job = Arc::new(Job {
+            id: new_id(),
+            tenant_id: tenant_id.to_owned(),
+            started_at: now_ms(),
+            checked: AtomicI64::new(0),
+            total,
+            finished: Mutex::new(None),
+        });
+        jobs.push_back(job.clone());
+        Ok((job, true))
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Job>> {
+        self.jobs.lock().ok()?.iter().find(|j| j.id == id).cloned()
+    }
+}
+
+/// Walks the job's chain, publishing progress after each page.
+async fn run(state: AppState, job: Arc<Job>) {
+    let outcome = walk_chain(&state.store, &job.tenant_id, |checked| {
+        job.checked.store(checked, Ordering::Release);
+    })
+    .await;
+    job.finish(match outcome {
+        Ok(result) => Finished::Done(result),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), job = %job.id, "chain verification failed");
+            Finished::Failed("reading the chain failed")
+        }
+    });
+}
+
+fn location(state: &AppState, job: &Job) -> String {
+    format!(
+        "{}admin/security-events/verifications/{}",
+        state.config.issuer, job.id
+    )
+}
+
+/// `POST /admin/security-events/verifications?tenant=<id|platform>` → 202 with the job and
+/// its `Location` (the running job of that chain, if there is one).
+async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, Problem> {
+    let tenant_id = chain_tenant(&caller, q.tenant.as_deref())?;
+    if !tenant_id.is_empty()
+        && state
+            .store
+            .tenant_by_id(&tenant_id)
+            .await
+            .map_err(|e| store_failed(&e))?
+            .is_none()
+    {
+        return Err(Problem::not_found());
+    }
+    // The events the chain holds now: its last sequence number past its anchor.
+    let (anchor, _) = state
+        .store
+        .event_anchor(&tenant_id)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let (last, _) = state
+        .store
+        .last_event_link(&tenant_id)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let (job, new) = state
+        .verifications
+        .claim(&tenant_id, (last - anchor).max(0))
+        .map_err(|Refused::Busy| {
+            Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-verifications",
+                "Too many verifications running",
+            )
+            .with_detail(format!(
+                "at most {MAX_RUNNING} chain verifications run at once; try again shortly"
+            ))
+        })?;
+    if new {
+        tracing::info!(job = %job.id, tenant = %tenant_id, by = caller.subject(), "chain verification started");
+        tokio::spawn(run(state.clone(), job.clone()));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location(&state, &job))],
+        Json(job.view()),
+    )
+        .into_response())
+}
+
+/// `GET /admin/security-events/verifications/{id}`: the job's state and progress.
+async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let job = state
+        .verifications
+        .get(&id)
+        .ok_or_else(Problem::not_found)?;
+    let visible = match &caller {
+        Caller::Platform(_) => true,
+        Caller::TenantAdmin { tid, .. } => *tid == job.tenant_id,
+    };
+    if !visible {
+        return Err(Problem::not_found());
+    }
+    Ok(Json(job.view()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_bounded_and_one_runs_per_chain() {
+        let v = Verifications::default();
+        let (a, new) = v.claim("t1", 10).ok().unwrap();
+        assert!(new);
+        let (again, new) = v.claim("t1", 10).ok().unwrap();
+        assert!(!new, "the running job of the chain is reused");
+        assert_eq!(again.id, a.id);
+        for t in ["t2", "t3", "t4"] {
+            assert!(v.claim(t, 1).is_ok());
+        }
+        assert!(v.claim("t5", 1).is_err(), "at most {MAX_RUNNING} run");
+        a.finish(Finished::Done(json!({"ok": true, "checked": 10})));
+        assert_eq!(a.view()["state"], "done");
+        assert_eq!(a.view()["checked"], 10);
+        let (b, new) = v.claim("t1", 3).ok().unwrap();
+        assert!(new && b.id != a.id, "a finished job is not reused");
+        for (i, job) in v.jobs.lock().unwrap().iter().enumerate() {
+            job.finish(Finished::Failed("x"));
+            assert_eq!(job.view()["state"], "failed", "{i}");
+        }
+        for i in 0..KEPT {
+            let (job, _) = v.claim(&format!("x{i}"), 0).ok().unwrap();
+            job.finish(Finished::Done(json!({"ok": true, "checked": 0})));
+        }
+        assert_eq!(v.jobs.lock().unwrap().len(), KEPT);
+        assert!(v.get(&a.id).is_none(), "the oldest are dropped");
+    }
+}

@@ -109,6 +109,10 @@ impl TrustedProxies {
 /// Removes the hop-by-hop headers, including every header the `Connection` header names.
 /// With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay (WebSocket pass-through).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none: one pass over the names (no hashing) settles that.
+    if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -135,6 +139,23 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     } else {
         headers.remove(header::UPGRADE);
     }
+}
+
+/// The hop-by-hop headers of RFC 9110 §7.6.1 (and the pre-standard `Keep-Alive`,
+/// `Proxy-Connection`) — a header the `Connection` header names is only one when that is present.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::PROXY_AUTHORIZATION,
+        &header::PROXY_AUTHENTICATE,
+        &header::UPGRADE,
+    ]
+    .contains(&name)
 }
 
 /// Whether an HTTP/1.1 request asks to switch protocols (WebSocket).
@@ -177,7 +198,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, conn: Connection, host: Option<&st
     } else {
         (None, None, None, None)
     };
-    for name in [
+    let ours = [
         &X_FORWARDED_FOR,
         &X_FORWARDED_PROTO,
         &X_FORWARDED_HOST,
@@ -185,12 +206,17 @@ pub fn set_forwarded(headers: &mut HeaderMap, conn: Connection, host: Option<&st
         &X_FORWARDED_PREFIX,
         &X_REAL_IP,
         &FORWARDED,
-    ] {
-        headers.remove(name);
+    ];
+    // Usually the client sent none of them: one pass over the names instead of seven lookups.
+    if headers.keys().any(|k| ours.contains(&k)) {
+        for name in ours {
+            headers.remove(name);
+        }
     }
+    let peer_text = peer_ip.to_string();
     let xff = match prior_xff {
-        Some(p) => format!("{p}, {peer_ip}"),
-        None => peer_ip.to_string(),
+        Some(p) => format!("{p}, {peer_text}"),
+        None => peer_text.clone(),
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
@@ -211,13 +237,22 @@ pub fn set_forwarded(headers: &mut HeaderMap, conn: Connection, host: Option<&st
         }
         (None, None) => {}
     }
-    let for_node = match peer_ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut element = format!("for={for_node};proto={}", conn.proto);
+    let mut element = String::with_capacity(64);
+    element.push_str("for=");
+    match peer_ip {
+        IpAddr::V4(_) => element.push_str(&peer_text),
+        IpAddr::V6(_) => {
+            element.push_str("\"[");
+            element.push_str(&peer_text);
+            element.push_str("]\"");
+        }
+    }
+    element.push_str(";proto=");
+    element.push_str(conn.proto);
     if let Some(h) = host {
-        element.push_str(&format!(";host=\"{h}\""));
+        element.push_str(";host=\"");
+        element.push_str(h);
+        element.push('"');
     }
     let fwd = match prior_fwd {
         Some(p) => format!("{p}, {element}"),

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
-use tansu_shared::auth::Audience;
 use tansu_shared::config::Secret;
 use tansu_shared::testing::TestDatabase;
-use tansu_shared::testing::issuer::{TestIssuer, TestKey, now, rsa_key, sign};
+use tansu_shared::testing::http::SendOk;
+use tansu_shared::testing::issuer::{TestIssuer, TestKey, rsa_key, sign};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -159,13 +159,9 @@ impl Env {
 
     /// A signed access token for `tenant` (None: a platform token without `tid`).
     pub fn token(&self, tenant: Option<Uuid>, scope: &str) -> String {
-        let mut c = self.issuer.claims();
-        c.tid = tenant.map(|t| t.to_string());
-        c.scope = scope.into();
-        c.aud = Audience::One("tansu.db".into());
-        c.jti = Uuid::now_v7().to_string();
-        c.exp = now() + 600;
-        sign(&self.key, &c)
+        let tenant = tenant.map(|t| t.to_string());
+        let claims = self.issuer.claims_for("tansu.db", tenant.as_deref(), scope);
+        sign(&self.key, &claims)
     }
 
     pub fn platform(&self) -> String {
@@ -213,7 +209,7 @@ impl Env {
         if let Some(b) = body {
             r = r.json(b);
         }
-        r.send().await.unwrap()
+        r.send_ok().await
     }
 
     pub async fn get(&self, tenant: Uuid, path: &str) -> Response {
@@ -261,9 +257,8 @@ impl Env {
                 &self.platform(),
                 None,
             )
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert!(
             resp.status().is_success(),
             "{}: provision {}",

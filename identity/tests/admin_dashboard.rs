@@ -74,9 +74,7 @@ async fn activity_per_hour_is_scoped_like_the_events() {
             id.access_token(&cid, &secret, Some("db.read")).await;
         }
 
-        let (status, all) = id
-            .call(Method::GET, "/admin/stats/activity?hours=24", &admin, None)
-            .await;
+        let (status, all) = id.get_as("/admin/stats/activity?hours=24", &admin).await;
         assert_eq!(status, 200, "{all}");
         let buckets = all["buckets"].as_array().unwrap();
         assert_eq!(buckets.len(), 24);
@@ -87,48 +85,29 @@ async fn activity_per_hour_is_scoped_like_the_events() {
         assert!(tokens >= 5, "{all}");
 
         let (_, of_a) = id
-            .call(
-                Method::GET,
-                &format!("/admin/stats/activity?tenant={}", t.a),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/stats/activity?tenant={}", t.a), &admin)
             .await;
         assert_eq!(totals(&of_a), (1, 0, 3), "{of_a}");
         // Reading again flushes nothing twice.
         let (_, again) = id
-            .call(
-                Method::GET,
-                &format!("/admin/stats/activity?tenant={}", t.a),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/stats/activity?tenant={}", t.a), &admin)
             .await;
         assert_eq!(totals(&again), (1, 0, 3));
         let (_, of_b) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/stats/activity?tenant={}&hours=1", t.b),
                 &admin,
-                None,
             )
             .await;
         assert_eq!(of_b["buckets"].as_array().unwrap().len(), 1);
         // The failure is on the platform chain (the account is unknown when it fails).
         let (_, platform) = id
-            .call(
-                Method::GET,
-                "/admin/stats/activity?tenant=platform",
-                &admin,
-                None,
-            )
+            .get_as("/admin/stats/activity?tenant=platform", &admin)
             .await;
         assert_eq!(totals(&platform).1, 1, "{platform}");
 
         // Alice sees her tenant only.
-        let (status, own) = id
-            .call(Method::GET, "/admin/stats/activity", &t.alice, None)
-            .await;
+        let (status, own) = id.get_as("/admin/stats/activity", &t.alice).await;
         assert_eq!(status, 200);
         assert_eq!(totals(&own), (1, 0, 3), "{own}");
         assert_eq!(own["tenant"], t.a.as_str());
@@ -136,23 +115,16 @@ async fn activity_per_hour_is_scoped_like_the_events() {
             format!("/admin/stats/activity?tenant={}", t.b),
             "/admin/stats/activity?tenant=platform".to_owned(),
         ] {
-            let (status, v) = id.call(Method::GET, &path, &t.alice, None).await;
+            let (status, v) = id.get_as(&path, &t.alice).await;
             assert_eq!(status, 404, "{path}: {v}");
         }
         for bad in ["hours=0", "hours=169", "hours=x"] {
             let (status, v) = id
-                .call(
-                    Method::GET,
-                    &format!("/admin/stats/activity?{bad}"),
-                    &admin,
-                    None,
-                )
+                .get_as(&format!("/admin/stats/activity?{bad}"), &admin)
                 .await;
             assert_eq!(status, 400, "{bad}: {v}");
         }
-        let (status, _) = id
-            .call(Method::GET, "/admin/stats/activity", "garbage", None)
-            .await;
+        let (status, _) = id.get_as("/admin/stats/activity", "garbage").await;
         assert_eq!(status, 401);
 
         id.stop().await;
@@ -170,7 +142,7 @@ async fn walk(id: &Instance, token: &str, path: &str) -> Vec<Value> {
             Some(a) => format!("{path}&limit=2&after={}", form_encode(a)),
             None => format!("{path}&limit=2"),
         };
-        let (status, v) = id.call(Method::GET, &url, token, None).await;
+        let (status, v) = id.get_as(&url, token).await;
         assert_eq!(status, 200, "{url}: {v}");
         out.extend(v["items"].as_array().unwrap().iter().cloned());
         match v["next_after"].as_str() {
@@ -242,9 +214,7 @@ async fn lists_sort_on_the_server_with_cursors() {
             "order=sideways",
             "sort=name&after=garbage",
         ] {
-            let (status, v) = id
-                .call(Method::GET, &format!("/admin/tenants?{bad}"), &admin, None)
-                .await;
+            let (status, v) = id.get_as(&format!("/admin/tenants?{bad}"), &admin).await;
             assert_eq!(status, 400, "{bad}: {v}");
             assert_eq!(v["status"], 400);
         }
@@ -291,9 +261,7 @@ async fn lists_sort_on_the_server_with_cursors() {
             column(&by_name, "name"),
             ["alice", "bob", "carol", "dave", "erin", "zed"]
         );
-        let (status, _) = id
-            .call(Method::GET, &users("sort=password_hash"), &admin, None)
-            .await;
+        let (status, _) = id.get_as(&users("sort=password_hash"), &admin).await;
         assert_eq!(status, 400);
 
         // Events of the tenant: oldest first by default, newest first on request.
@@ -305,7 +273,7 @@ async fn lists_sort_on_the_server_with_cursors() {
         newest.reverse();
         assert_eq!(oldest, newest);
         for bad in ["sort=type", "order=newest"] {
-            let (status, _) = id.call(Method::GET, &events(bad), &admin, None).await;
+            let (status, _) = id.get_as(&events(bad), &admin).await;
             assert_eq!(status, 400, "{bad}");
         }
 
@@ -336,14 +304,12 @@ async fn tenant_admins_edit_their_own_policy_only() {
         assert_eq!(v["status"], "active");
         // The change is recorded in A's event chain, by Alice.
         let (_, ev) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!(
                     "/admin/security-events?tenant={}&type=tenant.change&order=desc&limit=1",
                     t.a
                 ),
                 &admin,
-                None,
             )
             .await;
         assert!(
@@ -363,14 +329,7 @@ async fn tenant_admins_edit_their_own_policy_only() {
             )
             .await;
         assert_eq!(status, 404, "{v}");
-        let (_, b) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{}", t.b),
-                &admin,
-                None,
-            )
-            .await;
+        let (_, b) = id.get_as(&format!("/admin/tenants/{}", t.b), &admin).await;
         assert_eq!(b["policy"]["password_min_length"], 12);
         // Status, name and slug stay the platform's; a bad policy is a 422.
         for body in [
@@ -428,14 +387,7 @@ async fn tenant_admins_edit_their_own_policy_only() {
             )
             .await;
         assert_eq!(status, 403);
-        let (_, a) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{}", t.a),
-                &admin,
-                None,
-            )
-            .await;
+        let (_, a) = id.get_as(&format!("/admin/tenants/{}", t.a), &admin).await;
         assert_eq!(a["policy"]["password_min_length"], 16);
         assert_eq!(a["name"], "Shop shop-a");
 

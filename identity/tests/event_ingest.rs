@@ -9,9 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use reqwest::Method;
 use serde_json::{Value, json};
-use tansu_identity::store::Store;
 use tansu_shared::events::{EventReporting, ReportedEvent};
 
 const SUITE: &str = "identity security-event ingest";
@@ -40,7 +38,7 @@ async fn ingest(id: &Instance, token: Option<&str>, body: Vec<u8>) -> (u16, Stri
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.unwrap();
+    let resp = req.send_ok().await;
     let status = resp.status().as_u16();
     let www = resp
         .headers()
@@ -68,11 +66,9 @@ fn event(kind: &str, tenant: Option<&str>) -> Value {
 
 async fn events_of_type(id: &Instance, admin: &str, kind: &str) -> Vec<Value> {
     let (status, v) = id
-        .call(
-            Method::GET,
+        .get_as(
             &format!("/admin/security-events?type={kind}&limit=1000"),
             admin,
-            None,
         )
         .await;
     assert_eq!(status, 200, "{v}");
@@ -140,11 +136,9 @@ async fn ingest_is_authenticated_idempotent_and_validated() {
             assert_eq!(e["actor"], "anonymous");
         }
         let (_, v) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/security-events/verify?tenant={tenant}"),
                 &admin,
-                None,
             )
             .await;
         assert_eq!(v["ok"], true, "{v}");
@@ -267,11 +261,9 @@ async fn reporter_delivers_what_was_queued_during_an_outage() {
         let mut after = String::new();
         loop {
             let (status, v) = id
-                .call(
-                    Method::GET,
+                .get_as(
                     &format!("/admin/security-events?type=access.denied&limit=1000&after={after}"),
                     &admin,
-                    None,
                 )
                 .await;
             assert_eq!(status, 200);
@@ -290,12 +282,7 @@ async fn reporter_delivers_what_was_queued_during_an_outage() {
         assert_eq!(seen.len(), 1200);
         assert_eq!(seen.last(), Some(&1199));
         let (_, v) = id
-            .call(
-                Method::GET,
-                "/admin/security-events/verify?tenant=platform",
-                &admin,
-                None,
-            )
+            .get_as("/admin/security-events/verify?tenant=platform", &admin)
             .await;
         assert_eq!(v["ok"], true, "{v}");
         id.stop().await;
@@ -330,11 +317,9 @@ async fn retention_purges_old_events_and_the_chain_still_verifies() {
         };
         assert_eq!(ingest(&id, Some(&token), batch(10)).await.0, 202);
         let verify = async || {
-            id.call(
-                Method::GET,
+            id.get_as(
                 &format!("/admin/security-events/verify?tenant={tenant}"),
                 &admin,
-                None,
             )
             .await
             .1
@@ -379,23 +364,14 @@ async fn retention_purges_old_events_and_the_chain_still_verifies() {
 
         // Tampering with a remaining event is still found at that event.
         let (_, page) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/security-events?tenant={tenant}&limit=10"),
                 &admin,
-                None,
             )
             .await;
         let victim = page["items"][2]["id"].as_str().unwrap().to_owned();
         const SQL: &str = "UPDATE security_events SET ip = '198.51.100.1' WHERE id = $1";
-        match &id.state.store {
-            Store::Sqlite(p) => {
-                sqlx::query(SQL).bind(&victim).execute(p).await.unwrap();
-            }
-            Store::Postgres(p) => {
-                sqlx::query(SQL).bind(&victim).execute(p).await.unwrap();
-            }
-        };
+        raw_exec(&id.state.store, SQL, &[&victim]).await;
         let v = verify().await;
         assert_eq!(v["ok"], false, "{v}");
         assert_eq!(v["first_broken"]["id"], json!(victim));

@@ -127,11 +127,9 @@ impl Sealed {
         let admin = id.admin_token().await;
         id.state.verify_access_token(&admin, None).unwrap();
         let (status, v) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/tenants/{}/secrets/db-url", self.tenant),
                 &admin,
-                None,
             )
             .await;
         assert_eq!(status, 200, "{v}");
@@ -162,12 +160,7 @@ impl Sealed {
 
 async fn status(id: &Instance) -> serde_json::Value {
     let (status, v) = id
-        .call(
-            Method::GET,
-            "/admin/master-key",
-            &id.admin_token().await,
-            None,
-        )
+        .get_as("/admin/master-key", &id.admin_token().await)
         .await;
     assert_eq!(status, 200, "{v}");
     v
@@ -226,9 +219,8 @@ async fn rotation_keeps_everything_readable_and_the_old_key_can_go() {
             .http
             .post(id.url("/admin/master-key/rewrap"))
             .bearer_auth(id.admin_token().await)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 202);
         assert!(
             resp.headers()[reqwest::header::LOCATION]
@@ -250,11 +242,9 @@ async fn rotation_keeps_everything_readable_and_the_old_key_can_go() {
         assert_eq!(after.iter().map(|(_, _, n)| n).sum::<i64>(), rows);
         // Start and finish are security events of the platform chain.
         let (st, ev) = id
-            .call(
-                Method::GET,
+            .get_as(
                 "/admin/security-events?tenant=platform&type=master_key.rewrap",
                 &id.admin_token().await,
-                None,
             )
             .await;
         assert_eq!(st, 200, "{ev}");
@@ -273,9 +263,8 @@ async fn rotation_keeps_everything_readable_and_the_old_key_can_go() {
             .http
             .post(id.url("/admin/master-key/rewrap"))
             .bearer_auth(id.admin_token().await)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 202);
         assert_eq!(status(&id).await["state"], "done");
         id.stop().await;
@@ -427,12 +416,7 @@ async fn interrupted_rewrap_resumes_and_replicas_rewrap_once() {
         let admin = id.admin_token().await;
         for (tid, slug) in &tenants {
             let (status, v) = id
-                .call(
-                    Method::GET,
-                    &format!("/admin/tenants/{tid}/secrets/s"),
-                    &admin,
-                    None,
-                )
+                .get_as(&format!("/admin/tenants/{tid}/secrets/s"), &admin)
                 .await;
             assert_eq!((status, v["value"].as_str()), (200, Some(*slug)), "{v}");
         }

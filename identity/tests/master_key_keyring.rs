@@ -95,9 +95,7 @@ async fn master_key_from_the_os_keyring() {
         // A restart reads the same key back from the keyring: the secret still opens.
         let id = Instance::start(&db, "", keyring).await;
         assert_eq!(id.state.keys.master().id(), key.id());
-        let (status, v) = id
-            .call(Method::GET, &path, &id.admin_token().await, None)
-            .await;
+        let (status, v) = id.get_as(&path, &id.admin_token().await).await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["value"], "kept in the keyring");
         id.stop().await;

@@ -19,11 +19,9 @@ fn amr(tokens: &serde_json::Value) -> Vec<String> {
 /// The events of a type for a tenant, through the admin API.
 async fn events_of(id: &Instance, tid: &str, kind: &str) -> Vec<serde_json::Value> {
     let (status, v) = id
-        .call(
-            Method::GET,
+        .get_as(
             &format!("/admin/security-events?tenant={tid}&type={kind}"),
             &id.admin_token().await,
-            None,
         )
         .await;
     assert_eq!(status, 200, "{v}");
@@ -305,9 +303,8 @@ async fn enrol_verify_replay_recovery_and_reset() {
                 ("email", email),
                 ("password", USER_PASSWORD),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 303);
 
         id.stop().await;

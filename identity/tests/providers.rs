@@ -9,37 +9,10 @@ use axum::routing::get;
 use common::*;
 use reqwest::Method;
 use serde_json::json;
-use tansu_identity::store::Store;
 use tansu_shared::testing::TestServer;
 
 const SUITE: &str = "identity providers";
 const SECRET: &str = "provider-client-secret-that-must-never-leak-0815";
-
-async fn raw_secrets(store: &Store) -> Vec<Vec<u8>> {
-    const SQL: &str =
-        "SELECT client_secret AS b FROM external_providers WHERE client_secret IS NOT NULL";
-    use sqlx::Row;
-    match store {
-        Store::Sqlite(p) => sqlx::query(SQL)
-            .fetch_all(p)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<Vec<u8>, _>("b"))
-            .collect(),
-        Store::Postgres(p) => sqlx::query(SQL)
-            .fetch_all(p)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<Vec<u8>, _>("b"))
-            .collect(),
-    }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
 
 /// A tenant admin's access token (role `Admin` in `slug`, scope `admin.tenant`).
 async fn tenant_admin_token(id: &Instance, tid: &str, slug: &str, email: &str) -> String {
@@ -91,9 +64,16 @@ async fn provider_admin_api_secret_and_isolation() {
         assert_eq!(p["scopes"], json!(["openid", "email"]));
         assert!(!p.to_string().contains(SECRET));
         assert!(p.get("client_secret").is_none());
-        let raw = raw_secrets(&id.state.store).await;
+        let raw = raw_bytes(
+            &id.state.store,
+            "SELECT client_secret FROM external_providers WHERE client_secret IS NOT NULL",
+        )
+        .await;
         assert_eq!(raw.len(), 1);
-        assert!(!contains(&raw[0], SECRET.as_bytes()), "stored in plaintext");
+        assert!(
+            !contains_bytes(&raw[0], SECRET.as_bytes()),
+            "stored in plaintext"
+        );
 
         // Validation and conflicts: 4xx problems, never 500.
         for bad in [
@@ -125,9 +105,8 @@ async fn provider_admin_api_secret_and_isolation() {
             .bearer_auth(&admin)
             .header("content-type", "application/json")
             .body("{not json")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 400);
         assert_eq!(
             resp.headers()["content-type"],
@@ -149,13 +128,11 @@ async fn provider_admin_api_secret_and_isolation() {
         let pb = pb["id"].as_str().unwrap().to_owned();
 
         // List, get, patch, disable, enable.
-        let (status, list) = id.call(Method::GET, &base_a, &admin, None).await;
+        let (status, list) = id.get_as(&base_a, &admin).await;
         assert_eq!(status, 200);
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
         assert!(!list.to_string().contains(SECRET));
-        let (status, got) = id
-            .call(Method::GET, &format!("{base_a}/{pa}"), &admin, None)
-            .await;
+        let (status, got) = id.get_as(&format!("{base_a}/{pa}"), &admin).await;
         assert_eq!(status, 200);
         assert_eq!(got["name"], "Corporate SSO");
         let (status, upd) = id
@@ -215,7 +192,7 @@ async fn provider_admin_api_secret_and_isolation() {
         let ta = tenant_admin_token(&id, &a, "prov-a", "owner@prov-a.example").await;
         let claims = jwt_claims(&ta);
         assert_eq!(claims["tid"], a.as_str());
-        let (status, list) = id.call(Method::GET, &base_a, &ta, None).await;
+        let (status, list) = id.get_as(&base_a, &ta).await;
         assert_eq!(status, 200, "{list}");
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
         let (status, v) = id
@@ -252,16 +229,12 @@ async fn provider_admin_api_secret_and_isolation() {
             assert!(!v.to_string().contains("B SSO"));
         }
         // Unchanged by the attempts.
-        let (status, still) = id
-            .call(Method::GET, &format!("{base_b}/{pb}"), &admin, None)
-            .await;
+        let (status, still) = id.get_as(&format!("{base_b}/{pb}"), &admin).await;
         assert_eq!(status, 200);
         assert_eq!(still["enabled"], true);
         assert_eq!(still["name"], "B SSO");
         // The platform admin's B id under A's path: 404 too.
-        let (status, _) = id
-            .call(Method::GET, &format!("{base_a}/{pb}"), &admin, None)
-            .await;
+        let (status, _) = id.get_as(&format!("{base_a}/{pb}"), &admin).await;
         assert_eq!(status, 404);
         // A plain user of A with admin.tenant gets nothing.
         id.create_member(&a, "user@prov-a.example", &["User"]).await;
@@ -276,15 +249,10 @@ async fn provider_admin_api_secret_and_isolation() {
             .await
             .unwrap();
         let (status, _) = id
-            .call(
-                Method::GET,
-                &base_a,
-                tu["access_token"].as_str().unwrap(),
-                None,
-            )
+            .get_as(&base_a, tu["access_token"].as_str().unwrap())
             .await;
         assert_eq!(status, 403);
-        let (status, _) = id.call(Method::GET, &base_a, "garbage", None).await;
+        let (status, _) = id.get_as(&base_a, "garbage").await;
         assert_eq!(status, 401);
 
         // Delete.
@@ -292,18 +260,14 @@ async fn provider_admin_api_secret_and_isolation() {
             .call(Method::DELETE, &format!("{base_a}/{pa}"), &ta, None)
             .await;
         assert_eq!(status, 204);
-        let (status, _) = id
-            .call(Method::GET, &format!("{base_a}/{pa}"), &admin, None)
-            .await;
+        let (status, _) = id.get_as(&format!("{base_a}/{pa}"), &admin).await;
         assert_eq!(status, 404);
 
         // Every change is a security event of the tenant, with its actor.
         let (status, ev) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/security-events?tenant={a}&type=provider.change&limit=100"),
                 &admin,
-                None,
             )
             .await;
         assert_eq!(status, 200);
@@ -318,12 +282,7 @@ async fn provider_admin_api_secret_and_isolation() {
         }
         assert!(!ev.to_string().contains(SECRET));
         let (status, v) = id
-            .call(
-                Method::GET,
-                &format!("/admin/security-events/verify?tenant={a}"),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/security-events/verify?tenant={a}"), &admin)
             .await;
         assert_eq!(status, 200);
         assert_eq!(v["ok"], true);
@@ -495,7 +454,7 @@ async fn tenant_users_never_receive_admin_full() {
         assert!(!scope.split(' ').any(|s| s == "admin.full"), "{scope}");
         assert!(scope.split(' ').any(|s| s == "admin.tenant"), "{scope}");
         // So the tenant owner cannot list tenants (platform only) …
-        let (status, _) = id.call(Method::GET, "/admin/tenants", at, None).await;
+        let (status, _) = id.get_as("/admin/tenants", at).await;
         assert_eq!(status, 403);
         // … but the platform admin signing in through the same client still gets it.
         let tokens = id

@@ -44,7 +44,7 @@ async fn custom_roles_map_to_scopes_per_tenant() {
         let roles_a = format!("/admin/tenants/{a}/roles");
 
         // The built-in roles are listed and cannot be changed or deleted.
-        let (status, v) = id.call(Method::GET, &roles_a, &alice, None).await;
+        let (status, v) = id.get_as(&roles_a, &alice).await;
         assert_eq!(status, 200, "{v}");
         let names: Vec<&str> = v["items"]
             .as_array()
@@ -198,14 +198,9 @@ async fn custom_roles_map_to_scopes_per_tenant() {
             .await;
         assert_eq!(status, 201, "{v}");
         assert_eq!(
-            id.call(
-                Method::GET,
-                &format!("/admin/tenants/{b}/roles/BOnly"),
-                &alice,
-                None
-            )
-            .await
-            .0,
+            id.get_as(&format!("/admin/tenants/{b}/roles/BOnly"), &alice)
+                .await
+                .0,
             404
         );
         let (status, _) = id
@@ -217,12 +212,7 @@ async fn custom_roles_map_to_scopes_per_tenant() {
             )
             .await;
         assert_eq!(status, 422);
-        assert_eq!(
-            id.call(Method::GET, &format!("{roles_a}/BOnly"), &alice, None)
-                .await
-                .0,
-            404
-        );
+        assert_eq!(id.get_as(&format!("{roles_a}/BOnly"), &alice).await.0, 404);
 
         // A role in use cannot be deleted; unassigned, it can.
         let support = format!("{roles_a}/Support");
@@ -237,14 +227,12 @@ async fn custom_roles_map_to_scopes_per_tenant() {
             .await;
         assert_eq!(status, 200);
         assert_eq!(id.call(Method::DELETE, &support, &alice, None).await.0, 204);
-        assert_eq!(id.call(Method::GET, &support, &alice, None).await.0, 404);
+        assert_eq!(id.get_as(&support, &alice).await.0, 404);
         // The platform admin sees every tenant's roles.
         let (status, v) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/tenants/{b}/roles"),
                 &id.admin_token().await,
-                None,
             )
             .await;
         assert_eq!(status, 200);

@@ -53,14 +53,10 @@ async fn tenant_admin_api_and_suspension() {
                 .await;
             assert!(status == 422 || status == 400, "{status} {v}");
         }
-        let (status, list) = id
-            .call(Method::GET, "/admin/tenants?limit=10", &admin, None)
-            .await;
+        let (status, list) = id.get_as("/admin/tenants?limit=10", &admin).await;
         assert_eq!(status, 200);
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
-        let (status, got) = id
-            .call(Method::GET, &format!("/admin/tenants/{tid}"), &admin, None)
-            .await;
+        let (status, got) = id.get_as(&format!("/admin/tenants/{tid}"), &admin).await;
         assert_eq!(status, 200);
         assert_eq!(got["slug"], "acme");
         let (status, upd) = id
@@ -75,14 +71,10 @@ async fn tenant_admin_api_and_suspension() {
         assert_eq!(upd["name"], "Acme Ltd");
         assert_eq!(upd["policy"]["lockout_threshold"], 7);
         assert_eq!(upd["policy"]["mfa_required"], false);
-        let (status, _) = id
-            .call(Method::GET, "/admin/tenants/nope", &admin, None)
-            .await;
+        let (status, _) = id.get_as("/admin/tenants/nope", &admin).await;
         assert_eq!(status, 404);
         // Without a token, or with a token without admin rights.
-        let (status, _) = id
-            .call(Method::GET, "/admin/tenants", "garbage", None)
-            .await;
+        let (status, _) = id.get_as("/admin/tenants", "garbage").await;
         assert_eq!(status, 401);
 
         // A client of the tenant; its tokens carry the tid.
@@ -243,16 +235,14 @@ async fn users_roles_and_isolation_matrix() {
         let same = no_redirects()
             .get(id.url(&format!("/connect/authorize?{}", q(&a))))
             .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(same.status(), 303, "same tenant: the session is reused");
         let other = no_redirects()
             .get(id.url(&format!("/connect/authorize?{}", q(&b))))
             .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(other.status(), 200, "another tenant: the login page again");
         assert!(
             other
@@ -296,12 +286,7 @@ async fn users_roles_and_isolation_matrix() {
             .unwrap();
         let alice_token = at["access_token"].as_str().unwrap().to_owned();
         let (status, own) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{a}/users"),
-                &alice_token,
-                None,
-            )
+            .get_as(&format!("/admin/tenants/{a}/users"), &alice_token)
             .await;
         assert_eq!(status, 200, "{own}");
         assert_eq!(own["items"].as_array().unwrap().len(), 2);
@@ -317,11 +302,9 @@ async fn users_roles_and_isolation_matrix() {
             .await
             .unwrap();
         let (status, _) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/tenants/{a}/users"),
                 ct["access_token"].as_str().unwrap(),
-                None,
             )
             .await;
         assert_eq!(status, 403);
@@ -433,12 +416,7 @@ async fn users_roles_and_isolation_matrix() {
         }
         // B is untouched.
         let (_, bob_view) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{b}/users/{bob}"),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/tenants/{b}/users/{bob}"), &admin)
             .await;
         assert_eq!(bob_view["roles"], json!(["User"]));
         assert_eq!(bob_view["disabled"], false);
@@ -531,21 +509,14 @@ async fn user_lifecycle() {
         assert_eq!(status, 409);
 
         // Search and cursor paging.
-        let (_, found) = id
-            .call(Method::GET, &format!("{base}?search=DAVE"), &admin, None)
-            .await;
+        let (_, found) = id.get_as(&format!("{base}?search=DAVE"), &admin).await;
         assert_eq!(found["items"].as_array().unwrap().len(), 1);
         assert_eq!(found["items"][0]["id"], dave.as_str());
         let mut seen = Vec::new();
         let mut after = String::new();
         for _ in 0..10 {
             let (status, page) = id
-                .call(
-                    Method::GET,
-                    &format!("{base}?limit=3&after={after}"),
-                    &admin,
-                    None,
-                )
+                .get_as(&format!("{base}?limit=3&after={after}"), &admin)
                 .await;
             assert_eq!(status, 200);
             for item in page["items"].as_array().unwrap() {
@@ -681,9 +652,7 @@ async fn user_lifecycle() {
             .call(Method::DELETE, &format!("{base}/{dave}"), &admin, None)
             .await;
         assert_eq!(status, 204);
-        let (status, _) = id
-            .call(Method::GET, &format!("{base}/{dave}"), &admin, None)
-            .await;
+        let (status, _) = id.get_as(&format!("{base}/{dave}"), &admin).await;
         assert_eq!(status, 404);
 
         id.stop().await;
@@ -726,9 +695,8 @@ async fn admin_full_only_for_platform_admins() {
                         ("redirect_uri", redirect),
                         ("code_verifier", verifier.as_str()),
                     ])
-                    .send()
-                    .await
-                    .unwrap();
+                    .send_ok()
+                    .await;
                 assert_eq!(resp.status(), 200);
                 resp.json::<Value>().await.unwrap()
             }
@@ -746,7 +714,7 @@ async fn admin_full_only_for_platform_admins() {
         assert!(!scope_of(&user).iter().any(|s| s == "admin.full"), "{user}");
         assert!(!user["scope"].as_str().unwrap().contains("admin.full"));
         let access = user["access_token"].as_str().unwrap();
-        let (status, _) = id.call(Method::GET, "/admin/tenants", access, None).await;
+        let (status, _) = id.get_as("/admin/tenants", access).await;
         // Without admin.full the token is not even for identity's admin audience.
         assert!(
             matches!(status, 401 | 403),
@@ -761,9 +729,8 @@ async fn admin_full_only_for_platform_admins() {
                 ("grant_type", "refresh_token"),
                 ("refresh_token", user["refresh_token"].as_str().unwrap()),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200);
         let refreshed: Value = resp.json().await.unwrap();
         assert!(!scope_of(&refreshed).iter().any(|s| s == "admin.full"));
@@ -774,12 +741,7 @@ async fn admin_full_only_for_platform_admins() {
             "{admin}"
         );
         let (status, _) = id
-            .call(
-                Method::GET,
-                "/admin/tenants",
-                admin["access_token"].as_str().unwrap(),
-                None,
-            )
+            .get_as("/admin/tenants", admin["access_token"].as_str().unwrap())
             .await;
         assert_eq!(status, 200);
 

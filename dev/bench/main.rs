@@ -10,6 +10,7 @@ mod events;
 mod gateway;
 mod load;
 mod procs;
+mod seed;
 mod storage;
 mod token;
 

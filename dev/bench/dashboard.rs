@@ -10,13 +10,15 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::seed::{admin_token, create_tenant, quantile, report_on_each_store, reporter_token};
+use crate::seed::{
+    StoreArgs, admin_token, create_tenant, quantile, report_on_each_store, reporter_token,
+};
 use crate::token::{DEV_SECRET, enc};
 
 #[derive(clap::Args)]
@@ -30,13 +32,8 @@ pub struct Args {
     /// Requests per page.
     #[arg(long, default_value_t = 30)]
     rounds: usize,
-    /// Stores to run on: `sqlite`, `postgres` (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
-    stores: Vec<String>,
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    postgres: String,
-    #[arg(long)]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    on: StoreArgs,
 }
 
 const ADMIN_PASSWORD: &str = "bench-dashboard-admin-password-1";
@@ -46,20 +43,13 @@ const BUDGET_MS: f64 = 200.0;
 pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.rounds > 0, "--rounds: at least 1");
     let command = format!(
-        "tansu-bench dashboard --users {} --events {} --rounds {} --stores {}",
-        args.users,
-        args.events,
-        args.rounds,
-        args.stores.join(",")
+        "tansu-bench dashboard --users {} --events {} --rounds {}",
+        args.users, args.events, args.rounds
     );
     let args = &args;
-    report_on_each_store(
-        &command,
-        &args.stores,
-        &args.postgres,
-        args.out.as_deref(),
-        |url, dir| async move { run_store(args, &url, &dir).await },
-    )
+    report_on_each_store(&command, &args.on, |url, dir| async move {
+        run_store(args, &url, &dir).await
+    })
     .await
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use crate::procs::{self, Measured};
-use crate::seed::{admin_token, create_tenant, quantile, report_on_each_store, reporter_token};
+use crate::seed::{
+    StoreArgs, admin_token, create_tenant, quantile, report_on_each_store, reporter_token,
+};
 use crate::token::{enc, json_ok};
 
 #[derive(clap::Args)]
@@ -30,16 +32,11 @@ pub struct Args {
     /// Repetitions of each query.
     #[arg(long, default_value_t = 30)]
     queries: usize,
-    /// Stores to run on: `sqlite`, `postgres` (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
-    stores: Vec<String>,
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    postgres: String,
     /// Stop ingesting after this many seconds even if fewer events went in.
     #[arg(long, default_value_t = 600.0)]
     max_seconds: f64,
-    #[arg(long)]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    on: StoreArgs,
 }
 
 fn batch_body(n: u64, tenant: &str, i: u64) -> serde_json::Value {
@@ -71,21 +68,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!((1..=1000).contains(&args.batch), "--batch: 1 to 1000");
     anyhow::ensure!(args.connections > 0, "--connections: at least 1");
     let command = format!(
-        "tansu-bench events --events {} --batch {} --connections {} --queries {} --stores {}",
-        args.events,
-        args.batch,
-        args.connections,
-        args.queries,
-        args.stores.join(",")
+        "tansu-bench events --events {} --batch {} --connections {} --queries {}",
+        args.events, args.batch, args.connections, args.queries
     );
     let args = &args;
-    report_on_each_store(
-        &command,
-        &args.stores,
-        &args.postgres,
-        args.out.as_deref(),
-        |url, dir| async move { run_store(args, &url, &dir).await },
-    )
+    report_on_each_store(&command, &args.on, |url, dir| async move {
+        run_store(args, &url, &dir).await
+    })
     .await
 }
 

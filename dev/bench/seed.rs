@@ -4,22 +4,32 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 
 use crate::gateway::{date_utc, machine};
 use crate::token::{BenchDb, DEV_SECRET, json_ok};
 
+/// Where an identity benchmark runs and where its report goes.
+#[derive(clap::Args)]
+pub struct StoreArgs {
+    /// Stores to run on: `sqlite`, `postgres` (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    pub stores: Vec<String>,
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres: String,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 /// An identity benchmark's report: the machine and `command`, then the section `run(database_url,
-/// data_dir)` writes for each store of `stores` (`sqlite`, `postgres` on the server
-/// `postgres`); printed, and written to `out` when given. A PostgreSQL database is dropped
-/// after its run, also when the run failed.
+/// data_dir)` writes for each of the `stores` (`sqlite`, `postgres` on the server
+/// `postgres`), ending with `--stores`; printed, and written to `out` when given. A PostgreSQL
+/// database is dropped after its run, also when the run failed.
 pub async fn report_on_each_store<F, Fut>(
     command: &str,
-    stores: &[String],
-    postgres: &str,
-    out: Option<&Path>,
+    on: &StoreArgs,
     mut run: F,
 ) -> anyhow::Result<()>
 where
@@ -29,11 +39,12 @@ where
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "Run on {}, {}.\n\nCommand: `{command}`\n",
+        "Run on {}, {}.\n\nCommand: `{command} --stores {}`\n",
         date_utc(),
-        machine()
+        machine(),
+        on.stores.join(",")
     );
-    for store in stores {
+    for store in &on.stores {
         let dir = tempfile::tempdir()?;
         let (db, url) = match store.as_str() {
             "sqlite" => (
@@ -44,7 +55,7 @@ where
                 ),
             ),
             "postgres" => {
-                let (db, url) = BenchDb::create(postgres).await?;
+                let (db, url) = BenchDb::create(&on.postgres).await?;
                 (Some(db), url)
             }
             other => anyhow::bail!("unknown store {other}"),
@@ -55,7 +66,7 @@ where
         }
         let _ = writeln!(report, "### {store}\n\n{}", result?);
     }
-    crate::print_report(&report, out)
+    crate::print_report(&report, on.out.as_deref())
 }
 
 /// A client_credentials token of `client_id` for `scope` from the issuer at `base`.

@@ -24,22 +24,16 @@ async fn two_tenants(id: &Instance) -> Tenants {
     let app = id.tenant_app().await;
     id.create_member(&a, "alice@a.example", &["Admin"]).await;
     id.create_member(&b, "bob@b.example", &["User"]).await;
-    let t = id
-        .user_tokens(
+    let alice = id
+        .user_access(
             &app,
             "alice@a.example",
             USER_PASSWORD,
             "openid admin.tenant",
             Some(&a),
         )
-        .await
-        .unwrap();
-    Tenants {
-        a,
-        b,
-        app,
-        alice: t["access_token"].as_str().unwrap().to_owned(),
-    }
+        .await;
+    Tenants { a, b, app, alice }
 }
 
 fn totals(v: &Value) -> (i64, i64, i64) {
@@ -369,20 +363,19 @@ async fn tenant_admins_edit_their_own_policy_only() {
         assert_eq!(status, 403);
         // A plain user's token is no admin token.
         let bob = id
-            .user_tokens(
+            .user_access(
                 &t.app,
                 "bob@b.example",
                 USER_PASSWORD,
                 "openid admin.tenant",
                 None,
             )
-            .await
-            .unwrap();
+            .await;
         let (status, _) = id
             .call(
                 Method::PATCH,
                 &format!("/admin/tenants/{}", t.b),
-                bob["access_token"].as_str().unwrap(),
+                &bob,
                 Some(policy),
             )
             .await;

@@ -14,19 +14,22 @@ use tansu_shared::events::{EventReporting, ReportedEvent};
 
 const SUITE: &str = "identity security-event ingest";
 
-/// A service client allowed `events.write`, and a token of it.
-async fn service_token(id: &Instance) -> (String, String) {
+/// A service client `name` allowed `scope`, and a token of it with that scope.
+async fn client_token(id: &Instance, name: &str, scope: &str) -> (String, String) {
     let (client, secret) = id
         .create_client(json!({
-            "name": "reporting service",
+            "name": name,
             "grant_types": ["client_credentials"],
-            "scopes": ["events.write"],
+            "scopes": [scope],
         }))
         .await;
-    let token = id
-        .access_token(&client, &secret, Some("events.write"))
-        .await;
+    let token = id.access_token(&client, &secret, Some(scope)).await;
     (client, token)
+}
+
+/// A service client allowed `events.write`, and a token of it.
+async fn service_token(id: &Instance) -> (String, String) {
+    client_token(id, "reporting service", "events.write").await
 }
 
 async fn ingest(id: &Instance, token: Option<&str>, body: Vec<u8>) -> (u16, String, Value) {
@@ -94,16 +97,7 @@ async fn ingest_is_authenticated_idempotent_and_validated() {
         let (status, www, _) = ingest(&id, None, body.clone()).await;
         assert_eq!(status, 401, "{}", db.name());
         assert!(www.starts_with("Bearer"), "{www}");
-        let (other, other_secret) = id
-            .create_client(json!({
-                "name": "no events",
-                "grant_types": ["client_credentials"],
-                "scopes": ["secrets.read"],
-            }))
-            .await;
-        let weak = id
-            .access_token(&other, &other_secret, Some("secrets.read"))
-            .await;
+        let (_, weak) = client_token(&id, "no events", "secrets.read").await;
         let (status, www, _) = ingest(&id, Some(&weak), body.clone()).await;
         assert_eq!(status, 403);
         assert!(www.contains("insufficient_scope"), "{www}");

@@ -17,17 +17,14 @@ const SECRET: &str = "provider-client-secret-that-must-never-leak-0815";
 /// A tenant admin's access token (role `Admin` in `slug`, scope `admin.tenant`).
 async fn tenant_admin_token(id: &Instance, tid: &str, slug: &str, email: &str) -> String {
     id.create_member(tid, email, &["Admin"]).await;
-    let tokens = id
-        .user_tokens(
-            "tenant-app",
-            email,
-            USER_PASSWORD,
-            "openid roles admin.tenant",
-            Some(slug),
-        )
-        .await
-        .unwrap();
-    tokens["access_token"].as_str().unwrap().to_owned()
+    id.user_access(
+        "tenant-app",
+        email,
+        USER_PASSWORD,
+        "openid roles admin.tenant",
+        Some(slug),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -239,18 +236,15 @@ async fn provider_admin_api_secret_and_isolation() {
         // A plain user of A with admin.tenant gets nothing.
         id.create_member(&a, "user@prov-a.example", &["User"]).await;
         let tu = id
-            .user_tokens(
+            .user_access(
                 "tenant-app",
                 "user@prov-a.example",
                 USER_PASSWORD,
                 "openid roles admin.tenant",
                 Some("prov-a"),
             )
-            .await
-            .unwrap();
-        let (status, _) = id
-            .get_as(&base_a, tu["access_token"].as_str().unwrap())
             .await;
+        let (status, _) = id.get_as(&base_a, &tu).await;
         assert_eq!(status, 403);
         let (status, _) = id.get_as(&base_a, "garbage").await;
         assert_eq!(status, 401);
@@ -440,16 +434,15 @@ async fn tenant_users_never_receive_admin_full() {
         id.create_member(&t, "boss@no-full.example", &["Owner"])
             .await;
         let tokens = id
-            .user_tokens(
+            .user_access(
                 "console",
                 "boss@no-full.example",
                 USER_PASSWORD,
                 "openid roles admin.full admin.tenant",
                 Some("no-full"),
             )
-            .await
-            .unwrap();
-        let at = tokens["access_token"].as_str().unwrap();
+            .await;
+        let at = &tokens;
         let scope = jwt_claims(at)["scope"].as_str().unwrap_or("").to_owned();
         assert!(!scope.split(' ').any(|s| s == "admin.full"), "{scope}");
         assert!(scope.split(' ').any(|s| s == "admin.tenant"), "{scope}");
@@ -458,16 +451,15 @@ async fn tenant_users_never_receive_admin_full() {
         assert_eq!(status, 403);
         // … but the platform admin signing in through the same client still gets it.
         let tokens = id
-            .user_tokens(
+            .user_access(
                 "console",
                 tansu_identity::DEV_ADMIN_EMAIL,
                 ADMIN_PASSWORD,
                 "openid roles admin.full",
                 None,
             )
-            .await
-            .unwrap();
-        let scope = jwt_claims(tokens["access_token"].as_str().unwrap())["scope"]
+            .await;
+        let scope = jwt_claims(&tokens)["scope"]
             .as_str()
             .unwrap_or("")
             .to_owned();

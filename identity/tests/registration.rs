@@ -231,17 +231,15 @@ async fn registration_end_to_end() {
 
         // The owner signs in to the new tenant.
         let app = id.tenant_app().await;
-        let tokens = id
-            .user_tokens(
+        let access = id
+            .user_access(
                 &app,
                 "owner@acme.example",
                 USER_PASSWORD,
                 "openid roles admin.tenant",
                 None,
             )
-            .await
-            .unwrap();
-        let access = tokens["access_token"].as_str().unwrap().to_owned();
+            .await;
         let claims = jwt_claims(&access);
         assert_eq!(claims["tid"], tid.as_str());
         assert_eq!(claims["roles"], json!(["Owner"]));

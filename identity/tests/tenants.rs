@@ -202,21 +202,19 @@ async fn users_roles_and_isolation_matrix() {
         // Carol's tokens carry the tenant the sign-in was for.
         let scope = "openid roles db.read";
         let ta = id
-            .user_tokens(&app, "carol@ab.example", USER_PASSWORD, scope, Some(&a))
-            .await
-            .unwrap();
+            .user_access(&app, "carol@ab.example", USER_PASSWORD, scope, Some(&a))
+            .await;
         let tb = id
-            .user_tokens(
+            .user_access(
                 &app,
                 "carol@ab.example",
                 USER_PASSWORD,
                 scope,
                 Some("shop-b"),
             )
-            .await
-            .unwrap();
-        let ca = jwt_claims(ta["access_token"].as_str().unwrap());
-        let cb = jwt_claims(tb["access_token"].as_str().unwrap());
+            .await;
+        let ca = jwt_claims(&ta);
+        let cb = jwt_claims(&tb);
         assert_eq!(ca["tid"], a.as_str());
         assert_eq!(ca["roles"], json!(["User"]));
         assert_eq!(cb["tid"], b.as_str());
@@ -260,13 +258,9 @@ async fn users_roles_and_isolation_matrix() {
         );
         // Bob (only B) gets B without a hint, and nothing for A.
         let tbob = id
-            .user_tokens(&app, "bob@b.example", USER_PASSWORD, scope, None)
-            .await
-            .unwrap();
-        assert_eq!(
-            jwt_claims(tbob["access_token"].as_str().unwrap())["tid"],
-            b.as_str()
-        );
+            .user_access(&app, "bob@b.example", USER_PASSWORD, scope, None)
+            .await;
+        assert_eq!(jwt_claims(&tbob)["tid"], b.as_str());
         assert!(
             id.user_tokens(&app, "bob@b.example", USER_PASSWORD, scope, Some(&a))
                 .await
@@ -275,16 +269,15 @@ async fn users_roles_and_isolation_matrix() {
 
         // Alice, admin of A, with an admin.tenant token for A.
         let at = id
-            .user_tokens(
+            .user_access(
                 &app,
                 "alice@a.example",
                 USER_PASSWORD,
                 "openid admin.tenant",
                 Some(&a),
             )
-            .await
-            .unwrap();
-        let alice_token = at["access_token"].as_str().unwrap().to_owned();
+            .await;
+        let alice_token = at;
         let (status, own) = id
             .get_as(&format!("/admin/tenants/{a}/users"), &alice_token)
             .await;
@@ -292,21 +285,15 @@ async fn users_roles_and_isolation_matrix() {
         assert_eq!(own["items"].as_array().unwrap().len(), 2);
         // Carol's token (User in A) with admin.tenant is not an admin token.
         let ct = id
-            .user_tokens(
+            .user_access(
                 &app,
                 "carol@ab.example",
                 USER_PASSWORD,
                 "openid admin.tenant",
                 Some(&a),
             )
-            .await
-            .unwrap();
-        let (status, _) = id
-            .get_as(
-                &format!("/admin/tenants/{a}/users"),
-                ct["access_token"].as_str().unwrap(),
-            )
             .await;
+        let (status, _) = id.get_as(&format!("/admin/tenants/{a}/users"), &ct).await;
         assert_eq!(status, 403);
 
         // Every tenant-scoped endpoint with B's ids: 404, exactly as for ids that do not exist.

@@ -519,6 +519,22 @@ impl Instance {
         "tenant-app".into()
     }
 
+    /// The access token of a sign-in through [`Self::user_tokens`] that must succeed.
+    pub async fn user_access(
+        &self,
+        client: &str,
+        email: &str,
+        password: &str,
+        scope: &str,
+        tenant: Option<&str>,
+    ) -> String {
+        let tokens = self
+            .user_tokens(client, email, password, scope, tenant)
+            .await
+            .unwrap_or_else(|to| panic!("{email} signs in, not: {to}"));
+        tokens["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// Signs `email` in through the login form (optionally for a tenant) and redeems the code:
     /// `Ok(token response)` or `Err(where the browser was sent / the status)`.
     pub async fn user_tokens(

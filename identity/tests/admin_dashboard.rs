@@ -166,15 +166,14 @@ async fn lists_sort_on_the_server_with_cursors() {
             ("sort-b", "delta"),
             ("sort-d", "bravo"),
         ] {
-            let (status, v) = id
-                .call(
-                    Method::POST,
-                    "/admin/tenants",
-                    &admin,
-                    Some(json!({"slug": slug, "name": name})),
-                )
-                .await;
-            assert_eq!(status, 201, "{v}");
+            id.call_expect(
+                Method::POST,
+                "/admin/tenants",
+                &admin,
+                Some(json!({"slug": slug, "name": name})),
+                201,
+            )
+            .await;
         }
         let ours = |items: Vec<Value>| -> Vec<Value> {
             items
@@ -223,15 +222,14 @@ async fn lists_sort_on_the_server_with_cursors() {
             ("u4@x.example", "bob"),
             ("other@y.example", "zed"),
         ] {
-            let (status, v) = id
-                .call(
-                    Method::POST,
-                    &format!("/admin/tenants/{tid}/users"),
-                    &admin,
-                    Some(json!({"email": email, "name": name})),
-                )
-                .await;
-            assert_eq!(status, 201, "{v}");
+            id.call_expect(
+                Method::POST,
+                &format!("/admin/tenants/{tid}/users"),
+                &admin,
+                Some(json!({"email": email, "name": name})),
+                201,
+            )
+            .await;
         }
         let users = |q: &str| format!("/admin/tenants/{tid}/users?{q}");
         let by_email = walk(
@@ -342,25 +340,23 @@ async fn tenant_admins_edit_their_own_policy_only() {
                 .await;
             assert_eq!(status, 403, "{body}: {v}");
         }
-        let (status, v) = id
-            .call(
-                Method::PATCH,
-                &format!("/admin/tenants/{}", t.a),
-                &t.alice,
-                Some(json!({"policy": {"password_min_length": 2}})),
-            )
-            .await;
-        assert_eq!(status, 422, "{v}");
+        id.call_expect(
+            Method::PATCH,
+            &format!("/admin/tenants/{}", t.a),
+            &t.alice,
+            Some(json!({"policy": {"password_min_length": 2}})),
+            422,
+        )
+        .await;
         // Suspending stays platform-only, for the own tenant too.
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &format!("/admin/tenants/{}/suspend", t.a),
-                &t.alice,
-                None,
-            )
-            .await;
-        assert_eq!(status, 403);
+        id.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{}/suspend", t.a),
+            &t.alice,
+            None,
+            403,
+        )
+        .await;
         // A plain user's token is no admin token.
         let bob = id
             .user_access(
@@ -371,15 +367,14 @@ async fn tenant_admins_edit_their_own_policy_only() {
                 None,
             )
             .await;
-        let (status, _) = id
-            .call(
-                Method::PATCH,
-                &format!("/admin/tenants/{}", t.b),
-                &bob,
-                Some(policy),
-            )
-            .await;
-        assert_eq!(status, 403);
+        id.call_expect(
+            Method::PATCH,
+            &format!("/admin/tenants/{}", t.b),
+            &bob,
+            Some(policy),
+            403,
+        )
+        .await;
         let (_, a) = id.get_as(&format!("/admin/tenants/{}", t.a), &admin).await;
         assert_eq!(a["policy"]["password_min_length"], 16);
         assert_eq!(a["name"], "Shop shop-a");

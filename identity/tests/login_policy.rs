@@ -100,15 +100,14 @@ async fn tenant_picker_for_users_of_several_tenants() {
 }
 
 async fn set_policy(id: &Instance, tid: &str, policy: serde_json::Value) {
-    let (status, v) = id
-        .call(
-            Method::PATCH,
-            &format!("/admin/tenants/{tid}"),
-            &id.admin_token().await,
-            Some(json!({ "policy": policy })),
-        )
-        .await;
-    assert_eq!(status, 200, "{v}");
+    id.call_expect(
+        Method::PATCH,
+        &format!("/admin/tenants/{tid}"),
+        &id.admin_token().await,
+        Some(json!({ "policy": policy })),
+        200,
+    )
+    .await;
 }
 
 #[tokio::test]

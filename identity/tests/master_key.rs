@@ -74,17 +74,16 @@ impl Sealed {
     async fn put(id: &Instance) -> Self {
         let admin = id.admin_token().await;
         let tenant = id.create_tenant("rotation-shop").await;
-        let (status, v) = id
-            .call(
-                Method::PUT,
-                &format!("/admin/tenants/{tenant}/secrets/db-url"),
-                &admin,
-                Some(json!({"value": VALUE})),
-            )
-            .await;
-        assert_eq!(status, 201, "{v}");
-        let (status, p) = id
-            .call(
+        id.call_expect(
+            Method::PUT,
+            &format!("/admin/tenants/{tenant}/secrets/db-url"),
+            &admin,
+            Some(json!({"value": VALUE})),
+            201,
+        )
+        .await;
+        let p = id
+            .call_expect(
                 Method::POST,
                 &format!("/admin/tenants/{tenant}/providers"),
                 &admin,
@@ -94,9 +93,9 @@ impl Sealed {
                     "client_id": "tansu",
                     "client_secret": PROVIDER_SECRET,
                 })),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{p}");
         let user = id
             .create_member(&tenant, "rotor@rotation.example", &["User"])
             .await;

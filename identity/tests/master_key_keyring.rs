@@ -81,15 +81,14 @@ async fn master_key_from_the_os_keyring() {
         let admin = id.admin_token().await;
         let t = id.create_tenant("keyring-shop").await;
         let path = format!("/admin/tenants/{t}/secrets/api-key");
-        let (status, v) = id
-            .call(
-                Method::PUT,
-                &path,
-                &admin,
-                Some(json!({"value": "kept in the keyring"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{v}");
+        id.call_expect(
+            Method::PUT,
+            &path,
+            &admin,
+            Some(json!({"value": "kept in the keyring"})),
+            201,
+        )
+        .await;
         id.stop().await;
 
         // A restart reads the same key back from the keyring: the secret still opens.

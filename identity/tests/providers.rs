@@ -111,15 +111,15 @@ async fn provider_admin_api_secret_and_isolation() {
         );
 
         // The same issuer in another tenant is fine.
-        let (status, pb) = id
-            .call(
+        let pb = id
+            .call_expect(
                 Method::POST,
                 &base_b,
                 &admin,
                 Some(json!({"name": "B SSO", "issuer": "https://sso.example.com/realms/acme", "client_id": "b"})),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{pb}");
         assert_eq!(pb["has_secret"], false);
         assert_eq!(pb["scopes"], json!(["openid", "profile", "email"]));
         let pb = pb["id"].as_str().unwrap().to_owned();
@@ -132,40 +132,44 @@ async fn provider_admin_api_secret_and_isolation() {
         let (status, got) = id.get_as(&format!("{base_a}/{pa}"), &admin).await;
         assert_eq!(status, 200);
         assert_eq!(got["name"], "Corporate SSO");
-        let (status, upd) = id
-            .call(
+        let upd = id
+            .call_expect(
                 Method::PATCH,
                 &format!("{base_a}/{pa}"),
                 &admin,
                 Some(json!({"name": "Acme SSO", "scopes": ["openid", "profile"]})),
+                200,
             )
             .await;
-        assert_eq!(status, 200, "{upd}");
         assert_eq!(upd["name"], "Acme SSO");
         assert_eq!(upd["has_secret"], true, "a patch without secret keeps it");
-        let (status, upd) = id
-            .call(
-                Method::PATCH,
-                &format!("{base_a}/{pa}"),
-                &admin,
-                Some(json!({"issuer": "http://evil.example"})),
-            )
-            .await;
-        assert_eq!(status, 422, "{upd}");
-        let (status, d) = id
-            .call(
+        id.call_expect(
+            Method::PATCH,
+            &format!("{base_a}/{pa}"),
+            &admin,
+            Some(json!({"issuer": "http://evil.example"})),
+            422,
+        )
+        .await;
+        let d = id
+            .call_expect(
                 Method::POST,
                 &format!("{base_a}/{pa}/disable"),
                 &admin,
                 None,
+                200,
             )
             .await;
-        assert_eq!(status, 200);
         assert_eq!(d["enabled"], false);
-        let (status, e) = id
-            .call(Method::POST, &format!("{base_a}/{pa}/enable"), &admin, None)
+        let e = id
+            .call_expect(
+                Method::POST,
+                &format!("{base_a}/{pa}/enable"),
+                &admin,
+                None,
+                200,
+            )
             .await;
-        assert_eq!(status, 200);
         assert_eq!(e["enabled"], true);
         // The sealed secret opens to the value put in (for the sign-in flow).
         let row = id.state.store.provider(&a, &pa).await.unwrap().unwrap();
@@ -174,15 +178,15 @@ async fn provider_admin_api_secret_and_isolation() {
             .unwrap()
             .unwrap();
         assert_eq!(opened.as_str(), SECRET);
-        let (status, r) = id
-            .call(
+        let r = id
+            .call_expect(
                 Method::PATCH,
                 &format!("{base_a}/{pa}"),
                 &admin,
                 Some(json!({"remove_secret": true})),
+                200,
             )
             .await;
-        assert_eq!(status, 200);
         assert_eq!(r["has_secret"], false);
 
         // A tenant admin of A manages A's providers…
@@ -192,15 +196,15 @@ async fn provider_admin_api_secret_and_isolation() {
         let (status, list) = id.get_as(&base_a, &ta).await;
         assert_eq!(status, 200, "{list}");
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
-        let (status, v) = id
-            .call(
+        let v = id
+            .call_expect(
                 Method::PATCH,
                 &format!("{base_a}/{pa}"),
                 &ta,
                 Some(json!({"client_secret": "a-new-secret"})),
+                200,
             )
             .await;
-        assert_eq!(status, 200, "{v}");
         assert_eq!(v["has_secret"], true);
         // …and B's are as good as nonexistent: 404 for every endpoint, with B's ids and with
         // B's provider id under A's path.
@@ -250,10 +254,8 @@ async fn provider_admin_api_secret_and_isolation() {
         assert_eq!(status, 401);
 
         // Delete.
-        let (status, _) = id
-            .call(Method::DELETE, &format!("{base_a}/{pa}"), &ta, None)
+        id.call_expect(Method::DELETE, &format!("{base_a}/{pa}"), &ta, None, 204)
             .await;
-        assert_eq!(status, 204);
         let (status, _) = id.get_as(&format!("{base_a}/{pa}"), &admin).await;
         assert_eq!(status, 404);
 
@@ -366,15 +368,15 @@ async fn discovery_test_reports_each_failure() {
             (format!("http://{closed}/x"), false, "could not be reached"),
         ];
         for (issuer, ok, reason) in cases {
-            let (status, p) = id
-                .call(
+            let p = id
+                .call_expect(
                     Method::POST,
                     &format!("/admin/tenants/{t}/providers"),
                     &admin,
                     Some(json!({"name": issuer, "issuer": issuer, "client_id": "c"})),
+                    201,
                 )
                 .await;
-            assert_eq!(status, 201, "{p}");
             let pid = p["id"].as_str().unwrap();
             let (status, r) = id
                 .call(
@@ -400,15 +402,14 @@ async fn discovery_test_reports_each_failure() {
             }
         }
         // Unknown provider: 404 problem.
-        let (status, v) = id
-            .call(
-                Method::POST,
-                &format!("/admin/tenants/{t}/providers/nope/test"),
-                &admin,
-                None,
-            )
-            .await;
-        assert_eq!(status, 404, "{v}");
+        id.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{t}/providers/nope/test"),
+            &admin,
+            None,
+            404,
+        )
+        .await;
         upstream.stop().await;
         id.stop().await;
         db.cleanup().await;

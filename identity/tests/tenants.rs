@@ -33,15 +33,14 @@ async fn tenant_admin_api_and_suspension() {
         assert_eq!(t["status"], "active");
         assert_eq!(t["policy"]["password_min_length"], 14);
         assert_eq!(t["policy"]["lockout_threshold"], 5);
-        let (status, _) = id
-            .call(
-                Method::POST,
-                "/admin/tenants",
-                &admin,
-                Some(json!({"slug": "acme", "name": "Other"})),
-            )
-            .await;
-        assert_eq!(status, 409);
+        id.call_expect(
+            Method::POST,
+            "/admin/tenants",
+            &admin,
+            Some(json!({"slug": "acme", "name": "Other"})),
+            409,
+        )
+        .await;
         for bad in [
             json!({"slug": "A B", "name": "x"}),
             json!({"slug": "okay", "name": ""}),
@@ -59,15 +58,15 @@ async fn tenant_admin_api_and_suspension() {
         let (status, got) = id.get_as(&format!("/admin/tenants/{tid}"), &admin).await;
         assert_eq!(status, 200);
         assert_eq!(got["slug"], "acme");
-        let (status, upd) = id
-            .call(
+        let upd = id
+            .call_expect(
                 Method::PATCH,
                 &format!("/admin/tenants/{tid}"),
                 &admin,
                 Some(json!({"name": "Acme Ltd", "policy": {"lockout_threshold": 7}})),
+                200,
             )
             .await;
-        assert_eq!(status, 200, "{upd}");
         assert_eq!(upd["name"], "Acme Ltd");
         assert_eq!(upd["policy"]["lockout_threshold"], 7);
         assert_eq!(upd["policy"]["mfa_required"], false);
@@ -409,24 +408,22 @@ async fn users_roles_and_isolation_matrix() {
         assert_eq!(bob_view["disabled"], false);
         assert_eq!(bob_view["name"], "Test Person");
         // A tenant admin cannot change what is global about a user of several tenants, nor grant Owner.
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &format!("/admin/tenants/{a}/users/{carol}/password"),
-                &alice_token,
-                Some(json!({"password": "another long phrase 77"})),
-            )
-            .await;
-        assert_eq!(status, 403);
-        let (status, _) = id
-            .call(
-                Method::PUT,
-                &format!("/admin/tenants/{a}/users/{carol}/roles/Owner"),
-                &alice_token,
-                None,
-            )
-            .await;
-        assert_eq!(status, 403);
+        id.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{a}/users/{carol}/password"),
+            &alice_token,
+            Some(json!({"password": "another long phrase 77"})),
+            403,
+        )
+        .await;
+        id.call_expect(
+            Method::PUT,
+            &format!("/admin/tenants/{a}/users/{carol}/roles/Owner"),
+            &alice_token,
+            None,
+            403,
+        )
+        .await;
         let _ = alice;
 
         id.stop().await;
@@ -461,39 +458,36 @@ async fn user_lifecycle() {
             assert_eq!(status, 422, "{why}: {v}");
             assert!(!v.to_string().contains(pw), "the password is not echoed");
         }
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &base,
-                &admin,
-                Some(json!({"email": "not-an-email"})),
-            )
-            .await;
-        assert_eq!(status, 422);
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &base,
-                &admin,
-                Some(json!({"email": "x@l.example", "roles": ["Wizard"]})),
-            )
-            .await;
-        assert_eq!(status, 422);
+        id.call_expect(
+            Method::POST,
+            &base,
+            &admin,
+            Some(json!({"email": "not-an-email"})),
+            422,
+        )
+        .await;
+        id.call_expect(
+            Method::POST,
+            &base,
+            &admin,
+            Some(json!({"email": "x@l.example", "roles": ["Wizard"]})),
+            422,
+        )
+        .await;
 
         let dave = id.create_member(&t, "dave@l.example", &["User"]).await;
         for i in 0..3 {
             id.create_member(&t, &format!("member{i}@l.example"), &["User"])
                 .await;
         }
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &base,
-                &admin,
-                Some(json!({"email": "dave@l.example"})),
-            )
-            .await;
-        assert_eq!(status, 409);
+        id.call_expect(
+            Method::POST,
+            &base,
+            &admin,
+            Some(json!({"email": "dave@l.example"})),
+            409,
+        )
+        .await;
 
         // Search and cursor paging.
         let (_, found) = id.get_as(&format!("{base}?search=DAVE"), &admin).await;
@@ -520,15 +514,15 @@ async fn user_lifecycle() {
         assert_eq!(sorted.len(), 4);
 
         // Update, roles take effect at the next token.
-        let (status, v) = id
-            .call(
+        let v = id
+            .call_expect(
                 Method::PATCH,
                 &format!("{base}/{dave}"),
                 &admin,
                 Some(json!({"name": "David"})),
+                200,
             )
             .await;
-        assert_eq!(status, 200);
         assert_eq!(v["name"], "David");
         let scope = "openid roles offline_access";
         let first = id
@@ -601,24 +595,22 @@ async fn user_lifecycle() {
         );
 
         // Reset password: policy-checked; the old password stops working.
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &format!("{base}/{dave}/password"),
-                &admin,
-                Some(json!({"password": "short"})),
-            )
-            .await;
-        assert_eq!(status, 422);
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &format!("{base}/{dave}/password"),
-                &admin,
-                Some(json!({"password": "another long phrase 77"})),
-            )
-            .await;
-        assert_eq!(status, 204);
+        id.call_expect(
+            Method::POST,
+            &format!("{base}/{dave}/password"),
+            &admin,
+            Some(json!({"password": "short"})),
+            422,
+        )
+        .await;
+        id.call_expect(
+            Method::POST,
+            &format!("{base}/{dave}/password"),
+            &admin,
+            Some(json!({"password": "another long phrase 77"})),
+            204,
+        )
+        .await;
         assert!(
             id.user_tokens(&app, "dave@l.example", USER_PASSWORD, scope, None)
                 .await
@@ -635,10 +627,8 @@ async fn user_lifecycle() {
         .unwrap();
 
         // Removal from the tenant.
-        let (status, _) = id
-            .call(Method::DELETE, &format!("{base}/{dave}"), &admin, None)
+        id.call_expect(Method::DELETE, &format!("{base}/{dave}"), &admin, None, 204)
             .await;
-        assert_eq!(status, 204);
         let (status, _) = id.get_as(&format!("{base}/{dave}"), &admin).await;
         assert_eq!(status, 404);
 

@@ -39,15 +39,15 @@ async fn vault_envelope_versions_scopes_and_revocation() {
         let db_only = id.access_token(&reader, &rs, Some("db.read")).await;
         let base = format!("/admin/tenants/{a}/secrets");
 
-        let (status, v) = id
-            .call(
+        let v = id
+            .call_expect(
                 Method::PUT,
                 &format!("{base}/db-url"),
                 &w,
                 Some(json!({"value": VALUE})),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{v}");
         assert_eq!(v["version"], 1);
         let (status, v) = id.get_as(&format!("{base}/db-url"), &r).await;
         assert_eq!(status, 200);
@@ -62,15 +62,15 @@ async fn vault_envelope_versions_scopes_and_revocation() {
         }
 
         // Rotation: a new version; old versions stay readable by number.
-        let (status, v) = id
-            .call(
+        let v = id
+            .call_expect(
                 Method::PUT,
                 &format!("{base}/db-url"),
                 &w,
                 Some(json!({"value": "second value"})),
+                201,
             )
             .await;
-        assert_eq!(status, 201);
         assert_eq!(v["version"], 2);
         let (_, v) = id.get_as(&format!("{base}/db-url"), &r).await;
         assert_eq!(
@@ -90,15 +90,14 @@ async fn vault_envelope_versions_scopes_and_revocation() {
         );
 
         // Least privilege: read-only cannot write; no secrets scope, no access; other tenants: 404.
-        let (status, _) = id
-            .call(
-                Method::PUT,
-                &format!("{base}/x"),
-                &r,
-                Some(json!({"value": "v"})),
-            )
-            .await;
-        assert_eq!(status, 403);
+        id.call_expect(
+            Method::PUT,
+            &format!("{base}/x"),
+            &r,
+            Some(json!({"value": "v"})),
+            403,
+        )
+        .await;
         let (status, _) = id.get_as(&format!("{base}/db-url"), &db_only).await;
         assert!(status == 401 || status == 403, "{status}");
         for (method, path) in [
@@ -113,21 +112,24 @@ async fn vault_envelope_versions_scopes_and_revocation() {
             assert_eq!(status, 404, "{method} {path}");
             assert!(!v.to_string().contains("second value"));
         }
-        let (status, _) = id
-            .call(
-                Method::PUT,
-                &format!("{base}/bad%20name"),
-                &w,
-                Some(json!({"value": "v"})),
-            )
-            .await;
-        assert_eq!(status, 400);
+        id.call_expect(
+            Method::PUT,
+            &format!("{base}/bad%20name"),
+            &w,
+            Some(json!({"value": "v"})),
+            400,
+        )
+        .await;
 
         // Revocation: no version can be read any more.
-        let (status, _) = id
-            .call(Method::POST, &format!("{base}/db-url/revoke"), &w, None)
-            .await;
-        assert_eq!(status, 204);
+        id.call_expect(
+            Method::POST,
+            &format!("{base}/db-url/revoke"),
+            &w,
+            None,
+            204,
+        )
+        .await;
         for path in [format!("{base}/db-url"), format!("{base}/db-url?version=1")] {
             let (status, v) = id.get_as(&path, &r).await;
             assert_eq!(status, 404, "{v}");

@@ -464,6 +464,20 @@ impl Instance {
         (status, v)
     }
 
+    /// An admin API call that must answer `status`; returns the JSON body (`Null` when empty).
+    pub async fn call_expect(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+        status: u16,
+    ) -> serde_json::Value {
+        let (got, v) = self.call(method, path, token, body).await;
+        assert_eq!(got, status, "{path}: {v}");
+        v
+    }
+
     /// `GET path` with `token`; returns the status and the JSON body (`Null` when empty).
     pub async fn get_as(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
         self.call(reqwest::Method::GET, path, token, None).await

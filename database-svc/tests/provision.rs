@@ -518,24 +518,26 @@ fn like(prefix: &str) -> String {
     format!("{prefix}%").replace('_', "\\_")
 }
 
-async fn tenant_connections(admin_url: &str, prefix: &str) -> i64 {
+/// `SELECT count(*) …` over the server's catalog, with the names starting with `prefix` bound
+/// as the LIKE pattern `$1`.
+async fn catalog_count(admin_url: &str, sql: &'static str, prefix: &str) -> i64 {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE $1")
+    sqlx::query_scalar(sql)
         .bind(like(prefix))
         .fetch_one(&mut conn)
         .await
         .unwrap()
 }
 
+async fn tenant_connections(admin_url: &str, prefix: &str) -> i64 {
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE $1";
+    catalog_count(admin_url, sql, prefix).await
+}
+
 async fn count_databases(admin_url: &str, prefix: &str) -> i64 {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE $1")
-        .bind(like(prefix))
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
+    let sql = "SELECT count(*) FROM pg_database WHERE datname LIKE $1";
+    catalog_count(admin_url, sql, prefix).await
 }
 
 /// With `platform_tenant` configured, tokens of the platform tenant may provision.

@@ -319,33 +319,27 @@ pub async fn drop_prefixed(admin_url: &str, prefix: &str) {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
     let pattern = format!("{prefix}%").replace('_', "\\_");
-    let dbs: Vec<String> =
-        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
+    for (list, drop) in [
+        (
+            "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        ),
+        (
+            "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
+            "DROP ROLE IF EXISTS \"{}\"",
+        ),
+    ] {
+        let names: Vec<String> = sqlx::query_scalar(list)
             .bind(&pattern)
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    for db in dbs {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-    let roles: Vec<String> =
-        sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1")
-            .bind(&pattern)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-    for role in roles {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP ROLE IF EXISTS \"{role}\""
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        for name in names {
+            sqlx::query(sqlx::AssertSqlSafe(drop.replace("{}", &name)))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
     }
     let _ = conn.close().await;
 }

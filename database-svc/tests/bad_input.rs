@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tansu_shared::testing::http::SendOk;
 
 const T: uuid::Uuid = TENANT_A;
 
@@ -17,9 +18,8 @@ async fn send_raw(
     env.as_tenant(method, path, T)
         .header("content-type", "application/json")
         .body(body)
-        .send()
+        .send_ok()
         .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -333,9 +333,8 @@ async fn bad_input_is_a_client_error() {
                 .as_tenant(Method::PUT, "/api/collections/c/documents/d", T)
                 .header("if-match", tag)
                 .json(&json!({"a": 2}))
-                .send()
-                .await
-                .unwrap();
+                .send_ok()
+                .await;
             problem(
                 resp,
                 StatusCode::PRECONDITION_FAILED,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tansu_shared::testing::http::SendOk;
 
 const T: uuid::Uuid = TENANT_A;
 
@@ -172,9 +173,8 @@ async fn server_sent_events_follow_new_writes() {
         let mut resp = env
             .as_tenant(Method::GET, "/api/changes/stream", T)
             .header("last-event-id", "3")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         let mut buf = String::new();
         assert_eq!(read_events(&mut resp, &mut buf, 1).await, [4], "{n}");
         // An open stream does not hold up a graceful shutdown (`stop` is bounded).
@@ -212,15 +212,13 @@ async fn compacted_feed_answers_gone_behind_the_retained_range() {
         assert_eq!(drain(&env, 0).await.len(), 12, "{n}");
         let resp = env
             .req(Method::POST, "/provision/compact", &env.rw(T), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{n}: platform only");
         let resp = env
             .req(Method::POST, "/provision/compact", &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::OK, "{n}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["removed"], 7, "{n}: {body}");
@@ -245,12 +243,8 @@ async fn compacted_feed_answers_gone_behind_the_retained_range() {
         // Compaction is idempotent, and the floor survives a restart.
         let body: Value = env
             .req(Method::POST, "/provision/compact", &env.platform(), None)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .send_json()
+            .await;
         assert_eq!(body["removed"], 0, "{n}");
         let mut env = env;
         env.stop().await;

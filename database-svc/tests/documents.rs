@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tansu_shared::testing::http::SendOk;
 
 const T: uuid::Uuid = TENANT_A;
 
@@ -36,9 +37,8 @@ async fn document_lifecycle_etags_and_merge_patch() {
         let resp = env
             .as_tenant(Method::GET, &loc, T)
             .header("if-none-match", "\"1\"")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::NOT_MODIFIED, "{n}");
 
         // Merge patch with the right version → "2"; with the stale one → 412.
@@ -46,9 +46,8 @@ async fn document_lifecycle_etags_and_merge_patch() {
             .as_tenant(Method::PATCH, &loc, T)
             .header("if-match", "\"1\"")
             .json(&json!({"customer": {"city": null, "vip": true}, "total": 12}))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200, "{n}");
         assert_eq!(resp.headers()["etag"], "\"2\"");
         let patched: Value = resp.json().await.unwrap();
@@ -61,9 +60,8 @@ async fn document_lifecycle_etags_and_merge_patch() {
             .as_tenant(Method::PATCH, &loc, T)
             .header("if-match", "\"1\"")
             .json(&json!({"total": 0}))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         problem(resp, StatusCode::PRECONDITION_FAILED, n).await;
 
         // A list of entity tags matches any of them.
@@ -74,18 +72,16 @@ async fn document_lifecycle_etags_and_merge_patch() {
             .as_tenant(Method::PUT, &loc, T)
             .header("if-match", "W/\"2\", \"7\", \"2\"")
             .json(&json!({"total": 1}))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200, "{n}");
         assert_eq!(resp.headers()["etag"], "\"3\"");
         let resp = env
             .as_tenant(Method::PUT, &loc, T)
             .header("if-none-match", "*")
             .json(&json!({"total": 1}))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         problem(resp, StatusCode::PRECONDITION_FAILED, n).await;
 
         // PUT with a client id creates (201); PATCH of a missing document is 404.
@@ -113,16 +109,14 @@ async fn document_lifecycle_etags_and_merge_patch() {
         let resp = env
             .as_tenant(Method::DELETE, &loc, T)
             .header("if-match", "\"2\"")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         problem(resp, StatusCode::PRECONDITION_FAILED, n).await;
         let resp = env
             .as_tenant(Method::DELETE, &loc, T)
             .header("if-match", "\"3\"")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{n}");
         let resp = env.get(T, &loc).await;
         problem(resp, StatusCode::NOT_FOUND, n).await;

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tansu_shared::testing::http::SendOk;
 
 const A: uuid::Uuid = TENANT_A;
 const B: uuid::Uuid = TENANT_B;
@@ -141,7 +142,7 @@ async fn send(
     if let Some(b) = body {
         r = r.json(b);
     }
-    r.send().await.unwrap()
+    r.send_ok().await
 }
 
 /// B's state, read as B: must be identical before and after A's attempts.
@@ -263,7 +264,7 @@ async fn missing_and_invalid_tokens_are_refused_on_every_endpoint() {
             if let Some(body) = &body {
                 r = r.json(body);
             }
-            let resp = r.send().await.unwrap();
+            let resp = r.send_ok().await;
             assert!(resp.headers().contains_key("www-authenticate"));
             problem(
                 resp,

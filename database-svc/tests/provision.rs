@@ -9,6 +9,7 @@ use common::*;
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tansu_shared::testing::http::SendOk;
 use uuid::Uuid;
 
 #[tokio::test]
@@ -21,17 +22,15 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
         let path = format!("/provision/{t}");
         let resp = env
             .req(Method::PUT, &path, &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
         let first: Value = resp.json().await.unwrap();
         assert_eq!(first["status"], "active");
         let resp = env
             .req(Method::PUT, &path, &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::OK, "{n}: second provision");
         let second: Value = resp.json().await.unwrap();
         assert!(
@@ -63,15 +62,7 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
             ],
             "{n}: tenant migrations recorded"
         );
-        let metrics = env
-            .http
-            .get(env.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = env.http.get(env.url("/metrics")).send_text().await;
         assert!(
             metrics.contains("tansu_database_open_tenant_pools"),
             "{n}: {metrics}"
@@ -80,19 +71,15 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
         let put = |body: Value| {
             env.as_tenant(Method::PUT, "/api/collections/notes/documents/n1", t)
                 .json(&body)
-                .send()
+                .send_ok()
         };
-        assert_eq!(
-            put(json!({"v": 1})).await.unwrap().status(),
-            StatusCode::CREATED
-        );
+        assert_eq!(put(json!({"v": 1})).await.status(), StatusCode::CREATED);
 
         // Soft delete: the API stops answering; reprovision within retention restores the data.
         let resp = env
             .req(Method::DELETE, &path, &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::ACCEPTED, "{n}");
         let d: Value = resp.json().await.unwrap();
         assert_eq!(d["status"], "deleted");
@@ -102,9 +89,8 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
         assert_eq!(p["type"], "urn:tansu:problem:tenant-not-provisioned");
         let resp = env
             .req(Method::PUT, &path, &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::OK, "{n}: restored");
         let resp = env.get(t, "/api/collections/notes/documents/n1").await;
         assert_eq!(
@@ -115,21 +101,18 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
 
         // Deprovision, purge: the database is gone; provisioning again starts empty.
         env.req(Method::DELETE, &path, &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         let resp = env
             .req(Method::POST, "/provision/purge", &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         let purged: Value = resp.json().await.unwrap();
         assert_eq!(purged["purged"], 1, "{n}");
         let resp = env
             .req(Method::GET, &path, &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         problem(resp, StatusCode::NOT_FOUND, n).await;
         if env.name == "postgres" {
             assert!(!pg_database_exists(&env, first["database"].as_str().unwrap()).await);
@@ -144,9 +127,8 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
         }
         let resp = env
             .req(Method::PUT, &path, &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED, "{n}: fresh");
         let resp = env.get(t, "/api/collections").await;
         let list: Value = resp.json().await.unwrap();
@@ -160,9 +142,8 @@ async fn provisioning_is_idempotent_and_survives_deprovision_and_purge() {
                 &env.platform(),
                 None,
             )
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         problem(resp, StatusCode::NOT_FOUND, n).await;
         env.finish().await;
     }
@@ -173,7 +154,7 @@ async fn provisioning_requires_the_provision_scope() {
     for env in envs("database provisioning scope").await {
         let n = env.name;
         let path = format!("/provision/{TENANT_A}");
-        let resp = env.http.put(env.url(&path)).send().await.unwrap();
+        let resp = env.http.put(env.url(&path)).send_ok().await;
         problem(resp, StatusCode::UNAUTHORIZED, n).await;
         let resp = env
             .req(
@@ -182,18 +163,16 @@ async fn provisioning_requires_the_provision_scope() {
                 &env.token(Some(TENANT_A), "db.read db.write"),
                 Some(TENANT_A),
             )
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         problem(resp, StatusCode::FORBIDDEN, n).await;
         // A tenant's token never provisions, even carrying db.provision, even for itself.
         for path in [path.clone(), format!("/provision/{TENANT_B}")] {
             let token = env.token(Some(TENANT_A), "db.provision db.read db.write");
             let resp = env
                 .req(Method::PUT, &path, &token, Some(TENANT_A))
-                .send()
-                .await
-                .unwrap();
+                .send_ok()
+                .await;
             problem(resp, StatusCode::FORBIDDEN, n).await;
         }
         // Nor purges, compacts or rotates any tenant's credential, its own included.
@@ -205,20 +184,15 @@ async fn provisioning_requires_the_provision_scope() {
             format!("/provision/{TENANT_A}/credential/rotate"),
             format!("/provision/{TENANT_B}/credential/rotate"),
         ] {
-            let resp = env
-                .req(Method::POST, &path, &token, None)
-                .send()
-                .await
-                .unwrap();
+            let resp = env.req(Method::POST, &path, &token, None).send_ok().await;
             problem(resp, StatusCode::FORBIDDEN, n).await;
-            let resp = env.http.post(env.url(&path)).send().await.unwrap();
+            let resp = env.http.post(env.url(&path)).send_ok().await;
             problem(resp, StatusCode::UNAUTHORIZED, n).await;
         }
         let resp = env
             .req(Method::PUT, "/provision/not-a-uuid", &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         problem(resp, StatusCode::BAD_REQUEST, n).await;
         // Wrong audience: a storage token is not a database token.
         let mut c = env.issuer.claims();
@@ -226,11 +200,7 @@ async fn provisioning_requires_the_provision_scope() {
         c.scope = "db.provision".into();
         c.aud = tansu_shared::auth::Audience::One("tansu.storage".into());
         let token = tansu_shared::testing::issuer::sign(&env.key, &c);
-        let resp = env
-            .req(Method::PUT, &path, &token, None)
-            .send()
-            .await
-            .unwrap();
+        let resp = env.req(Method::PUT, &path, &token, None).send_ok().await;
         problem(resp, StatusCode::UNAUTHORIZED, n).await;
         env.finish().await;
     }
@@ -314,12 +284,12 @@ async fn provisioning_returns_a_credential_scoped_to_the_tenants_database() {
                 &env.platform(),
                 None,
             )
-            .send()
+            .send_ok()
         };
-        let resp = put(a).await.unwrap();
+        let resp = put(a).await;
         assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
         let da: Value = resp.json().await.unwrap();
-        let db: Value = put(b).await.unwrap().json().await.unwrap();
+        let db: Value = put(b).await.json().await.unwrap();
         let ca = &da["credential"];
         if n == "sqlite" {
             assert_eq!(ca["kind"], "document-api", "{n}: {da}");
@@ -328,7 +298,7 @@ async fn provisioning_returns_a_credential_scoped_to_the_tenants_database() {
             assert_eq!(ca["tenant_header"], "X-Tansu-Tenant");
             assert!(ca.get("password").is_none());
             // Repeats describe the same access.
-            let again: Value = put(a).await.unwrap().json().await.unwrap();
+            let again: Value = put(a).await.json().await.unwrap();
             assert_eq!(&again["credential"], ca);
             env.finish().await;
             continue;
@@ -404,7 +374,7 @@ async fn provisioning_returns_a_credential_scoped_to_the_tenants_database() {
         assert!(!stored.contains(password));
 
         // A repeat returns no credential (nothing rotated behind the caller's back) …
-        let resp = put(a).await.unwrap();
+        let resp = put(a).await;
         assert_eq!(resp.status(), StatusCode::OK);
         let again: Value = resp.json().await.unwrap();
         assert!(again.get("credential").is_none(), "{again}");
@@ -423,9 +393,8 @@ async fn provisioning_returns_a_credential_scoped_to_the_tenants_database() {
         let rotate = format!("/provision/{a}/credential/rotate");
         let resp = env
             .req(Method::POST, &rotate, &env.rw(a), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(
             resp.status(),
             StatusCode::FORBIDDEN,
@@ -433,9 +402,8 @@ async fn provisioning_returns_a_credential_scoped_to_the_tenants_database() {
         );
         let resp = env
             .req(Method::POST, &rotate, &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
         let rotated: Value = resp.json().await.unwrap();
         let new_password = rotated["credential"]["password"].as_str().unwrap();
@@ -462,9 +430,8 @@ async fn provisioning_returns_a_credential_scoped_to_the_tenants_database() {
                 &env.platform(),
                 None,
             )
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::ACCEPTED);
         let login: bool = sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1")
             .bind(da["role"].as_str().unwrap())
@@ -480,9 +447,8 @@ async fn provisioning_returns_a_credential_scoped_to_the_tenants_database() {
         // Rotating a deprovisioned tenant's credential: 404.
         let resp = env
             .req(Method::POST, &rotate, &env.platform(), None)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         problem(resp, StatusCode::NOT_FOUND, n).await;
         drop(adm);
         env.finish().await;
@@ -552,24 +518,26 @@ fn like(prefix: &str) -> String {
     format!("{prefix}%").replace('_', "\\_")
 }
 
-async fn tenant_connections(admin_url: &str, prefix: &str) -> i64 {
+/// `SELECT count(*) …` over the server's catalog, with the names starting with `prefix` bound
+/// as the LIKE pattern `$1`.
+async fn catalog_count(admin_url: &str, sql: &'static str, prefix: &str) -> i64 {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE $1")
+    sqlx::query_scalar(sql)
         .bind(like(prefix))
         .fetch_one(&mut conn)
         .await
         .unwrap()
 }
 
+async fn tenant_connections(admin_url: &str, prefix: &str) -> i64 {
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE $1";
+    catalog_count(admin_url, sql, prefix).await
+}
+
 async fn count_databases(admin_url: &str, prefix: &str) -> i64 {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE $1")
-        .bind(like(prefix))
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
+    let sql = "SELECT count(*) FROM pg_database WHERE datname LIKE $1";
+    catalog_count(admin_url, sql, prefix).await
 }
 
 /// With `platform_tenant` configured, tokens of the platform tenant may provision.
@@ -591,16 +559,14 @@ async fn platform_tenant_tokens_may_provision() {
                 &token,
                 Some(platform),
             )
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED, "{n}");
         let token = env.token(Some(t), "db.provision");
         let resp = env
             .req(Method::DELETE, &format!("/provision/{t}"), &token, Some(t))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         problem(resp, StatusCode::FORBIDDEN, n).await;
         env.finish().await;
     }

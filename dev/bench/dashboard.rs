@@ -10,14 +10,16 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::{date_utc, machine};
-use crate::token::{BenchDb, DEV_SECRET, enc, json_ok};
+use crate::seed::{
+    StoreArgs, admin_token, create_tenant, quantile, report_on_each_store, reporter_token,
+};
+use crate::token::{DEV_SECRET, enc};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,13 +32,8 @@ pub struct Args {
     /// Requests per page.
     #[arg(long, default_value_t = 30)]
     rounds: usize,
-    /// Stores to run on: `sqlite`, `postgres` (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
-    stores: Vec<String>,
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    postgres: String,
-    #[arg(long)]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    on: StoreArgs,
 }
 
 const ADMIN_PASSWORD: &str = "bench-dashboard-admin-password-1";
@@ -45,44 +42,15 @@ const BUDGET_MS: f64 = 200.0;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.rounds > 0, "--rounds: at least 1");
-    let mut report = String::new();
-    let _ = writeln!(
-        report,
-        "Run on {}, {}.\n\nCommand: `tansu-bench dashboard --users {} --events {} --rounds {} --stores {}`\n",
-        date_utc(),
-        machine(),
-        args.users,
-        args.events,
-        args.rounds,
-        args.stores.join(",")
+    let command = format!(
+        "tansu-bench dashboard --users {} --events {} --rounds {}",
+        args.users, args.events, args.rounds
     );
-    for store in &args.stores {
-        let dir = tempfile::tempdir()?;
-        let (db, url) = match store.as_str() {
-            "sqlite" => (
-                None,
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("identity.db").display()
-                ),
-            ),
-            "postgres" => {
-                let (db, url) = BenchDb::create(&args.postgres).await?;
-                (Some(db), url)
-            }
-            other => anyhow::bail!("unknown store {other}"),
-        };
-        let result = run_store(&args, &url, dir.path()).await;
-        if let Some(db) = db {
-            db.drop_it().await;
-        }
-        let _ = writeln!(report, "### {store}\n\n{}", result?);
-    }
-    println!("{report}");
-    if let Some(out) = &args.out {
-        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
-    }
-    Ok(())
+    let args = &args;
+    report_on_each_store(&command, &args.on, |url, dir| async move {
+        run_store(args, &url, &dir).await
+    })
+    .await
 }
 
 /// Identity and the dashboard on loopback ports of this process; stopped with `stop`.
@@ -299,37 +267,7 @@ async fn seed_events(
     tenant: &str,
     events: u64,
 ) -> anyhow::Result<()> {
-    let client = json_ok(
-        http.post(format!("{base}admin/clients"))
-            .bearer_auth(admin)
-            .json(&serde_json::json!({
-                "name": "bench reporter",
-                "grant_types": ["client_credentials"],
-                "scopes": ["events.write"],
-            }))
-            .send()
-            .await?,
-        "create client",
-    )
-    .await?;
-    let token = json_ok(
-        http.post(format!("{base}connect/token"))
-            .basic_auth(
-                client["client_id"].as_str().context("client_id")?,
-                client["client_secret"].as_str(),
-            )
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "events.write"),
-            ])
-            .send()
-            .await?,
-        "reporter token",
-    )
-    .await?["access_token"]
-        .as_str()
-        .context("reporter token")?
-        .to_owned();
+    let token = reporter_token(http, base, admin).await?;
     let now = time::OffsetDateTime::now_utc();
     let span_ms = 23 * 3_600_000_i64;
     let mut n = 0u64;
@@ -375,14 +313,6 @@ async fn seed_events(
     Ok(())
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 /// `dur` of the `Server-Timing` header (`total;dur=12.3`), in ms.
 fn server_timing(resp: &reqwest::Response) -> Option<f64> {
     let v = resp.headers().get("server-timing")?.to_str().ok()?;
@@ -397,33 +327,8 @@ async fn measure(args: &Args, s: &Services, url: &str) -> anyhow::Result<String>
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(120))
         .build()?;
-    let admin = json_ok(
-        http.post(format!("{base}connect/token"))
-            .basic_auth(tansu_identity::DEV_CLIENT_ID, Some(DEV_SECRET))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "admin.full"),
-            ])
-            .send()
-            .await?,
-        "admin token",
-    )
-    .await?["access_token"]
-        .as_str()
-        .context("admin token")?
-        .to_owned();
-    let tenant = json_ok(
-        http.post(format!("{base}admin/tenants"))
-            .bearer_auth(&admin)
-            .json(&serde_json::json!({"slug": "bench-shop", "name": "Bench Shop"}))
-            .send()
-            .await?,
-        "create tenant",
-    )
-    .await?["id"]
-        .as_str()
-        .context("tenant id")?
-        .to_owned();
+    let admin = admin_token(&http, base).await?;
+    let tenant = create_tenant(&http, base, &admin, "bench-shop", "Bench Shop").await?;
     let t = Instant::now();
     seed_users(url, &tenant, args.users).await?;
     let users_s = t.elapsed().as_secs_f64();

@@ -5,16 +5,18 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::gateway::{date_utc, machine};
 use crate::procs::{self, Measured};
-use crate::token::{BenchDb, DEV_SECRET, enc, json_ok};
+use crate::seed::{
+    StoreArgs, admin_token, create_tenant, quantile, report_on_each_store, reporter_token,
+};
+use crate::token::{enc, json_ok};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,24 +32,11 @@ pub struct Args {
     /// Repetitions of each query.
     #[arg(long, default_value_t = 30)]
     queries: usize,
-    /// Stores to run on: `sqlite`, `postgres` (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
-    stores: Vec<String>,
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    postgres: String,
     /// Stop ingesting after this many seconds even if fewer events went in.
     #[arg(long, default_value_t = 600.0)]
     max_seconds: f64,
-    #[arg(long)]
-    out: Option<PathBuf>,
-}
-
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+    #[command(flatten)]
+    on: StoreArgs,
 }
 
 fn batch_body(n: u64, tenant: &str, i: u64) -> serde_json::Value {
@@ -78,45 +67,15 @@ fn batch_body(n: u64, tenant: &str, i: u64) -> serde_json::Value {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!((1..=1000).contains(&args.batch), "--batch: 1 to 1000");
     anyhow::ensure!(args.connections > 0, "--connections: at least 1");
-    let mut report = String::new();
-    let _ = writeln!(
-        report,
-        "Run on {}, {}.\n\nCommand: `tansu-bench events --events {} --batch {} --connections {} --queries {} --stores {}`\n",
-        date_utc(),
-        machine(),
-        args.events,
-        args.batch,
-        args.connections,
-        args.queries,
-        args.stores.join(",")
+    let command = format!(
+        "tansu-bench events --events {} --batch {} --connections {} --queries {}",
+        args.events, args.batch, args.connections, args.queries
     );
-    for store in &args.stores {
-        let dir = tempfile::tempdir()?;
-        let (db, url) = match store.as_str() {
-            "sqlite" => (
-                None,
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("identity.db").display()
-                ),
-            ),
-            "postgres" => {
-                let (db, url) = BenchDb::create(&args.postgres).await?;
-                (Some(db), url)
-            }
-            other => anyhow::bail!("unknown store {other}"),
-        };
-        let result = run_store(&args, &url, dir.path()).await;
-        if let Some(db) = db {
-            db.drop_it().await;
-        }
-        let _ = writeln!(report, "### {store}\n\n{}", result?);
-    }
-    println!("{report}");
-    if let Some(out) = &args.out {
-        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
-    }
-    Ok(())
+    let args = &args;
+    report_on_each_store(&command, &args.on, |url, dir| async move {
+        run_store(args, &url, &dir).await
+    })
+    .await
 }
 
 async fn run_store(args: &Args, url: &str, dir: &Path) -> anyhow::Result<String> {
@@ -143,64 +102,12 @@ async fn measure_store(args: &Args, words: &[String], pid: Option<u32>) -> anyho
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
-    let admin = json_ok(
-        http.post(format!("{base}connect/token"))
-            .basic_auth(tansu_identity::DEV_CLIENT_ID, Some(DEV_SECRET))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "admin.full"),
-            ])
-            .send()
-            .await?,
-        "admin token",
-    )
-    .await?["access_token"]
-        .as_str()
-        .context("admin token")?
-        .to_owned();
-    let client = json_ok(
-        http.post(format!("{base}admin/clients"))
-            .bearer_auth(&admin)
-            .json(&serde_json::json!({
-                "name": "bench reporter",
-                "grant_types": ["client_credentials"],
-                "scopes": ["events.write"],
-            }))
-            .send()
-            .await?,
-        "create client",
-    )
-    .await?;
-    let token = json_ok(
-        http.post(format!("{base}connect/token"))
-            .basic_auth(
-                client["client_id"].as_str().context("client_id")?,
-                client["client_secret"].as_str(),
-            )
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "events.write"),
-            ])
-            .send()
-            .await?,
-        "reporter token",
-    )
-    .await?["access_token"]
-        .as_str()
-        .context("reporter token")?
-        .to_owned();
+    let admin = admin_token(&http, &base).await?;
+    let token = reporter_token(&http, &base, &admin).await?;
     let mut tenants = Vec::new();
     for i in 0..args.connections {
-        let t = json_ok(
-            http.post(format!("{base}admin/tenants"))
-                .bearer_auth(&admin)
-                .json(&serde_json::json!({"slug": format!("bench-{i}"), "name": format!("Bench {i}")}))
-                .send()
-                .await?,
-            "create tenant",
-        )
-        .await?;
-        tenants.push(t["id"].as_str().context("tenant id")?.to_owned());
+        let (slug, name) = (format!("bench-{i}"), format!("Bench {i}"));
+        tenants.push(create_tenant(&http, &base, &admin, &slug, &name).await?);
     }
 
     // Ingest.

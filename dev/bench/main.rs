@@ -13,6 +13,7 @@ mod events;
 mod gateway;
 mod load;
 mod procs;
+mod seed;
 mod storage;
 mod token;
 

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use tansu_shared::testing::http::SendOk;
 
 #[tokio::test]
 async fn metrics_are_served_on_the_internal_listener_only() {
@@ -16,7 +17,7 @@ async fn metrics_are_served_on_the_internal_listener_only() {
     let gw = Gateway::start_with_parts(config(vec![route("/db", &[&db])]), parts).await;
     let client = gw.client();
     for _ in 0..3 {
-        let r = client.get(gw.url("/db/x")).send().await.unwrap();
+        let r = client.get(gw.url("/db/x")).send_ok().await;
         assert_eq!(r.status(), 200);
     }
 
@@ -25,7 +26,7 @@ async fn metrics_are_served_on_the_internal_listener_only() {
         gw.url("/metrics"),
         gw.host_url("acme.tansu.test", "/metrics"),
     ] {
-        let r = client.get(&url).send().await.unwrap();
+        let r = client.get(&url).send_ok().await;
         assert_eq!(r.status(), 404, "{url}");
         let body = r.text().await.unwrap();
         assert!(!body.contains("gateway_requests_total"), "{body}");
@@ -33,9 +34,8 @@ async fn metrics_are_served_on_the_internal_listener_only() {
     // Public plain HTTP: a redirect to HTTPS, never the metrics.
     let r = client
         .get(format!("http://127.0.0.1:{}/metrics", gw.http.port()))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 308);
     assert!(!r.text().await.unwrap().contains("gateway_requests_total"));
 

@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use tansu_shared::testing::http::SendOk;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -25,7 +26,7 @@ async fn oversized_headers_are_refused() {
         Err(e) => assert!(!e.is_timeout(), "{e}"),
     }
     // A normal request still works.
-    echo_of(gw.client().get(gw.url("/db/x")).send().await.unwrap()).await;
+    echo_of(gw.client().get(gw.url("/db/x")).send_ok().await).await;
     gw.stop().await;
 }
 
@@ -85,17 +86,14 @@ async fn concurrent_connections_are_capped() {
     // Once the first leaves, the next client is served.
     held.shutdown().await.ok();
     drop(held);
-    eventually("slot released", Duration::from_secs(5), || {
-        let client = gw.client();
-        let url = gw.url("/db/x");
-        async move {
-            client
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
-    })
+    let url = gw.url("/db/x");
+    eventually_answers(
+        "slot released",
+        Duration::from_secs(5),
+        &url,
+        |s| s == 200,
+        || gw.client(),
+    )
     .await;
     gw.stop().await;
 }

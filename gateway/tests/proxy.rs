@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use reqwest::Version;
+use tansu_shared::testing::http::SendOk;
 
 #[tokio::test]
 async fn routes_by_prefix_strips_it_and_sets_forwarding_headers() {
@@ -23,9 +24,8 @@ async fn routes_by_prefix_strips_it_and_sets_forwarding_headers() {
         .header("connection", "x-secret")
         .header("x-secret", "hop")
         .header("x-request-id", "req-123")
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(resp.headers()["x-request-id"], "req-123");
     assert!(
         resp.headers()["strict-transport-security"]
@@ -57,9 +57,8 @@ async fn routes_by_prefix_strips_it_and_sets_forwarding_headers() {
             .post(gw.url("/db/api/x"))
             .header("traceparent", tp)
             .body(vec![7u8; 10_000])
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
     )
     .await;
     assert_eq!(e.instance, "db");
@@ -72,12 +71,12 @@ async fn routes_by_prefix_strips_it_and_sets_forwarding_headers() {
         "a request id is created"
     );
 
-    let e = echo_of(client.get(gw.url("/db")).send().await.unwrap()).await;
+    let e = echo_of(client.get(gw.url("/db")).send_ok().await).await;
     assert_eq!(e.path, "/");
 
     // Unknown paths, and prefixes that only share letters with a route, are 404 problems.
     for path in ["/nope", "/dbx/a"] {
-        let v = problem_of(client.get(gw.url(path)).send().await.unwrap(), 404).await;
+        let v = problem_of(client.get(gw.url(path)).send_ok().await, 404).await;
         assert_eq!(v["type"], "urn:tansu:problem:not-found");
     }
     gw.stop().await;
@@ -87,12 +86,12 @@ async fn routes_by_prefix_strips_it_and_sets_forwarding_headers() {
 async fn http2_is_negotiated_by_alpn() {
     let a = echo("db").await;
     let gw = Gateway::start(config(vec![route("/db", &[&a])])).await;
-    let resp = gw.client().get(gw.url("/db/x")).send().await.unwrap();
+    let resp = gw.client().get(gw.url("/db/x")).send_ok().await;
     assert_eq!(resp.version(), Version::HTTP_2);
     let e = echo_of(resp).await;
     assert_eq!(e.path, "/x");
     assert_eq!(e.header("x-forwarded-proto"), Some("https"));
-    let resp = gw.http1_client().get(gw.url("/db/x")).send().await.unwrap();
+    let resp = gw.http1_client().get(gw.url("/db/x")).send_ok().await;
     assert_eq!(resp.version(), Version::HTTP_11);
     gw.stop().await;
 }
@@ -108,9 +107,8 @@ async fn plain_http_redirects_to_https() {
         .unwrap();
     let resp = plain
         .post(format!("http://127.0.0.1:{}/db/x?y=1", gw.http.port()))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(resp.status().as_u16(), 308);
     assert_eq!(
         resp.headers()["location"],
@@ -139,9 +137,8 @@ async fn plain_http_proxy_part_proxies_instead_of_redirecting() {
         ))
         .header("x-tansu-tenant", "spoofed")
         .header("x-forwarded-proto", "https")
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers().contains_key("ratelimit-remaining"));
     let e = echo_of(resp).await;
@@ -151,7 +148,7 @@ async fn plain_http_proxy_part_proxies_instead_of_redirecting() {
     assert_eq!(e.header("x-forwarded-proto"), Some("http"));
     assert_eq!(e.header("x-forwarded-prefix"), Some("/t/acme/db"));
     // The HTTPS listener is unchanged.
-    let e = echo_of(gw.client().get(gw.url("/db/z")).send().await.unwrap()).await;
+    let e = echo_of(gw.client().get(gw.url("/db/z")).send_ok().await).await;
     assert_eq!(e.header("x-forwarded-proto"), Some("https"));
     gw.stop().await;
 }
@@ -162,7 +159,7 @@ async fn dev_mode_has_no_hsts() {
     let mut c = config(vec![route("/db", &[&a])]);
     c.dev_mode = true;
     let gw = Gateway::start(c).await;
-    let resp = gw.client().get(gw.url("/db/x")).send().await.unwrap();
+    let resp = gw.client().get(gw.url("/db/x")).send_ok().await;
     assert!(resp.headers().get("strict-transport-security").is_none());
     gw.stop().await;
 }
@@ -173,7 +170,7 @@ async fn health_aggregates_upstreams_readiness() {
     let b = echo("db").await;
     let gw = Gateway::start(config(vec![route("/identity", &[&a]), route("/db", &[&b])])).await;
     let client = gw.client();
-    let resp = client.get(gw.url("/health")).send().await.unwrap();
+    let resp = client.get(gw.url("/health")).send_ok().await;
     assert_eq!(resp.status().as_u16(), 200);
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["status"], "ready");
@@ -188,7 +185,7 @@ async fn health_aggregates_upstreams_readiness() {
     assert!(!body.contains("127.0.0.1"), "no internal addresses: {body}");
 
     b.stop().await;
-    let resp = client.get(gw.url("/health")).send().await.unwrap();
+    let resp = client.get(gw.url("/health")).send_ok().await;
     assert_eq!(resp.status().as_u16(), 503);
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["status"], "unavailable");
@@ -214,7 +211,7 @@ async fn a_stopped_upstream_is_ejected_and_traffic_continues() {
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..4 {
         seen.insert(
-            echo_of(client.get(gw.url("/db/x")).send().await.unwrap())
+            echo_of(client.get(gw.url("/db/x")).send_ok().await)
                 .await
                 .instance,
         );
@@ -223,7 +220,7 @@ async fn a_stopped_upstream_is_ejected_and_traffic_continues() {
 
     b.stop().await;
     for _ in 0..10 {
-        let e = echo_of(client.get(gw.url("/db/x")).send().await.unwrap()).await;
+        let e = echo_of(client.get(gw.url("/db/x")).send_ok().await).await;
         assert_eq!(e.instance, "one");
     }
     gw.stop().await;
@@ -257,7 +254,7 @@ async fn the_active_probe_takes_an_unready_upstream_out_and_back() {
     )
     .await;
     for _ in 0..6 {
-        let e = echo_of(client.get(gw.url("/db/x")).send().await.unwrap()).await;
+        let e = echo_of(client.get(gw.url("/db/x")).send_ok().await).await;
         assert_eq!(e.instance, "one");
     }
     // The instance comes back on the same address: the probe puts it back in rotation.
@@ -291,13 +288,13 @@ async fn upstream_failures_are_problems_with_the_request_id() {
     let gw = Gateway::start(c).await;
     let client = gw.client();
 
-    let v = problem_of(client.get(gw.url("/db/slow")).send().await.unwrap(), 504).await;
+    let v = problem_of(client.get(gw.url("/db/slow")).send_ok().await, 504).await;
     assert_eq!(v["type"], "urn:tansu:problem:upstream-timeout");
 
     down.stop().await;
-    problem_of(client.get(gw.url("/down/x")).send().await.unwrap(), 502).await;
+    problem_of(client.get(gw.url("/down/x")).send_ok().await, 502).await;
     // Now ejected: answered at once, without trying the instance.
-    problem_of(client.get(gw.url("/down/x")).send().await.unwrap(), 503).await;
+    problem_of(client.get(gw.url("/down/x")).send_ok().await, 503).await;
     gw.stop().await;
 }
 
@@ -313,26 +310,10 @@ async fn body_size_is_limited_per_route() {
     }];
     let gw = Gateway::start(c).await;
     let client = gw.client();
-    let e = echo_of(
-        client
-            .post(gw.url("/db/x"))
-            .body(vec![0u8; 1024])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let post = |path: &str, len: usize| client.post(gw.url(path)).body(vec![0u8; len]).send_ok();
+    let e = echo_of(post("/db/x", 1024).await).await;
     assert_eq!(e.body_len, 1024);
-    problem_of(
-        client
-            .post(gw.url("/db/x"))
-            .body(vec![0u8; 2048])
-            .send()
-            .await
-            .unwrap(),
-        413,
-    )
-    .await;
+    problem_of(post("/db/x", 2048).await, 413).await;
     // Without a Content-Length the stream is cut at the limit.
     let chunks: Vec<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>> = (0..4)
         .map(|_| Ok(hyper::body::Frame::data(bytes::Bytes::from(vec![1u8; 600]))))
@@ -344,22 +325,13 @@ async fn body_size_is_limited_per_route() {
         gw.http1_client()
             .post(gw.url("/db/x"))
             .body(body)
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
         413,
     )
     .await;
     // Other routes keep the default limit.
-    let e = echo_of(
-        client
-            .post(gw.url("/storage/x"))
-            .body(vec![0u8; 4096])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let e = echo_of(post("/storage/x", 4096).await).await;
     assert_eq!(e.body_len, 4096);
     gw.stop().await;
 }
@@ -369,7 +341,7 @@ async fn a_certificate_swap_is_picked_up_without_a_restart() {
     let a = echo("db").await;
     let gw = Gateway::start(config(vec![route("/db", &[&a])])).await;
     let old = gw.client();
-    echo_of(old.get(gw.url("/db/x")).send().await.unwrap()).await;
+    echo_of(old.get(gw.url("/db/x")).send_ok().await).await;
 
     let next = self_signed();
     // Key first, then certificate: in between the pair does not match and the old one stays.
@@ -378,20 +350,13 @@ async fn a_certificate_swap_is_picked_up_without_a_restart() {
     let new_pem = next.cert_pem.clone();
     let addr = gw.https;
     let url = gw.url("/db/x");
-    eventually(
+    let ok = |s: reqwest::StatusCode| s.is_success();
+    eventually_answers(
         "the new certificate is served",
         Duration::from_secs(5),
-        || {
-            let client = client_for(&new_pem, addr, false);
-            let url = url.clone();
-            async move {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            }
-        },
+        &url,
+        ok,
+        || client_for(&new_pem, addr, false),
     )
     .await;
     // A fresh client that trusts only the old certificate no longer connects.
@@ -441,9 +406,8 @@ async fn a_trusted_proxy_extends_the_forwarded_chain() {
             .header("x-forwarded-for", "203.0.113.7")
             .header("x-forwarded-proto", "https")
             .header("x-forwarded-host", "public.example")
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
     )
     .await;
     assert_eq!(e.header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"));
@@ -487,7 +451,7 @@ async fn upstream_connections_are_pooled() {
     let before = accepted.load(Ordering::SeqCst);
     let client = gw.client();
     for _ in 0..30 {
-        let resp = client.get(gw.url("/db/x")).send().await.unwrap();
+        let resp = client.get(gw.url("/db/x")).send_ok().await;
         assert_eq!(resp.text().await.unwrap(), "ok");
     }
     let opened = accepted.load(Ordering::SeqCst) - before;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use tansu_gateway::{Bucket, StrictLimit};
+use tansu_shared::testing::http::SendOk;
 
 #[tokio::test]
 async fn per_ip_limit_engages_and_recovers() {
@@ -20,13 +21,13 @@ async fn per_ip_limit_engages_and_recovers() {
     let client = gw.client();
     // A burst of three passes (`/health/live`, used by the harness, is not limited)…
     for expected_remaining in ["2", "1", "0"] {
-        let resp = client.get(gw.url("/db/x")).send().await.unwrap();
+        let resp = client.get(gw.url("/db/x")).send_ok().await;
         assert_eq!(resp.status().as_u16(), 200);
         assert_eq!(resp.headers()["ratelimit-limit"], "3");
         assert_eq!(resp.headers()["ratelimit-remaining"], expected_remaining);
     }
     // … the next is refused.
-    let resp = client.get(gw.url("/db/x")).send().await.unwrap();
+    let resp = client.get(gw.url("/db/x")).send_ok().await;
     let h = resp.headers().clone();
     let v = problem_of(resp, 429).await;
     assert_eq!(v["type"], "urn:tansu:problem:rate-limited");
@@ -37,17 +38,14 @@ async fn per_ip_limit_engages_and_recovers() {
     assert!(h.contains_key("ratelimit-reset"));
 
     // Recovers within a refill interval (bounded real waiting).
-    eventually("limit recovers", Duration::from_secs(3), || {
-        let client = client.clone();
-        let url = gw.url("/db/x");
-        async move {
-            client
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
-    })
+    let url = gw.url("/db/x");
+    eventually_answers(
+        "limit recovers",
+        Duration::from_secs(3),
+        &url,
+        |s| s == 200,
+        || client.clone(),
+    )
     .await;
     gw.stop().await;
 }
@@ -68,34 +66,30 @@ async fn token_endpoint_has_a_stricter_budget() {
     for _ in 0..2 {
         let resp = client
             .post(gw.url("/identity/connect/token"))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status().as_u16(), 200);
     }
     let resp = client
         .post(gw.url("/identity/connect/token"))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(resp.headers()["ratelimit-limit"], "2");
     problem_of(resp, 429).await;
     // The same path under a tenant prefix shares the budget.
     problem_of(
         client
             .post(gw.url("/t/acme/identity/connect/token"))
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
         429,
     )
     .await;
     // Other identity paths are not affected.
     let resp = client
         .get(gw.url("/identity/.well-known/jwks"))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(resp.status().as_u16(), 200);
     gw.stop().await;
 }
@@ -110,32 +104,14 @@ async fn per_tenant_limit_is_shared_by_clients_of_the_tenant() {
     };
     let gw = Gateway::start(c).await;
     for _ in 0..2 {
-        let resp = gw
-            .client()
-            .get(gw.url("/t/acme/db/x"))
-            .send()
-            .await
-            .unwrap();
+        let resp = gw.client().get(gw.url("/t/acme/db/x")).send_ok().await;
         assert_eq!(resp.status().as_u16(), 200);
     }
-    problem_of(
-        gw.client()
-            .get(gw.url("/t/acme/db/x"))
-            .send()
-            .await
-            .unwrap(),
-        429,
-    )
-    .await;
+    problem_of(gw.client().get(gw.url("/t/acme/db/x")).send_ok().await, 429).await;
     // Another tenant, and requests without a tenant, still pass.
-    let resp = gw
-        .client()
-        .get(gw.url("/t/globex/db/x"))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.client().get(gw.url("/t/globex/db/x")).send_ok().await;
     assert_eq!(resp.status().as_u16(), 200);
-    let resp = gw.client().get(gw.url("/db/x")).send().await.unwrap();
+    let resp = gw.client().get(gw.url("/db/x")).send_ok().await;
     assert_eq!(resp.status().as_u16(), 200);
     gw.stop().await;
 }
@@ -180,30 +156,28 @@ async fn two_gateways_share_one_budget_through_redis() {
     // Four requests spread over both replicas use up the one budget…
     for (i, expected_remaining) in ["3", "2", "1", "0"].into_iter().enumerate() {
         let (client, gw) = if i % 2 == 0 { (&a, &one) } else { (&b, &two) };
-        let resp = client.get(gw.url("/db/x")).send().await.unwrap();
+        let resp = client.get(gw.url("/db/x")).send_ok().await;
         assert_eq!(resp.status().as_u16(), 200, "request {i}");
         assert_eq!(resp.headers()["ratelimit-limit"], "4");
         assert_eq!(resp.headers()["ratelimit-remaining"], expected_remaining);
     }
     // …so both refuse the next one.
     for (client, gw) in [(&a, &one), (&b, &two)] {
-        let resp = client.get(gw.url("/db/x")).send().await.unwrap();
+        let resp = client.get(gw.url("/db/x")).send_ok().await;
         assert!(resp.headers().contains_key("retry-after"));
         problem_of(resp, 429).await;
     }
     // And the shared bucket refills for both.
     for (client, gw) in [(&a, &one), (&b, &two)] {
-        eventually("shared limit recovers", Duration::from_secs(5), || {
-            let client = client.clone();
-            let url = gw.url("/db/x");
-            async move {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            }
-        })
+        let url = gw.url("/db/x");
+        let ok = |s: reqwest::StatusCode| s == 200;
+        eventually_answers(
+            "shared limit recovers",
+            Duration::from_secs(5),
+            &url,
+            ok,
+            || client.clone(),
+        )
         .await;
     }
     one.stop().await;

@@ -29,20 +29,15 @@ async fn sighup_reloads_the_certificate() {
     std::fs::write(gw.cert_path(), &next.cert_pem).unwrap();
     let (pem, addr, url) = (next.cert_pem.clone(), gw.https, gw.url("/db/x"));
     // Signalled on every attempt, in case the first one came before the gateway's handler.
-    eventually(
+    let ok = |s: reqwest::StatusCode| s.is_success();
+    eventually_answers(
         "the new certificate is served",
         Duration::from_secs(5),
+        &url,
+        ok,
         || {
             send_sighup_to_self();
-            let client = client_for(&pem, addr, false);
-            let url = url.clone();
-            async move {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            }
+            client_for(&pem, addr, false)
         },
     )
     .await;

@@ -10,6 +10,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use common::*;
 use futures::StreamExt;
+use tansu_shared::testing::http::SendOk;
 
 const CHUNK: usize = 1024 * 1024;
 const CHUNKS: usize = 1024; // 1 GiB
@@ -70,17 +71,12 @@ async fn a_gibibyte_streams_both_ways_in_bounded_memory() {
         .body(reqwest::Body::wrap(http_body_util::StreamBody::new(
             stream_of_chunks().map(|r| r.map(hyper::body::Frame::data)),
         )))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.text().await.unwrap(), (CHUNK * CHUNKS).to_string());
 
-    let resp = client
-        .get(gw.url("/storage/download"))
-        .send()
-        .await
-        .unwrap();
+    let resp = client.get(gw.url("/storage/download")).send_ok().await;
     assert_eq!(resp.status().as_u16(), 200);
     let mut n = 0usize;
     let mut resp = resp;

@@ -9,6 +9,7 @@ use common::*;
 use futures::future::BoxFuture;
 use tansu_gateway::TenantEntry;
 use tansu_gateway::tenant::{TenantDirectory, TenantInfo, TenantStatus};
+use tansu_shared::testing::http::SendOk;
 
 fn tenants_config(db: &tansu_shared::testing::TestServer) -> tansu_gateway::Config {
     let mut c = config(vec![route("/db", &[db])]);
@@ -37,9 +38,8 @@ async fn a_spoofed_tenant_header_never_reaches_the_service() {
             .get(gw.url("/db/x"))
             .header("x-tansu-tenant", "id-globex")
             .header("X-Tansu-Tenant", "id-other")
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
     )
     .await;
     assert_eq!(e.headers.get("x-tansu-tenant"), None);
@@ -48,9 +48,8 @@ async fn a_spoofed_tenant_header_never_reaches_the_service() {
         client
             .get(gw.host_url("acme.tansu.test", "/db/x"))
             .header("x-tansu-tenant", "id-globex")
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
     )
     .await;
     assert_eq!(e.headers["x-tansu-tenant"], vec!["id-acme".to_string()]);
@@ -66,22 +65,14 @@ async fn subdomain_path_and_token_resolution() {
     let e = echo_of(
         client
             .get(gw.host_url("acme.tansu.test", "/db/x"))
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
     )
     .await;
     assert_eq!(e.header("x-tansu-tenant"), Some("id-acme"));
     assert_eq!(e.path, "/x");
 
-    let e = echo_of(
-        client
-            .get(gw.url("/t/globex/db/api/y?q=1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let e = echo_of(client.get(gw.url("/t/globex/db/api/y?q=1")).send_ok().await).await;
     assert_eq!(e.header("x-tansu-tenant"), Some("id-globex"));
     assert_eq!(e.path, "/api/y");
     assert_eq!(e.query.as_deref(), Some("q=1"));
@@ -92,9 +83,8 @@ async fn subdomain_path_and_token_resolution() {
         client
             .get(gw.url("/db/x"))
             .bearer_auth(token_with_tid("id-globex"))
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
     )
     .await;
     assert_eq!(e.header("x-tansu-tenant"), Some("id-globex"));
@@ -108,13 +98,26 @@ async fn subdomain_path_and_token_resolution() {
         client
             .get(gw.host_url("acme.tansu.test", "/db/x"))
             .bearer_auth(token_with_tid("id-acme"))
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
     )
     .await;
     assert_eq!(e.header("x-tansu-tenant"), Some("id-acme"));
     gw.stop().await;
+}
+
+/// `GET url`, with a token naming `tid` when given: the problem answer, of `status`.
+async fn problem_at(
+    client: &reqwest::Client,
+    url: String,
+    tid: Option<&str>,
+    status: u16,
+) -> serde_json::Value {
+    let mut req = client.get(url);
+    if let Some(tid) = tid {
+        req = req.bearer_auth(token_with_tid(tid));
+    }
+    problem_of(req.send_ok().await, status).await
 }
 
 #[tokio::test]
@@ -122,38 +125,22 @@ async fn host_or_path_against_token_mismatch_is_forbidden() {
     let db = echo("db").await;
     let gw = Gateway::start(tenants_config(&db)).await;
     let client = gw.client();
-    let v = problem_of(
-        client
-            .get(gw.host_url("acme.tansu.test", "/db/x"))
-            .bearer_auth(token_with_tid("id-globex"))
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
-    assert_eq!(v["type"], "urn:tansu:problem:tenant-mismatch");
-    let v = problem_of(
-        client
-            .get(gw.url("/t/acme/db/x"))
-            .bearer_auth(token_with_tid("id-globex"))
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
-    assert_eq!(v["type"], "urn:tansu:problem:tenant-mismatch");
-    // Host and path disagree.
-    problem_of(
-        client
-            .get(gw.host_url("acme.tansu.test", "/t/globex/db/x"))
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
+    let mismatch = Some("urn:tansu:problem:tenant-mismatch");
+    for (url, tid, problem_type) in [
+        (
+            gw.host_url("acme.tansu.test", "/db/x"),
+            Some("id-globex"),
+            mismatch,
+        ),
+        (gw.url("/t/acme/db/x"), Some("id-globex"), mismatch),
+        // Host and path disagree.
+        (gw.host_url("acme.tansu.test", "/t/globex/db/x"), None, None),
+    ] {
+        let v = problem_at(&client, url, tid, 403).await;
+        if let Some(t) = problem_type {
+            assert_eq!(v["type"], t);
+        }
+    }
     gw.stop().await;
 }
 
@@ -162,42 +149,24 @@ async fn unknown_and_suspended_tenants() {
     let db = echo("db").await;
     let gw = Gateway::start(tenants_config(&db)).await;
     let client = gw.client();
-    let v = problem_of(
-        client.get(gw.url("/t/nope/db/x")).send().await.unwrap(),
-        404,
-    )
-    .await;
-    assert_eq!(v["type"], "urn:tansu:problem:unknown-tenant");
-    problem_of(
-        client
-            .get(gw.host_url("nope.tansu.test", "/db/x"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
-    problem_of(
-        client
-            .get(gw.url("/db/x"))
-            .bearer_auth(token_with_tid("id-nope"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
-    problem_of(
-        client.get(gw.url("/t/Bad_Slug/db/x")).send().await.unwrap(),
-        404,
-    )
-    .await;
-    let v = problem_of(
-        client.get(gw.url("/t/initech/db/x")).send().await.unwrap(),
-        403,
-    )
-    .await;
-    assert_eq!(v["type"], "urn:tansu:problem:tenant-suspended");
+    let unknown = Some("urn:tansu:problem:unknown-tenant");
+    for (url, tid, status, problem_type) in [
+        (gw.url("/t/nope/db/x"), None, 404, unknown),
+        (gw.host_url("nope.tansu.test", "/db/x"), None, 404, None),
+        (gw.url("/db/x"), Some("id-nope"), 404, None),
+        (gw.url("/t/Bad_Slug/db/x"), None, 404, None),
+        (
+            gw.url("/t/initech/db/x"),
+            None,
+            403,
+            Some("urn:tansu:problem:tenant-suspended"),
+        ),
+    ] {
+        let v = problem_at(&client, url, tid, status).await;
+        if let Some(t) = problem_type {
+            assert_eq!(v["type"], t);
+        }
+    }
     gw.stop().await;
 }
 
@@ -209,9 +178,8 @@ async fn without_a_directory_every_slug_is_its_own_id() {
         gw.client()
             .get(gw.url("/t/acme/db/x"))
             .header("x-tansu-tenant", "evil")
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
     )
     .await;
     assert_eq!(e.headers["x-tansu-tenant"], vec!["acme".to_string()]);
@@ -264,35 +232,25 @@ async fn tenant_status_changes_apply_within_the_cache_time() {
     )
     .await;
     let client = gw.client();
-    let e = echo_of(client.get(gw.url("/t/acme/db/x")).send().await.unwrap()).await;
+    let e = echo_of(client.get(gw.url("/t/acme/db/x")).send_ok().await).await;
     assert_eq!(e.header("x-tansu-tenant"), Some("id-acme"));
 
-    let status_is = |code: u16| {
-        let client = client.clone();
-        let url = gw.url("/t/acme/db/x");
-        move || {
-            let client = client.clone();
-            let url = url.clone();
-            async move {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == code)
-            }
-        }
-    };
-    *dir.0.lock().unwrap() = Some(TenantStatus::Suspended);
-    eventually("suspension applies", Duration::from_secs(3), status_is(403)).await;
-    *dir.0.lock().unwrap() = None;
-    eventually("deletion applies", Duration::from_secs(3), status_is(404)).await;
-    *dir.0.lock().unwrap() = Some(TenantStatus::Active);
-    eventually(
-        "reactivation applies",
-        Duration::from_secs(3),
-        status_is(200),
-    )
-    .await;
+    let url = gw.url("/t/acme/db/x");
+    for (status, code, what) in [
+        (Some(TenantStatus::Suspended), 403, "suspension applies"),
+        (None, 404, "deletion applies"),
+        (Some(TenantStatus::Active), 200, "reactivation applies"),
+    ] {
+        *dir.0.lock().unwrap() = status;
+        eventually_answers(
+            what,
+            Duration::from_secs(3),
+            &url,
+            |s| s == code,
+            || client.clone(),
+        )
+        .await;
+    }
     gw.stop().await;
 }
 
@@ -371,9 +329,9 @@ async fn http_directory_resolves_refuses_and_survives_a_short_outage() {
     let status_of = |path: &'static str| {
         let client = client.clone();
         let url = gw.url(path);
-        async move { client.get(&url).send().await.unwrap().status().as_u16() }
+        async move { client.get(&url).send_ok().await.status().as_u16() }
     };
-    let e = echo_of(client.get(gw.url("/t/acme/db/x")).send().await.unwrap()).await;
+    let e = echo_of(client.get(gw.url("/t/acme/db/x")).send_ok().await).await;
     assert_eq!(e.header("x-tansu-tenant"), Some("id-acme"));
     assert_eq!(status_of("/t/nope/db/x").await, 404);
 

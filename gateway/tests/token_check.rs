@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use common::*;
 use tansu_gateway::{RouteSettings, TokenCheck};
+use tansu_shared::testing::http::SendOk;
 
 const ISSUER: &str = "https://gw.tansu.test/identity/";
 
@@ -75,9 +76,8 @@ async fn tokens_are_verified_before_they_reach_the_service() {
         client
             .get(gw.url("/t/acme/db/x"))
             .bearer_auth(token(&keys, "acme"))
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
     )
     .await;
     assert_eq!(e.header("x-tansu-tenant"), Some("acme"));
@@ -87,9 +87,8 @@ async fn tokens_are_verified_before_they_reach_the_service() {
         client
             .get(gw.url("/db/x"))
             .bearer_auth(token(&keys, "globex"))
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
     )
     .await;
     assert_eq!(e.header("x-tansu-tenant"), Some("globex"));
@@ -99,9 +98,8 @@ async fn tokens_are_verified_before_they_reach_the_service() {
     let resp = client
         .get(gw.url("/t/acme/db/x"))
         .bearer_auth(&forged)
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert!(
         resp.headers()["www-authenticate"]
             .to_str()
@@ -115,14 +113,13 @@ async fn tokens_are_verified_before_they_reach_the_service() {
         client
             .get(gw.url("/t/acme/db/x"))
             .bearer_auth(token(&keys, "globex"))
-            .send()
-            .await
-            .unwrap(),
+            .send_ok()
+            .await,
         403,
     )
     .await;
 
     // No token: the service decides (public endpoints stay reachable).
-    echo_of(client.get(gw.url("/db/x")).send().await.unwrap()).await;
+    echo_of(client.get(gw.url("/db/x")).send_ok().await).await;
     gw.stop().await;
 }

@@ -68,9 +68,12 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/admin/tenants/{tid}/users/{uid}/disable",
-            post(disable_user),
+            set_user_disabled(true),
         )
-        .route("/admin/tenants/{tid}/users/{uid}/enable", post(enable_user))
+        .route(
+            "/admin/tenants/{tid}/users/{uid}/enable",
+            set_user_disabled(false),
+        )
         .route(
             "/admin/tenants/{tid}/users/{uid}/password",
             post(reset_password),
@@ -203,6 +206,15 @@ pub(crate) fn invalid(problems: Vec<String>) -> Problem {
     )
     .with_detail(problems.join("; "))
     .with_extension("errors", problems)
+}
+
+/// The outcome of a store write addressing one row: 404 when the row was not there.
+pub(crate) fn found<E: std::fmt::Display>(written: Result<bool, E>) -> Result<(), Problem> {
+    match written {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Problem::not_found()),
+        Err(e) => Err(store_failed(&e)),
+    }
 }
 
 pub(crate) fn conflict(detail: &str) -> Problem {
@@ -784,14 +796,7 @@ async fn update_user(
         u.name = name;
     }
     u.updated_at = now_ms();
-    if !state
-        .store
-        .update_user_profile(&u)
-        .await
-        .map_err(|e| store_failed(&e))?
-    {
-        return Err(Problem::not_found());
-    }
+    found(state.store.update_user_profile(&u).await)?;
     audit(
         &state,
         &caller,
@@ -815,14 +820,7 @@ async fn set_disabled(
     let (_, mut u, m) = member(state, caller, tid, uid).await?;
     may_change_identity(state, caller, &u).await?;
     let now = now_ms();
-    if !state
-        .store
-        .set_user_disabled(&u.id, disabled, now)
-        .await
-        .map_err(|e| store_failed(&e))?
-    {
-        return Err(Problem::not_found());
-    }
+    found(state.store.set_user_disabled(&u.id, disabled, now).await)?;
     u.disabled = disabled;
     u.updated_at = now;
     tracing::info!(tenant = %tid, user = %u.id, disabled, by = %caller.subject(), "user status changed");
@@ -839,23 +837,17 @@ async fn set_disabled(
     Ok(Json(member_view(&u, &m)))
 }
 
-/// Disables the user: their sessions end and their refresh token families are revoked.
-async fn disable_user(
-    State(state): State<AppState>,
-    caller: Caller,
-    meta: Meta,
-    Path((tid, uid)): Path<(String, String)>,
-) -> Result<Json<MemberView>, Problem> {
-    set_disabled(&state, &caller, &meta, &tid, &uid, true).await
-}
-
-async fn enable_user(
-    State(state): State<AppState>,
-    caller: Caller,
-    meta: Meta,
-    Path((tid, uid)): Path<(String, String)>,
-) -> Result<Json<MemberView>, Problem> {
-    set_disabled(&state, &caller, &meta, &tid, &uid, false).await
+/// `POST …/disable` (`disabled`) or `…/enable`: a disabled user's sessions end and their
+/// refresh token families are revoked.
+fn set_user_disabled(disabled: bool) -> MethodRouter<AppState> {
+    post(
+        move |State(state): State<AppState>,
+              caller: Caller,
+              meta: Meta,
+              Path((tid, uid)): Path<(String, String)>| async move {
+            set_disabled(&state, &caller, &meta, &tid, &uid, disabled).await
+        },
+    )
 }
 
 /// Removes the user from the tenant (the global identity stays).
@@ -918,14 +910,7 @@ async fn reset_password(
         .await
         .map_err(|e| store_failed(&e))?;
     u.updated_at = now_ms();
-    if !state
-        .store
-        .update_user_profile(&u)
-        .await
-        .map_err(|e| store_failed(&e))?
-    {
-        return Err(Problem::not_found());
-    }
+    found(state.store.update_user_profile(&u).await)?;
     tracing::info!(tenant = %tenant.id, user = %u.id, by = %caller.subject(), "password reset");
     audit(
         &state,

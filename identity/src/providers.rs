@@ -25,7 +25,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -33,7 +33,7 @@ use tansu_shared::Problem;
 
 use crate::AppState;
 use crate::admin::{json_body, store_failed};
-use crate::admin_tenants::{Caller, audit, tenant_for};
+use crate::admin_tenants::{Caller, audit, found, tenant_for};
 use crate::clients::rfc3339;
 use crate::events::Meta;
 use crate::store::providers::ProviderRow;
@@ -62,11 +62,11 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/admin/tenants/{tid}/providers/{id}/disable",
-            post(disable_provider),
+            set_enabled(false),
         )
         .route(
             "/admin/tenants/{tid}/providers/{id}/enable",
-            post(enable_provider),
+            set_enabled(true),
         )
         .route(
             "/admin/tenants/{tid}/providers/{id}/test",
@@ -467,32 +467,22 @@ async fn update_provider(
     save(&state, &caller, &meta, row, update, "update").await
 }
 
-async fn disable_provider(
-    State(state): State<AppState>,
-    caller: Caller,
-    meta: Meta,
-    Path((tid, id)): Path<(String, String)>,
-) -> Result<Json<ProviderView>, Problem> {
-    let row = load(&state, &caller, &tid, &id).await?;
-    let update = ProviderUpdate {
-        enabled: Some(false),
-        ..ProviderUpdate::default()
-    };
-    save(&state, &caller, &meta, row, update, "disable").await
-}
-
-async fn enable_provider(
-    State(state): State<AppState>,
-    caller: Caller,
-    meta: Meta,
-    Path((tid, id)): Path<(String, String)>,
-) -> Result<Json<ProviderView>, Problem> {
-    let row = load(&state, &caller, &tid, &id).await?;
-    let update = ProviderUpdate {
-        enabled: Some(true),
-        ..ProviderUpdate::default()
-    };
-    save(&state, &caller, &meta, row, update, "enable").await
+/// `POST …/disable` or `…/enable` (`enabled`).
+fn set_enabled(enabled: bool) -> MethodRouter<AppState> {
+    post(
+        move |State(state): State<AppState>,
+              caller: Caller,
+              meta: Meta,
+              Path((tid, id)): Path<(String, String)>| async move {
+            let row = load(&state, &caller, &tid, &id).await?;
+            let update = ProviderUpdate {
+                enabled: Some(enabled),
+                ..ProviderUpdate::default()
+            };
+            let action = if enabled { "enable" } else { "disable" };
+            save(&state, &caller, &meta, row, update, action).await
+        },
+    )
 }
 
 async fn delete_provider(
@@ -502,14 +492,7 @@ async fn delete_provider(
     Path((tid, id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let row = load(&state, &caller, &tid, &id).await?;
-    if !state
-        .store
-        .delete_provider(&row.tenant_id, &row.id)
-        .await
-        .map_err(|e| store_failed(&e))?
-    {
-        return Err(Problem::not_found());
-    }
+    found(state.store.delete_provider(&row.tenant_id, &row.id).await)?;
     tracing::info!(tenant = %row.tenant_id, provider = %row.id, by = %caller.subject(), "external provider deleted");
     audit(
         &state,

@@ -24,22 +24,16 @@ async fn two_tenants(id: &Instance) -> Tenants {
     let app = id.tenant_app().await;
     id.create_member(&a, "alice@a.example", &["Admin"]).await;
     id.create_member(&b, "bob@b.example", &["User"]).await;
-    let t = id
-        .user_tokens(
+    let alice = id
+        .user_access(
             &app,
             "alice@a.example",
             USER_PASSWORD,
             "openid admin.tenant",
             Some(&a),
         )
-        .await
-        .unwrap();
-    Tenants {
-        a,
-        b,
-        app,
-        alice: t["access_token"].as_str().unwrap().to_owned(),
-    }
+        .await;
+    Tenants { a, b, app, alice }
 }
 
 fn totals(v: &Value) -> (i64, i64, i64) {
@@ -74,9 +68,7 @@ async fn activity_per_hour_is_scoped_like_the_events() {
             id.access_token(&cid, &secret, Some("db.read")).await;
         }
 
-        let (status, all) = id
-            .call(Method::GET, "/admin/stats/activity?hours=24", &admin, None)
-            .await;
+        let (status, all) = id.get_as("/admin/stats/activity?hours=24", &admin).await;
         assert_eq!(status, 200, "{all}");
         let buckets = all["buckets"].as_array().unwrap();
         assert_eq!(buckets.len(), 24);
@@ -87,48 +79,29 @@ async fn activity_per_hour_is_scoped_like_the_events() {
         assert!(tokens >= 5, "{all}");
 
         let (_, of_a) = id
-            .call(
-                Method::GET,
-                &format!("/admin/stats/activity?tenant={}", t.a),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/stats/activity?tenant={}", t.a), &admin)
             .await;
         assert_eq!(totals(&of_a), (1, 0, 3), "{of_a}");
         // Reading again flushes nothing twice.
         let (_, again) = id
-            .call(
-                Method::GET,
-                &format!("/admin/stats/activity?tenant={}", t.a),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/stats/activity?tenant={}", t.a), &admin)
             .await;
         assert_eq!(totals(&again), (1, 0, 3));
         let (_, of_b) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/stats/activity?tenant={}&hours=1", t.b),
                 &admin,
-                None,
             )
             .await;
         assert_eq!(of_b["buckets"].as_array().unwrap().len(), 1);
         // The failure is on the platform chain (the account is unknown when it fails).
         let (_, platform) = id
-            .call(
-                Method::GET,
-                "/admin/stats/activity?tenant=platform",
-                &admin,
-                None,
-            )
+            .get_as("/admin/stats/activity?tenant=platform", &admin)
             .await;
         assert_eq!(totals(&platform).1, 1, "{platform}");
 
         // Alice sees her tenant only.
-        let (status, own) = id
-            .call(Method::GET, "/admin/stats/activity", &t.alice, None)
-            .await;
+        let (status, own) = id.get_as("/admin/stats/activity", &t.alice).await;
         assert_eq!(status, 200);
         assert_eq!(totals(&own), (1, 0, 3), "{own}");
         assert_eq!(own["tenant"], t.a.as_str());
@@ -136,23 +109,16 @@ async fn activity_per_hour_is_scoped_like_the_events() {
             format!("/admin/stats/activity?tenant={}", t.b),
             "/admin/stats/activity?tenant=platform".to_owned(),
         ] {
-            let (status, v) = id.call(Method::GET, &path, &t.alice, None).await;
+            let (status, v) = id.get_as(&path, &t.alice).await;
             assert_eq!(status, 404, "{path}: {v}");
         }
         for bad in ["hours=0", "hours=169", "hours=x"] {
             let (status, v) = id
-                .call(
-                    Method::GET,
-                    &format!("/admin/stats/activity?{bad}"),
-                    &admin,
-                    None,
-                )
+                .get_as(&format!("/admin/stats/activity?{bad}"), &admin)
                 .await;
             assert_eq!(status, 400, "{bad}: {v}");
         }
-        let (status, _) = id
-            .call(Method::GET, "/admin/stats/activity", "garbage", None)
-            .await;
+        let (status, _) = id.get_as("/admin/stats/activity", "garbage").await;
         assert_eq!(status, 401);
 
         id.stop().await;
@@ -170,7 +136,7 @@ async fn walk(id: &Instance, token: &str, path: &str) -> Vec<Value> {
             Some(a) => format!("{path}&limit=2&after={}", form_encode(a)),
             None => format!("{path}&limit=2"),
         };
-        let (status, v) = id.call(Method::GET, &url, token, None).await;
+        let (status, v) = id.get_as(&url, token).await;
         assert_eq!(status, 200, "{url}: {v}");
         out.extend(v["items"].as_array().unwrap().iter().cloned());
         match v["next_after"].as_str() {
@@ -200,15 +166,14 @@ async fn lists_sort_on_the_server_with_cursors() {
             ("sort-b", "delta"),
             ("sort-d", "bravo"),
         ] {
-            let (status, v) = id
-                .call(
-                    Method::POST,
-                    "/admin/tenants",
-                    &admin,
-                    Some(json!({"slug": slug, "name": name})),
-                )
-                .await;
-            assert_eq!(status, 201, "{v}");
+            id.call_expect(
+                Method::POST,
+                "/admin/tenants",
+                &admin,
+                Some(json!({"slug": slug, "name": name})),
+                201,
+            )
+            .await;
         }
         let ours = |items: Vec<Value>| -> Vec<Value> {
             items
@@ -242,9 +207,7 @@ async fn lists_sort_on_the_server_with_cursors() {
             "order=sideways",
             "sort=name&after=garbage",
         ] {
-            let (status, v) = id
-                .call(Method::GET, &format!("/admin/tenants?{bad}"), &admin, None)
-                .await;
+            let (status, v) = id.get_as(&format!("/admin/tenants?{bad}"), &admin).await;
             assert_eq!(status, 400, "{bad}: {v}");
             assert_eq!(v["status"], 400);
         }
@@ -259,15 +222,14 @@ async fn lists_sort_on_the_server_with_cursors() {
             ("u4@x.example", "bob"),
             ("other@y.example", "zed"),
         ] {
-            let (status, v) = id
-                .call(
-                    Method::POST,
-                    &format!("/admin/tenants/{tid}/users"),
-                    &admin,
-                    Some(json!({"email": email, "name": name})),
-                )
-                .await;
-            assert_eq!(status, 201, "{v}");
+            id.call_expect(
+                Method::POST,
+                &format!("/admin/tenants/{tid}/users"),
+                &admin,
+                Some(json!({"email": email, "name": name})),
+                201,
+            )
+            .await;
         }
         let users = |q: &str| format!("/admin/tenants/{tid}/users?{q}");
         let by_email = walk(
@@ -291,9 +253,7 @@ async fn lists_sort_on_the_server_with_cursors() {
             column(&by_name, "name"),
             ["alice", "bob", "carol", "dave", "erin", "zed"]
         );
-        let (status, _) = id
-            .call(Method::GET, &users("sort=password_hash"), &admin, None)
-            .await;
+        let (status, _) = id.get_as(&users("sort=password_hash"), &admin).await;
         assert_eq!(status, 400);
 
         // Events of the tenant: oldest first by default, newest first on request.
@@ -305,7 +265,7 @@ async fn lists_sort_on_the_server_with_cursors() {
         newest.reverse();
         assert_eq!(oldest, newest);
         for bad in ["sort=type", "order=newest"] {
-            let (status, _) = id.call(Method::GET, &events(bad), &admin, None).await;
+            let (status, _) = id.get_as(&events(bad), &admin).await;
             assert_eq!(status, 400, "{bad}");
         }
 
@@ -336,14 +296,12 @@ async fn tenant_admins_edit_their_own_policy_only() {
         assert_eq!(v["status"], "active");
         // The change is recorded in A's event chain, by Alice.
         let (_, ev) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!(
                     "/admin/security-events?tenant={}&type=tenant.change&order=desc&limit=1",
                     t.a
                 ),
                 &admin,
-                None,
             )
             .await;
         assert!(
@@ -363,14 +321,7 @@ async fn tenant_admins_edit_their_own_policy_only() {
             )
             .await;
         assert_eq!(status, 404, "{v}");
-        let (_, b) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{}", t.b),
-                &admin,
-                None,
-            )
-            .await;
+        let (_, b) = id.get_as(&format!("/admin/tenants/{}", t.b), &admin).await;
         assert_eq!(b["policy"]["password_min_length"], 12);
         // Status, name and slug stay the platform's; a bad policy is a 422.
         for body in [
@@ -389,53 +340,42 @@ async fn tenant_admins_edit_their_own_policy_only() {
                 .await;
             assert_eq!(status, 403, "{body}: {v}");
         }
-        let (status, v) = id
-            .call(
-                Method::PATCH,
-                &format!("/admin/tenants/{}", t.a),
-                &t.alice,
-                Some(json!({"policy": {"password_min_length": 2}})),
-            )
-            .await;
-        assert_eq!(status, 422, "{v}");
+        id.call_expect(
+            Method::PATCH,
+            &format!("/admin/tenants/{}", t.a),
+            &t.alice,
+            Some(json!({"policy": {"password_min_length": 2}})),
+            422,
+        )
+        .await;
         // Suspending stays platform-only, for the own tenant too.
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &format!("/admin/tenants/{}/suspend", t.a),
-                &t.alice,
-                None,
-            )
-            .await;
-        assert_eq!(status, 403);
+        id.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{}/suspend", t.a),
+            &t.alice,
+            None,
+            403,
+        )
+        .await;
         // A plain user's token is no admin token.
         let bob = id
-            .user_tokens(
+            .user_access(
                 &t.app,
                 "bob@b.example",
                 USER_PASSWORD,
                 "openid admin.tenant",
                 None,
             )
-            .await
-            .unwrap();
-        let (status, _) = id
-            .call(
-                Method::PATCH,
-                &format!("/admin/tenants/{}", t.b),
-                bob["access_token"].as_str().unwrap(),
-                Some(policy),
-            )
             .await;
-        assert_eq!(status, 403);
-        let (_, a) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{}", t.a),
-                &admin,
-                None,
-            )
-            .await;
+        id.call_expect(
+            Method::PATCH,
+            &format!("/admin/tenants/{}", t.b),
+            &bob,
+            Some(policy),
+            403,
+        )
+        .await;
+        let (_, a) = id.get_as(&format!("/admin/tenants/{}", t.a), &admin).await;
         assert_eq!(a["policy"]["password_min_length"], 16);
         assert_eq!(a["name"], "Shop shop-a");
 

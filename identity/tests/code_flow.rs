@@ -23,9 +23,8 @@ async fn public_app(id: &Instance) -> String {
             "redirect_uris": [REDIRECT, "http://127.0.0.1:9999/cb"],
             "scopes": ["openid", "profile", "email", "roles", "offline_access", "db.read"],
         }))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(resp.status(), 201);
     "web-app".into()
 }
@@ -69,11 +68,7 @@ async fn code_flow_with_pkce_through_the_login_form() {
 
         // Unknown user and wrong password: the same answer.
         let http = no_redirects();
-        let page = http
-            .get(id.url(&format!("/connect/authorize?{query}")))
-            .send()
-            .await
-            .unwrap();
+        let page = id.authorize(&http, &query, None).await;
         let csrf_cookie = set_cookie(&page, "tansu_csrf").unwrap();
         let html = page.text().await.unwrap();
         let csrf = hidden_field(&html, "csrf").unwrap();
@@ -91,9 +86,8 @@ async fn code_flow_with_pkce_through_the_login_form() {
                     ("email", email),
                     ("password", password),
                 ])
-                .send()
-                .await
-                .unwrap();
+                .send_ok()
+                .await;
             let status = resp.status();
             assert!(set_cookie(&resp, "tansu_session").is_none());
             let body = resp.text().await.unwrap();
@@ -113,9 +107,8 @@ async fn code_flow_with_pkce_through_the_login_form() {
                 ("email", "admin@tansu.local"),
                 ("password", ADMIN_PASSWORD),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 403);
 
         // The real sign-in.
@@ -135,7 +128,9 @@ async fn code_flow_with_pkce_through_the_login_form() {
         let code = query_param(&signed.location, "code").unwrap();
         let session = signed.session_cookie.expect("session cookie");
 
-        let resp = id.redeem(&client, &code, REDIRECT, Some(&verifier)).await;
+        let resp = id
+            .redeem(&client, &code, REDIRECT, Some(verifier.as_str()))
+            .await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["cache-control"], "no-store");
         let tokens: Value = resp.json().await.unwrap();
@@ -171,24 +166,17 @@ async fn code_flow_with_pkce_through_the_login_form() {
             .http
             .get(id.url("/connect/userinfo"))
             .bearer_auth(access)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .send_json()
+            .await;
         assert_eq!(info["sub"], claims.sub.as_str());
         assert_eq!(info["email"], "admin@tansu.local");
-        let resp = id
-            .http
-            .get(id.url("/connect/userinfo"))
-            .send()
-            .await
-            .unwrap();
+        let resp = id.http.get(id.url("/connect/userinfo")).send_ok().await;
         assert_eq!(resp.status(), 401);
 
         // The code is single-use: a replay fails and revokes what the first redemption issued.
-        let resp = id.redeem(&client, &code, REDIRECT, Some(&verifier)).await;
+        let resp = id
+            .redeem(&client, &code, REDIRECT, Some(verifier.as_str()))
+            .await;
         assert_eq!(resp.status(), 400);
         assert_eq!(
             resp.json::<Value>().await.unwrap()["error"],
@@ -205,15 +193,13 @@ async fn code_flow_with_pkce_through_the_login_form() {
 
         // The session signs in again without the form (SSO); prompt=none works with it.
         for extra in ["", "&prompt=none", "&max_age=3600"] {
-            let resp = http
-                .get(id.url(&format!(
-                    "/connect/authorize?{}",
-                    authorize_query(&client, &challenge, extra)
-                )))
-                .header("cookie", &session)
-                .send()
-                .await
-                .unwrap();
+            let resp = id
+                .authorize(
+                    &http,
+                    &authorize_query(&client, &challenge, extra),
+                    Some(session.as_str()),
+                )
+                .await;
             assert_eq!(resp.status(), 303, "{extra}");
             let location = resp.headers()["location"].to_str().unwrap();
             assert!(
@@ -230,17 +216,16 @@ async fn code_flow_with_pkce_through_the_login_form() {
             if cookie {
                 req = req.header("cookie", &session);
             }
-            let resp = req.send().await.unwrap();
+            let resp = req.send_ok().await;
             assert_eq!(resp.status(), 200, "{extra}: login form expected");
         }
-        let resp = http
-            .get(id.url(&format!(
-                "/connect/authorize?{}",
-                authorize_query(&client, &challenge, "&prompt=none")
-            )))
-            .send()
-            .await
-            .unwrap();
+        let resp = id
+            .authorize(
+                &http,
+                &authorize_query(&client, &challenge, "&prompt=none"),
+                None,
+            )
+            .await;
         assert_eq!(resp.status(), 303);
         let location = resp.headers()["location"].to_str().unwrap();
         assert_eq!(
@@ -263,7 +248,7 @@ async fn authorization_and_code_errors() {
         let get = |query: String| {
             let http = http.clone();
             let url = id.url(&format!("/connect/authorize?{query}"));
-            async move { http.get(url).send().await.unwrap() }
+            async move { http.get(url).send_ok().await }
         };
 
         // Untrusted client or redirect URI: a page, never a redirect.
@@ -410,7 +395,9 @@ async fn authorization_and_code_errors() {
             "invalid_grant",
             "malformed verifier"
         );
-        let resp = id.redeem(&client, &code, REDIRECT, Some(&verifier)).await;
+        let resp = id
+            .redeem(&client, &code, REDIRECT, Some(verifier.as_str()))
+            .await;
         assert_eq!(
             resp.status(),
             200,
@@ -425,9 +412,8 @@ async fn authorization_and_code_errors() {
                 ("client_id", client.as_str()),
                 ("code", code.as_str()),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(
             resp.json::<Value>().await.unwrap()["error"],
             "invalid_request",
@@ -466,7 +452,9 @@ async fn authorization_and_code_errors() {
             })
             .await
             .unwrap();
-        let resp = id.redeem(&client, expired, REDIRECT, Some(&verifier)).await;
+        let resp = id
+            .redeem(&client, expired, REDIRECT, Some(verifier.as_str()))
+            .await;
         assert_eq!(resp.status(), 400);
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"], "invalid_grant", "expired code");
@@ -492,9 +480,8 @@ async fn authorization_and_code_errors() {
                 ("redirect_uri", REDIRECT),
                 ("code_verifier", verifier.as_str()),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(
             resp.json::<Value>().await.unwrap()["error"],
             "invalid_grant",
@@ -515,7 +502,9 @@ async fn first_tokens(id: &Instance, client: &str) -> Value {
         )
         .await;
     let code = query_param(&signed.location, "code").unwrap();
-    let resp = id.redeem(client, &code, REDIRECT, Some(&verifier)).await;
+    let resp = id
+        .redeem(client, &code, REDIRECT, Some(verifier.as_str()))
+        .await;
     assert_eq!(resp.status(), 200);
     resp.json().await.unwrap()
 }
@@ -553,9 +542,8 @@ async fn refresh_rotation_and_reuse_detection() {
                 ("refresh_token", rt1),
                 ("scope", "openid admin.full"),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(
             resp.json::<Value>().await.unwrap()["error"],
             "invalid_scope"
@@ -609,9 +597,8 @@ async fn refresh_rotation_and_reuse_detection() {
                 ("token", rt0),
                 ("token_type_hint", "refresh_token"),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200);
         assert_eq!(id.refresh(&client, rt0).await.status(), 400);
         assert_eq!(
@@ -647,9 +634,8 @@ async fn concurrent_refreshes_of_one_token_yield_one_new_head() {
                         ("client_id", client.as_str()),
                         ("refresh_token", rt0.as_str()),
                     ])
-                    .send()
-                    .await
-                    .unwrap();
+                    .send_ok()
+                    .await;
                 let status = resp.status().as_u16();
                 let body: Value = resp.json().await.unwrap();
                 (status, body)
@@ -701,9 +687,8 @@ async fn rp_initiated_logout() {
             .patch(id.url(&format!("/admin/clients/{client}")))
             .bearer_auth(&admin)
             .json(&json!({"post_logout_redirect_uris": ["https://app.example/bye"]}))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200);
         let (verifier, challenge) = pkce();
         let query = authorize_query(&client, &challenge, "");
@@ -724,13 +709,7 @@ async fn rp_initiated_logout() {
             let http = http.clone();
             let url = id.url(&format!("/connect/endsession?{q}"));
             let session = session.clone();
-            async move {
-                http.get(url)
-                    .header("cookie", session)
-                    .send()
-                    .await
-                    .unwrap()
-            }
+            async move { http.get(url).header("cookie", session).send_ok().await }
         };
 
         // Refused: an unregistered target, a forged hint, a client_id that contradicts the hint.
@@ -761,9 +740,8 @@ async fn rp_initiated_logout() {
             .post(id.url("/connect/endsession"))
             .header("cookie", &session)
             .form(&[("confirm", "1"), ("client_id", client.as_str())])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 403);
 
         // With the hint: signed out at once, sent to the registered target with state.
@@ -780,15 +758,13 @@ async fn rp_initiated_logout() {
         let cleared = set_cookie(&resp, "tansu_session").unwrap();
         assert_eq!(cleared, "tansu_session=");
         // The old session no longer signs in, and its refresh tokens are revoked.
-        let resp = http
-            .get(id.url(&format!(
-                "/connect/authorize?{}",
-                authorize_query(&client, &challenge, "&prompt=none")
-            )))
-            .header("cookie", &session)
-            .send()
-            .await
-            .unwrap();
+        let resp = id
+            .authorize(
+                &http,
+                &authorize_query(&client, &challenge, "&prompt=none"),
+                Some(session.as_str()),
+            )
+            .await;
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
         assert_eq!(
             query_param(&location, "error").as_deref(),
@@ -823,9 +799,8 @@ async fn third_party_clients_need_consent() {
                 "redirect_uris": [REDIRECT],
                 "scopes": ["openid", "email", "profile", "db.read"],
             }))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 201);
         let http = no_redirects();
         let (verifier, challenge) = pkce();
@@ -838,11 +813,7 @@ async fn third_party_clients_need_consent() {
         };
         // Sign in: the answer is the consent page, with the session already set.
         let q = query("third", "openid email", "");
-        let page = http
-            .get(id.url(&format!("/connect/authorize?{q}")))
-            .send()
-            .await
-            .unwrap();
+        let page = id.authorize(&http, &q, None).await;
         let csrf_cookie = set_cookie(&page, "tansu_csrf").unwrap();
         let html = page.text().await.unwrap();
         let csrf = hidden_field(&html, "csrf").unwrap();
@@ -855,12 +826,16 @@ async fn third_party_clients_need_consent() {
                 ("email", "admin@tansu.local"),
                 ("password", ADMIN_PASSWORD),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200);
         let session = set_cookie(&resp, "tansu_session").unwrap();
         let cookies = format!("{csrf_cookie}; {session}");
+        // An authorization request of the signed-in browser.
+        let ask = |query: String| {
+            let (id, http, cookies) = (&id, &http, cookies.as_str());
+            async move { id.authorize(http, &query, Some(cookies)).await }
+        };
         let html = resp.text().await.unwrap();
         assert!(
             html.contains("Allow access?") && html.contains("Third &lt;party&gt; app"),
@@ -880,7 +855,7 @@ async fn third_party_clients_need_consent() {
                 if let Some(c) = cookies {
                     req = req.header("cookie", c);
                 }
-                req.send().await.unwrap()
+                req.send_ok().await
             }
         };
         // Without the session or the CSRF cookie: refused.
@@ -906,12 +881,7 @@ async fn third_party_clients_need_consent() {
         );
         assert_eq!(query_param(&location, "state").as_deref(), Some("c1"));
         // Nothing was remembered: asked again; allow → a code that redeems.
-        let again = http
-            .get(id.url(&format!("/connect/authorize?{q}")))
-            .header("cookie", &cookies)
-            .send()
-            .await
-            .unwrap();
+        let again = ask(q.clone()).await;
         assert_eq!(again.status(), 200);
         let resp = decide("allow", q.clone(), Some(cookies.clone())).await;
         assert_eq!(resp.status(), 303);
@@ -924,63 +894,23 @@ async fn third_party_clients_need_consent() {
         );
         // Remembered: the same scopes go straight through, even with prompt=none.
         for extra in ["", "&prompt=none"] {
-            let resp = http
-                .get(id.url(&format!(
-                    "/connect/authorize?{}",
-                    query("third", "openid email", extra)
-                )))
-                .header("cookie", &cookies)
-                .send()
-                .await
-                .unwrap();
+            let resp = ask(query("third", "openid email", extra)).await;
             assert_eq!(resp.status(), 303, "{extra}");
             assert!(query_param(resp.headers()["location"].to_str().unwrap(), "code").is_some());
         }
         // A wider request asks again (or fails with prompt=none).
-        let resp = http
-            .get(id.url(&format!(
-                "/connect/authorize?{}",
-                query("third", "openid email db.read", "")
-            )))
-            .header("cookie", &cookies)
-            .send()
-            .await
-            .unwrap();
+        let resp = ask(query("third", "openid email db.read", "")).await;
         assert_eq!(resp.status(), 200);
-        let resp = http
-            .get(id.url(&format!(
-                "/connect/authorize?{}",
-                query("third", "openid email db.read", "&prompt=none")
-            )))
-            .header("cookie", &cookies)
-            .send()
-            .await
-            .unwrap();
+        let resp = ask(query("third", "openid email db.read", "&prompt=none")).await;
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
         assert_eq!(
             query_param(&location, "error").as_deref(),
             Some("consent_required")
         );
         // First-party clients skip consent unless the client asks with prompt=consent.
-        let resp = http
-            .get(id.url(&format!(
-                "/connect/authorize?{}",
-                query("web-app", "openid", "")
-            )))
-            .header("cookie", &cookies)
-            .send()
-            .await
-            .unwrap();
+        let resp = ask(query("web-app", "openid", "")).await;
         assert_eq!(resp.status(), 303);
-        let resp = http
-            .get(id.url(&format!(
-                "/connect/authorize?{}",
-                query("web-app", "openid", "&prompt=consent")
-            )))
-            .header("cookie", &cookies)
-            .send()
-            .await
-            .unwrap();
+        let resp = ask(query("web-app", "openid", "&prompt=consent")).await;
         assert_eq!(resp.status(), 200);
         assert!(resp.text().await.unwrap().contains("Allow access?"));
         id.stop().await;

@@ -9,26 +9,27 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use reqwest::Method;
 use serde_json::{Value, json};
-use tansu_identity::store::Store;
 use tansu_shared::events::{EventReporting, ReportedEvent};
 
 const SUITE: &str = "identity security-event ingest";
 
-/// A service client allowed `events.write`, and a token of it.
-async fn service_token(id: &Instance) -> (String, String) {
+/// A service client `name` allowed `scope`, and a token of it with that scope.
+async fn client_token(id: &Instance, name: &str, scope: &str) -> (String, String) {
     let (client, secret) = id
         .create_client(json!({
-            "name": "reporting service",
+            "name": name,
             "grant_types": ["client_credentials"],
-            "scopes": ["events.write"],
+            "scopes": [scope],
         }))
         .await;
-    let token = id
-        .access_token(&client, &secret, Some("events.write"))
-        .await;
+    let token = id.access_token(&client, &secret, Some(scope)).await;
     (client, token)
+}
+
+/// A service client allowed `events.write`, and a token of it.
+async fn service_token(id: &Instance) -> (String, String) {
+    client_token(id, "reporting service", "events.write").await
 }
 
 async fn ingest(id: &Instance, token: Option<&str>, body: Vec<u8>) -> (u16, String, Value) {
@@ -40,7 +41,7 @@ async fn ingest(id: &Instance, token: Option<&str>, body: Vec<u8>) -> (u16, Stri
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.unwrap();
+    let resp = req.send_ok().await;
     let status = resp.status().as_u16();
     let www = resp
         .headers()
@@ -68,11 +69,9 @@ fn event(kind: &str, tenant: Option<&str>) -> Value {
 
 async fn events_of_type(id: &Instance, admin: &str, kind: &str) -> Vec<Value> {
     let (status, v) = id
-        .call(
-            Method::GET,
+        .get_as(
             &format!("/admin/security-events?type={kind}&limit=1000"),
             admin,
-            None,
         )
         .await;
     assert_eq!(status, 200, "{v}");
@@ -98,16 +97,7 @@ async fn ingest_is_authenticated_idempotent_and_validated() {
         let (status, www, _) = ingest(&id, None, body.clone()).await;
         assert_eq!(status, 401, "{}", db.name());
         assert!(www.starts_with("Bearer"), "{www}");
-        let (other, other_secret) = id
-            .create_client(json!({
-                "name": "no events",
-                "grant_types": ["client_credentials"],
-                "scopes": ["secrets.read"],
-            }))
-            .await;
-        let weak = id
-            .access_token(&other, &other_secret, Some("secrets.read"))
-            .await;
+        let (_, weak) = client_token(&id, "no events", "secrets.read").await;
         let (status, www, _) = ingest(&id, Some(&weak), body.clone()).await;
         assert_eq!(status, 403);
         assert!(www.contains("insufficient_scope"), "{www}");
@@ -140,11 +130,9 @@ async fn ingest_is_authenticated_idempotent_and_validated() {
             assert_eq!(e["actor"], "anonymous");
         }
         let (_, v) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/security-events/verify?tenant={tenant}"),
                 &admin,
-                None,
             )
             .await;
         assert_eq!(v["ok"], true, "{v}");
@@ -267,11 +255,9 @@ async fn reporter_delivers_what_was_queued_during_an_outage() {
         let mut after = String::new();
         loop {
             let (status, v) = id
-                .call(
-                    Method::GET,
+                .get_as(
                     &format!("/admin/security-events?type=access.denied&limit=1000&after={after}"),
                     &admin,
-                    None,
                 )
                 .await;
             assert_eq!(status, 200);
@@ -290,12 +276,7 @@ async fn reporter_delivers_what_was_queued_during_an_outage() {
         assert_eq!(seen.len(), 1200);
         assert_eq!(seen.last(), Some(&1199));
         let (_, v) = id
-            .call(
-                Method::GET,
-                "/admin/security-events/verify?tenant=platform",
-                &admin,
-                None,
-            )
+            .get_as("/admin/security-events/verify?tenant=platform", &admin)
             .await;
         assert_eq!(v["ok"], true, "{v}");
         id.stop().await;
@@ -330,11 +311,9 @@ async fn retention_purges_old_events_and_the_chain_still_verifies() {
         };
         assert_eq!(ingest(&id, Some(&token), batch(10)).await.0, 202);
         let verify = async || {
-            id.call(
-                Method::GET,
+            id.get_as(
                 &format!("/admin/security-events/verify?tenant={tenant}"),
                 &admin,
-                None,
             )
             .await
             .1
@@ -379,23 +358,14 @@ async fn retention_purges_old_events_and_the_chain_still_verifies() {
 
         // Tampering with a remaining event is still found at that event.
         let (_, page) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/security-events?tenant={tenant}&limit=10"),
                 &admin,
-                None,
             )
             .await;
         let victim = page["items"][2]["id"].as_str().unwrap().to_owned();
         const SQL: &str = "UPDATE security_events SET ip = '198.51.100.1' WHERE id = $1";
-        match &id.state.store {
-            Store::Sqlite(p) => {
-                sqlx::query(SQL).bind(&victim).execute(p).await.unwrap();
-            }
-            Store::Postgres(p) => {
-                sqlx::query(SQL).bind(&victim).execute(p).await.unwrap();
-            }
-        };
+        raw_exec(&id.state.store, SQL, &[&victim]).await;
         let v = verify().await;
         assert_eq!(v["ok"], false, "{v}");
         assert_eq!(v["first_broken"]["id"], json!(victim));

@@ -21,7 +21,7 @@ async fn discovery_uses_the_configured_issuer_and_jwks_is_cacheable() {
             "/.well-known/openid-configuration",
             "/.well-known/oauth-authorization-server",
         ] {
-            let resp = id.http.get(id.url(path)).send().await.unwrap();
+            let resp = id.http.get(id.url(path)).send_ok().await;
             assert_eq!(resp.status(), 200, "{path}");
             let m: Value = resp.json().await.unwrap();
             assert_eq!(m["issuer"], issuer.as_str(), "{path} on {}", db.name());
@@ -93,9 +93,9 @@ async fn discovery_uses_the_configured_issuer_and_jwks_is_cacheable() {
             }
         }
         // Health is served too, and unknown paths are problem+json 404s.
-        let ready = id.http.get(id.url("/health/ready")).send().await.unwrap();
+        let ready = id.http.get(id.url("/health/ready")).send_ok().await;
         assert_eq!(ready.status(), 200);
-        let missing = id.http.get(id.url("/nope")).send().await.unwrap();
+        let missing = id.http.get(id.url("/nope")).send_ok().await;
         assert_eq!(missing.status(), 404);
         id.stop().await;
         db.cleanup().await;
@@ -247,190 +247,109 @@ async fn every_token_endpoint_error_is_rfc6749() {
             .post(&token_url)
             .basic_auth("svc%2Ereports~1", Some(&secret))
             .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200, "percent-encoded Basic client id");
 
-        expect_error(
-            id.token_basic("nobody", &secret, None).await,
-            401,
-            "invalid_client",
-            "unknown client (basic)",
-        )
-        .await;
-        expect_error(
-            id.token_post("nobody", &secret, None).await,
-            401,
-            "invalid_client",
-            "unknown client (post)",
-        )
-        .await;
-        expect_error(
-            id.token_basic(&cid, "wrong", None).await,
-            401,
-            "invalid_client",
-            "wrong secret (basic)",
-        )
-        .await;
-        expect_error(
-            id.token_post(&cid, "wrong", None).await,
-            401,
-            "invalid_client",
-            "wrong secret (post)",
-        )
-        .await;
-        expect_error(
-            post("grant_type=client_credentials").send().await.unwrap(),
-            401,
-            "invalid_client",
-            "no client authentication",
-        )
-        .await;
-        expect_error(
-            post("grant_type=client_credentials&client_id=svc.reports~1")
-                .send()
-                .await
-                .unwrap(),
-            401,
-            "invalid_client",
-            "confidential client without a secret",
-        )
-        .await;
-        expect_error(
-            id.http
-                .post(&token_url)
-                .header("authorization", "Basic !!!notbase64")
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .unwrap(),
-            401,
-            "invalid_client",
-            "malformed Basic",
-        )
-        .await;
-        expect_error(
-            id.http
-                .post(&token_url)
-                .basic_auth(&cid, Some(&secret))
-                .form(&[
+        for (client, client_secret, what) in [
+            ("nobody", secret.as_str(), "unknown client"),
+            (cid.as_str(), "wrong", "wrong secret"),
+        ] {
+            let resp = id.token_basic(client, client_secret, None).await;
+            expect_error(resp, 401, "invalid_client", &format!("{what} (basic)")).await;
+            let resp = id.token_post(client, client_secret, None).await;
+            expect_error(resp, 401, "invalid_client", &format!("{what} (post)")).await;
+        }
+        let basic = || id.http.post(&token_url).basic_auth(&cid, Some(&secret));
+        let basic_body = |body: Vec<u8>| {
+            basic()
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+        };
+        let huge = format!("grant_type=client_credentials&pad={}", "a".repeat(1 << 20));
+        let mut cases = vec![
+            (
+                post("grant_type=client_credentials"),
+                401,
+                "invalid_client",
+                "no client authentication",
+            ),
+            (
+                post("grant_type=client_credentials&client_id=svc.reports~1"),
+                401,
+                "invalid_client",
+                "confidential client without a secret",
+            ),
+            (
+                id.http
+                    .post(&token_url)
+                    .header("authorization", "Basic !!!notbase64")
+                    .form(&[("grant_type", "client_credentials")]),
+                401,
+                "invalid_client",
+                "malformed Basic",
+            ),
+            (
+                basic().form(&[
                     ("grant_type", "client_credentials"),
                     ("client_secret", secret.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap(),
-            400,
-            "invalid_request",
-            "two authentication methods",
-        )
-        .await;
-        expect_error(
-            id.http
-                .post(&token_url)
-                .basic_auth(&cid, Some(&secret))
-                .form(&[("scope", "db.read")])
-                .send()
-                .await
-                .unwrap(),
-            400,
-            "invalid_request",
-            "missing grant_type",
-        )
-        .await;
-        expect_error(
-            id.http
-                .post(&token_url)
-                .basic_auth(&cid, Some(&secret))
-                .form(&[
+                ]),
+                400,
+                "invalid_request",
+                "two authentication methods",
+            ),
+            (
+                basic().form(&[("scope", "db.read")]),
+                400,
+                "invalid_request",
+                "missing grant_type",
+            ),
+            (
+                basic().form(&[
                     ("grant_type", "authorization_code"),
                     ("code", "x"),
                     ("redirect_uri", "https://a.example/cb"),
-                ])
-                .send()
-                .await
-                .unwrap(),
-            400,
-            "unauthorized_client",
-            "grant not registered for the client",
-        )
-        .await;
+                ]),
+                400,
+                "unauthorized_client",
+                "grant not registered for the client",
+            ),
+            (
+                basic().json(&json!({"grant_type": "client_credentials"})),
+                400,
+                "invalid_request",
+                "JSON body",
+            ),
+            (
+                basic_body(b"grant_type=client_credentials&grant_type=client_credentials".to_vec()),
+                400,
+                "invalid_request",
+                "repeated parameter",
+            ),
+            (
+                basic_body(b"grant_type=client_credentials&x=\xff\xfe".to_vec()),
+                400,
+                "invalid_request",
+                "non-UTF-8 body",
+            ),
+            (
+                basic_body(huge.into_bytes()),
+                400,
+                "invalid_request",
+                "oversized body",
+            ),
+        ];
         for grant in [
             "password",
             "implicit",
             "urn:ietf:params:oauth:grant-type:device_code",
         ] {
-            expect_error(
-                id.http
-                    .post(&token_url)
-                    .basic_auth(&cid, Some(&secret))
-                    .form(&[("grant_type", grant)])
-                    .send()
-                    .await
-                    .unwrap(),
-                400,
-                "unsupported_grant_type",
-                grant,
-            )
-            .await;
+            let req = basic().form(&[("grant_type", grant)]);
+            cases.push((req, 400, "unsupported_grant_type", grant));
         }
-        expect_error(
-            id.http
-                .post(&token_url)
-                .basic_auth(&cid, Some(&secret))
-                .json(&json!({"grant_type": "client_credentials"}))
-                .send()
-                .await
-                .unwrap(),
-            400,
-            "invalid_request",
-            "JSON body",
-        )
-        .await;
-        expect_error(
-            id.http
-                .post(&token_url)
-                .basic_auth(&cid, Some(&secret))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body("grant_type=client_credentials&grant_type=client_credentials")
-                .send()
-                .await
-                .unwrap(),
-            400,
-            "invalid_request",
-            "repeated parameter",
-        )
-        .await;
-        expect_error(
-            id.http
-                .post(&token_url)
-                .basic_auth(&cid, Some(&secret))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(b"grant_type=client_credentials&x=\xff\xfe".to_vec())
-                .send()
-                .await
-                .unwrap(),
-            400,
-            "invalid_request",
-            "non-UTF-8 body",
-        )
-        .await;
-        let huge = format!("grant_type=client_credentials&pad={}", "a".repeat(1 << 20));
-        expect_error(
-            id.http
-                .post(&token_url)
-                .basic_auth(&cid, Some(&secret))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(huge)
-                .send()
-                .await
-                .unwrap(),
-            400,
-            "invalid_request",
-            "oversized body",
-        )
-        .await;
+        for (req, status, error, what) in cases {
+            expect_error(req.send_ok().await, status, error, what).await;
+        }
         // A client not registered for the grant.
         let resp = id
             .http
@@ -444,37 +363,32 @@ async fn every_token_endpoint_error_is_rfc6749() {
                 "redirect_uris": ["https://app.example/cb"],
                 "scopes": ["openid"],
             }))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 201);
         let v: Value = resp.json().await.unwrap();
         assert!(
             v.get("client_secret").is_none(),
             "public clients have no secret"
         );
-        expect_error(
-            post("grant_type=client_credentials&client_id=spa")
-                .send()
-                .await
-                .unwrap(),
-            400,
-            "unauthorized_client",
-            "public client asking for client_credentials",
-        )
-        .await;
-        expect_error(
-            post("grant_type=client_credentials&client_id=spa&client_secret=x")
-                .send()
-                .await
-                .unwrap(),
-            401,
-            "invalid_client",
-            "public client presenting a secret",
-        )
-        .await;
+        for (body, status, error, what) in [
+            (
+                "grant_type=client_credentials&client_id=spa",
+                400,
+                "unauthorized_client",
+                "public client asking for client_credentials",
+            ),
+            (
+                "grant_type=client_credentials&client_id=spa&client_secret=x",
+                401,
+                "invalid_client",
+                "public client presenting a secret",
+            ),
+        ] {
+            expect_error(post(body).send_ok().await, status, error, what).await;
+        }
         // GET is not a token request; never a 500 either way.
-        let resp = id.http.get(&token_url).send().await.unwrap();
+        let resp = id.http.get(&token_url).send_ok().await;
         assert_eq!(resp.status(), 405);
         id.stop().await;
         db.cleanup().await;
@@ -487,7 +401,7 @@ async fn admin_api_manages_clients_and_is_protected() {
         let id = Instance::start(&db, "", |_| {}).await;
         let clients_url = id.url("/admin/clients");
         // No token, a token without admin.full, a token for another audience.
-        let resp = id.http.get(&clients_url).send().await.unwrap();
+        let resp = id.http.get(&clients_url).send_ok().await;
         assert_eq!(resp.status(), 401);
         assert!(
             resp.headers()["www-authenticate"]
@@ -499,13 +413,7 @@ async fn admin_api_manages_clients_and_is_protected() {
             .create_client(json!({"name": "plain", "grant_types": ["client_credentials"], "scopes": ["db.read", "secrets.read"]}))
             .await;
         let weak = id.access_token(&cid, &secret, Some("secrets.read")).await;
-        let resp = id
-            .http
-            .get(&clients_url)
-            .bearer_auth(&weak)
-            .send()
-            .await
-            .unwrap();
+        let resp = id.http.get(&clients_url).bearer_auth(&weak).send_ok().await;
         assert_eq!(
             resp.status(),
             403,
@@ -516,17 +424,15 @@ async fn admin_api_manages_clients_and_is_protected() {
             .http
             .get(&clients_url)
             .bearer_auth(&db_token)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 401, "wrong audience");
         let resp = id
             .http
             .get(&clients_url)
             .bearer_auth("a.b.c")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 401);
 
         let admin = id.admin_token().await;
@@ -563,9 +469,8 @@ async fn admin_api_manages_clients_and_is_protected() {
                 .post(&clients_url)
                 .bearer_auth(&admin)
                 .json(&body)
-                .send()
-                .await
-                .unwrap();
+                .send_ok()
+                .await;
             assert_eq!(resp.status().as_u16(), status, "{body}");
             assert_eq!(resp.headers()["content-type"], "application/problem+json");
         }
@@ -575,9 +480,8 @@ async fn admin_api_manages_clients_and_is_protected() {
             .bearer_auth(&admin)
             .header("content-type", "application/json")
             .body("{not json")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 400);
 
         // List, get, update.
@@ -585,12 +489,8 @@ async fn admin_api_manages_clients_and_is_protected() {
             .http
             .get(&clients_url)
             .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .send_json()
+            .await;
         let ids: Vec<&str> = list["items"]
             .as_array()
             .unwrap()
@@ -603,16 +503,7 @@ async fn admin_api_manages_clients_and_is_protected() {
         );
         assert!(!list.to_string().contains("secret_hash"));
         let one_url = id.url(&format!("/admin/clients/{cid}"));
-        let got: Value = id
-            .http
-            .get(&one_url)
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let got: Value = id.http.get(&one_url).bearer_auth(&admin).send_json().await;
         assert_eq!(got["client_type"], "confidential");
         assert!(got.get("client_secret").is_none());
         let resp = id
@@ -620,9 +511,8 @@ async fn admin_api_manages_clients_and_is_protected() {
             .patch(&one_url)
             .bearer_auth(&admin)
             .json(&json!({"scopes": ["db.read", "db.write"], "access_token_lifetime_secs": 120}))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200);
         let token = id.access_token(&cid, &secret, Some("db.write")).await;
         let claims = id.verifier("tansu.db").await.verify(&token).await.unwrap();
@@ -635,9 +525,8 @@ async fn admin_api_manages_clients_and_is_protected() {
             .http
             .post(id.url(&format!("/admin/clients/{cid}/secret")))
             .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200);
         let rotated: Value = resp.json().await.unwrap();
         let new_secret = rotated["client_secret"].as_str().unwrap();
@@ -646,21 +535,14 @@ async fn admin_api_manages_clients_and_is_protected() {
         assert_eq!(id.token_basic(&cid, new_secret, None).await.status(), 200);
 
         // Delete.
-        let resp = id
-            .http
-            .delete(&one_url)
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
+        let resp = id.http.delete(&one_url).bearer_auth(&admin).send_ok().await;
         assert_eq!(resp.status(), 204);
         assert_eq!(
             id.http
                 .get(&one_url)
                 .bearer_auth(&admin)
-                .send()
+                .send_ok()
                 .await
-                .unwrap()
                 .status(),
             404
         );
@@ -668,9 +550,8 @@ async fn admin_api_manages_clients_and_is_protected() {
             id.http
                 .delete(&one_url)
                 .bearer_auth(&admin)
-                .send()
+                .send_ok()
                 .await
-                .unwrap()
                 .status(),
             404
         );
@@ -695,12 +576,8 @@ async fn outside_dev_mode_nothing_is_seeded_and_admin_full_does_not_exist() {
         let m: Value = id
             .http
             .get(id.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .send_json()
+            .await;
         assert!(
             !m["scopes_supported"]
                 .as_array()
@@ -803,9 +680,8 @@ async fn rotation_publishes_before_signing_and_old_tokens_keep_verifying() {
             .http
             .post(id.url("/admin/keys/rotate-now"))
             .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 202);
         // The new key was stored before this answer and signs >= 4 s (the lead) after that.
         let accepted = std::time::Instant::now();
@@ -846,12 +722,8 @@ async fn rotation_publishes_before_signing_and_old_tokens_keep_verifying() {
             .http
             .get(id.url("/admin/keys/policies"))
             .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .send_json()
+            .await;
         assert_eq!(policies["rotation_period_secs"], 30 * 86_400);
         assert_eq!(policies["grace_secs"], 7 * 86_400);
         let state_of = |kid: &str| {
@@ -893,12 +765,8 @@ async fn rotation_publishes_before_signing_and_old_tokens_keep_verifying() {
             .http
             .get(id.url("/admin/keys/policies"))
             .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .send_json()
+            .await;
         let state_of = |kid: &str| {
             policies["keys"]
                 .as_array()
@@ -946,9 +814,8 @@ async fn concurrent_rotations_on_one_database_rotate_once() {
                 r.http
                     .post(r.url("/admin/keys/rotate-now"))
                     .bearer_auth(t)
-                    .send()
+                    .send_ok()
                     .await
-                    .unwrap()
                     .status()
             }
         });
@@ -1009,10 +876,10 @@ async fn introspection_and_revocation() {
                 .post(id.url("/connect/introspect"))
                 .basic_auth(form_encode(who), Some(form_encode(secret)))
                 .form(&[("token", token), ("token_type_hint", "access_token")])
-                .send()
+                .send_ok()
         };
 
-        let resp = introspect(&rs, &rs_secret, &token).await.unwrap();
+        let resp = introspect(&rs, &rs_secret, &token).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["cache-control"], "no-store");
         let v: Value = resp.json().await.unwrap();
@@ -1025,17 +892,12 @@ async fn introspection_and_revocation() {
 
         // Garbage and foreign tokens: exactly {"active": false}.
         for bad in ["nonsense", "a.b.c", &format!("{token}x")] {
-            let v: Value = introspect(&rs, &rs_secret, bad)
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = introspect(&rs, &rs_secret, bad).await.json().await.unwrap();
             assert_eq!(v, json!({"active": false}), "{bad}");
         }
         // Introspection needs client authentication; a missing token is invalid_request.
         expect_error(
-            introspect(&rs, "wrong", &token).await.unwrap(),
+            introspect(&rs, "wrong", &token).await,
             401,
             "invalid_client",
             "bad secret",
@@ -1045,9 +907,8 @@ async fn introspection_and_revocation() {
             id.http
                 .post(id.url("/connect/introspect"))
                 .form(&[("token", token.as_str())])
-                .send()
-                .await
-                .unwrap(),
+                .send_ok()
+                .await,
             401,
             "invalid_client",
             "anonymous introspection",
@@ -1058,9 +919,8 @@ async fn introspection_and_revocation() {
                 .post(id.url("/connect/introspect"))
                 .basic_auth(&rs, Some(&rs_secret))
                 .form(&[("token_type_hint", "access_token")])
-                .send()
-                .await
-                .unwrap(),
+                .send_ok()
+                .await,
             400,
             "invalid_request",
             "no token",
@@ -1073,10 +933,10 @@ async fn introspection_and_revocation() {
                 .post(id.url("/connect/revocation"))
                 .basic_auth(form_encode(who), Some(form_encode(secret)))
                 .form(&[("token", token)])
-                .send()
+                .send_ok()
         };
         expect_error(
-            revoke(&rs, &rs_secret, &token).await.unwrap(),
+            revoke(&rs, &rs_secret, &token).await,
             400,
             "unauthorized_client",
             "foreign token",
@@ -1084,31 +944,23 @@ async fn introspection_and_revocation() {
         .await;
         let v: Value = introspect(&rs, &rs_secret, &token)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
         assert_eq!(v["active"], true, "still active after a refused revocation");
-        let resp = revoke(&app, &app_secret, &token).await.unwrap();
+        let resp = revoke(&app, &app_secret, &token).await;
         assert_eq!(resp.status(), 200);
         let v: Value = introspect(&rs, &rs_secret, &token)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
         assert_eq!(v, json!({"active": false}), "revoked");
         // Revoking again, or revoking garbage, is fine (RFC 7009 §2.2).
-        assert_eq!(
-            revoke(&app, &app_secret, &token).await.unwrap().status(),
-            200
-        );
-        assert_eq!(
-            revoke(&app, &app_secret, "garbage").await.unwrap().status(),
-            200
-        );
+        assert_eq!(revoke(&app, &app_secret, &token).await.status(), 200);
+        assert_eq!(revoke(&app, &app_secret, "garbage").await.status(), 200);
         expect_error(
-            revoke(&app, "wrong", &token).await.unwrap(),
+            revoke(&app, "wrong", &token).await,
             401,
             "invalid_client",
             "revocation with a bad secret",
@@ -1118,7 +970,6 @@ async fn introspection_and_revocation() {
         let other = id.access_token(&app, &app_secret, Some("db.read")).await;
         let v: Value = introspect(&rs, &rs_secret, &other)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -1230,9 +1081,8 @@ async fn serve_on_in_dev_mode_bootstraps_the_data_dir() {
                 ("grant_type", "client_credentials"),
                 ("scope", "admin.full db.read"),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200, "run {run}");
         let body: Value = resp.json().await.unwrap();
         kids.push(kid_of(body["access_token"].as_str().unwrap()));
@@ -1246,16 +1096,12 @@ async fn serve_on_in_dev_mode_bootstraps_the_data_dir() {
                 .json(&json!({"client_id": "spa", "name": "spa", "client_type": "public", "first_party": true,
                               "grant_types": ["authorization_code"], "redirect_uris": ["https://127.0.0.1:8443/app/cb"],
                               "scopes": ["openid"]}))
-                .send()
-                .await
-                .unwrap();
+                .send_ok().await;
             assert_eq!(resp.status(), 201);
             let (_, challenge) = pkce();
             let resp = http
                 .get(format!("{base}/connect/authorize?response_type=code&client_id=spa&redirect_uri={}&scope=openid&code_challenge={challenge}&code_challenge_method=S256", form_encode("https://127.0.0.1:8443/app/cb")))
-                .send()
-                .await
-                .unwrap();
+                .send_ok().await;
             assert_eq!(resp.status(), 200);
             let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
             assert!(
@@ -1321,9 +1167,8 @@ async fn private_key_jwt_client_authentication() {
                 "scopes": ["db.read"],
                 "jwks": {"keys": [jwk]},
             }))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 201);
         let created: Value = resp.json().await.unwrap();
         assert!(created.get("client_secret").is_none());
@@ -1347,11 +1192,11 @@ async fn private_key_jwt_client_authentication() {
                 ("client_assertion", jwt),
             ];
             form.extend(extra);
-            id.http.post(id.url("/connect/token")).form(&form).send()
+            id.http.post(id.url("/connect/token")).form(&form).send_ok()
         };
 
         let good = assertion(&pair, "ES256", "client-key-1", claims(&token_url, now + 60));
-        let resp = request(good.clone(), vec![]).await.unwrap();
+        let resp = request(good.clone(), vec![]).await;
         assert_eq!(resp.status(), 200);
         let body: Value = resp.json().await.unwrap();
         let claims_out = id
@@ -1363,7 +1208,7 @@ async fn private_key_jwt_client_authentication() {
         assert_eq!(claims_out.client_id, "signed-client");
 
         expect_error(
-            request(good, vec![]).await.unwrap(),
+            request(good, vec![]).await,
             401,
             "invalid_client",
             "replayed assertion",
@@ -1412,19 +1257,11 @@ async fn private_key_jwt_client_authentication() {
             ),
             ("garbage", "a.b.c".to_owned()),
         ] {
-            expect_error(
-                request(jwt, vec![]).await.unwrap(),
-                401,
-                "invalid_client",
-                what,
-            )
-            .await;
+            expect_error(request(jwt, vec![]).await, 401, "invalid_client", what).await;
         }
         let fresh = assertion(&pair, "ES256", "client-key-1", claims(&token_url, now + 60));
         expect_error(
-            request(fresh.clone(), vec![("client_secret", "x".into())])
-                .await
-                .unwrap(),
+            request(fresh.clone(), vec![("client_secret", "x".into())]).await,
             400,
             "invalid_request",
             "assertion and secret",
@@ -1438,9 +1275,8 @@ async fn private_key_jwt_client_authentication() {
                     ("client_assertion_type", "urn:other"),
                     ("client_assertion", fresh.as_str()),
                 ])
-                .send()
-                .await
-                .unwrap(),
+                .send_ok()
+                .await,
             401,
             "invalid_client",
             "unknown assertion type",
@@ -1461,9 +1297,8 @@ async fn private_key_jwt_client_authentication() {
                     &assertion(&pair, "ES256", "client-key-1", claims(&id.issuer, now + 60)),
                 ),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.json::<Value>().await.unwrap()["active"], true);
         // It has no secret to rotate; a private key in the JWK Set is refused.
@@ -1472,9 +1307,8 @@ async fn private_key_jwt_client_authentication() {
             .http
             .post(id.url("/admin/clients/signed-client/secret"))
             .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 409);
         let mut private = jwk.clone();
         private["d"] = json!("AAAA");
@@ -1483,9 +1317,7 @@ async fn private_key_jwt_client_authentication() {
             .post(id.url("/admin/clients"))
             .bearer_auth(&admin)
             .json(&json!({"name": "bad", "grant_types": ["client_credentials"], "jwks": {"keys": [private]}}))
-            .send()
-            .await
-            .unwrap();
+            .send_ok().await;
         assert_eq!(resp.status(), 422);
         id.stop().await;
         db.cleanup().await;
@@ -1543,18 +1375,10 @@ async fn garbage_never_gets_a_5xx() {
         ];
         let http = no_redirects();
         // Prometheus counters (the first scrape installs the recorder).
-        let _ = id.http.get(id.url("/metrics")).send().await.unwrap();
+        let _ = id.http.get(id.url("/metrics")).send_ok().await;
         let _ = id.admin_token().await;
         let _ = id.token_basic("nobody", "x", None).await;
-        let text = id
-            .http
-            .get(id.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = id.http.get(id.url("/metrics")).send_text().await;
         assert!(
             text.contains("identity_tokens_issued_total{grant=\"client_credentials\"}"),
             "{text}"
@@ -1584,7 +1408,7 @@ async fn garbage_never_gets_a_5xx() {
                         if let Some(a) = auth {
                             req = req.header("authorization", a);
                         }
-                        let status = req.send().await.unwrap().status();
+                        let status = req.send_ok().await.status();
                         assert!(
                             status.as_u16() < 500,
                             "{method} {path} {ct} {auth:?}: {status}"

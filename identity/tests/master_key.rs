@@ -74,17 +74,16 @@ impl Sealed {
     async fn put(id: &Instance) -> Self {
         let admin = id.admin_token().await;
         let tenant = id.create_tenant("rotation-shop").await;
-        let (status, v) = id
-            .call(
-                Method::PUT,
-                &format!("/admin/tenants/{tenant}/secrets/db-url"),
-                &admin,
-                Some(json!({"value": VALUE})),
-            )
-            .await;
-        assert_eq!(status, 201, "{v}");
-        let (status, p) = id
-            .call(
+        id.call_expect(
+            Method::PUT,
+            &format!("/admin/tenants/{tenant}/secrets/db-url"),
+            &admin,
+            Some(json!({"value": VALUE})),
+            201,
+        )
+        .await;
+        let p = id
+            .call_expect(
                 Method::POST,
                 &format!("/admin/tenants/{tenant}/providers"),
                 &admin,
@@ -94,9 +93,9 @@ impl Sealed {
                     "client_id": "tansu",
                     "client_secret": PROVIDER_SECRET,
                 })),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{p}");
         let user = id
             .create_member(&tenant, "rotor@rotation.example", &["User"])
             .await;
@@ -127,11 +126,9 @@ impl Sealed {
         let admin = id.admin_token().await;
         id.state.verify_access_token(&admin, None).unwrap();
         let (status, v) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/tenants/{}/secrets/db-url", self.tenant),
                 &admin,
-                None,
             )
             .await;
         assert_eq!(status, 200, "{v}");
@@ -162,12 +159,7 @@ impl Sealed {
 
 async fn status(id: &Instance) -> serde_json::Value {
     let (status, v) = id
-        .call(
-            Method::GET,
-            "/admin/master-key",
-            &id.admin_token().await,
-            None,
-        )
+        .get_as("/admin/master-key", &id.admin_token().await)
         .await;
     assert_eq!(status, 200, "{v}");
     v
@@ -226,9 +218,8 @@ async fn rotation_keeps_everything_readable_and_the_old_key_can_go() {
             .http
             .post(id.url("/admin/master-key/rewrap"))
             .bearer_auth(id.admin_token().await)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 202);
         assert!(
             resp.headers()[reqwest::header::LOCATION]
@@ -252,11 +243,9 @@ async fn rotation_keeps_everything_readable_and_the_old_key_can_go() {
         assert_eq!(after.iter().map(|(_, _, n)| n).sum::<i64>(), rows);
         // Start and finish are security events of the platform chain.
         let (st, ev) = id
-            .call(
-                Method::GET,
+            .get_as(
                 "/admin/security-events?tenant=platform&type=master_key.rewrap",
                 &id.admin_token().await,
-                None,
             )
             .await;
         assert_eq!(st, 200, "{ev}");
@@ -275,9 +264,8 @@ async fn rotation_keeps_everything_readable_and_the_old_key_can_go() {
             .http
             .post(id.url("/admin/master-key/rewrap"))
             .bearer_auth(id.admin_token().await)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 202);
         assert_eq!(status(&id).await["state"], "done");
         id.stop().await;
@@ -429,12 +417,7 @@ async fn interrupted_rewrap_resumes_and_replicas_rewrap_once() {
         let admin = id.admin_token().await;
         for (tid, slug) in &tenants {
             let (status, v) = id
-                .call(
-                    Method::GET,
-                    &format!("/admin/tenants/{tid}/secrets/s"),
-                    &admin,
-                    None,
-                )
+                .get_as(&format!("/admin/tenants/{tid}/secrets/s"), &admin)
                 .await;
             assert_eq!((status, v["value"].as_str()), (200, Some(*slug)), "{v}");
         }

@@ -81,23 +81,20 @@ async fn master_key_from_the_os_keyring() {
         let admin = id.admin_token().await;
         let t = id.create_tenant("keyring-shop").await;
         let path = format!("/admin/tenants/{t}/secrets/api-key");
-        let (status, v) = id
-            .call(
-                Method::PUT,
-                &path,
-                &admin,
-                Some(json!({"value": "kept in the keyring"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{v}");
+        id.call_expect(
+            Method::PUT,
+            &path,
+            &admin,
+            Some(json!({"value": "kept in the keyring"})),
+            201,
+        )
+        .await;
         id.stop().await;
 
         // A restart reads the same key back from the keyring: the secret still opens.
         let id = Instance::start(&db, "", keyring).await;
         assert_eq!(id.state.keys.master().id(), key.id());
-        let (status, v) = id
-            .call(Method::GET, &path, &id.admin_token().await, None)
-            .await;
+        let (status, v) = id.get_as(&path, &id.admin_token().await).await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["value"], "kept in the keyring");
         id.stop().await;

@@ -19,11 +19,9 @@ fn amr(tokens: &serde_json::Value) -> Vec<String> {
 /// The events of a type for a tenant, through the admin API.
 async fn events_of(id: &Instance, tid: &str, kind: &str) -> Vec<serde_json::Value> {
     let (status, v) = id
-        .call(
-            Method::GET,
+        .get_as(
             &format!("/admin/security-events?tenant={tid}&type={kind}"),
             &id.admin_token().await,
-            None,
         )
         .await;
     assert_eq!(status, 200, "{v}");
@@ -248,15 +246,14 @@ async fn enrol_verify_replay_recovery_and_reset() {
             )
             .await;
         assert_eq!(locked.status, 429, "the right code is refused while locked");
-        let (status, _) = id
-            .call(
-                Method::PATCH,
-                &format!("/admin/tenants/{t}"),
-                &id.admin_token().await,
-                Some(json!({"policy": {}})),
-            )
-            .await;
-        assert_eq!(status, 200);
+        id.call_expect(
+            Method::PATCH,
+            &format!("/admin/tenants/{t}"),
+            &id.admin_token().await,
+            Some(json!({"policy": {}})),
+            200,
+        )
+        .await;
 
         // Admin reset: a tenant admin of another tenant gets 404; the platform admin resets.
         let olga = id
@@ -272,15 +269,14 @@ async fn enrol_verify_replay_recovery_and_reset() {
         let olga = olga["access_token"].as_str().unwrap();
         let path = format!("/admin/tenants/{t}/users/{alice}/mfa/reset");
         assert_eq!(id.call(Method::POST, &path, olga, None).await.0, 404);
-        let (status, v) = id
-            .call(
-                Method::POST,
-                &format!("/admin/tenants/{other}/users/{alice}/mfa/reset"),
-                olga,
-                None,
-            )
-            .await;
-        assert_eq!(status, 404, "{v}");
+        id.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{other}/users/{alice}/mfa/reset"),
+            olga,
+            None,
+            404,
+        )
+        .await;
         assert!(id.state.store.totp(&alice).await.unwrap().is_some());
         let (status, v) = id
             .call(Method::POST, &path, &id.admin_token().await, None)
@@ -305,9 +301,8 @@ async fn enrol_verify_replay_recovery_and_reset() {
                 ("email", email),
                 ("password", USER_PASSWORD),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 303);
 
         id.stop().await;

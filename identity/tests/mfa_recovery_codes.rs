@@ -8,7 +8,6 @@ mod common;
 
 use browser::{Browser, auth_query, redeem};
 use common::*;
-use reqwest::Method;
 use tansu_identity::mfa::{self, CodeOutcome};
 
 const SUITE: &str = "identity mfa recovery codes";
@@ -133,11 +132,9 @@ async fn regenerate_recovery_codes_from_the_account_page() {
 
         // Security events: one success, the failures with their reasons.
         let (status, v) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/security-events?tenant={t}&type=mfa.recovery_codes_regenerated"),
                 &id.admin_token().await,
-                None,
             )
             .await;
         assert_eq!(status, 200, "{v}");

@@ -9,52 +9,22 @@ use axum::routing::get;
 use common::*;
 use reqwest::Method;
 use serde_json::json;
-use tansu_identity::store::Store;
 use tansu_shared::testing::TestServer;
 
 const SUITE: &str = "identity providers";
 const SECRET: &str = "provider-client-secret-that-must-never-leak-0815";
 
-async fn raw_secrets(store: &Store) -> Vec<Vec<u8>> {
-    const SQL: &str =
-        "SELECT client_secret AS b FROM external_providers WHERE client_secret IS NOT NULL";
-    use sqlx::Row;
-    match store {
-        Store::Sqlite(p) => sqlx::query(SQL)
-            .fetch_all(p)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<Vec<u8>, _>("b"))
-            .collect(),
-        Store::Postgres(p) => sqlx::query(SQL)
-            .fetch_all(p)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<Vec<u8>, _>("b"))
-            .collect(),
-    }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 /// A tenant admin's access token (role `Admin` in `slug`, scope `admin.tenant`).
 async fn tenant_admin_token(id: &Instance, tid: &str, slug: &str, email: &str) -> String {
     id.create_member(tid, email, &["Admin"]).await;
-    let tokens = id
-        .user_tokens(
-            "tenant-app",
-            email,
-            USER_PASSWORD,
-            "openid roles admin.tenant",
-            Some(slug),
-        )
-        .await
-        .unwrap();
-    tokens["access_token"].as_str().unwrap().to_owned()
+    id.user_access(
+        "tenant-app",
+        email,
+        USER_PASSWORD,
+        "openid roles admin.tenant",
+        Some(slug),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -91,9 +61,16 @@ async fn provider_admin_api_secret_and_isolation() {
         assert_eq!(p["scopes"], json!(["openid", "email"]));
         assert!(!p.to_string().contains(SECRET));
         assert!(p.get("client_secret").is_none());
-        let raw = raw_secrets(&id.state.store).await;
+        let raw = raw_bytes(
+            &id.state.store,
+            "SELECT client_secret FROM external_providers WHERE client_secret IS NOT NULL",
+        )
+        .await;
         assert_eq!(raw.len(), 1);
-        assert!(!contains(&raw[0], SECRET.as_bytes()), "stored in plaintext");
+        assert!(
+            !contains_bytes(&raw[0], SECRET.as_bytes()),
+            "stored in plaintext"
+        );
 
         // Validation and conflicts: 4xx problems, never 500.
         for bad in [
@@ -125,9 +102,8 @@ async fn provider_admin_api_secret_and_isolation() {
             .bearer_auth(&admin)
             .header("content-type", "application/json")
             .body("{not json")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 400);
         assert_eq!(
             resp.headers()["content-type"],
@@ -135,63 +111,65 @@ async fn provider_admin_api_secret_and_isolation() {
         );
 
         // The same issuer in another tenant is fine.
-        let (status, pb) = id
-            .call(
+        let pb = id
+            .call_expect(
                 Method::POST,
                 &base_b,
                 &admin,
                 Some(json!({"name": "B SSO", "issuer": "https://sso.example.com/realms/acme", "client_id": "b"})),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{pb}");
         assert_eq!(pb["has_secret"], false);
         assert_eq!(pb["scopes"], json!(["openid", "profile", "email"]));
         let pb = pb["id"].as_str().unwrap().to_owned();
 
         // List, get, patch, disable, enable.
-        let (status, list) = id.call(Method::GET, &base_a, &admin, None).await;
+        let (status, list) = id.get_as(&base_a, &admin).await;
         assert_eq!(status, 200);
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
         assert!(!list.to_string().contains(SECRET));
-        let (status, got) = id
-            .call(Method::GET, &format!("{base_a}/{pa}"), &admin, None)
-            .await;
+        let (status, got) = id.get_as(&format!("{base_a}/{pa}"), &admin).await;
         assert_eq!(status, 200);
         assert_eq!(got["name"], "Corporate SSO");
-        let (status, upd) = id
-            .call(
+        let upd = id
+            .call_expect(
                 Method::PATCH,
                 &format!("{base_a}/{pa}"),
                 &admin,
                 Some(json!({"name": "Acme SSO", "scopes": ["openid", "profile"]})),
+                200,
             )
             .await;
-        assert_eq!(status, 200, "{upd}");
         assert_eq!(upd["name"], "Acme SSO");
         assert_eq!(upd["has_secret"], true, "a patch without secret keeps it");
-        let (status, upd) = id
-            .call(
-                Method::PATCH,
-                &format!("{base_a}/{pa}"),
-                &admin,
-                Some(json!({"issuer": "http://evil.example"})),
-            )
-            .await;
-        assert_eq!(status, 422, "{upd}");
-        let (status, d) = id
-            .call(
+        id.call_expect(
+            Method::PATCH,
+            &format!("{base_a}/{pa}"),
+            &admin,
+            Some(json!({"issuer": "http://evil.example"})),
+            422,
+        )
+        .await;
+        let d = id
+            .call_expect(
                 Method::POST,
                 &format!("{base_a}/{pa}/disable"),
                 &admin,
                 None,
+                200,
             )
             .await;
-        assert_eq!(status, 200);
         assert_eq!(d["enabled"], false);
-        let (status, e) = id
-            .call(Method::POST, &format!("{base_a}/{pa}/enable"), &admin, None)
+        let e = id
+            .call_expect(
+                Method::POST,
+                &format!("{base_a}/{pa}/enable"),
+                &admin,
+                None,
+                200,
+            )
             .await;
-        assert_eq!(status, 200);
         assert_eq!(e["enabled"], true);
         // The sealed secret opens to the value put in (for the sign-in flow).
         let row = id.state.store.provider(&a, &pa).await.unwrap().unwrap();
@@ -200,33 +178,33 @@ async fn provider_admin_api_secret_and_isolation() {
             .unwrap()
             .unwrap();
         assert_eq!(opened.as_str(), SECRET);
-        let (status, r) = id
-            .call(
+        let r = id
+            .call_expect(
                 Method::PATCH,
                 &format!("{base_a}/{pa}"),
                 &admin,
                 Some(json!({"remove_secret": true})),
+                200,
             )
             .await;
-        assert_eq!(status, 200);
         assert_eq!(r["has_secret"], false);
 
         // A tenant admin of A manages A's providers…
         let ta = tenant_admin_token(&id, &a, "prov-a", "owner@prov-a.example").await;
         let claims = jwt_claims(&ta);
         assert_eq!(claims["tid"], a.as_str());
-        let (status, list) = id.call(Method::GET, &base_a, &ta, None).await;
+        let (status, list) = id.get_as(&base_a, &ta).await;
         assert_eq!(status, 200, "{list}");
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
-        let (status, v) = id
-            .call(
+        let v = id
+            .call_expect(
                 Method::PATCH,
                 &format!("{base_a}/{pa}"),
                 &ta,
                 Some(json!({"client_secret": "a-new-secret"})),
+                200,
             )
             .await;
-        assert_eq!(status, 200, "{v}");
         assert_eq!(v["has_secret"], true);
         // …and B's are as good as nonexistent: 404 for every endpoint, with B's ids and with
         // B's provider id under A's path.
@@ -252,58 +230,40 @@ async fn provider_admin_api_secret_and_isolation() {
             assert!(!v.to_string().contains("B SSO"));
         }
         // Unchanged by the attempts.
-        let (status, still) = id
-            .call(Method::GET, &format!("{base_b}/{pb}"), &admin, None)
-            .await;
+        let (status, still) = id.get_as(&format!("{base_b}/{pb}"), &admin).await;
         assert_eq!(status, 200);
         assert_eq!(still["enabled"], true);
         assert_eq!(still["name"], "B SSO");
         // The platform admin's B id under A's path: 404 too.
-        let (status, _) = id
-            .call(Method::GET, &format!("{base_a}/{pb}"), &admin, None)
-            .await;
+        let (status, _) = id.get_as(&format!("{base_a}/{pb}"), &admin).await;
         assert_eq!(status, 404);
         // A plain user of A with admin.tenant gets nothing.
         id.create_member(&a, "user@prov-a.example", &["User"]).await;
         let tu = id
-            .user_tokens(
+            .user_access(
                 "tenant-app",
                 "user@prov-a.example",
                 USER_PASSWORD,
                 "openid roles admin.tenant",
                 Some("prov-a"),
             )
-            .await
-            .unwrap();
-        let (status, _) = id
-            .call(
-                Method::GET,
-                &base_a,
-                tu["access_token"].as_str().unwrap(),
-                None,
-            )
             .await;
+        let (status, _) = id.get_as(&base_a, &tu).await;
         assert_eq!(status, 403);
-        let (status, _) = id.call(Method::GET, &base_a, "garbage", None).await;
+        let (status, _) = id.get_as(&base_a, "garbage").await;
         assert_eq!(status, 401);
 
         // Delete.
-        let (status, _) = id
-            .call(Method::DELETE, &format!("{base_a}/{pa}"), &ta, None)
+        id.call_expect(Method::DELETE, &format!("{base_a}/{pa}"), &ta, None, 204)
             .await;
-        assert_eq!(status, 204);
-        let (status, _) = id
-            .call(Method::GET, &format!("{base_a}/{pa}"), &admin, None)
-            .await;
+        let (status, _) = id.get_as(&format!("{base_a}/{pa}"), &admin).await;
         assert_eq!(status, 404);
 
         // Every change is a security event of the tenant, with its actor.
         let (status, ev) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/security-events?tenant={a}&type=provider.change&limit=100"),
                 &admin,
-                None,
             )
             .await;
         assert_eq!(status, 200);
@@ -318,12 +278,7 @@ async fn provider_admin_api_secret_and_isolation() {
         }
         assert!(!ev.to_string().contains(SECRET));
         let (status, v) = id
-            .call(
-                Method::GET,
-                &format!("/admin/security-events/verify?tenant={a}"),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/security-events/verify?tenant={a}"), &admin)
             .await;
         assert_eq!(status, 200);
         assert_eq!(v["ok"], true);
@@ -413,15 +368,15 @@ async fn discovery_test_reports_each_failure() {
             (format!("http://{closed}/x"), false, "could not be reached"),
         ];
         for (issuer, ok, reason) in cases {
-            let (status, p) = id
-                .call(
+            let p = id
+                .call_expect(
                     Method::POST,
                     &format!("/admin/tenants/{t}/providers"),
                     &admin,
                     Some(json!({"name": issuer, "issuer": issuer, "client_id": "c"})),
+                    201,
                 )
                 .await;
-            assert_eq!(status, 201, "{p}");
             let pid = p["id"].as_str().unwrap();
             let (status, r) = id
                 .call(
@@ -447,15 +402,14 @@ async fn discovery_test_reports_each_failure() {
             }
         }
         // Unknown provider: 404 problem.
-        let (status, v) = id
-            .call(
-                Method::POST,
-                &format!("/admin/tenants/{t}/providers/nope/test"),
-                &admin,
-                None,
-            )
-            .await;
-        assert_eq!(status, 404, "{v}");
+        id.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{t}/providers/nope/test"),
+            &admin,
+            None,
+            404,
+        )
+        .await;
         upstream.stop().await;
         id.stop().await;
         db.cleanup().await;
@@ -481,34 +435,32 @@ async fn tenant_users_never_receive_admin_full() {
         id.create_member(&t, "boss@no-full.example", &["Owner"])
             .await;
         let tokens = id
-            .user_tokens(
+            .user_access(
                 "console",
                 "boss@no-full.example",
                 USER_PASSWORD,
                 "openid roles admin.full admin.tenant",
                 Some("no-full"),
             )
-            .await
-            .unwrap();
-        let at = tokens["access_token"].as_str().unwrap();
+            .await;
+        let at = &tokens;
         let scope = jwt_claims(at)["scope"].as_str().unwrap_or("").to_owned();
         assert!(!scope.split(' ').any(|s| s == "admin.full"), "{scope}");
         assert!(scope.split(' ').any(|s| s == "admin.tenant"), "{scope}");
         // So the tenant owner cannot list tenants (platform only) …
-        let (status, _) = id.call(Method::GET, "/admin/tenants", at, None).await;
+        let (status, _) = id.get_as("/admin/tenants", at).await;
         assert_eq!(status, 403);
         // … but the platform admin signing in through the same client still gets it.
         let tokens = id
-            .user_tokens(
+            .user_access(
                 "console",
                 tansu_identity::DEV_ADMIN_EMAIL,
                 ADMIN_PASSWORD,
                 "openid roles admin.full",
                 None,
             )
-            .await
-            .unwrap();
-        let scope = jwt_claims(tokens["access_token"].as_str().unwrap())["scope"]
+            .await;
+        let scope = jwt_claims(&tokens)["scope"]
             .as_str()
             .unwrap_or("")
             .to_owned();

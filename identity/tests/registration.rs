@@ -8,7 +8,6 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use reqwest::Method;
 use serde_json::{Value, json};
 use tansu_identity::provisioning::{InProcessProvisioner, Provisioner};
 use tansu_identity::store::Store;
@@ -20,61 +19,35 @@ async fn start(db: &TestDb, prov: &Arc<InProcessProvisioner>) -> Instance {
     Instance::start_with(db, "", |_| {}, move |s| s.provisioner = Some(p)).await
 }
 
-async fn count(store: &Store, sql: &str) -> i64 {
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match store {
-        Store::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
-        Store::Postgres(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
-    }
-    .unwrap()
-}
-
-async fn exec(store: &Store, sql: &str) {
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match store {
-        Store::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        Store::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-    }
-    .unwrap()
-}
-
-/// Makes every insert into `table` fail, as a broken database would.
 async fn break_table(store: &Store, table: &str) {
-    match store {
-        Store::Sqlite(_) => {
-            exec(
-                store,
-                &format!(
-                    "CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} \
-                     BEGIN SELECT RAISE(ABORT, 'forced failure'); END"
-                ),
-            )
-            .await
-        }
+    let trigger = match store {
+        Store::Sqlite(_) => format!(
+            "CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} \
+             BEGIN SELECT RAISE(ABORT, 'forced failure'); END"
+        ),
         Store::Postgres(_) => {
-            exec(
+            raw_exec(
                 store,
                 "CREATE OR REPLACE FUNCTION tansu_forced_failure() RETURNS trigger \
                  LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'forced failure'; END $$",
+                &[],
             )
             .await;
-            exec(
-                store,
-                &format!(
-                    "CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} \
-                     FOR EACH ROW EXECUTE FUNCTION tansu_forced_failure()"
-                ),
+            format!(
+                "CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION tansu_forced_failure()"
             )
-            .await
         }
-    }
+    };
+    raw_exec(store, &trigger, &[]).await
 }
 
 async fn fix_table(store: &Store, table: &str) {
-    match store {
-        Store::Sqlite(_) => exec(store, &format!("DROP TRIGGER fail_{table}")).await,
-        Store::Postgres(_) => exec(store, &format!("DROP TRIGGER fail_{table} ON {table}")).await,
-    }
+    let on = match store {
+        Store::Sqlite(_) => String::new(),
+        Store::Postgres(_) => format!(" ON {table}"),
+    };
+    raw_exec(store, &format!("DROP TRIGGER fail_{table}{on}"), &[]).await
 }
 
 impl Instance {
@@ -83,7 +56,7 @@ impl Instance {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.unwrap();
+        let resp = req.send_ok().await;
         let status = resp.status().as_u16();
         if status >= 400 {
             assert_eq!(
@@ -131,7 +104,7 @@ async fn assert_rows(id: &Instance, prov: &InProcessProvisioner, n: i64, what: &
         ),
     ];
     for (name, sql, expected) in rows {
-        assert_eq!(count(s, sql).await, expected, "{what}: {name}");
+        assert_eq!(raw_count(s, sql).await, expected, "{what}: {name}");
     }
     assert_eq!(
         i64::try_from(prov.live().len()).unwrap(),
@@ -146,6 +119,22 @@ fn body(i: usize) -> Value {
         "password": USER_PASSWORD,
         "shop_name": format!("Shop {i}"),
     })
+}
+
+/// Posts the registration form as a browser holding the page's CSRF `(cookie, token)`.
+async fn submit(
+    id: &Instance,
+    http: &reqwest::Client,
+    (cookie, token): (&str, &str),
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![("csrf", token)];
+    form.extend_from_slice(fields);
+    http.post(id.url("/register"))
+        .header("cookie", cookie)
+        .form(&form)
+        .send_ok()
+        .await
 }
 
 #[tokio::test]
@@ -171,21 +160,14 @@ async fn registration_end_to_end() {
         assert_eq!(prov.live(), vec![tid.clone()]);
 
         // The tenant, the owner with role Owner.
-        let (status, t) = id
-            .call(Method::GET, &format!("/admin/tenants/{tid}"), &admin, None)
-            .await;
+        let (status, t) = id.get_as(&format!("/admin/tenants/{tid}"), &admin).await;
         assert_eq!(status, 200);
         assert_eq!(
             (t["name"].as_str(), t["status"].as_str()),
             (Some("Acme Shop"), Some("active"))
         );
         let (status, m) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{tid}/users/{uid}"),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/tenants/{tid}/users/{uid}"), &admin)
             .await;
         assert_eq!(status, 200, "{m}");
         assert_eq!(m["roles"], json!(["Owner"]));
@@ -193,37 +175,21 @@ async fn registration_end_to_end() {
 
         // The database descriptor and credential are in the vault, sealed.
         let (status, d) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{tid}/secrets/database"),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/tenants/{tid}/secrets/database"), &admin)
             .await;
         assert_eq!(status, 200, "{d}");
         let descriptor: Value = serde_json::from_str(d["value"].as_str().unwrap()).unwrap();
         assert_eq!(descriptor["tenant"], tid.as_str());
         let (status, c) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/tenants/{tid}/secrets/database-credential"),
                 &admin,
-                None,
             )
             .await;
         assert_eq!(status, 200, "{c}");
         assert_eq!(c["value"], format!("in-process-credential-{tid}"));
         let plaintext = format!("memory:{tid}");
-        let raw: Vec<Vec<u8>> = match &id.state.store {
-            Store::Sqlite(p) => sqlx::query_scalar("SELECT ciphertext FROM tenant_secrets")
-                .fetch_all(p)
-                .await
-                .unwrap(),
-            Store::Postgres(p) => sqlx::query_scalar("SELECT ciphertext FROM tenant_secrets")
-                .fetch_all(p)
-                .await
-                .unwrap(),
-        };
+        let raw = raw_bytes(&id.state.store, "SELECT ciphertext FROM tenant_secrets").await;
         assert_eq!(raw.len(), 2);
         for blob in raw {
             assert!(
@@ -237,12 +203,7 @@ async fn registration_end_to_end() {
 
         // Security events, chained.
         let (status, ev) = id
-            .call(
-                Method::GET,
-                &format!("/admin/security-events?tenant={tid}"),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/security-events?tenant={tid}"), &admin)
             .await;
         assert_eq!(status, 200);
         let kinds: Vec<&str> = ev["items"]
@@ -260,11 +221,9 @@ async fn registration_end_to_end() {
             assert!(kinds.contains(&k), "{k} in {kinds:?}");
         }
         let (status, verify) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/security-events/verify?tenant={tid}"),
                 &admin,
-                None,
             )
             .await;
         assert_eq!(status, 200);
@@ -272,17 +231,15 @@ async fn registration_end_to_end() {
 
         // The owner signs in to the new tenant.
         let app = id.tenant_app().await;
-        let tokens = id
-            .user_tokens(
+        let access = id
+            .user_access(
                 &app,
                 "owner@acme.example",
                 USER_PASSWORD,
                 "openid roles admin.tenant",
                 None,
             )
-            .await
-            .unwrap();
-        let access = tokens["access_token"].as_str().unwrap().to_owned();
+            .await;
         let claims = jwt_claims(&access);
         assert_eq!(claims["tid"], tid.as_str());
         assert_eq!(claims["roles"], json!(["Owner"]));
@@ -311,40 +268,36 @@ async fn registration_end_to_end() {
             form_encode("https://app.example/cb")
         );
         let http = no_redirects();
-        let login = http
-            .get(id.url(&format!("/connect/authorize?{query}")))
-            .send()
+        let login = id
+            .authorize(&http, &query, None)
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
         assert!(login.contains("Create a shop"), "{login}");
         let resp = http
             .get(id.url(&format!("/register?{query}")))
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200);
         let csrf_cookie = set_cookie(&resp, "tansu_csrf").unwrap();
         let page = resp.text().await.unwrap();
         assert!(page.contains("Create your shop"), "{page}");
         let csrf = hidden_field(&page, "csrf").unwrap();
         assert_eq!(hidden_field(&page, "request").unwrap(), query);
-        let resp = http
-            .post(id.url("/register"))
-            .header("cookie", &csrf_cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
+        let resp = submit(
+            &id,
+            &http,
+            (&csrf_cookie, &csrf),
+            &[
                 ("request", &query),
                 ("email", "html@shop.example"),
                 ("password", USER_PASSWORD),
                 ("shop_name", "Html Shop"),
                 ("slug", ""),
-            ])
-            .send()
-            .await
-            .unwrap();
+            ],
+        )
+        .await;
         assert_eq!(resp.status(), 303);
         assert!(set_cookie(&resp, "tansu_session").is_some(), "signed in");
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
@@ -363,12 +316,7 @@ async fn registration_end_to_end() {
         assert_eq!(claims["roles"], json!(["Owner"]));
         let html_tid = claims["tid"].as_str().unwrap().to_owned();
         let (_, t) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{html_tid}"),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/tenants/{html_tid}"), &admin)
             .await;
         assert_eq!(t["slug"], "html-shop");
 
@@ -386,54 +334,50 @@ async fn registration_end_to_end() {
         ] {
             let resp = http
                 .get(id.url(&format!("/register?{bad}")))
-                .send()
-                .await
-                .unwrap();
+                .send_ok()
+                .await;
             assert_eq!(resp.status(), 400, "{bad}");
         }
-        let resp = http
-            .post(id.url("/register"))
-            .header("cookie", &csrf_cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
+        let resp = submit(
+            &id,
+            &http,
+            (&csrf_cookie, &csrf),
+            &[
                 ("client_id", &app),
                 ("return_to", "https://evil.example/"),
                 ("email", "evil@shop.example"),
                 ("password", USER_PASSWORD),
                 ("shop_name", "Evil"),
-            ])
-            .send()
-            .await
-            .unwrap();
+            ],
+        )
+        .await;
         assert_eq!(resp.status(), 400, "no open redirect");
-        let resp = http
-            .post(id.url("/register"))
-            .header("cookie", &csrf_cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
+        let resp = submit(
+            &id,
+            &http,
+            (&csrf_cookie, &csrf),
+            &[
                 ("client_id", &app),
                 ("return_to", "https://app.example/cb"),
                 ("email", "back@shop.example"),
                 ("password", USER_PASSWORD),
                 ("shop_name", "Back Shop"),
-            ])
-            .send()
-            .await
-            .unwrap();
+            ],
+        )
+        .await;
         assert_eq!(resp.status(), 303);
         assert_eq!(resp.headers()["location"], "https://app.example/cb");
-        let resp = http
-            .post(id.url("/register"))
-            .header("cookie", &csrf_cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
+        let resp = submit(
+            &id,
+            &http,
+            (&csrf_cookie, &csrf),
+            &[
                 ("email", "plain@shop.example"),
                 ("password", USER_PASSWORD),
                 ("shop_name", "Plain Shop"),
-            ])
-            .send()
-            .await
-            .unwrap();
+            ],
+        )
+        .await;
         assert_eq!(resp.status(), 201);
         assert!(resp.text().await.unwrap().contains("Your shop is ready"));
         assert_rows(&id, &prov, 5, "after five registrations").await;
@@ -476,7 +420,7 @@ async fn a_failure_at_each_step_leaves_nothing_and_a_retry_succeeds() {
             let n = i64::try_from(i).unwrap();
             assert_rows(&id, &prov, n, &what).await;
             assert_eq!(
-                count(
+                raw_count(
                     &store,
                     &format!("SELECT COUNT(*) FROM users WHERE email = 'owner{i}@shop.example'")
                 )
@@ -585,9 +529,8 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
             .http
             .post(id.url("/registrations"))
             .form(&[("email", "f@shop.example")])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 415);
         let mut extra = body(5);
         extra["admin"] = json!(true);
@@ -597,15 +540,14 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
             .post(id.url("/registrations"))
             .header("content-type", "application/json")
             .body("{\"email\": ")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 400);
         assert_rows(&id, &prov, 2, "after refusals").await;
 
         // The form: CSRF missing or wrong → 403; errors are shown on the form, no password.
         let http = no_redirects();
-        let resp = http.get(id.url("/register")).send().await.unwrap();
+        let resp = http.get(id.url("/register")).send_ok().await;
         assert_eq!(resp.status(), 200);
         let csrf_cookie = set_cookie(&resp, "tansu_csrf").unwrap();
         let csrf = hidden_field(&resp.text().await.unwrap(), "csrf").unwrap();
@@ -614,12 +556,7 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
             ("password", USER_PASSWORD),
             ("shop_name", "Form Shop"),
         ];
-        let resp = http
-            .post(id.url("/register"))
-            .form(&fields)
-            .send()
-            .await
-            .unwrap();
+        let resp = http.post(id.url("/register")).form(&fields).send_ok().await;
         assert_eq!(resp.status(), 403, "no CSRF token");
         let mut with_wrong = fields.to_vec();
         with_wrong.push(("csrf", "x".repeat(43).leak()));
@@ -627,23 +564,21 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
             .post(id.url("/register"))
             .header("cookie", &csrf_cookie)
             .form(&with_wrong)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 403, "wrong CSRF token");
         let weak = "tiny-pass";
-        let resp = http
-            .post(id.url("/register"))
-            .header("cookie", &csrf_cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
+        let resp = submit(
+            &id,
+            &http,
+            (&csrf_cookie, &csrf),
+            &[
                 ("email", "form@shop.example"),
                 ("password", weak),
                 ("shop_name", "Form Shop"),
-            ])
-            .send()
-            .await
-            .unwrap();
+            ],
+        )
+        .await;
         assert_eq!(resp.status(), 422);
         let page = resp.text().await.unwrap();
         assert!(
@@ -651,18 +586,17 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
             "{page}"
         );
         assert!(page.contains("form@shop.example") && !page.contains(weak));
-        let resp = http
-            .post(id.url("/register"))
-            .header("cookie", &csrf_cookie)
-            .form(&[
-                ("csrf", csrf.as_str()),
+        let resp = submit(
+            &id,
+            &http,
+            (&csrf_cookie, &csrf),
+            &[
                 ("email", "owner1@shop.example"),
                 ("password", USER_PASSWORD),
                 ("shop_name", "Form Shop"),
-            ])
-            .send()
-            .await
-            .unwrap();
+            ],
+        )
+        .await;
         assert_eq!(resp.status(), 409);
         assert!(resp.text().await.unwrap().contains("already exists"));
         assert_rows(&id, &prov, 2, "after form refusals").await;
@@ -677,9 +611,8 @@ async fn bad_input_duplicates_csrf_and_closed_registration() {
         assert_eq!(
             no_redirects()
                 .get(id.url("/register"))
-                .send()
+                .send_ok()
                 .await
-                .unwrap()
                 .status(),
             404
         );

@@ -44,7 +44,7 @@ async fn custom_roles_map_to_scopes_per_tenant() {
         let roles_a = format!("/admin/tenants/{a}/roles");
 
         // The built-in roles are listed and cannot be changed or deleted.
-        let (status, v) = id.call(Method::GET, &roles_a, &alice, None).await;
+        let (status, v) = id.get_as(&roles_a, &alice).await;
         assert_eq!(status, 200, "{v}");
         let names: Vec<&str> = v["items"]
             .as_array()
@@ -56,10 +56,8 @@ async fn custom_roles_map_to_scopes_per_tenant() {
         for builtin in ["Owner", "Admin", "User"] {
             let path = format!("{roles_a}/{builtin}");
             assert_eq!(id.call(Method::DELETE, &path, &alice, None).await.0, 403);
-            let (status, _) = id
-                .call(Method::PUT, &path, &alice, Some(json!({"scopes": []})))
+            id.call_expect(Method::PUT, &path, &alice, Some(json!({"scopes": []})), 403)
                 .await;
-            assert_eq!(status, 403);
         }
 
         // Creating: validated names and scopes, unique per tenant.
@@ -69,28 +67,27 @@ async fn custom_roles_map_to_scopes_per_tenant() {
             json!({"name": "Ops", "scopes": ["admin.full"]}),
             json!({"name": "Ops", "scopes": ["no.such.scope"]}),
         ] {
-            let (status, v) = id.call(Method::POST, &roles_a, &alice, Some(bad)).await;
-            assert_eq!(status, 422, "{v}");
+            id.call_expect(Method::POST, &roles_a, &alice, Some(bad), 422)
+                .await;
         }
-        let (status, v) = id
-            .call(
+        let v = id
+            .call_expect(
                 Method::POST,
                 &roles_a,
                 &alice,
                 Some(json!({"name": "Support", "description": "helpdesk", "scopes": []})),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{v}");
         assert_eq!(v["builtin"], false);
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &roles_a,
-                &alice,
-                Some(json!({"name": "Support", "scopes": []})),
-            )
-            .await;
-        assert_eq!(status, 409);
+        id.call_expect(
+            Method::POST,
+            &roles_a,
+            &alice,
+            Some(json!({"name": "Support", "scopes": []})),
+            409,
+        )
+        .await;
 
         // A member with only custom roles gets what they allow (plus the OpenID basics).
         let user_roles = format!("/admin/tenants/{a}/users/{carl}/roles");
@@ -103,15 +100,14 @@ async fn custom_roles_map_to_scopes_per_tenant() {
             )
             .await;
         assert_eq!(status, 422, "unknown role: {v}");
-        let (status, v) = id
-            .call(
-                Method::PUT,
-                &user_roles,
-                &alice,
-                Some(json!({"roles": ["Support"]})),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
+        id.call_expect(
+            Method::PUT,
+            &user_roles,
+            &alice,
+            Some(json!({"roles": ["Support"]})),
+            200,
+        )
+        .await;
         let scope = "openid roles offline_access db.read";
         let tokens = id
             .user_tokens(&app, "carl@roles.example", USER_PASSWORD, scope, None)
@@ -125,27 +121,25 @@ async fn custom_roles_map_to_scopes_per_tenant() {
         let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
 
         // Changing the role takes effect at the next token (a refresh).
-        let (status, v) = id
-            .call(
-                Method::PATCH,
-                &format!("{roles_a}/Support"),
-                &alice,
-                Some(json!({"scopes": ["db.read"]})),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
+        id.call_expect(
+            Method::PATCH,
+            &format!("{roles_a}/Support"),
+            &alice,
+            Some(json!({"scopes": ["db.read"]})),
+            200,
+        )
+        .await;
         let resp = id.refresh(&app, &refresh).await;
         let refreshed: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(scope_of(&refreshed), scope, "{refreshed}");
-        let (status, _) = id
-            .call(
-                Method::PUT,
-                &format!("{roles_a}/Support"),
-                &alice,
-                Some(json!({"scopes": []})),
-            )
-            .await;
-        assert_eq!(status, 200);
+        id.call_expect(
+            Method::PUT,
+            &format!("{roles_a}/Support"),
+            &alice,
+            Some(json!({"scopes": []})),
+            200,
+        )
+        .await;
         let resp = id
             .refresh(&app, refreshed["refresh_token"].as_str().unwrap())
             .await;
@@ -153,15 +147,14 @@ async fn custom_roles_map_to_scopes_per_tenant() {
         assert_eq!(scope_of(&narrowed), "openid roles offline_access");
 
         // Built-in roles keep their behaviour: not narrowed.
-        let (status, _) = id
-            .call(
-                Method::PUT,
-                &user_roles,
-                &alice,
-                Some(json!({"roles": ["Support", "User"]})),
-            )
-            .await;
-        assert_eq!(status, 200);
+        id.call_expect(
+            Method::PUT,
+            &user_roles,
+            &alice,
+            Some(json!({"roles": ["Support", "User"]})),
+            200,
+        )
+        .await;
         let resp = id
             .refresh(&app, narrowed["refresh_token"].as_str().unwrap())
             .await;
@@ -188,63 +181,48 @@ async fn custom_roles_map_to_scopes_per_tenant() {
             let (status, v) = id.call(method.clone(), &path, &bob, body).await;
             assert_eq!(status, 404, "{method} {path}: {v}");
         }
-        let (status, v) = id
-            .call(
-                Method::POST,
-                &format!("/admin/tenants/{b}/roles"),
-                &bob,
-                Some(json!({"name": "BOnly", "scopes": ["db.read"]})),
-            )
-            .await;
-        assert_eq!(status, 201, "{v}");
+        id.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{b}/roles"),
+            &bob,
+            Some(json!({"name": "BOnly", "scopes": ["db.read"]})),
+            201,
+        )
+        .await;
         assert_eq!(
-            id.call(
-                Method::GET,
-                &format!("/admin/tenants/{b}/roles/BOnly"),
-                &alice,
-                None
-            )
-            .await
-            .0,
-            404
-        );
-        let (status, _) = id
-            .call(
-                Method::PUT,
-                &user_roles,
-                &alice,
-                Some(json!({"roles": ["BOnly"]})),
-            )
-            .await;
-        assert_eq!(status, 422);
-        assert_eq!(
-            id.call(Method::GET, &format!("{roles_a}/BOnly"), &alice, None)
+            id.get_as(&format!("/admin/tenants/{b}/roles/BOnly"), &alice)
                 .await
                 .0,
             404
         );
+        id.call_expect(
+            Method::PUT,
+            &user_roles,
+            &alice,
+            Some(json!({"roles": ["BOnly"]})),
+            422,
+        )
+        .await;
+        assert_eq!(id.get_as(&format!("{roles_a}/BOnly"), &alice).await.0, 404);
 
         // A role in use cannot be deleted; unassigned, it can.
         let support = format!("{roles_a}/Support");
         assert_eq!(id.call(Method::DELETE, &support, &alice, None).await.0, 409);
-        let (status, _) = id
-            .call(
-                Method::PUT,
-                &user_roles,
-                &alice,
-                Some(json!({"roles": ["User"]})),
-            )
-            .await;
-        assert_eq!(status, 200);
+        id.call_expect(
+            Method::PUT,
+            &user_roles,
+            &alice,
+            Some(json!({"roles": ["User"]})),
+            200,
+        )
+        .await;
         assert_eq!(id.call(Method::DELETE, &support, &alice, None).await.0, 204);
-        assert_eq!(id.call(Method::GET, &support, &alice, None).await.0, 404);
+        assert_eq!(id.get_as(&support, &alice).await.0, 404);
         // The platform admin sees every tenant's roles.
         let (status, v) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/tenants/{b}/roles"),
                 &id.admin_token().await,
-                None,
             )
             .await;
         assert_eq!(status, 200);

@@ -33,15 +33,14 @@ async fn tenant_admin_api_and_suspension() {
         assert_eq!(t["status"], "active");
         assert_eq!(t["policy"]["password_min_length"], 14);
         assert_eq!(t["policy"]["lockout_threshold"], 5);
-        let (status, _) = id
-            .call(
-                Method::POST,
-                "/admin/tenants",
-                &admin,
-                Some(json!({"slug": "acme", "name": "Other"})),
-            )
-            .await;
-        assert_eq!(status, 409);
+        id.call_expect(
+            Method::POST,
+            "/admin/tenants",
+            &admin,
+            Some(json!({"slug": "acme", "name": "Other"})),
+            409,
+        )
+        .await;
         for bad in [
             json!({"slug": "A B", "name": "x"}),
             json!({"slug": "okay", "name": ""}),
@@ -53,36 +52,28 @@ async fn tenant_admin_api_and_suspension() {
                 .await;
             assert!(status == 422 || status == 400, "{status} {v}");
         }
-        let (status, list) = id
-            .call(Method::GET, "/admin/tenants?limit=10", &admin, None)
-            .await;
+        let (status, list) = id.get_as("/admin/tenants?limit=10", &admin).await;
         assert_eq!(status, 200);
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
-        let (status, got) = id
-            .call(Method::GET, &format!("/admin/tenants/{tid}"), &admin, None)
-            .await;
+        let (status, got) = id.get_as(&format!("/admin/tenants/{tid}"), &admin).await;
         assert_eq!(status, 200);
         assert_eq!(got["slug"], "acme");
-        let (status, upd) = id
-            .call(
+        let upd = id
+            .call_expect(
                 Method::PATCH,
                 &format!("/admin/tenants/{tid}"),
                 &admin,
                 Some(json!({"name": "Acme Ltd", "policy": {"lockout_threshold": 7}})),
+                200,
             )
             .await;
-        assert_eq!(status, 200, "{upd}");
         assert_eq!(upd["name"], "Acme Ltd");
         assert_eq!(upd["policy"]["lockout_threshold"], 7);
         assert_eq!(upd["policy"]["mfa_required"], false);
-        let (status, _) = id
-            .call(Method::GET, "/admin/tenants/nope", &admin, None)
-            .await;
+        let (status, _) = id.get_as("/admin/tenants/nope", &admin).await;
         assert_eq!(status, 404);
         // Without a token, or with a token without admin rights.
-        let (status, _) = id
-            .call(Method::GET, "/admin/tenants", "garbage", None)
-            .await;
+        let (status, _) = id.get_as("/admin/tenants", "garbage").await;
         assert_eq!(status, 401);
 
         // A client of the tenant; its tokens carry the tid.
@@ -210,21 +201,19 @@ async fn users_roles_and_isolation_matrix() {
         // Carol's tokens carry the tenant the sign-in was for.
         let scope = "openid roles db.read";
         let ta = id
-            .user_tokens(&app, "carol@ab.example", USER_PASSWORD, scope, Some(&a))
-            .await
-            .unwrap();
+            .user_access(&app, "carol@ab.example", USER_PASSWORD, scope, Some(&a))
+            .await;
         let tb = id
-            .user_tokens(
+            .user_access(
                 &app,
                 "carol@ab.example",
                 USER_PASSWORD,
                 scope,
                 Some("shop-b"),
             )
-            .await
-            .unwrap();
-        let ca = jwt_claims(ta["access_token"].as_str().unwrap());
-        let cb = jwt_claims(tb["access_token"].as_str().unwrap());
+            .await;
+        let ca = jwt_claims(&ta);
+        let cb = jwt_claims(&tb);
         assert_eq!(ca["tid"], a.as_str());
         assert_eq!(ca["roles"], json!(["User"]));
         assert_eq!(cb["tid"], b.as_str());
@@ -243,16 +232,14 @@ async fn users_roles_and_isolation_matrix() {
         let same = no_redirects()
             .get(id.url(&format!("/connect/authorize?{}", q(&a))))
             .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(same.status(), 303, "same tenant: the session is reused");
         let other = no_redirects()
             .get(id.url(&format!("/connect/authorize?{}", q(&b))))
             .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(other.status(), 200, "another tenant: the login page again");
         assert!(
             other
@@ -270,13 +257,9 @@ async fn users_roles_and_isolation_matrix() {
         );
         // Bob (only B) gets B without a hint, and nothing for A.
         let tbob = id
-            .user_tokens(&app, "bob@b.example", USER_PASSWORD, scope, None)
-            .await
-            .unwrap();
-        assert_eq!(
-            jwt_claims(tbob["access_token"].as_str().unwrap())["tid"],
-            b.as_str()
-        );
+            .user_access(&app, "bob@b.example", USER_PASSWORD, scope, None)
+            .await;
+        assert_eq!(jwt_claims(&tbob)["tid"], b.as_str());
         assert!(
             id.user_tokens(&app, "bob@b.example", USER_PASSWORD, scope, Some(&a))
                 .await
@@ -285,45 +268,31 @@ async fn users_roles_and_isolation_matrix() {
 
         // Alice, admin of A, with an admin.tenant token for A.
         let at = id
-            .user_tokens(
+            .user_access(
                 &app,
                 "alice@a.example",
                 USER_PASSWORD,
                 "openid admin.tenant",
                 Some(&a),
             )
-            .await
-            .unwrap();
-        let alice_token = at["access_token"].as_str().unwrap().to_owned();
+            .await;
+        let alice_token = at;
         let (status, own) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{a}/users"),
-                &alice_token,
-                None,
-            )
+            .get_as(&format!("/admin/tenants/{a}/users"), &alice_token)
             .await;
         assert_eq!(status, 200, "{own}");
         assert_eq!(own["items"].as_array().unwrap().len(), 2);
         // Carol's token (User in A) with admin.tenant is not an admin token.
         let ct = id
-            .user_tokens(
+            .user_access(
                 &app,
                 "carol@ab.example",
                 USER_PASSWORD,
                 "openid admin.tenant",
                 Some(&a),
             )
-            .await
-            .unwrap();
-        let (status, _) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{a}/users"),
-                ct["access_token"].as_str().unwrap(),
-                None,
-            )
             .await;
+        let (status, _) = id.get_as(&format!("/admin/tenants/{a}/users"), &ct).await;
         assert_eq!(status, 403);
 
         // Every tenant-scoped endpoint with B's ids: 404, exactly as for ids that do not exist.
@@ -433,35 +402,28 @@ async fn users_roles_and_isolation_matrix() {
         }
         // B is untouched.
         let (_, bob_view) = id
-            .call(
-                Method::GET,
-                &format!("/admin/tenants/{b}/users/{bob}"),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/tenants/{b}/users/{bob}"), &admin)
             .await;
         assert_eq!(bob_view["roles"], json!(["User"]));
         assert_eq!(bob_view["disabled"], false);
         assert_eq!(bob_view["name"], "Test Person");
         // A tenant admin cannot change what is global about a user of several tenants, nor grant Owner.
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &format!("/admin/tenants/{a}/users/{carol}/password"),
-                &alice_token,
-                Some(json!({"password": "another long phrase 77"})),
-            )
-            .await;
-        assert_eq!(status, 403);
-        let (status, _) = id
-            .call(
-                Method::PUT,
-                &format!("/admin/tenants/{a}/users/{carol}/roles/Owner"),
-                &alice_token,
-                None,
-            )
-            .await;
-        assert_eq!(status, 403);
+        id.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{a}/users/{carol}/password"),
+            &alice_token,
+            Some(json!({"password": "another long phrase 77"})),
+            403,
+        )
+        .await;
+        id.call_expect(
+            Method::PUT,
+            &format!("/admin/tenants/{a}/users/{carol}/roles/Owner"),
+            &alice_token,
+            None,
+            403,
+        )
+        .await;
         let _ = alice;
 
         id.stop().await;
@@ -496,56 +458,46 @@ async fn user_lifecycle() {
             assert_eq!(status, 422, "{why}: {v}");
             assert!(!v.to_string().contains(pw), "the password is not echoed");
         }
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &base,
-                &admin,
-                Some(json!({"email": "not-an-email"})),
-            )
-            .await;
-        assert_eq!(status, 422);
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &base,
-                &admin,
-                Some(json!({"email": "x@l.example", "roles": ["Wizard"]})),
-            )
-            .await;
-        assert_eq!(status, 422);
+        id.call_expect(
+            Method::POST,
+            &base,
+            &admin,
+            Some(json!({"email": "not-an-email"})),
+            422,
+        )
+        .await;
+        id.call_expect(
+            Method::POST,
+            &base,
+            &admin,
+            Some(json!({"email": "x@l.example", "roles": ["Wizard"]})),
+            422,
+        )
+        .await;
 
         let dave = id.create_member(&t, "dave@l.example", &["User"]).await;
         for i in 0..3 {
             id.create_member(&t, &format!("member{i}@l.example"), &["User"])
                 .await;
         }
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &base,
-                &admin,
-                Some(json!({"email": "dave@l.example"})),
-            )
-            .await;
-        assert_eq!(status, 409);
+        id.call_expect(
+            Method::POST,
+            &base,
+            &admin,
+            Some(json!({"email": "dave@l.example"})),
+            409,
+        )
+        .await;
 
         // Search and cursor paging.
-        let (_, found) = id
-            .call(Method::GET, &format!("{base}?search=DAVE"), &admin, None)
-            .await;
+        let (_, found) = id.get_as(&format!("{base}?search=DAVE"), &admin).await;
         assert_eq!(found["items"].as_array().unwrap().len(), 1);
         assert_eq!(found["items"][0]["id"], dave.as_str());
         let mut seen = Vec::new();
         let mut after = String::new();
         for _ in 0..10 {
             let (status, page) = id
-                .call(
-                    Method::GET,
-                    &format!("{base}?limit=3&after={after}"),
-                    &admin,
-                    None,
-                )
+                .get_as(&format!("{base}?limit=3&after={after}"), &admin)
                 .await;
             assert_eq!(status, 200);
             for item in page["items"].as_array().unwrap() {
@@ -562,15 +514,15 @@ async fn user_lifecycle() {
         assert_eq!(sorted.len(), 4);
 
         // Update, roles take effect at the next token.
-        let (status, v) = id
-            .call(
+        let v = id
+            .call_expect(
                 Method::PATCH,
                 &format!("{base}/{dave}"),
                 &admin,
                 Some(json!({"name": "David"})),
+                200,
             )
             .await;
-        assert_eq!(status, 200);
         assert_eq!(v["name"], "David");
         let scope = "openid roles offline_access";
         let first = id
@@ -643,24 +595,22 @@ async fn user_lifecycle() {
         );
 
         // Reset password: policy-checked; the old password stops working.
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &format!("{base}/{dave}/password"),
-                &admin,
-                Some(json!({"password": "short"})),
-            )
-            .await;
-        assert_eq!(status, 422);
-        let (status, _) = id
-            .call(
-                Method::POST,
-                &format!("{base}/{dave}/password"),
-                &admin,
-                Some(json!({"password": "another long phrase 77"})),
-            )
-            .await;
-        assert_eq!(status, 204);
+        id.call_expect(
+            Method::POST,
+            &format!("{base}/{dave}/password"),
+            &admin,
+            Some(json!({"password": "short"})),
+            422,
+        )
+        .await;
+        id.call_expect(
+            Method::POST,
+            &format!("{base}/{dave}/password"),
+            &admin,
+            Some(json!({"password": "another long phrase 77"})),
+            204,
+        )
+        .await;
         assert!(
             id.user_tokens(&app, "dave@l.example", USER_PASSWORD, scope, None)
                 .await
@@ -677,13 +627,9 @@ async fn user_lifecycle() {
         .unwrap();
 
         // Removal from the tenant.
-        let (status, _) = id
-            .call(Method::DELETE, &format!("{base}/{dave}"), &admin, None)
+        id.call_expect(Method::DELETE, &format!("{base}/{dave}"), &admin, None, 204)
             .await;
-        assert_eq!(status, 204);
-        let (status, _) = id
-            .call(Method::GET, &format!("{base}/{dave}"), &admin, None)
-            .await;
+        let (status, _) = id.get_as(&format!("{base}/{dave}"), &admin).await;
         assert_eq!(status, 404);
 
         id.stop().await;
@@ -726,9 +672,8 @@ async fn admin_full_only_for_platform_admins() {
                         ("redirect_uri", redirect),
                         ("code_verifier", verifier.as_str()),
                     ])
-                    .send()
-                    .await
-                    .unwrap();
+                    .send_ok()
+                    .await;
                 assert_eq!(resp.status(), 200);
                 resp.json::<Value>().await.unwrap()
             }
@@ -746,7 +691,7 @@ async fn admin_full_only_for_platform_admins() {
         assert!(!scope_of(&user).iter().any(|s| s == "admin.full"), "{user}");
         assert!(!user["scope"].as_str().unwrap().contains("admin.full"));
         let access = user["access_token"].as_str().unwrap();
-        let (status, _) = id.call(Method::GET, "/admin/tenants", access, None).await;
+        let (status, _) = id.get_as("/admin/tenants", access).await;
         // Without admin.full the token is not even for identity's admin audience.
         assert!(
             matches!(status, 401 | 403),
@@ -761,9 +706,8 @@ async fn admin_full_only_for_platform_admins() {
                 ("grant_type", "refresh_token"),
                 ("refresh_token", user["refresh_token"].as_str().unwrap()),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 200);
         let refreshed: Value = resp.json().await.unwrap();
         assert!(!scope_of(&refreshed).iter().any(|s| s == "admin.full"));
@@ -774,12 +718,7 @@ async fn admin_full_only_for_platform_admins() {
             "{admin}"
         );
         let (status, _) = id
-            .call(
-                Method::GET,
-                "/admin/tenants",
-                admin["access_token"].as_str().unwrap(),
-                None,
-            )
+            .get_as("/admin/tenants", admin["access_token"].as_str().unwrap())
             .await;
         assert_eq!(status, 200);
 

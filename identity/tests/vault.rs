@@ -7,36 +7,11 @@ mod common;
 use common::*;
 use reqwest::Method;
 use serde_json::json;
-use tansu_identity::store::Store;
 
 const SUITE: &str = "identity vault";
+const RAW_BLOBS: &str = "SELECT ciphertext AS b FROM tenant_secrets \
+    UNION ALL SELECT wrapped_key AS b FROM tenant_data_keys";
 const VALUE: &str = "postgres://shop:very-secret-db-password-4711@127.0.0.1/shop";
-
-async fn raw_blobs(store: &Store) -> Vec<Vec<u8>> {
-    const SQL: &str = "SELECT ciphertext AS b FROM tenant_secrets \
-        UNION ALL SELECT wrapped_key AS b FROM tenant_data_keys";
-    use sqlx::Row;
-    match store {
-        Store::Sqlite(p) => sqlx::query(SQL)
-            .fetch_all(p)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<Vec<u8>, _>("b"))
-            .collect(),
-        Store::Postgres(p) => sqlx::query(SQL)
-            .fetch_all(p)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<Vec<u8>, _>("b"))
-            .collect(),
-    }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
 
 #[tokio::test]
 async fn vault_envelope_versions_scopes_and_revocation() {
@@ -64,55 +39,49 @@ async fn vault_envelope_versions_scopes_and_revocation() {
         let db_only = id.access_token(&reader, &rs, Some("db.read")).await;
         let base = format!("/admin/tenants/{a}/secrets");
 
-        let (status, v) = id
-            .call(
+        let v = id
+            .call_expect(
                 Method::PUT,
                 &format!("{base}/db-url"),
                 &w,
                 Some(json!({"value": VALUE})),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{v}");
         assert_eq!(v["version"], 1);
-        let (status, v) = id
-            .call(Method::GET, &format!("{base}/db-url"), &r, None)
-            .await;
+        let (status, v) = id.get_as(&format!("{base}/db-url"), &r).await;
         assert_eq!(status, 200);
         assert_eq!(v["value"], VALUE);
 
         // At rest: ciphertext only, in the secret rows and the wrapped data key alike.
-        let blobs = raw_blobs(&id.state.store).await;
+        let blobs = raw_bytes(&id.state.store, RAW_BLOBS).await;
         assert_eq!(blobs.len(), 2);
         for blob in &blobs {
-            assert!(!contains(blob, VALUE.as_bytes()));
-            assert!(!contains(blob, b"very-secret"));
+            assert!(!contains_bytes(blob, VALUE.as_bytes()));
+            assert!(!contains_bytes(blob, b"very-secret"));
         }
 
         // Rotation: a new version; old versions stay readable by number.
-        let (status, v) = id
-            .call(
+        let v = id
+            .call_expect(
                 Method::PUT,
                 &format!("{base}/db-url"),
                 &w,
                 Some(json!({"value": "second value"})),
+                201,
             )
             .await;
-        assert_eq!(status, 201);
         assert_eq!(v["version"], 2);
-        let (_, v) = id
-            .call(Method::GET, &format!("{base}/db-url"), &r, None)
-            .await;
+        let (_, v) = id.get_as(&format!("{base}/db-url"), &r).await;
         assert_eq!(
             (v["version"].as_i64(), v["value"].as_str()),
             (Some(2), Some("second value"))
         );
-        let (_, v) = id
-            .call(Method::GET, &format!("{base}/db-url?version=1"), &r, None)
-            .await;
+        let (_, v) = id.get_as(&format!("{base}/db-url?version=1"), &r).await;
         assert_eq!(v["value"], VALUE);
 
         // Listing: names and versions, never values.
-        let (status, list) = id.call(Method::GET, &base, &r, None).await;
+        let (status, list) = id.get_as(&base, &r).await;
         assert_eq!(status, 200);
         assert_eq!(list["items"][0]["name"], "db-url");
         assert_eq!(list["items"][0]["versions"].as_array().unwrap().len(), 2);
@@ -121,18 +90,15 @@ async fn vault_envelope_versions_scopes_and_revocation() {
         );
 
         // Least privilege: read-only cannot write; no secrets scope, no access; other tenants: 404.
-        let (status, _) = id
-            .call(
-                Method::PUT,
-                &format!("{base}/x"),
-                &r,
-                Some(json!({"value": "v"})),
-            )
-            .await;
-        assert_eq!(status, 403);
-        let (status, _) = id
-            .call(Method::GET, &format!("{base}/db-url"), &db_only, None)
-            .await;
+        id.call_expect(
+            Method::PUT,
+            &format!("{base}/x"),
+            &r,
+            Some(json!({"value": "v"})),
+            403,
+        )
+        .await;
+        let (status, _) = id.get_as(&format!("{base}/db-url"), &db_only).await;
         assert!(status == 401 || status == 403, "{status}");
         for (method, path) in [
             (Method::GET, base.clone()),
@@ -146,33 +112,34 @@ async fn vault_envelope_versions_scopes_and_revocation() {
             assert_eq!(status, 404, "{method} {path}");
             assert!(!v.to_string().contains("second value"));
         }
-        let (status, _) = id
-            .call(
-                Method::PUT,
-                &format!("{base}/bad%20name"),
-                &w,
-                Some(json!({"value": "v"})),
-            )
-            .await;
-        assert_eq!(status, 400);
+        id.call_expect(
+            Method::PUT,
+            &format!("{base}/bad%20name"),
+            &w,
+            Some(json!({"value": "v"})),
+            400,
+        )
+        .await;
 
         // Revocation: no version can be read any more.
-        let (status, _) = id
-            .call(Method::POST, &format!("{base}/db-url/revoke"), &w, None)
-            .await;
-        assert_eq!(status, 204);
+        id.call_expect(
+            Method::POST,
+            &format!("{base}/db-url/revoke"),
+            &w,
+            None,
+            204,
+        )
+        .await;
         for path in [format!("{base}/db-url"), format!("{base}/db-url?version=1")] {
-            let (status, v) = id.call(Method::GET, &path, &r, None).await;
+            let (status, v) = id.get_as(&path, &r).await;
             assert_eq!(status, 404, "{v}");
         }
 
         // Every read is a security event of the tenant; the chain holds.
         let (_, ev) = id
-            .call(
-                Method::GET,
+            .get_as(
                 &format!("/admin/security-events?tenant={a}&type=secret.read"),
                 &admin,
-                None,
             )
             .await;
         let reads = ev["items"].as_array().unwrap();
@@ -184,12 +151,7 @@ async fn vault_envelope_versions_scopes_and_revocation() {
         );
         assert!(!ev.to_string().contains("second value"));
         let (_, v) = id
-            .call(
-                Method::GET,
-                &format!("/admin/security-events/verify?tenant={a}"),
-                &admin,
-                None,
-            )
+            .get_as(&format!("/admin/security-events/verify?tenant={a}"), &admin)
             .await;
         assert_eq!(v["ok"], true);
 

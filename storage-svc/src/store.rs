@@ -35,6 +35,110 @@ macro_rules! on_pool {
     };
 }
 
+/// Runs `$body` (a block giving the value; `return Err(..)` rolls back) in a writing
+/// transaction serialised per tenant `$t`, and commits: SQLite with `BEGIN IMMEDIATE`,
+/// PostgreSQL with a row lock on the tenant's usage row (created first when missing).
+macro_rules! write_tx {
+    ($store:expr, $t:expr, |$tx:ident| $body:block) => {
+        match $store {
+            Store::Sqlite(pool) => {
+                write_tx!(@run pool.begin_with("BEGIN IMMEDIATE"), $t, None, |$tx| $body)
+            }
+            Store::Postgres(pool) => write_tx!(
+                @run pool.begin(),
+                $t,
+                Some("SELECT 1 FROM tenant_usage WHERE tenant_id = $1 FOR UPDATE"),
+                |$tx| $body
+            ),
+        }
+    };
+    (@run $begin:expr, $t:expr, $lock:expr, |$tx:ident| $body:block) => {{
+        let mut $tx = $begin.await?;
+        sqlx::query(ENSURE_USAGE_ROW).bind($t).execute(&mut *$tx).await?;
+        let lock: Option<&'static str> = $lock;
+        if let Some(lock) = lock {
+            sqlx::query(lock).bind($t).execute(&mut *$tx).await?;
+        }
+        let value = $body;
+        $tx.commit().await?;
+        Ok(value)
+    }};
+}
+
+/// In transaction `$tx` of tenant `$t`: blob `$new` is referenced now (its intent goes) and
+/// the blob it replaces, `$old` (an `Option`), is garbage to delete (it gets an intent).
+macro_rules! replace_blob {
+    ($tx:ident, $t:expr, $new:expr, $old:expr) => {
+        sqlx::query(DELETE_INTENT)
+            .bind($t)
+            .bind($new)
+            .execute(&mut *$tx)
+            .await?;
+        if let Some(old) = $old {
+            sqlx::query(INSERT_INTENT)
+                .bind($t)
+                .bind(old)
+                .bind(now_ms())
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
+/// In transaction `$tx` of tenant `$t`: makes `$version` (a [`NewObject`] with its content
+/// type and metadata) the object `$bucket/$key` in place of `$old`. The usage grows by
+/// `$d_bytes` (and one object where there was none) and `$reserved` is released, provided
+/// the result fits `$quota` or shrinks.
+macro_rules! put_version {
+    ($tx:ident, $t:expr, $bucket:expr, $key:expr, $version:expr, $old:expr, $d_bytes:expr,
+     $reserved:expr, $quota:expr) => {
+        let (new, content_type, metadata): (&NewObject, &str, &str) = $version;
+        let reserved: Reserved = $reserved;
+        let d_objects: i64 = if $old.is_some() { 0 } else { 1 };
+        let n = sqlx::query(CHARGE_OBJECT)
+            .bind($t)
+            .bind($d_bytes)
+            .bind(d_objects)
+            .bind(reserved.bytes)
+            .bind(reserved.objects)
+            .bind($quota.bytes)
+            .bind($quota.objects)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::QuotaExceeded);
+        }
+        sqlx::query(UPSERT_OBJECT)
+            .bind($t)
+            .bind($bucket)
+            .bind($key)
+            .bind(new.blob_id.to_string())
+            .bind(new.size)
+            .bind(&new.etag)
+            .bind(content_type)
+            .bind(metadata)
+            .bind(now_ms())
+            .execute(&mut *$tx)
+            .await?;
+    };
+}
+
+/// In transaction `$tx` of tenant `$t`: the object `$bucket/$key` as it is (`None`: absent),
+/// provided the request's `$precondition` holds for it.
+macro_rules! current_object {
+    ($tx:ident, $t:expr, $bucket:expr, $key:expr, $precondition:expr) => {{
+        let current: Option<ObjectRow> = sqlx::query_as::<_, ObjectRow>(SELECT_OBJECT)
+            .bind($t)
+            .bind($bucket)
+            .bind($key)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        check_precondition($precondition, current.as_ref())?;
+        current
+    }};
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
@@ -173,8 +277,45 @@ pub struct Listing {
     pub next_after: Option<String>,
 }
 
-const OBJECT_COLUMNS: &str =
-    "object_key, blob_id, size, etag, content_type, metadata, last_modified";
+macro_rules! object_columns {
+    () => {
+        "object_key, blob_id, size, etag, content_type, metadata, last_modified"
+    };
+}
+
+const OBJECT_COLUMNS: &str = object_columns!();
+
+const SELECT_OBJECT: &str = concat!(
+    "SELECT ",
+    object_columns!(),
+    " FROM objects WHERE tenant_id = $1 AND bucket = $2 AND object_key = $3"
+);
+
+const UPSERT_OBJECT: &str = "INSERT INTO objects (tenant_id, bucket, object_key, blob_id, size, \
+     etag, content_type, metadata, last_modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (tenant_id, bucket, object_key) DO UPDATE SET blob_id = excluded.blob_id, \
+     size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
+     metadata = excluded.metadata, last_modified = excluded.last_modified";
+
+const SELECT_UPLOAD: &str = "SELECT bucket, object_key, content_type, metadata \
+     FROM multipart_uploads WHERE tenant_id = $1 AND upload_id = $2";
+
+const SELECT_PARTS: &str = "SELECT part_number, blob_id, size, etag FROM multipart_parts \
+     WHERE tenant_id = $1 AND upload_id = $2 ORDER BY part_number";
+
+const ENSURE_USAGE_ROW: &str =
+    "INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING";
+
+/// Counts an object's change in size (`$2`) and number (`$3`) and releases its reservation
+/// (`$4` bytes, `$5` objects), if the result fits the quota (`$6` bytes, `$7` objects, unless
+/// the tenant's own limits apply) or shrinks.
+const CHARGE_OBJECT: &str = "UPDATE tenant_usage SET bytes = bytes + $2, objects = objects + $3, \
+     reserved_bytes = reserved_bytes - $4, reserved_objects = reserved_objects - $5 \
+     WHERE tenant_id = $1 AND ((bytes + $2 + reserved_bytes - $4 <= COALESCE(quota_bytes, $6) \
+     AND objects + $3 + reserved_objects - $5 <= COALESCE(quota_objects, $7)) \
+     OR ($2 <= 0 AND $3 <= 0))";
+
+const DELETE_INTENT: &str = "DELETE FROM blob_intents WHERE tenant_id = $1 AND blob_id = $2";
 
 const INSERT_INTENT: &str = "INSERT INTO blob_intents (tenant_id, blob_id, created_at) \
      VALUES ($1, $2, $3) ON CONFLICT (tenant_id, blob_id) DO NOTHING";
@@ -185,6 +326,21 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 fn is_fk_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
+/// A request's preconditions, judged against the current object's validators (`None`: absent).
+pub type PreconditionFn<'a> = dyn Fn(Option<&Validators>) -> Precondition + Send + Sync + 'a;
+
+/// Fails unless the preconditions hold for `current`.
+fn check_precondition(
+    precondition: &PreconditionFn<'_>,
+    current: Option<&ObjectRow>,
+) -> StoreResult<()> {
+    if precondition(current.map(ObjectRow::validators).as_ref()) == Precondition::Proceed {
+        Ok(())
+    } else {
+        Err(StoreError::PreconditionFailed)
+    }
 }
 
 impl Store {
@@ -333,15 +489,12 @@ impl Store {
         key: &str,
     ) -> StoreResult<ObjectRow> {
         on_pool!(self, |pool| {
-            sqlx::query_as::<_, ObjectRow>(sqlx::AssertSqlSafe(format!(
-                "SELECT {OBJECT_COLUMNS} FROM objects \
-                 WHERE tenant_id = $1 AND bucket = $2 AND object_key = $3"
-            )))
-            .bind(tenant.to_string())
-            .bind(bucket)
-            .bind(key)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as::<_, ObjectRow>(SELECT_OBJECT)
+                .bind(tenant.to_string())
+                .bind(bucket)
+                .bind(key)
+                .fetch_optional(pool)
+                .await?
         })
         .ok_or(StoreError::NotFound)
     }
@@ -440,111 +593,32 @@ impl Store {
         new: &NewObject,
         reserved: Reserved,
         quota: Quota,
-        precondition: &(dyn Fn(Option<&Validators>) -> Precondition + Send + Sync),
+        precondition: &PreconditionFn<'_>,
     ) -> StoreResult<Option<String>> {
         let t = tenant.to_string();
-        macro_rules! body {
-            ($tx:ident, $lock:expr) => {{
-                sqlx::query(
-                    "INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
-                )
-                .bind(&t)
-                .execute(&mut *$tx)
-                .await?;
-                if let Some(lock) = $lock {
-                    sqlx::query(lock).bind(&t).execute(&mut *$tx).await?;
-                }
-                let bucket_exists = sqlx::query("SELECT 1 FROM buckets WHERE tenant_id = $1 AND name = $2")
+        write_tx!(self, &t, |tx| {
+            let bucket_exists =
+                sqlx::query("SELECT 1 FROM buckets WHERE tenant_id = $1 AND name = $2")
                     .bind(&t)
                     .bind(bucket)
-                    .fetch_optional(&mut *$tx)
+                    .fetch_optional(&mut *tx)
                     .await?
                     .is_some();
-                if !bucket_exists {
-                    return Err(StoreError::NoSuchBucket);
-                }
-                let old: Option<ObjectRow> = sqlx::query_as::<_, ObjectRow>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {OBJECT_COLUMNS} FROM objects \
-                     WHERE tenant_id = $1 AND bucket = $2 AND object_key = $3"
-                )))
-                .bind(&t)
-                .bind(bucket)
-                .bind(key)
-                .fetch_optional(&mut *$tx)
-                .await?;
-                if precondition(old.as_ref().map(|o| o.validators()).as_ref()) != Precondition::Proceed {
-                    return Err(StoreError::PreconditionFailed);
-                }
-                let d_bytes = new.size - old.as_ref().map_or(0, |o| o.size);
-                let d_objects: i64 = if old.is_some() { 0 } else { 1 };
-                let n = sqlx::query(
-                    "UPDATE tenant_usage SET bytes = bytes + $2, objects = objects + $3, \
-                     reserved_bytes = reserved_bytes - $4, reserved_objects = reserved_objects - $5 \
-                     WHERE tenant_id = $1 AND ((bytes + $2 + reserved_bytes - $4 <= COALESCE(quota_bytes, $6) \
-                     AND objects + $3 + reserved_objects - $5 <= COALESCE(quota_objects, $7)) \
-                     OR ($2 <= 0 AND $3 <= 0))",
-                )
-                .bind(&t)
-                .bind(d_bytes)
-                .bind(d_objects)
-                .bind(reserved.bytes)
-                .bind(reserved.objects)
-                .bind(quota.bytes)
-                .bind(quota.objects)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    return Err(StoreError::QuotaExceeded);
-                }
-                sqlx::query(
-                    "INSERT INTO objects (tenant_id, bucket, object_key, blob_id, size, etag, \
-                     content_type, metadata, last_modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     ON CONFLICT (tenant_id, bucket, object_key) DO UPDATE SET blob_id = excluded.blob_id, \
-                     size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
-                     metadata = excluded.metadata, last_modified = excluded.last_modified",
-                )
-                .bind(&t)
-                .bind(bucket)
-                .bind(key)
-                .bind(new.blob_id.to_string())
-                .bind(new.size)
-                .bind(&new.etag)
-                .bind(&new.content_type)
-                .bind(&new.metadata)
-                .bind(now_ms())
-                .execute(&mut *$tx)
-                .await?;
-                sqlx::query("DELETE FROM blob_intents WHERE tenant_id = $1 AND blob_id = $2")
-                    .bind(&t)
-                    .bind(new.blob_id.to_string())
-                    .execute(&mut *$tx)
-                    .await?;
-                if let Some(o) = &old {
-                    sqlx::query(INSERT_INTENT)
-                        .bind(&t)
-                        .bind(&o.blob_id)
-                        .bind(now_ms())
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                $tx.commit().await?;
-                Ok(old.map(|o| o.blob_id))
-            }};
-        }
-        match self {
-            Store::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                body!(tx, None::<&'static str>)
+            if !bucket_exists {
+                return Err(StoreError::NoSuchBucket);
             }
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                body!(
-                    tx,
-                    Some("SELECT 1 FROM tenant_usage WHERE tenant_id = $1 FOR UPDATE")
-                )
-            }
-        }
+            let old = current_object!(tx, &t, bucket, key, precondition);
+            let d_bytes = new.size - old.as_ref().map_or(0, |o| o.size);
+            let version = (new, new.content_type.as_str(), new.metadata.as_str());
+            put_version!(tx, &t, bucket, key, version, &old, d_bytes, reserved, quota);
+            replace_blob!(
+                tx,
+                &t,
+                new.blob_id.to_string(),
+                old.as_ref().map(|o| &o.blob_id)
+            );
+            old.map(|o| o.blob_id)
+        })
     }
 
     /// Deletes an object if the preconditions hold; returns its blob.
@@ -553,65 +627,37 @@ impl Store {
         tenant: Uuid,
         bucket: &str,
         key: &str,
-        precondition: &(dyn Fn(Option<&Validators>) -> Precondition + Send + Sync),
+        precondition: &PreconditionFn<'_>,
     ) -> StoreResult<String> {
         let t = tenant.to_string();
-        macro_rules! body {
-            ($tx:ident, $lock:expr) => {{
-                if let Some(lock) = $lock {
-                    sqlx::query(lock).bind(&t).execute(&mut *$tx).await?;
-                }
-                let old: Option<ObjectRow> = sqlx::query_as::<_, ObjectRow>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {OBJECT_COLUMNS} FROM objects \
-                     WHERE tenant_id = $1 AND bucket = $2 AND object_key = $3"
-                )))
+        write_tx!(self, &t, |tx| {
+            let old = current_object!(tx, &t, bucket, key, precondition);
+            let Some(old) = old else {
+                return Err(StoreError::NotFound);
+            };
+            sqlx::query(
+                "DELETE FROM objects WHERE tenant_id = $1 AND bucket = $2 AND object_key = $3",
+            )
+            .bind(&t)
+            .bind(bucket)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE tenant_usage SET bytes = bytes - $2, objects = objects - 1 WHERE tenant_id = $1",
+            )
+            .bind(&t)
+            .bind(old.size)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(INSERT_INTENT)
                 .bind(&t)
-                .bind(bucket)
-                .bind(key)
-                .fetch_optional(&mut *$tx)
+                .bind(&old.blob_id)
+                .bind(now_ms())
+                .execute(&mut *tx)
                 .await?;
-                if precondition(old.as_ref().map(|o| o.validators()).as_ref()) != Precondition::Proceed {
-                    return Err(StoreError::PreconditionFailed);
-                }
-                let Some(old) = old else {
-                    return Err(StoreError::NotFound);
-                };
-                sqlx::query("DELETE FROM objects WHERE tenant_id = $1 AND bucket = $2 AND object_key = $3")
-                    .bind(&t)
-                    .bind(bucket)
-                    .bind(key)
-                    .execute(&mut *$tx)
-                    .await?;
-                sqlx::query(
-                    "UPDATE tenant_usage SET bytes = bytes - $2, objects = objects - 1 WHERE tenant_id = $1",
-                )
-                .bind(&t)
-                .bind(old.size)
-                .execute(&mut *$tx)
-                .await?;
-                sqlx::query(INSERT_INTENT)
-                    .bind(&t)
-                    .bind(&old.blob_id)
-                    .bind(now_ms())
-                    .execute(&mut *$tx)
-                    .await?;
-                $tx.commit().await?;
-                Ok(old.blob_id)
-            }};
-        }
-        match self {
-            Store::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                body!(tx, None::<&'static str>)
-            }
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                body!(
-                    tx,
-                    Some("SELECT 1 FROM tenant_usage WHERE tenant_id = $1 FOR UPDATE")
-                )
-            }
-        }
+            old.blob_id
+        })
     }
 
     // ---- usage and quotas ----
@@ -621,12 +667,7 @@ impl Store {
     pub async fn reserve(&self, tenant: Uuid, want: Reserved, quota: Quota) -> StoreResult<()> {
         let t = tenant.to_string();
         let n = on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
-            )
-            .bind(&t)
-            .execute(pool)
-            .await?;
+            sqlx::query(ENSURE_USAGE_ROW).bind(&t).execute(pool).await?;
             sqlx::query(
                 "UPDATE tenant_usage SET reserved_bytes = reserved_bytes + $2, \
                  reserved_objects = reserved_objects + $3 WHERE tenant_id = $1 \
@@ -713,7 +754,7 @@ impl Store {
 
     pub async fn remove_intent(&self, tenant: &str, blob: &str) -> StoreResult<()> {
         on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM blob_intents WHERE tenant_id = $1 AND blob_id = $2")
+            sqlx::query(DELETE_INTENT)
                 .bind(tenant)
                 .bind(blob)
                 .execute(pool)
@@ -775,28 +816,22 @@ impl Store {
 
     pub async fn get_upload(&self, tenant: Uuid, upload_id: Uuid) -> StoreResult<UploadRow> {
         on_pool!(self, |pool| {
-            sqlx::query_as::<_, UploadRow>(
-                "SELECT bucket, object_key, content_type, metadata FROM multipart_uploads \
-                 WHERE tenant_id = $1 AND upload_id = $2",
-            )
-            .bind(tenant.to_string())
-            .bind(upload_id.to_string())
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as::<_, UploadRow>(SELECT_UPLOAD)
+                .bind(tenant.to_string())
+                .bind(upload_id.to_string())
+                .fetch_optional(pool)
+                .await?
         })
         .ok_or(StoreError::NotFound)
     }
 
     pub async fn list_parts(&self, tenant: Uuid, upload_id: Uuid) -> StoreResult<Vec<PartRow>> {
         Ok(on_pool!(self, |pool| {
-            sqlx::query_as::<_, PartRow>(
-                "SELECT part_number, blob_id, size, etag FROM multipart_parts \
-                 WHERE tenant_id = $1 AND upload_id = $2 ORDER BY part_number",
-            )
-            .bind(tenant.to_string())
-            .bind(upload_id.to_string())
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as::<_, PartRow>(SELECT_PARTS)
+                .bind(tenant.to_string())
+                .bind(upload_id.to_string())
+                .fetch_all(pool)
+                .await?
         }))
     }
 
@@ -829,92 +864,61 @@ impl Store {
     ) -> StoreResult<Option<String>> {
         let t = tenant.to_string();
         let u = upload_id.to_string();
-        macro_rules! body {
-            ($tx:ident, $lock:expr) => {{
-                if let Some(lock) = $lock {
-                    sqlx::query(lock).bind(&t).execute(&mut *$tx).await?;
-                }
-                let exists = sqlx::query(
-                    "SELECT 1 FROM multipart_uploads WHERE tenant_id = $1 AND upload_id = $2",
-                )
-                .bind(&t)
-                .bind(&u)
-                .fetch_optional(&mut *$tx)
-                .await?
-                .is_some();
-                if !exists {
-                    return Err(StoreError::NotFound);
-                }
-                let old: Option<PartRow> = sqlx::query_as::<_, PartRow>(
-                    "SELECT part_number, blob_id, size, etag FROM multipart_parts \
-                     WHERE tenant_id = $1 AND upload_id = $2 AND part_number = $3",
-                )
-                .bind(&t)
-                .bind(&u)
-                .bind(part.part_number)
-                .fetch_optional(&mut *$tx)
-                .await?;
-                let d_bytes = part.size - old.as_ref().map_or(0, |o| o.size);
-                let n = sqlx::query(
-                    "UPDATE tenant_usage SET bytes = bytes + $2, \
-                     reserved_bytes = reserved_bytes - $3, reserved_objects = reserved_objects - $4 \
-                     WHERE tenant_id = $1 AND (bytes + $2 + reserved_bytes - $3 <= COALESCE(quota_bytes, $5) \
-                     OR $2 <= 0)",
-                )
-                .bind(&t)
-                .bind(d_bytes)
-                .bind(reserved.bytes)
-                .bind(reserved.objects)
-                .bind(quota.bytes)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    return Err(StoreError::QuotaExceeded);
-                }
-                sqlx::query(
-                    "INSERT INTO multipart_parts (tenant_id, upload_id, part_number, blob_id, size, etag) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, upload_id, part_number) \
-                     DO UPDATE SET blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag",
-                )
-                .bind(&t)
-                .bind(&u)
-                .bind(part.part_number)
-                .bind(&part.blob_id)
-                .bind(part.size)
-                .bind(&part.etag)
-                .execute(&mut *$tx)
-                .await?;
-                sqlx::query("DELETE FROM blob_intents WHERE tenant_id = $1 AND blob_id = $2")
-                    .bind(&t)
-                    .bind(&part.blob_id)
-                    .execute(&mut *$tx)
-                    .await?;
-                if let Some(o) = &old {
-                    sqlx::query(INSERT_INTENT)
-                        .bind(&t)
-                        .bind(&o.blob_id)
-                        .bind(now_ms())
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                $tx.commit().await?;
-                Ok(old.map(|o| o.blob_id))
-            }};
-        }
-        match self {
-            Store::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                body!(tx, None::<&'static str>)
+        write_tx!(self, &t, |tx| {
+            let exists = sqlx::query(
+                "SELECT 1 FROM multipart_uploads WHERE tenant_id = $1 AND upload_id = $2",
+            )
+            .bind(&t)
+            .bind(&u)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+            if !exists {
+                return Err(StoreError::NotFound);
             }
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                body!(
-                    tx,
-                    Some("SELECT 1 FROM tenant_usage WHERE tenant_id = $1 FOR UPDATE")
-                )
+            let old: Option<PartRow> = sqlx::query_as::<_, PartRow>(
+                "SELECT part_number, blob_id, size, etag FROM multipart_parts \
+                 WHERE tenant_id = $1 AND upload_id = $2 AND part_number = $3",
+            )
+            .bind(&t)
+            .bind(&u)
+            .bind(part.part_number)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let d_bytes = part.size - old.as_ref().map_or(0, |o| o.size);
+            let n = sqlx::query(
+                "UPDATE tenant_usage SET bytes = bytes + $2, \
+                 reserved_bytes = reserved_bytes - $3, reserved_objects = reserved_objects - $4 \
+                 WHERE tenant_id = $1 AND (bytes + $2 + reserved_bytes - $3 <= COALESCE(quota_bytes, $5) \
+                 OR $2 <= 0)",
+            )
+            .bind(&t)
+            .bind(d_bytes)
+            .bind(reserved.bytes)
+            .bind(reserved.objects)
+            .bind(quota.bytes)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::QuotaExceeded);
             }
-        }
+            sqlx::query(
+                "INSERT INTO multipart_parts (tenant_id, upload_id, part_number, blob_id, size, etag) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, upload_id, part_number) \
+                 DO UPDATE SET blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag",
+            )
+            .bind(&t)
+            .bind(&u)
+            .bind(part.part_number)
+            .bind(&part.blob_id)
+            .bind(part.size)
+            .bind(&part.etag)
+            .execute(&mut *tx)
+            .await?;
+            replace_blob!(tx, &t, &part.blob_id, old.as_ref().map(|o| &o.blob_id));
+            old.map(|o| o.blob_id)
+        })
     }
 
     /// Ends a multipart upload. With `complete`, the concatenated blob `new` becomes the object
@@ -927,147 +931,81 @@ impl Store {
         upload_id: Uuid,
         complete: Option<(&[PartRow], &NewObject)>,
         quota: Quota,
-        precondition: &(dyn Fn(Option<&Validators>) -> Precondition + Send + Sync),
+        precondition: &PreconditionFn<'_>,
     ) -> StoreResult<(Vec<String>, bool)> {
         let t = tenant.to_string();
         let u = upload_id.to_string();
-        macro_rules! body {
-            ($tx:ident, $lock:expr) => {{
-                sqlx::query(
-                    "INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
-                )
-                .bind(&t)
-                .execute(&mut *$tx)
-                .await?;
-                if let Some(lock) = $lock {
-                    sqlx::query(lock).bind(&t).execute(&mut *$tx).await?;
-                }
-                let upload: UploadRow = sqlx::query_as::<_, UploadRow>(
-                    "SELECT bucket, object_key, content_type, metadata FROM multipart_uploads \
-                     WHERE tenant_id = $1 AND upload_id = $2",
-                )
+        write_tx!(self, &t, |tx| {
+            let upload: UploadRow = sqlx::query_as::<_, UploadRow>(SELECT_UPLOAD)
                 .bind(&t)
                 .bind(&u)
-                .fetch_optional(&mut *$tx)
+                .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-                let parts: Vec<PartRow> = sqlx::query_as::<_, PartRow>(
-                    "SELECT part_number, blob_id, size, etag FROM multipart_parts \
-                     WHERE tenant_id = $1 AND upload_id = $2 ORDER BY part_number",
-                )
+            let parts: Vec<PartRow> = sqlx::query_as::<_, PartRow>(SELECT_PARTS)
                 .bind(&t)
                 .bind(&u)
-                .fetch_all(&mut *$tx)
+                .fetch_all(&mut *tx)
                 .await?;
-                let parts_bytes: i64 = parts.iter().map(|p| p.size).sum();
-                let mut garbage: Vec<String> = parts.iter().map(|p| p.blob_id.clone()).collect();
-                let mut created = false;
-                if let Some((expected, new)) = complete {
-                    // Every listed part must still be the one the concatenation read.
-                    let unchanged = expected.iter().all(|e| {
-                        parts.iter().any(|p| p.part_number == e.part_number && p.blob_id == e.blob_id)
-                    });
-                    if !unchanged {
-                        return Err(StoreError::PreconditionFailed);
-                    }
-                    let old: Option<ObjectRow> = sqlx::query_as::<_, ObjectRow>(sqlx::AssertSqlSafe(format!(
-                        "SELECT {OBJECT_COLUMNS} FROM objects \
-                         WHERE tenant_id = $1 AND bucket = $2 AND object_key = $3"
-                    )))
-                    .bind(&t)
-                    .bind(&upload.bucket)
-                    .bind(&upload.object_key)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-                    if precondition(old.as_ref().map(|o| o.validators()).as_ref()) != Precondition::Proceed {
-                        return Err(StoreError::PreconditionFailed);
-                    }
-                    let d_bytes = new.size - parts_bytes - old.as_ref().map_or(0, |o| o.size);
-                    let d_objects: i64 = if old.is_some() { 0 } else { 1 };
-                    let n = sqlx::query(
-                        "UPDATE tenant_usage SET bytes = bytes + $2, objects = objects + $3 \
-                         WHERE tenant_id = $1 AND ((bytes + $2 + reserved_bytes <= COALESCE(quota_bytes, $4) \
-                         AND objects + $3 + reserved_objects <= COALESCE(quota_objects, $5)) \
-                         OR ($2 <= 0 AND $3 <= 0))",
-                    )
-                    .bind(&t)
-                    .bind(d_bytes)
-                    .bind(d_objects)
-                    .bind(quota.bytes)
-                    .bind(quota.objects)
-                    .execute(&mut *$tx)
-                    .await?
-                    .rows_affected();
-                    if n == 0 {
-                        return Err(StoreError::QuotaExceeded);
-                    }
-                    sqlx::query(
-                        "INSERT INTO objects (tenant_id, bucket, object_key, blob_id, size, etag, \
-                         content_type, metadata, last_modified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                         ON CONFLICT (tenant_id, bucket, object_key) DO UPDATE SET blob_id = excluded.blob_id, \
-                         size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
-                         metadata = excluded.metadata, last_modified = excluded.last_modified",
-                    )
-                    .bind(&t)
-                    .bind(&upload.bucket)
-                    .bind(&upload.object_key)
-                    .bind(new.blob_id.to_string())
-                    .bind(new.size)
-                    .bind(&new.etag)
-                    .bind(&upload.content_type)
-                    .bind(&upload.metadata)
-                    .bind(now_ms())
-                    .execute(&mut *$tx)
-                    .await?;
-                    sqlx::query("DELETE FROM blob_intents WHERE tenant_id = $1 AND blob_id = $2")
-                        .bind(&t)
-                        .bind(new.blob_id.to_string())
-                        .execute(&mut *$tx)
-                        .await?;
-                    created = old.is_none();
-                    garbage.extend(old.map(|o| o.blob_id));
-                } else {
-                    sqlx::query("UPDATE tenant_usage SET bytes = bytes - $2 WHERE tenant_id = $1")
-                        .bind(&t)
-                        .bind(parts_bytes)
-                        .execute(&mut *$tx)
-                        .await?;
+            let parts_bytes: i64 = parts.iter().map(|p| p.size).sum();
+            let mut garbage: Vec<String> = parts.iter().map(|p| p.blob_id.clone()).collect();
+            let mut created = false;
+            if let Some((expected, new)) = complete {
+                // Every listed part must still be the one the concatenation read.
+                let unchanged = expected.iter().all(|e| {
+                    parts
+                        .iter()
+                        .any(|p| p.part_number == e.part_number && p.blob_id == e.blob_id)
+                });
+                if !unchanged {
+                    return Err(StoreError::PreconditionFailed);
                 }
-                sqlx::query("DELETE FROM multipart_parts WHERE tenant_id = $1 AND upload_id = $2")
-                    .bind(&t)
-                    .bind(&u)
-                    .execute(&mut *$tx)
-                    .await?;
-                sqlx::query("DELETE FROM multipart_uploads WHERE tenant_id = $1 AND upload_id = $2")
-                    .bind(&t)
-                    .bind(&u)
-                    .execute(&mut *$tx)
-                    .await?;
-                for blob in &garbage {
-                    sqlx::query(INSERT_INTENT)
-                        .bind(&t)
-                        .bind(blob)
-                        .bind(now_ms())
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                $tx.commit().await?;
-                Ok((garbage, created))
-            }};
-        }
-        match self {
-            Store::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                body!(tx, None::<&'static str>)
-            }
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                body!(
+                let old = current_object!(tx, &t, &upload.bucket, &upload.object_key, precondition);
+                let d_bytes = new.size - parts_bytes - old.as_ref().map_or(0, |o| o.size);
+                let version = (new, upload.content_type.as_str(), upload.metadata.as_str());
+                // Nothing was reserved for the completion: its parts are counted already.
+                let (bucket, key) = (&upload.bucket, &upload.object_key);
+                put_version!(
                     tx,
-                    Some("SELECT 1 FROM tenant_usage WHERE tenant_id = $1 FOR UPDATE")
-                )
+                    &t,
+                    bucket,
+                    key,
+                    version,
+                    &old,
+                    d_bytes,
+                    Reserved::default(),
+                    quota
+                );
+                sqlx::query(DELETE_INTENT)
+                    .bind(&t)
+                    .bind(new.blob_id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                created = old.is_none();
+                garbage.extend(old.map(|o| o.blob_id));
+            } else {
+                sqlx::query("UPDATE tenant_usage SET bytes = bytes - $2 WHERE tenant_id = $1")
+                    .bind(&t)
+                    .bind(parts_bytes)
+                    .execute(&mut *tx)
+                    .await?;
             }
-        }
+            for sql in [
+                "DELETE FROM multipart_parts WHERE tenant_id = $1 AND upload_id = $2",
+                "DELETE FROM multipart_uploads WHERE tenant_id = $1 AND upload_id = $2",
+            ] {
+                sqlx::query(sql).bind(&t).bind(&u).execute(&mut *tx).await?;
+            }
+            for blob in &garbage {
+                sqlx::query(INSERT_INTENT)
+                    .bind(&t)
+                    .bind(blob)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            (garbage, created)
+        })
     }
 
     // ---- presigning keys ----

@@ -5,45 +5,28 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Db, Fixture, TENANT_A, concurrent_uploads, eventually};
+use common::{Db, Fixture, TENANT_A, concurrent_uploads, count, eventually};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use tansu_shared::testing::http::SendOk;
 use tokio::io::AsyncWriteExt;
 
 async fn no_visible_state(f: &Fixture, key: &str) {
     let r = f
-        .as_tenant(
+        .send(
             Method::GET,
             TENANT_A,
             &format!("/api/buckets/uploads/objects/{key}"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let v: Value = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/uploads/objects")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["objects"].as_array().unwrap().len(), 0);
-    let blobs = f.data_dir().join("objects").join(TENANT_A);
-    let count = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(count, 0, "no blob left in {}", blobs.display());
+    assert_eq!(f.keys(TENANT_A, "uploads").await, Vec::<String>::new());
+    assert_eq!(f.blob_files(), 0, "no blob left");
 }
 
-/// Sends the head of an upload and part of its body over a raw connection, waits until the
-/// service is streaming it to a temp file, then drops the connection.
-async fn interrupted_upload(f: &Fixture, key: &str, chunked: bool) {
+/// A raw connection that has sent the head of `PUT uploads/{key}` as `TENANT_A`, with the
+/// `framing` header (Content-Length or Transfer-Encoding).
+async fn raw_upload(f: &Fixture, key: &str, framing: &str) -> tokio::net::TcpStream {
     let mut sock = tokio::net::TcpStream::connect(f.app.addr).await.unwrap();
-    let framing = if chunked {
-        "Transfer-Encoding: chunked".to_owned()
-    } else {
-        format!("Content-Length: {}", 8 << 20)
-    };
     let head = format!(
         "PUT /api/buckets/uploads/objects/{key} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
          X-Tansu-Tenant: {TENANT_A}\r\n{framing}\r\n\r\n",
@@ -51,6 +34,18 @@ async fn interrupted_upload(f: &Fixture, key: &str, chunked: bool) {
         f.token(TENANT_A, "storage.write"),
     );
     sock.write_all(head.as_bytes()).await.unwrap();
+    sock
+}
+
+/// Sends the head of an upload and part of its body over a raw connection, waits until the
+/// service is streaming it to a temp file, then drops the connection.
+async fn interrupted_upload(f: &Fixture, key: &str, chunked: bool) {
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {}", 8 << 20)
+    };
+    let mut sock = raw_upload(f, key, &framing).await;
     let part = vec![7u8; 1 << 20];
     for _ in 0..2 {
         if chunked {
@@ -103,10 +98,8 @@ async fn dropped_upload_leaves_nothing(db: Db) {
     );
     interrupted_upload(&f, "keep", false).await;
     let r = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/uploads/objects/keep")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, TENANT_A, "/api/buckets/uploads/objects/keep")
+        .await;
     assert_eq!(r.text().await.unwrap(), "original");
     f.finish().await;
 }
@@ -117,14 +110,8 @@ async fn byte_quota_holds_under_50_concurrent_uploads(db: Db) {
     };
     f.create_bucket(TENANT_A, "uploads").await;
     let statuses = concurrent_uploads(&f, "obj", 50, 1024, false).await;
-    let ok = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CREATED)
-        .count();
-    let refused = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::INSUFFICIENT_STORAGE)
-        .count();
+    let ok = count(&statuses, StatusCode::CREATED);
+    let refused = count(&statuses, StatusCode::INSUFFICIENT_STORAGE);
     assert_eq!((ok, refused), (10, 40), "{statuses:?}");
     let u = f.usage(TENANT_A).await;
     assert_eq!(u["bytes"], 10 * 1024);
@@ -136,33 +123,19 @@ async fn byte_quota_holds_under_50_concurrent_uploads(db: Db) {
     assert_eq!(f.temp_files(), 0);
 
     // Streamed uploads (no Content-Length) are checked atomically at commit.
-    let listed: Value = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/uploads/objects")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    for o in listed["objects"].as_array().unwrap() {
-        let key = o["key"].as_str().unwrap();
+    for key in f.keys(TENANT_A, "uploads").await {
         let r = f
-            .as_tenant(
+            .send(
                 Method::DELETE,
                 TENANT_A,
                 &format!("/api/buckets/uploads/objects/{key}"),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(r.status(), 204);
     }
     assert_eq!(f.usage(TENANT_A).await["bytes"], 0);
     let statuses = concurrent_uploads(&f, "obj", 50, 1024, true).await;
-    let ok = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CREATED)
-        .count();
+    let ok = count(&statuses, StatusCode::CREATED);
     assert!((1..=10).contains(&ok), "{statuses:?}");
     assert!(
         statuses
@@ -179,15 +152,7 @@ async fn byte_quota_holds_under_50_concurrent_uploads(db: Db) {
     let u = f.usage(TENANT_A).await;
     assert_eq!(u["bytes"].as_i64(), Some(ok as i64 * 1024));
     assert!(u["bytes"].as_i64().unwrap() <= 10 * 1024);
-    let listed: Value = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/uploads/objects")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed["objects"].as_array().unwrap().len(), ok);
+    assert_eq!(f.keys(TENANT_A, "uploads").await.len(), ok);
     assert_eq!(f.temp_files(), 0);
     f.finish().await;
 }
@@ -198,23 +163,12 @@ async fn object_quota_holds_under_50_concurrent_uploads(db: Db) {
     };
     f.create_bucket(TENANT_A, "uploads").await;
     let statuses = concurrent_uploads(&f, "obj", 50, 1, false).await;
-    let ok = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CREATED)
-        .count();
+    let ok = count(&statuses, StatusCode::CREATED);
     assert_eq!(ok, 5, "{statuses:?}");
     let u = f.usage(TENANT_A).await;
     assert_eq!(u["objects"], 5);
     // At the object quota, overwriting an existing object is fine; a new one is not.
-    let listed: Value = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/uploads/objects")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = listed["objects"][0]["key"].as_str().unwrap().to_owned();
+    let key = f.keys(TENANT_A, "uploads").await.remove(0);
     assert_eq!(
         f.put(TENANT_A, "uploads", &key, b"xx").await.status(),
         StatusCode::OK
@@ -279,10 +233,8 @@ async fn orphaned_blobs_are_swept_at_start(db: Db) {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     assert!(restarted.store.orphaned_blobs().await.unwrap().is_empty());
     let r = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/uploads/objects/kept")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, TENANT_A, "/api/buckets/uploads/objects/kept")
+        .await;
     assert_eq!(r.text().await.unwrap(), "kept");
     // Overwrites and deletes leave no intent behind either.
     assert_eq!(
@@ -290,14 +242,12 @@ async fn orphaned_blobs_are_swept_at_start(db: Db) {
         200
     );
     let r = f
-        .as_tenant(
+        .send(
             Method::DELETE,
             TENANT_A,
             "/api/buckets/uploads/objects/kept",
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 204);
     assert!(f.state.store.orphaned_blobs().await.unwrap().is_empty());
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
@@ -317,9 +267,8 @@ async fn oversized_streamed_upload_is_cut_off_cleanly(db: Db) {
             "/api/buckets/uploads/objects/declared",
         )
         .body(vec![0u8; 64 * 1024 + 1])
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Streamed without a length: cut off once past the limit.
     let chunks = (0..4).map(|_| Ok::<_, std::io::Error>(vec![0u8; 32 * 1024]));
@@ -353,14 +302,7 @@ async fn stalled_upload_times_out_and_cleans_up() {
         .await
         .unwrap();
     f.create_bucket(TENANT_A, "uploads").await;
-    let mut sock = tokio::net::TcpStream::connect(f.app.addr).await.unwrap();
-    let head = format!(
-        "PUT /api/buckets/uploads/objects/stalled HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
-         X-Tansu-Tenant: {TENANT_A}\r\nContent-Length: 1000\r\n\r\n",
-        f.app.addr,
-        f.token(TENANT_A, "storage.write"),
-    );
-    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut sock = raw_upload(&f, "stalled", "Content-Length: 1000").await;
     sock.write_all(&[0u8; 100]).await.unwrap();
     // The connection stays open, sending nothing more: the service gives up with 408.
     let mut response = Vec::new();

@@ -6,6 +6,7 @@ mod common;
 use common::{Db, Fixture, TENANT_A, TENANT_B};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use tansu_shared::testing::http::SendOk;
 
 /// Every endpoint, as (method, path, needs write scope).
 fn endpoints() -> Vec<(Method, &'static str, bool)> {
@@ -61,9 +62,8 @@ async fn tenant_isolation_matrix(db: Db) {
             let r = f
                 .with_token(method.clone(), header, token, path)
                 .body("x")
-                .send()
-                .await
-                .unwrap();
+                .send_ok()
+                .await;
             assert_eq!(
                 r.status(),
                 StatusCode::FORBIDDEN,
@@ -75,9 +75,8 @@ async fn tenant_isolation_matrix(db: Db) {
             .http
             .request(method.clone(), f.app.url(path))
             .bearer_auth(&token_a)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(
             r.status(),
             StatusCode::FORBIDDEN,
@@ -88,17 +87,15 @@ async fn tenant_isolation_matrix(db: Db) {
             .http
             .request(method.clone(), f.app.url(path))
             .header("x-tansu-tenant", TENANT_A)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}: no token");
         assert!(r.headers().contains_key("www-authenticate"));
         // A token for another audience.
         let r = f
             .with_token(method.clone(), TENANT_A, &wrong_audience, path)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(
             r.status(),
             StatusCode::UNAUTHORIZED,
@@ -109,86 +106,51 @@ async fn tenant_isolation_matrix(db: Db) {
             let r = f
                 .with_token(method.clone(), TENANT_A, &read_only_a, path)
                 .body("x")
-                .send()
-                .await
-                .unwrap();
+                .send_ok()
+                .await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{what}: read-only token");
         }
     }
 
     // B, properly authenticated, sees only B's data.
-    let r = f
-        .as_tenant(
-            Method::GET,
-            TENANT_B,
-            "/api/buckets/shared/objects/secret.txt",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = f
-        .as_tenant(
-            Method::HEAD,
-            TENANT_B,
-            "/api/buckets/shared/objects/secret.txt",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = f
-        .as_tenant(
-            Method::DELETE,
-            TENANT_B,
-            "/api/buckets/shared/objects/secret.txt",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let v: Value = f
-        .as_tenant(Method::GET, TENANT_B, "/api/buckets/shared/objects")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["objects"].as_array().unwrap().len(), 0);
+    for method in [Method::GET, Method::HEAD, Method::DELETE] {
+        let r = f
+            .send(
+                method.clone(),
+                TENANT_B,
+                "/api/buckets/shared/objects/secret.txt",
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method} as B");
+    }
+    assert_eq!(f.keys(TENANT_B, "shared").await, Vec::<String>::new());
     // Copying from A's bucket of the same name reads B's (empty) bucket.
     let r = f
         .as_tenant(Method::PUT, TENANT_B, "/api/buckets/shared/objects/stolen")
         .header("x-tansu-copy-source", "shared/secret.txt")
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // B's bucket is empty, so B may delete it; A's is untouched.
     let r = f
-        .as_tenant(Method::DELETE, TENANT_B, "/api/buckets/shared")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::DELETE, TENANT_B, "/api/buckets/shared")
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = f
         .as_tenant(Method::PUT, TENANT_B, "/api/buckets/shared/objects/x")
         .body("x")
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "B's bucket is gone");
     let usage_b = f.usage(TENANT_B).await;
     assert_eq!(usage_b["objects"], 0);
     let r = f
-        .as_tenant(
+        .send(
             Method::GET,
             TENANT_A,
             "/api/buckets/shared/objects/secret.txt",
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.text().await.unwrap(), "A's secret");
     let usage_a = f.usage(TENANT_A).await;
     assert_eq!(usage_a["objects"], 1);
@@ -215,16 +177,11 @@ async fn path_traversal_keys_are_refused(db: Db) {
         let r = f
             .as_tenant(Method::PUT, TENANT_A, &path)
             .body("x")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "PUT {key}");
         assert_eq!(r.headers()["content-type"], "application/problem+json");
-        let r = f
-            .as_tenant(Method::GET, TENANT_A, &path)
-            .send()
-            .await
-            .unwrap();
+        let r = f.send(Method::GET, TENANT_A, &path).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "GET {key}");
     }
     let long = "k".repeat(1025);
@@ -232,18 +189,14 @@ async fn path_traversal_keys_are_refused(db: Db) {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // Invalid UTF-8 in the path is a 400 problem, not a panic or a 500.
     let r = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/box/objects/%FF%FE")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, TENANT_A, "/api/buckets/box/objects/%FF%FE")
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     // Bucket names cannot traverse either.
     let r = f
-        .as_tenant(Method::PUT, TENANT_A, "/api/buckets/..%2Fother")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::PUT, TENANT_A, "/api/buckets/..%2Fother")
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // Nothing was written anywhere; keys never become file names.
@@ -277,9 +230,8 @@ async fn presign(f: &Fixture, tenant: &str, bucket: &str, key: &str, method: &st
             &format!("/api/buckets/{bucket}/presign"),
         )
         .json(&serde_json::json!({ "key": key, "method": method, "expires_in": 300 }))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert!(v["url"].as_str().unwrap().starts_with("/storage/api/"));
@@ -322,19 +274,18 @@ async fn presigned_urls(db: Db) {
 
     let get_a = presign(&f, TENANT_A, "pics", "cat 1.jpg", "GET").await;
     // No bearer token needed.
-    let r = f.http.get(f.app.url(&get_a)).send().await.unwrap();
+    let r = f.http.get(f.app.url(&get_a)).send_ok().await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "A cat");
-    let r = f.http.head(f.app.url(&get_a)).send().await.unwrap();
+    let r = f.http.head(f.app.url(&get_a)).send_ok().await;
     assert_eq!(r.status(), 200);
     // With the gateway's tenant header for the same tenant, still fine.
     let r = f
         .http
         .get(f.app.url(&get_a))
         .header("x-tansu-tenant", TENANT_A)
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 200);
 
     // Replays: another tenant's path, another tenant's host, another key, method or expiry.
@@ -347,7 +298,7 @@ async fn presigned_urls(db: Db) {
         replace_param(&get_a, "X-Tansu-Method", "PUT"),
     ];
     for path in &forbidden {
-        let r = f.http.get(f.app.url(path)).send().await.unwrap();
+        let r = f.http.get(f.app.url(path)).send_ok().await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
         assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
@@ -355,9 +306,8 @@ async fn presigned_urls(db: Db) {
         .http
         .get(f.app.url(&get_a))
         .header("x-tansu-tenant", TENANT_B)
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(
         r.status(),
         StatusCode::FORBIDDEN,
@@ -368,25 +318,14 @@ async fn presigned_urls(db: Db) {
         .http
         .put(f.app.url(&get_a))
         .body("overwrite")
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = f.http.delete(f.app.url(&get_a)).send().await.unwrap();
+    let r = f.http.delete(f.app.url(&get_a)).send_ok().await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // B's object is reachable only through B's own URL.
     let get_b = presign(&f, TENANT_B, "pics", "cat 1.jpg", "GET").await;
-    assert_eq!(
-        f.http
-            .get(f.app.url(&get_b))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "B cat"
-    );
+    assert_eq!(f.http.get(f.app.url(&get_b)).send_text().await, "B cat");
 
     // PUT and DELETE URLs.
     let put_a = presign(&f, TENANT_A, "pics", "upload.bin", "PUT").await;
@@ -394,42 +333,33 @@ async fn presigned_urls(db: Db) {
         .http
         .put(f.app.url(&put_a))
         .body("uploaded")
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 201);
-    let r = f.http.get(f.app.url(&put_a)).send().await.unwrap();
+    let r = f.http.get(f.app.url(&put_a)).send_ok().await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "a PUT URL does not read");
     let r = f
         .http
         .put(f.app.url(&put_a))
         .header("x-tansu-copy-source", "pics/cat%201.jpg")
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(
         r.status(),
         StatusCode::FORBIDDEN,
         "a PUT URL cannot copy other objects"
     );
     let r = f
-        .as_tenant(
+        .send(
             Method::GET,
             TENANT_A,
             "/api/buckets/pics/objects/upload.bin",
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.text().await.unwrap(), "uploaded");
     let del_a = presign(&f, TENANT_A, "pics", "upload.bin", "DELETE").await;
     assert_eq!(
-        f.http
-            .delete(f.app.url(&del_a))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        f.http.delete(f.app.url(&del_a)).send_ok().await.status(),
         204
     );
 
@@ -443,9 +373,8 @@ async fn presigned_urls(db: Db) {
             "/api/buckets/pics/presign",
         )
         .json(&serde_json::json!({ "key": "k", "method": "PUT" }))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     for body in [
         serde_json::json!({ "key": "../k", "method": "GET" }),
@@ -457,17 +386,15 @@ async fn presigned_urls(db: Db) {
         let r = f
             .as_tenant(Method::POST, TENANT_A, "/api/buckets/pics/presign")
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
     }
     let r = f
         .as_tenant(Method::POST, TENANT_A, "/api/buckets/nope/presign")
         .json(&serde_json::json!({ "key": "k", "method": "GET" }))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Another tenant's token cannot mint for A.
     let r = f
@@ -478,9 +405,8 @@ async fn presigned_urls(db: Db) {
             "/api/buckets/pics/presign",
         )
         .json(&serde_json::json!({ "key": "k", "method": "GET" }))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // A correctly signed URL past its expiry is refused.
@@ -498,7 +424,7 @@ async fn presigned_urls(db: Db) {
         "X-Tansu-Signature",
         &sig,
     );
-    let r = f.http.get(f.app.url(&expired)).send().await.unwrap();
+    let r = f.http.get(f.app.url(&expired)).send_ok().await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["detail"], "the URL has expired");
@@ -511,9 +437,8 @@ async fn presigned_urls(db: Db) {
             f.app
                 .url(&replace_param(&get_a, "X-Tansu-Tenant", stranger)),
         )
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let none = f
         .state

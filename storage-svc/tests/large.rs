@@ -3,10 +3,11 @@
 
 mod common;
 
-use common::{Db, Fixture, TENANT_A};
+use common::{Db, Fixture, TENANT_A, hex};
 use futures::StreamExt;
 use reqwest::Method;
 use sha2::{Digest, Sha256};
+use tansu_shared::testing::http::SendOk;
 
 const CHUNK: usize = 1 << 20;
 const CHUNKS: usize = 256;
@@ -40,17 +41,14 @@ async fn large_object_streams_both_ways() {
         .as_tenant(Method::PUT, TENANT_A, "/api/buckets/big/objects/blob.bin")
         .header("content-length", (CHUNK * CHUNKS).to_string())
         .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["etag"], expected.as_str());
 
     let r = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/big/objects/blob.bin")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, TENANT_A, "/api/buckets/big/objects/blob.bin")
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["content-length"],
@@ -74,9 +72,8 @@ async fn large_object_streams_both_ways() {
             "range",
             format!("bytes={}-{}", 200 * CHUNK, 200 * CHUNK + 7),
         )
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap().as_ref(), &200u64.to_be_bytes());
 
@@ -88,8 +85,4 @@ async fn large_object_streams_both_ways() {
         );
     }
     f.finish().await;
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

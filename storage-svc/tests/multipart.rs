@@ -3,14 +3,10 @@
 
 mod common;
 
-use common::{Db, Fixture, TENANT_A, TENANT_B};
+use common::{Db, Fixture, TENANT_A, TENANT_B, etag_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::Digest;
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use tansu_shared::testing::http::SendOk;
 
 async fn initiate(f: &Fixture, key: &str) -> String {
     let r = f
@@ -18,9 +14,8 @@ async fn initiate(f: &Fixture, key: &str) -> String {
         .header("content-type", "text/plain")
         .header("x-tansu-meta-origin", "multipart")
         .json(&json!({ "key": key }))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
     v["upload_id"].as_str().unwrap().to_owned()
@@ -33,15 +28,8 @@ async fn put_part(f: &Fixture, tenant: &str, id: &str, n: u32, body: &[u8]) -> r
         &format!("/api/buckets/parts/uploads/{id}/parts/{n}"),
     )
     .body(body.to_vec())
-    .send()
+    .send_ok()
     .await
-    .unwrap()
-}
-
-fn blob_files(f: &Fixture) -> usize {
-    std::fs::read_dir(f.data_dir().join("objects").join(TENANT_A))
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 async fn multipart_upload_lifecycle(db: Db) {
@@ -63,7 +51,7 @@ async fn multipart_upload_lifecycle(db: Db) {
     let r = put_part(&f, TENANT_A, &id, 1, &p1).await;
     assert_eq!(r.status(), 200);
     let etag1 = r.headers()["etag"].to_str().unwrap().to_owned();
-    assert_eq!(etag1, format!("\"{}\"", hex(&sha2::Sha256::digest(&p1))));
+    assert_eq!(etag1, etag_of(&p1));
     for bad in ["0", "10001", "x"] {
         let r = f
             .as_tenant(
@@ -72,25 +60,15 @@ async fn multipart_upload_lifecycle(db: Db) {
                 &format!("/api/buckets/parts/uploads/{id}/parts/{bad}"),
             )
             .body("x")
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(r.status(), 400, "part {bad}");
     }
 
     // Resume: the stored parts are listed; they count in the usage.
     let listed: Value = f
-        .as_tenant(
-            Method::GET,
-            TENANT_A,
-            &format!("/api/buckets/parts/uploads/{id}"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(TENANT_A, &format!("/api/buckets/parts/uploads/{id}"))
+        .await;
     let parts = listed["parts"].as_array().unwrap();
     assert_eq!(parts.len(), 2);
     assert_eq!(parts[0]["etag"], etag1.as_str());
@@ -98,31 +76,21 @@ async fn multipart_upload_lifecycle(db: Db) {
     let u = f.usage(TENANT_A).await;
     assert_eq!(u["bytes"].as_u64(), Some((p1.len() + p2.len()) as u64));
     assert_eq!(u["objects"], 0);
-    assert_eq!(blob_files(&f), 2, "the replaced part's blob is gone");
+    assert_eq!(f.blob_files(), 2, "the replaced part's blob is gone");
 
     // Another tenant sees nothing of it.
     let r = put_part(&f, TENANT_B, &id, 3, b"intruder").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = f
-        .as_tenant(
-            Method::GET,
-            TENANT_B,
-            &format!("/api/buckets/parts/uploads/{id}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = f
-        .as_tenant(
-            Method::DELETE,
-            TENANT_B,
-            &format!("/api/buckets/parts/uploads/{id}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for method in [Method::GET, Method::DELETE] {
+        let r = f
+            .send(
+                method.clone(),
+                TENANT_B,
+                &format!("/api/buckets/parts/uploads/{id}"),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method} as B");
+    }
     let r = f
         .with_token(
             Method::GET,
@@ -130,17 +98,12 @@ async fn multipart_upload_lifecycle(db: Db) {
             &f.token(TENANT_B, "storage.read"),
             &format!("/api/buckets/parts/uploads/{id}"),
         )
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // A bucket with an upload in progress is not empty.
-    let r = f
-        .as_tenant(Method::DELETE, TENANT_A, "/api/buckets/parts")
-        .send()
-        .await
-        .unwrap();
+    let r = f.send(Method::DELETE, TENANT_A, "/api/buckets/parts").await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 
     // Completion checks the list.
@@ -151,38 +114,32 @@ async fn multipart_upload_lifecycle(db: Db) {
             &format!("/api/buckets/parts/uploads/{id}/complete"),
         )
         .json(&json!({ "parts": parts }))
-        .send()
+        .send_ok()
     };
-    let r = complete(json!([{ "part_number": 1, "etag": "\"wrong\"" }]))
-        .await
-        .unwrap();
+    let r = complete(json!([{ "part_number": 1, "etag": "\"wrong\"" }])).await;
     assert_eq!(r.status(), 400);
     let r =
         complete(json!([{ "part_number": 2, "etag": etag2 }, { "part_number": 1, "etag": etag1 }]))
-            .await
-            .unwrap();
+            .await;
     assert_eq!(r.status(), 400);
-    let r = complete(json!([])).await.unwrap();
+    let r = complete(json!([])).await;
     assert_eq!(r.status(), 400);
     let r =
         complete(json!([{ "part_number": 1, "etag": etag1 }, { "part_number": 2, "etag": etag2 }]))
-            .await
-            .unwrap();
+            .await;
     assert_eq!(r.status(), 201);
     let mut whole = p1.clone();
     whole.extend_from_slice(&p2);
-    let etag = format!("\"{}\"", hex(&sha2::Sha256::digest(&whole)));
+    let etag = etag_of(&whole);
     assert_eq!(r.headers()["etag"], etag.as_str());
 
     let r = f
-        .as_tenant(
+        .send(
             Method::GET,
             TENANT_A,
             "/api/buckets/parts/objects/joined.txt",
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["etag"], etag.as_str());
     assert_eq!(r.headers()["content-type"], "text/plain");
@@ -191,10 +148,8 @@ async fn multipart_upload_lifecycle(db: Db) {
     let u = f.usage(TENANT_A).await;
     assert_eq!(u["bytes"].as_u64(), Some(whole.len() as u64));
     assert_eq!(u["objects"], 1);
-    assert_eq!(blob_files(&f), 1, "the parts are gone, the object remains");
-    let r = complete(json!([{ "part_number": 1, "etag": etag1 }]))
-        .await
-        .unwrap();
+    assert_eq!(f.blob_files(), 1, "the parts are gone, the object remains");
+    let r = complete(json!([{ "part_number": 1, "etag": etag1 }])).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "the upload is finished");
 
     // Abort: parts and their usage go away.
@@ -205,20 +160,18 @@ async fn multipart_upload_lifecycle(db: Db) {
         Some(whole.len() as u64 + 3)
     );
     let r = f
-        .as_tenant(
+        .send(
             Method::DELETE,
             TENANT_A,
             &format!("/api/buckets/parts/uploads/{id}"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 204);
     assert_eq!(
         f.usage(TENANT_A).await["bytes"].as_u64(),
         Some(whole.len() as u64)
     );
-    assert_eq!(blob_files(&f), 1);
+    assert_eq!(f.blob_files(), 1);
     assert!(f.state.store.orphaned_blobs().await.unwrap().is_empty());
     assert_eq!(f.temp_files(), 0);
     f.finish().await;
@@ -268,16 +221,14 @@ async fn expired_uploads_are_aborted(db: Db) {
     }
     assert_eq!(aborted, 1);
     assert_eq!(f.usage(TENANT_A).await["bytes"], 0);
-    assert_eq!(blob_files(&f), 0);
+    assert_eq!(f.blob_files(), 0);
     let r = f
-        .as_tenant(
+        .send(
             Method::GET,
             TENANT_A,
             &format!("/api/buckets/parts/uploads/{id}"),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     f.finish().await;
 }

@@ -4,10 +4,11 @@
 mod common;
 
 use base64::Engine;
-use common::{Db, Fixture, TENANT_A};
+use common::{Db, Fixture, TENANT_A, etag_of, hex};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sha2::Digest;
+use tansu_shared::testing::http::SendOk;
 
 fn body_1000() -> Vec<u8> {
     (0..1000u32).map(|i| (i % 251) as u8).collect()
@@ -24,94 +25,58 @@ async fn buckets_lifecycle(db: Db) {
         return;
     };
     f.create_bucket(TENANT_A, "photos").await;
-    let dup = f
-        .as_tenant(Method::PUT, TENANT_A, "/api/buckets/photos")
-        .send()
-        .await
-        .unwrap();
+    let dup = f.send(Method::PUT, TENANT_A, "/api/buckets/photos").await;
     assert_eq!(dup.status(), StatusCode::CONFLICT);
     assert_eq!(problem_type(dup).await, "urn:tansu:problem:bucket-exists");
-    let bad = f
-        .as_tenant(Method::PUT, TENANT_A, "/api/buckets/Bad_Name")
-        .send()
-        .await
-        .unwrap();
+    let bad = f.send(Method::PUT, TENANT_A, "/api/buckets/Bad_Name").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
     // Settings: a per-bucket size limit and content types.
     let r = f
         .as_tenant(Method::PATCH, TENANT_A, "/api/buckets/photos")
         .json(&serde_json::json!({"max_object_bytes": 10, "allowed_content_types": ["image/*"]}))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 200);
-    let got: Value = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/photos")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = f.get_json(TENANT_A, "/api/buckets/photos").await;
     assert_eq!(got["settings"]["max_object_bytes"], 10);
-    let r = f
-        .as_tenant(Method::PUT, TENANT_A, "/api/buckets/photos/objects/a.png")
-        .header("content-type", "image/png")
-        .body(vec![0u8; 11])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let r = f
-        .as_tenant(Method::PUT, TENANT_A, "/api/buckets/photos/objects/a.txt")
-        .header("content-type", "text/plain")
-        .body(vec![0u8; 5])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let r = f
-        .as_tenant(Method::PUT, TENANT_A, "/api/buckets/photos/objects/a.png")
-        .header("content-type", "image/png")
-        .body(vec![0u8; 10])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    for (key, content_type, len, status) in [
+        ("a.png", "image/png", 11, StatusCode::PAYLOAD_TOO_LARGE),
+        ("a.txt", "text/plain", 5, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("a.png", "image/png", 10, StatusCode::CREATED),
+    ] {
+        let r = f
+            .as_tenant(
+                Method::PUT,
+                TENANT_A,
+                &format!("/api/buckets/photos/objects/{key}"),
+            )
+            .header("content-type", content_type)
+            .body(vec![0u8; len])
+            .send_ok()
+            .await;
+        assert_eq!(r.status(), status, "{key}: {len} bytes of {content_type}");
+    }
 
     // Delete only when empty.
     let r = f
-        .as_tenant(Method::DELETE, TENANT_A, "/api/buckets/photos")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::DELETE, TENANT_A, "/api/buckets/photos")
+        .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(problem_type(r).await, "urn:tansu:problem:bucket-not-empty");
     let r = f
-        .as_tenant(
+        .send(
             Method::DELETE,
             TENANT_A,
             "/api/buckets/photos/objects/a.png",
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = f
-        .as_tenant(Method::DELETE, TENANT_A, "/api/buckets/photos")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::DELETE, TENANT_A, "/api/buckets/photos")
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let list: Value = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = f.get_json(TENANT_A, "/api/buckets").await;
     assert_eq!(list["buckets"].as_array().unwrap().len(), 0);
     let usage = f.usage(TENANT_A).await;
     assert_eq!(
@@ -140,21 +105,18 @@ async fn upload_download_metadata_and_checksums(db: Db) {
         .header("x-tansu-meta-owner", "alice")
         .header("x-tansu-meta-purpose", "tests")
         .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["etag"], format!("\"{sha}\"").as_str());
 
     let r = f
-        .as_tenant(
+        .send(
             Method::GET,
             TENANT_A,
             "/api/buckets/docs/objects/dir/file.bin",
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/x-test");
     assert_eq!(r.headers()["x-tansu-meta-owner"], "alice");
@@ -163,14 +125,12 @@ async fn upload_download_metadata_and_checksums(db: Db) {
     assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
 
     let r = f
-        .as_tenant(
+        .send(
             Method::HEAD,
             TENANT_A,
             "/api/buckets/docs/objects/dir/file.bin",
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], "1000");
     assert_eq!(r.headers()["x-tansu-meta-purpose"], "tests");
@@ -185,9 +145,8 @@ async fn upload_download_metadata_and_checksums(db: Db) {
         )
         .header("content-md5", wrong_md5)
         .body(b"other".to_vec())
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(problem_type(r).await, "urn:tansu:problem:bad-digest");
     let r = f
@@ -200,9 +159,8 @@ async fn upload_download_metadata_and_checksums(db: Db) {
             ),
         )
         .body(b"other".to_vec())
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = f
         .as_tenant(Method::PUT, TENANT_A, "/api/buckets/docs/objects/other")
@@ -211,27 +169,23 @@ async fn upload_download_metadata_and_checksums(db: Db) {
             hex(&sha2::Sha256::digest(b"other")),
         )
         .body(b"other".to_vec())
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = f
         .as_tenant(Method::PUT, TENANT_A, "/api/buckets/docs/objects/bad")
         .header("content-md5", "not base64!")
         .body(b"x".to_vec())
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let got = f
-        .as_tenant(
+        .send(
             Method::GET,
             TENANT_A,
             "/api/buckets/docs/objects/dir/file.bin",
         )
-        .send()
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
@@ -252,55 +206,40 @@ async fn upload_download_metadata_and_checksums(db: Db) {
             "/api/buckets/docs/objects/copy%20of%20file",
         )
         .header("x-tansu-copy-source", "docs/dir/file.bin")
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let got = f
-        .as_tenant(
+        .send(
             Method::GET,
             TENANT_A,
             "/api/buckets/docs/objects/copy%20of%20file",
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        got.headers()["etag"],
-        format!("\"{}\"", hex(&sha2::Sha256::digest(b"short"))).as_str()
-    );
+        .await;
+    assert_eq!(got.headers()["etag"], etag_of(b"short").as_str());
     assert_eq!(got.bytes().await.unwrap().as_ref(), b"short");
     let r = f
         .as_tenant(Method::PUT, TENANT_A, "/api/buckets/docs/objects/x")
         .header("x-tansu-copy-source", "docs/missing")
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Empty objects are objects.
     let r = f.put(TENANT_A, "docs", "empty", b"").await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/docs/objects/empty")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, TENANT_A, "/api/buckets/docs/objects/empty")
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().len(), 0);
 
     let missing = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/docs/objects/nope")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, TENANT_A, "/api/buckets/docs/objects/nope")
+        .await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_eq!(problem_type(missing).await, "urn:tansu:problem:no-such-key");
     f.finish().await;
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 async fn ranges(db: Db) {
@@ -313,30 +252,30 @@ async fn ranges(db: Db) {
     let get = |range: &'static str| {
         f.as_tenant(Method::GET, TENANT_A, "/api/buckets/rng/objects/obj")
             .header("range", range)
-            .send()
+            .send_ok()
     };
-    let r = get("bytes=0-9").await.unwrap();
+    let r = get("bytes=0-9").await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.headers()["content-range"], "bytes 0-9/1000");
     assert_eq!(r.headers()["content-length"], "10");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &body[0..10]);
 
-    let r = get("bytes=-100").await.unwrap();
+    let r = get("bytes=-100").await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.headers()["content-range"], "bytes 900-999/1000");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &body[900..]);
 
-    let r = get("bytes=990-").await.unwrap();
+    let r = get("bytes=990-").await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.headers()["content-range"], "bytes 990-999/1000");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &body[990..]);
 
-    let r = get("bytes=500-5000").await.unwrap();
+    let r = get("bytes=500-5000").await;
     assert_eq!(r.headers()["content-range"], "bytes 500-999/1000");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &body[500..]);
 
     for unsatisfiable in ["bytes=1000-", "bytes=5000-6000", "bytes=-0"] {
-        let r = get(unsatisfiable).await.unwrap();
+        let r = get(unsatisfiable).await;
         assert_eq!(
             r.status(),
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -348,29 +287,33 @@ async fn ranges(db: Db) {
 
     // Ignored: several ranges, other units, nonsense.
     for full in ["bytes=0-1,5-6", "items=0-1", "bytes=9-1", "garbage"] {
-        let r = get(full).await.unwrap();
+        let r = get(full).await;
         assert_eq!(r.status(), StatusCode::OK, "{full}");
         assert_eq!(r.bytes().await.unwrap().len(), 1000);
     }
 
     // If-Range: a stale validator gets the whole, current representation.
-    let etag = get("bytes=0-0").await.unwrap().headers()["etag"].clone();
-    let r = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/rng/objects/obj")
-        .header("range", "bytes=0-9")
-        .header("if-range", "\"stale\"")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/rng/objects/obj")
-        .header("range", "bytes=0-9")
-        .header("if-range", etag)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    let etag = get("bytes=0-0").await.headers()["etag"].clone();
+    let etag = etag.to_str().unwrap().to_owned();
+    for (validator, status) in [
+        ("\"stale\"", StatusCode::OK),
+        (&etag, StatusCode::PARTIAL_CONTENT),
+    ] {
+        let headers = vec![
+            ("range", "bytes=0-9".into()),
+            ("if-range", validator.into()),
+        ];
+        let r = f
+            .send_with(
+                Method::GET,
+                TENANT_A,
+                "/api/buckets/rng/objects/obj",
+                headers,
+                "",
+            )
+            .await;
+        assert_eq!(r.status(), status, "if-range {validator}");
+    }
     f.finish().await;
 }
 
@@ -382,171 +325,91 @@ async fn conditional_requests(db: Db) {
     let r = f.put(TENANT_A, "cond", "obj", b"v1").await;
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     let path = "/api/buckets/cond/objects/obj";
-    let head = f
-        .as_tenant(Method::HEAD, TENANT_A, path)
-        .send()
-        .await
-        .unwrap();
+    let head = f.send(Method::HEAD, TENANT_A, path).await;
     let last_modified = head.headers()["last-modified"].to_str().unwrap().to_owned();
     let lm = httpdate::parse_http_date(&last_modified).unwrap();
     let earlier = httpdate::fmt_http_date(lm - std::time::Duration::from_secs(3600));
     let later = httpdate::fmt_http_date(lm + std::time::Duration::from_secs(3600));
 
     let get = |name: &'static str, value: String| {
-        f.as_tenant(Method::GET, TENANT_A, path)
-            .header(name, value)
-            .send()
+        f.send_with(Method::GET, TENANT_A, path, vec![(name, value)], "")
     };
     // If-None-Match: weak comparison; 304 carries the validators and no body.
-    let r = get("if-none-match", etag.clone()).await.unwrap();
+    let r = get("if-none-match", etag.clone()).await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(r.headers()["etag"], etag.as_str());
     assert_eq!(r.bytes().await.unwrap().len(), 0);
-    let r = get("if-none-match", format!("W/{etag}")).await.unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-    let r = get("if-none-match", "\"other\", *".into()).await.unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-    let r = get("if-none-match", "\"other\"".into()).await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-
     // If-Match: strong comparison.
-    assert_eq!(get("if-match", etag.clone()).await.unwrap().status(), 200);
-    assert_eq!(get("if-match", "*".into()).await.unwrap().status(), 200);
-    let r = get("if-match", "\"other\"".into()).await.unwrap();
+    let r = get("if-match", "\"other\"".into()).await;
     assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
     assert_eq!(
         problem_type(r).await,
         "urn:tansu:problem:precondition-failed"
     );
-    let r = get("if-match", format!("W/{etag}")).await.unwrap();
-    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    let weak = format!("W/{etag}");
+    for (name, value, status) in [
+        ("if-none-match", &weak, 304),
+        ("if-none-match", &"\"other\", *".into(), 304),
+        ("if-none-match", &"\"other\"".into(), 200),
+        ("if-match", &etag, 200),
+        ("if-match", &"*".into(), 200),
+        ("if-match", &weak, 412),
+        // Dates.
+        ("if-modified-since", &last_modified, 304),
+        ("if-modified-since", &later, 304),
+        ("if-modified-since", &earlier, 200),
+        ("if-modified-since", &"not a date".into(), 200),
+        ("if-unmodified-since", &earlier, 412),
+        ("if-unmodified-since", &last_modified, 200),
+    ] {
+        let r = get(name, value.clone()).await;
+        assert_eq!(r.status(), status, "{name}: {value}");
+    }
 
-    // Dates.
-    assert_eq!(
-        get("if-modified-since", last_modified.clone())
-            .await
-            .unwrap()
-            .status(),
-        304
-    );
-    assert_eq!(
-        get("if-modified-since", later.clone())
-            .await
-            .unwrap()
-            .status(),
-        304
-    );
-    assert_eq!(
-        get("if-modified-since", earlier.clone())
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        get("if-modified-since", "not a date".into())
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        get("if-unmodified-since", earlier.clone())
-            .await
-            .unwrap()
-            .status(),
-        412
-    );
-    assert_eq!(
-        get("if-unmodified-since", last_modified.clone())
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    // If-None-Match wins over If-Modified-Since; If-Match over If-Unmodified-Since.
-    let r = f
-        .as_tenant(Method::GET, TENANT_A, path)
-        .header("if-none-match", "\"other\"")
-        .header("if-modified-since", later.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = f
-        .as_tenant(Method::GET, TENANT_A, path)
-        .header("if-match", etag.clone())
-        .header("if-unmodified-since", earlier.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    // HEAD behaves like GET.
-    let r = f
-        .as_tenant(Method::HEAD, TENANT_A, path)
-        .header("if-none-match", etag.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 304);
-
-    // Writes: create-only, compare-and-swap, conditional delete.
-    let r = f
-        .as_tenant(Method::PUT, TENANT_A, path)
-        .header("if-none-match", "*")
-        .body("v2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
-    let r = f
-        .as_tenant(Method::PUT, TENANT_A, "/api/buckets/cond/objects/new")
-        .header("if-none-match", "*")
-        .body("n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = f
-        .as_tenant(Method::PUT, TENANT_A, "/api/buckets/cond/objects/absent")
-        .header("if-match", "*")
-        .body("n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
-    let r = f
-        .as_tenant(Method::PUT, TENANT_A, path)
-        .header("if-match", "\"other\"")
-        .body("v2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
-    let r = f
-        .as_tenant(Method::PUT, TENANT_A, path)
-        .header("if-match", etag.clone())
-        .body("v2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = f
-        .as_tenant(Method::DELETE, TENANT_A, path)
-        .header("if-match", etag.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::PRECONDITION_FAILED,
-        "the old ETag no longer matches"
-    );
-    let r = f
-        .as_tenant(Method::GET, TENANT_A, path)
-        .send()
-        .await
-        .unwrap();
+    // If-None-Match wins over If-Modified-Since; If-Match over If-Unmodified-Since; HEAD
+    // behaves like GET. Writes: create-only, compare-and-swap, conditional delete.
+    let h = |name: &'static str, value: &str| (name, value.to_owned());
+    let new = "/api/buckets/cond/objects/new";
+    let absent = "/api/buckets/cond/objects/absent";
+    let cases = [
+        (
+            Method::GET,
+            path,
+            vec![
+                h("if-none-match", "\"other\""),
+                h("if-modified-since", &later),
+            ],
+            "",
+            200,
+        ),
+        (
+            Method::GET,
+            path,
+            vec![h("if-match", &etag), h("if-unmodified-since", &earlier)],
+            "",
+            200,
+        ),
+        (Method::HEAD, path, vec![h("if-none-match", &etag)], "", 304),
+        (Method::PUT, path, vec![h("if-none-match", "*")], "v2", 412),
+        (Method::PUT, new, vec![h("if-none-match", "*")], "n", 201),
+        (Method::PUT, absent, vec![h("if-match", "*")], "n", 412),
+        (
+            Method::PUT,
+            path,
+            vec![h("if-match", "\"other\"")],
+            "v2",
+            412,
+        ),
+        (Method::PUT, path, vec![h("if-match", &etag)], "v2", 200),
+        // The old ETag no longer matches.
+        (Method::DELETE, path, vec![h("if-match", &etag)], "", 412),
+    ];
+    for (method, target, headers, body, status) in cases {
+        let what = format!("{method} {target} {headers:?}");
+        let r = f.send_with(method, TENANT_A, target, headers, body).await;
+        assert_eq!(r.status(), status, "{what}");
+    }
+    let r = f.send(Method::GET, TENANT_A, path).await;
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"v2");
     f.finish().await;
 }
@@ -564,14 +427,12 @@ async fn listing(db: Db) {
         let f = &f;
         async move {
             let r = f
-                .as_tenant(
+                .send(
                     Method::GET,
                     TENANT_A,
                     &format!("/api/buckets/lst/objects?{query}"),
                 )
-                .send()
-                .await
-                .unwrap();
+                .await;
             assert_eq!(r.status(), 200, "{query}");
             r.json::<Value>().await.unwrap()
         }
@@ -647,31 +508,25 @@ async fn listing(db: Db) {
         "max-keys=many".to_owned(),
     ] {
         let r = f
-            .as_tenant(
+            .send(
                 Method::GET,
                 TENANT_A,
                 &format!("/api/buckets/lst/objects?{q}"),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(r.status(), 400, "{q}");
     }
     let r = f
-        .as_tenant(
+        .send(
             Method::GET,
             TENANT_A,
             "/api/buckets/lst/objects?continuation-token=***",
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 400);
     let r = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/nope/objects")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, TENANT_A, "/api/buckets/nope/objects")
+        .await;
     assert_eq!(r.status(), 404);
     f.finish().await;
 }

@@ -6,9 +6,10 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Db, Fixture, TENANT_A, TENANT_B, concurrent_uploads};
+use common::{Db, Fixture, TENANT_A, TENANT_B, concurrent_uploads, count};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tansu_shared::testing::http::SendOk;
 use tansu_shared::testing::issuer::sign;
 
 const PLATFORM: &str = "0190f5c0-0000-7000-8000-0000000000ff";
@@ -35,15 +36,10 @@ async fn set_quota(f: &Fixture, tenant: &str, body: Value) -> Value {
     let token = admin_token(f, None, "storage.admin");
     let r = admin(f, Method::PUT, &token, tenant)
         .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 200, "set quota {body}");
     r.json().await.unwrap()
-}
-
-fn count(statuses: &[StatusCode], s: StatusCode) -> usize {
-    statuses.iter().filter(|x| **x == s).count()
 }
 
 async fn only_platform_administrators_set_quotas(db: Db) {
@@ -67,9 +63,8 @@ async fn only_platform_administrators_set_quotas(db: Db) {
         for method in [Method::PUT, Method::GET, Method::DELETE] {
             let r = admin(&f, method.clone(), &token, TENANT_A)
                 .json(&body)
-                .send()
-                .await
-                .unwrap();
+                .send_ok()
+                .await;
             let want = match (expected, &method) {
                 (200, &Method::DELETE) => 204,
                 (e, _) => e,
@@ -93,12 +88,7 @@ async fn only_platform_administrators_set_quotas(db: Db) {
         }
     }
     // No token at all: a bearer challenge.
-    let r = f
-        .http
-        .get(f.app.url(&quota_path(TENANT_A)))
-        .send()
-        .await
-        .unwrap();
+    let r = f.http.get(f.app.url(&quota_path(TENANT_A))).send_ok().await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
     // Bad input: clear 400s, never a 500.
@@ -112,9 +102,8 @@ async fn only_platform_administrators_set_quotas(db: Db) {
     ] {
         let r = admin(&f, Method::PUT, &token, tenant)
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(r.status(), 400, "{tenant} {body}");
         assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
@@ -165,16 +154,12 @@ async fn override_is_shown_and_applies_to_its_tenant_only(db: Db) {
         StatusCode::INSUFFICIENT_STORAGE
     );
     let r = f
-        .as_tenant(Method::GET, TENANT_A, "/api/buckets/uploads/objects/one")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, TENANT_A, "/api/buckets/uploads/objects/one")
+        .await;
     assert_eq!(r.bytes().await.unwrap().len(), 1500);
     let r = f
-        .as_tenant(Method::DELETE, TENANT_A, "/api/buckets/uploads/objects/one")
-        .send()
-        .await
-        .unwrap();
+        .send(Method::DELETE, TENANT_A, "/api/buckets/uploads/objects/one")
+        .await;
     assert_eq!(r.status(), 204);
     assert_eq!(
         f.put(TENANT_A, "uploads", "small", b"x").await.status(),
@@ -183,18 +168,9 @@ async fn override_is_shown_and_applies_to_its_tenant_only(db: Db) {
 
     // Removed: the default applies again.
     let token = admin_token(&f, None, "storage.admin");
-    let r = admin(&f, Method::DELETE, &token, TENANT_A)
-        .send()
-        .await
-        .unwrap();
+    let r = admin(&f, Method::DELETE, &token, TENANT_A).send_ok().await;
     assert_eq!(r.status(), 204);
-    let v: Value = admin(&f, Method::GET, &token, TENANT_A)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = admin(&f, Method::GET, &token, TENANT_A).send_json().await;
     assert_eq!(v["quota_bytes"].as_i64(), Some(default_bytes));
     assert_eq!(
         (v["bytes"].as_i64(), v["objects"].as_i64()),

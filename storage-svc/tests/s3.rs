@@ -16,11 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{Db, Fixture, TENANT_A};
+use common::{Db, Fixture, TENANT_A, etag_of, hex};
 use md5::Digest as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use tansu_shared::testing::http::SendOk;
 use tansu_storage::S3Config;
 
 const S3_BUCKET: &str = "tansu-test";
@@ -103,14 +104,6 @@ async fn s3_keys(moto: &Moto, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn etag_of(body: &[u8]) -> String {
-    format!("\"{}\"", hex(&Sha256::digest(body)))
-}
-
 /// Deterministic, non-repeating-looking content of `len` bytes.
 fn content(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -119,15 +112,9 @@ fn content(len: usize, seed: u8) -> Vec<u8> {
 }
 
 async fn get(f: &Fixture, key: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut r = f.as_tenant(
-        Method::GET,
-        TENANT_A,
-        &format!("/api/buckets/files/objects/{key}"),
-    );
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    r.send().await.unwrap()
+    let path = format!("/api/buckets/files/objects/{key}");
+    let headers = headers.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    f.send_with(Method::GET, TENANT_A, &path, headers, "").await
 }
 
 async fn s3_round_trip(db: Db) {
@@ -167,9 +154,8 @@ async fn s3_round_trip(db: Db) {
         .header("content-md5", &md5)
         .header("x-tansu-checksum-sha256", hex(&Sha256::digest(&body)))
         .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["etag"], etag_of(&body).as_str());
     assert_eq!(s3_keys(&moto, &tenant_prefix).await.len(), 1);
@@ -179,9 +165,8 @@ async fn s3_round_trip(db: Db) {
         .as_tenant(Method::PUT, TENANT_A, "/api/buckets/files/objects/docs/bad")
         .header("content-md5", &md5)
         .body(b"not the same".to_vec())
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 400);
     assert_eq!(get(&f, "docs/bad", &[]).await.status(), 404);
     assert_eq!(s3_keys(&moto, &tenant_prefix).await.len(), 1);
@@ -193,14 +178,12 @@ async fn s3_round_trip(db: Db) {
     assert_eq!(r.headers()["x-tansu-meta-colour"], "blue");
     assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
     let r = f
-        .as_tenant(
+        .send(
             Method::HEAD,
             TENANT_A,
             "/api/buckets/files/objects/docs/a.bin",
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], "100000");
     for (range, want) in [
@@ -230,9 +213,8 @@ async fn s3_round_trip(db: Db) {
             "/api/buckets/files/objects/docs/copy.bin",
         )
         .header("x-tansu-copy-source", "files/docs/a.bin")
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 201);
     let r = get(&f, "docs/copy.bin", &[]).await;
     assert_eq!(r.headers()["x-tansu-meta-colour"], "blue");
@@ -244,9 +226,8 @@ async fn s3_round_trip(db: Db) {
     let r = f
         .as_tenant(Method::PUT, TENANT_A, "/api/buckets/files/objects/big.bin")
         .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 201);
     let r = get(&f, "big.bin", &[]).await;
     assert_eq!(r.status(), 200);
@@ -280,9 +261,8 @@ async fn s3_round_trip(db: Db) {
     let r = f
         .as_tenant(Method::POST, TENANT_A, "/api/buckets/files/uploads")
         .json(&json!({ "key": "joined" }))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 201);
     let id = r.json::<Value>().await.unwrap()["upload_id"]
         .as_str()
@@ -298,9 +278,8 @@ async fn s3_round_trip(db: Db) {
                 &format!("/api/buckets/files/uploads/{id}/parts/{n}"),
             )
             .body(p.clone())
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert_eq!(r.status(), 200);
         etags.push(r.headers()["etag"].to_str().unwrap().to_owned());
     }
@@ -314,9 +293,8 @@ async fn s3_round_trip(db: Db) {
             { "part_number": 1, "etag": etags[0] },
             { "part_number": 2, "etag": etags[1] },
         ] }))
-        .send()
-        .await
-        .unwrap();
+        .send_ok()
+        .await;
     assert_eq!(r.status(), 201);
     let joined = [p1, p2].concat();
     let r = get(&f, "joined", &[]).await;
@@ -324,17 +302,8 @@ async fn s3_round_trip(db: Db) {
 
     // Listing.
     let v: Value = f
-        .as_tenant(
-            Method::GET,
-            TENANT_A,
-            "/api/buckets/files/objects?delimiter=/",
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(TENANT_A, "/api/buckets/files/objects?delimiter=/")
+        .await;
     let keys: Vec<&str> = v["objects"]
         .as_array()
         .unwrap()
@@ -347,14 +316,12 @@ async fn s3_round_trip(db: Db) {
     // Delete everything: no blob is left in S3 (parts and replaced blobs included).
     for key in ["docs/a.bin", "docs/copy.bin", "big.bin", "empty", "joined"] {
         let r = f
-            .as_tenant(
+            .send(
                 Method::DELETE,
                 TENANT_A,
                 &format!("/api/buckets/files/objects/{key}"),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(r.status(), 204, "{key}");
         assert_eq!(get(&f, key, &[]).await.status(), 404);
     }

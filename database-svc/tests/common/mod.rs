@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
-use tansu_shared::auth::Audience;
 use tansu_shared::config::Secret;
 use tansu_shared::testing::TestDatabase;
-use tansu_shared::testing::issuer::{TestIssuer, TestKey, now, rsa_key, sign};
+use tansu_shared::testing::http::SendOk;
+use tansu_shared::testing::issuer::{TestIssuer, TestKey, rsa_key, sign};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -159,13 +159,9 @@ impl Env {
 
     /// A signed access token for `tenant` (None: a platform token without `tid`).
     pub fn token(&self, tenant: Option<Uuid>, scope: &str) -> String {
-        let mut c = self.issuer.claims();
-        c.tid = tenant.map(|t| t.to_string());
-        c.scope = scope.into();
-        c.aud = Audience::One("tansu.db".into());
-        c.jti = Uuid::now_v7().to_string();
-        c.exp = now() + 600;
-        sign(&self.key, &c)
+        let tenant = tenant.map(|t| t.to_string());
+        let claims = self.issuer.claims_for("tansu.db", tenant.as_deref(), scope);
+        sign(&self.key, &claims)
     }
 
     pub fn platform(&self) -> String {
@@ -213,7 +209,7 @@ impl Env {
         if let Some(b) = body {
             r = r.json(b);
         }
-        r.send().await.unwrap()
+        r.send_ok().await
     }
 
     pub async fn get(&self, tenant: Uuid, path: &str) -> Response {
@@ -261,9 +257,8 @@ impl Env {
                 &self.platform(),
                 None,
             )
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         assert!(
             resp.status().is_success(),
             "{}: provision {}",
@@ -324,33 +319,27 @@ pub async fn drop_prefixed(admin_url: &str, prefix: &str) {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
     let pattern = format!("{prefix}%").replace('_', "\\_");
-    let dbs: Vec<String> =
-        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
+    for (list, drop) in [
+        (
+            "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        ),
+        (
+            "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
+            "DROP ROLE IF EXISTS \"{}\"",
+        ),
+    ] {
+        let names: Vec<String> = sqlx::query_scalar(list)
             .bind(&pattern)
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    for db in dbs {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-    let roles: Vec<String> =
-        sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1")
-            .bind(&pattern)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-    for role in roles {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP ROLE IF EXISTS \"{role}\""
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        for name in names {
+            sqlx::query(sqlx::AssertSqlSafe(drop.replace("{}", &name)))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
     }
     let _ = conn.close().await;
 }

@@ -275,6 +275,23 @@ where
     }
 }
 
+/// Polls `GET url` with a client from `client` until its status satisfies `want` (a
+/// transport error does not), failing the test after `within`.
+pub async fn eventually_answers(
+    what: &str,
+    within: Duration,
+    url: &str,
+    want: impl Fn(reqwest::StatusCode) -> bool,
+    client: impl Fn() -> reqwest::Client,
+) {
+    let want = &want;
+    eventually(what, within, || {
+        let client = client();
+        async move { client.get(url).send().await.is_ok_and(|r| want(r.status())) }
+    })
+    .await;
+}
+
 pub async fn echo_of(resp: reqwest::Response) -> Echo {
     let status = resp.status();
     let text = resp.text().await.unwrap();

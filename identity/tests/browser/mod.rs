@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::common::{Instance, form_encode, hidden_field, pkce, query_param};
+pub use crate::common::auth_query;
+use crate::common::{Instance, hidden_field, query_param};
+use tansu_shared::testing::http::SendOk;
 
 pub struct Page {
     pub status: u16,
@@ -120,9 +122,8 @@ impl Browser {
             .http
             .get(url)
             .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         self.absorb(resp).await
     }
 
@@ -133,9 +134,8 @@ impl Browser {
             .header("cookie", self.cookie_header())
             .header("x-forwarded-for", "192.0.2.44")
             .form(form)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         self.absorb(resp).await
     }
 
@@ -173,20 +173,6 @@ impl Browser {
         )
         .await
     }
-}
-
-/// An authorization request of `client` (PKCE); returns (query, verifier).
-pub fn auth_query(client: &str, scope: &str, tenant: Option<&str>) -> (String, String) {
-    let (verifier, challenge) = pkce();
-    let mut query = format!(
-        "response_type=code&client_id={client}&redirect_uri={}&scope={}&state=s&code_challenge={challenge}&code_challenge_method=S256",
-        form_encode("https://app.example/cb"),
-        form_encode(scope)
-    );
-    if let Some(t) = tenant {
-        query.push_str(&format!("&tenant={}", form_encode(t)));
-    }
-    (query, verifier)
 }
 
 /// Redeems the code of a final redirect; the token response.

@@ -10,6 +10,7 @@ use sqlx::Connection;
 use tansu_identity::{AppState, Config};
 use tansu_shared::config::Secret;
 use tansu_shared::testing::TestServer;
+pub use tansu_shared::testing::http::{SendOk, hidden_field, query_param, set_cookie};
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-the-identity-tests";
 pub const DEV_SECRET: &str = "dev-secret-used-only-by-the-identity-test-suite-0123456789";
@@ -168,9 +169,8 @@ impl Instance {
             .post(self.url("/connect/token"))
             .basic_auth(form_encode(id), Some(form_encode(secret)))
             .form(&form)
-            .send()
+            .send_ok()
             .await
-            .unwrap()
     }
 
     /// A client_credentials request with client_secret_post.
@@ -191,9 +191,8 @@ impl Instance {
         self.http
             .post(self.url("/connect/token"))
             .form(&form)
-            .send()
+            .send_ok()
             .await
-            .unwrap()
     }
 
     /// An access token string (asserting success).
@@ -222,9 +221,8 @@ impl Instance {
             .post(self.url("/admin/clients"))
             .bearer_auth(self.admin_token().await)
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         let status = resp.status();
         let v: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(status, 201, "{v}");
@@ -235,12 +233,7 @@ impl Instance {
     }
 
     pub async fn jwks(&self) -> (serde_json::Value, String) {
-        let resp = self
-            .http
-            .get(self.url("/.well-known/jwks"))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.http.get(self.url("/.well-known/jwks")).send_ok().await;
         assert_eq!(resp.status(), 200);
         let cc = resp
             .headers()
@@ -330,37 +323,18 @@ pub fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-/// `name=value` of a `Set-Cookie` header with that cookie name.
-pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap().to_owned())
-}
-
-/// The value of `<input … name="{name}" value="…">` in a page, HTML-unescaped.
-pub fn hidden_field(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = start + html[start..].find('"')?;
-    Some(
-        html[start..end]
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
-}
-
-/// A query parameter of a URL.
-pub fn query_param(url: &str, name: &str) -> Option<String> {
-    let url = url::Url::parse(url).ok()?;
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+/// An authorization request of `client` (PKCE); returns (query, verifier).
+pub fn auth_query(client: &str, scope: &str, tenant: Option<&str>) -> (String, String) {
+    let (verifier, challenge) = pkce();
+    let mut query = format!(
+        "response_type=code&client_id={client}&redirect_uri={}&scope={}&state=s&code_challenge={challenge}&code_challenge_method=S256",
+        form_encode("https://app.example/cb"),
+        form_encode(scope)
+    );
+    if let Some(t) = tenant {
+        query.push_str(&format!("&tenant={}", form_encode(t)));
+    }
+    (query, verifier)
 }
 
 /// The outcome of a browser sign-in through the real login form.
@@ -370,15 +344,26 @@ pub struct SignIn {
 }
 
 impl Instance {
+    /// `GET /connect/authorize?{query}` with `http` (a client that does not follow redirects),
+    /// with the browser's `cookie` header when given.
+    pub async fn authorize(
+        &self,
+        http: &reqwest::Client,
+        query: &str,
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = http.get(self.url(&format!("/connect/authorize?{query}")));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send_ok().await
+    }
+
     /// GET the authorization URL, expect the login form, submit it; returns where the
     /// browser is sent next.
     pub async fn sign_in(&self, authorize_query: &str, email: &str, password: &str) -> SignIn {
         let http = no_redirects();
-        let resp = http
-            .get(self.url(&format!("/connect/authorize?{authorize_query}")))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.authorize(&http, authorize_query, None).await;
         assert_eq!(resp.status(), 200, "expected the login page");
         let csrf_cookie = set_cookie(&resp, "tansu_csrf").expect("csrf cookie");
         let html = resp.text().await.unwrap();
@@ -395,9 +380,8 @@ impl Instance {
                 ("email", email),
                 ("password", password),
             ])
-            .send()
-            .await
-            .unwrap();
+            .send_ok()
+            .await;
         let session_cookie = set_cookie(&resp, "tansu_session");
         let location = resp
             .headers()
@@ -430,9 +414,8 @@ impl Instance {
         self.http
             .post(self.url("/connect/token"))
             .form(&form)
-            .send()
+            .send_ok()
             .await
-            .unwrap()
     }
 
     pub async fn refresh(&self, client_id: &str, refresh_token: &str) -> reqwest::Response {
@@ -443,9 +426,8 @@ impl Instance {
                 ("client_id", client_id),
                 ("refresh_token", refresh_token),
             ])
-            .send()
+            .send_ok()
             .await
-            .unwrap()
     }
 
     /// Introspects with the dev client.
@@ -454,12 +436,8 @@ impl Instance {
             .post(self.url("/connect/introspect"))
             .basic_auth(tansu_identity::DEV_CLIENT_ID, Some(DEV_SECRET))
             .form(&[("token", token)])
-            .send()
+            .send_json()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 }
 
@@ -479,11 +457,30 @@ impl Instance {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.unwrap();
+        let resp = req.send_ok().await;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
         let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         (status, v)
+    }
+
+    /// An admin API call that must answer `status`; returns the JSON body (`Null` when empty).
+    pub async fn call_expect(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+        status: u16,
+    ) -> serde_json::Value {
+        let (got, v) = self.call(method, path, token, body).await;
+        assert_eq!(got, status, "{path}: {v}");
+        v
+    }
+
+    /// `GET path` with `token`; returns the status and the JSON body (`Null` when empty).
+    pub async fn get_as(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
     }
 
     /// Creates a tenant as the platform admin; returns its id.
@@ -536,6 +533,22 @@ impl Instance {
         "tenant-app".into()
     }
 
+    /// The access token of a sign-in through [`Self::user_tokens`] that must succeed.
+    pub async fn user_access(
+        &self,
+        client: &str,
+        email: &str,
+        password: &str,
+        scope: &str,
+        tenant: Option<&str>,
+    ) -> String {
+        let tokens = self
+            .user_tokens(client, email, password, scope, tenant)
+            .await
+            .unwrap_or_else(|to| panic!("{email} signs in, not: {to}"));
+        tokens["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// Signs `email` in through the login form (optionally for a tenant) and redeems the code:
     /// `Ok(token response)` or `Err(where the browser was sent / the status)`.
     pub async fn user_tokens(
@@ -546,15 +559,7 @@ impl Instance {
         scope: &str,
         tenant: Option<&str>,
     ) -> Result<serde_json::Value, String> {
-        let (verifier, challenge) = pkce();
-        let mut query = format!(
-            "response_type=code&client_id={client}&redirect_uri={}&scope={}&state=s&code_challenge={challenge}&code_challenge_method=S256",
-            form_encode("https://app.example/cb"),
-            form_encode(scope)
-        );
-        if let Some(t) = tenant {
-            query.push_str(&format!("&tenant={}", form_encode(t)));
-        }
+        let (query, verifier) = auth_query(client, scope, tenant);
         let signed = self.sign_in(&query, email, password).await;
         let Some(code) = query_param(&signed.location, "code") else {
             return Err(signed.location);
@@ -603,4 +608,45 @@ pub fn wrong_totp_code(secret: &str) -> String {
         .map(|n| format!("{n:06}"))
         .find(|c| !valid.contains(c))
         .unwrap()
+}
+
+/// Runs the same code against whichever pool the store has.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            tansu_identity::store::Store::Sqlite($pool) => $body,
+            tansu_identity::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Every value of the one (byte) column `sql` selects, read straight from the database: what
+/// is stored at rest.
+pub async fn raw_bytes(store: &tansu_identity::store::Store, sql: &str) -> Vec<Vec<u8>> {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    on_pool!(store, |p| sqlx::query_scalar(sql).fetch_all(p).await).unwrap()
+}
+
+/// The count `sql` selects, straight from the database.
+pub async fn raw_count(store: &tansu_identity::store::Store, sql: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    on_pool!(store, |p| sqlx::query_scalar(sql).fetch_one(p).await).unwrap()
+}
+
+/// Runs `sql` with `args` bound as text, straight on the database.
+pub async fn raw_exec(store: &tansu_identity::store::Store, sql: &str, args: &[&str]) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    on_pool!(store, |p| {
+        let mut q = sqlx::query(sql);
+        for a in args {
+            q = q.bind(*a);
+        }
+        q.execute(p).await.map(|_| ())
+    })
+    .unwrap()
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }

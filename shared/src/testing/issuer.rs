@@ -155,6 +155,19 @@ impl TestIssuer {
             roles: vec!["User".into()],
         }
     }
+
+    /// Claims of a token for `audience` and `scope` in `tenant` (`None`: a platform token
+    /// without `tid`), with a fresh `jti` and 10 minutes to live.
+    pub fn claims_for(&self, audience: &str, tenant: Option<&str>, scope: &str) -> AccessClaims {
+        AccessClaims {
+            aud: Audience::One(audience.into()),
+            tid: tenant.map(str::to_owned),
+            scope: scope.into(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            exp: now() + 600,
+            ..self.claims()
+        }
+    }
 }
 
 async fn metadata(State(s): State<Arc<IssuerState>>) -> impl IntoResponse {

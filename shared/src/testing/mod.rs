@@ -5,7 +5,9 @@
 //! return `None`. With `TANSU_REQUIRE_ALL=1` (CI) they panic instead, so a suite can never
 //! silently skip where it must run.
 
+pub mod http;
 pub mod issuer;
+pub mod rp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

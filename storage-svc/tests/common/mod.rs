@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use tansu_shared::auth::{AccessClaims, Audience};
-use tansu_shared::testing::issuer::{TestIssuer, TestKey, now, rsa_key, sign};
+use tansu_shared::auth::AccessClaims;
+use tansu_shared::testing::http::SendOk;
+use tansu_shared::testing::issuer::{TestIssuer, TestKey, rsa_key, sign};
 use tansu_shared::testing::{TestDatabase, TestServer};
 use tansu_storage::{AppState, Config};
 
@@ -81,19 +82,7 @@ impl Fixture {
     }
 
     pub fn claims(&self, tenant: &str, scope: &str) -> AccessClaims {
-        AccessClaims {
-            iss: self.issuer.issuer.clone(),
-            sub: "user-1".into(),
-            aud: Audience::One("tansu.storage".into()),
-            exp: now() + 300,
-            iat: now(),
-            nbf: Some(now()),
-            jti: format!("jti-{tenant}-{scope}"),
-            client_id: "app".into(),
-            scope: scope.into(),
-            tid: Some(tenant.into()),
-            roles: vec!["User".into()],
-        }
+        self.issuer.claims_for("tansu.storage", Some(tenant), scope)
     }
 
     pub fn token(&self, tenant: &str, scope: &str) -> String {
@@ -123,12 +112,52 @@ impl Fixture {
             .header("x-tansu-tenant", tenant_header)
     }
 
+    /// `method path` as `tenant` (read and write scopes): the response.
+    pub async fn send(&self, method: Method, tenant: &str, path: &str) -> reqwest::Response {
+        self.as_tenant(method, tenant, path).send_ok().await
+    }
+
+    /// `method path` as `tenant` with `headers` and `body` (empty: none): the response.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        tenant: &str,
+        path: &str,
+        headers: Vec<(&str, String)>,
+        body: &'static str,
+    ) -> reqwest::Response {
+        let mut r = self.as_tenant(method, tenant, path);
+        for (name, value) in headers {
+            r = r.header(name, value);
+        }
+        if !body.is_empty() {
+            r = r.body(body);
+        }
+        r.send_ok().await
+    }
+
+    /// `GET path` as `tenant`: the answer's JSON (status not checked).
+    pub async fn get_json(&self, tenant: &str, path: &str) -> serde_json::Value {
+        self.as_tenant(Method::GET, tenant, path).send_json().await
+    }
+
+    /// The keys listed in `bucket` of `tenant` (one page).
+    pub async fn keys(&self, tenant: &str, bucket: &str) -> Vec<String> {
+        let v = self
+            .get_json(tenant, &format!("/api/buckets/{bucket}/objects"))
+            .await;
+        v["objects"]
+            .as_array()
+            .expect("a listing")
+            .iter()
+            .map(|o| o["key"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub async fn create_bucket(&self, tenant: &str, bucket: &str) {
         let r = self
-            .as_tenant(Method::PUT, tenant, &format!("/api/buckets/{bucket}"))
-            .send()
-            .await
-            .unwrap();
+            .send(Method::PUT, tenant, &format!("/api/buckets/{bucket}"))
+            .await;
         assert_eq!(r.status(), 201, "create bucket {bucket}");
     }
 
@@ -145,19 +174,19 @@ impl Fixture {
             &format!("/api/buckets/{bucket}/objects/{key}"),
         )
         .body(body.to_vec())
-        .send()
+        .send_ok()
         .await
-        .unwrap()
     }
 
     pub async fn usage(&self, tenant: &str) -> serde_json::Value {
-        self.as_tenant(Method::GET, tenant, "/api/usage")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(tenant, "/api/usage").await
+    }
+
+    /// Blob files stored for `TENANT_A`.
+    pub fn blob_files(&self) -> usize {
+        std::fs::read_dir(self.data_dir().join("objects").join(TENANT_A))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     /// Files left in the upload temp directory.
@@ -166,6 +195,21 @@ impl Fixture {
             .map(|d| d.count())
             .unwrap_or(0)
     }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The ETag the service gives `body`: its quoted SHA-256.
+pub fn etag_of(body: &[u8]) -> String {
+    use sha2::Digest;
+    format!("\"{}\"", hex(&sha2::Sha256::digest(body)))
+}
+
+/// How many of `statuses` are `s`.
+pub fn count(statuses: &[reqwest::StatusCode], s: reqwest::StatusCode) -> usize {
+    statuses.iter().filter(|x| **x == s).count()
 }
 
 /// `n` uploads of `size` bytes at once, as `TENANT_A`, to `uploads/{prefix}-{i}` (chunked:
@@ -192,7 +236,7 @@ pub async fn concurrent_uploads(
             } else {
                 req.body(body)
             };
-            req.send().await.unwrap().status()
+            req.send_ok().await.status()
         });
     }
     tasks.join_all().await

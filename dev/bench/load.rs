@@ -64,6 +64,15 @@ pub trait Script: Send {
     fn start(&mut self) -> Req;
     /// The answer to the operation's last request.
     fn response(&mut self, status: StatusCode, headers: &HeaderMap, body: Bytes) -> Step;
+
+    /// The same request on every operation, already encoded as HTTP/1.1 bytes: the connection
+    /// then writes these bytes and reads the answer with a minimal parser instead of hyper's
+    /// client (plain TCP only; one request per operation; `response` sees no headers). The
+    /// lightest load generator, for targets whose own cost per request is small enough that
+    /// the generator's share of the CPUs shows in the result.
+    fn encoded(&self) -> Option<Bytes> {
+        None
+    }
 }
 
 /// Makes the script of connection `n` (0-based).
@@ -217,6 +226,11 @@ async fn worker(
     from: Instant,
     until: Instant,
 ) -> WorkerStats {
+    if spec.tls.is_none()
+        && let Some(request) = script.encoded()
+    {
+        return raw_worker(spec, script, request, from, until).await;
+    }
     let mut stats = WorkerStats::default();
     let mut connections = 0u64;
     'connect: while Instant::now() < until {
@@ -287,6 +301,119 @@ async fn worker(
     }
     stats.reconnects = connections.saturating_sub(1);
     stats
+}
+
+/// [`worker`] for a script with a pre-encoded request ([`Script::encoded`]).
+async fn raw_worker(
+    spec: Arc<LoadSpec>,
+    mut script: Box<dyn Script>,
+    request: Bytes,
+    from: Instant,
+    until: Instant,
+) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    let mut connections = 0u64;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    'connect: while Instant::now() < until {
+        let connected = Instant::now();
+        let mut tcp = match timeout(spec.request_timeout, TcpStream::connect(spec.addr)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                stats.error(connected >= from, || format!("connect: {e}"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            Err(_) => {
+                stats.error(connected >= from, || "connect: timed out".into());
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        connections += 1;
+        loop {
+            let started = Instant::now();
+            if started >= until {
+                break 'connect;
+            }
+            let counted = started >= from;
+            buf.clear();
+            let exchange = raw_exchange(&mut tcp, &request, &mut buf);
+            match timeout(spec.request_timeout, exchange).await {
+                Ok(Ok((status, body_at, keep_alive))) => {
+                    let body = Bytes::copy_from_slice(&buf[body_at..]);
+                    match script.response(status, &HeaderMap::new(), body) {
+                        Step::Done if counted => {
+                            stats.requests += 1;
+                            let us = started.elapsed().as_micros();
+                            stats
+                                .latencies_us
+                                .push(u32::try_from(us).unwrap_or(u32::MAX));
+                        }
+                        Step::Done => {}
+                        Step::Next(_) => stats.error(counted, || {
+                            "a script with an encoded request has one request per operation".into()
+                        }),
+                        Step::Failed(why) => stats.error(counted, || why),
+                    }
+                    if !keep_alive {
+                        continue 'connect;
+                    }
+                }
+                Ok(Err(e)) => {
+                    stats.error(counted, || format!("request: {e:#}"));
+                    continue 'connect;
+                }
+                Err(_) => {
+                    stats.error(counted, || "request: timed out".into());
+                    continue 'connect;
+                }
+            }
+        }
+    }
+    stats.reconnects = connections.saturating_sub(1);
+    stats
+}
+
+/// Writes `request` and reads one response into `buf`: its status, where its body starts in
+/// `buf`, and whether the connection stays open. Needs a `Content-Length` (no chunked bodies).
+async fn raw_exchange(
+    tcp: &mut TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<(StatusCode, usize, bool)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    tcp.write_all(request).await?;
+    let mut chunk = [0u8; 8192];
+    let (status, head_len, body_len, keep_alive) = loop {
+        let n = tcp.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head_len) = response.parse(buf)? {
+            let status = StatusCode::from_u16(response.code.unwrap_or(0))?;
+            let header = |name: &str| {
+                response
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| h.value)
+            };
+            let body_len: usize = std::str::from_utf8(
+                header("content-length").context("a response without Content-Length")?,
+            )?
+            .trim()
+            .parse()?;
+            let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case(b"close"));
+            break (status, head_len, body_len, !close);
+        }
+    };
+    while buf.len() < head_len + body_len {
+        let n = tcp.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "the server closed the connection in the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok((status, head_len, keep_alive))
 }
 
 async fn connect(spec: &LoadSpec) -> anyhow::Result<(Sender, tokio::task::JoinHandle<()>)> {

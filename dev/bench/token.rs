@@ -203,7 +203,10 @@ pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// `client_credentials` with `client_secret_basic`; 200 = success.
+const CC_BODY: &str = "grant_type=client_credentials&scope=db.read%20db.write";
+
+/// `client_credentials` with `client_secret_basic`; 200 = success. Sent pre-encoded
+/// ([`Script::encoded`]): the same bytes every time.
 struct ClientCredentials {
     host: String,
     basic: String,
@@ -214,9 +217,18 @@ impl Script for ClientCredentials {
         form_request(
             &self.host,
             "/connect/token",
-            "grant_type=client_credentials&scope=db.read%20db.write".into(),
+            CC_BODY.into(),
             &[("authorization", &self.basic)],
         )
+    }
+
+    fn encoded(&self) -> Option<Bytes> {
+        Some(Bytes::from(format!(
+            "POST /connect/token HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-www-form-urlencoded\r\nauthorization: {}\r\ncontent-length: {}\r\n\r\n{CC_BODY}",
+            self.host,
+            self.basic,
+            CC_BODY.len()
+        )))
     }
 
     fn response(&mut self, status: StatusCode, _: &HeaderMap, body: Bytes) -> Step {

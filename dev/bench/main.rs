@@ -4,9 +4,6 @@
 //! How to run it and what each number means: `dev/bench/README.md`.
 #![forbid(unsafe_code)]
 
-#[global_allocator]
-static ALLOCATOR: tansu_shared::Allocator = tansu_shared::Allocator;
-
 mod dashboard;
 mod db;
 mod events;

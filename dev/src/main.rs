@@ -1,8 +1,5 @@
 //! `tansu` — the local platform in one command.
 
-#[global_allocator]
-static ALLOCATOR: tansu_shared::Allocator = tansu_shared::Allocator;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -1,6 +1,3 @@
-#[global_allocator]
-static ALLOCATOR: tansu_shared::Allocator = tansu_shared::Allocator;
-
 fn main() -> std::process::ExitCode {
     tansu_shared::server::service_main("gateway", |config: tansu_gateway::Config| {
         tansu_gateway::serve(config, tansu_shared::server::shutdown_signal())

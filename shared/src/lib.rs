@@ -31,12 +31,6 @@ pub mod testing;
 
 pub use problem::Problem;
 
-/// The global allocator of every Tansu binary (`#[global_allocator] static A:
-/// tansu_shared::Allocator = tansu_shared::Allocator;` in each `main.rs`): mimalloc, whose
-/// thread-local free lists suit the services' many short-lived per-request allocations better
-/// than glibc's malloc (the gateway spent ~9 % of its CPU in glibc's malloc/free/consolidate).
-pub use mimalloc::MiMalloc as Allocator;
-
 /// The header the gateway injects with the resolved tenant id. Never trusted from clients: the
 /// gateway strips any inbound copy, and services compare it with the token's `tid`.
 pub const TENANT_HEADER: &str = "x-tansu-tenant";

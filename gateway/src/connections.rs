@@ -220,6 +220,16 @@ impl Returning {
     }
 }
 
+impl Drop for Returning {
+    /// A consumer that knew the length may stop polling after the last byte: read to its end
+    /// is enough to reuse the connection.
+    fn drop(&mut self) {
+        if self.inner.is_end_stream() {
+            self.give_back();
+        }
+    }
+}
+
 impl Body for Returning {
     type Data = Bytes;
     type Error = BoxError;

@@ -45,21 +45,7 @@ where
         on.stores.join(",")
     );
     for store in &on.stores {
-        let dir = tempfile::tempdir()?;
-        let (db, url) = match store.as_str() {
-            "sqlite" => (
-                None,
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("identity.db").display()
-                ),
-            ),
-            "postgres" => {
-                let (db, url) = BenchDb::create(&on.postgres).await?;
-                (Some(db), url)
-            }
-            other => anyhow::bail!("unknown store {other}"),
-        };
+        let (dir, db, url) = store_database(store, &on.postgres).await?;
         let result = run(url, dir.path().to_owned()).await;
         if let Some(db) = db {
             db.drop_it().await;
@@ -67,6 +53,30 @@ where
         let _ = writeln!(report, "### {store}\n\n{}", result?);
     }
     crate::print_report(&report, on.out.as_deref())
+}
+
+/// Identity's store for one run: a data directory, and the database URL in it (`sqlite`) or of
+/// a fresh database on the PostgreSQL server `postgres` (drop it with [`BenchDb::drop_it`]).
+pub async fn store_database(
+    store: &str,
+    postgres: &str,
+) -> anyhow::Result<(tempfile::TempDir, Option<BenchDb>, String)> {
+    let dir = tempfile::tempdir()?;
+    let (db, url) = match store {
+        "sqlite" => (
+            None,
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("identity.db").display()
+            ),
+        ),
+        "postgres" => {
+            let (db, url) = BenchDb::create(postgres).await?;
+            (Some(db), url)
+        }
+        other => anyhow::bail!("unknown store {other}"),
+    };
+    Ok((dir, db, url))
 }
 
 /// A client_credentials token of `client_id` for `scope` from the issuer at `base`.

@@ -670,21 +670,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("{raw}");
 
     for store in &args.stores {
-        let dir = tempfile::tempdir()?;
-        let (db, url) = match store.as_str() {
-            "sqlite" => (
-                None,
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("identity.db").display()
-                ),
-            ),
-            "postgres" => {
-                let (db, url) = BenchDb::create(&args.postgres).await?;
-                (Some(db), url)
-            }
-            other => anyhow::bail!("unknown store {other}"),
-        };
+        let (dir, db, url) = crate::seed::store_database(store, &args.postgres).await?;
         let result = run_store(
             &args,
             store,

@@ -451,12 +451,7 @@ async fn upstream_connections_are_pooled() {
             });
         }
     });
-    let mut c = config(vec![tansu_gateway::Route {
-        prefix: "/db".into(),
-        upstreams: vec![format!("http://{addr}")],
-    }]);
-    c.upstream.health_interval_ms = 600_000;
-    let gw = Gateway::start(c).await;
+    let gw = gateway_to_raw_upstream(addr).await;
     let client = gw.client();
     for _ in 0..30 {
         let resp = client.get(gw.url("/db/x")).send_ok().await;
@@ -503,12 +498,7 @@ async fn a_pooled_connection_the_service_closed_is_replaced() {
             });
         }
     });
-    let mut c = config(vec![tansu_gateway::Route {
-        prefix: "/db".into(),
-        upstreams: vec![format!("http://{addr}")],
-    }]);
-    c.upstream.health_interval_ms = 600_000;
-    let gw = Gateway::start(c).await;
+    let gw = gateway_to_raw_upstream(addr).await;
     let client = gw.client();
     for i in 0..10 {
         let resp = client.get(gw.url("/db/x")).send().await.unwrap();
@@ -522,4 +512,15 @@ async fn a_pooled_connection_the_service_closed_is_replaced() {
     }
     gw.stop().await;
     server.abort();
+}
+
+/// A gateway routing `/db` to the upstream at `addr` (a hand-made server), probing its health
+/// only at start.
+async fn gateway_to_raw_upstream(addr: std::net::SocketAddr) -> Gateway {
+    let mut c = config(vec![tansu_gateway::Route {
+        prefix: "/db".into(),
+        upstreams: vec![format!("http://{addr}")],
+    }]);
+    c.upstream.health_interval_ms = 600_000;
+    Gateway::start(c).await
 }

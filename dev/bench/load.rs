@@ -234,18 +234,9 @@ async fn worker(
     let mut stats = WorkerStats::default();
     let mut connections = 0u64;
     'connect: while Instant::now() < until {
-        let connected = Instant::now();
-        let (mut sender, driver) = match timeout(spec.request_timeout, connect(&spec)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                stats.error(connected >= from, || format!("connect: {e:#}"));
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-            Err(_) => {
-                stats.error(connected >= from, || "connect: timed out".into());
-                continue;
-            }
+        let Some((mut sender, driver)) = attempt(&spec, &mut stats, from, connect(&spec)).await
+        else {
+            continue;
         };
         connections += 1;
         let result = 'operations: loop {
@@ -303,6 +294,29 @@ async fn worker(
     stats
 }
 
+/// One connection attempt, bounded by the request timeout. A failure is counted (when it
+/// started inside the measured window) and answers `None`: the caller tries again.
+async fn attempt<T>(
+    spec: &LoadSpec,
+    stats: &mut WorkerStats,
+    from: Instant,
+    connect: impl Future<Output = anyhow::Result<T>>,
+) -> Option<T> {
+    let started = Instant::now();
+    match timeout(spec.request_timeout, connect).await {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            stats.error(started >= from, || format!("connect: {e:#}"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            None
+        }
+        Err(_) => {
+            stats.error(started >= from, || "connect: timed out".into());
+            None
+        }
+    }
+}
+
 /// [`worker`] for a script with a pre-encoded request ([`Script::encoded`]).
 async fn raw_worker(
     spec: Arc<LoadSpec>,
@@ -315,20 +329,14 @@ async fn raw_worker(
     let mut connections = 0u64;
     let mut buf = Vec::with_capacity(16 * 1024);
     'connect: while Instant::now() < until {
-        let connected = Instant::now();
-        let mut tcp = match timeout(spec.request_timeout, TcpStream::connect(spec.addr)).await {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => {
-                stats.error(connected >= from, || format!("connect: {e}"));
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-            Err(_) => {
-                stats.error(connected >= from, || "connect: timed out".into());
-                continue;
-            }
+        let plain = async {
+            let tcp = TcpStream::connect(spec.addr).await?;
+            tcp.set_nodelay(true)?;
+            anyhow::Ok(tcp)
         };
-        let _ = tcp.set_nodelay(true);
+        let Some(mut tcp) = attempt(&spec, &mut stats, from, plain).await else {
+            continue;
+        };
         connections += 1;
         loop {
             let started = Instant::now();

@@ -70,7 +70,6 @@ pub struct Gateway {
     request_timeout: Duration,
     health_timeout: Duration,
     stats: crate::metrics::Stats,
-    upstream: crate::UpstreamConfig,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -163,13 +162,12 @@ impl Gateway {
             request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
             health_timeout: Duration::from_millis(config.upstream.health_timeout_ms),
             stats: crate::metrics::Stats::default(),
-            upstream: config.upstream.clone(),
         })
     }
 
-    /// A worker's own idle upstream connections (see [`Connections`]).
-    pub fn connections(&self) -> Connections {
-        let u = &self.upstream;
+    /// A worker's own idle upstream connections (see [`Connections`]), per `config.upstream`.
+    pub fn connections(&self, config: &Config) -> Connections {
+        let u = &config.upstream;
         Connections::new(
             &self
                 .routes

@@ -255,7 +255,7 @@ async fn worker(
     let handler = Handler {
         gateway: shared.gateway.clone(),
         client: build_client(&shared.config),
-        conns: Arc::new(shared.gateway.connections()),
+        conns: Arc::new(shared.gateway.connections(&shared.config)),
     };
     let graceful = Arc::new(GracefulShutdown::new());
     let mut loops = tokio::task::JoinSet::new();

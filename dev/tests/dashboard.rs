@@ -1679,14 +1679,14 @@ async fn in_chromium(stack: &Stack, shop_one: &str) {
     c.wait_for(&tab, &format!("{base}keys/rotation?kids="))
         .await;
     c.wait_text(&tab, "Waiting for the lead time").await;
-    let progress = c
-        .eval(
-            &tab,
-            "[...document.querySelectorAll('progress')].every(p => p.getAttribute('aria-label')) \
-             && document.querySelectorAll('ol.stages li.done').length > 0",
-        )
-        .await;
-    assert_eq!(progress, json!(true), "labelled progress, a stage done");
+    // The page refreshes itself while the rotation runs: read it between two loads.
+    c.wait_true(
+        &tab,
+        "[...document.querySelectorAll('progress')].every(p => p.getAttribute('aria-label')) \
+         && document.querySelectorAll('ol.stages li.done').length > 0",
+        "labelled progress, a stage done",
+    )
+    .await;
     c.screenshot(&tab, &out.join("keys-rotated.png")).await;
 
     // The master key: its section, "Re-wrap now", the confirmation, the progress page.
@@ -2027,6 +2027,18 @@ mod cdp {
 
         /// Sends a command (to a page session if given) and waits for its result.
         pub async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+            self.try_call(session, method, params)
+                .await
+                .unwrap_or_else(|e| panic!("{method}: {e}"))
+        }
+
+        /// Like `call`, but a command the browser refused comes back as its error object.
+        pub async fn try_call(
+            &mut self,
+            session: Option<&str>,
+            method: &str,
+            params: Value,
+        ) -> Result<Value, Value> {
             let id = self.next;
             self.next += 1;
             let mut msg = json!({ "id": id, "method": method, "params": params });
@@ -2038,8 +2050,10 @@ mod cdp {
                 loop {
                     let m = self.read_message().await;
                     if m.get("id").and_then(Value::as_u64) == Some(id) {
-                        assert!(m.get("error").is_none(), "{method}: {m}");
-                        return m["result"].clone();
+                        return match m.get("error") {
+                            Some(e) => Err(e.clone()),
+                            None => Ok(m["result"].clone()),
+                        };
                     }
                 }
             })
@@ -2120,15 +2134,49 @@ impl Chromium {
     }
 
     async fn eval(&mut self, tab: &str, expr: &str) -> serde_json::Value {
-        let r = self
+        self.try_eval(tab, expr)
+            .await
+            .unwrap_or_else(|| panic!("{expr}: the page navigated while it ran"))
+    }
+
+    /// Evaluates `expr`; `None` when the page was navigating meanwhile (a link followed, a form
+    /// submitted, a progress page's refresh), which a caller polling for a page takes as "not
+    /// yet". Any other refusal fails the test.
+    async fn try_eval(&mut self, tab: &str, expr: &str) -> Option<serde_json::Value> {
+        const NAVIGATING: [&str; 3] = [
+            "Inspected target navigated or closed",
+            "Execution context was destroyed",
+            "Cannot find context with specified id",
+        ];
+        match self
             .cdp
-            .call(
+            .try_call(
                 Some(tab),
                 "Runtime.evaluate",
                 serde_json::json!({ "expression": expr, "returnByValue": true }),
             )
-            .await;
-        r["result"]["value"].clone()
+            .await
+        {
+            Ok(r) => Some(r["result"]["value"].clone()),
+            Err(e) => {
+                let message = e["message"].as_str().unwrap_or_default();
+                assert!(
+                    NAVIGATING.iter().any(|n| message.contains(n)),
+                    "Runtime.evaluate {expr}: {e}"
+                );
+                None
+            }
+        }
+    }
+
+    /// Polls until `expr` evaluates to `true` on a completely loaded page.
+    async fn wait_true(&mut self, tab: &str, expr: &str, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let expr = format!("document.readyState === 'complete' && ({expr})");
+        while self.try_eval(tab, &expr).await != Some(serde_json::json!(true)) {
+            assert!(std::time::Instant::now() < deadline, "never {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Navigates (or runs `action`, e.g. a form submit) and waits until `location.href`
@@ -2137,9 +2185,9 @@ impl Chromium {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let v = self
-                .eval(tab, "document.readyState + ' ' + location.href")
+                .try_eval(tab, "document.readyState + ' ' + location.href")
                 .await;
-            let s = v.as_str().unwrap_or("").to_owned();
+            let s = v.as_ref().and_then(|v| v.as_str()).unwrap_or("").to_owned();
             if let Some(href) = s.strip_prefix("complete ")
                 && href.starts_with(expect)
             {
@@ -2154,18 +2202,12 @@ impl Chromium {
     }
 
     async fn wait_text(&mut self, tab: &str, text: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let expr = format!(
-            "document.readyState === 'complete' && document.body.innerText.includes({})",
+            "document.body.innerText.includes({})",
             serde_json::json!(text)
         );
-        while self.eval(tab, &expr).await != serde_json::json!(true) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "page never showed {text:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_true(tab, &expr, &format!("showed {text:?}"))
+            .await;
     }
 
     /// Fills and submits identity's login form.

@@ -92,17 +92,17 @@ fn main() -> ExitCode {
     let workers = cli.workers;
     let result = match cli.command {
         Command::ServeUpstream => {
-            runtime(workers).and_then(|rt| rt.block_on(gateway::serve_upstream()))
+            service_runtime(workers).and_then(|rt| rt.block_on(gateway::serve_upstream()))
         }
         Command::ServeGateway(args) => {
-            runtime(workers).and_then(|rt| rt.block_on(gateway::serve_gateway(args)))
+            service_runtime(workers).and_then(|rt| rt.block_on(gateway::serve_gateway(args)))
         }
         Command::ServeIdentity(args) => {
-            runtime(workers).and_then(|rt| rt.block_on(token::serve_identity(args)))
+            service_runtime(workers).and_then(|rt| rt.block_on(token::serve_identity(args)))
         }
         Command::Storage(args) => runtime(workers).and_then(|rt| rt.block_on(storage::run(args))),
         Command::ServeStorage(args) => {
-            runtime(workers).and_then(|rt| rt.block_on(storage::serve(args)))
+            service_runtime(workers).and_then(|rt| rt.block_on(storage::serve(args)))
         }
         Command::Events(args) => runtime(workers).and_then(|rt| rt.block_on(events::run(args))),
         Command::Dashboard(args) => {
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
         }
         Command::Db(args) => runtime(workers).and_then(|rt| rt.block_on(db::run(args))),
         Command::ServeDatabase(args) => {
-            runtime(workers).and_then(|rt| rt.block_on(db::serve_database(args)))
+            service_runtime(workers).and_then(|rt| rt.block_on(db::serve_database(args)))
         }
         // The load generator needs a fraction of a core: one runtime thread leaves the rest
         // to identity (a second only adds cross-thread wake-ups).
@@ -129,7 +129,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// A multi-threaded runtime, one worker per core unless told otherwise.
+/// A served service's runtime: the one its own binary runs on.
+fn service_runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    tansu_shared::server::runtime(workers).context("starting the runtime")
+}
+
+/// The load generator's runtime: multi-threaded, one worker per core unless told otherwise.
 fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = workers {

@@ -284,9 +284,18 @@ pub fn is_valid_host(host: &str) -> bool {
 /// Whether a path has a `.` or `..` segment, also percent-encoded (`%2e`).
 pub fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|seg| {
-        let lower = seg.to_ascii_lowercase();
-        let decoded = lower.replace("%2e", ".");
-        decoded == "." || decoded == ".."
+        // Count the dots, each `.` or `%2e`/`%2E`; anything else makes it a name.
+        let mut rest = seg.as_bytes();
+        let mut dots = 0;
+        while !rest.is_empty() {
+            rest = match rest {
+                [b'.', tail @ ..] => tail,
+                [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+                _ => return false,
+            };
+            dots += 1;
+        }
+        dots == 1 || dots == 2
     })
 }
 
@@ -312,22 +321,7 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
         })
         .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&new_uuid_v7().to_string())
-                .unwrap_or(HeaderValue::from_static("-"))
-        })
-}
-
-/// A UUIDv7 whose random part comes from the thread's CSPRNG (`rand::rng()`: ChaCha seeded
-/// from the OS, reseeded periodically). `Uuid::now_v7` asks the kernel (`getrandom`) on
-/// every call and takes a process-wide lock (its ordering context): with the request id and
-/// the trace ids that was three syscalls per request, a good part of the gateway's syscalls
-/// in the benchmark (BENCHMARKS.md). Request ids need no ordering within a millisecond.
-pub fn new_uuid_v7() -> uuid::Uuid {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    uuid::Builder::from_unix_timestamp_millis(millis, &rand::random::<[u8; 10]>()).into_uuid()
+        .unwrap_or_else(tansu_shared::ids::uuid_v7_header)
 }
 
 /// A W3C trace context `traceparent` (version 00 layout; later versions may append fields).
@@ -370,8 +364,16 @@ pub fn propagate_trace(headers: &mut HeaderMap) {
     let mut parent = rand::random::<u64>();
     trace |= u128::from(trace == 0);
     parent |= u64::from(parent == 0);
-    let value = format!("00-{trace:032x}-{parent:016x}-00");
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    // `00-{trace:032x}-{parent:016x}-00`, written without the formatting machinery.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    for (i, b) in value[3..35].iter_mut().enumerate() {
+        *b = HEX[usize::try_from((trace >> (124 - 4 * i)) & 0xf).unwrap_or(0)];
+    }
+    for (i, b) in value[36..52].iter_mut().enumerate() {
+        *b = HEX[usize::try_from((parent >> (60 - 4 * i)) & 0xf).unwrap_or(0)];
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&value) {
         headers.insert(TRACEPARENT.clone(), v);
     }
 }
@@ -527,6 +529,12 @@ mod tests {
         assert!(has_dot_segment("/a/.%2e"));
         assert!(!has_dot_segment("/a/..b/.c/"));
         assert!(!has_dot_segment("/"));
+        assert!(has_dot_segment(".."));
+        assert!(has_dot_segment("/a/%2e"));
+        assert!(!has_dot_segment("/a/.../b"));
+        assert!(!has_dot_segment("/a/%2f/b"));
+        assert!(!has_dot_segment("/a/%2"));
+        assert!(!has_dot_segment("/a/%2e%2ex"));
     }
 
     #[test]

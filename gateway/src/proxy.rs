@@ -52,6 +52,8 @@ struct RouteEntry {
     /// The route's index in `Gateway::routes` (and in a worker's [`Connections`]).
     id: usize,
     prefix: String,
+    /// `prefix` as the `X-Forwarded-Prefix` value (requests without a tenant path segment).
+    prefix_header: Option<HeaderValue>,
     pool: Arc<Pool>,
     max_body: u64,
     verifier: Option<Verifier>,
@@ -128,6 +130,7 @@ impl Gateway {
             routes.push(RouteEntry {
                 id: 0,
                 prefix: r.prefix.clone(),
+                prefix_header: HeaderValue::from_str(&r.prefix).ok(),
                 pool: Arc::new(Pool::new(&r.upstreams, clock, eject).map_err(anyhow::Error::msg)?),
                 max_body: settings
                     .and_then(|s| s.max_body_bytes)
@@ -393,10 +396,10 @@ impl Gateway {
         }
         forwarding::set_forwarded(headers, conn, host.as_deref());
         let public_prefix = match &tenant_segment {
-            Some(seg) => format!("{seg}{}", route.prefix),
-            None => route.prefix.clone(),
+            Some(seg) => HeaderValue::from_str(&format!("{seg}{}", route.prefix)).ok(),
+            None => route.prefix_header.clone(),
         };
-        if let Ok(v) = HeaderValue::from_str(&public_prefix) {
+        if let Some(v) = public_prefix {
             headers.insert(X_FORWARDED_PREFIX.clone(), v);
         }
         headers.insert(REQUEST_ID.clone(), rid.clone());

@@ -7,9 +7,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -547,38 +547,43 @@ fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ProxyBody> {
     resp
 }
 
-/// Last time bytes moved on a connection (ms since `start`).
+/// Whether bytes moved on a connection since the idle watcher last looked. Reads and writes
+/// only set a flag (no clock read per read or write); the watcher wakes a few times per
+/// timeout and closes the connection after a whole timeout without movement.
 #[derive(Clone)]
 struct Activity {
-    start: Instant,
-    last: Arc<AtomicU64>,
+    moved: Arc<AtomicBool>,
 }
+
+/// Checks per idle timeout: a silent connection closes after between the timeout and
+/// `1 + 1/IDLE_CHECKS` times it.
+const IDLE_CHECKS: u32 = 4;
 
 impl Activity {
     fn new() -> Self {
         Self {
-            start: Instant::now(),
-            last: Arc::new(AtomicU64::new(0)),
+            moved: Arc::new(AtomicBool::new(false)),
         }
     }
 
     fn touch(&self) {
-        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(now, Ordering::Relaxed);
+        self.moved.store(true, Ordering::Relaxed);
     }
 
     /// Resolves once no byte has moved for `timeout`.
     async fn idle(&self, timeout: Duration) {
+        let tick = (timeout / IDLE_CHECKS).max(Duration::from_millis(1));
+        let mut quiet = Duration::ZERO;
         loop {
-            let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
-            let Some(deadline) = self.start.checked_add(last.saturating_add(timeout)) else {
-                // A timeout too large to represent: never idle.
-                return std::future::pending().await;
-            };
-            if Instant::now() >= deadline {
-                return;
+            tokio::time::sleep(tick).await;
+            if self.moved.swap(false, Ordering::Relaxed) {
+                quiet = Duration::ZERO;
+            } else {
+                quiet = quiet.saturating_add(tick);
+                if quiet >= timeout {
+                    return;
+                }
             }
-            tokio::time::sleep_until(deadline.into()).await;
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod config;
 pub mod events;
 pub mod health;
+pub mod ids;
 pub mod problem;
 pub mod server;
 pub mod telemetry;

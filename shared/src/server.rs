@@ -8,7 +8,7 @@ use axum::Router;
 use axum::http::{HeaderName, Request, header};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
@@ -45,7 +45,7 @@ pub fn with_common_layers(service: &'static str, router: Router) -> Router {
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, crate::ids::MakeRequestUuidV7))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
@@ -118,6 +118,23 @@ pub struct ServiceArgs {
     pub print_config: bool,
 }
 
+/// Scheduler ticks between two polls for I/O events on a service's runtime.
+pub const EVENT_INTERVAL: u32 = 4;
+
+/// A service's runtime: multi-threaded, one worker per core unless `workers` is given.
+///
+/// It polls for I/O every few tasks (tokio's default is 61). A service whose handlers spend a
+/// long time on the CPU (identity signs a token in 0.3–0.9 ms) otherwise reads new requests
+/// only after dozens of them: under load a request waited milliseconds for the next I/O poll
+/// and token latencies spread (p99 ≈ 1.8× the mean at 32 connections).
+pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().event_interval(EVENT_INTERVAL).build()
+}
+
 /// The whole `main` of a service binary: parse arguments, load and validate the service's
 /// config section, set up telemetry, run until Ctrl-C/SIGTERM. Exits 2 on a config error.
 pub fn service_main<C, F, Fut>(section: &'static str, run: F) -> std::process::ExitCode
@@ -141,10 +158,7 @@ where
         print!("{}", crate::config::to_redacted_toml(section, &config));
         return std::process::ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(None) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tansu-{section}: cannot start the runtime: {e}");

@@ -131,7 +131,7 @@ pub async fn tenant_context(
     })
 }
 
-fn id_token(
+async fn id_token(
     state: &AppState,
     client: &ClientRow,
     scopes: &[String],
@@ -162,6 +162,7 @@ fn id_token(
     state
         .keys
         .sign_jws(alg, "JWT", &claims)
+        .await
         .map_err(|e| OAuthError::server_error(&e))
 }
 
@@ -230,7 +231,8 @@ async fn tokens_for_user(
                 .and_then(|p| p.access_token_lifetime_secs)
                 .and_then(|l| i64::try_from(l).ok()),
         },
-    )?;
+    )
+    .await?;
     if scopes.iter().any(|s| s == "openid") {
         response.id_token = Some(id_token(
             state,
@@ -238,7 +240,8 @@ async fn tokens_for_user(
             &scopes,
             who,
             &response.access_token,
-        )?);
+        )
+        .await?);
     }
     response.refresh_token = refresh_token;
     Ok(response)

@@ -304,7 +304,9 @@ async fn token_inner(
     client_tenant_active(state, &client).await?;
     match grant_type {
         GRANT_CLIENT_CREDENTIALS => {
-            client_credentials(state, &client, &params).map(|r| (GRANT_CLIENT_CREDENTIALS, r))
+            client_credentials(state, &client, &params)
+                .await
+                .map(|r| (GRANT_CLIENT_CREDENTIALS, r))
         }
         GRANT_AUTHORIZATION_CODE => super::code::authorization_code(state, &client, &params)
             .await
@@ -338,7 +340,7 @@ async fn client_tenant_active(state: &AppState, client: &ClientRow) -> Result<()
 }
 
 /// RFC 6749 §4.4: a token for the client itself; only confidential clients (§4.4 says MUST).
-fn client_credentials(
+async fn client_credentials(
     state: &AppState,
     client: &ClientRow,
     params: &Params,
@@ -359,6 +361,7 @@ fn client_credentials(
             ..Grant::default()
         },
     )
+    .await
 }
 
 /// The scopes granted for a request: the requested ones when the client may have each of them,
@@ -391,7 +394,7 @@ pub fn granted_scopes(
 }
 
 /// Signs an RFC 9068 access token with the client's algorithm and lifetime.
-pub fn issue_access_token(
+pub async fn issue_access_token(
     state: &AppState,
     client: &ClientRow,
     grant: Grant,
@@ -420,7 +423,7 @@ pub fn issue_access_token(
         Audience::Many(aud)
     };
     let scope = grant.scopes.join(" ");
-    let jti = uuid::Uuid::now_v7().to_string();
+    let jti = tansu_shared::ids::uuid_v7().to_string();
     let claims = IssuedClaims {
         claims: AccessClaims {
             iss: state.config.issuer.clone(),
@@ -440,6 +443,7 @@ pub fn issue_access_token(
     let access_token = state
         .keys
         .sign_jws(client_alg(state, client), "at+jwt", &claims)
+        .await
         .map_err(|e| OAuthError::server_error(&e))?;
     state.stats.issued(claims.claims.tid.as_deref());
     Ok(TokenResponse {

@@ -4,7 +4,7 @@
 //! in the same run (their ratio), on SQLite and PostgreSQL.
 //!
 //! Identity, database-svc and the gateway each run as their own process (`serve-identity`,
-//! `serve-database`, `serve-gateway`). The direct side runs in this process on a pool that
+//! `serve-database`, and `tansu-bench-gateway`). The direct side runs in this process on a pool that
 //! database-svc's own `Tenants` opens (same options, same size, `SET ROLE` on PostgreSQL) and
 //! runs the statements of `tansu_database::store::sql` — exactly what the service runs for a
 //! get (one `SELECT`) and an insert (the collection's schema lookup, then one write
@@ -38,7 +38,7 @@ const COLLECTION: &str = "bench";
 /// Documents per bulk request while pre-inserting (database-svc's `max_bulk`).
 const BULK: usize = 1000;
 /// Servers started by the benchmark live at most this long, whatever happens to it.
-const CHILD_LIFETIME: Duration = Duration::from_secs(3600);
+use tansu_dev::bench_gateway::CHILD_LIFETIME;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -598,8 +598,7 @@ async fn run_store_in(
     let (db_pid, words) = spawn(db.to_args()).await?;
     let database = addr(&words, 0)?;
     let (cert, key, pem) = crate::gateway::self_signed(dir)?;
-    let (gw_pid, words) = spawn(vec![
-        "serve-gateway".into(),
+    let (gw, words) = procs::spawn_gateway(&[
         "--upstream".into(),
         format!("http://{database}"),
         "--prefix".into(),
@@ -610,6 +609,8 @@ async fn run_store_in(
         key.display().to_string(),
     ])
     .await?;
+    let gw_pid = gw.id().context("gateway pid")?;
+    children.push(gw);
     let gateway = addr(&words, 0)?;
 
     let http = reqwest::Client::builder()

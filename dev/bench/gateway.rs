@@ -3,9 +3,10 @@
 //! proxy, over plain HTTP and TLS, with the same connections and duration, in one run.
 //!
 //! Every server runs as its own process so its memory and CPU are measured alone: the
-//! upstream and the gateway are this executable started again (`serve-upstream`,
-//! `serve-gateway`, which call `tansu_gateway::serve_with` exactly as the `tansu-gateway`
-//! binary calls `serve`), nginx is Debian's `/usr/sbin/nginx` with a generated config.
+//! upstream is this executable started again (`serve-upstream`), the gateway is
+//! `tansu-bench-gateway` (`tansu_gateway::serve_with`, which the `tansu-gateway` binary's
+//! `serve` calls, on the same allocator), nginx is Debian's `/usr/sbin/nginx` with a generated
+//! config.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -18,6 +19,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use rustls::pki_types::ServerName;
 use tokio::process::{Child, Command};
 
+use tansu_dev::bench_gateway::{CHILD_LIFETIME, HUGE_BURST};
+
 use crate::load::{self, LoadResult, LoadSpec};
 use crate::procs::{self, Measured};
 
@@ -27,10 +30,6 @@ pub const BODY: &str = "Hello, world!";
 const TENANT: &str = "acme";
 /// The path through a proxy; the upstream sees `/hello`.
 const PROXIED_PATH: &str = "/t/acme/bench/hello";
-/// Buckets so large that the benchmark never empties them: every request still takes a token
-/// from its per-IP and its per-tenant bucket (a full GCRA check each), none is refused.
-const HUGE_BURST: u32 = 1_000_000_000;
-
 #[derive(clap::Args)]
 pub struct Args {
     /// Concurrent keep-alive connections, the same for every target.
@@ -64,28 +63,6 @@ pub struct Args {
     diag_gateway_workers: Option<usize>,
 }
 
-#[derive(clap::Args)]
-pub struct ServeGatewayArgs {
-    /// The upstream (`http://127.0.0.1:port`).
-    #[arg(long)]
-    upstream: String,
-    #[arg(long)]
-    cert: PathBuf,
-    #[arg(long)]
-    key: PathBuf,
-    #[arg(long)]
-    no_rate_limit: bool,
-    /// The gateway's `workers` (0: one per CPU).
-    #[arg(long, default_value_t = 0)]
-    gateway_workers: usize,
-    /// The route's prefix (`tansu-bench db` routes `/db` to database-svc).
-    #[arg(long, default_value = "/bench")]
-    prefix: String,
-}
-
-/// Servers started by the benchmark live at most this long, whatever happens to it.
-const CHILD_LIFETIME: Duration = Duration::from_secs(3600);
-
 pub async fn serve_upstream() -> anyhow::Result<()> {
     procs::exit_with_parent(CHILD_LIFETIME);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -106,49 +83,6 @@ async fn hello(headers: HeaderMap) -> (HeaderMap, &'static str) {
         out.insert("x-bench-tenant", t.clone());
     }
     (out, BODY)
-}
-
-/// The gateway configuration of the benchmark: one route, the default protections, tenant
-/// resolution (open directory: `/t/acme/…` is tenant `acme`) and rate limiting on.
-pub fn gateway_config(upstream: &str, cert: &Path, key: &Path) -> tansu_gateway::Config {
-    let mut config = tansu_gateway::Config {
-        listen_https: "127.0.0.1:0".into(),
-        listen_http: String::new(),
-        tls_cert: cert.to_owned(),
-        tls_key: key.to_owned(),
-        dev_mode: false,
-        routes: vec![tansu_gateway::Route {
-            prefix: "/bench".into(),
-            upstreams: vec![upstream.to_owned()],
-        }],
-        route_settings: Vec::new(),
-        tenants: None,
-        ..tansu_gateway::Config::default()
-    };
-    let huge = tansu_gateway::Bucket {
-        burst: HUGE_BURST,
-        replenish_ms: 1,
-    };
-    config.rate_limit.enabled = true;
-    config.rate_limit.per_ip = huge;
-    config.rate_limit.per_tenant = huge;
-    config
-}
-
-pub async fn serve_gateway(args: ServeGatewayArgs) -> anyhow::Result<()> {
-    procs::exit_with_parent(CHILD_LIFETIME);
-    let mut config = gateway_config(&args.upstream, &args.cert, &args.key);
-    config.rate_limit.enabled = !args.no_rate_limit;
-    config.workers = args.gateway_workers;
-    config.routes[0].prefix = args.prefix;
-    let https = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!("LISTEN {} {}", https.local_addr()?, http.local_addr()?);
-    let parts = tansu_gateway::Parts {
-        plain_http_proxy: true,
-        ..Default::default()
-    };
-    tansu_gateway::serve_with(https, Some(http), config, parts, std::future::pending()).await
 }
 
 /// One measured target.
@@ -328,7 +262,6 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     let upstream: SocketAddr = words.first().context("upstream address")?.parse()?;
 
     let mut gateway_args = vec![
-        "serve-gateway".to_owned(),
         "--upstream".to_owned(),
         format!("http://{upstream}"),
         "--cert".to_owned(),
@@ -347,7 +280,7 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
         gateway_args.push(n.to_string());
         diagnosis.push(format!("gateway with {n} worker thread(s)"));
     }
-    let (child, words) = procs::spawn_self(&gateway_args).await?;
+    let (child, words) = procs::spawn_gateway(&gateway_args).await?;
     let gateway_pid = child.id().context("gateway pid")?;
     servers.push(Server {
         child,
@@ -832,7 +765,11 @@ mod tests {
 
     #[test]
     fn the_benchmark_gateway_config_is_valid_and_limits_on() {
-        let c = gateway_config("http://127.0.0.1:1", Path::new("c"), Path::new("k"));
+        let c = tansu_dev::bench_gateway::gateway_config(
+            "http://127.0.0.1:1",
+            Path::new("c"),
+            Path::new("k"),
+        );
         assert_eq!(c.validate(), Vec::<String>::new());
         assert!(c.rate_limit.enabled);
         assert!(!c.dev_mode);

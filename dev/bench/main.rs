@@ -62,9 +62,6 @@ enum Command {
     /// (internal) The benchmark's upstream: 13 bytes on every path; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeUpstream,
-    /// (internal) Tansu's gateway for the benchmark; prints `LISTEN <https> <http>`.
-    #[command(hide = true)]
-    ServeGateway(gateway::ServeGatewayArgs),
 }
 
 #[derive(clap::Args)]
@@ -93,9 +90,6 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::ServeUpstream => {
             service_runtime(workers).and_then(|rt| rt.block_on(gateway::serve_upstream()))
-        }
-        Command::ServeGateway(args) => {
-            service_runtime(workers).and_then(|rt| rt.block_on(gateway::serve_gateway(args)))
         }
         Command::ServeIdentity(args) => {
             service_runtime(workers).and_then(|rt| rt.block_on(token::serve_identity(args)))

@@ -75,6 +75,26 @@ impl Measured {
 /// once listening (`LISTEN …`) and returns the child and that line's words.
 pub async fn spawn_self(args: &[String]) -> anyhow::Result<(Child, Vec<String>)> {
     let exe = std::env::current_exe().context("locating tansu-bench")?;
+    spawn_listening(&exe, args).await
+}
+
+/// Starts `tansu-bench-gateway` (built beside `tansu-bench`) with `args`, like [`spawn_self`].
+pub async fn spawn_gateway(args: &[String]) -> anyhow::Result<(Child, Vec<String>)> {
+    let exe = std::env::current_exe()
+        .context("locating tansu-bench")?
+        .with_file_name("tansu-bench-gateway");
+    anyhow::ensure!(
+        exe.exists(),
+        "{} is missing: build it with `cargo build --release -p tansu-dev --bins`",
+        exe.display()
+    );
+    spawn_listening(&exe, args).await
+}
+
+async fn spawn_listening(
+    exe: &std::path::Path,
+    args: &[String],
+) -> anyhow::Result<(Child, Vec<String>)> {
     let mut child = Command::new(exe)
         .args(args)
         .stdin(Stdio::piped())
@@ -82,7 +102,7 @@ pub async fn spawn_self(args: &[String]) -> anyhow::Result<(Child, Vec<String>)>
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting tansu-bench {}", args.join(" ")))?;
+        .with_context(|| format!("starting {} {}", exe.display(), args.join(" ")))?;
     let stdout = child.stdout.take().context("child stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
@@ -105,20 +125,7 @@ pub async fn stop(child: &mut Child, grace: Duration) {
     }
 }
 
-/// In a child started by [`spawn_self`]: exits the process once stdin closes (the parent
-/// stopped or died), or after `at_most` in any case.
-pub fn exit_with_parent(at_most: Duration) {
-    std::thread::spawn(|| {
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
-        std::process::exit(0);
-    });
-    std::thread::spawn(move || {
-        std::thread::sleep(at_most);
-        eprintln!("tansu-bench: child ran for {at_most:?}; exiting");
-        std::process::exit(1);
-    });
-}
+pub use tansu_dev::bench_gateway::exit_with_parent;
 
 #[cfg(test)]
 mod tests {

@@ -46,7 +46,7 @@ pub struct Args {
 }
 
 /// Servers started by the benchmark live at most this long, whatever happens to it.
-const CHILD_LIFETIME: Duration = Duration::from_secs(3600);
+use tansu_dev::bench_gateway::CHILD_LIFETIME;
 const SMALL: usize = 4096;
 const KEYS_PER_CONNECTION: usize = 64;
 

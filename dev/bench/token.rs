@@ -75,7 +75,7 @@ pub struct ServeIdentityArgs {
 /// seeds (the `tansu-dashboard` client with `admin.full`, used only to create the benchmark's
 /// clients, tenant and users through the admin API).
 pub async fn serve_identity(args: ServeIdentityArgs) -> anyhow::Result<()> {
-    procs::exit_with_parent(Duration::from_secs(3600));
+    procs::exit_with_parent(tansu_dev::bench_gateway::CHILD_LIFETIME);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let config = tansu_identity::Config {

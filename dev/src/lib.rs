@@ -7,6 +7,7 @@
 //! (default `./.tansu`), so stopping and starting again loses nothing.
 #![forbid(unsafe_code)]
 
+pub mod bench_gateway;
 pub mod stack;
 pub mod storage_rig;
 pub mod tls;

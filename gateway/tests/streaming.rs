@@ -6,6 +6,10 @@
 
 mod common;
 
+// The allocator the `tansu-gateway` binary ships with (gateway/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use axum::body::Body;
 use bytes::Bytes;
 use common::*;

@@ -51,7 +51,10 @@ mod tests {
         assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
         let (secs, nanos) = a.get_timestamp().unwrap().to_unix();
         let millis = u128::from(secs) * 1000 + u128::from(nanos / 1_000_000);
-        assert!(millis >= before && millis <= before + 1000, "{millis} vs {before}");
+        assert!(
+            millis >= before && millis <= before + 1000,
+            "{millis} vs {before}"
+        );
         assert_ne!(a, b);
         let header = uuid_v7_header();
         let parsed = Uuid::parse_str(header.to_str().unwrap()).unwrap();

@@ -234,14 +234,8 @@ async fn tokens_for_user(
     )
     .await?;
     if scopes.iter().any(|s| s == "openid") {
-        response.id_token = Some(id_token(
-            state,
-            client,
-            &scopes,
-            who,
-            &response.access_token,
-        )
-        .await?);
+        response.id_token =
+            Some(id_token(state, client, &scopes, who, &response.access_token).await?);
     }
     response.refresh_token = refresh_token;
     Ok(response)

@@ -303,11 +303,9 @@ async fn token_inner(
     }
     client_tenant_active(state, &client).await?;
     match grant_type {
-        GRANT_CLIENT_CREDENTIALS => {
-            client_credentials(state, &client, &params)
-                .await
-                .map(|r| (GRANT_CLIENT_CREDENTIALS, r))
-        }
+        GRANT_CLIENT_CREDENTIALS => client_credentials(state, &client, &params)
+            .await
+            .map(|r| (GRANT_CLIENT_CREDENTIALS, r)),
         GRANT_AUTHORIZATION_CODE => super::code::authorization_code(state, &client, &params)
             .await
             .map(|r| (GRANT_AUTHORIZATION_CODE, r)),

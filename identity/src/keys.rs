@@ -302,9 +302,9 @@ pub struct KeyManager {
     ring: ArcSwap<KeyRing>,
     reload_lock: tokio::sync::Mutex<()>,
     /// One permit per core: signatures are made in the order requests asked for them (tokio's
-    /// semaphore is fair), whichever worker thread a request landed on. Without it each worker
-    /// served its own queue and, under load, a request could wait behind a longer queue than
-    /// another's (token p99 ~1.8× the mean at 32 connections).
+    /// semaphore is fair), whichever worker thread a request landed on; without it each worker
+    /// serves its own queue and, under load, a request can wait behind a longer queue than
+    /// another's. (On the session-5 host its effect on p99 was within the noise: BENCHMARKS.md.)
     signing: tokio::sync::Semaphore,
 }
 

@@ -125,8 +125,8 @@ pub const EVENT_INTERVAL: u32 = 4;
 ///
 /// It polls for I/O every few tasks (tokio's default is 61). A service whose handlers spend a
 /// long time on the CPU (identity signs a token in 0.3–0.9 ms) otherwise reads new requests
-/// only after dozens of them: under load a request waited milliseconds for the next I/O poll
-/// and token latencies spread (p99 ≈ 1.8× the mean at 32 connections).
+/// only after dozens of them, so under load a request can wait milliseconds for the next I/O
+/// poll. (The cost: a non-blocking `epoll_wait` every few tasks.)
 pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = workers {

@@ -12,15 +12,12 @@ use tansu_identity::store::Store;
 const SUITE: &str = "identity security events";
 
 async fn tamper(store: &Store, id: &str) {
-    const SQL: &str = "UPDATE security_events SET outcome = 'failure' WHERE id = $1";
-    match store {
-        Store::Sqlite(p) => {
-            sqlx::query(SQL).bind(id).execute(p).await.unwrap();
-        }
-        Store::Postgres(p) => {
-            sqlx::query(SQL).bind(id).execute(p).await.unwrap();
-        }
-    };
+    raw_exec(
+        store,
+        "UPDATE security_events SET outcome = 'failure' WHERE id = $1",
+        &[id],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -45,26 +45,13 @@ async fn fill(id: &Instance, tenant: &str, n: usize) {
 }
 
 async fn tamper_seq(store: &Store, tenant: &str, seq: i64) {
-    const SQL: &str =
-        "UPDATE security_events SET outcome = 'failure' WHERE tenant_id = $1 AND seq = $2";
-    match store {
-        Store::Sqlite(p) => {
-            sqlx::query(SQL)
-                .bind(tenant)
-                .bind(seq)
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        Store::Postgres(p) => {
-            sqlx::query(SQL)
-                .bind(tenant)
-                .bind(seq)
-                .execute(p)
-                .await
-                .unwrap();
-        }
-    };
+    raw_exec(
+        store,
+        "UPDATE security_events SET outcome = 'failure' \
+         WHERE tenant_id = $1 AND seq = CAST($2 AS BIGINT)",
+        &[tenant, &seq.to_string()],
+    )
+    .await;
 }
 
 /// Starts a verification job; returns the 202's Location and body.

@@ -434,7 +434,9 @@ async fn save_tenant(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    match state.store.update_tenant(&row).await {
+    let updated = state.store.update_tenant(&row).await;
+    state.tenant_status.invalidate(&row.id);
+    match updated {
         Ok(true) => {}
         Ok(false) => return Err(Problem::not_found()),
         Err(e) if e.is_unique_violation() => {

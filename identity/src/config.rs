@@ -91,7 +91,8 @@ pub struct Config {
     /// Security events older than this many days are purged (each tenant's chain keeps its
     /// newest event and an anchor, so it still verifies); 0 keeps every event.
     pub security_event_retention_days: u64,
-    /// How long the token endpoint may use a client row read earlier (ms; 0: read every time).
+    /// How long the token endpoint may use a client row, and a tenant client's tenant status,
+    /// read earlier (ms; 0: read every time).
     /// Changes through this replica apply at once; other replicas see them within this bound.
     pub client_cache_ms: u64,
     /// Self-service registration (`GET/POST /register`, `POST /registrations`). Unset: on in

@@ -70,6 +70,8 @@ pub struct AppState {
     pub provisioner: Option<Arc<dyn provisioning::Provisioner>>,
     /// Clients read by the token endpoint (see [`cache`]).
     pub clients: Arc<cache::TtlCache<String, Option<store::clients::ClientRow>>>,
+    /// Tenants' statuses by id, read by the token endpoint for tenant clients (see [`cache`]).
+    pub tenant_status: Arc<cache::TtlCache<String, Option<String>>>,
     /// Appends security events (group commit, see [`event_log`]).
     pub events: event_log::EventLog,
     /// This replica's master-key re-wrap (see [`master_keys`]).
@@ -119,6 +121,9 @@ impl AppState {
             passwords,
             provisioner: None,
             clients: Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
+                config_client_cache_ms,
+            ))),
+            tenant_status: Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
                 config_client_cache_ms,
             ))),
             rewrap: Arc::default(),

@@ -318,17 +318,23 @@ async fn token_inner(
     }
 }
 
-/// A client that belongs to a tenant gets nothing while the tenant is not active.
+/// A client that belongs to a tenant gets nothing while the tenant is not active (a status
+/// changed through another replica is seen within the cache bound, `client_cache_ms`).
 async fn client_tenant_active(state: &AppState, client: &ClientRow) -> Result<(), OAuthError> {
     let Some(tid) = &client.tenant_id else {
         return Ok(());
     };
-    let tenant = state
-        .store
-        .tenant_by_id(tid)
-        .await
-        .map_err(|e| OAuthError::server_error(&e))?;
-    if tenant.is_some_and(|t| t.status == crate::tenants::STATUS_ACTIVE) {
+    let status = match state.tenant_status.get(tid) {
+        Some(status) => status,
+        None => {
+            let status = (state.store.tenant_by_id(tid).await)
+                .map_err(|e| OAuthError::server_error(&e))?
+                .map(|t| t.status);
+            state.tenant_status.put(tid.clone(), status.clone());
+            status
+        }
+    };
+    if status.is_some_and(|s| s == crate::tenants::STATUS_ACTIVE) {
         Ok(())
     } else {
         Err(OAuthError::unauthorized_client(

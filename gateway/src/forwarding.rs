@@ -12,6 +12,7 @@
 //!   created, so every service's spans join one trace.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -169,25 +170,80 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// What the gateway knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+/// What the gateway knows about the connection a request came on, and this hop's forwarding
+/// header values, which are the same for every request on it: rendered once per connection
+/// instead of formatting the peer's address per request.
+#[derive(Debug)]
 pub struct Connection {
     pub peer: SocketAddr,
     /// Whether the peer is a trusted proxy.
     pub trusted: bool,
     pub proto: &'static str,
+    /// This hop's `X-Forwarded-For` entry: the peer's address (an IPv4-mapped one as IPv4).
+    peer_entry: HeaderValue,
+    /// `for=…;proto=…`: this hop's `Forwarded` element up to its `host`.
+    forwarded_for: String,
+    /// The `Forwarded` value (no earlier chain) for the host last asked for on this
+    /// connection, which is the host of almost every request on it.
+    last_forwarded: Mutex<Option<(HeaderValue, HeaderValue)>>,
+}
+
+impl Connection {
+    pub fn new(peer: SocketAddr, trusted: bool, proto: &'static str) -> Self {
+        let ip = match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let forwarded_for = match ip {
+            IpAddr::V4(v4) => format!("for={v4};proto={proto}"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto={proto}"),
+        };
+        Self {
+            peer,
+            trusted,
+            proto,
+            peer_entry: HeaderValue::from_str(&ip.to_string())
+                .unwrap_or(HeaderValue::from_static("unknown")),
+            forwarded_for,
+            last_forwarded: Mutex::new(None),
+        }
+    }
+
+    /// This hop's `Forwarded` element: `for=…;proto=…` and, when known, `;host="…"`.
+    fn forwarded_element(&self, host: Option<&str>) -> String {
+        let mut element = self.forwarded_for.clone();
+        if let Some(h) = host {
+            element.push_str(";host=\"");
+            element.push_str(h);
+            element.push('"');
+        }
+        element
+    }
+
+    /// The `Forwarded` value of a request without an earlier chain.
+    fn forwarded(&self, host: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let mut last = self
+            .last_forwarded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(host) = host else {
+            return HeaderValue::from_str(&self.forwarded_for).ok();
+        };
+        if let Some((h, value)) = &*last
+            && h == host
+        {
+            return Some(value.clone());
+        }
+        let value = HeaderValue::from_str(&self.forwarded_element(host.to_str().ok())).ok()?;
+        *last = Some((host.clone(), value.clone()));
+        Some(value)
+    }
 }
 
 /// Sets `X-Forwarded-For/-Proto/-Host` and `Forwarded` for the upstream. `host` is the
 /// authority the client asked for. A trusted proxy's chain is extended, anyone else's dropped.
-pub fn set_forwarded(headers: &mut HeaderMap, conn: Connection, host: Option<&str>) {
-    let peer_ip = match conn.peer.ip() {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
+pub fn set_forwarded(headers: &mut HeaderMap, conn: &Connection, host: Option<&HeaderValue>) {
+    let host = host.filter(|h| h.to_str().is_ok_and(is_valid_host));
     let (prior_xff, prior_fwd, prior_proto, prior_host) = if conn.trusted {
         (
             joined(headers, &X_FORWARDED_FOR),
@@ -213,52 +269,30 @@ pub fn set_forwarded(headers: &mut HeaderMap, conn: Connection, host: Option<&st
             headers.remove(name);
         }
     }
-    let peer_text = peer_ip.to_string();
     let xff = match prior_xff {
-        Some(p) => format!("{p}, {peer_text}"),
-        None => peer_text.clone(),
+        Some(p) => {
+            HeaderValue::from_str(&format!("{p}, {}", conn.peer_entry.to_str().unwrap_or(""))).ok()
+        }
+        None => Some(conn.peer_entry.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(
         X_FORWARDED_PROTO.clone(),
         prior_proto.unwrap_or(HeaderValue::from_static(conn.proto)),
     );
-    let host = host.filter(|h| is_valid_host(h));
-    match (prior_host, host) {
-        (Some(h), _) => {
-            headers.insert(X_FORWARDED_HOST.clone(), h);
-        }
-        (None, Some(h)) => {
-            if let Ok(v) = HeaderValue::from_str(h) {
-                headers.insert(X_FORWARDED_HOST.clone(), v);
-            }
-        }
-        (None, None) => {}
-    }
-    let mut element = String::with_capacity(64);
-    element.push_str("for=");
-    match peer_ip {
-        IpAddr::V4(_) => element.push_str(&peer_text),
-        IpAddr::V6(_) => {
-            element.push_str("\"[");
-            element.push_str(&peer_text);
-            element.push_str("]\"");
-        }
-    }
-    element.push_str(";proto=");
-    element.push_str(conn.proto);
-    if let Some(h) = host {
-        element.push_str(";host=\"");
-        element.push_str(h);
-        element.push('"');
+    if let Some(h) = prior_host.or_else(|| host.cloned()) {
+        headers.insert(X_FORWARDED_HOST.clone(), h);
     }
     let fwd = match prior_fwd {
-        Some(p) => format!("{p}, {element}"),
-        None => element,
+        Some(p) => {
+            let element = conn.forwarded_element(host.and_then(|h| h.to_str().ok()));
+            HeaderValue::from_str(&format!("{p}, {element}")).ok()
+        }
+        None => conn.forwarded(host),
     };
-    if let Ok(v) = HeaderValue::from_str(&fwd) {
+    if let Some(v) = fwd {
         headers.insert(FORWARDED.clone(), v);
     }
 }
@@ -283,9 +317,9 @@ pub fn is_valid_host(host: &str) -> bool {
 
 /// Whether a path has a `.` or `..` segment, also percent-encoded (`%2e`).
 pub fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
+    path.as_bytes().split(|b| *b == b'/').any(|seg| {
         // Count the dots, each `.` or `%2e`/`%2E`; anything else makes it a name.
-        let mut rest = seg.as_bytes();
+        let mut rest = seg;
         let mut dots = 0;
         while !rest.is_empty() {
             rest = match rest {
@@ -349,15 +383,22 @@ pub fn is_valid_traceparent(v: &str) -> bool {
 /// Keeps a valid `traceparent` (and its `tracestate`), replaces a missing or malformed one
 /// with a new trace.
 pub fn propagate_trace(headers: &mut HeaderMap) {
-    let valid = {
-        let all: Vec<_> = headers.get_all(&TRACEPARENT).iter().collect();
-        all.len() == 1 && all[0].to_str().is_ok_and(is_valid_traceparent)
+    let mut all = headers.get_all(&TRACEPARENT).iter();
+    let valid = match (all.next(), all.next()) {
+        (Some(one), None) => one.to_str().is_ok_and(is_valid_traceparent),
+        _ => false,
     };
     if valid {
         return;
     }
-    headers.remove(&TRACEPARENT);
-    headers.remove(&TRACESTATE);
+    // Usually neither was sent: one pass over the names instead of two removals.
+    if headers
+        .keys()
+        .any(|k| *k == TRACEPARENT || *k == TRACESTATE)
+    {
+        headers.remove(&TRACEPARENT);
+        headers.remove(&TRACESTATE);
+    }
     // Random ids (the thread's CSPRNG, no syscall); all-zero ids are invalid, and as likely
     // as guessing a key, but cost nothing to rule out.
     let mut trace = rand::random::<u128>();
@@ -432,12 +473,9 @@ mod tests {
         h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
         h.insert(&FORWARDED, HeaderValue::from_static("for=6.6.6.6"));
         h.insert(&X_FORWARDED_HOST, HeaderValue::from_static("evil"));
-        let conn = Connection {
-            peer: "127.0.0.1:5000".parse().unwrap(),
-            trusted: false,
-            proto: "https",
-        };
-        set_forwarded(&mut h, conn, Some("example.com:8443"));
+        let conn = Connection::new("127.0.0.1:5000".parse().unwrap(), false, "https");
+        let host = HeaderValue::from_static("example.com:8443");
+        set_forwarded(&mut h, &conn, Some(&host));
         assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(h[&X_FORWARDED_HOST], "example.com:8443");
@@ -445,6 +483,41 @@ mod tests {
             h[&FORWARDED],
             "for=127.0.0.1;proto=https;host=\"example.com:8443\""
         );
+        // The connection's next requests: another host, none, and the first one again.
+        let forwarded = |host: Option<&str>| {
+            let mut h = HeaderMap::new();
+            let host = host.map(HeaderValue::from_str).map(Result::unwrap);
+            set_forwarded(&mut h, &conn, host.as_ref());
+            (h.get(&X_FORWARDED_HOST).cloned(), h[&FORWARDED].clone())
+        };
+        assert_eq!(
+            forwarded(Some("b.example")),
+            (
+                Some(HeaderValue::from_static("b.example")),
+                HeaderValue::from_static("for=127.0.0.1;proto=https;host=\"b.example\"")
+            )
+        );
+        assert_eq!(forwarded(None).1, "for=127.0.0.1;proto=https");
+        assert_eq!(
+            forwarded(Some("example.com:8443")).1,
+            "for=127.0.0.1;proto=https;host=\"example.com:8443\""
+        );
+        // A host that is not a host name is not forwarded.
+        assert_eq!(
+            forwarded(Some("a b")),
+            (None, HeaderValue::from_static("for=127.0.0.1;proto=https"))
+        );
+        // IPv6 peers: bracketed and quoted in `Forwarded`; IPv4-mapped ones as IPv4.
+        let v6 = Connection::new("[2001:db8::1]:5000".parse().unwrap(), false, "http");
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, &v6, None);
+        assert_eq!(h[&X_FORWARDED_FOR], "2001:db8::1");
+        assert_eq!(h[&FORWARDED], "for=\"[2001:db8::1]\";proto=http");
+        let mapped = Connection::new("[::ffff:10.1.2.3]:5000".parse().unwrap(), false, "http");
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, &mapped, None);
+        assert_eq!(h[&X_FORWARDED_FOR], "10.1.2.3");
+        assert_eq!(h[&FORWARDED], "for=10.1.2.3;proto=http");
     }
 
     #[test]
@@ -460,13 +533,11 @@ mod tests {
             trusted.client_ip(peer.ip(), &h),
             "1.2.3.4".parse::<IpAddr>().unwrap()
         );
-        let conn = Connection {
-            peer,
-            trusted: true,
-            proto: "https",
-        };
-        set_forwarded(&mut h, conn, Some("a.example"));
+        let conn = Connection::new(peer, true, "https");
+        let host = HeaderValue::from_static("a.example");
+        set_forwarded(&mut h, &conn, Some(&host));
         assert_eq!(h[&X_FORWARDED_FOR], "1.2.3.4, 10.0.0.7, 10.0.0.9");
+        assert_eq!(h[&FORWARDED], "for=10.0.0.9;proto=https;host=\"a.example\"");
         // An untrusted peer's XFF never decides the client address.
         assert_eq!(
             trusted.client_ip("5.5.5.5".parse().unwrap(), &h),

@@ -23,8 +23,9 @@
 //!
 //! Threads: connections are served by `workers` threads (one per CPU by default), each with a
 //! single-threaded runtime and its own upstream connection pool, all accepting from the same
-//! listening sockets; a request is handled start to end on one thread (no cross-thread
-//! hand-off to a pooled upstream connection). Shared state (routes and upstream health, the
+//! listening sockets; a new connection is served by the worker with the fewest open ones
+//! (handed over once if another worker accepted it, `src/balance.rs`), and a request is handled
+//! start to end on one thread (no cross-thread hand-off to a pooled upstream connection). Shared state (routes and upstream health, the
 //! tenant cache, rate-limit buckets, the certificate) is behind `Arc`s and atomics. Background
 //! work (health probes, certificate reload, the internal listener) runs on the caller's runtime.
 //!
@@ -37,6 +38,7 @@
 //! when `rate_limit.redis_url` is set, so replicas share one budget).
 #![forbid(unsafe_code)]
 
+mod balance;
 pub mod connections;
 pub mod forwarding;
 pub mod health;

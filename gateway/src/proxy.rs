@@ -21,7 +21,7 @@ use tansu_shared::problem::Problem;
 use crate::Config;
 use crate::connections::{Connections, SendError};
 use crate::forwarding::{self, Connection, REQUEST_ID, TrustedProxies, X_FORWARDED_PREFIX};
-use crate::ratelimit::{self, BucketKind, Decision, RateLimiter};
+use crate::ratelimit::{self, Decision, Key, RateLimiter};
 use crate::tenant::{self, CachedDirectory, TenantStatus};
 use crate::upstream::{Clock, Pool};
 
@@ -194,13 +194,14 @@ impl Gateway {
             .collect()
     }
 
-    fn route_for(&self, path: &str) -> Option<(&RouteEntry, String)> {
+    /// The route serving `path`, and the path as its service sees it (the prefix stripped).
+    fn route_for<'p>(&self, path: &'p str) -> Option<(&RouteEntry, &'p str)> {
         self.routes.iter().find_map(|r| {
             let rest = path.strip_prefix(r.prefix.as_str())?;
             if rest.is_empty() {
-                Some((r, "/".to_owned()))
+                Some((r, "/"))
             } else if rest.starts_with('/') {
-                Some((r, rest.to_owned()))
+                Some((r, rest))
             } else {
                 None
             }
@@ -212,7 +213,7 @@ impl Gateway {
     pub async fn handle(
         &self,
         req: Request<Incoming>,
-        conn: Connection,
+        conn: &Connection,
         (client, conns): (&Client, &Connections),
     ) -> Response<ProxyBody> {
         let rid = forwarding::request_id(req.headers());
@@ -236,7 +237,7 @@ impl Gateway {
     async fn forward(
         &self,
         mut req: Request<Incoming>,
-        conn: Connection,
+        conn: &Connection,
         rid: &HeaderValue,
         (client, conns): (&Client, &Connections),
     ) -> Result<Response<ProxyBody>, Problem> {
@@ -245,12 +246,7 @@ impl Gateway {
             // The aggregate probes every upstream: it costs a client budget like any request.
             if let Some(limiter) = &self.limiter {
                 let ip = self.trusted.client_ip(conn.peer.ip(), req.headers());
-                check_budget(
-                    limiter.as_ref(),
-                    &[(BucketKind::ClientIp, ip.to_string())],
-                    None,
-                )
-                .await?;
+                check_budget(limiter.as_ref(), &[Key::ClientIp(ip)], None).await?;
             }
             return Ok(self.health(client).await);
         }
@@ -264,39 +260,35 @@ impl Gateway {
         let inbound_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
 
-        let host = parts
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            })
-            .filter(|h| forwarding::is_valid_host(h));
+        // The authority asked for: the URI's (HTTP/2, absolute form), else `Host`.
+        let host = match parts.uri.authority() {
+            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            None => parts.headers.get(header::HOST).cloned(),
+        }
+        .filter(|h| h.to_str().is_ok_and(forwarding::is_valid_host));
         let client_ip = self.trusted.client_ip(conn.peer.ip(), &parts.headers);
 
         // Tenant from the path (stripped before routing) and from the host.
-        let full_path = parts.uri.path().to_owned();
-        if forwarding::has_dot_segment(&full_path) {
+        let full_path = parts.uri.path();
+        if forwarding::has_dot_segment(full_path) {
             // `/identity/../db/…` must not reach a service that normalises paths differently.
             return Err(Problem::bad_request(
                 "dot segments are not allowed in the path",
             ));
         }
-        let (path_tenant, path) = match tenant::from_path(&full_path) {
-            None => (None, full_path.clone()),
+        let (path_tenant, path) = match tenant::from_path(full_path) {
+            None => (None, full_path),
             Some(Ok((slug, rest))) => (Some(slug), rest),
             Some(Err(())) => return Err(unknown_tenant()),
         };
-        let host_tenant = match (&self.base_domain, &host) {
+        let host_tenant = match (
+            &self.base_domain,
+            host.as_ref().and_then(|h| h.to_str().ok()),
+        ) {
             (Some(base), Some(h)) => tenant::from_host(&forwarding::host_name(h), base),
             _ => None,
         };
-        let tenant_segment = path_tenant.as_ref().map(|slug| format!("/t/{slug}"));
-        if let (Some(h), Some(p)) = (&host_tenant, &path_tenant)
+        if let (Some(h), Some(p)) = (&host_tenant, path_tenant)
             && h != p
         {
             return Err(tenant_mismatch(
@@ -307,18 +299,22 @@ impl Gateway {
         // Per-client budgets before any work that costs more than a map lookup.
         let mut budget = None;
         if let Some(limiter) = &self.limiter {
-            let ip = client_ip.to_string();
-            let mut keys = vec![(BucketKind::ClientIp, ip.clone())];
-            for (i, prefix) in self.strict_paths.iter().enumerate() {
-                if path_starts_with(&path, prefix) {
-                    keys.push((BucketKind::Strict(i), ip.clone()));
+            let ip = Key::ClientIp(client_ip);
+            let mut strict = (self.strict_paths.iter().enumerate())
+                .filter(|(_, prefix)| path_starts_with(path, prefix))
+                .map(|(i, _)| Key::Strict(i, client_ip));
+            // Most paths have no strict limit: their one key needs no list.
+            budget = Some(match strict.next() {
+                None => check_budget(limiter.as_ref(), &[ip], None).await?,
+                Some(first) => {
+                    let keys: Vec<Key<'_>> = [ip, first].into_iter().chain(strict).collect();
+                    check_budget(limiter.as_ref(), &keys, None).await?
                 }
-            }
-            budget = Some(check_budget(limiter.as_ref(), &keys, None).await?);
+            });
         }
 
         let (route, stripped) = self
-            .route_for(&path)
+            .route_for(path)
             .ok_or_else(|| Problem::not_found().with_detail("no route for this path"))?;
 
         if let Some(len) = parts
@@ -342,11 +338,11 @@ impl Gateway {
             Err(_) => None,
         };
 
-        let resolved = match (host_tenant.or(path_tenant), token_tid) {
+        let resolved = match (host_tenant.as_deref().or(path_tenant), token_tid) {
             (Some(slug), tid) => {
                 let info = self
                     .directory
-                    .by_slug(&slug)
+                    .by_slug(slug)
                     .await
                     .map_err(directory_unavailable)?
                     .ok_or_else(unknown_tenant)?;
@@ -381,12 +377,14 @@ impl Gateway {
             ));
         }
         if let (Some(limiter), Some(t)) = (&self.limiter, &resolved) {
-            let keys = [(BucketKind::Tenant, t.id.clone())];
+            let keys = [Key::Tenant(&t.id)];
             budget = Some(check_budget(limiter.as_ref(), &keys, budget).await?);
         }
 
         // The request as the service sees it.
         let headers = &mut parts.headers;
+        // Room for what is added below: the map grows once instead of doubling on the way.
+        headers.reserve(10);
         forwarding::remove_hop_by_hop(headers, upgrade);
         while headers.remove(&TENANT).is_some() {}
         if let Some(t) = &resolved
@@ -394,9 +392,9 @@ impl Gateway {
         {
             headers.insert(TENANT.clone(), v);
         }
-        forwarding::set_forwarded(headers, conn, host.as_deref());
-        let public_prefix = match &tenant_segment {
-            Some(seg) => HeaderValue::from_str(&format!("{seg}{}", route.prefix)).ok(),
+        forwarding::set_forwarded(headers, conn, host.as_ref());
+        let public_prefix = match path_tenant {
+            Some(slug) => HeaderValue::from_str(&format!("/t/{slug}{}", route.prefix)).ok(),
             None => route.prefix_header.clone(),
         };
         if let Some(v) = public_prefix {
@@ -408,18 +406,19 @@ impl Gateway {
         // The gateway already answered `100 Continue` to the client when it read the body.
         headers.remove(header::EXPECT);
 
-        let query = parts.uri.query().map(str::to_owned);
         let mut resp = self
             .send(
                 conns,
                 route,
                 &parts.method,
                 std::mem::take(headers),
-                (&stripped, query.as_deref()),
+                (stripped, parts.uri.query()),
                 body,
             )
             .await?;
 
+        // Room for the request id, the budget and HSTS (see `handle`): one growth at most.
+        resp.headers_mut().reserve(5);
         if upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
             if let Some(inbound) = inbound_upgrade {
@@ -537,7 +536,7 @@ impl Gateway {
 
 async fn check_budget(
     limiter: &dyn RateLimiter,
-    keys: &[(BucketKind, String)],
+    keys: &[Key<'_>],
     previous: Option<Decision>,
 ) -> Result<Decision, Problem> {
     match limiter.check(keys).await {

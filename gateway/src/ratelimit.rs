@@ -4,11 +4,12 @@
 //! The limiter is behind [`RateLimiter`] so a budget shared across gateway replicas (Redis) can
 //! replace the in-memory one without touching the proxy.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use governor::Quota;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -16,13 +17,15 @@ use governor::state::keyed::DefaultKeyedStateStore;
 
 use crate::{Bucket, RateLimitConfig};
 
-/// Which bucket a key is checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BucketKind {
-    ClientIp,
-    Tenant,
-    /// Index into the configured strict limits.
-    Strict(usize),
+/// One bucket a request is counted against: the bucket's kind and whose it is. Borrowed and
+/// `Copy`, so checking a request allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key<'a> {
+    ClientIp(IpAddr),
+    /// The strict limit at this index of the configured ones, for this client address.
+    Strict(usize, IpAddr),
+    /// A tenant, by id.
+    Tenant(&'a String),
 }
 
 /// The outcome of checking one request against its buckets.
@@ -40,29 +43,28 @@ pub enum Decision {
     },
 }
 
+/// A decision: at once (in memory) or after a round trip (shared budget).
+pub type Check<'a> = Either<std::future::Ready<Decision>, BoxFuture<'a, Decision>>;
+
 pub trait RateLimiter: Send + Sync {
     /// Takes one token from each bucket in `keys` in order, stopping at the first empty one.
-    fn check<'a>(&'a self, keys: &'a [(BucketKind, String)]) -> BoxFuture<'a, Decision>;
+    fn check<'a>(&'a self, keys: &'a [Key<'a>]) -> Check<'a>;
 }
 
-type Keyed = governor::RateLimiter<
-    String,
-    DefaultKeyedStateStore<String>,
-    DefaultClock,
-    StateInformationMiddleware,
->;
+type Keyed<K> =
+    governor::RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
-struct Limiter {
+struct Limiter<K: std::hash::Hash + Eq + Clone> {
     bucket: Bucket,
-    keyed: Keyed,
+    keyed: Keyed<K>,
 }
 
 /// The in-memory limiter (one replica's budget).
 pub struct InMemoryLimiter {
     clock: DefaultClock,
-    ip: Limiter,
-    tenant: Limiter,
-    strict: Vec<Limiter>,
+    ip: Limiter<IpAddr>,
+    tenant: Limiter<String>,
+    strict: Vec<Limiter<IpAddr>>,
 }
 
 impl std::fmt::Debug for InMemoryLimiter {
@@ -78,13 +80,36 @@ fn quota(b: Bucket) -> Quota {
         .allow_burst(burst)
 }
 
-impl Limiter {
+impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
     fn new(bucket: Bucket) -> Self {
         Self {
             bucket,
             keyed: governor::RateLimiter::keyed(quota(bucket))
                 .with_middleware::<StateInformationMiddleware>(),
         }
+    }
+
+    /// Takes a token for `key`: the bucket's size, what is left and when it is full again; or
+    /// when to retry.
+    fn take(&self, key: &K, clock: &DefaultClock) -> Result<(u32, u32, Duration), Decision> {
+        match self.keyed.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let reset = Duration::from_millis(self.bucket.replenish_ms)
+                    .checked_mul(self.bucket.burst.saturating_sub(remaining))
+                    .unwrap_or(Duration::MAX);
+                Ok((self.bucket.burst, remaining, reset))
+            }
+            Err(not_until) => Err(Decision::Limited {
+                limit: self.bucket.burst,
+                retry_after: not_until.wait_time_from(clock.now()),
+            }),
+        }
+    }
+
+    fn housekeeping(&self) {
+        self.keyed.retain_recent();
+        self.keyed.shrink_to_fit();
     }
 }
 
@@ -102,36 +127,24 @@ impl InMemoryLimiter {
         }
     }
 
-    fn limiter(&self, kind: BucketKind) -> Option<&Limiter> {
-        match kind {
-            BucketKind::ClientIp => Some(&self.ip),
-            BucketKind::Tenant => Some(&self.tenant),
-            BucketKind::Strict(i) => self.strict.get(i),
-        }
-    }
-
-    fn check_now(&self, keys: &[(BucketKind, String)]) -> Decision {
+    fn check_now(&self, keys: &[Key<'_>]) -> Decision {
         let mut tightest: Option<(u32, u32, Duration)> = None;
-        for (kind, key) in keys {
-            let Some(l) = self.limiter(*kind) else {
-                continue;
+        for key in keys {
+            let taken = match *key {
+                Key::ClientIp(ip) => self.ip.take(&ip, &self.clock),
+                Key::Tenant(id) => self.tenant.take(id, &self.clock),
+                Key::Strict(i, ip) => match self.strict.get(i) {
+                    Some(l) => l.take(&ip, &self.clock),
+                    None => continue,
+                },
             };
-            match l.keyed.check_key(key) {
-                Ok(snapshot) => {
-                    let remaining = snapshot.remaining_burst_capacity();
-                    let reset = Duration::from_millis(l.bucket.replenish_ms)
-                        .checked_mul(l.bucket.burst.saturating_sub(remaining))
-                        .unwrap_or(Duration::MAX);
-                    if tightest.is_none_or(|(_, r, _)| remaining < r) {
-                        tightest = Some((l.bucket.burst, remaining, reset));
+            match taken {
+                Ok(t) => {
+                    if tightest.is_none_or(|(_, r, _)| t.1 < r) {
+                        tightest = Some(t);
                     }
                 }
-                Err(not_until) => {
-                    return Decision::Limited {
-                        limit: l.bucket.burst,
-                        retry_after: not_until.wait_time_from(self.clock.now()),
-                    };
-                }
+                Err(limited) => return limited,
             }
         }
         let (limit, remaining, reset) = tightest.unwrap_or((0, 0, Duration::ZERO));
@@ -144,19 +157,17 @@ impl InMemoryLimiter {
 
     /// Forgets keys whose buckets are full again (bounded memory under many client IPs).
     pub fn housekeeping(&self) {
-        for l in std::iter::once(&self.ip)
-            .chain(std::iter::once(&self.tenant))
-            .chain(self.strict.iter())
-        {
-            l.keyed.retain_recent();
-            l.keyed.shrink_to_fit();
+        self.ip.housekeeping();
+        self.tenant.housekeeping();
+        for l in &self.strict {
+            l.housekeeping();
         }
     }
 }
 
 impl RateLimiter for InMemoryLimiter {
-    fn check<'a>(&'a self, keys: &'a [(BucketKind, String)]) -> BoxFuture<'a, Decision> {
-        Box::pin(std::future::ready(self.check_now(keys)))
+    fn check<'a>(&'a self, keys: &'a [Key<'a>]) -> Check<'a> {
+        Either::Left(std::future::ready(self.check_now(keys)))
     }
 }
 
@@ -255,27 +266,30 @@ impl RedisLimiter {
         })
     }
 
-    fn bucket(&self, kind: BucketKind) -> Option<(Bucket, String)> {
-        match kind {
-            BucketKind::ClientIp => Some((self.config.per_ip, "ip".into())),
-            BucketKind::Tenant => Some((self.config.per_tenant, "tenant".into())),
-            BucketKind::Strict(i) => self
+    /// The bucket of `key` and its Redis key (`{prefix}:ip:{addr}`, `…:tenant:{id}`,
+    /// `…:strict{i}:{addr}`).
+    fn bucket(&self, key: &Key<'_>) -> Option<(Bucket, String)> {
+        let prefix = &self.prefix;
+        match *key {
+            Key::ClientIp(ip) => Some((self.config.per_ip, format!("{prefix}:ip:{ip}"))),
+            Key::Tenant(id) => Some((self.config.per_tenant, format!("{prefix}:tenant:{id}"))),
+            Key::Strict(i, ip) => self
                 .config
                 .strict
                 .get(i)
-                .map(|s| (s.bucket, format!("strict{i}"))),
+                .map(|s| (s.bucket, format!("{prefix}:strict{i}:{ip}"))),
         }
     }
 
-    async fn check_shared(&self, keys: &[(BucketKind, String)]) -> Result<Decision, String> {
+    async fn check_shared(&self, keys: &[Key<'_>]) -> Result<Decision, String> {
         let mut invocation = self.script.prepare_invoke();
         let mut any = false;
-        for (kind, key) in keys {
-            let Some((bucket, name)) = self.bucket(*kind) else {
+        for key in keys {
+            let Some((bucket, name)) = self.bucket(key) else {
                 continue;
             };
             invocation
-                .key(format!("{}:{name}:{key}", self.prefix))
+                .key(name)
                 .arg(bucket.replenish_ms.max(1))
                 .arg(bucket.burst.max(1));
             any = true;
@@ -322,8 +336,8 @@ impl RedisLimiter {
 }
 
 impl RateLimiter for RedisLimiter {
-    fn check<'a>(&'a self, keys: &'a [(BucketKind, String)]) -> BoxFuture<'a, Decision> {
-        Box::pin(async move {
+    fn check<'a>(&'a self, keys: &'a [Key<'a>]) -> Check<'a> {
+        Either::Right(Box::pin(async move {
             match self.check_shared(keys).await {
                 Ok(d) => d,
                 Err(e) => {
@@ -331,7 +345,7 @@ impl RateLimiter for RedisLimiter {
                     self.fallback.check_now(keys)
                 }
             }
-        })
+        }))
     }
 }
 
@@ -360,7 +374,7 @@ mod tests {
             ..RateLimitConfig::default()
         };
         let l = InMemoryLimiter::new(&config);
-        let keys = vec![(BucketKind::ClientIp, "1.2.3.4".to_string())];
+        let keys = [Key::ClientIp([1, 2, 3, 4].into())];
         assert!(matches!(
             l.check_now(&keys),
             Decision::Allowed {
@@ -381,7 +395,7 @@ mod tests {
             other => panic!("expected limited, got {other:?}"),
         }
         // Another client has its own bucket.
-        let other = vec![(BucketKind::ClientIp, "5.6.7.8".to_string())];
+        let other = [Key::ClientIp([5, 6, 7, 8].into())];
         assert!(matches!(l.check_now(&other), Decision::Allowed { .. }));
         assert_eq!(ceil_secs(Duration::from_millis(1001)), 2);
     }

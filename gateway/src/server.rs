@@ -22,10 +22,11 @@ use tansu_shared::config::Validate;
 use tansu_shared::problem::Problem;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::Config;
+use crate::balance::{Balancer, Door, Handover, Open};
 use crate::connections::Connections;
 use crate::forwarding::{self, Connection};
 use crate::proxy::{Client, Gateway, ProxyBody, build_client, empty_body, problem_response};
@@ -159,11 +160,17 @@ pub(crate) async fn run(
     };
     let mut finished = Vec::with_capacity(workers);
     let mut started = Vec::with_capacity(workers);
-    for n in 0..workers {
+    let (balancer, handovers) = Balancer::new(workers);
+    for (n, handovers) in handovers.into_iter().enumerate() {
         let (started_tx, started_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel::<()>();
         let shared = shared.clone();
         let stop = stop_rx.clone();
+        let seat = Seat {
+            me: n,
+            balancer: balancer.clone(),
+            handovers,
+        };
         std::thread::Builder::new()
             .name(format!("gateway-{n}"))
             .spawn(move || {
@@ -171,7 +178,7 @@ pub(crate) async fn run(
                     .enable_all()
                     .build();
                 match rt {
-                    Ok(rt) => rt.block_on(worker(shared, stop, started_tx)),
+                    Ok(rt) => rt.block_on(worker(shared, seat, stop, started_tx)),
                     Err(e) => {
                         let _ = started_tx.send(Err(format!("runtime: {e}")));
                     }
@@ -249,6 +256,7 @@ struct WorkerShared {
 /// driven by tasks of this runtime, never handed between threads.
 async fn worker(
     shared: Arc<WorkerShared>,
+    seat: Seat,
     stop: watch::Receiver<bool>,
     started: oneshot::Sender<Result<(), String>>,
 ) {
@@ -259,7 +267,7 @@ async fn worker(
     };
     let graceful = Arc::new(GracefulShutdown::new());
     let mut loops = tokio::task::JoinSet::new();
-    let result = start_accepting(&shared, &handler, &graceful, &stop, &mut loops);
+    let result = start_accepting(&shared, seat, &handler, &graceful, &stop, &mut loops);
     let ok = result.is_ok();
     let _ = started.send(result.map_err(|e| e.to_string()));
     if !ok {
@@ -278,18 +286,75 @@ async fn worker(
     }
 }
 
-type OnConn = Box<dyn Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) + Send>;
+/// A worker's place among the workers: its index, the balancer, its hand-over queue.
+struct Seat {
+    me: usize,
+    balancer: Arc<Balancer>,
+    handovers: mpsc::UnboundedReceiver<Handover>,
+}
 
-/// Starts this worker's accept loop on every listener.
+/// Serves one connection on the calling worker.
+type Serve = Arc<dyn Fn(TcpStream, SocketAddr, OwnedSemaphorePermit, Open) + Send + Sync>;
+
+/// Starts this worker's accept loop on every listener, and the loop serving the connections
+/// other workers hand to it (see [`crate::balance`]).
 fn start_accepting(
     shared: &Arc<WorkerShared>,
+    seat: Seat,
     handler: &Handler,
     graceful: &Arc<GracefulShutdown>,
     stop: &watch::Receiver<bool>,
     loops: &mut tokio::task::JoinSet<()>,
 ) -> std::io::Result<()> {
-    let mut spawn_loop = |l: &SharedListener, on_conn: OnConn| -> std::io::Result<()> {
+    let (s, h, g) = (shared.clone(), handler.clone(), graceful.clone());
+    let https: Serve = Arc::new(move |tcp, peer, permit, open| {
+        let (acceptor, h, settings, watcher) = (
+            s.acceptor.clone(),
+            h.clone(),
+            s.settings.clone(),
+            g.watcher(),
+        );
+        tokio::spawn(async move {
+            let _open = open;
+            serve_tls(tcp, peer, permit, acceptor, h, settings, watcher).await;
+        });
+    });
+    let (s, h, g) = (shared.clone(), handler.clone(), graceful.clone());
+    let plain: Serve = Arc::new(move |tcp, peer, permit, open| {
+        let (h, settings, watcher) = (h.clone(), s.settings.clone(), g.watcher());
+        tokio::spawn(async move {
+            let _open = open;
+            serve_proxied(tcp, peer, "http", permit, h, settings, watcher).await;
+        });
+    });
+    let (s, g) = (shared.clone(), graceful.clone());
+    let redirect: Serve = Arc::new(move |tcp, _peer, permit, open| {
+        let (port, settings, watcher) = (s.https_port, s.redirect_settings.clone(), g.watcher());
+        tokio::spawn(async move {
+            let _open = open;
+            serve_redirect(tcp, permit, port, settings, watcher).await;
+        });
+    });
+    let serve_at = move |door: Door| -> Serve {
+        match door {
+            Door::Https => https.clone(),
+            Door::Plain => plain.clone(),
+            Door::Redirect => redirect.clone(),
+        }
+    };
+    let Seat {
+        me,
+        balancer,
+        mut handovers,
+    } = seat;
+    let mut spawn_loop = |l: &SharedListener, door: Door| -> std::io::Result<()> {
         let listener = l.for_this_runtime()?;
+        let (serve, balancer) = (serve_at(door), balancer.clone());
+        let on_conn = move |tcp, peer, permit| {
+            if let Some((tcp, permit, open)) = balancer.place(me, door, tcp, peer, permit) {
+                serve(tcp, peer, permit, open);
+            }
+        };
         loops.spawn(accept_loop(
             listener,
             l.conns.clone(),
@@ -298,53 +363,33 @@ fn start_accepting(
         ));
         Ok(())
     };
-    let (s, h, g) = (shared.clone(), handler.clone(), graceful.clone());
-    spawn_loop(
-        &shared.https,
-        Box::new(move |tcp, peer, permit| {
-            tokio::spawn(serve_tls(
-                tcp,
-                peer,
-                permit,
-                s.acceptor.clone(),
-                h.clone(),
-                s.settings.clone(),
-                g.watcher(),
-            ));
-        }),
-    )?;
+    spawn_loop(&shared.https, Door::Https)?;
     if let Some(plain) = &shared.plain {
-        let (s, h, g) = (shared.clone(), handler.clone(), graceful.clone());
-        spawn_loop(
-            plain,
-            Box::new(move |tcp, peer, permit| {
-                tokio::spawn(serve_proxied(
-                    tcp,
-                    peer,
-                    "http",
-                    permit,
-                    h.clone(),
-                    s.settings.clone(),
-                    g.watcher(),
-                ));
-            }),
-        )?;
+        spawn_loop(plain, Door::Plain)?;
     }
     if let Some(redirect) = &shared.redirect {
-        let (s, g) = (shared.clone(), graceful.clone());
-        spawn_loop(
-            redirect,
-            Box::new(move |tcp, _peer, permit| {
-                tokio::spawn(serve_redirect(
-                    tcp,
-                    permit,
-                    s.https_port,
-                    s.redirect_settings.clone(),
-                    g.watcher(),
-                ));
-            }),
-        )?;
+        spawn_loop(redirect, Door::Redirect)?;
     }
+    let mut stop = stop.clone();
+    loops.spawn(async move {
+        loop {
+            let handover = tokio::select! {
+                h = handovers.recv() => match h {
+                    Some(h) => h,
+                    None => return,
+                },
+                _ = stop.changed() => return,
+            };
+            match TcpStream::from_std(handover.tcp) {
+                Ok(tcp) => {
+                    serve_at(handover.door)(tcp, handover.peer, handover.permit, handover.open)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a handed-over connection could not be served")
+                }
+            }
+        }
+    });
     Ok(())
 }
 
@@ -452,11 +497,11 @@ async fn serve_proxied<T>(
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn_info = Connection {
+    let conn_info = Arc::new(Connection::new(
         peer,
-        trusted: handler.gateway.trusted.contains(peer.ip()),
+        handler.gateway.trusted.contains(peer.ip()),
         proto,
-    };
+    ));
     let activity = Activity::new();
     let io = TokioIo::new(IdleIo {
         inner: io,
@@ -465,11 +510,12 @@ async fn serve_proxied<T>(
     let handler = Arc::new(handler);
     let service = service_fn(move |req: Request<Incoming>| {
         let handler = handler.clone();
+        let conn_info = conn_info.clone();
         async move {
             Ok::<_, Infallible>(
                 handler
                     .gateway
-                    .handle(req, conn_info, (&handler.client, &handler.conns))
+                    .handle(req, &conn_info, (&handler.client, &handler.conns))
                     .await,
             )
         }

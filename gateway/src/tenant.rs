@@ -122,7 +122,7 @@ impl TenantDirectory for OpenDirectory {
     }
 }
 
-type Entry = (Instant, Option<TenantInfo>);
+type Entry = (Instant, Option<Arc<TenantInfo>>);
 type Cache = Mutex<HashMap<String, Entry>>;
 
 /// A TTL cache in front of a directory. Answers, including "no such tenant", are fresh for
@@ -170,7 +170,7 @@ impl CachedDirectory {
         map.get(key).cloned()
     }
 
-    fn store(&self, map: &Cache, key: &str, value: Option<TenantInfo>) {
+    fn store(&self, map: &Cache, key: &str, value: Option<Arc<TenantInfo>>) {
         let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.max_entries {
             map.clear();
@@ -178,20 +178,21 @@ impl CachedDirectory {
         map.insert(key.to_owned(), (Instant::now(), value));
     }
 
-    async fn lookup(
-        &self,
+    async fn lookup<'a>(
+        &'a self,
         map: &Cache,
         key: &str,
-        fetch: BoxFuture<'_, Result<Option<TenantInfo>, String>>,
-    ) -> Result<Option<TenantInfo>, String> {
+        fetch: impl FnOnce() -> BoxFuture<'a, Result<Option<TenantInfo>, String>>,
+    ) -> Result<Option<Arc<TenantInfo>>, String> {
         let cached = Self::cached(map, key);
         if let Some((at, v)) = &cached
             && at.elapsed() < self.ttl
         {
             return Ok(v.clone());
         }
-        match fetch.await {
+        match fetch().await {
             Ok(v) => {
+                let v = v.map(Arc::new);
                 self.store(map, key, v.clone());
                 Ok(v)
             }
@@ -205,13 +206,15 @@ impl CachedDirectory {
         }
     }
 
-    pub async fn by_slug(&self, slug: &str) -> Result<Option<TenantInfo>, String> {
-        self.lookup(&self.slugs, slug, self.inner.by_slug(slug))
+    /// The tenant with this slug; the directory is asked only when no fresh answer is cached.
+    pub async fn by_slug(&self, slug: &str) -> Result<Option<Arc<TenantInfo>>, String> {
+        self.lookup(&self.slugs, slug, || self.inner.by_slug(slug))
             .await
     }
 
-    pub async fn by_id(&self, id: &str) -> Result<Option<TenantInfo>, String> {
-        self.lookup(&self.ids, id, self.inner.by_id(id)).await
+    /// The tenant with this id (see [`Self::by_slug`]).
+    pub async fn by_id(&self, id: &str) -> Result<Option<Arc<TenantInfo>>, String> {
+        self.lookup(&self.ids, id, || self.inner.by_id(id)).await
     }
 
     /// Makes every cached answer `by` older (tests of the freshness bounds).
@@ -351,7 +354,7 @@ pub fn from_host(host_name: &str, base_domain: &str) -> Option<String> {
 }
 
 /// `/t/{slug}/rest` → `(slug, "/rest")`. `Some(Err(()))` for a `/t/` path without a valid slug.
-pub fn from_path(path: &str) -> Option<Result<(String, String), ()>> {
+pub fn from_path(path: &str) -> Option<Result<(&str, &str), ()>> {
     let rest = path.strip_prefix("/t/")?;
     let (slug, tail) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -360,7 +363,7 @@ pub fn from_path(path: &str) -> Option<Result<(String, String), ()>> {
     if !is_valid_slug(slug) {
         return Some(Err(()));
     }
-    Some(Ok((slug.to_owned(), tail.to_owned())))
+    Some(Ok((slug, tail)))
 }
 
 /// The `tid` claim of a compact JWT, decoded without verification (the service verifies).
@@ -407,11 +410,8 @@ mod tests {
         assert_eq!(from_host("tansu.test", "tansu.test"), None);
         assert_eq!(from_host("a.b.tansu.test", "tansu.test"), None);
         assert_eq!(from_host("acmetansu.test", "tansu.test"), None);
-        assert_eq!(
-            from_path("/t/acme/db/x"),
-            Some(Ok(("acme".into(), "/db/x".into())))
-        );
-        assert_eq!(from_path("/t/acme"), Some(Ok(("acme".into(), "/".into()))));
+        assert_eq!(from_path("/t/acme/db/x"), Some(Ok(("acme", "/db/x"))));
+        assert_eq!(from_path("/t/acme"), Some(Ok(("acme", "/"))));
         assert_eq!(from_path("/t/ACME/x"), Some(Err(())));
         assert_eq!(from_path("/db/x"), None);
     }
@@ -482,7 +482,7 @@ mod tests {
         let dir = Arc::new(Switchable::default());
         let (ttl, stale) = (Duration::from_secs(2), Duration::from_secs(30));
         let c = CachedDirectory::new(dir.clone(), ttl, stale, 100);
-        let status = |t: Option<TenantInfo>| t.map(|t| t.status);
+        let status = |t: Option<Arc<TenantInfo>>| t.map(|t| t.status);
         assert_eq!(
             status(c.by_slug("acme").await.unwrap()),
             Some(TenantStatus::Active)

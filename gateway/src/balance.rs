@@ -1,8 +1,8 @@
 //! Spreads accepted connections over the worker threads.
 //!
 //! Every worker accepts from the same listening sockets, and whichever wakes first takes the
-//! connection: under a burst of new connections the busiest or the first-woken worker can end
-//! up with most of them (measured: 70 % / 30 % of 32 keep-alive connections on two workers),
+//! connection: under a burst of new connections the first-woken worker can end up with most or
+//! all of them (measured: all 32 keep-alive connections of a benchmark on one of two workers),
 //! so one core saturates while the other idles, for as long as those connections live. So a
 //! connection is served by the worker with the fewest open connections: the accepting one when
 //! it is among them, otherwise the connection is handed to that worker (its socket leaves the

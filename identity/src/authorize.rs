@@ -630,12 +630,18 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
     let typed: String = email.to_lowercase().chars().take(320).collect();
     let account_key = format!("a:{typed}|{ip}");
     let ip_key = format!("i:{ip}");
-    let failures_pending = match state
+    // An empty or over-long email names no account (and is not looked up).
+    let lookup = if email.is_empty() || email.len() > 320 {
+        ""
+    } else {
+        email
+    };
+    let (failures_pending, found) = match state
         .store
-        .login_gate(&account_key, &ip_key, now_ms())
+        .sign_in_lookup(&account_key, &ip_key, now_ms(), lookup)
         .await
     {
-        Ok(gate) if gate.locked_until.is_none() => gate.failures_pending,
+        Ok((gate, found)) if gate.locked_until.is_none() => (gate.failures_pending, found),
         Ok(_) => {
             metrics::counter!("identity_sign_ins_total", "outcome" => "locked").increment(1);
             tracing::info!(ip = %ip, "sign-in refused: temporarily locked");
@@ -666,20 +672,9 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
             .into_response();
         }
     };
-    let user = if email.is_empty() || email.len() > 320 {
-        None
-    } else {
-        match state.store.user_by_email(email).await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::error!(error = %e, "user lookup failed");
-                return AuthorizeError::Page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Sign-in is unavailable right now; retry later.",
-                )
-                .into_response();
-            }
-        }
+    let (user, enrolled) = match found {
+        Some((u, enrolled)) => (Some(u), enrolled),
+        None => (None, false),
     };
     let ok = state
         .passwords
@@ -735,7 +730,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
     // The second factor, the tenant choice and a forced enrolment come next, if needed.
     let mut step = crate::login_steps::first_step(&headers, &user, account_key);
     step.failures_pending = failures_pending;
-    crate::login_steps::advance(&state, &headers, &req, &user, step, None).await
+    crate::login_steps::advance(&state, &headers, &req, &user, (step, Some(enrolled)), None).await
 }
 
 /// The client's IP: the rightmost `X-Forwarded-For` entry (the address the gateway in front

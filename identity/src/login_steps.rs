@@ -100,19 +100,23 @@ enum Stage {
 }
 
 /// Continues a password-verified sign-in: shows the next step's page, or finishes (creates
-/// the session and continues the authorization). `recovery` are freshly issued recovery codes
-/// to show once on finishing.
+/// the session and continues the authorization). With the step comes whether the user has a
+/// confirmed second factor when the caller read it already (`None`: read here). `recovery` are
+/// freshly issued recovery codes to show once on finishing.
 pub(crate) async fn advance(
     state: &AppState,
     headers: &HeaderMap,
     req: &AuthRequest,
     user: &UserRow,
-    mut step: LoginStepRow,
+    (mut step, enrolled): (LoginStepRow, Option<bool>),
     recovery: Option<Vec<String>>,
 ) -> Response {
-    let enrolled = match mfa::enrolled(state, &user.id).await {
-        Ok(e) => e,
-        Err(e) => return unavailable(&e),
+    let enrolled = match enrolled {
+        Some(known) => known,
+        None => match mfa::enrolled(state, &user.id).await {
+            Ok(e) => e,
+            Err(e) => return unavailable(&e),
+        },
     };
     let needs_code = enrolled && !has_second_factor(&step.amr);
     // The tenant row when it was read just now (its policy needs no second read).
@@ -608,7 +612,7 @@ pub async fn login_mfa(State(state): State<AppState>, headers: HeaderMap, body: 
             .await;
         }
     }
-    advance(&state, &headers, &s.req, &s.user, step, None).await
+    advance(&state, &headers, &s.req, &s.user, (step, None), None).await
 }
 
 /// `POST /login/tenant`: the tenant picker's choice.
@@ -646,7 +650,7 @@ pub async fn login_pick_tenant(
     let mut step = s.step.clone();
     step.tenant_id = Some(tenant);
     step.tenant_resolved = true;
-    advance(&state, &headers, &s.req, &s.user, step, None).await
+    advance(&state, &headers, &s.req, &s.user, (step, None), None).await
 }
 
 /// `POST /login/enrol`: the first code of an enrolment the tenant's policy forced.
@@ -676,7 +680,7 @@ pub async fn login_enrol(
             .await;
             let mut step = s.step.clone();
             step.amr = "pwd otp mfa".into();
-            advance(&state, &headers, &s.req, &s.user, step, Some(codes)).await
+            advance(&state, &headers, &s.req, &s.user, (step, None), Some(codes)).await
         }
         Ok(None) => {
             mfa_event(

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::lockout::LoginGate;
 use super::{Store, StoreError, StoreResult, on_pool};
 
 #[derive(Clone)]
@@ -111,6 +112,45 @@ impl Store {
                 Some(r) => Some(user_row!(r)),
                 None => None,
             })
+        })
+    }
+
+    /// Everything a password sign-in reads before hashing, in one statement: the lock state
+    /// of the account and IP keys (see [`Store::login_gate`]), the account with this email,
+    /// and whether it has a confirmed second factor.
+    pub async fn sign_in_lookup(
+        &self,
+        account_key: &str,
+        ip_key: &str,
+        now: i64,
+        email: &str,
+    ) -> StoreResult<(LoginGate, Option<(UserRow, bool)>)> {
+        const SQL: &str = "SELECT g.until, g.pending, u.*, \
+            EXISTS (SELECT 1 FROM mfa_totp t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) \
+                AS mfa_enrolled \
+            FROM (SELECT \
+                MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS until, \
+                MAX(CASE WHEN key = $1 AND locked_until = 0 THEN 1 ELSE 0 END) AS pending \
+                FROM login_failures WHERE key = $1 OR key = $2) g \
+            LEFT JOIN users u ON u.email = $4";
+        let email = email.trim().to_lowercase();
+        on_pool!(self, pool => {
+            let r = sqlx::query(SQL)
+                .bind(account_key)
+                .bind(ip_key)
+                .bind(now)
+                .bind(&email)
+                .fetch_one(pool)
+                .await?;
+            let gate = LoginGate {
+                locked_until: r.try_get::<Option<i64>, _>("until")?,
+                failures_pending: r.try_get::<Option<i32>, _>("pending")?.unwrap_or(0) != 0,
+            };
+            let user = match r.try_get::<Option<String>, _>("id")? {
+                Some(_) => Some((user_row!(r), r.try_get::<bool, _>("mfa_enrolled")?)),
+                None => None,
+            };
+            Ok((gate, user))
         })
     }
 

@@ -12,6 +12,24 @@ pub struct LoginGate {
     pub failures_pending: bool,
 }
 
+/// The lock state of the account key `$1` and the IP key `$2` at `$3` (one row, columns
+/// `until` and `pending`, read by `login_gate!`).
+pub(super) const GATE_SQL: &str = "SELECT \
+    MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS until, \
+    MAX(CASE WHEN key = $1 AND locked_until = 0 THEN 1 ELSE 0 END) AS pending \
+    FROM login_failures WHERE key = $1 OR key = $2";
+
+/// A [`LoginGate`] from a row with the columns of [`GATE_SQL`] (either backend's row).
+macro_rules! login_gate {
+    ($r:expr) => {
+        LoginGate {
+            locked_until: $r.try_get::<Option<i64>, _>("until")?,
+            failures_pending: $r.try_get::<Option<i32>, _>("pending")?.unwrap_or(0) != 0,
+        }
+    };
+}
+pub(super) use login_gate;
+
 impl Store {
     /// The latest `locked_until` among `keys` that is still in the future.
     pub async fn locked_until(&self, keys: &[&str], now: i64) -> StoreResult<Option<i64>> {
@@ -28,16 +46,9 @@ impl Store {
         ip_key: &str,
         now: i64,
     ) -> StoreResult<LoginGate> {
-        const SQL: &str = "SELECT \
-            MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS until, \
-            MAX(CASE WHEN key = $1 AND locked_until = 0 THEN 1 ELSE 0 END) AS pending \
-            FROM login_failures WHERE key = $1 OR key = $2";
         on_pool!(self, pool => {
-            let row = sqlx::query(SQL).bind(account_key).bind(ip_key).bind(now).fetch_one(pool).await?;
-            Ok(LoginGate {
-                locked_until: row.try_get::<Option<i64>, _>("until")?,
-                failures_pending: row.try_get::<Option<i32>, _>("pending")?.unwrap_or(0) != 0,
-            })
+            let row = sqlx::query(GATE_SQL).bind(account_key).bind(ip_key).bind(now).fetch_one(pool).await?;
+            Ok(login_gate!(row))
         })
     }
 

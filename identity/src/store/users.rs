@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::lockout::LoginGate;
+use super::lockout::{GATE_SQL, LoginGate, login_gate};
 use super::{Store, StoreError, StoreResult, on_pool};
 
 #[derive(Clone)]
@@ -125,27 +125,21 @@ impl Store {
         now: i64,
         email: &str,
     ) -> StoreResult<(LoginGate, Option<(UserRow, bool)>)> {
-        const SQL: &str = "SELECT g.until, g.pending, u.*, \
-            EXISTS (SELECT 1 FROM mfa_totp t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) \
-                AS mfa_enrolled \
-            FROM (SELECT \
-                MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS until, \
-                MAX(CASE WHEN key = $1 AND locked_until = 0 THEN 1 ELSE 0 END) AS pending \
-                FROM login_failures WHERE key = $1 OR key = $2) g \
-            LEFT JOIN users u ON u.email = $4";
+        let sql = format!(
+            "SELECT g.until, g.pending, u.*, EXISTS (SELECT 1 FROM mfa_totp t \
+                WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS mfa_enrolled \
+             FROM ({GATE_SQL}) g LEFT JOIN users u ON u.email = $4"
+        );
         let email = email.trim().to_lowercase();
         on_pool!(self, pool => {
-            let r = sqlx::query(SQL)
+            let r = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(account_key)
                 .bind(ip_key)
                 .bind(now)
                 .bind(&email)
                 .fetch_one(pool)
                 .await?;
-            let gate = LoginGate {
-                locked_until: r.try_get::<Option<i64>, _>("until")?,
-                failures_pending: r.try_get::<Option<i32>, _>("pending")?.unwrap_or(0) != 0,
-            };
+            let gate = login_gate!(r);
             let user = match r.try_get::<Option<String>, _>("id")? {
                 Some(_) => Some((user_row!(r), r.try_get::<bool, _>("mfa_enrolled")?)),
                 None => None,

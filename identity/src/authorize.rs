@@ -664,7 +664,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
             );
         }
         Err(e) => {
-            tracing::error!(error = %e, "lockout lookup failed");
+            tracing::error!(error = %e, "sign-in lookup failed");
             return AuthorizeError::Page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is unavailable right now; retry later.",

@@ -404,10 +404,14 @@ pub async fn authorize(State(state): State<AppState>, uri: Uri, headers: HeaderM
     }
 }
 
-async fn issue_code(
+/// The code for `req` in `session`, as the redirect to the client. `new_session`: the session
+/// is not stored yet and is stored with the code (see [`Store::insert_session_with_code`]).
+///
+/// [`Store::insert_session_with_code`]: crate::store::Store::insert_session_with_code
+pub(crate) async fn issue_code(
     state: &AppState,
     req: &AuthRequest,
-    session: &SessionRow,
+    (session, new_session): (&SessionRow, bool),
     user: &UserRow,
 ) -> Result<Response, AuthorizeError> {
     let code = crypto::random_secret().map_err(|_| {
@@ -437,7 +441,12 @@ async fn issue_code(
         issued_access_jti: None,
         issued_access_exp: None,
     };
-    if let Err(e) = state.store.insert_code(&row).await {
+    let stored = if new_session {
+        state.store.insert_session_with_code(session, &row).await
+    } else {
+        state.store.insert_code(&row).await
+    };
+    if let Err(e) = stored {
         tracing::error!(error = %e, "storing an authorization code failed");
         return Err(error_redirect(
             state,
@@ -466,26 +475,43 @@ pub(crate) async fn continue_authorization(
     session: &SessionRow,
     user: &UserRow,
 ) -> Response {
-    let asked = req.prompt.iter().any(|p| p == "consent");
-    let needed = asked
-        || (!req.client.first_party
-            && match state.store.consent(&user.id, &req.client.client_id).await {
-                Ok(granted) => req.scopes.iter().any(|s| !granted.contains(s)),
-                Err(e) => {
-                    tracing::error!(error = %e, "consent lookup failed");
-                    return AuthorizeError::Page(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Sign-in is unavailable right now; retry later.",
-                    )
-                    .into_response();
-                }
-            });
-    if !needed {
-        return match issue_code(state, req, session, user).await {
+    match consent_needed(state, req, user).await {
+        Err(e) => e.into_response(),
+        Ok(false) => match issue_code(state, req, (session, false), user).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
-        };
+        },
+        Ok(true) => ask_consent(state, headers, req),
     }
+}
+
+/// Whether the user must consent first: third-party clients for scopes the user has not
+/// granted them yet, and `prompt=consent`.
+pub(crate) async fn consent_needed(
+    state: &AppState,
+    req: &AuthRequest,
+    user: &UserRow,
+) -> Result<bool, AuthorizeError> {
+    if req.prompt.iter().any(|p| p == "consent") {
+        return Ok(true);
+    }
+    if req.client.first_party {
+        return Ok(false);
+    }
+    match state.store.consent(&user.id, &req.client.client_id).await {
+        Ok(granted) => Ok(req.scopes.iter().any(|s| !granted.contains(s))),
+        Err(e) => {
+            tracing::error!(error = %e, "consent lookup failed");
+            Err(AuthorizeError::Page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable right now; retry later.",
+            ))
+        }
+    }
+}
+
+/// The consent page, or `consent_required` with `prompt=none`.
+pub(crate) fn ask_consent(state: &AppState, headers: &HeaderMap, req: &AuthRequest) -> Response {
     if req.prompt.iter().any(|p| p == "none") {
         return error_redirect(
             state,
@@ -596,7 +622,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
                 )
                 .into_response();
             }
-            match issue_code(&state, &req, &session, &user).await {
+            match issue_code(&state, &req, (&session, false), &user).await {
                 Ok(r) => r,
                 Err(e) => e.into_response(),
             }
@@ -672,9 +698,15 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
             .into_response();
         }
     };
-    let (user, enrolled) = match found {
-        Some((u, enrolled)) => (Some(u), enrolled),
-        None => (None, false),
+    let (user, known) = match found {
+        Some(a) => {
+            let known = crate::login_steps::Known {
+                enrolled: Some(a.mfa_enrolled),
+                tenants: Some(a.tenants),
+            };
+            (Some(a.user), known)
+        }
+        None => (None, crate::login_steps::Known::default()),
     };
     let ok = state
         .passwords
@@ -730,7 +762,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
     // The second factor, the tenant choice and a forced enrolment come next, if needed.
     let mut step = crate::login_steps::first_step(&headers, &user, account_key);
     step.failures_pending = failures_pending;
-    crate::login_steps::advance(&state, &headers, &req, &user, (step, Some(enrolled)), None).await
+    crate::login_steps::advance(&state, &headers, &req, &user, (step, known), None).await
 }
 
 /// The client's IP: the rightmost `X-Forwarded-For` entry (the address the gateway in front

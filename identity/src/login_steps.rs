@@ -28,8 +28,8 @@ use subtle::ConstantTimeEq;
 use crate::AppState;
 use crate::authorize::{
     AuthRequest, AuthorizeError, CSRF_COOKIE, FORM_EXPIRED, SESSION_COOKIE, SIGN_IN_FORM_EXPIRED,
-    continue_authorization, cookie_value, csrf_token, current_session, escape, html, login_page,
-    page, parse_request, record_failure, set_cookie, sign_in_event,
+    ask_consent, consent_needed, cookie_value, csrf_token, current_session, escape, html,
+    issue_code, login_page, page, parse_request, record_failure, set_cookie, sign_in_event,
 };
 use crate::crypto;
 use crate::events;
@@ -99,19 +99,28 @@ enum Stage {
     Enrol { reuse: bool },
 }
 
+/// What the sign-in already read of the user; `advance` reads the rest (`Default`: nothing).
+#[derive(Default)]
+pub(crate) struct Known {
+    /// Whether the user has a confirmed second factor.
+    pub(crate) enrolled: Option<bool>,
+    /// The user's tenants, ordered by id ([`crate::store::Store::tenants_of_user`]).
+    pub(crate) tenants: Option<Vec<TenantRow>>,
+}
+
 /// Continues a password-verified sign-in: shows the next step's page, or finishes (creates
-/// the session and continues the authorization). With the step comes whether the user has a
-/// confirmed second factor when the caller read it already (`None`: read here). `recovery` are
-/// freshly issued recovery codes to show once on finishing.
+/// the session and continues the authorization). With the step comes what the caller already
+/// read of the user (`Known`: the rest is read here). `recovery` are freshly issued recovery
+/// codes to show once on finishing.
 pub(crate) async fn advance(
     state: &AppState,
     headers: &HeaderMap,
     req: &AuthRequest,
     user: &UserRow,
-    (mut step, enrolled): (LoginStepRow, Option<bool>),
+    (mut step, known): (LoginStepRow, Known),
     recovery: Option<Vec<String>>,
 ) -> Response {
-    let enrolled = match enrolled {
+    let enrolled = match known.enrolled {
         Some(known) => known,
         None => match mfa::enrolled(state, &user.id).await {
             Ok(e) => e,
@@ -122,7 +131,7 @@ pub(crate) async fn advance(
     // The tenant row when it was read just now (its policy needs no second read).
     let mut resolved: Option<TenantRow> = None;
     if !step.tenant_resolved {
-        match resolve_tenant(state, user, req.tenant.as_deref()).await {
+        match resolve_tenant(state, user, req.tenant.as_deref(), known.tenants).await {
             Ok(Resolved::Tenant(t)) => {
                 step.tenant_id = t.as_ref().map(|t| t.id.clone());
                 step.tenant_resolved = true;
@@ -174,17 +183,21 @@ enum Resolved {
 
 /// The tenant of a sign-in: the `tenant` hint (id or slug), else the only membership, else the
 /// picker over the active ones; `None` for a user without memberships (a platform identity).
-/// One read of the user's tenants answers all of it.
+/// One read of the user's tenants (`known`, when the sign-in read them already) answers all of it.
 async fn resolve_tenant(
     state: &AppState,
     user: &UserRow,
     hint: Option<&str>,
+    known: Option<Vec<TenantRow>>,
 ) -> Result<Resolved, &'static str> {
-    let tenants = state
-        .store
-        .tenants_of_user(&user.id)
-        .await
-        .map_err(|_| UNAVAILABLE)?;
+    let tenants = match known {
+        Some(t) => t,
+        None => state
+            .store
+            .tenants_of_user(&user.id)
+            .await
+            .map_err(|_| UNAVAILABLE)?,
+    };
     if hint.is_some() || tenants.len() < 2 {
         return crate::authorize::pick_login_tenant(tenants, hint).map(Resolved::Tenant);
     }
@@ -364,9 +377,37 @@ async fn finish(
         revoked_at: None,
         tenant_id: step.tenant_id.clone(),
     };
-    if let Err(e) = state.store.insert_session(&session).await {
-        return unavailable(&e);
-    }
+    // The session is stored with the code when the sign-in ends in one (no consent to ask,
+    // no recovery codes to show first), else alone; nothing is stored when this fails.
+    let ends_in_code = match recovery {
+        Some(_) => false,
+        None => match consent_needed(state, req, user).await {
+            Ok(needed) => !needed,
+            Err(e) => return e.into_response(),
+        },
+    };
+    let mut response = if ends_in_code {
+        match issue_code(state, req, (&session, true), user).await {
+            Ok(r) => r,
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        if let Err(e) = state.store.insert_session(&session).await {
+            return unavailable(&e);
+        }
+        match recovery {
+            Some(codes) => {
+                let next = format!("{}connect/authorize?{}", state.config.issuer, req.raw);
+                let body = format!(
+                    "<h1>Two-step verification is on</h1>{}<p><a class=\"continue\" href=\"{}\">Continue</a></p>",
+                    recovery_html(&codes),
+                    escape(&next)
+                );
+                html(StatusCode::OK, &page("Two-step verification", &body))
+            }
+            None => ask_consent(state, headers, req),
+        }
+    };
     if step.failures_pending
         && let Err(e) = state.store.clear_login_failures(&step.account_key).await
     {
@@ -384,18 +425,6 @@ async fn finish(
     )
     .await;
     tracing::info!(user_id = %user.id, amr = %session.amr, "signed in");
-    let mut response = match recovery {
-        Some(codes) => {
-            let next = format!("{}connect/authorize?{}", state.config.issuer, req.raw);
-            let body = format!(
-                "<h1>Two-step verification is on</h1>{}<p><a class=\"continue\" href=\"{}\">Continue</a></p>",
-                recovery_html(&codes),
-                escape(&next)
-            );
-            html(StatusCode::OK, &page("Two-step verification", &body))
-        }
-        None => continue_authorization(state, headers, req, &session, user).await,
-    };
     if let Some(c) = set_cookie(state, SESSION_COOKIE, &token, "Lax", lifetime) {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -612,7 +641,15 @@ pub async fn login_mfa(State(state): State<AppState>, headers: HeaderMap, body: 
             .await;
         }
     }
-    advance(&state, &headers, &s.req, &s.user, (step, None), None).await
+    advance(
+        &state,
+        &headers,
+        &s.req,
+        &s.user,
+        (step, Known::default()),
+        None,
+    )
+    .await
 }
 
 /// `POST /login/tenant`: the tenant picker's choice.
@@ -650,7 +687,15 @@ pub async fn login_pick_tenant(
     let mut step = s.step.clone();
     step.tenant_id = Some(tenant);
     step.tenant_resolved = true;
-    advance(&state, &headers, &s.req, &s.user, (step, None), None).await
+    advance(
+        &state,
+        &headers,
+        &s.req,
+        &s.user,
+        (step, Known::default()),
+        None,
+    )
+    .await
 }
 
 /// `POST /login/enrol`: the first code of an enrolment the tenant's policy forced.
@@ -680,7 +725,15 @@ pub async fn login_enrol(
             .await;
             let mut step = s.step.clone();
             step.amr = "pwd otp mfa".into();
-            advance(&state, &headers, &s.req, &s.user, (step, None), Some(codes)).await
+            advance(
+                &state,
+                &headers,
+                &s.req,
+                &s.user,
+                (step, Known::default()),
+                Some(codes),
+            )
+            .await
         }
         Ok(None) => {
             mfa_event(

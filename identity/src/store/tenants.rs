@@ -27,19 +27,25 @@ pub struct MembershipRow {
 
 pub(crate) const TENANT_COLUMNS: &str = "id, slug, name, status, policy, created_at, updated_at";
 
+/// A [`TenantRow`] from a row with the tenant's columns, optionally named with a prefix
+/// (`tenant_row!(r, "t_")` reads `t_id`, `t_slug`, …).
 macro_rules! tenant_row {
     ($r:expr) => {
+        tenant_row!($r, "")
+    };
+    ($r:expr, $prefix:literal) => {
         TenantRow {
-            id: $r.try_get("id")?,
-            slug: $r.try_get("slug")?,
-            name: $r.try_get("name")?,
-            status: $r.try_get("status")?,
-            policy: $r.try_get("policy")?,
-            created_at: $r.try_get("created_at")?,
-            updated_at: $r.try_get("updated_at")?,
+            id: $r.try_get(concat!($prefix, "id"))?,
+            slug: $r.try_get(concat!($prefix, "slug"))?,
+            name: $r.try_get(concat!($prefix, "name"))?,
+            status: $r.try_get(concat!($prefix, "status"))?,
+            policy: $r.try_get(concat!($prefix, "policy"))?,
+            created_at: $r.try_get(concat!($prefix, "created_at"))?,
+            updated_at: $r.try_get(concat!($prefix, "updated_at"))?,
         }
     };
 }
+pub(super) use tenant_row;
 
 macro_rules! membership_row {
     ($r:expr) => {

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::lockout::{GATE_SQL, LoginGate, login_gate};
+use super::tenants::{TenantRow, tenant_row};
 use super::{Store, StoreError, StoreResult, on_pool};
 
 #[derive(Clone)]
@@ -44,6 +45,37 @@ pub struct SessionRow {
     /// The tenant this session signed in for (`None`: the user's platform identity).
     pub tenant_id: Option<String>,
 }
+
+/// The account a password sign-in names, with what the sign-in needs of it
+/// ([`Store::sign_in_lookup`]).
+#[derive(Debug)]
+pub struct SignInAccount {
+    pub user: UserRow,
+    /// A confirmed second factor.
+    pub mfa_enrolled: bool,
+    /// The tenants the user is a member of, ordered by id.
+    pub tenants: Vec<TenantRow>,
+}
+
+/// Inserts a [`SessionRow`] from parameters `$1`–`$8` (bound by `bind_session!`).
+pub(super) const SESSION_INSERT: &str = "INSERT INTO sessions \
+    (id, token_hash, user_id, auth_time, amr, created_at, expires_at, tenant_id) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Binds a [`SessionRow`] as the parameters of [`SESSION_INSERT`].
+macro_rules! bind_session {
+    ($q:expr, $s:expr) => {
+        $q.bind(&$s.id)
+            .bind(&$s.token_hash)
+            .bind(&$s.user_id)
+            .bind($s.auth_time)
+            .bind(&$s.amr)
+            .bind($s.created_at)
+            .bind($s.expires_at)
+            .bind(&$s.tenant_id)
+    };
+}
+pub(super) use bind_session;
 
 pub(crate) const USER_COLUMNS: &str = "id, email, name, password_hash, tenant_id, roles, disabled, \
     created_at, updated_at, platform_admin";
@@ -117,34 +149,53 @@ impl Store {
 
     /// Everything a password sign-in reads before hashing, in one statement: the lock state
     /// of the account and IP keys (see [`Store::login_gate`]), the account with this email,
-    /// and whether it has a confirmed second factor.
+    /// whether it has a confirmed second factor and its tenants (as
+    /// [`Store::tenants_of_user`]: ordered by id) — one row per membership.
     pub async fn sign_in_lookup(
         &self,
         account_key: &str,
         ip_key: &str,
         now: i64,
         email: &str,
-    ) -> StoreResult<(LoginGate, Option<(UserRow, bool)>)> {
+    ) -> StoreResult<(LoginGate, Option<SignInAccount>)> {
         let sql = format!(
-            "SELECT g.until, g.pending, u.*, EXISTS (SELECT 1 FROM mfa_totp t \
-                WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS mfa_enrolled \
-             FROM ({GATE_SQL}) g LEFT JOIN users u ON u.email = $4"
+            "SELECT g.until, g.pending, u.*, EXISTS (SELECT 1 FROM mfa_totp f \
+                WHERE f.user_id = u.id AND f.confirmed_at IS NOT NULL) AS mfa_enrolled, \
+                t.id AS t_id, t.slug AS t_slug, t.name AS t_name, t.status AS t_status, \
+                t.policy AS t_policy, t.created_at AS t_created_at, t.updated_at AS t_updated_at \
+             FROM ({GATE_SQL}) g LEFT JOIN users u ON u.email = $4 \
+             LEFT JOIN memberships m ON m.user_id = u.id \
+             LEFT JOIN tenants t ON t.id = m.tenant_id \
+             ORDER BY t.id"
         );
         let email = email.trim().to_lowercase();
         on_pool!(self, pool => {
-            let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(account_key)
                 .bind(ip_key)
                 .bind(now)
                 .bind(&email)
-                .fetch_one(pool)
+                .fetch_all(pool)
                 .await?;
-            let gate = login_gate!(r);
-            let user = match r.try_get::<Option<String>, _>("id")? {
-                Some(_) => Some((user_row!(r), r.try_get::<bool, _>("mfa_enrolled")?)),
-                None => None,
+            let Some(first) = rows.first() else {
+                return Err(StoreError::Corrupt("the sign-in lookup returned no row".into()));
             };
-            Ok((gate, user))
+            let gate = login_gate!(first);
+            if first.try_get::<Option<String>, _>("id")?.is_none() {
+                return Ok((gate, None));
+            }
+            let mut tenants = Vec::with_capacity(rows.len());
+            for r in &rows {
+                if r.try_get::<Option<String>, _>("t_id")?.is_some() {
+                    tenants.push(tenant_row!(r, "t_"));
+                }
+            }
+            let account = SignInAccount {
+                user: user_row!(first),
+                mfa_enrolled: first.try_get::<bool, _>("mfa_enrolled")?,
+                tenants,
+            };
+            Ok((gate, Some(account)))
         })
     }
 
@@ -160,20 +211,8 @@ impl Store {
     }
 
     pub async fn insert_session(&self, s: &SessionRow) -> StoreResult<()> {
-        const SQL: &str = "INSERT INTO sessions (id, token_hash, user_id, auth_time, amr, created_at, expires_at, tenant_id) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         on_pool!(self, pool => {
-            sqlx::query(SQL)
-                .bind(&s.id)
-                .bind(&s.token_hash)
-                .bind(&s.user_id)
-                .bind(s.auth_time)
-                .bind(&s.amr)
-                .bind(s.created_at)
-                .bind(s.expires_at)
-                .bind(&s.tenant_id)
-                .execute(pool)
-                .await?;
+            bind_session!(sqlx::query(SESSION_INSERT), s).execute(pool).await?;
         });
         Ok(())
     }

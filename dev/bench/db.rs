@@ -3,7 +3,7 @@
 //! connections, next to the same statements run directly with sqlx on the tenant's database
 //! in the same run (their ratio), on SQLite and PostgreSQL.
 //!
-//! Identity, database-svc and the gateway each run as their own process (`serve-identity`,
+//! Identity, database-svc and the gateway each run as their own process (`tansu-bench-identity`,
 //! `serve-database`, and `tansu-bench-gateway`). The direct side runs in this process on a pool that
 //! database-svc's own `Tenants` opens (same options, same size, `SET ROLE` on PostgreSQL) and
 //! runs the statements of `tansu_database::store::sql` — exactly what the service runs for a
@@ -574,6 +574,15 @@ async fn run_store_in(
     duration: Duration,
     children: &mut Vec<tokio::process::Child>,
 ) -> anyhow::Result<String> {
+    let identity_dir = dir.join("identity");
+    let (identity, words) = procs::spawn_identity(&[
+        "--database-url".into(),
+        format!("sqlite://{}/identity.db?mode=rwc", dir.display()),
+        "--data-dir".into(),
+        identity_dir.display().to_string(),
+    ])
+    .await?;
+    children.push(identity);
     let mut spawn = async |argv: Vec<String>| -> anyhow::Result<(u32, Vec<String>)> {
         let (child, words) = procs::spawn_self(&argv).await?;
         let pid = child.id().context("child pid")?;
@@ -585,15 +594,6 @@ async fn run_store_in(
         crate::load::check_loopback(a)?;
         Ok(a)
     };
-    let identity_dir = dir.join("identity");
-    let (_, words) = spawn(vec![
-        "serve-identity".into(),
-        "--database-url".into(),
-        format!("sqlite://{}/identity.db?mode=rwc", dir.display()),
-        "--data-dir".into(),
-        identity_dir.display().to_string(),
-    ])
-    .await?;
     db.identity = format!("http://{}/", addr(&words, 0)?);
     let (db_pid, words) = spawn(db.to_args()).await?;
     let database = addr(&words, 0)?;

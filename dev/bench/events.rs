@@ -79,8 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_store(args: &Args, url: &str, dir: &Path) -> anyhow::Result<String> {
-    let (mut child, words) = procs::spawn_self(&[
-        "serve-identity".into(),
+    let (mut child, words) = procs::spawn_identity(&[
         "--database-url".into(),
         url.into(),
         "--data-dir".into(),

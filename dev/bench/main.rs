@@ -56,9 +56,6 @@ enum Command {
     /// (internal) database-svc for `db`; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeDatabase(db::ServeDatabaseArgs),
-    /// (internal) The identity service for `token`; prints `LISTEN <addr>`.
-    #[command(hide = true)]
-    ServeIdentity(token::ServeIdentityArgs),
     /// (internal) The benchmark's upstream: 13 bytes on every path; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeUpstream,
@@ -90,9 +87,6 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::ServeUpstream => {
             service_runtime(workers).and_then(|rt| rt.block_on(gateway::serve_upstream()))
-        }
-        Command::ServeIdentity(args) => {
-            service_runtime(workers).and_then(|rt| rt.block_on(token::serve_identity(args)))
         }
         Command::Storage(args) => runtime(workers).and_then(|rt| rt.block_on(storage::run(args))),
         Command::ServeStorage(args) => {

@@ -80,15 +80,49 @@ pub async fn spawn_self(args: &[String]) -> anyhow::Result<(Child, Vec<String>)>
 
 /// Starts `tansu-bench-gateway` (built beside `tansu-bench`) with `args`, like [`spawn_self`].
 pub async fn spawn_gateway(args: &[String]) -> anyhow::Result<(Child, Vec<String>)> {
+    spawn_listening(&sibling("tansu-bench-gateway")?, args).await
+}
+
+/// Starts `tansu-bench-identity serve-identity` (built beside `tansu-bench`) with `args`, like
+/// [`spawn_self`].
+pub async fn spawn_identity(args: &[String]) -> anyhow::Result<(Child, Vec<String>)> {
+    let mut argv = vec!["serve-identity".to_owned()];
+    argv.extend_from_slice(args);
+    spawn_listening(&sibling("tansu-bench-identity")?, &argv).await
+}
+
+/// The raw Argon2id verification rate over `window`, measured by `tansu-bench-identity` (on
+/// identity's allocator; see `tansu_dev::bench_identity`).
+pub async fn raw_argon2_rate(window: Duration) -> anyhow::Result<f64> {
+    let out = Command::new(sibling("tansu-bench-identity")?)
+        .args(["raw-argon2", "--millis", &window.as_millis().to_string()])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running tansu-bench-identity raw-argon2")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "tansu-bench-identity raw-argon2: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("the raw Argon2id rate")
+}
+
+/// An executable built beside `tansu-bench`.
+fn sibling(name: &str) -> anyhow::Result<std::path::PathBuf> {
     let exe = std::env::current_exe()
         .context("locating tansu-bench")?
-        .with_file_name("tansu-bench-gateway");
+        .with_file_name(name);
     anyhow::ensure!(
         exe.exists(),
         "{} is missing: build it with `cargo build --release -p tansu-dev --bins`",
         exe.display()
     );
-    spawn_listening(&exe, args).await
+    Ok(exe)
 }
 
 async fn spawn_listening(

@@ -4,15 +4,16 @@
 //! measured on every core of the same machine in the same run; and the token endpoint's latency
 //! during a login storm. On SQLite (the embedded default) and PostgreSQL.
 //!
-//! Identity runs as its own process (`tansu-bench serve-identity`), so its CPU time and memory
-//! are its own; the load generator shares the cores with it (see dev/bench/README.md).
+//! Identity runs as its own process (`tansu-bench-identity serve-identity`), so its CPU time
+//! and memory are its own; the load generator shares the cores with it (see
+//! dev/bench/README.md). The raw Argon2id rate is measured by that executable too, on the same
+//! allocator as the service's hashes (`tansu_dev::bench_identity`).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -25,8 +26,8 @@ use crate::gateway::{Row, date_utc, machine, measure, table};
 use crate::load::{LoadSpec, Req, Script, ScriptFactory, Step};
 use crate::procs::{self, Measured};
 
-pub(crate) const DEV_SECRET: &str = "bench-dev-client-secret-0123456789";
-const PASSWORD: &str = "correct horse battery staple 42";
+pub(crate) use tansu_dev::bench_identity::DEV_SECRET;
+use tansu_dev::bench_identity::{PASSWORD, raw_rate};
 const REDIRECT_URI: &str = "http://127.0.0.1/cb";
 
 #[derive(clap::Args)]
@@ -63,65 +64,6 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
-#[derive(clap::Args)]
-pub struct ServeIdentityArgs {
-    #[arg(long)]
-    database_url: String,
-    #[arg(long)]
-    data_dir: PathBuf,
-}
-
-/// The identity service as the benchmark runs it: the production code path with dev mode's
-/// seeds (the `tansu-dashboard` client with `admin.full`, used only to create the benchmark's
-/// clients, tenant and users through the admin API).
-pub async fn serve_identity(args: ServeIdentityArgs) -> anyhow::Result<()> {
-    procs::exit_with_parent(tansu_dev::bench_gateway::CHILD_LIFETIME);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let config = tansu_identity::Config {
-        listen: addr.to_string(),
-        issuer: format!("http://{addr}/"),
-        data_dir: args.data_dir,
-        database_url: args.database_url,
-        dev_mode: true,
-        dev_client_secret: tansu_shared::config::Secret::new(DEV_SECRET),
-        // Set, so dev mode does not print a generated one; the benchmark never signs in as it.
-        dev_admin_password: tansu_shared::config::Secret::new(
-            tansu_identity::crypto::random_secret()?,
-        ),
-        ..tansu_identity::Config::default()
-    };
-    println!("LISTEN {addr}");
-    tansu_identity::serve_on(listener, config, std::future::pending()).await
-}
-
-/// Raw rate of `op` on every core: one thread per CPU, each calling `op` in a loop for
-/// `duration`. Operations per second, all threads together.
-fn raw_rate(duration: Duration, op: impl Fn() + Send + Sync + 'static) -> f64 {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let op = Arc::new(op);
-    let count = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (op, count, stop) = (op.clone(), count.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    op();
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        let _ = h.join();
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
 /// A message the size of an access token's signing input.
 fn token_sized_message() -> Vec<u8> {
     vec![b'x'; 560]
@@ -133,14 +75,6 @@ fn raw_signing_rate(alg: SigningAlg, duration: Duration) -> anyhow::Result<f64> 
     pair.sign(&message)?;
     Ok(raw_rate(duration, move || {
         let _ = pair.sign(&message);
-    }))
-}
-
-fn raw_argon2_rate(duration: Duration) -> anyhow::Result<f64> {
-    let phc = tansu_identity::passwords::hash_blocking(PASSWORD)?;
-    anyhow::ensure!(tansu_identity::passwords::verify_blocking(PASSWORD, &phc));
-    Ok(raw_rate(duration, move || {
-        let _ = tansu_identity::passwords::verify_blocking(PASSWORD, &phc);
     }))
 }
 
@@ -161,11 +95,12 @@ impl Bound {
 
     /// The raw rate on every core, measured on blocking threads (the runtime stays free).
     async fn rate(self, window: Duration) -> anyhow::Result<f64> {
-        tokio::task::spawn_blocking(move || match self {
-            Self::Sign(alg) => raw_signing_rate(alg, window),
-            Self::Argon2 => raw_argon2_rate(window),
-        })
-        .await?
+        match self {
+            Self::Sign(alg) => {
+                tokio::task::spawn_blocking(move || raw_signing_rate(alg, window)).await?
+            }
+            Self::Argon2 => procs::raw_argon2_rate(window).await,
+        }
     }
 }
 
@@ -660,7 +595,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _ = writeln!(raw, "| RS256 sign (RSA-2048, aws-lc-rs) | {rs_raw:.0} |");
     let _ = writeln!(raw, "| ES256 sign (P-256, aws-lc-rs) | {es_raw:.0} |");
     let argon_raw = if wants("login") || wants("storm") {
-        let r = raw_argon2_rate(raw_window)?;
+        let r = procs::raw_argon2_rate(raw_window).await?;
         let _ = writeln!(raw, "| Argon2id verify (m=19 MiB, t=2, p=1) | {r:.1} |");
         Some(r)
     } else {
@@ -698,7 +633,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (rs_after / rs_raw - 1.0) * 100.0
     );
     if let Some(before) = argon_raw {
-        let after = raw_argon2_rate(raw_window)?;
+        let after = procs::raw_argon2_rate(raw_window).await?;
         let _ = writeln!(
             report,
             "Argon2id {after:.1}/s ({:+.1} %)",
@@ -720,8 +655,7 @@ async fn run_store(
     (warmup, duration, raw_window): (Duration, Duration, Duration),
 ) -> anyhow::Result<(Vec<Row>, String)> {
     let wants = |s: &str| args.only.iter().any(|o| o == s);
-    let (mut child, words) = procs::spawn_self(&[
-        "serve-identity".into(),
+    let (mut child, words) = procs::spawn_identity(&[
         "--database-url".into(),
         url.into(),
         "--data-dir".into(),

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench_gateway;
+pub mod bench_identity;
 pub mod stack;
 pub mod storage_rig;
 pub mod tls;

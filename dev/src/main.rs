@@ -7,6 +7,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tansu_dev::{Stack, StackOptions};
 
+// The allocator of the tansu-gateway and tansu-identity binaries (their main.rs say why).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tansu",

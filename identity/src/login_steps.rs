@@ -439,6 +439,20 @@ struct Submitted {
     user: UserRow,
 }
 
+impl Submitted {
+    /// [`advance`] from this submitted step (`step`: it, updated), reading what it needs.
+    async fn advance(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        step: LoginStepRow,
+        recovery: Option<Vec<String>>,
+    ) -> Response {
+        let known = (step, Known::default());
+        advance(state, headers, &self.req, &self.user, known, recovery).await
+    }
+}
+
 async fn read_step_form(
     state: &AppState,
     headers: &HeaderMap,
@@ -641,15 +655,7 @@ pub async fn login_mfa(State(state): State<AppState>, headers: HeaderMap, body: 
             .await;
         }
     }
-    advance(
-        &state,
-        &headers,
-        &s.req,
-        &s.user,
-        (step, Known::default()),
-        None,
-    )
-    .await
+    s.advance(&state, &headers, step, None).await
 }
 
 /// `POST /login/tenant`: the tenant picker's choice.
@@ -687,15 +693,7 @@ pub async fn login_pick_tenant(
     let mut step = s.step.clone();
     step.tenant_id = Some(tenant);
     step.tenant_resolved = true;
-    advance(
-        &state,
-        &headers,
-        &s.req,
-        &s.user,
-        (step, Known::default()),
-        None,
-    )
-    .await
+    s.advance(&state, &headers, step, None).await
 }
 
 /// `POST /login/enrol`: the first code of an enrolment the tenant's policy forced.
@@ -725,15 +723,7 @@ pub async fn login_enrol(
             .await;
             let mut step = s.step.clone();
             step.amr = "pwd otp mfa".into();
-            advance(
-                &state,
-                &headers,
-                &s.req,
-                &s.user,
-                (step, Known::default()),
-                Some(codes),
-            )
-            .await
+            s.advance(&state, &headers, step, Some(codes)).await
         }
         Ok(None) => {
             mfa_event(

@@ -408,7 +408,7 @@ pub async fn authorize(State(state): State<AppState>, uri: Uri, headers: HeaderM
 /// is not stored yet and is stored with the code (see [`Store::insert_session_with_code`]).
 ///
 /// [`Store::insert_session_with_code`]: crate::store::Store::insert_session_with_code
-pub(crate) async fn issue_code(
+async fn issue_code(
     state: &AppState,
     req: &AuthRequest,
     (session, new_session): (&SessionRow, bool),
@@ -475,19 +475,38 @@ pub(crate) async fn continue_authorization(
     session: &SessionRow,
     user: &UserRow,
 ) -> Response {
-    match consent_needed(state, req, user).await {
-        Err(e) => e.into_response(),
-        Ok(false) => match issue_code(state, req, (session, false), user).await {
-            Ok(r) => r,
-            Err(e) => e.into_response(),
-        },
-        Ok(true) => ask_consent(state, headers, req),
+    continue_in_session(state, headers, req, (session, false), user)
+        .await
+        .unwrap_or_else(|failed| failed)
+}
+
+/// [`continue_authorization`] in a session that, when `new_session`, is not stored yet: it is
+/// stored with the code, or alone before the consent page. `Err`: the failure's page, and a new
+/// session was not stored.
+pub(crate) async fn continue_in_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: &AuthRequest,
+    (session, new_session): (&SessionRow, bool),
+    user: &UserRow,
+) -> Result<Response, Response> {
+    let needed = consent_needed(state, req, user)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if !needed {
+        return issue_code(state, req, (session, new_session), user)
+            .await
+            .map_err(IntoResponse::into_response);
     }
+    if new_session && let Err(e) = state.store.insert_session(session).await {
+        return Err(crate::login_steps::unavailable(&e));
+    }
+    Ok(ask_consent(state, headers, req))
 }
 
 /// Whether the user must consent first: third-party clients for scopes the user has not
 /// granted them yet, and `prompt=consent`.
-pub(crate) async fn consent_needed(
+async fn consent_needed(
     state: &AppState,
     req: &AuthRequest,
     user: &UserRow,
@@ -511,7 +530,7 @@ pub(crate) async fn consent_needed(
 }
 
 /// The consent page, or `consent_required` with `prompt=none`.
-pub(crate) fn ask_consent(state: &AppState, headers: &HeaderMap, req: &AuthRequest) -> Response {
+fn ask_consent(state: &AppState, headers: &HeaderMap, req: &AuthRequest) -> Response {
     if req.prompt.iter().any(|p| p == "none") {
         return error_redirect(
             state,

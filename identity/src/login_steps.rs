@@ -28,8 +28,8 @@ use subtle::ConstantTimeEq;
 use crate::AppState;
 use crate::authorize::{
     AuthRequest, AuthorizeError, CSRF_COOKIE, FORM_EXPIRED, SESSION_COOKIE, SIGN_IN_FORM_EXPIRED,
-    ask_consent, consent_needed, cookie_value, csrf_token, current_session, escape, html,
-    issue_code, login_page, page, parse_request, record_failure, set_cookie, sign_in_event,
+    continue_in_session, cookie_value, csrf_token, current_session, escape, html, login_page, page,
+    parse_request, record_failure, set_cookie, sign_in_event,
 };
 use crate::crypto;
 use crate::events;
@@ -377,36 +377,24 @@ async fn finish(
         revoked_at: None,
         tenant_id: step.tenant_id.clone(),
     };
-    // The session is stored with the code when the sign-in ends in one (no consent to ask,
-    // no recovery codes to show first), else alone; nothing is stored when this fails.
-    let ends_in_code = match recovery {
-        Some(_) => false,
-        None => match consent_needed(state, req, user).await {
-            Ok(needed) => !needed,
-            Err(e) => return e.into_response(),
-        },
-    };
-    let mut response = if ends_in_code {
-        match issue_code(state, req, (&session, true), user).await {
-            Ok(r) => r,
-            Err(e) => return e.into_response(),
-        }
-    } else {
-        if let Err(e) = state.store.insert_session(&session).await {
-            return unavailable(&e);
-        }
-        match recovery {
-            Some(codes) => {
-                let next = format!("{}connect/authorize?{}", state.config.issuer, req.raw);
-                let body = format!(
-                    "<h1>Two-step verification is on</h1>{}<p><a class=\"continue\" href=\"{}\">Continue</a></p>",
-                    recovery_html(&codes),
-                    escape(&next)
-                );
-                html(StatusCode::OK, &page("Two-step verification", &body))
+    // Nothing is stored when this fails: no cookie, no success event.
+    let mut response = match recovery {
+        Some(codes) => {
+            if let Err(e) = state.store.insert_session(&session).await {
+                return unavailable(&e);
             }
-            None => ask_consent(state, headers, req),
+            let next = format!("{}connect/authorize?{}", state.config.issuer, req.raw);
+            let body = format!(
+                "<h1>Two-step verification is on</h1>{}<p><a class=\"continue\" href=\"{}\">Continue</a></p>",
+                recovery_html(&codes),
+                escape(&next)
+            );
+            html(StatusCode::OK, &page("Two-step verification", &body))
         }
+        None => match continue_in_session(state, headers, req, (&session, true), user).await {
+            Ok(r) => r,
+            Err(failed) => return failed,
+        },
     };
     if step.failures_pending
         && let Err(e) = state.store.clear_login_failures(&step.account_key).await

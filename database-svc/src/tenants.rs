@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Executor, Row};
+use tansu_shared::db::pool_options;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -212,8 +213,7 @@ impl Tenants {
         let catalog = if db_url.starts_with("postgres://") || db_url.starts_with("postgresql://") {
             let opts = pg_options(db_url, "database_url")?;
             Pool::Pg(
-                PgPoolOptions::new()
-                    .max_connections(4)
+                pool_options::<sqlx::Postgres>(4)
                     .min_connections(0)
                     .idle_timeout(Duration::from_secs(60))
                     .connect_lazy_with(opts),
@@ -230,11 +230,7 @@ impl Tenants {
                         .trim_start_matches("sqlite:"),
                 )
             };
-            Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .connect_lazy_with(sqlite_options(&path)),
-            )
+            Pool::Sqlite(pool_options::<sqlx::Sqlite>(4).connect_lazy_with(sqlite_options(&path)))
         };
         migrate(&catalog, CATALOG_MIGRATIONS)
             .await
@@ -248,8 +244,7 @@ impl Tenants {
         } else {
             let options = pg_options(pg_url, "postgres_url")?;
             // The admin connection sends `… PASSWORD '…'`: its statements are never logged.
-            let admin = PgPoolOptions::new()
-                .max_connections(2)
+            let admin = pool_options::<sqlx::Postgres>(2)
                 .min_connections(0)
                 .idle_timeout(Duration::from_secs(60))
                 .connect_lazy_with(options.clone().disable_statement_logging());
@@ -571,8 +566,7 @@ impl Tenants {
         let idle = Duration::from_secs(self.config.tenant_idle_secs.max(1));
         let pool = match &self.backend {
             Backend::Sqlite { dir } => Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(size)
+                pool_options::<sqlx::Sqlite>(size)
                     .min_connections(0)
                     .idle_timeout(idle)
                     .connect_lazy_with(
@@ -582,8 +576,7 @@ impl Tenants {
             Backend::Postgres { options, .. } => {
                 let role = record.database.clone();
                 Pool::Pg(
-                    PgPoolOptions::new()
-                        .max_connections(size)
+                    pool_options::<sqlx::Postgres>(size)
                         .min_connections(0)
                         .idle_timeout(idle)
                         .acquire_timeout(Duration::from_secs(10))

@@ -56,6 +56,9 @@ pub struct Args {
     /// (the ratio of a round uses the mean of the two; the report gives the median round).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// identity's PostgreSQL pool size (`database_max_connections`; 0: its default).
+    #[arg(long, default_value_t = 0)]
+    database_max_connections: u32,
     /// Token-endpoint connections running beside the login storm.
     #[arg(long, default_value_t = 4)]
     storm_token_connections: usize,
@@ -574,7 +577,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "Run on {}, {}.\n\nCommand: `tansu-bench token --connections {} --duration {} --warmup {} --stores {} --only {} --rounds {}`\n",
+        "Run on {}, {}.\n\nCommand: `tansu-bench token --connections {} --duration {} --warmup {} --stores {} --only {} --rounds {} --database-max-connections {}`\n",
         date_utc(),
         machine(),
         args.connections,
@@ -582,7 +585,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.warmup,
         args.stores.join(","),
         args.only.join(","),
-        args.rounds
+        args.rounds,
+        args.database_max_connections
     );
 
     // Raw rates first, with the machine otherwise idle (identity is not started yet).
@@ -660,6 +664,8 @@ async fn run_store(
         url.into(),
         "--data-dir".into(),
         dir.display().to_string(),
+        "--database-max-connections".into(),
+        args.database_max_connections.to_string(),
     ])
     .await?;
     let outcome = async {

@@ -35,6 +35,9 @@ pub struct ServeIdentityArgs {
     pub database_url: String,
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// identity's `database_max_connections` (0: its default).
+    #[arg(long, default_value_t = 0)]
+    pub database_max_connections: u32,
 }
 
 /// The identity service as the benchmark runs it: the production code path with dev mode's
@@ -49,6 +52,7 @@ pub async fn serve_identity(args: ServeIdentityArgs) -> anyhow::Result<()> {
         issuer: format!("http://{addr}/"),
         data_dir: args.data_dir,
         database_url: args.database_url,
+        database_max_connections: args.database_max_connections,
         dev_mode: true,
         dev_client_secret: tansu_shared::config::Secret::new(DEV_SECRET),
         // Set, so dev mode does not print a generated one; the benchmark never signs in as it.

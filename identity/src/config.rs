@@ -22,6 +22,10 @@ pub struct Config {
     /// `sqlite://…` or `postgres://…`; empty: `sqlite://<data_dir>/identity.db`. Keep a
     /// PostgreSQL password out of it (`PGPASSWORD` is read): this value is not redacted.
     pub database_url: String,
+    /// Most connections the database pool opens (0: twice the cores, at least 4). Sized for
+    /// the service's own cores, as Ory Hydra's default is: the statements are short, so more
+    /// connections than the CPUs can use only spread the same work over more server processes.
+    pub database_max_connections: u32,
     /// Development mode: creates a missing master key file, seeds the `tansu-dashboard`
     /// client and enables the `admin.full` scope. Never in production.
     pub dev_mode: bool,
@@ -123,6 +127,7 @@ impl Default for Config {
             issuer: "https://127.0.0.1:8443/identity/".into(),
             data_dir: PathBuf::from("data/identity"),
             database_url: String::new(),
+            database_max_connections: 0,
             dev_mode: false,
             master_key: Secret::default(),
             master_key_file: None,
@@ -177,6 +182,17 @@ impl Config {
         } else {
             self.database_url.clone()
         }
+    }
+
+    /// The pool size: `database_max_connections`, or twice the cores and at least 4.
+    pub fn database_max_connections(&self) -> u32 {
+        if self.database_max_connections > 0 {
+            return self.database_max_connections;
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        u32::try_from(cores.saturating_mul(2))
+            .unwrap_or(u32::MAX)
+            .max(4)
     }
 
     pub fn master_key_file(&self) -> PathBuf {
@@ -389,5 +405,17 @@ mod tests {
         assert!(problems.contains("signing_alg"), "{problems}");
         assert!(validate_issuer("http://example.com/").is_err());
         assert!(validate_issuer("http://127.0.0.1:9/").is_ok());
+    }
+
+    #[test]
+    fn the_pool_size_follows_the_cores_unless_set() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let default = Config::default().database_max_connections();
+        assert_eq!(default, u32::try_from(cores * 2).unwrap().max(4));
+        let set = Config {
+            database_max_connections: 3,
+            ..Config::default()
+        };
+        assert_eq!(set.database_max_connections(), 3);
     }
 }

@@ -103,7 +103,7 @@ impl AppState {
                 anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
             })?;
         }
-        let store = Store::connect(&url)
+        let store = Store::connect_with(&url, config.database_max_connections())
             .await
             .map_err(|e| anyhow::anyhow!("identity database: {e}"))?;
         let master = master_keys::load(&config)?;

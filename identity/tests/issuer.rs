@@ -638,8 +638,8 @@ async fn private_keys_are_stored_encrypted() {
         assert_eq!(rows.len(), 3);
         let master = tansu_identity::crypto::MasterKey::from_base64(&master_key_b64()).unwrap();
         for (kid, alg, sealed, _) in rows {
-            // Not DER (a PKCS#8 SEQUENCE starts 0x30), not PEM, not parseable as a key.
-            assert_ne!(sealed.first(), Some(&0x30), "{kid}");
+            // Not PEM, not parseable as a key (its first byte is the nonce's: random, so it
+            // says nothing about DER by itself).
             assert!(!String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"));
             let alg = tansu_identity::keys::SigningAlg::parse(&alg).unwrap();
             assert!(tansu_identity::keys::SigningPair::from_pkcs8(alg, &sealed).is_err());
@@ -649,6 +649,11 @@ async fn private_keys_are_stored_encrypted() {
                 .open(&sealed, aad.as_bytes())
                 .expect("opens with the master key");
             assert_eq!(der[0], 0x30);
+            // The key's DER appears nowhere in what is stored, not even in part.
+            assert!(
+                !sealed.windows(32).any(|w| der.windows(32).any(|d| d == w)),
+                "{kid}: 32 bytes of the key's DER are stored in the clear"
+            );
             assert!(master.open(&sealed, b"signing_keys:other").is_err());
             let pair = tansu_identity::keys::SigningPair::from_pkcs8(alg, &der).unwrap();
             let published = jwks["keys"]

@@ -13,12 +13,15 @@
 //! - [`telemetry`]: `tracing`, OTLP export when configured, Prometheus `/metrics`;
 //! - [`health`]: `/health/live` and `/health/ready`;
 //! - [`server`]: the common middleware stack, serving and graceful shutdown;
+//! - `db` (feature `db`): the connection pool policy of the services that keep a database;
 //! - `testing` (feature `testing`): in-process servers on ephemeral ports and the
 //!   skip-or-require convention for suites that need PostgreSQL or Chromium.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod config;
+#[cfg(feature = "db")]
+pub mod db;
 pub mod events;
 pub mod health;
 pub mod ids;

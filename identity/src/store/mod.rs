@@ -26,9 +26,10 @@ pub mod vault;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
+use tansu_shared::db::pool_options;
 
 /// A database error, or a stored value that does not decode.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +71,15 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 impl Store {
-    /// Connects to `url` (`sqlite://path` or `postgres://…`) and applies the migrations.
+    /// Connects to `url` (`sqlite://path` or `postgres://…`) and applies the migrations; a
+    /// PostgreSQL pool of the configuration's default size.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, crate::Config::default().database_max_connections()).await
+    }
+
+    /// [`Store::connect`] with at most `max_connections` PostgreSQL connections (SQLite keeps
+    /// 8: one writer at a time, readers in WAL mode).
+    pub async fn connect_with(url: &str, max_connections: u32) -> StoreResult<Self> {
         let store = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -79,16 +87,14 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+            let pool = pool_options::<sqlx::Sqlite>(8)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
             Store::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
+            let pool = pool_options::<sqlx::Postgres>(max_connections.max(2))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;

@@ -59,9 +59,30 @@ use crate::oauth::token::IssuedClaims;
 use crate::passwords::Passwords;
 use crate::store::{Store, now_ms};
 
-/// Shared state of the service's handlers. Cheap to clone.
+/// Shared state of the service's handlers: one `Arc`, so the copy axum makes for every request
+/// is one atomic increment (not one per service below, each bouncing between the cores).
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The services, to change before the state is first cloned (tests set a provisioner);
+    /// `None` once it has been.
+    pub fn services_mut(&mut self) -> Option<&mut Services> {
+        Arc::get_mut(&mut self.0)
+    }
+}
+
+/// What the handlers share (reached through [`AppState`]).
+#[derive(Debug)]
+pub struct Services {
     pub config: Arc<Config>,
     pub store: Store,
     pub keys: Arc<KeyManager>,
@@ -113,7 +134,7 @@ impl AppState {
         let passwords = Passwords::new(config.password_hash_concurrency)?;
         let config_client_cache_ms = config.client_cache_ms;
         let events = event_log::EventLog::start(store.clone());
-        let mut state = Self {
+        let mut state = Services {
             config: Arc::new(config),
             events,
             store,
@@ -148,9 +169,11 @@ impl AppState {
                 provisioning_secret,
             )?));
         }
-        Ok(state)
+        Ok(AppState(Arc::new(state)))
     }
+}
 
+impl Services {
     /// Dev mode: the platform admin `admin@tansu.local`. Its password comes from
     /// `dev_admin_password`, else `TANSU_DEV_ADMIN_PASSWORD`, else is generated once and printed.
     async fn seed_dev_admin(&self) -> anyhow::Result<()> {

@@ -16,7 +16,15 @@ const SUITE: &str = "identity registration";
 
 async fn start(db: &TestDb, prov: &Arc<InProcessProvisioner>) -> Instance {
     let p = prov.clone() as Arc<dyn Provisioner>;
-    Instance::start_with(db, "", |_| {}, move |s| s.provisioner = Some(p)).await
+    Instance::start_with(
+        db,
+        "",
+        |_| {},
+        move |s| {
+            s.services_mut().expect("not shared yet").provisioner = Some(p);
+        },
+    )
+    .await
 }
 
 async fn break_table(store: &Store, table: &str) {

@@ -43,7 +43,12 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
     stores: Vec<String>,
     /// A PostgreSQL server URL (a database on it is created for the run and dropped after).
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    /// The default, on loopback, without TLS: as a server beside its database is deployed
+    /// (sqlx's default `sslmode=prefer` would encrypt, unverified, on loopback too).
+    #[arg(
+        long,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+    )]
     postgres: String,
     /// Scenarios: `cc-rs256`, `cc-es256`, `refresh`, `login`, `storm` (comma-separated).
     #[arg(

@@ -579,10 +579,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let wants = |s: &str| args.only.iter().any(|o| o == s);
+    // The PostgreSQL server as the command named it (its TLS mode shows), without a password.
+    let postgres = if args.stores.iter().any(|s| s == "postgres") {
+        let mut url = url::Url::parse(&args.postgres).context("--postgres")?;
+        let _ = url.set_password(None);
+        format!(" --postgres '{url}'")
+    } else {
+        String::new()
+    };
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "Run on {}, {}.\n\nCommand: `tansu-bench token --connections {} --duration {} --warmup {} --stores {} --only {} --rounds {} --database-max-connections {}`\n",
+        "Run on {}, {}.\n\nCommand: `tansu-bench token --connections {} --duration {} --warmup {} --stores {} --only {} --rounds {} --database-max-connections {}{postgres}`\n",
         date_utc(),
         machine(),
         args.connections,

@@ -26,6 +26,7 @@ use crate::crypto;
 use crate::oauth::token::{MAX_BODY_BYTES, Params};
 use crate::scopes;
 use crate::store::clients::ClientRow;
+use crate::store::events::EventRow;
 use crate::store::grants::CodeRow;
 use crate::store::now_ms;
 use crate::store::tenants::TenantRow;
@@ -404,16 +405,45 @@ pub async fn authorize(State(state): State<AppState>, uri: Uri, headers: HeaderM
     }
 }
 
-/// The code for `req` in `session`, as the redirect to the client. `new_session`: the session
-/// is not stored yet and is stored with the code (see [`Store::insert_session_with_code`]).
-///
-/// [`Store::insert_session_with_code`]: crate::store::Store::insert_session_with_code
+/// The session an authorization continues in.
+pub(crate) enum InSession<'a> {
+    /// A stored session (a returning user's cookie).
+    Stored(&'a SessionRow),
+    /// A sign-in's new session, not stored yet: it is stored with the sign-in's security
+    /// event (and the code, when one is issued now), both or neither
+    /// ([`crate::event_log::EventLog::append_sign_in`]).
+    SignedIn(&'a SessionRow, Box<EventRow>),
+}
+
+impl InSession<'_> {
+    fn session(&self) -> &SessionRow {
+        match self {
+            Self::Stored(s) | Self::SignedIn(s, _) => s,
+        }
+    }
+
+    /// Stores a new session with its event and `code`; a stored session stores `code` only.
+    async fn store(self, state: &AppState, code: Option<CodeRow>) -> anyhow::Result<()> {
+        match (self, code) {
+            (Self::Stored(_), None) => Ok(()),
+            (Self::Stored(_), Some(code)) => Ok(state.store.insert_code(&code).await?),
+            (Self::SignedIn(session, event), code) => {
+                let session = session.clone();
+                let new = crate::store::grants::NewSession { session, code };
+                state.events.append_sign_in(*event, new).await
+            }
+        }
+    }
+}
+
+/// The code for `req` in the session, as the redirect to the client.
 async fn issue_code(
     state: &AppState,
     req: &AuthRequest,
-    (session, new_session): (&SessionRow, bool),
+    in_session: InSession<'_>,
     user: &UserRow,
 ) -> Result<Response, AuthorizeError> {
+    let session = in_session.session();
     let code = crypto::random_secret().map_err(|_| {
         AuthorizeError::Page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -441,12 +471,7 @@ async fn issue_code(
         issued_access_jti: None,
         issued_access_exp: None,
     };
-    let stored = if new_session {
-        state.store.insert_session_with_code(session, &row).await
-    } else {
-        state.store.insert_code(&row).await
-    };
-    if let Err(e) = stored {
+    if let Err(e) = in_session.store(state, Some(row)).await {
         tracing::error!(error = %e, "storing an authorization code failed");
         return Err(error_redirect(
             state,
@@ -475,30 +500,30 @@ pub(crate) async fn continue_authorization(
     session: &SessionRow,
     user: &UserRow,
 ) -> Response {
-    continue_in_session(state, headers, req, (session, false), user)
+    continue_in_session(state, headers, req, InSession::Stored(session), user)
         .await
         .unwrap_or_else(|failed| failed)
 }
 
-/// [`continue_authorization`] in a session that, when `new_session`, is not stored yet: it is
-/// stored with the code, or alone before the consent page. `Err`: the failure's page, and a new
-/// session was not stored.
+/// [`continue_authorization`] in a session that may be new: a new session is stored with the
+/// code, or without one before the consent page. `Err`: the failure's page, and a new session
+/// was not stored.
 pub(crate) async fn continue_in_session(
     state: &AppState,
     headers: &HeaderMap,
     req: &AuthRequest,
-    (session, new_session): (&SessionRow, bool),
+    in_session: InSession<'_>,
     user: &UserRow,
 ) -> Result<Response, Response> {
     let needed = consent_needed(state, req, user)
         .await
         .map_err(IntoResponse::into_response)?;
     if !needed {
-        return issue_code(state, req, (session, new_session), user)
+        return issue_code(state, req, in_session, user)
             .await
             .map_err(IntoResponse::into_response);
     }
-    if new_session && let Err(e) = state.store.insert_session(session).await {
+    if let Err(e) = in_session.store(state, None).await {
         return Err(crate::login_steps::unavailable(&e));
     }
     Ok(ask_consent(state, headers, req))
@@ -641,7 +666,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bo
                 )
                 .into_response();
             }
-            match issue_code(&state, &req, (&session, false), &user).await {
+            match issue_code(&state, &req, InSession::Stored(&session), &user).await {
                 Ok(r) => r,
                 Err(e) => e.into_response(),
             }
@@ -807,18 +832,26 @@ pub(crate) async fn sign_in_event(
     outcome: &str,
     email: &str,
 ) {
-    crate::events::record(
-        state,
-        &crate::events::Meta::from_headers(headers),
-        crate::events::Event {
-            tenant_id,
-            kind,
-            actor,
-            outcome,
-            details: serde_json::json!({ "email": email }),
-        },
-    )
-    .await;
+    let meta = crate::events::Meta::from_headers(headers);
+    let event = sign_in(tenant_id, kind, actor, outcome, email);
+    crate::events::record(state, &meta, event).await;
+}
+
+/// A sign-in event (the typed email in the details; never the password).
+pub(crate) fn sign_in<'a>(
+    tenant_id: Option<&'a str>,
+    kind: &'a str,
+    actor: String,
+    outcome: &'a str,
+    email: &str,
+) -> crate::events::Event<'a> {
+    crate::events::Event {
+        tenant_id,
+        kind,
+        actor,
+        outcome,
+        details: serde_json::json!({ "email": email }),
+    }
 }
 
 /// The lock rules of a sign-in.

@@ -8,6 +8,10 @@
 //! race each other for the next `seq` of a tenant's chain. The writer remembers each chain's
 //! last link, so it reads it again only after another writer (a replica, a purge) moved it —
 //! detected by the unique `(tenant_id, seq)` — or at start.
+//!
+//! A sign-in's new session (and its authorization code) is stored in the same write as the
+//! sign-in's event ([`EventLog::append_sign_in`]): on PostgreSQL one statement and one commit
+//! for all three, and never a session without its audit record.
 
 use std::collections::HashMap;
 
@@ -15,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::Store;
 use crate::store::events::EventRow;
+use crate::store::grants::NewSession;
 
 /// Events waiting for the writer, at most (beyond them, recording waits to enqueue).
 const QUEUE: usize = 8192;
@@ -25,8 +30,11 @@ const LINKS: usize = 10_000;
 /// Attempts to link a tenant's events when other writers keep appending to its chain.
 const ATTEMPTS: usize = 20;
 
+/// An event, and the new session stored with it when the event records a sign-in.
+type Entry = (EventRow, Option<NewSession>);
+
 struct Submission {
-    rows: Vec<EventRow>,
+    entries: Vec<Entry>,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -47,12 +55,23 @@ impl EventLog {
     /// Links and stores `rows` (everything but `seq`, `prev_hash` and `hash` filled in) at
     /// the end of their tenants' chains; returns once they are stored.
     pub async fn append(&self, rows: Vec<EventRow>) -> anyhow::Result<()> {
-        if rows.is_empty() {
+        self.submit(rows.into_iter().map(|r| (r, None)).collect())
+            .await
+    }
+
+    /// Stores a sign-in's event and, in the same write, its new session (and code): both or
+    /// neither. Returns once they are stored.
+    pub async fn append_sign_in(&self, row: EventRow, session: NewSession) -> anyhow::Result<()> {
+        self.submit(vec![(row, Some(session))]).await
+    }
+
+    async fn submit(&self, entries: Vec<Entry>) -> anyhow::Result<()> {
+        if entries.is_empty() {
             return Ok(());
         }
         let (done, answer) = oneshot::channel();
         self.tx
-            .send(Submission { rows, done })
+            .send(Submission { entries, done })
             .await
             .map_err(|_| anyhow::anyhow!("the security-event writer stopped"))?;
         answer
@@ -66,27 +85,30 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Submission>) {
     let mut links = Links::default();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        let mut events = batch[0].rows.len();
+        let mut events = batch[0].entries.len();
         while events < BATCH {
             match rx.try_recv() {
                 Ok(s) => {
-                    events += s.rows.len();
+                    events += s.entries.len();
                     batch.push(s);
                 }
                 Err(_) => break,
             }
         }
         if batch.len() == 1 {
-            let Submission { rows, done } = batch.remove(0);
+            let Submission { entries, done } = batch.remove(0);
             let _ = done.send(
                 links
-                    .append(&store, rows)
+                    .append(&store, entries)
                     .await
                     .map_err(|e| format!("{e:#}")),
             );
             continue;
         }
-        let all: Vec<EventRow> = batch.iter().flat_map(|s| s.rows.iter().cloned()).collect();
+        let all: Vec<Entry> = batch
+            .iter()
+            .flat_map(|s| s.entries.iter().cloned())
+            .collect();
         match links.append(&store, all).await {
             Ok(()) => {
                 for s in batch {
@@ -95,8 +117,8 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Submission>) {
             }
             // One submission's bad row must not cost the others theirs: each on its own.
             Err(_) => {
-                for Submission { rows, done } in batch {
-                    let r = links.append(&store, rows).await;
+                for Submission { entries, done } in batch {
+                    let r = links.append(&store, entries).await;
                     let _ = done.send(r.map_err(|e| format!("{e:#}")));
                 }
             }
@@ -109,17 +131,23 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Submission>) {
 struct Links(HashMap<String, (i64, String)>);
 
 impl Links {
-    /// Per tenant, links the rows after the chain's last event and inserts them all or none;
-    /// re-reads the link and retries when another writer appended meanwhile.
-    async fn append(&mut self, store: &Store, rows: Vec<EventRow>) -> anyhow::Result<()> {
-        let mut by_tenant: Vec<(String, Vec<EventRow>)> = Vec::new();
-        for row in rows {
-            match by_tenant.iter_mut().find(|(t, _)| *t == row.tenant_id) {
-                Some((_, v)) => v.push(row),
-                None => by_tenant.push((row.tenant_id.clone(), vec![row])),
-            }
+    /// Per tenant, links the events after the chain's last one and inserts them (with their
+    /// sessions) all or none; re-reads the link and retries when another writer appended
+    /// meanwhile.
+    async fn append(&mut self, store: &Store, entries: Vec<Entry>) -> anyhow::Result<()> {
+        let mut by_tenant: Vec<(String, Vec<EventRow>, Vec<NewSession>)> = Vec::new();
+        for (row, session) in entries {
+            let i = match by_tenant.iter().position(|(t, ..)| *t == row.tenant_id) {
+                Some(i) => i,
+                None => {
+                    by_tenant.push((row.tenant_id.clone(), Vec::new(), Vec::new()));
+                    by_tenant.len() - 1
+                }
+            };
+            by_tenant[i].1.push(row);
+            by_tenant[i].2.extend(session);
         }
-        for (tenant_id, mut rows) in by_tenant {
+        for (tenant_id, mut rows, sessions) in by_tenant {
             let mut linked = false;
             for _ in 0..ATTEMPTS {
                 let (mut seq, mut prev_hash) = match self.0.remove(&tenant_id) {
@@ -133,7 +161,7 @@ impl Links {
                     row.hash = crate::events::link_hash(row);
                     prev_hash = row.hash.clone();
                 }
-                match store.insert_events(&rows).await {
+                match store.insert_events(&rows, &sessions).await {
                     Ok(()) => {
                         if self.0.len() >= LINKS {
                             self.0.clear();

@@ -143,14 +143,15 @@ pub fn link_hash(e: &EventRow) -> String {
 
 /// Appends an event to its tenant's chain. Never fails the caller: errors are logged.
 pub async fn record(state: &AppState, meta: &Meta, event: Event<'_>) {
-    if let Err(e) = try_record(state, meta, event).await {
+    if let Err(e) = append_batch(state, vec![row(meta, event)]).await {
         metrics::counter!("identity_security_event_failures_total").increment(1);
         tracing::error!(error = %e, "recording a security event failed");
     }
 }
 
-async fn try_record(state: &AppState, meta: &Meta, event: Event<'_>) -> anyhow::Result<()> {
-    let row = EventRow {
+/// The row of an event, not linked yet (`seq`, `prev_hash` and `hash` empty).
+pub fn row(meta: &Meta, event: Event<'_>) -> EventRow {
+    EventRow {
         id: new_id(),
         tenant_id: event.tenant_id.unwrap_or("").to_owned(),
         seq: 0,
@@ -164,8 +165,7 @@ async fn try_record(state: &AppState, meta: &Meta, event: Event<'_>) -> anyhow::
         trace_id: meta.trace_id.clone(),
         prev_hash: String::new(),
         hash: String::new(),
-    };
-    append_batch(state, vec![row]).await
+    }
 }
 
 /// Appends already-described events to their tenants' chains, all or none per tenant, through

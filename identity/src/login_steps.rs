@@ -27,14 +27,15 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::authorize::{
-    AuthRequest, AuthorizeError, CSRF_COOKIE, FORM_EXPIRED, SESSION_COOKIE, SIGN_IN_FORM_EXPIRED,
-    continue_in_session, cookie_value, csrf_token, current_session, escape, html, login_page, page,
-    parse_request, record_failure, set_cookie, sign_in_event,
+    AuthRequest, AuthorizeError, CSRF_COOKIE, FORM_EXPIRED, InSession, SESSION_COOKIE,
+    SIGN_IN_FORM_EXPIRED, continue_in_session, cookie_value, csrf_token, current_session, escape,
+    html, login_page, page, parse_request, record_failure, set_cookie, sign_in, sign_in_event,
 };
 use crate::crypto;
 use crate::events;
 use crate::mfa::{self, CodeOutcome};
 use crate::oauth::token::Params;
+use crate::store::grants::NewSession;
 use crate::store::mfa::LoginStepRow;
 use crate::store::tenants::TenantRow;
 use crate::store::users::{SessionRow, UserRow};
@@ -377,10 +378,22 @@ async fn finish(
         revoked_at: None,
         tenant_id: step.tenant_id.clone(),
     };
-    // Nothing is stored when this fails: no cookie, no success event.
+    // The session is stored with its success event, both or neither (no cookie then).
+    let event = sign_in(
+        session.tenant_id.as_deref(),
+        events::SIGN_IN,
+        format!("user:{}", user.id),
+        "success",
+        typed_email(&step.account_key),
+    );
+    let event = events::row(&events::Meta::from_headers(headers), event);
     let mut response = match recovery {
         Some(codes) => {
-            if let Err(e) = state.store.insert_session(&session).await {
+            let new = NewSession {
+                session: session.clone(),
+                code: None,
+            };
+            if let Err(e) = state.events.append_sign_in(event, new).await {
                 return unavailable(&e);
             }
             let next = format!("{}connect/authorize?{}", state.config.issuer, req.raw);
@@ -391,10 +404,13 @@ async fn finish(
             );
             html(StatusCode::OK, &page("Two-step verification", &body))
         }
-        None => match continue_in_session(state, headers, req, (&session, true), user).await {
-            Ok(r) => r,
-            Err(failed) => return failed,
-        },
+        None => {
+            let signed_in = InSession::SignedIn(&session, Box::new(event));
+            match continue_in_session(state, headers, req, signed_in, user).await {
+                Ok(r) => r,
+                Err(failed) => return failed,
+            }
+        }
     };
     if step.failures_pending
         && let Err(e) = state.store.clear_login_failures(&step.account_key).await
@@ -402,16 +418,6 @@ async fn finish(
         tracing::warn!(error = %e, "clearing sign-in failures failed");
     }
     metrics::counter!("identity_sign_ins_total", "outcome" => "success").increment(1);
-    sign_in_event(
-        state,
-        headers,
-        session.tenant_id.as_deref(),
-        events::SIGN_IN,
-        format!("user:{}", user.id),
-        "success",
-        typed_email(&step.account_key),
-    )
-    .await;
     tracing::info!(user_id = %user.id, amr = %session.amr, "signed in");
     if let Some(c) = set_cookie(state, SESSION_COOKIE, &token, "Lax", lifetime) {
         response.headers_mut().append(header::SET_COOKIE, c);

@@ -326,6 +326,55 @@ async fn replicas_appending_at_once_keep_one_linear_chain() {
     }
 }
 
+/// Sign-ins at once on two replicas: each sign-in's session and code are stored in the write
+/// of its event (batched with others', re-linked when the other replica moved the chain), so
+/// every code redeems and the tenant's chain gains exactly one linked event per sign-in.
+#[tokio::test]
+async fn sign_ins_at_once_on_replicas_store_each_session_with_its_event() {
+    for db in backends(SUITE).await {
+        let a = Instance::start(&db, "", |_| {}).await;
+        let b = Instance::start(&db, "", |_| {}).await;
+        let admin = a.admin_token().await;
+        let t = a.create_tenant("sign-ins").await;
+        a.create_member(&t, "carol@chain.example", &["User"]).await;
+        let app = a.tenant_app().await;
+        let verify = || async {
+            let path = format!("/admin/security-events/verify?tenant={t}");
+            let (_, v) = a.call(Method::GET, &path, &admin, None).await;
+            assert_eq!(v["ok"], true, "{v}");
+            v["checked"].as_i64().unwrap()
+        };
+        let before = verify().await;
+        let sign_ins = (0..8).map(|i| {
+            let id = if i % 2 == 0 { &a } else { &b };
+            id.user_tokens(
+                &app,
+                "carol@chain.example",
+                USER_PASSWORD,
+                "openid",
+                Some(&t),
+            )
+        });
+        for tokens in futures::future::join_all(sign_ins).await {
+            let tokens = tokens.unwrap();
+            assert!(tokens["id_token"].is_string(), "{tokens}");
+        }
+        assert_eq!(verify().await, before + 8);
+        let (_, page) = a
+            .call(
+                Method::GET,
+                &format!("/admin/security-events?tenant={t}&type=sign_in&outcome=success"),
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 8, "{page}");
+        a.stop().await;
+        b.stop().await;
+        db.cleanup().await;
+    }
+}
+
 /// Creates `n` users in tenant `t` with concurrent requests, spread over the (instance, admin
 /// token) pairs in turn; each must answer 201.
 async fn create_users_at_once(callers: &[(&Instance, &String)], t: &str, n: usize) {

@@ -2,6 +2,8 @@
 
 use sqlx::Row;
 
+use super::grants::{CODE_COLUMNS, CODE_WIDTH, CodeRow, NewSession, bind_code};
+use super::users::{SESSION_COLUMNS, SESSION_WIDTH, bind_session};
 use super::{Store, StoreResult, on_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +79,10 @@ macro_rules! bind_event {
     };
 }
 
-/// Events per insert statement, at most (13 parameters each, well under SQLite's limit).
+/// Parameters per event in [`COLUMNS`].
+const EVENT_WIDTH: usize = 13;
+/// Events per insert statement, at most ([`EVENT_WIDTH`] parameters each, well under SQLite's
+/// limit).
 pub const INSERT_CHUNK: usize = 100;
 
 impl Store {
@@ -94,50 +99,87 @@ impl Store {
         })
     }
 
-    /// Inserts linked events, all or none: multi-row statements of up to [`INSERT_CHUNK`]
-    /// events (one statement needs no transaction). A unique violation means another writer
-    /// took a `seq` (or an id exists): the caller re-links and retries.
-    pub async fn insert_events(&self, events: &[EventRow]) -> StoreResult<()> {
-        let statement = |n: usize| {
-            let mut sql = format!("INSERT INTO security_events ({COLUMNS}) VALUES ");
-            for i in 0..n {
-                let b = i * 13;
-                let sep = if i == 0 { "" } else { ", " };
-                let _ = std::fmt::Write::write_fmt(
-                    &mut sql,
-                    format_args!(
-                        "{sep}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8,
-                        b + 9,
-                        b + 10,
-                        b + 11,
-                        b + 12,
-                        b + 13
-                    ),
-                );
-            }
-            sql
+    /// Inserts linked events, all or none, and with them `sessions`: the new sessions (and
+    /// codes) of the sign-ins the events record. On PostgreSQL up to [`INSERT_CHUNK`] events
+    /// and their sessions are one statement (data-modifying CTEs: one round trip, one commit);
+    /// more events, or sessions on SQLite, take one transaction. A unique violation means
+    /// another writer took a `seq` (or an id exists): the caller re-links and retries.
+    pub async fn insert_events(
+        &self,
+        events: &[EventRow],
+        sessions: &[NewSession],
+    ) -> StoreResult<()> {
+        let codes: Vec<&CodeRow> = sessions.iter().filter_map(|s| s.code.as_ref()).collect();
+        let insert = |table: &str, columns: &str, first: usize, width: usize, rows: usize| {
+            let values = super::placeholders(first, width, rows);
+            format!("INSERT INTO {table} ({columns}) VALUES {values}")
         };
-        on_pool!(self, pool => {
-            if events.len() <= INSERT_CHUNK {
-                let sql = statement(events.len());
+        let session_sql = insert(
+            "sessions",
+            SESSION_COLUMNS,
+            1,
+            SESSION_WIDTH,
+            sessions.len(),
+        );
+        let code_first = 1 + sessions.len() * SESSION_WIDTH;
+        let code_sql = insert(
+            "authorization_codes",
+            CODE_COLUMNS,
+            code_first,
+            CODE_WIDTH,
+            codes.len(),
+        );
+        let event_sql = |first: usize, rows: usize| {
+            insert("security_events", COLUMNS, first, EVENT_WIDTH, rows)
+        };
+        let one_statement = events.len() <= INSERT_CHUNK
+            && (sessions.is_empty() || matches!(self, Store::Postgres(_)));
+        if one_statement {
+            let mut sql = String::new();
+            if !sessions.is_empty() {
+                sql = format!("WITH s AS ({session_sql}) ");
+            }
+            if !codes.is_empty() {
+                sql = format!("{sql}, c AS ({code_sql}) ");
+            }
+            sql.push_str(&event_sql(
+                code_first + codes.len() * CODE_WIDTH,
+                events.len(),
+            ));
+            on_pool!(self, pool => {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for s in sessions {
+                    q = bind_session!(q, s.session);
+                }
+                for c in &codes {
+                    q = bind_code!(q, c);
+                }
                 for e in events {
                     q = bind_event!(q, e);
                 }
                 q.execute(pool).await?;
-                return Ok(());
-            }
+            });
+            return Ok(());
+        }
+        on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if !sessions.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(session_sql.as_str()));
+                for s in sessions {
+                    q = bind_session!(q, s.session);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            if !codes.is_empty() {
+                let sql = insert("authorization_codes", CODE_COLUMNS, 1, CODE_WIDTH, codes.len());
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for c in &codes {
+                    q = bind_code!(q, c);
+                }
+                q.execute(&mut *tx).await?;
+            }
             for chunk in events.chunks(INSERT_CHUNK) {
-                let sql = statement(chunk.len());
+                let sql = event_sql(1, chunk.len());
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                 for e in chunk {
                     q = bind_event!(q, e);

@@ -8,7 +8,7 @@
 
 use sqlx::Row;
 
-use super::users::{SESSION_INSERT, SessionRow, bind_session};
+use super::users::SessionRow;
 use super::{Store, StoreResult, on_pool};
 
 #[derive(Debug, Clone)]
@@ -53,12 +53,12 @@ pub struct RefreshTokenRow {
     pub family: FamilyRow,
 }
 
-const CODE_COLUMNS: &str = "code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, \
+pub(super) const CODE_COLUMNS: &str = "code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, \
     code_challenge, code_challenge_method, auth_time, created_at, expires_at, used_at, \
     issued_family_id, issued_access_jti, issued_access_exp";
 
-/// The parameters of one code in [`CODE_COLUMNS`] order (bound by `bind_code!`).
-const CODE_VALUES: &str = "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+/// Parameters per code in [`CODE_COLUMNS`].
+pub(super) const CODE_WIDTH: usize = 16;
 
 /// Binds a [`CodeRow`] in [`CODE_COLUMNS`] order.
 macro_rules! bind_code {
@@ -81,38 +81,26 @@ macro_rules! bind_code {
             .bind($c.issued_access_exp)
     };
 }
+pub(super) use bind_code;
+
+/// A sign-in's new session and, unless consent is asked first, the authorization code issued
+/// in it: stored with the sign-in's security event, both or neither
+/// ([`Store::insert_events`](super::Store::insert_events)).
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session: SessionRow,
+    pub code: Option<CodeRow>,
+}
 
 impl Store {
     pub async fn insert_code(&self, c: &CodeRow) -> StoreResult<()> {
-        let sql = format!("INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES {CODE_VALUES}");
+        let sql = format!(
+            "INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES {}",
+            super::placeholders(1, CODE_WIDTH, 1)
+        );
         on_pool!(self, pool => {
             bind_code!(sqlx::query(sqlx::AssertSqlSafe(sql)), c).execute(pool).await?;
         });
-        Ok(())
-    }
-
-    /// Stores a new session and the authorization code issued in it. On PostgreSQL in one
-    /// statement (one round trip, one commit: a sign-in's largest costs beside the hash). On
-    /// SQLite one insert after the other: each is cheap there, and a transaction would add two
-    /// trips to the database thread; a session left without its code (the second insert
-    /// failed) is harmless, as no cookie names it.
-    pub async fn insert_session_with_code(&self, s: &SessionRow, c: &CodeRow) -> StoreResult<()> {
-        match self {
-            Store::Postgres(pool) => {
-                // The session takes $1–$8, the code $9–$24.
-                let sql = format!(
-                    "WITH s AS ({SESSION_INSERT}) \
-                     INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES ($9, $10, $11, \
-                     $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
-                );
-                let q = bind_session!(sqlx::query(sqlx::AssertSqlSafe(sql)), s);
-                bind_code!(q, c).execute(pool).await?;
-            }
-            Store::Sqlite(_) => {
-                self.insert_session(s).await?;
-                self.insert_code(c).await?;
-            }
-        }
         Ok(())
     }
 

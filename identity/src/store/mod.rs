@@ -70,6 +70,24 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// The placeholders of `rows` rows of `width` parameters each, numbered from `$first`:
+/// `($1, $2), ($3, $4)` for (1, 2, 2). For multi-row `INSERT … VALUES`.
+pub(crate) fn placeholders(first: usize, width: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(rows * width * 6);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..width {
+            let sep = if col == 0 { "" } else { ", " };
+            let _ = std::fmt::Write::write_fmt(
+                &mut sql,
+                format_args!("{sep}${}", first + row * width + col),
+            );
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`) and applies the migrations; a
     /// PostgreSQL pool of the configuration's default size.
@@ -180,4 +198,16 @@ pub fn now_ms() -> i64 {
 /// A fresh UUIDv7 as its canonical string.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_rows_after_each_other() {
+        assert_eq!(placeholders(1, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(9, 3, 1), "($9, $10, $11)");
+        assert_eq!(placeholders(1, 3, 0), "");
+    }
 }

@@ -57,12 +57,13 @@ pub struct SignInAccount {
     pub tenants: Vec<TenantRow>,
 }
 
-/// Inserts a [`SessionRow`] from parameters `$1`–`$8` (bound by `bind_session!`).
-pub(super) const SESSION_INSERT: &str = "INSERT INTO sessions \
-    (id, token_hash, user_id, auth_time, amr, created_at, expires_at, tenant_id) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// The columns a new [`SessionRow`] is inserted into (bound by `bind_session!`).
+pub(super) const SESSION_COLUMNS: &str =
+    "id, token_hash, user_id, auth_time, amr, created_at, expires_at, tenant_id";
+/// Parameters per session in [`SESSION_COLUMNS`].
+pub(super) const SESSION_WIDTH: usize = 8;
 
-/// Binds a [`SessionRow`] as the parameters of [`SESSION_INSERT`].
+/// Binds a [`SessionRow`] in [`SESSION_COLUMNS`] order.
 macro_rules! bind_session {
     ($q:expr, $s:expr) => {
         $q.bind(&$s.id)
@@ -211,8 +212,12 @@ impl Store {
     }
 
     pub async fn insert_session(&self, s: &SessionRow) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES {}",
+            super::placeholders(1, SESSION_WIDTH, 1)
+        );
         on_pool!(self, pool => {
-            bind_session!(sqlx::query(SESSION_INSERT), s).execute(pool).await?;
+            bind_session!(sqlx::query(sqlx::AssertSqlSafe(sql)), s).execute(pool).await?;
         });
         Ok(())
     }

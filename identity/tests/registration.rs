@@ -29,7 +29,7 @@ async fn start(db: &TestDb, prov: &Arc<InProcessProvisioner>) -> Instance {
 
 async fn break_table(store: &Store, table: &str) {
     let trigger = match store {
-        Store::Sqlite(_) => format!(
+        Store::Sqlite(..) => format!(
             "CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} \
              BEGIN SELECT RAISE(ABORT, 'forced failure'); END"
         ),
@@ -52,7 +52,7 @@ async fn break_table(store: &Store, table: &str) {
 
 async fn fix_table(store: &Store, table: &str) {
     let on = match store {
-        Store::Sqlite(_) => String::new(),
+        Store::Sqlite(..) => String::new(),
         Store::Postgres(_) => format!(" ON {table}"),
     };
     raw_exec(store, &format!("DROP TRIGGER fail_{table}{on}"), &[]).await

@@ -162,6 +162,7 @@ impl Store {
             return Ok(());
         }
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             if !sessions.is_empty() {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(session_sql.as_str()));
@@ -202,7 +203,9 @@ impl Store {
         let list =
             serde_json::to_string(ids).map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
         match self {
-            Store::Sqlite(pool) => Ok(sqlx::query_scalar(SQL).bind(list).fetch_all(pool).await?),
+            Store::Sqlite(pool, _) => {
+                Ok(sqlx::query_scalar(SQL).bind(list).fetch_all(pool).await?)
+            }
             Store::Postgres(pool) => Ok(sqlx::query_scalar(PG).bind(list).fetch_all(pool).await?),
         }
     }
@@ -241,6 +244,7 @@ impl Store {
                 continue;
             }
             on_pool!(self, pool => {
+                let _turn = self.serial_write().await;
                 let mut tx = pool.begin().await?;
                 let hash: Option<String> = sqlx::query_scalar(HASH)
                     .bind(&tenant_id)

@@ -169,6 +169,7 @@ impl Store {
         const TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, family_id, generation, created_at) \
             VALUES ($1, $2, $3, $4)";
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             sqlx::query(FAMILY)
                 .bind(&f.id)
@@ -239,6 +240,7 @@ impl Store {
         const INSERT: &str = "INSERT INTO refresh_tokens (token_hash, family_id, generation, created_at) \
             VALUES ($1, $2, $3, $4)";
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             let advanced = sqlx::query(ADVANCE)
                 .bind(family_id)

@@ -119,6 +119,7 @@ impl Store {
         const CONFIRM: &str = "UPDATE mfa_totp SET confirmed_at = $2, last_step = $3 \
             WHERE user_id = $1 AND confirmed_at IS NULL";
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             let n = sqlx::query(CONFIRM).bind(user_id).bind(now).bind(step).execute(&mut *tx).await?.rows_affected();
             if n != 1 {
@@ -140,6 +141,7 @@ impl Store {
         const ENROLLED: &str =
             "SELECT COUNT(*) AS n FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL";
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             let n: i64 = sqlx::query(ENROLLED).bind(user_id).fetch_one(&mut *tx).await?.try_get("n")?;
             if n != 1 {
@@ -190,6 +192,7 @@ impl Store {
         const TOTP: &str = "DELETE FROM mfa_totp WHERE user_id = $1";
         const CODES: &str = "DELETE FROM mfa_recovery_codes WHERE user_id = $1";
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             let n = sqlx::query(TOTP).bind(user_id).execute(&mut *tx).await?.rows_affected();
             sqlx::query(CODES).bind(user_id).execute(&mut *tx).await?;

@@ -24,6 +24,7 @@ pub mod users;
 pub mod vault;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
@@ -54,7 +55,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The identity service's database. Cheap to clone (pools are shared).
 #[derive(Debug, Clone)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    /// The pool and the process's turn to write (see [`Store::serial_write`]).
+    Sqlite(SqlitePool, Arc<tokio::sync::Mutex<()>>),
     Postgres(PgPool),
 }
 
@@ -63,7 +65,7 @@ pub enum Store {
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Sqlite($pool, _) => $body,
             $crate::store::Store::Postgres($pool) => $body,
         }
     };
@@ -109,7 +111,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            Store::Sqlite(pool)
+            Store::Sqlite(pool, Arc::default())
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = pool_options::<sqlx::Postgres>(max_connections.max(2))
@@ -128,10 +130,23 @@ impl Store {
 
     async fn migrate(&self) -> StoreResult<()> {
         match self {
-            Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Store::Sqlite(pool, _) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
             Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
         Ok(())
+    }
+
+    /// On SQLite, this process's turn to write: write transactions queue here, in order,
+    /// instead of meeting at SQLite's lock, whose busy handler sleeps in growing steps (up to
+    /// 100 ms) between tries — hundreds of milliseconds of tail latency, and an idle lock,
+    /// under concurrent refreshes. Taken before `begin`, held until the transaction ends; a
+    /// transaction must not call another store method that takes it. `None` on PostgreSQL
+    /// (row locks order its writers).
+    pub(crate) async fn serial_write(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self {
+            Store::Sqlite(_, turn) => Some(turn.lock().await),
+            Store::Postgres(_) => None,
+        }
     }
 
     /// A cheap round trip, for the readiness probe.
@@ -177,7 +192,7 @@ impl Store {
 
     pub fn dialect(&self) -> &'static str {
         match self {
-            Store::Sqlite(_) => "sqlite",
+            Store::Sqlite(..) => "sqlite",
             Store::Postgres(_) => "postgres",
         }
     }

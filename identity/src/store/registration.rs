@@ -46,6 +46,7 @@ impl Store {
         let user_roles = serde_json::to_string(&u.roles).unwrap_or_else(|_| "[]".into());
         let member_roles = serde_json::to_string(&m.roles).unwrap_or_else(|_| "[]".into());
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             sqlx::query(sqlx::AssertSqlSafe(tenant_sql.clone()))
                 .bind(&t.id)

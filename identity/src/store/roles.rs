@@ -99,6 +99,7 @@ impl Store {
         const USERS: &str = "SELECT roles FROM memberships WHERE tenant_id = $1";
         const DELETE: &str = "DELETE FROM tenant_roles WHERE tenant_id = $1 AND name = $2";
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             let rows = sqlx::query(USERS).bind(tenant_id).fetch_all(&mut *tx).await?;
             for r in rows {

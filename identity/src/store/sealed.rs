@@ -129,6 +129,7 @@ impl Store {
             key = col.key
         );
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             let mut changed = 0;
             for (row, value) in resealed {

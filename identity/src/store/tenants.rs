@@ -307,6 +307,7 @@ impl Store {
         const FAMILIES: &str =
             "UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             let n = sqlx::query(USER).bind(user_id).bind(disabled).bind(now).execute(&mut *tx).await?.rows_affected();
             if disabled {

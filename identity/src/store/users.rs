@@ -229,6 +229,7 @@ impl Store {
         const FAMILIES: &str = "UPDATE refresh_families SET revoked_at = $2 \
             WHERE session_id = $1 AND revoked_at IS NULL";
         on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             sqlx::query(SESSION).bind(session_id).bind(now).execute(&mut *tx).await?;
             sqlx::query(FAMILIES).bind(session_id).bind(now).execute(&mut *tx).await?;

@@ -614,7 +614,7 @@ pub fn wrong_totp_code(secret: &str) -> String {
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store {
-            tansu_identity::store::Store::Sqlite($pool) => $body,
+            tansu_identity::store::Store::Sqlite($pool, _) => $body,
             tansu_identity::store::Store::Postgres($pool) => $body,
         }
     };

@@ -114,38 +114,47 @@ impl Store {
             let values = super::placeholders(first, width, rows);
             format!("INSERT INTO {table} ({columns}) VALUES {values}")
         };
-        let session_sql = insert(
-            "sessions",
-            SESSION_COLUMNS,
-            1,
-            SESSION_WIDTH,
-            sessions.len(),
-        );
-        let code_first = 1 + sessions.len() * SESSION_WIDTH;
-        let code_sql = insert(
-            "authorization_codes",
-            CODE_COLUMNS,
-            code_first,
-            CODE_WIDTH,
-            codes.len(),
-        );
-        let event_sql = |first: usize, rows: usize| {
+        let sessions_sql = |first: usize| {
+            insert(
+                "sessions",
+                SESSION_COLUMNS,
+                first,
+                SESSION_WIDTH,
+                sessions.len(),
+            )
+        };
+        let codes_sql = |first: usize| {
+            insert(
+                "authorization_codes",
+                CODE_COLUMNS,
+                first,
+                CODE_WIDTH,
+                codes.len(),
+            )
+        };
+        let events_sql = |first: usize, rows: usize| {
             insert("security_events", COLUMNS, first, EVENT_WIDTH, rows)
         };
         let one_statement = events.len() <= INSERT_CHUNK
             && (sessions.is_empty() || matches!(self, Store::Postgres(_)));
         if one_statement {
-            let mut sql = String::new();
+            // The sessions take the first parameters, then the codes, then the events.
+            let mut ctes = Vec::new();
+            let mut next = 1;
             if !sessions.is_empty() {
-                sql = format!("WITH s AS ({session_sql}) ");
+                ctes.push(format!("s AS ({})", sessions_sql(next)));
+                next += sessions.len() * SESSION_WIDTH;
             }
             if !codes.is_empty() {
-                sql = format!("{sql}, c AS ({code_sql}) ");
+                ctes.push(format!("c AS ({})", codes_sql(next)));
+                next += codes.len() * CODE_WIDTH;
             }
-            sql.push_str(&event_sql(
-                code_first + codes.len() * CODE_WIDTH,
-                events.len(),
-            ));
+            let with = if ctes.is_empty() {
+                String::new()
+            } else {
+                format!("WITH {} ", ctes.join(", "))
+            };
+            let sql = format!("{with}{}", events_sql(next, events.len()));
             on_pool!(self, pool => {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                 for s in sessions {
@@ -165,22 +174,21 @@ impl Store {
             let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             if !sessions.is_empty() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(session_sql.as_str()));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sessions_sql(1)));
                 for s in sessions {
                     q = bind_session!(q, s.session);
                 }
                 q.execute(&mut *tx).await?;
             }
             if !codes.is_empty() {
-                let sql = insert("authorization_codes", CODE_COLUMNS, 1, CODE_WIDTH, codes.len());
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(codes_sql(1)));
                 for c in &codes {
                     q = bind_code!(q, c);
                 }
                 q.execute(&mut *tx).await?;
             }
             for chunk in events.chunks(INSERT_CHUNK) {
-                let sql = event_sql(1, chunk.len());
+                let sql = events_sql(1, chunk.len());
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                 for e in chunk {
                     q = bind_event!(q, e);

@@ -6,12 +6,15 @@
 //! and written together by the next one: a sign-in storm costs one chain read and one insert
 //! per batch instead of a read and an insert per sign-in, and requests of one process never
 //! race each other for the next `seq` of a tenant's chain. The writer remembers each chain's
-//! last link, so it reads it again only after another writer (a replica, a purge) moved it —
-//! detected by the unique `(tenant_id, seq)` — or at start.
+//! last link, so it reads it again only after another writer (a replica) moved it — detected
+//! by the unique `(tenant_id, seq)` — or the database lost it (a crash losing asynchronously
+//! committed sign-ins, a failover) — detected by the insert, which stores nothing unless the
+//! chain ends at the link it continues — or at start.
 //!
 //! A sign-in's new session (and its authorization code) is stored in the same write as the
 //! sign-in's event ([`EventLog::append_sign_in`]): on PostgreSQL one statement and one commit
-//! for all three, and never a session without its audit record.
+//! for all three, and never a session without its audit record. Such a write commits
+//! asynchronously on PostgreSQL (see `store::events::SIGN_IN_COMMIT` for what that risks).
 
 use std::collections::HashMap;
 
@@ -162,7 +165,10 @@ impl Links {
                     prev_hash = row.hash.clone();
                 }
                 match store.insert_events(&rows, &sessions).await {
-                    Ok(()) => {
+                    // The chain does not end at the remembered link (lost with a database
+                    // crash or failover): read it again.
+                    Ok(false) => continue,
+                    Ok(true) => {
                         if self.0.len() >= LINKS {
                             self.0.clear();
                         }

@@ -375,6 +375,101 @@ async fn sign_ins_at_once_on_replicas_store_each_session_with_its_event() {
     }
 }
 
+/// The chain's newest events are lost after the writer linked them (a PostgreSQL crash loses
+/// the tail of asynchronously committed sign-ins; a failover loses what the replica had not
+/// received): the next append does not link to the lost event — it reads the chain's real end
+/// and continues it, so the chain still verifies and holds the new sign-in.
+#[tokio::test]
+async fn an_append_after_a_lost_tail_continues_the_chain_it_finds() {
+    for db in backends(SUITE).await {
+        let id = Instance::start(&db, "", |_| {}).await;
+        let admin = id.admin_token().await;
+        let t = id.create_tenant("lost-tail").await;
+        id.create_member(&t, "dave@tail.example", &["User"]).await;
+        let app = id.tenant_app().await;
+        let sign_in = || async {
+            let tokens = id
+                .user_tokens(&app, "dave@tail.example", USER_PASSWORD, "openid", Some(&t))
+                .await
+                .unwrap();
+            assert!(tokens["id_token"].is_string(), "{tokens}");
+        };
+        let verify = || async {
+            let path = format!("/admin/security-events/verify?tenant={t}");
+            let (_, v) = id.call(Method::GET, &path, &admin, None).await;
+            assert_eq!(v["ok"], true, "{} {v}", db.name());
+            v["checked"].as_i64().unwrap()
+        };
+        sign_in().await;
+        sign_in().await;
+        let before = verify().await;
+        // The writer remembers the link it wrote last; the database loses it.
+        raw_exec(
+            &id.state.store,
+            "DELETE FROM security_events WHERE tenant_id = $1 \
+             AND seq = (SELECT MAX(seq) FROM security_events WHERE tenant_id = $1)",
+            &[t.as_str()],
+        )
+        .await;
+        assert_eq!(verify().await, before - 1);
+        sign_in().await;
+        assert_eq!(
+            verify().await,
+            before,
+            "{}: the new sign-in continues the chain",
+            db.name()
+        );
+        id.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// PostgreSQL: a sign-in's write commits asynchronously for its own transaction only — every
+/// connection of the pool still commits synchronously afterwards (the setting is local to the
+/// transaction, never left on a pooled connection).
+#[tokio::test]
+async fn a_sign_ins_asynchronous_commit_stays_in_its_transaction() {
+    for db in backends(SUITE).await {
+        if db.name() != "postgres" {
+            continue;
+        }
+        let id = Instance::start(&db, "", |c| c.database_max_connections = 2).await;
+        let t = id.create_tenant("durability").await;
+        id.create_member(&t, "erin@durable.example", &["User"])
+            .await;
+        let app = id.tenant_app().await;
+        for _ in 0..4 {
+            let tokens = id
+                .user_tokens(
+                    &app,
+                    "erin@durable.example",
+                    USER_PASSWORD,
+                    "openid",
+                    Some(&t),
+                )
+                .await
+                .unwrap();
+            assert!(tokens["id_token"].is_string(), "{tokens}");
+        }
+        let tansu_identity::store::Store::Postgres(pool) = &id.state.store else {
+            unreachable!("a PostgreSQL test database");
+        };
+        // Both connections of the pool at once: each reports the server's default.
+        let mut a = pool.acquire().await.unwrap();
+        let mut b = pool.acquire().await.unwrap();
+        for conn in [&mut a, &mut b] {
+            let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(setting, "on");
+        }
+        drop((a, b));
+        id.stop().await;
+        db.cleanup().await;
+    }
+}
+
 /// Creates `n` users in tenant `t` with concurrent requests, spread over the (instance, admin
 /// token) pairs in turn; each must answer 201.
 async fn create_users_at_once(callers: &[(&Instance, &String)], t: &str, n: usize) {

@@ -85,6 +85,25 @@ const EVENT_WIDTH: usize = 13;
 /// limit).
 pub const INSERT_CHUNK: usize = 100;
 
+/// One row when a chain ends at link ($1 tenant, $2 seq, $3 hash): seq 0 is the empty chain;
+/// otherwise that event must be stored (a retention purge always keeps each chain's newest
+/// event, so the link an append continues is never purged).
+const LINK_CHECK: &str = "SELECT 1 AS linked WHERE $2 = 0 OR EXISTS (SELECT 1 FROM security_events \
+    WHERE tenant_id = $1 AND seq = $2 AND hash = $3)";
+
+/// PostgreSQL: commit the statement asynchronously (`synchronous_commit` off for this
+/// transaction only, as `SET LOCAL`; the connection keeps its own setting). Used for writes that
+/// hold nothing but sign-ins — each event with the session and code it records — as Keycloak
+/// does for user sessions, codes and events (its `AsynchronousCommitAllowed`): the commit does
+/// not wait for the WAL flush, which is most of a sign-in's database cost. What a database
+/// crash can lose is the last few hundred milliseconds of such writes (3 × `wal_writer_delay`
+/// at most), each whole: the session, its code and its audit record together, and only while
+/// unused — redeeming the code (or any later synchronous commit) flushes the WAL up to it
+/// first, so no token is issued for a sign-in that is not durable. The chain stays intact: a
+/// lost write is its tail, and the next append checks the link it continues
+/// ([`LINK_CHECK`]).
+const SIGN_IN_COMMIT: &str = "SELECT set_config('synchronous_commit', 'off', true)";
+
 impl Store {
     /// The last link of a tenant's chain: (seq, hash); (0, "") for an empty chain.
     pub async fn last_event_link(&self, tenant_id: &str) -> StoreResult<(i64, String)> {
@@ -99,64 +118,80 @@ impl Store {
         })
     }
 
-    /// Inserts linked events, all or none, and with them `sessions`: the new sessions (and
-    /// codes) of the sign-ins the events record. On PostgreSQL up to [`INSERT_CHUNK`] events
-    /// and their sessions are one statement (data-modifying CTEs: one round trip, one commit);
-    /// more events, or sessions on SQLite, take one transaction. A unique violation means
-    /// another writer took a `seq` (or an id exists): the caller re-links and retries.
+    /// Appends linked events of one tenant's chain, all or none, and with them `sessions`: the
+    /// new sessions (and codes) of the sign-ins the events record. Returns `false`, storing
+    /// nothing, when the chain does not end at the link the first event names (seq − 1 and
+    /// `prev_hash`): another writer appended meanwhile (also seen as a unique violation of
+    /// `(tenant_id, seq)`), or the remembered last link was lost — a PostgreSQL crash or a
+    /// failover to a replica that had not received it. The caller re-reads the link and
+    /// retries; no event is ever stored after a link the chain does not hold.
+    ///
+    /// On PostgreSQL up to [`INSERT_CHUNK`] events and their sessions are one statement
+    /// (data-modifying CTEs: one round trip, one commit); more events, or sessions on SQLite,
+    /// take one transaction. A write that holds nothing but sign-ins (each event with its
+    /// session) commits asynchronously on PostgreSQL: see [`SIGN_IN_COMMIT`].
     pub async fn insert_events(
         &self,
         events: &[EventRow],
         sessions: &[NewSession],
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
+        let Some(first_event) = events.first() else {
+            return Ok(true);
+        };
+        let link_seq = first_event.seq - 1;
+        let link = (&first_event.tenant_id, link_seq, &first_event.prev_hash);
         let codes: Vec<&CodeRow> = sessions.iter().filter_map(|s| s.code.as_ref()).collect();
-        let insert = |table: &str, columns: &str, first: usize, width: usize, rows: usize| {
+        // Each table's rows as `INSERT … SELECT` from their VALUES, joined with `from`: the
+        // link check (and the asynchronous commit) in one statement, nothing in a transaction.
+        let insert = |table: &str, columns: &str, (first, width, rows), from: &str| {
             let values = super::placeholders(first, width, rows);
-            format!("INSERT INTO {table} ({columns}) VALUES {values}")
+            format!("INSERT INTO {table} ({columns}) SELECT v.* FROM (VALUES {values}) AS v{from}")
         };
-        let sessions_sql = |first: usize| {
-            insert(
-                "sessions",
-                SESSION_COLUMNS,
-                first,
-                SESSION_WIDTH,
-                sessions.len(),
-            )
+        let sessions_sql = |first: usize, from: &str| {
+            let shape = (first, SESSION_WIDTH, sessions.len());
+            insert("sessions", SESSION_COLUMNS, shape, from)
         };
-        let codes_sql = |first: usize| {
-            insert(
-                "authorization_codes",
-                CODE_COLUMNS,
-                first,
-                CODE_WIDTH,
-                codes.len(),
-            )
+        let codes_sql = |first: usize, from: &str| {
+            let shape = (first, CODE_WIDTH, codes.len());
+            insert("authorization_codes", CODE_COLUMNS, shape, from)
         };
-        let events_sql = |first: usize, rows: usize| {
-            insert("security_events", COLUMNS, first, EVENT_WIDTH, rows)
+        let events_sql = |first: usize, rows: usize, from: &str| {
+            insert("security_events", COLUMNS, (first, EVENT_WIDTH, rows), from)
         };
         let one_statement = events.len() <= INSERT_CHUNK
             && (sessions.is_empty() || matches!(self, Store::Postgres(_)));
         if one_statement {
-            // The sessions take the first parameters, then the codes, then the events.
-            let mut ctes = Vec::new();
-            let mut next = 1;
+            // The link check takes $1..$3, then the sessions, the codes and the events.
+            let sign_ins_only =
+                matches!(self, Store::Postgres(_)) && sessions.len() == events.len();
+            let mut ctes = vec![format!("link AS ({LINK_CHECK})")];
+            if sign_ins_only {
+                ctes.push(format!("relaxed AS ({SIGN_IN_COMMIT})"));
+            }
+            let mut next = 4;
             if !sessions.is_empty() {
-                ctes.push(format!("s AS ({})", sessions_sql(next)));
+                ctes.push(format!("s AS ({})", sessions_sql(next, " CROSS JOIN link")));
                 next += sessions.len() * SESSION_WIDTH;
             }
             if !codes.is_empty() {
-                ctes.push(format!("c AS ({})", codes_sql(next)));
+                ctes.push(format!("c AS ({})", codes_sql(next, " CROSS JOIN link")));
                 next += codes.len() * CODE_WIDTH;
             }
-            let with = if ctes.is_empty() {
-                String::new()
+            let from = if sign_ins_only {
+                " CROSS JOIN link CROSS JOIN relaxed"
             } else {
-                format!("WITH {} ", ctes.join(", "))
+                " CROSS JOIN link"
             };
-            let sql = format!("{with}{}", events_sql(next, events.len()));
-            on_pool!(self, pool => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            let sql = format!(
+                "WITH {} {}",
+                ctes.join(", "),
+                events_sql(next, events.len(), from)
+            );
+            let stored = on_pool!(self, pool => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(link.0)
+                    .bind(link.1)
+                    .bind(link.2);
                 for s in sessions {
                     q = bind_session!(q, s.session);
                 }
@@ -166,38 +201,50 @@ impl Store {
                 for e in events {
                     q = bind_event!(q, e);
                 }
-                q.execute(pool).await?;
+                q.execute(pool).await?.rows_affected()
             });
-            return Ok(());
+            // The link check gates every insert of the statement: all rows or none.
+            return Ok(stored == events.len() as u64);
         }
         on_pool!(self, pool => {
             let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             if !sessions.is_empty() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sessions_sql(1)));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sessions_sql(1, "")));
                 for s in sessions {
                     q = bind_session!(q, s.session);
                 }
                 q.execute(&mut *tx).await?;
             }
             if !codes.is_empty() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(codes_sql(1)));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(codes_sql(1, "")));
                 for c in &codes {
                     q = bind_code!(q, c);
                 }
                 q.execute(&mut *tx).await?;
             }
             for chunk in events.chunks(INSERT_CHUNK) {
-                let sql = events_sql(1, chunk.len());
+                let sql = events_sql(1, chunk.len(), "");
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                 for e in chunk {
                     q = bind_event!(q, e);
                 }
                 q.execute(&mut *tx).await?;
             }
+            // Checked after the inserts: on SQLite a transaction that reads first fails, rather
+            // than waits, when another connection writes before it does.
+            let linked = sqlx::query(LINK_CHECK)
+                .bind(link.0)
+                .bind(link.1)
+                .bind(link.2)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if linked.is_none() {
+                return Ok(false);
+            }
             tx.commit().await?;
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Which of `ids` are stored already (an ingest retried after a lost answer).

@@ -7,14 +7,13 @@
 //! per batch instead of a read and an insert per sign-in, and requests of one process never
 //! race each other for the next `seq` of a tenant's chain. The writer remembers each chain's
 //! last link, so it reads it again only after another writer (a replica) moved it — detected
-//! by the unique `(tenant_id, seq)` — or the database lost it (a crash losing asynchronously
-//! committed sign-ins, a failover) — detected by the insert, which stores nothing unless the
-//! chain ends at the link it continues — or at start.
+//! by the unique `(tenant_id, seq)` — or the database lost it (a failover to a replica that
+//! had not received the chain's last events) — detected by the insert, which stores nothing
+//! unless the chain holds the link it continues — or at start.
 //!
 //! A sign-in's new session (and its authorization code) is stored in the same write as the
 //! sign-in's event ([`EventLog::append_sign_in`]): on PostgreSQL one statement and one commit
-//! for all three, and never a session without its audit record. Such a write commits
-//! asynchronously on PostgreSQL (see `store::events::SIGN_IN_COMMIT` for what that risks).
+//! for all three, and never a session without its audit record.
 
 use std::collections::HashMap;
 
@@ -165,8 +164,8 @@ impl Links {
                     prev_hash = row.hash.clone();
                 }
                 match store.insert_events(&rows, &sessions).await {
-                    // The chain does not end at the remembered link (lost with a database
-                    // crash or failover): read it again.
+                    // The chain does not hold the remembered link (lost in a failover), or
+                    // another writer appended: read it again.
                     Ok(false) => continue,
                     Ok(true) => {
                         if self.0.len() >= LINKS {

@@ -85,24 +85,14 @@ const EVENT_WIDTH: usize = 13;
 /// limit).
 pub const INSERT_CHUNK: usize = 100;
 
-/// One row when a chain ends at link ($1 tenant, $2 seq, $3 hash): seq 0 is the empty chain;
-/// otherwise that event must be stored (a retention purge always keeps each chain's newest
-/// event, so the link an append continues is never purged).
-const LINK_CHECK: &str = "SELECT 1 AS linked WHERE $2 = 0 OR EXISTS (SELECT 1 FROM security_events \
-    WHERE tenant_id = $1 AND seq = $2 AND hash = $3)";
-
-/// PostgreSQL: commit the statement asynchronously (`synchronous_commit` off for this
-/// transaction only, as `SET LOCAL`; the connection keeps its own setting). Used for writes that
-/// hold nothing but sign-ins — each event with the session and code it records — as Keycloak
-/// does for user sessions, codes and events (its `AsynchronousCommitAllowed`): the commit does
-/// not wait for the WAL flush, which is most of a sign-in's database cost. What a database
-/// crash can lose is the last few hundred milliseconds of such writes (3 × `wal_writer_delay`
-/// at most), each whole: the session, its code and its audit record together, and only while
-/// unused — redeeming the code (or any later synchronous commit) flushes the WAL up to it
-/// first, so no token is issued for a sign-in that is not durable. The chain stays intact: a
-/// lost write is its tail, and the next append checks the link it continues
-/// ([`LINK_CHECK`]).
-const SIGN_IN_COMMIT: &str = "SELECT set_config('synchronous_commit', 'off', true)";
+/// One row when a chain holds link ($1 tenant, $2 seq, $3 hash) as its event $2: seq 0 is the
+/// empty chain; otherwise the newest event at or before seq $2 must have that hash (a
+/// retention purge always keeps each chain's newest event, so the link an append continues is
+/// never purged). Written as the backward scan of `(tenant_id, seq)` that `last_event_link`
+/// uses: a plan cached while the table was small and unanalysed still takes that index (an
+/// `EXISTS … seq = $2` took `(tenant_id, id)` and filtered the tenant's whole chain).
+const LINK_CHECK: &str = "SELECT 1 AS linked WHERE $2 = 0 OR (SELECT hash FROM security_events \
+    WHERE tenant_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1) = $3";
 
 impl Store {
     /// The last link of a tenant's chain: (seq, hash); (0, "") for an empty chain.
@@ -122,14 +112,13 @@ impl Store {
     /// new sessions (and codes) of the sign-ins the events record. Returns `false`, storing
     /// nothing, when the chain does not end at the link the first event names (seq − 1 and
     /// `prev_hash`): another writer appended meanwhile (also seen as a unique violation of
-    /// `(tenant_id, seq)`), or the remembered last link was lost — a PostgreSQL crash or a
-    /// failover to a replica that had not received it. The caller re-reads the link and
+    /// `(tenant_id, seq)`), or the remembered last link was lost — a failover to a replica
+    /// that had not received it. The caller re-reads the link and
     /// retries; no event is ever stored after a link the chain does not hold.
     ///
     /// On PostgreSQL up to [`INSERT_CHUNK`] events and their sessions are one statement
     /// (data-modifying CTEs: one round trip, one commit); more events, or sessions on SQLite,
-    /// take one transaction. A write that holds nothing but sign-ins (each event with its
-    /// session) commits asynchronously on PostgreSQL: see [`SIGN_IN_COMMIT`].
+    /// take one transaction.
     pub async fn insert_events(
         &self,
         events: &[EventRow],
@@ -142,7 +131,7 @@ impl Store {
         let link = (&first_event.tenant_id, link_seq, &first_event.prev_hash);
         let codes: Vec<&CodeRow> = sessions.iter().filter_map(|s| s.code.as_ref()).collect();
         // Each table's rows as `INSERT … SELECT` from their VALUES, joined with `from`: the
-        // link check (and the asynchronous commit) in one statement, nothing in a transaction.
+        // link check in one statement, nothing in a transaction (it checks on its own).
         let insert = |table: &str, columns: &str, (first, width, rows), from: &str| {
             let values = super::placeholders(first, width, rows);
             format!("INSERT INTO {table} ({columns}) SELECT v.* FROM (VALUES {values}) AS v{from}")
@@ -162,12 +151,7 @@ impl Store {
             && (sessions.is_empty() || matches!(self, Store::Postgres(_)));
         if one_statement {
             // The link check takes $1..$3, then the sessions, the codes and the events.
-            let sign_ins_only =
-                matches!(self, Store::Postgres(_)) && sessions.len() == events.len();
             let mut ctes = vec![format!("link AS ({LINK_CHECK})")];
-            if sign_ins_only {
-                ctes.push(format!("relaxed AS ({SIGN_IN_COMMIT})"));
-            }
             let mut next = 4;
             if !sessions.is_empty() {
                 ctes.push(format!("s AS ({})", sessions_sql(next, " CROSS JOIN link")));
@@ -177,15 +161,10 @@ impl Store {
                 ctes.push(format!("c AS ({})", codes_sql(next, " CROSS JOIN link")));
                 next += codes.len() * CODE_WIDTH;
             }
-            let from = if sign_ins_only {
-                " CROSS JOIN link CROSS JOIN relaxed"
-            } else {
-                " CROSS JOIN link"
-            };
             let sql = format!(
                 "WITH {} {}",
                 ctes.join(", "),
-                events_sql(next, events.len(), from)
+                events_sql(next, events.len(), " CROSS JOIN link")
             );
             let stored = on_pool!(self, pool => {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))

@@ -94,7 +94,7 @@ impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`) and applies the migrations; a
     /// PostgreSQL pool of the configuration's default size.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        Self::connect_with(url, crate::config::DEFAULT_DATABASE_MAX_CONNECTIONS).await
+        Self::connect_with(url, crate::config::default_database_max_connections()).await
     }
 
     /// [`Store::connect`] with at most `max_connections` PostgreSQL connections (SQLite keeps

@@ -110,11 +110,11 @@ impl Store {
 
     /// Appends linked events of one tenant's chain, all or none, and with them `sessions`: the
     /// new sessions (and codes) of the sign-ins the events record. Returns `false`, storing
-    /// nothing, when the chain does not end at the link the first event names (seq − 1 and
-    /// `prev_hash`): another writer appended meanwhile (also seen as a unique violation of
-    /// `(tenant_id, seq)`), or the remembered last link was lost — a failover to a replica
-    /// that had not received it. The caller re-reads the link and
-    /// retries; no event is ever stored after a link the chain does not hold.
+    /// nothing, when the chain does not hold the link the first event names (seq − 1 with
+    /// `prev_hash`): the writer's remembered last link was lost, say in a failover to a
+    /// replica that had not received it. Another writer's append in the meantime is a unique
+    /// violation of `(tenant_id, seq)`. Either way the caller re-reads the link and retries;
+    /// no event is ever stored after a link the chain does not hold.
     ///
     /// On PostgreSQL up to [`INSERT_CHUNK`] events and their sessions are one statement
     /// (data-modifying CTEs: one round trip, one commit); more events, or sessions on SQLite,

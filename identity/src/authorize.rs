@@ -423,7 +423,7 @@ impl InSession<'_> {
     }
 
     /// Stores a new session with its event and `code`; a stored session stores `code` only.
-    async fn store(self, state: &AppState, code: Option<CodeRow>) -> anyhow::Result<()> {
+    pub(crate) async fn store(self, state: &AppState, code: Option<CodeRow>) -> anyhow::Result<()> {
         match (self, code) {
             (Self::Stored(_), None) => Ok(()),
             (Self::Stored(_), Some(code)) => Ok(state.store.insert_code(&code).await?),

@@ -35,7 +35,6 @@ use crate::crypto;
 use crate::events;
 use crate::mfa::{self, CodeOutcome};
 use crate::oauth::token::Params;
-use crate::store::grants::NewSession;
 use crate::store::mfa::LoginStepRow;
 use crate::store::tenants::TenantRow;
 use crate::store::users::{SessionRow, UserRow};
@@ -387,13 +386,10 @@ async fn finish(
         typed_email(&step.account_key),
     );
     let event = events::row(&events::Meta::from_headers(headers), event);
+    let signed_in = InSession::SignedIn(&session, Box::new(event));
     let mut response = match recovery {
         Some(codes) => {
-            let new = NewSession {
-                session: session.clone(),
-                code: None,
-            };
-            if let Err(e) = state.events.append_sign_in(event, new).await {
+            if let Err(e) = signed_in.store(state, None).await {
                 return unavailable(&e);
             }
             let next = format!("{}connect/authorize?{}", state.config.issuer, req.raw);
@@ -404,13 +400,10 @@ async fn finish(
             );
             html(StatusCode::OK, &page("Two-step verification", &body))
         }
-        None => {
-            let signed_in = InSession::SignedIn(&session, Box::new(event));
-            match continue_in_session(state, headers, req, signed_in, user).await {
-                Ok(r) => r,
-                Err(failed) => return failed,
-            }
-        }
+        None => match continue_in_session(state, headers, req, signed_in, user).await {
+            Ok(r) => r,
+            Err(failed) => return failed,
+        },
     };
     if step.failures_pending
         && let Err(e) = state.store.clear_login_failures(&step.account_key).await

@@ -338,12 +338,7 @@ async fn sign_ins_at_once_on_replicas_store_each_session_with_its_event() {
         let t = a.create_tenant("sign-ins").await;
         a.create_member(&t, "carol@chain.example", &["User"]).await;
         let app = a.tenant_app().await;
-        let verify = || async {
-            let path = format!("/admin/security-events/verify?tenant={t}");
-            let (_, v) = a.call(Method::GET, &path, &admin, None).await;
-            assert_eq!(v["ok"], true, "{v}");
-            v["checked"].as_i64().unwrap()
-        };
+        let verify = || chain_verified(&a, &admin, &t);
         let before = verify().await;
         let sign_ins = (0..8).map(|i| {
             let id = if i % 2 == 0 { &a } else { &b };
@@ -393,12 +388,7 @@ async fn an_append_after_a_lost_tail_continues_the_chain_it_finds() {
                 .unwrap();
             assert!(tokens["id_token"].is_string(), "{tokens}");
         };
-        let verify = || async {
-            let path = format!("/admin/security-events/verify?tenant={t}");
-            let (_, v) = id.call(Method::GET, &path, &admin, None).await;
-            assert_eq!(v["ok"], true, "{} {v}", db.name());
-            v["checked"].as_i64().unwrap()
-        };
+        let verify = || chain_verified(&id, &admin, &t);
         sign_in().await;
         sign_in().await;
         let before = verify().await;
@@ -421,6 +411,14 @@ async fn an_append_after_a_lost_tail_continues_the_chain_it_finds() {
         id.stop().await;
         db.cleanup().await;
     }
+}
+
+/// Verifies tenant `t`'s chain (it must be intact) and returns how many events it checked.
+async fn chain_verified(id: &Instance, admin: &str, t: &str) -> i64 {
+    let path = format!("/admin/security-events/verify?tenant={t}");
+    let (_, v) = id.call(Method::GET, &path, admin, None).await;
+    assert_eq!(v["ok"], true, "{v}");
+    v["checked"].as_i64().unwrap()
 }
 
 /// Creates `n` users in tenant `t` with concurrent requests, spread over the (instance, admin

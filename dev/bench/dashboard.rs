@@ -234,6 +234,7 @@ async fn seed_users(url: &str, tenant: &str, users: u64) -> anyhow::Result<()> {
             roles: Vec::new(),
             disabled: i.is_multiple_of(50),
             platform_admin: false,
+            home_tenant_id: Some(tenant.to_owned()),
             created_at: now + i64_i,
             updated_at: now + i64_i,
         };

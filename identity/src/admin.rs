@@ -1,35 +1,27 @@
 //! The admin API under `/admin`: clients and signing keys.
 //!
-//! Who may call it: a bearer access token from this issuer with audience `tansu.identity` and
-//! scope `admin.full` (which exists only in dev mode; issue #4 brings roles for production).
-//! The token is verified in process against the key ring rather than with a
-//! `tansu_shared::auth::Verifier` pointed at our own JWKS over HTTP: the ring is the JWKS'
-//! source of truth, so there is no self-request, no start-up ordering problem (the listener's
-//! address is not known to `router()`), no cache lag after a rotation — and the same strict
-//! checks as the shared verifier (typ `at+jwt`, kid in the ring, alg bound to the key, iss, aud,
-//! exp/nbf with 30 s leeway). Errors are the shared crate's RFC 6750 [`AuthError`]s.
+//! Who may call it: platform administrators ([`Action::ManageClients`], [`Action::ManageKeys`]
+//! in [`crate::http::policy`]).
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tansu_shared::Problem;
-use tansu_shared::auth::{AccessClaims, AuthError, bearer_token};
 
 use crate::AppState;
 use crate::clients::{self, ClientType, ClientUpdate, ClientView, NewClient, rfc3339};
 use crate::crypto;
-use crate::scopes::{ADMIN_FULL, IDENTITY_AUDIENCE};
+use crate::http::{Action, Caller};
 use crate::store::clients::ClientRow;
 use crate::store::{new_id, now_ms};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> crate::http::Routes<AppState> {
+    crate::http::Routes::new()
         .route("/admin/clients", post(create_client).get(list_clients))
         .route(
             "/admin/clients/{client_id}",
@@ -46,27 +38,6 @@ pub fn router() -> Router<AppState> {
         .merge(crate::master_keys::router())
         .merge(crate::tenant_directory::router())
         .merge(crate::stats::router())
-}
-
-/// A caller holding `admin.full` for `tansu.identity`.
-#[derive(Debug, Clone)]
-pub struct Admin(pub AccessClaims, pub crate::events::Meta);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = AuthError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
-        let token = bearer_token(&parts.headers)?.ok_or(AuthError::MissingToken)?;
-        let claims = state.verify_access_token(token, Some(IDENTITY_AUDIENCE))?;
-        if state.config.dev_mode && claims.has_scope(ADMIN_FULL) {
-            Ok(Admin(
-                claims,
-                crate::events::Meta::from_headers(&parts.headers),
-            ))
-        } else {
-            Err(AuthError::InsufficientScope(ADMIN_FULL.into()))
-        }
-    }
 }
 
 const MAX_JSON_BYTES: usize = 64 * 1024;
@@ -94,9 +65,10 @@ pub(crate) fn store_failed(e: &dyn std::fmt::Display) -> Problem {
 
 async fn create_client(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Caller,
     body: Body,
 ) -> Result<Response, Problem> {
+    admin.may(&Action::ManageClients)?;
     let new: NewClient = json_body(body).await?;
     let now = now_ms();
     let confidential = new.client_type == ClientType::Confidential;
@@ -180,9 +152,10 @@ struct ListQuery {
 
 async fn list_clients(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
+    admin.may(&Action::ManageClients)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let rows = state
         .store
@@ -211,18 +184,20 @@ async fn load(state: &AppState, client_id: &str) -> Result<ClientRow, Problem> {
 
 async fn get_client(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Caller,
     Path(client_id): Path<String>,
 ) -> Result<Json<ClientView>, Problem> {
+    admin.may(&Action::ManageClients)?;
     Ok(Json(ClientView::from(&load(&state, &client_id).await?)))
 }
 
 async fn update_client(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Caller,
     Path(client_id): Path<String>,
     body: Body,
 ) -> Result<Json<ClientView>, Problem> {
+    admin.may(&Action::ManageClients)?;
     let update: ClientUpdate = json_body(body).await?;
     let mut row = load(&state, &client_id).await?;
     if let Some(v) = update.name {
@@ -288,9 +263,10 @@ async fn update_client(
 
 async fn rotate_secret(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Caller,
     Path(client_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
+    admin.may(&Action::ManageClients)?;
     let mut row = load(&state, &client_id).await?;
     if !row.confidential || row.jwks.is_some() {
         return Err(
@@ -324,9 +300,10 @@ async fn rotate_secret(
 
 async fn delete_client(
     State(state): State<AppState>,
-    admin: Admin,
+    admin: Caller,
     Path(client_id): Path<String>,
 ) -> Result<StatusCode, Problem> {
+    admin.may(&Action::ManageClients)?;
     let deleted = state
         .store
         .delete_client(&client_id)
@@ -351,7 +328,8 @@ async fn delete_client(
 
 /// `POST /admin/keys/rotate-now` → 202: new keys are published now and sign after the lead
 /// time; repeated or concurrent requests (on any replica) schedule one rotation.
-async fn rotate_keys_now(State(state): State<AppState>, admin: Admin) -> Result<Response, Problem> {
+async fn rotate_keys_now(State(state): State<AppState>, admin: Caller) -> Result<Response, Problem> {
+    admin.may(&Action::ManageKeys)?;
     let rotation = state
         .keys
         .rotate_now()
@@ -380,7 +358,11 @@ async fn rotate_keys_now(State(state): State<AppState>, admin: Admin) -> Result<
 }
 
 /// `GET /admin/keys/policies`: the rotation policy and every key's state.
-async fn key_policies(State(state): State<AppState>, _: Admin) -> Json<serde_json::Value> {
+async fn key_policies(
+    State(state): State<AppState>,
+    admin: Caller,
+) -> Result<Json<serde_json::Value>, Problem> {
+    admin.may(&Action::ManageKeys)?;
     let policy = state.keys.policy();
     let grace = i64::try_from(policy.grace.as_millis()).unwrap_or(i64::MAX);
     let now = now_ms();
@@ -400,7 +382,7 @@ async fn key_policies(State(state): State<AppState>, _: Admin) -> Json<serde_jso
             })
         })
         .collect();
-    Json(serde_json::json!({
+    Ok(Json(serde_json::json!({
         "default_alg": state.config.default_alg().as_str(),
         "algorithms": policy.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         "rotation_period_secs": policy.period.as_secs(),
@@ -409,24 +391,24 @@ async fn key_policies(State(state): State<AppState>, _: Admin) -> Json<serde_jso
         "check_interval_secs": policy.check_interval.as_secs(),
         "jwks_max_age_secs": policy.jwks_max_age().as_secs(),
         "keys": keys,
-    }))
+    })))
 }
 
 /// Records an admin's change to a client or the keys.
 async fn audit(
     state: &AppState,
-    admin: &Admin,
+    admin: &Caller,
     tenant_id: Option<&str>,
     kind: &str,
     details: serde_json::Value,
 ) {
     crate::events::record(
         state,
-        &admin.1,
+        &admin.meta,
         crate::events::Event {
             tenant_id,
             kind,
-            actor: crate::admin_tenants::actor_of(&admin.0),
+            actor: admin.event_actor(),
             outcome: "success",
             details,
         },

@@ -1,48 +1,46 @@
 //! The admin API for tenants (`/admin/tenants`) and their users
 //! (`/admin/tenants/{tid}/users…`).
 //!
-//! Who may call it:
-//! - platform admins (the `admin.full` token of [`crate::admin::Admin`]): everything;
-//! - tenant admins: a token of this issuer with scope `admin.tenant`, a `tid` and the role
-//!   `Owner` or `Admin` in it, for an active tenant: only the tenant-scoped endpoints of their
-//!   own tenant. Any other tenant id answers 404 exactly like a tenant that does not exist, so a
-//!   tenant admin learns nothing about other tenants.
+//! Who may call it is decided by [`crate::http::policy`] (written down in
+//! `docs/authorization.md`): platform administrators everything; a tenant's Owners and Admins
+//! (`admin.tenant`) their own tenant only — any other tenant id answers 404 exactly like a
+//! tenant that does not exist.
 //!
-//! Users are global identities; a tenant admin sees and changes a user only through the
-//! membership in their tenant. Changing what is global about a user (password, disabled)
-//! from a tenant admin needs the user to belong to that tenant only.
+//! Users are global identities with memberships. A tenant admin sees and changes a user only
+//! through the membership in their tenant; what is global about the user (password, MFA, name,
+//! disabled) only when their tenant created the account. Adding an account that exists already
+//! invites it: the membership exists once the invitee, signed in, accepts
+//! (`/account/invitations`), and until then the inviter learns nothing about the account.
 
 // `Problem` is the handlers' error type, returned by the helpers too.
 #![allow(clippy::result_large_err)]
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, get, on, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use tansu_shared::Problem;
-use tansu_shared::auth::{AccessClaims, AuthError, bearer_token};
 
 use crate::AppState;
 use crate::admin::{json_body, store_failed};
 use crate::clients::rfc3339;
 use crate::events::{self, Event, Meta, ROLE_CHANGE, TENANT_CHANGE, USER_CHANGE};
 use crate::paging::{Sort, SortQuery, next_cursor};
-use crate::scopes::{ADMIN_FULL, ADMIN_TENANT, IDENTITY_AUDIENCE};
+use crate::http::{Action, Caller, Rank, Target};
 use crate::store::tenants::{MembershipRow, TenantRow};
 use crate::store::users::UserRow;
 use crate::store::{new_id, now_ms};
+use crate::store::invitations::InvitationRow;
 use crate::tenants::{
-    self, ROLE_ADMIN, ROLE_OWNER, ROLE_USER, STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED,
-    TenantPolicy, TenantView,
+    self, ROLE_USER, STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED, TenantPolicy, TenantView,
 };
 use serde_json::json;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> crate::http::Routes<AppState> {
+    crate::http::Routes::new()
         .route("/admin/tenants", post(create_tenant).get(list_tenants))
         .route(
             "/admin/tenants/{tid}",
@@ -83,6 +81,11 @@ pub fn router() -> Router<AppState> {
             post(reset_mfa),
         )
         .route("/admin/tenants/{tid}/users/{uid}/roles", put(set_roles))
+        .route("/admin/tenants/{tid}/invitations", get(list_invitations))
+        .route(
+            "/admin/tenants/{tid}/invitations/{id}",
+            axum::routing::delete(revoke_invitation),
+        )
         .route(
             "/admin/tenants/{tid}/users/{uid}/roles/{role}",
             put(assign_role).delete(revoke_role),
@@ -90,80 +93,8 @@ pub fn router() -> Router<AppState> {
         .merge(crate::roles::router())
 }
 
-/// Who is calling the admin API.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    Platform(AccessClaims),
-    TenantAdmin {
-        tid: String,
-        owner: bool,
-        claims: AccessClaims,
-    },
-}
-
-impl Caller {
-    pub fn is_platform(&self) -> bool {
-        matches!(self, Caller::Platform(_))
-    }
-
-    pub fn subject(&self) -> &str {
-        match self {
-            Caller::Platform(c) | Caller::TenantAdmin { claims: c, .. } => &c.sub,
-        }
-    }
-
-    /// May assign or revoke `Owner`.
-    fn may_manage_owners(&self) -> bool {
-        match self {
-            Caller::Platform(_) => true,
-            Caller::TenantAdmin { owner, .. } => *owner,
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = AuthError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
-        let token = bearer_token(&parts.headers)?.ok_or(AuthError::MissingToken)?;
-        let issued = state.verify_issued_token(token, Some(IDENTITY_AUDIENCE))?;
-        if !state.token_active(&issued).await {
-            return Err(AuthError::InvalidToken("token revoked"));
-        }
-        let claims = issued.claims;
-        if state.config.dev_mode && claims.has_scope(ADMIN_FULL) {
-            return Ok(Caller::Platform(claims));
-        }
-        let owner = claims.roles.iter().any(|r| r == ROLE_OWNER);
-        let admin = owner || claims.roles.iter().any(|r| r == ROLE_ADMIN);
-        match (&claims.tid, claims.has_scope(ADMIN_TENANT) && admin) {
-            (Some(tid), true) => {
-                let active = matches!(
-                    state.store.tenant_by_id(tid).await,
-                    Ok(Some(t)) if t.status == STATUS_ACTIVE
-                );
-                if !active {
-                    return Err(AuthError::InvalidToken("the tenant is not active"));
-                }
-                Ok(Caller::TenantAdmin {
-                    tid: tid.clone(),
-                    owner,
-                    claims,
-                })
-            }
-            _ => Err(AuthError::InsufficientScope(ADMIN_TENANT.into())),
-        }
-    }
-}
-
-/// The actor of an event: `user:<sub>`, or `client:<client_id>` for a client's own token.
-pub fn actor_of(claims: &AccessClaims) -> String {
-    if claims.sub == claims.client_id {
-        format!("client:{}", claims.sub)
-    } else {
-        format!("user:{}", claims.sub)
-    }
-}
+/// How long an invitation waits for its invitee.
+const INVITATION_LIFETIME_MS: i64 = 14 * 24 * 3600 * 1000;
 
 pub(crate) async fn audit(
     state: &AppState,
@@ -173,29 +104,18 @@ pub(crate) async fn audit(
     kind: &str,
     details: serde_json::Value,
 ) {
-    let claims = match caller {
-        Caller::Platform(c) | Caller::TenantAdmin { claims: c, .. } => c,
-    };
     events::record(
         state,
         meta,
         Event {
             tenant_id: Some(tenant_id),
             kind,
-            actor: actor_of(claims),
+            actor: caller.event_actor(),
             outcome: "success",
             details,
         },
     )
     .await;
-}
-
-fn platform_only(caller: &Caller) -> Result<(), Problem> {
-    if caller.is_platform() {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("platform administrators only"))
-    }
 }
 
 pub(crate) fn invalid(problems: Vec<String>) -> Problem {
@@ -221,18 +141,14 @@ pub(crate) fn conflict(detail: &str) -> Problem {
     Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").with_detail(detail.to_owned())
 }
 
-/// The tenant `tid` if the caller may manage it; else 404, the same as for a tenant that
-/// does not exist.
+/// The tenant `tid`, once the policy allows `action` on it (404 when it does not exist).
 pub(crate) async fn tenant_for(
     state: &AppState,
     caller: &Caller,
+    action: &Action<'_>,
     tid: &str,
 ) -> Result<TenantRow, Problem> {
-    if let Caller::TenantAdmin { tid: own, .. } = caller
-        && own != tid
-    {
-        return Err(Problem::not_found());
-    }
+    caller.may(action)?;
     state
         .store
         .tenant_by_id(tid)
@@ -282,7 +198,7 @@ async fn create_tenant(
     meta: Meta,
     body: Body,
 ) -> Result<Response, Problem> {
-    platform_only(&caller)?;
+    caller.may(&Action::CreateTenant)?;
     let new: NewTenant = json_body(body).await?;
     let policy = new.policy.unwrap_or_default();
     let now = now_ms();
@@ -373,7 +289,7 @@ async fn list_tenants(
     caller: Caller,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    platform_only(&caller)?;
+    caller.may(&Action::ListTenants)?;
     let (limit, sort) = (q.limit(), q.sort(TENANT_SORTS)?);
     let rows = state
         .store
@@ -404,7 +320,7 @@ async fn get_tenant(
     Path(tid): Path<String>,
 ) -> Result<Json<TenantView>, Problem> {
     Ok(Json(TenantView::from(
-        &tenant_for(&state, &caller, &tid).await?,
+        &tenant_for(&state, &caller, &Action::ReadTenant(&tid), &tid).await?,
     )))
 }
 
@@ -467,14 +383,12 @@ async fn update_tenant(
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Json<TenantView>, Problem> {
-    let row = tenant_for(&state, &caller, &tid).await?;
+    let row = tenant_for(&state, &caller, &Action::UpdateTenantPolicy(&tid), &tid).await?;
     let update: TenantUpdate = json_body(body).await?;
-    if !caller.is_platform()
-        && (update.slug.is_some() || update.name.is_some() || update.status.is_some())
-    {
-        return Err(Problem::forbidden(
-            "tenant administrators change only their tenant's policy",
-        ));
+    if update.slug.is_some() || update.name.is_some() || update.status.is_some() {
+        caller.may(&Action::ChangeTenantIdentity).map_err(|_| {
+            Problem::forbidden("tenant administrators change only their tenant's policy")
+        })?;
     }
     let row = save_tenant(&state, &caller, &meta, row, update).await?;
     Ok(Json(TenantView::from(&row)))
@@ -489,8 +403,7 @@ fn set_status(method: MethodFilter, status: &'static str) -> MethodRouter<AppSta
               caller: Caller,
               meta: Meta,
               Path(tid): Path<String>| async move {
-            platform_only(&caller)?;
-            let row = tenant_for(&state, &caller, &tid).await?;
+            let row = tenant_for(&state, &caller, &Action::ChangeTenantIdentity, &tid).await?;
             let update = TenantUpdate {
                 status: Some(status.into()),
                 ..TenantUpdate::default()
@@ -529,14 +442,25 @@ fn member_view(u: &UserRow, m: &MembershipRow) -> MemberView {
     }
 }
 
-/// The user `uid` through its membership in `tid` (404 when it has none).
+/// What the policy needs to know of a member.
+fn target<'a>(u: &'a UserRow, m: &MembershipRow) -> Target<'a> {
+    Target {
+        user_id: &u.id,
+        rank: Rank::of(&m.roles),
+        platform_admin: u.platform_admin,
+        home_tenant: u.home_tenant_id.as_deref(),
+    }
+}
+
+/// The user `uid` through its membership in `tid` (404 when it has none, or when the policy
+/// hides the user from the caller).
 async fn member(
     state: &AppState,
     caller: &Caller,
     tid: &str,
     uid: &str,
 ) -> Result<(TenantRow, UserRow, MembershipRow), Problem> {
-    let tenant = tenant_for(state, caller, tid).await?;
+    let tenant = tenant_for(state, caller, &Action::ReadMembers(tid), tid).await?;
     let m = state
         .store
         .membership(uid, &tenant.id)
@@ -549,30 +473,26 @@ async fn member(
         .await
         .map_err(|e| store_failed(&e))?
         .ok_or_else(Problem::not_found)?;
+    caller.may(&Action::ReadMember {
+        tid,
+        target: target(&u, &m),
+    })?;
     Ok((tenant, u, m))
 }
 
-/// A tenant admin changes what is global about a user only when the user belongs to their
-/// tenant alone.
-async fn may_change_identity(
+/// [`member`], for an action on what is global about the user (name, password, MFA, disabled).
+async fn member_identity(
     state: &AppState,
     caller: &Caller,
-    user: &UserRow,
-) -> Result<(), Problem> {
-    if caller.is_platform() {
-        return Ok(());
-    }
-    let all = state
-        .store
-        .memberships_of_user(&user.id)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    if all.len() > 1 || user.tenant_id.is_some() {
-        return Err(Problem::forbidden(
-            "the user belongs to other tenants too; a platform administrator must do this",
-        ));
-    }
-    Ok(())
+    tid: &str,
+    uid: &str,
+) -> Result<(TenantRow, UserRow, MembershipRow), Problem> {
+    let (tenant, u, m) = member(state, caller, tid, uid).await?;
+    caller.may(&Action::ChangeIdentity {
+        tid,
+        target: target(&u, &m),
+    })?;
+    Ok((tenant, u, m))
 }
 
 /// The roles must exist in the tenant (built-in or custom); only owners manage `Owner`.
@@ -593,10 +513,10 @@ async fn check_roles(
             )]));
         }
     }
-    if roles.iter().any(|r| r == ROLE_OWNER) && !caller.may_manage_owners() {
-        return Err(Problem::forbidden("only owners may manage the Owner role"));
-    }
-    Ok(())
+    caller.may(&Action::AddMember {
+        tid: tenant_id,
+        grants_owner: Rank::of(roles) == Rank::Owner,
+    })
 }
 
 #[derive(Deserialize)]
@@ -624,8 +544,10 @@ pub(crate) fn valid_email(e: &str) -> bool {
         && !domain.contains('@')
 }
 
-/// Creates a user in the tenant, or invites an existing one (by email): the membership is
-/// added and the existing identity is left as it is (its password in particular).
+/// Creates a user in the tenant (the tenant is its home: it may later reset its
+/// credentials), or, for an email that has an account already, invites it. A platform admin
+/// adds an existing account at once; a tenant admin's invitation waits for the invitee to
+/// accept it and answers 202 with the invitation only — nothing about the account.
 async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -633,7 +555,11 @@ async fn create_user(
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let add = Action::AddMember {
+        tid: &tid,
+        grants_owner: false,
+    };
+    let tenant = tenant_for(&state, &caller, &add, &tid).await?;
     let new: NewUser = json_body(body).await?;
     let email = new.email.trim().to_lowercase();
     let name = new.name.trim().to_owned();
@@ -651,7 +577,7 @@ async fn create_user(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    let roles = new.roles.unwrap_or_else(|| vec![ROLE_USER.to_owned()]);
+    let roles = dedup(new.roles.unwrap_or_else(|| vec![ROLE_USER.to_owned()]));
     check_roles(&state, &caller, &tenant.id, &roles).await?;
     let now = now_ms();
     let existing = state
@@ -660,6 +586,9 @@ async fn create_user(
         .await
         .map_err(|e| store_failed(&e))?;
     let user = match existing {
+        Some(_) if !caller.is_platform() => {
+            return invite(&state, &caller, &meta, &tenant, email, roles).await;
+        }
         Some(u) => u,
         None => {
             // Without a password the account cannot sign in until a reset sets one.
@@ -680,11 +609,16 @@ async fn create_user(
                 roles: Vec::new(),
                 disabled: false,
                 platform_admin: false,
+                home_tenant_id: Some(tenant.id.clone()),
                 created_at: now,
                 updated_at: now,
             };
             match state.store.insert_user(&user).await {
                 Ok(()) => user,
+                // Created meanwhile by someone else: an existing account, invited.
+                Err(e) if e.is_unique_violation() && !caller.is_platform() => {
+                    return invite(&state, &caller, &meta, &tenant, email, roles).await;
+                }
                 Err(e) if e.is_unique_violation() => state
                     .store
                     .user_by_email(&email)
@@ -728,6 +662,109 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(member_view(&user, &m))).into_response())
 }
 
+/// An invitation as the tenant's admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvitationView {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub status: &'static str,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl From<&InvitationRow> for InvitationView {
+    fn from(i: &InvitationRow) -> Self {
+        Self {
+            id: i.id.clone(),
+            tenant_id: i.tenant_id.clone(),
+            email: i.email.clone(),
+            roles: i.roles.clone(),
+            status: "pending",
+            created_at: rfc3339(i.created_at),
+            expires_at: rfc3339(i.expires_at),
+        }
+    }
+}
+
+/// Invites the account with `email` (which exists): 202 with the invitation. The answer is
+/// the same whoever the account is (a platform administrator's invitation is stored like any
+/// other, and can never be accepted), and says nothing about it.
+async fn invite(
+    state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
+    tenant: &TenantRow,
+    email: String,
+    roles: Vec<String>,
+) -> Result<Response, Problem> {
+    let now = now_ms();
+    let row = InvitationRow {
+        id: new_id(),
+        tenant_id: tenant.id.clone(),
+        email,
+        roles,
+        invited_by: caller.event_actor(),
+        created_at: now,
+        expires_at: now + INVITATION_LIFETIME_MS,
+    };
+    state
+        .store
+        .upsert_invitation(&row)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    audit(
+        state,
+        caller,
+        meta,
+        &tenant.id,
+        USER_CHANGE,
+        json!({"action": "invite", "invitation": row.id, "roles": row.roles}),
+    )
+    .await;
+    Ok((StatusCode::ACCEPTED, Json(InvitationView::from(&row))).into_response())
+}
+
+async fn list_invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tid): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let tenant = tenant_for(&state, &caller, &Action::ReadMembers(&tid), &tid).await?;
+    let rows = state
+        .store
+        .tenant_invitations(&tenant.id, now_ms())
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let items: Vec<InvitationView> = rows.iter().map(InvitationView::from).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn revoke_invitation(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, id)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let add = Action::AddMember {
+        tid: &tid,
+        grants_owner: false,
+    };
+    let tenant = tenant_for(&state, &caller, &add, &tid).await?;
+    found(state.store.delete_invitation(&tenant.id, &id).await)?;
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        USER_CHANGE,
+        json!({"action": "revoke_invitation", "invitation": id}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The sort keys of a tenant's user list (`created` = user id).
 const USER_SORTS: &[(&str, &str)] = &[("created", ""), ("email", "u.email"), ("name", "u.name")];
 
@@ -737,32 +774,33 @@ async fn list_users(
     Path(tid): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let tenant = tenant_for(&state, &caller, &Action::ReadMembers(&tid), &tid).await?;
     let (limit, sort) = (q.limit(), q.sort(USER_SORTS)?);
     let search = q
         .search
         .as_deref()
         .map(|s| s.chars().take(100).collect::<String>());
-    let rows = state
+    let mut rows = state
         .store
         .tenant_members(&tenant.id, search.as_deref(), &sort, limit)
         .await
         .map_err(|e| store_failed(&e))?;
     let key = q.sort.clone().unwrap_or_default();
-    Ok(page_of(
-        &rows,
-        limit,
-        &sort,
-        |(u, _)| {
-            let k = match key.as_str() {
-                "email" => u.email.clone(),
-                "name" => u.name.clone(),
-                _ => String::new(),
-            };
-            (k, u.id.clone())
-        },
-        |(u, m)| member_view(u, m),
-    ))
+    let key_and_id = |(u, _): &(UserRow, MembershipRow)| {
+        let k = match key.as_str() {
+            "email" => u.email.clone(),
+            "name" => u.name.clone(),
+            _ => String::new(),
+        };
+        (k, u.id.clone())
+    };
+    // The cursor is the page's own, before platform administrators are hidden from tenants.
+    let next = next_cursor(&rows, limit, &sort, key_and_id);
+    if !caller.is_platform() {
+        rows.retain(|(u, _)| !u.platform_admin);
+    }
+    let items: Vec<MemberView> = rows.iter().map(|(u, m)| member_view(u, m)).collect();
+    Ok(Json(json!({ "items": items, "next_after": next })))
 }
 
 async fn get_user(
@@ -787,14 +825,13 @@ async fn update_user(
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<MemberView>, Problem> {
+    let (_, mut u, m) = member_identity(&state, &caller, &tid, &uid).await?;
     let update: UserUpdate = json_body(body).await?;
-    let (_, mut u, m) = member(&state, &caller, &tid, &uid).await?;
     if let Some(name) = update.name {
         let name = name.trim().to_owned();
         if name.chars().count() > 200 || name.chars().any(char::is_control) {
             return Err(invalid(vec!["name: at most 200 characters".into()]));
         }
-        may_change_identity(&state, &caller, &u).await?;
         u.name = name;
     }
     u.updated_at = now_ms();
@@ -819,8 +856,7 @@ async fn set_disabled(
     uid: &str,
     disabled: bool,
 ) -> Result<Json<MemberView>, Problem> {
-    let (_, mut u, m) = member(state, caller, tid, uid).await?;
-    may_change_identity(state, caller, &u).await?;
+    let (_, mut u, m) = member_identity(state, caller, tid, uid).await?;
     let now = now_ms();
     found(state.store.set_user_disabled(&u.id, disabled, now).await)?;
     u.disabled = disabled;
@@ -860,9 +896,10 @@ async fn remove_user(
     Path((tid, uid)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let (tenant, u, m) = member(&state, &caller, &tid, &uid).await?;
-    if m.roles.iter().any(|r| r == ROLE_OWNER) && !caller.may_manage_owners() {
-        return Err(Problem::forbidden("only owners may remove an owner"));
-    }
+    caller.may(&Action::RemoveMember {
+        tid: &tid,
+        target: target(&u, &m),
+    })?;
     state
         .store
         .delete_membership(&u.id, &tenant.id)
@@ -887,6 +924,8 @@ struct PasswordReset {
     password: String,
 }
 
+/// Sets the user's password; their sessions end and their refresh token families are revoked
+/// in the same transaction.
 async fn reset_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -894,9 +933,8 @@ async fn reset_password(
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
 ) -> Result<StatusCode, Problem> {
+    let (tenant, u, _) = member_identity(&state, &caller, &tid, &uid).await?;
     let reset: PasswordReset = json_body(body).await?;
-    let (tenant, mut u, _) = member(&state, &caller, &tid, &uid).await?;
-    may_change_identity(&state, &caller, &u).await?;
     let problems = tenants::password_problems(
         &reset.password,
         &u.email,
@@ -906,13 +944,12 @@ async fn reset_password(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    u.password_hash = state
+    let hash = state
         .passwords
         .hash(&reset.password)
         .await
         .map_err(|e| store_failed(&e))?;
-    u.updated_at = now_ms();
-    found(state.store.update_user_profile(&u).await)?;
+    found(state.store.set_password(&u.id, &hash, now_ms()).await)?;
     tracing::info!(tenant = %tenant.id, user = %u.id, by = %caller.subject(), "password reset");
     audit(
         &state,
@@ -927,19 +964,18 @@ async fn reset_password(
 }
 
 /// Removes the user's TOTP secret and recovery codes: the user signs in with the password
-/// alone (or enrols again when a tenant requires MFA). Like a password reset, a tenant admin
-/// may do it only for a user of their tenant alone.
+/// alone (or enrols again when a tenant requires MFA). Their sessions end and their refresh
+/// token families are revoked in the same transaction.
 async fn reset_mfa(
     State(state): State<AppState>,
     caller: Caller,
     meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let (tenant, u, _) = member(&state, &caller, &tid, &uid).await?;
-    may_change_identity(&state, &caller, &u).await?;
+    let (tenant, u, _) = member_identity(&state, &caller, &tid, &uid).await?;
     let had = state
         .store
-        .reset_mfa(&u.id)
+        .reset_mfa(&u.id, now_ms())
         .await
         .map_err(|e| store_failed(&e))?;
     tracing::info!(tenant = %tenant.id, user = %u.id, had, by = %caller.subject(), "MFA reset");
@@ -961,6 +997,16 @@ struct RolesBody {
     roles: Vec<String>,
 }
 
+fn dedup(roles: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in roles {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
 async fn save_roles(
     state: &AppState,
     caller: &Caller,
@@ -969,19 +1015,13 @@ async fn save_roles(
     mut m: MembershipRow,
     roles: Vec<String>,
 ) -> Result<Json<MemberView>, Problem> {
+    caller.may(&Action::SetRoles {
+        tid: &m.tenant_id,
+        target: target(u, &m),
+        new_rank: Rank::of(&roles),
+    })?;
     check_roles(state, caller, &m.tenant_id, &roles).await?;
-    let touches_owner =
-        m.roles.iter().any(|r| r == ROLE_OWNER) != roles.iter().any(|r| r == ROLE_OWNER);
-    if touches_owner && !caller.may_manage_owners() {
-        return Err(Problem::forbidden("only owners may manage the Owner role"));
-    }
-    let mut dedup: Vec<String> = Vec::new();
-    for r in roles {
-        if !dedup.contains(&r) {
-            dedup.push(r);
-        }
-    }
-    m.roles = dedup;
+    m.roles = dedup(roles);
     state
         .store
         .upsert_membership(&m)
@@ -1007,8 +1047,8 @@ async fn set_roles(
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<MemberView>, Problem> {
-    let b: RolesBody = json_body(body).await?;
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
+    let b: RolesBody = json_body(body).await?;
     save_roles(&state, &caller, &meta, &u, m, b.roles).await
 }
 

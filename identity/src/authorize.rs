@@ -283,6 +283,25 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
     if nonce.as_ref().is_some_and(|n| n.len() > 512) {
         return Err(fail("invalid_request", "nonce is too long"));
     }
+    // A client of a tenant serves only that tenant's users: the sign-in is for its tenant.
+    let tenant = match (&client.tenant_id, params.get("tenant")) {
+        (None, hint) => hint.map(str::to_owned),
+        (Some(own), None) => Some(own.clone()),
+        (Some(own), Some(hint)) => {
+            let same = hint == own
+                || matches!(
+                    state.store.tenant_by_ref(hint).await,
+                    Ok(Some(t)) if t.id == *own
+                );
+            if !same {
+                return Err(fail(
+                    "invalid_request",
+                    "this client serves only the users of its own tenant",
+                ));
+            }
+            Some(own.clone())
+        }
+    };
     Ok(AuthRequest {
         raw: raw.to_owned(),
         client,
@@ -294,7 +313,7 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
         prompt,
         max_age,
         login_hint: params.get("login_hint").map(str::to_owned),
-        tenant: params.get("tenant").map(str::to_owned),
+        tenant,
     })
 }
 
@@ -742,6 +761,10 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
             .into_response();
         }
     };
+    let lockout = lockout_for(
+        &state,
+        found.as_ref().map_or(&[][..], |a| a.tenants.as_slice()),
+    );
     let (user, known) = match found {
         Some(a) => {
             let known = crate::login_steps::Known {
@@ -761,7 +784,6 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
         _ => {
             metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
             tracing::info!(ip = %ip, "sign-in failed");
-            let lockout = lockout_for(&state, &req).await;
             let failures = record_failure(&state, lockout, &account_key, &ip_key).await;
             sign_in_event(
                 &state,
@@ -862,31 +884,35 @@ pub(crate) struct Lockout {
     pub lock_ms: i64,
 }
 
-/// The lock rules for a sign-in: the policy of the tenant the request names (its `tenant`
-/// hint, else the client's tenant), else the service's configuration. They depend on the
-/// request only, never on the account typed, so they reveal nothing about accounts.
-pub(crate) async fn lockout_for(state: &AppState, req: &AuthRequest) -> Lockout {
-    let configured = Lockout {
+/// The lock rules for an account: the strictest of the service's configuration and the
+/// policies of the account's own tenants (lowest threshold, longest lock). Never the policy of
+/// a tenant the request names: an attacker choosing a lax tenant must not loosen the lock of
+/// an account that belongs to strict ones. An unknown account gets the configuration's.
+pub(crate) fn lockout_for(state: &AppState, tenants: &[TenantRow]) -> Lockout {
+    let mut lockout = Lockout {
         threshold: i64::from(state.config.login_lockout_threshold),
         lock_ms: i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2),
     };
-    let tenant = match (&req.tenant, &req.client.tenant_id) {
-        (Some(hint), _) => state.store.tenant_by_ref(hint).await.ok().flatten(),
-        (None, Some(tid)) => state.store.tenant_by_id(tid).await.ok().flatten(),
-        (None, None) => None,
-    };
-    match tenant {
-        Some(t) => {
-            let policy = crate::tenants::TenantPolicy::of(&t);
-            Lockout {
-                threshold: i64::from(policy.lockout_threshold),
-                lock_ms: i64::try_from(policy.lockout_duration_secs)
-                    .unwrap_or(86_400)
-                    .saturating_mul(1000),
-            }
-        }
-        None => configured,
+    for t in tenants {
+        let policy = crate::tenants::TenantPolicy::of(t);
+        lockout.threshold = lockout.threshold.min(i64::from(policy.lockout_threshold));
+        lockout.lock_ms = lockout.lock_ms.max(
+            i64::try_from(policy.lockout_duration_secs)
+                .unwrap_or(86_400)
+                .saturating_mul(1000),
+        );
     }
+    lockout
+}
+
+/// [`lockout_for`] the tenants of a known user (the configuration's if they cannot be read).
+pub(crate) async fn lockout_of_user(state: &AppState, user_id: &str) -> Lockout {
+    let tenants = state
+        .store
+        .tenants_of_user(user_id)
+        .await
+        .unwrap_or_default();
+    lockout_for(state, &tenants)
 }
 
 /// Counts a failed sign-in for the (account, IP) pair and the IP; returns the pair's count.
@@ -1120,9 +1146,10 @@ fn id_token_hint(state: &AppState, token: &str) -> Option<(String, Option<String
 
 /// `GET|POST /connect/endsession` (OpenID Connect RP-Initiated Logout 1.0).
 ///
-/// With a valid `id_token_hint` the relying party proves it initiated the logout and the
-/// session ends at once; without one the user confirms on a CSRF-protected form first, so a
-/// third-party page cannot sign the user out. `post_logout_redirect_uri` must exactly match
+/// With a valid `id_token_hint` issued in this browser's session the relying party proves it
+/// initiated the logout and the session ends at once; without one (or with a hint from another
+/// session) the user confirms on a CSRF-protected form first, so a third-party page cannot sign
+/// the user out. `post_logout_redirect_uri` must exactly match
 /// one registered for the client named by the hint (or `client_id`); otherwise the user stays
 /// here and sees a page.
 pub async fn end_session(
@@ -1186,16 +1213,27 @@ pub async fn end_session(
         )
         .into_response();
     }
-    if hint.is_none() && !confirmed {
-        return logout_confirmation(&state, &headers, &params, client_id.as_deref());
-    }
-    // End this browser's session (and the refresh token families issued in it).
-    if let Some(token) = cookie_value(&headers, SESSION_COOKIE)
-        && let Ok(Some(session)) = state
+    let session = match cookie_value(&headers, SESSION_COOKIE) {
+        Some(token) => state
             .store
             .live_session(&crypto::sha256(token.as_bytes()), now_ms())
             .await
-    {
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    // A hint proves the relying party's intent only for the session it was issued in: a hint
+    // from another session (another user's, or an old one) asks the user first.
+    let hint_is_for_this_session = match (&hint, &session) {
+        (Some((_, Some(sid))), Some(s)) => *sid == s.id,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if !hint_is_for_this_session && !confirmed {
+        return logout_confirmation(&state, &headers, &params, client_id.as_deref());
+    }
+    // End this browser's session (and the refresh token families issued in it).
+    if let Some(session) = session {
         if let Err(e) = state.store.revoke_session(&session.id, now_ms()).await {
             tracing::error!(error = %e, "ending a session failed");
             return AuthorizeError::Page(

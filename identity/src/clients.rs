@@ -224,6 +224,11 @@ pub fn validate(c: &ClientRow, dev_mode: bool) -> Vec<String> {
         }
     }
     for s in &c.scopes {
+        if c.tenant_id.is_some() && scopes::is_platform_only(s) {
+            v.push(format!(
+                "scopes: {s:?} is for platform clients only, not for a tenant's client"
+            ));
+        }
         if !scopes::is_known(s, dev_mode) {
             v.push(format!("scopes: unknown scope {s:?}"));
         }

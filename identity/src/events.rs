@@ -17,13 +17,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use tansu_shared::Problem;
 
 use crate::AppState;
 use crate::admin::store_failed;
-use crate::admin_tenants::Caller;
+use crate::http::{Action, Caller};
 use crate::clients::rfc3339;
 use crate::store::events::{EventFilter, EventRow};
 use crate::store::{new_id, now_ms};
@@ -225,8 +225,8 @@ impl From<&EventRow> for EventView {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> crate::http::Routes<AppState> {
+    crate::http::Routes::new()
         .route("/admin/security-events", get(query))
         .route("/admin/security-events/export", get(export))
         .route("/admin/security-events/verify", get(verify))
@@ -263,18 +263,7 @@ fn parse_time(v: Option<&str>, what: &str) -> Result<Option<i64>, Problem> {
 
 /// The filter a caller may use: tenant admins only ever see their own tenant.
 fn filter(caller: &Caller, q: &EventQuery) -> Result<EventFilter, Problem> {
-    let requested = q
-        .tenant
-        .as_deref()
-        .map(|t| if t == "platform" { "" } else { t });
-    let tenant_id = match caller {
-        Caller::Platform(_) => requested.map(str::to_owned),
-        Caller::TenantAdmin { tid, .. } => match requested {
-            None => Some(tid.clone()),
-            Some(t) if t == tid => Some(tid.clone()),
-            Some(_) => return Err(Problem::not_found()),
-        },
-    };
+    let tenant_id = caller.records_scope(q.tenant.as_deref())?;
     if q.sort.as_deref().is_some_and(|s| s != "time") {
         return Err(Problem::bad_request("sort: time"));
     }
@@ -351,16 +340,9 @@ pub(crate) struct VerifyQuery {
 /// The chain a caller may verify: `tenant` = a tenant id or `platform` (platform admins must
 /// name one); tenant admins only their own (another: 404). `""` is the platform's chain.
 pub(crate) fn chain_tenant(caller: &Caller, tenant: Option<&str>) -> Result<String, Problem> {
-    match (caller, tenant) {
-        (Caller::Platform(_), Some("platform")) => Ok(String::new()),
-        (Caller::Platform(_), Some(t)) => Ok(t.to_owned()),
-        (Caller::Platform(_), None) => {
-            Err(Problem::bad_request("tenant: a tenant id or `platform`"))
-        }
-        (Caller::TenantAdmin { tid, .. }, None) => Ok(tid.clone()),
-        (Caller::TenantAdmin { tid, .. }, Some(t)) if t == tid => Ok(tid.clone()),
-        (Caller::TenantAdmin { .. }, Some(_)) => Err(Problem::not_found()),
-    }
+    caller
+        .records_scope(tenant)?
+        .ok_or_else(|| Problem::bad_request("tenant: a tenant id or `platform`"))
 }
 
 /// Events read per page while walking a chain.
@@ -472,30 +454,19 @@ fn bounded(s: &str, max: usize) -> String {
 }
 
 /// `POST /admin/security-events/ingest`: other services' events (access denials), batched.
-/// The caller is a client-credentials token with scope `events.write` for `tansu.identity`;
+/// The caller is a platform client's own client-credentials token (no user, no tenant) with
+/// scope `events.write` for `tansu.identity`;
 /// what it reports is recorded with `details.reported_by` = its client id (not trusted from
 /// the body). Idempotent per event id: a retried batch is stored once. 202 with counts.
 async fn ingest(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: axum::body::Body,
 ) -> Result<Response, Response> {
-    let token = tansu_shared::auth::bearer_token(&headers)
-        .map_err(IntoResponse::into_response)?
-        .ok_or_else(|| tansu_shared::auth::AuthError::MissingToken.into_response())?;
-    let issued = state
-        .verify_issued_token(token, Some(crate::scopes::IDENTITY_AUDIENCE))
+    caller
+        .may(&Action::IngestEvents)
         .map_err(IntoResponse::into_response)?;
-    if !state.token_active(&issued).await {
-        return Err(tansu_shared::auth::AuthError::InvalidToken("token revoked").into_response());
-    }
-    let claims = issued.claims;
-    if !claims.has_scope(crate::scopes::EVENTS_WRITE) {
-        return Err(tansu_shared::auth::AuthError::InsufficientScope(
-            crate::scopes::EVENTS_WRITE.into(),
-        )
-        .into_response());
-    }
+    let claims = caller.claims;
     let bytes = axum::body::to_bytes(body, INGEST_MAX_BYTES)
         .await
         .map_err(|_| {

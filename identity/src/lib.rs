@@ -12,6 +12,7 @@
 //! themselves sit at the root, so the gateway can strip its `/identity` prefix.
 #![forbid(unsafe_code)]
 
+pub mod account_invitations;
 pub mod account_recovery;
 pub mod admin;
 pub mod admin_tenants;
@@ -23,6 +24,7 @@ pub mod crypto;
 pub mod discovery;
 pub mod event_log;
 pub mod events;
+pub mod http;
 pub mod keys;
 pub mod login_steps;
 pub mod master_keys;
@@ -205,6 +207,7 @@ impl Services {
             roles: vec!["Admin".into()],
             disabled: false,
             platform_admin: true,
+            home_tenant_id: None,
             created_at: now,
             updated_at: now,
         };
@@ -516,29 +519,10 @@ impl Services {
     }
 }
 
-/// The service's routes, with the common middleware.
-pub fn router(state: AppState) -> Router {
-    let store = state.store.clone();
-    let keys = state.keys.clone();
-    let health = Health::new("identity")
-        .check("database", move || {
-            let store = store.clone();
-            async move { store.ping().await.map_err(|e| e.to_string()) }
-        })
-        .check("signing keys", move || {
-            let ready = keys
-                .ring()
-                .signer(keys.policy().algorithms[0], now_ms())
-                .is_some();
-            async move {
-                if ready {
-                    Ok(())
-                } else {
-                    Err("no current signing key".to_owned())
-                }
-            }
-        });
-    let routes = Router::new()
+/// Every route of the service (health and metrics aside, see [`router`]), with the path list
+/// the authorization matrix test enumerates.
+pub fn routes() -> http::Routes<AppState> {
+    http::Routes::new()
         .route(
             "/.well-known/openid-configuration",
             get(discovery::configuration),
@@ -561,6 +545,10 @@ pub fn router(state: AppState) -> Router {
             "/account/mfa/recovery-codes",
             post(account_recovery::regenerate),
         )
+        .route(
+            "/account/invitations",
+            get(account_invitations::list).post(account_invitations::decide),
+        )
         .route("/consent", post(authorize::consent))
         .route(
             "/connect/endsession",
@@ -575,6 +563,32 @@ pub fn router(state: AppState) -> Router {
         .route("/connect/revocation", post(oauth::introspect::revoke))
         .merge(admin::router())
         .merge(registration::router())
+}
+
+/// The service's routes, with the common middleware.
+pub fn router(state: AppState) -> Router {
+    let store = state.store.clone();
+    let keys = state.keys.clone();
+    let health = Health::new("identity")
+        .check("database", move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        })
+        .check("signing keys", move || {
+            let ready = keys
+                .ring()
+                .signer(keys.policy().algorithms[0], now_ms())
+                .is_some();
+            async move {
+                if ready {
+                    Ok(())
+                } else {
+                    Err("no current signing key".to_owned())
+                }
+            }
+        });
+    let routes = routes()
+        .into_router()
         .with_state(state)
         .merge(health.router())
         .fallback(tansu_shared::problem::not_found_fallback);

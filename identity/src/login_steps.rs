@@ -137,8 +137,9 @@ pub(crate) async fn advance(
                 step.tenant_resolved = true;
                 resolved = t;
             }
-            // The picker waits for the second factor: it lists the user's tenants.
-            Ok(Resolved::Pick(_)) if needs_code => {}
+            // The picker waits for the second factor: it lists the user's tenants. A refusal
+            // waits too: before every factor succeeds, the answer reveals no membership.
+            Ok(Resolved::Pick(_)) | Err(_) if needs_code => {}
             Ok(Resolved::Pick(tenants)) => {
                 let stage = Stage::Pick(tenants);
                 return show(state, headers, req, user, step, stage, None, StatusCode::OK).await;
@@ -198,6 +199,11 @@ async fn resolve_tenant(
             .await
             .map_err(|_| UNAVAILABLE)?,
     };
+    // A platform administrator signs in to the platform unless the request names a tenant:
+    // a membership (an accepted invitation) never takes the platform console away.
+    if hint.is_none() && user.platform_admin {
+        return Ok(Resolved::Tenant(None));
+    }
     if hint.is_some() || tenants.len() < 2 {
         return crate::authorize::pick_login_tenant(tenants, hint).map(Resolved::Tenant);
     }
@@ -548,7 +554,7 @@ async fn locked(
 /// Counts a wrong code like a wrong password.
 async fn count_failure(state: &AppState, headers: &HeaderMap, s: &Submitted) {
     let ip_key = format!("i:{}", crate::authorize::client_ip(headers));
-    let lockout = crate::authorize::lockout_for(state, &s.req).await;
+    let lockout = crate::authorize::lockout_of_user(state, &s.user.id).await;
     let failures = record_failure(state, lockout, &s.step.account_key, &ip_key).await;
     if failures >= lockout.threshold {
         sign_in_event(

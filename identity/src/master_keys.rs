@@ -24,12 +24,13 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 use tansu_shared::Problem;
 
-use crate::admin::{Admin, store_failed};
+use crate::admin::store_failed;
+use crate::http::{Action, Caller};
 use crate::config::{Config, MASTER_KEY_SOURCE_KEYRING};
 use crate::crypto::{MasterKey, MasterKeySource, MasterKeys};
 use crate::events::{self, Event, Meta};
@@ -45,8 +46,8 @@ const LEASE_MS: i64 = 60_000;
 /// The security event of a re-wrap's start and finish (`details.phase`).
 pub const MASTER_KEY_REWRAP: &str = "master_key.rewrap";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> crate::http::Routes<AppState> {
+    crate::http::Routes::new()
         .route("/admin/master-key", get(status))
         .route("/admin/master-key/rewrap", post(start_rewrap))
 }
@@ -428,14 +429,16 @@ async fn status_json(state: &AppState) -> anyhow::Result<serde_json::Value> {
 }
 
 /// `GET /admin/master-key`: the key ids and the re-wrap's state.
-async fn status(State(state): State<AppState>, _admin: Admin) -> Result<Response, Problem> {
+async fn status(State(state): State<AppState>, admin: Caller) -> Result<Response, Problem> {
+    admin.may(&Action::ManageMasterKey)?;
     let body = status_json(&state).await.map_err(|e| store_failed(&e))?;
     Ok(Json(body).into_response())
 }
 
 /// `POST /admin/master-key/rewrap`: starts the re-wrap in the background (202; idempotent).
-async fn start_rewrap(State(state): State<AppState>, admin: Admin) -> Result<Response, Problem> {
-    let actor = crate::admin_tenants::actor_of(&admin.0);
+async fn start_rewrap(State(state): State<AppState>, admin: Caller) -> Result<Response, Problem> {
+    admin.may(&Action::ManageMasterKey)?;
+    let actor = admin.event_actor();
     // Already running here: nothing more to start (the request is idempotent).
     let _ = spawn_rewrap(&state, actor);
     let body = status_json(&state).await.map_err(|e| store_failed(&e))?;

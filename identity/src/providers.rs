@@ -26,14 +26,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tansu_shared::Problem;
 
 use crate::AppState;
 use crate::admin::{json_body, store_failed};
-use crate::admin_tenants::{Caller, audit, found, tenant_for};
+use crate::admin_tenants::{audit, found, tenant_for};
+use crate::http::{Action, Caller};
 use crate::clients::rfc3339;
 use crate::events::Meta;
 use crate::store::providers::ProviderRow;
@@ -48,8 +49,8 @@ const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 const MAX_SCOPES: usize = 20;
 const MAX_SECRET_BYTES: usize = 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> crate::http::Routes<AppState> {
+    crate::http::Routes::new()
         .route(
             "/admin/tenants/{tid}/providers",
             get(list_providers).post(create_provider),
@@ -304,7 +305,7 @@ async fn create_provider(
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let tenant = tenant_for(&state, &caller, &Action::ManageProviders(&tid), &tid).await?;
     let new: NewProvider = json_body(body).await?;
     let now = now_ms();
     let mut row = ProviderRow {
@@ -356,7 +357,7 @@ async fn list_providers(
     Path(tid): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let tenant = tenant_for(&state, &caller, &Action::ManageProviders(&tid), &tid).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let rows = state
         .store
@@ -377,7 +378,7 @@ async fn load(
     tid: &str,
     id: &str,
 ) -> Result<ProviderRow, Problem> {
-    let tenant = tenant_for(state, caller, tid).await?;
+    let tenant = tenant_for(state, caller, &Action::ManageProviders(tid), tid).await?;
     state
         .store
         .provider(&tenant.id, id)

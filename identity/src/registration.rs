@@ -33,14 +33,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use tansu_shared::Problem;
 use zeroize::Zeroizing;
 
 use crate::AppState;
-use crate::admin_tenants::{Caller, actor_of, valid_email};
+use crate::admin_tenants::valid_email;
+use crate::http::{Action, Caller};
 use crate::authorize::{self, AuthRequest, AuthorizeError, escape};
 use crate::crypto;
 use crate::events::{self, Meta};
@@ -57,8 +58,8 @@ pub const DATABASE_SECRET: &str = "database";
 /// The vault secret holding a scoped database credential, when provisioning returns one.
 pub const DATABASE_CREDENTIAL_SECRET: &str = "database-credential";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> crate::http::Routes<AppState> {
+    crate::http::Routes::new()
         .route("/register", get(form_page).post(form_submit))
         .route("/registrations", post(self_service))
         .route("/admin/registrations", post(by_admin))
@@ -344,6 +345,7 @@ pub async fn register(
         roles: Vec::new(),
         disabled: false,
         platform_admin: false,
+        home_tenant_id: Some(tenant.id.clone()),
         created_at: now,
         updated_at: now,
     };
@@ -493,10 +495,8 @@ async fn by_admin(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let Caller::Platform(claims) = &caller else {
-        return Err(Problem::forbidden("platform administrators only"));
-    };
-    json_registration(&state, &headers, body, Some(actor_of(claims))).await
+    caller.may(&Action::CreateTenant)?;
+    json_registration(&state, &headers, body, Some(caller.event_actor())).await
 }
 
 // ---------------------------------------------------------------- HTML form

@@ -3,13 +3,14 @@
 //!
 //! Design:
 //! - The built-in roles `Owner`, `Admin` and `User` exist in every tenant, are not stored, and
-//!   cannot be changed or deleted. They keep the behaviour they had before custom roles: they
-//!   do not narrow a user's grant (the client's scopes and the request decide).
-//! - A custom role names the scopes it allows. A member whose roles in the tenant are all
-//!   custom gets, in access and ID tokens, only the requested scopes that one of those roles
-//!   allows, plus the OpenID basics (`openid`, `profile`, `email`, `roles`, `offline_access`);
-//!   the rest is dropped from the grant (RFC 6749 §3.3: the response's `scope` says what was
-//!   granted). A member with any built-in role, or none, is not narrowed.
+//!   cannot be changed or deleted. `Owner` and `Admin` allow every tenant scope; `User` (and a
+//!   member without roles) every tenant scope but the privileged ones ([`scopes::PRIVILEGED`]:
+//!   `admin.tenant`, `secrets.read`, `secrets.write`), which a role must grant.
+//! - A custom role names the scopes it allows. A member gets, in access and ID tokens, only
+//!   the requested scopes one of their roles allows, plus the OpenID basics (`openid`,
+//!   `profile`, `email`, `roles`, `offline_access`); the rest is dropped from the grant
+//!   (RFC 6749 §3.3: the response's `scope` says what was granted). Platform-only scopes are
+//!   never in a member's grant ([`scopes::for_user`]).
 //! - Roles are read at every issuance (code redemption and refresh), so a change to a role or
 //!   to a member's roles takes effect at the next token. A refresh token family remembers the
 //!   scopes requested, so widening a role widens the next refreshed token up to that request.
@@ -25,27 +26,28 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tansu_shared::Problem;
 
 use crate::AppState;
 use crate::admin::{json_body, store_failed};
-use crate::admin_tenants::{Caller, audit, conflict, invalid, tenant_for};
+use crate::admin_tenants::{audit, conflict, invalid, tenant_for};
+use crate::http::{Action, Caller};
 use crate::clients::rfc3339;
 use crate::events::{Meta, ROLE_CHANGE};
 use crate::scopes;
 use crate::store::StoreResult;
 use crate::store::now_ms;
 use crate::store::roles::RoleRow;
-use crate::tenants::ROLES;
+use crate::tenants::{ROLE_ADMIN, ROLE_OWNER, ROLE_USER, ROLES};
 
 /// Scopes every member may have whatever their roles.
 pub const BASIC_SCOPES: &[&str] = &["openid", "profile", "email", "roles", "offline_access"];
 
-pub fn router() -> axum::Router<AppState> {
-    Router::new()
+pub fn router() -> crate::http::Routes<AppState> {
+    crate::http::Routes::new()
         .route(
             "/admin/tenants/{tid}/roles",
             get(list_roles).post(create_role),
@@ -72,27 +74,54 @@ pub fn valid_name(name: &str) -> bool {
         && !is_builtin(name)
 }
 
-/// The scopes a member's roles allow: `None` when they do not narrow the grant (a built-in
-/// role, or no role at all).
+/// What a member's roles allow in a user grant.
+#[derive(Debug, Clone, Default)]
+pub struct RoleGrant {
+    /// `Owner` or `Admin`: every tenant scope.
+    all: bool,
+    /// `User` (or no role): every tenant scope but the privileged ones.
+    unprivileged: bool,
+    /// What the member's custom roles name.
+    custom: Vec<String>,
+}
+
+impl RoleGrant {
+    /// Not narrowed by roles (a platform identity's grant, which has no tenant).
+    pub fn unrestricted() -> Self {
+        Self {
+            all: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn allows(&self, scope: &str) -> bool {
+        self.all
+            || BASIC_SCOPES.contains(&scope)
+            || self.custom.iter().any(|s| s == scope)
+            || (self.unprivileged && !scopes::PRIVILEGED.contains(&scope))
+    }
+}
+
+/// The scopes a member's roles allow (see the module doc and [`scopes::PRIVILEGED`]).
 pub async fn allowed_scopes(
     state: &AppState,
     tenant_id: &str,
     roles: &[String],
-) -> StoreResult<Option<Vec<String>>> {
-    if roles.is_empty() || roles.iter().any(|r| ROLES.contains(&r.as_str())) {
-        return Ok(None);
+) -> StoreResult<RoleGrant> {
+    let mut grant = RoleGrant {
+        all: roles.iter().any(|r| r == ROLE_OWNER || r == ROLE_ADMIN),
+        unprivileged: roles.is_empty() || roles.iter().any(|r| r == ROLE_USER),
+        custom: Vec::new(),
+    };
+    if grant.all || roles.iter().all(|r| ROLES.contains(&r.as_str())) {
+        return Ok(grant);
     }
-    let mut allowed: Vec<String> = BASIC_SCOPES.iter().map(|s| (*s).to_owned()).collect();
     for role in state.store.tenant_roles(tenant_id).await? {
         if roles.contains(&role.name) {
-            for s in role.scopes {
-                if !allowed.contains(&s) {
-                    allowed.push(s);
-                }
-            }
+            grant.custom.extend(role.scopes);
         }
     }
-    Ok(Some(allowed))
+    Ok(grant)
 }
 
 /// Whether `name` is a role of the tenant (built-in or custom).
@@ -187,7 +216,7 @@ async fn list_roles(
     caller: Caller,
     Path(tid): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let tenant = tenant_for(&state, &caller, &Action::ManageRoles(&tid), &tid).await?;
     let mut items: Vec<RoleView> = ROLES.iter().map(|r| builtin_view(r)).collect();
     items.extend(
         state
@@ -206,7 +235,7 @@ async fn get_role(
     caller: Caller,
     Path((tid, name)): Path<(String, String)>,
 ) -> Result<Json<RoleView>, Problem> {
-    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let tenant = tenant_for(&state, &caller, &Action::ManageRoles(&tid), &tid).await?;
     if let Some(b) = ROLES.iter().find(|r| **r == name) {
         return Ok(Json(builtin_view(b)));
     }
@@ -226,7 +255,7 @@ async fn create_role(
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let tenant = tenant_for(&state, &caller, &Action::ManageRoles(&tid), &tid).await?;
     let new: NewRole = json_body(body).await?;
     let mut problems = Vec::new();
     if !valid_name(&new.name) {
@@ -275,7 +304,7 @@ async fn update_role(
     Path((tid, name)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<RoleView>, Problem> {
-    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let tenant = tenant_for(&state, &caller, &Action::ManageRoles(&tid), &tid).await?;
     if ROLES.contains(&name.as_str()) {
         return Err(builtin_refused());
     }
@@ -324,7 +353,7 @@ async fn delete_role(
     meta: Meta,
     Path((tid, name)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let tenant = tenant_for(&state, &caller, &tid).await?;
+    let tenant = tenant_for(&state, &caller, &Action::ManageRoles(&tid), &tid).await?;
     if ROLES.contains(&name.as_str()) {
         return Err(builtin_refused());
     }

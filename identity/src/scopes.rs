@@ -45,13 +45,32 @@ pub fn known(dev_mode: bool) -> Vec<&'static str> {
     v
 }
 
-/// The scopes a user's grant may carry: `admin.full` only for platform administrators
-/// (`users.platform_admin`), whatever the client may ask for — a client allowed `admin.full`
-/// (the dev dashboard) must not turn a tenant user's sign-in into platform access.
+/// Scopes of the platform's own services and operators: never in a user's grant (but
+/// `admin.full` for a platform administrator's), never allowed to a tenant's client.
+pub const PLATFORM_ONLY: &[&str] = &[
+    ADMIN_FULL,
+    "db.provision",
+    EVENTS_WRITE,
+    TENANTS_READ,
+    "storage.admin",
+];
+
+pub fn is_platform_only(scope: &str) -> bool {
+    PLATFORM_ONLY.contains(&scope)
+}
+
+/// Scopes that administer a tenant or open its vault: a member's roles must grant them
+/// (Owner and Admin do; a custom role may name them; `User` does not).
+pub const PRIVILEGED: &[&str] = &[ADMIN_TENANT, "secrets.read", "secrets.write"];
+
+/// The scopes a user's grant may carry, whatever the client may ask for: no platform-only
+/// scope, except `admin.full` for a platform administrator (`users.platform_admin`) — a
+/// client allowed `admin.full` (the dev dashboard) must not turn a tenant user's sign-in into
+/// platform access.
 pub fn for_user(scopes: &[String], platform_admin: bool) -> Vec<String> {
     scopes
         .iter()
-        .filter(|s| platform_admin || s.as_str() != ADMIN_FULL)
+        .filter(|s| !is_platform_only(s) || (platform_admin && s.as_str() == ADMIN_FULL))
         .cloned()
         .collect()
 }

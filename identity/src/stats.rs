@@ -20,14 +20,14 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tansu_shared::Problem;
 
 use crate::AppState;
 use crate::admin::store_failed;
-use crate::admin_tenants::Caller;
+use crate::http::Caller;
 use crate::clients::rfc3339;
 use crate::events::{LOCKOUT, SIGN_IN};
 use crate::store::{Store, StoreResult, now_ms, on_pool};
@@ -178,8 +178,8 @@ impl Store {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/stats/activity", get(activity))
+pub fn router() -> crate::http::Routes<AppState> {
+    crate::http::Routes::new().route("/admin/stats/activity", get(activity))
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,14 +207,7 @@ async fn activity(
     if !(1..=168).contains(&hours) {
         return Err(Problem::bad_request("hours: 1 to 168"));
     }
-    let tenant = match (&caller, q.tenant.as_deref()) {
-        (Caller::Platform(_), None) => None,
-        (Caller::Platform(_), Some("platform")) => Some(String::new()),
-        (Caller::Platform(_), Some(t)) => Some(t.to_owned()),
-        (Caller::TenantAdmin { tid, .. }, None) => Some(tid.clone()),
-        (Caller::TenantAdmin { tid, .. }, Some(t)) if t == tid => Some(tid.clone()),
-        (Caller::TenantAdmin { .. }, Some(_)) => return Err(Problem::not_found()),
-    };
+    let tenant = caller.records_scope(q.tenant.as_deref())?;
     if let Err(e) = state.stats.flush(&state.store).await {
         tracing::warn!(error = %e, "token statistics flush failed");
     }

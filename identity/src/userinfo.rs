@@ -39,6 +39,19 @@ async fn userinfo_inner(
             return Err(AuthError::KeysUnavailable);
         }
     };
+    // The roles of the membership in the token's tenant, read now (a platform identity's
+    // token has no tenant and no tenant roles).
+    let roles = match &claims.tid {
+        Some(tid) => match state.store.membership(&user.id, tid).await {
+            Ok(Some(m)) => m.roles,
+            Ok(None) => return Err(AuthError::InvalidToken("no longer a member of the tenant")),
+            Err(e) => {
+                tracing::error!(error = %e, "userinfo lookup failed");
+                return Err(AuthError::KeysUnavailable);
+            }
+        },
+        None => Vec::new(),
+    };
     let mut v = serde_json::json!({ "sub": user.id });
     if let Some(obj) = v.as_object_mut() {
         if claims.has_scope("email") {
@@ -48,11 +61,11 @@ async fn userinfo_inner(
         if claims.has_scope("profile") {
             obj.insert("name".into(), user.name.clone().into());
         }
-        if claims.has_scope("roles") {
-            obj.insert("roles".into(), user.roles.clone().into());
-        }
-        if let Some(t) = &user.tenant_id {
+        if let Some(t) = &claims.tid {
             obj.insert("tid".into(), t.clone().into());
+        }
+        if claims.has_scope("roles") {
+            obj.insert("roles".into(), roles.into());
         }
     }
     Ok(v)

@@ -11,107 +11,72 @@
 //! admin. Another tenant's secrets answer 404. Every read and write is a security event.
 #![allow(clippy::result_large_err)]
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use tansu_shared::Problem;
-use tansu_shared::auth::{AccessClaims, AuthError, bearer_token};
 use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::admin::{json_body, store_failed};
 use crate::clients::rfc3339;
 use crate::crypto::{self, MasterKey};
-use crate::events::{self, Event, Meta};
-use crate::scopes::{ADMIN_FULL, IDENTITY_AUDIENCE};
+use crate::events::{self, Event};
+use crate::http::{Action, Caller};
 use crate::store::now_ms;
 
 pub const SECRETS_READ: &str = "secrets.read";
 pub const SECRETS_WRITE: &str = "secrets.write";
 const MAX_VALUE_BYTES: usize = 32 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> crate::http::Routes<AppState> {
+    crate::http::Routes::new()
         .route("/admin/tenants/{tid}/secrets", get(list))
         .route("/admin/tenants/{tid}/secrets/{name}", get(read).put(put))
         .route("/admin/tenants/{tid}/secrets/{name}/revoke", post(revoke))
 }
 
-/// A caller of the vault.
-#[derive(Debug, Clone)]
-pub struct VaultCaller {
-    claims: AccessClaims,
-    platform: bool,
-    meta: Meta,
-}
-
-impl FromRequestParts<AppState> for VaultCaller {
-    type Rejection = AuthError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
-        let token = bearer_token(&parts.headers)?.ok_or(AuthError::MissingToken)?;
-        let issued = state.verify_issued_token(token, Some(IDENTITY_AUDIENCE))?;
-        if !state.token_active(&issued).await {
-            return Err(AuthError::InvalidToken("token revoked"));
-        }
-        let claims = issued.claims;
-        let platform = state.config.dev_mode && claims.has_scope(ADMIN_FULL);
-        if !(platform || claims.has_scope(SECRETS_READ) || claims.has_scope(SECRETS_WRITE)) {
-            return Err(AuthError::InsufficientScope(SECRETS_READ.into()));
-        }
-        Ok(Self {
-            claims,
-            platform,
-            meta: Meta::from_headers(&parts.headers),
-        })
+/// The tenant `tid`, once the policy allows `action` on it; a suspended or deleted tenant's
+/// vault is closed to all but platform administrators (404).
+async fn tenant(
+    state: &AppState,
+    caller: &Caller,
+    action: &Action<'_>,
+    tid: &str,
+) -> Result<(), Problem> {
+    caller.may(action)?;
+    match state.store.tenant_by_id(tid).await {
+        Ok(Some(t)) if t.status == crate::tenants::STATUS_ACTIVE || caller.is_platform() => Ok(()),
+        Ok(_) => Err(Problem::not_found()),
+        Err(e) => Err(store_failed(&e)),
     }
 }
 
-impl VaultCaller {
-    /// The tenant, if the caller may use `scope` on it; 404 for other tenants, 403 for a
-    /// missing scope.
-    async fn tenant(&self, state: &AppState, tid: &str, scope: &str) -> Result<(), Problem> {
-        if !self.platform {
-            if self.claims.tid.as_deref() != Some(tid) {
-                return Err(Problem::not_found());
-            }
-            if !self.claims.has_scope(scope) {
-                return Err(Problem::forbidden(format!("the {scope} scope is required")));
-            }
-        }
-        match state.store.tenant_by_id(tid).await {
-            Ok(Some(t)) if t.status == crate::tenants::STATUS_ACTIVE || self.platform => Ok(()),
-            Ok(_) => Err(Problem::not_found()),
-            Err(e) => Err(store_failed(&e)),
-        }
-    }
-
-    async fn event(
-        &self,
-        state: &AppState,
-        tid: &str,
-        kind: &str,
-        outcome: &str,
-        details: serde_json::Value,
-    ) {
-        events::record(
-            state,
-            &self.meta,
-            Event {
-                tenant_id: Some(tid),
-                kind,
-                actor: crate::admin_tenants::actor_of(&self.claims),
-                outcome,
-                details,
-            },
-        )
-        .await;
-    }
+/// Records a read or write of the vault.
+async fn event(
+    state: &AppState,
+    caller: &Caller,
+    tid: &str,
+    kind: &str,
+    outcome: &str,
+    details: serde_json::Value,
+) {
+    events::record(
+        state,
+        &caller.meta,
+        Event {
+            tenant_id: Some(tid),
+            kind,
+            actor: caller.event_actor(),
+            outcome,
+            details,
+        },
+    )
+    .await;
 }
 
 fn valid_name(n: &str) -> bool {
@@ -189,10 +154,10 @@ pub(crate) async fn data_key(state: &AppState, tid: &str) -> anyhow::Result<Mast
 
 async fn list(
     State(state): State<AppState>,
-    caller: VaultCaller,
+    caller: Caller,
     Path(tid): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    caller.tenant(&state, &tid, SECRETS_READ).await?;
+    tenant(&state, &caller, &Action::ReadSecrets(&tid), &tid).await?;
     let rows = state
         .store
         .list_secrets(&tid)
@@ -226,11 +191,11 @@ struct PutBody {
 /// Stores a new version (creating the secret, or rotating it).
 async fn put(
     State(state): State<AppState>,
-    caller: VaultCaller,
+    caller: Caller,
     Path((tid, name)): Path<(String, String)>,
     body: axum::body::Body,
 ) -> Result<Response, Problem> {
-    caller.tenant(&state, &tid, SECRETS_WRITE).await?;
+    tenant(&state, &caller, &Action::WriteSecrets(&tid), &tid).await?;
     if !valid_name(&name) {
         return Err(Problem::bad_request(
             "name: 1 to 128 characters of A-Z a-z 0-9 - _ .",
@@ -258,9 +223,7 @@ async fn put(
             .await
         {
             Ok(()) => {
-                caller
-                    .event(
-                        &state,
+                event(&state, &caller,
                         &tid,
                         events::SECRET_WRITE,
                         "success",
@@ -287,20 +250,18 @@ struct ReadQuery {
 
 async fn read(
     State(state): State<AppState>,
-    caller: VaultCaller,
+    caller: Caller,
     Path((tid, name)): Path<(String, String)>,
     Query(q): Query<ReadQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    caller.tenant(&state, &tid, SECRETS_READ).await?;
+    tenant(&state, &caller, &Action::ReadSecrets(&tid), &tid).await?;
     let row = state
         .store
         .secret(&tid, &name, q.version.filter(|v| *v > 0))
         .await
         .map_err(|e| store_failed(&e))?;
     let Some(row) = row.filter(|r| r.revoked_at.is_none()) else {
-        caller
-            .event(
-                &state,
+        event(&state, &caller,
                 &tid,
                 events::SECRET_READ,
                 "failure",
@@ -314,9 +275,7 @@ async fn read(
         .open(&row.ciphertext, &value_aad(&tid, &row.name, row.version))
         .map_err(|e| store_failed(&e))?;
     let value = String::from_utf8(plain.to_vec()).map_err(|e| store_failed(&e))?;
-    caller
-        .event(
-            &state,
+    event(&state, &caller,
             &tid,
             events::SECRET_READ,
             "success",
@@ -331,10 +290,10 @@ async fn read(
 /// Revokes every version of the secret: none can be read any more.
 async fn revoke(
     State(state): State<AppState>,
-    caller: VaultCaller,
+    caller: Caller,
     Path((tid, name)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    caller.tenant(&state, &tid, SECRETS_WRITE).await?;
+    tenant(&state, &caller, &Action::WriteSecrets(&tid), &tid).await?;
     let n = state
         .store
         .revoke_secret(&tid, &name, now_ms())
@@ -343,9 +302,7 @@ async fn revoke(
     if n == 0 {
         return Err(Problem::not_found());
     }
-    caller
-        .event(
-            &state,
+    event(&state, &caller,
             &tid,
             events::SECRET_WRITE,
             "success",

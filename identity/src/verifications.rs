@@ -25,13 +25,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{Value, json};
 use tansu_shared::Problem;
 
 use crate::AppState;
 use crate::admin::store_failed;
-use crate::admin_tenants::Caller;
+use crate::http::Caller;
 use crate::clients::rfc3339;
 use crate::events::{VerifyQuery, chain_tenant, walk_chain};
 use crate::store::{new_id, now_ms};
@@ -41,8 +41,8 @@ pub const KEPT: usize = 64;
 /// Jobs running at once in this process, at most (beyond: 429).
 pub const MAX_RUNNING: usize = 4;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> crate::http::Routes<AppState> {
+    crate::http::Routes::new()
         .route("/admin/security-events/verifications", post(start))
         .route("/admin/security-events/verifications/{id}", get(status))
 }
@@ -239,13 +239,15 @@ async fn status(
         .verifications
         .get(&id)
         .ok_or_else(Problem::not_found)?;
-    let visible = match &caller {
-        Caller::Platform(_) => true,
-        Caller::TenantAdmin { tid, .. } => *tid == job.tenant_id,
+    let chain = if job.tenant_id.is_empty() {
+        "platform"
+    } else {
+        job.tenant_id.as_str()
     };
-    if !visible {
-        return Err(Problem::not_found());
-    }
+    // Another tenant's job does not exist for the caller.
+    caller
+        .records_scope(Some(chain))
+        .map_err(|_| Problem::not_found())?;
     Ok(Json(job.view()))
 }
 

@@ -415,7 +415,7 @@ fn header_text(headers: &HeaderMap, name: &str, max: usize) -> String {
 }
 
 /// axum middleware: every 401/403 the service answers becomes an `access.denied` event
-/// (tenant from `X-Tansu-Tenant`, client IP the gateway's rightmost `X-Forwarded-For` entry,
+/// (tenant from `X-Tansu-Tenant` for a 403 — a 401's tenant is only a detail, client IP the gateway's rightmost `X-Forwarded-For` entry,
 /// user agent, W3C trace id, method, path without the query, status and the bearer `error`).
 /// Install with `axum::middleware::from_fn_with_state(reporter, report_denials)`.
 pub async fn report_denials(
@@ -443,7 +443,16 @@ pub async fn report_denials(
     let status = response.status();
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         let mut event = ReportedEvent::new("access.denied", "denied");
-        event.tenant = tenant;
+        // A 401 had no verified credential: the tenant it names is the requester's choice and
+        // is not charged with the event (it is kept as a detail); a 403 came with a verified
+        // token and belongs to the tenant it tried to reach.
+        if status == StatusCode::UNAUTHORIZED {
+            if let Some(claimed) = tenant {
+                event.details.insert("claimed_tenant".into(), claimed.into());
+            }
+        } else {
+            event.tenant = tenant;
+        }
         event.ip = ip;
         event.user_agent = user_agent;
         event.trace_id = trace_id;

@@ -81,8 +81,8 @@ pub struct TenantContext {
     pub roles: Vec<String>,
     /// The tenant's policy (lifetimes), when the session is for a tenant.
     pub policy: Option<crate::tenants::TenantPolicy>,
-    /// What the member's custom roles allow (`None`: not narrowed, see [`crate::roles`]).
-    pub allowed_scopes: Option<Vec<String>>,
+    /// What the member's roles allow (see [`crate::roles`]).
+    pub allowed_scopes: crate::roles::RoleGrant,
 }
 
 /// The tenant context of a grant: the session's tenant, which must still be active and
@@ -103,7 +103,7 @@ pub async fn tenant_context(
             tid: user.tenant_id.clone(),
             roles: user.roles.clone(),
             policy: None,
-            allowed_scopes: None,
+            allowed_scopes: crate::roles::RoleGrant::unrestricted(),
         });
     };
     let tenant = state
@@ -129,6 +129,16 @@ pub async fn tenant_context(
         policy: Some(crate::tenants::TenantPolicy::of(&tenant)),
         allowed_scopes,
     })
+}
+
+/// A client of a tenant serves only that tenant's users (a platform client, every tenant's).
+fn serves(client: &ClientRow, tenant: &TenantContext) -> Result<(), OAuthError> {
+    match &client.tenant_id {
+        Some(own) if tenant.tid.as_ref() != Some(own) => Err(OAuthError::invalid_grant(
+            "the client serves only the users of its own tenant",
+        )),
+        _ => Ok(()),
+    }
 }
 
 async fn id_token(
@@ -211,10 +221,10 @@ async fn tokens_for_user(
         None => (None, None),
     };
     // The family keeps what was requested; each token gets what the roles allow now.
-    let scopes: Vec<String> = match &who.tenant.allowed_scopes {
-        Some(allowed) => scopes.into_iter().filter(|s| allowed.contains(s)).collect(),
-        None => scopes,
-    };
+    let scopes: Vec<String> = scopes
+        .into_iter()
+        .filter(|s| who.tenant.allowed_scopes.allows(s))
+        .collect();
     let mut response = issue_access_token(
         state,
         client,
@@ -326,6 +336,7 @@ pub async fn authorization_code(
         .map(str::to_owned)
         .collect();
     let tenant = tenant_context(state, &row.session_id, &user).await?;
+    serves(client, &tenant)?;
     let who = Subject {
         user: &user,
         session_id: &row.session_id,
@@ -461,6 +472,7 @@ pub async fn refresh_token(
     let user = active_user(state, &family.user_id).await?;
     // Before rotating: a suspended tenant's refresh token stays unused (and unusable).
     let tenant = tenant_context(state, &family.session_id, &user).await?;
+    serves(client, &tenant)?;
     let next = crypto::random_secret().map_err(|e| OAuthError::server_error(&e))?;
     let rotated = store
         .rotate_family(

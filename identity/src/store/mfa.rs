@@ -187,8 +187,10 @@ impl Store {
         })
     }
 
-    /// Removes the user's TOTP secret and recovery codes. True when there was a secret.
-    pub async fn reset_mfa(&self, user_id: &str) -> StoreResult<bool> {
+    /// Removes the user's TOTP secret and recovery codes and, in the same transaction, ends the
+    /// user's sessions and revokes their refresh token families. True when there was a secret.
+    pub async fn reset_mfa(&self, user_id: &str, now: i64) -> StoreResult<bool> {
+        use super::tenants::{END_FAMILIES, END_SESSIONS};
         const TOTP: &str = "DELETE FROM mfa_totp WHERE user_id = $1";
         const CODES: &str = "DELETE FROM mfa_recovery_codes WHERE user_id = $1";
         on_pool!(self, pool => {
@@ -196,6 +198,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(TOTP).bind(user_id).execute(&mut *tx).await?.rows_affected();
             sqlx::query(CODES).bind(user_id).execute(&mut *tx).await?;
+            sqlx::query(END_SESSIONS).bind(user_id).bind(now).execute(&mut *tx).await?;
+            sqlx::query(END_FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(n > 0)
         })

@@ -10,6 +10,7 @@
 pub mod clients;
 pub mod events;
 pub mod grants;
+pub mod invitations;
 pub mod keys;
 pub mod lease;
 pub mod lockout;

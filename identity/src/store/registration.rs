@@ -32,7 +32,7 @@ impl Store {
         const SECRET: &str = "INSERT INTO tenant_secrets (tenant_id, name, version, ciphertext, created_at) \
             VALUES ($1, $2, $3, $4, $5)";
         let user_sql = format!(
-            "INSERT INTO users ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO users ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             super::users::USER_COLUMNS
         );
         const MEMBERSHIP: &str = "INSERT INTO memberships (user_id, tenant_id, roles, created_at) VALUES ($1, $2, $3, $4)";
@@ -86,6 +86,7 @@ impl Store {
                 .bind(u.created_at)
                 .bind(u.updated_at)
                 .bind(u.platform_admin)
+                .bind(&u.home_tenant_id)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(MEMBERSHIP)

@@ -59,6 +59,13 @@ macro_rules! membership_row {
     };
 }
 
+/// Ends a user's sessions (`$1` user, `$2` now).
+pub(super) const END_SESSIONS: &str =
+    "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+/// Revokes a user's refresh token families (`$1` user, `$2` now).
+pub(super) const END_FAMILIES: &str =
+    "UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+
 impl Store {
     pub async fn insert_tenant(&self, t: &TenantRow) -> StoreResult<()> {
         let sql =
@@ -227,7 +234,7 @@ impl Store {
         let (clause, order, binds) = sort.sql("u.id", 3);
         let sql = format!(
             "SELECT u.id, u.email, u.name, u.password_hash, u.tenant_id, u.roles, \
-            u.disabled, u.platform_admin, u.created_at, u.updated_at, m.user_id, m.tenant_id AS m_tenant, m.roles AS m_roles, \
+            u.disabled, u.platform_admin, u.home_tenant_id, u.created_at, u.updated_at, m.user_id, m.tenant_id AS m_tenant, m.roles AS m_roles, \
             m.created_at AS m_created FROM memberships m JOIN users u ON u.id = m.user_id \
             WHERE m.tenant_id = $1 AND {clause} \
             AND ($2 = '' OR LOWER(u.email) LIKE $2 OR LOWER(u.name) LIKE $2) \
@@ -265,6 +272,7 @@ impl Store {
                         .map_err(|e| StoreError::Corrupt(format!("users.roles: {e}")))?,
                     disabled: r.try_get("disabled")?,
                     platform_admin: r.try_get("platform_admin")?,
+                    home_tenant_id: r.try_get("home_tenant_id")?,
                     created_at: r.try_get("created_at")?,
                     updated_at: r.try_get("updated_at")?,
                 };
@@ -293,6 +301,26 @@ impl Store {
         })
     }
 
+    /// Sets a user's password hash and ends their sessions and revokes their refresh token
+    /// families, in one transaction: a new credential ends what the old one opened.
+    pub async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        const USER: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+        on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(USER).bind(user_id).bind(password_hash).bind(now).execute(&mut *tx).await?.rows_affected();
+            sqlx::query(END_SESSIONS).bind(user_id).bind(now).execute(&mut *tx).await?;
+            sqlx::query(END_FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
     /// Disables a user (or re-enables), and on disabling ends their sessions and revokes their
     /// refresh token families, in one transaction.
     pub async fn set_user_disabled(
@@ -302,17 +330,13 @@ impl Store {
         now: i64,
     ) -> StoreResult<bool> {
         const USER: &str = "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1";
-        const SESSIONS: &str =
-            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
-        const FAMILIES: &str =
-            "UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
         on_pool!(self, pool => {
             let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             let n = sqlx::query(USER).bind(user_id).bind(disabled).bind(now).execute(&mut *tx).await?.rows_affected();
             if disabled {
-                sqlx::query(SESSIONS).bind(user_id).bind(now).execute(&mut *tx).await?;
-                sqlx::query(FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
+                sqlx::query(END_SESSIONS).bind(user_id).bind(now).execute(&mut *tx).await?;
+                sqlx::query(END_FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(n == 1)

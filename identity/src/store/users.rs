@@ -18,6 +18,9 @@ pub struct UserRow {
     pub disabled: bool,
     /// A platform administrator: the only users who may receive `admin.full`.
     pub platform_admin: bool,
+    /// The tenant that created the identity (`None`: the platform): besides the identity
+    /// itself and platform administrators, the only one who may change its credentials.
+    pub home_tenant_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -79,7 +82,7 @@ macro_rules! bind_session {
 pub(super) use bind_session;
 
 pub(crate) const USER_COLUMNS: &str = "id, email, name, password_hash, tenant_id, roles, disabled, \
-    created_at, updated_at, platform_admin";
+    created_at, updated_at, platform_admin, home_tenant_id";
 
 macro_rules! user_row {
     ($r:expr) => {
@@ -93,6 +96,7 @@ macro_rules! user_row {
                 .map_err(|e| StoreError::Corrupt(format!("users.roles: {e}")))?,
             disabled: $r.try_get("disabled")?,
             platform_admin: $r.try_get("platform_admin")?,
+            home_tenant_id: $r.try_get("home_tenant_id")?,
             created_at: $r.try_get("created_at")?,
             updated_at: $r.try_get("updated_at")?,
         }
@@ -102,7 +106,7 @@ macro_rules! user_row {
 impl Store {
     pub async fn insert_user(&self, u: &UserRow) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
         let roles = serde_json::to_string(&u.roles).unwrap_or_else(|_| "[]".into());
         on_pool!(self, pool => {
@@ -117,6 +121,7 @@ impl Store {
                 .bind(u.created_at)
                 .bind(u.updated_at)
                 .bind(u.platform_admin)
+                .bind(&u.home_tenant_id)
                 .execute(pool)
                 .await?;
         });

@@ -1,0 +1,149 @@
+//! `GET|POST /account/invitations`: a signed-in user's pending invitations to tenants, accepted
+//! or declined here. Inviting an existing account never adds it to a tenant by itself (see
+//! [`crate::admin_tenants`]): the account's owner decides, after proving who they are.
+//!
+//! Security decisions:
+//! - The page needs the browser session (the issuer's cookie) and every form is
+//!   CSRF-protected (double submit), like the other account pages.
+//! - An invitation is matched to the account by its email and accepted in one transaction that
+//!   deletes it and adds the membership with the invited roles.
+//! - Platform administrators accept no invitation: they are out of every tenant's reach
+//!   (their pending invitations are not even listed).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use crate::AppState;
+use crate::authorize::{FORM_EXPIRED, current_session, escape};
+use crate::events::{self, Event, Meta, USER_CHANGE};
+use crate::login_steps::{account_page, not_signed_in, unavailable};
+use crate::store::invitations::InvitationRow;
+use crate::store::now_ms;
+use crate::store::users::UserRow;
+
+/// `GET /account/invitations`.
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((_, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    page(&state, &headers, &user, None).await
+}
+
+/// `POST /account/invitations` with `invitation` and `decision` (`accept` or `decline`).
+pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let form = match crate::authorize::read_csrf_form(&headers, body, FORM_EXPIRED).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Some((_, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    let id = form.get("invitation").unwrap_or("");
+    let now = now_ms();
+    let (message, outcome) = match form.get("decision") {
+        Some("accept") if user.platform_admin => (
+            "Platform administrators cannot join a tenant by invitation.",
+            None,
+        ),
+        Some("accept") => match state
+            .store
+            .accept_invitation(id, &user.email, &user.id, now)
+            .await
+        {
+            Ok(Some(m)) => ("Invitation accepted.", Some(("accept", m.tenant_id))),
+            Ok(None) => ("This invitation is no longer open.", None),
+            Err(e) => return unavailable(&e),
+        },
+        Some("decline") => {
+            let tenant = invitation_tenant(&state, &user, id).await;
+            match state.store.decline_invitation(id, &user.email).await {
+                Ok(true) => (
+                    "Invitation declined.",
+                    tenant.map(|t| ("decline", t)),
+                ),
+                Ok(false) => ("This invitation is no longer open.", None),
+                Err(e) => return unavailable(&e),
+            }
+        }
+        _ => ("Choose accept or decline.", None),
+    };
+    if let Some((action, tenant_id)) = outcome {
+        events::record(
+            &state,
+            &Meta::from_headers(&headers),
+            Event {
+                tenant_id: Some(&tenant_id),
+                kind: USER_CHANGE,
+                actor: format!("user:{}", user.id),
+                outcome: "success",
+                details: serde_json::json!({"action": format!("invitation.{action}"), "user": user.id, "invitation": id}),
+            },
+        )
+        .await;
+    }
+    page(&state, &headers, &user, Some(message)).await
+}
+
+/// The tenant of one of the user's invitations.
+async fn invitation_tenant(state: &AppState, user: &UserRow, id: &str) -> Option<String> {
+    state
+        .store
+        .invitations_for(&user.email, now_ms())
+        .await
+        .ok()?
+        .into_iter()
+        .find(|i| i.id == id)
+        .map(|i| i.tenant_id)
+}
+
+async fn page(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &UserRow,
+    message: Option<&str>,
+) -> Response {
+    let invitations: Vec<InvitationRow> = if user.platform_admin {
+        Vec::new()
+    } else {
+        match state.store.invitations_for(&user.email, now_ms()).await {
+            Ok(v) => v,
+            Err(e) => return unavailable(&e),
+        }
+    };
+    let mut rows = String::new();
+    for i in &invitations {
+        let name = match state.store.tenant_by_id(&i.tenant_id).await {
+            Ok(Some(t)) => t.name,
+            Ok(None) => continue,
+            Err(e) => return unavailable(&e),
+        };
+        rows.push_str(&format!(
+            "<li><strong>{name}</strong> as {roles} \
+             <form method=\"post\" action=\"{action}\">{{csrf}}\
+             <input type=\"hidden\" name=\"invitation\" value=\"{id}\">\
+             <button type=\"submit\" name=\"decision\" value=\"accept\">Accept</button> \
+             <button type=\"submit\" name=\"decision\" value=\"decline\">Decline</button></form></li>",
+            name = escape(&name),
+            roles = escape(&i.roles.join(", ")),
+            action = escape(&format!("{}account/invitations", state.config.issuer)),
+            id = escape(&i.id),
+        ));
+    }
+    let message = message
+        .map(|m| format!("<p class=\"notice\" role=\"status\">{}</p>", escape(m)))
+        .unwrap_or_default();
+    let list = if rows.is_empty() {
+        "<p>You have no pending invitations.</p>".to_owned()
+    } else {
+        format!("<ul>{rows}</ul>")
+    };
+    account_page(state, headers, StatusCode::OK, |csrf| {
+        let hidden = format!(
+            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+            escape(csrf)
+        );
+        format!("<h1>Invitations</h1>{message}{}", list.replace("{csrf}", &hidden))
+    })
+}

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use reqwest::Method;
 
 const SUITE: &str = "identity lockout";
 
@@ -70,6 +71,15 @@ async fn lockout_per_account_and_ip_without_enumeration() {
         })
         .await;
         let t = id.create_tenant("locks").await;
+        // The account's tenant as lax as the service, so the service's lock is the strictest.
+        id.call_expect(
+            Method::PATCH,
+            &format!("/admin/tenants/{t}"),
+            &id.admin_token().await,
+            Some(serde_json::json!({"policy": {"lockout_threshold": 3, "lockout_duration_secs": 1}})),
+            200,
+        )
+        .await;
         id.create_member(&t, "victim@l.example", &["User"]).await;
         let app = id.tenant_app().await;
         let f = form(&id, &app).await;

@@ -226,11 +226,11 @@ async fn attempt(id: &Instance, query: &str, ip: &str, email: &str, password: &s
 }
 
 #[tokio::test]
-async fn tenant_policy_lockout_is_enforced() {
+async fn lockout_follows_the_accounts_own_tenants_not_the_request() {
     for db in backends(SUITE).await {
         let id = Instance::start(&db, "", |c| {
             c.login_lockout_threshold = 5;
-            c.login_lockout_ms = 600_000;
+            c.login_lockout_ms = 1_000;
         })
         .await;
         let strict = id.create_tenant("lock-strict").await;
@@ -246,22 +246,29 @@ async fn tenant_policy_lockout_is_enforced() {
             json!({"lockout_threshold": 2, "lockout_duration_secs": 1}),
         )
         .await;
+        set_policy(
+            &id,
+            &plain,
+            json!({"lockout_threshold": 5, "lockout_duration_secs": 1}),
+        )
+        .await;
         let (strict_q, _) = auth_query(&app, "openid", Some("lock-strict"));
         let (plain_q, _) = auth_query(&app, "openid", Some("lock-plain"));
         let ip = "198.51.100.20";
 
-        // The strict tenant locks after 2 failures (the service's setting would allow 5)…
+        // A strict tenant's member locks after 2 failures (the service's setting would allow
+        // 5) — even when the attacker's request names the lax tenant.
         for _ in 0..2 {
             assert_eq!(
-                attempt(&id, &strict_q, ip, "sue@lock.example", "wrong password 1").await,
+                attempt(&id, &plain_q, ip, "sue@lock.example", "wrong password 1").await,
                 401
             );
         }
         assert_eq!(
-            attempt(&id, &strict_q, ip, "sue@lock.example", USER_PASSWORD).await,
+            attempt(&id, &plain_q, ip, "sue@lock.example", USER_PASSWORD).await,
             429
         );
-        // … for an unknown account the same (the policy depends on the request only) …
+        // An unknown account gets the service's threshold, whatever tenant the request names.
         for _ in 0..2 {
             assert_eq!(
                 attempt(
@@ -276,10 +283,10 @@ async fn tenant_policy_lockout_is_enforced() {
             );
         }
         assert_eq!(
-            attempt(&id, &strict_q, ip, "nobody@lock.example", USER_PASSWORD).await,
-            429
+            attempt(&id, &strict_q, ip, "nobody@lock.example", "wrong password 1").await,
+            401
         );
-        // … and the lock lasts the policy's 1 s, not the service's 10 minutes.
+        // The lock lasts the strictest duration of the account's tenants and the service (1 s).
         eventually(Duration::from_secs(10), "the lock to expire", || async {
             let status = attempt(&id, &strict_q, ip, "sue@lock.example", USER_PASSWORD).await;
             assert!(status == 303 || status == 429, "{status}");
@@ -287,7 +294,7 @@ async fn tenant_policy_lockout_is_enforced() {
         })
         .await;
 
-        // The other tenant keeps the service's threshold of 5.
+        // The lax tenant's member keeps the threshold of 5.
         for _ in 0..2 {
             assert_eq!(
                 attempt(&id, &plain_q, ip, "pam@lock.example", "wrong password 1").await,

@@ -191,10 +191,10 @@ async fn users_roles_and_isolation_matrix() {
         let app = id.tenant_app().await;
         let alice = id.create_member(&a, "alice@a.example", &["Admin"]).await;
         let bob = id.create_member(&b, "bob@b.example", &["User"]).await;
-        // Carol belongs to both (the second call invites the existing identity).
-        let carol = id.create_member(&a, "carol@ab.example", &["User"]).await;
+        // Carol belongs to both: B created her account, the platform adds it to A too.
+        let carol = id.create_member(&b, "carol@ab.example", &["Admin"]).await;
         assert_eq!(
-            id.create_member(&b, "carol@ab.example", &["Admin"]).await,
+            id.create_member(&a, "carol@ab.example", &["User"]).await,
             carol
         );
 
@@ -292,8 +292,9 @@ async fn users_roles_and_isolation_matrix() {
                 Some(&a),
             )
             .await;
+        // The grant drops admin.tenant for a User: the token is not even for this service.
         let (status, _) = id.get_as(&format!("/admin/tenants/{a}/users"), &ct).await;
-        assert_eq!(status, 403);
+        assert_eq!(status, 401);
 
         // Every tenant-scoped endpoint with B's ids: 404, exactly as for ids that do not exist.
         let missing_tenant = uuid::Uuid::now_v7().to_string();
@@ -407,7 +408,8 @@ async fn users_roles_and_isolation_matrix() {
         assert_eq!(bob_view["roles"], json!(["User"]));
         assert_eq!(bob_view["disabled"], false);
         assert_eq!(bob_view["name"], "Test Person");
-        // A tenant admin cannot change what is global about a user of several tenants, nor grant Owner.
+        // A tenant admin cannot change what is global about a user another tenant created, nor
+        // grant Owner.
         id.call_expect(
             Method::POST,
             &format!("/admin/tenants/{a}/users/{carol}/password"),

@@ -786,7 +786,17 @@ async fn invite_user(State(state): State<AppState>, headers: HeaderMap, body: By
             Method::POST,
             &tenant_api(&tid, "users", "", ""),
             Some(&body),
-            |u| format!("{} is now a member ({}).", field(u, "email"), v_roles(u)),
+            |u| {
+                if field(u, "status") == "pending" {
+                    format!(
+                        "{} has an account already and is invited ({}): the membership starts when they accept.",
+                        field(u, "email"),
+                        v_roles(u)
+                    )
+                } else {
+                    format!("{} is now a member ({}).", field(u, "email"), v_roles(u))
+                }
+            },
         )
         .await
     );

@@ -114,12 +114,12 @@ pub async fn begin(
     Ok((
         url.to_string(),
         csrf.secret().clone(),
-        Pending {
-            pkce_verifier: verifier.secret().clone(),
-            nonce: nonce.secret().clone(),
+        Pending::new(
+            verifier.secret().clone(),
+            nonce.secret().clone(),
             return_to,
-            created: std::time::Instant::now(),
-        },
+            csrf.secret().clone(),
+        ),
     ))
 }
 

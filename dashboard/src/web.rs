@@ -246,21 +246,25 @@ async fn login(
 ) -> Response {
     let return_to = safe_return(q.get("return_to").map_or("/", String::as_str));
     match crate::oidc::begin(&state, return_to).await {
-        Ok((url, oauth_state, pending)) => {
-            if !state.sessions.insert_pending(oauth_state.clone(), pending) {
-                return error_page(
-                    &state,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Too many sign-ins are in progress; try again in a few minutes.",
-                );
-            }
+        Ok((url, _, pending)) => {
+            let sealed = match state.sessions.seal_pending(&pending) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "sign-in could not start");
+                    return error_page(
+                        &state,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Sign-in could not start; try again.",
+                    );
+                }
+            };
             let mut r = redirect(&url);
             r.headers_mut().append(
                 SET_COOKIE,
                 cookie(
                     &state,
                     LOGIN_COOKIE,
-                    &oauth_state,
+                    &sealed,
                     Some(PENDING_LIFETIME.as_secs()),
                 ),
             );
@@ -299,13 +303,10 @@ async fn callback(
             "The sign-in response is incomplete.",
         );
     };
-    // The state must match the one this browser started with (login CSRF).
-    let bound = read_cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same(&c, oauth_state));
-    let pending = if bound {
-        state.sessions.take_pending(oauth_state)
-    } else {
-        None
-    };
+    // The state must match the one this browser started with (login CSRF): the login cookie
+    // holds the sealed pending sign-in, which opens only for that state.
+    let pending = read_cookie(&headers, LOGIN_COOKIE)
+        .and_then(|c| state.sessions.open_pending(&c, oauth_state));
     let Some(pending) = pending else {
         return error_page(
             &state,

@@ -59,10 +59,7 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Some("decline") => {
             let tenant = invitation_tenant(&state, &user, id).await;
             match state.store.decline_invitation(id, &user.email).await {
-                Ok(true) => (
-                    "Invitation declined.",
-                    tenant.map(|t| ("decline", t)),
-                ),
+                Ok(true) => ("Invitation declined.", tenant.map(|t| ("decline", t))),
                 Ok(false) => ("This invitation is no longer open.", None),
                 Err(e) => return unavailable(&e),
             }
@@ -144,6 +141,9 @@ async fn page(
             "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
             escape(csrf)
         );
-        format!("<h1>Invitations</h1>{message}{}", list.replace("{csrf}", &hidden))
+        format!(
+            "<h1>Invitations</h1>{message}{}",
+            list.replace("{csrf}", &hidden)
+        )
     })
 }

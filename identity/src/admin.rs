@@ -3,12 +3,12 @@
 //! Who may call it: platform administrators ([`Action::ManageClients`], [`Action::ManageKeys`]
 //! in [`crate::http::policy`]).
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tansu_shared::Problem;
@@ -328,7 +328,10 @@ async fn delete_client(
 
 /// `POST /admin/keys/rotate-now` → 202: new keys are published now and sign after the lead
 /// time; repeated or concurrent requests (on any replica) schedule one rotation.
-async fn rotate_keys_now(State(state): State<AppState>, admin: Caller) -> Result<Response, Problem> {
+async fn rotate_keys_now(
+    State(state): State<AppState>,
+    admin: Caller,
+) -> Result<Response, Problem> {
     admin.may(&Action::ManageKeys)?;
     let rotation = state
         .keys

@@ -15,12 +15,12 @@
 // `Problem` is the handlers' error type, returned by the helpers too.
 #![allow(clippy::result_large_err)]
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, get, on, post, put};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use tansu_shared::Problem;
 
@@ -28,12 +28,12 @@ use crate::AppState;
 use crate::admin::{json_body, store_failed};
 use crate::clients::rfc3339;
 use crate::events::{self, Event, Meta, ROLE_CHANGE, TENANT_CHANGE, USER_CHANGE};
-use crate::paging::{Sort, SortQuery, next_cursor};
 use crate::http::{Action, Caller, Rank, Target};
+use crate::paging::{Sort, SortQuery, next_cursor};
+use crate::store::invitations::InvitationRow;
 use crate::store::tenants::{MembershipRow, TenantRow};
 use crate::store::users::UserRow;
 use crate::store::{new_id, now_ms};
-use crate::store::invitations::InvitationRow;
 use crate::tenants::{
     self, ROLE_USER, STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED, TenantPolicy, TenantView,
 };

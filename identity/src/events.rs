@@ -12,19 +12,19 @@
 // `Problem` is the handlers' error type, returned by the helpers too.
 #![allow(clippy::result_large_err)]
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use tansu_shared::Problem;
 
 use crate::AppState;
 use crate::admin::store_failed;
-use crate::http::{Action, Caller};
 use crate::clients::rfc3339;
+use crate::http::{Action, Caller};
 use crate::store::events::{EventFilter, EventRow};
 use crate::store::{new_id, now_ms};
 

@@ -20,20 +20,20 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 use tansu_shared::Problem;
 
 use crate::admin::store_failed;
-use crate::http::{Action, Caller};
 use crate::config::{Config, MASTER_KEY_SOURCE_KEYRING};
 use crate::crypto::{MasterKey, MasterKeySource, MasterKeys};
 use crate::events::{self, Event, Meta};
+use crate::http::{Action, Caller};
 use crate::keys::SigningAlg;
 use crate::store::sealed::{MFA_TOTP, SEALED_COLUMNS, SIGNING_KEYS, SealedColumn, SealedRow};
 use crate::store::{Store, new_id, now_ms};

@@ -18,15 +18,14 @@
 #![allow(clippy::result_large_err)]
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tansu_shared::Problem;
@@ -34,9 +33,9 @@ use tansu_shared::Problem;
 use crate::AppState;
 use crate::admin::{json_body, store_failed};
 use crate::admin_tenants::{audit, found, tenant_for};
-use crate::http::{Action, Caller};
 use crate::clients::rfc3339;
 use crate::events::Meta;
+use crate::http::{Action, Caller};
 use crate::store::providers::ProviderRow;
 use crate::store::{new_id, now_ms};
 
@@ -162,15 +161,24 @@ fn is_loopback_host(host: &url::Host<&str>) -> bool {
 fn is_internal_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
                 || v4.is_unspecified()
                 || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                // Shared address space (RFC 6598), often a cloud's internal network.
+                || (a == 100 && (64..128).contains(&b))
+                // Benchmarking (RFC 2544) and IETF protocol assignments.
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
         }
         IpAddr::V6(v6) => {
             v6.is_loopback()
                 || v6.is_unspecified()
+                || v6.is_multicast()
                 || (v6.segments()[0] & 0xfe00) == 0xfc00
                 || (v6.segments()[0] & 0xffc0) == 0xfe80
                 || v6
@@ -509,18 +517,50 @@ async fn delete_provider(
 
 // ---------------------------------------------------------------- discovery test
 
-fn http() -> &'static Result<reqwest::Client, String> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .connect_timeout(FETCH_TIMEOUT)
-            // A redirect could lead anywhere (SSRF); discovery documents are served directly.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("tansu-identity (provider discovery test)")
-            .build()
-            .map_err(|e| e.to_string())
-    })
+/// The HTTP client of a discovery fetch; `pinned` connects `host` to that address only.
+fn http(pinned: Option<(&str, std::net::SocketAddr)>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .connect_timeout(FETCH_TIMEOUT)
+        // A redirect could lead anywhere (SSRF); discovery documents are served directly.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("tansu-identity (provider discovery test)");
+    if let Some((host, addr)) = pinned {
+        builder = builder.resolve(host, addr);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Refused fetches say only this, so the check is no oracle for probing a network.
+const NOT_ALLOWED: &str = "the provider's address is not allowed";
+
+/// Outside dev mode, the one address a discovery fetch may connect to: every address the
+/// issuer's host resolves to must be public (not loopback, private, link-local — which
+/// includes cloud metadata at 169.254.169.254 — or otherwise internal), and the fetch then
+/// connects to the first of them only, so a DNS answer that changes between this check and
+/// the connection (rebinding) cannot aim it inward. `None` in dev mode or for an IP literal
+/// (checked by [`issuer_problems`]).
+async fn vetted_address(
+    url: &url::Url,
+    dev_mode: bool,
+) -> Result<Option<(String, std::net::SocketAddr)>, String> {
+    let Some(url::Host::Domain(host)) = url.host() else {
+        return Ok(None);
+    };
+    if dev_mode {
+        return Ok(None);
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| "the provider's host name could not be resolved".to_owned())?
+        .collect();
+    match addrs.first() {
+        Some(first) if addrs.iter().all(|a| !is_internal_ip(a.ip())) => {
+            Ok(Some((host.to_owned(), *first)))
+        }
+        _ => Err(NOT_ALLOWED.to_owned()),
+    }
 }
 
 /// The discovery URL of an issuer (OIDC Discovery §4: the issuer without a trailing `/`).
@@ -556,7 +596,7 @@ pub struct DiscoveryCheck {
 /// Fetches and checks `issuer`'s discovery document: an answer within the time and size
 /// bounds, `200`, a JSON object whose `issuer` equals `issuer` exactly, and the authorization,
 /// token and JWKS endpoints present.
-pub async fn check_discovery(issuer: &str) -> DiscoveryCheck {
+pub async fn check_discovery(issuer: &str, dev_mode: bool) -> DiscoveryCheck {
     let started = Instant::now();
     let url = discovery_url(issuer);
     let mut check = DiscoveryCheck {
@@ -570,7 +610,7 @@ pub async fn check_discovery(issuer: &str) -> DiscoveryCheck {
         jwks_uri: None,
         elapsed_ms: 0,
     };
-    let result = fetch_document(&url, &mut check).await;
+    let result = fetch_document(&url, dev_mode, &mut check).await;
     check.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let doc = match result {
         Ok(doc) => doc,
@@ -614,9 +654,12 @@ pub async fn check_discovery(issuer: &str) -> DiscoveryCheck {
 
 async fn fetch_document(
     url: &str,
+    dev_mode: bool,
     check: &mut DiscoveryCheck,
 ) -> Result<serde_json::Value, String> {
-    let client = http().as_ref().map_err(Clone::clone)?;
+    let parsed = url::Url::parse(url).map_err(|_| "the issuer is not a URL".to_owned())?;
+    let pinned = vetted_address(&parsed, dev_mode).await?;
+    let client = http(pinned.as_ref().map(|(h, a)| (h.as_str(), *a)))?;
     let mut resp = client
         .get(url)
         .header("accept", "application/json")
@@ -699,14 +742,55 @@ async fn test_provider(
             elapsed_ms: 0,
         }));
     }
-    let check = check_discovery(&row.issuer).await;
+    let mut check = check_discovery(&row.issuer, state.config.dev_mode).await;
     tracing::info!(tenant = %row.tenant_id, provider = %row.id, ok = check.ok, "external provider discovery tested");
+    if !caller.is_platform() {
+        // No oracle for a tenant: neither the upstream's status, nor its timing, nor why a
+        // connection failed.
+        check.http_status = None;
+        check.elapsed_ms = 0;
+        if check.issuer.is_none() && !check.ok {
+            check.reason = Some("the provider's discovery document could not be fetched".into());
+        }
+    }
     Ok(Json(check))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_addresses_include_metadata_and_shared_space() {
+        for ip in [
+            "169.254.169.254",
+            "100.100.100.200",
+            "10.0.0.1",
+            "127.0.0.1",
+            "0.1.2.3",
+            "::1",
+            "fd00::1",
+            "::ffff:10.1.2.3",
+        ] {
+            assert!(is_internal_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"] {
+            assert!(!is_internal_ip(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_inward_is_refused_outside_dev_mode() {
+        // `localhost` resolves from the hosts file, without the network.
+        let url =
+            url::Url::parse("https://localhost:8443/.well-known/openid-configuration").unwrap();
+        assert_eq!(vetted_address(&url, false).await.unwrap_err(), NOT_ALLOWED);
+        assert!(vetted_address(&url, true).await.unwrap().is_none());
+        let mut check = check_discovery("https://localhost:8443", false).await;
+        assert!(!check.ok);
+        assert_eq!(check.reason.take().as_deref(), Some(NOT_ALLOWED));
+        assert!(check.http_status.is_none());
+    }
 
     #[test]
     fn issuer_rules() {

@@ -28,12 +28,12 @@
 // `Problem` is the handlers' error type.
 #![allow(clippy::result_large_err)]
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use tansu_shared::Problem;
@@ -41,10 +41,10 @@ use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::admin_tenants::valid_email;
-use crate::http::{Action, Caller};
 use crate::authorize::{self, AuthRequest, AuthorizeError, escape};
 use crate::crypto;
 use crate::events::{self, Meta};
+use crate::http::{Action, Caller};
 use crate::oauth::token::{MAX_BODY_BYTES, Params};
 use crate::store::events::EventRow;
 use crate::store::registration::RegistrationRows;

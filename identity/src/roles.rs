@@ -21,12 +21,12 @@
 // `Problem` is the handlers' error type, returned by the helpers too.
 #![allow(clippy::result_large_err)]
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tansu_shared::Problem;
@@ -34,9 +34,9 @@ use tansu_shared::Problem;
 use crate::AppState;
 use crate::admin::{json_body, store_failed};
 use crate::admin_tenants::{audit, conflict, invalid, tenant_for};
-use crate::http::{Action, Caller};
 use crate::clients::rfc3339;
 use crate::events::{Meta, ROLE_CHANGE};
+use crate::http::{Action, Caller};
 use crate::scopes;
 use crate::store::StoreResult;
 use crate::store::now_ms;

@@ -18,18 +18,18 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::routing::get;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tansu_shared::Problem;
 
 use crate::AppState;
 use crate::admin::store_failed;
-use crate::http::Caller;
 use crate::clients::rfc3339;
 use crate::events::{LOCKOUT, SIGN_IN};
+use crate::http::Caller;
 use crate::store::{Store, StoreResult, now_ms, on_pool};
 
 const HOUR_MS: i64 = 3_600_000;

@@ -11,11 +11,11 @@
 //! admin. Another tenant's secrets answer 404. Every read and write is a security event.
 #![allow(clippy::result_large_err)]
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use tansu_shared::Problem;
@@ -223,13 +223,15 @@ async fn put(
             .await
         {
             Ok(()) => {
-                event(&state, &caller,
-                        &tid,
-                        events::SECRET_WRITE,
-                        "success",
-                        json!({"name": name, "version": version}),
-                    )
-                    .await;
+                event(
+                    &state,
+                    &caller,
+                    &tid,
+                    events::SECRET_WRITE,
+                    "success",
+                    json!({"name": name, "version": version}),
+                )
+                .await;
                 return Ok((
                     StatusCode::CREATED,
                     Json(json!({"name": name, "version": version})),
@@ -261,13 +263,15 @@ async fn read(
         .await
         .map_err(|e| store_failed(&e))?;
     let Some(row) = row.filter(|r| r.revoked_at.is_none()) else {
-        event(&state, &caller,
-                &tid,
-                events::SECRET_READ,
-                "failure",
-                json!({"name": name, "version": q.version}),
-            )
-            .await;
+        event(
+            &state,
+            &caller,
+            &tid,
+            events::SECRET_READ,
+            "failure",
+            json!({"name": name, "version": q.version}),
+        )
+        .await;
         return Err(Problem::not_found());
     };
     let dek = data_key(&state, &tid).await.map_err(|e| store_failed(&e))?;
@@ -275,13 +279,15 @@ async fn read(
         .open(&row.ciphertext, &value_aad(&tid, &row.name, row.version))
         .map_err(|e| store_failed(&e))?;
     let value = String::from_utf8(plain.to_vec()).map_err(|e| store_failed(&e))?;
-    event(&state, &caller,
-            &tid,
-            events::SECRET_READ,
-            "success",
-            json!({"name": row.name, "version": row.version}),
-        )
-        .await;
+    event(
+        &state,
+        &caller,
+        &tid,
+        events::SECRET_READ,
+        "success",
+        json!({"name": row.name, "version": row.version}),
+    )
+    .await;
     Ok(Json(
         json!({"name": row.name, "version": row.version, "value": value}),
     ))
@@ -302,12 +308,14 @@ async fn revoke(
     if n == 0 {
         return Err(Problem::not_found());
     }
-    event(&state, &caller,
-            &tid,
-            events::SECRET_WRITE,
-            "success",
-            json!({"name": name, "action": "revoke"}),
-        )
-        .await;
+    event(
+        &state,
+        &caller,
+        &tid,
+        events::SECRET_WRITE,
+        "success",
+        json!({"name": name, "action": "revoke"}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

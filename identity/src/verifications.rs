@@ -21,19 +21,19 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use serde_json::{Value, json};
 use tansu_shared::Problem;
 
 use crate::AppState;
 use crate::admin::store_failed;
-use crate::http::Caller;
 use crate::clients::rfc3339;
 use crate::events::{VerifyQuery, chain_tenant, walk_chain};
+use crate::http::Caller;
 use crate::store::{new_id, now_ms};
 
 /// Jobs kept in memory (running or finished); beyond them the oldest is dropped.

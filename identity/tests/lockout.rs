@@ -76,7 +76,9 @@ async fn lockout_per_account_and_ip_without_enumeration() {
             Method::PATCH,
             &format!("/admin/tenants/{t}"),
             &id.admin_token().await,
-            Some(serde_json::json!({"policy": {"lockout_threshold": 3, "lockout_duration_secs": 1}})),
+            Some(
+                serde_json::json!({"policy": {"lockout_threshold": 3, "lockout_duration_secs": 1}}),
+            ),
             200,
         )
         .await;

@@ -283,7 +283,14 @@ async fn lockout_follows_the_accounts_own_tenants_not_the_request() {
             );
         }
         assert_eq!(
-            attempt(&id, &strict_q, ip, "nobody@lock.example", "wrong password 1").await,
+            attempt(
+                &id,
+                &strict_q,
+                ip,
+                "nobody@lock.example",
+                "wrong password 1"
+            )
+            .await,
             401
         );
         // The lock lasts the strictest duration of the account's tenants and the service (1 s).

@@ -158,7 +158,13 @@ async fn a_client_of_one_tenant_cannot_sign_in_another_tenants_user() {
         );
         // Without a tenant, the sign-in is for A, which B's user is not a member of.
         let refused = inst
-            .user_tokens("a-app", "user@b.test", USER_PASSWORD, "openid db.read", None)
+            .user_tokens(
+                "a-app",
+                "user@b.test",
+                USER_PASSWORD,
+                "openid db.read",
+                None,
+            )
             .await;
         assert!(refused.is_err(), "{refused:?}");
         inst.stop().await;
@@ -330,7 +336,10 @@ async fn a_credential_reset_ends_sessions_and_refresh_tokens_and_only_the_home_t
             .user_access("app", "owner@b.test", USER_PASSWORD, ADMIN_SCOPES, Some(&b))
             .await;
         for (path, body) in [
-            ("/password", Some(json!({"password": "taken over by tenant b"}))),
+            (
+                "/password",
+                Some(json!({"password": "taken over by tenant b"})),
+            ),
             ("/mfa/reset", None),
             ("/disable", None),
         ] {
@@ -374,7 +383,9 @@ async fn a_credential_reset_ends_sessions_and_refresh_tokens_and_only_the_home_t
         assert_eq!(v["error"], "invalid_grant", "{v}");
         let live = raw_count(
             &inst.state.store,
-            &format!("SELECT COUNT(*) FROM sessions WHERE user_id = '{user}' AND revoked_at IS NULL"),
+            &format!(
+                "SELECT COUNT(*) FROM sessions WHERE user_id = '{user}' AND revoked_at IS NULL"
+            ),
         )
         .await;
         assert_eq!(live, 0);
@@ -445,6 +456,62 @@ async fn an_invitation_waits_for_the_invitee_to_accept_it() {
             .unwrap()
             .expect("a member now");
         assert_eq!(m.roles, vec!["Admin".to_owned()]);
+        inst.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_client_introspects_only_its_own_tenants_tokens() {
+    for db in backends("tenant boundary").await {
+        let inst = Instance::start(&db, "", |_| {}).await;
+        let a = inst.create_tenant("shop-a").await;
+        let b = inst.create_tenant("shop-b").await;
+        inst.create_member(&a, "user@a.test", &["User"]).await;
+        inst.create_member(&b, "user@b.test", &["User"]).await;
+        app(&inst, "app", None).await;
+        let (client, secret) = inst
+            .create_client(json!({
+                "name": "A's backend",
+                "tenant_id": a,
+                "client_type": "confidential",
+                "grant_types": ["client_credentials"],
+                "scopes": ["db.read"],
+            }))
+            .await;
+        let introspect = |token: String| {
+            let (client, secret) = (client.clone(), secret.clone());
+            let inst = &inst;
+            async move {
+                inst.http
+                    .post(inst.url("/connect/introspect"))
+                    .basic_auth(client, Some(secret))
+                    .form(&[("token", token)])
+                    .send_json()
+                    .await
+            }
+        };
+        let own = inst
+            .user_access(
+                "app",
+                "user@a.test",
+                USER_PASSWORD,
+                "openid db.read",
+                Some(&a),
+            )
+            .await;
+        let other = inst
+            .user_access(
+                "app",
+                "user@b.test",
+                USER_PASSWORD,
+                "openid db.read",
+                Some(&b),
+            )
+            .await;
+        assert_eq!(introspect(own).await["active"], true);
+        let v = introspect(other).await;
+        assert_eq!(v, json!({"active": false}), "{v}");
         inst.stop().await;
         db.cleanup().await;
     }

@@ -448,7 +448,9 @@ pub async fn report_denials(
         // token and belongs to the tenant it tried to reach.
         if status == StatusCode::UNAUTHORIZED {
             if let Some(claimed) = tenant {
-                event.details.insert("claimed_tenant".into(), claimed.into());
+                event
+                    .details
+                    .insert("claimed_tenant".into(), claimed.into());
             }
         } else {
             event.tenant = tenant;

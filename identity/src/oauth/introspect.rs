@@ -45,7 +45,7 @@ async fn introspect_inner(
     body: Body,
 ) -> Result<serde_json::Value, OAuthError> {
     let params = read_form(headers, body).await?;
-    let (_client, method) = authenticate_client(state, headers, &params).await?;
+    let (client, method) = authenticate_client(state, headers, &params).await?;
     if method == AuthMethod::None {
         return Err(OAuthError::invalid_client(
             "introspection needs an authenticated (confidential) client",
@@ -56,9 +56,15 @@ async fn introspect_inner(
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let inactive = json!({ "active": false });
     let Ok(issued) = state.verify_issued_token(token, None) else {
-        return refresh_token_info(state, token).await;
+        return refresh_token_info(state, token, &client).await;
     };
-    if !state.token_active(&issued).await {
+    // A tenant's client learns about its own tenant's tokens only (RFC 7662 §2.2: a token
+    // the caller may not see is answered as inactive); platform clients about every token.
+    let visible = client
+        .tenant_id
+        .as_ref()
+        .is_none_or(|own| issued.claims.tid.as_ref() == Some(own));
+    if !visible || !state.token_active(&issued).await {
         return Ok(inactive);
     }
     let claims = issued.claims;
@@ -89,10 +95,11 @@ async fn introspect_inner(
 }
 
 /// Introspection of a refresh token: active while it is its family's head and the family is
-/// alive.
+/// alive; a tenant's client sees only its own refresh tokens.
 async fn refresh_token_info(
     state: &AppState,
     token: &str,
+    client: &crate::store::clients::ClientRow,
 ) -> Result<serde_json::Value, OAuthError> {
     let inactive = json!({ "active": false });
     if token.len() > 256 {
@@ -106,6 +113,7 @@ async fn refresh_token_info(
     match found {
         Some(t)
             if t.generation == t.family.generation
+                && (client.tenant_id.is_none() || t.family.client_id == client.client_id)
                 && t.family.revoked_at.is_none()
                 && t.family.expires_at > now_ms() =>
         {

@@ -4,8 +4,9 @@
 //! 1. terminates TLS (rustls, HTTP/1.1 and HTTP/2 by ALPN; the certificate is reloaded from its
 //!    PEM files without a restart, [`tls`]);
 //! 2. gives the request an id (`X-Request-Id`, kept when well-formed) and a W3C `traceparent`;
-//! 3. rate-limits it per client IP, per tenant and, more strictly, on identity's token and login
-//!    endpoints ([`ratelimit`]);
+//! 3. answers a service's internal paths (`/metrics`, `/health/ready`, …: `internal_paths`) 404
+//!    like an unrouted path, whatever their spelling ([`surface`]); rate-limits it per client IP,
+//!    per tenant and, more strictly, on identity's token and login endpoints ([`ratelimit`]);
 //! 4. resolves the tenant — subdomain, then `/t/{tenant}/…`, then the bearer token's `tid` —
 //!    and checks it against the [`tenant::TenantDirectory`]; any inbound `X-Tansu-Tenant` is
 //!    removed and the resolved one injected ([`tenant`]);
@@ -30,7 +31,8 @@
 //! work (health probes, certificate reload, the internal listener) runs on the caller's runtime.
 //!
 //! The gateway's own metrics are served at `/metrics` on the internal listener
-//! (`listen_internal`) only; on the public listeners `/metrics` is an ordinary unrouted path.
+//! (`listen_internal`) only; on the public listeners `/metrics` is an ordinary unrouted path,
+//! and the services' own `/metrics` (`/identity/metrics`, …) are internal paths.
 //!
 //! Replaceable parts ([`Parts`], [`serve_with`]): the tenant directory (identity's tenant
 //! directory when `tenant_directory` is configured, [`tenant::HttpDirectory`]; else the
@@ -46,6 +48,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
 mod server;
+pub mod surface;
 pub mod tenant;
 pub mod tls;
 pub mod upstream;
@@ -296,6 +299,11 @@ pub struct Config {
     /// Listener for the gateway's own `/metrics` (and `/health/live`), never proxied and
     /// never reachable through the public listeners; empty: none.
     pub listen_internal: String,
+    /// Paths of the routed services that are never forwarded (404 like an unrouted path):
+    /// `*/path` is that path on every route, `/prefix/path` one route's. Each covers what lies
+    /// below it, compared in canonical form ignoring case ([`surface`]). Setting the list
+    /// replaces the defaults.
+    pub internal_paths: Vec<String>,
     /// Threads serving connections, each with its own single-threaded runtime and upstream
     /// pool (a request never changes threads); 0: one per CPU.
     pub workers: usize,
@@ -333,6 +341,15 @@ impl Default for Config {
             tenant_stale_ms: 60_000,
             tenant_directory: None,
             listen_internal: "127.0.0.1:9464".into(),
+            internal_paths: vec![
+                // Prometheus scrapes each service on its own listener.
+                "*/metrics".into(),
+                // The checks' error texts; the gateway's `/health` is the public report.
+                "*/health/ready".into(),
+                // Called by the gateway and the services on identity's internal address.
+                "/identity/admin/tenant-directory".into(),
+                "/identity/admin/security-events/ingest".into(),
+            ],
             workers: 0,
             trusted_proxies: Vec::new(),
             route_settings: vec![RouteSettings {
@@ -359,7 +376,9 @@ mod tests {
         c.limits.max_header_bytes = 100;
         c.trusted_proxies = vec!["nope".into()];
         c.routes[0].upstreams = vec!["https://127.0.0.1:1".into()];
+        c.internal_paths.push("/identity/metrics/".into());
         let problems = c.validate().join("\n");
+        assert!(problems.contains("internal_paths"), "{problems}");
         assert!(problems.contains("limits.idle_timeout_ms"), "{problems}");
         assert!(problems.contains("max_header_bytes"), "{problems}");
         assert!(problems.contains("trusted_proxies"), "{problems}");
@@ -423,6 +442,13 @@ impl Validate for Config {
         for b in buckets {
             if b.burst == 0 || b.replenish_ms == 0 {
                 problems.push("rate_limit: burst and replenish_ms must be > 0".into());
+            }
+        }
+        for p in &self.internal_paths {
+            if !surface::is_valid_internal_rule(p) {
+                problems.push(format!(
+                    "internal_paths: {p:?} must look like \"*/metrics\" or \"/identity/admin/x\""
+                ));
             }
         }
         if !self.rate_limit.redis_url.is_empty()

@@ -22,6 +22,7 @@ use crate::Config;
 use crate::connections::{Connections, SendError};
 use crate::forwarding::{self, Connection, REQUEST_ID, TrustedProxies, X_FORWARDED_PREFIX};
 use crate::ratelimit::{self, Decision, Key, RateLimiter};
+use crate::surface::{self, InternalPaths};
 use crate::tenant::{self, CachedDirectory, TenantStatus};
 use crate::upstream::{Clock, Pool};
 
@@ -66,6 +67,8 @@ pub struct Gateway {
     directory: CachedDirectory,
     limiter: Option<Arc<dyn RateLimiter>>,
     strict_paths: Vec<String>,
+    /// Paths of the services that are never forwarded.
+    internal: InternalPaths,
     pub(crate) trusted: TrustedProxies,
     base_domain: Option<String>,
     hsts: bool,
@@ -159,6 +162,7 @@ impl Gateway {
                 .iter()
                 .map(|s| s.path_prefix.clone())
                 .collect(),
+            internal: InternalPaths::new(&config.routes, &config.internal_paths),
             trusted: TrustedProxies::new(&config.trusted_proxies),
             base_domain: config.base_domain.as_ref().map(|d| d.to_ascii_lowercase()),
             hsts: !config.dev_mode,
@@ -270,6 +274,17 @@ impl Gateway {
 
         // Tenant from the path (stripped before routing) and from the host.
         let full_path = parts.uri.path();
+        // The path as the most lenient service would read it, without its tenant segments.
+        let canonical = surface::canonical(full_path);
+        let public_path = surface::without_tenant(&canonical);
+        if self.internal.contains(public_path) {
+            // The same answer, and the same cost to the client, as an unrouted path: nothing
+            // tells which paths are behind.
+            if let Some(limiter) = &self.limiter {
+                check_budget(limiter.as_ref(), &[Key::ClientIp(client_ip)], None).await?;
+            }
+            return Err(no_route());
+        }
         if forwarding::has_dot_segment(full_path) {
             // `/identity/../db/…` must not reach a service that normalises paths differently.
             return Err(Problem::bad_request(
@@ -313,9 +328,7 @@ impl Gateway {
             });
         }
 
-        let (route, stripped) = self
-            .route_for(path)
-            .ok_or_else(|| Problem::not_found().with_detail("no route for this path"))?;
+        let (route, stripped) = self.route_for(path).ok_or_else(no_route)?;
 
         if let Some(len) = parts
             .headers
@@ -575,6 +588,11 @@ fn set_ratelimit_headers(h: &mut HeaderMap, limit: u32, remaining: u32, reset: D
 fn path_starts_with(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// An unrouted path's answer (also an internal path's).
+fn no_route() -> Problem {
+    Problem::not_found().with_detail("no route for this path")
 }
 
 fn unknown_tenant() -> Problem {

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Buckets so large that the benchmark never empties them: every request still takes a token
-/// from its per-IP and its per-tenant bucket (a full GCRA check each), none is refused.
+/// from its per-client bucket (a full GCRA check), none is refused. The benchmark's requests
+/// carry no token the gateway verifies, so they spend no tenant's budget.
 pub const HUGE_BURST: u32 = 1_000_000_000;
 
 /// Servers started by a benchmark live at most this long, whatever happens to it.

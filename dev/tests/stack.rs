@@ -35,14 +35,15 @@ async fn gateway_health_reports_every_service_ready_and_restart_keeps_data() {
         );
     }
 
-    // Each route reaches its service (prefix stripped by the gateway).
+    // Each route reaches its service (prefix stripped by the gateway). Readiness details stay
+    // internal (`tests/public_surface.rs`); liveness is public.
     for prefix in ["identity", "db", "storage", "dashboard"] {
         let resp = http
-            .get(format!("{base}/{prefix}/health/ready"))
+            .get(format!("{base}/{prefix}/health/live"))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200, "/{prefix}/health/ready");
+        assert_eq!(resp.status(), 200, "/{prefix}/health/live");
     }
 
     let first_cert = stack.certificate_pem.clone();

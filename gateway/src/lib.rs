@@ -4,8 +4,11 @@
 //! 1. terminates TLS (rustls, HTTP/1.1 and HTTP/2 by ALPN; the certificate is reloaded from its
 //!    PEM files without a restart, [`tls`]);
 //! 2. gives the request an id (`X-Request-Id`, kept when well-formed) and a W3C `traceparent`;
-//! 3. rate-limits it per client IP, per tenant and, more strictly, on identity's token and login
-//!    endpoints ([`ratelimit`]);
+//! 3. answers a service's internal paths (`/metrics`, `/health/ready`, …: `internal_paths`) 404
+//!    like an unrouted path, whatever their spelling ([`surface`]); rate-limits it per client
+//!    (IPv4 address, IPv6 /64), more strictly on identity's sign-in and registration endpoints,
+//!    with a platform-wide budget for registrations, and per tenant for requests whose token the
+//!    gateway verified ([`ratelimit`]);
 //! 4. resolves the tenant — subdomain, then `/t/{tenant}/…`, then the bearer token's `tid` —
 //!    and checks it against the [`tenant::TenantDirectory`]; any inbound `X-Tansu-Tenant` is
 //!    removed and the resolved one injected ([`tenant`]);
@@ -30,7 +33,8 @@
 //! work (health probes, certificate reload, the internal listener) runs on the caller's runtime.
 //!
 //! The gateway's own metrics are served at `/metrics` on the internal listener
-//! (`listen_internal`) only; on the public listeners `/metrics` is an ordinary unrouted path.
+//! (`listen_internal`) only; on the public listeners `/metrics` is an ordinary unrouted path,
+//! and the services' own `/metrics` (`/identity/metrics`, …) are internal paths.
 //!
 //! Replaceable parts ([`Parts`], [`serve_with`]): the tenant directory (identity's tenant
 //! directory when `tenant_directory` is configured, [`tenant::HttpDirectory`]; else the
@@ -46,6 +50,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
 mod server;
+pub mod surface;
 pub mod tenant;
 pub mod tls;
 pub mod upstream;
@@ -141,8 +146,8 @@ pub struct Bucket {
     pub replenish_ms: u64,
 }
 
-/// A stricter per-client-IP bucket for paths under `path_prefix` (as the client sent them,
-/// after any `/t/{tenant}` segment).
+/// A stricter per-client bucket for paths under `path_prefix` (the public path after any
+/// `/t/{tenant}` segments, compared in its canonical form and ignoring case, [`surface`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StrictLimit {
@@ -151,13 +156,54 @@ pub struct StrictLimit {
     pub bucket: Bucket,
 }
 
+/// One platform-wide bucket for creating accounts and tenants: every request with an unsafe
+/// method (anything but GET, HEAD, OPTIONS) to a path under one of `paths` takes a token from
+/// it, whoever sends it, so many client addresses together cannot create tenants in bulk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationLimit {
+    pub paths: Vec<String>,
+    pub burst: u32,
+    pub replenish_ms: u64,
+}
+
+impl RegistrationLimit {
+    pub fn bucket(&self) -> Bucket {
+        Bucket {
+            burst: self.burst,
+            replenish_ms: self.replenish_ms,
+        }
+    }
+}
+
+impl Default for RegistrationLimit {
+    fn default() -> Self {
+        Self {
+            paths: vec![
+                "/identity/register".into(),
+                "/identity/registrations".into(),
+            ],
+            burst: 20,
+            replenish_ms: 60_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub enabled: bool,
+    /// Every request, per client: an IPv4 address, or the IPv6 network of `ipv6_prefix` bits.
     pub per_ip: Bucket,
+    /// Spent only by requests carrying a token the gateway verified (route `verify_tokens`)
+    /// whose `tid` is the tenant: naming a tenant without its credential spends nothing of it.
     pub per_tenant: Bucket,
     pub strict: Vec<StrictLimit>,
+    /// The platform-wide budget of registrations.
+    pub registration: RegistrationLimit,
+    /// IPv6 clients share a bucket per network of this many leading bits (a /64 is one
+    /// subscriber's: it holds more addresses than any budget could count).
+    pub ipv6_prefix: u8,
     /// Share the budgets with every gateway replica through this Redis (`redis://…`); empty:
     /// each replica keeps its own budget in memory.
     pub redis_url: Secret,
@@ -186,12 +232,18 @@ impl Default for RateLimitConfig {
                 burst: 2000,
                 replenish_ms: 1,
             },
+            // Sign-in (`/login` covers its steps `/login/mfa`, `/login/tenant`, `/login/enrol`),
+            // tokens, MFA enrolment and registration: password, code and account guessing.
             strict: vec![
                 strict("/identity/connect/token", 30, 100),
+                strict("/identity/connect/authorize", 30, 500),
                 strict("/identity/login", 10, 2000),
-                strict("/identity/account/login", 10, 2000),
-                strict("/identity/mfa", 10, 2000),
+                strict("/identity/account/mfa", 10, 2000),
+                strict("/identity/register", 5, 12_000),
+                strict("/identity/registrations", 5, 12_000),
             ],
+            registration: RegistrationLimit::default(),
+            ipv6_prefix: 64,
             redis_url: Secret::default(),
             redis_prefix: "tansu:ratelimit".into(),
             redis_timeout_ms: 50,
@@ -296,6 +348,11 @@ pub struct Config {
     /// Listener for the gateway's own `/metrics` (and `/health/live`), never proxied and
     /// never reachable through the public listeners; empty: none.
     pub listen_internal: String,
+    /// Paths of the routed services that are never forwarded (404 like an unrouted path):
+    /// `*/path` is that path on every route, `/prefix/path` one route's. Each covers what lies
+    /// below it, compared in canonical form ignoring case ([`surface`]). Setting the list
+    /// replaces the defaults.
+    pub internal_paths: Vec<String>,
     /// Threads serving connections, each with its own single-threaded runtime and upstream
     /// pool (a request never changes threads); 0: one per CPU.
     pub workers: usize,
@@ -333,6 +390,15 @@ impl Default for Config {
             tenant_stale_ms: 60_000,
             tenant_directory: None,
             listen_internal: "127.0.0.1:9464".into(),
+            internal_paths: vec![
+                // Prometheus scrapes each service on its own listener.
+                "*/metrics".into(),
+                // The checks' error texts; the gateway's `/health` is the public report.
+                "*/health/ready".into(),
+                // Called by the gateway and the services on identity's internal address.
+                "/identity/admin/tenant-directory".into(),
+                "/identity/admin/security-events/ingest".into(),
+            ],
             workers: 0,
             trusted_proxies: Vec::new(),
             route_settings: vec![RouteSettings {
@@ -359,7 +425,16 @@ mod tests {
         c.limits.max_header_bytes = 100;
         c.trusted_proxies = vec!["nope".into()];
         c.routes[0].upstreams = vec!["https://127.0.0.1:1".into()];
+        c.internal_paths.push("/identity/metrics/".into());
+        c.rate_limit
+            .registration
+            .paths
+            .push("/identity//register".into());
+        c.rate_limit.ipv6_prefix = 0;
         let problems = c.validate().join("\n");
+        assert!(problems.contains("internal_paths"), "{problems}");
+        assert!(problems.contains("//register"), "{problems}");
+        assert!(problems.contains("ipv6_prefix"), "{problems}");
         assert!(problems.contains("limits.idle_timeout_ms"), "{problems}");
         assert!(problems.contains("max_header_bytes"), "{problems}");
         assert!(problems.contains("trusted_proxies"), "{problems}");
@@ -417,12 +492,30 @@ impl Validate for Config {
                 problems.push(format!("tenants: bad slug or id in {t:?}"));
             }
         }
-        let buckets = std::iter::once(&self.rate_limit.per_ip)
-            .chain(std::iter::once(&self.rate_limit.per_tenant))
-            .chain(self.rate_limit.strict.iter().map(|s| &s.bucket));
+        let rl = &self.rate_limit;
+        let buckets = [rl.per_ip, rl.per_tenant, rl.registration.bucket()]
+            .into_iter()
+            .chain(rl.strict.iter().map(|s| s.bucket));
         for b in buckets {
             if b.burst == 0 || b.replenish_ms == 0 {
                 problems.push("rate_limit: burst and replenish_ms must be > 0".into());
+            }
+        }
+        for p in (rl.strict.iter().map(|s| &s.path_prefix)).chain(&rl.registration.paths) {
+            if !surface::is_valid_path_rule(p) {
+                problems.push(format!(
+                    "rate_limit: path {p:?} must look like \"/identity/login\" (no trailing '/', '//', '.', '%', ';')"
+                ));
+            }
+        }
+        if !(16..=128).contains(&rl.ipv6_prefix) {
+            problems.push("rate_limit.ipv6_prefix: between 16 and 128".into());
+        }
+        for p in &self.internal_paths {
+            if !surface::is_valid_internal_rule(p) {
+                problems.push(format!(
+                    "internal_paths: {p:?} must look like \"*/metrics\" or \"/identity/admin/x\""
+                ));
             }
         }
         if !self.rate_limit.redis_url.is_empty()
@@ -460,9 +553,13 @@ impl Validate for Config {
                 problems.push(format!("{name}: between 1 and {WEEK_MS}"));
             }
         }
-        let buckets_ms = std::iter::once(self.rate_limit.per_ip.replenish_ms)
-            .chain(std::iter::once(self.rate_limit.per_tenant.replenish_ms))
-            .chain(self.rate_limit.strict.iter().map(|s| s.bucket.replenish_ms));
+        let buckets_ms = [
+            rl.per_ip.replenish_ms,
+            rl.per_tenant.replenish_ms,
+            rl.registration.replenish_ms,
+        ]
+        .into_iter()
+        .chain(rl.strict.iter().map(|s| s.bucket.replenish_ms));
         if buckets_ms.into_iter().any(|ms| ms > WEEK_MS) {
             problems.push(format!("rate_limit: replenish_ms at most {WEEK_MS}"));
         }

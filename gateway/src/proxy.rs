@@ -22,6 +22,7 @@ use crate::Config;
 use crate::connections::{Connections, SendError};
 use crate::forwarding::{self, Connection, REQUEST_ID, TrustedProxies, X_FORWARDED_PREFIX};
 use crate::ratelimit::{self, Decision, Key, RateLimiter};
+use crate::surface::{self, InternalPaths};
 use crate::tenant::{self, CachedDirectory, TenantStatus};
 use crate::upstream::{Clock, Pool};
 
@@ -66,6 +67,11 @@ pub struct Gateway {
     directory: CachedDirectory,
     limiter: Option<Arc<dyn RateLimiter>>,
     strict_paths: Vec<String>,
+    /// The paths whose unsafe requests spend the platform-wide registration budget.
+    registration_paths: Vec<String>,
+    ipv6_prefix: u8,
+    /// Paths of the services that are never forwarded.
+    internal: InternalPaths,
     pub(crate) trusted: TrustedProxies,
     base_domain: Option<String>,
     hsts: bool,
@@ -159,6 +165,9 @@ impl Gateway {
                 .iter()
                 .map(|s| s.path_prefix.clone())
                 .collect(),
+            registration_paths: config.rate_limit.registration.paths.clone(),
+            ipv6_prefix: config.rate_limit.ipv6_prefix,
+            internal: InternalPaths::new(&config.routes, &config.internal_paths),
             trusted: TrustedProxies::new(&config.trusted_proxies),
             base_domain: config.base_domain.as_ref().map(|d| d.to_ascii_lowercase()),
             hsts: !config.dev_mode,
@@ -246,7 +255,8 @@ impl Gateway {
             // The aggregate probes every upstream: it costs a client budget like any request.
             if let Some(limiter) = &self.limiter {
                 let ip = self.trusted.client_ip(conn.peer.ip(), req.headers());
-                check_budget(limiter.as_ref(), &[Key::ClientIp(ip)], None).await?;
+                let client = ratelimit::client_bucket(ip, self.ipv6_prefix);
+                check_budget(limiter.as_ref(), &[Key::ClientIp(client)], None).await?;
             }
             return Ok(self.health(client).await);
         }
@@ -270,6 +280,19 @@ impl Gateway {
 
         // Tenant from the path (stripped before routing) and from the host.
         let full_path = parts.uri.path();
+        // The path as the most lenient service would read it, without its tenant segments:
+        // what the path rules (internal paths, strict and registration budgets) compare with.
+        let canonical = surface::canonical(full_path);
+        let public_path = surface::without_tenant(&canonical);
+        if self.internal.contains(public_path) {
+            // The same answer, and the same cost to the client, as an unrouted path: nothing
+            // tells which paths are behind.
+            if let Some(limiter) = &self.limiter {
+                let client = ratelimit::client_bucket(client_ip, self.ipv6_prefix);
+                check_budget(limiter.as_ref(), &[Key::ClientIp(client)], None).await?;
+            }
+            return Err(no_route());
+        }
         if forwarding::has_dot_segment(full_path) {
             // `/identity/../db/…` must not reach a service that normalises paths differently.
             return Err(Problem::bad_request(
@@ -299,23 +322,31 @@ impl Gateway {
         // Per-client budgets before any work that costs more than a map lookup.
         let mut budget = None;
         if let Some(limiter) = &self.limiter {
-            let ip = Key::ClientIp(client_ip);
+            let client = ratelimit::client_bucket(client_ip, self.ipv6_prefix);
+            let ip = Key::ClientIp(client);
             let mut strict = (self.strict_paths.iter().enumerate())
-                .filter(|(_, prefix)| path_starts_with(path, prefix))
-                .map(|(i, _)| Key::Strict(i, client_ip));
+                .filter(|(_, prefix)| surface::is_under(public_path, prefix))
+                .map(|(i, _)| Key::Strict(i, client));
+            // Last, so a client refused by its own buckets spends none of the platform's.
+            let registration = (!is_safe(&parts.method)
+                && (self.registration_paths.iter()).any(|p| surface::is_under(public_path, p)))
+            .then_some(Key::Registration);
             // Most paths have no strict limit: their one key needs no list.
-            budget = Some(match strict.next() {
-                None => check_budget(limiter.as_ref(), &[ip], None).await?,
-                Some(first) => {
-                    let keys: Vec<Key<'_>> = [ip, first].into_iter().chain(strict).collect();
+            budget = Some(match (strict.next(), registration) {
+                (None, None) => check_budget(limiter.as_ref(), &[ip], None).await?,
+                (first, registration) => {
+                    let keys: Vec<Key<'_>> = [ip]
+                        .into_iter()
+                        .chain(first)
+                        .chain(strict)
+                        .chain(registration)
+                        .collect();
                     check_budget(limiter.as_ref(), &keys, None).await?
                 }
             });
         }
 
-        let (route, stripped) = self
-            .route_for(path)
-            .ok_or_else(|| Problem::not_found().with_detail("no route for this path"))?;
+        let (route, stripped) = self.route_for(path).ok_or_else(no_route)?;
 
         if let Some(len) = parts
             .headers
@@ -328,17 +359,17 @@ impl Gateway {
         }
 
         // The token's tenant: verified when the route checks tokens, else only decoded.
-        let token_tid = match bearer_token(&parts.headers) {
+        let (token_tid, verified) = match bearer_token(&parts.headers) {
             Ok(Some(token)) => match &route.verifier {
-                Some(v) => v.verify(token).await.map_err(|e| e.to_problem())?.tid,
-                None => tenant::unverified_tid(token),
+                Some(v) => (v.verify(token).await.map_err(|e| e.to_problem())?.tid, true),
+                None => (tenant::unverified_tid(token), false),
             },
-            Ok(None) => None,
+            Ok(None) => (None, false),
             Err(e) if route.verifier.is_some() => return Err(e.to_problem()),
-            Err(_) => None,
+            Err(_) => (None, false),
         };
 
-        let resolved = match (host_tenant.as_deref().or(path_tenant), token_tid) {
+        let resolved = match (host_tenant.as_deref().or(path_tenant), token_tid.as_deref()) {
             (Some(slug), tid) => {
                 let info = self
                     .directory
@@ -354,12 +385,12 @@ impl Gateway {
                 Some(info)
             }
             (None, Some(tid)) => {
-                if !tenant::is_valid_id(&tid) {
+                if !tenant::is_valid_id(tid) {
                     return Err(unknown_tenant());
                 }
                 Some(
                     self.directory
-                        .by_id(&tid)
+                        .by_id(tid)
                         .await
                         .map_err(directory_unavailable)?
                         .ok_or_else(unknown_tenant)?,
@@ -376,7 +407,12 @@ impl Gateway {
                 "Tenant suspended",
             ));
         }
-        if let (Some(limiter), Some(t)) = (&self.limiter, &resolved) {
+        // Only the tenant's own verified credential spends its budget: anyone can name a
+        // tenant (host, path, an unverified token's `tid`), and must not use up its budget.
+        if let (Some(limiter), Some(t)) = (&self.limiter, &resolved)
+            && verified
+            && token_tid.as_deref() == Some(t.id.as_str())
+        {
             let keys = [Key::Tenant(&t.id)];
             budget = Some(check_budget(limiter.as_ref(), &keys, budget).await?);
         }
@@ -572,9 +608,14 @@ fn set_ratelimit_headers(h: &mut HeaderMap, limit: u32, remaining: u32, reset: D
     );
 }
 
-fn path_starts_with(path: &str, prefix: &str) -> bool {
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+/// GET, HEAD and OPTIONS create nothing; any other method may.
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// An unrouted path's answer (also an internal path's).
+fn no_route() -> Problem {
+    Problem::not_found().with_detail("no route for this path")
 }
 
 fn unknown_tenant() -> Problem {

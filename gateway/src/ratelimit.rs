@@ -1,5 +1,17 @@
-//! Rate limiting: token buckets (GCRA, `governor`) per client IP, per tenant, and stricter
-//! per-IP buckets on identity's token and login endpoints.
+//! Rate limiting: token buckets (GCRA, `governor`) per client, per tenant, stricter per-client
+//! buckets on identity's sign-in and registration endpoints, and one platform-wide bucket for
+//! registrations.
+//!
+//! Who pays for a request:
+//! - the client, always: its IPv4 address, or its IPv6 network ([`client_bucket`]: a /64 by
+//!   default, because one subscriber holds a whole /64 and could otherwise rotate through
+//!   fresh buckets without end);
+//! - the client's strict bucket of each strict path the request is under;
+//! - the platform's registration bucket, for a registration (unsafe method on a registration
+//!   path), whoever sends it: a botnet's many addresses cannot create tenants in bulk;
+//! - the tenant, only when the request carries a token the gateway verified and whose `tid` is
+//!   that tenant. Naming a tenant (its subdomain, `/t/{tenant}`, an unverified token's `tid`)
+//!   costs the tenant nothing, so nobody can use up another tenant's budget.
 //!
 //! The limiter is behind [`RateLimiter`] so a budget shared across gateway replicas (Redis) can
 //! replace the in-memory one without touching the proxy.
@@ -21,11 +33,31 @@ use crate::{Bucket, RateLimitConfig};
 /// `Copy`, so checking a request allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key<'a> {
+    /// A client, by [`client_bucket`].
     ClientIp(IpAddr),
-    /// The strict limit at this index of the configured ones, for this client address.
+    /// The strict limit at this index of the configured ones, for this client ([`client_bucket`]).
     Strict(usize, IpAddr),
     /// A tenant, by id.
     Tenant(&'a String),
+    /// The platform-wide registration budget.
+    Registration,
+}
+
+/// The address a client's buckets are keyed by: an IPv4 address (also when it arrives
+/// IPv4-mapped, `::ffff:a.b.c.d`), or the IPv6 network of its first `ipv6_prefix` bits.
+pub fn client_bucket(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(ipv6_prefix.min(128)))
+                    .unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        },
+    }
 }
 
 /// The outcome of checking one request against its buckets.
@@ -65,6 +97,7 @@ pub struct InMemoryLimiter {
     ip: Limiter<IpAddr>,
     tenant: Limiter<String>,
     strict: Vec<Limiter<IpAddr>>,
+    registration: Limiter<()>,
 }
 
 impl std::fmt::Debug for InMemoryLimiter {
@@ -124,6 +157,7 @@ impl InMemoryLimiter {
                 .iter()
                 .map(|s| Limiter::new(s.bucket))
                 .collect(),
+            registration: Limiter::new(config.registration.bucket()),
         }
     }
 
@@ -137,6 +171,7 @@ impl InMemoryLimiter {
                     Some(l) => l.take(&ip, &self.clock),
                     None => continue,
                 },
+                Key::Registration => self.registration.take(&(), &self.clock),
             };
             match taken {
                 Ok(t) => {
@@ -162,6 +197,7 @@ impl InMemoryLimiter {
         for l in &self.strict {
             l.housekeeping();
         }
+        self.registration.housekeeping();
     }
 }
 
@@ -267,7 +303,7 @@ impl RedisLimiter {
     }
 
     /// The bucket of `key` and its Redis key (`{prefix}:ip:{addr}`, `…:tenant:{id}`,
-    /// `…:strict{i}:{addr}`).
+    /// `…:strict{i}:{addr}`, `…:registration`).
     fn bucket(&self, key: &Key<'_>) -> Option<(Bucket, String)> {
         let prefix = &self.prefix;
         match *key {
@@ -278,6 +314,10 @@ impl RedisLimiter {
                 .strict
                 .get(i)
                 .map(|s| (s.bucket, format!("{prefix}:strict{i}:{ip}"))),
+            Key::Registration => Some((
+                self.config.registration.bucket(),
+                format!("{prefix}:registration"),
+            )),
         }
     }
 
@@ -398,5 +438,56 @@ mod tests {
         let other = [Key::ClientIp([5, 6, 7, 8].into())];
         assert!(matches!(l.check_now(&other), Decision::Allowed { .. }));
         assert_eq!(ceil_secs(Duration::from_millis(1001)), 2);
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_per_64() {
+        let key = |s: &str| client_bucket(s.parse().unwrap(), 64);
+        // Two addresses of one /64 share a key…
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::5"),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        // …neighbouring /64s do not.
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db9:1:2::1"));
+        // IPv4 is per address, also when it arrives IPv4-mapped (else every IPv4 client of a
+        // dual-stack listener would share `::/64`).
+        assert_eq!(key("192.0.2.1"), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_ne!(key("::ffff:192.0.2.1"), key("::ffff:192.0.2.2"));
+        // Other prefix lengths.
+        let ip = "2001:db8:1:2:3:4:5:6".parse().unwrap();
+        assert_eq!(client_bucket(ip, 128), ip);
+        assert_eq!(
+            client_bucket(ip, 48),
+            "2001:db8:1::".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn registration_budget_is_one_for_every_client() {
+        let config = RateLimitConfig {
+            registration: crate::RegistrationLimit {
+                burst: 2,
+                replenish_ms: 60_000,
+                ..Default::default()
+            },
+            ..RateLimitConfig::default()
+        };
+        let l = InMemoryLimiter::new(&config);
+        for i in 0..2u8 {
+            let keys = [Key::ClientIp([10, 0, 0, i].into()), Key::Registration];
+            assert!(matches!(l.check_now(&keys), Decision::Allowed { .. }));
+        }
+        let keys = [Key::ClientIp([10, 0, 0, 9].into()), Key::Registration];
+        assert!(matches!(
+            l.check_now(&keys),
+            Decision::Limited { limit: 2, .. }
+        ));
     }
 }

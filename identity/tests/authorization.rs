@@ -68,35 +68,6 @@ fn table() -> Vec<Row> {
     rows
 }
 
-/// The routes the router answers: each path of `routes()` probed with every method; 405 means
-/// the method is not routed there.
-async fn routed(inst: &Instance) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    for path in tansu_identity::routes().paths() {
-        let concrete = path
-            .split('/')
-            .map(|seg| if seg.starts_with('{') { "x" } else { seg })
-            .collect::<Vec<_>>()
-            .join("/");
-        for method in [
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ] {
-            let resp = no_redirects()
-                .request(method.clone(), inst.url(&concrete))
-                .send_ok()
-                .await;
-            if resp.status() != 405 {
-                out.insert((method.to_string(), (*path).to_owned()));
-            }
-        }
-    }
-    out
-}
-
 /// The actors' credentials and the stable resources of tenant A that refused requests aim at.
 struct World {
     tokens: Vec<Option<String>>,
@@ -419,7 +390,11 @@ async fn every_route_answers_every_actor_as_the_policy_table_says() {
             .iter()
             .map(|r| (r.method.to_string(), r.path.clone()))
             .collect();
-        let routed = routed(&inst).await;
+        let routed = tansu_shared::testing::http::routed_methods(
+            &inst.url(""),
+            tansu_identity::routes().paths(),
+        )
+        .await;
         let undocumented: Vec<_> = routed.difference(&documented).collect();
         let unrouted: Vec<_> = documented.difference(&routed).collect();
         assert!(

@@ -13,6 +13,7 @@
 //! - [`telemetry`]: `tracing`, OTLP export when configured, Prometheus `/metrics`;
 //! - [`health`]: `/health/live` and `/health/ready`;
 //! - [`server`]: the common middleware stack, serving and graceful shutdown;
+//! - [`routes`]: a route table that remembers its paths (for the authorization matrix tests);
 //! - `db` (feature `db`): the connection pool policy of the services that keep a database;
 //! - `testing` (feature `testing`): in-process servers on ephemeral ports and the
 //!   skip-or-require convention for suites that need PostgreSQL or Chromium.
@@ -26,6 +27,7 @@ pub mod events;
 pub mod health;
 pub mod ids;
 pub mod problem;
+pub mod routes;
 pub mod server;
 pub mod telemetry;
 pub mod token_source;

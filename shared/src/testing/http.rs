@@ -61,3 +61,45 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
+
+/// The `(method, path)` pairs a service routes, found by asking it: each of `paths` (with
+/// `{placeholders}` filled with `x`) is sent with every method anonymously; anything but 405
+/// means the method is routed there. With [`crate::routes::Routes::paths`] this enumerates a
+/// service's routes from its router, for the authorization matrix tests.
+pub async fn routed_methods(
+    base_url: &str,
+    paths: &[&'static str],
+) -> std::collections::BTreeSet<(String, String)> {
+    use reqwest::Method;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client");
+    let mut out = std::collections::BTreeSet::new();
+    for path in paths {
+        let concrete = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            let resp = http
+                .request(
+                    method.clone(),
+                    format!("{}{concrete}", base_url.trim_end_matches('/')),
+                )
+                .send_ok()
+                .await;
+            if resp.status() != reqwest::StatusCode::METHOD_NOT_ALLOWED {
+                out.insert((method.to_string(), (*path).to_owned()));
+            }
+        }
+    }
+    out
+}

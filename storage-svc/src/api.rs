@@ -282,6 +282,12 @@ async fn verify_presigned(
     ) {
         return Err(bad_presign("the signature does not match"));
     }
+    // A URL outlives the token that minted it, and through the gateway's shared path it names
+    // no tenant the gateway could check: the tenant must still be active now. Asked only for
+    // genuine URLs, so an anonymous caller cannot make the service look tenants up.
+    if let Some(directory) = &state.directory {
+        directory.require_active(tenant).await?;
+    }
     Ok(tenant)
 }
 

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tansu_shared::auth::{Verifier, VerifierConfig};
 use tansu_shared::config::{Secret, Validate};
 use tansu_shared::health::Health;
+use tansu_shared::tenant_directory::{TenantDirectory, TenantDirectoryConfig};
 use tokio::net::TcpListener;
 
 use crate::backend::Backend;
@@ -89,6 +90,9 @@ pub struct Config {
     /// Object types answered inline (`type/subtype`, exact); every other type is an attachment.
     /// Active types (HTML, SVG, XML, scripts) only with `public_origin`.
     pub inline_content_types: Vec<String>,
+    /// `[storage.tenant_directory]`: identity's tenant directory, to refuse presigned URLs of
+    /// suspended or deleted tenants when they are used (off while empty).
+    pub tenant_directory: TenantDirectoryConfig,
     /// `[storage.events]`: report access denials to identity (off while empty).
     pub events: tansu_shared::events::EventReporting,
     /// The platform tenant's id: quota administration tokens may carry it as `tid`. Empty:
@@ -132,6 +136,7 @@ impl Default for Config {
             public_prefix: "/storage".into(),
             public_origin: String::new(),
             inline_content_types: content::default_inline_types(),
+            tenant_directory: TenantDirectoryConfig::default(),
             events: Default::default(),
             platform_tenant: String::new(),
         }
@@ -209,6 +214,7 @@ impl Validate for Config {
                 ));
             }
         }
+        v.extend(self.tenant_directory.validate("tenant_directory"));
         v
     }
 }
@@ -234,6 +240,8 @@ pub struct AppState {
     pub presign_keys: Arc<PresignKeys>,
     /// Reports access denials to identity, when configured.
     pub events: Option<tansu_shared::events::EventReporter>,
+    /// Tenants' status, when configured: presigned URLs of inactive tenants are refused.
+    pub directory: Option<TenantDirectory>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -317,6 +325,12 @@ impl AppState {
             .await
             .map_err(|e| anyhow::anyhow!("token verifier: {e}"))?;
         let events = config.events.start("storage")?;
+        let directory = config.tenant_directory.start()?;
+        if directory.is_none() {
+            tracing::warn!(
+                "no tenant_directory configured: presigned URLs keep working for suspended or deleted tenants until they expire"
+            );
+        }
         Ok(AppState {
             config: Arc::new(config),
             verifier,
@@ -324,6 +338,7 @@ impl AppState {
             backend: Arc::new(backend),
             presign_keys: Arc::new(presign_keys),
             events,
+            directory,
         })
     }
 

@@ -20,7 +20,7 @@ const STEP: Duration = Duration::from_secs(20);
 /// Headless Chromium with remote debugging on an ephemeral loopback port; the browser is
 /// killed and its profile removed on drop.
 pub struct Chromium {
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
     stream: BufReader<TcpStream>,
     next: u64,
     events: Vec<Value>,
@@ -29,6 +29,12 @@ pub struct Chromium {
 
 impl Drop for Chromium {
     fn drop(&mut self) {
+        // The browser first (it writes to its profile until it exits), bounded, then the profile.
+        let _ = self.child.start_kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
@@ -70,7 +76,7 @@ impl Chromium {
         let ws_path = lines.next().unwrap_or_default().trim().to_owned();
         let stream = connect(&format!("127.0.0.1:{port}"), &ws_path).await;
         Chromium {
-            _child: child,
+            child,
             stream,
             next: 1,
             events: Vec::new(),

@@ -3,7 +3,6 @@
 //! `At<scope, path>` when the path names a collection, document or index (validated first),
 //! `Platform` (a platform token with `db.provision`; no tenant header) for provisioning.
 
-use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +10,7 @@ use std::time::Duration;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -792,10 +791,8 @@ async fn changes(
 
 /// Server-sent events: every change after `since` (or `Last-Event-ID`), then new ones as
 /// they commit. Each event's `id` is its sequence number, so a reconnecting client resumes
-/// exactly where it stopped.
-/// The stream's position after it reported `gone`: it ends.
-const STREAM_ENDED: i64 = i64::MAX;
-
+/// exactly where it stopped. The stream ends at the token's `exp` and when the tenant stops
+/// being active ([`crate::stream`]).
 async fn changes_stream(
     State(s): State<AppState>,
     Scoped(tenant, _): Scoped<DbRead>,
@@ -807,74 +804,29 @@ async fn changes_stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
     let since = last_event.or(p.since).unwrap_or(0).max(0);
+    if let Some(directory) = &s.directory {
+        directory.require_active(tenant.id).await?;
+    }
+    // Read before the tenant's store is: a deprovision after this point is noticed.
+    let deprovisions = s.tenants.deprovisions();
     let st = store(&s, &tenant).await?;
     // A position behind the retained range is refused before the stream starts.
     st.changes(since, 1).await?;
-    let notify = s.tenants.notifier(tenant.id);
-    let closing = s.tenants.closing();
-    let batch = i64::from(s.config.max_page);
-    let stream = futures::stream::unfold(
-        (
-            st,
-            notify,
-            closing,
-            since,
-            Vec::<crate::store::Change>::new(),
-        ),
-        move |(st, notify, mut closing, mut since, mut pending)| async move {
-            loop {
-                if since == STREAM_ENDED {
-                    return None;
-                }
-                if !pending.is_empty() {
-                    let c = pending.remove(0);
-                    since = c.seq;
-                    let ev = Event::default()
-                        .id(c.seq.to_string())
-                        .event("change")
-                        .json_data(&c)
-                        .unwrap_or_else(|_| Event::default().comment("unserialisable change"));
-                    return Some((
-                        Ok::<_, Infallible>(ev),
-                        (st, notify, closing, since, pending),
-                    ));
-                }
-                // Register for wake-ups before looking, so a commit in between is not missed.
-                let notified = notify.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                match st.changes(since, batch).await {
-                    Ok(list) if !list.is_empty() => pending = list,
-                    Ok(_) => {
-                        if *closing.borrow() {
-                            return None;
-                        }
-                        // Another replica's writes do not notify us: look again periodically.
-                        tokio::select! {
-                            _ = notified => {}
-                            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                            _ = closing.changed() => return None,
-                        }
-                    }
-                    Err(StoreError::Gone { floor }) => {
-                        // Fell behind the retention while streaming: say so, then end.
-                        let ev = Event::default()
-                            .event("gone")
-                            .json_data(json!({ "oldest_since": floor }))
-                            .unwrap_or_else(|_| Event::default().event("gone"));
-                        return Some((
-                            Ok(ev),
-                            (st, notify.clone(), closing, STREAM_ENDED, pending),
-                        ));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "change stream stopped");
-                        return None;
-                    }
-                }
-            }
-        },
-    );
+    let stream = crate::stream::Follower {
+        store: st,
+        tenants: s.tenants.clone(),
+        tenant: tenant.id,
+        directory: s.directory.clone(),
+        notify: s.tenants.notifier(tenant.id),
+        closing: s.tenants.closing(),
+        since,
+        batch: i64::from(s.config.max_page),
+        expires_ms: tenant.principal.exp.saturating_mul(1000),
+        deprovisions,
+        pending: Default::default(),
+        ended: false,
+    }
+    .into_events();
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())

@@ -24,7 +24,7 @@
 //! | `POST /api/collections/{c}/query` | read | filter, sort, project, paginate ([`query`]) |
 //! | `GET, PUT, PATCH, DELETE /api/collections/{c}/documents/{id}` | read / write | `ETag`, `If-Match`, `If-None-Match`; PATCH is JSON Merge Patch |
 //! | `GET /api/changes?since=` | read | the change feed, in commit order |
-//! | `GET /api/changes/stream?since=` | read | the same as server-sent events |
+//! | `GET /api/changes/stream?since=` | read | the same as server-sent events (ends at the token's `exp` and when the tenant stops being active: [`stream`]) |
 //!
 //! Document API requests carry the tenant in `X-Tansu-Tenant` (injected by the gateway) and a
 //! token whose `tid` equals it; both are checked by `tansu_shared::auth::Tenant`.
@@ -39,6 +39,7 @@ mod ident;
 pub mod query;
 mod schema;
 pub mod store;
+mod stream;
 pub mod tenants;
 
 use std::future::Future;
@@ -51,6 +52,7 @@ use serde::{Deserialize, Serialize};
 use tansu_shared::auth::{Verifier, VerifierConfig};
 use tansu_shared::config::{Secret, Validate};
 use tansu_shared::health::Health;
+use tansu_shared::tenant_directory::{TenantDirectory, TenantDirectoryConfig};
 use tokio::net::TcpListener;
 
 use crate::tenants::Tenants;
@@ -114,6 +116,9 @@ pub struct Config {
     pub max_page: u32,
     /// `[database.events]`: report access denials to identity (off while empty).
     pub events: tansu_shared::events::EventReporting,
+    /// `[database.tenant_directory]`: identity's tenant directory, to end change streams of
+    /// suspended or deleted tenants (off while empty).
+    pub tenant_directory: TenantDirectoryConfig,
 }
 
 impl Default for Config {
@@ -123,6 +128,7 @@ impl Default for Config {
             issuer: "https://127.0.0.1:8443/identity/".into(),
             audience: "tansu.db".into(),
             events: Default::default(),
+            tenant_directory: TenantDirectoryConfig::default(),
             discovery_url: String::new(),
             jwks_uri: String::new(),
             platform_tenant: String::new(),
@@ -198,6 +204,7 @@ impl Validate for Config {
         if self.max_page == 0 || self.max_bulk == 0 || self.max_depth == 0 {
             v.push("max_page, max_bulk and max_depth must be at least 1".into());
         }
+        v.extend(self.tenant_directory.validate("tenant_directory"));
         v
     }
 }
@@ -210,6 +217,8 @@ pub struct AppState {
     pub tenants: Arc<Tenants>,
     /// Reports access denials to identity, when configured.
     pub events: Option<tansu_shared::events::EventReporter>,
+    /// Tenants' status, when configured: change streams of inactive tenants end.
+    pub directory: Option<TenantDirectory>,
     schemas: Arc<schema::SchemaCache>,
 }
 
@@ -240,11 +249,18 @@ impl AppState {
         let verifier = Verifier::new(vc).await.map_err(anyhow::Error::msg)?;
         let tenants = Tenants::open(config.clone()).await?;
         let events = config.events.start("database")?;
+        let directory = config.tenant_directory.start()?;
+        if directory.is_none() {
+            tracing::warn!(
+                "no tenant_directory configured: change streams of suspended tenants end only at their tokens' expiry"
+            );
+        }
         Ok(AppState {
             config,
             verifier,
             tenants,
             events,
+            directory,
             schemas: Arc::default(),
         })
     }

@@ -182,6 +182,9 @@ pub struct Tenants {
     notify: std::sync::Mutex<HashMap<Uuid, Arc<Notify>>>,
     /// Set when the service begins to shut down: long-lived streams end so the drain can.
     closing: tokio::sync::watch::Sender<bool>,
+    /// How many deprovisions this process has made: a change stream that sees it move
+    /// re-reads its tenant's status (rare, so the catalog is not asked per event).
+    deprovisions: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Tenants {
@@ -262,6 +265,7 @@ impl Tenants {
             locks: std::sync::Mutex::new(HashMap::new()),
             notify: std::sync::Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::Sender::new(false),
+            deprovisions: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::spawn(reaper(Arc::downgrade(&tenants)));
         Ok(tenants)
@@ -413,6 +417,11 @@ impl Tenants {
             .rows_affected()
         });
         self.evict(tenant).await;
+        // After the catalog says so and the pool is gone: a stream reading the counter before
+        // it moves sees the change; one reading it after finds the tenant closed.
+        self.deprovisions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.notify(tenant);
         let d = self
             .record(tenant)
             .await?
@@ -531,6 +540,19 @@ impl Tenants {
                 purge_after: purge.map(rfc3339),
             }
         }))
+    }
+
+    /// How many tenants this process has deprovisioned (see [`Tenants::is_active`]).
+    pub fn deprovisions(&self) -> u64 {
+        self.deprovisions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether the tenant is provisioned and not deleted, as the catalog says now.
+    pub async fn is_active(&self, tenant: Uuid) -> Result<bool, TenantError> {
+        Ok(self
+            .record(tenant)
+            .await?
+            .is_some_and(|d| d.status == "active"))
     }
 
     /// The tenant's store, opened on first use. Not provisioned (or deprovisioned) → error.

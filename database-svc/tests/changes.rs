@@ -255,3 +255,163 @@ async fn compacted_feed_answers_gone_behind_the_retained_range() {
         env.finish().await;
     }
 }
+
+/// One server-sent event: its `event:` name, `id:` and `data:`.
+#[derive(Debug)]
+struct Sse {
+    event: String,
+    id: Option<i64>,
+    data: String,
+}
+
+/// Reads events until the server ends the stream (bounded by `limit`; a stream still open
+/// then fails the test); returns them.
+async fn read_to_end(resp: &mut reqwest::Response, limit: Duration) -> Vec<Sse> {
+    let deadline = Instant::now() + limit;
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the stream did not end within {limit:?}"));
+        let Ok(Some(chunk)) = chunk else {
+            return events;
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let raw: String = buf.drain(..end + 2).collect();
+            let field = |name: &str| {
+                raw.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+            };
+            if raw.lines().all(|l| l.starts_with(':') || l.is_empty()) {
+                continue; // keep-alive comment
+            }
+            events.push(Sse {
+                event: field("event:").unwrap_or_else(|| "message".into()),
+                id: field("id:").and_then(|v| v.parse().ok()),
+                data: field("data:").unwrap_or_default(),
+            });
+        }
+    }
+}
+
+/// The stream lives no longer than the token that opened it: at its `exp` the server says
+/// why and ends it; the client resumes with a new token and `Last-Event-ID`, missing nothing.
+#[tokio::test]
+async fn stream_ends_at_the_token_expiry_and_resumes_with_a_new_token() {
+    for env in envs("database change stream expiry").await {
+        let n = env.ready(T, "c").await; // change 1
+        env.put(T, "/api/collections/c/documents/x", &json!({"v": 1}))
+            .await; // change 2
+        let mut claims = env
+            .issuer
+            .claims_for("tansu.db", Some(&T.to_string()), "db.read");
+        let exp = tansu_shared::testing::issuer::now() + 3;
+        claims.exp = exp;
+        let short = tansu_shared::testing::issuer::sign(&env.key, &claims);
+        let mut resp = env
+            .req(Method::GET, "/api/changes/stream?since=0", &short, Some(T))
+            .send_ok()
+            .await;
+        assert_eq!(resp.status(), 200, "{n}");
+        let events = read_to_end(&mut resp, Duration::from_secs(20)).await;
+        let ended_at = tansu_shared::testing::issuer::now();
+        assert!(
+            ended_at >= exp,
+            "{n}: ended at {ended_at}, before exp {exp}"
+        );
+        let ids: Vec<i64> = events.iter().filter_map(|e| e.id).collect();
+        assert_eq!(ids, [1, 2], "{n}: {events:?}");
+        let last = events.last().unwrap();
+        assert_eq!(last.event, "end", "{n}: {events:?}");
+        let why: Value = serde_json::from_str(&last.data).unwrap();
+        assert_eq!(why["reason"], "token-expired", "{n}: {why}");
+
+        // Written while no stream was open; a new token resumes right after the last id.
+        env.put(T, "/api/collections/c/documents/x", &json!({"v": 2}))
+            .await; // change 3
+        let mut resp = env
+            .as_tenant(Method::GET, "/api/changes/stream", T)
+            .header("last-event-id", "2")
+            .send_ok()
+            .await;
+        let mut buf = String::new();
+        assert_eq!(read_events(&mut resp, &mut buf, 1).await, [3], "{n}");
+        env.finish().await;
+    }
+}
+
+/// A deprovisioned tenant's open streams end at once, saying why.
+#[tokio::test]
+async fn stream_ends_when_the_tenant_is_deprovisioned() {
+    for env in envs("database change stream deprovision").await {
+        let n = env.ready(T, "c").await; // change 1
+        let mut resp = env.get(T, "/api/changes/stream?since=0").await;
+        assert_eq!(resp.status(), 200, "{n}");
+        let mut buf = String::new();
+        assert_eq!(read_events(&mut resp, &mut buf, 1).await, [1], "{n}");
+        let gone = env
+            .req(
+                Method::DELETE,
+                &format!("/provision/{T}"),
+                &env.platform(),
+                None,
+            )
+            .send_ok()
+            .await;
+        assert_eq!(gone.status(), StatusCode::ACCEPTED, "{n}");
+        let events = read_to_end(&mut resp, Duration::from_secs(10)).await;
+        let last = events.last().unwrap_or_else(|| panic!("{n}: no end event"));
+        assert_eq!(last.event, "end", "{n}: {events:?}");
+        let why: Value = serde_json::from_str(&last.data).unwrap();
+        assert_eq!(why["reason"], "tenant-deprovisioned", "{n}: {why}");
+        // And it cannot be reopened.
+        let resp = env.get(T, "/api/changes/stream?since=0").await;
+        problem(resp, StatusCode::NOT_FOUND, n).await;
+        env.finish().await;
+    }
+}
+
+/// With identity's tenant directory configured, a suspended (or deleted) tenant's streams end
+/// within the poll interval, and a new one is refused before it starts.
+#[tokio::test]
+async fn stream_ends_when_the_tenant_is_suspended() {
+    let directory = tansu_shared::testing::directory::FakeDirectory::start().await;
+    let config = directory.config(0);
+    for env in envs_with("database change stream suspension", |c| {
+        c.tenant_directory = config.clone();
+    })
+    .await
+    {
+        directory.set(&T.to_string(), Some("active"));
+        let n = env.ready(T, "c").await; // change 1
+        let mut resp = env.get(T, "/api/changes/stream?since=0").await;
+        assert_eq!(resp.status(), 200, "{n}");
+        let mut buf = String::new();
+        assert_eq!(read_events(&mut resp, &mut buf, 1).await, [1], "{n}");
+        directory.set(&T.to_string(), Some("suspended"));
+        let events = read_to_end(&mut resp, Duration::from_secs(10)).await;
+        let last = events.last().unwrap_or_else(|| panic!("{n}: no end event"));
+        assert_eq!(last.event, "end", "{n}: {events:?}");
+        let why: Value = serde_json::from_str(&last.data).unwrap();
+        assert_eq!(why["reason"], "tenant-suspended", "{n}: {why}");
+        let resp = env.get(T, "/api/changes/stream?since=0").await;
+        let p = problem(resp, StatusCode::FORBIDDEN, n).await;
+        assert_eq!(p["type"], "urn:tansu:problem:tenant-suspended", "{n}");
+
+        // Deleted in identity: the same, as an unknown tenant.
+        directory.set(&T.to_string(), Some("active"));
+        let mut resp = env.get(T, "/api/changes/stream?since=1").await;
+        assert_eq!(resp.status(), 200, "{n}");
+        directory.set(&T.to_string(), None);
+        let events = read_to_end(&mut resp, Duration::from_secs(10)).await;
+        let why: Value = serde_json::from_str(&events.last().unwrap().data).unwrap();
+        assert_eq!(why["reason"], "tenant-unknown", "{n}: {events:?}");
+        let resp = env.get(T, "/api/changes/stream?since=0").await;
+        problem(resp, StatusCode::NOT_FOUND, n).await;
+        env.finish().await;
+    }
+}

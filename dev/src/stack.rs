@@ -132,6 +132,21 @@ impl Stack {
         if storage.events.identity_url.is_empty() {
             storage.events = events;
         }
+        // Both re-check tenants' status in identity's directory (as the same dev client) for
+        // what outlives the gateway's check: presigned URLs and change streams.
+        let directory = tansu_shared::tenant_directory::TenantDirectoryConfig {
+            identity_url: format!("http://{identity_addr}/"),
+            client_id: tansu_identity::DEV_CLIENT_ID.into(),
+            client_secret: identity.dev_client_secret.clone(),
+            client_secret_file: Some(identity.data_dir.join("tansu-dashboard.secret")),
+            ..Default::default()
+        };
+        if database.tenant_directory.identity_url.is_empty() {
+            database.tenant_directory = directory.clone();
+        }
+        if storage.tenant_directory.identity_url.is_empty() {
+            storage.tenant_directory = directory;
+        }
 
         let cert = ensure_dev_certificate(&opts.data_dir.join("tls"))?;
 

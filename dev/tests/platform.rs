@@ -378,3 +378,116 @@ async fn gateway_resolves_tenants_from_identity_and_refuses_suspended_ones() {
     }
     p.stack.shutdown().await.unwrap();
 }
+
+/// A presigned storage URL carries no token and, on the gateway's shared `/storage` path, names
+/// no tenant the gateway resolves: storage itself asks identity's tenant directory when the
+/// URL is used. Suspending the tenant refuses the URL (403 problem+json) within storage's
+/// cache bound; reactivating it lets the unexpired URL work again.
+#[tokio::test]
+async fn presigned_storage_urls_follow_the_tenant_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path()).await;
+    let admin = p
+        .token("tansu-dashboard", &p.dev_secret, "admin.full")
+        .await;
+    let tenant = p.create_tenant(&admin, "shop-files").await;
+    let resp = p
+        .http
+        .post(format!("{}/identity/admin/clients", p.base))
+        .bearer_auth(&admin)
+        .json(&json!({
+            "name": "files app",
+            "tenant_id": tenant,
+            "grant_types": ["client_credentials"],
+            "scopes": ["storage.read", "storage.write"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "create client: {}",
+        resp.status()
+    );
+    let client: Value = resp.json().await.unwrap();
+    let token = p
+        .token(
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str().unwrap(),
+            "storage.read storage.write",
+        )
+        .await;
+    let storage = |path: &str| format!("{}/storage/api{path}", p.base);
+    let resp = p
+        .http
+        .put(storage("/buckets/files"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "create bucket");
+    let resp = p
+        .http
+        .put(storage("/buckets/files/objects/cat.txt"))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body("a cat")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "upload");
+    let presigned: Value = p
+        .http
+        .post(storage("/buckets/files/presign"))
+        .bearer_auth(&token)
+        .json(&json!({"key": "cat.txt", "method": "GET"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{}{}", p.base, presigned["url"].as_str().unwrap());
+    let get = || {
+        let (http, url) = (p.http.clone(), url.clone());
+        async move {
+            let resp = http.get(url).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        }
+    };
+    assert_eq!(get().await, (200, "a cat".to_owned()));
+
+    let bound = Duration::from_millis(
+        tansu_shared::tenant_directory::TenantDirectoryConfig::default().cache_ms,
+    ) + Duration::from_secs(2);
+    for (action, want) in [("suspend", 403), ("activate", 200)] {
+        let resp = p
+            .http
+            .post(format!(
+                "{}/identity/admin/tenants/{tenant}/{action}",
+                p.base
+            ))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{action}");
+        let changed = std::time::Instant::now();
+        let (status, body) = loop {
+            let (status, body) = get().await;
+            if status == want || changed.elapsed() > bound {
+                break (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(status, want, "after {action} within {bound:?}: {body}");
+        if want == 403 {
+            assert!(
+                body.contains("urn:tansu:problem:tenant-suspended"),
+                "{body}"
+            );
+        }
+    }
+    p.stack.shutdown().await.unwrap();
+}

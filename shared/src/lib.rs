@@ -8,6 +8,8 @@
 //!   ([`auth::Principal`], [`auth::RequireScope`], [`auth::Tenant`]) and RFC 6750 bearer errors;
 //! - [`token_source`]: a cached client-credentials token source for service-to-service calls;
 //! - [`events`]: reporting security events (access denials) to identity, batched and retried;
+//! - [`tenant_directory`]: a tenant's status (active, suspended, unknown) from identity's tenant
+//!   directory, cached, for the accesses a service must re-check itself;
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`config`]: TOML + `TANSU_…` environment configuration, validated, secrets redacted;
 //! - [`telemetry`]: `tracing`, OTLP export when configured, Prometheus `/metrics`;
@@ -30,6 +32,7 @@ pub mod problem;
 pub mod routes;
 pub mod server;
 pub mod telemetry;
+pub mod tenant_directory;
 pub mod token_source;
 
 #[cfg(feature = "testing")]

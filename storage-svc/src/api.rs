@@ -271,7 +271,7 @@ async fn verify_presigned(
         .await
         .map_err(Problem::from)?
         .ok_or_else(|| bad_presign("the signature does not match"))?;
-    if presign::verify(
+    if !presign::verify(
         &secret,
         signed_method,
         tenant,
@@ -280,10 +280,15 @@ async fn verify_presigned(
         expires,
         get(presign::Q_SIGNATURE),
     ) {
-        Ok(tenant)
-    } else {
-        Err(bad_presign("the signature does not match"))
+        return Err(bad_presign("the signature does not match"));
     }
+    // A URL outlives the token that minted it, and through the gateway's shared path it names
+    // no tenant the gateway could check: the tenant must still be active now. Asked only for
+    // genuine URLs, so an anonymous caller cannot make the service look tenants up.
+    if let Some(directory) = &state.directory {
+        directory.require_active(tenant).await?;
+    }
+    Ok(tenant)
 }
 
 // ---- buckets ----
@@ -1075,6 +1080,13 @@ async fn read_object(
         Precondition::NotModified => {
             let mut resp = StatusCode::NOT_MODIFIED.into_response();
             object_headers(&mut resp, &row);
+            crate::content::apply(
+                resp.headers_mut(),
+                &row.content_type,
+                HeaderValue::from_str(&row.content_type).is_ok(),
+                key,
+                &st.config.inline_content_types,
+            );
             return Ok(resp);
         }
         Precondition::Failed => return Err(precondition_failed()),
@@ -1122,9 +1134,20 @@ async fn read_object(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&row.content_type) {
-        h.insert(header::CONTENT_TYPE, v);
-    }
+    let content_type_sent = match HeaderValue::from_str(&row.content_type) {
+        Ok(v) => {
+            h.insert(header::CONTENT_TYPE, v);
+            true
+        }
+        Err(_) => false,
+    };
+    crate::content::apply(
+        h,
+        &row.content_type,
+        content_type_sent,
+        key,
+        &st.config.inline_content_types,
+    );
     for (k, v) in row.user_metadata() {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(format!("{META_PREFIX}{k}").as_bytes()),
@@ -1222,9 +1245,15 @@ async fn presign_url(
         presign::Q_EXPIRES,
         presign::Q_SIGNATURE,
     );
+    // Storage on an origin of its own: the URL points there, not at the platform's origin.
+    let base = if st.config.public_origin.is_empty() {
+        &st.config.public_prefix
+    } else {
+        &st.config.public_origin
+    };
     Ok(axum::Json(serde_json::json!({
         "method": method,
-        "url": format!("{}{path}", st.config.public_prefix.trim_end_matches('/')),
+        "url": format!("{}{path}", base.trim_end_matches('/')),
         "path": path,
         "expires_at": rfc3339(expires * 1000),
     }))

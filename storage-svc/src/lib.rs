@@ -9,13 +9,15 @@
 //!
 //! Module map: [`api`] (routes, handlers, access), [`store`] (metadata, quotas), [`backend`]
 //! (blobs, temp files, durability), [`admin`] (per-tenant quota overrides), [`conditional`] (RFC 9110 preconditions and ranges),
-//! [`names`] (bucket and key rules), [`presign`] (URL signatures and sealed keys).
+//! [`names`] (bucket and key rules), [`presign`] (URL signatures and sealed keys), [`content`]
+//! (what browsers may do with an object: nosniff, sandbox, attachment).
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod api;
 pub mod backend;
 pub mod conditional;
+pub mod content;
 pub mod multipart;
 pub mod names;
 pub mod presign;
@@ -31,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tansu_shared::auth::{Verifier, VerifierConfig};
 use tansu_shared::config::{Secret, Validate};
 use tansu_shared::health::Health;
+use tansu_shared::tenant_directory::{TenantDirectory, TenantDirectoryConfig};
 use tokio::net::TcpListener;
 
 use crate::backend::Backend;
@@ -79,6 +82,17 @@ pub struct Config {
     pub multipart_expiry_secs: u64,
     /// The public path prefix of this service behind the gateway (for presigned URLs).
     pub public_prefix: String,
+    /// Where this service's root is public when storage has an origin of its own
+    /// (`https://files.example-usercontent.net`, optionally with a path): presigned URLs are
+    /// built for it instead of `public_prefix`. Empty: objects are served from the platform's
+    /// origin (behind the gateway).
+    pub public_origin: String,
+    /// Object types answered inline (`type/subtype`, exact); every other type is an attachment.
+    /// Active types (HTML, SVG, XML, scripts) only with `public_origin`.
+    pub inline_content_types: Vec<String>,
+    /// `[storage.tenant_directory]`: identity's tenant directory, to refuse presigned URLs of
+    /// suspended or deleted tenants when they are used (off while empty).
+    pub tenant_directory: TenantDirectoryConfig,
     /// `[storage.events]`: report access denials to identity (off while empty).
     pub events: tansu_shared::events::EventReporting,
     /// The platform tenant's id: quota administration tokens may carry it as `tid`. Empty:
@@ -120,6 +134,9 @@ impl Default for Config {
             upload_idle_timeout_secs: 60,
             multipart_expiry_secs: 7 * 24 * 3600,
             public_prefix: "/storage".into(),
+            public_origin: String::new(),
+            inline_content_types: content::default_inline_types(),
+            tenant_directory: TenantDirectoryConfig::default(),
             events: Default::default(),
             platform_tenant: String::new(),
         }
@@ -171,6 +188,33 @@ impl Validate for Config {
         if self.upload_idle_timeout_secs == 0 {
             v.push("upload_idle_timeout_secs: must be positive".into());
         }
+        if !self.public_origin.is_empty() {
+            match url::Url::parse(&self.public_origin) {
+                Ok(u)
+                    if matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.username().is_empty()
+                        && u.password().is_none()
+                        && u.query().is_none()
+                        && u.fragment().is_none() => {}
+                _ => v.push(
+                    "public_origin: an http(s) URL without credentials, query or fragment".into(),
+                ),
+            }
+        }
+        for t in &self.inline_content_types {
+            let t = t.to_ascii_lowercase();
+            if !content::is_plain_media_type(&t) {
+                v.push(format!(
+                    "inline_content_types: {t:?} is not a type/subtype (no wildcards or parameters)"
+                ));
+            } else if content::is_active(&t) && self.public_origin.is_empty() {
+                v.push(format!(
+                    "inline_content_types: {t} is active content; it may be inline only from a public_origin of storage's own"
+                ));
+            }
+        }
+        v.extend(self.tenant_directory.validate("tenant_directory"));
         v
     }
 }
@@ -196,6 +240,8 @@ pub struct AppState {
     pub presign_keys: Arc<PresignKeys>,
     /// Reports access denials to identity, when configured.
     pub events: Option<tansu_shared::events::EventReporter>,
+    /// Tenants' status, when configured: presigned URLs of inactive tenants are refused.
+    pub directory: Option<TenantDirectory>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -216,6 +262,12 @@ impl AppState {
     /// Opens the data directory, the metadata database (migrated) and the blob backend.
     pub async fn new(config: Config) -> anyhow::Result<AppState> {
         use anyhow::Context;
+        let problems = config.validate();
+        anyhow::ensure!(
+            problems.is_empty(),
+            "storage configuration is invalid: {}",
+            problems.join("; ")
+        );
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let store = Store::connect(&config.effective_database_url())
@@ -273,6 +325,12 @@ impl AppState {
             .await
             .map_err(|e| anyhow::anyhow!("token verifier: {e}"))?;
         let events = config.events.start("storage")?;
+        let directory = config.tenant_directory.start()?;
+        if directory.is_none() {
+            tracing::warn!(
+                "no tenant_directory configured: presigned URLs keep working for suspended or deleted tenants until they expire"
+            );
+        }
         Ok(AppState {
             config: Arc::new(config),
             verifier,
@@ -280,6 +338,7 @@ impl AppState {
             backend: Arc::new(backend),
             presign_keys: Arc::new(presign_keys),
             events,
+            directory,
         })
     }
 
@@ -371,6 +430,33 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.validate().len(), 2);
+        // Active content inline only from an origin of storage's own; types are exact.
+        let c = Config {
+            inline_content_types: vec!["image/svg+xml".into(), "image/*".into()],
+            ..Default::default()
+        };
+        let v = c.validate();
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v.iter().all(|p| p.starts_with("inline_content_types:")));
+        let c = Config {
+            inline_content_types: vec!["image/svg+xml".into()],
+            public_origin: "https://files.example-usercontent.net".into(),
+            ..Default::default()
+        };
+        assert!(c.validate().is_empty());
+        for bad in [
+            "files.example.net",
+            "ftp://x",
+            "https://u:p@x",
+            "https://x/?q",
+            "https://x/#f",
+        ] {
+            let c = Config {
+                public_origin: bad.into(),
+                ..Default::default()
+            };
+            assert_eq!(c.validate().len(), 1, "{bad}");
+        }
         // Secrets stay out of Debug output.
         let c = Config {
             database_url: Secret::new("postgres://u:hunter2@127.0.0.1/db"),

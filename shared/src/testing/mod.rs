@@ -5,6 +5,8 @@
 //! return `None`. With `TANSU_REQUIRE_ALL=1` (CI) they panic instead, so a suite can never
 //! silently skip where it must run.
 
+pub mod browser;
+pub mod directory;
 pub mod http;
 pub mod issuer;
 pub mod rp;

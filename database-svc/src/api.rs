@@ -7,13 +7,13 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -21,6 +21,8 @@ use tansu_shared::Problem;
 use tansu_shared::auth::scopes::{DbProvision, DbRead, DbWrite};
 use tansu_shared::auth::{RequireScope, ScopeSet, Tenant};
 use uuid::Uuid;
+
+use tansu_shared::routes::Routes;
 
 use crate::AppState;
 use crate::body::{
@@ -32,8 +34,8 @@ use crate::schema;
 use crate::store::{Document, Precondition, Store, StoreError};
 use crate::tenants::TenantError;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
         .route(
             "/provision/{tenant}",
             put(provision).get(provision_status).delete(deprovision),

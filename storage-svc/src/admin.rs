@@ -13,7 +13,6 @@
 
 #![allow(clippy::result_large_err)]
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
@@ -32,8 +31,8 @@ use crate::store::QuotaOverride;
 pub const STORAGE_ADMIN: &str = "storage.admin";
 pub const ADMIN_FULL: &str = "admin.full";
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
+pub fn routes() -> tansu_shared::routes::Routes<AppState> {
+    tansu_shared::routes::Routes::new().route(
         "/admin/tenants/{tenant}/quota",
         get(get_quota).put(put_quota).delete(delete_quota),
     )

@@ -25,7 +25,6 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -51,8 +50,8 @@ use crate::names::{check_bucket, check_key};
 use crate::presign;
 use crate::store::{NewObject, Quota, Reserved, Store, StoreError, Usage};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> tansu_shared::routes::Routes<AppState> {
+    tansu_shared::routes::Routes::new()
         .route("/api/buckets", get(list_buckets))
         .route(
             "/api/buckets/{bucket}",

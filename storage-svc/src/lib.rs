@@ -352,6 +352,12 @@ impl AppState {
     }
 }
 
+/// The paths of the service's API routes (health and metrics aside), for the authorization
+/// matrix tests: they enumerate the routes from the router itself.
+pub fn route_paths() -> Vec<&'static str> {
+    api::routes().paths().to_vec()
+}
+
 /// The service's routes, with the common middleware.
 pub fn router(state: AppState) -> Router {
     let store = state.store.clone();
@@ -360,7 +366,7 @@ pub fn router(state: AppState) -> Router {
         async move { store.ping().await.map_err(|e| e.to_string()) }
     });
     let events = state.events.clone();
-    let mut api = api::routes().with_state(state);
+    let mut api = api::routes().into_router().with_state(state);
     if let Some(reporter) = events {
         api = api.layer(axum::middleware::from_fn_with_state(
             reporter,

@@ -14,7 +14,6 @@
 //! object's) and makes it visible in one transaction that also drops the parts; a part replaced
 //! meanwhile fails the completion with 412. Parts not listed are discarded.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -41,8 +40,8 @@ use crate::store::{NewObject, PartRow, StoreError, UploadRow};
 
 pub const MAX_PARTS: i64 = 10_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> tansu_shared::routes::Routes<AppState> {
+    tansu_shared::routes::Routes::new()
         .route("/api/buckets/{bucket}/uploads", post(initiate))
         .route(
             "/api/buckets/{bucket}/uploads/{upload_id}",

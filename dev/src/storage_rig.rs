@@ -143,12 +143,13 @@ impl StorageRig {
         Ok(rig)
     }
 
-    /// Polls storage's readiness through the gateway (which also learns it is up).
+    /// Polls storage through the gateway until it answers (the gateway also learns it is up).
+    /// `/health/live`: the readiness details are not routed publicly.
     async fn wait_ready(&self) -> anyhow::Result<()> {
         let http = self.client()?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            match http.get(self.url("/health/ready")).send().await {
+            match http.get(self.url("/health/live")).send().await {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 _ if tokio::time::Instant::now() > deadline => {
                     anyhow::bail!("storage not ready through the gateway in 60 s")

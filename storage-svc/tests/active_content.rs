@@ -271,11 +271,17 @@ async fn html_object_does_not_run_script_with_the_platform_cookies() {
             .any(|e| e["method"] == "Browser.downloadWillBegin")
     };
     assert!(download_began(&browser), "{:?}", browser.events());
+    drop(browser);
     site.stop().await;
     f.finish().await;
+}
 
-    // An operator who serves storage from its own origin may show HTML inline: the document
-    // is displayed, but sandboxed — its script still does not run.
+/// An operator who serves storage from its own origin may show HTML inline: it is answered
+/// inline but still under the sandboxing policy, so its script does not run. (Checked on the
+/// headers: DevTools' `Runtime.evaluate` does not answer reliably in a document whose
+/// scripting the sandbox turned off, so a browser check of this case would be flaky.)
+#[tokio::test]
+async fn inline_html_on_its_own_origin_stays_sandboxed() {
     let f = Fixture::start(Db::Sqlite, |c| {
         c.public_origin = "https://files.example-usercontent.net".into();
         c.inline_content_types.push("text/html".into());
@@ -284,25 +290,28 @@ async fn html_object_does_not_run_script_with_the_platform_cookies() {
     .unwrap();
     f.create_bucket(TENANT_A, "files").await;
     upload(&f, "page.html", "text/html", PAGE.as_bytes()).await;
-    let site =
-        TestServer::start(platform_routes().merge(tansu_storage::router(f.state.clone()))).await;
-    let presigned = presign_get(&f, "page.html").await;
-    let object = presigned["path"].as_str().unwrap().to_owned();
-    let shown = visit(&mut browser, &site, &object).await;
+    let r = f
+        .send(
+            Method::GET,
+            TENANT_A,
+            "/api/buckets/files/objects/page.html",
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let csp = header("content-security-policy");
     assert!(
-        shown.error.is_none() && shown.href.contains("/api/buckets/files/objects/page.html"),
-        "shown as a document: {:?} {}",
-        shown.error,
-        shown.href
+        csp.contains("sandbox") && !csp.contains("allow-scripts"),
+        "{csp}"
     );
-    assert!(shown.html.contains("stored page"), "{}", shown.html);
-    assert!(
-        !shown.html.contains("script ran") && shown.html.contains("<title>untouched</title>"),
-        "the sandboxed page's script ran: {}",
-        shown.html
-    );
-    drop(browser);
-    site.stop().await;
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert!(!header("content-disposition").starts_with("attachment"));
     f.finish().await;
 }
 

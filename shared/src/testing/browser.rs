@@ -99,6 +99,21 @@ impl Chromium {
         method: &str,
         params: Value,
     ) -> Result<Value, Value> {
+        self.call_within(session, method, params, STEP)
+            .await
+            .unwrap_or_else(|| panic!("{method} answered within {STEP:?}"))
+    }
+
+    /// [`Self::try_call`] that gives up after `within` (`None`): for calls Chromium may leave
+    /// unanswered, such as `Runtime.evaluate` while a navigation replaces the page's context. A
+    /// late answer is recognised by its id and dropped.
+    async fn call_within(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+        within: Duration,
+    ) -> Option<Result<Value, Value>> {
         let id = self.next;
         self.next += 1;
         let mut msg = json!({ "id": id, "method": method, "params": params });
@@ -106,17 +121,15 @@ impl Chromium {
             msg["sessionId"] = json!(s);
         }
         self.send_frame(&msg.to_string()).await;
-        let deadline = Instant::now() + STEP;
+        let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let m = tokio::time::timeout(left, self.read_message())
-                .await
-                .unwrap_or_else(|_| panic!("{method} answered within {STEP:?}"));
+            let m = tokio::time::timeout(left, self.read_message()).await.ok()?;
             if m.get("id").and_then(Value::as_u64) == Some(id) {
-                return match m.get("error") {
+                return Some(match m.get("error") {
                     Some(e) => Err(e.clone()),
                     None => Ok(m["result"].clone()),
-                };
+                });
             }
             if m.get("method").is_some() {
                 self.events.push(m);
@@ -145,15 +158,16 @@ impl Chromium {
     }
 
     /// Evaluates `expr` in the tab's page: its value, or `None` when the page was navigating
-    /// (its context went away). A script exception is returned as the protocol reports it.
+    /// (its context went away, or Chromium left the call unanswered for 2 s). A script exception is returned as the protocol reports it.
     pub async fn eval(&mut self, tab: &str, expr: &str) -> Option<Value> {
         let r = self
-            .try_call(
+            .call_within(
                 Some(tab),
                 "Runtime.evaluate",
                 json!({ "expression": expr, "returnByValue": true }),
+                Duration::from_secs(2),
             )
-            .await
+            .await?
             .ok()?;
         if let Some(e) = r.get("exceptionDetails") {
             return Some(json!({ "exception": e }));

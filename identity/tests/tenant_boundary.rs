@@ -456,6 +456,23 @@ async fn an_invitation_waits_for_the_invitee_to_accept_it() {
             .unwrap()
             .expect("a member now");
         assert_eq!(m.roles, vec!["Admin".to_owned()]);
+        // An invitation nobody accepted expires and is purged.
+        inst.state
+            .store
+            .upsert_invitation(&tansu_identity::store::invitations::InvitationRow {
+                id: "expired".into(),
+                tenant_id: a.clone(),
+                email: "late@b.test".into(),
+                roles: vec!["User".into()],
+                invited_by: "user:x".into(),
+                created_at: 0,
+                expires_at: 1,
+            })
+            .await
+            .unwrap();
+        inst.state.store.purge_expired(2).await;
+        let left = raw_count(&inst.state.store, "SELECT COUNT(*) FROM invitations").await;
+        assert_eq!(left, 0);
         inst.stop().await;
         db.cleanup().await;
     }

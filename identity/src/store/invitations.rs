@@ -153,6 +153,14 @@ impl Store {
         })
     }
 
+    /// Deletes expired invitations; how many went.
+    pub async fn purge_invitations(&self, now: i64) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM invitations WHERE expires_at <= $1";
+        on_pool!(self, pool => {
+            Ok(sqlx::query(SQL).bind(now).execute(pool).await?.rows_affected())
+        })
+    }
+
     /// Declines (deletes) the invitation `id` addressed to `email`.
     pub async fn decline_invitation(&self, id: &str, email: &str) -> StoreResult<bool> {
         const SQL: &str = "DELETE FROM invitations WHERE id = $1 AND email = $2";

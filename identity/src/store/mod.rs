@@ -158,8 +158,8 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets state nobody can use any more: expired revocations and client assertions, and
-    /// codes, sessions and refresh token families dead for a day (the slack keeps recent
+    /// Forgets state nobody can use any more: expired revocations, client assertions and
+    /// invitations, and codes, sessions and refresh token families dead for a day (the slack keeps recent
     /// history for diagnosis). Failures are logged; returns how many rows went.
     pub async fn purge_expired(&self, now: i64) -> u64 {
         let day_ago = now - 86_400_000;
@@ -173,6 +173,7 @@ impl Store {
                 self.purge_login_failures(day_ago, now).await,
             ),
             ("pending sign-ins", self.purge_login_steps(now).await),
+            ("invitations", self.purge_invitations(now).await),
             (
                 "refresh token families",
                 self.purge_refresh_state(day_ago).await,

@@ -56,14 +56,11 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
             Ok(None) => ("This invitation is no longer open.", None),
             Err(e) => return unavailable(&e),
         },
-        Some("decline") => {
-            let tenant = invitation_tenant(&state, &user, id).await;
-            match state.store.decline_invitation(id, &user.email).await {
-                Ok(true) => ("Invitation declined.", tenant.map(|t| ("decline", t))),
-                Ok(false) => ("This invitation is no longer open.", None),
-                Err(e) => return unavailable(&e),
-            }
-        }
+        Some("decline") => match state.store.decline_invitation(id, &user.email).await {
+            Ok(Some(tenant)) => ("Invitation declined.", Some(("decline", tenant))),
+            Ok(None) => ("This invitation is no longer open.", None),
+            Err(e) => return unavailable(&e),
+        },
         _ => ("Choose accept or decline.", None),
     };
     if let Some((action, tenant_id)) = outcome {
@@ -81,18 +78,6 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
         .await;
     }
     page(&state, &headers, &user, Some(message)).await
-}
-
-/// The tenant of one of the user's invitations.
-async fn invitation_tenant(state: &AppState, user: &UserRow, id: &str) -> Option<String> {
-    state
-        .store
-        .invitations_for(&user.email, now_ms())
-        .await
-        .ok()?
-        .into_iter()
-        .find(|i| i.id == id)
-        .map(|i| i.tenant_id)
 }
 
 async fn page(

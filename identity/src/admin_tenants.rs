@@ -495,13 +495,8 @@ async fn member_identity(
     Ok((tenant, u, m))
 }
 
-/// The roles must exist in the tenant (built-in or custom); only owners manage `Owner`.
-async fn check_roles(
-    state: &AppState,
-    caller: &Caller,
-    tenant_id: &str,
-    roles: &[String],
-) -> Result<(), Problem> {
+/// The roles must exist in the tenant (built-in or custom).
+async fn check_roles(state: &AppState, tenant_id: &str, roles: &[String]) -> Result<(), Problem> {
     for r in roles {
         if !crate::roles::exists(state, tenant_id, r)
             .await
@@ -513,10 +508,7 @@ async fn check_roles(
             )]));
         }
     }
-    caller.may(&Action::AddMember {
-        tid: tenant_id,
-        grants_owner: Rank::of(roles) == Rank::Owner,
-    })
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -578,7 +570,11 @@ async fn create_user(
         return Err(invalid(problems));
     }
     let roles = dedup(new.roles.unwrap_or_else(|| vec![ROLE_USER.to_owned()]));
-    check_roles(&state, &caller, &tenant.id, &roles).await?;
+    caller.may(&Action::AddMember {
+        tid: &tenant.id,
+        grants_owner: Rank::of(&roles) == Rank::Owner,
+    })?;
+    check_roles(&state, &tenant.id, &roles).await?;
     let now = now_ms();
     let existing = state
         .store
@@ -1020,7 +1016,7 @@ async fn save_roles(
         target: target(u, &m),
         new_rank: Rank::of(&roles),
     })?;
-    check_roles(state, caller, &m.tenant_id, &roles).await?;
+    check_roles(state, &m.tenant_id, &roles).await?;
     m.roles = dedup(roles);
     state
         .store

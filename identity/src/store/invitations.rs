@@ -161,11 +161,17 @@ impl Store {
         })
     }
 
-    /// Declines (deletes) the invitation `id` addressed to `email`.
-    pub async fn decline_invitation(&self, id: &str, email: &str) -> StoreResult<bool> {
-        const SQL: &str = "DELETE FROM invitations WHERE id = $1 AND email = $2";
+    /// Declines (deletes) the invitation `id` addressed to `email`: the tenant it was for, or
+    /// `None` when there was none.
+    pub async fn decline_invitation(&self, id: &str, email: &str) -> StoreResult<Option<String>> {
+        const SQL: &str =
+            "DELETE FROM invitations WHERE id = $1 AND email = $2 RETURNING tenant_id";
         on_pool!(self, pool => {
-            Ok(sqlx::query(SQL).bind(id).bind(email).execute(pool).await?.rows_affected() == 1)
+            let row = sqlx::query(SQL).bind(id).bind(email).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(r.try_get("tenant_id")?),
+                None => None,
+            })
         })
     }
 }

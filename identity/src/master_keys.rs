@@ -1,4 +1,4 @@
-//! Master-key rotation (issue #4): loading the current and previous master keys, the start-up
+//! Master-key rotation: loading the current and previous master keys, the start-up
 //! check that every sealed row can be opened, and the re-wrap that moves every row still sealed
 //! under a previous key to the current one — without downtime (the service reads rows under any
 //! configured key meanwhile) and without loss (each row is replaced by a compare-and-set, only
@@ -20,24 +20,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::json;
-use tansu_shared::Problem;
 
-use crate::admin::store_failed;
 use crate::config::{Config, MASTER_KEY_SOURCE_KEYRING};
 use crate::crypto::{MasterKey, MasterKeySource, MasterKeys};
+use crate::event_log::EventLog;
 use crate::events::{self, Event, Meta};
-use crate::http::{Action, Caller};
 use crate::keys::SigningAlg;
 use crate::store::sealed::{MFA_TOTP, SEALED_COLUMNS, SIGNING_KEYS, SealedColumn, SealedRow};
 use crate::store::{Store, new_id, now_ms};
-use crate::{AppState, mfa, vault};
+use crate::{mfa, vault};
 
 /// The lease that makes one replica at a time re-wrap.
 pub const REWRAP_LEASE: &str = "master-key-rewrap";
@@ -45,12 +38,6 @@ const LEASE_MS: i64 = 60_000;
 
 /// The security event of a re-wrap's start and finish (`details.phase`).
 pub const MASTER_KEY_REWRAP: &str = "master_key.rewrap";
-
-pub fn router() -> crate::http::Routes<AppState> {
-    crate::http::Routes::new()
-        .route("/admin/master-key", get(status))
-        .route("/admin/master-key/rewrap", post(start_rewrap))
-}
 
 /// Loads the current master key (per `master_key_source`) and the previous ones.
 pub fn load(config: &Config) -> anyhow::Result<MasterKeys> {
@@ -88,7 +75,7 @@ pub fn load(config: &Config) -> anyhow::Result<MasterKeys> {
 }
 
 /// Rows per master key id that is not the current one, per sealed table.
-async fn remaining(
+pub(crate) async fn remaining(
     store: &Store,
     current: &str,
 ) -> anyhow::Result<Vec<(SealedColumn, String, i64)>> {
@@ -151,12 +138,12 @@ pub struct RewrapRun {
 /// This replica's re-wrap state, shared by the handlers and the background job.
 #[derive(Debug, Default)]
 pub struct RewrapTracker {
-    running: AtomicBool,
+    pub(crate) running: AtomicBool,
     last: std::sync::Mutex<Option<RewrapRun>>,
 }
 
 impl RewrapTracker {
-    fn last(&self) -> Option<RewrapRun> {
+    pub(crate) fn last(&self) -> Option<RewrapRun> {
         self.last.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
@@ -205,6 +192,15 @@ impl RewrapOptions {
     }
 }
 
+/// What a re-wrap uses: clones of the service's handles, so it can run in the background.
+#[derive(Debug, Clone)]
+pub struct Rewrapper {
+    pub store: Store,
+    pub master: Arc<MasterKeys>,
+    pub events: EventLog,
+    pub tracker: Arc<RewrapTracker>,
+}
+
 /// What a call to [`rewrap`] did.
 #[derive(Debug, Clone)]
 pub enum RewrapOutcome {
@@ -218,30 +214,30 @@ pub enum RewrapOutcome {
 /// Re-wraps every row not sealed under the current master key, holding the re-wrap lease.
 /// `actor` is recorded in the start and finish security events.
 pub async fn rewrap(
-    state: &AppState,
+    with: &Rewrapper,
     actor: &str,
     options: RewrapOptions,
 ) -> anyhow::Result<RewrapOutcome> {
-    let Some(running) = Running::claim(&state.rewrap) else {
+    let Some(running) = Running::claim(&with.tracker) else {
         return Ok(RewrapOutcome::Busy);
     };
-    rewrap_claimed(state, running, actor, options).await
+    rewrap_claimed(with, running, actor, options).await
 }
 
 /// [`rewrap`], with this replica's running flag already claimed.
 async fn rewrap_claimed(
-    state: &AppState,
+    with: &Rewrapper,
     _running: Running,
     actor: &str,
     options: RewrapOptions,
 ) -> anyhow::Result<RewrapOutcome> {
-    let keys = state.keys.master().clone();
-    let before = remaining(&state.store, keys.id()).await?;
+    let keys = with.master.clone();
+    let before = remaining(&with.store, keys.id()).await?;
     if before.is_empty() {
         return Ok(RewrapOutcome::NothingToDo);
     }
     let holder = new_id();
-    if !state
+    if !with
         .store
         .try_acquire_lease(REWRAP_LEASE, &holder, now_ms(), now_ms() + LEASE_MS)
         .await?
@@ -260,7 +256,7 @@ async fn rewrap_claimed(
         details,
     };
     events::record(
-        state,
+        &with.events,
         &system,
         event(
             "success",
@@ -273,9 +269,9 @@ async fn rewrap_claimed(
         total_at_start: u64::try_from(total).unwrap_or(0),
         ..RewrapRun::default()
     };
-    state.rewrap.set_last(run.clone());
-    let result = run_batches(state, &keys, &holder, options, &mut run).await;
-    if let Err(e) = state.store.release_lease(REWRAP_LEASE, &holder).await {
+    with.tracker.set_last(run.clone());
+    let result = run_batches(with, &keys, &holder, options, &mut run).await;
+    if let Err(e) = with.store.release_lease(REWRAP_LEASE, &holder).await {
         tracing::warn!(error = %e, "re-wrap lease not released; it will expire");
     }
     run.finished_at = Some(now_ms());
@@ -283,11 +279,11 @@ async fn rewrap_claimed(
         Ok(complete) => run.complete = *complete,
         Err(e) => run.error = Some(format!("{e:#}")),
     }
-    state.rewrap.set_last(run.clone());
+    with.tracker.set_last(run.clone());
     if run.complete || run.error.is_some() {
         let ok = run.complete && run.failed == 0;
         events::record(
-            state,
+            &with.events,
             &system,
             event(
                 if ok { "success" } else { "failure" },
@@ -308,7 +304,7 @@ async fn rewrap_claimed(
 
 /// The batches; `Ok(false)` when stopped by `max_batches`.
 async fn run_batches(
-    state: &AppState,
+    with: &Rewrapper,
     keys: &MasterKeys,
     holder: &str,
     options: RewrapOptions,
@@ -322,7 +318,7 @@ async fn run_batches(
             if options.max_batches.is_some_and(|max| batches >= max) {
                 return Ok(false);
             }
-            let rows = state
+            let rows = with
                 .store
                 .sealed_batch(col, keys.id(), &after, limit)
                 .await?;
@@ -338,12 +334,11 @@ async fn run_batches(
                     }
                 }
             }
-            run.rewrapped += state.store.reseal(col, &resealed, keys.id()).await?;
+            run.rewrapped += with.store.reseal(col, &resealed, keys.id()).await?;
             batches += 1;
-            state.rewrap.set_last(run.clone());
+            with.tracker.set_last(run.clone());
             anyhow::ensure!(
-                state
-                    .store
+                with.store
                     .renew_lease(REWRAP_LEASE, holder, now_ms() + LEASE_MS)
                     .await?,
                 "the re-wrap lease was lost"
@@ -375,12 +370,14 @@ fn aad_of(col: SealedColumn, row: &SealedRow) -> anyhow::Result<Vec<u8>> {
 
 /// Starts the re-wrap in the background (it ends at once when nothing is under a previous
 /// key). `None` when this replica is already re-wrapping.
-pub fn spawn_rewrap(state: &AppState, actor: String) -> Option<tokio::task::JoinHandle<()>> {
-    let running = Running::claim(&state.rewrap)?;
-    let state = state.clone();
+pub fn spawn_rewrap(
+    with: Rewrapper,
+    options: RewrapOptions,
+    actor: String,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let running = Running::claim(&with.tracker)?;
     Some(tokio::spawn(async move {
-        let options = RewrapOptions::from_config(&state.config);
-        match rewrap_claimed(&state, running, &actor, options).await {
+        match rewrap_claimed(&with, running, &actor, options).await {
             Ok(RewrapOutcome::Busy) => {
                 tracing::info!("master-key re-wrap: already running (here or on another replica)")
             }
@@ -388,65 +385,4 @@ pub fn spawn_rewrap(state: &AppState, actor: String) -> Option<tokio::task::Join
             Err(e) => tracing::error!(error = %format!("{e:#}"), "master-key re-wrap failed"),
         }
     }))
-}
-
-/// The re-wrap state: `done` (nothing under a previous key), `running` (here or on another
-/// replica, by the lease), or `pending` (rows remain and nothing runs: start it).
-async fn status_json(state: &AppState) -> anyhow::Result<serde_json::Value> {
-    let keys = state.keys.master();
-    let rows = remaining(&state.store, keys.id()).await?;
-    let mut by_table = serde_json::Map::new();
-    for col in SEALED_COLUMNS {
-        let n: i64 = rows
-            .iter()
-            .filter(|(c, _, _)| *c == col)
-            .map(|(_, _, n)| n)
-            .sum();
-        by_table.insert(col.table.to_owned(), json!(n));
-    }
-    let total: i64 = rows.iter().map(|(_, _, n)| n).sum();
-    let lease_held = state
-        .store
-        .lease_holder(REWRAP_LEASE)
-        .await?
-        .is_some_and(|(_, expires)| expires > now_ms());
-    let running = state.rewrap.running.load(Ordering::Acquire) || lease_held;
-    let phase = if total == 0 {
-        "done"
-    } else if running {
-        "running"
-    } else {
-        "pending"
-    };
-    Ok(json!({
-        "current_key_id": keys.id(),
-        "previous_key_ids": keys.previous_ids(),
-        "state": phase,
-        "remaining": total,
-        "remaining_by_table": by_table,
-        "last_run": state.rewrap.last(),
-    }))
-}
-
-/// `GET /admin/master-key`: the key ids and the re-wrap's state.
-async fn status(State(state): State<AppState>, admin: Caller) -> Result<Response, Problem> {
-    admin.may(&Action::ManageMasterKey)?;
-    let body = status_json(&state).await.map_err(|e| store_failed(&e))?;
-    Ok(Json(body).into_response())
-}
-
-/// `POST /admin/master-key/rewrap`: starts the re-wrap in the background (202; idempotent).
-async fn start_rewrap(State(state): State<AppState>, admin: Caller) -> Result<Response, Problem> {
-    admin.may(&Action::ManageMasterKey)?;
-    let actor = admin.event_actor();
-    // Already running here: nothing more to start (the request is idempotent).
-    let _ = spawn_rewrap(&state, actor);
-    let body = status_json(&state).await.map_err(|e| store_failed(&e))?;
-    let location = format!("{}admin/master-key", state.config.issuer);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(body),
-    )
-        .into_response())
 }

@@ -12,8 +12,9 @@
 
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
-use crate::AppState;
 use crate::crypto;
+use crate::crypto::MasterKeys;
+use crate::store::Store;
 use crate::store::mfa::TotpRow;
 use crate::store::now_ms;
 
@@ -59,13 +60,14 @@ pub struct Enrolment {
 /// `reuse`, a pending secret is shown again instead (a retry after a wrong code).
 /// `Ok(None)` when the user already has confirmed MFA.
 pub async fn begin_enrolment(
-    state: &AppState,
+    store: &Store,
+    master: &MasterKeys,
     user_id: &str,
     account: &str,
     reuse: bool,
 ) -> anyhow::Result<Option<Enrolment>> {
-    let master = state.keys.master();
-    let existing = state.store.totp(user_id).await?;
+    let master = master;
+    let existing = store.totp(user_id).await?;
     if existing.as_ref().is_some_and(|t| t.confirmed_at.is_some()) {
         return Ok(None);
     }
@@ -81,7 +83,7 @@ pub async fn begin_enrolment(
                 last_step: -1,
                 created_at: now_ms(),
             };
-            if !state.store.put_pending_totp(&row).await? {
+            if !store.put_pending_totp(&row).await? {
                 return Ok(None);
             }
             secret
@@ -101,12 +103,8 @@ pub async fn begin_enrolment(
 }
 
 /// The time step `code` is valid for (current ± 1), if any.
-fn matching_step(row: &TotpRow, state: &AppState, code: &str) -> anyhow::Result<Option<i64>> {
-    let secret =
-        state
-            .keys
-            .master()
-            .open(&row.master_key_id, &row.secret_sealed, &aad(&row.user_id))?;
+fn matching_step(row: &TotpRow, master: &MasterKeys, code: &str) -> anyhow::Result<Option<i64>> {
+    let secret = master.open(&row.master_key_id, &row.secret_sealed, &aad(&row.user_id))?;
     let totp = totp(&secret, "user")?;
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -131,19 +129,20 @@ pub enum CodeOutcome {
 /// Checks a second-factor code of a user with confirmed MFA: a TOTP code (once per step), or,
 /// when `allow_recovery`, a recovery code (once).
 pub async fn verify(
-    state: &AppState,
+    store: &Store,
+    master: &MasterKeys,
     user_id: &str,
     code: &str,
     allow_recovery: bool,
 ) -> anyhow::Result<CodeOutcome> {
-    let Some(row) = state.store.totp(user_id).await? else {
+    let Some(row) = store.totp(user_id).await? else {
         return Ok(CodeOutcome::Wrong);
     };
     if row.confirmed_at.is_none() {
         return Ok(CodeOutcome::Wrong);
     }
-    if let Some(step) = matching_step(&row, state, code)? {
-        return Ok(if state.store.accept_totp_step(user_id, step).await? {
+    if let Some(step) = matching_step(&row, master, code)? {
+        return Ok(if store.accept_totp_step(user_id, step).await? {
             CodeOutcome::Totp
         } else {
             CodeOutcome::Replayed
@@ -151,8 +150,7 @@ pub async fn verify(
     }
     if allow_recovery
         && let Some(normalised) = normalise_recovery(code)
-        && state
-            .store
+        && store
             .use_recovery_code(user_id, &recovery_hash(user_id, &normalised), now_ms())
             .await?
     {
@@ -164,25 +162,22 @@ pub async fn verify(
 /// Confirms a pending enrolment with its first code; returns the recovery codes to show once
 /// (`None`: no pending enrolment or a wrong code).
 pub async fn confirm_enrolment(
-    state: &AppState,
+    store: &Store,
+    master: &MasterKeys,
     user_id: &str,
     code: &str,
 ) -> anyhow::Result<Option<Vec<String>>> {
-    let Some(row) = state.store.totp(user_id).await? else {
+    let Some(row) = store.totp(user_id).await? else {
         return Ok(None);
     };
     if row.confirmed_at.is_some() {
         return Ok(None);
     }
-    let Some(step) = matching_step(&row, state, code)? else {
+    let Some(step) = matching_step(&row, master, code)? else {
         return Ok(None);
     };
     let (codes, hashes) = issue_recovery_codes(user_id)?;
-    if state
-        .store
-        .confirm_totp(user_id, step, &hashes, now_ms())
-        .await?
-    {
+    if store.confirm_totp(user_id, step, &hashes, now_ms()).await? {
         Ok(Some(codes))
     } else {
         Ok(None)
@@ -193,16 +188,17 @@ pub async fn confirm_enrolment(
 /// transaction), after a current TOTP code re-authenticated the user: `Ok(codes)` to show
 /// once, or why the code was refused (a recovery code does not count here).
 pub async fn regenerate_recovery_codes(
-    state: &AppState,
+    store: &Store,
+    master: &MasterKeys,
     user_id: &str,
     code: &str,
 ) -> anyhow::Result<Result<Vec<String>, CodeOutcome>> {
-    match verify(state, user_id, code, false).await? {
+    match verify(store, master, user_id, code, false).await? {
         CodeOutcome::Totp => {}
         other => return Ok(Err(other)),
     }
     let (codes, hashes) = issue_recovery_codes(user_id)?;
-    if state.store.replace_recovery_codes(user_id, &hashes).await? {
+    if store.replace_recovery_codes(user_id, &hashes).await? {
         Ok(Ok(codes))
     } else {
         // MFA was reset between the check and the replacement.
@@ -221,9 +217,8 @@ fn issue_recovery_codes(user_id: &str) -> anyhow::Result<(Vec<String>, Vec<Vec<u
 }
 
 /// Whether the user has confirmed MFA.
-pub async fn enrolled(state: &AppState, user_id: &str) -> anyhow::Result<bool> {
-    Ok(state
-        .store
+pub async fn enrolled(store: &Store, user_id: &str) -> anyhow::Result<bool> {
+    Ok(store
         .totp(user_id)
         .await?
         .is_some_and(|t| t.confirmed_at.is_some()))

@@ -1,4 +1,4 @@
-//! Provisioning a new tenant's database (issue #4, registration).
+//! Provisioning a new tenant's database at registration.
 //!
 //! Registration creates the tenant's database through a [`Provisioner`]: in a deployment the
 //! [`HttpProvisioner`] calls database-svc (`PUT /provision/{tenant}`, idempotent) with a

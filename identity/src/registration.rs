@@ -1,21 +1,10 @@
-//! Registration (issue #4): a new shop is a tenant with its own database and an owner.
+//! Registration: a new shop is a tenant with its own database and an owner.
 //!
-//! Routes:
-//! - `GET/POST /register` — the server-rendered form (self-service; CSRF double submit like the
-//!   login form). Reached from the login page with the same authorization request, after which
-//!   the new owner is signed in and the authorization continues (code to the client's
-//!   registered `redirect_uri`); or with `client_id` + `return_to`, where `return_to` must be
-//!   one of that client's registered redirect or post-logout URIs. Nothing else redirects.
-//! - `POST /registrations` — the self-service JSON API;
-//! - `POST /admin/registrations` — the same for platform administrators (always available).
-//!
-//! Self-service is open when `registration_enabled` (default: dev mode).
-//!
-//! The flow: validate (email, shop name/slug, the password against the default tenant policy)
-//! → refuse a taken email or slug early → Argon2id (bounded pool) → provision the database
-//! ([`crate::provisioning`]) → one transaction with the tenant (UUIDv7), its vault (data key +
-//! the database descriptor and any scoped credential, sealed), the owner, the `Owner`
-//! membership and the tenant's first security events.
+//! The flow ([`register`]): validate (email, shop name/slug, the password against the default
+//! tenant policy) → refuse a taken email or slug early → Argon2id (bounded pool) → provision the
+//! database ([`crate::provisioning`]) → one transaction with the tenant (UUIDv7), its vault
+//! (data key + the database descriptor and any scoped credential, sealed), the owner, the
+//! `Owner` membership and the tenant's first security events.
 //!
 //! Atomic from the user's view: before provisioning nothing is written; a failure after it
 //! rolls the transaction back and deprovisions the database again (compensation). So a failed
@@ -25,45 +14,33 @@
 //!
 //! What a refusal reveals: that the email already has an account or the shop address is
 //! taken (the user must know to sign in or pick another); never which tenant or user.
-// `Problem` is the handlers' error type.
-#![allow(clippy::result_large_err)]
+//! The form is [`crate::web::registration`]; the JSON APIs [`crate::admin::registrations`].
 
-use axum::Json;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
+use axum::http::StatusCode;
 use serde_json::json;
+use std::sync::Arc;
 use tansu_shared::Problem;
 use zeroize::Zeroizing;
 
-use crate::AppState;
-use crate::admin_tenants::valid_email;
-use crate::authorize::{self, AuthRequest, AuthorizeError, escape};
 use crate::crypto;
+use crate::crypto::MasterKeys;
 use crate::events::{self, Meta};
-use crate::http::{Action, Caller};
-use crate::oauth::token::{MAX_BODY_BYTES, Params};
+use crate::passwords::Passwords;
+use crate::provisioning::Provisioner;
+use crate::store::Store;
 use crate::store::events::EventRow;
 use crate::store::registration::RegistrationRows;
 use crate::store::tenants::{MembershipRow, TenantRow};
-use crate::store::users::{SessionRow, UserRow};
+use crate::store::users::UserRow;
 use crate::store::{new_id, now_ms};
+use crate::tenants::valid_email;
 use crate::tenants::{self, ROLE_OWNER, STATUS_ACTIVE, TenantPolicy};
 
 /// The vault secret holding the database descriptor (JSON).
 pub const DATABASE_SECRET: &str = "database";
+
 /// The vault secret holding a scoped database credential, when provisioning returns one.
 pub const DATABASE_CREDENTIAL_SECRET: &str = "database-credential";
-
-pub fn router() -> crate::http::Routes<AppState> {
-    crate::http::Routes::new()
-        .route("/register", get(form_page).post(form_submit))
-        .route("/registrations", post(self_service))
-        .route("/admin/registrations", post(by_admin))
-}
 
 /// What a registration asks for.
 pub struct RegistrationInput {
@@ -94,6 +71,7 @@ pub enum RegistrationError {
 }
 
 impl RegistrationError {
+    /// The problem+json answer (the JSON APIs).
     pub fn problem(&self) -> Problem {
         match self {
             RegistrationError::Invalid(problems) => Problem::new(
@@ -124,7 +102,7 @@ impl RegistrationError {
     }
 
     /// The form's message.
-    fn message(&self) -> String {
+    pub fn message(&self) -> String {
         match self {
             RegistrationError::Invalid(p) => p.join(". "),
             RegistrationError::EmailTaken => {
@@ -140,7 +118,8 @@ impl RegistrationError {
         }
     }
 
-    fn status(&self) -> StatusCode {
+    /// The form's status code.
+    pub fn status(&self) -> StatusCode {
         self.problem().status()
     }
 }
@@ -197,12 +176,11 @@ fn internal(e: &dyn std::fmt::Display) -> RegistrationError {
 /// Picks the slug: the given one (must be free), or one derived from the shop name (with a
 /// random suffix when the plain one is taken).
 async fn choose_slug(
-    state: &AppState,
+    store: &Store,
     input: &RegistrationInput,
 ) -> Result<String, RegistrationError> {
     let taken = |slug: String| async move {
-        state
-            .store
+        store
             .tenant_by_ref(&slug)
             .await
             .map(|t| t.is_some())
@@ -285,10 +263,19 @@ fn first_events(
     out
 }
 
+/// What a registration uses: the store, the password hasher, the master key (the new vault's
+/// data key) and the database provisioner (`None`: registration is unavailable).
+pub struct Registrar<'a> {
+    pub store: &'a Store,
+    pub passwords: &'a Passwords,
+    pub master: &'a MasterKeys,
+    pub provisioner: Option<Arc<dyn Provisioner>>,
+}
+
 /// Registers a shop: tenant, database, vault, owner, role, events — all or nothing.
 /// `actor`: the platform admin doing it (`None`: the new owner, self-service).
 pub async fn register(
-    state: &AppState,
+    with: &Registrar<'_>,
     mut input: RegistrationInput,
     meta: &Meta,
     actor: Option<String>,
@@ -305,12 +292,12 @@ pub async fn register(
     if !problems.is_empty() {
         return Err(RegistrationError::Invalid(problems));
     }
-    let Some(provisioner) = state.provisioner.clone() else {
+    let Some(provisioner) = with.provisioner.clone() else {
         return Err(RegistrationError::Unavailable(
             "database_service_url is not configured".into(),
         ));
     };
-    if state
+    if with
         .store
         .user_by_email(&input.email)
         .await
@@ -319,8 +306,8 @@ pub async fn register(
     {
         return Err(RegistrationError::EmailTaken);
     }
-    let slug = choose_slug(state, &input).await?;
-    let password_hash = state
+    let slug = choose_slug(with.store, &input).await?;
+    let password_hash = with
         .passwords
         .hash(&input.password)
         .await
@@ -362,8 +349,8 @@ pub async fn register(
         if let Some(c) = &provisioned.credential {
             secrets.push((DATABASE_CREDENTIAL_SECRET, c.as_bytes()));
         }
-        let vault =
-            crate::vault::seal_new_tenant(state, &tenant.id, &secrets).map_err(|e| internal(&e))?;
+        let vault = crate::vault::seal_new_tenant(with.master, &tenant.id, &secrets)
+            .map_err(|e| internal(&e))?;
         let actor = actor.unwrap_or_else(|| format!("user:{}", user.id));
         let rows = RegistrationRows {
             events: first_events(meta, &tenant, &user, &actor, &vault.secrets),
@@ -378,12 +365,12 @@ pub async fn register(
                 created_at: now,
             },
         };
-        match state.store.insert_registration(&rows).await {
+        match with.store.insert_registration(&rows).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_unique_violation() => {
                 // Someone took the email or the slug since the checks above.
                 let email_taken =
-                    matches!(state.store.user_by_email(&user.email).await, Ok(Some(_)));
+                    matches!(with.store.user_by_email(&user.email).await, Ok(Some(_)));
                 Err(if email_taken {
                     RegistrationError::EmailTaken
                 } else {
@@ -410,408 +397,6 @@ pub async fn register(
     metrics::counter!("identity_registrations_total", "outcome" => "success").increment(1);
     tracing::info!(tenant = %tenant.id, slug = %tenant.slug, user = %user.id, "shop registered");
     Ok(Registered { tenant, user })
-}
-
-// ---------------------------------------------------------------- JSON API
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegistrationBody {
-    email: String,
-    password: String,
-    shop_name: String,
-    #[serde(default)]
-    slug: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-impl From<RegistrationBody> for RegistrationInput {
-    fn from(b: RegistrationBody) -> Self {
-        Self {
-            email: b.email,
-            password: Zeroizing::new(b.password),
-            shop_name: b.shop_name,
-            slug: b.slug,
-            name: b.name.unwrap_or_default(),
-        }
-    }
-}
-
-async fn json_registration(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-    actor: Option<String>,
-) -> Result<Response, Problem> {
-    // JSON only: a cross-site form cannot send it without a CORS preflight.
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !json {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
-        )
-        .with_detail("send application/json"));
-    }
-    let b: RegistrationBody = crate::admin::json_body(body).await?;
-    let done = register(state, b.into(), &Meta::from_headers(headers), actor)
-        .await
-        .map_err(|e| e.problem())?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "tenant_id": done.tenant.id,
-            "slug": done.tenant.slug,
-            "user_id": done.user.id,
-        })),
-    )
-        .into_response())
-}
-
-/// `POST /registrations` (self-service, when open).
-async fn self_service(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Problem> {
-    if !state.config.registration_open() {
-        return Err(Problem::not_found());
-    }
-    json_registration(&state, &headers, body, None).await
-}
-
-/// `POST /admin/registrations` (platform administrators).
-async fn by_admin(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Problem> {
-    caller.may(&Action::CreateTenant)?;
-    json_registration(&state, &headers, body, Some(caller.event_actor())).await
-}
-
-// ---------------------------------------------------------------- HTML form
-
-/// Where the browser goes after registering.
-enum Continue {
-    /// The authorization request it came with (from the login page).
-    Authorization(Box<AuthRequest>),
-    /// A registered redirect or post-logout URI of `client_id`.
-    ReturnTo { client_id: String, url: String },
-    /// A page here.
-    Done,
-}
-
-impl Continue {
-    fn hidden_fields(&self) -> String {
-        let field = |name: &str, value: &str| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                escape(name),
-                escape(value)
-            )
-        };
-        match self {
-            Continue::Authorization(req) => field("request", &req.raw),
-            Continue::ReturnTo { client_id, url } => {
-                format!(
-                    "{}{}",
-                    field("client_id", client_id),
-                    field("return_to", url)
-                )
-            }
-            Continue::Done => String::new(),
-        }
-    }
-}
-
-fn refused(status: StatusCode, message: &'static str) -> Response {
-    AuthorizeError::Page(status, message).into_response()
-}
-
-/// Reads where to continue from the page's query or the form: an authorization request
-/// (`request` in the form; the whole query on `GET`), or `client_id` + `return_to`.
-async fn continuation(
-    state: &AppState,
-    request: Option<&str>,
-    client_id: Option<&str>,
-    return_to: Option<&str>,
-) -> Result<Continue, Response> {
-    if let Some(raw) = request.filter(|r| !r.is_empty()) {
-        return authorize::parse_request(state, raw)
-            .await
-            .map(|r| Continue::Authorization(Box::new(r)))
-            .map_err(IntoResponse::into_response);
-    }
-    match (client_id, return_to) {
-        (None, None) => Ok(Continue::Done),
-        (Some(client_id), Some(url)) => {
-            let client = state
-                .store
-                .client_by_client_id(client_id)
-                .await
-                .map_err(|_| {
-                    refused(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Registration is unavailable right now; retry later.",
-                    )
-                })?;
-            // Exact match with a URI the client registered: no open redirect.
-            match client {
-                Some(c)
-                    if c.redirect_uris.iter().any(|u| u == url)
-                        || c.post_logout_redirect_uris.iter().any(|u| u == url) =>
-                {
-                    Ok(Continue::ReturnTo {
-                        client_id: client_id.to_owned(),
-                        url: url.to_owned(),
-                    })
-                }
-                _ => Err(refused(
-                    StatusCode::BAD_REQUEST,
-                    "The return address is not registered for this application.",
-                )),
-            }
-        }
-        _ => Err(refused(
-            StatusCode::BAD_REQUEST,
-            "return_to needs the client_id that registered it.",
-        )),
-    }
-}
-
-/// The values the form shows again after an error (never the password).
-#[derive(Default)]
-struct Typed {
-    email: String,
-    shop_name: String,
-    slug: String,
-    name: String,
-}
-
-fn form(
-    state: &AppState,
-    headers: &HeaderMap,
-    next: &Continue,
-    typed: &Typed,
-    error: Option<&str>,
-    status: StatusCode,
-) -> Response {
-    let Some((csrf, cookie)) = authorize::csrf_token(state, headers) else {
-        return refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Registration is unavailable right now.",
-        );
-    };
-    let error_html = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>Create your shop</h1>{error_html}\
-         <form method=\"post\" action=\"{action}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{next}\
-         <label>Email <input type=\"email\" name=\"email\" autocomplete=\"username\" required value=\"{email}\"></label>\
-         <label>Password <input type=\"password\" name=\"password\" autocomplete=\"new-password\" required minlength=\"12\"></label>\
-         <label>Your name (optional) <input type=\"text\" name=\"name\" autocomplete=\"name\" value=\"{name}\"></label>\
-         <label>Shop name <input type=\"text\" name=\"shop_name\" required value=\"{shop}\"></label>\
-         <label>Shop address (optional; a-z, 0-9, -) <input type=\"text\" name=\"slug\" pattern=\"[a-z0-9-]{{3,63}}\" value=\"{slug}\"></label>\
-         <button type=\"submit\">Create shop</button></form>",
-        action = escape(&format!("{}register", state.config.issuer)),
-        csrf = escape(&csrf),
-        next = next.hidden_fields(),
-        email = escape(&typed.email),
-        name = escape(&typed.name),
-        shop = escape(&typed.shop_name),
-        slug = escape(&typed.slug),
-    );
-    let mut response = authorize::html(status, &authorize::page("Create your shop", &body));
-    if let Some(c) = cookie {
-        response.headers_mut().append(header::SET_COOKIE, c);
-    }
-    response
-}
-
-/// `GET /register[?<authorization request> | ?client_id=…&return_to=…]`
-async fn form_page(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    if !state.config.registration_open() {
-        return refused(StatusCode::NOT_FOUND, "Registration is not open.");
-    }
-    let raw = uri.query().unwrap_or("");
-    let Ok(params) = Params::parse(raw.as_bytes()) else {
-        return refused(StatusCode::BAD_REQUEST, "The request is malformed.");
-    };
-    let next = if params.get("response_type").is_some() {
-        continuation(&state, Some(raw), None, None).await
-    } else {
-        continuation(
-            &state,
-            None,
-            params.get("client_id"),
-            params.get("return_to"),
-        )
-        .await
-    };
-    match next {
-        Ok(next) => form(
-            &state,
-            &headers,
-            &next,
-            &Typed::default(),
-            None,
-            StatusCode::OK,
-        ),
-        Err(r) => r,
-    }
-}
-
-/// `POST /register`: the form's submission.
-async fn form_submit(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    if !state.config.registration_open() {
-        return refused(StatusCode::NOT_FOUND, "Registration is not open.");
-    }
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return refused(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
-    };
-    let Ok(f) = Params::parse(&bytes) else {
-        return refused(StatusCode::BAD_REQUEST, "The form is malformed.");
-    };
-    if !authorize::csrf_matches(&headers, &f) {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "The form expired or was not sent from this site. Go back and try again.",
-        );
-    }
-    let next = match continuation(
-        &state,
-        f.get("request"),
-        f.get("client_id"),
-        f.get("return_to"),
-    )
-    .await
-    {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let typed = Typed {
-        email: f.get("email").unwrap_or("").chars().take(320).collect(),
-        shop_name: f.get("shop_name").unwrap_or("").chars().take(200).collect(),
-        slug: f.get("slug").unwrap_or("").chars().take(63).collect(),
-        name: f.get("name").unwrap_or("").chars().take(200).collect(),
-    };
-    let input = RegistrationInput {
-        email: f.get("email").unwrap_or("").to_owned(),
-        password: Zeroizing::new(f.get("password").unwrap_or("").to_owned()),
-        shop_name: f.get("shop_name").unwrap_or("").to_owned(),
-        slug: f.get("slug").map(str::to_owned),
-        name: f.get("name").unwrap_or("").to_owned(),
-    };
-    let meta = Meta::from_headers(&headers);
-    let done = match register(&state, input, &meta, None).await {
-        Ok(d) => d,
-        Err(e) => {
-            return form(
-                &state,
-                &headers,
-                &next,
-                &typed,
-                Some(&e.message()),
-                e.status(),
-            );
-        }
-    };
-    signed_in(&state, &headers, &meta, &next, &done).await
-}
-
-/// The new owner is signed in (a session for the new tenant), then continues.
-async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-    meta: &Meta,
-    next: &Continue,
-    done: &Registered,
-) -> Response {
-    let session = match crypto::random_secret() {
-        Ok(token) => {
-            let now = now_ms();
-            let lifetime = state.config.session_lifetime_secs;
-            let row = SessionRow {
-                id: new_id(),
-                token_hash: crypto::sha256(token.as_bytes()),
-                user_id: done.user.id.clone(),
-                auth_time: now,
-                amr: "pwd".into(),
-                created_at: now,
-                expires_at: now + i64::try_from(lifetime).unwrap_or(3600) * 1000,
-                revoked_at: None,
-                tenant_id: Some(done.tenant.id.clone()),
-            };
-            match state.store.insert_session(&row).await {
-                Ok(()) => Some((row, token, lifetime)),
-                Err(e) => {
-                    tracing::error!(error = %e, "storing the new owner's session failed");
-                    None
-                }
-            }
-        }
-        Err(_) => None,
-    };
-    let Some((session, token, lifetime)) = session else {
-        // Registered, but not signed in: the user signs in normally.
-        let body = format!(
-            "<h1>Your shop is ready</h1><p><strong>{}</strong> was created. Sign in to continue.</p>",
-            escape(&done.tenant.name)
-        );
-        return authorize::html(StatusCode::OK, &authorize::page("Shop created", &body));
-    };
-    events::record(
-        state,
-        meta,
-        events::Event {
-            tenant_id: Some(&done.tenant.id),
-            kind: events::SIGN_IN,
-            actor: format!("user:{}", done.user.id),
-            outcome: "success",
-            details: json!({"email": done.user.email, "via": "registration"}),
-        },
-    )
-    .await;
-    let mut response = match next {
-        Continue::Authorization(req) => {
-            authorize::continue_authorization(state, headers, req, &session, &done.user).await
-        }
-        Continue::ReturnTo { url, .. } => authorize::redirect(url),
-        Continue::Done => {
-            let dashboard = if state.config.dev_mode && !state.config.dev_dashboard_url.is_empty() {
-                format!(
-                    "<p><a href=\"{}\">Open the dashboard</a></p>",
-                    escape(&state.config.dev_dashboard_url)
-                )
-            } else {
-                String::new()
-            };
-            let body = format!(
-                "<h1>Your shop is ready</h1><p><strong>{}</strong> (<code>{}</code>) was created and you are signed in.</p>{dashboard}",
-                escape(&done.tenant.name),
-                escape(&done.tenant.slug),
-            );
-            authorize::html(StatusCode::CREATED, &authorize::page("Shop created", &body))
-        }
-    };
-    if let Some(c) =
-        authorize::set_cookie(state, authorize::SESSION_COOKIE, &token, "Lax", lifetime)
-    {
-        response.headers_mut().append(header::SET_COOKIE, c);
-    }
-    response
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Activity per hour for the dashboard's charts (issue #8): `GET /admin/stats/activity`.
+//! Activity per hour for the dashboard's charts (read at `GET /admin/stats/activity`,
+//! [`crate::admin::stats`]).
 //!
 //! Sign-ins and failed sign-ins are counted straight from the security-event log (`sign_in`
 //! and `sign_in.locked` events; index `(tenant_id, type, at, outcome)`). Access tokens are not
@@ -18,21 +19,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Query, State};
-use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::Row;
-use tansu_shared::Problem;
 
-use crate::AppState;
-use crate::admin::store_failed;
-use crate::clients::rfc3339;
 use crate::events::{LOCKOUT, SIGN_IN};
-use crate::http::Caller;
 use crate::store::{Store, StoreResult, now_ms, on_pool};
 
-const HOUR_MS: i64 = 3_600_000;
+pub(crate) const HOUR_MS: i64 = 3_600_000;
 /// How often pending token counts are written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
@@ -176,67 +169,6 @@ impl Store {
         });
         Ok(out)
     }
-}
-
-pub fn router() -> crate::http::Routes<AppState> {
-    crate::http::Routes::new().route("/admin/stats/activity", get(activity))
-}
-
-#[derive(Debug, Deserialize)]
-struct ActivityQuery {
-    /// 1 to 168; 24 by default.
-    hours: Option<i64>,
-    /// Platform admins: a tenant id, or `platform`; absent: everything.
-    tenant: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct Bucket {
-    /// The hour's start (RFC 3339, UTC).
-    hour: String,
-    #[serde(flatten)]
-    counts: Counts,
-}
-
-async fn activity(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(q): Query<ActivityQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
-    let hours = q.hours.unwrap_or(24);
-    if !(1..=168).contains(&hours) {
-        return Err(Problem::bad_request("hours: 1 to 168"));
-    }
-    let tenant = caller.records_scope(q.tenant.as_deref())?;
-    if let Err(e) = state.stats.flush(&state.store).await {
-        tracing::warn!(error = %e, "token statistics flush failed");
-    }
-    let to_hour = now_ms() / HOUR_MS;
-    let from_hour = to_hour - hours + 1;
-    let counts = state
-        .store
-        .activity(tenant.as_deref(), from_hour)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    let mut totals = Counts::default();
-    let buckets: Vec<Bucket> = (from_hour..=to_hour)
-        .map(|h| {
-            let c = counts.get(&h).copied().unwrap_or_default();
-            totals.sign_ins += c.sign_ins;
-            totals.failures += c.failures;
-            totals.tokens += c.tokens;
-            Bucket {
-                hour: rfc3339(h * HOUR_MS),
-                counts: c,
-            }
-        })
-        .collect();
-    Ok(Json(serde_json::json!({
-        "hours": hours,
-        "tenant": tenant,
-        "buckets": buckets,
-        "totals": totals,
-    })))
 }
 
 #[cfg(test)]

@@ -241,3 +241,16 @@ mod tests {
         );
     }
 }
+
+pub fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    e.len() <= 320
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+}

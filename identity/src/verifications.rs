@@ -1,5 +1,5 @@
-//! Security-event chain verification as a background job with progress (issue #8: long
-//! operations show progress).
+//! Security-event chain verification as a background job with progress (long operations
+//! show progress; the endpoints are [`crate::admin::verifications`]).
 //!
 //! `GET /admin/security-events/verify` walks a whole chain in one request (about 1.5 s per
 //! 250,000 events); `POST /admin/security-events/verifications?tenant=…` starts the same walk
@@ -21,19 +21,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tansu_shared::Problem;
 
-use crate::AppState;
-use crate::admin::store_failed;
 use crate::clients::rfc3339;
-use crate::events::{VerifyQuery, chain_tenant, walk_chain};
-use crate::http::Caller;
 use crate::store::{new_id, now_ms};
 
 /// Jobs kept in memory (running or finished); beyond them the oldest is dropped.
@@ -41,15 +31,9 @@ pub const KEPT: usize = 64;
 /// Jobs running at once in this process, at most (beyond: 429).
 pub const MAX_RUNNING: usize = 4;
 
-pub fn router() -> crate::http::Routes<AppState> {
-    crate::http::Routes::new()
-        .route("/admin/security-events/verifications", post(start))
-        .route("/admin/security-events/verifications/{id}", get(status))
-}
-
 /// How a job ended.
 #[derive(Debug, Clone)]
-enum Finished {
+pub(crate) enum Finished {
     Done(Value),
     Failed(&'static str),
 }
@@ -57,32 +41,32 @@ enum Finished {
 /// One verification of one chain.
 #[derive(Debug)]
 pub struct Job {
-    id: String,
+    pub(crate) id: String,
     /// `""`: the platform's chain.
-    tenant_id: String,
-    started_at: i64,
-    checked: AtomicI64,
-    total: i64,
+    pub(crate) tenant_id: String,
+    pub(crate) started_at: i64,
+    pub(crate) checked: AtomicI64,
+    pub(crate) total: i64,
     finished: Mutex<Option<(i64, Finished)>>,
 }
 
 impl Job {
-    fn finished(&self) -> Option<(i64, Finished)> {
+    pub(crate) fn finished(&self) -> Option<(i64, Finished)> {
         self.finished.lock().ok().and_then(|g| g.clone())
     }
 
-    fn finish(&self, outcome: Finished) {
+    pub(crate) fn finish(&self, outcome: Finished) {
         if let Ok(mut g) = self.finished.lock() {
             *g = Some((now_ms(), outcome));
         }
     }
 
-    fn running(&self) -> bool {
+    pub(crate) fn running(&self) -> bool {
         self.finished().is_none()
     }
 
     /// The job as the API shows it.
-    fn view(&self) -> Value {
+    pub(crate) fn view(&self) -> Value {
         let finished = self.finished();
         let checked = match &finished {
             Some((_, Finished::Done(r))) => r.get("checked").and_then(Value::as_i64),
@@ -116,13 +100,13 @@ pub struct Verifications {
 }
 
 /// Why a job was not started.
-enum Refused {
+pub(crate) enum Refused {
     Busy,
 }
 
 impl Verifications {
     /// The running job of the chain, or a new one (not started yet: `true`).
-    fn claim(&self, tenant_id: &str, total: i64) -> Result<(Arc<Job>, bool), Refused> {
+    pub(crate) fn claim(&self, tenant_id: &str, total: i64) -> Result<(Arc<Job>, bool), Refused> {
         let mut jobs = self.jobs.lock().map_err(|_| Refused::Busy)?;
         if let Some(job) = jobs
             .iter()
@@ -148,107 +132,9 @@ impl Verifications {
         Ok((job, true))
     }
 
-    fn get(&self, id: &str) -> Option<Arc<Job>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Job>> {
         self.jobs.lock().ok()?.iter().find(|j| j.id == id).cloned()
     }
-}
-
-/// Walks the job's chain, publishing progress after each page.
-async fn run(state: AppState, job: Arc<Job>) {
-    let outcome = walk_chain(&state.store, &job.tenant_id, |checked| {
-        job.checked.store(checked, Ordering::Release);
-    })
-    .await;
-    job.finish(match outcome {
-        Ok(result) => Finished::Done(result),
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), job = %job.id, "chain verification failed");
-            Finished::Failed("reading the chain failed")
-        }
-    });
-}
-
-fn location(state: &AppState, job: &Job) -> String {
-    format!(
-        "{}admin/security-events/verifications/{}",
-        state.config.issuer, job.id
-    )
-}
-
-/// `POST /admin/security-events/verifications?tenant=<id|platform>` → 202 with the job and
-/// its `Location` (the running job of that chain, if there is one).
-async fn start(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(q): Query<VerifyQuery>,
-) -> Result<Response, Problem> {
-    let tenant_id = chain_tenant(&caller, q.tenant.as_deref())?;
-    if !tenant_id.is_empty()
-        && state
-            .store
-            .tenant_by_id(&tenant_id)
-            .await
-            .map_err(|e| store_failed(&e))?
-            .is_none()
-    {
-        return Err(Problem::not_found());
-    }
-    // The events the chain holds now: its last sequence number past its anchor.
-    let (anchor, _) = state
-        .store
-        .event_anchor(&tenant_id)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    let (last, _) = state
-        .store
-        .last_event_link(&tenant_id)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    let (job, new) = state
-        .verifications
-        .claim(&tenant_id, (last - anchor).max(0))
-        .map_err(|Refused::Busy| {
-            Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-verifications",
-                "Too many verifications running",
-            )
-            .with_detail(format!(
-                "at most {MAX_RUNNING} chain verifications run at once; try again shortly"
-            ))
-        })?;
-    if new {
-        tracing::info!(job = %job.id, tenant = %tenant_id, by = caller.subject(), "chain verification started");
-        tokio::spawn(run(state.clone(), job.clone()));
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location(&state, &job))],
-        Json(job.view()),
-    )
-        .into_response())
-}
-
-/// `GET /admin/security-events/verifications/{id}`: the job's state and progress.
-async fn status(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
-    let job = state
-        .verifications
-        .get(&id)
-        .ok_or_else(Problem::not_found)?;
-    let chain = if job.tenant_id.is_empty() {
-        "platform"
-    } else {
-        job.tenant_id.as_str()
-    };
-    // Another tenant's job does not exist for the caller.
-    caller
-        .records_scope(Some(chain))
-        .map_err(|_| Problem::not_found())?;
-    Ok(Json(job.view()))
 }
 
 #[cfg(test)]

@@ -99,13 +99,20 @@ impl Sealed {
         let user = id
             .create_member(&tenant, "rotor@rotation.example", &["User"])
             .await;
-        let enrolment = mfa::begin_enrolment(&id.state, &user, "rotor@rotation.example", false)
-            .await
-            .unwrap()
-            .unwrap();
+        let enrolment = mfa::begin_enrolment(
+            &id.state.store,
+            id.state.keys.master(),
+            &user,
+            "rotor@rotation.example",
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
         // Confirmed with the previous step's code, so later checks can use later steps.
         let codes = mfa::confirm_enrolment(
-            &id.state,
+            &id.state.store,
+            id.state.keys.master(),
             &user,
             &totp_code_at(&enrolment.secret_base32, -1),
         )
@@ -140,13 +147,15 @@ impl Sealed {
             .await
             .unwrap()
             .unwrap();
-        let opened = tansu_identity::providers::client_secret(&id.state, &row)
-            .await
-            .unwrap()
-            .unwrap();
+        let opened =
+            tansu_identity::providers::client_secret(&id.state.store, id.state.keys.master(), &row)
+                .await
+                .unwrap()
+                .unwrap();
         assert_eq!(opened.as_str(), PROVIDER_SECRET);
         let outcome = mfa::verify(
-            &id.state,
+            &id.state.store,
+            id.state.keys.master(),
             &self.user,
             &totp_code_at(&self.totp_secret, totp_offset),
             false,
@@ -342,9 +351,10 @@ async fn interrupted_rewrap_resumes_and_replicas_rewrap_once() {
             batch_size: 1,
             max_batches: Some(1),
         };
-        let RewrapOutcome::Ran(run) = master_keys::rewrap(&one.state, "system", options)
-            .await
-            .unwrap()
+        let RewrapOutcome::Ran(run) =
+            master_keys::rewrap(&one.state.rewrapper(), "system", options)
+                .await
+                .unwrap()
         else {
             panic!("the re-wrap did not run")
         };
@@ -373,7 +383,7 @@ async fn interrupted_rewrap_resumes_and_replicas_rewrap_once() {
             max_batches: None,
         };
         assert!(matches!(
-            master_keys::rewrap(&one.state, "system", full)
+            master_keys::rewrap(&one.state.rewrapper(), "system", full)
                 .await
                 .unwrap(),
             RewrapOutcome::Busy
@@ -386,9 +396,10 @@ async fn interrupted_rewrap_resumes_and_replicas_rewrap_once() {
 
         // Two replicas resume at once: one re-wraps the rest, every row exactly once.
         let two = Instance::start(&db, "", rotated).await;
+        let (w1, w2) = (one.state.rewrapper(), two.state.rewrapper());
         let (r1, r2) = tokio::join!(
-            master_keys::rewrap(&one.state, "system", full),
-            master_keys::rewrap(&two.state, "system", full)
+            master_keys::rewrap(&w1, "system", full),
+            master_keys::rewrap(&w2, "system", full)
         );
         let rewrapped: u64 = [r1.unwrap(), r2.unwrap()]
             .iter()
@@ -404,7 +415,7 @@ async fn interrupted_rewrap_resumes_and_replicas_rewrap_once() {
         let ids = key_ids(&one.state.store).await;
         assert!(ids.iter().all(|(_, k, _)| *k == b), "{ids:?}");
         assert!(matches!(
-            master_keys::rewrap(&two.state, "system", full)
+            master_keys::rewrap(&two.state.rewrapper(), "system", full)
                 .await
                 .unwrap(),
             RewrapOutcome::NothingToDo

@@ -112,12 +112,22 @@ async fn regenerate_recovery_codes_from_the_account_page() {
         );
         for code in [&old[1], &old[9]] {
             assert_eq!(
-                mfa::verify(&id.state, &rita, code, true).await.unwrap(),
+                mfa::verify(&id.state.store, id.state.keys.master(), &rita, code, true)
+                    .await
+                    .unwrap(),
                 CodeOutcome::Wrong
             );
         }
         assert_eq!(
-            mfa::verify(&id.state, &rita, &new[3], true).await.unwrap(),
+            mfa::verify(
+                &id.state.store,
+                id.state.keys.master(),
+                &rita,
+                &new[3],
+                true
+            )
+            .await
+            .unwrap(),
             CodeOutcome::Recovery
         );
         assert_eq!(id.state.store.recovery_codes_left(&rita).await.unwrap(), 9);

@@ -173,10 +173,11 @@ async fn provider_admin_api_secret_and_isolation() {
         assert_eq!(e["enabled"], true);
         // The sealed secret opens to the value put in (for the sign-in flow).
         let row = id.state.store.provider(&a, &pa).await.unwrap().unwrap();
-        let opened = tansu_identity::providers::client_secret(&id.state, &row)
-            .await
-            .unwrap()
-            .unwrap();
+        let opened =
+            tansu_identity::providers::client_secret(&id.state.store, id.state.keys.master(), &row)
+                .await
+                .unwrap()
+                .unwrap();
         assert_eq!(opened.as_str(), SECRET);
         let r = id
             .call_expect(

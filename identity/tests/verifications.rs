@@ -38,7 +38,7 @@ async fn fill(id: &Instance, tenant: &str, n: usize) {
         })
         .collect();
     for chunk in rows.chunks(1000) {
-        tansu_identity::events::append_batch(&id.state, chunk.to_vec())
+        tansu_identity::events::append_batch(&id.state.events, chunk.to_vec())
             .await
             .unwrap();
     }

@@ -9,7 +9,7 @@
 use base64::Engine;
 
 use super::OAuthError;
-use super::token::Params;
+use super::params::Params;
 use crate::AppState;
 use crate::clients::client_keys;
 use crate::keys::SigningAlg;

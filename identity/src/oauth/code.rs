@@ -13,7 +13,8 @@
 use serde::Serialize;
 
 use super::OAuthError;
-use super::token::{Grant, Params, TokenResponse, client_alg, issue_access_token};
+use super::params::Params;
+use super::token::{Grant, TokenResponse, client_alg, issue_access_token};
 use crate::AppState;
 use crate::clients::GRANT_REFRESH_TOKEN;
 use crate::crypto::{self, b64url};
@@ -120,7 +121,7 @@ pub async fn tenant_context(
         .await
         .map_err(|e| OAuthError::server_error(&e))?
         .ok_or_else(|| OAuthError::invalid_grant("the user is not a member of the tenant"))?;
-    let allowed_scopes = crate::roles::allowed_scopes(state, &tid, &membership.roles)
+    let allowed_scopes = crate::roles::allowed_scopes(&state.store, &tid, &membership.roles)
         .await
         .map_err(|e| OAuthError::server_error(&e))?;
     Ok(TenantContext {
@@ -264,7 +265,7 @@ pub async fn authorization_code(
         .get("redirect_uri")
         .ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
     let verifier = params.get("code_verifier");
-    if verifier.is_some_and(|v| !crate::authorize::is_pkce_value(v)) {
+    if verifier.is_some_and(|v| !crate::oauth::code::is_pkce_value(v)) {
         return Err(OAuthError::invalid_grant("code_verifier is malformed"));
     }
     let hash = crypto::sha256(code.as_bytes());
@@ -434,7 +435,7 @@ pub async fn refresh_token(
                 .ok()
                 .flatten();
             crate::events::record(
-                state,
+                &state.events,
                 &crate::events::Meta::default(),
                 crate::events::Event {
                     tenant_id: tenant.as_deref(),
@@ -500,6 +501,13 @@ pub async fn refresh_token(
     tokens_for_user(state, client, scopes, &who, Some((family.id.clone(), next))).await
 }
 
+/// RFC 7636 §4.1: 43–128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
+pub fn is_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,5 +523,12 @@ mod tests {
             ),
             "77QmUPtjPfzWtF2AnpK9RQ"
         );
+    }
+
+    #[test]
+    fn pkce_syntax() {
+        assert!(is_pkce_value(&"a".repeat(43)));
+        assert!(!is_pkce_value(&"a".repeat(42)));
+        assert!(!is_pkce_value(&format!("{}+", "a".repeat(43))));
     }
 }

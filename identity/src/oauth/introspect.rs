@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::OAuthError;
-use super::token::{AuthMethod, authenticate_client, read_form};
+use super::params::read_form;
+use super::token::{AuthMethod, authenticate_client};
 use crate::AppState;
 use crate::store::now_ms;
 

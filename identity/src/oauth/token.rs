@@ -4,85 +4,26 @@
 //! content type, oversized or non-UTF-8 body, a repeated parameter (§3.2: parameters MUST NOT
 //! be included more than once) — answers an RFC 6749 error, never axum's plain-text rejection.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tansu_shared::auth::{AccessClaims, Audience};
 
 use super::OAuthError;
+use super::params::{Params, form_urldecode, printable, read_form};
 use crate::AppState;
 use crate::clients::{
     self, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
     GRANTS_IMPLEMENTED,
 };
+use crate::http::bearer::IssuedClaims;
 use crate::keys::SigningAlg;
 use crate::scopes;
 use crate::store::clients::ClientRow;
 use crate::store::now_ms;
-
-/// Token requests are small; anything bigger is refused before parsing.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// The request parameters (each at most once; empty values count as absent, §3.1).
-pub struct Params(HashMap<String, String>);
-
-impl Params {
-    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let text = std::str::from_utf8(body)
-            .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
-        let mut map = HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(text.as_bytes()) {
-            if v.is_empty() {
-                continue;
-            }
-            if map.insert(k.to_string(), v.into_owned()).is_some() {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {} is repeated",
-                    printable(&k)
-                )));
-            }
-        }
-        Ok(Self(map))
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-}
-
-/// A parameter name for an error description: short and printable.
-fn printable(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(40)
-        .collect()
-}
-
-/// Reads and parses a form body with the RFC 6749 error on every failure.
-pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, OAuthError> {
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !form {
-        return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
-    }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| OAuthError::invalid_request("the body is too large or could not be read"))?;
-    Params::parse(&bytes)
-}
 
 /// How the client authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,28 +133,6 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     Ok(Some((id, secret)))
 }
 
-/// application/x-www-form-urlencoded decoding of one value: `+` is a space, `%XX` a byte.
-/// `None` on a broken escape or a result that is not UTF-8.
-fn form_urldecode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 /// The successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
@@ -231,16 +150,6 @@ pub struct TokenResponse {
     pub jti: String,
     #[serde(skip)]
     pub exp: i64,
-}
-
-/// The claims of an access token as signed: RFC 9068 plus `fid`, the refresh token family the
-/// token was issued under (so revoking the family makes it inactive at introspection).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IssuedClaims {
-    #[serde(flatten)]
-    pub claims: AccessClaims,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fid: Option<String>,
 }
 
 /// Who an access token is for, beyond the client.

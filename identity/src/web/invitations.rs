@@ -1,6 +1,6 @@
 //! `GET|POST /account/invitations`: a signed-in user's pending invitations to tenants, accepted
 //! or declined here. Inviting an existing account never adds it to a tenant by itself (see
-//! [`crate::admin_tenants`]): the account's owner decides, after proving who they are.
+//! [`crate::admin::invitations`]): the account's owner decides, after proving who they are.
 //!
 //! Security decisions:
 //! - The page needs the browser session (the issuer's cookie) and every form is
@@ -16,12 +16,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use crate::AppState;
-use crate::authorize::{FORM_EXPIRED, current_session, escape};
 use crate::events::{self, Event, Meta, USER_CHANGE};
-use crate::login_steps::{account_page, not_signed_in, unavailable};
 use crate::store::invitations::InvitationRow;
 use crate::store::now_ms;
 use crate::store::users::UserRow;
+use crate::web::authorize::current_session;
+use crate::web::page::{FORM_EXPIRED, escape};
+use crate::web::page::{account_page, not_signed_in, unavailable};
 
 /// `GET /account/invitations`.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -33,7 +34,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
 
 /// `POST /account/invitations` with `invitation` and `decision` (`accept` or `decline`).
 pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let form = match crate::authorize::read_csrf_form(&headers, body, FORM_EXPIRED).await {
+    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -65,7 +66,7 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
     };
     if let Some((action, tenant_id)) = outcome {
         events::record(
-            &state,
+            &state.events,
             &Meta::from_headers(&headers),
             Event {
                 tenant_id: Some(&tenant_id),
@@ -80,7 +81,7 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
     page(&state, &headers, &user, Some(message)).await
 }
 
-async fn page(
+pub(crate) async fn page(
     state: &AppState,
     headers: &HeaderMap,
     user: &UserRow,

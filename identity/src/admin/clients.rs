@@ -1,69 +1,26 @@
-//! The admin API under `/admin`: clients and signing keys.
-//!
-//! Who may call it: platform administrators ([`Action::ManageClients`], [`Action::ManageKeys`]
-//! in [`crate::http::policy`]).
+//! `/admin/clients…`: OAuth clients (create, list, read, update, delete, rotate the secret).
+//! A client secret is shown once, at creation or rotation; the store keeps its hash. Platform
+//! administrators manage every client, a tenant's admins their tenant's clients
+//! ([`crate::http::Action::ManageClients`]); a tenant client never gets platform-only scopes.
 
+use crate::AppState;
+use crate::admin::audit_change;
+use crate::admin::json_body;
+use crate::admin::store_failed;
+use crate::clients::{self, ClientType, ClientUpdate, ClientView, NewClient};
+use crate::crypto;
+use crate::http::{Action, Caller};
+use crate::store::clients::ClientRow;
+use crate::store::{new_id, now_ms};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use tansu_shared::Problem;
 
-use crate::AppState;
-use crate::clients::{self, ClientType, ClientUpdate, ClientView, NewClient, rfc3339};
-use crate::crypto;
-use crate::http::{Action, Caller};
-use crate::store::clients::ClientRow;
-use crate::store::{new_id, now_ms};
-
-pub fn router() -> crate::http::Routes<AppState> {
-    crate::http::Routes::new()
-        .route("/admin/clients", post(create_client).get(list_clients))
-        .route(
-            "/admin/clients/{client_id}",
-            get(get_client).patch(update_client).delete(delete_client),
-        )
-        .route("/admin/clients/{client_id}/secret", post(rotate_secret))
-        .route("/admin/keys/rotate-now", post(rotate_keys_now))
-        .route("/admin/keys/policies", get(key_policies))
-        .merge(crate::admin_tenants::router())
-        .merge(crate::events::router())
-        .merge(crate::verifications::router())
-        .merge(crate::vault::router())
-        .merge(crate::providers::router())
-        .merge(crate::master_keys::router())
-        .merge(crate::tenant_directory::router())
-        .merge(crate::stats::router())
-}
-
-const MAX_JSON_BYTES: usize = 64 * 1024;
-
-pub(crate) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
-    let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
-        .await
-        .map_err(|_| Problem::payload_too_large())?;
-    serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))
-}
-
-fn invalid(problems: Vec<String>) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation",
-        "Invalid client",
-    )
-    .with_detail(problems.join("; "))
-    .with_extension("errors", problems)
-}
-
-pub(crate) fn store_failed(e: &dyn std::fmt::Display) -> Problem {
-    Problem::internal(e)
-}
-
-async fn create_client(
+pub(crate) async fn create_client(
     State(state): State<AppState>,
     admin: Caller,
     body: Body,
@@ -125,7 +82,7 @@ async fn create_client(
     // A token request for this id before it existed may have cached "no such client".
     state.clients.invalidate(&row.client_id);
     tracing::info!(client_id = %row.client_id, "client created");
-    audit(
+    audit_change(
         &state,
         &admin,
         row.tenant_id.as_deref(),
@@ -145,12 +102,12 @@ fn with_secret(row: &ClientRow, secret: Option<String>) -> serde_json::Value {
 }
 
 #[derive(Debug, Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     after: Option<String>,
     limit: Option<i64>,
 }
 
-async fn list_clients(
+pub(crate) async fn list_clients(
     State(state): State<AppState>,
     admin: Caller,
     Query(q): Query<ListQuery>,
@@ -173,7 +130,7 @@ async fn list_clients(
     ))
 }
 
-async fn load(state: &AppState, client_id: &str) -> Result<ClientRow, Problem> {
+pub(crate) async fn load(state: &AppState, client_id: &str) -> Result<ClientRow, Problem> {
     state
         .store
         .client_by_client_id(client_id)
@@ -182,7 +139,7 @@ async fn load(state: &AppState, client_id: &str) -> Result<ClientRow, Problem> {
         .ok_or_else(Problem::not_found)
 }
 
-async fn get_client(
+pub(crate) async fn get_client(
     State(state): State<AppState>,
     admin: Caller,
     Path(client_id): Path<String>,
@@ -191,7 +148,7 @@ async fn get_client(
     Ok(Json(ClientView::from(&load(&state, &client_id).await?)))
 }
 
-async fn update_client(
+pub(crate) async fn update_client(
     State(state): State<AppState>,
     admin: Caller,
     Path(client_id): Path<String>,
@@ -250,7 +207,7 @@ async fn update_client(
         return Err(Problem::not_found());
     }
     tracing::info!(client_id = %row.client_id, "client updated");
-    audit(
+    audit_change(
         &state,
         &admin,
         row.tenant_id.as_deref(),
@@ -261,7 +218,7 @@ async fn update_client(
     Ok(Json(ClientView::from(&row)))
 }
 
-async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     admin: Caller,
     Path(client_id): Path<String>,
@@ -287,7 +244,7 @@ async fn rotate_secret(
         return Err(Problem::not_found());
     }
     tracing::info!(client_id = %row.client_id, "client secret rotated");
-    audit(
+    audit_change(
         &state,
         &admin,
         row.tenant_id.as_deref(),
@@ -298,7 +255,7 @@ async fn rotate_secret(
     Ok(Json(with_secret(&row, Some(secret))))
 }
 
-async fn delete_client(
+pub(crate) async fn delete_client(
     State(state): State<AppState>,
     admin: Caller,
     Path(client_id): Path<String>,
@@ -312,7 +269,7 @@ async fn delete_client(
     state.clients.invalidate(&client_id);
     if deleted {
         tracing::info!(client_id = %client_id, "client deleted");
-        audit(
+        audit_change(
             &state,
             &admin,
             None,
@@ -326,95 +283,12 @@ async fn delete_client(
     }
 }
 
-/// `POST /admin/keys/rotate-now` → 202: new keys are published now and sign after the lead
-/// time; repeated or concurrent requests (on any replica) schedule one rotation.
-async fn rotate_keys_now(
-    State(state): State<AppState>,
-    admin: Caller,
-) -> Result<Response, Problem> {
-    admin.may(&Action::ManageKeys)?;
-    let rotation = state
-        .keys
-        .rotate_now()
-        .await
-        .map_err(|e| store_failed(&e))?;
-    let pending: Vec<serde_json::Value> = rotation
-        .pending
-        .iter()
-        .map(|(kid, alg, at)| {
-            serde_json::json!({ "kid": kid, "alg": alg.as_str(), "signs_from": rfc3339(*at) })
-        })
-        .collect();
-    audit(
-        &state,
-        &admin,
-        None,
-        crate::events::KEY_ROTATION,
-        serde_json::json!({"action": "rotate_now", "pending": pending}),
+fn invalid(problems: Vec<String>) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+        "Invalid client",
     )
-    .await;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "status": "accepted", "pending": pending })),
-    )
-        .into_response())
-}
-
-/// `GET /admin/keys/policies`: the rotation policy and every key's state.
-async fn key_policies(
-    State(state): State<AppState>,
-    admin: Caller,
-) -> Result<Json<serde_json::Value>, Problem> {
-    admin.may(&Action::ManageKeys)?;
-    let policy = state.keys.policy();
-    let grace = i64::try_from(policy.grace.as_millis()).unwrap_or(i64::MAX);
-    let now = now_ms();
-    let ring = state.keys.ring();
-    let keys: Vec<serde_json::Value> = ring
-        .all()
-        .iter()
-        .map(|k| {
-            serde_json::json!({
-                "kid": k.kid,
-                "alg": k.alg.as_str(),
-                "state": k.state(now, grace),
-                "published_from": rfc3339(k.created_at),
-                "signs_from": rfc3339(k.activate_at),
-                "signs_until": k.retire_at.map(rfc3339),
-                "published_until": k.retire_at.map(|r| rfc3339(r.saturating_add(grace))),
-            })
-        })
-        .collect();
-    Ok(Json(serde_json::json!({
-        "default_alg": state.config.default_alg().as_str(),
-        "algorithms": policy.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-        "rotation_period_secs": policy.period.as_secs(),
-        "grace_secs": policy.grace.as_secs(),
-        "lead_secs": policy.lead.as_secs(),
-        "check_interval_secs": policy.check_interval.as_secs(),
-        "jwks_max_age_secs": policy.jwks_max_age().as_secs(),
-        "keys": keys,
-    })))
-}
-
-/// Records an admin's change to a client or the keys.
-async fn audit(
-    state: &AppState,
-    admin: &Caller,
-    tenant_id: Option<&str>,
-    kind: &str,
-    details: serde_json::Value,
-) {
-    crate::events::record(
-        state,
-        &admin.meta,
-        crate::events::Event {
-            tenant_id,
-            kind,
-            actor: admin.event_actor(),
-            outcome: "success",
-            details,
-        },
-    )
-    .await;
+    .with_detail(problems.join("; "))
+    .with_extension("errors", problems)
 }

@@ -9,7 +9,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
 use serde::Serialize;
 use tansu_shared::Problem;
 
@@ -18,18 +17,14 @@ use crate::admin::store_failed;
 use crate::http::{Action, Caller};
 use crate::tenants::STATUS_DELETED;
 
-pub fn router() -> crate::http::Routes<AppState> {
-    crate::http::Routes::new().route("/admin/tenant-directory/{reference}", get(lookup))
-}
-
 #[derive(Debug, Serialize)]
-struct Entry {
+pub(crate) struct Entry {
     id: String,
     slug: String,
     status: String,
 }
 
-async fn lookup(
+pub(crate) async fn lookup(
     State(state): State<AppState>,
     caller: Caller,
     Path(reference): Path<String>,

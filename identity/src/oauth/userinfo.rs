@@ -18,7 +18,7 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
     }
 }
 
-async fn userinfo_inner(
+pub(crate) async fn userinfo_inner(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<serde_json::Value, AuthError> {

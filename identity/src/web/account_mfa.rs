@@ -1,5 +1,5 @@
-//! Self-service regeneration of MFA recovery codes (issue #4): a signed-in user with MFA asks
-//! for a new set on the account page (`POST /account/mfa/recovery-codes`); the old set stops
+//! The account's MFA: enrolment for a signed-in user (`GET|POST /account/mfa`), and
+//! self-service regeneration of recovery codes: a signed-in user with MFA asks for a new set on the account page (`POST /account/mfa/recovery-codes`); the old set stops
 //! working at once and the new one is shown once.
 //!
 //! Security decisions:
@@ -17,12 +17,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::authorize::{AuthorizeError, FORM_EXPIRED, current_session, escape};
 use crate::events;
-use crate::login_steps::{account_page, not_signed_in, recovery_html, unavailable};
 use crate::mfa::{self, CodeOutcome};
 use crate::store::now_ms;
 use crate::store::users::UserRow;
+use crate::web::authorize::{AuthorizeError, current_session};
+use crate::web::page::{FORM_EXPIRED, escape};
+use crate::web::page::{account_page, not_signed_in, unavailable};
+use crate::web::steps::enrolment_html;
+use crate::web::steps::recovery_html;
 
 /// The security event of a regeneration (outcome `success` or `failure`).
 pub const MFA_RECOVERY_REGENERATED: &str = "mfa.recovery_codes_regenerated";
@@ -61,14 +64,14 @@ pub(crate) async fn enrolled_page(
 
 /// `POST /account/mfa/recovery-codes`: a new set of recovery codes, after a current TOTP code.
 pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let form = match crate::authorize::read_csrf_form(&headers, body, FORM_EXPIRED).await {
+    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
         Ok(f) => f,
         Err(r) => return r,
     };
     let Some((session, user)) = current_session(&state, &headers).await else {
         return not_signed_in();
     };
-    match mfa::enrolled(&state, &user.id).await {
+    match mfa::enrolled(&state.store, &user.id).await {
         Ok(true) => {}
         Ok(false) => {
             return AuthorizeError::Page(
@@ -82,7 +85,7 @@ pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, body:
     let meta = events::Meta::from_headers(&headers);
     let record = |outcome: &'static str, reason: Option<&'static str>| {
         events::record(
-            &state,
+            &state.events,
             &meta,
             events::Event {
                 tenant_id: session.tenant_id.as_deref(),
@@ -109,7 +112,14 @@ pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, body:
         }
         Err(e) => return unavailable(&e),
     }
-    match mfa::regenerate_recovery_codes(&state, &user.id, form.get("code").unwrap_or("")).await {
+    match mfa::regenerate_recovery_codes(
+        &state.store,
+        state.keys.master(),
+        &user.id,
+        form.get("code").unwrap_or(""),
+    )
+    .await
+    {
         Ok(Ok(codes)) => {
             record("success", None).await;
             if let Err(e) = state.store.clear_login_failures(&lock_key).await {
@@ -143,6 +153,119 @@ pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, body:
                 &state,
                 &headers,
                 &user,
+                Some("Invalid code."),
+                StatusCode::UNAUTHORIZED,
+            )
+            .await
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+pub(crate) async fn enrolment_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &UserRow,
+    reuse: bool,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let enrolment = match mfa::begin_enrolment(
+        &state.store,
+        state.keys.master(),
+        &user.id,
+        &user.email,
+        reuse,
+    )
+    .await
+    {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            return crate::web::account_mfa::enrolled_page(
+                state,
+                headers,
+                user,
+                None,
+                StatusCode::OK,
+            )
+            .await;
+        }
+        Err(e) => return unavailable(&e),
+    };
+    let error_html = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let action = format!("{}account/mfa", state.config.issuer);
+    account_page(state, headers, status, |csrf| {
+        format!(
+            "<h1>Set up two-step verification</h1>{error_html}<p>{setup}</p>\
+             <form method=\"post\" action=\"{action}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label>Code <input name=\"code\" autocomplete=\"one-time-code\" required></label>\
+             <button type=\"submit\">Confirm</button></form>",
+            setup = enrolment_html(&enrolment),
+            action = escape(&action),
+            csrf = escape(csrf),
+        )
+    })
+}
+
+/// `GET /account/mfa`: starts an enrolment for the signed-in user (a fresh secret each time
+/// until confirmed), or says MFA is on.
+pub async fn account_mfa(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((_, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    enrolment_form(&state, &headers, &user, false, None, StatusCode::OK).await
+}
+
+/// `POST /account/mfa`: confirms the enrolment with the first code; shows the recovery codes
+/// once.
+pub async fn account_mfa_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Some((session, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    let meta = events::Meta::from_headers(&headers);
+    let event = |outcome: &'static str| events::Event {
+        tenant_id: session.tenant_id.as_deref(),
+        kind: events::MFA_ENROL,
+        actor: format!("user:{}", user.id),
+        outcome,
+        details: serde_json::json!({"at": "account"}),
+    };
+    match mfa::confirm_enrolment(
+        &state.store,
+        state.keys.master(),
+        &user.id,
+        form.get("code").unwrap_or(""),
+    )
+    .await
+    {
+        Ok(Some(codes)) => {
+            events::record(&state.events, &meta, event("success")).await;
+            tracing::info!(user_id = %user.id, "MFA enrolled");
+            account_page(&state, &headers, StatusCode::OK, |_| {
+                format!(
+                    "<h1>Two-step verification is on</h1>{}",
+                    recovery_html(&codes)
+                )
+            })
+        }
+        Ok(None) => {
+            events::record(&state.events, &meta, event("failure")).await;
+            enrolment_form(
+                &state,
+                &headers,
+                &user,
+                true,
                 Some("Invalid code."),
                 StatusCode::UNAUTHORIZED,
             )

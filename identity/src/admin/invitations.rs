@@ -1,0 +1,129 @@
+//! Invitations: adding an account that exists already creates a pending invitation (202, with
+//! nothing about the account), accepted or declined by the invitee at `/account/invitations`.
+//! `GET /admin/tenants/{tid}/invitations` lists a tenant's pending ones,
+//! `DELETE …/{id}` withdraws one. Invitations expire after 14 days.
+
+use crate::AppState;
+use crate::admin::audit;
+use crate::admin::found;
+use crate::admin::store_failed;
+use crate::admin::tenant_for;
+use crate::clients::rfc3339;
+use crate::events::{Meta, USER_CHANGE};
+use crate::http::{Action, Caller};
+use crate::store::invitations::InvitationRow;
+use crate::store::tenants::TenantRow;
+use crate::store::{new_id, now_ms};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use tansu_shared::Problem;
+
+/// How long an invitation waits for its invitee.
+const INVITATION_LIFETIME_MS: i64 = 14 * 24 * 3600 * 1000;
+
+/// An invitation as the tenant's admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvitationView {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub status: &'static str,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl From<&InvitationRow> for InvitationView {
+    fn from(i: &InvitationRow) -> Self {
+        Self {
+            id: i.id.clone(),
+            tenant_id: i.tenant_id.clone(),
+            email: i.email.clone(),
+            roles: i.roles.clone(),
+            status: "pending",
+            created_at: rfc3339(i.created_at),
+            expires_at: rfc3339(i.expires_at),
+        }
+    }
+}
+
+/// Invites the account with `email` (which exists): 202 with the invitation. The answer is
+/// the same whoever the account is (a platform administrator's invitation is stored like any
+/// other, and can never be accepted), and says nothing about it.
+pub(crate) async fn invite(
+    state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
+    tenant: &TenantRow,
+    email: String,
+    roles: Vec<String>,
+) -> Result<Response, Problem> {
+    let now = now_ms();
+    let row = InvitationRow {
+        id: new_id(),
+        tenant_id: tenant.id.clone(),
+        email,
+        roles,
+        invited_by: caller.event_actor(),
+        created_at: now,
+        expires_at: now + INVITATION_LIFETIME_MS,
+    };
+    state
+        .store
+        .upsert_invitation(&row)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    audit(
+        state,
+        caller,
+        meta,
+        &tenant.id,
+        USER_CHANGE,
+        json!({"action": "invite", "invitation": row.id, "roles": row.roles}),
+    )
+    .await;
+    Ok((StatusCode::ACCEPTED, Json(InvitationView::from(&row))).into_response())
+}
+
+pub(crate) async fn list_invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tid): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let tenant = tenant_for(&state, &caller, &Action::ReadMembers(&tid), &tid).await?;
+    let rows = state
+        .store
+        .tenant_invitations(&tenant.id, now_ms())
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let items: Vec<InvitationView> = rows.iter().map(InvitationView::from).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+pub(crate) async fn revoke_invitation(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path((tid, id)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let add = Action::AddMember {
+        tid: &tid,
+        grants_owner: false,
+    };
+    let tenant = tenant_for(&state, &caller, &add, &tid).await?;
+    found(state.store.delete_invitation(&tenant.id, &id).await)?;
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        USER_CHANGE,
+        json!({"action": "revoke_invitation", "invitation": id}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,133 @@
+//! The JSON admin API under `/admin`: one module per resource (clients, signing keys, tenants,
+//! their users, invitations, roles and providers, the vault, security events and their
+//! verification, the master key, statistics, and the internal tenant directory). The routes are
+//! listed in [`crate::routes`].
+//!
+//! Every handler states what it needs with the [`Caller`] extractor and asks
+//! [`crate::http::policy`] before it reads its body (written down in `docs/authorization.md`).
+//! Errors are RFC 9457 problem+json ([`Problem`]).
+
+// `Problem` is the handlers' error type, returned by the helpers too.
+#![allow(clippy::result_large_err)]
+
+pub(crate) mod clients;
+pub(crate) mod events;
+pub(crate) mod invitations;
+pub(crate) mod keys;
+pub(crate) mod master_key;
+pub(crate) mod member_roles;
+pub(crate) mod providers;
+pub(crate) mod registrations;
+pub(crate) mod roles;
+pub(crate) mod stats;
+pub(crate) mod tenant_directory;
+pub(crate) mod tenants;
+pub(crate) mod users;
+pub(crate) mod vault;
+pub(crate) mod verifications;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use tansu_shared::Problem;
+
+use crate::AppState;
+use crate::events::{Event, Meta};
+use crate::http::{Action, Caller};
+use crate::store::tenants::TenantRow;
+
+const MAX_JSON_BYTES: usize = 64 * 1024;
+
+pub(crate) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
+        .await
+        .map_err(|_| Problem::payload_too_large())?;
+    serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))
+}
+
+pub(crate) fn store_failed(e: &dyn std::fmt::Display) -> Problem {
+    Problem::internal(e)
+}
+
+/// Records an admin's change to a client or the keys.
+pub(crate) async fn audit_change(
+    state: &AppState,
+    admin: &Caller,
+    tenant_id: Option<&str>,
+    kind: &str,
+    details: serde_json::Value,
+) {
+    crate::events::record(
+        &state.events,
+        &admin.meta,
+        Event {
+            tenant_id,
+            kind,
+            actor: admin.event_actor(),
+            outcome: "success",
+            details,
+        },
+    )
+    .await;
+}
+
+pub(crate) async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
+    tenant_id: &str,
+    kind: &str,
+    details: serde_json::Value,
+) {
+    crate::events::record(
+        &state.events,
+        meta,
+        Event {
+            tenant_id: Some(tenant_id),
+            kind,
+            actor: caller.event_actor(),
+            outcome: "success",
+            details,
+        },
+    )
+    .await;
+}
+
+pub(crate) fn invalid(problems: Vec<String>) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+        "Invalid request",
+    )
+    .with_detail(problems.join("; "))
+    .with_extension("errors", problems)
+}
+
+/// The outcome of a store write addressing one row: 404 when the row was not there.
+pub(crate) fn found<E: std::fmt::Display>(written: Result<bool, E>) -> Result<(), Problem> {
+    match written {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Problem::not_found()),
+        Err(e) => Err(store_failed(&e)),
+    }
+}
+
+pub(crate) fn conflict(detail: &str) -> Problem {
+    Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").with_detail(detail.to_owned())
+}
+
+/// The tenant `tid`, once the policy allows `action` on it (404 when it does not exist).
+pub(crate) async fn tenant_for(
+    state: &AppState,
+    caller: &Caller,
+    action: &Action<'_>,
+    tid: &str,
+) -> Result<TenantRow, Problem> {
+    caller.may(action)?;
+    state
+        .store
+        .tenant_by_id(tid)
+        .await
+        .map_err(|e| store_failed(&e))?
+        .ok_or_else(Problem::not_found)
+}

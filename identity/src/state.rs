@@ -1,0 +1,195 @@
+//! The service's state: what every handler shares ([`AppState`], one `Arc` of [`Services`]),
+//! opened once at start (store, master key, key ring, password hasher, event log, caches).
+//! Domain modules take the handles they use (`&Store`, `&EventLog`, `&KeyManager`, …); only the
+//! handlers of the wings (`web`, `admin`, `oauth`) hold the whole state.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::keys::KeyManager;
+use crate::passwords::Passwords;
+use crate::store::{Store, now_ms};
+use crate::{cache, event_log, events, master_keys, provisioning, stats, store, verifications};
+
+/// Shared state of the service's handlers: one `Arc`, so the copy axum makes for every request
+/// is one atomic increment (not one per service below, each bouncing between the cores).
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The services, to change before the state is first cloned (tests set a provisioner);
+    /// `None` once it has been.
+    pub fn services_mut(&mut self) -> Option<&mut Services> {
+        Arc::get_mut(&mut self.0)
+    }
+}
+
+/// What the handlers share (reached through [`AppState`]).
+#[derive(Debug)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub keys: Arc<KeyManager>,
+    pub passwords: Passwords,
+    /// Creates tenants' databases at registration (`None`: `database_service_url` is unset).
+    pub provisioner: Option<Arc<dyn provisioning::Provisioner>>,
+    /// Clients read by the token endpoint (see [`cache`]).
+    pub clients: Arc<cache::TtlCache<String, Option<store::clients::ClientRow>>>,
+    /// Tenants' statuses by id, read by the token endpoint for tenant clients (see [`cache`]).
+    pub tenant_status: Arc<cache::TtlCache<String, Option<String>>>,
+    /// Appends security events (group commit, see [`event_log`]).
+    pub events: event_log::EventLog,
+    /// This replica's master-key re-wrap (see [`master_keys`]).
+    pub rewrap: Arc<master_keys::RewrapTracker>,
+    /// Tokens issued, counted in memory and flushed per hour (see [`stats`]).
+    pub stats: Arc<stats::TokenCounter>,
+    /// This process's chain-verification jobs (see [`verifications`]).
+    pub verifications: Arc<verifications::Verifications>,
+}
+
+/// The client dev mode seeds for scripts and the dashboard's service calls.
+pub const DEV_CLIENT_ID: &str = "tansu-dashboard";
+/// The platform admin dev mode seeds.
+pub const DEV_ADMIN_EMAIL: &str = "admin@tansu.local";
+
+impl AppState {
+    /// Opens the store (migrating it), loads the master key and the key ring (creating the
+    /// first keys), and in dev mode seeds the `tansu-dashboard` client.
+    pub async fn new(config: Config) -> anyhow::Result<Self> {
+        let problems = tansu_shared::config::Validate::validate(&config);
+        anyhow::ensure!(
+            problems.is_empty(),
+            "identity configuration is invalid: {}",
+            problems.join("; ")
+        );
+        let url = config.database_url();
+        if url.starts_with("sqlite:") || config.dev_mode {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
+            })?;
+        }
+        let store = Store::connect_with(&url, config.database_max_connections())
+            .await
+            .map_err(|e| anyhow::anyhow!("identity database: {e}"))?;
+        let master = master_keys::load(&config)?;
+        master_keys::ensure_known(&store, &master).await?;
+        let keys =
+            KeyManager::start(store.clone(), Arc::new(master), config.rotation_policy()).await?;
+        let passwords = Passwords::new(config.password_hash_concurrency)?;
+        let config_client_cache_ms = config.client_cache_ms;
+        let events = event_log::EventLog::start(store.clone());
+        let mut state = Services {
+            config: Arc::new(config),
+            events,
+            store,
+            keys: Arc::new(keys),
+            passwords,
+            provisioner: None,
+            clients: Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
+                config_client_cache_ms,
+            ))),
+            tenant_status: Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
+                config_client_cache_ms,
+            ))),
+            rewrap: Arc::default(),
+            stats: Arc::default(),
+            verifications: Arc::default(),
+        };
+        let mut provisioning_secret = state.config.provisioning_client_secret.clone();
+        if state.config.dev_mode {
+            state.seed_dev().await?;
+            state.seed_dev_admin().await?;
+            if let Some(secret) = state.seed_dev_provisioner().await?
+                && provisioning_secret.is_empty()
+            {
+                provisioning_secret = tansu_shared::config::Secret::new(secret);
+            }
+        }
+        if !state.config.database_service_url.is_empty() {
+            state.provisioner = Some(Arc::new(provisioning::HttpProvisioner::new(
+                &state.config.database_service_url,
+                &state.config.provisioning_token_url(),
+                &state.config.provisioning_client_id,
+                provisioning_secret,
+            )?));
+        }
+        Ok(AppState(Arc::new(state)))
+    }
+}
+
+impl Services {
+    /// What a master-key re-wrap uses (see [`crate::master_keys`]).
+    pub fn rewrapper(&self) -> master_keys::Rewrapper {
+        master_keys::Rewrapper {
+            store: self.store.clone(),
+            master: self.keys.master().clone(),
+            events: self.events.clone(),
+            tracker: self.rewrap.clone(),
+        }
+    }
+
+    /// Starts the master-key re-wrap in the background (see [`master_keys::spawn_rewrap`]).
+    pub fn spawn_rewrap(&self, actor: String) -> Option<tokio::task::JoinHandle<()>> {
+        let options = master_keys::RewrapOptions::from_config(&self.config);
+        master_keys::spawn_rewrap(self.rewrapper(), options, actor)
+    }
+
+    /// What a registration uses (see [`crate::registration`]).
+    pub fn registrar(&self) -> crate::registration::Registrar<'_> {
+        crate::registration::Registrar {
+            store: &self.store,
+            passwords: &self.passwords,
+            master: self.keys.master(),
+            provisioner: self.provisioner.clone(),
+        }
+    }
+
+    /// A client by its `client_id`, from the short-lived cache (see [`cache`]) or the store.
+    pub async fn client(
+        &self,
+        client_id: &str,
+    ) -> store::StoreResult<Option<store::clients::ClientRow>> {
+        let key = client_id.to_owned();
+        if let Some(cached) = self.clients.get(&key) {
+            return Ok(cached);
+        }
+        let row = self.store.client_by_client_id(client_id).await?;
+        self.clients.put(key, row.clone());
+        Ok(row)
+    }
+
+    /// Runs key maintenance every `key_check_interval_secs` until the handle is aborted.
+    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
+        let keys = self.keys.clone();
+        let store = self.store.clone();
+        let every = keys.policy().check_interval;
+        let retention_days = self.config.security_event_retention_days;
+        const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+        let mut last_purge: Option<std::time::Instant> = None;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                if let Err(e) = keys.maintain().await {
+                    tracing::warn!(error = %format!("{e:#}"), "signing key maintenance failed");
+                }
+                store.purge_expired(now_ms()).await;
+                // Retention runs hourly (and at the first tick): a purge scans the old events.
+                if retention_days > 0 && last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+                    last_purge = Some(std::time::Instant::now());
+                    events::purge_old(&store, retention_days).await;
+                }
+            }
+        })
+    }
+}

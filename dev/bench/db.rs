@@ -1,4 +1,4 @@
-//! `tansu-bench db` — issue #6's database benchmark: document get (by id, random among the
+//! `tansu-bench db` — the database benchmark: document get (by id, random among the
 //! pre-inserted documents) and insert through the gateway (TLS) at `--connections`
 //! connections, next to the same statements run directly with sqlx on the tenant's database
 //! in the same run (their ratio), on SQLite and PostgreSQL.

@@ -1,4 +1,4 @@
-//! The gateway benchmark (issue #5): a small response (13 bytes) from a tiny upstream,
+//! The gateway benchmark: a small response (13 bytes) from a tiny upstream,
 //! measured direct, through Tansu's gateway and through nginx configured as the same reverse
 //! proxy, over plain HTTP and TLS, with the same connections and duration, in one run.
 //!
@@ -54,7 +54,7 @@ pub struct Args {
     /// nginx executable (Debian: `apt-get install -y nginx-light`).
     #[arg(long, default_value = "/usr/sbin/nginx")]
     nginx: PathBuf,
-    /// Diagnosis only (not the comparison of issue #5): the gateway without rate limiting.
+    /// Diagnosis only (not the gateway vs nginx comparison): the gateway without rate limiting.
     #[arg(long)]
     diag_no_rate_limit: bool,
     /// Diagnosis only: the gateway's worker threads (its `workers` setting; default: one per
@@ -449,7 +449,7 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     if !diagnosis.is_empty() {
         let _ = writeln!(
             md,
-            "**Diagnostic run, not the issue #5 comparison: {}.**\n",
+            "**Diagnostic run, not the gateway vs nginx comparison: {}.**\n",
             diagnosis.join(", ")
         );
     }

@@ -1,6 +1,6 @@
-//! `tansu-bench` — load generation against loopback targets, the gateway benchmark of
-//! issue #5 (direct vs Tansu's gateway vs nginx, plain HTTP and TLS, in one run) and the issuer
-//! benchmark of issue #3 (`token`), the event log's (`events`) and the dashboard's (`dashboard`).
+//! `tansu-bench` — load generation against loopback targets, the gateway benchmark (direct vs
+//! Tansu's gateway vs nginx, plain HTTP and TLS, in one run) and the issuer's (`token`), the
+//! event log's (`events`) and the dashboard's (`dashboard`) benchmarks.
 //! How to run it and what each number means: `dev/bench/README.md`.
 #![forbid(unsafe_code)]
 

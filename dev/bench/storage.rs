@@ -1,4 +1,4 @@
-//! `tansu-bench storage` (issue #7): object transfer rates through the TLS gateway next to a
+//! `tansu-bench storage`: object transfer rates through the TLS gateway next to a
 //! plain file copy on the same disk, and small-object request rates.
 //!
 //! The storage service runs as its own process (`serve-storage`, SQLite metadata and the local

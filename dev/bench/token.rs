@@ -1,4 +1,4 @@
-//! `tansu-bench token` — issue #3's issuer benchmark: client_credentials tokens/s (RS256 and
+//! `tansu-bench token` — the issuer benchmark: client_credentials tokens/s (RS256 and
 //! ES256), refresh grants/s and password logins/s against the identity service, each next to
 //! the raw rate of the operation that bounds it (RS256/ES256 signing, Argon2id verification)
 //! measured on every core of the same machine in the same run; and the token endpoint's latency

@@ -1,5 +1,5 @@
-//! Issue #7: "A 1 GiB object uploads and downloads through the gateway with the storage
-//! service's resident memory under 64 MiB."
+//! The storage service's memory bound: a 1 GiB object uploads and downloads through the gateway
+//! with the storage service's resident memory under 64 MiB.
 //!
 //! The storage service runs in its own process (`tansu-bench serve-storage`, SQLite metadata,
 //! local backend), the TLS gateway in this one. 1 GiB is generated chunk by chunk on the way

@@ -38,7 +38,7 @@ const COLLECTION: &str = "bench";
 /// Documents per bulk request while pre-inserting (database-svc's `max_bulk`).
 const BULK: usize = 1000;
 /// Servers started by the benchmark live at most this long, whatever happens to it.
-use tansu_dev::bench_gateway::CHILD_LIFETIME;
+use tansu_bench::gateway_rig::CHILD_LIFETIME;
 
 #[derive(clap::Args)]
 pub struct Args {

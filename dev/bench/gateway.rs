@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use rustls::pki_types::ServerName;
 use tokio::process::{Child, Command};
 
-use tansu_dev::bench_gateway::{CHILD_LIFETIME, HUGE_BURST};
+use tansu_bench::gateway_rig::{CHILD_LIFETIME, HUGE_BURST};
 
 use crate::load::{self, LoadResult, LoadSpec};
 use crate::procs::{self, Measured};
@@ -765,7 +765,7 @@ mod tests {
 
     #[test]
     fn the_benchmark_gateway_config_is_valid_and_limits_on() {
-        let c = tansu_dev::bench_gateway::gateway_config(
+        let c = tansu_bench::gateway_rig::gateway_config(
             "http://127.0.0.1:1",
             Path::new("c"),
             Path::new("k"),

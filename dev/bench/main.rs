@@ -48,7 +48,7 @@ enum Command {
     Storage(storage::Args),
     /// (internal) The storage service for `storage`; prints `LISTEN <addr>`.
     #[command(hide = true)]
-    ServeStorage(tansu_dev::storage_rig::ServeStorageArgs),
+    ServeStorage(tansu_bench::storage_rig::ServeStorageArgs),
     /// Dashboard pages with 10,000 users and 100,000 events: latency and Server-Timing.
     Dashboard(dashboard::Args),
     /// Database: document get and insert through the gateway next to direct sqlx (ratio).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tansu_dev::storage_rig::StorageRig;
+use tansu_bench::storage_rig::StorageRig;
 
 const CHUNK: usize = 1 << 20;
 const CHUNKS: usize = 1024; // 1 GiB

@@ -1,4 +1,4 @@
-//! `tansu-bench dashboard` — issue #8's page benchmark: "each page renders in < 200 ms server
+//! `tansu-bench dashboard` — the page benchmark: "each page renders in < 200 ms server
 //! time with 10,000 users and 100,000 events". Identity and the dashboard run in this process
 //! (plain HTTP on 127.0.0.1; the dashboard calls identity's admin API as in production); one
 //! tenant gets 10,000 members (written straight into identity's database: hashing 10,000
@@ -37,7 +37,7 @@ pub struct Args {
 }
 
 const ADMIN_PASSWORD: &str = "bench-dashboard-admin-password-1";
-/// The goal of issue #8.
+/// The target: each page's server time under 200 ms.
 const BUDGET_MS: f64 = 200.0;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! `tansu-bench db` — issue #6's database benchmark: document get (by id, random among the
+//! `tansu-bench db` — the database benchmark: document get (by id, random among the
 //! pre-inserted documents) and insert through the gateway (TLS) at `--connections`
 //! connections, next to the same statements run directly with sqlx on the tenant's database
 //! in the same run (their ratio), on SQLite and PostgreSQL.
@@ -38,7 +38,7 @@ const COLLECTION: &str = "bench";
 /// Documents per bulk request while pre-inserting (database-svc's `max_bulk`).
 const BULK: usize = 1000;
 /// Servers started by the benchmark live at most this long, whatever happens to it.
-use tansu_dev::bench_gateway::CHILD_LIFETIME;
+use tansu_bench::gateway_rig::CHILD_LIFETIME;
 
 #[derive(clap::Args)]
 pub struct Args {

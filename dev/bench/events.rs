@@ -1,4 +1,4 @@
-//! `tansu-bench events` — issue #4's security-event benchmark: ingest rate through
+//! `tansu-bench events` — the security-event benchmark: ingest rate through
 //! `POST /admin/security-events/ingest` (batches of 1,000, several connections, one tenant chain
 //! per connection) up to a million events, then the latency of the query API's filters and of
 //! chain verification over that log. On SQLite and PostgreSQL, identity in its own process.

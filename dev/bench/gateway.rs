@@ -1,4 +1,4 @@
-//! The gateway benchmark (issue #5): a small response (13 bytes) from a tiny upstream,
+//! The gateway benchmark: a small response (13 bytes) from a tiny upstream,
 //! measured direct, through Tansu's gateway and through nginx configured as the same reverse
 //! proxy, over plain HTTP and TLS, with the same connections and duration, in one run.
 //!
@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use rustls::pki_types::ServerName;
 use tokio::process::{Child, Command};
 
-use tansu_dev::bench_gateway::{CHILD_LIFETIME, HUGE_BURST};
+use tansu_bench::gateway_rig::{CHILD_LIFETIME, HUGE_BURST};
 
 use crate::load::{self, LoadResult, LoadSpec};
 use crate::procs::{self, Measured};
@@ -54,7 +54,7 @@ pub struct Args {
     /// nginx executable (Debian: `apt-get install -y nginx-light`).
     #[arg(long, default_value = "/usr/sbin/nginx")]
     nginx: PathBuf,
-    /// Diagnosis only (not the comparison of issue #5): the gateway without rate limiting.
+    /// Diagnosis only (not the gateway vs nginx comparison): the gateway without rate limiting.
     #[arg(long)]
     diag_no_rate_limit: bool,
     /// Diagnosis only: the gateway's worker threads (its `workers` setting; default: one per
@@ -449,7 +449,7 @@ async fn run_in(args: &Args, dir: &Path, servers: &mut Vec<Server>) -> anyhow::R
     if !diagnosis.is_empty() {
         let _ = writeln!(
             md,
-            "**Diagnostic run, not the issue #5 comparison: {}.**\n",
+            "**Diagnostic run, not the gateway vs nginx comparison: {}.**\n",
             diagnosis.join(", ")
         );
     }
@@ -765,7 +765,7 @@ mod tests {
 
     #[test]
     fn the_benchmark_gateway_config_is_valid_and_limits_on() {
-        let c = tansu_dev::bench_gateway::gateway_config(
+        let c = tansu_bench::gateway_rig::gateway_config(
             "http://127.0.0.1:1",
             Path::new("c"),
             Path::new("k"),

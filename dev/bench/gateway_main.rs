@@ -1,4 +1,4 @@
-//! `tansu-bench-gateway`: the gateway the benchmarks measure ([`tansu_dev::bench_gateway`]),
+//! `tansu-bench-gateway`: the gateway the benchmarks measure ([`tansu_bench::gateway_rig`]),
 //! on the allocator the `tansu-gateway` binary ships with.
 
 use std::process::ExitCode;
@@ -9,10 +9,10 @@ use clap::Parser as _;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = tansu_dev::bench_gateway::ServeGatewayArgs::parse();
+    let args = tansu_bench::gateway_rig::ServeGatewayArgs::parse();
     let served = tansu_shared::server::runtime(None)
         .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(tansu_dev::bench_gateway::serve_gateway(args)));
+        .and_then(|rt| rt.block_on(tansu_bench::gateway_rig::serve_gateway(args)));
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,11 +1,11 @@
 //! `tansu-bench-identity`: identity as the benchmarks run it, and the raw Argon2id rate
-//! ([`tansu_dev::bench_identity`]), on the allocator the `tansu-identity` binary ships with.
+//! ([`tansu_bench::identity_rig`]), on the allocator the `tansu-identity` binary ships with.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser as _;
-use tansu_dev::bench_identity::{IdentityCommand, raw_argon2_rate, serve_identity};
+use tansu_bench::identity_rig::{IdentityCommand, raw_argon2_rate, serve_identity};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

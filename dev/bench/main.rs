@@ -1,6 +1,6 @@
-//! `tansu-bench` — load generation against loopback targets, the gateway benchmark of
-//! issue #5 (direct vs Tansu's gateway vs nginx, plain HTTP and TLS, in one run) and the issuer
-//! benchmark of issue #3 (`token`), the event log's (`events`) and the dashboard's (`dashboard`).
+//! `tansu-bench` — load generation against loopback targets, the gateway benchmark (direct vs
+//! Tansu's gateway vs nginx, plain HTTP and TLS, in one run) and the issuer's (`token`), the
+//! event log's (`events`) and the dashboard's (`dashboard`) benchmarks.
 //! How to run it and what each number means: `dev/bench/README.md`.
 #![forbid(unsafe_code)]
 
@@ -48,7 +48,7 @@ enum Command {
     Storage(storage::Args),
     /// (internal) The storage service for `storage`; prints `LISTEN <addr>`.
     #[command(hide = true)]
-    ServeStorage(tansu_dev::storage_rig::ServeStorageArgs),
+    ServeStorage(tansu_bench::storage_rig::ServeStorageArgs),
     /// Dashboard pages with 10,000 users and 100,000 events: latency and Server-Timing.
     Dashboard(dashboard::Args),
     /// Database: document get and insert through the gateway next to direct sqlx (ratio).

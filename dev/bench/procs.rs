@@ -92,7 +92,7 @@ pub async fn spawn_identity(args: &[String]) -> anyhow::Result<(Child, Vec<Strin
 }
 
 /// The raw Argon2id verification rate over `window`, measured by `tansu-bench-identity` (on
-/// identity's allocator; see `tansu_dev::bench_identity`).
+/// identity's allocator; see `tansu_bench::identity_rig`).
 pub async fn raw_argon2_rate(window: Duration) -> anyhow::Result<f64> {
     let out = Command::new(sibling("tansu-bench-identity")?)
         .args(["raw-argon2", "--millis", &window.as_millis().to_string()])
@@ -119,7 +119,7 @@ fn sibling(name: &str) -> anyhow::Result<std::path::PathBuf> {
         .with_file_name(name);
     anyhow::ensure!(
         exe.exists(),
-        "{} is missing: build it with `cargo build --release -p tansu-dev --bins`",
+        "{} is missing: build it with `cargo build --release -p tansu-bench --bins`",
         exe.display()
     );
     Ok(exe)
@@ -159,7 +159,7 @@ pub async fn stop(child: &mut Child, grace: Duration) {
     }
 }
 
-pub use tansu_dev::bench_gateway::exit_with_parent;
+pub use tansu_bench::gateway_rig::exit_with_parent;
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,8 @@
-//! `tansu-bench storage` (issue #7): object transfer rates through the TLS gateway next to a
+//! `tansu-bench storage`: object transfer rates through the TLS gateway next to a
 //! plain file copy on the same disk, and small-object request rates.
 //!
 //! The storage service runs as its own process (`serve-storage`, SQLite metadata and the local
-//! backend in a temp dir), the gateway in this one ([`tansu_dev::storage_rig`]). Per object
+//! backend in a temp dir), the gateway in this one ([`tansu_bench::storage_rig`]). Per object
 //! size: sequential uploads (`PUT`, each a streamed body; the service stages it, fsyncs,
 //! renames and commits) and downloads (`GET`, read to the end) on one connection for
 //! `--duration` seconds; the reference is `std::fs::copy` of a file of the same size in the
@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::Full;
-use tansu_dev::storage_rig::{ServeStorageArgs, StorageRig};
+use tansu_bench::storage_rig::{ServeStorageArgs, StorageRig};
 
 use crate::gateway::{Row, machine, measure, table};
 use crate::load::{self, LoadSpec, Req, Script, Step};
@@ -46,14 +46,14 @@ pub struct Args {
 }
 
 /// Servers started by the benchmark live at most this long, whatever happens to it.
-use tansu_dev::bench_gateway::CHILD_LIFETIME;
+use tansu_bench::gateway_rig::CHILD_LIFETIME;
 const SMALL: usize = 4096;
 const KEYS_PER_CONNECTION: usize = 64;
 
 /// `tansu-bench serve-storage` (internal): the storage service for the rig.
 pub async fn serve(args: ServeStorageArgs) -> anyhow::Result<()> {
     crate::procs::exit_with_parent(CHILD_LIFETIME);
-    tansu_dev::storage_rig::serve_storage(args).await
+    tansu_bench::storage_rig::serve_storage(args).await
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {

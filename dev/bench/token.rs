@@ -1,4 +1,4 @@
-//! `tansu-bench token` — issue #3's issuer benchmark: client_credentials tokens/s (RS256 and
+//! `tansu-bench token` — the issuer benchmark: client_credentials tokens/s (RS256 and
 //! ES256), refresh grants/s and password logins/s against the identity service, each next to
 //! the raw rate of the operation that bounds it (RS256/ES256 signing, Argon2id verification)
 //! measured on every core of the same machine in the same run; and the token endpoint's latency
@@ -7,7 +7,7 @@
 //! Identity runs as its own process (`tansu-bench-identity serve-identity`), so its CPU time
 //! and memory are its own; the load generator shares the cores with it (see
 //! dev/bench/README.md). The raw Argon2id rate is measured by that executable too, on the same
-//! allocator as the service's hashes (`tansu_dev::bench_identity`).
+//! allocator as the service's hashes (`tansu_bench::identity_rig`).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -26,8 +26,8 @@ use crate::gateway::{Row, date_utc, machine, measure, table};
 use crate::load::{LoadSpec, Req, Script, ScriptFactory, Step};
 use crate::procs::{self, Measured};
 
-pub(crate) use tansu_dev::bench_identity::DEV_SECRET;
-use tansu_dev::bench_identity::{PASSWORD, raw_rate};
+pub(crate) use tansu_bench::identity_rig::DEV_SECRET;
+use tansu_bench::identity_rig::{PASSWORD, raw_rate};
 const REDIRECT_URI: &str = "http://127.0.0.1/cb";
 
 #[derive(clap::Args)]

@@ -1,5 +1,6 @@
-//! `tansu-dev` — the one-command local stack (`tansu up`) and the in-process test support that
-//! starts every service on ephemeral ports.
+//! `tansu-dev` — the one-command local stack (`tansu up`), which the end-to-end tests in
+//! `dev/tests` also start, on ephemeral ports. The benchmarks and their rigs are the
+//! `tansu-bench` crate (`dev/bench/`).
 //!
 //! All services run in one process, each on its own listener exactly as they would as separate
 //! processes: they talk to each other over HTTP (the gateway proxies to the others over
@@ -7,10 +8,7 @@
 //! (default `./.tansu`), so stopping and starting again loses nothing.
 #![forbid(unsafe_code)]
 
-pub mod bench_gateway;
-pub mod bench_identity;
 pub mod stack;
-pub mod storage_rig;
 pub mod tls;
 
 pub use stack::{Stack, StackOptions};

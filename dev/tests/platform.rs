@@ -324,7 +324,7 @@ async fn registration_provisions_a_database_through_database_svc() {
     p.stack.shutdown().await.unwrap();
 }
 
-/// The gateway's tenant directory is identity's (issue #5): a tenant created in identity is
+/// The gateway's tenant directory is identity's: a tenant created in identity is
 /// resolved by path, an unknown slug answers 404, and a suspension answers 403 within the
 /// gateway's tenant cache bound (`tenant_cache_ms`, 5 s by default), then recovers.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! What a sign-in costs beyond the password hash (issue #4 acceptance: < 1 ms): the password
+//! What a sign-in costs beyond the password hash (target: < 1 ms): the password
 //! policy check and the lockout bookkeeping on SQLite — the lock lookup of the (account, IP) and
 //! IP keys that every attempt makes, plus either the failure counting (a wrong password) or
 //! the reset of the counter (a success).

@@ -1,4 +1,4 @@
-//! What the dashboard (issue #8) needs from the admin API: activity per hour, sorted keyset
+//! What the dashboard needs from the admin API: activity per hour, sorted keyset
 //! paging of tenants, users and events, and tenant admins editing their own tenant's policy —
 //! over real HTTP, on SQLite and (when configured) PostgreSQL.
 

@@ -1,4 +1,4 @@
-//! Security events from other services (issue #4): the authenticated, batched ingest endpoint
+//! Security events from other services: the authenticated, batched ingest endpoint
 //! (scope `events.write`; idempotent per event id; bad input answered 400/413), the shared
 //! crate's reporter delivering everything queued during an identity outage, and retention that
 //! purges old events while the chain still verifies — on SQLite and (when configured)

@@ -1,4 +1,4 @@
-//! The security-event log (issue #4): events for sign-ins and admin changes, the query API with
+//! The security-event log: events for sign-ins and admin changes, the query API with
 //! filters and paging, NDJSON export, tenant isolation, and the hash chain's verify endpoint
 //! naming the first tampered event — on SQLite and (when configured) PostgreSQL.
 

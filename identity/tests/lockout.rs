@@ -1,4 +1,4 @@
-//! Account protection (issue #4): the same answer for unknown accounts and wrong passwords,
+//! Account protection: the same answer for unknown accounts and wrong passwords,
 //! a temporary lock per (account, client IP) that expires as configured, and a per-IP limit —
 //! an attacker hammering an account from one IP does not lock its owner out elsewhere.
 

@@ -1,5 +1,5 @@
-//! The tenant picker and the enforcement of the tenant policy at sign-in and token issuance
-//! (issue #4): token and session lifetimes, lockout threshold and duration.
+//! The tenant picker and the enforcement of the tenant policy at sign-in and token
+//! issuance: token and session lifetimes, lockout threshold and duration.
 
 mod browser;
 mod common;
@@ -144,7 +144,7 @@ async fn tenant_policy_lifetimes_are_enforced() {
         let tokens = redeem(&id, &app, &done, &verifier).await;
         assert_eq!(tokens["expires_in"], 3600);
 
-        // With the policy: access 120 s, refresh family 300 s, session 600 s.
+        // With the policy: access 120 s, refresh family 300 s, session lifetime 600 s.
         let mut b = Browser::new();
         let (q, verifier) = auth_query(&app, scope, None);
         let done = b.login(&id, &q, "sam@life.example", USER_PASSWORD).await;

@@ -1,4 +1,4 @@
-//! Master-key rotation (issue #4): secrets, signing keys, TOTP enrolments and provider secrets
+//! Master-key rotation: secrets, signing keys, TOTP enrolments and provider secrets
 //! sealed under key A stay readable when identity restarts with key B current and A previous;
 //! the re-wrap moves every row under B (raw rows carry B's id), after which identity runs with
 //! B alone; a wrong or missing key is a clear start-up error; an interrupted re-wrap resumes,

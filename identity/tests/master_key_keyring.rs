@@ -1,4 +1,4 @@
-//! The OS keyring as the master-key source (issue #4), through the `keyring` crate — on Linux
+//! The OS keyring as the master-key source, through the `keyring` crate — on Linux
 //! the kernel keyring (keyutils), which works headless. Where no keyring is reachable the test
 //! skips, except under `TANSU_REQUIRE_ALL=1`, where it fails.
 

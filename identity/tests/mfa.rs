@@ -1,4 +1,4 @@
-//! TOTP MFA (issue #4): enrolment of a signed-in user, the second step of the sign-in, replay
+//! TOTP MFA: enrolment of a signed-in user, the second step of the sign-in, replay
 //! refusal, single-use recovery codes, lockout counting of wrong codes, the admin reset, the
 //! tenant policy `mfa_required` forcing enrolment, and the `amr` claim.
 

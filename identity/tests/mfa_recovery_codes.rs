@@ -1,4 +1,4 @@
-//! Self-service regeneration of MFA recovery codes (issue #4): from the account page, with
+//! Self-service regeneration of MFA recovery codes: from the account page, with
 //! CSRF protection and a current TOTP code; the old set stops working at once, the new set is
 //! shown once; wrong codes are counted and lock; every attempt is a security event — on SQLite
 //! and (when configured) PostgreSQL.

@@ -1,4 +1,4 @@
-//! External OIDC providers per tenant (issue #8): the admin API, the sealed client secret, the
+//! External OIDC providers per tenant: the admin API, the sealed client secret, the
 //! tenant isolation and the discovery test against a real local HTTP server — on SQLite and
 //! (when configured) PostgreSQL.
 

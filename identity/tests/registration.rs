@@ -1,4 +1,4 @@
-//! Registration (issue #4): tenant + database + vault + owner + role + events, all or nothing —
+//! Registration: tenant + database + vault + owner + role + events, all or nothing —
 //! over real HTTP, on SQLite and (when configured) PostgreSQL. Failures are forced for real:
 //! the in-process provisioner is told to fail, and a database trigger makes one table refuse
 //! inserts.

@@ -1,4 +1,4 @@
-//! Custom per-tenant roles mapping to scopes (issue #4): the admin API, built-in roles that
+//! Custom per-tenant roles mapping to scopes: the admin API, built-in roles that
 //! cannot be changed, grants narrowed to what custom roles allow (effective at the next token),
 //! and tenant isolation.
 

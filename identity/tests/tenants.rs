@@ -1,4 +1,4 @@
-//! Tenants, memberships, roles and the tenant-scoped admin API (issue #4) — over real HTTP,
+//! Tenants, memberships, roles and the tenant-scoped admin API — over real HTTP,
 //! on SQLite and (when configured) PostgreSQL.
 
 mod common;

@@ -1,4 +1,4 @@
-//! The secrets vault (issue #4): envelope encryption (raw rows are ciphertext), versions,
+//! The secrets vault: envelope encryption (raw rows are ciphertext), versions,
 //! least privilege by scope and tenant, revocation, and a security event for every read — on
 //! SQLite and (when configured) PostgreSQL.
 

@@ -1,4 +1,4 @@
-//! Chain verification as a background job (issue #8, long operations show progress):
+//! Chain verification as a background job (long operations show progress):
 //! `POST /admin/security-events/verifications` starts it (202 + Location), `GET …/{id}`
 //! reports `state`, `checked` and `total` while it runs and the synchronous endpoint's answer
 //! when done — on an intact and on a tampered chain of several pages, per tenant, on SQLite

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::bench_gateway::{CHILD_LIFETIME, exit_with_parent};
+use crate::gateway_rig::{CHILD_LIFETIME, exit_with_parent};
 
 /// The secret of dev mode's `tansu-dashboard` client in the benchmarks' identity.
 pub const DEV_SECRET: &str = "bench-dev-client-secret-0123456789";

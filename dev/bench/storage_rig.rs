@@ -1,5 +1,5 @@
 //! The storage service behind Tansu's TLS gateway, with the service in a process of its own:
-//! what the 1 GiB memory test (`dev/tests/storage_memory.rs`) and `tansu-bench storage`
+//! what the 1 GiB memory test (`dev/bench/tests/storage_memory.rs`) and `tansu-bench storage`
 //! measure.
 //!
 //! The service runs as `tansu-bench serve-storage` (so its peak resident memory, `VmHWM`, is
@@ -99,7 +99,7 @@ impl StorageRig {
             .strip_prefix("LISTEN ")
             .with_context(|| format!("unexpected line from storage: {line:?}"))?;
 
-        let cert = crate::tls::ensure_dev_certificate(&dir.join("tls"))?;
+        let cert = tansu_dev::tls::ensure_dev_certificate(&dir.join("tls"))?;
         let mut config = tansu_gateway::Config {
             listen_https: "127.0.0.1:0".into(),
             listen_http: String::new(),

@@ -1,5 +1,5 @@
-//! Issue #7: "A 1 GiB object uploads and downloads through the gateway with the storage
-//! service's resident memory under 64 MiB."
+//! The storage service's memory bound: a 1 GiB object uploads and downloads through the gateway
+//! with the storage service's resident memory under 64 MiB.
 //!
 //! The storage service runs in its own process (`tansu-bench serve-storage`, SQLite metadata,
 //! local backend), the TLS gateway in this one. 1 GiB is generated chunk by chunk on the way
@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tansu_dev::storage_rig::StorageRig;
+use tansu_bench::storage_rig::StorageRig;
 
 const CHUNK: usize = 1 << 20;
 const CHUNKS: usize = 1024; // 1 GiB

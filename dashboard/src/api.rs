@@ -72,7 +72,8 @@ impl<'a> Identity<'a> {
     ) -> Result<String, ApiError> {
         if !plain_path(path) {
             // An item named `.` or `..` would be resolved away by the URL parser and make the
-            // call another one (revoking the role `..` would remove the user): no such item.
+            // call another one (revoking the role `..` would become `DELETE …/users/{uid}/`):
+            // no such item.
             return Err(ApiError::Status(404, String::new()));
         }
         let url = format!(

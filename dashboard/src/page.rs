@@ -1,6 +1,6 @@
 //! [`AdminSession`]: the signed-in administrator a page is drawn for, with what every page
 //! needs — the frame, the URLs and identity's admin API called with the admin's own token.
-//! Handlers receive it from its extractor (`crate::extract`), which has already checked the
+//! Handlers receive it from its extractor (in `extract.rs`), which has already checked the
 //! session and the admin role.
 
 use axum::http::StatusCode;

@@ -2,6 +2,7 @@
 //! route table; [`routes`] merges them into the dashboard's one table (which the
 //! authorization matrix test enumerates).
 
+pub mod chain;
 pub mod clients;
 pub mod events;
 pub mod events_export;
@@ -29,6 +30,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(clients::routes())
         .merge(providers::routes())
         .merge(events::routes())
+        .merge(chain::routes())
         .merge(events_export::routes())
         .merge(keys::routes())
         .merge(master_key::routes())

@@ -109,7 +109,12 @@ pub(crate) fn bar_chart(
         ty = TOP + 4.0,
     );
     for (i, (v, b)) in values.iter().zip(buckets).enumerate() {
-        let hour = b.hour.get(11..16).unwrap_or("");
+        // The hour label goes into markup unescaped: digits and `:` only.
+        let hour = b
+            .hour
+            .get(11..16)
+            .filter(|h| h.bytes().all(|c| c.is_ascii_digit() || c == b':'))
+            .unwrap_or("");
         let h = plot * (*v as f64) / (max as f64);
         let x = LEFT + slot * i as f64 + slot * 0.15;
         svg.push_str(&format!(
@@ -225,5 +230,11 @@ mod tests {
         assert!(svg.contains(r#"height="134.0""#), "{svg}");
         let empty = bar_chart("tokens", "Tokens", "#123456", &buckets);
         assert!(!empty.contains("NaN") && empty.contains(r#"height="0.0""#));
+        // Only an hour's digits reach the markup.
+        let odd = [ActivityBucket {
+            hour: "2026-11-26T<img/>x".into(),
+            counts: Counts::default(),
+        }];
+        assert!(!bar_chart("tokens", "Tokens", "#123456", &odd).contains("<img"));
     }
 }

@@ -10,14 +10,21 @@
 //! is built from the configured [`Config::public_url`].
 #![forbid(unsafe_code)]
 
-mod admin;
-mod admin_views;
+mod action;
 mod api;
+mod error;
+mod extract;
+mod frame;
+mod http;
 mod oidc;
-mod progress;
+mod page;
+mod pages;
+mod scope;
 mod session;
-mod views;
-mod web;
+mod widgets;
+
+#[cfg(test)]
+mod router_tests;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -28,6 +35,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use tansu_shared::config::{Secret, Validate};
 use tansu_shared::health::Health;
+use tansu_shared::routes::Routes;
 use tokio::net::TcpListener;
 
 /// The `[dashboard]` section of the platform config.
@@ -180,9 +188,18 @@ async fn server_timing(
     resp
 }
 
+/// Every route of the dashboard (health aside): one table, built from one table per page, so
+/// a test can list every path (the authorization matrix checks each against
+/// `docs/authorization.md`).
+pub fn routes() -> Routes<AppState> {
+    pages::routes()
+}
+
 /// The service's routes, with the common middleware.
 pub fn router(state: AppState) -> Router {
-    let routes = web::routes(state)
+    let routes = routes()
+        .into_router()
+        .with_state(state)
         .layer(axum::middleware::from_fn(server_timing))
         .merge(Health::new("dashboard").router())
         .fallback(tansu_shared::problem::not_found_fallback);

@@ -4,6 +4,8 @@
 //! audiences and tenants, and answer failures in exactly the same standard shapes. Having one
 //! implementation means one place to get the security-critical parts right:
 //!
+//! - [`admin_api`]: the request and response types of identity's admin API, for the server and
+//!   the dashboard alike;
 //! - [`auth`]: the JWKS-backed [`auth::Verifier`] (strict RFC 9068 checks), the axum extractors
 //!   ([`auth::Principal`], [`auth::RequireScope`], [`auth::Tenant`]) and RFC 6750 bearer errors;
 //! - [`token_source`]: a cached client-credentials token source for service-to-service calls;
@@ -21,6 +23,7 @@
 //!   skip-or-require convention for suites that need PostgreSQL or Chromium.
 #![forbid(unsafe_code)]
 
+pub mod admin_api;
 pub mod auth;
 pub mod config;
 #[cfg(feature = "db")]

@@ -43,10 +43,16 @@ impl Chromium {
     /// Starts `path` (see [`super::chromium`]) with [`super::CHROMIUM_FLAGS`] and a fresh
     /// profile, and connects to it.
     pub async fn start(path: &Path) -> Chromium {
+        Self::start_with(path, &[]).await
+    }
+
+    /// [`Self::start`] with further flags (a window size, trusting a test certificate).
+    pub async fn start_with(path: &Path, flags: &[&str]) -> Chromium {
         let profile = std::env::temp_dir().join(format!("tansu-chromium-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&profile).expect("a profile directory");
         let child = tokio::process::Command::new(path)
             .args(super::CHROMIUM_FLAGS)
+            .args(flags)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("--remote-debugging-address=127.0.0.1")
             .arg("--remote-debugging-port=0")

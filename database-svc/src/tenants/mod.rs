@@ -107,7 +107,7 @@ impl std::fmt::Debug for Tenants {
 fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
     db::sqlite_options(
         SqliteConnectOptions::new().filename(path),
-        &db::PoolSettings::default(),
+        &db::SqliteSettings::default(),
     )
 }
 
@@ -208,9 +208,6 @@ impl Tenants {
     fn db_name(prefix: &str, tenant: Uuid) -> String {
         format!("{prefix}{}", tenant.simple())
     }
-
-    /// Creates the tenant's database if needed (idempotent; a soft-deleted tenant within its
-    /// retention is restored with its data) and returns its descriptor.
 
     /// How many tenants this process has deprovisioned (see [`Tenants::is_active`]).
     pub fn deprovisions(&self) -> u64 {

@@ -39,6 +39,8 @@ impl RouteEntry {
 impl Gateway {
     /// The route serving `path` and the path as its service sees it; 413 when the declared
     /// body is larger than the route takes.
+    // `Problem` is the request path's answer, returned by value as in every step.
+    #[allow(clippy::result_large_err)]
     pub(super) fn route<'p>(
         &self,
         path: &'p str,

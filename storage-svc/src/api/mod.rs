@@ -20,6 +20,7 @@
 //! extractors) or a presigned URL's query parameters (see [`crate::presign`]).
 
 // Problem (the workspace's error body) is large; handlers return it by value on purpose.
+#![allow(clippy::result_large_err)]
 
 mod access;
 mod buckets;

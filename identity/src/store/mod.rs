@@ -27,7 +27,7 @@ pub mod vault;
 use std::sync::Arc;
 
 use sqlx::{PgPool, SqlitePool};
-use tansu_shared::db::{self, DbError, Migrations, Pool, PoolSettings};
+use tansu_shared::db::{self, DbError, Migrations, Pool, PoolSettings, PostgresSettings};
 
 /// The schema, both dialects side by side.
 static MIGRATIONS: Migrations = Migrations {
@@ -105,7 +105,10 @@ impl Store {
     /// ([`tansu_shared::db`]): WAL, `synchronous = NORMAL`, foreign keys, 10 s timeouts.
     pub async fn connect_with(url: &str, max_connections: u32) -> StoreResult<Self> {
         let settings = PoolSettings {
-            postgres_max_connections: max_connections,
+            postgres: PostgresSettings {
+                max_connections,
+                ..PostgresSettings::default()
+            },
             ..PoolSettings::default()
         };
         let pool = match db::connect_and_migrate(url, &settings, &MIGRATIONS).await {

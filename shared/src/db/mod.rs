@@ -18,8 +18,8 @@ mod pool;
 
 pub use migrations::{Migrations, migration_folders_drift};
 pub use pool::{
-    CHECK_AFTER_IDLE, DbError, Durability, PoolSettings, connect, connect_and_migrate,
-    pool_options, pool_options_checking_after, sqlite_options,
+    CHECK_AFTER_IDLE, DbError, Durability, PoolSettings, PostgresSettings, SqliteSettings, connect,
+    connect_and_migrate, pool_options, pool_options_checking_after, sqlite_options,
 };
 
 use sqlx::{PgPool, SqlitePool};

@@ -55,28 +55,49 @@ pub enum Durability {
     Full,
 }
 
-/// How a service's pool is sized and how long it waits.
-#[derive(Debug, Clone)]
+/// How a service's pool is sized and how long it waits, per dialect.
+#[derive(Debug, Clone, Default)]
 pub struct PoolSettings {
-    /// PostgreSQL: at most this many connections (at least 2 are kept possible).
-    pub postgres_max_connections: u32,
-    /// SQLite: one writer at a time, readers in parallel (WAL).
-    pub sqlite_max_connections: u32,
+    pub sqlite: SqliteSettings,
+    pub postgres: PostgresSettings,
+}
+
+/// An embedded SQLite file: one writer at a time, readers in parallel (WAL).
+#[derive(Debug, Clone)]
+pub struct SqliteSettings {
+    pub max_connections: u32,
     /// How long a caller waits for a connection before it fails.
     pub acquire_timeout: Duration,
-    /// SQLite: how long a statement waits for another connection's lock.
+    /// How long a statement waits for another connection's lock.
     pub busy_timeout: Duration,
     pub durability: Durability,
 }
 
-impl Default for PoolSettings {
+impl Default for SqliteSettings {
     fn default() -> Self {
         Self {
-            postgres_max_connections: 16,
-            sqlite_max_connections: 8,
+            max_connections: 8,
             acquire_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(10),
             durability: Durability::Normal,
+        }
+    }
+}
+
+/// A PostgreSQL server.
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// At most this many connections (at least 2 are kept possible).
+    pub max_connections: u32,
+    /// How long a caller waits for a connection before it fails.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -96,7 +117,7 @@ pub enum DbError {
 /// foreign keys enforced, `settings`' durability and busy timeout.
 pub fn sqlite_options(
     options: SqliteConnectOptions,
-    settings: &PoolSettings,
+    settings: &SqliteSettings,
 ) -> SqliteConnectOptions {
     options
         .create_if_missing(true)
@@ -113,16 +134,18 @@ pub fn sqlite_options(
 /// never echoed in an error: it may carry a password.
 pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Pool, DbError> {
     if url.starts_with("sqlite:") {
-        let options = sqlite_options(SqliteConnectOptions::from_str(url)?, settings);
-        let pool = pool_options::<sqlx::Sqlite>(settings.sqlite_max_connections.max(1))
-            .acquire_timeout(settings.acquire_timeout)
+        let sqlite = &settings.sqlite;
+        let options = sqlite_options(SqliteConnectOptions::from_str(url)?, sqlite);
+        let pool = pool_options::<sqlx::Sqlite>(sqlite.max_connections.max(1))
+            .acquire_timeout(sqlite.acquire_timeout)
             .connect_with(options)
             .await?;
         Ok(Pool::Sqlite(pool))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = pool_options::<sqlx::Postgres>(settings.postgres_max_connections.max(2))
-            .acquire_timeout(settings.acquire_timeout)
+        let postgres = &settings.postgres;
+        let pool = pool_options::<sqlx::Postgres>(postgres.max_connections.max(2))
+            .acquire_timeout(postgres.acquire_timeout)
             .connect_with(options)
             .await?;
         Ok(Pool::Postgres(pool))

@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 
 use sqlx::FromRow;
-use tansu_shared::db::{Durability, Migrations, Pool, PoolSettings};
+use tansu_shared::db::{
+    Durability, Migrations, Pool, PoolSettings, PostgresSettings, SqliteSettings,
+};
 use uuid::Uuid;
 
 use crate::conditional::{Precondition, Validators};
@@ -352,11 +354,14 @@ impl Store {
     /// Connects and migrates. `sqlite://…` or `postgres://…`.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
         let settings = PoolSettings {
-            // FULL: a committed object row survives a power cut, like its fsynced blob.
-            durability: Durability::Full,
-            busy_timeout: std::time::Duration::from_secs(30),
-            acquire_timeout: std::time::Duration::from_secs(30),
-            ..PoolSettings::default()
+            sqlite: SqliteSettings {
+                // FULL: a committed object row survives a power cut, like its fsynced blob.
+                durability: Durability::Full,
+                busy_timeout: std::time::Duration::from_secs(30),
+                acquire_timeout: std::time::Duration::from_secs(30),
+                ..SqliteSettings::default()
+            },
+            postgres: PostgresSettings::default(),
         };
         let pool = tansu_shared::db::connect_and_migrate(url, &settings, &MIGRATIONS).await?;
         Ok(Store { pool })

@@ -56,6 +56,7 @@ mod server;
 pub mod surface;
 pub mod tenant;
 pub mod tls;
+pub mod trace;
 pub mod upstream;
 
 use std::future::Future;

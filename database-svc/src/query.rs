@@ -22,11 +22,7 @@ use tansu_shared::Problem;
 use crate::body::unprocessable;
 use crate::ident::FieldPath;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
+pub use tansu_shared::db::Dialect;
 
 /// A bound value.
 #[derive(Debug, Clone)]

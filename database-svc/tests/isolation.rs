@@ -89,49 +89,203 @@ fn endpoints() -> Vec<(Method, &'static str, Option<Value>, bool)> {
     ]
 }
 
-/// Platform endpoints, refused to tenant tokens (checked in `provision.rs`).
-const PLATFORM_ENDPOINTS: &[(&str, &str)] = &[
-    ("PUT", "/provision/{tenant}"),
-    ("GET", "/provision/{tenant}"),
-    ("DELETE", "/provision/{tenant}"),
-    ("POST", "/provision/purge"),
-    ("POST", "/provision/compact"),
-    ("POST", "/provision/{tenant}/credential/rotate"),
-];
+/// A third tenant, the target of the platform rows (`/provision/{tenant}`).
+const C: uuid::Uuid = uuid::Uuid::from_u128(0x0190f5c0_0000_7000_8000_00000000000c);
 
-/// Whether a concrete path of the matrix is an instance of a route template.
-fn instance_of(template: &str, path: &str) -> bool {
-    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
-    t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b)
+/// The tokens of the document's actors for a row requiring `scope` (`None`: anonymous).
+fn actor_tokens(env: &Env, scope: &str) -> Vec<Option<String>> {
+    let wrong_scope = match scope {
+        "db.read" => "db.write",
+        "db.write" => "db.read",
+        _ => "db.read db.write",
+    };
+    let wrong_audience = {
+        let claims = env
+            .issuer
+            .claims_for("tansu.storage", Some(&A.to_string()), scope);
+        tansu_shared::testing::issuer::sign(&env.key, &claims)
+    };
+    vec![
+        Some(env.token(Some(A), scope)),
+        Some(env.token(Some(A), wrong_scope)),
+        Some(wrong_audience),
+        Some(env.token(Some(B), scope)),
+        Some(env.token(None, "db.read db.write db.provision")),
+        None,
+    ]
 }
 
-/// Every route of the service, enumerated from its router, is in the isolation matrix (or is a
-/// platform endpoint): a new route cannot escape the tenant checks unnoticed.
+/// A body that passes validation where the route takes one.
+fn body_for(method: &str, path: &str, fresh: &str) -> Option<Value> {
+    Some(match (method, path) {
+        ("POST", "/api/collections") => json!({ "name": fresh }),
+        ("POST", "/api/collections/{c}/indexes") => json!({ "name": fresh, "field": "owner" }),
+        ("POST", "/api/collections/{c}/bulk") => json!({ "documents": [{ "data": { "x": 1 } }] }),
+        ("POST", "/api/collections/{c}/query") => json!({ "filter": { "owner": "A" } }),
+        ("POST", "/api/collections/{c}/documents")
+        | ("PUT" | "PATCH", "/api/collections/{c}/documents/{id}") => json!({ "owner": "A" }),
+        _ => return None,
+    })
+}
+
+/// Everything a request of the matrix could change: both tenants' collections, indexes and
+/// change feeds, and the catalog's records of the three tenants.
+async fn everything(env: &Env) -> Value {
+    let mut out = Vec::new();
+    let platform = env.platform();
+    for t in [A, B, C] {
+        let r = env
+            .req(Method::GET, &format!("/provision/{t}"), &platform, None)
+            .send_ok()
+            .await;
+        out.push(json!([
+            r.status().as_u16(),
+            r.json::<Value>().await.unwrap_or_default()
+        ]));
+    }
+    for t in [A, B] {
+        out.push(env.get_json(t, "/api/collections").await);
+        out.push(env.get_json(t, "/api/collections/shared/indexes").await);
+        let mut since = 0;
+        loop {
+            let page = env
+                .get_json(t, &format!("/api/changes?since={since}"))
+                .await;
+            let next = page["next_since"].as_i64().unwrap_or(since);
+            out.push(page);
+            if next == since {
+                break;
+            }
+            since = next;
+        }
+    }
+    Value::Array(out)
+}
+
+/// Every route of the router is a row of `docs/authorization.md`'s database-svc table (and
+/// every row a route); every route answers every actor as the row says, and a refused request
+/// changes nothing. SQLite and PostgreSQL.
 #[tokio::test]
 async fn every_route_is_in_the_isolation_matrix() {
+    use tansu_shared::testing::matrix::{self, ACTORS, Expect};
+    let doc = include_str!("../../docs/authorization.md");
+    let rows = matrix::table(doc, "database-svc");
     for env in envs("database routes").await {
+        let n = env.name;
         let routed = tansu_shared::testing::http::routed_methods(
             &env.url(""),
             &tansu_database::route_paths(),
         )
         .await;
-        let mut missing = Vec::new();
-        for (method, template) in &routed {
-            let covered = endpoints()
-                .iter()
-                .any(|(m, p, _, _)| m.as_str() == method && instance_of(template, p))
-                || PLATFORM_ENDPOINTS.contains(&(method.as_str(), template.as_str()));
-            if !covered {
-                missing.push(format!("{method} {template}"));
+        let (undocumented, unrouted) = matrix::differences(&rows, &routed);
+        assert!(
+            undocumented.is_empty() && unrouted.is_empty(),
+            "{n}: docs/authorization.md and the router differ:\n  routes without a row: \
+             {undocumented:?}\n  rows without a route: {unrouted:?}"
+        );
+        setup(&env).await;
+        env.provision(C).await;
+        let mut failures = Vec::new();
+        let mut checked = 0;
+        let mut counter = 0;
+        for row in &rows {
+            let tokens = actor_tokens(&env, &row.scope);
+            // Refusals first: an allowed request may change what the next one finds.
+            let mut order: Vec<usize> = (0..ACTORS.len()).collect();
+            order.sort_by_key(|&i| row.expect[i] == Expect::Ok);
+            for i in order {
+                let expect = row.expect[i];
+                counter += 1;
+                let fresh = format!("m{counter}");
+                let path = if expect == Expect::Ok {
+                    fresh_target(&env, row, &fresh).await
+                } else {
+                    matrix::concrete(&row.path, |name| match name {
+                        "tenant" => C.to_string(),
+                        "c" => "shared".into(),
+                        "id" => "a-only".into(),
+                        "name" => "ix".into(),
+                        other => other.to_owned(),
+                    })
+                };
+                let method: Method = row.method.parse().unwrap();
+                let mut req = env.http.request(method, env.url(&path));
+                req = req.header("x-tansu-tenant", A.to_string());
+                if let Some(t) = &tokens[i] {
+                    req = req.bearer_auth(t);
+                }
+                if let Some(b) = body_for(&row.method, &row.path, &fresh) {
+                    req = req.json(&b);
+                }
+                let before = match expect {
+                    Expect::Refused(_) => Some(everything(&env).await),
+                    Expect::Ok => None,
+                };
+                let resp = req.send_ok().await;
+                let status = resp.status().as_u16();
+                checked += 1;
+                let what = format!("{n}: {} {path} as {}", row.method, ACTORS[i]);
+                if !expect.admits(status) {
+                    // An allowed stream never ends: its body is not read.
+                    let text = match expect {
+                        Expect::Ok => String::new(),
+                        Expect::Refused(_) => resp.text().await.unwrap_or_default(),
+                    };
+                    failures.push(format!("{what}: {status}, expected {expect:?} {text}"));
+                    continue;
+                }
+                drop(resp);
+                if let Some(before) = before
+                    && everything(&env).await != before
+                {
+                    failures.push(format!("{what}: refused, but it changed something"));
+                }
             }
         }
-        assert!(missing.is_empty(), "routes outside the matrix: {missing:?}");
         println!(
-            "database routes checked against the matrix: {}",
-            routed.len()
+            "database-svc isolation matrix ({n}): {} routes x {} actors = {checked} requests",
+            rows.len(),
+            ACTORS.len()
+        );
+        assert!(
+            failures.is_empty(),
+            "{} of {checked} checks failed:\n{}",
+            failures.len(),
+            failures.join("\n")
         );
         env.finish().await;
     }
+}
+
+/// The concrete path of a row for an allowed request: resources of its own (a fresh tenant,
+/// collection with a document and an index), so that what it changes disturbs no other row.
+async fn fresh_target(env: &Env, row: &tansu_shared::testing::matrix::Row, fresh: &str) -> String {
+    let tenant = uuid::Uuid::now_v7();
+    if row.path.contains("{tenant}") && row.method != "PUT" {
+        env.provision(tenant).await;
+    }
+    if row.path.contains("{c}") {
+        env.create_collection(A, fresh).await;
+        let doc = format!("/api/collections/{fresh}/documents/a-only");
+        assert!(
+            env.put(A, &doc, &json!({"owner": "A"}))
+                .await
+                .status()
+                .is_success()
+        );
+        let ix = json!({"name": "ix", "field": "owner"});
+        let r = env
+            .post(A, &format!("/api/collections/{fresh}/indexes"), &ix)
+            .await;
+        assert!(r.status().is_success());
+    }
+    tansu_shared::testing::matrix::concrete(&row.path, |name| match name {
+        "tenant" => tenant.to_string(),
+        "c" => fresh.to_owned(),
+        "id" => "a-only".into(),
+        "name" => "ix".into(),
+        other => other.to_owned(),
+    })
 }
 
 async fn setup(env: &Env) {

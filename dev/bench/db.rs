@@ -235,7 +235,7 @@ macro_rules! with_pool {
     ($pool:expr, $p:ident => $body:expr) => {
         match $pool {
             Pool::Sqlite($p) => $body,
-            Pool::Pg($p) => $body,
+            Pool::Postgres($p) => $body,
         }
     };
 }

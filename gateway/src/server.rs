@@ -5,22 +5,18 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tansu_shared::config::Validate;
-use tansu_shared::problem::Problem;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
@@ -28,9 +24,11 @@ use tokio_rustls::TlsAcceptor;
 use crate::Config;
 use crate::balance::{Balancer, Door, Handover, Open};
 use crate::connections::Connections;
-use crate::forwarding::{self, Connection};
-use crate::proxy::{Client, Gateway, ProxyBody, build_client, empty_body, problem_response};
+use crate::forwarding::Connection;
+use crate::idle::{Activity, IdleIo};
+use crate::proxy::{Client, Gateway, build_client};
 use crate::ratelimit::{InMemoryLimiter, RateLimiter, RedisLimiter};
+use crate::redirect::redirect;
 use crate::tenant::{HttpDirectory, OpenDirectory, StaticDirectory, TenantDirectory};
 use crate::tls::{self, ReloadingCert};
 
@@ -562,133 +560,5 @@ async fn serve_redirect(
     tokio::select! {
         _ = conn => {}
         () = activity.idle(settings.idle_timeout) => {}
-    }
-}
-
-/// 308 to the same path on HTTPS (308 keeps the method and body, unlike 301).
-fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ProxyBody> {
-    let rid = forwarding::request_id(req.headers());
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .filter(|h| forwarding::is_valid_host(h))
-        .map(forwarding::host_name);
-    let Some(host) = host else {
-        return problem_response(Problem::bad_request("a Host header is required"), &rid);
-    };
-    let port = if https_port == 443 {
-        String::new()
-    } else {
-        format!(":{https_port}")
-    };
-    let pq = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let Ok(location) = HeaderValue::from_str(&format!("https://{host}{port}{pq}")) else {
-        return problem_response(Problem::bad_request("malformed request target"), &rid);
-    };
-    let mut resp = Response::new(empty_body());
-    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
-    resp.headers_mut().insert(header::LOCATION, location);
-    resp
-}
-
-/// Whether bytes moved on a connection since the idle watcher last looked. Reads and writes
-/// only set a flag (no clock read per read or write); the watcher wakes a few times per
-/// timeout and closes the connection after a whole timeout without movement.
-#[derive(Clone)]
-struct Activity {
-    moved: Arc<AtomicBool>,
-}
-
-/// Checks per idle timeout: a silent connection closes after between the timeout and
-/// `1 + 1/IDLE_CHECKS` times it.
-const IDLE_CHECKS: u32 = 4;
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            moved: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    fn touch(&self) {
-        self.moved.store(true, Ordering::Relaxed);
-    }
-
-    /// Resolves once no byte has moved for `timeout`.
-    async fn idle(&self, timeout: Duration) {
-        let tick = (timeout / IDLE_CHECKS).max(Duration::from_millis(1));
-        let mut quiet = Duration::ZERO;
-        loop {
-            tokio::time::sleep(tick).await;
-            if self.moved.swap(false, Ordering::Relaxed) {
-                quiet = Duration::ZERO;
-            } else {
-                quiet = quiet.saturating_add(tick);
-                if quiet >= timeout {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// An IO that records activity for the idle timeout (slow or silent clients are closed).
-struct IdleIo<T> {
-    inner: T,
-    activity: Activity,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        r
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures::future::BoxFuture;
-use tansu_shared::token_source::{ClientCredentials, TokenSource};
+use tansu_shared::tenant_directory::DirectoryClient;
 
 use crate::{TenantDirectoryConfig, TenantEntry};
 
@@ -231,94 +231,45 @@ impl CachedDirectory {
 
 /// identity's tenant directory over HTTP: `GET {identity_url}admin/tenant-directory/{ref}`
 /// (a tenant id or slug) with a client-credentials token (scope `tenants.read`), answering
-/// `{"id", "slug", "status"}` or 404. A 401 refreshes the token once (identity may have
-/// restarted with new keys); any other failure is an error (the cache decides what to serve).
+/// `{"id", "slug", "status"}` or 404 — through the workspace's one directory client
+/// ([`DirectoryClient`]: a 401 refreshes the token once; any other failure is an error, and the
+/// [`CachedDirectory`] decides what to serve).
+#[derive(Debug)]
 pub struct HttpDirectory {
-    base: url::Url,
-    http: reqwest::Client,
-    tokens: TokenSource,
-}
-
-impl std::fmt::Debug for HttpDirectory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpDirectory")
-            .field("base", &self.base.as_str())
-            .finish_non_exhaustive()
-    }
+    client: DirectoryClient,
 }
 
 /// The scope identity requires for its tenant directory.
-pub const TENANTS_READ: &str = "tenants.read";
-
-#[derive(serde::Deserialize)]
-struct DirectoryEntry {
-    id: String,
-    slug: String,
-    status: String,
-}
+pub use tansu_shared::tenant_directory::TENANTS_READ;
 
 impl HttpDirectory {
     pub fn new(config: &TenantDirectoryConfig) -> anyhow::Result<Self> {
         let identity = url::Url::parse(&config.identity_url)
             .map_err(|e| anyhow::anyhow!("tenant_directory.identity_url: {e}"))?;
-        let creds = ClientCredentials {
-            token_endpoint: identity.join("connect/token")?,
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            scope: TENANTS_READ.into(),
-        };
-        let tokens = match &config.client_secret_file {
-            Some(file) if config.client_secret.is_empty() => {
-                TokenSource::with_secret_file(creds, file.clone())
-            }
-            _ => TokenSource::new(creds),
-        };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timeout_ms))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Self {
-            base: identity.join("admin/tenant-directory/")?,
-            http,
-            tokens,
-        })
+        let client = DirectoryClient::new(
+            &identity,
+            &config.client_id,
+            &config.client_secret,
+            config.client_secret_file.as_deref(),
+            Duration::from_millis(config.timeout_ms),
+        )?;
+        Ok(Self { client })
     }
 
     /// `reference` is a valid slug or id (checked by the caller), so it is one path segment.
     async fn lookup(&self, reference: &str) -> Result<Option<TenantInfo>, String> {
-        let url = self.base.join(reference).map_err(|e| e.to_string())?;
-        for first in [true, false] {
-            let token = self.tokens.token().await.map_err(|e| e.to_string())?;
-            let resp = self
-                .http
-                .get(url.clone())
-                .bearer_auth(&*token)
-                .send()
-                .await
-                .map_err(|e| format!("tenant directory: {}", e.without_url()))?;
-            match resp.status() {
-                reqwest::StatusCode::OK => {
-                    let e: DirectoryEntry = resp
-                        .json()
-                        .await
-                        .map_err(|e| format!("tenant directory: {}", e.without_url()))?;
-                    let status = if e.status == "active" {
-                        TenantStatus::Active
-                    } else {
-                        TenantStatus::Suspended
-                    };
-                    return Ok(Some(TenantInfo {
-                        id: e.id,
-                        slug: e.slug,
-                        status,
-                    }));
-                }
-                reqwest::StatusCode::NOT_FOUND => return Ok(None),
-                reqwest::StatusCode::UNAUTHORIZED if first => self.tokens.invalidate().await,
-                s => return Err(format!("tenant directory answered {s}")),
-            }
-        }
-        Err("tenant directory refused the gateway's token".into())
+        let Some(entry) = self.client.lookup(reference).await? else {
+            return Ok(None);
+        };
+        let (Some(id), Some(slug)) = (entry.id, entry.slug) else {
+            return Err("tenant directory: an answer without the tenant's id and slug".into());
+        };
+        let status = if entry.active {
+            TenantStatus::Active
+        } else {
+            TenantStatus::Suspended
+        };
+        Ok(Some(TenantInfo { id, slug, status }))
     }
 }
 

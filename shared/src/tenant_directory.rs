@@ -109,28 +109,17 @@ impl TenantDirectoryConfig {
         let problems = self.validate("tenant_directory");
         anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
         let identity = Url::parse(&self.identity_url)?;
-        let creds = ClientCredentials {
-            token_endpoint: identity.join("connect/token")?,
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
-            scope: TENANTS_READ.into(),
-        };
-        let tokens = match &self.client_secret_file {
-            Some(file) if self.client_secret.is_empty() => {
-                TokenSource::with_secret_file(creds, file.clone())
-            }
-            _ => TokenSource::new(creds),
-        };
         crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(self.timeout_ms))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let client = DirectoryClient::new(
+            &identity,
+            &self.client_id,
+            &self.client_secret,
+            self.client_secret_file.as_deref(),
+            Duration::from_millis(self.timeout_ms),
+        )?;
         Ok(Some(TenantDirectory {
             inner: Arc::new(Inner {
-                base: identity.join("admin/tenant-directory/")?,
-                http,
-                tokens,
+                client,
                 cache: StatusCache::new(
                     Duration::from_millis(self.cache_ms),
                     Duration::from_millis(self.stale_ms),
@@ -182,23 +171,16 @@ pub struct TenantDirectory {
 }
 
 struct Inner {
-    base: Url,
-    http: reqwest::Client,
-    tokens: TokenSource,
+    client: DirectoryClient,
     cache: StatusCache,
 }
 
 impl std::fmt::Debug for TenantDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenantDirectory")
-            .field("base", &self.inner.base.as_str())
+            .field("base", &self.inner.client.base.as_str())
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Deserialize)]
-struct Entry {
-    status: String,
 }
 
 impl TenantDirectory {
@@ -222,10 +204,91 @@ impl TenantDirectory {
 
 impl Inner {
     async fn fetch(&self, tenant: Uuid) -> Result<TenantStatus, String> {
-        let url = self
-            .base
-            .join(&tenant.to_string())
-            .map_err(|e| e.to_string())?;
+        Ok(match self.client.lookup(&tenant.to_string()).await? {
+            Some(entry) if entry.active => TenantStatus::Active,
+            // Anything but "active" is not active.
+            Some(_) => TenantStatus::Suspended,
+            None => TenantStatus::Unknown,
+        })
+    }
+}
+
+/// One answer of identity's tenant directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    /// The tenant's id and slug, as identity answers them (absent from an older identity).
+    pub id: Option<String>,
+    pub slug: Option<String>,
+    /// `status` was `"active"`; anything else is not active.
+    pub active: bool,
+}
+
+/// identity's tenant directory over HTTP, uncached: `GET {identity_url}admin/tenant-directory/
+/// {reference}` (a tenant id or slug) with a client-credentials token (scope `tenants.read`).
+/// A 401 refreshes the token once (identity may have restarted with new keys); any other
+/// failure is an error, and the caller's cache decides what to serve. The services' status
+/// cache ([`TenantDirectory`]) and the gateway's slug-and-id directory both ask through it.
+pub struct DirectoryClient {
+    base: Url,
+    http: reqwest::Client,
+    tokens: TokenSource,
+}
+
+impl std::fmt::Debug for DirectoryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryClient")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    slug: Option<String>,
+    status: String,
+}
+
+impl DirectoryClient {
+    /// A client of the directory below `identity` (its base URL, ending in '/'), with a token
+    /// for `client_id` from `{identity}connect/token`: the secret, or when it is empty the
+    /// first line of `secret_file`, read at the first token request.
+    pub fn new(
+        identity: &Url,
+        client_id: &str,
+        client_secret: &Secret,
+        secret_file: Option<&std::path::Path>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let creds = ClientCredentials {
+            token_endpoint: identity.join("connect/token")?,
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.clone(),
+            scope: TENANTS_READ.into(),
+        };
+        let tokens = match secret_file {
+            Some(file) if client_secret.is_empty() => {
+                TokenSource::with_secret_file(creds, file.to_owned())
+            }
+            _ => TokenSource::new(creds),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            base: identity.join("admin/tenant-directory/")?,
+            http,
+            tokens,
+        })
+    }
+
+    /// The directory's answer for `reference` (one path segment: the caller checked it is an
+    /// id or a slug); `Ok(None)` for an unknown or deleted tenant (404).
+    pub async fn lookup(&self, reference: &str) -> Result<Option<DirectoryEntry>, String> {
+        let url = self.base.join(reference).map_err(|e| e.to_string())?;
         for first in [true, false] {
             let token = self.tokens.token().await.map_err(|e| e.to_string())?;
             let resp = self
@@ -241,14 +304,13 @@ impl Inner {
                         .json()
                         .await
                         .map_err(|e| format!("tenant directory: {}", e.without_url()))?;
-                    // Anything but "active" is not active.
-                    return Ok(if e.status == "active" {
-                        TenantStatus::Active
-                    } else {
-                        TenantStatus::Suspended
-                    });
+                    return Ok(Some(DirectoryEntry {
+                        id: e.id,
+                        slug: e.slug,
+                        active: e.status == "active",
+                    }));
                 }
-                StatusCode::NOT_FOUND => return Ok(TenantStatus::Unknown),
+                StatusCode::NOT_FOUND => return Ok(None),
                 // identity may have restarted with new keys: one fresh token.
                 StatusCode::UNAUTHORIZED if first => self.tokens.invalidate().await,
                 s => return Err(format!("tenant directory answered {s}")),

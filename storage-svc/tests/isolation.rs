@@ -43,51 +43,220 @@ fn endpoints() -> Vec<(Method, &'static str, bool)> {
     ]
 }
 
-/// Platform endpoints, refused to tenant tokens (checked in `quota.rs`).
-const PLATFORM_ENDPOINTS: &[(&str, &str)] = &[
-    ("GET", "/admin/tenants/{tenant}/quota"),
-    ("PUT", "/admin/tenants/{tenant}/quota"),
-    ("DELETE", "/admin/tenants/{tenant}/quota"),
-];
+/// The target of the platform rows (`/admin/tenants/{tenant}/quota`).
+const TENANT_C: &str = "0190f5c0-0000-7000-8000-00000000000c";
 
-/// Whether a concrete path of the matrix is an instance of a route template.
-fn instance_of(template: &str, path: &str) -> bool {
-    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
-    match t.last() {
-        Some(last) if last.starts_with("{*") => {
-            p.len() >= t.len()
-                && t[..t.len() - 1]
-                    .iter()
-                    .zip(&p)
-                    .all(|(a, b)| a.starts_with('{') || a == b)
+/// The tokens of the document's actors for a row requiring `scope` (`None`: anonymous).
+fn actor_tokens(f: &Fixture, scope: &str) -> Vec<Option<String>> {
+    let wrong_scope = match scope {
+        "storage.read" => "storage.write",
+        "storage.write" => "storage.read",
+        _ => "storage.read storage.write",
+    };
+    let sign =
+        |c: &tansu_shared::auth::AccessClaims| tansu_shared::testing::issuer::sign(&f.key, c);
+    let mut wrong_audience = f.claims(TENANT_A, scope);
+    wrong_audience.aud = tansu_shared::auth::Audience::One("tansu.db".into());
+    let mut platform = f.claims(TENANT_A, "storage.read storage.write storage.admin");
+    platform.tid = None;
+    vec![
+        Some(f.token(TENANT_A, scope)),
+        Some(f.token(TENANT_A, wrong_scope)),
+        Some(sign(&wrong_audience)),
+        Some(f.token(TENANT_B, scope)),
+        Some(sign(&platform)),
+        None,
+    ]
+}
+
+/// The body a row's request sends: JSON where the route takes JSON, bytes for uploads.
+fn body_for(method: &str, path: &str) -> reqwest::Body {
+    match (method, path) {
+        ("PUT" | "PATCH", "/api/buckets/{bucket}") => "{}".into(),
+        ("POST", "/api/buckets/{bucket}/presign") => {
+            r#"{"key":"secret.txt","method":"GET"}"#.into()
         }
-        _ => t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b),
+        ("POST", "/api/buckets/{bucket}/uploads") => r#"{"key":"big.bin"}"#.into(),
+        ("POST", "/api/buckets/{bucket}/uploads/{upload_id}/complete") => r#"{"parts":[]}"#.into(),
+        ("PUT", "/admin/tenants/{tenant}/quota") => r#"{"bytes":null,"objects":null}"#.into(),
+        ("PUT", _) => "x".into(),
+        _ => reqwest::Body::from(""),
     }
 }
 
-/// Every route of the service, enumerated from its router, is in the isolation matrix above
-/// (or is a platform endpoint): a new route cannot escape the tenant checks unnoticed.
+/// Starts a multipart upload of `bucket` as A: its id.
+async fn upload(f: &Fixture, bucket: &str) -> String {
+    let r = f
+        .as_tenant(
+            Method::POST,
+            TENANT_A,
+            &format!("/api/buckets/{bucket}/uploads"),
+        )
+        .json(&serde_json::json!({ "key": "big.bin" }))
+        .send_ok()
+        .await;
+    assert!(r.status().is_success(), "start an upload: {}", r.status());
+    let v: Value = r.json().await.unwrap();
+    v["upload_id"].as_str().expect("upload_id").to_owned()
+}
+
+/// Everything a request of the matrix could change, from the metadata database: buckets and
+/// their settings, objects and their versions, usage, reservations and quotas, uploads, parts,
+/// presigning keys.
+async fn everything(f: &Fixture) -> Vec<i64> {
+    const QUERIES: &[&str] = &[
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM buckets",
+        "SELECT CAST(COALESCE(SUM(LENGTH(settings)), 0) AS BIGINT) FROM buckets",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM objects",
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects",
+        "SELECT CAST(COALESCE(SUM(last_modified), 0) AS BIGINT) FROM objects",
+        "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM tenant_usage",
+        "SELECT CAST(COALESCE(SUM(objects), 0) AS BIGINT) FROM tenant_usage",
+        "SELECT CAST(COALESCE(SUM(reserved_bytes + reserved_objects), 0) AS BIGINT) FROM tenant_usage",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM tenant_usage WHERE quota_bytes IS NOT NULL OR quota_objects IS NOT NULL",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM multipart_uploads",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM multipart_parts",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM presign_keys",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM blob_intents",
+    ];
+    let mut out = Vec::with_capacity(QUERIES.len());
+    for q in QUERIES {
+        let v: i64 = tansu_shared::on_pool!(f.state.store.pool(), p => {
+            sqlx::query_scalar(*q).fetch_one(p).await.unwrap()
+        });
+        out.push(v);
+    }
+    out.push(f.blob_files() as i64);
+    out
+}
+
+/// Waits until what an allowed request left to finish in the background (a replaced blob's
+/// deletion, a released reservation) is done, so that it is not taken for a refused request's.
+async fn settle(f: &Fixture) {
+    let mut last = everything(f).await;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        let now = everything(f).await;
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// Every route of the router is a row of `docs/authorization.md`'s storage-svc table (and every
+/// row a route); every route answers every actor as the row says, and a refused request changes
+/// nothing.
 async fn every_route_is_in_the_isolation_matrix(db: Db) {
+    use tansu_shared::testing::matrix::{self, ACTORS, Expect};
+    let doc = include_str!("../../docs/authorization.md");
+    let rows = matrix::table(doc, "storage-svc");
+    let dialect = match db {
+        Db::Sqlite => "sqlite",
+        Db::Postgres => "postgres",
+    };
     let Some(f) = Fixture::start(db, |_| {}).await else {
         return;
     };
     let routed =
         tansu_shared::testing::http::routed_methods(&f.app.url(""), &tansu_storage::route_paths())
             .await;
-    let mut missing = Vec::new();
-    for (method, template) in &routed {
-        let covered = endpoints()
-            .iter()
-            .any(|(m, p, _)| m.as_str() == method && instance_of(template, p))
-            || PLATFORM_ENDPOINTS.contains(&(method.as_str(), template.as_str()));
-        if !covered {
-            missing.push(format!("{method} {template}"));
+    let (undocumented, unrouted) = matrix::differences(&rows, &routed);
+    assert!(
+        undocumented.is_empty() && unrouted.is_empty(),
+        "docs/authorization.md and the router differ:\n  routes without a row: \
+         {undocumented:?}\n  rows without a route: {unrouted:?}"
+    );
+    // A's and B's buckets of the same name; A's object and upload in it.
+    f.create_bucket(TENANT_A, "shared").await;
+    f.create_bucket(TENANT_B, "shared").await;
+    assert_eq!(
+        f.put(TENANT_A, "shared", "secret.txt", b"A's secret")
+            .await
+            .status(),
+        201
+    );
+    let shared_upload = upload(&f, "shared").await;
+
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let mut counter = 0;
+    for row in &rows {
+        let tokens = actor_tokens(&f, &row.scope);
+        // Refusals first: an allowed request may change what the next one finds.
+        let mut order: Vec<usize> = (0..ACTORS.len()).collect();
+        order.sort_by_key(|&i| row.expect[i] == Expect::Ok);
+        for i in order {
+            let expect = row.expect[i];
+            counter += 1;
+            // An allowed request gets resources of its own (a fresh bucket with an object and
+            // an upload), so that what it changes disturbs no other row.
+            let (bucket, upload_id) = if expect == Expect::Ok {
+                let bucket = format!("matrix-{counter}");
+                let create = !(row.method == "PUT" && row.path == "/api/buckets/{bucket}");
+                let mut upload_id = String::new();
+                if create {
+                    f.create_bucket(TENANT_A, &bucket).await;
+                    assert_eq!(
+                        f.put(TENANT_A, &bucket, "secret.txt", b"x").await.status(),
+                        201
+                    );
+                    if row.path.contains("{upload_id}") {
+                        upload_id = upload(&f, &bucket).await;
+                    }
+                }
+                (bucket, upload_id)
+            } else {
+                ("shared".to_owned(), shared_upload.clone())
+            };
+            let path = matrix::concrete(&row.path, |name| match name {
+                "tenant" => TENANT_C.to_owned(),
+                "bucket" => bucket.clone(),
+                "key" => "secret.txt".into(),
+                "upload_id" => upload_id.clone(),
+                "part_number" => "1".into(),
+                other => other.to_owned(),
+            });
+            let method: Method = row.method.parse().unwrap();
+            let mut req = f
+                .http
+                .request(method, f.app.url(&path))
+                .header("x-tansu-tenant", TENANT_A)
+                .body(body_for(&row.method, &row.path));
+            if let Some(t) = &tokens[i] {
+                req = req.bearer_auth(t);
+            }
+            let before = match expect {
+                Expect::Refused(_) => Some(everything(&f).await),
+                Expect::Ok => None,
+            };
+            let resp = req.send_ok().await;
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            checked += 1;
+            let what = format!("{} {path} as {}", row.method, ACTORS[i]);
+            if !expect.admits(status) {
+                failures.push(format!("{what}: {status}, expected {expect:?} {text}"));
+            } else if let Some(before) = before
+                && everything(&f).await != before
+            {
+                failures.push(format!("{what}: refused, but it changed something"));
+            }
+            if expect == Expect::Ok {
+                settle(&f).await;
+            }
         }
     }
-    assert!(missing.is_empty(), "routes outside the matrix: {missing:?}");
     println!(
-        "storage routes checked against the matrix: {}",
-        routed.len()
+        "storage-svc isolation matrix ({dialect}): {} routes x {} actors = {checked} requests",
+        rows.len(),
+        ACTORS.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
     f.finish().await;
 }

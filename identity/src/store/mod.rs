@@ -24,14 +24,16 @@ pub mod tenants;
 pub mod users;
 pub mod vault;
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
-use tansu_shared::db::pool_options;
+use tansu_shared::db::{self, DbError, Migrations, Pool, PoolSettings, PostgresSettings};
+
+/// The schema, both dialects side by side.
+static MIGRATIONS: Migrations = Migrations {
+    sqlite: sqlx::migrate!("migrations/sqlite"),
+    postgres: sqlx::migrate!("migrations/postgres"),
+};
 
 /// A database error, or a stored value that does not decode.
 #[derive(Debug, thiserror::Error)]
@@ -99,42 +101,26 @@ impl Store {
     }
 
     /// [`Store::connect`] with at most `max_connections` PostgreSQL connections (SQLite keeps
-    /// 8: one writer at a time, readers in WAL mode).
+    /// 8: one writer at a time, readers in WAL mode). The settings are the workspace's
+    /// ([`tansu_shared::db`]): WAL, `synchronous = NORMAL`, foreign keys, 10 s timeouts.
     pub async fn connect_with(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let store = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
-            let pool = pool_options::<sqlx::Sqlite>(8)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await?;
-            Store::Sqlite(pool, Arc::default())
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
-            let pool = pool_options::<sqlx::Postgres>(max_connections.max(2))
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await?;
-            Store::Postgres(pool)
-        } else {
-            return Err(StoreError::Corrupt(
-                "database_url must start with sqlite: or postgres:".into(),
-            ));
+        let settings = PoolSettings {
+            postgres: PostgresSettings {
+                max_connections,
+                ..PostgresSettings::default()
+            },
+            ..PoolSettings::default()
         };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
-        match self {
-            Store::Sqlite(pool, _) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
-            Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
-        }
-        Ok(())
+        let pool = match db::connect_and_migrate(url, &settings, &MIGRATIONS).await {
+            Ok(pool) => pool,
+            Err(DbError::Db(e)) => return Err(e.into()),
+            Err(DbError::Migrate(e)) => return Err(e.into()),
+            Err(e @ DbError::UnsupportedUrl) => return Err(StoreError::Corrupt(e.to_string())),
+        };
+        Ok(match pool {
+            Pool::Sqlite(pool) => Store::Sqlite(pool, Arc::default()),
+            Pool::Postgres(pool) => Store::Postgres(pool),
+        })
     }
 
     /// On SQLite, this process's turn to write: write transactions queue here, in order,

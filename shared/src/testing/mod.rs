@@ -9,6 +9,7 @@ pub mod browser;
 pub mod directory;
 pub mod http;
 pub mod issuer;
+pub mod matrix;
 pub mod rp;
 
 use std::net::SocketAddr;

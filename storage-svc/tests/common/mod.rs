@@ -68,10 +68,7 @@ impl Fixture {
     pub async fn finish(self) {
         let Fixture { app, pg, state, .. } = self;
         app.stop().await;
-        match &state.store {
-            tansu_storage::store::Store::Sqlite(p) => p.close().await,
-            tansu_storage::store::Store::Postgres(p) => p.close().await,
-        }
+        state.store.close().await;
         if let Some(pg) = pg {
             pg.drop_db().await;
         }

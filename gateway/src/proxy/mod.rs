@@ -1,0 +1,358 @@
+//! The request path through the gateway. [`Gateway::handle`] answers every request; its
+//! `forward` runs the steps of the crate docs in order, each a function of its own:
+//!
+//! 3. [`admission`]: the gateway's own paths, the services' internal paths (404 like an
+//!    unrouted path), malformed targets, the tenant the host and path name, per-client budgets;
+//! 4. [`resolve`]: the tenant — host or path, else the token's `tid` — checked against the
+//!    directory and the token, and the tenant's budget;
+//! 5. [`send`]: the route, the request as the service sees it, the upstream, the answer.
+//!
+//! (Steps 1 and 2, TLS and the request id, happen in `server` and in [`Gateway::handle`].)
+
+mod admission;
+mod resolve;
+mod send;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tansu_shared::auth::{Verifier, VerifierConfig};
+use tansu_shared::problem::Problem;
+
+use crate::Config;
+use crate::connections::Connections;
+use crate::forwarding::{self, Connection, REQUEST_ID, TrustedProxies};
+use crate::ratelimit::RateLimiter;
+use crate::surface::{self, InternalPaths};
+use crate::tenant::{self, CachedDirectory};
+use crate::upstream::{Clock, Pool};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every body the gateway sends or forwards: streamed, never collected.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+pub type Client = hyper_util::client::legacy::Client<HttpConnector, ProxyBody>;
+
+static HSTS_VALUE: HeaderValue = HeaderValue::from_static("max-age=63072000; includeSubDomains");
+
+pub fn empty_body() -> ProxyBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn full_body(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+struct RouteEntry {
+    /// The route's index in `Gateway::routes` (and in a worker's [`Connections`]).
+    id: usize,
+    prefix: String,
+    /// `prefix` as the `X-Forwarded-Prefix` value (requests without a tenant path segment).
+    prefix_header: Option<HeaderValue>,
+    pool: Arc<Pool>,
+    max_body: u64,
+    verifier: Option<Verifier>,
+}
+
+/// Everything the request path needs; one per gateway, shared by every connection.
+pub struct Gateway {
+    routes: Vec<RouteEntry>,
+    pub(crate) client: Client,
+    directory: CachedDirectory,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    strict_paths: Vec<String>,
+    /// The paths whose unsafe requests spend the platform-wide registration budget.
+    registration_paths: Vec<String>,
+    ipv6_prefix: u8,
+    /// Paths of the services that are never forwarded.
+    internal: InternalPaths,
+    pub(crate) trusted: TrustedProxies,
+    base_domain: Option<String>,
+    hsts: bool,
+    request_timeout: Duration,
+    health_timeout: Duration,
+    stats: crate::metrics::Stats,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field(
+                "routes",
+                &self.routes.iter().map(|r| &r.prefix).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn build_client(config: &Config) -> Client {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_millis(
+        config.upstream.connect_timeout_ms,
+    )));
+    connector.set_nodelay(true);
+    connector.enforce_http(true);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_millis(config.upstream.pool_idle_timeout_ms))
+        .pool_max_idle_per_host(config.upstream.pool_max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
+}
+
+impl Gateway {
+    /// Builds the gateway from a validated config. `limiter` replaces the in-memory one
+    /// (`None` with rate limiting enabled builds the in-memory limiter).
+    pub async fn new(
+        config: &Config,
+        directory: Arc<dyn tenant::TenantDirectory>,
+        limiter: Option<Arc<dyn RateLimiter>>,
+    ) -> anyhow::Result<Self> {
+        let clock = Clock::new();
+        let eject = Duration::from_millis(config.upstream.eject_ms);
+        let mut routes = Vec::new();
+        for r in &config.routes {
+            let settings = config.route_settings.iter().find(|s| s.prefix == r.prefix);
+            let verifier = match settings.and_then(|s| s.verify_tokens.as_ref()) {
+                Some(check) => {
+                    let mut vc = VerifierConfig::new(&check.issuer, &check.audience);
+                    vc.discovery_url =
+                        check.discovery_url.as_deref().map(str::parse).transpose()?;
+                    vc.jwks_uri = check.jwks_uri.as_deref().map(str::parse).transpose()?;
+                    Some(
+                        Verifier::new(vc)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("route {}: {e}", r.prefix))?,
+                    )
+                }
+                None => None,
+            };
+            routes.push(RouteEntry {
+                id: 0,
+                prefix: r.prefix.clone(),
+                prefix_header: HeaderValue::from_str(&r.prefix).ok(),
+                pool: Arc::new(Pool::new(&r.upstreams, clock, eject).map_err(anyhow::Error::msg)?),
+                max_body: settings
+                    .and_then(|s| s.max_body_bytes)
+                    .unwrap_or(config.limits.max_body_bytes),
+                verifier,
+            });
+        }
+        // Longest prefix first: the first match is the most specific route.
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        for (id, r) in routes.iter_mut().enumerate() {
+            r.id = id;
+        }
+        Ok(Self {
+            routes,
+            client: build_client(config),
+            directory: CachedDirectory::new(
+                directory,
+                Duration::from_millis(config.tenant_cache_ms),
+                Duration::from_millis(config.tenant_stale_ms),
+                10_000,
+            ),
+            limiter,
+            strict_paths: config
+                .rate_limit
+                .strict
+                .iter()
+                .map(|s| s.path_prefix.clone())
+                .collect(),
+            registration_paths: config.rate_limit.registration.paths.clone(),
+            ipv6_prefix: config.rate_limit.ipv6_prefix,
+            internal: InternalPaths::new(&config.routes, &config.internal_paths),
+            trusted: TrustedProxies::new(&config.trusted_proxies),
+            base_domain: config.base_domain.as_ref().map(|d| d.to_ascii_lowercase()),
+            hsts: !config.dev_mode,
+            request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
+            health_timeout: Duration::from_millis(config.upstream.health_timeout_ms),
+            stats: crate::metrics::Stats::default(),
+        })
+    }
+
+    /// A worker's own idle upstream connections (see [`Connections`]), per `config.upstream`.
+    pub fn connections(&self, config: &Config) -> Connections {
+        let u = &config.upstream;
+        Connections::new(
+            &self
+                .routes
+                .iter()
+                .map(|r| r.pool.upstreams.len())
+                .collect::<Vec<_>>(),
+            Duration::from_millis(u.connect_timeout_ms),
+            Duration::from_millis(u.pool_idle_timeout_ms),
+            u.pool_max_idle_per_host,
+        )
+    }
+
+    pub fn stats(&self) -> &crate::metrics::Stats {
+        &self.stats
+    }
+
+    pub fn pools(&self) -> Vec<(String, Arc<Pool>)> {
+        self.routes
+            .iter()
+            .map(|r| (r.prefix.clone(), r.pool.clone()))
+            .collect()
+    }
+
+    /// The route serving `path`, and the path as its service sees it (the prefix stripped).
+    fn route_for<'p>(&self, path: &'p str) -> Option<(&RouteEntry, &'p str)> {
+        self.routes.iter().find_map(|r| {
+            let rest = path.strip_prefix(r.prefix.as_str())?;
+            if rest.is_empty() {
+                Some((r, "/"))
+            } else if rest.starts_with('/') {
+                Some((r, rest))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Answers one request through the calling worker's upstream connections (`client` for
+    /// the health aggregate's probes). Never fails: errors become problem+json responses.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: &Connection,
+        (client, conns): (&Client, &Connections),
+    ) -> Response<ProxyBody> {
+        let rid = forwarding::request_id(req.headers());
+        let mut resp = match self.forward(req, conn, &rid, (client, conns)).await {
+            Ok(r) => r,
+            Err(p) => {
+                // Never the headers or the query: they may carry credentials.
+                tracing::debug!(status = p.status, request_id = ?rid, problem = %p.type_uri, "answered by the gateway");
+                problem_response(p, &rid)
+            }
+        };
+        self.stats.record(resp.status());
+        let h = resp.headers_mut();
+        h.insert(REQUEST_ID.clone(), rid);
+        if self.hsts {
+            h.insert(header::STRICT_TRANSPORT_SECURITY, HSTS_VALUE.clone());
+        }
+        resp
+    }
+
+    /// The steps of the crate docs, 3 to 5, in order (see the module docs).
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        conn: &Connection,
+        rid: &HeaderValue,
+        (client, conns): (&Client, &Connections),
+    ) -> Result<Response<ProxyBody>, Problem> {
+        // 3. The gateway's own paths (`/health`, `/health/live`).
+        if let Some(resp) = self.own_path(&req, conn, client).await? {
+            return Ok(resp);
+        }
+        let upgrade = req.version() == Version::HTTP_11 && forwarding::wants_upgrade(req.headers());
+        let inbound_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        let host = admission::requested_host(&parts);
+        let client_ip = self.trusted.client_ip(conn.peer.ip(), &parts.headers);
+
+        // 3. Internal paths and malformed targets; the tenant the host and the path name.
+        // The path as the most lenient service would read it, without its tenant segments:
+        // what the path rules (internal paths, strict and registration budgets) compare with.
+        let canonical = surface::canonical(parts.uri.path());
+        let public_path = surface::without_tenant(&canonical);
+        let addressed = self
+            .screen(parts.uri.path(), public_path, host.as_ref(), client_ip)
+            .await?;
+        // 3. Per-client budgets, before any work that costs more than a map lookup.
+        let budget = self
+            .client_budgets(&parts.method, public_path, client_ip)
+            .await?;
+
+        // 5. The route (and a declared body it cannot take).
+        let (route, stripped) = self.route(addressed.path, &parts.headers)?;
+
+        // 4. The tenant, and its budget.
+        let tenant = self.resolve(route, &parts.headers, &addressed).await?;
+        let budget = self.tenant_budget(&tenant, budget).await?;
+
+        // 5. The request as the service sees it, sent; the answer as the client sees it.
+        send::prepare_headers(
+            &mut parts.headers,
+            upgrade,
+            tenant.info.as_deref(),
+            conn,
+            host.as_ref(),
+            route.public_prefix(addressed.path_tenant),
+            rid,
+        );
+        let resp = self
+            .send(
+                conns,
+                route,
+                &parts.method,
+                std::mem::take(&mut parts.headers),
+                (stripped, parts.uri.query()),
+                body,
+            )
+            .await?;
+        Ok(send::finish(resp, upgrade, inbound_upgrade, budget))
+    }
+
+    async fn health(&self, client: &Client) -> Response<ProxyBody> {
+        let report = crate::health::aggregate(&self.pools(), client, self.health_timeout).await;
+        let status = match report.status {
+            tansu_shared::health::ReadyStatus::Ready => StatusCode::OK,
+            tansu_shared::health::ReadyStatus::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        json_response(status, serde_json::to_vec(&report).unwrap_or_default())
+    }
+}
+
+/// An unrouted path's answer (also an internal path's).
+fn no_route() -> Problem {
+    Problem::not_found().with_detail("no route for this path")
+}
+
+fn unknown_tenant() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "unknown-tenant", "Unknown tenant")
+}
+
+fn tenant_mismatch(detail: &str) -> Problem {
+    Problem::new(StatusCode::FORBIDDEN, "tenant-mismatch", "Tenant mismatch").with_detail(detail)
+}
+
+fn too_large(limit: u64) -> Problem {
+    Problem::payload_too_large().with_detail(format!("the request body exceeds {limit} bytes"))
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<ProxyBody> {
+    let mut r = Response::new(full_body(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A problem answered by the gateway itself, with the request id in the body.
+pub fn problem_response(p: Problem, rid: &HeaderValue) -> Response<ProxyBody> {
+    use axum::response::IntoResponse;
+    let p = match rid.to_str() {
+        Ok(id) => p.with_extension("request_id", id),
+        Err(_) => p,
+    };
+    p.into_response()
+        .map(|b| b.map_err(BoxError::from).boxed_unsync())
+}

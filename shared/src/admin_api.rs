@@ -215,8 +215,9 @@ pub struct NewClient {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     pub name: String,
+    /// The tenant the client belongs to (none: a platform client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<uuid::Uuid>,
     #[serde(default)]
     pub client_type: ClientType,
     pub grant_types: Vec<String>,
@@ -408,11 +409,19 @@ pub struct Secret {
     pub versions: Vec<SecretVersion>,
 }
 
-/// `PUT /admin/tenants/{tid}/secrets/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `PUT /admin/tenants/{tid}/secrets/{name}`. Its `Debug` leaves the value out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretValue {
     pub value: String,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("value", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The answer to [`SecretValue`] (201): the version stored.

@@ -200,18 +200,6 @@ pub enum KeyState {
     Gone,
 }
 
-impl KeyState {
-    /// The state's name on the wire (`next`, `current`, `retiring`, `gone`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Next => "next",
-            KeyState::Current => "current",
-            KeyState::Retiring => "retiring",
-            KeyState::Gone => "gone",
-        }
-    }
-}
-
 impl RingKey {
     pub fn state(&self, now: i64, grace_ms: i64) -> KeyState {
         if now < self.activate_at {

@@ -6,6 +6,7 @@ use crate::admin::audit_change;
 use crate::admin::store_failed;
 use crate::clients::rfc3339;
 use crate::http::{Action, Caller};
+use crate::keys::KeyState;
 use crate::store::now_ms;
 use axum::Json;
 use axum::extract::State;
@@ -69,7 +70,7 @@ pub(crate) async fn key_policies(
         .map(|k| SigningKey {
             kid: k.kid.clone(),
             alg: k.alg.as_str().to_owned(),
-            state: k.state(now, grace).as_str().to_owned(),
+            state: state_name(k.state(now, grace)).to_owned(),
             published_from: rfc3339(k.created_at),
             signs_from: rfc3339(k.activate_at),
             signs_until: k.retire_at.map(rfc3339),
@@ -90,4 +91,14 @@ pub(crate) async fn key_policies(
         jwks_max_age_secs: policy.jwks_max_age().as_secs(),
         keys,
     }))
+}
+
+/// A key state's name on the wire.
+fn state_name(s: KeyState) -> &'static str {
+    match s {
+        KeyState::Next => "next",
+        KeyState::Current => "current",
+        KeyState::Retiring => "retiring",
+        KeyState::Gone => "gone",
+    }
 }

@@ -66,7 +66,6 @@ pub async fn begin_enrolment(
     account: &str,
     reuse: bool,
 ) -> anyhow::Result<Option<Enrolment>> {
-    let master = master;
     let existing = store.totp(user_id).await?;
     if existing.as_ref().is_some_and(|t| t.confirmed_at.is_some()) {
         return Ok(None);

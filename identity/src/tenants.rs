@@ -172,6 +172,19 @@ pub fn password_problems(
     v
 }
 
+pub fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    e.len() <= 320
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,17 +211,4 @@ mod tests {
             !password_problems("my builder passphrase", "z@x.io", "Bob Builder", &p).is_empty()
         );
     }
-}
-
-pub fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else {
-        return false;
-    };
-    e.len() <= 320
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
-        && !domain.contains('@')
 }

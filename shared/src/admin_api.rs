@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 // `Debug` of the types carrying a secret.
 mod redacted;
+#[cfg(test)]
+mod wire;
 
 // ---------------------------------------------------------------- lists
 

@@ -4,8 +4,9 @@
 //! hash buys nothing for a secret with that much entropy (there is nothing to brute-force), and
 //! SHA-256 keeps the token endpoint fast. Hashes are compared in constant time (`subtle`).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use subtle::ConstantTimeEq;
+pub use tansu_shared::admin_api::{Client, ClientType, ClientWithSecret, NewClient};
 
 use crate::config::{MAX_ACCESS_TOKEN_LIFETIME_SECS, MIN_ACCESS_TOKEN_LIFETIME_SECS};
 use crate::crypto;
@@ -42,46 +43,6 @@ pub fn secret_matches(presented: &str, stored_hash: &[u8]) -> bool {
     presented.len() == stored_hash.len() && bool::from(presented.ct_eq(stored_hash))
 }
 
-/// How an admin registers a client.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewClient {
-    /// Default: a fresh UUIDv7.
-    pub client_id: Option<String>,
-    pub name: String,
-    #[serde(default)]
-    pub tenant_id: Option<uuid::Uuid>,
-    /// `confidential` (default) or `public`.
-    #[serde(default)]
-    pub client_type: ClientType,
-    pub grant_types: Vec<String>,
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    #[serde(default)]
-    pub redirect_uris: Vec<String>,
-    #[serde(default)]
-    pub post_logout_redirect_uris: Vec<String>,
-    /// A JWK Set of the client's public keys: the client authenticates with `private_key_jwt`
-    /// (RFC 7523) and gets no secret.
-    #[serde(default)]
-    pub jwks: Option<serde_json::Value>,
-    /// First-party (platform) clients skip the consent page. Default: third-party.
-    #[serde(default)]
-    pub first_party: bool,
-    #[serde(default)]
-    pub access_token_lifetime_secs: Option<u64>,
-    #[serde(default)]
-    pub signing_alg: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientType {
-    #[default]
-    Confidential,
-    Public,
-}
-
 /// A partial update; absent fields stay. `access_token_lifetime_secs: null` resets to default.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,29 +68,8 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// A client as the admin API shows it (never the secret or its hash).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ClientView {
-    pub id: String,
-    pub client_id: String,
-    pub tenant_id: Option<String>,
-    pub name: String,
-    pub client_type: ClientType,
-    pub token_endpoint_auth_methods: Vec<String>,
-    pub grant_types: Vec<String>,
-    pub scopes: Vec<String>,
-    pub redirect_uris: Vec<String>,
-    pub post_logout_redirect_uris: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks: Option<serde_json::Value>,
-    pub first_party: bool,
-    pub access_token_lifetime_secs: Option<i64>,
-    pub signing_alg: String,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl From<&ClientRow> for ClientView {
+/// A client as the admin API shows it ([`Client`]: never the secret or its hash).
+impl From<&ClientRow> for Client {
     fn from(c: &ClientRow) -> Self {
         Self {
             id: c.id.clone(),

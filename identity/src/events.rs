@@ -14,6 +14,8 @@
 
 use serde::Serialize;
 
+use tansu_shared::admin_api::{BrokenLink, ChainCheck};
+
 use crate::event_log::EventLog;
 use crate::store::events::EventRow;
 use crate::store::{new_id, now_ms};
@@ -149,7 +151,7 @@ pub(crate) async fn walk_chain(
     store: &crate::store::Store,
     tenant_id: &str,
     mut on_page: impl FnMut(i64),
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<ChainCheck> {
     // After a retention purge the chain starts at its anchor (the last purged link).
     let (anchor_seq, mut prev_hash) = store.event_anchor(tenant_id).await?;
     let mut expected_seq = anchor_seq + 1;
@@ -172,11 +174,16 @@ pub(crate) async fn walk_chain(
                 None
             };
             if let Some(reason) = reason {
-                return Ok(serde_json::json!({
-                    "ok": false,
-                    "checked": checked,
-                    "first_broken": { "id": e.id, "seq": e.seq, "reason": reason },
-                }));
+                return Ok(ChainCheck {
+                    ok: false,
+                    checked,
+                    first_broken: Some(BrokenLink {
+                        id: e.id.clone(),
+                        seq: e.seq,
+                        reason: reason.to_owned(),
+                    }),
+                    starts_after_seq: None,
+                });
             }
             prev_hash = e.hash.clone();
             expected_seq += 1;
@@ -184,10 +191,10 @@ pub(crate) async fn walk_chain(
         }
         on_page(checked);
     }
-    Ok(serde_json::json!({
-        "ok": true,
-        "checked": checked,
-        "first_broken": null,
-        "starts_after_seq": anchor_seq,
-    }))
+    Ok(ChainCheck {
+        ok: true,
+        checked,
+        first_broken: None,
+        starts_after_seq: Some(anchor_seq),
+    })
 }

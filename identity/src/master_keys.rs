@@ -20,7 +20,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::Serialize;
 use serde_json::json;
 
 use crate::config::{Config, MASTER_KEY_SOURCE_KEYRING};
@@ -119,21 +118,8 @@ pub async fn ensure_known(store: &Store, keys: &MasterKeys) -> anyhow::Result<()
     )
 }
 
-/// The last re-wrap this replica ran.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RewrapRun {
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
-    /// Rows under a previous key when the run started: with `rewrapped`, the run's progress.
-    pub total_at_start: u64,
-    /// Rows moved under the current key.
-    pub rewrapped: u64,
-    /// Rows that could not be opened (they stay as they are; the run reports failure).
-    pub failed: u64,
-    /// Every row was visited (false: stopped early, or an error).
-    pub complete: bool,
-    pub error: Option<String>,
-}
+/// The last re-wrap this replica ran (its shape is the admin API's).
+pub use tansu_shared::admin_api::RewrapRun;
 
 /// This replica's re-wrap state, shared by the handlers and the background job.
 #[derive(Debug, Default)]

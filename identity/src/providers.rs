@@ -16,8 +16,6 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::crypto::MasterKeys;
 use crate::store::Store;
 use crate::store::providers::ProviderRow;
@@ -227,27 +225,8 @@ pub fn discovery_url(issuer: &str) -> String {
     )
 }
 
-/// The outcome of a discovery check.
-#[derive(Debug, Serialize)]
-pub struct DiscoveryCheck {
-    pub ok: bool,
-    pub discovery_url: String,
-    /// Why it failed (absent when `ok`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The HTTP status the provider answered, if it answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub authorization_endpoint: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_endpoint: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwks_uri: Option<String>,
-    pub elapsed_ms: u64,
-}
+/// The outcome of a discovery check (the admin API's answer to `POST …/test`).
+pub use tansu_shared::admin_api::DiscoveryCheck;
 
 /// Fetches and checks `issuer`'s discovery document: an answer within the time and size
 /// bounds, `200`, a JSON object whose `issuer` equals `issuer` exactly, and the authorization,

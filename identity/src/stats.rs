@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
 use sqlx::Row;
 
 use crate::events::{LOCKOUT, SIGN_IN};
@@ -94,13 +93,8 @@ impl TokenCounter {
     }
 }
 
-/// Per-hour counts of one hour bucket.
-#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct Counts {
-    pub sign_ins: i64,
-    pub failures: i64,
-    pub tokens: i64,
-}
+/// Per-hour counts of one hour bucket (the admin API's shape).
+pub use tansu_shared::admin_api::Counts;
 
 impl Store {
     /// Adds `n` tokens to a (tenant, hour) counter.

@@ -6,8 +6,6 @@
 //! lifetime). Users are global identities; a membership gives a user roles in one tenant and
 //! tokens carry the `tid` and `roles` of the tenant the session signed in for.
 
-use serde::{Deserialize, Serialize};
-
 use crate::clients::rfc3339;
 use crate::store::tenants::TenantRow;
 
@@ -21,94 +19,54 @@ pub const ROLE_USER: &str = "User";
 /// The built-in roles.
 pub const ROLES: &[&str] = &[ROLE_OWNER, ROLE_ADMIN, ROLE_USER];
 
-/// A tenant's policy. Absent fields take the defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TenantPolicy {
-    /// Access token lifetime for this tenant's users (none: the client's or the service's).
-    pub access_token_lifetime_secs: Option<u64>,
-    pub refresh_token_lifetime_secs: Option<u64>,
-    pub session_timeout_secs: Option<u64>,
-    pub password_min_length: usize,
-    /// Failed sign-ins before a temporary lock.
-    pub lockout_threshold: u32,
-    pub lockout_duration_secs: u64,
-    pub mfa_required: bool,
-}
+/// A tenant's policy (absent fields take the defaults) and how the admin API shows a tenant.
+pub use tansu_shared::admin_api::{Tenant, TenantPolicy};
 
-impl Default for TenantPolicy {
-    fn default() -> Self {
-        Self {
-            access_token_lifetime_secs: None,
-            refresh_token_lifetime_secs: None,
-            session_timeout_secs: None,
-            password_min_length: 12,
-            lockout_threshold: 5,
-            lockout_duration_secs: 900,
-            mfa_required: false,
-        }
+/// Everything wrong with a policy (empty: valid).
+pub fn policy_problems(p: &TenantPolicy) -> Vec<String> {
+    let mut v = Vec::new();
+    if !(8..=128).contains(&p.password_min_length) {
+        v.push("policy.password_min_length: between 8 and 128".into());
     }
-}
-
-impl TenantPolicy {
-    pub fn validate(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        if !(8..=128).contains(&self.password_min_length) {
-            v.push("policy.password_min_length: between 8 and 128".into());
-        }
-        if let Some(l) = self.access_token_lifetime_secs
-            && !(crate::config::MIN_ACCESS_TOKEN_LIFETIME_SECS
-                ..=crate::config::MAX_ACCESS_TOKEN_LIFETIME_SECS)
-                .contains(&l)
-        {
-            v.push("policy.access_token_lifetime_secs: between 30 s and 1 day".into());
-        }
-        if self
-            .refresh_token_lifetime_secs
-            .is_some_and(|l| !(60..=90 * 86_400).contains(&l))
-        {
-            v.push("policy.refresh_token_lifetime_secs: between 60 s and 90 days".into());
-        }
-        if self
-            .session_timeout_secs
-            .is_some_and(|l| !(60..=30 * 86_400).contains(&l))
-        {
-            v.push("policy.session_timeout_secs: between 60 s and 30 days".into());
-        }
-        if !(1..=100).contains(&self.lockout_threshold) {
-            v.push("policy.lockout_threshold: between 1 and 100".into());
-        }
-        if !(1..=86_400).contains(&self.lockout_duration_secs) {
-            v.push("policy.lockout_duration_secs: between 1 s and 1 day".into());
-        }
-        v
+    if let Some(l) = p.access_token_lifetime_secs
+        && !(crate::config::MIN_ACCESS_TOKEN_LIFETIME_SECS
+            ..=crate::config::MAX_ACCESS_TOKEN_LIFETIME_SECS)
+            .contains(&l)
+    {
+        v.push("policy.access_token_lifetime_secs: between 30 s and 1 day".into());
     }
-
-    pub fn of(row: &TenantRow) -> Self {
-        serde_json::from_str(&row.policy).unwrap_or_default()
+    if p.refresh_token_lifetime_secs
+        .is_some_and(|l| !(60..=90 * 86_400).contains(&l))
+    {
+        v.push("policy.refresh_token_lifetime_secs: between 60 s and 90 days".into());
     }
+    if p.session_timeout_secs
+        .is_some_and(|l| !(60..=30 * 86_400).contains(&l))
+    {
+        v.push("policy.session_timeout_secs: between 60 s and 30 days".into());
+    }
+    if !(1..=100).contains(&p.lockout_threshold) {
+        v.push("policy.lockout_threshold: between 1 and 100".into());
+    }
+    if !(1..=86_400).contains(&p.lockout_duration_secs) {
+        v.push("policy.lockout_duration_secs: between 1 s and 1 day".into());
+    }
+    v
 }
 
-/// A tenant as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct TenantView {
-    pub id: String,
-    pub slug: String,
-    pub name: String,
-    pub status: String,
-    pub policy: TenantPolicy,
-    pub created_at: String,
-    pub updated_at: String,
+/// The tenant's stored policy (the defaults if it cannot be read).
+pub fn policy_of(row: &TenantRow) -> TenantPolicy {
+    serde_json::from_str(&row.policy).unwrap_or_default()
 }
 
-impl From<&TenantRow> for TenantView {
+impl From<&TenantRow> for Tenant {
     fn from(t: &TenantRow) -> Self {
         Self {
             id: t.id.clone(),
             slug: t.slug.clone(),
             name: t.name.clone(),
             status: t.status.clone(),
-            policy: TenantPolicy::of(t),
+            policy: policy_of(t),
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),
         }

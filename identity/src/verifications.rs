@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Value, json};
+use tansu_shared::admin_api::{ChainCheck, Verification};
 
 use crate::clients::rfc3339;
 use crate::store::{new_id, now_ms};
@@ -34,7 +34,7 @@ pub const MAX_RUNNING: usize = 4;
 /// How a job ended.
 #[derive(Debug, Clone)]
 pub(crate) enum Finished {
-    Done(Value),
+    Done(ChainCheck),
     Failed(&'static str),
 }
 
@@ -66,30 +66,33 @@ impl Job {
     }
 
     /// The job as the API shows it.
-    pub(crate) fn view(&self) -> Value {
+    pub(crate) fn view(&self) -> Verification {
         let finished = self.finished();
         let checked = match &finished {
-            Some((_, Finished::Done(r))) => r.get("checked").and_then(Value::as_i64),
-            _ => None,
-        }
-        .unwrap_or_else(|| self.checked.load(Ordering::Acquire));
-        let (state, result, error) = match finished.as_ref().map(|(_, f)| f) {
-            None => ("running", Value::Null, Value::Null),
-            Some(Finished::Done(r)) => ("done", r.clone(), Value::Null),
-            Some(Finished::Failed(e)) => ("failed", Value::Null, json!(e)),
+            Some((_, Finished::Done(r))) => r.checked,
+            _ => self.checked.load(Ordering::Acquire),
         };
-        json!({
-            "id": self.id,
-            "tenant": if self.tenant_id.is_empty() { "platform" } else { self.tenant_id.as_str() },
-            "state": state,
-            "checked": checked,
+        let (state, result, error) = match finished.as_ref().map(|(_, f)| f) {
+            None => ("running", None, None),
+            Some(Finished::Done(r)) => ("done", Some(r.clone()), None),
+            Some(Finished::Failed(e)) => ("failed", None, Some((*e).to_owned())),
+        };
+        Verification {
+            id: self.id.clone(),
+            tenant: if self.tenant_id.is_empty() {
+                "platform".to_owned()
+            } else {
+                self.tenant_id.clone()
+            },
+            state: state.to_owned(),
+            checked,
             // Events appended while the job runs are checked too: total never shows less.
-            "total": self.total.max(checked),
-            "started_at": rfc3339(self.started_at),
-            "finished_at": finished.map(|(at, _)| rfc3339(at)),
-            "result": result,
-            "error": error,
-        })
+            total: self.total.max(checked),
+            started_at: rfc3339(self.started_at),
+            finished_at: finished.map(|(at, _)| rfc3339(at)),
+            result,
+            error,
+        }
     }
 }
 
@@ -141,6 +144,15 @@ impl Verifications {
 mod tests {
     use super::*;
 
+    fn passed(checked: i64) -> Finished {
+        Finished::Done(ChainCheck {
+            ok: true,
+            checked,
+            first_broken: None,
+            starts_after_seq: Some(0),
+        })
+    }
+
     #[test]
     fn jobs_are_bounded_and_one_runs_per_chain() {
         let v = Verifications::default();
@@ -153,18 +165,18 @@ mod tests {
             assert!(v.claim(t, 1).is_ok());
         }
         assert!(v.claim("t5", 1).is_err(), "at most {MAX_RUNNING} run");
-        a.finish(Finished::Done(json!({"ok": true, "checked": 10})));
-        assert_eq!(a.view()["state"], "done");
-        assert_eq!(a.view()["checked"], 10);
+        a.finish(passed(10));
+        assert_eq!(a.view().state, "done");
+        assert_eq!(a.view().checked, 10);
         let (b, new) = v.claim("t1", 3).ok().unwrap();
         assert!(new && b.id != a.id, "a finished job is not reused");
         for (i, job) in v.jobs.lock().unwrap().iter().enumerate() {
             job.finish(Finished::Failed("x"));
-            assert_eq!(job.view()["state"], "failed", "{i}");
+            assert_eq!(job.view().state, "failed", "{i}");
         }
         for i in 0..KEPT {
             let (job, _) = v.claim(&format!("x{i}"), 0).ok().unwrap();
-            job.finish(Finished::Done(json!({"ok": true, "checked": 0})));
+            job.finish(passed(0));
         }
         assert_eq!(v.jobs.lock().unwrap().len(), KEPT);
         assert!(v.get(&a.id).is_none(), "the oldest are dropped");

@@ -5,11 +5,17 @@
 //! field renamed here fails to compile in whatever reads or writes it, instead of blanking a
 //! page. Lists come in two shapes: [`Page`] (`items` and the `next_after` cursor) and
 //! [`Items`] (a complete list). Times are RFC 3339 strings unless a field says otherwise.
-//! Request bodies refuse unknown fields, as identity does.
+//! Request bodies refuse unknown fields, as identity does; their `Debug` never shows a secret
+//! (passwords, client secrets, secret values).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+// `Debug` of the types carrying a secret.
+mod redacted;
+#[cfg(test)]
+mod wire;
 
 // ---------------------------------------------------------------- lists
 
@@ -126,7 +132,7 @@ pub struct Invitation {
 }
 
 /// `POST /admin/tenants/{tid}/users`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
     pub email: String,
@@ -148,7 +154,7 @@ pub enum AddedMember {
 }
 
 /// `POST /admin/tenants/{tid}/users/{uid}/password`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordReset {
     pub password: String,
@@ -199,7 +205,7 @@ pub struct Client {
 
 /// A client with its secret, shown once: the answer to creating a confidential client and to
 /// `POST /admin/clients/{client_id}/secret`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientWithSecret {
     #[serde(flatten)]
     pub client: Client,
@@ -215,8 +221,9 @@ pub struct NewClient {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     pub name: String,
+    /// The tenant the client belongs to (none: a platform client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<uuid::Uuid>,
     #[serde(default)]
     pub client_type: ClientType,
     pub grant_types: Vec<String>,
@@ -332,7 +339,7 @@ pub struct Provider {
 }
 
 /// `POST /admin/tenants/{tid}/providers`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewProvider {
     pub name: String,
@@ -347,7 +354,7 @@ pub struct NewProvider {
 }
 
 /// `PATCH /admin/tenants/{tid}/providers/{id}`: the fields to change.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -409,7 +416,7 @@ pub struct Secret {
 }
 
 /// `PUT /admin/tenants/{tid}/secrets/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretValue {
     pub value: String,

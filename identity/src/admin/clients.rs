@@ -7,7 +7,7 @@ use crate::AppState;
 use crate::admin::audit_change;
 use crate::admin::json_body;
 use crate::admin::store_failed;
-use crate::clients::{self, ClientType, ClientUpdate, ClientView, NewClient};
+use crate::clients::{self, Client, ClientType, ClientUpdate, ClientWithSecret, NewClient};
 use crate::crypto;
 use crate::http::{Action, Caller};
 use crate::store::clients::ClientRow;
@@ -19,6 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::Page;
 
 pub(crate) async fn create_client(
     State(state): State<AppState>,
@@ -93,12 +94,11 @@ pub(crate) async fn create_client(
     Ok((StatusCode::CREATED, Json(with_secret(&row, secret))).into_response())
 }
 
-fn with_secret(row: &ClientRow, secret: Option<String>) -> serde_json::Value {
-    let mut v = serde_json::to_value(ClientView::from(row)).unwrap_or_default();
-    if let (Some(secret), Some(obj)) = (secret, v.as_object_mut()) {
-        obj.insert("client_secret".into(), secret.into());
+fn with_secret(row: &ClientRow, secret: Option<String>) -> ClientWithSecret {
+    ClientWithSecret {
+        client: Client::from(row),
+        client_secret: secret,
     }
-    v
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,7 +111,7 @@ pub(crate) async fn list_clients(
     State(state): State<AppState>,
     admin: Caller,
     Query(q): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Page<Client>>, Problem> {
     admin.may(&Action::ManageClients)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let rows = state
@@ -124,10 +124,10 @@ pub(crate) async fn list_clients(
     } else {
         None
     };
-    let items: Vec<ClientView> = rows.iter().map(ClientView::from).collect();
-    Ok(Json(
-        serde_json::json!({ "items": items, "next_after": next }),
-    ))
+    Ok(Json(Page {
+        items: rows.iter().map(Client::from).collect(),
+        next_after: next,
+    }))
 }
 
 pub(crate) async fn load(state: &AppState, client_id: &str) -> Result<ClientRow, Problem> {
@@ -143,9 +143,9 @@ pub(crate) async fn get_client(
     State(state): State<AppState>,
     admin: Caller,
     Path(client_id): Path<String>,
-) -> Result<Json<ClientView>, Problem> {
+) -> Result<Json<Client>, Problem> {
     admin.may(&Action::ManageClients)?;
-    Ok(Json(ClientView::from(&load(&state, &client_id).await?)))
+    Ok(Json(Client::from(&load(&state, &client_id).await?)))
 }
 
 pub(crate) async fn update_client(
@@ -153,7 +153,7 @@ pub(crate) async fn update_client(
     admin: Caller,
     Path(client_id): Path<String>,
     body: Body,
-) -> Result<Json<ClientView>, Problem> {
+) -> Result<Json<Client>, Problem> {
     admin.may(&Action::ManageClients)?;
     let update: ClientUpdate = json_body(body).await?;
     let mut row = load(&state, &client_id).await?;
@@ -215,14 +215,14 @@ pub(crate) async fn update_client(
         serde_json::json!({"action": "update", "client_id": row.client_id}),
     )
     .await;
-    Ok(Json(ClientView::from(&row)))
+    Ok(Json(Client::from(&row)))
 }
 
 pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     admin: Caller,
     Path(client_id): Path<String>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<ClientWithSecret>, Problem> {
     admin.may(&Action::ManageClients)?;
     let mut row = load(&state, &client_id).await?;
     if !row.confidential || row.jwks.is_some() {

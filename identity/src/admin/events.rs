@@ -15,29 +15,12 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::{ChainCheck, Event, Page};
 
 /// An event as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct EventView {
-    pub id: String,
-    pub time: String,
-    pub tenant_id: Option<String>,
-    pub seq: i64,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub actor: String,
-    pub ip: String,
-    pub user_agent: String,
-    pub outcome: String,
-    pub details: serde_json::Value,
-    pub trace_id: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-impl From<&EventRow> for EventView {
+impl From<&EventRow> for Event {
     fn from(e: &EventRow) -> Self {
         Self {
             id: e.id.clone(),
@@ -112,7 +95,7 @@ pub(crate) async fn query(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<EventQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Page<Event>>, Problem> {
     let f = filter(&caller, &q)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = state
@@ -123,10 +106,10 @@ pub(crate) async fn query(
     let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
         .then(|| rows.last().map(|r| r.id.clone()))
         .flatten();
-    let items: Vec<EventView> = rows.iter().map(EventView::from).collect();
-    Ok(Json(
-        serde_json::json!({ "items": items, "next_after": next }),
-    ))
+    Ok(Json(Page {
+        items: rows.iter().map(Event::from).collect(),
+        next_after: next,
+    }))
 }
 
 /// NDJSON, one event per line; at most `limit` (default and maximum 10,000) per request,
@@ -145,7 +128,7 @@ pub(crate) async fn export(
         .map_err(|e| store_failed(&e))?;
     let mut body = String::new();
     for r in &rows {
-        body.push_str(&serde_json::to_string(&EventView::from(r)).map_err(|e| store_failed(&e))?);
+        body.push_str(&serde_json::to_string(&Event::from(r)).map_err(|e| store_failed(&e))?);
         body.push('\n');
     }
     let mut response = body.into_response();
@@ -176,7 +159,7 @@ pub(crate) async fn verify(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<VerifyQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<ChainCheck>, Problem> {
     let tenant_id = chain_tenant(&caller, q.tenant.as_deref())?;
     walk_chain(&state.store, &tenant_id, |_| {})
         .await

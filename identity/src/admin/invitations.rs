@@ -18,33 +18,22 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::json;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::{AddedMember, Invitation, Items};
 
 /// How long an invitation waits for its invitee.
 const INVITATION_LIFETIME_MS: i64 = 14 * 24 * 3600 * 1000;
 
 /// An invitation as the tenant's admin API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct InvitationView {
-    pub id: String,
-    pub tenant_id: String,
-    pub email: String,
-    pub roles: Vec<String>,
-    pub status: &'static str,
-    pub created_at: String,
-    pub expires_at: String,
-}
-
-impl From<&InvitationRow> for InvitationView {
+impl From<&InvitationRow> for Invitation {
     fn from(i: &InvitationRow) -> Self {
         Self {
             id: i.id.clone(),
             tenant_id: i.tenant_id.clone(),
             email: i.email.clone(),
             roles: i.roles.clone(),
-            status: "pending",
+            status: "pending".into(),
             created_at: rfc3339(i.created_at),
             expires_at: rfc3339(i.expires_at),
         }
@@ -86,22 +75,27 @@ pub(crate) async fn invite(
         json!({"action": "invite", "invitation": row.id, "roles": row.roles}),
     )
     .await;
-    Ok((StatusCode::ACCEPTED, Json(InvitationView::from(&row))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(AddedMember::Invited(Invitation::from(&row))),
+    )
+        .into_response())
 }
 
 pub(crate) async fn list_invitations(
     State(state): State<AppState>,
     caller: Caller,
     Path(tid): Path<String>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Items<Invitation>>, Problem> {
     let tenant = tenant_for(&state, &caller, &Action::ReadMembers(&tid), &tid).await?;
     let rows = state
         .store
         .tenant_invitations(&tenant.id, now_ms())
         .await
         .map_err(|e| store_failed(&e))?;
-    let items: Vec<InvitationView> = rows.iter().map(InvitationView::from).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items {
+        items: rows.iter().map(Invitation::from).collect(),
+    }))
 }
 
 pub(crate) async fn revoke_invitation(

@@ -6,12 +6,14 @@ use crate::admin::audit_change;
 use crate::admin::store_failed;
 use crate::clients::rfc3339;
 use crate::http::{Action, Caller};
+use crate::keys::KeyState;
 use crate::store::now_ms;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tansu_shared::Problem;
+use tansu_shared::admin_api::{KeyPolicy, KeyRotation, PendingKey, SigningKey};
 
 /// `POST /admin/keys/rotate-now` → 202: new keys are published now and sign after the lead
 /// time; repeated or concurrent requests (on any replica) schedule one rotation.
@@ -25,11 +27,13 @@ pub(crate) async fn rotate_keys_now(
         .rotate_now()
         .await
         .map_err(|e| store_failed(&e))?;
-    let pending: Vec<serde_json::Value> = rotation
+    let pending: Vec<PendingKey> = rotation
         .pending
         .iter()
-        .map(|(kid, alg, at)| {
-            serde_json::json!({ "kid": kid, "alg": alg.as_str(), "signs_from": rfc3339(*at) })
+        .map(|(kid, alg, at)| PendingKey {
+            kid: kid.clone(),
+            alg: alg.as_str().to_owned(),
+            signs_from: rfc3339(*at),
         })
         .collect();
     audit_change(
@@ -37,12 +41,15 @@ pub(crate) async fn rotate_keys_now(
         &admin,
         None,
         crate::events::KEY_ROTATION,
-        serde_json::json!({"action": "rotate_now", "pending": pending}),
+        serde_json::json!({"action": "rotate_now", "pending": &pending}),
     )
     .await;
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "status": "accepted", "pending": pending })),
+        Json(KeyRotation {
+            status: "accepted".into(),
+            pending,
+        }),
     )
         .into_response())
 }
@@ -51,35 +58,47 @@ pub(crate) async fn rotate_keys_now(
 pub(crate) async fn key_policies(
     State(state): State<AppState>,
     admin: Caller,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<KeyPolicy>, Problem> {
     admin.may(&Action::ManageKeys)?;
     let policy = state.keys.policy();
     let grace = i64::try_from(policy.grace.as_millis()).unwrap_or(i64::MAX);
     let now = now_ms();
     let ring = state.keys.ring();
-    let keys: Vec<serde_json::Value> = ring
+    let keys: Vec<SigningKey> = ring
         .all()
         .iter()
-        .map(|k| {
-            serde_json::json!({
-                "kid": k.kid,
-                "alg": k.alg.as_str(),
-                "state": k.state(now, grace),
-                "published_from": rfc3339(k.created_at),
-                "signs_from": rfc3339(k.activate_at),
-                "signs_until": k.retire_at.map(rfc3339),
-                "published_until": k.retire_at.map(|r| rfc3339(r.saturating_add(grace))),
-            })
+        .map(|k| SigningKey {
+            kid: k.kid.clone(),
+            alg: k.alg.as_str().to_owned(),
+            state: state_name(k.state(now, grace)).to_owned(),
+            published_from: rfc3339(k.created_at),
+            signs_from: rfc3339(k.activate_at),
+            signs_until: k.retire_at.map(rfc3339),
+            published_until: k.retire_at.map(|r| rfc3339(r.saturating_add(grace))),
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "default_alg": state.config.default_alg().as_str(),
-        "algorithms": policy.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-        "rotation_period_secs": policy.period.as_secs(),
-        "grace_secs": policy.grace.as_secs(),
-        "lead_secs": policy.lead.as_secs(),
-        "check_interval_secs": policy.check_interval.as_secs(),
-        "jwks_max_age_secs": policy.jwks_max_age().as_secs(),
-        "keys": keys,
-    })))
+    Ok(Json(KeyPolicy {
+        default_alg: state.config.default_alg().as_str().to_owned(),
+        algorithms: policy
+            .algorithms
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
+        rotation_period_secs: policy.period.as_secs(),
+        grace_secs: policy.grace.as_secs(),
+        lead_secs: policy.lead.as_secs(),
+        check_interval_secs: policy.check_interval.as_secs(),
+        jwks_max_age_secs: policy.jwks_max_age().as_secs(),
+        keys,
+    }))
+}
+
+/// A key state's name on the wire.
+fn state_name(s: KeyState) -> &'static str {
+    match s {
+        KeyState::Next => "next",
+        KeyState::Current => "current",
+        KeyState::Retiring => "retiring",
+        KeyState::Gone => "gone",
+    }
 }

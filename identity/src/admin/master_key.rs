@@ -13,23 +13,24 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::MasterKey;
 
 /// The re-wrap state: `done` (nothing under a previous key), `running` (here or on another
 /// replica, by the lease), or `pending` (rows remain and nothing runs: start it).
-pub(crate) async fn status_json(state: &AppState) -> anyhow::Result<serde_json::Value> {
+pub(crate) async fn status_json(state: &AppState) -> anyhow::Result<MasterKey> {
     let keys = state.keys.master();
     let rows = remaining(&state.store, keys.id()).await?;
-    let mut by_table = serde_json::Map::new();
+    let mut by_table = BTreeMap::new();
     for col in SEALED_COLUMNS {
         let n: i64 = rows
             .iter()
             .filter(|(c, _, _)| *c == col)
             .map(|(_, _, n)| n)
             .sum();
-        by_table.insert(col.table.to_owned(), json!(n));
+        by_table.insert(col.table.to_owned(), n);
     }
     let total: i64 = rows.iter().map(|(_, _, n)| n).sum();
     let lease_held = state
@@ -45,14 +46,14 @@ pub(crate) async fn status_json(state: &AppState) -> anyhow::Result<serde_json::
     } else {
         "pending"
     };
-    Ok(json!({
-        "current_key_id": keys.id(),
-        "previous_key_ids": keys.previous_ids(),
-        "state": phase,
-        "remaining": total,
-        "remaining_by_table": by_table,
-        "last_run": state.rewrap.last(),
-    }))
+    Ok(MasterKey {
+        current_key_id: keys.id().to_owned(),
+        previous_key_ids: keys.previous_ids().into_iter().map(str::to_owned).collect(),
+        state: phase.to_owned(),
+        remaining: total,
+        remaining_by_table: by_table,
+        last_run: state.rewrap.last(),
+    })
 }
 
 /// `GET /admin/master-key`: the key ids and the re-wrap's state.

@@ -4,7 +4,6 @@
 
 use crate::AppState;
 use crate::admin::audit;
-use crate::admin::users::MemberView;
 use crate::admin::users::check_roles;
 use crate::admin::users::member;
 use crate::admin::users::member_view;
@@ -20,6 +19,7 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::json;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::Member;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +44,7 @@ pub(crate) async fn save_roles(
     u: &UserRow,
     mut m: MembershipRow,
     roles: Vec<String>,
-) -> Result<Json<MemberView>, Problem> {
+) -> Result<Json<Member>, Problem> {
     caller.may(&Action::SetRoles {
         tid: &m.tenant_id,
         target: target(u, &m),
@@ -76,7 +76,7 @@ pub(crate) async fn set_roles(
     meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
-) -> Result<Json<MemberView>, Problem> {
+) -> Result<Json<Member>, Problem> {
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
     let b: RolesBody = json_body(body).await?;
     save_roles(&state, &caller, &meta, &u, m, b.roles).await
@@ -87,7 +87,7 @@ pub(crate) async fn assign_role(
     caller: Caller,
     meta: Meta,
     Path((tid, uid, role)): Path<(String, String, String)>,
-) -> Result<Json<MemberView>, Problem> {
+) -> Result<Json<Member>, Problem> {
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
     let mut roles = m.roles.clone();
     roles.push(role);
@@ -99,7 +99,7 @@ pub(crate) async fn revoke_role(
     caller: Caller,
     meta: Meta,
     Path((tid, uid, role)): Path<(String, String, String)>,
-) -> Result<Json<MemberView>, Problem> {
+) -> Result<Json<Member>, Problem> {
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
     let roles: Vec<String> = m.roles.iter().filter(|r| **r != role).cloned().collect();
     save_roles(&state, &caller, &meta, &u, m, roles).await

@@ -33,26 +33,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::{NewProvider, Page, Provider, ProviderUpdate};
 
 /// A provider as the API shows it (never the secret).
-#[derive(Debug, Clone, Serialize)]
-pub struct ProviderView {
-    pub id: String,
-    pub tenant_id: String,
-    pub name: String,
-    pub issuer: String,
-    pub client_id: String,
-    pub has_secret: bool,
-    pub scopes: Vec<String>,
-    pub enabled: bool,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl From<&ProviderRow> for ProviderView {
+impl From<&ProviderRow> for Provider {
     fn from(p: &ProviderRow) -> Self {
         Self {
             id: p.id.clone(),
@@ -67,34 +54,6 @@ impl From<&ProviderRow> for ProviderView {
             updated_at: rfc3339(p.updated_at),
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewProvider {
-    name: String,
-    issuer: String,
-    client_id: String,
-    #[serde(default)]
-    client_secret: Option<String>,
-    #[serde(default)]
-    scopes: Option<Vec<String>>,
-    #[serde(default)]
-    enabled: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ProviderUpdate {
-    name: Option<String>,
-    issuer: Option<String>,
-    client_id: Option<String>,
-    /// A new secret (replaces the stored one).
-    client_secret: Option<String>,
-    /// `true` removes the stored secret.
-    remove_secret: Option<bool>,
-    scopes: Option<Vec<String>>,
-    enabled: Option<bool>,
 }
 
 fn invalid(problems: Vec<String>) -> Problem {
@@ -156,7 +115,7 @@ pub(crate) async fn create_provider(
         json!({"action": "create", "provider": row.id, "issuer": row.issuer}),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(ProviderView::from(&row))).into_response())
+    Ok((StatusCode::CREATED, Json(Provider::from(&row))).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,7 +129,7 @@ pub(crate) async fn list_providers(
     caller: Caller,
     Path(tid): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Page<Provider>>, Problem> {
     let tenant = tenant_for(&state, &caller, &Action::ManageProviders(&tid), &tid).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let rows = state
@@ -181,8 +140,10 @@ pub(crate) async fn list_providers(
     let next = (i64::try_from(rows.len()).unwrap_or(0) == limit)
         .then(|| rows.last().map(|r| r.id.clone()))
         .flatten();
-    let items: Vec<ProviderView> = rows.iter().map(ProviderView::from).collect();
-    Ok(Json(json!({ "items": items, "next_after": next })))
+    Ok(Json(Page {
+        items: rows.iter().map(Provider::from).collect(),
+        next_after: next,
+    }))
 }
 
 /// The provider `id` of tenant `tid` if the caller may manage the tenant; else 404.
@@ -205,8 +166,8 @@ pub(crate) async fn get_provider(
     State(state): State<AppState>,
     caller: Caller,
     Path((tid, id)): Path<(String, String)>,
-) -> Result<Json<ProviderView>, Problem> {
-    Ok(Json(ProviderView::from(
+) -> Result<Json<Provider>, Problem> {
+    Ok(Json(Provider::from(
         &load(&state, &caller, &tid, &id).await?,
     )))
 }
@@ -218,7 +179,7 @@ pub(crate) async fn save(
     mut row: ProviderRow,
     update: ProviderUpdate,
     action: &str,
-) -> Result<Json<ProviderView>, Problem> {
+) -> Result<Json<Provider>, Problem> {
     if let Some(v) = update.name {
         row.name = v.trim().to_owned();
     }
@@ -267,7 +228,7 @@ pub(crate) async fn save(
                "enabled": row.enabled, "secret_changed": secret_changed}),
     )
     .await;
-    Ok(Json(ProviderView::from(&row)))
+    Ok(Json(Provider::from(&row)))
 }
 
 pub(crate) async fn update_provider(
@@ -276,7 +237,7 @@ pub(crate) async fn update_provider(
     meta: Meta,
     Path((tid, id)): Path<(String, String)>,
     body: Body,
-) -> Result<Json<ProviderView>, Problem> {
+) -> Result<Json<Provider>, Problem> {
     let row = load(&state, &caller, &tid, &id).await?;
     let update: ProviderUpdate = json_body(body).await?;
     save(&state, &caller, &meta, row, update, "update").await

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::Items;
 
 #[derive(Debug, Serialize)]
 pub struct RoleView {
@@ -108,7 +109,7 @@ pub(crate) async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
     Path(tid): Path<String>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Items<RoleView>>, Problem> {
     let tenant = tenant_for(&state, &caller, &Action::ManageRoles(&tid), &tid).await?;
     let mut items: Vec<RoleView> = ROLES.iter().map(|r| builtin_view(r)).collect();
     items.extend(
@@ -120,7 +121,7 @@ pub(crate) async fn list_roles(
             .iter()
             .map(view),
     );
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items { items }))
 }
 
 pub(crate) async fn get_role(

@@ -12,8 +12,9 @@ use crate::stats::HOUR_MS;
 use crate::store::now_ms;
 use axum::Json;
 use axum::extract::{Query, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::{Activity, ActivityBucket};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ActivityQuery {
@@ -23,19 +24,11 @@ pub(crate) struct ActivityQuery {
     tenant: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Bucket {
-    /// The hour's start (RFC 3339, UTC).
-    hour: String,
-    #[serde(flatten)]
-    counts: Counts,
-}
-
 pub(crate) async fn activity(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ActivityQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Activity>, Problem> {
     let hours = q.hours.unwrap_or(24);
     if !(1..=168).contains(&hours) {
         return Err(Problem::bad_request("hours: 1 to 168"));
@@ -52,22 +45,22 @@ pub(crate) async fn activity(
         .await
         .map_err(|e| store_failed(&e))?;
     let mut totals = Counts::default();
-    let buckets: Vec<Bucket> = (from_hour..=to_hour)
+    let buckets: Vec<ActivityBucket> = (from_hour..=to_hour)
         .map(|h| {
             let c = counts.get(&h).copied().unwrap_or_default();
             totals.sign_ins += c.sign_ins;
             totals.failures += c.failures;
             totals.tokens += c.tokens;
-            Bucket {
+            ActivityBucket {
                 hour: rfc3339(h * HOUR_MS),
                 counts: c,
             }
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "hours": hours,
-        "tenant": tenant,
-        "buckets": buckets,
-        "totals": totals,
-    })))
+    Ok(Json(Activity {
+        hours,
+        tenant,
+        buckets,
+        totals,
+    }))
 }

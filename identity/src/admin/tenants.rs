@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tansu_shared::Problem;
 
 use crate::AppState;
@@ -29,30 +29,11 @@ use crate::http::{Action, Caller};
 use crate::paging::{Sort, SortQuery, next_cursor};
 use crate::store::tenants::TenantRow;
 use crate::store::{new_id, now_ms};
-use crate::tenants::{
-    self, STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED, TenantPolicy, TenantView,
-};
+use crate::tenants::{self, STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED, Tenant, TenantPolicy};
 use serde_json::json;
+use tansu_shared::admin_api::{NewTenant, Page, TenantUpdate};
 
 // ---------------------------------------------------------------- tenants
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewTenant {
-    slug: String,
-    name: String,
-    #[serde(default)]
-    policy: Option<TenantPolicy>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TenantUpdate {
-    slug: Option<String>,
-    name: Option<String>,
-    policy: Option<TenantPolicy>,
-    status: Option<String>,
-}
 
 fn tenant_problems(t: &TenantRow, policy: &TenantPolicy) -> Vec<String> {
     let mut v = Vec::new();
@@ -65,7 +46,7 @@ fn tenant_problems(t: &TenantRow, policy: &TenantPolicy) -> Vec<String> {
     if ![STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_DELETED].contains(&t.status.as_str()) {
         v.push("status: active, suspended or deleted".into());
     }
-    v.extend(policy.validate());
+    v.extend(tenants::policy_problems(policy));
     v
 }
 
@@ -109,7 +90,7 @@ pub(crate) async fn create_tenant(
         json!({"action": "create", "slug": row.slug}),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(TenantView::from(&row))).into_response())
+    Ok((StatusCode::CREATED, Json(Tenant::from(&row))).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,17 +120,19 @@ impl PageQuery {
     }
 }
 
-/// `{"items": …, "next_after": …}`: a page of a sorted list and the cursor of the next one.
-fn page_of<R, V: Serialize>(
+/// A page of a sorted list and the cursor of the next one.
+fn page_of<R, V>(
     rows: &[R],
     limit: i64,
     sort: &Sort,
     key_and_id: impl Fn(&R) -> (String, String),
     view: impl Fn(&R) -> V,
-) -> Json<serde_json::Value> {
-    let next = next_cursor(rows, limit, sort, key_and_id);
-    let items: Vec<V> = rows.iter().map(view).collect();
-    Json(json!({ "items": items, "next_after": next }))
+) -> Json<Page<V>> {
+    let next_after = next_cursor(rows, limit, sort, key_and_id);
+    Json(Page {
+        items: rows.iter().map(view).collect(),
+        next_after,
+    })
 }
 
 /// The sort keys of the tenant list (`created` = id, UUIDv7 creation order). Raw columns, so
@@ -165,7 +148,7 @@ pub(crate) async fn list_tenants(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<PageQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Page<Tenant>>, Problem> {
     caller.may(&Action::ListTenants)?;
     let (limit, sort) = (q.limit(), q.sort(TENANT_SORTS)?);
     let rows = state
@@ -187,7 +170,7 @@ pub(crate) async fn list_tenants(
             };
             (k, r.id.clone())
         },
-        |r| TenantView::from(r),
+        |r| Tenant::from(r),
     ))
 }
 
@@ -195,8 +178,8 @@ pub(crate) async fn get_tenant(
     State(state): State<AppState>,
     caller: Caller,
     Path(tid): Path<String>,
-) -> Result<Json<TenantView>, Problem> {
-    Ok(Json(TenantView::from(
+) -> Result<Json<Tenant>, Problem> {
+    Ok(Json(Tenant::from(
         &tenant_for(&state, &caller, &Action::ReadTenant(&tid), &tid).await?,
     )))
 }
@@ -208,7 +191,7 @@ pub(crate) async fn save_tenant(
     mut row: TenantRow,
     update: TenantUpdate,
 ) -> Result<TenantRow, Problem> {
-    let mut policy = TenantPolicy::of(&row);
+    let mut policy = tenants::policy_of(&row);
     if let Some(v) = update.slug {
         row.slug = v;
     }
@@ -259,7 +242,7 @@ pub(crate) async fn update_tenant(
     meta: Meta,
     Path(tid): Path<String>,
     body: Body,
-) -> Result<Json<TenantView>, Problem> {
+) -> Result<Json<Tenant>, Problem> {
     let row = tenant_for(&state, &caller, &Action::UpdateTenantPolicy(&tid), &tid).await?;
     let update: TenantUpdate = json_body(body).await?;
     if update.slug.is_some() || update.name.is_some() || update.status.is_some() {
@@ -268,7 +251,7 @@ pub(crate) async fn update_tenant(
         })?;
     }
     let row = save_tenant(&state, &caller, &meta, row, update).await?;
-    Ok(Json(TenantView::from(&row)))
+    Ok(Json(Tenant::from(&row)))
 }
 
 /// The route setting the tenant's status (platform admins only): suspend, activate and
@@ -286,7 +269,7 @@ pub(crate) fn set_status(method: MethodFilter, status: &'static str) -> MethodRo
                 ..TenantUpdate::default()
             };
             let row = save_tenant(&state, &caller, &meta, row, update).await?;
-            Ok::<_, Problem>(Json(TenantView::from(&row)))
+            Ok::<_, Problem>(Json(Tenant::from(&row)))
         },
     )
 }

@@ -26,32 +26,21 @@ use crate::store::tenants::{MembershipRow, TenantRow};
 use crate::store::users::UserRow;
 use crate::store::{new_id, now_ms};
 use crate::tenants::valid_email;
-use crate::tenants::{self, ROLE_USER, TenantPolicy};
+use crate::tenants::{self, ROLE_USER};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::{AddedMember, Member, NewMember, Page, PasswordReset};
 
 /// A user as a tenant's admin API shows it: the global identity and the roles in this tenant.
-#[derive(Debug, Clone, Serialize)]
-pub struct MemberView {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-    pub disabled: bool,
-    pub tenant_id: String,
-    pub roles: Vec<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-pub(crate) fn member_view(u: &UserRow, m: &MembershipRow) -> MemberView {
-    MemberView {
+pub(crate) fn member_view(u: &UserRow, m: &MembershipRow) -> Member {
+    Member {
         id: u.id.clone(),
         email: u.email.clone(),
         name: u.name.clone(),
@@ -136,18 +125,6 @@ pub(crate) async fn check_roles(
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewUser {
-    email: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    password: Option<String>,
-    #[serde(default)]
-    roles: Option<Vec<String>>,
-}
-
 /// Creates a user in the tenant (the tenant is its home: it may later reset its
 /// credentials), or, for an email that has an account already, invites it. A platform admin
 /// adds an existing account at once; a tenant admin's invitation waits for the invitee to
@@ -164,7 +141,7 @@ pub(crate) async fn create_user(
         grants_owner: false,
     };
     let tenant = tenant_for(&state, &caller, &add, &tid).await?;
-    let new: NewUser = json_body(body).await?;
+    let new: NewMember = json_body(body).await?;
     let email = new.email.trim().to_lowercase();
     let name = new.name.trim().to_owned();
     let mut problems = Vec::new();
@@ -174,7 +151,7 @@ pub(crate) async fn create_user(
     if name.chars().count() > 200 || name.chars().any(char::is_control) {
         problems.push("name: at most 200 characters".to_owned());
     }
-    let policy = TenantPolicy::of(&tenant);
+    let policy = tenants::policy_of(&tenant);
     if let Some(p) = &new.password {
         problems.extend(tenants::password_problems(p, &email, &name, &policy));
     }
@@ -267,7 +244,11 @@ pub(crate) async fn create_user(
         json!({"action": "add", "user": user.id, "roles": m.roles}),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(member_view(&user, &m))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(AddedMember::Member(member_view(&user, &m))),
+    )
+        .into_response())
 }
 
 /// The sort keys of a tenant's user list (`created` = user id).
@@ -278,7 +259,7 @@ pub(crate) async fn list_users(
     caller: Caller,
     Path(tid): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Page<Member>>, Problem> {
     let tenant = tenant_for(&state, &caller, &Action::ReadMembers(&tid), &tid).await?;
     let (limit, sort) = (q.limit(), q.sort(USER_SORTS)?);
     let search = q
@@ -304,15 +285,17 @@ pub(crate) async fn list_users(
     if !caller.is_platform() {
         rows.retain(|(u, _)| !u.platform_admin);
     }
-    let items: Vec<MemberView> = rows.iter().map(|(u, m)| member_view(u, m)).collect();
-    Ok(Json(json!({ "items": items, "next_after": next })))
+    Ok(Json(Page {
+        items: rows.iter().map(|(u, m)| member_view(u, m)).collect(),
+        next_after: next,
+    }))
 }
 
 pub(crate) async fn get_user(
     State(state): State<AppState>,
     caller: Caller,
     Path((tid, uid)): Path<(String, String)>,
-) -> Result<Json<MemberView>, Problem> {
+) -> Result<Json<Member>, Problem> {
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
     Ok(Json(member_view(&u, &m)))
 }
@@ -329,7 +312,7 @@ pub(crate) async fn update_user(
     meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
-) -> Result<Json<MemberView>, Problem> {
+) -> Result<Json<Member>, Problem> {
     let (_, mut u, m) = member_identity(&state, &caller, &tid, &uid).await?;
     let update: UserUpdate = json_body(body).await?;
     if let Some(name) = update.name {
@@ -360,7 +343,7 @@ pub(crate) async fn set_disabled(
     tid: &str,
     uid: &str,
     disabled: bool,
-) -> Result<Json<MemberView>, Problem> {
+) -> Result<Json<Member>, Problem> {
     let (_, mut u, m) = member_identity(state, caller, tid, uid).await?;
     let now = now_ms();
     found(state.store.set_user_disabled(&u.id, disabled, now).await)?;
@@ -423,12 +406,6 @@ pub(crate) async fn remove_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PasswordReset {
-    password: String,
-}
-
 /// Sets the user's password; their sessions end and their refresh token families are revoked
 /// in the same transaction.
 pub(crate) async fn reset_password(
@@ -444,7 +421,7 @@ pub(crate) async fn reset_password(
         &reset.password,
         &u.email,
         &u.name,
-        &TenantPolicy::of(&tenant),
+        &tenants::policy_of(&tenant),
     );
     if !problems.is_empty() {
         return Err(invalid(problems));

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::{Items, Secret, SecretStored, SecretValue, SecretVersion};
 use zeroize::Zeroizing;
 
 const MAX_VALUE_BYTES: usize = 32 * 1024;
@@ -66,36 +67,29 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(tid): Path<String>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Items<Secret>>, Problem> {
     tenant(&state, &caller, &Action::ReadSecrets(&tid), &tid).await?;
     let rows = state
         .store
         .list_secrets(&tid)
         .await
         .map_err(|e| store_failed(&e))?;
-    let mut items: Vec<serde_json::Value> = Vec::new();
+    let mut items: Vec<Secret> = Vec::new();
     for r in rows {
-        let version = json!({
-            "version": r.version,
-            "created_at": rfc3339(r.created_at),
-            "revoked": r.revoked_at.is_some(),
-        });
+        let version = SecretVersion {
+            version: r.version,
+            created_at: rfc3339(r.created_at),
+            revoked: r.revoked_at.is_some(),
+        };
         match items.last_mut() {
-            Some(last) if last["name"] == r.name.as_str() => {
-                if let Some(v) = last["versions"].as_array_mut() {
-                    v.push(version);
-                }
-            }
-            _ => items.push(json!({ "name": r.name, "versions": [version] })),
+            Some(last) if last.name == r.name => last.versions.push(version),
+            _ => items.push(Secret {
+                name: r.name,
+                versions: vec![version],
+            }),
         }
     }
-    Ok(Json(json!({ "items": items })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutBody {
-    value: String,
+    Ok(Json(Items { items }))
 }
 
 /// Stores a new version (creating the secret, or rotating it).
@@ -111,7 +105,7 @@ pub(crate) async fn put(
             "name: 1 to 128 characters of A-Z a-z 0-9 - _ .",
         ));
     }
-    let b: PutBody = json_body(body).await?;
+    let b: SecretValue = json_body(body).await?;
     let value = Zeroizing::new(b.value);
     if value.len() > MAX_VALUE_BYTES {
         return Err(Problem::payload_too_large());
@@ -144,11 +138,9 @@ pub(crate) async fn put(
                     json!({"name": name, "version": version}),
                 )
                 .await;
-                return Ok((
-                    StatusCode::CREATED,
-                    Json(json!({"name": name, "version": version})),
-                )
-                    .into_response());
+                return Ok(
+                    (StatusCode::CREATED, Json(SecretStored { name, version })).into_response()
+                );
             }
             Err(e) if e.is_unique_violation() => continue,
             Err(e) => return Err(store_failed(&e)),

@@ -17,10 +17,10 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::Verification;
 
 /// Walks the job's chain, publishing progress after each page.
 pub(crate) async fn run(state: AppState, job: Arc<Job>) {
@@ -103,7 +103,7 @@ pub(crate) async fn status(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Verification>, Problem> {
     let job = state
         .verifications
         .get(&id)

@@ -127,7 +127,7 @@ pub async fn tenant_context(
     Ok(TenantContext {
         tid: Some(tid),
         roles: membership.roles,
-        policy: Some(crate::tenants::TenantPolicy::of(&tenant)),
+        policy: Some(crate::tenants::policy_of(&tenant)),
         allowed_scopes,
     })
 }

@@ -58,7 +58,7 @@ pub(crate) fn lockout_for(state: &AppState, tenants: &[TenantRow]) -> Lockout {
         lock_ms: i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2),
     };
     for t in tenants {
-        let policy = crate::tenants::TenantPolicy::of(t);
+        let policy = crate::tenants::policy_of(t);
         lockout.threshold = lockout.threshold.min(i64::from(policy.lockout_threshold));
         lockout.lock_ms = lockout.lock_ms.max(
             i64::try_from(policy.lockout_duration_secs)

@@ -61,7 +61,7 @@ pub(crate) fn typed_email(account_key: &str) -> &str {
 /// The policy of a tenant (the default for an unknown one).
 pub async fn tenant_policy(state: &AppState, tenant_id: &str) -> Option<TenantPolicy> {
     match state.store.tenant_by_id(tenant_id).await {
-        Ok(Some(t)) => Some(TenantPolicy::of(&t)),
+        Ok(Some(t)) => Some(crate::tenants::policy_of(&t)),
         _ => None,
     }
 }
@@ -158,7 +158,7 @@ pub(crate) async fn advance(
         .await;
     }
     let policy = match (&step.tenant_id, resolved) {
-        (Some(_), Some(t)) => Some(TenantPolicy::of(&t)),
+        (Some(_), Some(t)) => Some(crate::tenants::policy_of(&t)),
         (Some(t), None) => tenant_policy(state, t).await,
         (None, _) => None,
     };

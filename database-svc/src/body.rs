@@ -9,6 +9,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tansu_shared::Problem;
 
+pub use tansu_shared::extract::{PathParams, QueryParams};
+
 use crate::AppState;
 use crate::ident::FieldPath;
 
@@ -97,44 +99,6 @@ fn raw_depth(bytes: &[u8]) -> usize {
 
 pub fn unprocessable(slug: &str, title: &'static str, detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, slug, title).with_detail(detail)
-}
-
-/// Path parameters with problem+json rejections.
-#[derive(Debug)]
-pub struct PathParams<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for PathParams<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| PathParams(p.0))
-            .map_err(|e| Problem::bad_request(e.body_text()))
-    }
-}
-
-/// Query-string parameters with problem+json rejections.
-#[derive(Debug)]
-pub struct QueryParams<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for QueryParams<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
-        let q = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str(q)
-            .map(QueryParams)
-            .map_err(|e| Problem::bad_request(format!("invalid query string: {e}")))
-    }
 }
 
 /// Whether any string or key in `v` contains U+0000 (PostgreSQL's `jsonb` and `text` cannot

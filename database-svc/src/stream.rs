@@ -56,12 +56,7 @@ pub struct Follower {
     pub ended: bool,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+use tansu_shared::clock::now_ms;
 
 fn end(reason: &str) -> Event {
     Event::default()

@@ -102,16 +102,8 @@ impl From<&ClientRow> for Client {
     }
 }
 
-/// Unix milliseconds as RFC 3339 (UTC).
-pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+/// Unix milliseconds as RFC 3339 (UTC; the workspace's one formatter).
+pub use tansu_shared::clock::rfc3339;
 
 /// Checks the registration rules on a full client description; every problem found.
 pub fn validate(c: &ClientRow, dev_mode: bool) -> Vec<String> {

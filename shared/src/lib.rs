@@ -25,10 +25,12 @@
 
 pub mod admin_api;
 pub mod auth;
+pub mod clock;
 pub mod config;
 #[cfg(feature = "db")]
 pub mod db;
 pub mod events;
+pub mod extract;
 pub mod health;
 pub mod ids;
 pub mod problem;

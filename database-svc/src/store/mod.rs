@@ -40,19 +40,8 @@ macro_rules! bind_args {
     }};
 }
 
-pub fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-pub fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+/// The workspace's one clock and RFC 3339 formatter.
+pub use tansu_shared::clock::{now_ms, rfc3339};
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]

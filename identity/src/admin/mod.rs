@@ -38,11 +38,9 @@ use crate::store::tenants::TenantRow;
 
 const MAX_JSON_BYTES: usize = 64 * 1024;
 
+/// The admin API's JSON body (at most 64 KiB).
 pub(crate) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
-    let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
-        .await
-        .map_err(|_| Problem::payload_too_large())?;
-    serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))
+    tansu_shared::extract::read_json(body, MAX_JSON_BYTES).await
 }
 
 pub(crate) fn store_failed(e: &dyn std::fmt::Display) -> Problem {

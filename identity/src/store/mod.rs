@@ -190,13 +190,8 @@ impl Store {
     }
 }
 
-/// Now, as UTC unix milliseconds.
-pub fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-}
+/// Now, as UTC unix milliseconds (the workspace's one clock).
+pub use tansu_shared::clock::now_ms;
 
 /// A fresh UUIDv7 as its canonical string.
 pub fn new_id() -> String {

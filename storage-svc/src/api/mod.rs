@@ -161,23 +161,20 @@ pub(crate) fn valid_key(key: &str) -> ApiResult<()> {
 pub(crate) async fn read_json<T: serde::de::DeserializeOwned + Default>(
     body: Body,
 ) -> ApiResult<T> {
-    // Enough for a multipart completion listing 10,000 parts.
+    // Enough for a multipart completion listing 10,000 parts; an empty body is the default.
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
         .map_err(|_| Problem::payload_too_large())?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(format!("invalid JSON: {e}")))
+    tansu_shared::extract::read_json(Body::from(bytes), usize::MAX).await
 }
 
 /// A time in unix milliseconds as RFC 3339 in whole seconds, UTC (`2023-11-14T22:13:20Z`): what
 /// JSON bodies carry (headers carry HTTP dates, see [`crate::conditional::http_date`]).
 pub(crate) fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    tansu_shared::clock::rfc3339_seconds(ms)
 }
 
 #[cfg(test)]

@@ -159,13 +159,8 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+/// Milliseconds since the Unix epoch, now (the workspace's one clock).
+pub use tansu_shared::clock::now_ms;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct BucketRow {

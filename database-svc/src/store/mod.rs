@@ -18,7 +18,6 @@ use serde::Serialize;
 use serde_json::Value;
 pub use tansu_shared::db::{BeginWrite, Pool};
 pub(crate) use tansu_shared::on_pool;
-use time::OffsetDateTime;
 
 use crate::query::Dialect;
 

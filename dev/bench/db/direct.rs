@@ -1,28 +1,14 @@
 //! The document benchmark's reference: the same reads and writes straight through sqlx.
 
 use super::*;
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use crate::load::LoadResult;
+use serde_json::Value;
+use sqlx::types::Json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use anyhow::Context as _;
-use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode, header};
-use http_body_util::Full;
-use rustls::pki_types::ServerName;
-use serde_json::{Value, json};
-use sqlx::Row as _;
-use sqlx::types::Json;
-use tansu_database::store::{BeginWrite as _, Pool, sql};
+use tansu_database::store::{Pool, sql};
 use tokio::time::Instant;
-use crate::gateway::{Row, date_utc, loadavg, machine, measure, median_rounds, table};
-use crate::load::{LoadResult, LoadSpec, Req, Script, ScriptFactory, Step};
-use crate::procs::{self, Measured};
-use crate::token::{DEV_SECRET, json_ok};
-/// Servers started by the benchmark live at most this long, whatever happens to it.
-use tansu_bench::gateway_rig::CHILD_LIFETIME;
 
 /// Runs the same code on whichever engine's pool it is (each arm type-checked for its own).
 macro_rules! with_pool {
@@ -35,7 +21,7 @@ macro_rules! with_pool {
 }
 
 /// A get as database-svc runs it: the document by id, its body decoded.
-pub(super) async fn direct_get(pool: &Pool, id: &str) -> anyhow::Result<()> {
+pub(crate) async fn direct_get(pool: &Pool, id: &str) -> anyhow::Result<()> {
     with_pool!(pool, p => {
         let row = sqlx::query(sql::GET_DOCUMENT)
             .bind(COLLECTION)
@@ -52,7 +38,7 @@ pub(super) async fn direct_get(pool: &Pool, id: &str) -> anyhow::Result<()> {
 /// An insert as database-svc runs it: the collection's schema lookup, then one write
 /// transaction (collection check with its lock, the document, one change-feed number and
 /// row), committed.
-pub(super) async fn direct_insert(pool: &Pool, data: &Value) -> anyhow::Result<()> {
+pub(crate) async fn direct_insert(pool: &Pool, data: &Value) -> anyhow::Result<()> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = tansu_database::store::now_ms();
     let exists = format!(
@@ -103,7 +89,7 @@ pub(super) async fn direct_insert(pool: &Pool, data: &Value) -> anyhow::Result<(
 /// The direct side: `connections` tasks, each running `op` one after the other, with the
 /// load generator's warm-up, window and accounting (every operation started in the window
 /// counts; latency from start to end).
-pub(super) async fn direct_load(
+pub(crate) async fn direct_load(
     pool: Pool,
     op: Op,
     connections: usize,

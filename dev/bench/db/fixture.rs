@@ -1,31 +1,11 @@
 //! The document benchmark's fixture: tokens from identity and the seeded documents.
 
 use super::*;
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-use anyhow::Context as _;
-use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode, header};
-use http_body_util::Full;
-use rustls::pki_types::ServerName;
-use serde_json::{Value, json};
-use sqlx::Row as _;
-use sqlx::types::Json;
-use tansu_database::store::{BeginWrite as _, Pool, sql};
-use tokio::time::Instant;
-use crate::gateway::{Row, date_utc, loadavg, machine, measure, median_rounds, table};
-use crate::load::{LoadResult, LoadSpec, Req, Script, ScriptFactory, Step};
-use crate::procs::{self, Measured};
 use crate::token::{DEV_SECRET, json_ok};
-/// Servers started by the benchmark live at most this long, whatever happens to it.
-use tansu_bench::gateway_rig::CHILD_LIFETIME;
+use serde_json::{Value, json};
 
 /// A client-credentials token of `client_id` for `scope`.
-pub(super) async fn client_token(
+pub(crate) async fn client_token(
     http: &reqwest::Client,
     identity: &str,
     (client_id, secret): (&str, &str),
@@ -45,7 +25,7 @@ pub(super) async fn client_token(
 }
 
 /// `POST {url}` with a bearer token and a JSON body; the answer's JSON (2xx required).
-pub(super) async fn post_json(
+pub(crate) async fn post_json(
     http: &reqwest::Client,
     url: &str,
     token: &str,
@@ -56,16 +36,19 @@ pub(super) async fn post_json(
 }
 
 /// What the set-up made in identity: the tenant, its read-write token, a provisioning token.
-pub(super) struct Tokens {
-    tenant: String,
-    read_write: String,
-    provision: String,
+pub(crate) struct Tokens {
+    pub(crate) tenant: String,
+    pub(crate) read_write: String,
+    pub(crate) provision: String,
 }
 
 /// In identity (through its admin API, as its seeded dev client): a tenant, a
 /// client-credentials client of that tenant with `db.read db.write`, a platform client with
 /// `db.provision`, and a token of each.
-pub(super) async fn identity_set_up(http: &reqwest::Client, identity: &str) -> anyhow::Result<Tokens> {
+pub(crate) async fn identity_set_up(
+    http: &reqwest::Client,
+    identity: &str,
+) -> anyhow::Result<Tokens> {
     let dev = (tansu_identity::DEV_CLIENT_ID, DEV_SECRET);
     let admin = client_token(http, identity, dev, "admin.full").await?;
     let url = |p: &str| format!("{identity}admin/{p}");
@@ -110,7 +93,7 @@ pub(super) async fn identity_set_up(http: &reqwest::Client, identity: &str) -> a
 }
 
 /// Through the gateway: the collection and `documents` documents (`d0000000`, …).
-pub(super) async fn fill(
+pub(crate) async fn fill(
     http: &reqwest::Client,
     gateway: &str,
     token: &str,

@@ -14,7 +14,6 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -24,14 +23,12 @@ use http_body_util::Full;
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use sqlx::Row as _;
-use sqlx::types::Json;
-use tansu_database::store::{BeginWrite as _, Pool, sql};
-use tokio::time::Instant;
+use tansu_database::store::BeginWrite as _;
 
 use crate::gateway::{Row, date_utc, loadavg, machine, measure, median_rounds, table};
-use crate::load::{LoadResult, LoadSpec, Req, Script, ScriptFactory, Step};
+use crate::load::{LoadSpec, Req, Script, ScriptFactory, Step};
 use crate::procs::{self, Measured};
-use crate::token::{DEV_SECRET, json_ok};
+use crate::token::json_ok;
 
 /// The collection every request reads and writes.
 const COLLECTION: &str = "bench";
@@ -43,8 +40,8 @@ use tansu_bench::gateway_rig::CHILD_LIFETIME;
 mod direct;
 mod fixture;
 
-use direct::*;
-use fixture::*;
+pub(crate) use direct::*;
+pub(crate) use fixture::*;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -139,7 +136,7 @@ pub async fn serve_database(args: ServeDatabaseArgs) -> anyhow::Result<()> {
 // The operations
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(crate) enum Op {
     Get,
     Insert,
 }

@@ -19,16 +19,16 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use rustls::pki_types::ServerName;
 use tokio::process::{Child, Command};
 
-use tansu_bench::gateway_rig::{CHILD_LIFETIME, HUGE_BURST};
+use tansu_bench::gateway_rig::CHILD_LIFETIME;
 
-use crate::load::{self, LoadResult, LoadSpec};
+use crate::load::{self, LoadSpec};
 use crate::procs::{self, Measured};
 
 mod nginx;
 mod report;
 
-use nginx::*;
-use report::*;
+pub(crate) use nginx::*;
+pub(crate) use report::*;
 
 /// The upstream's answer: 13 bytes.
 pub const BODY: &str = "Hello, world!";
@@ -92,7 +92,7 @@ async fn hello(headers: HeaderMap) -> (HeaderMap, &'static str) {
 }
 
 /// A process tree started for the benchmark, stopped on drop at the latest.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     /// nginx is stopped with `nginx -s stop` (its workers would outlive a killed master).
     nginx_stop: Option<Command>,
@@ -128,7 +128,7 @@ async fn kill_tree(child: &mut Child) {
     let _ = child.kill().await;
 }
 
-struct Target {
+pub(crate) struct Target {
     name: &'static str,
     proto: &'static str,
     spec: LoadSpec,

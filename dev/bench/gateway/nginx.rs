@@ -1,18 +1,12 @@
 //! nginx as the reference proxy: its configuration and process, with a self-signed certificate.
 
 use super::*;
-use std::fmt::Write as _;
+use crate::procs::{self};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use anyhow::Context as _;
-use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, header};
-use rustls::pki_types::ServerName;
-use tokio::process::{Child, Command};
-use tansu_bench::gateway_rig::{CHILD_LIFETIME, HUGE_BURST};
-use crate::load::{self, LoadResult, LoadSpec};
-use crate::procs::{self, Measured};
+use tansu_bench::gateway_rig::HUGE_BURST;
+use tokio::process::Command;
 
 /// A self-signed certificate for `localhost` and 127.0.0.1 in `dir`: the certificate and key
 /// files and the certificate's PEM.
@@ -100,7 +94,7 @@ http {{
 }
 
 /// Starts nginx in the foreground; returns its master pid and listeners.
-pub(super) async fn start_nginx(
+pub(crate) async fn start_nginx(
     exe: &Path,
     dir: &Path,
     upstream: SocketAddr,

@@ -2,18 +2,9 @@
 //! machine and the date.
 
 use super::*;
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-use anyhow::Context as _;
-use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, header};
-use rustls::pki_types::ServerName;
-use tokio::process::{Child, Command};
-use tansu_bench::gateway_rig::{CHILD_LIFETIME, HUGE_BURST};
 use crate::load::{self, LoadResult, LoadSpec};
-use crate::procs::{self, Measured};
+use crate::procs::Measured;
+use std::time::Duration;
 
 /// One measured target.
 #[derive(Debug, Clone)]
@@ -125,7 +116,7 @@ pub(crate) fn median_rounds(results: Vec<Vec<Row>>) -> Vec<Row> {
 }
 
 /// Gateway / nginx per round (the two measured back to back), and the median over rounds.
-pub(super) fn per_round_ratios(targets: &[Target], results: &[Vec<Row>]) -> String {
+pub(crate) fn per_round_ratios(targets: &[Target], results: &[Vec<Row>]) -> String {
     let find = |name: &str, proto: &str| {
         targets
             .iter()
@@ -173,7 +164,7 @@ pub(super) fn per_round_ratios(targets: &[Target], results: &[Vec<Row>]) -> Stri
     s
 }
 
-pub(super) fn ratios(rows: &[Row]) -> String {
+pub(crate) fn ratios(rows: &[Row]) -> String {
     let find = |t: &str, p: &str| rows.iter().find(|r| r.target == t && r.proto == p);
     let mut s = String::new();
     for proto in ["http", "https"] {

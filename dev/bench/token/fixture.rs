@@ -1,39 +1,26 @@
 //! The issuer benchmark's fixture: clients, users and the refresh tokens the scripts start from.
 
 use super::*;
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
-use anyhow::Context as _;
-use base64::Engine as _;
-use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode, header};
-use http_body_util::Full;
-use tansu_identity::keys::{SigningAlg, SigningPair};
-use crate::gateway::{Row, date_utc, machine, measure, table};
-use crate::load::{LoadSpec, Req, Script, ScriptFactory, Step};
-use crate::procs::{self, Measured};
 pub(crate) use tansu_bench::identity_rig::DEV_SECRET;
-use tansu_bench::identity_rig::{PASSWORD, raw_rate};
+use tansu_bench::identity_rig::PASSWORD;
 
 /// What the benchmark created in identity.
-pub(super) struct Fixture {
-    rs: (String, String),
-    es: (String, String),
-    app: String,
-    users: Vec<String>,
+pub(crate) struct Fixture {
+    pub(crate) rs: (String, String),
+    pub(crate) es: (String, String),
+    pub(crate) app: String,
+    pub(crate) users: Vec<String>,
 }
 
-pub(super) fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = tansu_identity::crypto::random_secret().expect("randomness");
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
     (verifier, challenge)
 }
 
-pub(super) fn authorize_path(client_id: &str, challenge: &str, login_hint: Option<&str>) -> String {
+pub(crate) fn authorize_path(client_id: &str, challenge: &str, login_hint: Option<&str>) -> String {
     let mut p = format!(
         "/connect/authorize?response_type=code&client_id={}&redirect_uri={}&scope={}&state=bench&code_challenge={}&code_challenge_method=S256",
         enc(client_id),
@@ -57,7 +44,7 @@ pub(crate) async fn json_ok(
     serde_json::from_str(&text).with_context(|| format!("{what}: not JSON: {text}"))
 }
 
-pub(super) async fn set_up(base: &str, users: usize) -> anyhow::Result<Fixture> {
+pub(crate) async fn set_up(base: &str, users: usize) -> anyhow::Result<Fixture> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -149,7 +136,7 @@ pub(super) async fn set_up(base: &str, users: usize) -> anyhow::Result<Fixture> 
 }
 
 /// A refresh token for `email` through the real code flow (login form, code, PKCE).
-pub(super) async fn refresh_token_for(
+pub(crate) async fn refresh_token_for(
     http: &reqwest::Client,
     base: &str,
     client_id: &str,

@@ -17,23 +17,20 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use base64::Engine as _;
-use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode, header};
-use http_body_util::Full;
 use tansu_identity::keys::{SigningAlg, SigningPair};
 
 use crate::gateway::{Row, date_utc, machine, measure, table};
-use crate::load::{LoadSpec, Req, Script, ScriptFactory, Step};
+use crate::load::{LoadSpec, ScriptFactory};
 use crate::procs::{self, Measured};
 
 pub(crate) use tansu_bench::identity_rig::DEV_SECRET;
-use tansu_bench::identity_rig::{PASSWORD, raw_rate};
+use tansu_bench::identity_rig::raw_rate;
 
-mod scripts;
 mod fixture;
+mod scripts;
 
-use scripts::*;
-use fixture::*;
+pub(crate) use fixture::*;
+pub(crate) use scripts::*;
 const REDIRECT_URI: &str = "http://127.0.0.1/cb";
 
 #[derive(clap::Args)]
@@ -472,6 +469,7 @@ async fn run_store(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::{HeaderMap, header};
 
     #[test]
     fn hidden_fields_and_cookies_are_read() {

@@ -2,24 +2,14 @@
 //! browser password sign-in (form, cookie, code).
 
 use super::*;
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
-use anyhow::Context as _;
-use base64::Engine as _;
+use crate::load::{Req, Script, Step};
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::Full;
-use tansu_identity::keys::{SigningAlg, SigningPair};
-use crate::gateway::{Row, date_utc, machine, measure, table};
-use crate::load::{LoadSpec, Req, Script, ScriptFactory, Step};
-use crate::procs::{self, Measured};
-pub(crate) use tansu_bench::identity_rig::DEV_SECRET;
-use tansu_bench::identity_rig::{PASSWORD, raw_rate};
+use std::sync::Arc;
+use tansu_bench::identity_rig::PASSWORD;
 
-pub(super) fn form_request(host: &str, path: &str, body: String, extra: &[(&str, &str)]) -> Req {
+pub(crate) fn form_request(host: &str, path: &str, body: String, extra: &[(&str, &str)]) -> Req {
     let mut b = Request::post(path)
         .header(header::HOST, host)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
@@ -34,13 +24,13 @@ pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-pub(super) const CC_BODY: &str = "grant_type=client_credentials&scope=db.read%20db.write";
+pub(crate) const CC_BODY: &str = "grant_type=client_credentials&scope=db.read%20db.write";
 
 /// `client_credentials` with `client_secret_basic`; 200 = success. Sent pre-encoded
 /// ([`Script::encoded`]): the same bytes every time.
-pub(super) struct ClientCredentials {
-    host: String,
-    basic: String,
+pub(crate) struct ClientCredentials {
+    pub(crate) host: String,
+    pub(crate) basic: String,
 }
 
 impl Script for ClientCredentials {
@@ -75,12 +65,12 @@ impl Script for ClientCredentials {
 }
 
 /// One rotation of a refresh-token chain per operation; the new token is used next time.
-pub(super) struct Refresh {
-    host: String,
-    client_id: String,
-    token: String,
+pub(crate) struct Refresh {
+    pub(crate) host: String,
+    pub(crate) client_id: String,
+    pub(crate) token: String,
     /// Where the chain's newest token goes back when the connection ends, for the next round.
-    chains: Arc<std::sync::Mutex<Vec<String>>>,
+    pub(crate) chains: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Refresh {
@@ -127,11 +117,11 @@ impl Script for Refresh {
 /// A browser sign-in through the real login form: `GET /connect/authorize` (the login page,
 /// its CSRF cookie and fields), then `POST /login` with the password → a redirect to the client with
 /// a code. No session cookie is kept, so every operation is a full password login.
-pub(super) struct Login {
-    host: String,
-    authorize: String,
-    email: String,
-    csrf_cookie: Option<String>,
+pub(crate) struct Login {
+    pub(crate) host: String,
+    pub(crate) authorize: String,
+    pub(crate) email: String,
+    pub(crate) csrf_cookie: Option<String>,
 }
 
 impl Script for Login {
@@ -188,7 +178,7 @@ impl Script for Login {
 }
 
 /// `name=value` of a `Set-Cookie` header.
-pub(super) fn cookie_pair(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie_pair(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -199,7 +189,7 @@ pub(super) fn cookie_pair(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The value of `<input type="hidden" name="{name}" value="…">`, HTML-unescaped.
-pub(super) fn hidden_field(html: &str, name: &str) -> Option<String> {
+pub(crate) fn hidden_field(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;

@@ -38,8 +38,6 @@ use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use tansu_shared::Problem;
 use tansu_shared::auth::AuthError;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
 use crate::names::{check_bucket, check_key};

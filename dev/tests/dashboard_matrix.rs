@@ -303,7 +303,18 @@ async fn send(
 
 #[tokio::test]
 async fn every_dashboard_route_answers_every_actor_as_the_policy_table_says() {
-    let f = stack();
+    matrix(stack(), "sqlite").await;
+}
+
+#[tokio::test]
+async fn every_dashboard_route_answers_every_actor_as_the_policy_table_says_on_postgres() {
+    if let Some(f) = stack_on_postgres() {
+        matrix(f, "postgres").await;
+    }
+}
+
+/// The matrix on one stack (`store`: identity's store, for the report).
+async fn matrix(f: &Fixture, store: &str) {
     let rows = table();
 
     // The table and the router name the same routes.
@@ -324,7 +335,7 @@ async fn every_dashboard_route_answers_every_actor_as_the_policy_table_says() {
          without a policy row: {undocumented:?}\n  rows without a route: {unrouted:?}"
     );
 
-    let api = AdminApi::new().await;
+    let api = AdminApi::on(f).await;
     let (idp, idp_issuer) = external_provider().await;
     let world = setup(&api, &idp_issuer).await;
     let mut actors = actors(f).await;
@@ -420,8 +431,8 @@ async fn every_dashboard_route_answers_every_actor_as_the_policy_table_says() {
         }
     }
     println!(
-        "dashboard authorization matrix: {} routes x {} actors = {} checks ({checked} requests \
-         with the other admin's own-tenant item checks)",
+        "dashboard authorization matrix ({store}): {} routes x {} actors = {} checks ({checked} \
+         requests with the other admin's own-tenant item checks)",
         rows.len(),
         ACTORS.len(),
         rows.len() * ACTORS.len(),

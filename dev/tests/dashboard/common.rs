@@ -89,55 +89,75 @@ pub struct Fixture {
 }
 
 static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+static FIXTURE_POSTGRES: OnceLock<Option<Fixture>> = OnceLock::new();
 
 const DIR_PREFIX: &str = "tansu-dashboard-suite-";
 
-/// The test binary's stack: started on first use, on a thread and runtime of its own that
-/// live as long as the binary (the stack outlives every test's runtime).
+/// The test binary's stack (identity on SQLite): started on first use, on a thread and runtime
+/// of its own that live as long as the binary (the stack outlives every test's runtime).
 pub fn stack() -> &'static Fixture {
-    FIXTURE.get_or_init(|| {
-        remove_old_dirs();
-        let dir = tempfile::Builder::new()
-            .prefix(DIR_PREFIX)
-            .tempdir()
-            .unwrap()
-            .keep();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let data = dir.join("data");
-        let config = config_file(&dir);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let mut opts = StackOptions::for_tests(&data);
-                opts.config_file = Some(config);
-                let mut stack = Stack::start(opts).await.unwrap();
-                stack.wait_ready(Duration::from_secs(60)).await.unwrap();
-                tx.send(Fixture {
-                    base: format!("https://{}/dashboard/", stack.gateway),
-                    identity: format!("https://{}/identity/", stack.gateway),
-                    issuer: stack.issuer.clone(),
-                    certificate_pem: stack.certificate_pem.clone(),
-                    data,
-                    dashboard: stack
-                        .services
-                        .iter()
-                        .find(|(name, _)| *name == "dashboard")
-                        .map(|(_, addr)| *addr)
-                        .expect("the stack runs the dashboard"),
-                })
-                .unwrap();
-                // Serve until the test binary exits.
-                std::future::pending::<()>().await;
-                drop(stack);
-            });
+    FIXTURE.get_or_init(|| start(false).expect("the SQLite stack needs no server"))
+}
+
+/// The same stack with identity on a fresh PostgreSQL database (`TANSU_TEST_DATABASE_URL`);
+/// `None` when no PostgreSQL is configured (skipped, unless `TANSU_REQUIRE_ALL=1`).
+pub fn stack_on_postgres() -> Option<&'static Fixture> {
+    FIXTURE_POSTGRES.get_or_init(|| start(true)).as_ref()
+}
+
+fn start(postgres: bool) -> Option<Fixture> {
+    remove_old_dirs();
+    let dir = tempfile::Builder::new()
+        .prefix(DIR_PREFIX)
+        .tempdir()
+        .unwrap()
+        .keep();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let data = dir.join("data");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let database = if postgres {
+                let Some(db) =
+                    tansu_shared::testing::TestDatabase::create("dashboard (PostgreSQL)").await
+                else {
+                    tx.send(None).unwrap();
+                    return;
+                };
+                Some(db)
+            } else {
+                None
+            };
+            let config = config_file(&dir, database.as_ref().map(|d| d.url.as_str()));
+            let mut opts = StackOptions::for_tests(&data);
+            opts.config_file = Some(config);
+            let mut stack = Stack::start(opts).await.unwrap();
+            stack.wait_ready(Duration::from_secs(60)).await.unwrap();
+            tx.send(Some(Fixture {
+                base: format!("https://{}/dashboard/", stack.gateway),
+                identity: format!("https://{}/identity/", stack.gateway),
+                issuer: stack.issuer.clone(),
+                certificate_pem: stack.certificate_pem.clone(),
+                data,
+                dashboard: stack
+                    .services
+                    .iter()
+                    .find(|(name, _)| *name == "dashboard")
+                    .map(|(_, addr)| *addr)
+                    .expect("the stack runs the dashboard"),
+            }))
+            .unwrap();
+            // Serve until the test binary exits.
+            std::future::pending::<()>().await;
+            drop(stack);
         });
-        rx.recv_timeout(Duration::from_secs(120))
-            .expect("the stack started")
-    })
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("the stack started")
 }
 
 /// The data directories of earlier runs (a stack that lives as long as its binary leaves
@@ -159,7 +179,9 @@ fn remove_old_dirs() {
     }
 }
 
-fn config_file(dir: &Path) -> PathBuf {
+/// The stack's config: identity's store (`database_url`: PostgreSQL; none: SQLite under the
+/// data directory), the dev admin's password, no gateway budgets.
+fn config_file(dir: &Path, database_url: Option<&str>) -> PathBuf {
     let path = dir.join("tansu.toml");
     std::fs::write(
         &path,
@@ -167,7 +189,8 @@ fn config_file(dir: &Path) -> PathBuf {
         // identity through the gateway from it too): the gateway's request budgets, which
         // have suites of their own, would refuse them.
         format!(
-            "[identity]\ndev_admin_password = \"{PASSWORD}\"\n\n[gateway.rate_limit]\nenabled = false\n"
+            "[identity]\ndev_admin_password = \"{PASSWORD}\"\n{}\n[gateway.rate_limit]\nenabled = false\n",
+            database_url.map_or(String::new(), |u| format!("database_url = \"{u}\"\n"))
         ),
     )
     .unwrap();
@@ -407,7 +430,11 @@ pub struct AdminApi {
 
 impl AdminApi {
     pub async fn new() -> Self {
-        let f = stack();
+        Self::on(stack()).await
+    }
+
+    /// The admin API of the stack `f`.
+    pub async fn on(f: &Fixture) -> Self {
         let http = reqwest::Client::builder()
             .add_root_certificate(
                 reqwest::Certificate::from_pem(f.certificate_pem.as_bytes()).unwrap(),

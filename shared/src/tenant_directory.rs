@@ -242,13 +242,16 @@ impl std::fmt::Debug for DirectoryClient {
     }
 }
 
-#[derive(Deserialize)]
-struct Entry {
+/// The directory's answer on the wire, as identity serializes it and the clients read it
+/// (`id` and `slug` may be absent from an older identity).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirectoryAnswer {
     #[serde(default)]
-    id: Option<String>,
+    pub id: Option<String>,
     #[serde(default)]
-    slug: Option<String>,
-    status: String,
+    pub slug: Option<String>,
+    /// `active` or `suspended` (a deleted tenant is not in the directory).
+    pub status: String,
 }
 
 impl DirectoryClient {
@@ -300,7 +303,7 @@ impl DirectoryClient {
                 .map_err(|e| format!("tenant directory: {}", e.without_url()))?;
             match resp.status() {
                 StatusCode::OK => {
-                    let e: Entry = resp
+                    let e: DirectoryAnswer = resp
                         .json()
                         .await
                         .map_err(|e| format!("tenant directory: {}", e.without_url()))?;

@@ -9,26 +9,19 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::Serialize;
 use tansu_shared::Problem;
+use tansu_shared::tenant_directory::DirectoryAnswer;
 
 use crate::AppState;
 use crate::admin::store_failed;
 use crate::http::{Action, Caller};
 use crate::tenants::STATUS_DELETED;
 
-#[derive(Debug, Serialize)]
-pub(crate) struct Entry {
-    id: String,
-    slug: String,
-    status: String,
-}
-
 pub(crate) async fn lookup(
     State(state): State<AppState>,
     caller: Caller,
     Path(reference): Path<String>,
-) -> Result<Json<Entry>, Problem> {
+) -> Result<Json<DirectoryAnswer>, Problem> {
     caller.may(&Action::ReadTenantDirectory)?;
     let row = state
         .store
@@ -37,9 +30,9 @@ pub(crate) async fn lookup(
         .map_err(|e| store_failed(&e))?
         .filter(|t| t.status != STATUS_DELETED)
         .ok_or_else(Problem::not_found)?;
-    Ok(Json(Entry {
-        id: row.id,
-        slug: row.slug,
+    Ok(Json(DirectoryAnswer {
+        id: Some(row.id),
+        slug: Some(row.slug),
         status: row.status,
     }))
 }

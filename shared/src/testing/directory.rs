@@ -103,9 +103,12 @@ async fn lookup(
     s.lookups.fetch_add(1, Ordering::SeqCst);
     let status = s.statuses.lock().unwrap().get(&tenant).cloned();
     match status {
-        Some(status) => {
-            axum::Json(json!({ "id": tenant, "slug": tenant, "status": status })).into_response()
-        }
+        Some(status) => axum::Json(crate::tenant_directory::DirectoryAnswer {
+            id: Some(tenant.clone()),
+            slug: Some(tenant),
+            status,
+        })
+        .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

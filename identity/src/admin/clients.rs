@@ -197,24 +197,7 @@ pub(crate) async fn update_client(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    let updated = state
-        .store
-        .update_client(&row)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    state.clients.invalidate(&row.client_id);
-    if !updated {
-        return Err(Problem::not_found());
-    }
-    tracing::info!(client_id = %row.client_id, "client updated");
-    audit_change(
-        &state,
-        &admin,
-        row.tenant_id.as_deref(),
-        crate::events::CLIENT_CHANGE,
-        serde_json::json!({"action": "update", "client_id": row.client_id}),
-    )
-    .await;
+    save(&state, &admin, &row, "update").await?;
     Ok(Json(Client::from(&row)))
 }
 
@@ -234,24 +217,7 @@ pub(crate) async fn rotate_secret(
     let secret = crypto::random_secret().map_err(|e| store_failed(&e))?;
     row.secret_hash = Some(clients::hash_secret(&secret));
     row.updated_at = now_ms();
-    let updated = state
-        .store
-        .update_client(&row)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    state.clients.invalidate(&row.client_id);
-    if !updated {
-        return Err(Problem::not_found());
-    }
-    tracing::info!(client_id = %row.client_id, "client secret rotated");
-    audit_change(
-        &state,
-        &admin,
-        row.tenant_id.as_deref(),
-        crate::events::CLIENT_CHANGE,
-        serde_json::json!({"action": "rotate_secret", "client_id": row.client_id}),
-    )
-    .await;
+    save(&state, &admin, &row, "rotate_secret").await?;
     Ok(Json(with_secret(&row, Some(secret))))
 }
 
@@ -291,4 +257,33 @@ fn invalid(problems: Vec<String>) -> Problem {
     )
     .with_detail(problems.join("; "))
     .with_extension("errors", problems)
+}
+
+/// Stores a changed client (404 when it is gone), drops it from the token endpoint's cache, and
+/// records the change (`action`) as a security event.
+async fn save(
+    state: &AppState,
+    admin: &Caller,
+    row: &ClientRow,
+    action: &str,
+) -> Result<(), Problem> {
+    let updated = state
+        .store
+        .update_client(row)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    state.clients.invalidate(&row.client_id);
+    if !updated {
+        return Err(Problem::not_found());
+    }
+    tracing::info!(client_id = %row.client_id, action, "client changed");
+    audit_change(
+        state,
+        admin,
+        row.tenant_id.as_deref(),
+        crate::events::CLIENT_CHANGE,
+        serde_json::json!({"action": action, "client_id": row.client_id}),
+    )
+    .await;
+    Ok(())
 }

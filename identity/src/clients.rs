@@ -4,9 +4,8 @@
 //! hash buys nothing for a secret with that much entropy (there is nothing to brute-force), and
 //! SHA-256 keeps the token endpoint fast. Hashes are compared in constant time (`subtle`).
 
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
-pub use tansu_shared::admin_api::{Client, ClientType, ClientWithSecret, NewClient};
+pub use tansu_shared::admin_api::{Client, ClientType, ClientUpdate, ClientWithSecret, NewClient};
 
 use crate::config::{MAX_ACCESS_TOKEN_LIFETIME_SECS, MIN_ACCESS_TOKEN_LIFETIME_SECS};
 use crate::crypto;
@@ -41,31 +40,6 @@ pub fn hash_secret(secret: &str) -> Vec<u8> {
 pub fn secret_matches(presented: &str, stored_hash: &[u8]) -> bool {
     let presented = hash_secret(presented);
     presented.len() == stored_hash.len() && bool::from(presented.ct_eq(stored_hash))
-}
-
-/// A partial update; absent fields stay. `access_token_lifetime_secs: null` resets to default.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientUpdate {
-    pub name: Option<String>,
-    pub grant_types: Option<Vec<String>>,
-    pub scopes: Option<Vec<String>>,
-    pub redirect_uris: Option<Vec<String>>,
-    pub post_logout_redirect_uris: Option<Vec<String>>,
-    /// Replaces a private_key_jwt client's keys.
-    pub jwks: Option<serde_json::Value>,
-    pub first_party: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub access_token_lifetime_secs: Option<Option<u64>>,
-    pub signing_alg: Option<String>,
-}
-
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A client as the admin API shows it ([`Client`]: never the secret or its hash).

@@ -5,9 +5,12 @@
 
 use std::sync::Arc;
 
+use tansu_shared::auth::{Verifier, VerifierConfig};
+
 use crate::config::Config;
 use crate::keys::KeyManager;
 use crate::passwords::Passwords;
+use crate::scopes::IDENTITY_AUDIENCE;
 use crate::store::{Store, now_ms};
 use crate::{cache, event_log, events, master_keys, provisioning, stats, store, verifications};
 
@@ -53,6 +56,8 @@ pub struct Services {
     pub stats: Arc<stats::TokenCounter>,
     /// This process's chain-verification jobs (see [`verifications`]).
     pub verifications: Arc<verifications::Verifications>,
+    /// Verifies this issuer's access tokens against the key ring (see [`crate::http::bearer`]).
+    pub verifier: Verifier,
 }
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
@@ -86,11 +91,17 @@ impl AppState {
         let passwords = Passwords::new(config.password_hash_concurrency)?;
         let config_client_cache_ms = config.client_cache_ms;
         let events = event_log::EventLog::start(store.clone());
+        let keys = Arc::new(keys);
+        let verifier = Verifier::with_keys(
+            VerifierConfig::new(config.issuer.clone(), IDENTITY_AUDIENCE),
+            keys.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("token verifier: {e}"))?;
         let mut state = Services {
             config: Arc::new(config),
             events,
             store,
-            keys: Arc::new(keys),
+            keys,
             passwords,
             provisioner: None,
             clients: Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
@@ -102,6 +113,7 @@ impl AppState {
             rewrap: Arc::default(),
             stats: Arc::default(),
             verifications: Arc::default(),
+            verifier,
         };
         let mut provisioning_secret = state.config.provisioning_client_secret.clone();
         if state.config.dev_mode {

@@ -619,7 +619,7 @@ async fn concurrent_refreshes_of_one_token_yield_one_new_head() {
         let rt0 = t0["refresh_token"].as_str().unwrap().to_owned();
         let access = t0["access_token"].as_str().unwrap();
         let fid = {
-            let v = id.state.verify_issued_token(access, None).unwrap();
+            let v = id.state.verify_issued_token(access, None).await.unwrap();
             v.fid.expect("access tokens of a family name it")
         };
         let attempts = (0..20).map(|_| {
@@ -926,14 +926,15 @@ async fn maintenance_purges_dead_state_only() {
         let live = first_tokens(&id, &client).await;
         let dead = first_tokens(&id, &client).await;
         let store = &id.state.store;
-        let fid_of = |t: &Value| {
+        let fid_of = async |t: &Value| {
             id.state
                 .verify_issued_token(t["access_token"].as_str().unwrap(), None)
+                .await
                 .unwrap()
                 .fid
                 .unwrap()
         };
-        let (live_fid, dead_fid) = (fid_of(&live), fid_of(&dead));
+        let (live_fid, dead_fid) = (fid_of(&live).await, fid_of(&dead).await);
         let now = tansu_identity::store::now_ms();
         // Revoked two days ago (as far as the purge can tell).
         store

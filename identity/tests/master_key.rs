@@ -131,7 +131,7 @@ impl Sealed {
     /// and verifies, and a TOTP code for step `now + offset` is accepted.
     async fn check(&self, id: &Instance, totp_offset: i64) {
         let admin = id.admin_token().await;
-        id.state.verify_access_token(&admin, None).unwrap();
+        id.state.verify_access_token(&admin, None).await.unwrap();
         let (status, v) = id
             .get_as(
                 &format!("/admin/tenants/{}/secrets/db-url", self.tenant),

@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tansu_shared::Problem;
-use tansu_shared::admin_api::{ChainCheck, Event, Page};
+use tansu_shared::admin_api::{ChainCheck, Event, Ingested, Page};
 
 /// An event as the API shows it.
 impl From<&EventRow> for Event {
@@ -324,7 +324,10 @@ pub(crate) async fn ingest(
         .map_err(|e| store_failed(&format!("{e:#}")).into_response())?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "accepted": accepted, "duplicates": ids.len() - accepted })),
+        Json(Ingested {
+            accepted,
+            duplicates: ids.len() - accepted,
+        }),
     )
         .into_response())
 }

@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 use tansu_shared::Problem;
+use tansu_shared::admin_api::Registered;
 use zeroize::Zeroizing;
 
 #[derive(Deserialize)]
@@ -75,11 +75,11 @@ pub(crate) async fn json_registration(
     .map_err(|e| e.problem())?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "tenant_id": done.tenant.id,
-            "slug": done.tenant.slug,
-            "user_id": done.user.id,
-        })),
+        Json(Registered {
+            tenant_id: done.tenant.id,
+            slug: done.tenant.slug,
+            user_id: done.user.id,
+        }),
     )
         .into_response())
 }

@@ -18,26 +18,12 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tansu_shared::Problem;
-use tansu_shared::admin_api::Items;
+use tansu_shared::admin_api::{Items, NewRole, Role, RoleUpdate};
 
-#[derive(Debug, Serialize)]
-pub struct RoleView {
-    pub name: String,
-    pub description: String,
-    /// `["*"]` for the built-in roles: they do not narrow a grant.
-    pub scopes: Vec<String>,
-    pub builtin: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<String>,
-}
-
-fn view(r: &RoleRow) -> RoleView {
-    RoleView {
+fn view(r: &RoleRow) -> Role {
+    Role {
         name: r.name.clone(),
         description: r.description.clone(),
         scopes: r.scopes.clone(),
@@ -47,8 +33,8 @@ fn view(r: &RoleRow) -> RoleView {
     }
 }
 
-fn builtin_view(name: &str) -> RoleView {
-    RoleView {
+fn builtin_view(name: &str) -> Role {
+    Role {
         name: name.to_owned(),
         description: format!("built-in role {name}"),
         scopes: vec!["*".into()],
@@ -56,22 +42,6 @@ fn builtin_view(name: &str) -> RoleView {
         created_at: None,
         updated_at: None,
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewRole {
-    name: String,
-    #[serde(default)]
-    description: String,
-    scopes: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RoleUpdate {
-    description: Option<String>,
-    scopes: Option<Vec<String>>,
 }
 
 fn role_problems(description: &str, scope_list: &[String]) -> Vec<String> {
@@ -109,9 +79,9 @@ pub(crate) async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
     Path(tid): Path<String>,
-) -> Result<Json<Items<RoleView>>, Problem> {
+) -> Result<Json<Items<Role>>, Problem> {
     let tenant = tenant_for(&state, &caller, &Action::ManageRoles(&tid), &tid).await?;
-    let mut items: Vec<RoleView> = ROLES.iter().map(|r| builtin_view(r)).collect();
+    let mut items: Vec<Role> = ROLES.iter().map(|r| builtin_view(r)).collect();
     items.extend(
         state
             .store
@@ -128,7 +98,7 @@ pub(crate) async fn get_role(
     State(state): State<AppState>,
     caller: Caller,
     Path((tid, name)): Path<(String, String)>,
-) -> Result<Json<RoleView>, Problem> {
+) -> Result<Json<Role>, Problem> {
     let tenant = tenant_for(&state, &caller, &Action::ManageRoles(&tid), &tid).await?;
     if let Some(b) = ROLES.iter().find(|r| **r == name) {
         return Ok(Json(builtin_view(b)));
@@ -197,7 +167,7 @@ pub(crate) async fn update_role(
     meta: Meta,
     Path((tid, name)): Path<(String, String)>,
     body: Body,
-) -> Result<Json<RoleView>, Problem> {
+) -> Result<Json<Role>, Problem> {
     let tenant = tenant_for(&state, &caller, &Action::ManageRoles(&tid), &tid).await?;
     if ROLES.contains(&name.as_str()) {
         return Err(builtin_refused());

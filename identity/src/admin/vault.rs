@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use tansu_shared::Problem;
-use tansu_shared::admin_api::{Items, Secret, SecretStored, SecretValue, SecretVersion};
+use tansu_shared::admin_api::{
+    Items, Secret, SecretRead, SecretStored, SecretValue, SecretVersion,
+};
 use zeroize::Zeroizing;
 
 const MAX_VALUE_BYTES: usize = 32 * 1024;
@@ -159,7 +161,7 @@ pub(crate) async fn read(
     caller: Caller,
     Path((tid, name)): Path<(String, String)>,
     Query(q): Query<ReadQuery>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<SecretRead>, Problem> {
     tenant(&state, &caller, &Action::ReadSecrets(&tid), &tid).await?;
     let row = state
         .store
@@ -194,9 +196,11 @@ pub(crate) async fn read(
         json!({"name": row.name, "version": row.version}),
     )
     .await;
-    Ok(Json(
-        json!({"name": row.name, "version": row.version, "value": value}),
-    ))
+    Ok(Json(SecretRead {
+        name: row.name,
+        version: row.version,
+        value,
+    }))
 }
 
 /// Revokes every version of the secret: none can be read any more.

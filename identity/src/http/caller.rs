@@ -99,7 +99,9 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
         let token = bearer_token(&parts.headers)?.ok_or(AuthError::MissingToken)?;
-        let issued = state.verify_issued_token(token, Some(IDENTITY_AUDIENCE))?;
+        let issued = state
+            .verify_issued_token(token, Some(IDENTITY_AUDIENCE))
+            .await?;
         if !state.token_active(&issued).await {
             return Err(AuthError::InvalidToken("token revoked"));
         }

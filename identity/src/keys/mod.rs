@@ -101,6 +101,23 @@ impl std::fmt::Debug for KeyManager {
     }
 }
 
+/// The key source of identity's own [`tansu_shared::auth::Verifier`]: keys that sign now or
+/// retire within the grace period verify; a key not yet active or gone does not.
+impl tansu_shared::auth::KeySource for KeyManager {
+    fn key(&self, kid: &str) -> Option<Arc<tansu_shared::auth::VerifyKey>> {
+        let grace = i64::try_from(self.policy.grace.as_millis()).unwrap_or(i64::MAX);
+        self.ring()
+            .get(kid)
+            .filter(|k| {
+                matches!(
+                    k.state(now_ms(), grace),
+                    KeyState::Current | KeyState::Retiring
+                )
+            })
+            .map(|k| k.verify.clone())
+    }
+}
+
 impl KeyManager {
     /// The master keys (the vault wraps tenant data keys with the current one).
     pub fn master(&self) -> &Arc<MasterKeys> {
@@ -196,7 +213,10 @@ impl KeyManager {
         let pair = SigningPair::from_pkcs8(alg, &der)?;
         let jwk = pair.public_jwk(&row.kid, alg);
         let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone())?;
-        let decoding = jsonwebtoken::DecodingKey::from_jwk(&parsed)?;
+        let (_, verify) = tansu_shared::auth::VerifyKey::from_jwk(&parsed, &[alg.jwt()])
+            .ok_or_else(|| {
+                anyhow::anyhow!("key {} is not a {} verification key", row.kid, alg.as_str())
+            })?;
         Ok(RingKey {
             kid: row.kid.clone(),
             alg,
@@ -204,7 +224,7 @@ impl KeyManager {
             activate_at: row.activate_at,
             retire_at,
             jwk,
-            decoding,
+            verify: Arc::new(verify),
             pair,
         })
     }
@@ -436,7 +456,11 @@ mod tests {
             activate_at: 100,
             retire_at: Some(200),
             jwk,
-            decoding: jsonwebtoken::DecodingKey::from_jwk(&parsed).unwrap(),
+            verify: Arc::new(
+                tansu_shared::auth::VerifyKey::from_jwk(&parsed, &[SigningAlg::EdDSA.jwt()])
+                    .unwrap()
+                    .1,
+            ),
             pair,
         };
         assert_eq!(key.state(50, 10), KeyState::Next);
@@ -457,11 +481,12 @@ mod tests {
             let reparsed = SigningPair::from_pkcs8(alg, &der).unwrap();
             let jwk: jsonwebtoken::jwk::Jwk =
                 serde_json::from_value(pair.public_jwk("k1", alg)).unwrap();
-            let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+            let (kid, key) = tansu_shared::auth::VerifyKey::from_jwk(&jwk, &[alg.jwt()]).unwrap();
+            assert_eq!((kid.as_str(), key.alg()), ("k1", alg.jwt()));
             let msg = b"header.payload";
             let sig = reparsed.sign(msg).unwrap();
-            let ok = jsonwebtoken::crypto::verify(&b64url(&sig), msg, &key, alg.jwt()).unwrap();
-            assert!(ok, "{alg:?}");
+            assert!(key.verify_signature(msg, &sig), "{alg:?}");
+            assert!(!key.verify_signature(b"header.other", &sig), "{alg:?}");
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::keys::{SigningAlg, SigningPair};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tansu_shared::auth::VerifyKey;
 
 /// One key of the in-memory ring.
 pub struct RingKey {
@@ -16,7 +17,8 @@ pub struct RingKey {
     /// When the successor activates (this key stops signing); `None` while it has none.
     pub retire_at: Option<i64>,
     pub jwk: serde_json::Value,
-    pub decoding: jsonwebtoken::DecodingKey,
+    /// The public half, parsed once, as every verifier of our tokens uses it.
+    pub verify: Arc<VerifyKey>,
     pub pair: SigningPair,
 }
 

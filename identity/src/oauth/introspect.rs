@@ -56,7 +56,7 @@ async fn introspect_inner(
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let inactive = json!({ "active": false });
-    let Ok(issued) = state.verify_issued_token(token, None) else {
+    let Ok(issued) = state.verify_issued_token(token, None).await else {
         return refresh_token_info(state, token, &client).await;
     };
     // A tenant's client learns about its own tenant's tokens only (RFC 7662 §2.2: a token
@@ -176,7 +176,7 @@ async fn revoke_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
             return Ok(());
         }
     }
-    let Ok(claims) = state.verify_access_token(token, None) else {
+    let Ok(claims) = state.verify_access_token(token, None).await else {
         return Ok(());
     };
     if claims.client_id != client.client_id {

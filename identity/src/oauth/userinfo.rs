@@ -23,7 +23,7 @@ pub(crate) async fn userinfo_inner(
     headers: &HeaderMap,
 ) -> Result<serde_json::Value, AuthError> {
     let token = bearer_token(headers)?.ok_or(AuthError::MissingToken)?;
-    let issued = state.verify_issued_token(token, None)?;
+    let issued = state.verify_issued_token(token, None).await?;
     if !state.token_active(&issued).await {
         return Err(AuthError::InvalidToken("token revoked"));
     }

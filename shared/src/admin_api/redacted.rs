@@ -1,7 +1,10 @@
 //! `Debug` of the admin API's types that carry a secret (a password, a client secret, a
 //! secret's value): whether the secret is there, never what it is.
 
-use super::{ClientWithSecret, NewMember, NewProvider, PasswordReset, ProviderUpdate, SecretValue};
+use super::{
+    ClientWithSecret, NewMember, NewProvider, PasswordReset, ProviderUpdate, SecretRead,
+    SecretValue,
+};
 
 /// How a secret field shows in `Debug`: whether it is there, never what it is.
 struct Redacted(bool);
@@ -70,6 +73,16 @@ impl std::fmt::Debug for ProviderUpdate {
 impl std::fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretValue")
+            .field("value", &Redacted(true))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SecretRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRead")
+            .field("name", &self.name)
+            .field("version", &self.version)
             .field("value", &Redacted(true))
             .finish()
     }

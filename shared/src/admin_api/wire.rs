@@ -135,3 +135,68 @@ fn activity_buckets_are_flat() {
     };
     assert_eq!(keys(&page), names("items next_after"));
 }
+
+#[test]
+fn roles_registrations_ingest_and_secret_reads() {
+    let custom = Role {
+        name: "support".into(),
+        description: "d".into(),
+        scopes: vec!["openid".into()],
+        builtin: false,
+        created_at: Some("c".into()),
+        updated_at: Some("u".into()),
+    };
+    assert_eq!(
+        keys(&custom),
+        names("name description scopes builtin created_at updated_at")
+    );
+    let builtin = Role {
+        builtin: true,
+        created_at: None,
+        updated_at: None,
+        ..custom
+    };
+    assert_eq!(keys(&builtin), names("name description scopes builtin"));
+    let registered = Registered {
+        tenant_id: "t".into(),
+        slug: "s".into(),
+        user_id: "u".into(),
+    };
+    assert_eq!(keys(&registered), names("tenant_id slug user_id"));
+    let ingested = Ingested {
+        accepted: 1,
+        duplicates: 0,
+    };
+    assert_eq!(keys(&ingested), names("accepted duplicates"));
+    let read = SecretRead {
+        name: "n".into(),
+        version: 1,
+        value: "v".into(),
+    };
+    assert_eq!(keys(&read), names("name version value"));
+    assert!(
+        !format!("{read:?}").contains("\"v\""),
+        "the value never shows"
+    );
+}
+
+#[test]
+fn a_client_update_sends_only_what_changes_and_null_resets_the_lifetime() {
+    let update = ClientUpdate {
+        name: Some("n".into()),
+        access_token_lifetime_secs: Some(None),
+        ..ClientUpdate::default()
+    };
+    let wire = serde_json::to_value(&update).unwrap();
+    assert_eq!(
+        wire,
+        serde_json::json!({"name": "n", "access_token_lifetime_secs": null})
+    );
+    assert_eq!(
+        serde_json::from_value::<ClientUpdate>(wire).unwrap(),
+        update
+    );
+    let none: ClientUpdate = serde_json::from_str("{}").unwrap();
+    assert_eq!(none.access_token_lifetime_secs, None);
+    assert!(serde_json::from_str::<ClientUpdate>(r#"{"nmae": "x"}"#).is_err());
+}

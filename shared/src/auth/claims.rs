@@ -32,6 +32,12 @@ impl AccessClaims {
     }
 }
 
+impl AsRef<AccessClaims> for AccessClaims {
+    fn as_ref(&self) -> &AccessClaims {
+        self
+    }
+}
+
 /// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]

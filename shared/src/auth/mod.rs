@@ -13,12 +13,15 @@
 mod claims;
 mod error;
 mod extract;
+mod jwks;
+pub mod jws;
 mod verifier;
 
 pub use claims::{AccessClaims, Audience};
 pub use error::AuthError;
 pub use extract::{Principal, RequireScope, ScopeSet, Tenant, bearer_token};
-pub use verifier::{Verifier, VerifierConfig};
+pub use jws::{ClaimChecks, SignedToken, VerifyKey};
+pub use verifier::{KeySource, Verifier, VerifierConfig};
 
 pub use jsonwebtoken::Algorithm;
 

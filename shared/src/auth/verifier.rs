@@ -1,40 +1,24 @@
-//! The JWKS-backed access-token verifier.
+//! The access-token verifier every holder of a Tansu token uses: the resource servers with the
+//! issuer's JWKS as key source ([`Verifier::new`], see [`super::jwks`]), identity with its
+//! in-memory key ring ([`Verifier::with_keys`]). Only the configured algorithms are accepted
+//! (never `none` or HS*), and the key's own algorithm must match the token header's: the
+//! algorithm-confusion attacks have nothing to use.
 //!
-//! Key handling, and why:
-//! - Keys are cached by `kid`. A token with an unknown `kid` triggers one refetch of the JWKS
-//!   (a key rotation published a key we have not seen). Refetches are single-flight (concurrent
-//!   requests wait for the one fetch in progress) and rate-limited to one per
-//!   `min_refetch_interval`, so a flood of tokens with bogus `kid`s cannot hammer the issuer.
-//! - A background task refreshes the JWKS on the schedule the issuer's `Cache-Control: max-age`
-//!   sets (clamped), so retired keys drop out and new keys arrive before they are first used.
-//! - When the issuer is unreachable, the cached keys keep verifying: an outage of the issuer is
-//!   not an outage of every service.
-//! - Only asymmetric keys are ever loaded (symmetric `oct` keys in a JWKS are ignored), only the
-//!   configured algorithms are accepted (never `none` or HS*), and the key's own type and `alg`
-//!   must match the token header's `alg`: the algorithm-confusion attacks have nothing to use.
-//!
-//! Division of labour: `jsonwebtoken` parses the JOSE header and the JWKs; the signature is
-//! checked by aws-lc-rs with a public key parsed once when the JWKS is loaded (jsonwebtoken's
-//! `decode` re-parses the RSA key on every call, a third of the cost of a verification); the
-//! claims are deserialised once into [`AccessClaims`] and checked here (exact `iss`, required
-//! `aud`, `exp`/`nbf` with leeway; `iat`, `sub`, `jti`, `client_id` are required by the type).
+//! The steps (header, signature with a key parsed once, claims) are [`super::jws`]'s; a
+//! [`KeySource`] only answers "which key has this `kid`".
 
-use std::collections::HashMap;
-use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
-use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::future::BoxFuture;
 use jsonwebtoken::Algorithm;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::claims::AccessClaims;
 use super::error::AuthError;
+use super::jwks::Jwks;
+use super::jws::{ClaimChecks, MAX_TOKEN_LEN, SignedToken, VerifyKey};
 
 /// How a [`Verifier`] checks tokens.
 #[derive(Debug, Clone)]
@@ -78,12 +62,12 @@ impl VerifierConfig {
             default_refresh: Duration::from_secs(300),
             min_refresh: Duration::from_secs(30),
             max_refresh: Duration::from_secs(24 * 3600),
-            max_token_len: 8 * 1024,
+            max_token_len: MAX_TOKEN_LEN,
             http_timeout: Duration::from_secs(5),
         }
     }
 
-    fn discovery(&self) -> Result<Url, String> {
+    pub(super) fn discovery(&self) -> Result<Url, String> {
         if let Some(u) = &self.discovery_url {
             return Ok(u.clone());
         }
@@ -93,29 +77,30 @@ impl VerifierConfig {
     }
 }
 
-/// One verification key from the JWKS, parsed once.
-struct VerifyKey {
-    alg: Algorithm,
-    key: ParsedPublicKey,
-}
+/// Where a [`Verifier`] finds the key a token names.
+pub trait KeySource: Send + Sync + 'static {
+    /// The key with this `kid` that may verify tokens now, if known.
+    fn key(&self, kid: &str) -> Option<Arc<VerifyKey>>;
 
-type KeySet = HashMap<String, Arc<VerifyKey>>;
-
-struct RefreshState {
-    /// The last fetch triggered by an unknown `kid` (the rate-limited kind).
-    last_on_demand: Option<Instant>,
-    last_ok: bool,
-    jwks_uri: Option<Url>,
+    /// Asked when [`Self::key`] knows no such key; a fetching source may look again.
+    fn key_for_unknown<'a>(
+        &'a self,
+        _kid: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<VerifyKey>, AuthError>> {
+        Box::pin(std::future::ready(Err(AuthError::InvalidToken(
+            "unknown signing key",
+        ))))
+    }
 }
 
 struct Inner {
     config: VerifierConfig,
-    http: reqwest::Client,
-    keys: ArcSwap<KeySet>,
-    refresh: tokio::sync::Mutex<RefreshState>,
+    keys: Arc<dyn KeySource>,
+    /// The JWKS cache when the keys come from one.
+    jwks: Option<Arc<Jwks>>,
 }
 
-/// Verifies RFC 9068 access tokens against the issuer's JWKS. Cheap to clone.
+/// Verifies RFC 9068 access tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
@@ -126,374 +111,103 @@ impl std::fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field("issuer", &self.inner.config.issuer)
             .field("audience", &self.inner.config.audience)
-            .field("keys", &self.inner.keys.load().len())
+            .field("keys", &self.cached_keys())
             .finish()
     }
 }
 
-#[derive(Deserialize)]
-struct Metadata {
-    issuer: String,
-    jwks_uri: Url,
-}
-
-#[derive(Deserialize)]
-struct RawJwkSet {
-    keys: Vec<serde_json::Value>,
-}
-
 impl Verifier {
-    /// Creates the verifier, tries a first JWKS fetch and starts the background refresh.
-    /// An unreachable issuer is not an error here: keys are fetched when first needed.
+    /// A verifier whose keys come from the issuer's JWKS: tries a first fetch and starts the
+    /// background refresh. An unreachable issuer is not an error here: keys are fetched when
+    /// first needed.
     pub async fn new(config: VerifierConfig) -> Result<Self, String> {
-        config.discovery()?;
-        if config.algorithms.iter().any(|a| !is_asymmetric(*a)) {
-            return Err("only asymmetric algorithms may be accepted".into());
-        }
+        check_algorithms(&config)?;
         crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(config.http_timeout)
-            .connect_timeout(config.http_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
-        let verifier = Self {
+        let jwks = Jwks::start(config.clone()).await?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 config,
-                http,
-                keys: ArcSwap::from_pointee(HashMap::new()),
-                refresh: tokio::sync::Mutex::new(RefreshState {
-                    last_on_demand: None,
-                    last_ok: false,
-                    jwks_uri: None,
-                }),
+                keys: jwks.clone(),
+                jwks: Some(jwks),
             }),
-        };
-        let first = {
-            let mut state = verifier.inner.refresh.lock().await;
-            verifier.inner.fetch(&mut state).await
-        };
-        let next = match &first {
-            Ok(max_age) => *max_age,
-            Err(e) => {
-                tracing::warn!(error = %e, "token keys not fetched yet; will retry");
-                verifier.inner.config.min_refresh
-            }
-        };
-        tokio::spawn(background_refresh(Arc::downgrade(&verifier.inner), next));
-        Ok(verifier)
+        })
+    }
+
+    /// A verifier with its keys at hand (the issuer verifying its own tokens).
+    pub fn with_keys(config: VerifierConfig, keys: Arc<dyn KeySource>) -> Result<Self, String> {
+        check_algorithms(&config)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                keys,
+                jwks: None,
+            }),
+        })
     }
 
     pub fn config(&self) -> &VerifierConfig {
         &self.inner.config
     }
 
-    /// Number of keys currently cached.
+    /// Number of keys in the JWKS cache (0 for a verifier with its keys at hand).
     pub fn cached_keys(&self) -> usize {
-        self.inner.keys.load().len()
+        self.inner.jwks.as_ref().map_or(0, |j| j.len())
     }
 
-    /// Verifies a compact JWS access token and returns its claims.
+    /// Verifies a compact JWS access token for the configured audience.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        self.verify_claims(token, Some(&self.inner.config.audience))
+            .await
+    }
+
+    /// Verifies a token into its claims type `C` (the issuer's own claims carry more than
+    /// [`AccessClaims`]). `audience: None` accepts any audience: only for the issuer itself
+    /// (introspection and userinfo answer for tokens of every audience).
+    pub async fn verify_claims<C>(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<C, AuthError>
+    where
+        C: DeserializeOwned + AsRef<AccessClaims>,
+    {
         let inner = &*self.inner;
-        if token.len() > inner.config.max_token_len {
-            return Err(AuthError::InvalidToken("token too large"));
-        }
-        if token.bytes().filter(|b| *b == b'.').count() != 2 {
-            return Err(AuthError::InvalidToken("malformed token"));
-        }
-        let (signing_input, signature) = token
-            .rsplit_once('.')
-            .ok_or(AuthError::InvalidToken("malformed token"))?;
-        let payload = signing_input
-            .split_once('.')
-            .map(|(_, p)| p)
-            .ok_or(AuthError::InvalidToken("malformed token"))?;
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| AuthError::InvalidToken("malformed token header"))?;
-        if !inner.config.algorithms.contains(&header.alg) {
+        let jws = SignedToken::parse(token, inner.config.max_token_len)?;
+        if !inner.config.algorithms.contains(&jws.alg()) {
             return Err(AuthError::InvalidToken("algorithm not accepted"));
         }
-        match header.typ.as_deref() {
-            Some(t)
-                if t.eq_ignore_ascii_case("at+jwt")
-                    || t.eq_ignore_ascii_case("application/at+jwt") => {}
-            _ => {
-                return Err(AuthError::InvalidToken(
-                    "not an access token (typ must be at+jwt)",
-                ));
-            }
-        }
-        let kid = header
-            .kid
-            .as_deref()
-            .ok_or(AuthError::InvalidToken("token has no key id"))?;
-        let key = match inner.keys.load().get(kid) {
-            Some(k) => k.clone(),
-            None => inner.key_for_unknown_kid(kid).await?,
+        jws.require_access_token()?;
+        let kid = jws.kid()?;
+        let key = match inner.keys.key(kid) {
+            Some(k) => k,
+            None => inner.keys.key_for_unknown(kid).await?,
         };
-        if key.alg != header.alg {
-            return Err(AuthError::InvalidToken("algorithm does not match the key"));
+        let claims: C = jws.verify(&key)?;
+        ClaimChecks {
+            issuer: &inner.config.issuer,
+            audience,
+            leeway: inner.config.leeway,
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| AuthError::InvalidToken("malformed token"))?;
-        key.key
-            .verify_sig(signing_input.as_bytes(), &signature)
-            .map_err(|_| AuthError::InvalidToken("bad signature"))?;
-        // Only now, with the signature checked, is the payload parsed.
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| AuthError::InvalidToken("malformed token claims"))?;
-        let claims: AccessClaims = serde_json::from_slice(&payload)
-            .map_err(|_| AuthError::InvalidToken("malformed token claims"))?;
-        inner.check_claims(&claims)?;
+        .check(claims.as_ref())?;
         Ok(claims)
     }
 
     /// Fetches the JWKS now, outside the unknown-`kid` rate limit. For warm-up and readiness.
     pub async fn refresh_now(&self) -> Result<(), String> {
-        let mut state = self.inner.refresh.lock().await;
-        self.inner.fetch(&mut state).await.map(|_| ())
+        match &self.inner.jwks {
+            Some(jwks) => jwks.refresh_now().await,
+            None => Ok(()),
+        }
     }
 }
 
-impl Inner {
-    fn check_claims(&self, c: &AccessClaims) -> Result<(), AuthError> {
-        let now = jsonwebtoken::get_current_timestamp() as i64;
-        let leeway = self.config.leeway.as_secs() as i64;
-        if c.iss != self.config.issuer {
-            return Err(AuthError::InvalidToken("wrong issuer"));
-        }
-        if !c.aud.contains(&self.config.audience) {
-            return Err(AuthError::InvalidToken("wrong audience"));
-        }
-        if c.exp.saturating_add(leeway) <= now {
-            return Err(AuthError::InvalidToken("token expired"));
-        }
-        if c.nbf.is_some_and(|nbf| nbf.saturating_sub(leeway) > now) {
-            return Err(AuthError::InvalidToken("token not yet valid"));
-        }
-        Ok(())
+fn check_algorithms(config: &VerifierConfig) -> Result<(), String> {
+    if config.algorithms.iter().any(|a| !is_asymmetric(*a)) {
+        return Err("only asymmetric algorithms may be accepted".into());
     }
-
-    async fn key_for_unknown_kid(&self, kid: &str) -> Result<Arc<VerifyKey>, AuthError> {
-        let mut state = self.refresh.lock().await;
-        // Whoever held the lock before us may have fetched the key already.
-        if let Some(k) = self.keys.load().get(kid) {
-            return Ok(k.clone());
-        }
-        // After a failed fetch the issuer is retried sooner (it may just have started); a
-        // healthy issuer is asked at most once per `min_refetch_interval`.
-        let interval = if state.last_ok {
-            self.config.min_refetch_interval
-        } else {
-            self.config.min_refetch_interval.min(Duration::from_secs(1))
-        };
-        if let Some(last) = state.last_on_demand
-            && last.elapsed() < interval
-        {
-            return Err(if state.last_ok {
-                AuthError::InvalidToken("unknown signing key")
-            } else {
-                AuthError::KeysUnavailable
-            });
-        }
-        state.last_on_demand = Some(Instant::now());
-        match self.fetch(&mut state).await {
-            Ok(_) => self
-                .keys
-                .load()
-                .get(kid)
-                .cloned()
-                .ok_or(AuthError::InvalidToken("unknown signing key")),
-            Err(e) => {
-                tracing::warn!(error = %e, "JWKS refetch failed");
-                Err(AuthError::KeysUnavailable)
-            }
-        }
-    }
-
-    /// One fetch of the JWKS (discovering its URI first if needed). Replaces the cached key set
-    /// on success and returns how long to wait before the next scheduled refresh.
-    async fn fetch(&self, state: &mut RefreshState) -> Result<Duration, String> {
-        let result = self.fetch_inner(state).await;
-        state.last_ok = result.is_ok();
-        result
-    }
-
-    async fn fetch_inner(&self, state: &mut RefreshState) -> Result<Duration, String> {
-        let jwks_uri = match (&self.config.jwks_uri, &state.jwks_uri) {
-            (Some(u), _) | (None, Some(u)) => u.clone(),
-            (None, None) => {
-                let url = self.config.discovery()?;
-                let meta: Metadata = self
-                    .http
-                    .get(url.clone())
-                    .send()
-                    .await
-                    .and_then(|r| r.error_for_status())
-                    .map_err(|e| format!("issuer metadata {url}: {e}"))?
-                    .json()
-                    .await
-                    .map_err(|e| format!("issuer metadata {url}: {e}"))?;
-                if meta.issuer != self.config.issuer {
-                    return Err(format!(
-                        "issuer metadata names issuer {:?}, expected {:?}",
-                        meta.issuer, self.config.issuer
-                    ));
-                }
-                state.jwks_uri = Some(meta.jwks_uri.clone());
-                meta.jwks_uri
-            }
-        };
-        let resp = self
-            .http
-            .get(jwks_uri.clone())
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("JWKS {jwks_uri}: {e}"))?;
-        let max_age = resp
-            .headers()
-            .get(http::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_max_age);
-        let set: RawJwkSet = resp
-            .json()
-            .await
-            .map_err(|e| format!("JWKS {jwks_uri}: {e}"))?;
-        let keys: KeySet = set
-            .keys
-            .into_iter()
-            .filter_map(|raw| {
-                let jwk: Jwk = serde_json::from_value(raw).ok()?;
-                let (kid, key) = self.verify_key(&jwk)?;
-                Some((kid, Arc::new(key)))
-            })
-            .collect();
-        tracing::debug!(keys = keys.len(), "JWKS loaded");
-        self.keys.store(Arc::new(keys));
-        let refresh = max_age
-            .unwrap_or(self.config.default_refresh)
-            .clamp(self.config.min_refresh, self.config.max_refresh);
-        Ok(refresh)
-    }
-
-    /// The verification key for one JWK, or `None` when it is not a signing key we may use.
-    fn verify_key(&self, jwk: &Jwk) -> Option<(String, VerifyKey)> {
-        let kid = jwk.common.key_id.clone()?;
-        if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
-            return None;
-        }
-        // The algorithm is implied by the key type and curve; a declared `alg` must agree.
-        let alg = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => match jwk.common.key_algorithm {
-                None | Some(KeyAlgorithm::RS256) => Algorithm::RS256,
-                _ => return None,
-            },
-            AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
-                match jwk.common.key_algorithm {
-                    None | Some(KeyAlgorithm::ES256) => Algorithm::ES256,
-                    _ => return None,
-                }
-            }
-            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-                match jwk.common.key_algorithm {
-                    None | Some(KeyAlgorithm::EdDSA) => Algorithm::EdDSA,
-                    _ => return None,
-                }
-            }
-            _ => return None,
-        };
-        if !self.config.algorithms.contains(&alg) {
-            return None;
-        }
-        let key = parse_public_key(&jwk.algorithm)?;
-        Some((kid, VerifyKey { alg, key }))
-    }
-}
-
-async fn background_refresh(inner: Weak<Inner>, mut wait: Duration) {
-    loop {
-        tokio::time::sleep(wait).await;
-        let Some(inner) = inner.upgrade() else { return };
-        let mut state = inner.refresh.lock().await;
-        wait = match inner.fetch(&mut state).await {
-            Ok(next) => next,
-            Err(e) => {
-                tracing::warn!(error = %e, "JWKS refresh failed; keeping cached keys");
-                inner.config.min_refresh
-            }
-        };
-    }
-}
-
-/// The aws-lc-rs public key for a JWK's parameters (the caller has matched type and curve).
-fn parse_public_key(params: &AlgorithmParameters) -> Option<ParsedPublicKey> {
-    let b64 = |v: &str| URL_SAFE_NO_PAD.decode(v).ok();
-    match params {
-        AlgorithmParameters::RSA(p) => {
-            let components = RsaPublicKeyComponents {
-                n: b64(&p.n)?,
-                e: b64(&p.e)?,
-            };
-            let der = AsDer::<PublicKeyX509Der>::as_der(&components).ok()?;
-            ParsedPublicKey::new(&sig::RSA_PKCS1_2048_8192_SHA256, der.as_ref()).ok()
-        }
-        AlgorithmParameters::EllipticCurve(p) => {
-            let (x, y) = (b64(&p.x)?, b64(&p.y)?);
-            if x.len() != 32 || y.len() != 32 {
-                return None;
-            }
-            let mut point = Vec::with_capacity(65);
-            point.push(0x04); // SEC1 uncompressed point
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point).ok()
-        }
-        AlgorithmParameters::OctetKeyPair(p) => {
-            ParsedPublicKey::new(&sig::ED25519, b64(&p.x)?).ok()
-        }
-        _ => None,
-    }
+    Ok(())
 }
 
 fn is_asymmetric(alg: Algorithm) -> bool {
     !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
-}
-
-/// `max-age` from a `Cache-Control` value; `no-store`/`no-cache` mean "refresh soon".
-fn parse_max_age(value: &str) -> Option<Duration> {
-    let mut max_age = None;
-    for directive in value.split(',').map(str::trim) {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-store" || lower == "no-cache" {
-            return Some(Duration::ZERO);
-        }
-        if let Some(v) = lower.strip_prefix("max-age=") {
-            max_age = v
-                .trim_matches('"')
-                .parse::<u64>()
-                .ok()
-                .map(Duration::from_secs);
-        }
-    }
-    max_age
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_control_parsing() {
-        assert_eq!(
-            parse_max_age("public, max-age=600"),
-            Some(Duration::from_secs(600))
-        );
-        assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
-        assert_eq!(parse_max_age("public"), None);
-        assert_eq!(parse_max_age("max-age=abc"), None);
-    }
 }

@@ -1,0 +1,79 @@
+//! Tenants (shops), their policy, and registrations.
+
+use serde::{Deserialize, Serialize};
+
+/// A tenant's policy. Absent fields take the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPolicy {
+    /// Access token lifetime for the tenant's users (none: the client's or the service's).
+    pub access_token_lifetime_secs: Option<u64>,
+    pub refresh_token_lifetime_secs: Option<u64>,
+    pub session_timeout_secs: Option<u64>,
+    pub password_min_length: usize,
+    /// Failed sign-ins before a temporary lock.
+    pub lockout_threshold: u32,
+    pub lockout_duration_secs: u64,
+    pub mfa_required: bool,
+}
+
+impl Default for TenantPolicy {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime_secs: None,
+            refresh_token_lifetime_secs: None,
+            session_timeout_secs: None,
+            password_min_length: 12,
+            lockout_threshold: 5,
+            lockout_duration_secs: 900,
+            mfa_required: false,
+        }
+    }
+}
+
+/// A tenant (`GET /admin/tenants/{tid}`, the items of `GET /admin/tenants`, and the answer of
+/// every tenant change).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    /// `active`, `suspended` or `deleted`.
+    pub status: String,
+    pub policy: TenantPolicy,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `POST /admin/tenants`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    pub slug: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<TenantPolicy>,
+}
+
+/// `PATCH /admin/tenants/{tid}`: the fields to change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<TenantPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// The answer to `POST /admin/registrations` (201): the tenant and its owner created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    pub tenant_id: String,
+    pub slug: String,
+    pub user_id: String,
+}

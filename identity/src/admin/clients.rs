@@ -4,7 +4,7 @@
 //! ([`crate::http::Action::ManageClients`]); a tenant client never gets platform-only scopes.
 
 use crate::AppState;
-use crate::admin::audit_change;
+use crate::admin::audit;
 use crate::admin::json_body;
 use crate::admin::store_failed;
 use crate::clients::{self, Client, ClientType, ClientUpdate, ClientWithSecret, NewClient};
@@ -83,7 +83,7 @@ pub(crate) async fn create_client(
     // A token request for this id before it existed may have cached "no such client".
     state.clients.invalidate(&row.client_id);
     tracing::info!(client_id = %row.client_id, "client created");
-    audit_change(
+    audit(
         &state,
         &admin,
         row.tenant_id.as_deref(),
@@ -235,7 +235,7 @@ pub(crate) async fn delete_client(
     state.clients.invalidate(&client_id);
     if deleted {
         tracing::info!(client_id = %client_id, "client deleted");
-        audit_change(
+        audit(
             &state,
             &admin,
             None,
@@ -277,7 +277,7 @@ async fn save(
         return Err(Problem::not_found());
     }
     tracing::info!(client_id = %row.client_id, action, "client changed");
-    audit_change(
+    audit(
         state,
         admin,
         row.tenant_id.as_deref(),

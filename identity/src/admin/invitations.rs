@@ -9,7 +9,7 @@ use crate::admin::found;
 use crate::admin::store_failed;
 use crate::admin::tenant_for;
 use crate::clients::rfc3339;
-use crate::events::{Meta, USER_CHANGE};
+use crate::events::USER_CHANGE;
 use crate::http::{Action, Caller};
 use crate::store::invitations::InvitationRow;
 use crate::store::tenants::TenantRow;
@@ -46,7 +46,6 @@ impl From<&InvitationRow> for Invitation {
 pub(crate) async fn invite(
     state: &AppState,
     caller: &Caller,
-    meta: &Meta,
     tenant: &TenantRow,
     email: String,
     roles: Vec<String>,
@@ -69,8 +68,7 @@ pub(crate) async fn invite(
     audit(
         state,
         caller,
-        meta,
-        &tenant.id,
+        Some(&tenant.id),
         USER_CHANGE,
         json!({"action": "invite", "invitation": row.id, "roles": row.roles}),
     )
@@ -101,7 +99,6 @@ pub(crate) async fn list_invitations(
 pub(crate) async fn revoke_invitation(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let add = Action::AddMember {
@@ -113,8 +110,7 @@ pub(crate) async fn revoke_invitation(
     audit(
         &state,
         &caller,
-        &meta,
-        &tenant.id,
+        Some(&tenant.id),
         USER_CHANGE,
         json!({"action": "revoke_invitation", "invitation": id}),
     )

@@ -2,7 +2,7 @@
 //! ring's state. Platform administrators only ([`crate::http::Action::ManageKeys`]).
 
 use crate::AppState;
-use crate::admin::audit_change;
+use crate::admin::audit;
 use crate::admin::store_failed;
 use crate::clients::rfc3339;
 use crate::http::{Action, Caller};
@@ -36,7 +36,7 @@ pub(crate) async fn rotate_keys_now(
             signs_from: rfc3339(*at),
         })
         .collect();
-    audit_change(
+    audit(
         &state,
         &admin,
         None,

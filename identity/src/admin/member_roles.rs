@@ -9,7 +9,7 @@ use crate::admin::users::member;
 use crate::admin::users::member_view;
 use crate::admin::users::target;
 use crate::admin::{json_body, store_failed};
-use crate::events::{Meta, ROLE_CHANGE};
+use crate::events::ROLE_CHANGE;
 use crate::http::{Action, Caller, Rank};
 use crate::store::tenants::MembershipRow;
 use crate::store::users::UserRow;
@@ -40,7 +40,6 @@ pub(crate) fn dedup(roles: Vec<String>) -> Vec<String> {
 pub(crate) async fn save_roles(
     state: &AppState,
     caller: &Caller,
-    meta: &Meta,
     u: &UserRow,
     mut m: MembershipRow,
     roles: Vec<String>,
@@ -61,8 +60,7 @@ pub(crate) async fn save_roles(
     audit(
         state,
         caller,
-        meta,
-        &m.tenant_id,
+        Some(&m.tenant_id),
         ROLE_CHANGE,
         json!({"user": u.id, "roles": m.roles}),
     )
@@ -73,34 +71,31 @@ pub(crate) async fn save_roles(
 pub(crate) async fn set_roles(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<Member>, Problem> {
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
     let b: RolesBody = json_body(body).await?;
-    save_roles(&state, &caller, &meta, &u, m, b.roles).await
+    save_roles(&state, &caller, &u, m, b.roles).await
 }
 
 pub(crate) async fn assign_role(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, uid, role)): Path<(String, String, String)>,
 ) -> Result<Json<Member>, Problem> {
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
     let mut roles = m.roles.clone();
     roles.push(role);
-    save_roles(&state, &caller, &meta, &u, m, roles).await
+    save_roles(&state, &caller, &u, m, roles).await
 }
 
 pub(crate) async fn revoke_role(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, uid, role)): Path<(String, String, String)>,
 ) -> Result<Json<Member>, Problem> {
     let (_, u, m) = member(&state, &caller, &tid, &uid).await?;
     let roles: Vec<String> = m.roles.iter().filter(|r| **r != role).cloned().collect();
-    save_roles(&state, &caller, &meta, &u, m, roles).await
+    save_roles(&state, &caller, &u, m, roles).await
 }

@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 use tansu_shared::Problem;
 
 use crate::AppState;
-use crate::events::{Event, Meta};
+use crate::events::Event;
 use crate::http::{Action, Caller};
 use crate::store::tenants::TenantRow;
 
@@ -47,8 +47,9 @@ pub(crate) fn store_failed(e: &dyn std::fmt::Display) -> Problem {
     Problem::internal(e)
 }
 
-/// Records an admin's change to a client or the keys.
-pub(crate) async fn audit_change(
+/// Records a change an admin made, as a successful security event of `tenant_id` (`None`: a
+/// platform-level change), with the request metadata the `Caller` carries.
+pub(crate) async fn audit(
     state: &AppState,
     admin: &Caller,
     tenant_id: Option<&str>,
@@ -62,28 +63,6 @@ pub(crate) async fn audit_change(
             tenant_id,
             kind,
             actor: admin.event_actor(),
-            outcome: "success",
-            details,
-        },
-    )
-    .await;
-}
-
-pub(crate) async fn audit(
-    state: &AppState,
-    caller: &Caller,
-    meta: &Meta,
-    tenant_id: &str,
-    kind: &str,
-    details: serde_json::Value,
-) {
-    crate::events::record(
-        &state.events,
-        meta,
-        Event {
-            tenant_id: Some(tenant_id),
-            kind,
-            actor: caller.event_actor(),
             outcome: "success",
             details,
         },

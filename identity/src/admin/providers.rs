@@ -14,7 +14,6 @@ use crate::AppState;
 use crate::admin::{audit, found, tenant_for};
 use crate::admin::{json_body, store_failed};
 use crate::clients::rfc3339;
-use crate::events::Meta;
 use crate::http::{Action, Caller};
 use crate::providers::DiscoveryCheck;
 use crate::providers::MAX_SECRET_BYTES;
@@ -74,7 +73,6 @@ fn conflict() -> Problem {
 pub(crate) async fn create_provider(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Response, Problem> {
@@ -109,8 +107,7 @@ pub(crate) async fn create_provider(
     audit(
         &state,
         &caller,
-        &meta,
-        &tenant.id,
+        Some(&tenant.id),
         PROVIDER_CHANGE,
         json!({"action": "create", "provider": row.id, "issuer": row.issuer}),
     )
@@ -175,7 +172,6 @@ pub(crate) async fn get_provider(
 pub(crate) async fn save(
     state: &AppState,
     caller: &Caller,
-    meta: &Meta,
     mut row: ProviderRow,
     update: ProviderUpdate,
     action: &str,
@@ -221,8 +217,7 @@ pub(crate) async fn save(
     audit(
         state,
         caller,
-        meta,
-        &row.tenant_id,
+        Some(&row.tenant_id),
         PROVIDER_CHANGE,
         json!({"action": action, "provider": row.id, "issuer": row.issuer,
                "enabled": row.enabled, "secret_changed": secret_changed}),
@@ -234,13 +229,12 @@ pub(crate) async fn save(
 pub(crate) async fn update_provider(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, id)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<Provider>, Problem> {
     let row = load(&state, &caller, &tid, &id).await?;
     let update: ProviderUpdate = json_body(body).await?;
-    save(&state, &caller, &meta, row, update, "update").await
+    save(&state, &caller, row, update, "update").await
 }
 
 /// `POST …/disable` or `…/enable` (`enabled`).
@@ -248,7 +242,6 @@ pub(crate) fn set_enabled(enabled: bool) -> MethodRouter<AppState> {
     post(
         move |State(state): State<AppState>,
               caller: Caller,
-              meta: Meta,
               Path((tid, id)): Path<(String, String)>| async move {
             let row = load(&state, &caller, &tid, &id).await?;
             let update = ProviderUpdate {
@@ -256,7 +249,7 @@ pub(crate) fn set_enabled(enabled: bool) -> MethodRouter<AppState> {
                 ..ProviderUpdate::default()
             };
             let action = if enabled { "enable" } else { "disable" };
-            save(&state, &caller, &meta, row, update, action).await
+            save(&state, &caller, row, update, action).await
         },
     )
 }
@@ -264,7 +257,6 @@ pub(crate) fn set_enabled(enabled: bool) -> MethodRouter<AppState> {
 pub(crate) async fn delete_provider(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let row = load(&state, &caller, &tid, &id).await?;
@@ -273,8 +265,7 @@ pub(crate) async fn delete_provider(
     audit(
         &state,
         &caller,
-        &meta,
-        &row.tenant_id,
+        Some(&row.tenant_id),
         PROVIDER_CHANGE,
         json!({"action": "delete", "provider": row.id, "issuer": row.issuer}),
     )

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::admin::{audit, conflict, invalid, tenant_for};
 use crate::admin::{json_body, store_failed};
 use crate::clients::rfc3339;
-use crate::events::{Meta, ROLE_CHANGE};
+use crate::events::ROLE_CHANGE;
 use crate::http::{Action, Caller};
 use crate::roles::valid_name;
 use crate::scopes;
@@ -115,7 +115,6 @@ pub(crate) async fn get_role(
 pub(crate) async fn create_role(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Response, Problem> {
@@ -148,8 +147,7 @@ pub(crate) async fn create_role(
     audit(
         &state,
         &caller,
-        &meta,
-        &tenant.id,
+        Some(&tenant.id),
         ROLE_CHANGE,
         json!({"action": "create_role", "role": row.name, "scopes": row.scopes}),
     )
@@ -164,7 +162,6 @@ fn builtin_refused() -> Problem {
 pub(crate) async fn update_role(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, name)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<Role>, Problem> {
@@ -202,8 +199,7 @@ pub(crate) async fn update_role(
     audit(
         &state,
         &caller,
-        &meta,
-        &tenant.id,
+        Some(&tenant.id),
         ROLE_CHANGE,
         json!({"action": "update_role", "role": row.name, "scopes": row.scopes}),
     )
@@ -214,7 +210,6 @@ pub(crate) async fn update_role(
 pub(crate) async fn delete_role(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, name)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let tenant = tenant_for(&state, &caller, &Action::ManageRoles(&tid), &tid).await?;
@@ -235,8 +230,7 @@ pub(crate) async fn delete_role(
     audit(
         &state,
         &caller,
-        &meta,
-        &tenant.id,
+        Some(&tenant.id),
         ROLE_CHANGE,
         json!({"action": "delete_role", "role": name}),
     )

@@ -24,7 +24,7 @@ use crate::admin::conflict;
 use crate::admin::invalid;
 use crate::admin::tenant_for;
 use crate::admin::{json_body, store_failed};
-use crate::events::{Meta, TENANT_CHANGE};
+use crate::events::TENANT_CHANGE;
 use crate::http::{Action, Caller};
 use crate::paging::{Sort, SortQuery, next_cursor};
 use crate::store::tenants::TenantRow;
@@ -53,7 +53,6 @@ fn tenant_problems(t: &TenantRow, policy: &TenantPolicy) -> Vec<String> {
 pub(crate) async fn create_tenant(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     body: Body,
 ) -> Result<Response, Problem> {
     caller.may(&Action::CreateTenant)?;
@@ -84,8 +83,7 @@ pub(crate) async fn create_tenant(
     audit(
         &state,
         &caller,
-        &meta,
-        &row.id,
+        Some(&row.id),
         TENANT_CHANGE,
         json!({"action": "create", "slug": row.slug}),
     )
@@ -187,7 +185,6 @@ pub(crate) async fn get_tenant(
 pub(crate) async fn save_tenant(
     state: &AppState,
     caller: &Caller,
-    meta: &Meta,
     mut row: TenantRow,
     update: TenantUpdate,
 ) -> Result<TenantRow, Problem> {
@@ -224,8 +221,7 @@ pub(crate) async fn save_tenant(
     audit(
         state,
         caller,
-        meta,
-        &row.id,
+        Some(&row.id),
         TENANT_CHANGE,
         json!({"action": "update", "status": row.status, "slug": row.slug}),
     )
@@ -239,7 +235,6 @@ pub(crate) async fn save_tenant(
 pub(crate) async fn update_tenant(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Json<Tenant>, Problem> {
@@ -250,7 +245,7 @@ pub(crate) async fn update_tenant(
             Problem::forbidden("tenant administrators change only their tenant's policy")
         })?;
     }
-    let row = save_tenant(&state, &caller, &meta, row, update).await?;
+    let row = save_tenant(&state, &caller, row, update).await?;
     Ok(Json(Tenant::from(&row)))
 }
 
@@ -259,16 +254,13 @@ pub(crate) async fn update_tenant(
 pub(crate) fn set_status(method: MethodFilter, status: &'static str) -> MethodRouter<AppState> {
     on(
         method,
-        move |State(state): State<AppState>,
-              caller: Caller,
-              meta: Meta,
-              Path(tid): Path<String>| async move {
+        move |State(state): State<AppState>, caller: Caller, Path(tid): Path<String>| async move {
             let row = tenant_for(&state, &caller, &Action::ChangeTenantIdentity, &tid).await?;
             let update = TenantUpdate {
                 status: Some(status.into()),
                 ..TenantUpdate::default()
             };
-            let row = save_tenant(&state, &caller, &meta, row, update).await?;
+            let row = save_tenant(&state, &caller, row, update).await?;
             Ok::<_, Problem>(Json(Tenant::from(&row)))
         },
     )

@@ -19,7 +19,7 @@ use crate::admin::tenant_for;
 use crate::admin::tenants::PageQuery;
 use crate::admin::{json_body, store_failed};
 use crate::clients::rfc3339;
-use crate::events::{self, Meta, USER_CHANGE};
+use crate::events::{self, USER_CHANGE};
 use crate::http::{Action, Caller, Rank, Target};
 use crate::paging::next_cursor;
 use crate::store::tenants::{MembershipRow, TenantRow};
@@ -132,7 +132,6 @@ pub(crate) async fn check_roles(
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path(tid): Path<String>,
     body: Body,
 ) -> Result<Response, Problem> {
@@ -172,7 +171,7 @@ pub(crate) async fn create_user(
         .map_err(|e| store_failed(&e))?;
     let user = match existing {
         Some(_) if !caller.is_platform() => {
-            return invite(&state, &caller, &meta, &tenant, email, roles).await;
+            return invite(&state, &caller, &tenant, email, roles).await;
         }
         Some(u) => u,
         None => {
@@ -202,7 +201,7 @@ pub(crate) async fn create_user(
                 Ok(()) => user,
                 // Created meanwhile by someone else: an existing account, invited.
                 Err(e) if e.is_unique_violation() && !caller.is_platform() => {
-                    return invite(&state, &caller, &meta, &tenant, email, roles).await;
+                    return invite(&state, &caller, &tenant, email, roles).await;
                 }
                 Err(e) if e.is_unique_violation() => state
                     .store
@@ -238,8 +237,7 @@ pub(crate) async fn create_user(
     audit(
         &state,
         &caller,
-        &meta,
-        &tenant.id,
+        Some(&tenant.id),
         USER_CHANGE,
         json!({"action": "add", "user": user.id, "roles": m.roles}),
     )
@@ -309,7 +307,6 @@ struct UserUpdate {
 pub(crate) async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<Member>, Problem> {
@@ -327,8 +324,7 @@ pub(crate) async fn update_user(
     audit(
         &state,
         &caller,
-        &meta,
-        &tid,
+        Some(&tid),
         USER_CHANGE,
         json!({"action": "update", "user": u.id}),
     )
@@ -339,7 +335,6 @@ pub(crate) async fn update_user(
 pub(crate) async fn set_disabled(
     state: &AppState,
     caller: &Caller,
-    meta: &Meta,
     tid: &str,
     uid: &str,
     disabled: bool,
@@ -354,8 +349,7 @@ pub(crate) async fn set_disabled(
     audit(
         state,
         caller,
-        meta,
-        tid,
+        Some(tid),
         USER_CHANGE,
         json!({"action": action, "user": u.id}),
     )
@@ -369,9 +363,8 @@ pub(crate) fn set_user_disabled(disabled: bool) -> MethodRouter<AppState> {
     post(
         move |State(state): State<AppState>,
               caller: Caller,
-              meta: Meta,
               Path((tid, uid)): Path<(String, String)>| async move {
-            set_disabled(&state, &caller, &meta, &tid, &uid, disabled).await
+            set_disabled(&state, &caller, &tid, &uid, disabled).await
         },
     )
 }
@@ -380,7 +373,6 @@ pub(crate) fn set_user_disabled(disabled: bool) -> MethodRouter<AppState> {
 pub(crate) async fn remove_user(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let (tenant, u, m) = member(&state, &caller, &tid, &uid).await?;
@@ -397,8 +389,7 @@ pub(crate) async fn remove_user(
     audit(
         &state,
         &caller,
-        &meta,
-        &tenant.id,
+        Some(&tenant.id),
         USER_CHANGE,
         json!({"action": "remove", "user": u.id}),
     )
@@ -411,7 +402,6 @@ pub(crate) async fn remove_user(
 pub(crate) async fn reset_password(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
     body: Body,
 ) -> Result<StatusCode, Problem> {
@@ -436,8 +426,7 @@ pub(crate) async fn reset_password(
     audit(
         &state,
         &caller,
-        &meta,
-        &tenant.id,
+        Some(&tenant.id),
         USER_CHANGE,
         json!({"action": "reset_password", "user": u.id}),
     )
@@ -451,7 +440,6 @@ pub(crate) async fn reset_password(
 pub(crate) async fn reset_mfa(
     State(state): State<AppState>,
     caller: Caller,
-    meta: Meta,
     Path((tid, uid)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let (tenant, u, _) = member_identity(&state, &caller, &tid, &uid).await?;
@@ -464,8 +452,7 @@ pub(crate) async fn reset_mfa(
     audit(
         &state,
         &caller,
-        &meta,
-        &tenant.id,
+        Some(&tenant.id),
         events::MFA_RESET,
         json!({"user": u.id, "had_mfa": had}),
     )

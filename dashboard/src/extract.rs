@@ -58,8 +58,10 @@ impl FromRequestParts<AppState> for AdminSession {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let session =
-            read_cookie(&parts.headers, SESSION_COOKIE).and_then(|id| state.sessions.get(&id));
+        let session = match read_cookie(&parts.headers, SESSION_COOKIE) {
+            Some(id) => state.sessions.get(&id).await,
+            None => None,
+        };
         admin_of(state, session, &return_to(parts))
     }
 }
@@ -95,14 +97,17 @@ impl FromRequestParts<AppState> for PlatformAdmin {
 }
 
 /// The session of a form whose `csrf` field is the session's token: its id and the session.
-fn csrf_checked(
+async fn csrf_checked(
     state: &AppState,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<(String, Session), PageError> {
     let fields: HashMap<String, String> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let id = read_cookie(headers, SESSION_COOKIE);
-    let session = id.as_deref().and_then(|id| state.sessions.get(id));
+    let session = match id.as_deref() {
+        Some(id) => state.sessions.get(id).await,
+        None => None,
+    };
     match (id, session, fields.get("csrf")) {
         (Some(id), Some(s), Some(token)) if same(token, &s.csrf) => Ok((id, s)),
         _ => Err(PageError::csrf(state)),
@@ -123,7 +128,7 @@ impl FromRequest<AppState> for CsrfSession {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| PageError::csrf(state))?;
-        let (id, session) = csrf_checked(state, &headers, &body)?;
+        let (id, session) = csrf_checked(state, &headers, &body).await?;
         Ok(Self { id, session })
     }
 }
@@ -143,7 +148,7 @@ impl<T: DeserializeOwned, W: FromAdmin> FromRequest<AppState> for CsrfForm<T, W>
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| PageError::csrf(state))?;
-        let (_, session) = csrf_checked(state, &headers, &body)?;
+        let (_, session) = csrf_checked(state, &headers, &body).await?;
         let admin = admin_of(state, Some(session), "/")?;
         let who = W::from_admin(admin.clone(), section)?;
         match serde_urlencoded::from_bytes::<T>(&body) {

@@ -61,6 +61,14 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     /// How long a dashboard session lasts at most (also bounded by the access token).
     pub session_lifetime_secs: u64,
+    /// Redis for sessions shared by every replica (`redis://…`); empty: this process's memory.
+    pub redis_url: String,
+    /// 32 bytes, base64: seals sessions in Redis and pending sign-in cookies, the same on
+    /// every replica. Empty: read from `session_key_file`; neither: a random key per process
+    /// (one replica only; not allowed with `redis_url`).
+    pub session_key: Secret,
+    /// A file holding the session key (first line).
+    pub session_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -75,8 +83,42 @@ impl Default for Config {
             client_secret_file: None,
             ca_file: None,
             session_lifetime_secs: 8 * 3600,
+            redis_url: String::new(),
+            session_key: Secret::default(),
+            session_key_file: None,
         }
     }
+}
+
+/// A session key: 32 bytes in base64 (standard or URL-safe, padded or not).
+fn parse_session_key(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let text = text.trim();
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .or_else(|_| STANDARD.decode(text))
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+/// The configured session key, from `session_key` or `session_key_file`.
+fn session_key(config: &Config) -> anyhow::Result<Option<[u8; 32]>> {
+    let text = match (&config.session_key, &config.session_key_file) {
+        (k, _) if !k.is_empty() => zeroize::Zeroizing::new(k.expose().to_owned()),
+        (_, Some(path)) => zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("session_key_file {}: {e}", path.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        _ => return Ok(None),
+    };
+    parse_session_key(&text)
+        .map(Some)
+        .ok_or_else(|| anyhow::anyhow!("session key: must be 32 bytes, base64"))
 }
 
 impl Validate for Config {
@@ -103,6 +145,17 @@ impl Validate for Config {
         }
         if self.session_lifetime_secs < 60 {
             v.push("session_lifetime_secs: at least 60".into());
+        }
+        if !self.session_key.is_empty() && parse_session_key(self.session_key.expose()).is_none() {
+            v.push("session_key: must be 32 bytes, base64".into());
+        }
+        if !self.redis_url.is_empty()
+            && self.session_key.is_empty()
+            && self.session_key_file.is_none()
+        {
+            v.push(
+                "redis_url: sessions shared in Redis need session_key or session_key_file".into(),
+            );
         }
         v
     }
@@ -145,9 +198,12 @@ impl AppState {
             http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
         }
         Ok(Self {
-            config: Arc::new(config),
             http: http.build()?,
-            sessions: session::Sessions::default(),
+            sessions: session::Sessions::new(
+                Some(config.redis_url.as_str()).filter(|u| !u.is_empty()),
+                session_key(&config)?,
+            )?,
+            config: Arc::new(config),
         })
     }
 

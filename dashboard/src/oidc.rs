@@ -188,7 +188,7 @@ pub async fn finish(state: &AppState, code: String, pending: Pending) -> anyhow:
         access_token,
         id_token: id_token_raw,
         csrf: crate::session::random_token(),
-        expires: std::time::Instant::now() + lifetime,
+        expires: crate::session::unix_now() + lifetime.as_secs(),
     })
 }
 

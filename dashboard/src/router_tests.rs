@@ -1,7 +1,7 @@
 //! The router against an unreachable identity: who gets what before identity is even asked
 //! (sign-in redirects, no access, CSRF refusal, other tenants, platform pages).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tansu_shared::testing::TestServer;
 
@@ -29,7 +29,7 @@ fn session(roles: &[&str]) -> Session {
         access_token: "at".into(),
         id_token: "idt".into(),
         csrf: "csrf-token".into(),
-        expires: Instant::now() + Duration::from_secs(600),
+        expires: crate::session::unix_now() + 600,
     }
 }
 
@@ -44,7 +44,7 @@ fn client() -> reqwest::Client {
 #[tokio::test]
 async fn users_without_an_admin_role_get_no_access() {
     let state = state();
-    let id = state.sessions.insert(session(&["User"]));
+    let id = state.sessions.insert(session(&["User"])).await.unwrap();
     let server = TestServer::start(crate::router(state)).await;
     let http = client();
     let cookie = format!("{SESSION_COOKIE}={id}");
@@ -129,11 +129,15 @@ async fn signed_out_pages_redirect_and_hostile_input_is_answered_cleanly() {
 #[tokio::test]
 async fn tenant_admins_never_reach_other_tenants() {
     let state = state();
-    let id = state.sessions.insert(Session {
-        email: "owner@t1.test".into(),
-        name: "Owner".into(),
-        ..session(&["Owner"])
-    });
+    let id = state
+        .sessions
+        .insert(Session {
+            email: "owner@t1.test".into(),
+            name: "Owner".into(),
+            ..session(&["Owner"])
+        })
+        .await
+        .unwrap();
     let server = TestServer::start(crate::router(state)).await;
     let http = client();
     let cookie = format!("{SESSION_COOKIE}={id}");

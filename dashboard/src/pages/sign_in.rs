@@ -121,12 +121,16 @@ async fn callback(
                 "Sign-in failed: the identity service's answer could not be verified.",
             )
         })?;
-    let max_age = session
-        .expires
-        .saturating_duration_since(std::time::Instant::now())
-        .as_secs();
+    let max_age = session.remaining().as_secs();
     tracing::info!(sub = %session.subject, admin = session.is_admin(), "dashboard sign-in");
-    let id = state.sessions.insert(session);
+    let id = state.sessions.insert(session).await.map_err(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "dashboard session not stored");
+        failed(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in failed: the session could not be stored. Try again in a moment.",
+        )
+    })?;
     let mut r = redirect(&state.url(&return_to));
     set_cookie(&mut r, cookie(&state, SESSION_COOKIE, &id, Some(max_age)));
     set_cookie(&mut r, cookie(&state, LOGIN_COOKIE, "", Some(0)));
@@ -135,7 +139,7 @@ async fn callback(
 
 /// Ends the dashboard session, then identity's (RP-initiated logout with `id_token_hint`).
 async fn logout(State(state): State<AppState>, form: CsrfSession) -> Response {
-    state.sessions.remove(&form.id);
+    state.sessions.remove(&form.id).await;
     let url = crate::oidc::logout_url(&state, &form.session.id_token).await;
     let mut r = redirect(&url);
     set_cookie(&mut r, cookie(&state, SESSION_COOKIE, "", Some(0)));

@@ -13,8 +13,8 @@ use crate::oauth::{discovery, introspect, token, userinfo};
 use crate::state::AppState;
 use crate::tenants::{STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED};
 use crate::web::{
-    account_mfa, authorize, consent, invitations as account_invitations, logout, password,
-    registration, step_forms,
+    account, account_mfa, account_sessions, authorize, consent, invitations as account_invitations,
+    logout, password, recovery, registration, step_forms,
 };
 
 /// The route table (see the module doc).
@@ -56,6 +56,38 @@ pub fn routes() -> Routes<AppState> {
         .route(
             "/account/invitations",
             get(account_invitations::list).post(account_invitations::decide),
+        )
+        .route("/account", get(account::overview))
+        .route(
+            "/account/password",
+            get(account::password_form).post(account::change_password),
+        )
+        .route(
+            "/account/sessions",
+            get(account_sessions::list).post(account_sessions::sign_out),
+        )
+        .route("/account/clients", post(account_sessions::revoke))
+        .route("/account/export", get(account::export))
+        .route(
+            "/account/delete",
+            get(account::delete_form).post(account::delete),
+        )
+        // Getting back in and proving the address, by links sent by mail.
+        .route(
+            "/account/password/forgot",
+            get(recovery::forgot_form).post(recovery::forgot),
+        )
+        .route(
+            "/account/password/reset",
+            get(recovery::reset_form).post(recovery::reset),
+        )
+        .route(
+            "/account/email/verify",
+            get(recovery::verify_form).post(recovery::verify),
+        )
+        .route(
+            "/account/email/verification",
+            post(recovery::send_verification),
         )
         // Registration: the form, the self-service JSON API, the platform admin's.
         .route(

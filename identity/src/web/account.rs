@@ -1,0 +1,510 @@
+//! The self-service account of the signed-in user: the overview (`GET /account`), a new
+//! password (`GET|POST /account/password`), "export my data" (`GET /account/export`) and
+//! "delete my account" (`GET|POST /account/delete`). Sessions and granted clients are in
+//! [`crate::web::account_sessions`]; forgotten passwords and address proofs in
+//! [`crate::web::recovery`].
+//!
+//! Security decisions:
+//! - Every page needs the browser session; every form is CSRF-protected (double submit), like
+//!   the other account pages.
+//! - A new password and a deletion need the current password again (a stolen session alone
+//!   does neither); wrong ones count against the key `p:<user id>` with the service's lockout
+//!   threshold and duration.
+//! - A new password goes through `Store::set_password`, as an administrator's reset does:
+//!   every other session ends and every refresh-token family is revoked in the same
+//!   transaction; this browser stays signed in. The address is told (a notice by mail).
+//! - Deletion is allowed only if every tenant of the account allows it
+//!   (`self_service_deletion`), never to platform administrators or a tenant's owner.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::clients::rfc3339;
+use crate::events::{self, Event, Meta, USER_CHANGE};
+use crate::store::now_ms;
+use crate::store::tenants::TenantRow;
+use crate::store::users::{SessionRow, UserRow};
+use crate::tenants::{self, TenantPolicy};
+use crate::web::authorize::current_session;
+use crate::web::page::{FORM_EXPIRED, SESSION_COOKIE, escape, set_cookie};
+use crate::web::page::{Brand, account_page_titled, branded_account_page};
+use crate::web::page::{not_signed_in, unavailable};
+
+/// The account pages' navigation, `current` marked.
+pub(crate) fn nav(state: &AppState, current: &str) -> String {
+    let mut items = String::new();
+    for (path, label) in [
+        ("account", "Account"),
+        ("account/password", "Password"),
+        ("account/sessions", "Sessions and apps"),
+        ("account/mfa", "Two-step verification"),
+        ("account/invitations", "Invitations"),
+    ] {
+        let here = if path == current {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        items.push_str(&format!(
+            "<li><a href=\"{}\"{here}>{label}</a></li>",
+            escape(&format!("{}{path}", state.config.issuer))
+        ));
+    }
+    format!("<nav aria-label=\"Account\"><ul class=\"nav\">{items}</ul></nav>")
+}
+
+/// A notice (`role=status`) or an error (`role=alert`) paragraph.
+pub(crate) fn notice(message: Option<(&str, bool)>) -> String {
+    match message {
+        Some((m, true)) => format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)),
+        Some((m, false)) => format!("<p class=\"notice\" role=\"status\">{}</p>", escape(m)),
+        None => String::new(),
+    }
+}
+
+pub(crate) fn csrf_field(csrf: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape(csrf)
+    )
+}
+
+/// The tenant of this session, read now (`None`: the platform, or it is gone).
+pub(crate) async fn session_tenant(state: &AppState, session: &SessionRow) -> Option<TenantRow> {
+    let id = session.tenant_id.as_deref()?;
+    state.store.tenant_by_id(id).await.ok().flatten()
+}
+
+/// The password rules for an account: the defaults, with the longest minimum of its tenants.
+pub(crate) async fn password_policy(state: &AppState, user_id: &str) -> TenantPolicy {
+    let mut policy = TenantPolicy::default();
+    if let Ok(ts) = state.store.tenants_of_user(user_id).await {
+        for t in &ts {
+            policy.password_min_length = policy
+                .password_min_length
+                .max(tenants::policy_of(t).password_min_length);
+        }
+    }
+    policy
+}
+
+/// `GET /account`.
+pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((session, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    overview_page(&state, &headers, &session, &user, None).await
+}
+
+pub(crate) async fn overview_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &SessionRow,
+    user: &UserRow,
+    message: Option<(&str, bool)>,
+) -> Response {
+    let verified = match state.store.email_verified_at(&user.id).await {
+        Ok(v) => v,
+        Err(e) => return unavailable(&e),
+    };
+    let tenant = session_tenant(state, session).await;
+    let tenant_name = tenant
+        .as_ref()
+        .map(|t| escape(&t.name))
+        .unwrap_or_else(|| "the platform".into());
+    let issuer = &state.config.issuer;
+    let nav = nav(state, "account");
+    let message = notice(message);
+    let brand = tenant.as_ref().map(Brand::of);
+    let title = ("Your account", brand.as_ref());
+    branded_account_page(state, headers, StatusCode::OK, title, |csrf| {
+        let address = match verified {
+            Some(at) => format!(
+                "{} <span class=\"badge ok\">confirmed {}</span>",
+                escape(&user.email),
+                escape(&rfc3339(at))
+            ),
+            None => format!(
+                "{} <span class=\"badge\">not confirmed</span>\
+                 <form method=\"post\" action=\"{}\" class=\"inline\">{}\
+                 <button type=\"submit\" class=\"secondary\">Send a confirmation link</button></form>",
+                escape(&user.email),
+                escape(&format!("{issuer}account/email/verification")),
+                csrf_field(csrf)
+            ),
+        };
+        format!(
+            "{nav}<h1>Your account</h1>{message}<dl class=\"facts\">\
+             <dt>Email</dt><dd>{address}</dd><dt>Name</dt><dd>{name}</dd>\
+             <dt>Signed in to</dt><dd>{tenant_name}</dd></dl>\
+             <h2>Your data</h2><p><a href=\"{export}\" download>Export my data (JSON)</a></p>\
+             <p><a href=\"{delete}\">Delete my account</a></p>",
+            name = escape(&user.name),
+            export = escape(&format!("{issuer}account/export")),
+            delete = escape(&format!("{issuer}account/delete")),
+        )
+    })
+}
+
+/// `GET /account/password`.
+pub async fn password_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if current_session(&state, &headers).await.is_none() {
+        return not_signed_in();
+    }
+    password_page(&state, &headers, None, StatusCode::OK)
+}
+
+fn password_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    message: Option<(&str, bool)>,
+    status: StatusCode,
+) -> Response {
+    let action = format!("{}account/password", state.config.issuer);
+    let nav = nav(state, "account/password");
+    let message = notice(message);
+    account_page_titled(state, headers, status, "Change your password", |csrf| {
+        format!(
+            "{nav}<h1>Change your password</h1>{message}\
+             <p>Every other session is signed out and every app must sign in again.</p>\
+             <form method=\"post\" action=\"{action}\">{csrf}\
+             <label for=\"current\">Current password</label>\
+             <input id=\"current\" name=\"current\" type=\"password\" autocomplete=\"current-password\" required>\
+             <label for=\"password\">New password</label>\
+             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
+             <label for=\"confirm\">New password again</label>\
+             <input id=\"confirm\" name=\"confirm\" type=\"password\" autocomplete=\"new-password\" required>\
+             <button type=\"submit\">Change password</button></form>",
+            action = escape(&action),
+            csrf = csrf_field(csrf),
+        )
+    })
+}
+
+/// Checks the current password again, counting wrong ones against `p:<user id>`: `None` when
+/// it is right, else the page's message and status.
+pub(crate) async fn reauthenticate(
+    state: &AppState,
+    user: &UserRow,
+    password: &str,
+) -> Result<Option<(&'static str, StatusCode)>, Response> {
+    let key = format!("p:{}", user.id);
+    match state.store.locked_until(&[&key], now_ms()).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return Ok(Some((
+                "Too many wrong passwords. Wait a few minutes and retry.",
+                StatusCode::TOO_MANY_REQUESTS,
+            )));
+        }
+        Err(e) => return Err(unavailable(&e)),
+    }
+    if state
+        .passwords
+        .verify(password, Some(&user.password_hash))
+        .await
+    {
+        return Ok(None);
+    }
+    let threshold = i64::from(state.config.login_lockout_threshold);
+    let lock_ms = i64::try_from(state.config.login_lockout_ms).unwrap_or(i64::MAX / 2);
+    if let Err(e) = state
+        .store
+        .record_login_failure(&key, now_ms(), threshold, lock_ms)
+        .await
+    {
+        tracing::warn!(error = %e, "recording a wrong password failed");
+    }
+    Ok(Some((
+        "The current password is wrong.",
+        StatusCode::UNAUTHORIZED,
+    )))
+}
+
+pub(crate) async fn record(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant_id: Option<&str>,
+    user: &UserRow,
+    outcome: &str,
+    details: serde_json::Value,
+) {
+    let event = Event {
+        tenant_id,
+        kind: USER_CHANGE,
+        actor: format!("user:{}", user.id),
+        outcome,
+        details,
+    };
+    events::record(&state.events, &Meta::from_headers(headers), event).await;
+}
+
+/// `POST /account/password` with `current`, `password` and `confirm`.
+pub async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Some((session, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    let refuse = |m: &str, status| password_page(&state, &headers, Some((m, true)), status);
+    let tenant = session_tenant(&state, &session).await;
+    let tid = tenant.as_ref().map(|t| t.id.as_str());
+    match reauthenticate(&state, &user, form.get("current").unwrap_or("")).await {
+        Err(r) => return r,
+        Ok(Some((m, status))) => {
+            record(&state, &headers, tid, &user, "failure", serde_json::json!({"action": "password.change", "reason": "reauthentication"})).await;
+            return refuse(m, status);
+        }
+        Ok(None) => {}
+    }
+    let new = form.get("password").unwrap_or("");
+    if form.get("confirm") != Some(new) {
+        return refuse("The new passwords differ.", StatusCode::BAD_REQUEST);
+    }
+    let policy = password_policy(&state, &user.id).await;
+    let problems = tenants::password_problems(new, &user.email, &user.name, &policy);
+    if !problems.is_empty() {
+        return refuse(&problems.join("; "), StatusCode::BAD_REQUEST);
+    }
+    let hash = match state.passwords.hash(new).await {
+        Ok(h) => h,
+        Err(e) => return unavailable(&e),
+    };
+    match state
+        .store
+        .set_password(&user.id, &hash, Some(&session.id), now_ms())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return not_signed_in(),
+        Err(e) => return unavailable(&e),
+    }
+    record(&state, &headers, tid, &user, "success", serde_json::json!({"action": "password.change", "user": user.id})).await;
+    tracing::info!(user_id = %user.id, "password changed by its owner");
+    if let Err(e) = state.mailer().password_changed(&user, tenant.as_ref()).await {
+        tracing::warn!(error = %format!("{e:#}"), "queueing the password-changed notice failed");
+    }
+    password_page(
+        &state,
+        &headers,
+        Some((
+            "Your password was changed. Every other session was signed out.",
+            false,
+        )),
+        StatusCode::OK,
+    )
+}
+
+/// `GET /account/export`: what the service keeps about the account, as JSON.
+pub async fn export(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((session, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    match export_json(&state, &session, &user).await {
+        Ok(v) => {
+            let mut r = axum::Json(v).into_response();
+            let h = r.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"tansu-account.json\""),
+            );
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            r
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+async fn export_json(
+    state: &AppState,
+    session: &SessionRow,
+    user: &UserRow,
+) -> anyhow::Result<serde_json::Value> {
+    let now = now_ms();
+    let store = &state.store;
+    let mut memberships = Vec::new();
+    for m in store.memberships_of_user(&user.id).await? {
+        let t = store.tenant_by_id(&m.tenant_id).await?;
+        memberships.push(serde_json::json!({
+            "tenant_id": m.tenant_id,
+            "tenant_slug": t.as_ref().map(|t| t.slug.clone()),
+            "tenant_name": t.as_ref().map(|t| t.name.clone()),
+            "roles": m.roles,
+            "since": rfc3339(m.created_at),
+        }));
+    }
+    let sessions: Vec<_> = store
+        .sessions_of_user(&user.id, now)
+        .await?
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id, "tenant_id": s.tenant_id, "methods": s.amr,
+                "signed_in_at": rfc3339(s.auth_time), "expires_at": rfc3339(s.expires_at),
+                "current": s.id == session.id,
+            })
+        })
+        .collect();
+    let clients: Vec<_> = store
+        .granted_clients(&user.id, now)
+        .await?
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "client_id": c.client_id, "name": c.name,
+                "scopes": c.scopes.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+                "live_grants": c.live_grants,
+            })
+        })
+        .collect();
+    let verified = store.email_verified_at(&user.id).await?;
+    Ok(serde_json::json!({
+        "account": {
+            "id": user.id,
+            "email": user.email,
+            "email_verified_at": verified.map(rfc3339),
+            "name": user.name,
+            "created_at": rfc3339(user.created_at),
+            "updated_at": rfc3339(user.updated_at),
+            "two_step_verification": crate::mfa::enrolled(store, &user.id).await?,
+        },
+        "memberships": memberships,
+        "sessions": sessions,
+        "clients": clients,
+        "exported_at": rfc3339(now),
+    }))
+}
+
+/// Why the account may not delete itself (`None`: it may).
+async fn deletion_refused(state: &AppState, user: &UserRow) -> anyhow::Result<Option<&'static str>> {
+    if user.platform_admin {
+        return Ok(Some("Platform administrators cannot delete their own account."));
+    }
+    for m in state.store.memberships_of_user(&user.id).await? {
+        if m.roles.iter().any(|r| r == tenants::ROLE_OWNER) {
+            return Ok(Some(
+                "You own a tenant: hand its ownership to someone else first.",
+            ));
+        }
+        let allowed = state
+            .store
+            .tenant_by_id(&m.tenant_id)
+            .await?
+            .is_some_and(|t| tenants::policy_of(&t).self_service_deletion);
+        if !allowed {
+            return Ok(Some(
+                "Your organisation does not allow deleting accounts here; ask its administrators.",
+            ));
+        }
+    }
+    Ok(None)
+}
+
+/// `GET /account/delete`.
+pub async fn delete_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((_, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    delete_page(&state, &headers, &user, None, StatusCode::OK).await
+}
+
+async fn delete_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &UserRow,
+    message: Option<(&str, bool)>,
+    status: StatusCode,
+) -> Response {
+    let refused = match deletion_refused(state, user).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(&e),
+    };
+    let action = format!("{}account/delete", state.config.issuer);
+    let nav = nav(state, "account/delete");
+    let message = notice(message);
+    account_page_titled(state, headers, status, "Delete your account", |csrf| {
+        let form = match refused {
+            Some(why) => format!("<p>{}</p>", escape(why)),
+            None => format!(
+                "<p>Deleting ends every session, takes back every app's access, and removes \
+                 your account and its memberships. It cannot be undone.</p>\
+                 <form method=\"post\" action=\"{action}\">{csrf}\
+                 <label for=\"current\">Current password</label>\
+                 <input id=\"current\" name=\"current\" type=\"password\" autocomplete=\"current-password\" required>\
+                 <label class=\"check\"><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> \
+                 I understand that my account is deleted for good.</label>\
+                 <button type=\"submit\" class=\"danger\">Delete my account</button></form>",
+                action = escape(&action),
+                csrf = csrf_field(csrf),
+            ),
+        };
+        format!("{nav}<h1>Delete your account</h1>{message}{form}")
+    })
+}
+
+/// `POST /account/delete` with `current` and `confirm=yes`.
+pub async fn delete(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Some((session, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    match deletion_refused(&state, &user).await {
+        Ok(None) => {}
+        Ok(Some(why)) => {
+            return delete_page(&state, &headers, &user, Some((why, true)), StatusCode::FORBIDDEN)
+                .await;
+        }
+        Err(e) => return unavailable(&e),
+    }
+    match reauthenticate(&state, &user, form.get("current").unwrap_or("")).await {
+        Err(r) => return r,
+        Ok(Some((m, status))) => {
+            return delete_page(&state, &headers, &user, Some((m, true)), status).await;
+        }
+        Ok(None) => {}
+    }
+    if form.get("confirm") != Some("yes") {
+        let m = "Tick the box to confirm.";
+        return delete_page(&state, &headers, &user, Some((m, true)), StatusCode::BAD_REQUEST)
+            .await;
+    }
+    let tenants = state.store.memberships_of_user(&user.id).await.unwrap_or_default();
+    match state.store.delete_account(&user.id, now_ms()).await {
+        Ok(_) => {}
+        Err(e) => return unavailable(&e),
+    }
+    let details = serde_json::json!({"action": "account.delete", "user": user.id});
+    record(&state, &headers, None, &user, "success", details.clone()).await;
+    for m in &tenants {
+        record(&state, &headers, Some(&m.tenant_id), &user, "success", details.clone()).await;
+    }
+    tracing::info!(user_id = %user.id, session = %session.id, "account deleted by its owner");
+    let mut r = crate::web::page::html(
+        StatusCode::OK,
+        &crate::web::page::page(
+            "Account deleted",
+            "<h1>Your account was deleted</h1><p>Every session ended and every app's access \
+             was taken back.</p>",
+        ),
+    );
+    if let Some(c) = set_cookie(&state, SESSION_COOKIE, "", "Lax", 0) {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}

@@ -5,8 +5,8 @@
 use axum::routing::{MethodFilter, delete, get, post, put};
 
 use crate::admin::{
-    clients, events, invitations, keys, master_key, member_roles, providers, registrations, roles,
-    stats, tenant_directory, tenants, users, vault, verifications,
+    clients, events, invitations, keys, mail_templates, master_key, member_roles, providers,
+    registrations, roles, stats, tenant_directory, tenants, users, vault, verifications,
 };
 use crate::http::Routes;
 use crate::oauth::{discovery, introspect, token, userinfo};
@@ -174,6 +174,14 @@ pub fn routes() -> Routes<AppState> {
         .route(
             "/admin/tenants/{tid}/invitations/{id}",
             delete(invitations::revoke_invitation),
+        )
+        .route(
+            "/admin/tenants/{tid}/mail-templates",
+            get(mail_templates::list),
+        )
+        .route(
+            "/admin/tenants/{tid}/mail-templates/{kind}",
+            put(mail_templates::put).delete(mail_templates::remove),
         )
         // Admin API: a tenant's roles, external providers and vault.
         .route(

@@ -58,7 +58,7 @@ pub fn policy_problems(p: &TenantPolicy) -> Vec<String> {
         v.push("policy.display_name: at most 100 characters".into());
     }
     if p.logo_url.as_deref().is_some_and(|u| {
-        u.len() > 2048 || url::Url::parse(u).map_or(true, |u| u.scheme() != "https")
+        u.len() > 2048 || !url::Url::parse(u).is_ok_and(|u| u.scheme() == "https")
     }) {
         v.push("policy.logo_url: an https URL".into());
     }

@@ -179,13 +179,25 @@ async fn with_the_smtp_server_down_a_message_is_kept_and_delivered_later() {
     for db in backends("account mail").await {
         let port = free_port();
         let inst = Instance::start(&db, "", smtp_to(port)).await;
-        shop(&inst, "down-shop", "cy@shop.test").await;
+        let tid = shop(&inst, "down-shop", "cy@shop.test").await;
+        // The tenant's own wording (an admin API for its Owners and Admins).
+        let admin = inst.admin_token().await;
+        let path = format!("/admin/tenants/{tid}/mail-templates/password_reset");
+        let no_link = json!({"subject": "Reset", "body": "no link here"});
+        inst.call_expect(Method::PUT, &path, &admin, Some(no_link), 422).await;
+        let own = json!({"subject": "A new password for {{product}}", "body": "Here: {{link}}\n"});
+        inst.call_expect(Method::PUT, &path, &admin, Some(own), 200).await;
+        let listed = inst
+            .call_expect(Method::GET, &format!("/admin/tenants/{tid}/mail-templates"), &admin, None, 200)
+            .await;
+        assert_eq!(listed["items"][0]["custom"], true, "{listed}");
+
         let mut browser = Browser::new(&inst, None);
         let (status, _) = browser
             .submit(
+                "/account/password/forgot?tenant=down-shop",
                 "/account/password/forgot",
-                "/account/password/forgot",
-                &[("email", "cy@shop.test")],
+                &[("email", "cy@shop.test"), ("tenant", "down-shop")],
             )
             .await;
         assert_eq!(status, 200);
@@ -203,6 +215,7 @@ async fn with_the_smtp_server_down_a_message_is_kept_and_delivered_later() {
         let smtp = SmtpServer::start(port).await;
         let mail = nth_mail(smtp.path(), 1).await;
         assert!(mail.contains("cy@shop.test") && mail.contains("/account/password/reset?token="));
+        assert!(mail.contains("Subject: A new password for Shop down-shop"), "{mail}");
         eventually(std::time::Duration::from_secs(10), "an empty outbox", || async {
             (store.outbox_len().await.unwrap() == 0).then_some(())
         })

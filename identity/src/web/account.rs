@@ -484,14 +484,18 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, body: Bod
         return delete_page(&state, &headers, &user, Some((m, true)), StatusCode::BAD_REQUEST)
             .await;
     }
-    let tenants = state.store.memberships_of_user(&user.id).await.unwrap_or_default();
+    let memberships = state
+        .store
+        .memberships_of_user(&user.id)
+        .await
+        .unwrap_or_default();
     match state.store.delete_account(&user.id, now_ms()).await {
         Ok(_) => {}
         Err(e) => return unavailable(&e),
     }
     let details = serde_json::json!({"action": "account.delete", "user": user.id});
     record(&state, &headers, None, &user, "success", details.clone()).await;
-    for m in &tenants {
+    for m in &memberships {
         record(&state, &headers, Some(&m.tenant_id), &user, "success", details.clone()).await;
     }
     tracing::info!(user_id = %user.id, session = %session.id, "account deleted by its owner");

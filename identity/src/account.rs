@@ -24,6 +24,10 @@ use crate::store::{Store, now_ms};
 
 pub use crate::mail::templates::{EMAIL_VERIFICATION, PASSWORD_CHANGED, PASSWORD_RESET};
 
+/// A link that moves the account to a new address once that address proves it is the owner's
+/// (sent to the new address; its message is the verification's).
+pub const EMAIL_CHANGE: &str = "email_change";
+
 /// The `[identity.account]` section (`TANSU_IDENTITY__ACCOUNT__<KEY>` overrides).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -86,7 +90,8 @@ pub fn link_path(kind: &str) -> &'static str {
 
 impl Mailer<'_> {
     fn lifetime_secs(&self, kind: &str) -> u64 {
-        if kind == PASSWORD_RESET {
+        // A reset and an address change act on the account: the short lifetime.
+        if kind == PASSWORD_RESET || kind == EMAIL_CHANGE {
             self.config.password_reset_lifetime_secs
         } else {
             self.config.email_verification_lifetime_secs
@@ -99,6 +104,17 @@ impl Mailer<'_> {
         &self,
         kind: &str,
         user: &UserRow,
+        tenant: Option<&TenantRow>,
+    ) -> anyhow::Result<bool> {
+        self.send_link_to(kind, user, &user.email, tenant).await
+    }
+
+    /// [`Self::send_link`] to `address` (a new address for [`EMAIL_CHANGE`]).
+    pub async fn send_link_to(
+        &self,
+        kind: &str,
+        user: &UserRow,
+        address: &str,
         tenant: Option<&TenantRow>,
     ) -> anyhow::Result<bool> {
         let now = now_ms();
@@ -118,18 +134,23 @@ impl Mailer<'_> {
                 token_hash: crypto::sha256(token.as_bytes()),
                 kind: kind.to_owned(),
                 user_id: user.id.clone(),
-                email: user.email.clone(),
+                email: address.to_owned(),
                 tenant_id: tenant.map(|t| t.id.clone()),
                 created_at: now,
                 expires_at: now + lifetime_ms,
             })
             .await?;
         let link = format!("{}{}?token={token}", self.issuer, link_path(kind));
+        let template = if kind == EMAIL_CHANGE {
+            EMAIL_VERIFICATION
+        } else {
+            kind
+        };
         let content = self
-            .content(kind, user, tenant, &link, lifetime / 60)
+            .content(template, address, tenant, &link, lifetime / 60)
             .await?;
         self.outbox
-            .enqueue(tenant.map(|t| t.id.as_str()), kind, &user.email, &content)
+            .enqueue(tenant.map(|t| t.id.as_str()), kind, address, &content)
             .await?;
         Ok(true)
     }
@@ -155,7 +176,7 @@ impl Mailer<'_> {
     ) -> anyhow::Result<()> {
         let link = format!("{}account/password/forgot", self.issuer);
         let content = self
-            .content(PASSWORD_CHANGED, user, tenant, &link, 0)
+            .content(PASSWORD_CHANGED, &user.email, tenant, &link, 0)
             .await?;
         self.outbox
             .enqueue(
@@ -170,14 +191,14 @@ impl Mailer<'_> {
     async fn content(
         &self,
         kind: &str,
-        user: &UserRow,
+        address: &str,
         tenant: Option<&TenantRow>,
         link: &str,
         minutes: u64,
     ) -> anyhow::Result<Content> {
         let values = Values {
             product: tenant.map(|t| t.name.as_str()).unwrap_or(""),
-            email: &user.email,
+            email: address,
             link,
             minutes,
         };
@@ -199,13 +220,32 @@ pub async fn redeem(store: &Store, kind: &str, token: &str) -> anyhow::Result<Op
         .await?)
 }
 
-/// Uses a verification link: the address it was sent to is proven if it is still the
-/// account's. Whether it was.
+/// The live verification or address-change link the token names (not used yet).
+pub async fn peek_address_link(
+    store: &Store,
+    token: &str,
+) -> anyhow::Result<Option<AccountTokenRow>> {
+    match peek(store, EMAIL_VERIFICATION, token).await? {
+        Some(link) => Ok(Some(link)),
+        None => peek(store, EMAIL_CHANGE, token).await,
+    }
+}
+
+/// Uses a verification link (the address it was sent to is proven if it is still the
+/// account's) or an address-change link (the account moves to the address it was sent to,
+/// proven, unless another account has taken it meanwhile). Whether it worked.
 pub async fn verify_email(store: &Store, token: &str) -> anyhow::Result<bool> {
-    let Some(link) = redeem(store, EMAIL_VERIFICATION, token).await? else {
+    if let Some(link) = redeem(store, EMAIL_VERIFICATION, token).await? {
+        return Ok(store
+            .mark_email_verified(&link.user_id, &link.email, now_ms())
+            .await?);
+    }
+    let Some(link) = redeem(store, EMAIL_CHANGE, token).await? else {
         return Ok(false);
     };
-    Ok(store
-        .mark_email_verified(&link.user_id, &link.email, now_ms())
-        .await?)
+    match store.change_email(&link.user_id, &link.email, now_ms()).await {
+        Ok(changed) => Ok(changed),
+        Err(e) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -58,6 +58,7 @@ pub fn routes() -> Routes<AppState> {
             get(account_invitations::list).post(account_invitations::decide),
         )
         .route("/account", get(account::overview))
+        .route("/account/email", post(account::change_email))
         .route(
             "/account/password",
             get(account::password_form).post(account::change_password),

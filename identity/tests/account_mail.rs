@@ -166,6 +166,25 @@ async fn verification_links_prove_the_address_once_and_a_tenant_can_require_them
         let (status, _) = account.post("/account/email/verification", "forged", &[]).await;
         assert_eq!(status, 403);
 
+        // A new address: the link goes there, and the account moves once it is opened.
+        let fields = [("email", "ben.new@shop.test"), ("current", USER_PASSWORD)];
+        let (status, page) = account.submit("/account", "/account/email", &fields).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("on its way to the new address"), "{page}");
+        let mail = nth_mail(smtp.path(), 3).await;
+        assert!(mail.contains("To: ben.new@shop.test"), "{mail}");
+        let link = path_of(&link_in(&mail, &inst.issuer));
+        let (status, page) = account.get(&link).await;
+        assert_eq!(status, 200, "{page}");
+        let token = hidden_field(&page, "token").unwrap();
+        let csrf = hidden_field(&page, "csrf").unwrap();
+        assert_eq!(account.post("/account/email/verify", &csrf, &[("token", &token)]).await.0, 200);
+        let store = &inst.state.store;
+        assert!(store.user_by_email("ben@shop.test").await.unwrap().is_none());
+        let moved = store.user_by_email("ben.new@shop.test").await.unwrap().unwrap();
+        assert!(store.email_verified_at(&moved.id).await.unwrap().is_some());
+        assert_eq!(account.post("/account/email/verify", &csrf, &[("token", &token)]).await.0, 400);
+
         inst.stop().await;
         db.cleanup().await;
     }

@@ -136,6 +136,16 @@ impl Store {
         })
     }
 
+    /// Moves the account to `email`, proven now (a unique violation when another account has
+    /// it). Whether the account exists.
+    pub async fn change_email(&self, user_id: &str, email: &str, now: i64) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 \
+            WHERE id = $1";
+        on_pool!(self, pool => {
+            Ok(sqlx::query(SQL).bind(user_id).bind(email).bind(now).execute(pool).await?.rows_affected() == 1)
+        })
+    }
+
     /// When the account's current address was proven (`None`: not yet, or no such user).
     pub async fn email_verified_at(&self, user_id: &str) -> StoreResult<Option<i64>> {
         const SQL: &str = "SELECT email_verified_at FROM users WHERE id = $1";

@@ -140,13 +140,63 @@ pub(crate) async fn overview_page(
             "{nav}<h1>Your account</h1>{message}<dl class=\"facts\">\
              <dt>Email</dt><dd>{address}</dd><dt>Name</dt><dd>{name}</dd>\
              <dt>Signed in to</dt><dd>{tenant_name}</dd></dl>\
+             <h2>Change your email address</h2><p>A link goes to the new address; your account \
+             moves there once you open it.</p>\
+             <form method=\"post\" action=\"{change}\">{csrf}\
+             <label for=\"email\">New email address</label>\
+             <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required>\
+             <label for=\"current\">Current password</label>\
+             <input id=\"current\" name=\"current\" type=\"password\" autocomplete=\"current-password\" required>\
+             <button type=\"submit\">Send the link</button></form>\
              <h2>Your data</h2><p><a href=\"{export}\" download>Export my data (JSON)</a></p>\
              <p><a href=\"{delete}\">Delete my account</a></p>",
             name = escape(&user.name),
+            change = escape(&format!("{issuer}account/email")),
+            csrf = csrf_field(csrf),
             export = escape(&format!("{issuer}account/export")),
             delete = escape(&format!("{issuer}account/delete")),
         )
     })
+}
+
+/// `POST /account/email` with `email` and `current`: a link to the new address, which moves
+/// the account there once opened. The answer is the same whether or not another account has
+/// the address (then nothing is sent).
+pub async fn change_email(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Some((session, user)) = current_session(&state, &headers).await else {
+        return not_signed_in();
+    };
+    let refuse = |m: &'static str| (m, true);
+    let email = form.get("email").unwrap_or("").trim().to_lowercase();
+    let message = match reauthenticate(&state, &user, form.get("current").unwrap_or("")).await {
+        Err(r) => return r,
+        Ok(Some((m, _))) => refuse(m),
+        Ok(None) if !tenants::valid_email(&email) => refuse("Enter a valid email address."),
+        Ok(None) if email == user.email => refuse("This is your address already."),
+        Ok(None) => {
+            let taken = match state.store.user_by_email(&email).await {
+                Ok(u) => u.is_some(),
+                Err(e) => return unavailable(&e),
+            };
+            let tenant = session_tenant(&state, &session).await;
+            if !taken
+                && let Err(e) = state
+                    .mailer()
+                    .send_link_to(crate::account::EMAIL_CHANGE, &user, &email, tenant.as_ref())
+                    .await
+            {
+                return unavailable(&e);
+            }
+            let details = serde_json::json!({"action": "email.change_requested", "user": user.id});
+            record(&state, &headers, tenant.as_ref().map(|t| t.id.as_str()), &user, "success", details).await;
+            ("A link is on its way to the new address: open it to move your account there.", false)
+        }
+    };
+    overview_page(&state, &headers, &session, &user, Some(message)).await
 }
 
 /// `GET /account/password`.

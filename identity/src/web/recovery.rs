@@ -254,7 +254,7 @@ pub async fn reset(State(state): State<AppState>, headers: HeaderMap, body: Body
 /// `GET /account/email/verify?token=`: confirms with a button (the link is not used yet).
 pub async fn verify_form(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let token = query_param(&uri, "token").unwrap_or_default();
-    let link = match account::peek(&state.store, EMAIL_VERIFICATION, &token).await {
+    let link = match account::peek_address_link(&state.store, &token).await {
         Ok(Some(l)) => l,
         Ok(None) => return invalid_link(&state, &headers, false),
         Err(e) => return unavailable(&e),

@@ -63,7 +63,7 @@ async fn sessions_and_apps_are_listed_and_each_can_be_ended() {
         let tid = inst.create_tenant("sessions-shop").await;
         inst.create_member(&tid, "eve@shop.test", &["User"]).await;
         inst.create_member(&tid, "fay@shop.test", &["User"]).await;
-        let here = sign_in_with_refresh(&inst, "eve@shop.test", USER_PASSWORD, &tid).await;
+        let mut here = sign_in_with_refresh(&inst, "eve@shop.test", USER_PASSWORD, &tid).await;
         let mut other = sign_in_with_refresh(&inst, "eve@shop.test", USER_PASSWORD, &tid).await;
         let mut stranger = sign_in_with_refresh(&inst, "fay@shop.test", USER_PASSWORD, &tid).await;
 

@@ -87,7 +87,10 @@ async fn up(data_dir: PathBuf, config_file: Option<PathBuf>) -> anyhow::Result<(
     println!("  storage     https://{g}/storage/");
     println!("  dashboard   https://{g}/dashboard/");
     if let Some(dir) = &stack.mail_dir {
-        println!("  mail        {} (one .eml file per message)", dir.display());
+        println!(
+            "  mail        {} (one .eml file per message)",
+            dir.display()
+        );
     }
     for (name, addr) in &stack.services {
         println!("  ({name} directly at http://{addr})");

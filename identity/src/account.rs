@@ -207,14 +207,22 @@ impl Mailer<'_> {
 }
 
 /// The live link of `kind` the token names, without using it (`None`: unknown, used, expired).
-pub async fn peek(store: &Store, kind: &str, token: &str) -> anyhow::Result<Option<AccountTokenRow>> {
+pub async fn peek(
+    store: &Store,
+    kind: &str,
+    token: &str,
+) -> anyhow::Result<Option<AccountTokenRow>> {
     Ok(store
         .live_account_token(&crypto::sha256(token.as_bytes()), kind, now_ms())
         .await?)
 }
 
 /// Uses the link of `kind` the token names (once).
-pub async fn redeem(store: &Store, kind: &str, token: &str) -> anyhow::Result<Option<AccountTokenRow>> {
+pub async fn redeem(
+    store: &Store,
+    kind: &str,
+    token: &str,
+) -> anyhow::Result<Option<AccountTokenRow>> {
     Ok(store
         .use_account_token(&crypto::sha256(token.as_bytes()), kind, now_ms())
         .await?)
@@ -243,7 +251,10 @@ pub async fn verify_email(store: &Store, token: &str) -> anyhow::Result<bool> {
     let Some(link) = redeem(store, EMAIL_CHANGE, token).await? else {
         return Ok(false);
     };
-    match store.change_email(&link.user_id, &link.email, now_ms()).await {
+    match store
+        .change_email(&link.user_id, &link.email, now_ms())
+        .await
+    {
         Ok(changed) => Ok(changed),
         Err(e) if e.is_unique_violation() => Ok(false),
         Err(e) => Err(e.into()),

@@ -57,12 +57,16 @@ pub fn policy_problems(p: &TenantPolicy) -> Vec<String> {
     {
         v.push("policy.display_name: at most 100 characters".into());
     }
-    if p.logo_url.as_deref().is_some_and(|u| {
-        u.len() > 2048 || !url::Url::parse(u).is_ok_and(|u| u.scheme() == "https")
-    }) {
+    if p.logo_url
+        .as_deref()
+        .is_some_and(|u| u.len() > 2048 || !url::Url::parse(u).is_ok_and(|u| u.scheme() == "https"))
+    {
         v.push("policy.logo_url: an https URL".into());
     }
-    if p.primary_colour.as_deref().is_some_and(|c| !valid_colour(c)) {
+    if p.primary_colour
+        .as_deref()
+        .is_some_and(|c| !valid_colour(c))
+    {
         v.push("policy.primary_colour: #rrggbb".into());
     }
     v

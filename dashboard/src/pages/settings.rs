@@ -213,7 +213,10 @@ fn view(base: &str, csrf: &str, tenant: &Tenant, keys: AnyView) -> AnyView {
         ("lockout_duration_secs", p.lockout_duration_secs.to_string()),
         ("display_name", p.display_name.clone().unwrap_or_default()),
         ("logo_url", p.logo_url.clone().unwrap_or_default()),
-        ("primary_colour", p.primary_colour.clone().unwrap_or_default()),
+        (
+            "primary_colour",
+            p.primary_colour.clone().unwrap_or_default(),
+        ),
     ];
     let value = move |id: &str| {
         values

@@ -107,7 +107,15 @@ pub(crate) async fn put(
         .set_mail_template(&tenant.id, kind, Some((&t.subject, &t.body)), now_ms())
         .await
         .map_err(|e| store_failed(&e))?;
-    audit(&state, &caller, &meta, &tenant.id, TENANT_CHANGE, json!({"action": "mail_template.set", "kind": kind})).await;
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        TENANT_CHANGE,
+        json!({"action": "mail_template.set", "kind": kind}),
+    )
+    .await;
     Ok(Json(TemplateView {
         kind: kind.to_owned(),
         subject: t.subject,
@@ -130,6 +138,14 @@ pub(crate) async fn remove(
         .set_mail_template(&tenant.id, kind, None, now_ms())
         .await
         .map_err(|e| store_failed(&e))?;
-    audit(&state, &caller, &meta, &tenant.id, TENANT_CHANGE, json!({"action": "mail_template.reset", "kind": kind})).await;
+    audit(
+        &state,
+        &caller,
+        &meta,
+        &tenant.id,
+        TENANT_CHANGE,
+        json!({"action": "mail_template.reset", "kind": kind}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -119,7 +119,9 @@ impl Outbox {
 
     /// The delay before attempt `attempts + 1`.
     fn backoff_ms(&self, attempts: i64) -> i64 {
-        let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX).min(30);
+        let exp = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(30);
         let ms = self
             .config
             .retry_base_ms

@@ -101,6 +101,8 @@ mod tests {
             minutes: 30,
         };
         let text = fill(builtin(PASSWORD_RESET).unwrap().1, &v);
-        assert!(text.contains("https://x/y") && text.contains("30 minutes") && text.contains("Tansu"));
+        assert!(
+            text.contains("https://x/y") && text.contains("30 minutes") && text.contains("Tansu")
+        );
     }
 }

@@ -184,7 +184,11 @@ impl Store {
     }
 
     /// The clients the user consented to or holds live refresh tokens at, by client id.
-    pub async fn granted_clients(&self, user_id: &str, now: i64) -> StoreResult<Vec<GrantedClient>> {
+    pub async fn granted_clients(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<GrantedClient>> {
         const SQL: &str = "SELECT g.client_id, COALESCE(c.name, g.client_id) AS name, \
                 COALESCE(MAX(g.scopes), '') AS scopes, SUM(g.live) AS live \
              FROM (SELECT client_id, scopes, 0 AS live FROM consents WHERE user_id = $1 \

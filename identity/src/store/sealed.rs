@@ -44,7 +44,8 @@ pub const MAIL_OUTBOX: SealedColumn = SealedColumn {
     sealed: "content_sealed",
 };
 /// Every column sealed under the master key.
-pub const SEALED_COLUMNS: [SealedColumn; 4] = [SIGNING_KEYS, TENANT_DATA_KEYS, MFA_TOTP, MAIL_OUTBOX];
+pub const SEALED_COLUMNS: [SealedColumn; 4] =
+    [SIGNING_KEYS, TENANT_DATA_KEYS, MFA_TOTP, MAIL_OUTBOX];
 
 /// One sealed value and what identifies it.
 #[derive(Clone)]

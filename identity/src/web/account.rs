@@ -29,8 +29,8 @@ use crate::store::tenants::TenantRow;
 use crate::store::users::{SessionRow, UserRow};
 use crate::tenants::{self, TenantPolicy};
 use crate::web::authorize::current_session;
-use crate::web::page::{FORM_EXPIRED, SESSION_COOKIE, escape, set_cookie};
 use crate::web::page::{Brand, account_page_titled, branded_account_page};
+use crate::web::page::{FORM_EXPIRED, SESSION_COOKIE, escape, set_cookie};
 use crate::web::page::{not_signed_in, unavailable};
 
 /// The account pages' navigation, `current` marked.
@@ -162,7 +162,11 @@ pub(crate) async fn overview_page(
 /// `POST /account/email` with `email` and `current`: a link to the new address, which moves
 /// the account there once opened. The answer is the same whether or not another account has
 /// the address (then nothing is sent).
-pub async fn change_email(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn change_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -192,8 +196,19 @@ pub async fn change_email(State(state): State<AppState>, headers: HeaderMap, bod
                 return unavailable(&e);
             }
             let details = serde_json::json!({"action": "email.change_requested", "user": user.id});
-            record(&state, &headers, tenant.as_ref().map(|t| t.id.as_str()), &user, "success", details).await;
-            ("A link is on its way to the new address: open it to move your account there.", false)
+            record(
+                &state,
+                &headers,
+                tenant.as_ref().map(|t| t.id.as_str()),
+                &user,
+                "success",
+                details,
+            )
+            .await;
+            (
+                "A link is on its way to the new address: open it to move your account there.",
+                false,
+            )
         }
     };
     overview_page(&state, &headers, &session, &user, Some(message)).await
@@ -311,7 +326,15 @@ pub async fn change_password(
     match reauthenticate(&state, &user, form.get("current").unwrap_or("")).await {
         Err(r) => return r,
         Ok(Some((m, status))) => {
-            record(&state, &headers, tid, &user, "failure", serde_json::json!({"action": "password.change", "reason": "reauthentication"})).await;
+            record(
+                &state,
+                &headers,
+                tid,
+                &user,
+                "failure",
+                serde_json::json!({"action": "password.change", "reason": "reauthentication"}),
+            )
+            .await;
             return refuse(m, status);
         }
         Ok(None) => {}
@@ -338,9 +361,21 @@ pub async fn change_password(
         Ok(false) => return not_signed_in(),
         Err(e) => return unavailable(&e),
     }
-    record(&state, &headers, tid, &user, "success", serde_json::json!({"action": "password.change", "user": user.id})).await;
+    record(
+        &state,
+        &headers,
+        tid,
+        &user,
+        "success",
+        serde_json::json!({"action": "password.change", "user": user.id}),
+    )
+    .await;
     tracing::info!(user_id = %user.id, "password changed by its owner");
-    if let Err(e) = state.mailer().password_changed(&user, tenant.as_ref()).await {
+    if let Err(e) = state
+        .mailer()
+        .password_changed(&user, tenant.as_ref())
+        .await
+    {
         tracing::warn!(error = %format!("{e:#}"), "queueing the password-changed notice failed");
     }
     password_page(
@@ -439,9 +474,14 @@ async fn export_json(
 }
 
 /// Why the account may not delete itself (`None`: it may).
-async fn deletion_refused(state: &AppState, user: &UserRow) -> anyhow::Result<Option<&'static str>> {
+async fn deletion_refused(
+    state: &AppState,
+    user: &UserRow,
+) -> anyhow::Result<Option<&'static str>> {
     if user.platform_admin {
-        return Ok(Some("Platform administrators cannot delete their own account."));
+        return Ok(Some(
+            "Platform administrators cannot delete their own account.",
+        ));
     }
     for m in state.store.memberships_of_user(&user.id).await? {
         if m.roles.iter().any(|r| r == tenants::ROLE_OWNER) {
@@ -517,8 +557,14 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, body: Bod
     match deletion_refused(&state, &user).await {
         Ok(None) => {}
         Ok(Some(why)) => {
-            return delete_page(&state, &headers, &user, Some((why, true)), StatusCode::FORBIDDEN)
-                .await;
+            return delete_page(
+                &state,
+                &headers,
+                &user,
+                Some((why, true)),
+                StatusCode::FORBIDDEN,
+            )
+            .await;
         }
         Err(e) => return unavailable(&e),
     }
@@ -531,8 +577,14 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, body: Bod
     }
     if form.get("confirm") != Some("yes") {
         let m = "Tick the box to confirm.";
-        return delete_page(&state, &headers, &user, Some((m, true)), StatusCode::BAD_REQUEST)
-            .await;
+        return delete_page(
+            &state,
+            &headers,
+            &user,
+            Some((m, true)),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     }
     let memberships = state
         .store
@@ -546,7 +598,15 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, body: Bod
     let details = serde_json::json!({"action": "account.delete", "user": user.id});
     record(&state, &headers, None, &user, "success", details.clone()).await;
     for m in &memberships {
-        record(&state, &headers, Some(&m.tenant_id), &user, "success", details.clone()).await;
+        record(
+            &state,
+            &headers,
+            Some(&m.tenant_id),
+            &user,
+            "success",
+            details.clone(),
+        )
+        .await;
     }
     tracing::info!(user_id = %user.id, session = %session.id, "account deleted by its owner");
     let mut r = crate::web::page::html(

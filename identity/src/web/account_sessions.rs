@@ -123,14 +123,20 @@ async fn page(
     };
     let nav = nav(state, "account/sessions");
     let message = notice(message);
-    account_page_titled(state, headers, StatusCode::OK, "Sessions and apps", |csrf| {
-        format!(
-            "{nav}<h1>Sessions and apps</h1>{message}<h2>Sessions</h2>\
+    account_page_titled(
+        state,
+        headers,
+        StatusCode::OK,
+        "Sessions and apps",
+        |csrf| {
+            format!(
+                "{nav}<h1>Sessions and apps</h1>{message}<h2>Sessions</h2>\
              <div class=\"scroll\">{}</div><h2>Apps</h2><div class=\"scroll\">{}</div>",
-            sessions_table.replace("{csrf}", &csrf_field(csrf)),
-            clients_table.replace("{csrf}", &csrf_field(csrf)),
-        )
-    })
+                sessions_table.replace("{csrf}", &csrf_field(csrf)),
+                clients_table.replace("{csrf}", &csrf_field(csrf)),
+            )
+        },
+    )
 }
 
 /// `POST /account/sessions` with `session`: signs that session of the user out.
@@ -157,7 +163,15 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: B
     }
     let tenant = session_tenant(&state, &session).await;
     let details = serde_json::json!({"action": "session.sign_out", "session": target.id});
-    record(&state, &headers, tenant.as_ref().map(|t| t.id.as_str()), &user, "success", details).await;
+    record(
+        &state,
+        &headers,
+        tenant.as_ref().map(|t| t.id.as_str()),
+        &user,
+        "success",
+        details,
+    )
+    .await;
     if target.id == session.id {
         let mut r = crate::web::page::html(
             StatusCode::OK,
@@ -171,7 +185,14 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: B
         }
         return r;
     }
-    page(&state, &headers, &session, &user, Some(("The session was signed out.", false))).await
+    page(
+        &state,
+        &headers,
+        &session,
+        &user,
+        Some(("The session was signed out.", false)),
+    )
+    .await
 }
 
 /// `POST /account/clients` with `client`: takes back the access the user granted that app.
@@ -198,6 +219,21 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bod
     }
     let tenant = session_tenant(&state, &session).await;
     let details = serde_json::json!({"action": "client.revoke", "client": id});
-    record(&state, &headers, tenant.as_ref().map(|t| t.id.as_str()), &user, "success", details).await;
-    page(&state, &headers, &session, &user, Some(("The app's access was revoked.", false))).await
+    record(
+        &state,
+        &headers,
+        tenant.as_ref().map(|t| t.id.as_str()),
+        &user,
+        "success",
+        details,
+    )
+    .await;
+    page(
+        &state,
+        &headers,
+        &session,
+        &user,
+        Some(("The app's access was revoked.", false)),
+    )
+    .await
 }

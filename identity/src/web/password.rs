@@ -8,10 +8,10 @@ use crate::web::authorize::AuthRequest;
 use crate::web::authorize::AuthorizeError;
 use crate::web::authorize::parse_request;
 use crate::web::page::SIGN_IN_FORM_EXPIRED;
+use crate::web::page::branded_page;
 use crate::web::page::csrf_token;
 use crate::web::page::escape;
 use crate::web::page::html;
-use crate::web::page::branded_page;
 use crate::web::page::read_csrf_form;
 use crate::web::sign_in::lockout_for;
 use crate::web::sign_in::record_failure;
@@ -178,7 +178,11 @@ pub(crate) fn login_page(
          <button type=\"submit\">Sign in</button></form>\
          <p><a href=\"{forgot}\">Forgot your password?</a></p>{register}",
         forgot = escape(&match &req.tenant {
-            Some(t) => format!("{}account/password/forgot?tenant={}", state.config.issuer, crate::web::recovery::query_escape(t)),
+            Some(t) => format!(
+                "{}account/password/forgot?tenant={}",
+                state.config.issuer,
+                crate::web::recovery::query_escape(t)
+            ),
             None => format!("{}account/password/forgot", state.config.issuer),
         }),
         register = if state.config.registration_open() {

@@ -27,8 +27,8 @@ use crate::store::tenants::TenantRow;
 use crate::tenants;
 use crate::web::account::{csrf_field, notice, overview_page, password_policy, session_tenant};
 use crate::web::authorize::current_session;
-use crate::web::page::{FORM_EXPIRED, escape};
 use crate::web::page::{Brand, account_page_titled, branded_account_page};
+use crate::web::page::{FORM_EXPIRED, escape};
 use crate::web::page::{not_signed_in, unavailable};
 
 /// A query or form value, percent-encoded.
@@ -63,7 +63,9 @@ async fn forgot_page(
 ) -> Response {
     let action = format!("{}account/password/forgot", state.config.issuer);
     let message = notice(message);
-    let brand = tenant_named(state, Some(tenant)).await.map(|t| Brand::of(&t));
+    let brand = tenant_named(state, Some(tenant))
+        .await
+        .map(|t| Brand::of(&t));
     let title = ("Reset your password", brand.as_ref());
     branded_account_page(state, headers, status, title, |csrf| {
         format!(
@@ -99,7 +101,14 @@ pub async fn forgot(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Ok(None) => {}
         Ok(Some(_)) => {
             let m = "Too many requests from your network. Wait a while and retry.";
-            return forgot_page(&state, &headers, &tenant_ref, Some((m, true)), StatusCode::TOO_MANY_REQUESTS).await;
+            return forgot_page(
+                &state,
+                &headers,
+                &tenant_ref,
+                Some((m, true)),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await;
         }
         Err(e) => return unavailable(&e),
     }
@@ -118,7 +127,11 @@ pub async fn forgot(State(state): State<AppState>, headers: HeaderMap, body: Bod
         tokio::spawn(async move {
             let state = task_state;
             let tenant = tenant_named(&state, Some(&tenant_ref)).await;
-            match state.mailer().request_password_reset(&email, tenant.as_ref()).await {
+            match state
+                .mailer()
+                .request_password_reset(&email, tenant.as_ref())
+                .await
+            {
                 Ok(true) => {
                     let event = crate::events::Event {
                         tenant_id: tenant.as_ref().map(|t| t.id.as_str()),
@@ -130,11 +143,20 @@ pub async fn forgot(State(state): State<AppState>, headers: HeaderMap, body: Bod
                     crate::events::record(&state.events, &meta, event).await;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "a password reset link could not be queued"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "a password reset link could not be queued")
+                }
             }
         });
     }
-    forgot_page(&state, &headers, form.get("tenant").unwrap_or(""), Some((RESET_REQUESTED, false)), StatusCode::OK).await
+    forgot_page(
+        &state,
+        &headers,
+        form.get("tenant").unwrap_or(""),
+        Some((RESET_REQUESTED, false)),
+        StatusCode::OK,
+    )
+    .await
 }
 
 const LINK_INVALID: &str = "This link does not work any more: it was used, it expired, or it \
@@ -149,9 +171,18 @@ fn invalid_link(state: &AppState, headers: &HeaderMap, forgot: bool) -> Response
     } else {
         "<p>Sign in and ask for a new link on your account page.</p>".to_owned()
     };
-    account_page_titled(state, headers, StatusCode::BAD_REQUEST, "Link not valid", |_| {
-        format!("<h1>Link not valid</h1>{}{again}", notice(Some((LINK_INVALID, true))))
-    })
+    account_page_titled(
+        state,
+        headers,
+        StatusCode::BAD_REQUEST,
+        "Link not valid",
+        |_| {
+            format!(
+                "<h1>Link not valid</h1>{}{again}",
+                notice(Some((LINK_INVALID, true)))
+            )
+        },
+    )
 }
 
 /// `GET /account/password/reset?token=`: the new password's form (the link is not used yet).
@@ -209,7 +240,15 @@ pub async fn reset(State(state): State<AppState>, headers: HeaderMap, body: Body
         Err(e) => return unavailable(&e),
     };
     let new = form.get("password").unwrap_or("");
-    let refuse = |m: &str| reset_page(&state, &headers, token, Some((m, true)), StatusCode::BAD_REQUEST);
+    let refuse = |m: &str| {
+        reset_page(
+            &state,
+            &headers,
+            token,
+            Some((m, true)),
+            StatusCode::BAD_REQUEST,
+        )
+    };
     if form.get("confirm") != Some(new) {
         return refuse("The passwords differ.");
     }
@@ -228,20 +267,40 @@ pub async fn reset(State(state): State<AppState>, headers: HeaderMap, body: Body
         Ok(None) => return invalid_link(&state, &headers, true),
         Err(e) => return unavailable(&e),
     }
-    match state.store.set_password(&user.id, &hash, None, now_ms()).await {
+    match state
+        .store
+        .set_password(&user.id, &hash, None, now_ms())
+        .await
+    {
         Ok(true) => {}
         Ok(false) => return invalid_link(&state, &headers, true),
         Err(e) => return unavailable(&e),
     }
     // The reset proves the address too.
-    if let Err(e) = state.store.mark_email_verified(&user.id, &link.email, now_ms()).await {
+    if let Err(e) = state
+        .store
+        .mark_email_verified(&user.id, &link.email, now_ms())
+        .await
+    {
         tracing::warn!(error = %e, "recording the proven address failed");
     }
     let tenant = tenant_named(&state, link.tenant_id.as_deref()).await;
     let details = serde_json::json!({"action": "password.reset", "user": user.id});
-    crate::web::account::record(&state, &headers, link.tenant_id.as_deref(), &user, "success", details).await;
+    crate::web::account::record(
+        &state,
+        &headers,
+        link.tenant_id.as_deref(),
+        &user,
+        "success",
+        details,
+    )
+    .await;
     tracing::info!(user_id = %user.id, "password reset by link");
-    if let Err(e) = state.mailer().password_changed(&user, tenant.as_ref()).await {
+    if let Err(e) = state
+        .mailer()
+        .password_changed(&user, tenant.as_ref())
+        .await
+    {
         tracing::warn!(error = %format!("{e:#}"), "queueing the password-changed notice failed");
     }
     account_page_titled(&state, &headers, StatusCode::OK, "Password changed", |_| {
@@ -260,18 +319,24 @@ pub async fn verify_form(State(state): State<AppState>, uri: Uri, headers: Heade
         Err(e) => return unavailable(&e),
     };
     let action = format!("{}account/email/verify", state.config.issuer);
-    account_page_titled(&state, &headers, StatusCode::OK, "Confirm your address", |csrf| {
-        format!(
-            "<h1>Confirm your address</h1><p>Confirm that <strong>{email}</strong> is yours.</p>\
+    account_page_titled(
+        &state,
+        &headers,
+        StatusCode::OK,
+        "Confirm your address",
+        |csrf| {
+            format!(
+                "<h1>Confirm your address</h1><p>Confirm that <strong>{email}</strong> is yours.</p>\
              <form method=\"post\" action=\"{action}\">{csrf}\
              <input type=\"hidden\" name=\"token\" value=\"{token}\">\
              <button type=\"submit\">Confirm</button></form>",
-            email = escape(&link.email),
-            action = escape(&action),
-            csrf = csrf_field(csrf),
-            token = escape(&token),
-        )
-    })
+                email = escape(&link.email),
+                action = escape(&action),
+                csrf = csrf_field(csrf),
+                token = escape(&token),
+            )
+        },
+    )
 }
 
 /// `POST /account/email/verify` with `token`.
@@ -281,11 +346,17 @@ pub async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Err(r) => return r,
     };
     match account::verify_email(&state.store, form.get("token").unwrap_or("")).await {
-        Ok(true) => account_page_titled(&state, &headers, StatusCode::OK, "Address confirmed", |_| {
-            "<h1>Address confirmed</h1><p>Thank you: your address is confirmed. You can close \
+        Ok(true) => account_page_titled(
+            &state,
+            &headers,
+            StatusCode::OK,
+            "Address confirmed",
+            |_| {
+                "<h1>Address confirmed</h1><p>Thank you: your address is confirmed. You can close \
              this page or go back to the app.</p>"
-                .to_owned()
-        }),
+                    .to_owned()
+            },
+        ),
         Ok(false) => invalid_link(&state, &headers, false),
         Err(e) => unavailable(&e),
     }
@@ -310,7 +381,10 @@ pub async fn send_verification(
         .await
     {
         Ok(true) => ("A confirmation link is on its way to your address.", false),
-        Ok(false) => ("Several links were sent in the last hour: use one of them, or retry later.", true),
+        Ok(false) => (
+            "Several links were sent in the last hour: use one of them, or retry later.",
+            true,
+        ),
         Err(e) => return unavailable(&e),
     };
     overview_page(&state, &headers, &session, &user, Some(message)).await

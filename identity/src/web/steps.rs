@@ -176,7 +176,13 @@ pub(crate) async fn advance(
                 // After every factor: the refusal tells only the account's owner.
                 state.verify_email_later(user.id.clone(), step.tenant_id.clone());
                 tracing::info!(user_id = %user.id, "sign-in refused: address not confirmed");
-                return login_page(state, headers, req, Some(EMAIL_UNCONFIRMED), StatusCode::FORBIDDEN);
+                return login_page(
+                    state,
+                    headers,
+                    req,
+                    Some(EMAIL_UNCONFIRMED),
+                    StatusCode::FORBIDDEN,
+                );
             }
             Err(e) => return unavailable(&e),
         }
@@ -424,7 +430,10 @@ pub(crate) async fn finish(
                 recovery_html(&codes),
                 escape(&next)
             );
-            html(StatusCode::OK, &branded_page("Two-step verification", &body, req.brand.as_ref()))
+            html(
+                StatusCode::OK,
+                &branded_page("Two-step verification", &body, req.brand.as_ref()),
+            )
         }
         None => match continue_in_session(state, headers, req, signed_in, user).await {
             Ok(r) => r,

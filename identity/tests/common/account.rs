@@ -68,7 +68,12 @@ impl<'a> Browser<'a> {
     }
 
     /// `POST action` with `csrf` and `fields`.
-    pub async fn post(&mut self, action: &str, csrf: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    pub async fn post(
+        &mut self,
+        action: &str,
+        csrf: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, String) {
         let mut form: Vec<(&str, &str)> = vec![("csrf", csrf)];
         form.extend_from_slice(fields);
         let resp = self
@@ -109,7 +114,12 @@ pub async fn sign_in_with_refresh(
     let code = query_param(&signed.location, "code")
         .unwrap_or_else(|| panic!("{email} signs in, not: {}", signed.location));
     let resp = inst
-        .redeem("tenant-app", &code, "https://app.example/cb", Some(&verifier))
+        .redeem(
+            "tenant-app",
+            &code,
+            "https://app.example/cb",
+            Some(&verifier),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     SignedIn {
@@ -153,12 +163,10 @@ pub fn mails(dir: &Path) -> Vec<String> {
 
 /// The first link under the issuer in a message.
 pub fn link_in(mail: &str, issuer: &str) -> String {
-    let start = mail.find(issuer).unwrap_or_else(|| panic!("no link in: {mail}"));
-    mail[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
+    let start = mail
+        .find(issuer)
+        .unwrap_or_else(|| panic!("no link in: {mail}"));
+    mail[start..].split_whitespace().next().unwrap().to_owned()
 }
 
 /// Waits for the `n`-th message in `dir` (within 20 s).

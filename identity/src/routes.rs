@@ -13,8 +13,8 @@ use crate::oauth::{discovery, introspect, token, userinfo};
 use crate::state::AppState;
 use crate::tenants::{STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED};
 use crate::web::{
-    account, account_mfa, account_sessions, authorize, consent, invitations as account_invitations,
-    logout, password, recovery, registration, step_forms,
+    account, account_data, account_mfa, account_sessions, authorize, consent,
+    invitations as account_invitations, logout, password, recovery, registration, step_forms,
 };
 
 /// The route table (see the module doc).
@@ -68,10 +68,10 @@ pub fn routes() -> Routes<AppState> {
             get(account_sessions::list).post(account_sessions::sign_out),
         )
         .route("/account/clients", post(account_sessions::revoke))
-        .route("/account/export", get(account::export))
+        .route("/account/export", get(account_data::export))
         .route(
             "/account/delete",
-            get(account::delete_form).post(account::delete),
+            get(account_data::delete_form).post(account_data::delete),
         )
         // Getting back in and proving the address, by links sent by mail.
         .route(

@@ -31,6 +31,12 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
     page(&state, &headers, &session, &user, None).await
 }
 
+/// A time as people read it: `2026-12-06 12:50 UTC`.
+fn when(ms: i64) -> String {
+    let t = rfc3339(ms);
+    format!("{} UTC", t.get(..16).unwrap_or(&t).replace('T', " "))
+}
+
 fn method_names(amr: &str) -> String {
     let names: Vec<&str> = amr
         .split([' ', ','])
@@ -80,9 +86,9 @@ async fn page(
              <td><form method=\"post\" action=\"{action}\">{{csrf}}\
              <input type=\"hidden\" name=\"session\" value=\"{id}\">\
              <button type=\"submit\" class=\"secondary\" aria-label=\"Sign out the session of {since}\">Sign out</button></form></td></tr>",
-            since = escape(&rfc3339(s.auth_time)),
+            since = escape(&when(s.auth_time)),
             methods = escape(&method_names(&s.amr)),
-            until = escape(&rfc3339(s.expires_at)),
+            until = escape(&when(s.expires_at)),
             action = escape(&format!("{}account/sessions", state.config.issuer)),
             id = escape(&s.id),
         ));

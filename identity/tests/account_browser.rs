@@ -195,10 +195,13 @@ async fn every_sign_in_and_account_page_in_chromium_with_axe() {
                 let title: Value = c.eval(&tab, "document.title").await.unwrap_or_default();
                 let title = title.as_str().unwrap_or_default().to_owned();
                 // The pages that know the tenant wear its brand.
-                if branded && ["login", "forgot", "account"].contains(name) {
+                let knows = [
+                    "login", "forgot", "reset", "account", "password", "sessions", "delete",
+                ];
+                if branded && knows.contains(name) {
                     assert!(title.ends_with("Maple & Co"), "{name}: {title}");
                 }
-                if !branded && ["login", "forgot", "account"].contains(name) {
+                if !branded && knows.contains(name) {
                     assert!(title.ends_with("Shop plain-shop"), "{name}: {title}");
                 }
                 screenshot(

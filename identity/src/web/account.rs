@@ -29,7 +29,7 @@ use crate::store::tenants::TenantRow;
 use crate::store::users::{SessionRow, UserRow};
 use crate::tenants::{self, TenantPolicy};
 use crate::web::authorize::current_session;
-use crate::web::page::{Brand, account_page_titled, branded_account_page};
+use crate::web::page::{Brand, branded_account_page};
 use crate::web::page::{FORM_EXPIRED, escape};
 use crate::web::page::{not_signed_in, unavailable};
 
@@ -216,22 +216,27 @@ pub async fn change_email(
 
 /// `GET /account/password`.
 pub async fn password_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if current_session(&state, &headers).await.is_none() {
+    let Some((session, _)) = current_session(&state, &headers).await else {
         return not_signed_in();
-    }
-    password_page(&state, &headers, None, StatusCode::OK)
+    };
+    let brand = session_tenant(&state, &session)
+        .await
+        .map(|t| Brand::of(&t));
+    password_page(&state, &headers, brand.as_ref(), None, StatusCode::OK)
 }
 
 fn password_page(
     state: &AppState,
     headers: &HeaderMap,
+    brand: Option<&Brand>,
     message: Option<(&str, bool)>,
     status: StatusCode,
 ) -> Response {
     let action = format!("{}account/password", state.config.issuer);
     let nav = nav(state, "account/password");
     let message = notice(message);
-    account_page_titled(state, headers, status, "Change your password", |csrf| {
+    let title = ("Change your password", brand);
+    branded_account_page(state, headers, status, title, |csrf| {
         format!(
             "{nav}<h1>Change your password</h1>{message}\
              <p>Every other session is signed out and every app must sign in again.</p>\
@@ -320,8 +325,10 @@ pub async fn change_password(
     let Some((session, user)) = current_session(&state, &headers).await else {
         return not_signed_in();
     };
-    let refuse = |m: &str, status| password_page(&state, &headers, Some((m, true)), status);
     let tenant = session_tenant(&state, &session).await;
+    let brand = tenant.as_ref().map(Brand::of);
+    let refuse =
+        |m: &str, status| password_page(&state, &headers, brand.as_ref(), Some((m, true)), status);
     let tid = tenant.as_ref().map(|t| t.id.as_str());
     match reauthenticate(&state, &user, form.get("current").unwrap_or("")).await {
         Err(r) => return r,
@@ -381,6 +388,7 @@ pub async fn change_password(
     password_page(
         &state,
         &headers,
+        brand.as_ref(),
         Some((
             "Your password was changed. Every other session was signed out.",
             false,

@@ -20,10 +20,10 @@ use crate::clients::rfc3339;
 use crate::store::now_ms;
 use crate::store::users::{SessionRow, UserRow};
 use crate::tenants;
-use crate::web::account::{csrf_field, nav, notice, reauthenticate, record};
+use crate::web::account::{csrf_field, nav, notice, reauthenticate, record, session_tenant};
 use crate::web::authorize::current_session;
+use crate::web::page::{Brand, branded_account_page, not_signed_in, unavailable};
 use crate::web::page::{FORM_EXPIRED, SESSION_COOKIE, escape, set_cookie};
-use crate::web::page::{account_page_titled, not_signed_in, unavailable};
 
 /// `GET /account/export`: what the service keeps about the account, as JSON.
 pub async fn export(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -141,19 +141,20 @@ async fn deletion_refused(
 
 /// `GET /account/delete`.
 pub async fn delete_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some((_, user)) = current_session(&state, &headers).await else {
+    let Some((session, user)) = current_session(&state, &headers).await else {
         return not_signed_in();
     };
-    delete_page(&state, &headers, &user, None, StatusCode::OK).await
+    delete_page(&state, &headers, (&session, &user), None, StatusCode::OK).await
 }
 
 async fn delete_page(
     state: &AppState,
     headers: &HeaderMap,
-    user: &UserRow,
+    (session, user): (&SessionRow, &UserRow),
     message: Option<(&str, bool)>,
     status: StatusCode,
 ) -> Response {
+    let brand = session_tenant(state, session).await.map(|t| Brand::of(&t));
     let refused = match deletion_refused(state, user).await {
         Ok(r) => r,
         Err(e) => return unavailable(&e),
@@ -161,7 +162,8 @@ async fn delete_page(
     let action = format!("{}account/delete", state.config.issuer);
     let nav = nav(state, "account/delete");
     let message = notice(message);
-    account_page_titled(state, headers, status, "Delete your account", |csrf| {
+    let title = ("Delete your account", brand.as_ref());
+    branded_account_page(state, headers, status, title, |csrf| {
         let form = match refused {
             Some(why) => format!("<p>{}</p>", escape(why)),
             None => format!(
@@ -196,7 +198,7 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, body: Bod
             return delete_page(
                 &state,
                 &headers,
-                &user,
+                (&session, &user),
                 Some((why, true)),
                 StatusCode::FORBIDDEN,
             )
@@ -207,7 +209,7 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, body: Bod
     match reauthenticate(&state, &user, form.get("current").unwrap_or("")).await {
         Err(r) => return r,
         Ok(Some((m, status))) => {
-            return delete_page(&state, &headers, &user, Some((m, true)), status).await;
+            return delete_page(&state, &headers, (&session, &user), Some((m, true)), status).await;
         }
         Ok(None) => {}
     }
@@ -216,7 +218,7 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, body: Bod
         return delete_page(
             &state,
             &headers,
-            &user,
+            (&session, &user),
             Some((m, true)),
             StatusCode::BAD_REQUEST,
         )

@@ -20,8 +20,8 @@ use crate::store::now_ms;
 use crate::store::users::{SessionRow, UserRow};
 use crate::web::account::{csrf_field, nav, notice, record, session_tenant};
 use crate::web::authorize::current_session;
+use crate::web::page::{Brand, branded_account_page, not_signed_in, unavailable};
 use crate::web::page::{FORM_EXPIRED, SESSION_COOKIE, escape, set_cookie};
-use crate::web::page::{account_page_titled, not_signed_in, unavailable};
 
 /// `GET /account/sessions`.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -129,11 +129,12 @@ async fn page(
     };
     let nav = nav(state, "account/sessions");
     let message = notice(message);
-    account_page_titled(
+    let brand = session_tenant(state, session).await.map(|t| Brand::of(&t));
+    branded_account_page(
         state,
         headers,
         StatusCode::OK,
-        "Sessions and apps",
+        ("Sessions and apps", brand.as_ref()),
         |csrf| {
             format!(
                 "{nav}<h1>Sessions and apps</h1>{message}<h2>Sessions</h2>\

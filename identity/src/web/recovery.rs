@@ -189,7 +189,17 @@ fn invalid_link(state: &AppState, headers: &HeaderMap, forgot: bool) -> Response
 pub async fn reset_form(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let token = query_param(&uri, "token").unwrap_or_default();
     match account::peek(&state.store, PASSWORD_RESET, &token).await {
-        Ok(Some(_)) => reset_page(&state, &headers, &token, None, StatusCode::OK),
+        Ok(Some(link)) => {
+            let brand = tenant_named(&state, link.tenant_id.as_deref()).await;
+            let brand = brand.as_ref().map(Brand::of);
+            reset_page(
+                &state,
+                &headers,
+                (&token, brand.as_ref()),
+                None,
+                StatusCode::OK,
+            )
+        }
         Ok(None) => invalid_link(&state, &headers, true),
         Err(e) => unavailable(&e),
     }
@@ -198,13 +208,14 @@ pub async fn reset_form(State(state): State<AppState>, uri: Uri, headers: Header
 fn reset_page(
     state: &AppState,
     headers: &HeaderMap,
-    token: &str,
+    (token, brand): (&str, Option<&Brand>),
     message: Option<(&str, bool)>,
     status: StatusCode,
 ) -> Response {
     let action = format!("{}account/password/reset", state.config.issuer);
     let message = notice(message);
-    account_page_titled(state, headers, status, "Choose a new password", |csrf| {
+    let title = ("Choose a new password", brand);
+    branded_account_page(state, headers, status, title, |csrf| {
         format!(
             "<h1>Choose a new password</h1>{message}<p>Every session of the account is signed \
              out and every app must sign in again.</p>\
@@ -240,11 +251,13 @@ pub async fn reset(State(state): State<AppState>, headers: HeaderMap, body: Body
         Err(e) => return unavailable(&e),
     };
     let new = form.get("password").unwrap_or("");
+    let tenant = tenant_named(&state, link.tenant_id.as_deref()).await;
+    let brand = tenant.as_ref().map(Brand::of);
     let refuse = |m: &str| {
         reset_page(
             &state,
             &headers,
-            token,
+            (token, brand.as_ref()),
             Some((m, true)),
             StatusCode::BAD_REQUEST,
         )
@@ -284,7 +297,6 @@ pub async fn reset(State(state): State<AppState>, headers: HeaderMap, body: Body
     {
         tracing::warn!(error = %e, "recording the proven address failed");
     }
-    let tenant = tenant_named(&state, link.tenant_id.as_deref()).await;
     let details = serde_json::json!({"action": "password.reset", "user": user.id});
     crate::web::account::record(
         &state,

@@ -213,6 +213,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn branding_is_checked() {
+        let ok = TenantPolicy {
+            display_name: Some("Maple & Co".into()),
+            logo_url: Some("https://cdn.example/logo.png".into()),
+            primary_colour: Some("#7A1f5c".into()),
+            ..TenantPolicy::default()
+        };
+        assert!(policy_problems(&ok).is_empty());
+        let bad = TenantPolicy {
+            display_name: Some("a\nb".into()),
+            logo_url: Some("http://cdn.example/logo.png".into()),
+            primary_colour: Some("red".into()),
+            ..TenantPolicy::default()
+        };
+        assert_eq!(
+            policy_problems(&bad).len(),
+            3,
+            "{:?}",
+            policy_problems(&bad)
+        );
+    }
+
+    #[test]
     fn slugs() {
         assert!(valid_slug("acme-shop"));
         assert!(!valid_slug("ac"));

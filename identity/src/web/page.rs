@@ -300,6 +300,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn text_on_a_brand_colour_is_whichever_contrasts_more() {
+        assert_eq!(text_on("#ffffff"), "#111");
+        assert_eq!(text_on("#000000"), "#fff");
+        assert_eq!(text_on("#7a1f5c"), "#fff");
+        assert_eq!(text_on("#ffd400"), "#111");
+        let page = branded_page(
+            "T",
+            "<p>x</p>",
+            Some(&Brand {
+                name: "A <b>".into(),
+                logo_url: Some("https://x.example/l.png\"".into()),
+                primary_colour: Some("red;}".into()),
+            }),
+        );
+        assert!(page.contains("A &lt;b&gt;") && page.contains("l.png&quot;"));
+        assert!(
+            !page.contains("red;}"),
+            "an invalid colour reaches no stylesheet"
+        );
+    }
+
+    #[test]
     fn escaping() {
         assert_eq!(
             escape("<a href=\"x\">&'"),

@@ -86,6 +86,12 @@ async fn up(data_dir: PathBuf, config_file: Option<PathBuf>) -> anyhow::Result<(
     println!("  database    https://{g}/db/");
     println!("  storage     https://{g}/storage/");
     println!("  dashboard   https://{g}/dashboard/");
+    if let Some(dir) = &stack.mail_dir {
+        println!(
+            "  mail        {} (one .eml file per message)",
+            dir.display()
+        );
+    }
     for (name, addr) in &stack.services {
         println!("  ({name} directly at http://{addr})");
     }

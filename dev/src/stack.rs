@@ -47,6 +47,8 @@ pub struct Stack {
     pub issuer: String,
     /// The gateway's self-signed certificate (PEM), for clients to trust.
     pub certificate_pem: String,
+    /// Where identity's mail goes with the `file` transport (`None`: an SMTP server).
+    pub mail_dir: Option<PathBuf>,
     cancel: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
 }
@@ -109,6 +111,8 @@ impl Stack {
         identity.issuer = issuer.clone();
         identity.data_dir = opts.data_dir.join("identity");
         identity.dev_mode = true;
+        let mail_dir = (identity.mail.transport == tansu_identity::mail::TRANSPORT_FILE)
+            .then(|| identity.mail.dir(&identity.data_dir));
         database.issuer = issuer.clone();
         database.jwks_uri = jwks_uri.to_string();
         database.discovery_url = String::new();
@@ -269,6 +273,7 @@ impl Stack {
             services,
             issuer,
             certificate_pem: cert.cert_pem,
+            mail_dir,
             cancel,
             tasks,
         })

@@ -117,6 +117,10 @@ pub struct Config {
     /// Dev mode: the dashboard's public URL (ends with '/'); the seeded `tansu-dashboard`
     /// client gets `<url>callback` as redirect URI and `<url>signed-out` after logout.
     pub dev_dashboard_url: String,
+    /// Outgoing mail (`[identity.mail]`, see [`crate::mail::MailConfig`]).
+    pub mail: crate::mail::MailConfig,
+    /// Self-service account links (`[identity.account]`, see [`crate::account::AccountConfig`]).
+    pub account: crate::account::AccountConfig,
 }
 
 impl Default for Config {
@@ -163,6 +167,8 @@ impl Default for Config {
             provisioning_client_secret: Secret::default(),
             provisioning_token_url: String::new(),
             dev_dashboard_url: "https://127.0.0.1:8443/dashboard/".into(),
+            mail: crate::mail::MailConfig::default(),
+            account: crate::account::AccountConfig::default(),
         }
     }
 }
@@ -257,6 +263,8 @@ impl Validate for Config {
         if let Err(e) = validate_issuer(&self.issuer) {
             v.push(format!("issuer: {e}"));
         }
+        v.extend(self.mail.problems());
+        v.extend(self.account.problems());
         let url = self.database_url();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres:")

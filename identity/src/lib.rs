@@ -27,6 +27,7 @@ pub mod routes;
 pub mod web;
 
 // Domain.
+pub mod account;
 pub mod cache;
 pub mod clients;
 pub mod config;
@@ -34,6 +35,7 @@ pub mod crypto;
 pub mod event_log;
 pub mod events;
 pub mod keys;
+pub mod mail;
 pub mod master_keys;
 pub mod mfa;
 pub mod paging;

@@ -27,7 +27,9 @@ use crate::crypto::{MasterKey, MasterKeySource, MasterKeys};
 use crate::event_log::EventLog;
 use crate::events::{self, Event, Meta};
 use crate::keys::SigningAlg;
-use crate::store::sealed::{MFA_TOTP, SEALED_COLUMNS, SIGNING_KEYS, SealedColumn, SealedRow};
+use crate::store::sealed::{
+    MAIL_OUTBOX, MFA_TOTP, SEALED_COLUMNS, SIGNING_KEYS, SealedColumn, SealedRow,
+};
 use crate::store::{Store, new_id, now_ms};
 use crate::{mfa, vault};
 
@@ -349,6 +351,8 @@ fn aad_of(col: SealedColumn, row: &SealedRow) -> anyhow::Result<Vec<u8>> {
         crate::keys::aad(&row.key, alg).into_bytes()
     } else if col == MFA_TOTP {
         mfa::aad(&row.key)
+    } else if col == MAIL_OUTBOX {
+        crate::mail::aad(&row.key)
     } else {
         vault::dek_aad(&row.key)
     })

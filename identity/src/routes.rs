@@ -5,16 +5,16 @@
 use axum::routing::{MethodFilter, delete, get, post, put};
 
 use crate::admin::{
-    clients, events, invitations, keys, master_key, member_roles, providers, registrations, roles,
-    stats, tenant_directory, tenants, users, vault, verifications,
+    clients, events, invitations, keys, mail_templates, master_key, member_roles, providers,
+    registrations, roles, stats, tenant_directory, tenants, users, vault, verifications,
 };
 use crate::http::Routes;
 use crate::oauth::{discovery, introspect, token, userinfo};
 use crate::state::AppState;
 use crate::tenants::{STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED};
 use crate::web::{
-    account_mfa, authorize, consent, invitations as account_invitations, logout, password,
-    registration, step_forms,
+    account, account_data, account_mfa, account_sessions, authorize, consent,
+    invitations as account_invitations, logout, password, recovery, registration, step_forms,
 };
 
 /// The route table (see the module doc).
@@ -56,6 +56,39 @@ pub fn routes() -> Routes<AppState> {
         .route(
             "/account/invitations",
             get(account_invitations::list).post(account_invitations::decide),
+        )
+        .route("/account", get(account::overview))
+        .route("/account/email", post(account::change_email))
+        .route(
+            "/account/password",
+            get(account::password_form).post(account::change_password),
+        )
+        .route(
+            "/account/sessions",
+            get(account_sessions::list).post(account_sessions::sign_out),
+        )
+        .route("/account/clients", post(account_sessions::revoke))
+        .route("/account/export", get(account_data::export))
+        .route(
+            "/account/delete",
+            get(account_data::delete_form).post(account_data::delete),
+        )
+        // Getting back in and proving the address, by links sent by mail.
+        .route(
+            "/account/password/forgot",
+            get(recovery::forgot_form).post(recovery::forgot),
+        )
+        .route(
+            "/account/password/reset",
+            get(recovery::reset_form).post(recovery::reset),
+        )
+        .route(
+            "/account/email/verify",
+            get(recovery::verify_form).post(recovery::verify),
+        )
+        .route(
+            "/account/email/verification",
+            post(recovery::send_verification),
         )
         // Registration: the form, the self-service JSON API, the platform admin's.
         .route(
@@ -142,6 +175,14 @@ pub fn routes() -> Routes<AppState> {
         .route(
             "/admin/tenants/{tid}/invitations/{id}",
             delete(invitations::revoke_invitation),
+        )
+        .route(
+            "/admin/tenants/{tid}/mail-templates",
+            get(mail_templates::list),
+        )
+        .route(
+            "/admin/tenants/{tid}/mail-templates/{kind}",
+            put(mail_templates::put).delete(mail_templates::remove),
         )
         // Admin API: a tenant's roles, external providers and vault.
         .route(

@@ -12,7 +12,9 @@ use crate::keys::KeyManager;
 use crate::passwords::Passwords;
 use crate::scopes::IDENTITY_AUDIENCE;
 use crate::store::{Store, now_ms};
-use crate::{cache, event_log, events, master_keys, provisioning, stats, store, verifications};
+use crate::{
+    cache, event_log, events, mail, master_keys, provisioning, stats, store, verifications,
+};
 
 /// Shared state of the service's handlers: one `Arc`, so the copy axum makes for every request
 /// is one atomic increment (not one per service below, each bouncing between the cores).
@@ -28,6 +30,29 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// Sends a verification link to a new account or a changed address, in the background
+    /// (a failure is logged; the owner can ask for another link on the account page).
+    pub fn verify_email_later(&self, user_id: String, tenant_id: Option<String>) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let user = match state.store.user_by_id(&user_id).await {
+                Ok(Some(u)) => u,
+                _ => return,
+            };
+            let tenant = match tenant_id {
+                Some(t) => state.store.tenant_by_id(&t).await.ok().flatten(),
+                None => None,
+            };
+            if let Err(e) = state
+                .mailer()
+                .send_link(crate::account::EMAIL_VERIFICATION, &user, tenant.as_ref())
+                .await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "a verification link could not be queued");
+            }
+        });
+    }
+
     /// The services, to change before the state is first cloned (tests set a provisioner);
     /// `None` once it has been.
     pub fn services_mut(&mut self) -> Option<&mut Services> {
@@ -58,6 +83,19 @@ pub struct Services {
     pub verifications: Arc<verifications::Verifications>,
     /// Verifies this issuer's access tokens against the key ring (see [`crate::http::bearer`]).
     pub verifier: Verifier,
+    /// Outgoing mail (see [`mail::Outbox`]); its sender runs while the state lives.
+    pub outbox: Arc<mail::Outbox>,
+    _sender: AbortOnDrop,
+}
+
+/// A background task that ends with the state.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
@@ -97,6 +135,14 @@ impl AppState {
             keys.clone(),
         )
         .map_err(|e| anyhow::anyhow!("token verifier: {e}"))?;
+        let transport = mail::transport::from_config(&config.mail, &config.data_dir)?;
+        let outbox = Arc::new(mail::Outbox::new(
+            store.clone(),
+            keys.master().clone(),
+            transport,
+            config.mail.clone(),
+        )?);
+        let sender = AbortOnDrop(outbox.spawn());
         let mut state = Services {
             config: Arc::new(config),
             events,
@@ -114,6 +160,8 @@ impl AppState {
             stats: Arc::default(),
             verifications: Arc::default(),
             verifier,
+            outbox,
+            _sender: sender,
         };
         let mut provisioning_secret = state.config.provisioning_client_secret.clone();
         if state.config.dev_mode {
@@ -152,6 +200,16 @@ impl Services {
     pub fn spawn_rewrap(&self, actor: String) -> Option<tokio::task::JoinHandle<()>> {
         let options = master_keys::RewrapOptions::from_config(&self.config);
         master_keys::spawn_rewrap(self.rewrapper(), options, actor)
+    }
+
+    /// What sending account mail uses (see [`crate::account`]).
+    pub fn mailer(&self) -> crate::account::Mailer<'_> {
+        crate::account::Mailer {
+            store: &self.store,
+            outbox: &self.outbox,
+            issuer: &self.config.issuer,
+            config: &self.config.account,
+        }
     }
 
     /// What a registration uses (see [`crate::registration`]).
@@ -196,6 +254,9 @@ impl Services {
                     tracing::warn!(error = %format!("{e:#}"), "signing key maintenance failed");
                 }
                 store.purge_expired(now_ms()).await;
+                if let Err(e) = store.purge_account_tokens(now_ms() - 86_400_000).await {
+                    tracing::warn!(error = %e, "purging expired account links failed");
+                }
                 // Retention runs hourly (and at the first tick): a purge scans the old events.
                 if retention_days > 0 && last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
                     last_purge = Some(std::time::Instant::now());

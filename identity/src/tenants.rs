@@ -51,7 +51,30 @@ pub fn policy_problems(p: &TenantPolicy) -> Vec<String> {
     if !(1..=86_400).contains(&p.lockout_duration_secs) {
         v.push("policy.lockout_duration_secs: between 1 s and 1 day".into());
     }
+    if p.display_name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > 100 || n.chars().any(char::is_control))
+    {
+        v.push("policy.display_name: at most 100 characters".into());
+    }
+    if p.logo_url
+        .as_deref()
+        .is_some_and(|u| u.len() > 2048 || !url::Url::parse(u).is_ok_and(|u| u.scheme() == "https"))
+    {
+        v.push("policy.logo_url: an https URL".into());
+    }
+    if p.primary_colour
+        .as_deref()
+        .is_some_and(|c| !valid_colour(c))
+    {
+        v.push("policy.primary_colour: #rrggbb".into());
+    }
     v
+}
+
+/// A colour of the form `#rrggbb`.
+pub fn valid_colour(c: &str) -> bool {
+    c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The tenant's stored policy (the defaults if it cannot be read).
@@ -188,6 +211,29 @@ pub fn valid_email(e: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branding_is_checked() {
+        let ok = TenantPolicy {
+            display_name: Some("Maple & Co".into()),
+            logo_url: Some("https://cdn.example/logo.png".into()),
+            primary_colour: Some("#7A1f5c".into()),
+            ..TenantPolicy::default()
+        };
+        assert!(policy_problems(&ok).is_empty());
+        let bad = TenantPolicy {
+            display_name: Some("a\nb".into()),
+            logo_url: Some("http://cdn.example/logo.png".into()),
+            primary_colour: Some("red".into()),
+            ..TenantPolicy::default()
+        };
+        assert_eq!(
+            policy_problems(&bad).len(),
+            3,
+            "{:?}",
+            policy_problems(&bad)
+        );
+    }
 
     #[test]
     fn slugs() {

@@ -337,6 +337,7 @@ async fn concrete(inst: &Instance, w: &World, row: &Row, fresh: bool) -> String 
             "{id}" if row.path.contains("/invitations/") => w.invitation.clone(),
             "{id}" => w.job.clone(),
             "{role}" => "User".to_owned(),
+            "{kind}" => "password_reset".to_owned(),
             "{reference}" => w.a_slug.clone(),
             other => other.to_owned(),
         };

@@ -100,6 +100,16 @@ pub(crate) struct PolicyForm {
     lockout_duration_secs: String,
     #[serde(default)]
     mfa_required: String,
+    #[serde(default)]
+    email_verification_required: String,
+    #[serde(default)]
+    self_service_deletion: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    logo_url: String,
+    #[serde(default)]
+    primary_colour: String,
 }
 
 /// The policy of the form: empty optional numbers are none; bad numbers are problems.
@@ -146,6 +156,11 @@ fn policy_of(f: &PolicyForm) -> Result<TenantPolicy, Vec<String>> {
         lockout_threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
         lockout_duration_secs: duration,
         mfa_required: f.mfa_required == "yes",
+        email_verification_required: f.email_verification_required == "yes",
+        self_service_deletion: f.self_service_deletion == "yes",
+        display_name: Some(f.display_name.trim().to_owned()).filter(|v| !v.is_empty()),
+        logo_url: Some(f.logo_url.trim().to_owned()).filter(|v| !v.is_empty()),
+        primary_colour: Some(f.primary_colour.trim().to_owned()).filter(|v| !v.is_empty()),
     })
 }
 
@@ -196,6 +211,12 @@ fn view(base: &str, csrf: &str, tenant: &Tenant, keys: AnyView) -> AnyView {
         ("password_min_length", p.password_min_length.to_string()),
         ("lockout_threshold", p.lockout_threshold.to_string()),
         ("lockout_duration_secs", p.lockout_duration_secs.to_string()),
+        ("display_name", p.display_name.clone().unwrap_or_default()),
+        ("logo_url", p.logo_url.clone().unwrap_or_default()),
+        (
+            "primary_colour",
+            p.primary_colour.clone().unwrap_or_default(),
+        ),
     ];
     let value = move |id: &str| {
         values
@@ -208,6 +229,13 @@ fn view(base: &str, csrf: &str, tenant: &Tenant, keys: AnyView) -> AnyView {
         view! {
             <label for=id>{label}</label>
             <input type="number" id=id name=id min="0" value=value(id)/>
+            <span class="muted">{hint}</span>
+        }
+    };
+    let text = |id: &'static str, label: &'static str, hint: &'static str| {
+        view! {
+            <label for=id>{label}</label>
+            <input type="text" id=id name=id value=value(id)/>
             <span class="muted">{hint}</span>
         }
     };
@@ -225,6 +253,13 @@ fn view(base: &str, csrf: &str, tenant: &Tenant, keys: AnyView) -> AnyView {
             {field("lockout_duration_secs", "Lock duration (seconds)", "1 s – 1 day")}
             <h2>"Multi-factor authentication"</h2>
             <label><input type="checkbox" id="mfa_required" name="mfa_required" value="yes" checked=p.mfa_required/>" MFA required for this tenant's users"</label>
+            <h2>"Accounts"</h2>
+            <label><input type="checkbox" id="email_verification_required" name="email_verification_required" value="yes" checked=p.email_verification_required/>" Members confirm their email address before they sign in"</label>
+            <label><input type="checkbox" id="self_service_deletion" name="self_service_deletion" value="yes" checked=p.self_service_deletion/>" Members may delete their own account"</label>
+            <h2>"Branding of the sign-in and account pages"</h2>
+            {text("display_name", "Display name", "empty: the tenant's name")}
+            {text("logo_url", "Logo URL", "https only; empty: no logo")}
+            {text("primary_colour", "Primary colour", "#rrggbb; empty: the platform's blue")}
             <p><button type="submit" id="save-policy">"Save policy"</button></p>
         </form>
         <h2>"Signing key rotation"</h2>

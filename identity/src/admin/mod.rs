@@ -14,6 +14,7 @@ pub(crate) mod clients;
 pub(crate) mod events;
 pub(crate) mod invitations;
 pub(crate) mod keys;
+pub(crate) mod mail_templates;
 pub(crate) mod master_key;
 pub(crate) mod member_roles;
 pub(crate) mod providers;

@@ -73,6 +73,7 @@ pub(crate) async fn json_registration(
     )
     .await
     .map_err(|e| e.problem())?;
+    state.verify_email_later(done.user.id.clone(), Some(done.tenant.id.clone()));
     Ok((
         StatusCode::CREATED,
         Json(Registered {

@@ -421,7 +421,7 @@ pub(crate) async fn reset_password(
         .hash(&reset.password)
         .await
         .map_err(|e| store_failed(&e))?;
-    found(state.store.set_password(&u.id, &hash, now_ms()).await)?;
+    found(state.store.set_password(&u.id, &hash, None, now_ms()).await)?;
     tracing::info!(tenant = %tenant.id, user = %u.id, by = %caller.subject(), "password reset");
     audit(
         &state,

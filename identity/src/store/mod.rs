@@ -7,6 +7,7 @@
 //! `BYTEA`), kept side by side in `migrations/sqlite` and `migrations/postgres`. Queries are plain
 //! functions (no `query!` macros), so the crate builds without a live database.
 
+pub mod account;
 pub mod clients;
 pub mod events;
 pub mod grants;
@@ -14,6 +15,7 @@ pub mod invitations;
 pub mod keys;
 pub mod lease;
 pub mod lockout;
+pub mod mail;
 pub mod mfa;
 pub mod providers;
 pub mod registration;

@@ -37,8 +37,15 @@ pub const MFA_TOTP: SealedColumn = SealedColumn {
     extra: "user_id",
     sealed: "secret_sealed",
 };
+pub const MAIL_OUTBOX: SealedColumn = SealedColumn {
+    table: "mail_outbox",
+    key: "id",
+    extra: "id",
+    sealed: "content_sealed",
+};
 /// Every column sealed under the master key.
-pub const SEALED_COLUMNS: [SealedColumn; 3] = [SIGNING_KEYS, TENANT_DATA_KEYS, MFA_TOTP];
+pub const SEALED_COLUMNS: [SealedColumn; 4] =
+    [SIGNING_KEYS, TENANT_DATA_KEYS, MFA_TOTP, MAIL_OUTBOX];
 
 /// One sealed value and what identifies it.
 #[derive(Clone)]

@@ -301,20 +301,27 @@ impl Store {
         })
     }
 
-    /// Sets a user's password hash and ends their sessions and revokes their refresh token
-    /// families, in one transaction: a new credential ends what the old one opened.
+    /// Sets a user's password hash and ends their sessions (but `keep_session`: the browser
+    /// of a self-service change stays signed in) and revokes all their refresh token families,
+    /// in one transaction: a new credential ends what the old one opened.
     pub async fn set_password(
         &self,
         user_id: &str,
         password_hash: &str,
+        keep_session: Option<&str>,
         now: i64,
     ) -> StoreResult<bool> {
         const USER: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+        const OTHER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $2 \
+            WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3";
         on_pool!(self, pool => {
             let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
             let n = sqlx::query(USER).bind(user_id).bind(password_hash).bind(now).execute(&mut *tx).await?.rows_affected();
-            sqlx::query(END_SESSIONS).bind(user_id).bind(now).execute(&mut *tx).await?;
+            match keep_session {
+                Some(keep) => sqlx::query(OTHER_SESSIONS).bind(user_id).bind(now).bind(keep).execute(&mut *tx).await?,
+                None => sqlx::query(END_SESSIONS).bind(user_id).bind(now).execute(&mut *tx).await?,
+            };
             sqlx::query(END_FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(n == 1)
@@ -343,9 +350,10 @@ impl Store {
         })
     }
 
-    /// Updates a user's name, email and password hash.
+    /// Updates a user's name, email and password hash; a new email is not verified yet.
     pub async fn update_user_profile(&self, u: &super::users::UserRow) -> StoreResult<bool> {
-        const SQL: &str = "UPDATE users SET email = $2, name = $3, password_hash = $4, updated_at = $5 WHERE id = $1";
+        const SQL: &str = "UPDATE users SET email = $2, name = $3, password_hash = $4, updated_at = $5, \
+            email_verified_at = CASE WHEN email = $2 THEN email_verified_at ELSE NULL END WHERE id = $1";
         on_pool!(self, pool => {
             Ok(sqlx::query(SQL)
                 .bind(&u.id)

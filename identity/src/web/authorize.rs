@@ -54,6 +54,8 @@ pub struct AuthRequest {
     pub login_hint: Option<String>,
     /// The tenant to sign in for (id or slug).
     pub tenant: Option<String>,
+    /// The look of that tenant's pages (`None`: the platform's).
+    pub brand: Option<crate::web::page::Brand>,
 }
 
 /// Why a request cannot proceed.
@@ -293,7 +295,17 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
             Some(own.clone())
         }
     };
+    let brand = match &tenant {
+        Some(t) => match state.store.tenant_by_ref(t).await {
+            Ok(Some(t)) if t.status == crate::tenants::STATUS_ACTIVE => {
+                Some(crate::web::page::Brand::of(&t))
+            }
+            _ => None,
+        },
+        None => None,
+    };
     Ok(AuthRequest {
+        brand,
         raw: raw.to_owned(),
         client,
         redirect_uri,

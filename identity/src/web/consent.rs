@@ -13,10 +13,10 @@ use crate::web::authorize::error_redirect;
 use crate::web::authorize::issue_code;
 use crate::web::authorize::parse_request;
 use crate::web::page::FORM_EXPIRED;
+use crate::web::page::branded_page;
 use crate::web::page::csrf_token;
 use crate::web::page::escape;
 use crate::web::page::html;
-use crate::web::page::page;
 use crate::web::page::read_csrf_form;
 use axum::body::Body;
 use axum::extract::State;
@@ -85,7 +85,10 @@ fn consent_page(state: &AppState, headers: &HeaderMap, req: &AuthRequest) -> Res
         csrf = escape(&csrf),
         request = escape(&req.raw),
     );
-    let mut response = html(StatusCode::OK, &page("Allow access", &body));
+    let mut response = html(
+        StatusCode::OK,
+        &branded_page("Allow access", &body, req.brand.as_ref()),
+    );
     if let Some(c) = cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }

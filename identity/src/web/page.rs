@@ -92,15 +92,85 @@ pub(crate) const FORM_EXPIRED: &str = "The form expired or was not sent from thi
 pub(crate) const SIGN_IN_FORM_EXPIRED: &str =
     "The form expired or was not sent from this site. Go back and sign in again.";
 
+/// The one stylesheet of every page (the dashboard's look), inlined: no request of its own,
+/// nothing from another origin.
+const STYLE: &str = include_str!("style.css");
+
+/// A tenant's look on its pages: the name in the header, a logo, the primary colour.
+#[derive(Debug, Clone, Default)]
+pub struct Brand {
+    pub name: String,
+    /// An https URL (checked when the tenant's policy is saved).
+    pub logo_url: Option<String>,
+    /// `#rrggbb` (checked when the tenant's policy is saved).
+    pub primary_colour: Option<String>,
+}
+
+impl Brand {
+    /// The brand of a tenant (its display name, else its name).
+    pub fn of(tenant: &crate::store::tenants::TenantRow) -> Self {
+        let policy = crate::tenants::policy_of(tenant);
+        Self {
+            name: policy
+                .display_name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| tenant.name.clone()),
+            logo_url: policy.logo_url.filter(|u| u.starts_with("https://")),
+            primary_colour: policy
+                .primary_colour
+                .filter(|c| crate::tenants::valid_colour(c)),
+        }
+    }
+}
+
+/// Black or white, whichever reads better on `colour` (`#rrggbb`; WCAG relative luminance).
+fn text_on(colour: &str) -> &'static str {
+    let channel = |i: usize| {
+        let v = f64::from(u8::from_str_radix(&colour[i..i + 2], 16).unwrap_or(0)) / 255.0;
+        if v <= 0.039_28 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let l = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+    // Contrast with white (1.05 / (l + .05)) against with black ((l + .05) / .05).
+    if 1.05 / (l + 0.05) >= (l + 0.05) / 0.05 {
+        "#fff"
+    } else {
+        "#111"
+    }
+}
+
 pub(crate) fn page(title: &str, body: &str) -> String {
+    branded_page(title, body, None)
+}
+
+/// [`page`] in a tenant's look.
+pub(crate) fn branded_page(title: &str, body: &str, brand: Option<&Brand>) -> String {
+    let name = brand.map(|b| b.name.as_str()).unwrap_or("Tansu");
+    let colour = brand
+        .and_then(|b| b.primary_colour.as_deref())
+        .filter(|c| crate::tenants::valid_colour(c))
+        .map(|c| format!(":root{{--brand:{c};--brand-text:{}}}", text_on(c)))
+        .unwrap_or_default();
+    let logo = brand
+        .and_then(|b| b.logo_url.as_deref())
+        .map(|u| format!("<img src=\"{}\" alt=\"\">", escape(u)))
+        .unwrap_or_default();
+    let wide = if body.contains("<table") {
+        " class=\"wide\""
+    } else {
+        ""
+    };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · Tansu</title><style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}\
-         label{{display:block;margin:.75rem 0}}input{{display:block;width:100%;padding:.4rem}}\
-         .error{{color:#b00020}}button{{padding:.5rem 1rem}}</style></head><body>{}</body></html>",
-        escape(title),
-        body
+         <title>{title} · {name}</title><style>{STYLE}{colour}</style></head><body>\
+         <header class=\"top\">{logo}<span class=\"brand\">{name}</span></header>\
+         <main{wide}>{body}</main></body></html>",
+        title = escape(title),
+        name = escape(name),
     )
 }
 
@@ -116,7 +186,8 @@ pub(crate) fn html(status: StatusCode, content: &str) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; \
+             frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(
@@ -183,10 +254,33 @@ pub(crate) fn account_page(
     status: StatusCode,
     content: impl FnOnce(&str) -> String,
 ) -> Response {
+    account_page_titled(state, headers, status, "Two-step verification", content)
+}
+
+/// A page of the browser flows with forms: `content` gets this browser's CSRF token (the
+/// cookie is set when it is new).
+pub(crate) fn account_page_titled(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    title: &str,
+    content: impl FnOnce(&str) -> String,
+) -> Response {
+    branded_account_page(state, headers, status, (title, None), content)
+}
+
+/// [`account_page_titled`] in a tenant's look.
+pub(crate) fn branded_account_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    (title, brand): (&str, Option<&Brand>),
+    content: impl FnOnce(&str) -> String,
+) -> Response {
     let Some((csrf, cookie)) = csrf_token(state, headers) else {
         return unavailable(&"no CSRF token");
     };
-    let mut response = html(status, &page("Two-step verification", &content(&csrf)));
+    let mut response = html(status, &branded_page(title, &content(&csrf), brand));
     if let Some(c) = cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -204,6 +298,28 @@ pub(crate) fn not_signed_in() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_on_a_brand_colour_is_whichever_contrasts_more() {
+        assert_eq!(text_on("#ffffff"), "#111");
+        assert_eq!(text_on("#000000"), "#fff");
+        assert_eq!(text_on("#7a1f5c"), "#fff");
+        assert_eq!(text_on("#ffd400"), "#111");
+        let page = branded_page(
+            "T",
+            "<p>x</p>",
+            Some(&Brand {
+                name: "A <b>".into(),
+                logo_url: Some("https://x.example/l.png\"".into()),
+                primary_colour: Some("red;}".into()),
+            }),
+        );
+        assert!(page.contains("A &lt;b&gt;") && page.contains("l.png&quot;"));
+        assert!(
+            !page.contains("red;}"),
+            "an invalid colour reaches no stylesheet"
+        );
+    }
 
     #[test]
     fn escaping() {

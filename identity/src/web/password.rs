@@ -8,10 +8,10 @@ use crate::web::authorize::AuthRequest;
 use crate::web::authorize::AuthorizeError;
 use crate::web::authorize::parse_request;
 use crate::web::page::SIGN_IN_FORM_EXPIRED;
+use crate::web::page::branded_page;
 use crate::web::page::csrf_token;
 use crate::web::page::escape;
 use crate::web::page::html;
-use crate::web::page::page;
 use crate::web::page::read_csrf_form;
 use crate::web::sign_in::lockout_for;
 use crate::web::sign_in::record_failure;
@@ -175,7 +175,16 @@ pub(crate) fn login_page(
          <input type=\"hidden\" name=\"request\" value=\"{request}\">\
          <label>Email <input type=\"email\" name=\"email\" autocomplete=\"username\" required value=\"{hint}\"></label>\
          <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label>\
-         <button type=\"submit\">Sign in</button></form>{register}",
+         <button type=\"submit\">Sign in</button></form>\
+         <p><a href=\"{forgot}\">Forgot your password?</a></p>{register}",
+        forgot = escape(&match &req.tenant {
+            Some(t) => format!(
+                "{}account/password/forgot?tenant={}",
+                state.config.issuer,
+                crate::web::recovery::query_escape(t)
+            ),
+            None => format!("{}account/password/forgot", state.config.issuer),
+        }),
         register = if state.config.registration_open() {
             format!(
                 "<p>New here? <a href=\"{}\">Create a shop</a></p>",
@@ -190,7 +199,7 @@ pub(crate) fn login_page(
         request = escape(&req.raw),
         hint = escape(req.login_hint.as_deref().unwrap_or("")),
     );
-    let mut response = html(status, &page("Sign in", &body));
+    let mut response = html(status, &branded_page("Sign in", &body, req.brand.as_ref()));
     if let Some(c) = cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }

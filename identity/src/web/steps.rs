@@ -35,7 +35,7 @@ use crate::web::authorize::{AuthRequest, InSession, continue_in_session};
 use crate::web::page::UNAVAILABLE;
 use crate::web::page::unavailable;
 use crate::web::page::{
-    CSRF_COOKIE, SESSION_COOKIE, cookie_value, csrf_token, escape, html, page, set_cookie,
+    CSRF_COOKIE, SESSION_COOKIE, branded_page, cookie_value, csrf_token, escape, html, set_cookie,
 };
 use crate::web::password::login_page;
 use crate::web::sign_in::sign_in;
@@ -166,8 +166,33 @@ pub(crate) async fn advance(
         let stage = Stage::Enrol { reuse: false };
         return show(state, headers, req, user, step, stage, None, StatusCode::OK).await;
     }
+    if policy
+        .as_ref()
+        .is_some_and(|p| p.email_verification_required)
+    {
+        match state.store.email_verified_at(&user.id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                // After every factor: the refusal tells only the account's owner.
+                state.verify_email_later(user.id.clone(), step.tenant_id.clone());
+                tracing::info!(user_id = %user.id, "sign-in refused: address not confirmed");
+                return login_page(
+                    state,
+                    headers,
+                    req,
+                    Some(EMAIL_UNCONFIRMED),
+                    StatusCode::FORBIDDEN,
+                );
+            }
+            Err(e) => return unavailable(&e),
+        }
+    }
     finish(state, headers, req, user, &step, policy.as_ref(), recovery).await
 }
+
+/// The sign-in refusal of an account whose tenant wants a confirmed address.
+pub(crate) const EMAIL_UNCONFIRMED: &str = "Confirm your email address first: a link is on its \
+     way to it. Open the link, then sign in again.";
 
 pub(crate) enum Resolved {
     /// The tenant (`None`: the platform identity), read with its policy.
@@ -322,7 +347,7 @@ pub(crate) async fn show(
     if let Err(e) = state.store.insert_login_step(&step).await {
         return unavailable(&e);
     }
-    let mut response = html(status, &page(title, &body));
+    let mut response = html(status, &branded_page(title, &body, req.brand.as_ref()));
     if let Some(c) = csrf_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -405,7 +430,10 @@ pub(crate) async fn finish(
                 recovery_html(&codes),
                 escape(&next)
             );
-            html(StatusCode::OK, &page("Two-step verification", &body))
+            html(
+                StatusCode::OK,
+                &branded_page("Two-step verification", &body, req.brand.as_ref()),
+            )
         }
         None => match continue_in_session(state, headers, req, signed_in, user).await {
             Ok(r) => r,

@@ -2,6 +2,8 @@
 //! ephemeral 127.0.0.1 ports.
 #![allow(dead_code)]
 
+pub mod account;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

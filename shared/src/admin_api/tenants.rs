@@ -16,6 +16,20 @@ pub struct TenantPolicy {
     pub lockout_threshold: u32,
     pub lockout_duration_secs: u64,
     pub mfa_required: bool,
+    /// Members must prove their email address (a link by mail) before they sign in here.
+    pub email_verification_required: bool,
+    /// Members may delete their own account (`/account/delete`; every tenant of the account
+    /// must allow it).
+    pub self_service_deletion: bool,
+    /// Branding of the sign-in and account pages: the name shown (none: the tenant's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// An https URL of the logo shown on those pages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+    /// The primary colour of those pages, `#rrggbb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_colour: Option<String>,
 }
 
 impl Default for TenantPolicy {
@@ -28,6 +42,11 @@ impl Default for TenantPolicy {
             lockout_threshold: 5,
             lockout_duration_secs: 900,
             mfa_required: false,
+            email_verification_required: false,
+            self_service_deletion: false,
+            display_name: None,
+            logo_url: None,
+            primary_colour: None,
         }
     }
 }

@@ -30,11 +30,16 @@ COPY dist/tansu-${SERVICE} /out/
 FROM ${BINARIES} AS binaries
 
 FROM docker.io/library/debian:bookworm-slim
+# CA certificates: the services' HTTPS clients (external identity providers, S3, the dashboard's
+# issuer) trust the system's roots. One layer, shared by the five images.
+RUN apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --uid 10001 --user-group --home-dir /var/lib/tansu --create-home --shell /usr/sbin/nologin tansu
 ARG SERVICE
 # What the health check asks (`tansu-<service> --probe`): the service's readiness on its own
 # listener, the gateway's internal listener.
 ARG PROBE_URL
-RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/tansu --create-home tansu
 COPY --from=binaries /out/tansu-${SERVICE} /usr/local/bin/tansu-${SERVICE}
 RUN ln -s tansu-${SERVICE} /usr/local/bin/tansu-service
 ENV TANSU_PROBE_URL=${PROBE_URL}

@@ -33,6 +33,7 @@ new tenants_postgres_url "echo postgres://tansu:$pw@postgres:5432/tansu"
 if [ ! -s "$dir/tls_cert" ] || [ ! -s "$dir/tls_key" ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
     -subj "/CN=$host" -addext "subjectAltName=DNS:$host,DNS:localhost,IP:127.0.0.1" \
+    -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
     -keyout "$dir/tls_key" -out "$dir/tls_cert" 2>/dev/null
   chmod 644 "$dir/tls_key"
 fi

@@ -44,7 +44,9 @@ impl Project {
             .env("TANSU_PUBLIC_HOST", HOST)
             .env("TANSU_HTTPS_PORT", PORT.to_string())
             .env("TANSU_BINARIES", "prebuilt")
-            .env("TANSU_TAG", "ci");
+            .env("TANSU_TAG", "ci")
+            // Podman writes OCI images by default, which have no HEALTHCHECK.
+            .env("BUILDAH_FORMAT", "docker");
         c
     }
 
@@ -167,16 +169,28 @@ fn client(cert_pem: &str) -> reqwest::Client {
         .unwrap()
 }
 
-/// Polls until `probe` holds, within `timeout`.
+/// Polls until `probe` succeeds, within `timeout`; the last failure names why not.
 async fn eventually<F, Fut>(what: &str, timeout: Duration, mut probe: F)
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
+    Fut: Future<Output = Result<(), String>>,
 {
     let deadline = Instant::now() + timeout;
-    while !probe().await {
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    loop {
+        match probe().await {
+            Ok(()) => return,
+            Err(e) if Instant::now() >= deadline => panic!("{what}: not within {timeout:?}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// `Ok` when the request answers `want`, else the status or the error.
+async fn answers(req: reqwest::RequestBuilder, want: u16) -> Result<(), String> {
+    match req.send().await {
+        Ok(r) if r.status() == want => Ok(()),
+        Ok(r) => Err(format!("{}: {}", r.status(), r.text().await.unwrap_or_default())),
+        Err(e) => Err(format!("{e:?}")),
     }
 }
 
@@ -233,21 +247,26 @@ async fn the_compose_stack_serves_the_platform_through_the_gateway_container() {
         .status()
         .unwrap();
     assert!(status.success(), "deploy/secrets.sh");
+    // The five images (`up --build` would build only the services named). The runtime stage
+    // installs CA certificates: its `RUN` uses the host's network.
+    assert!(
+        project.compose(&["--podman-build-args=--network host", "build"]),
+        "compose build"
+    );
     // podman-compose 1.0 ignores `profiles`: the services are named (their dependencies follow).
     assert!(
-        project.compose(&["up", "-d", "--build", "gateway", "dashboard", "database", "storage"]),
+        project.compose(&["up", "-d", "gateway", "dashboard", "database", "storage"]),
         "compose up"
     );
     let up = started.elapsed();
 
     let http = client(&project.secret("tls_cert"));
     let base = format!("https://{HOST}:{PORT}");
-    eventually("every service ready behind the gateway", Duration::from_secs(240), || async {
-        http.get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
+    eventually(
+        "every service ready behind the gateway",
+        Duration::from_secs(240),
+        || answers(http.get(format!("{base}/health")), 200),
+    )
     .await;
     eprintln!(
         "compose: stack built and started in {up:.1?}, healthy after {:.1?}",
@@ -411,13 +430,13 @@ async fn the_compose_stack_serves_the_platform_through_the_gateway_container() {
     let read = http.get(&doc_url).bearer_auth(&app_token).send_ok().await;
     assert_eq!(read.status(), 200, "a valid token verifies without identity");
     podman(&["start", &container("identity")]).unwrap();
-    eventually("identity issues tokens again", Duration::from_secs(120), || async {
-        http.post(format!("{base}/identity/connect/token"))
-            .basic_auth("tansu-dashboard", Some(project.secret("dev_client_secret")))
-            .form(&[("grant_type", "client_credentials"), ("scope", "admin.full")])
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
+    eventually("identity issues tokens again", Duration::from_secs(120), || {
+        answers(
+            http.post(format!("{base}/identity/connect/token"))
+                .basic_auth("tansu-dashboard", Some(project.secret("dev_client_secret")))
+                .form(&[("grant_type", "client_credentials"), ("scope", "admin.full")]),
+            200,
+        )
     })
     .await;
 

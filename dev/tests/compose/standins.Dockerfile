@@ -40,7 +40,8 @@ COPY wheels /tmp/wheels
 RUN python3 -m venv /opt/moto \
     && /opt/moto/bin/pip install --quiet --no-index --find-links /tmp/wheels 'moto[s3,server]' \
     && rm -rf /tmp/wheels
-ENTRYPOINT ["/opt/moto/bin/moto_server", "-H", "0.0.0.0", "-p", "9000"]
+# MinIO's command (`server /data`) is ignored.
+ENTRYPOINT ["/bin/sh", "-c", "exec /opt/moto/bin/moto_server -H 0.0.0.0 -p 9000", "minio"]
 
 FROM python AS mc
 COPY mc.py /usr/local/bin/mc

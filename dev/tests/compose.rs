@@ -80,7 +80,9 @@ impl Drop for Project {
             for service in SERVICES {
                 let name = container(service);
                 eprintln!("--- logs of {name}");
-                let _ = Command::new("podman").args(["logs", "--tail", "40", &name]).status();
+                let _ = Command::new("podman")
+                    .args(["logs", "--tail", "40", &name])
+                    .status();
             }
         }
         self.down();
@@ -193,7 +195,11 @@ async fn answers(req: reqwest::RequestBuilder, want: u16) -> Result<(), String> 
 async fn answers_any(req: reqwest::RequestBuilder, want: &[u16]) -> Result<(), String> {
     match req.send().await {
         Ok(r) if want.contains(&r.status().as_u16()) => Ok(()),
-        Ok(r) => Err(format!("{}: {}", r.status(), r.text().await.unwrap_or_default())),
+        Ok(r) => Err(format!(
+            "{}: {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        )),
         Err(e) => Err(format!("{e:?}")),
     }
 }
@@ -279,10 +285,25 @@ async fn the_compose_stack_serves_the_platform_through_the_gateway_container() {
 
     // For BENCHMARKS.md: the images' sizes and each container's memory, idle after start.
     for args in [
-        &["images", "--filter", "reference=localhost/tansu-*:ci", "--format", "{{.Repository}} {{.Size}}"][..],
-        &["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"],
+        &[
+            "images",
+            "--filter",
+            "reference=localhost/tansu-*:ci",
+            "--format",
+            "{{.Repository}} {{.Size}}",
+        ][..],
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}}",
+        ],
     ] {
-        eprintln!("compose: podman {}\n{}", args[0], podman(args).unwrap_or_else(|e| e));
+        eprintln!(
+            "compose: podman {}\n{}",
+            args[0],
+            podman(args).unwrap_or_else(|e| e)
+        );
     }
 
     // Discovery through the gateway: the issuer is the public URL.
@@ -367,13 +388,17 @@ async fn the_compose_stack_serves_the_platform_through_the_gateway_container() {
 
     // An object uploaded and downloaded (storage-svc on the S3 container).
     let before = s3_object_count();
-    eventually("storage-svc creates a bucket", Duration::from_secs(90), || {
-        answers_any(
-            http.put(format!("{base}/storage/api/buckets/files"))
-                .bearer_auth(&app_token),
-            &[201, 409],
-        )
-    })
+    eventually(
+        "storage-svc creates a bucket",
+        Duration::from_secs(90),
+        || {
+            answers_any(
+                http.put(format!("{base}/storage/api/buckets/files"))
+                    .bearer_auth(&app_token),
+                &[201, 409],
+            )
+        },
+    )
     .await;
     let object = format!("{base}/storage/api/buckets/files/objects/hello.txt");
     let resp = http
@@ -413,10 +438,15 @@ async fn the_compose_stack_serves_the_platform_through_the_gateway_container() {
         .post(format!("{base}/identity/login"))
         .header("cookie", csrf_cookie)
         .form(&[
-            ("csrf", hidden_field(&html, "csrf").expect("csrf field").as_str()),
+            (
+                "csrf",
+                hidden_field(&html, "csrf").expect("csrf field").as_str(),
+            ),
             (
                 "request",
-                hidden_field(&html, "request").expect("request field").as_str(),
+                hidden_field(&html, "request")
+                    .expect("request field")
+                    .as_str(),
             ),
             ("email", "admin@tansu.local"),
             ("password", project.secret("admin_password").as_str()),
@@ -447,16 +477,27 @@ async fn the_compose_stack_serves_the_platform_through_the_gateway_container() {
         resp.status()
     );
     let read = http.get(&doc_url).bearer_auth(&app_token).send_ok().await;
-    assert_eq!(read.status(), 200, "a valid token verifies without identity");
+    assert_eq!(
+        read.status(),
+        200,
+        "a valid token verifies without identity"
+    );
     podman(&["start", &container("identity")]).unwrap();
-    eventually("identity issues tokens again", Duration::from_secs(120), || {
-        answers(
-            http.post(format!("{base}/identity/connect/token"))
-                .basic_auth("tansu-dashboard", Some(project.secret("dev_client_secret")))
-                .form(&[("grant_type", "client_credentials"), ("scope", "admin.full")]),
-            200,
-        )
-    })
+    eventually(
+        "identity issues tokens again",
+        Duration::from_secs(120),
+        || {
+            answers(
+                http.post(format!("{base}/identity/connect/token"))
+                    .basic_auth("tansu-dashboard", Some(project.secret("dev_client_secret")))
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("scope", "admin.full"),
+                    ]),
+                200,
+            )
+        },
+    )
     .await;
 
     // Down: nothing of the project stays.

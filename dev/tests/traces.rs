@@ -160,16 +160,27 @@ async fn a_request_through_gateway_identity_and_database_is_one_trace() {
     let identity = find("identity /registrations", &|s| {
         s.attr("service") == Some("identity") && s.attr("http.route") == Some("/registrations")
     });
-    assert_eq!(identity.parent, gateway.span_id, "identity under the gateway");
+    assert_eq!(
+        identity.parent, gateway.span_id,
+        "identity under the gateway"
+    );
     // Identity's call to database-svc is a client span under its request; database-svc's
     // server span continues it, with the new tenant, and its statements are a child span.
-    let call = find("provision call", &|s| s.attr("otel.kind").is_none() && s.name.contains("database-svc /provision"));
-    assert_eq!(call.parent, identity.span_id, "the outbound call under identity's span");
+    let call = find("provision call", &|s| {
+        s.attr("otel.kind").is_none() && s.name.contains("database-svc /provision")
+    });
+    assert_eq!(
+        call.parent, identity.span_id,
+        "the outbound call under identity's span"
+    );
     assert_eq!(call.attr("tenant.id"), Some(tenant.as_str()));
     let database = find("database-svc provision", &|s| {
         s.attr("service") == Some("database") && s.name.starts_with("PUT /provision")
     });
-    assert_eq!(database.parent, call.span_id, "database-svc under identity's call");
+    assert_eq!(
+        database.parent, call.span_id,
+        "database-svc under identity's call"
+    );
     assert_eq!(database.attr("tenant.id"), Some(tenant.as_str()));
     let statements = find("provisioning statements", &|s| s.name == "db provision");
     assert_eq!(statements.parent, database.span_id);
@@ -181,8 +192,8 @@ async fn a_request_through_gateway_identity_and_database_is_one_trace() {
     assert_eq!(token.attr("client_id"), Some("tansu-provisioner"));
 
     // No attribute of any span holds a token, a secret or the password.
-    let provisioner = std::fs::read_to_string(dir.path().join("identity/tansu-provisioner.secret"))
-        .unwrap();
+    let provisioner =
+        std::fs::read_to_string(dir.path().join("identity/tansu-provisioner.secret")).unwrap();
     let dev = std::fs::read_to_string(dir.path().join("identity/tansu-dashboard.secret")).unwrap();
     for s in &spans {
         for (key, value) in &s.attributes {

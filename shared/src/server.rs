@@ -30,17 +30,22 @@ pub fn with_common_layers(service: &'static str, router: Router) -> Router {
                 crate::telemetry::record_request(service, req, next)
             },
         ))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            use axum::response::IntoResponse;
-            Problem::internal(&"handler panicked").into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                use axum::response::IntoResponse;
+                Problem::internal(&"handler panicked").into_response()
+            },
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(move |req: &Request<_>| {
                 crate::telemetry::request_span(service, req)
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, crate::ids::MakeRequestUuidV7))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID,
+            crate::ids::MakeRequestUuidV7,
+        ))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
@@ -132,7 +137,9 @@ pub fn probe(url: &str) -> Result<bool, String> {
         None => false,
     };
     if parsed.scheme() != "http" || !local {
-        return Err(format!("--probe-url {url:?}: must be http:// on a loopback address"));
+        return Err(format!(
+            "--probe-url {url:?}: must be http:// on a loopback address"
+        ));
     }
     let addrs = parsed
         .socket_addrs(|| Some(80))
@@ -141,8 +148,12 @@ pub fn probe(url: &str) -> Result<bool, String> {
     let addr = addrs.first().ok_or("--probe-url: no address")?;
     let mut stream =
         std::net::TcpStream::connect_timeout(addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     write!(
         stream,
         "GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",

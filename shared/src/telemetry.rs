@@ -185,8 +185,7 @@ async fn render_metrics() -> impl IntoResponse {
 /// The W3C trace context of `headers` (empty when there is none or it is malformed).
 pub fn extract(headers: &http::HeaderMap) -> opentelemetry::Context {
     use opentelemetry::propagation::TextMapPropagator;
-    opentelemetry_sdk::propagation::TraceContextPropagator::new()
-        .extract(&export::Headers(headers))
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&export::Headers(headers))
 }
 
 /// Writes the current span's trace context into `headers` (`traceparent`, `tracestate`), for
@@ -202,10 +201,8 @@ pub fn inject(headers: &mut http::HeaderMap) {
 pub fn inject_context(span: &tracing::Span, headers: &mut http::HeaderMap) {
     use opentelemetry::propagation::TextMapPropagator;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
-    opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(
-        &span.context(),
-        &mut export::HeadersMut(headers),
-    );
+    opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .inject_context(&span.context(), &mut export::HeadersMut(headers));
 }
 
 /// Makes `span` a child of the trace context in `headers` (the root of a new trace when there

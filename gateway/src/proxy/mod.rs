@@ -319,7 +319,9 @@ impl Gateway {
             Some(span) => {
                 use tracing::Instrument;
                 let resp = sent.instrument(span.clone()).await;
-                let status = resp.as_ref().map_or_else(|p| p.status, |r| r.status().as_u16());
+                let status = resp
+                    .as_ref()
+                    .map_or_else(|p| p.status, |r| r.status().as_u16());
                 span.record("http.response.status_code", status);
                 resp?
             }

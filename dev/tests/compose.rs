@@ -31,7 +31,7 @@ const PORT: u16 = 18443;
 const SERVICES: [&str; 5] = ["identity", "gateway", "database", "storage", "dashboard"];
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
-/// The compose project in its scratch folder; `down` (volumes too) when dropped.
+/// The compose project in its scratch folder; `down` (volumes too) and removed when dropped.
 struct Project {
     compose: String,
     dir: PathBuf,
@@ -86,6 +86,7 @@ impl Drop for Project {
             }
         }
         self.down();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -305,6 +306,15 @@ async fn the_compose_stack_serves_the_platform_through_the_gateway_container() {
             podman(args).unwrap_or_else(|e| e)
         );
     }
+
+    // Each image's HEALTHCHECK (its binary's `--probe`) passes once the service is up (Podman
+    // runs health checks only with systemd; here they are run by hand), and `--help` works.
+    for service in SERVICES {
+        podman(&["healthcheck", "run", &container(service)])
+            .unwrap_or_else(|e| panic!("health check of {service}: {e}"));
+    }
+    let help = podman(&["run", "--rm", "localhost/tansu-identity:ci", "--help"]).unwrap();
+    assert!(help.contains("--print-config"), "{help}");
 
     // Discovery through the gateway: the issuer is the public URL.
     let issuer = format!("{base}/identity/");

@@ -142,6 +142,11 @@ pub fn load_section<T: DeserializeOwned + Validate>(
     figment: &Figment,
     section: &str,
 ) -> Result<T, ConfigError> {
+    // A source that cannot be read (a TOML file, a `__FILE`) fails the load instead of reading
+    // as an absent section.
+    figment
+        .extract::<figment::value::Dict>()
+        .map_err(Box::new)?;
     let value: T = if figment.contains(section) {
         figment.extract_inner(section).map_err(Box::new)?
     } else {

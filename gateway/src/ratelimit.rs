@@ -273,9 +273,12 @@ impl std::fmt::Debug for RedisLimiter {
     }
 }
 
+/// How long the gateway waits at start for a configured Redis that does not answer yet.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(60);
+
 impl RedisLimiter {
-    /// Connects (failing when Redis cannot be reached now: a configured Redis is required at
-    /// start; later outages fall back to the in-memory budget).
+    /// Connects, waiting at most [`STARTUP_WAIT`] for a Redis that does not answer yet (a
+    /// configured Redis is required at start; later outages fall back to the in-memory budget).
     pub async fn connect(config: &RateLimitConfig) -> anyhow::Result<Self> {
         let client = redis::Client::open(config.redis_url.expose())
             .map_err(|_| anyhow::anyhow!("rate_limit.redis_url is not a valid Redis URL"))?;
@@ -284,13 +287,30 @@ impl RedisLimiter {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1);
-        let conn = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.get_connection_manager_with_config(manager_config),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("rate limiting: Redis did not answer"))?
-        .map_err(|e| anyhow::anyhow!("rate limiting: cannot connect to Redis: {e}"))?;
+        // A Redis started next to the gateway (a compose stack) may not listen yet: retried
+        // with backoff for at most `STARTUP_WAIT`, then the last error stops the start.
+        let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
+        let mut delay = Duration::from_millis(250);
+        let conn = loop {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(5),
+                client.get_connection_manager_with_config(manager_config.clone()),
+            )
+            .await
+            .map_err(|_| anyhow::anyhow!("rate limiting: Redis did not answer"))
+            .and_then(|r| {
+                r.map_err(|e| anyhow::anyhow!("rate limiting: cannot connect to Redis: {e}"))
+            });
+            match attempt {
+                Ok(conn) => break conn,
+                Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "Redis not reachable yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(4));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Self {
             conn,
             script: redis::Script::new(GCRA_LUA),

@@ -82,6 +82,34 @@ pub fn propagate_trace(headers: &mut HeaderMap) {
     }
 }
 
+/// With span export on ([`tansu_shared::telemetry::exporting`]): the gateway's server span for
+/// a routed request, a child of the client's `traceparent` (else the root of a new trace). Its
+/// context replaces the forwarded `traceparent` ([`tansu_shared::telemetry::inject_context`]),
+/// so the service's spans are its children. Without export, `None`: nothing but
+/// [`propagate_trace`] runs on the request path.
+pub fn server_span(
+    inbound: &HeaderMap,
+    method: &http::Method,
+    route: &str,
+    tenant: Option<&str>,
+) -> Option<tracing::Span> {
+    if !tansu_shared::telemetry::exporting() {
+        return None;
+    }
+    let span = tracing::info_span!(
+        "gateway",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        service = "gateway",
+        http.route = route,
+        tenant.id = tenant,
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    tansu_shared::telemetry::continue_trace(&span, inbound);
+    Some(span)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tansu_shared::config::Secret;
 use tansu_shared::token_source::{ClientCredentials, TokenSource};
+use tracing::Instrument;
 use zeroize::Zeroizing;
 
 /// What provisioning returns.
@@ -111,11 +112,24 @@ impl HttpProvisioner {
                 .token()
                 .await
                 .map_err(|e| ProvisionError::Unavailable(e.to_string()))?;
+            // A client span of the request's trace; database-svc continues it.
+            let span = tracing::info_span!(
+                "provision",
+                otel.name = %format_args!("{method} database-svc /provision"),
+                otel.kind = "client",
+                tenant.id = tenant,
+            );
+            let mut trace = reqwest::header::HeaderMap::new();
+            if tansu_shared::telemetry::exporting() {
+                tansu_shared::telemetry::inject_context(&span, &mut trace);
+            }
             let resp = self
                 .http
                 .request(method.clone(), url.clone())
                 .bearer_auth(&*token)
+                .headers(trace)
                 .send()
+                .instrument(span)
                 .await
                 .map_err(|e| ProvisionError::Unavailable(e.without_url().to_string()))?;
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {

@@ -5,6 +5,10 @@
 //! `TANSU_IDENTITY__ISSUER=https://id.example/identity/` sets `identity.issuer`. Values are
 //! validated once at start-up with a message that names the offending key. Secrets use
 //! [`Secret`], which never prints its value: not in `Debug`, not in `--print-config`.
+//!
+//! A value can also come from a file (container secrets): `TANSU_<SECTION>__<KEY>__FILE=/run/
+//! secrets/x` sets the key to the file's content, one trailing line break removed. Such a file
+//! wins over the plain variable and the TOML file; one that cannot be read is a config error.
 
 use std::fmt;
 use std::path::Path;
@@ -74,13 +78,62 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
-/// The figment for a platform config file (optional) plus `TANSU_` environment overrides.
+/// The suffix of an environment variable naming a file that holds the value.
+const FILE_SUFFIX: &str = "__FILE";
+
+/// The figment for a platform config file (optional) plus `TANSU_` environment overrides and
+/// `TANSU_…__FILE` values read from files.
 pub fn figment(file: Option<&Path>) -> Figment {
     let mut f = Figment::new();
     if let Some(path) = file {
         f = f.merge(Toml::file_exact(path));
     }
-    f.merge(Env::prefixed("TANSU_").split("__").lowercase(true))
+    f.merge(
+        Env::prefixed("TANSU_")
+            .split("__")
+            .lowercase(true)
+            .filter(|k| !k.as_str().to_ascii_uppercase().ends_with(FILE_SUFFIX)),
+    )
+    .merge(SecretFiles)
+}
+
+/// `TANSU_<SECTION>__<KEY>__FILE=<path>`: the key's value is the file's content.
+struct SecretFiles;
+
+impl figment::Provider for SecretFiles {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("TANSU_…__FILE secret files")
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut merged = Figment::new();
+        for (name, path) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            let Some(key) = name
+                .strip_prefix("TANSU_")
+                .and_then(|k| k.strip_suffix(FILE_SUFFIX))
+            else {
+                continue;
+            };
+            let mut value = std::fs::read_to_string(&path).map_err(|e| {
+                figment::Error::from(format!(
+                    "{name}: cannot read {}: {e}",
+                    Path::new(&path).display()
+                ))
+            })?;
+            if value.ends_with('\n') {
+                value.pop();
+                if value.ends_with('\r') {
+                    value.pop();
+                }
+            }
+            let key = key.to_ascii_lowercase().replace("__", ".");
+            merged = merged.merge(figment::providers::Serialized::default(&key, value));
+        }
+        merged.data()
+    }
 }
 
 /// Loads and validates one section (`identity`, `gateway`, …). Keys absent everywhere take the
@@ -89,6 +142,11 @@ pub fn load_section<T: DeserializeOwned + Validate>(
     figment: &Figment,
     section: &str,
 ) -> Result<T, ConfigError> {
+    // A source that cannot be read (a TOML file, a `__FILE`) fails the load instead of reading
+    // as an absent section.
+    figment
+        .extract::<figment::value::Dict>()
+        .map_err(Box::new)?;
     let value: T = if figment.contains(section) {
         figment.extract_inner(section).map_err(Box::new)?
     } else {
@@ -189,6 +247,28 @@ mod tests {
             let err = load_section::<Demo>(&figment(None), "demo").unwrap_err();
             assert!(
                 err.to_string().to_lowercase().contains("leeway_secs"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_value_can_come_from_a_file_and_wins() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "from-a-file").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TANSU_DEMO__CLIENT_SECRET", "from-the-environment");
+            jail.set_env(
+                "TANSU_DEMO__CLIENT_SECRET__FILE",
+                secret.path().display().to_string(),
+            );
+            let cfg: Demo = load_section(&figment(None), "demo").unwrap();
+            assert_eq!(cfg.client_secret.expose(), "from-a-file");
+            jail.set_env("TANSU_DEMO__CLIENT_SECRET__FILE", "/nonexistent/secret");
+            let err = load_section::<Demo>(&figment(None), "demo").unwrap_err();
+            assert!(
+                err.to_string().contains("TANSU_DEMO__CLIENT_SECRET__FILE"),
                 "{err}"
             );
             Ok(())

@@ -30,22 +30,22 @@ pub fn with_common_layers(service: &'static str, router: Router) -> Router {
                 crate::telemetry::record_request(service, req, next)
             },
         ))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            use axum::response::IntoResponse;
-            Problem::internal(&"handler panicked").into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                use axum::response::IntoResponse;
+                Problem::internal(&"handler panicked").into_response()
+            },
+        ))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            TraceLayer::new_for_http().make_span_with(move |req: &Request<_>| {
+                crate::telemetry::request_span(service, req)
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, crate::ids::MakeRequestUuidV7))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID,
+            crate::ids::MakeRequestUuidV7,
+        ))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
@@ -116,6 +116,54 @@ pub struct ServiceArgs {
     /// Print the effective configuration (secrets redacted) and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Ask the running service whether it is healthy and exit (0: it answered 2xx within 3 s):
+    /// a GET of `--probe-url`, for container health checks (the images have no HTTP client).
+    #[arg(long)]
+    pub probe: bool,
+    /// What `--probe` asks: a plain-HTTP URL on this host, e.g.
+    /// `http://127.0.0.1:7001/health/ready`.
+    #[arg(long, env = "TANSU_PROBE_URL", default_value = "")]
+    pub probe_url: String,
+}
+
+/// `--probe`: one GET of `url` (`http://<loopback>:<port>/<path>`), true on a 2xx answer.
+pub fn probe(url: &str) -> Result<bool, String> {
+    use std::io::{Read, Write};
+    let parsed = url::Url::parse(url).map_err(|e| format!("--probe-url {url:?}: {e}"))?;
+    let local = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    if parsed.scheme() != "http" || !local {
+        return Err(format!(
+            "--probe-url {url:?}: must be http:// on a loopback address"
+        ));
+    }
+    let addrs = parsed
+        .socket_addrs(|| Some(80))
+        .map_err(|e| format!("--probe-url {url:?}: {e}"))?;
+    let timeout = Duration::from_secs(3);
+    let addr = addrs.first().ok_or("--probe-url: no address")?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        &parsed[url::Position::BeforePath..]
+    )
+    .map_err(|e| e.to_string())?;
+    // The status line is all that is needed: `HTTP/1.1 200 OK`.
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).map_err(|e| e.to_string())?;
+    Ok(head.starts_with(b"HTTP/1.") && head[8] == b' ' && head[9] == b'2')
 }
 
 /// Scheduler ticks between two polls for I/O events on a service's runtime.
@@ -145,6 +193,16 @@ where
 {
     use clap::Parser;
     let args = ServiceArgs::parse();
+    if args.probe {
+        return match probe(&args.probe_url) {
+            Ok(true) => std::process::ExitCode::SUCCESS,
+            Ok(false) => std::process::ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("tansu-{section}: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let config: C =
         match crate::config::load_section(&crate::config::figment(args.config.as_deref()), section)
         {

@@ -1,8 +1,18 @@
 //! Telemetry set-up: `tracing` to stderr (JSON with `TANSU_LOG_FORMAT=json`), OTLP/HTTP trace
-//! export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and a process-wide Prometheus recorder
-//! served at `/metrics` by every service.
+//! export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (and `OTEL_SDK_DISABLED` is not `true`), and
+//! a process-wide Prometheus recorder served at `/metrics` by every service.
+//!
+//! **One trace per request.** The gateway starts a trace (or continues the client's W3C
+//! `traceparent`) with a server span of its own and forwards its context; each service's
+//! request span ([`request_span`]) continues the `traceparent` it receives, so its spans are
+//! children of the gateway's, and its outbound calls carry the context on ([`inject`]). Spans
+//! carry `tenant.id`, `http.route` and, where known, `client_id`: never a token, a secret, a
+//! query string or a header value. Every log line inside a request carries its `trace_id`.
+
+mod export;
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::http::header;
@@ -29,9 +39,30 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Whether this process exports spans over OTLP (set by [`init`]). Without export, no code
+/// path builds OpenTelemetry contexts: the gateway forwards `traceparent` as it came (or a new
+/// one) and services only log the trace id.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// Installs the global subscriber once per process (later calls only return a guard).
-/// `RUST_LOG` sets the filter (default `info`).
+/// `RUST_LOG` sets the filter (default `info`); OTLP export follows the standard
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (and `OTEL_SDK_DISABLED`).
 pub fn init(service_name: &'static str) -> TelemetryGuard {
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty() && !disabled)
+        .map(|v| format!("{}/v1/traces", v.trim_end_matches('/')));
+    init_with(service_name, endpoint.as_deref())
+}
+
+/// [`init`] with the OTLP/HTTP traces URL given (`http://host:4318/v1/traces`; `None`: no
+/// export): what a test with its own receiver uses.
+pub fn init_with(service_name: &'static str, otlp_traces_url: Option<&str>) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("TANSU_LOG_FORMAT").is_ok_and(|v| v == "json");
     let fmt = if json {
@@ -45,32 +76,38 @@ pub fn init(service_name: &'static str) -> TelemetryGuard {
             .boxed()
     };
 
-    let provider = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .and_then(|_| match otlp_provider(service_name) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("OTLP export disabled: {e}");
-                None
-            }
-        });
+    let provider = otlp_traces_url.and_then(|url| match otlp_provider(service_name, url) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("OTLP export disabled: {e}");
+            None
+        }
+    });
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name)));
 
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
         .with(otel)
-        .try_init();
+        .try_init()
+        .is_ok();
+    if installed && provider.is_some() {
+        EXPORTING.store(true, Ordering::Relaxed);
+    }
     let _ = metrics_handle();
     TelemetryGuard { provider }
 }
 
-fn otlp_provider(service_name: &'static str) -> Result<SdkTracerProvider, String> {
+fn otlp_provider(service_name: &'static str, url: &str) -> Result<SdkTracerProvider, String> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| "telemetry must start inside the service's runtime".to_owned())?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_endpoint(url)
+        .with_http_client(export::OnRuntime::new(runtime))
         .build()
         .map_err(|e| e.to_string())?;
     Ok(SdkTracerProvider::builder()
@@ -143,4 +180,80 @@ async fn render_metrics() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics_handle().render(),
     )
+}
+
+/// The W3C trace context of `headers` (empty when there is none or it is malformed).
+pub fn extract(headers: &http::HeaderMap) -> opentelemetry::Context {
+    use opentelemetry::propagation::TextMapPropagator;
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&export::Headers(headers))
+}
+
+/// Writes the current span's trace context into `headers` (`traceparent`, `tracestate`), for
+/// an outbound call that continues the trace. Does nothing unless spans are exported.
+pub fn inject(headers: &mut http::HeaderMap) {
+    if !exporting() {
+        return;
+    }
+    inject_context(&tracing::Span::current(), headers);
+}
+
+/// Writes `span`'s trace context into `headers`.
+pub fn inject_context(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .inject_context(&span.context(), &mut export::HeadersMut(headers));
+}
+
+/// Makes `span` a child of the trace context in `headers` (the root of a new trace when there
+/// is none) and records its `trace_id` field. Only with export on ([`exporting`]).
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let _ = span.set_parent(extract(headers));
+    let trace_id = span.context().span().span_context().trace_id();
+    span.record("trace_id", tracing::field::display(trace_id));
+}
+
+/// A service's server span for one request: `http.route` (the route template, never the raw
+/// path with its ids), `tenant.id` (the gateway's `X-Tansu-Tenant`), `client_id` (recorded by
+/// whoever learns it), `trace_id` (so every log line inside names the trace). A child of the
+/// request's `traceparent` when spans are exported.
+pub fn request_span<B>(service: &'static str, req: &axum::http::Request<B>) -> tracing::Span {
+    use tracing::field::Empty;
+    let headers = req.headers();
+    let request_id = headers
+        .get(crate::server::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    let tenant = headers
+        .get(crate::TENANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| uuid::Uuid::parse_str(v).is_ok());
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{} {route}", req.method()),
+        otel.kind = "server",
+        service,
+        method = %req.method(),
+        path = %req.uri().path(),
+        http.route = route,
+        request_id = %request_id,
+        tenant.id = tenant,
+        client_id = Empty,
+        trace_id = Empty,
+    );
+    if exporting() {
+        continue_trace(&span, headers);
+    } else if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok())
+        && tp.len() >= 35
+        && tp.is_char_boundary(35)
+    {
+        span.record("trace_id", &tp[3..35]);
+    }
+    span
 }

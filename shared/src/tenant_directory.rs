@@ -294,10 +294,13 @@ impl DirectoryClient {
         let url = self.base.join(reference).map_err(|e| e.to_string())?;
         for first in [true, false] {
             let token = self.tokens.token().await.map_err(|e| e.to_string())?;
+            let mut trace = http::HeaderMap::new();
+            crate::telemetry::inject(&mut trace);
             let resp = self
                 .http
                 .get(url.clone())
                 .bearer_auth(&*token)
+                .headers(trace)
                 .send()
                 .await
                 .map_err(|e| format!("tenant directory: {}", e.without_url()))?;

@@ -139,11 +139,14 @@ impl Inner {
             _ => form_encode(c.client_secret.expose()),
         };
         let sent = Instant::now();
+        let mut trace = http::HeaderMap::new();
+        crate::telemetry::inject(&mut trace);
         let resp = self
             .http
             .post(c.token_endpoint.clone())
             .basic_auth(user, Some(pass))
             .form(&form)
+            .headers(trace)
             .send()
             .await
             .map_err(|e| TokenSourceError::Transport(e.without_url().to_string()))?;

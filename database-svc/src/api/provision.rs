@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tansu_shared::Problem;
+use tracing::Instrument;
 
 use super::access::{Platform, PlatformTenant};
 use crate::AppState;
@@ -16,7 +17,15 @@ pub(super) async fn provision(
     State(s): State<AppState>,
     PlatformTenant(tenant): PlatformTenant,
 ) -> Result<Response, Problem> {
-    let (d, created) = s.tenants.provision(tenant).await?;
+    tracing::Span::current().record("tenant.id", tracing::field::display(tenant));
+    // The catalog and tenant-database statements, one child span of the request's.
+    let statements = tracing::info_span!(
+        "db provision",
+        otel.kind = "client",
+        db.operation.name = "provision",
+        tenant.id = %tenant,
+    );
+    let (d, created) = s.tenants.provision(tenant).instrument(statements).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -143,6 +143,12 @@ impl Tenants {
             };
             Pool::Sqlite(pool_options::<sqlx::Sqlite>(4).connect_lazy_with(sqlite_options(&path)))
         };
+        if catalog.dialect() == db::Dialect::Postgres {
+            // Started next to its server (a compose stack): wait for it, bounded.
+            db::while_unreachable(db::STARTUP_WAIT, || catalog.ping())
+                .await
+                .context("reaching the catalog database")?;
+        }
         migrate(&catalog, &CATALOG_MIGRATIONS)
             .await
             .context("migrating the catalog database")?;

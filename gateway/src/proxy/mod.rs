@@ -286,6 +286,14 @@ impl Gateway {
         let tenant = self.resolve(route, &parts.headers, &addressed).await?;
         let budget = self.tenant_budget(&tenant, budget).await?;
 
+        // One trace per request (with export on): the gateway's span, whose context the
+        // service continues.
+        let span = crate::trace::server_span(
+            &parts.headers,
+            &parts.method,
+            &route.prefix,
+            tenant.info.as_deref().map(|t| t.id.as_str()),
+        );
         // 5. The request as the service sees it, sent; the answer as the client sees it.
         send::prepare_headers(
             &mut parts.headers,
@@ -296,16 +304,29 @@ impl Gateway {
             route.public_prefix(addressed.path_tenant),
             rid,
         );
-        let resp = self
-            .send(
-                conns,
-                route,
-                &parts.method,
-                std::mem::take(&mut parts.headers),
-                (stripped, parts.uri.query()),
-                body,
-            )
-            .await?;
+        if let Some(span) = &span {
+            tansu_shared::telemetry::inject_context(span, &mut parts.headers);
+        }
+        let sent = self.send(
+            conns,
+            route,
+            &parts.method,
+            std::mem::take(&mut parts.headers),
+            (stripped, parts.uri.query()),
+            body,
+        );
+        let resp = match span {
+            Some(span) => {
+                use tracing::Instrument;
+                let resp = sent.instrument(span.clone()).await;
+                let status = resp
+                    .as_ref()
+                    .map_or_else(|p| p.status, |r| r.status().as_u16());
+                span.record("http.response.status_code", status);
+                resp?
+            }
+            None => sent.await?,
+        };
         Ok(send::finish(resp, upgrade, inbound_upgrade, budget))
     }
 

@@ -90,6 +90,8 @@ pub async fn authenticate_client(
         let _ = clients::secret_matches(secret.as_deref().unwrap_or(""), &[0u8; 32]);
         return Err(OAuthError::invalid_client("client authentication failed"));
     };
+    // The request span's `client_id` (an identifier, never the secret).
+    tracing::Span::current().record("client_id", client.client_id.as_str());
     match (&client.secret_hash, secret.as_deref()) {
         (Some(hash), Some(secret)) if client.confidential => {
             if !clients::secret_matches(secret, hash) {

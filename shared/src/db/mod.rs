@@ -18,8 +18,9 @@ mod pool;
 
 pub use migrations::{Migrations, migration_folders_drift};
 pub use pool::{
-    CHECK_AFTER_IDLE, DbError, Durability, PoolSettings, PostgresSettings, SqliteSettings, connect,
-    connect_and_migrate, pool_options, pool_options_checking_after, sqlite_options,
+    CHECK_AFTER_IDLE, DbError, Durability, PoolSettings, PostgresSettings, STARTUP_WAIT,
+    SqliteSettings, connect, connect_and_migrate, is_unreachable, pool_options,
+    pool_options_checking_after, sqlite_options, while_unreachable,
 };
 
 use sqlx::{PgPool, SqlitePool};

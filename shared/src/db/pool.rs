@@ -144,13 +144,51 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Pool, DbError
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let options = PgConnectOptions::from_str(url)?;
         let postgres = &settings.postgres;
-        let pool = pool_options::<sqlx::Postgres>(postgres.max_connections.max(2))
-            .acquire_timeout(postgres.acquire_timeout)
-            .connect_with(options)
-            .await?;
+        let pool = while_unreachable(STARTUP_WAIT, || {
+            pool_options::<sqlx::Postgres>(postgres.max_connections.max(2))
+                .acquire_timeout(postgres.acquire_timeout)
+                .connect_with(options.clone())
+        })
+        .await?;
         Ok(Pool::Postgres(pool))
     } else {
         Err(DbError::UnsupportedUrl)
+    }
+}
+
+/// How long a service waits at start for a PostgreSQL server that is not reachable yet (one
+/// started next to it, in any order: a compose stack).
+pub const STARTUP_WAIT: Duration = Duration::from_secs(60);
+
+/// Whether `e` says the server cannot be reached (yet): refused, unknown host, timed out, or
+/// still starting (SQLSTATE 57P03). Worth waiting for at start; anything else is not.
+pub fn is_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(d) => d.code().as_deref() == Some("57P03"),
+        _ => false,
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for another reason than [`is_unreachable`], or
+/// `wait` has passed; waits 250 ms, doubling up to 4 s, between attempts (bounded: a service
+/// whose database never comes up stops with the last error instead of spinning).
+pub async fn while_unreachable<T, F, Fut>(wait: Duration, mut attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match attempt().await {
+            Err(e) if is_unreachable(&e) && tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "database not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(4));
+            }
+            other => return other,
+        }
     }
 }
 

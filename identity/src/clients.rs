@@ -58,6 +58,8 @@ pub struct ClientUpdate {
     #[serde(default, deserialize_with = "double_option")]
     pub access_token_lifetime_secs: Option<Option<u64>>,
     pub signing_alg: Option<String>,
+    /// Replaces the browser origins allowed at the token endpoint (public clients).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -96,6 +98,7 @@ impl From<&ClientRow> for Client {
             first_party: c.first_party,
             access_token_lifetime_secs: c.access_token_lifetime_secs,
             signing_alg: c.signing_alg.clone(),
+            allowed_origins: c.allowed_origins.clone(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
         }
@@ -149,6 +152,26 @@ pub fn validate(c: &ClientRow, dev_mode: bool) -> Vec<String> {
     }
     if c.jwks.is_some() && (!c.confidential || c.secret_hash.is_some()) {
         v.push("jwks: a private_key_jwt client is confidential and has no secret".into());
+    }
+    if !c.allowed_origins.is_empty() && c.confidential {
+        v.push(
+            "allowed_origins: only public clients run in a browser (a confidential client's secret must not)"
+                .into(),
+        );
+    }
+    if c.allowed_origins.len() > crate::tenants::MAX_ALLOWED_ORIGINS {
+        v.push(format!(
+            "allowed_origins: at most {}",
+            crate::tenants::MAX_ALLOWED_ORIGINS
+        ));
+    }
+    for o in &c.allowed_origins {
+        if !tansu_shared::origin::is_serialized(o) {
+            v.push(format!(
+                "allowed_origins: {:?} is not an origin like \"https://app.example\" (lowercase, no path, no default port)",
+                o.chars().take(80).collect::<String>()
+            ));
+        }
     }
     for uri in &c.post_logout_redirect_uris {
         if let Err(e) = validate_redirect_uri(uri) {

@@ -22,6 +22,9 @@ pub const ROLES: &[&str] = &[ROLE_OWNER, ROLE_ADMIN, ROLE_USER];
 /// A tenant's policy (absent fields take the defaults) and how the admin API shows a tenant.
 pub use tansu_shared::admin_api::{Tenant, TenantPolicy};
 
+/// The most origins a tenant or a client may allow.
+pub const MAX_ALLOWED_ORIGINS: usize = 50;
+
 /// Everything wrong with a policy (empty: valid).
 pub fn policy_problems(p: &TenantPolicy) -> Vec<String> {
     let mut v = Vec::new();
@@ -50,6 +53,19 @@ pub fn policy_problems(p: &TenantPolicy) -> Vec<String> {
     }
     if !(1..=86_400).contains(&p.lockout_duration_secs) {
         v.push("policy.lockout_duration_secs: between 1 s and 1 day".into());
+    }
+    if p.allowed_origins.len() > MAX_ALLOWED_ORIGINS {
+        v.push(format!(
+            "policy.allowed_origins: at most {MAX_ALLOWED_ORIGINS}"
+        ));
+    }
+    for o in &p.allowed_origins {
+        if !tansu_shared::origin::is_serialized(o) {
+            v.push(format!(
+                "policy.allowed_origins: {:?} is not an origin like \"https://app.example\" (lowercase, no path, no default port)",
+                o.chars().take(80).collect::<String>()
+            ));
+        }
     }
     v
 }

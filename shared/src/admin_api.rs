@@ -49,6 +49,9 @@ pub struct TenantPolicy {
     pub lockout_threshold: u32,
     pub lockout_duration_secs: u64,
     pub mfa_required: bool,
+    /// Browser origins (`https://app.example`, exactly as browsers send `Origin`) allowed to
+    /// call the tenant's APIs through the gateway (CORS).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for TenantPolicy {
@@ -61,6 +64,7 @@ impl Default for TenantPolicy {
             lockout_threshold: 5,
             lockout_duration_secs: 900,
             mfa_required: false,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -199,6 +203,9 @@ pub struct Client {
     pub first_party: bool,
     pub access_token_lifetime_secs: Option<i64>,
     pub signing_alg: String,
+    /// Browser origins allowed at the token endpoint (public clients).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -244,6 +251,10 @@ pub struct NewClient {
     pub access_token_lifetime_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_alg: Option<String>,
+    /// Browser origins (`https://app.example`) a public client's pages call the token endpoint
+    /// from (CORS); requests from any other origin are refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
 }
 
 // ---------------------------------------------------------------- signing keys

@@ -1,5 +1,5 @@
 //! Identity settings: a tenant's policy (token lifetimes, session timeout, password minimum
-//! length, lockout, MFA required) — editable by platform admins for every tenant and by a
+//! length, lockout, MFA required, the browser origins allowed to call its APIs) — editable by platform admins for every tenant and by a
 //! tenant's Owners and Admins for their own (identity refuses them anything but the policy) —
 //! and the key rotation policy (platform admins read it).
 
@@ -100,6 +100,9 @@ pub(crate) struct PolicyForm {
     lockout_duration_secs: String,
     #[serde(default)]
     mfa_required: String,
+    /// One origin per line (identity checks each).
+    #[serde(default)]
+    allowed_origins: String,
 }
 
 /// The policy of the form: empty optional numbers are none; bad numbers are problems.
@@ -146,6 +149,12 @@ fn policy_of(f: &PolicyForm) -> Result<TenantPolicy, Vec<String>> {
         lockout_threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
         lockout_duration_secs: duration,
         mfa_required: f.mfa_required == "yes",
+        allowed_origins: f
+            .allowed_origins
+            .split(['\n', '\r', ' ', ','])
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -225,6 +234,10 @@ fn view(base: &str, csrf: &str, tenant: &Tenant, keys: AnyView) -> AnyView {
             {field("lockout_duration_secs", "Lock duration (seconds)", "1 s – 1 day")}
             <h2>"Multi-factor authentication"</h2>
             <label><input type="checkbox" id="mfa_required" name="mfa_required" value="yes" checked=p.mfa_required/>" MFA required for this tenant's users"</label>
+            <h2>"Browser apps"</h2>
+            <label for="allowed_origins">"Allowed origins"</label>
+            <textarea id="allowed_origins" name="allowed_origins" rows="3">{p.allowed_origins.join("\n")}</textarea>
+            <span class="muted">"one per line, like https://app.example: pages on these origins may call this tenant's database and storage APIs (CORS)"</span>
             <p><button type="submit" id="save-policy">"Save policy"</button></p>
         </form>
         <h2>"Signing key rotation"</h2>
@@ -254,6 +267,20 @@ mod tests {
         assert_eq!(p.refresh_token_lifetime_secs, Some(3600));
         assert_eq!(p.password_min_length, 14);
         assert!(p.mfa_required);
+        let with_origins = PolicyForm {
+            allowed_origins: "https://a.example\r\nhttp://127.0.0.1:9000\n\n".into(),
+            ..PolicyForm::default()
+        };
+        let with_origins = PolicyForm {
+            password_min_length: "12".into(),
+            lockout_threshold: "5".into(),
+            lockout_duration_secs: "900".into(),
+            ..with_origins
+        };
+        assert_eq!(
+            policy_of(&with_origins).unwrap().allowed_origins,
+            ["https://a.example", "http://127.0.0.1:9000"]
+        );
         let bad = PolicyForm {
             lockout_threshold: "-1".into(),
             password_min_length: String::new(),

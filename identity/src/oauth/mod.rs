@@ -9,6 +9,7 @@ pub mod code;
 pub mod discovery;
 pub mod error;
 pub mod introspect;
+pub mod origin;
 pub mod params;
 pub mod token;
 pub mod userinfo;

@@ -177,7 +177,8 @@ impl IntoResponse for TokenResponse {
 
 /// `POST /connect/token`
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match token_inner(&state, &headers, body).await {
+    let mut origin = None;
+    let mut response = match token_inner(&state, &headers, body, &mut origin).await {
         Ok((grant, r)) => {
             metrics::counter!("identity_tokens_issued_total", "grant" => grant).increment(1);
             r.into_response()
@@ -186,13 +187,18 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body
             metrics::counter!("identity_token_errors_total", "error" => e.error).increment(1);
             e.into_response()
         }
-    }
+    };
+    super::origin::allow(response.headers_mut(), origin);
+    response
 }
 
+/// `origin`: set to the browser origin the authenticated client allows, when the request is
+/// a cross-origin one (see [`super::origin`]).
 async fn token_inner(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
+    origin: &mut Option<HeaderValue>,
 ) -> Result<(&'static str, TokenResponse), OAuthError> {
     let params = read_form(headers, body).await?;
     let grant_type = params
@@ -205,6 +211,7 @@ async fn token_inner(
         )));
     }
     let (client, _method) = authenticate_client(state, headers, &params).await?;
+    *origin = super::origin::check(state, headers, &client)?;
     if !client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::unauthorized_client(
             "the client may not use this grant type",

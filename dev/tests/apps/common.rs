@@ -1,0 +1,216 @@
+//! What the developer-surface suites share: the stack (identity on SQLite, or on a fresh
+//! PostgreSQL database), an admin API client through the gateway, and oauth4webapi (a standard
+//! client library from npm) installed once per test binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tansu_dev::{Stack, StackOptions};
+use tansu_shared::testing::http::SendOk;
+use tansu_shared::testing::{TestDatabase, skip_or_fail};
+
+pub const PASSWORD: &str = "correct horse battery staple 42";
+
+/// A running stack and an HTTP client that trusts its certificate.
+pub struct Platform {
+    pub stack: Stack,
+    pub http: reqwest::Client,
+    /// `https://{gateway}`
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    database: Option<TestDatabase>,
+}
+
+impl Platform {
+    /// The stack with identity on SQLite (`postgres: false`) or on a fresh PostgreSQL database;
+    /// `None` when PostgreSQL is not configured (skipped, unless `TANSU_REQUIRE_ALL=1`).
+    pub async fn start(suite: &str, postgres: bool) -> Option<Platform> {
+        let database = if postgres {
+            Some(TestDatabase::create(suite).await?)
+        } else {
+            None
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tansu.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[identity]\ndev_admin_password = \"{PASSWORD}\"\n{}",
+                database
+                    .as_ref()
+                    .map_or(String::new(), |d| format!("database_url = \"{}\"\n", d.url))
+            ),
+        )
+        .unwrap();
+        let mut stack = Stack::start(StackOptions {
+            config_file: Some(config),
+            ..StackOptions::for_tests(&dir.path().join("data"))
+        })
+        .await
+        .unwrap();
+        stack.wait_ready(Duration::from_secs(60)).await.unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(stack.certificate_pem.as_bytes()).unwrap(),
+            )
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let base = format!("https://{}", stack.gateway);
+        Some(Platform {
+            stack,
+            http,
+            base,
+            dir,
+            database,
+        })
+    }
+
+    pub async fn shutdown(self) {
+        self.stack.shutdown().await.unwrap();
+        if let Some(db) = self.database {
+            db.drop_db().await;
+        }
+    }
+
+    /// The certificate as a file (for Node's `NODE_EXTRA_CA_CERTS`).
+    pub fn certificate_file(&self) -> PathBuf {
+        let path = self.dir.path().join("gateway.pem");
+        std::fs::write(&path, &self.stack.certificate_pem).unwrap();
+        path
+    }
+
+    /// A platform administrator's token (the dev-mode dashboard client).
+    pub async fn admin_token(&self) -> String {
+        let secret = std::fs::read_to_string(
+            self.dir.path().join("data/identity/tansu-dashboard.secret"),
+        )
+        .unwrap();
+        let resp = self
+            .http
+            .post(format!("{}/identity/connect/token", self.base))
+            .basic_auth("tansu-dashboard", Some(secret.trim()))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "admin.full"),
+            ])
+            .send_ok()
+            .await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// An admin API call through the gateway: the status and the JSON answer.
+    pub async fn admin(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/identity/admin/{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send_ok().await;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(json!(text)))
+    }
+
+    /// A new tenant with its owner and a provisioned database (self-service registration):
+    /// `(tenant id, slug)`.
+    pub async fn register(&self, owner: &str, shop: &str) -> (String, String) {
+        let resp = self
+            .http
+            .post(format!("{}/identity/registrations", self.base))
+            .json(&json!({"email": owner, "password": PASSWORD, "shop_name": shop}))
+            .send_ok()
+            .await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        (
+            body["tenant_id"].as_str().unwrap().to_owned(),
+            body["slug"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// The folder oauth4webapi is installed in (`npm ci` of `dev/tests/js`, once per test
+/// binary); `None` when Node or npm is missing or the registry unreachable (skipped, unless
+/// `TANSU_REQUIRE_ALL=1`).
+pub async fn oauth4webapi(suite: &str) -> Option<PathBuf> {
+    static DIR: tokio::sync::OnceCell<Result<PathBuf, String>> = tokio::sync::OnceCell::const_new();
+    let installed = DIR
+        .get_or_init(|| async {
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-libraries");
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let mut changed = false;
+            for f in ["package.json", "package-lock.json", "oauth4webapi.mjs"] {
+                let new = std::fs::read(src.join(f)).map_err(|e| e.to_string())?;
+                if std::fs::read(dir.join(f)).ok().as_ref() != Some(&new) {
+                    std::fs::write(dir.join(f), new).map_err(|e| e.to_string())?;
+                    changed = true;
+                }
+            }
+            if changed || !dir.join("node_modules/oauth4webapi/package.json").exists() {
+                let run = tokio::process::Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+                    .current_dir(&dir)
+                    .kill_on_drop(true)
+                    .output();
+                let out = tokio::time::timeout(Duration::from_secs(180), run)
+                    .await
+                    .map_err(|_| "npm ci took longer than 180 s".to_owned())?
+                    .map_err(|e| format!("npm: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "npm ci failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+            }
+            Ok(dir)
+        })
+        .await;
+    match installed {
+        Ok(dir) => Some(dir.clone()),
+        Err(reason) => skip_or_fail(suite, reason),
+    }
+}
+
+/// Runs the oauth4webapi relying party (`dev/tests/js/oauth4webapi.mjs`) with `args`, trusting
+/// the gateway's certificate; its one line of JSON.
+pub async fn node_rp(dir: &Path, certificate: &Path, args: &[&str]) -> Value {
+    let run = tokio::process::Command::new("node")
+        .arg("oauth4webapi.mjs")
+        .args(args)
+        .current_dir(dir)
+        .env("NODE_EXTRA_CA_CERTS", certificate)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("node finishes within 60 s")
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "node oauth4webapi.mjs {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "node printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}

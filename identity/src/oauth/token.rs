@@ -357,6 +357,7 @@ pub async fn issue_access_token(
             scope: scope.clone(),
             tid: grant.tenant_id,
             roles: grant.roles,
+            act: None,
         },
         fid: grant.family_id,
     };

@@ -15,7 +15,7 @@ mod error;
 mod extract;
 mod verifier;
 
-pub use claims::{AccessClaims, Audience};
+pub use claims::{AccessClaims, Act, Audience};
 pub use error::AuthError;
 pub use extract::{Principal, RequireScope, ScopeSet, Tenant, bearer_token};
 pub use verifier::{Verifier, VerifierConfig};

@@ -58,12 +58,11 @@ async fn discovery_and_post_authorize(postgres: bool) {
 
     // WebFinger names the issuer for any account (and so tells nothing about accounts).
     for resource in ["acct:admin@tansu.local", "acct:nobody@elsewhere.example"] {
-        let resp = p
-            .http
-            .get(format!("{}/.well-known/webfinger", p.base))
-            .query(&[("resource", resource), ("rel", ISSUER_REL)])
-            .send_ok()
-            .await;
+        let url = with_query(
+            &format!("{}/.well-known/webfinger", p.base),
+            &[("resource", resource), ("rel", ISSUER_REL)],
+        );
+        let resp = p.http.get(url).send_ok().await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "application/jrd+json");
         let jrd: Value = resp.json().await.unwrap();
@@ -125,7 +124,7 @@ async fn discovery_and_post_authorize(postgres: bool) {
     let start = node_rp(&js, &cert, &["start"]).await;
     let s = |k: &str| start[k].as_str().unwrap().to_owned();
     let (state, nonce, verifier) = (s("state"), s("nonce"), s("verifier"));
-    let good: Vec<(&str, String)> = vec![
+    let good: Vec<(&'static str, String)> = vec![
         ("response_type", "code".into()),
         ("client_id", "spa".into()),
         ("redirect_uri", REDIRECT.into()),
@@ -135,8 +134,9 @@ async fn discovery_and_post_authorize(postgres: bool) {
         ("code_challenge", s("challenge")),
         ("code_challenge_method", "S256".into()),
     ];
-    let with = |key: &str, value: Option<&str>| -> Vec<(&str, String)> {
-        let mut v: Vec<(&str, String)> = good.iter().filter(|(k, _)| *k != key).cloned().collect();
+    let with = |key: &'static str, value: Option<&str>| -> Vec<(&'static str, String)> {
+        let mut v: Vec<(&'static str, String)> =
+            good.iter().filter(|(k, _)| *k != key).cloned().collect();
         if let Some(value) = value {
             v.push((key, value.to_owned()));
         }
@@ -158,7 +158,7 @@ async fn discovery_and_post_authorize(postgres: bool) {
             v
         }),
     ] {
-        let by_get = p.http.get(&authorize).query(&params).send_ok().await;
+        let by_get = p.http.get(with_query(&authorize, &params)).send_ok().await;
         let by_post = p.http.post(&authorize).form(&params).send_ok().await;
         assert_eq!(by_get.status(), by_post.status(), "{what}");
         assert_ne!(by_post.status(), 200, "{what} is refused");

@@ -17,12 +17,15 @@ use crate::store::clients::ClientRow;
 pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+/// RFC 8693: a service exchanging a user's token for one for another service.
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// Grants a client may be registered for.
 pub const GRANTS: &[&str] = &[
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_REFRESH_TOKEN,
+    GRANT_TOKEN_EXCHANGE,
 ];
 
 /// Grants the token endpoint answers today.
@@ -30,6 +33,7 @@ pub const GRANTS_IMPLEMENTED: &[&str] = &[
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_REFRESH_TOKEN,
+    GRANT_TOKEN_EXCHANGE,
 ];
 
 /// The SHA-256 of a client secret, as stored.
@@ -133,6 +137,12 @@ pub fn validate(c: &ClientRow, dev_mode: bool) -> Vec<String> {
     let has = |g: &str| c.grant_types.iter().any(|x| x == g);
     if !c.confidential && has(GRANT_CLIENT_CREDENTIALS) {
         v.push("grant_types: client_credentials needs a confidential client".into());
+    }
+    if has(GRANT_TOKEN_EXCHANGE) && (!c.confidential || c.tenant_id.is_none()) {
+        v.push(
+            "grant_types: token exchange needs a confidential client of a tenant (a service acting for its users)"
+                .into(),
+        );
     }
     if has(GRANT_REFRESH_TOKEN) && !has(GRANT_AUTHORIZATION_CODE) {
         v.push("grant_types: refresh_token needs authorization_code".into());

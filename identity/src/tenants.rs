@@ -22,6 +22,9 @@ pub const ROLES: &[&str] = &[ROLE_OWNER, ROLE_ADMIN, ROLE_USER];
 /// A tenant's policy (absent fields take the defaults) and how the admin API shows a tenant.
 pub use tansu_shared::admin_api::{Tenant, TenantPolicy};
 
+/// The services a tenant's service may get a token for on a user's behalf (token exchange).
+pub const EXCHANGE_AUDIENCES: &[&str] = &["tansu.db", "tansu.storage"];
+
 /// The most origins a tenant or a client may allow.
 pub const MAX_ALLOWED_ORIGINS: usize = 50;
 
@@ -58,6 +61,22 @@ pub fn policy_problems(p: &TenantPolicy) -> Vec<String> {
         v.push(format!(
             "policy.allowed_origins: at most {MAX_ALLOWED_ORIGINS}"
         ));
+    }
+    if p.token_exchange.len() > MAX_ALLOWED_ORIGINS {
+        v.push(format!("policy.token_exchange: at most {MAX_ALLOWED_ORIGINS} rules"));
+    }
+    for r in &p.token_exchange {
+        if r.client_id.is_empty() || r.client_id.len() > 128 {
+            v.push("policy.token_exchange: a rule names a client_id".into());
+        }
+        for a in &r.audiences {
+            if !EXCHANGE_AUDIENCES.contains(&a.as_str()) {
+                v.push(format!(
+                    "policy.token_exchange: audience {:?} is not one of {EXCHANGE_AUDIENCES:?}",
+                    a.chars().take(40).collect::<String>()
+                ));
+            }
+        }
     }
     for o in &p.allowed_origins {
         if !tansu_shared::origin::is_serialized(o) {

@@ -149,6 +149,8 @@ fn policy_of(f: &PolicyForm) -> Result<TenantPolicy, Vec<String>> {
         lockout_threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
         lockout_duration_secs: duration,
         mfa_required: f.mfa_required == "yes",
+        // Not on the form: kept from the stored policy by the caller.
+        token_exchange: Vec::new(),
         allowed_origins: f
             .allowed_origins
             .split(['\n', '\r', ' ', ','])
@@ -167,19 +169,23 @@ async fn save_settings(form: CsrfForm<PolicyForm>) -> Result<Response, PageError
         Err(problems) => {
             Outcome::refused(format!("The policy was not saved: {}", problems.join("; ")))
         }
-        Ok(policy) => {
-            let update = TenantUpdate {
-                policy: Some(policy),
-                ..TenantUpdate::default()
+        Ok(mut policy) => {
+            // What the form does not show stays as stored.
+            let path = format!("admin/tenants/{}", urlencode(&tid));
+            let saved = match admin.identity().get::<Tenant>(&path).await {
+                Err(e) => Err(e),
+                Ok(current) => {
+                    policy.token_exchange = current.policy.token_exchange;
+                    let update = TenantUpdate {
+                        policy: Some(policy),
+                        ..TenantUpdate::default()
+                    };
+                    admin
+                        .identity()
+                        .call::<_, Tenant>(Method::PATCH, &path, Some(&update))
+                        .await
+                }
             };
-            let saved = admin
-                .identity()
-                .call::<_, Tenant>(
-                    Method::PATCH,
-                    &format!("admin/tenants/{}", urlencode(&tid)),
-                    Some(&update),
-                )
-                .await;
             outcome(admin, SETTINGS, "Saving the policy", saved, |t| {
                 format!("The policy of {} was saved.", t.slug)
             })?

@@ -144,6 +144,85 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// Signs `email` in through identity's login form (code + PKCE, the public `client_id`
+    /// with `redirect_uri`) and redeems the code: the access token.
+    pub async fn user_token(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        email: &str,
+        scope: &str,
+    ) -> String {
+        use base64::Engine;
+        use tansu_shared::testing::http::{hidden_field, query_param, set_cookie};
+        let verifier = format!("{}{}", uuid::Uuid::now_v7().simple(), uuid::Uuid::now_v7().simple());
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()));
+        let authorize = with_query(
+            &format!("{}/identity/connect/authorize", self.base),
+            &[
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", redirect_uri),
+                ("scope", scope),
+                ("state", "s"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        );
+        let resp = self.http.get(authorize).send_ok().await;
+        assert_eq!(resp.status(), 200, "the login page");
+        let cookie = set_cookie(&resp, "tansu_csrf").expect("CSRF cookie");
+        let html = resp.text().await.unwrap();
+        let resp = self
+            .http
+            .post(format!("{}/identity/login", self.base))
+            .header("cookie", cookie)
+            .form(&[
+                ("csrf", hidden_field(&html, "csrf").unwrap().as_str()),
+                ("request", hidden_field(&html, "request").unwrap().as_str()),
+                ("email", email),
+                ("password", PASSWORD),
+            ])
+            .send_ok()
+            .await;
+        let location = resp.headers()["location"].to_str().unwrap().to_owned();
+        let code = query_param(&location, "code").unwrap_or_else(|| panic!("{location}"));
+        let resp = self
+            .http
+            .post(format!("{}/identity/connect/token", self.base))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect_uri),
+                ("client_id", client_id),
+                ("code_verifier", &verifier),
+            ])
+            .send_ok()
+            .await;
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"))
+            .to_owned()
+    }
+
+    /// identity's own address (what services call it on).
+    pub fn identity_url(&self, path: &str) -> String {
+        let addr = self.stack.services.iter().find(|(n, _)| *n == "identity").unwrap().1;
+        format!("http://{addr}{path}")
+    }
+}
+
+/// `url` with the form-encoded `params` as its query.
+pub fn with_query<K: AsRef<str>, V: AsRef<str>>(url: &str, params: &[(K, V)]) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    url.query_pairs_mut()
+        .extend_pairs(params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+    url.to_string()
+}
+
 /// The folder oauth4webapi is installed in (`npm ci` of `dev/tests/js`, once per test
 /// binary); `None` when Node or npm is missing or the registry unreachable (skipped, unless
 /// `TANSU_REQUIRE_ALL=1`).

@@ -8,6 +8,7 @@ pub mod assertion;
 pub mod code;
 pub mod discovery;
 pub mod error;
+pub mod exchange;
 pub mod introspect;
 pub mod origin;
 pub mod params;

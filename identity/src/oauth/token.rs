@@ -17,7 +17,7 @@ use super::params::{Params, form_urldecode, printable, read_form};
 use crate::AppState;
 use crate::clients::{
     self, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
-    GRANTS_IMPLEMENTED,
+    GRANT_TOKEN_EXCHANGE, GRANTS_IMPLEMENTED,
 };
 use crate::http::bearer::IssuedClaims;
 use crate::keys::SigningAlg;
@@ -145,6 +145,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// Token exchange (RFC 8693 §2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     /// The access token's `jti` and `exp` (not sent).
     #[serde(skip)]
     pub jti: String,
@@ -163,6 +166,8 @@ pub struct Grant {
     pub family_id: Option<String>,
     /// The tenant policy's access token lifetime (the tighter of it and the client's applies).
     pub tenant_lifetime_secs: Option<i64>,
+    /// The acting party (token exchange, RFC 8693).
+    pub act: Option<tansu_shared::auth::Act>,
 }
 
 impl IntoResponse for TokenResponse {
@@ -228,6 +233,9 @@ async fn token_inner(
         GRANT_REFRESH_TOKEN => super::code::refresh_token(state, &client, &params)
             .await
             .map(|r| (GRANT_REFRESH_TOKEN, r)),
+        GRANT_TOKEN_EXCHANGE => super::exchange::token_exchange(state, &client, &params)
+            .await
+            .map(|r| ("token_exchange", r)),
         _ => Err(OAuthError::unsupported_grant_type(
             "grant_type is not supported",
         )),
@@ -357,7 +365,7 @@ pub async fn issue_access_token(
             scope: scope.clone(),
             tid: grant.tenant_id,
             roles: grant.roles,
-            act: None,
+            act: grant.act,
         },
         fid: grant.family_id,
     };
@@ -374,6 +382,7 @@ pub async fn issue_access_token(
         scope,
         refresh_token: None,
         id_token: None,
+        issued_token_type: None,
         jti,
         exp: now + lifetime,
     })

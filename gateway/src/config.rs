@@ -446,12 +446,12 @@ impl Validate for Config {
                 problems.push(format!("tenants: bad slug or id in {t:?}"));
             }
         }
+        // An alias whose target no route serves answers 404 like any unrouted path (the
+        // defaults name identity's, which a gateway without identity does not route).
         for a in &self.aliases {
-            let routed = self.routes.iter().any(|r| surface::is_under(&a.to, &r.prefix));
-            if !surface::is_valid_path_rule(&a.path) || !surface::is_valid_path_rule(&a.to) || !routed
-            {
+            if !surface::is_valid_path_rule(&a.path) || !surface::is_valid_path_rule(&a.to) {
                 problems.push(format!(
-                    "aliases: {a:?}: two paths like \"/.well-known/x\", `to` under a route"
+                    "aliases: {a:?}: two paths like \"/.well-known/x\""
                 ));
             }
         }
@@ -584,7 +584,14 @@ mod tests {
             .paths
             .push("/identity//register".into());
         c.rate_limit.ipv6_prefix = 0;
+        c.aliases.push(Alias {
+            path: "/.well-known/x/".into(),
+            to: "identity/x".into(),
+        });
+        c.cors[0].credentials = true;
         let problems = c.validate().join("\n");
+        assert!(problems.contains("aliases"), "{problems}");
+        assert!(problems.contains("credentials"), "{problems}");
         assert!(problems.contains("internal_paths"), "{problems}");
         assert!(problems.contains("//register"), "{problems}");
         assert!(problems.contains("ipv6_prefix"), "{problems}");

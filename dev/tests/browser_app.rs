@@ -98,7 +98,11 @@ async fn browser_app(postgres: bool) {
 
     // Two sites: the app, and a stranger the tenant does not allow.
     let config = Config::default();
-    let app = site(include_str!("../samples/browser-app/index.html"), config.clone()).await;
+    let app = site(
+        include_str!("../samples/browser-app/index.html"),
+        config.clone(),
+    )
+    .await;
     let app_origin = app.url("").trim_end_matches('/').to_owned();
     let stranger = site(STRANGER_PAGE, config.clone()).await;
     let stranger_origin = stranger.url("").trim_end_matches('/').to_owned();
@@ -159,13 +163,23 @@ async fn browser_app(postgres: bool) {
             .request(Method::OPTIONS, url)
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
     };
     let collections = format!("{api}api/collections");
     let ok = preflight(&app_origin, &collections).send_ok().await;
     assert_eq!(ok.status(), 204);
-    assert_eq!(ok.headers()["access-control-allow-origin"], app_origin.as_str());
-    assert!(ok.headers().get("access-control-allow-credentials").is_none());
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        app_origin.as_str()
+    );
+    assert!(
+        ok.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
     assert!(
         ok.headers()["vary"].to_str().unwrap().contains("Origin"),
         "Vary: Origin"
@@ -177,7 +191,11 @@ async fn browser_app(postgres: bool) {
             .contains("authorization")
     );
     for (what, origin, url) in [
-        ("an origin the tenant does not allow", stranger_origin.as_str(), collections.clone()),
+        (
+            "an origin the tenant does not allow",
+            stranger_origin.as_str(),
+            collections.clone(),
+        ),
         (
             "no tenant named (a preflight has no token)",
             app_origin.as_str(),

@@ -104,10 +104,7 @@ async fn discovery_and_post_authorize(postgres: bool) {
     let found = node_rp(&js, &cert, &["discover", &issuer, "oauth2"]).await;
     assert_eq!(
         found["fetched"],
-        format!(
-            "{}/.well-known/oauth-authorization-server/identity",
-            p.base
-        ),
+        format!("{}/.well-known/oauth-authorization-server/identity", p.base),
         "RFC 8414 §3: the well-known segment goes before the issuer's path"
     );
     assert_eq!(found["issuer"], issuer.as_str());
@@ -205,6 +202,9 @@ async fn discovery_and_post_authorize(postgres: bool) {
     .await;
     assert_eq!(done["iss"], issuer.as_str(), "{done}");
     assert_eq!(done["aud"], "spa", "{done}");
-    assert!(done["sub"].as_str().is_some_and(|s| !s.is_empty()), "{done}");
+    assert!(
+        done["sub"].as_str().is_some_and(|s| !s.is_empty()),
+        "{done}"
+    );
     p.shutdown().await;
 }

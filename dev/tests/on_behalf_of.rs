@@ -137,10 +137,17 @@ async fn on_behalf_of(postgres: bool) {
         {
             break e;
         }
-        assert!(Instant::now() < deadline, "database-svc's denial reached identity: {page}");
+        assert!(
+            Instant::now() < deadline,
+            "database-svc's denial reached identity: {page}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(event["details"]["act"], json!(["orders-backend"]), "{event}");
+    assert_eq!(
+        event["details"]["act"],
+        json!(["orders-backend"]),
+        "{event}"
+    );
     assert_eq!(event["details"]["path"], "/api/collections", "{event}");
     p.shutdown().await;
 }

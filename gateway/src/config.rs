@@ -450,9 +450,7 @@ impl Validate for Config {
         // defaults name identity's, which a gateway without identity does not route).
         for a in &self.aliases {
             if !surface::is_valid_path_rule(&a.path) || !surface::is_valid_path_rule(&a.to) {
-                problems.push(format!(
-                    "aliases: {a:?}: two paths like \"/.well-known/x\""
-                ));
+                problems.push(format!("aliases: {a:?}: two paths like \"/.well-known/x\""));
             }
         }
         problems.extend(crate::cors::validate(&self.cors));

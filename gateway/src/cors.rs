@@ -68,8 +68,8 @@ pub struct CorsRule {
 /// endpoints per client, the database and storage APIs per tenant.
 pub fn default_rules() -> Vec<CorsRule> {
     let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let rule = |prefix: &str, origins, methods: &[&str], headers: &[&str], expose: &[&str]| {
-        CorsRule {
+    let rule =
+        |prefix: &str, origins, methods: &[&str], headers: &[&str], expose: &[&str]| CorsRule {
             path_prefix: prefix.into(),
             origins,
             methods: strings(methods),
@@ -77,8 +77,7 @@ pub fn default_rules() -> Vec<CorsRule> {
             expose_headers: strings(expose),
             max_age_secs: 600,
             credentials: false,
-        }
-    };
+        };
     let api_expose = [
         "etag",
         "location",
@@ -151,12 +150,16 @@ pub fn validate(rules: &[CorsRule]) -> Vec<String> {
             ));
         }
         if r.methods.is_empty() || r.methods.iter().any(|m| !is_token(m)) {
-            problems.push(format!("cors: {name}: methods must be method names (no \"*\")"));
+            problems.push(format!(
+                "cors: {name}: methods must be method names (no \"*\")"
+            ));
         }
         if (r.headers.iter().chain(&r.expose_headers))
             .any(|h| HeaderName::from_bytes(h.as_bytes()).is_err())
         {
-            problems.push(format!("cors: {name}: headers must be header names (no \"*\")"));
+            problems.push(format!(
+                "cors: {name}: headers must be header names (no \"*\")"
+            ));
         }
         if r.max_age_secs > 86_400 {
             problems.push(format!("cors: {name}: max_age_secs at most 86400"));
@@ -168,9 +171,8 @@ pub fn validate(rules: &[CorsRule]) -> Vec<String> {
 /// An HTTP token (RFC 9110 §5.6.2) that is not `*`.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|c| {
-            c.is_ascii_alphanumeric() || b"!#$%&'+-.^_`|~".contains(&c)
-        })
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'+-.^_`|~".contains(&c))
 }
 
 /// A rule ready to answer with.
@@ -307,7 +309,9 @@ impl Rule {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if !self.methods.iter().any(|m| m == method) {
-            return Err(refused("the method is not allowed cross-origin on this path"));
+            return Err(refused(
+                "the method is not allowed cross-origin on this path",
+            ));
         }
         let asked = headers
             .get_all(&REQUEST_HEADERS)
@@ -318,12 +322,17 @@ impl Rule {
             .filter(|h| !h.is_empty());
         for h in asked {
             if !self.headers.contains(&h) {
-                return Err(refused("a request header is not allowed cross-origin on this path"));
+                return Err(refused(
+                    "a request header is not allowed cross-origin on this path",
+                ));
             }
         }
         let mut out = HeaderMap::new();
         self.allow_origin(&mut out, origin);
-        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, self.allow_methods.clone());
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            self.allow_methods.clone(),
+        );
         if let Some(h) = &self.allow_headers {
             out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone());
         }
@@ -458,7 +467,10 @@ mod tests {
                 "https://app.example",
                 &headers(&[
                     ("access-control-request-method", "PUT"),
-                    ("access-control-request-headers", "Authorization, content-type"),
+                    (
+                        "access-control-request-headers",
+                        "Authorization, content-type",
+                    ),
                 ]),
             )
             .unwrap();
@@ -482,7 +494,10 @@ mod tests {
         }
         let docs = cors.rule_for("/identity/.well-known/jwks").unwrap();
         let h = docs
-            .preflight("https://x.example", &headers(&[("access-control-request-method", "GET")]))
+            .preflight(
+                "https://x.example",
+                &headers(&[("access-control-request-method", "GET")]),
+            )
             .unwrap();
         assert_eq!(h["access-control-allow-origin"], "*");
         assert!(cors.rule_for("/identity/admin/clients").is_none());
@@ -496,7 +511,12 @@ mod tests {
         }
         .apply(&mut answer);
         assert_eq!(answer["access-control-allow-origin"], "https://app.example");
-        assert!(answer["access-control-expose-headers"].to_str().unwrap().contains("etag"));
+        assert!(
+            answer["access-control-expose-headers"]
+                .to_str()
+                .unwrap()
+                .contains("etag")
+        );
         assert_eq!(answer["vary"], "Origin");
         let mut refused = headers(&[("access-control-allow-origin", "*")]);
         Outcome {
@@ -512,7 +532,10 @@ mod tests {
             preflight: false,
         }
         .apply(&mut by_service);
-        assert_eq!(by_service["access-control-allow-origin"], "https://a.example");
+        assert_eq!(
+            by_service["access-control-allow-origin"],
+            "https://a.example"
+        );
     }
 
     #[test]

@@ -71,8 +71,8 @@ use std::future::Future;
 use tokio::net::TcpListener;
 
 pub use config::{
-    Alias, Bucket, Config, Limits, RateLimitConfig, RegistrationLimit, Route, RouteSettings, StrictLimit,
-    TenantDirectoryConfig, TenantEntry, TokenCheck, UpstreamConfig,
+    Alias, Bucket, Config, Limits, RateLimitConfig, RegistrationLimit, Route, RouteSettings,
+    StrictLimit, TenantDirectoryConfig, TenantEntry, TokenCheck, UpstreamConfig,
 };
 
 /// Serves on the configured addresses until `shutdown` resolves.

@@ -103,7 +103,11 @@ async fn preflights_are_answered_per_path_and_tenant() {
     .await;
     assert_eq!(ok.status(), 204);
     assert_eq!(header(&ok, "access-control-allow-origin"), Some(APP));
-    assert!(header(&ok, "access-control-allow-methods").unwrap().contains("PUT"));
+    assert!(
+        header(&ok, "access-control-allow-methods")
+            .unwrap()
+            .contains("PUT")
+    );
     assert!(
         header(&ok, "access-control-allow-headers")
             .unwrap()
@@ -114,12 +118,36 @@ async fn preflights_are_answered_per_path_and_tenant() {
     assert_eq!(header(&ok, "access-control-allow-credentials"), None);
 
     for (what, path, origin, method, headers) in [
-        ("an origin the tenant does not allow", "/t/acme/db/x", EVIL, "GET", ""),
-        ("a tenant that allows none", "/t/globex/db/x", APP, "GET", ""),
+        (
+            "an origin the tenant does not allow",
+            "/t/acme/db/x",
+            EVIL,
+            "GET",
+            "",
+        ),
+        (
+            "a tenant that allows none",
+            "/t/globex/db/x",
+            APP,
+            "GET",
+            "",
+        ),
         ("no tenant named", "/db/x", APP, "GET", ""),
         ("a method not allowed", "/t/acme/db/x", APP, "TRACE", ""),
-        ("a header not allowed", "/t/acme/db/x", APP, "GET", "x-secret"),
-        ("a path under no rule", "/identity/admin/clients", APP, "GET", ""),
+        (
+            "a header not allowed",
+            "/t/acme/db/x",
+            APP,
+            "GET",
+            "x-secret",
+        ),
+        (
+            "a path under no rule",
+            "/identity/admin/clients",
+            APP,
+            "GET",
+            "",
+        ),
         ("the null origin", "/t/acme/db/x", "null", "GET", ""),
     ] {
         let resp = preflight(path, origin, method, headers).await;
@@ -129,7 +157,10 @@ async fn preflights_are_answered_per_path_and_tenant() {
         assert_eq!(p["type"], "urn:tansu:problem:cors-refused", "{what}");
     }
     // An unknown tenant is unknown, preflight or not.
-    assert_eq!(preflight("/t/nope/db/x", APP, "GET", "").await.status(), 404);
+    assert_eq!(
+        preflight("/t/nope/db/x", APP, "GET", "").await.status(),
+        404
+    );
 
     // Public documents: every origin, no credentials. The token endpoint: the service decides.
     let docs = preflight("/identity/.well-known/jwks", EVIL, "GET", "").await;
@@ -139,7 +170,11 @@ async fn preflights_are_answered_per_path_and_tenant() {
     assert_eq!(token.status(), 204);
     assert_eq!(header(&token, "access-control-allow-origin"), Some(EVIL));
 
-    assert_eq!(f.seen.load(Ordering::SeqCst), 0, "no preflight reached the service");
+    assert_eq!(
+        f.seen.load(Ordering::SeqCst),
+        0,
+        "no preflight reached the service"
+    );
     f.gw.stop().await;
 }
 
@@ -177,12 +212,20 @@ async fn cross_origin_answers_carry_the_gateways_headers_only() {
 
     // Not allowed: refused before the service sees it.
     let before = f.seen.load(Ordering::SeqCst);
-    for (path, origin) in [("/t/acme/db/x", EVIL), ("/t/globex/db/x", APP), ("/db/x", APP)] {
+    for (path, origin) in [
+        ("/t/acme/db/x", EVIL),
+        ("/t/globex/db/x", APP),
+        ("/db/x", APP),
+    ] {
         let resp = get(path, Some(origin)).await;
         assert_eq!(resp.status(), 403, "{path} from {origin}");
         assert_eq!(header(&resp, "access-control-allow-origin"), None);
     }
-    assert_eq!(f.seen.load(Ordering::SeqCst), before, "refused before the service");
+    assert_eq!(
+        f.seen.load(Ordering::SeqCst),
+        before,
+        "refused before the service"
+    );
 
     // Same origin, or no Origin: no CORS headers at all, the service's removed.
     let own = f.gw.url("").trim_end_matches('/').to_owned();
@@ -193,7 +236,11 @@ async fn cross_origin_answers_carry_the_gateways_headers_only() {
         assert_eq!(header(&resp, "access-control-allow-credentials"), None);
     }
     let unruled = get("/identity/admin/clients", Some(APP)).await;
-    assert_eq!(unruled.status(), 200, "forwarded: the browser keeps it from the page");
+    assert_eq!(
+        unruled.status(),
+        200,
+        "forwarded: the browser keeps it from the page"
+    );
     assert_eq!(header(&unruled, "access-control-allow-origin"), None);
 
     // Public documents for everyone; the token endpoint's answer is the service's.

@@ -63,7 +63,9 @@ pub fn policy_problems(p: &TenantPolicy) -> Vec<String> {
         ));
     }
     if p.token_exchange.len() > MAX_ALLOWED_ORIGINS {
-        v.push(format!("policy.token_exchange: at most {MAX_ALLOWED_ORIGINS} rules"));
+        v.push(format!(
+            "policy.token_exchange: at most {MAX_ALLOWED_ORIGINS} rules"
+        ));
     }
     for r in &p.token_exchange {
         if r.client_id.is_empty() || r.client_id.len() > 128 {

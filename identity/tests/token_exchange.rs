@@ -33,7 +33,13 @@ async fn service(inst: &Instance, client_id: &str, tenant: &str) -> TokenSource 
 async fn allow_exchange(inst: &Instance, tenant: &str, rules: Value) {
     let admin = inst.admin_token().await;
     let t = inst
-        .call_expect(Method::GET, &format!("/admin/tenants/{tenant}"), &admin, None, 200)
+        .call_expect(
+            Method::GET,
+            &format!("/admin/tenants/{tenant}"),
+            &admin,
+            None,
+            200,
+        )
         .await;
     let mut policy = t["policy"].clone();
     policy["token_exchange"] = rules;
@@ -79,13 +85,24 @@ async fn a_service_acts_for_a_user_within_the_tenants_policy() {
             .await;
         let orders = service(&inst, "orders-a", &a).await;
         let billing = service(&inst, "billing-b", &b).await;
-        allow_exchange(&inst, &a, json!([{"client_id": "orders-a", "audiences": ["tansu.db"]}]))
-            .await;
-        allow_exchange(&inst, &b, json!([{"client_id": "billing-b", "audiences": ["tansu.db"]}]))
-            .await;
+        allow_exchange(
+            &inst,
+            &a,
+            json!([{"client_id": "orders-a", "audiences": ["tansu.db"]}]),
+        )
+        .await;
+        allow_exchange(
+            &inst,
+            &b,
+            json!([{"client_id": "billing-b", "audiences": ["tansu.db"]}]),
+        )
+        .await;
 
         // Allowed: the same user and tenant, the asked scope only, the service as actor.
-        let token = orders.on_behalf_of(&alice, "tansu.db", "db.read").await.unwrap();
+        let token = orders
+            .on_behalf_of(&alice, "tansu.db", "db.read")
+            .await
+            .unwrap();
         let (user, got) = (jwt_claims(&alice), jwt_claims(&token));
         assert_eq!(got["sub"], user["sub"], "{} ({})", got, db.name());
         assert_eq!(got["tid"], a.as_str());
@@ -93,11 +110,22 @@ async fn a_service_acts_for_a_user_within_the_tenants_policy() {
         assert_eq!(got["scope"], "db.read");
         assert_eq!(got["act"], json!({"sub": "orders-a"}));
         assert_eq!(got["client_id"], "orders-a");
-        assert!(got["exp"].as_i64() <= user["exp"].as_i64(), "no longer than the user's");
+        assert!(
+            got["exp"].as_i64() <= user["exp"].as_i64(),
+            "no longer than the user's"
+        );
         // What a service verifies: the user, with the actor.
-        let principal = inst.verifier("tansu.db").await.verify(&token).await.unwrap();
+        let principal = inst
+            .verifier("tansu.db")
+            .await
+            .verify(&token)
+            .await
+            .unwrap();
         assert_eq!(principal.sub, user["sub"].as_str().unwrap());
-        assert_eq!(principal.act.as_ref().map(|a| a.sub.as_str()), Some("orders-a"));
+        assert_eq!(
+            principal.act.as_ref().map(|a| a.sub.as_str()),
+            Some("orders-a")
+        );
         // No scope asked: every scope of the user's for that audience.
         let all = orders.on_behalf_of(&alice, "tansu.db", "").await.unwrap();
         assert_eq!(jwt_claims(&all)["scope"], "db.read db.write");
@@ -110,14 +138,21 @@ async fn a_service_acts_for_a_user_within_the_tenants_policy() {
                 "{scope}"
             );
         }
-        let narrow = orders.on_behalf_of(&alice, "tansu.db", "db.read").await.unwrap();
+        let narrow = orders
+            .on_behalf_of(&alice, "tansu.db", "db.read")
+            .await
+            .unwrap();
         assert_eq!(
             refused(orders.on_behalf_of(&narrow, "tansu.db", "db.write").await),
             "invalid_scope",
             "an exchanged token cannot widen either"
         );
         assert_eq!(
-            refused(orders.on_behalf_of(&alice, "tansu.storage", "storage.read").await),
+            refused(
+                orders
+                    .on_behalf_of(&alice, "tansu.storage", "storage.read")
+                    .await
+            ),
             "invalid_target"
         );
         // Refused: another tenant's user, whichever side asks.
@@ -146,7 +181,10 @@ async fn a_service_acts_for_a_user_within_the_tenants_policy() {
             json!([{"client_id": "orders-a", "audiences": ["tansu.db", "tansu.storage"]}]),
         )
         .await;
-        let again = orders.on_behalf_of(&all, "tansu.db", "db.read").await.unwrap();
+        let again = orders
+            .on_behalf_of(&all, "tansu.db", "db.read")
+            .await
+            .unwrap();
         assert_eq!(
             jwt_claims(&again)["act"],
             json!({"sub": "orders-a", "act": {"sub": "orders-a"}})
@@ -167,10 +205,17 @@ async fn a_service_acts_for_a_user_within_the_tenants_policy() {
         }
         // The tenant's rules are checked: a known audience only.
         let t = inst
-            .call_expect(Method::GET, &format!("/admin/tenants/{a}"), &admin, None, 200)
+            .call_expect(
+                Method::GET,
+                &format!("/admin/tenants/{a}"),
+                &admin,
+                None,
+                200,
+            )
             .await;
         let mut policy = t["policy"].clone();
-        policy["token_exchange"] = json!([{"client_id": "orders-a", "audiences": ["tansu.identity"]}]);
+        policy["token_exchange"] =
+            json!([{"client_id": "orders-a", "audiences": ["tansu.identity"]}]);
         inst.call_expect(
             Method::PATCH,
             &format!("/admin/tenants/{a}"),
@@ -182,7 +227,10 @@ async fn a_service_acts_for_a_user_within_the_tenants_policy() {
         // Discovery lists the grant.
         let (_, meta) = inst.get_as("/.well-known/openid-configuration", "").await;
         assert!(
-            meta["grant_types_supported"].as_array().unwrap().contains(&json!(EXCHANGE)),
+            meta["grant_types_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(EXCHANGE)),
             "{meta}"
         );
         inst.stop().await;

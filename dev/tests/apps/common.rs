@@ -85,10 +85,9 @@ impl Platform {
 
     /// A platform administrator's token (the dev-mode dashboard client).
     pub async fn admin_token(&self) -> String {
-        let secret = std::fs::read_to_string(
-            self.dir.path().join("data/identity/tansu-dashboard.secret"),
-        )
-        .unwrap();
+        let secret =
+            std::fs::read_to_string(self.dir.path().join("data/identity/tansu-dashboard.secret"))
+                .unwrap();
         let resp = self
             .http
             .post(format!("{}/identity/connect/token", self.base))
@@ -156,9 +155,14 @@ impl Platform {
     ) -> String {
         use base64::Engine;
         use tansu_shared::testing::http::{hidden_field, query_param, set_cookie};
-        let verifier = format!("{}{}", uuid::Uuid::now_v7().simple(), uuid::Uuid::now_v7().simple());
-        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()));
+        let verifier = format!(
+            "{}{}",
+            uuid::Uuid::now_v7().simple(),
+            uuid::Uuid::now_v7().simple()
+        );
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()),
+        );
         let authorize = with_query(
             &format!("{}/identity/connect/authorize", self.base),
             &[
@@ -210,7 +214,13 @@ impl Platform {
 
     /// identity's own address (what services call it on).
     pub fn identity_url(&self, path: &str) -> String {
-        let addr = self.stack.services.iter().find(|(n, _)| *n == "identity").unwrap().1;
+        let addr = self
+            .stack
+            .services
+            .iter()
+            .find(|(n, _)| *n == "identity")
+            .unwrap()
+            .1;
         format!("http://{addr}{path}")
     }
 }

@@ -109,7 +109,10 @@ async fn save_the_allowed_browser_origins() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert!(r.body.contains("http://127.0.0.1:9000"), "the form shows them");
+    assert!(
+        r.body.contains("http://127.0.0.1:9000"),
+        "the form shows them"
+    );
     let t = api.get(&format!("admin/tenants/{one}")).await;
     assert_eq!(
         t["policy"]["allowed_origins"],

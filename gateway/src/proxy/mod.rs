@@ -240,7 +240,10 @@ impl Gateway {
     ) -> Response<ProxyBody> {
         let rid = forwarding::request_id(req.headers());
         let mut cors = cors::Outcome::default();
-        let mut resp = match self.forward(req, conn, &rid, (client, conns), &mut cors).await {
+        let mut resp = match self
+            .forward(req, conn, &rid, (client, conns), &mut cors)
+            .await
+        {
             Ok(r) => r,
             Err(p) => {
                 // Never the headers or the query: they may carry credentials.
@@ -333,7 +336,10 @@ impl Gateway {
     /// A path configured as an alias of another is handled as that path (query kept).
     fn apply_alias(&self, req: &mut Request<Incoming>) {
         let path = req.uri().path();
-        let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
         let Some((_, to)) = self.aliases.iter().find(|(from, _)| from == path) else {
             return;
         };
@@ -362,11 +368,13 @@ impl Gateway {
             .ok_or_else(|| cors::refused("cross-origin requests are not allowed on this path"))?;
         let origin = origin.ok_or_else(|| cors::refused("the origin is not an http(s) origin"))?;
         if !rule.allows(origin, tenant.allowed_origins()) {
-            return Err(cors::refused(if rule.origins == Origins::Tenant && tenant.info.is_none() {
-                "name the tenant in the host or the path (/t/{tenant}/…): a preflight carries no token"
-            } else {
-                "the origin is not allowed"
-            }));
+            return Err(cors::refused(
+                if rule.origins == Origins::Tenant && tenant.info.is_none() {
+                    "name the tenant in the host or the path (/t/{tenant}/…): a preflight carries no token"
+                } else {
+                    "the origin is not allowed"
+                },
+            ));
         }
         let allowed = rule.preflight(origin, headers)?;
         cors.preflight = true;
@@ -390,7 +398,9 @@ impl Gateway {
         match origin.filter(|o| rule.allows(o, tenant.allowed_origins())) {
             Some(o) => cors.allowed = Some(o.to_owned()),
             None if rule.origins == Origins::Tenant => {
-                return Err(cors::refused("the origin is not allowed to call this tenant"));
+                return Err(cors::refused(
+                    "the origin is not allowed to call this tenant",
+                ));
             }
             None => {}
         }

@@ -150,7 +150,10 @@ pub enum Action<'a> {
     /// Exchange a user's token of tenant `tid` for one for `audience` (RFC 8693), asked by the
     /// exchanging client; `permitted`: the tenant's `policy.token_exchange` names the client
     /// for the audience.
-    ExchangeToken { tid: &'a str, permitted: bool },
+    ExchangeToken {
+        tid: &'a str,
+        permitted: bool,
+    },
 }
 
 /// Why a request is refused.

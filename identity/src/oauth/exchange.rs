@@ -75,7 +75,9 @@ pub async fn token_exchange(
         ));
     }
     if params.get("resource").is_some() {
-        return Err(invalid_target("name the service with audience, not resource"));
+        return Err(invalid_target(
+            "name the service with audience, not resource",
+        ));
     }
     let audience = params
         .get("audience")
@@ -109,9 +111,10 @@ pub async fn token_exchange(
         .filter(|t| t.status == crate::tenants::STATUS_ACTIVE)
         .ok_or_else(not_valid)?;
     let policy = crate::tenants::policy_of(&tenant);
-    let permitted = policy.token_exchange.iter().any(|r| {
-        r.client_id == client.client_id && r.audiences.iter().any(|a| a == audience)
-    });
+    let permitted = policy
+        .token_exchange
+        .iter()
+        .any(|r| r.client_id == client.client_id && r.audiences.iter().any(|a| a == audience));
     let actor = match &client.tenant_id {
         Some(own) => Actor::TenantClient { tid: own.clone() },
         None => Actor::PlatformClient,
@@ -124,7 +127,9 @@ pub async fn token_exchange(
     .map_err(|d| match d {
         // Another tenant's user: as if the token were not valid at all.
         Denied::NotFound => not_valid(),
-        _ => invalid_target("the tenant does not let this client exchange tokens for this audience"),
+        _ => {
+            invalid_target("the tenant does not let this client exchange tokens for this audience")
+        }
     })?;
 
     // Scopes: only narrowed, and only for the audience asked.

@@ -357,11 +357,8 @@ pub async fn authorize_post(
         .into_response();
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return AuthorizeError::Page(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "The request is too large.",
-        )
-        .into_response();
+        return AuthorizeError::Page(StatusCode::PAYLOAD_TOO_LARGE, "The request is too large.")
+            .into_response();
     };
     let Ok(raw) = std::str::from_utf8(&bytes) else {
         return AuthorizeError::Page(

@@ -155,7 +155,7 @@ pub fn validate(rules: &[CorsRule]) -> Vec<String> {
             ));
         }
         if (r.headers.iter().chain(&r.expose_headers))
-            .any(|h| HeaderName::from_bytes(h.as_bytes()).is_err())
+            .any(|h| h == "*" || HeaderName::from_bytes(h.as_bytes()).is_err())
         {
             problems.push(format!(
                 "cors: {name}: headers must be header names (no \"*\")"

@@ -360,6 +360,32 @@ mod tests {
     const ALL: &dyn Fn(&str) -> bool = &|_| true;
 
     #[test]
+    fn only_the_tenants_own_permitted_service_exchanges_its_users_tokens() {
+        let own = Actor::TenantClient { tid: "a".into() };
+        let exchange = |permitted| Action::ExchangeToken {
+            tid: "a",
+            permitted,
+        };
+        assert_eq!(decide(&own, ALL, &exchange(true)), Ok(()));
+        assert!(matches!(
+            decide(&own, ALL, &exchange(false)),
+            Err(Denied::Forbidden(_))
+        ));
+        for other in [
+            Actor::TenantClient { tid: "b".into() },
+            Actor::PlatformClient,
+            Actor::Platform { service: true },
+            member("a", Rank::Owner),
+        ] {
+            assert_eq!(
+                decide(&other, ALL, &exchange(true)),
+                Err(Denied::NotFound),
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
     fn an_admin_cannot_touch_an_owner() {
         let admin = member("a", Rank::Admin);
         let owner = target(Rank::Owner, Some("a"));

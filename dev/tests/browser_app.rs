@@ -79,12 +79,7 @@ async fn wait_for(c: &mut Chromium, tab: &str, expr: &str) -> Value {
     }
 }
 
-/// One stack and browser at a time: Chromium starting next to another stack starves its health
-/// probes on a small machine.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 async fn browser_app(postgres: bool) {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let suite = "browser app (Chromium, PostgreSQL)";
     let Some(chromium) = tansu_shared::testing::chromium(suite) else {
         return;

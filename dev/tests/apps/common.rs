@@ -21,12 +21,18 @@ pub struct Platform {
     pub base: String,
     pub dir: tempfile::TempDir,
     database: Option<TestDatabase>,
+    /// One stack per test binary at a time: two starting side by side on a small machine
+    /// starve each other's health probes, and the gateway takes a service out.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_STACK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Platform {
     /// The stack with identity on SQLite (`postgres: false`) or on a fresh PostgreSQL database;
     /// `None` when PostgreSQL is not configured (skipped, unless `TANSU_REQUIRE_ALL=1`).
     pub async fn start(suite: &str, postgres: bool) -> Option<Platform> {
+        let turn = ONE_STACK.lock().await;
         let database = if postgres {
             Some(TestDatabase::create(suite).await?)
         } else {
@@ -60,12 +66,30 @@ impl Platform {
             .build()
             .unwrap();
         let base = format!("https://{}", stack.gateway);
+        // Ready as the gateway sees it: every route it forwards to answers through it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        for route in ["identity", "db", "storage"] {
+            let url = format!("{base}/{route}/health/live");
+            while !http
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{url} answers through the gateway"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         Some(Platform {
             stack,
             http,
             base,
             dir,
             database,
+            _turn: turn,
         })
     }
 

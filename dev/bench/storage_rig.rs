@@ -173,6 +173,7 @@ impl StorageRig {
             scope: "storage.read storage.write".into(),
             tid: Some(TENANT.into()),
             roles: Vec::new(),
+            act: None,
         };
         sign(&self.key, &claims)
     }

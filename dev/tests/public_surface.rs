@@ -180,6 +180,9 @@ async fn internal_paths_are_not_reachable_through_the_gateway() {
         "/health".to_owned(),
         "/identity/.well-known/openid-configuration".to_owned(),
         "/identity/.well-known/jwks".to_owned(),
+        // RFC 8414 §3 and the OIDC alias, at the host root.
+        "/.well-known/oauth-authorization-server/identity".to_owned(),
+        "/.well-known/openid-configuration/identity".to_owned(),
         "/t/surface-shop/identity/health/live".to_owned(),
     ];
     public.extend(SERVICES.iter().map(|(_, p)| format!("{p}/health/live")));

@@ -45,6 +45,17 @@ pub struct TokenCheck {
     pub jwks_uri: Option<String>,
 }
 
+/// A public path answered by another public path: a request for `path` (exactly, one trailing
+/// `/` ignored) is handled as one for `to`, query kept. For the names standards place at the
+/// host root (RFC 8414 §3 inserts `/.well-known/oauth-authorization-server` before the issuer's
+/// path), so the gateway knows them as configuration, not as a service's API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Alias {
+    pub path: String,
+    pub to: String,
+}
+
 /// A tenant known to the config-backed directory.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -54,6 +65,8 @@ pub struct TenantEntry {
     /// The tenant id tokens carry in `tid` and the gateway injects in `X-Tansu-Tenant`.
     pub id: String,
     pub suspended: bool,
+    /// Browser origins allowed to call the tenant's APIs (`cors` rules with `origins = "tenant"`).
+    pub allowed_origins: Vec<String>,
 }
 
 /// identity's tenant directory: `GET {identity_url}admin/tenant-directory/{id or slug}` with a
@@ -305,6 +318,12 @@ pub struct Config {
     /// Peers (IP or CIDR) whose `X-Forwarded-*`/`Forwarded` headers are believed.
     pub trusted_proxies: Vec<String>,
     pub route_settings: Vec<RouteSettings>,
+    /// Public paths answered as other paths (see [`Alias`]); setting the list replaces the
+    /// defaults (identity's discovery documents and WebFinger at the host root).
+    pub aliases: Vec<Alias>,
+    /// Cross-origin access per path (see [`crate::cors`]); setting the list replaces the
+    /// defaults. A path under no rule answers every CORS preflight 403.
+    pub cors: Vec<crate::cors::CorsRule>,
     pub rate_limit: RateLimitConfig,
     pub limits: Limits,
     pub upstream: UpstreamConfig,
@@ -352,6 +371,24 @@ impl Default for Config {
                 max_body_bytes: Some(5 * 1024 * 1024 * 1024),
                 verify_tokens: None,
             }],
+            aliases: [
+                (
+                    "/.well-known/oauth-authorization-server/identity",
+                    "/identity/.well-known/oauth-authorization-server",
+                ),
+                (
+                    "/.well-known/openid-configuration/identity",
+                    "/identity/.well-known/openid-configuration",
+                ),
+                ("/.well-known/webfinger", "/identity/.well-known/webfinger"),
+            ]
+            .into_iter()
+            .map(|(path, to)| Alias {
+                path: path.into(),
+                to: to.into(),
+            })
+            .collect(),
+            cors: crate::cors::default_rules(),
             rate_limit: RateLimitConfig::default(),
             limits: Limits::default(),
             upstream: UpstreamConfig::default(),
@@ -409,6 +446,14 @@ impl Validate for Config {
                 problems.push(format!("tenants: bad slug or id in {t:?}"));
             }
         }
+        // An alias whose target no route serves answers 404 like any unrouted path (the
+        // defaults name identity's, which a gateway without identity does not route).
+        for a in &self.aliases {
+            if !surface::is_valid_path_rule(&a.path) || !surface::is_valid_path_rule(&a.to) {
+                problems.push(format!("aliases: {a:?}: two paths like \"/.well-known/x\""));
+            }
+        }
+        problems.extend(crate::cors::validate(&self.cors));
         let rl = &self.rate_limit;
         let buckets = [rl.per_ip, rl.per_tenant, rl.registration.bucket()]
             .into_iter()
@@ -537,7 +582,14 @@ mod tests {
             .paths
             .push("/identity//register".into());
         c.rate_limit.ipv6_prefix = 0;
+        c.aliases.push(Alias {
+            path: "/.well-known/x/".into(),
+            to: "identity/x".into(),
+        });
+        c.cors[0].credentials = true;
         let problems = c.validate().join("\n");
+        assert!(problems.contains("aliases"), "{problems}");
+        assert!(problems.contains("credentials"), "{problems}");
         assert!(problems.contains("internal_paths"), "{problems}");
         assert!(problems.contains("//register"), "{problems}");
         assert!(problems.contains("ipv6_prefix"), "{problems}");

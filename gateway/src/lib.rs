@@ -17,6 +17,12 @@
 //!    and `X-Forwarded-*`/`Forwarded` set from the connection ([`forwarding`]), streaming both
 //!    bodies.
 //!
+//! Around these steps: public paths configured as aliases of others (`aliases`: identity's
+//! discovery documents at the host root, RFC 8414 §3) are handled as those paths, and
+//! cross-origin requests are decided per path and tenant ([`cors`]): preflights answered by the
+//! gateway, not-allowed origins refused before the service, `Access-Control-*` set by the
+//! gateway alone.
+//!
 //! Failures the gateway answers itself are RFC 9457 problem+json carrying the request id.
 //!
 //! The gateway's own paths: `GET /health` (every upstream's `/health/ready`, 200 only when all
@@ -45,6 +51,7 @@
 mod balance;
 pub mod config;
 pub mod connections;
+pub mod cors;
 pub mod forwarding;
 pub mod health;
 mod idle;
@@ -64,8 +71,8 @@ use std::future::Future;
 use tokio::net::TcpListener;
 
 pub use config::{
-    Bucket, Config, Limits, RateLimitConfig, RegistrationLimit, Route, RouteSettings, StrictLimit,
-    TenantDirectoryConfig, TenantEntry, TokenCheck, UpstreamConfig,
+    Alias, Bucket, Config, Limits, RateLimitConfig, RegistrationLimit, Route, RouteSettings,
+    StrictLimit, TenantDirectoryConfig, TenantEntry, TokenCheck, UpstreamConfig,
 };
 
 /// Serves on the configured addresses until `shutdown` resolves.

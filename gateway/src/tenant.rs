@@ -34,6 +34,8 @@ pub struct TenantInfo {
     pub id: String,
     pub slug: String,
     pub status: TenantStatus,
+    /// Browser origins allowed to call the tenant's APIs (serialized origins, lowercase).
+    pub allowed_origins: Vec<String>,
 }
 
 /// Where tenants are looked up. `Ok(None)`: no such tenant; `Err`: the directory is unreachable.
@@ -80,6 +82,7 @@ impl StaticDirectory {
                 } else {
                     TenantStatus::Active
                 },
+                allowed_origins: e.allowed_origins.clone(),
             };
             d.by_slug.insert(e.slug.clone(), info.clone());
             d.by_id.insert(e.id.clone(), info);
@@ -108,6 +111,7 @@ impl TenantDirectory for OpenDirectory {
                 id: slug.to_owned(),
                 slug: slug.to_owned(),
                 status: TenantStatus::Active,
+                allowed_origins: Vec::new(),
             }))
         })
     }
@@ -117,6 +121,7 @@ impl TenantDirectory for OpenDirectory {
                 id: id.to_owned(),
                 slug: id.to_owned(),
                 status: TenantStatus::Active,
+                allowed_origins: Vec::new(),
             }))
         })
     }
@@ -269,7 +274,12 @@ impl HttpDirectory {
         } else {
             TenantStatus::Suspended
         };
-        Ok(Some(TenantInfo { id, slug, status }))
+        Ok(Some(TenantInfo {
+            id,
+            slug,
+            status,
+            allowed_origins: entry.allowed_origins,
+        }))
     }
 }
 
@@ -384,6 +394,7 @@ mod tests {
             slug: "acme".into(),
             id: "id-acme".into(),
             suspended: true,
+            allowed_origins: Vec::new(),
         }]));
         let c = CachedDirectory::new(dir, Duration::from_secs(5), Duration::ZERO, 2);
         let t = c.by_slug("acme").await.unwrap().unwrap();
@@ -419,6 +430,7 @@ mod tests {
                     id: "id-acme".into(),
                     slug: slug.into(),
                     status,
+                    allowed_origins: Vec::new(),
                 }))
             })
         }

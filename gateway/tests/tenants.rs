@@ -18,6 +18,7 @@ fn tenants_config(db: &tansu_shared::testing::TestServer) -> tansu_gateway::Conf
         slug: slug.into(),
         id: id.into(),
         suspended,
+        allowed_origins: Vec::new(),
     };
     c.tenants = Some(vec![
         t("acme", "id-acme", false),
@@ -197,6 +198,7 @@ impl LiveDirectory {
             id: "id-acme".into(),
             slug: "acme".into(),
             status,
+            allowed_origins: Vec::new(),
         })
     }
 }

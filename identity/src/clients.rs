@@ -16,12 +16,15 @@ use crate::store::clients::ClientRow;
 pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+/// RFC 8693: a service exchanging a user's token for one for another service.
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// Grants a client may be registered for.
 pub const GRANTS: &[&str] = &[
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_REFRESH_TOKEN,
+    GRANT_TOKEN_EXCHANGE,
 ];
 
 /// Grants the token endpoint answers today.
@@ -29,6 +32,7 @@ pub const GRANTS_IMPLEMENTED: &[&str] = &[
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_REFRESH_TOKEN,
+    GRANT_TOKEN_EXCHANGE,
 ];
 
 /// The SHA-256 of a client secret, as stored.
@@ -70,6 +74,7 @@ impl From<&ClientRow> for Client {
             first_party: c.first_party,
             access_token_lifetime_secs: c.access_token_lifetime_secs,
             signing_alg: c.signing_alg.clone(),
+            allowed_origins: c.allowed_origins.clone(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
         }
@@ -105,6 +110,12 @@ pub fn validate(c: &ClientRow, dev_mode: bool) -> Vec<String> {
     if !c.confidential && has(GRANT_CLIENT_CREDENTIALS) {
         v.push("grant_types: client_credentials needs a confidential client".into());
     }
+    if has(GRANT_TOKEN_EXCHANGE) && (!c.confidential || c.tenant_id.is_none()) {
+        v.push(
+            "grant_types: token exchange needs a confidential client of a tenant (a service acting for its users)"
+                .into(),
+        );
+    }
     if has(GRANT_REFRESH_TOKEN) && !has(GRANT_AUTHORIZATION_CODE) {
         v.push("grant_types: refresh_token needs authorization_code".into());
     }
@@ -123,6 +134,26 @@ pub fn validate(c: &ClientRow, dev_mode: bool) -> Vec<String> {
     }
     if c.jwks.is_some() && (!c.confidential || c.secret_hash.is_some()) {
         v.push("jwks: a private_key_jwt client is confidential and has no secret".into());
+    }
+    if !c.allowed_origins.is_empty() && c.confidential {
+        v.push(
+            "allowed_origins: only public clients run in a browser (a confidential client's secret must not)"
+                .into(),
+        );
+    }
+    if c.allowed_origins.len() > crate::tenants::MAX_ALLOWED_ORIGINS {
+        v.push(format!(
+            "allowed_origins: at most {}",
+            crate::tenants::MAX_ALLOWED_ORIGINS
+        ));
+    }
+    for o in &c.allowed_origins {
+        if !tansu_shared::origin::is_serialized(o) {
+            v.push(format!(
+                "allowed_origins: {:?} is not an origin like \"https://app.example\" (lowercase, no path, no default port)",
+                o.chars().take(80).collect::<String>()
+            ));
+        }
     }
     for uri in &c.post_logout_redirect_uris {
         if let Err(e) = validate_redirect_uri(uri) {

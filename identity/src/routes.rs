@@ -30,6 +30,7 @@ pub fn routes() -> Routes<AppState> {
             get(discovery::configuration),
         )
         .route("/.well-known/jwks", get(discovery::jwks))
+        .route("/.well-known/webfinger", get(discovery::webfinger))
         .route("/connect/token", post(token::token))
         .route(
             "/connect/userinfo",
@@ -38,7 +39,10 @@ pub fn routes() -> Routes<AppState> {
         .route("/connect/introspect", post(introspect::introspect))
         .route("/connect/revocation", post(introspect::revoke))
         // Browser flows: the sign-in request and its steps, consent, logout, the account.
-        .route("/connect/authorize", get(authorize::authorize))
+        .route(
+            "/connect/authorize",
+            get(authorize::authorize).post(authorize::authorize_post),
+        )
         .route("/login", post(password::login))
         .route("/login/mfa", post(step_forms::login_mfa))
         .route("/login/tenant", post(step_forms::login_pick_tenant))

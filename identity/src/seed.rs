@@ -89,6 +89,7 @@ impl Services {
             first_party: true,
             access_token_lifetime_secs: None,
             signing_alg: self.config.default_alg().as_str().into(),
+            allowed_origins: Vec::new(),
             created_at: now_ms(),
             updated_at: now_ms(),
         };
@@ -119,6 +120,7 @@ impl Services {
             first_party: true,
             access_token_lifetime_secs: None,
             signing_alg: self.config.default_alg().as_str().into(),
+            allowed_origins: Vec::new(),
             created_at: now_ms(),
             updated_at: now_ms(),
         };

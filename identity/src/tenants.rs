@@ -22,6 +22,12 @@ pub const ROLES: &[&str] = &[ROLE_OWNER, ROLE_ADMIN, ROLE_USER];
 /// A tenant's policy (absent fields take the defaults) and how the admin API shows a tenant.
 pub use tansu_shared::admin_api::{Tenant, TenantPolicy};
 
+/// The services a tenant's service may get a token for on a user's behalf (token exchange).
+pub const EXCHANGE_AUDIENCES: &[&str] = &["tansu.db", "tansu.storage"];
+
+/// The most origins a tenant or a client may allow.
+pub const MAX_ALLOWED_ORIGINS: usize = 50;
+
 /// Everything wrong with a policy (empty: valid).
 pub fn policy_problems(p: &TenantPolicy) -> Vec<String> {
     let mut v = Vec::new();
@@ -68,6 +74,37 @@ pub fn policy_problems(p: &TenantPolicy) -> Vec<String> {
         .is_some_and(|c| !valid_colour(c))
     {
         v.push("policy.primary_colour: #rrggbb".into());
+    }
+    if p.allowed_origins.len() > MAX_ALLOWED_ORIGINS {
+        v.push(format!(
+            "policy.allowed_origins: at most {MAX_ALLOWED_ORIGINS}"
+        ));
+    }
+    if p.token_exchange.len() > MAX_ALLOWED_ORIGINS {
+        v.push(format!(
+            "policy.token_exchange: at most {MAX_ALLOWED_ORIGINS} rules"
+        ));
+    }
+    for r in &p.token_exchange {
+        if r.client_id.is_empty() || r.client_id.len() > 128 {
+            v.push("policy.token_exchange: a rule names a client_id".into());
+        }
+        for a in &r.audiences {
+            if !EXCHANGE_AUDIENCES.contains(&a.as_str()) {
+                v.push(format!(
+                    "policy.token_exchange: audience {:?} is not one of {EXCHANGE_AUDIENCES:?}",
+                    a.chars().take(40).collect::<String>()
+                ));
+            }
+        }
+    }
+    for o in &p.allowed_origins {
+        if !tansu_shared::origin::is_serialized(o) {
+            v.push(format!(
+                "policy.allowed_origins: {:?} is not an origin like \"https://app.example\" (lowercase, no path, no default port)",
+                o.chars().take(80).collect::<String>()
+            ));
+        }
     }
     v
 }

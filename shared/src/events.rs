@@ -406,6 +406,36 @@ fn bearer_error(headers: &HeaderMap) -> Option<String> {
     Some(v[start..end].to_owned())
 }
 
+/// Who a token names: its subject and actors. Only for a token the service verified in the
+/// same request (a 403 comes after verification); the signature is not checked again here.
+#[derive(serde::Deserialize)]
+struct Caller {
+    sub: String,
+    act: Option<crate::auth::Act>,
+}
+
+fn caller_of(token: &str) -> Option<Caller> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let mut caller: Caller = serde_json::from_slice(&bytes).ok()?;
+    caller.sub = caller.sub.chars().take(128).collect();
+    Some(caller)
+}
+
+/// The acting services, nearest first (`orders acting for` … `for the user`), bounded.
+fn actors(act: &crate::auth::Act) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next = Some(act);
+    while let Some(a) = next.filter(|_| out.len() < 8) {
+        out.push(a.sub.chars().take(128).collect());
+        next = a.act.as_deref();
+    }
+    out
+}
+
 fn header_text(headers: &HeaderMap, name: &str, max: usize) -> String {
     headers
         .get(name)
@@ -417,6 +447,9 @@ fn header_text(headers: &HeaderMap, name: &str, max: usize) -> String {
 /// axum middleware: every 401/403 the service answers becomes an `access.denied` event
 /// (tenant from `X-Tansu-Tenant` for a 403 — a 401's tenant is only a detail, client IP the gateway's rightmost `X-Forwarded-For` entry,
 /// user agent, W3C trace id, method, path without the query, status and the bearer `error`).
+/// A 403 came with a token the service verified: its `sub` is the event's actor, and the
+/// services acting for that user (`act`, token exchange) are the detail `act` (a 401's token
+/// was not valid and names nobody).
 /// Install with `axum::middleware::from_fn_with_state(reporter, report_denials)`.
 pub async fn report_denials(
     State(reporter): State<EventReporter>,
@@ -433,6 +466,11 @@ pub async fn report_denials(
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
     let user_agent = header_text(headers, "user-agent", 256);
+    // Kept only until the answer is known, and only its subject and actors are ever used.
+    let token = crate::auth::bearer_token(headers)
+        .ok()
+        .flatten()
+        .map(str::to_owned);
     let trace_id = header_text(headers, "traceparent", 55)
         .split('-')
         .nth(1)
@@ -454,6 +492,12 @@ pub async fn report_denials(
             }
         } else {
             event.tenant = tenant;
+            if let Some(caller) = token.as_deref().and_then(caller_of) {
+                event.actor = Some(caller.sub);
+                if let Some(act) = caller.act {
+                    event.details.insert("act".into(), actors(&act).into());
+                }
+            }
         }
         event.ip = ip;
         event.user_agent = user_agent;

@@ -12,6 +12,7 @@
 //! - [`events`]: reporting security events (access denials) to identity, batched and retried;
 //! - [`tenant_directory`]: a tenant's status (active, suspended, unknown) from identity's tenant
 //!   directory, cached, for the accesses a service must re-check itself;
+//! - [`origin`]: web origins as browsers send them (tenants' and clients' CORS allow-lists);
 //! - [`problem`]: RFC 9457 `application/problem+json` errors;
 //! - [`config`]: TOML + `TANSU_…` environment configuration, validated, secrets redacted;
 //! - [`telemetry`]: `tracing`, OTLP export when configured, Prometheus `/metrics`;
@@ -33,6 +34,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod ids;
+pub mod origin;
 pub mod problem;
 pub mod routes;
 pub mod server;

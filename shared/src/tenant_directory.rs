@@ -221,6 +221,8 @@ pub struct DirectoryEntry {
     pub slug: Option<String>,
     /// `status` was `"active"`; anything else is not active.
     pub active: bool,
+    /// Browser origins the tenant allows to call its APIs (CORS at the gateway).
+    pub allowed_origins: Vec<String>,
 }
 
 /// identity's tenant directory over HTTP, uncached: `GET {identity_url}admin/tenant-directory/
@@ -252,6 +254,9 @@ pub struct DirectoryAnswer {
     pub slug: Option<String>,
     /// `active` or `suspended` (a deleted tenant is not in the directory).
     pub status: String,
+    /// Browser origins (`https://app.example`) the tenant allows to call its APIs.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 impl DirectoryClient {
@@ -314,6 +319,7 @@ impl DirectoryClient {
                         id: e.id,
                         slug: e.slug,
                         active: e.status == "active",
+                        allowed_origins: e.allowed_origins,
                     }));
                 }
                 StatusCode::NOT_FOUND => return Ok(None),

@@ -3,6 +3,11 @@
 //! A [`TokenSource`] asks the issuer's token endpoint for a token once and hands out the
 //! cached one until shortly before it expires (a tenth of its lifetime, at most a minute, before),
 //! so a service does not call the issuer on every request. Concurrent callers share one request.
+//!
+//! [`TokenSource::on_behalf_of`] exchanges a user's access token for one for another service
+//! (RFC 8693 token exchange) with the same client credentials: the user stays the subject, the
+//! service is named as the actor (`act`), the scopes can only narrow. Those tokens are per user
+//! and not cached here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,7 +118,7 @@ impl TokenSource {
         {
             return Ok(c.token.clone());
         }
-        let fresh = self.inner.request().await?;
+        let fresh = self.inner.request_own().await?;
         let token = fresh.token.clone();
         *cached = Some(fresh);
         Ok(token)
@@ -123,15 +128,47 @@ impl TokenSource {
     pub async fn invalidate(&self) {
         *self.inner.cached.lock().await = None;
     }
+
+    /// A token for `audience` (`tansu.db`, …) acting for the user of `user_token` (RFC 8693):
+    /// `scopes` (space-separated; empty: all the user's scopes for that audience) must be among
+    /// the user token's. The issuer decides whether this client may act for the tenant's users
+    /// towards that audience (the tenant's `token_exchange` policy); its refusal is
+    /// [`TokenSourceError::OAuth`].
+    pub async fn on_behalf_of(
+        &self,
+        user_token: &str,
+        audience: &str,
+        scopes: &str,
+    ) -> Result<Arc<str>, TokenSourceError> {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", user_token),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("audience", audience),
+        ];
+        if !scopes.is_empty() {
+            form.push(("scope", scopes));
+        }
+        Ok(self.inner.request(&form).await?.token)
+    }
 }
 
+/// The grant and token type of RFC 8693 token exchange.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
 impl Inner {
-    async fn request(&self) -> Result<Cached, TokenSourceError> {
+    async fn request_own(&self) -> Result<Cached, TokenSourceError> {
         let c = &self.creds;
         let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         if !c.scope.is_empty() {
             form.push(("scope", &c.scope));
         }
+        self.request(&form).await
+    }
+
+    async fn request(&self, form: &[(&str, &str)]) -> Result<Cached, TokenSourceError> {
+        let c = &self.creds;
         // client_secret_basic: id and secret are form-urlencoded before Basic (RFC 6749 §2.3.1).
         let user = form_encode(&c.client_id);
         let pass = match &self.secret_file {
@@ -145,7 +182,7 @@ impl Inner {
             .http
             .post(c.token_endpoint.clone())
             .basic_auth(user, Some(pass))
-            .form(&form)
+            .form(form)
             .headers(trace)
             .send()
             .await

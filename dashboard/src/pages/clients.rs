@@ -125,6 +125,7 @@ async fn create_client(form: CsrfForm<ClientForm, PlatformAdmin>) -> Result<Resp
         first_party: false,
         access_token_lifetime_secs: None,
         signing_alg: None,
+        allowed_origins: Vec::new(),
     };
     let created: Result<ClientWithSecret, ApiError> = admin
         .identity()

@@ -1,5 +1,5 @@
 //! Identity settings: a tenant's policy (token lifetimes, session timeout, password minimum
-//! length, lockout, MFA required) — editable by platform admins for every tenant and by a
+//! length, lockout, MFA required, the browser origins allowed to call its APIs) — editable by platform admins for every tenant and by a
 //! tenant's Owners and Admins for their own (identity refuses them anything but the policy) —
 //! and the key rotation policy (platform admins read it).
 
@@ -110,6 +110,9 @@ pub(crate) struct PolicyForm {
     logo_url: String,
     #[serde(default)]
     primary_colour: String,
+    /// One origin per line (identity checks each).
+    #[serde(default)]
+    allowed_origins: String,
 }
 
 /// The policy of the form: empty optional numbers are none; bad numbers are problems.
@@ -161,6 +164,14 @@ fn policy_of(f: &PolicyForm) -> Result<TenantPolicy, Vec<String>> {
         display_name: Some(f.display_name.trim().to_owned()).filter(|v| !v.is_empty()),
         logo_url: Some(f.logo_url.trim().to_owned()).filter(|v| !v.is_empty()),
         primary_colour: Some(f.primary_colour.trim().to_owned()).filter(|v| !v.is_empty()),
+        // Not on the form: kept from the stored policy by the caller.
+        token_exchange: Vec::new(),
+        allowed_origins: f
+            .allowed_origins
+            .split(['\n', '\r', ' ', ','])
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -173,19 +184,23 @@ async fn save_settings(form: CsrfForm<PolicyForm>) -> Result<Response, PageError
         Err(problems) => {
             Outcome::refused(format!("The policy was not saved: {}", problems.join("; ")))
         }
-        Ok(policy) => {
-            let update = TenantUpdate {
-                policy: Some(policy),
-                ..TenantUpdate::default()
+        Ok(mut policy) => {
+            // What the form does not show stays as stored.
+            let path = format!("admin/tenants/{}", urlencode(&tid));
+            let saved = match admin.identity().get::<Tenant>(&path).await {
+                Err(e) => Err(e),
+                Ok(current) => {
+                    policy.token_exchange = current.policy.token_exchange;
+                    let update = TenantUpdate {
+                        policy: Some(policy),
+                        ..TenantUpdate::default()
+                    };
+                    admin
+                        .identity()
+                        .call::<_, Tenant>(Method::PATCH, &path, Some(&update))
+                        .await
+                }
             };
-            let saved = admin
-                .identity()
-                .call::<_, Tenant>(
-                    Method::PATCH,
-                    &format!("admin/tenants/{}", urlencode(&tid)),
-                    Some(&update),
-                )
-                .await;
             outcome(admin, SETTINGS, "Saving the policy", saved, |t| {
                 format!("The policy of {} was saved.", t.slug)
             })?
@@ -260,6 +275,10 @@ fn view(base: &str, csrf: &str, tenant: &Tenant, keys: AnyView) -> AnyView {
             {text("display_name", "Display name", "empty: the tenant's name")}
             {text("logo_url", "Logo URL", "https only; empty: no logo")}
             {text("primary_colour", "Primary colour", "#rrggbb; empty: the platform's blue")}
+            <h2>"Browser apps"</h2>
+            <label for="allowed_origins">"Allowed origins"</label>
+            <textarea id="allowed_origins" name="allowed_origins" rows="3">{p.allowed_origins.join("\n")}</textarea>
+            <span class="muted">"one per line, like https://app.example: pages on these origins may call this tenant's database and storage APIs (CORS)"</span>
             <p><button type="submit" id="save-policy">"Save policy"</button></p>
         </form>
         <h2>"Signing key rotation"</h2>
@@ -289,6 +308,20 @@ mod tests {
         assert_eq!(p.refresh_token_lifetime_secs, Some(3600));
         assert_eq!(p.password_min_length, 14);
         assert!(p.mfa_required);
+        let with_origins = PolicyForm {
+            allowed_origins: "https://a.example\r\nhttp://127.0.0.1:9000\n\n".into(),
+            ..PolicyForm::default()
+        };
+        let with_origins = PolicyForm {
+            password_min_length: "12".into(),
+            lockout_threshold: "5".into(),
+            lockout_duration_secs: "900".into(),
+            ..with_origins
+        };
+        assert_eq!(
+            policy_of(&with_origins).unwrap().allowed_origins,
+            ["https://a.example", "http://127.0.0.1:9000"]
+        );
         let bad = PolicyForm {
             lockout_threshold: "-1".into(),
             password_min_length: String::new(),

@@ -73,3 +73,61 @@ async fn save_a_tenant_policy() {
     let t = api.get(&format!("admin/tenants/{one}")).await;
     assert_eq!(t["policy"]["mfa_required"], false);
 }
+
+/// The browser origins a tenant allows (CORS) are one per line on the form; what the form does
+/// not show (the token exchange rules) stays as it was; an origin with a path is refused.
+#[tokio::test]
+async fn save_the_allowed_browser_origins() {
+    let (mut b, base, csrf) = platform_admin().await;
+    let api = AdminApi::new().await;
+    let one = api.create_tenant("origins-shop", "Origins Shop").await;
+    let mut policy = api.get(&format!("admin/tenants/{one}")).await["policy"].clone();
+    policy["token_exchange"] =
+        serde_json::json!([{"client_id": "backend", "audiences": ["tansu.db"]}]);
+    let (status, v) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("admin/tenants/{one}"),
+            Some(serde_json::json!({ "policy": policy })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let form = |origins: &'static str| {
+        [
+            ("password_min_length", "12"),
+            ("lockout_threshold", "5"),
+            ("lockout_duration_secs", "900"),
+            ("allowed_origins", origins),
+        ]
+    };
+    let r = b
+        .tenant_form(
+            &format!("{base}settings"),
+            &csrf,
+            &one,
+            &form("https://app.example\r\nhttp://127.0.0.1:9000\r\n"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("http://127.0.0.1:9000"),
+        "the form shows them"
+    );
+    let t = api.get(&format!("admin/tenants/{one}")).await;
+    assert_eq!(
+        t["policy"]["allowed_origins"],
+        serde_json::json!(["https://app.example", "http://127.0.0.1:9000"])
+    );
+    assert_eq!(t["policy"]["token_exchange"], policy["token_exchange"]);
+    let r = b
+        .tenant_form(
+            &format!("{base}settings"),
+            &csrf,
+            &one,
+            &form("https://app.example/page"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let t = api.get(&format!("admin/tenants/{one}")).await;
+    assert_eq!(t["policy"]["allowed_origins"].as_array().unwrap().len(), 2);
+}

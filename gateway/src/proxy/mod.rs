@@ -29,6 +29,7 @@ use tansu_shared::problem::Problem;
 
 use crate::Config;
 use crate::connections::Connections;
+use crate::cors::{self, Cors, Kind, Origins};
 use crate::forwarding::{self, Connection, REQUEST_ID, TrustedProxies};
 use crate::ratelimit::RateLimiter;
 use crate::surface::{self, InternalPaths};
@@ -77,6 +78,9 @@ pub struct Gateway {
     ipv6_prefix: u8,
     /// Paths of the services that are never forwarded.
     internal: InternalPaths,
+    /// Public paths handled as other paths (`aliases`).
+    aliases: Vec<(String, String)>,
+    cors: Cors,
     pub(crate) trusted: TrustedProxies,
     base_domain: Option<String>,
     hsts: bool,
@@ -173,6 +177,10 @@ impl Gateway {
             registration_paths: config.rate_limit.registration.paths.clone(),
             ipv6_prefix: config.rate_limit.ipv6_prefix,
             internal: InternalPaths::new(&config.routes, &config.internal_paths),
+            aliases: (config.aliases.iter())
+                .map(|a| (a.path.clone(), a.to.clone()))
+                .collect(),
+            cors: Cors::new(&config.cors),
             trusted: TrustedProxies::new(&config.trusted_proxies),
             base_domain: config.base_domain.as_ref().map(|d| d.to_ascii_lowercase()),
             hsts: !config.dev_mode,
@@ -231,7 +239,11 @@ impl Gateway {
         (client, conns): (&Client, &Connections),
     ) -> Response<ProxyBody> {
         let rid = forwarding::request_id(req.headers());
-        let mut resp = match self.forward(req, conn, &rid, (client, conns)).await {
+        let mut cors = cors::Outcome::default();
+        let mut resp = match self
+            .forward(req, conn, &rid, (client, conns), &mut cors)
+            .await
+        {
             Ok(r) => r,
             Err(p) => {
                 // Never the headers or the query: they may carry credentials.
@@ -240,6 +252,7 @@ impl Gateway {
             }
         };
         self.stats.record(resp.status());
+        cors.apply(resp.headers_mut());
         let h = resp.headers_mut();
         h.insert(REQUEST_ID.clone(), rid);
         if self.hsts {
@@ -249,21 +262,24 @@ impl Gateway {
     }
 
     /// The steps of the crate docs, 3 to 5, in order (see the module docs).
-    async fn forward(
-        &self,
+    async fn forward<'g>(
+        &'g self,
         mut req: Request<Incoming>,
         conn: &Connection,
         rid: &HeaderValue,
         (client, conns): (&Client, &Connections),
+        cors: &mut cors::Outcome<'g>,
     ) -> Result<Response<ProxyBody>, Problem> {
         // 3. The gateway's own paths (`/health`, `/health/live`).
         if let Some(resp) = self.own_path(&req, conn, client).await? {
             return Ok(resp);
         }
+        self.apply_alias(&mut req);
         let upgrade = req.version() == Version::HTTP_11 && forwarding::wants_upgrade(req.headers());
         let inbound_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         let host = admission::requested_host(&parts);
+        let cross_origin = cors::classify(&parts.method, &parts.headers, conn.proto, host.as_ref());
         let client_ip = self.trusted.client_ip(conn.peer.ip(), &parts.headers);
 
         // 3. Internal paths and malformed targets; the tenant the host and the path name.
@@ -281,9 +297,17 @@ impl Gateway {
 
         // 5. The route (and a declared body it cannot take).
         let (route, stripped) = self.route(addressed.path, &parts.headers)?;
+        cors.rule = self.cors.rule_for(public_path);
 
-        // 4. The tenant, and its budget.
+        // 4. The tenant (for a preflight: its answer), and its budget.
         let tenant = self.resolve(route, &parts.headers, &addressed).await?;
+        match &cross_origin {
+            Kind::SameOrigin => {}
+            Kind::Preflight(origin) => {
+                return Self::preflight(cors, origin.as_deref(), &tenant, &parts.headers);
+            }
+            Kind::CrossOrigin(origin) => Self::cross_origin(cors, origin.as_deref(), &tenant)?,
+        }
         let budget = self.tenant_budget(&tenant, budget).await?;
 
         // One trace per request (with export on): the gateway's span, whose context the
@@ -328,6 +352,80 @@ impl Gateway {
             None => sent.await?,
         };
         Ok(send::finish(resp, upgrade, inbound_upgrade, budget))
+    }
+
+    /// A path configured as an alias of another is handled as that path (query kept).
+    fn apply_alias(&self, req: &mut Request<Incoming>) {
+        let path = req.uri().path();
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        let Some((_, to)) = self.aliases.iter().find(|(from, _)| from == path) else {
+            return;
+        };
+        let target = match req.uri().query() {
+            Some(q) => format!("{to}?{q}"),
+            None => to.clone(),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = target.parse().ok();
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+
+    /// The gateway's answer to a preflight: 204 with what the origin may send, or 403.
+    // `Problem` is the request path's answer, returned by value as in every step.
+    #[allow(clippy::result_large_err)]
+    fn preflight(
+        cors: &mut cors::Outcome<'_>,
+        origin: Option<&str>,
+        tenant: &resolve::Resolved,
+        headers: &http::HeaderMap,
+    ) -> Result<Response<ProxyBody>, Problem> {
+        let rule = cors
+            .rule
+            .ok_or_else(|| cors::refused("cross-origin requests are not allowed on this path"))?;
+        let origin = origin.ok_or_else(|| cors::refused("the origin is not an http(s) origin"))?;
+        if !rule.allows(origin, tenant.allowed_origins()) {
+            return Err(cors::refused(
+                if rule.origins == Origins::Tenant && tenant.info.is_none() {
+                    "name the tenant in the host or the path (/t/{tenant}/…): a preflight carries no token"
+                } else {
+                    "the origin is not allowed"
+                },
+            ));
+        }
+        let allowed = rule.preflight(origin, headers)?;
+        cors.preflight = true;
+        let mut resp = Response::new(empty_body());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        resp.headers_mut().extend(allowed);
+        Ok(resp)
+    }
+
+    /// A request from another origin: an origin its rule allows may read the answer; one a
+    /// tenant does not allow is refused before the service sees the request.
+    #[allow(clippy::result_large_err)]
+    fn cross_origin(
+        cors: &mut cors::Outcome<'_>,
+        origin: Option<&str>,
+        tenant: &resolve::Resolved,
+    ) -> Result<(), Problem> {
+        let Some(rule) = cors.rule else {
+            return Ok(());
+        };
+        match origin.filter(|o| rule.allows(o, tenant.allowed_origins())) {
+            Some(o) => cors.allowed = Some(o.to_owned()),
+            None if rule.origins == Origins::Tenant => {
+                return Err(cors::refused(
+                    "the origin is not allowed to call this tenant",
+                ));
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     async fn health(&self, client: &Client) -> Response<ProxyBody> {

@@ -22,6 +22,13 @@ pub(super) struct Resolved {
     verified: bool,
 }
 
+impl Resolved {
+    /// The origins the tenant allows, when a tenant is known.
+    pub(super) fn allowed_origins(&self) -> Option<&[String]> {
+        self.info.as_deref().map(|t| t.allowed_origins.as_slice())
+    }
+}
+
 impl Gateway {
     pub(super) async fn resolve(
         &self,

@@ -55,6 +55,7 @@ pub(crate) async fn create_client(
         signing_alg: new
             .signing_alg
             .unwrap_or_else(|| state.config.default_alg().as_str().to_owned()),
+        allowed_origins: new.allowed_origins,
         created_at: now,
         updated_at: now,
     };
@@ -191,6 +192,9 @@ pub(crate) async fn update_client(
     }
     if let Some(v) = update.signing_alg {
         row.signing_alg = v;
+    }
+    if let Some(v) = update.allowed_origins {
+        row.allowed_origins = v;
     }
     row.updated_at = now_ms();
     let problems = clients::validate(&row, state.config.dev_mode);

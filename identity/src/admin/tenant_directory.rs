@@ -1,5 +1,5 @@
 //! The tenant directory for the gateway: `GET /admin/tenant-directory/{id or slug}` answers
-//! `{"id", "slug", "status"}` of an active or suspended tenant, 404 for an unknown or deleted
+//! `{"id", "slug", "status", "allowed_origins"}` of an active or suspended tenant, 404 for an unknown or deleted
 //! one. The gateway caches the answers for a few seconds to resolve `{tenant}.{base_domain}`,
 //! `/t/{tenant}/…` and tokens' `tid`, and to refuse suspended tenants itself.
 //!
@@ -30,9 +30,11 @@ pub(crate) async fn lookup(
         .map_err(|e| store_failed(&e))?
         .filter(|t| t.status != STATUS_DELETED)
         .ok_or_else(Problem::not_found)?;
+    let allowed_origins = crate::tenants::policy_of(&row).allowed_origins;
     Ok(Json(DirectoryAnswer {
         id: Some(row.id),
         slug: Some(row.slug),
         status: row.status,
+        allowed_origins,
     }))
 }

@@ -147,6 +147,13 @@ pub enum Action<'a> {
     ReadRecords(&'a str),
     ReadSecrets(&'a str),
     WriteSecrets(&'a str),
+    /// Exchange a user's token of tenant `tid` for one for `audience` (RFC 8693), asked by the
+    /// exchanging client; `permitted`: the tenant's `policy.token_exchange` names the client
+    /// for the audience.
+    ExchangeToken {
+        tid: &'a str,
+        permitted: bool,
+    },
 }
 
 /// Why a request is refused.
@@ -180,6 +187,8 @@ pub fn decide(
         (Actor::Platform { service: true }, A::IngestEvents) => {
             return platform_client(&Actor::PlatformClient, has_scope, EVENTS_WRITE);
         }
+        // Acting for a tenant's users is the tenant's own services' business only.
+        (Actor::Platform { .. }, A::ExchangeToken { .. }) => return Err(Denied::NotFound),
         (Actor::Platform { .. }, _) => return Ok(()),
         _ => {}
     }
@@ -242,6 +251,14 @@ pub fn decide(
             }
             Ok(())
         }
+        A::ExchangeToken { tid, permitted } => match actor {
+            Actor::TenantClient { tid: own } if own == tid && *permitted => Ok(()),
+            Actor::TenantClient { tid: own } if own == tid => Err(Denied::Forbidden(
+                "the tenant's policy does not let this client exchange tokens for this audience",
+            )),
+            // Another tenant's user, or a platform client: as if there were no such token.
+            _ => Err(Denied::NotFound),
+        },
         A::ReadSecrets(tid) => vault(actor, has_scope, tid, SECRETS_READ),
         A::WriteSecrets(tid) => vault(actor, has_scope, tid, SECRETS_WRITE),
     }
@@ -341,6 +358,32 @@ mod tests {
     }
 
     const ALL: &dyn Fn(&str) -> bool = &|_| true;
+
+    #[test]
+    fn only_the_tenants_own_permitted_service_exchanges_its_users_tokens() {
+        let own = Actor::TenantClient { tid: "a".into() };
+        let exchange = |permitted| Action::ExchangeToken {
+            tid: "a",
+            permitted,
+        };
+        assert_eq!(decide(&own, ALL, &exchange(true)), Ok(()));
+        assert!(matches!(
+            decide(&own, ALL, &exchange(false)),
+            Err(Denied::Forbidden(_))
+        ));
+        for other in [
+            Actor::TenantClient { tid: "b".into() },
+            Actor::PlatformClient,
+            Actor::Platform { service: true },
+            member("a", Rank::Owner),
+        ] {
+            assert_eq!(
+                decide(&other, ALL, &exchange(true)),
+                Err(Denied::NotFound),
+                "{other:?}"
+            );
+        }
+    }
 
     #[test]
     fn an_admin_cannot_touch_an_owner() {

@@ -241,6 +241,7 @@ async fn tokens_for_user(
                 .as_ref()
                 .and_then(|p| p.access_token_lifetime_secs)
                 .and_then(|l| i64::try_from(l).ok()),
+            act: None,
         },
     )
     .await?;

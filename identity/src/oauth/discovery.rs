@@ -79,3 +79,40 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     let keys: Vec<&serde_json::Value> = ring.published(now_ms(), grace).map(|k| &k.jwk).collect();
     cacheable(json!({ "keys": keys }), policy.jwks_max_age().as_secs())
 }
+
+/// The link relation of an OpenID Connect issuer (OIDC Discovery §2).
+const ISSUER_REL: &str = "http://openid.net/specs/connect/1.0/issuer";
+
+/// `GET /.well-known/webfinger?resource=…&rel=…` (RFC 7033, OIDC Discovery §2): every resource
+/// has this issuer. The answer is the same for any account, existing or not, so it tells
+/// nothing about who has an account.
+pub async fn webfinger(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
+    let mut resource = None;
+    let mut rels = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match &*k {
+            "resource" if resource.is_none() => resource = Some(v.into_owned()),
+            "resource" => return webfinger_bad("resource is repeated"),
+            "rel" => rels.push(v.into_owned()),
+            _ => {}
+        }
+    }
+    let Some(resource) = resource.filter(|r| !r.is_empty() && r.len() <= 1024) else {
+        return webfinger_bad("resource is required");
+    };
+    let links: Vec<_> = if rels.is_empty() || rels.iter().any(|r| r == ISSUER_REL) {
+        vec![json!({ "rel": ISSUER_REL, "href": state.config.issuer })]
+    } else {
+        Vec::new()
+    };
+    let mut response = cacheable(json!({ "subject": resource, "links": links }), 300);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jrd+json"),
+    );
+    response
+}
+
+fn webfinger_bad(detail: &str) -> Response {
+    tansu_shared::problem::Problem::bad_request(detail).into_response()
+}

@@ -47,6 +47,8 @@ async fn introspect_inner(
 ) -> Result<serde_json::Value, OAuthError> {
     let params = read_form(headers, body).await?;
     let (client, method) = authenticate_client(state, headers, &params).await?;
+    // Never from a browser page: introspection needs a confidential client.
+    super::origin::check(state, headers, &client)?;
     if method == AuthMethod::None {
         return Err(OAuthError::invalid_client(
             "introspection needs an authenticated (confidential) client",
@@ -135,7 +137,8 @@ async fn refresh_token_info(
 
 /// `POST /connect/revocation`
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match revoke_inner(&state, &headers, body).await {
+    let mut origin = None;
+    let mut response = match revoke_inner(&state, &headers, body, &mut origin).await {
         Ok(()) => {
             let mut response = StatusCode::OK.into_response();
             response
@@ -144,12 +147,20 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bod
             response
         }
         Err(e) => e.into_response(),
-    }
+    };
+    super::origin::allow(response.headers_mut(), origin);
+    response
 }
 
-async fn revoke_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
+async fn revoke_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    origin: &mut Option<HeaderValue>,
+) -> Result<(), OAuthError> {
     let params = read_form(headers, body).await?;
     let (client, _method) = authenticate_client(state, headers, &params).await?;
+    *origin = super::origin::check(state, headers, &client)?;
     let token = params
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

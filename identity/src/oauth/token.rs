@@ -17,7 +17,7 @@ use super::params::{Params, form_urldecode, printable, read_form};
 use crate::AppState;
 use crate::clients::{
     self, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
-    GRANTS_IMPLEMENTED,
+    GRANT_TOKEN_EXCHANGE, GRANTS_IMPLEMENTED,
 };
 use crate::http::bearer::IssuedClaims;
 use crate::keys::SigningAlg;
@@ -147,6 +147,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// Token exchange (RFC 8693 §2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     /// The access token's `jti` and `exp` (not sent).
     #[serde(skip)]
     pub jti: String,
@@ -165,6 +168,8 @@ pub struct Grant {
     pub family_id: Option<String>,
     /// The tenant policy's access token lifetime (the tighter of it and the client's applies).
     pub tenant_lifetime_secs: Option<i64>,
+    /// The acting party (token exchange, RFC 8693).
+    pub act: Option<tansu_shared::auth::Act>,
 }
 
 impl IntoResponse for TokenResponse {
@@ -179,7 +184,8 @@ impl IntoResponse for TokenResponse {
 
 /// `POST /connect/token`
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match token_inner(&state, &headers, body).await {
+    let mut origin = None;
+    let mut response = match token_inner(&state, &headers, body, &mut origin).await {
         Ok((grant, r)) => {
             metrics::counter!("identity_tokens_issued_total", "grant" => grant).increment(1);
             r.into_response()
@@ -188,13 +194,18 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body
             metrics::counter!("identity_token_errors_total", "error" => e.error).increment(1);
             e.into_response()
         }
-    }
+    };
+    super::origin::allow(response.headers_mut(), origin);
+    response
 }
 
+/// `origin`: set to the browser origin the authenticated client allows, when the request is
+/// a cross-origin one (see [`super::origin`]).
 async fn token_inner(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
+    origin: &mut Option<HeaderValue>,
 ) -> Result<(&'static str, TokenResponse), OAuthError> {
     let params = read_form(headers, body).await?;
     let grant_type = params
@@ -207,6 +218,7 @@ async fn token_inner(
         )));
     }
     let (client, _method) = authenticate_client(state, headers, &params).await?;
+    *origin = super::origin::check(state, headers, &client)?;
     if !client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::unauthorized_client(
             "the client may not use this grant type",
@@ -223,6 +235,9 @@ async fn token_inner(
         GRANT_REFRESH_TOKEN => super::code::refresh_token(state, &client, &params)
             .await
             .map(|r| (GRANT_REFRESH_TOKEN, r)),
+        GRANT_TOKEN_EXCHANGE => super::exchange::token_exchange(state, &client, &params)
+            .await
+            .map(|r| ("token_exchange", r)),
         _ => Err(OAuthError::unsupported_grant_type(
             "grant_type is not supported",
         )),
@@ -352,6 +367,7 @@ pub async fn issue_access_token(
             scope: scope.clone(),
             tid: grant.tenant_id,
             roles: grant.roles,
+            act: grant.act,
         },
         fid: grant.family_id,
     };
@@ -368,6 +384,7 @@ pub async fn issue_access_token(
         scope,
         refresh_token: None,
         id_token: None,
+        issued_token_type: None,
         jti,
         exp: now + lifetime,
     })

@@ -24,6 +24,8 @@ pub struct ClientRow {
     pub first_party: bool,
     pub access_token_lifetime_secs: Option<i64>,
     pub signing_alg: String,
+    /// Browser origins allowed at the token endpoint (public clients; serialized origins).
+    pub allowed_origins: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -42,7 +44,7 @@ impl std::fmt::Debug for ClientRow {
 
 const COLUMNS: &str = "id, client_id, tenant_id, name, confidential, secret_hash, grant_types, \
     scopes, redirect_uris, access_token_lifetime_secs, signing_alg, created_at, updated_at, \
-    post_logout_redirect_uris, jwks, first_party";
+    post_logout_redirect_uris, jwks, first_party, allowed_origins";
 
 fn list(json: String, column: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("clients.{column}: {e}")))
@@ -72,6 +74,7 @@ macro_rules! client_row {
             first_party: $r.try_get("first_party")?,
             access_token_lifetime_secs: $r.try_get("access_token_lifetime_secs")?,
             signing_alg: $r.try_get("signing_alg")?,
+            allowed_origins: list($r.try_get("allowed_origins")?, "allowed_origins")?,
             created_at: $r.try_get("created_at")?,
             updated_at: $r.try_get("updated_at")?,
         }
@@ -82,7 +85,7 @@ impl Store {
     /// Inserts a client; a duplicate `client_id` is a unique violation.
     pub async fn insert_client(&self, c: &ClientRow) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         );
         on_pool!(self, pool => {
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -102,6 +105,7 @@ impl Store {
             .bind(json(&c.post_logout_redirect_uris))
             .bind(&c.jwks)
             .bind(c.first_party)
+            .bind(json(&c.allowed_origins))
             .execute(pool)
             .await?;
         });
@@ -149,7 +153,8 @@ impl Store {
     pub async fn update_client(&self, c: &ClientRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE clients SET name = $2, grant_types = $3, scopes = $4, \
             redirect_uris = $5, access_token_lifetime_secs = $6, signing_alg = $7, \
-            secret_hash = $8, updated_at = $9, post_logout_redirect_uris = $10, jwks = $11, first_party = $12 WHERE client_id = $1";
+            secret_hash = $8, updated_at = $9, post_logout_redirect_uris = $10, jwks = $11, first_party = $12, \
+            allowed_origins = $13 WHERE client_id = $1";
         let affected = on_pool!(self, pool => sqlx::query(SQL)
             .bind(&c.client_id)
             .bind(&c.name)
@@ -163,6 +168,7 @@ impl Store {
             .bind(json(&c.post_logout_redirect_uris))
             .bind(&c.jwks)
             .bind(c.first_party)
+            .bind(json(&c.allowed_origins))
             .execute(pool)
             .await?
             .rows_affected());

@@ -335,9 +335,56 @@ pub(crate) async fn current_session(
     (!user.disabled).then_some((session, user))
 }
 
+/// The longest form body `POST /connect/authorize` reads (a request's parameters; a URL that
+/// long would not pass a browser either).
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
 /// `GET /connect/authorize`
 pub async fn authorize(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    let raw = uri.query().unwrap_or("");
+    authorize_raw(state, headers, uri.query().unwrap_or("")).await
+}
+
+/// `POST /connect/authorize` (OIDC Core §3.1.2.1: an OP supports GET and POST): the form body
+/// is the request, validated and answered exactly like GET's query. A cross-site POST does not
+/// carry the session cookie (SameSite=Lax), so it can never ride a session to a code: it lands
+/// on the login page like a first visit (and `prompt=none` answers `login_required`).
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let form = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return AuthorizeError::Page(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "The request must be sent as a form (application/x-www-form-urlencoded).",
+        )
+        .into_response();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return AuthorizeError::Page(StatusCode::PAYLOAD_TOO_LARGE, "The request is too large.")
+            .into_response();
+    };
+    let Ok(raw) = std::str::from_utf8(&bytes) else {
+        return AuthorizeError::Page(
+            StatusCode::BAD_REQUEST,
+            "The request is malformed (a parameter is repeated or not UTF-8).",
+        )
+        .into_response();
+    };
+    authorize_raw(state, headers, raw).await
+}
+
+/// An authorization request, `raw` in `application/x-www-form-urlencoded` form (GET's query or
+/// POST's body).
+async fn authorize_raw(state: AppState, headers: HeaderMap, raw: &str) -> Response {
     let req = match parse_request(&state, raw).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),

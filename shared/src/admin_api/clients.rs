@@ -39,6 +39,9 @@ pub struct Client {
     pub first_party: bool,
     pub access_token_lifetime_secs: Option<i64>,
     pub signing_alg: String,
+    /// Browser origins allowed at the token endpoint (public clients).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -84,6 +87,10 @@ pub struct NewClient {
     pub access_token_lifetime_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_alg: Option<String>,
+    /// Browser origins (`https://app.example`) a public client's pages call the token endpoint
+    /// from (CORS); requests from any other origin are refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
 }
 
 /// `PATCH /admin/clients/{client_id}`: a partial update; absent fields stay.
@@ -114,6 +121,9 @@ pub struct ClientUpdate {
     pub access_token_lifetime_secs: Option<Option<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_alg: Option<String>,
+    /// Replaces the browser origins allowed at the token endpoint (public clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// A field that is present, even as `null`, is `Some` (`null` → `Some(None)`).

@@ -30,6 +30,22 @@ pub struct TenantPolicy {
     /// The primary colour of those pages, `#rrggbb`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_colour: Option<String>,
+    /// Browser origins (`https://app.example`, exactly as browsers send `Origin`) allowed to
+    /// call the tenant's APIs through the gateway (CORS).
+    pub allowed_origins: Vec<String>,
+    /// Which of the tenant's services may exchange a user's token for a token for which
+    /// audience (RFC 8693 token exchange, acting for the user).
+    pub token_exchange: Vec<TokenExchangeRule>,
+}
+
+/// One service of a tenant allowed to act for the tenant's users towards `audiences`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeRule {
+    /// The exchanging client (a confidential client of the tenant).
+    pub client_id: String,
+    /// The services it may get tokens for (`tansu.db`, `tansu.storage`).
+    pub audiences: Vec<String>,
 }
 
 impl Default for TenantPolicy {
@@ -47,6 +63,8 @@ impl Default for TenantPolicy {
             display_name: None,
             logo_url: None,
             primary_colour: None,
+            allowed_origins: Vec::new(),
+            token_exchange: Vec::new(),
         }
     }
 }

@@ -20,6 +20,18 @@ pub struct AccessClaims {
     pub tid: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// The party acting for `sub` (RFC 8693 §4.1): the service that exchanged the subject's
+    /// token for this one. Absent when the subject acts itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Act>,
+}
+
+/// An actor (RFC 8693 §4.1): who acts, and (nested) for whom that actor was acting in turn.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Act {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Act>>,
 }
 
 impl AccessClaims {

@@ -17,7 +17,7 @@ mod jwks;
 pub mod jws;
 mod verifier;
 
-pub use claims::{AccessClaims, Audience};
+pub use claims::{AccessClaims, Act, Audience};
 pub use error::AuthError;
 pub use extract::{Principal, RequireScope, ScopeSet, Tenant, bearer_token};
 pub use jws::{ClaimChecks, SignedToken, VerifyKey};

@@ -107,6 +107,7 @@ async fn lookup(
             id: Some(tenant.clone()),
             slug: Some(tenant),
             status,
+            allowed_origins: Vec::new(),
         })
         .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

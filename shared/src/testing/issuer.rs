@@ -153,6 +153,7 @@ impl TestIssuer {
             scope: "db.read openid".into(),
             tid: Some("0190f5c0-0000-7000-8000-000000000001".into()),
             roles: vec!["User".into()],
+            act: None,
         }
     }
 

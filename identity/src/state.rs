@@ -136,6 +136,12 @@ impl AppState {
         )
         .map_err(|e| anyhow::anyhow!("token verifier: {e}"))?;
         let transport = mail::transport::from_config(&config.mail, &config.data_dir)?;
+        if !config.dev_mode && config.mail.transport != mail::TRANSPORT_SMTP {
+            tracing::warn!(
+                dir = %config.mail.dir(&config.data_dir).display(),
+                "mail is written to files, not sent: set identity.mail.transport = \"smtp\" to deliver it"
+            );
+        }
         let outbox = Arc::new(mail::Outbox::new(
             store.clone(),
             keys.master().clone(),

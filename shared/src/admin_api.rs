@@ -68,7 +68,7 @@ mod tests {
             "client_type": "confidential", "token_endpoint_auth_methods": [],
             "grant_types": [], "scopes": [], "redirect_uris": [], "post_logout_redirect_uris": [],
             "first_party": false, "access_token_lifetime_secs": null, "signing_alg": "RS256",
-            "created_at": "x", "updated_at": "y", "client_secret": "s",
+            "allowed_origins": [], "created_at": "x", "updated_at": "y", "client_secret": "s",
         });
         let c: ClientWithSecret = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(c.client_secret.as_deref(), Some("s"));

@@ -344,6 +344,19 @@ async fn with_the_smtp_server_down_a_message_is_kept_and_delivered_later() {
             || async { (store.outbox_len().await.unwrap() == 0).then_some(()) },
         )
         .await;
+        // An address no mail server could take is not queued, so it is not retried for ever.
+        let content = tansu_identity::mail::Content {
+            subject: "s".into(),
+            text: "t".into(),
+        };
+        for bad in ["not an address", "a@b@c", "<>"] {
+            inst.state
+                .outbox
+                .enqueue(None, "password_changed", bad, &content)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.outbox_len().await.unwrap(), 0);
 
         inst.stop().await;
         db.cleanup().await;

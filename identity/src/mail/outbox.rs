@@ -53,7 +53,9 @@ impl Outbox {
     }
 
     /// Stores a message for `to` and wakes the sender. Once this returns the message will be
-    /// delivered, however long the mail server is away.
+    /// delivered, however long the mail server is away. An address no mail server could take
+    /// (it does not parse as a mailbox) is not queued at all, rather than retried for ever; the
+    /// caller's answer does not change (a reset request answers the same either way).
     pub async fn enqueue(
         &self,
         tenant_id: Option<&str>,
@@ -61,6 +63,13 @@ impl Outbox {
         to: &str,
         content: &Content,
     ) -> anyhow::Result<()> {
+        if to.parse::<Mailbox>().is_err() {
+            tracing::warn!(
+                kind,
+                "mail not queued: the recipient is not a deliverable address"
+            );
+            return Ok(());
+        }
         let id = tansu_shared::ids::uuid_v7().to_string();
         let plain = serde_json::to_vec(content)?;
         let now = now_ms();

@@ -16,7 +16,6 @@
 //! - A new address takes effect only once a link sent to it is opened; the answer does not
 //!   tell whether another account has it (then nothing is sent).
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -28,9 +27,10 @@ use crate::store::now_ms;
 use crate::store::tenants::TenantRow;
 use crate::store::users::{SessionRow, UserRow};
 use crate::tenants::{self, TenantPolicy};
+use crate::web::account_form::AccountForm;
 use crate::web::authorize::current_session;
+use crate::web::page::escape;
 use crate::web::page::{Brand, branded_account_page};
-use crate::web::page::{FORM_EXPIRED, escape};
 use crate::web::page::{not_signed_in, unavailable};
 
 /// The account pages' navigation, `current` marked.
@@ -165,15 +165,12 @@ pub(crate) async fn overview_page(
 pub async fn change_email(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    AccountForm {
+        form,
+        session,
+        user,
+    }: AccountForm,
 ) -> Response {
-    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some((session, user)) = current_session(&state, &headers).await else {
-        return not_signed_in();
-    };
     let refuse = |m: &'static str| (m, true);
     let email = form.get("email").unwrap_or("").trim().to_lowercase();
     let message = match reauthenticate(&state, &user, form.get("current").unwrap_or("")).await {
@@ -316,15 +313,12 @@ pub(crate) async fn record(
 pub async fn change_password(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    AccountForm {
+        form,
+        session,
+        user,
+    }: AccountForm,
 ) -> Response {
-    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some((session, user)) = current_session(&state, &headers).await else {
-        return not_signed_in();
-    };
     let tenant = session_tenant(&state, &session).await;
     let brand = tenant.as_ref().map(Brand::of);
     let refuse =

@@ -10,7 +10,6 @@
 //!   the account; the security events about it stay.
 //! - The export never holds a secret (no password hash, no second factor's secret).
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,9 +20,10 @@ use crate::store::now_ms;
 use crate::store::users::{SessionRow, UserRow};
 use crate::tenants;
 use crate::web::account::{csrf_field, nav, notice, reauthenticate, record, session_tenant};
+use crate::web::account_form::AccountForm;
 use crate::web::authorize::current_session;
 use crate::web::page::{Brand, branded_account_page, not_signed_in, unavailable};
-use crate::web::page::{FORM_EXPIRED, SESSION_COOKIE, escape, set_cookie};
+use crate::web::page::{SESSION_COOKIE, escape, set_cookie};
 
 /// `GET /account/export`: what the service keeps about the account, as JSON.
 pub async fn export(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -184,14 +184,15 @@ async fn delete_page(
 }
 
 /// `POST /account/delete` with `current` and `confirm=yes`.
-pub async fn delete(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some((session, user)) = current_session(&state, &headers).await else {
-        return not_signed_in();
-    };
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AccountForm {
+        form,
+        session,
+        user,
+    }: AccountForm,
+) -> Response {
     match deletion_refused(&state, &user).await {
         Ok(None) => {}
         Ok(Some(why)) => {

@@ -11,7 +11,6 @@
 //!   duration, so codes cannot be guessed through this form.
 //! - Every attempt is a security event (`mfa.recovery_codes_regenerated`).
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,8 +20,9 @@ use crate::events;
 use crate::mfa::{self, CodeOutcome};
 use crate::store::now_ms;
 use crate::store::users::UserRow;
+use crate::web::account_form::AccountForm;
 use crate::web::authorize::{AuthorizeError, current_session};
-use crate::web::page::{FORM_EXPIRED, escape};
+use crate::web::page::escape;
 use crate::web::page::{account_page, not_signed_in, unavailable};
 use crate::web::steps::enrolment_html;
 use crate::web::steps::recovery_html;
@@ -63,14 +63,15 @@ pub(crate) async fn enrolled_page(
 }
 
 /// `POST /account/mfa/recovery-codes`: a new set of recovery codes, after a current TOTP code.
-pub async fn regenerate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some((session, user)) = current_session(&state, &headers).await else {
-        return not_signed_in();
-    };
+pub async fn regenerate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AccountForm {
+        form,
+        session,
+        user,
+    }: AccountForm,
+) -> Response {
     match mfa::enrolled(&state.store, &user.id).await {
         Ok(true) => {}
         Ok(false) => {
@@ -224,15 +225,12 @@ pub async fn account_mfa(State(state): State<AppState>, headers: HeaderMap) -> R
 pub async fn account_mfa_confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    AccountForm {
+        form,
+        session,
+        user,
+    }: AccountForm,
 ) -> Response {
-    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some((session, user)) = current_session(&state, &headers).await else {
-        return not_signed_in();
-    };
     let meta = events::Meta::from_headers(&headers);
     let event = |outcome: &'static str| events::Event {
         tenant_id: session.tenant_id.as_deref(),

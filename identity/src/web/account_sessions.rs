@@ -9,7 +9,6 @@
 //!   revoking an app deletes the consent and revokes every family of the user at it — in one
 //!   transaction each. Both are security events.
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -19,9 +18,10 @@ use crate::clients::rfc3339;
 use crate::store::now_ms;
 use crate::store::users::{SessionRow, UserRow};
 use crate::web::account::{csrf_field, nav, notice, record, session_tenant};
+use crate::web::account_form::AccountForm;
 use crate::web::authorize::current_session;
 use crate::web::page::{Brand, branded_account_page, not_signed_in, unavailable};
-use crate::web::page::{FORM_EXPIRED, SESSION_COOKIE, escape, set_cookie};
+use crate::web::page::{SESSION_COOKIE, escape, set_cookie};
 
 /// `GET /account/sessions`.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -147,14 +147,15 @@ async fn page(
 }
 
 /// `POST /account/sessions` with `session`: signs that session of the user out.
-pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some((session, user)) = current_session(&state, &headers).await else {
-        return not_signed_in();
-    };
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AccountForm {
+        form,
+        session,
+        user,
+    }: AccountForm,
+) -> Response {
     let id = form.get("session").unwrap_or("");
     let now = now_ms();
     let target = match state.store.sessions_of_user(&user.id, now).await {
@@ -203,14 +204,15 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: B
 }
 
 /// `POST /account/clients` with `client`: takes back the access the user granted that app.
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let form = match crate::web::page::read_csrf_form(&headers, body, FORM_EXPIRED).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some((session, user)) = current_session(&state, &headers).await else {
-        return not_signed_in();
-    };
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AccountForm {
+        form,
+        session,
+        user,
+    }: AccountForm,
+) -> Response {
     let id = form.get("client").unwrap_or("");
     let now = now_ms();
     let known = match state.store.granted_clients(&user.id, now).await {

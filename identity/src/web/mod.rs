@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod account_data;
+pub mod account_form;
 pub mod account_mfa;
 pub mod account_sessions;
 pub mod authorize;

@@ -164,22 +164,11 @@ impl Store {
             revoked_at, tenant_id FROM sessions \
             WHERE user_id = $1 AND expires_at > $2 AND revoked_at IS NULL ORDER BY created_at DESC, id";
         on_pool!(self, pool => {
-            let rows = sqlx::query(SQL).bind(user_id).bind(now).fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(SessionRow {
-                    id: r.try_get("id")?,
-                    token_hash: r.try_get("token_hash")?,
-                    user_id: r.try_get("user_id")?,
-                    auth_time: r.try_get("auth_time")?,
-                    amr: r.try_get("amr")?,
-                    created_at: r.try_get("created_at")?,
-                    expires_at: r.try_get("expires_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                });
-            }
-            Ok(out)
+            Ok(sqlx::query_as::<_, SessionRow>(SQL)
+                .bind(user_id)
+                .bind(now)
+                .fetch_all(pool)
+                .await?)
         })
     }
 

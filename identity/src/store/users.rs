@@ -35,7 +35,7 @@ impl std::fmt::Debug for UserRow {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: String,
     pub token_hash: Vec<u8>,
@@ -258,21 +258,11 @@ impl Store {
         const SQL: &str = "SELECT id, token_hash, user_id, auth_time, amr, created_at, expires_at, revoked_at, tenant_id \
             FROM sessions WHERE token_hash = $1 AND expires_at > $2 AND revoked_at IS NULL";
         on_pool!(self, pool => {
-            let row = sqlx::query(SQL).bind(token_hash).bind(now).fetch_optional(pool).await?;
-            Ok(match row {
-                Some(r) => Some(SessionRow {
-                    id: r.try_get("id")?,
-                    token_hash: r.try_get("token_hash")?,
-                    user_id: r.try_get("user_id")?,
-                    auth_time: r.try_get("auth_time")?,
-                    amr: r.try_get("amr")?,
-                    created_at: r.try_get("created_at")?,
-                    expires_at: r.try_get("expires_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                }),
-                None => None,
-            })
+            Ok(sqlx::query_as::<_, SessionRow>(SQL)
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?)
         })
     }
 }

@@ -93,6 +93,30 @@ pub(crate) async fn run(
         Duration::from_millis(config.upstream.health_timeout_ms),
         stop_rx.clone(),
     ));
+    // Tenant changes pushed by identity through the Redis the budgets are shared in.
+    if !rl.redis_url.is_empty() {
+        let (url, g, mut stop) = (
+            rl.redis_url.expose().to_owned(),
+            gateway.clone(),
+            stop_rx.clone(),
+        );
+        let g2 = gateway.clone();
+        background.spawn(async move {
+            tansu_shared::changes::subscribe(
+                &url,
+                move || g.tenant_cache().expire_all(),
+                move |change| {
+                    if let tansu_shared::changes::Change::Tenant { id, slug } = change {
+                        g2.tenant_cache().expire(&id, &slug);
+                    }
+                },
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )
+            .await;
+        });
+    }
     if let Some(l) = in_memory {
         background.spawn(crate::ratelimit::housekeeping_loop(l, stop_rx.clone()));
     }

@@ -222,6 +222,34 @@ impl CachedDirectory {
         self.lookup(&self.ids, id, || self.inner.by_id(id)).await
     }
 
+    /// Makes the cached answers about tenant `id` (or `slug`) due: the next request asks the
+    /// directory, and while it cannot be reached the answer is still served within the stale
+    /// bound. Called when identity pushes a change of that tenant.
+    pub fn expire(&self, id: &str, slug: &str) {
+        let due = |at: &mut Instant| *at = at.checked_sub(self.ttl).unwrap_or(*at);
+        for map in [&self.slugs, &self.ids] {
+            let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, (at, v)) in map.iter_mut() {
+                let about = key == id
+                    || key == slug
+                    || v.as_ref().is_some_and(|t| t.id == id || t.slug == slug);
+                if about {
+                    due(at);
+                }
+            }
+        }
+    }
+
+    /// Makes every cached answer due (changes may have been missed).
+    pub fn expire_all(&self) {
+        for map in [&self.slugs, &self.ids] {
+            let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+            for (at, _) in map.values_mut() {
+                *at = at.checked_sub(self.ttl).unwrap_or(*at);
+            }
+        }
+    }
+
     /// Makes every cached answer `by` older (tests of the freshness bounds).
     #[cfg(test)]
     fn age(&self, by: Duration) {
@@ -482,5 +510,44 @@ mod tests {
             status(c.by_slug("acme").await.unwrap()),
             Some(TenantStatus::Active)
         );
+    }
+
+    #[tokio::test]
+    async fn a_pushed_change_expires_that_tenant_only_and_keeps_the_stale_fallback() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dir = Arc::new(Switchable::default());
+        let c = CachedDirectory::new(
+            dir.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            100,
+        );
+        let status = |t: Option<Arc<TenantInfo>>| t.map(|t| t.status);
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Active)
+        );
+        assert_eq!(c.by_slug("nope").await.unwrap(), None);
+        dir.suspended.store(true, Relaxed);
+        // A change of another tenant leaves acme's answer cached.
+        c.expire("id-other", "other");
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Active)
+        );
+        // acme's change (named by id: the cached slug entry is matched by its value) shows at once.
+        c.expire("id-acme", "renamed");
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Suspended)
+        );
+        // Expired answers are still served while the directory is down (within the stale bound).
+        c.expire_all();
+        dir.down.store(true, Relaxed);
+        assert_eq!(
+            status(c.by_slug("acme").await.unwrap()),
+            Some(TenantStatus::Suspended)
+        );
+        assert_eq!(c.by_slug("nope").await.unwrap(), None);
     }
 }

@@ -137,6 +137,11 @@ impl Pool {
     }
 
     /// The next available instance in round-robin order, skipping those in `tried`.
+    ///
+    /// When no instance at all is available because every one reports not ready (their
+    /// database is away, say), the ones not ejected are used anyway: they still answer what
+    /// needs no database (keys, discovery) and a 503 with `Retry-After` for the rest, which
+    /// is better than the gateway refusing everything.
     pub fn pick(&self, tried: &[usize]) -> Option<usize> {
         let n = self.upstreams.len();
         if n == 0 {
@@ -144,9 +149,20 @@ impl Pool {
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now_ms();
-        (0..n)
-            .map(|i| (start + i) % n)
-            .find(|&i| !tried.contains(&i) && self.available_at(i, now))
+        let order = || (0..n).map(|i| (start + i) % n);
+        if let Some(i) = order().find(|&i| !tried.contains(&i) && self.available_at(i, now)) {
+            return Some(i);
+        }
+        if order().any(|i| self.available_at(i, now)) {
+            return None;
+        }
+        order().find(|&i| !tried.contains(&i) && !self.ejected_at(i, now))
+    }
+
+    fn ejected_at(&self, i: usize, now_ms: u64) -> bool {
+        self.upstreams
+            .get(i)
+            .is_none_or(|u| u.ejected_until.load(Ordering::Relaxed) > now_ms)
     }
 
     /// Whether instance `i` is ready and not ejected now.
@@ -289,6 +305,24 @@ mod tests {
             assert_eq!(pool.pick(&[]), Some(0));
         }
         assert_eq!(pool.pick(&[0]), None);
+    }
+
+    #[test]
+    fn with_no_instance_ready_the_unready_ones_not_ejected_still_serve() {
+        let urls: Vec<String> = (1..=3).map(|p| format!("http://127.0.0.1:{p}")).collect();
+        let pool = Pool::new(&urls, Clock::new(), Duration::from_secs(60)).unwrap();
+        for u in &pool.upstreams {
+            u.ready.store(false, Ordering::Relaxed);
+        }
+        pool.eject(1);
+        let mut picks: Vec<_> = (0..4).map(|_| pool.pick(&[]).unwrap()).collect();
+        picks.sort();
+        picks.dedup();
+        assert_eq!(picks, vec![0, 2], "the ejected instance is never used");
+        assert_eq!(pool.pick(&[0, 2]), None);
+        pool.eject(0);
+        pool.eject(2);
+        assert_eq!(pool.pick(&[]), None);
     }
 
     #[test]

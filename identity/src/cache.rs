@@ -51,6 +51,14 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
         entries.insert(key, (Instant::now(), value));
     }
 
+    /// Drops every entry (changes pushed by other replicas may have been missed).
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     pub fn invalidate(&self, key: &K) {
         self.entries
             .lock()

@@ -98,6 +98,11 @@ pub struct Config {
     /// read earlier (ms; 0: read every time).
     /// Changes through this replica apply at once; other replicas see them within this bound.
     pub client_cache_ms: u64,
+    /// Redis through which this replica pushes tenant and client changes to the other
+    /// replicas and the gateways, and receives theirs (`redis://…`; the gateways' shared Redis).
+    /// Empty: others see a change within their cache bounds (`client_cache_ms` here, the
+    /// gateways' `tenant_cache_ms`).
+    pub redis_url: Secret,
     /// Self-service registration (`GET/POST /register`, `POST /registrations`). Unset: on in
     /// dev mode, off otherwise. Platform admins can always register through
     /// `POST /admin/registrations`.
@@ -161,6 +166,7 @@ impl Default for Config {
             login_failure_delay_ms: 100,
             security_event_retention_days: 365,
             client_cache_ms: 2000,
+            redis_url: Secret::default(),
             registration_enabled: None,
             database_service_url: String::new(),
             provisioning_client_id: "tansu-provisioner".into(),
@@ -253,6 +259,9 @@ impl Validate for Config {
         let mut v = Vec::new();
         if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
             v.push(format!("listen: {e}"));
+        }
+        if let Err(e) = tansu_shared::changes::Publisher::new(self.redis_url.expose()) {
+            v.push(format!("redis_url: {e}"));
         }
         if self.login_lockout_threshold == 0 || self.login_ip_lockout_threshold == 0 {
             v.push("login_lockout_threshold, login_ip_lockout_threshold: at least 1".into());

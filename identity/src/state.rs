@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use tansu_shared::auth::{Verifier, VerifierConfig};
+use tansu_shared::changes::Change;
 
 use crate::config::Config;
 use crate::keys::KeyManager;
@@ -53,6 +54,14 @@ impl AppState {
         });
     }
 
+    /// After a registration: the new tenant is pushed to the gateways (one may have cached
+    /// "no such tenant" for its slug) and the owner's address is sent its verification link.
+    pub async fn registered(&self, done: &crate::registration::Registered) {
+        self.tenant_changed(&done.tenant.id, &done.tenant.slug)
+            .await;
+        self.verify_email_later(done.user.id.clone(), Some(done.tenant.id.clone()));
+    }
+
     /// The services, to change before the state is first cloned (tests set a provisioner);
     /// `None` once it has been.
     pub fn services_mut(&mut self) -> Option<&mut Services> {
@@ -86,6 +95,10 @@ pub struct Services {
     /// Outgoing mail (see [`mail::Outbox`]); its sender runs while the state lives.
     pub outbox: Arc<mail::Outbox>,
     _sender: AbortOnDrop,
+    /// Pushes tenant and client changes to the other replicas and the gateways.
+    changes: tansu_shared::changes::Publisher,
+    /// Receives the other replicas' changes (with `redis_url` set).
+    _changes_listener: Option<AbortOnDrop>,
 }
 
 /// A background task that ends with the state.
@@ -97,6 +110,9 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+/// The lease of the hourly security-event retention (one replica purges per hour).
+const RETENTION_LEASE: &str = "retention";
 
 /// The client dev mode seeds for scripts and the dashboard's service calls.
 pub const DEV_CLIENT_ID: &str = "tansu-dashboard";
@@ -149,6 +165,21 @@ impl AppState {
             config.mail.clone(),
         )?);
         let sender = AbortOnDrop(outbox.spawn());
+        let changes = tansu_shared::changes::Publisher::new(config.redis_url.expose())
+            .map_err(|e| anyhow::anyhow!("identity.redis_url: {e}"))?;
+        let clients = Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
+            config_client_cache_ms,
+        )));
+        let tenant_status = Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
+            config_client_cache_ms,
+        )));
+        let changes_listener = (!config.redis_url.is_empty()).then(|| {
+            AbortOnDrop(spawn_change_listener(
+                config.redis_url.expose().to_owned(),
+                clients.clone(),
+                tenant_status.clone(),
+            ))
+        });
         let mut state = Services {
             config: Arc::new(config),
             events,
@@ -156,18 +187,16 @@ impl AppState {
             keys,
             passwords,
             provisioner: None,
-            clients: Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
-                config_client_cache_ms,
-            ))),
-            tenant_status: Arc::new(cache::TtlCache::new(std::time::Duration::from_millis(
-                config_client_cache_ms,
-            ))),
+            clients,
+            tenant_status,
             rewrap: Arc::default(),
             stats: Arc::default(),
             verifications: Arc::default(),
             verifier,
             outbox,
             _sender: sender,
+            changes,
+            _changes_listener: changes_listener,
         };
         let mut provisioning_secret = state.config.provisioning_client_secret.clone();
         if state.config.dev_mode {
@@ -228,6 +257,22 @@ impl Services {
         }
     }
 
+    /// A client changed on this replica: its cached row goes here, and the change is pushed
+    /// to the other replicas.
+    pub async fn client_changed(&self, client_id: &str) {
+        self.clients.invalidate(&client_id.to_owned());
+        let id = client_id.to_owned();
+        self.changes.publish(&Change::Client { id }).await;
+    }
+
+    /// A tenant changed (status, slug, policy) or was created on this replica: its cached status
+    /// goes here, and the change is pushed to the other replicas and the gateways.
+    pub async fn tenant_changed(&self, id: &str, slug: &str) {
+        self.tenant_status.invalidate(&id.to_owned());
+        let (id, slug) = (id.to_owned(), slug.to_owned());
+        self.changes.publish(&Change::Tenant { id, slug }).await;
+    }
+
     /// A client by its `client_id`, from the short-lived cache (see [`cache`]) or the store.
     pub async fn client(
         &self,
@@ -250,6 +295,7 @@ impl Services {
         let retention_days = self.config.security_event_retention_days;
         const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
         let mut last_purge: Option<std::time::Instant> = None;
+        let holder = store::new_id();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -264,11 +310,48 @@ impl Services {
                     tracing::warn!(error = %e, "purging expired account links failed");
                 }
                 // Retention runs hourly (and at the first tick): a purge scans the old events.
+                // One replica per hour: whoever takes the lease keeps it for the hour.
                 if retention_days > 0 && last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
                     last_purge = Some(std::time::Instant::now());
-                    events::purge_old(&store, retention_days).await;
+                    let now = now_ms();
+                    let until = now + PURGE_EVERY.as_millis() as i64;
+                    match store
+                        .try_acquire_lease(RETENTION_LEASE, &holder, now, until)
+                        .await
+                    {
+                        Ok(true) => events::purge_old(&store, retention_days).await,
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "retention lease not taken"),
+                    }
                 }
             }
         })
     }
+}
+
+type ClientCache = Arc<cache::TtlCache<String, Option<store::clients::ClientRow>>>;
+type StatusCache = Arc<cache::TtlCache<String, Option<String>>>;
+
+/// Drops cached rows when another replica pushes their change (see [`tansu_shared::changes`]).
+fn spawn_change_listener(
+    url: String,
+    clients: ClientCache,
+    tenant_status: StatusCache,
+) -> tokio::task::JoinHandle<()> {
+    let (c, t) = (clients.clone(), tenant_status.clone());
+    tokio::spawn(async move {
+        tansu_shared::changes::subscribe(
+            &url,
+            move || {
+                c.clear();
+                t.clear();
+            },
+            move |change| match change {
+                Change::Client { id } => clients.invalidate(&id),
+                Change::Tenant { id, .. } => tenant_status.invalidate(&id),
+            },
+            std::future::pending(),
+        )
+        .await;
+    })
 }

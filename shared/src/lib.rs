@@ -26,6 +26,8 @@
 
 pub mod admin_api;
 pub mod auth;
+#[cfg(feature = "changes")]
+pub mod changes;
 pub mod clock;
 pub mod config;
 #[cfg(feature = "db")]

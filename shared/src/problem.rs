@@ -98,6 +98,13 @@ impl Problem {
         .with_detail(detail)
     }
 
+    /// 503 with `Retry-After: 1`: a dependency (the database) is away for now; the request
+    /// changed nothing and may be sent again.
+    pub fn retry_later(detail: impl Into<String>) -> Self {
+        Self::service_unavailable(detail)
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+    }
+
     /// A 500 whose cause is logged here and never sent to the client.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

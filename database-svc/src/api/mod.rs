@@ -79,6 +79,7 @@ impl From<TenantError> for Problem {
                 "Tenant not provisioned",
             )
             .with_detail("this tenant has no database; provision it first"),
+            TenantError::Db(e) if tansu_shared::db::is_unavailable(&e) => unavailable(&e),
             e => Problem::internal(&e),
         }
     }
@@ -134,9 +135,16 @@ impl From<StoreError> for Problem {
                 Problem::service_unavailable("the database is busy; retry")
                     .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
             }
+            StoreError::Db(e) if tansu_shared::db::is_unavailable(&e) => unavailable(&e),
             StoreError::Db(e) => Problem::internal(&e),
         }
     }
+}
+
+/// The database is away (restarting, failing over): 503, retried by the client.
+fn unavailable(e: &sqlx::Error) -> Problem {
+    tracing::warn!(error = %e, "database unavailable");
+    Problem::retry_later("the database is unavailable; retry")
 }
 
 /// PostgreSQL errors caused by the data a client sent rather than by the service: program

@@ -190,6 +190,11 @@ impl Gateway {
         })
     }
 
+    /// The tenant directory's cache (expired by pushed changes, see [`tansu_shared::changes`]).
+    pub fn tenant_cache(&self) -> &CachedDirectory {
+        &self.directory
+    }
+
     /// A worker's own idle upstream connections (see [`Connections`]), per `config.upstream`.
     pub fn connections(&self, config: &Config) -> Connections {
         let u = &config.upstream;

@@ -112,5 +112,5 @@ impl Gateway {
 
 fn directory_unavailable(e: String) -> Problem {
     tracing::warn!(error = %e, "tenant directory unavailable");
-    Problem::service_unavailable("the tenant directory is unavailable")
+    Problem::retry_later("the tenant directory is unavailable")
 }

@@ -81,7 +81,7 @@ impl Gateway {
         loop {
             let Some(i) = route.pool.pick(&tried) else {
                 return Err(if tried.is_empty() {
-                    Problem::service_unavailable("no upstream instance is available")
+                    Problem::retry_later("no upstream instance is available")
                 } else {
                     bad_gateway("no upstream instance accepted the connection")
                 });

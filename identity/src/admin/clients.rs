@@ -82,7 +82,7 @@ pub(crate) async fn create_client(
         Err(e) => return Err(store_failed(&e)),
     }
     // A token request for this id before it existed may have cached "no such client".
-    state.clients.invalidate(&row.client_id);
+    state.client_changed(&row.client_id).await;
     tracing::info!(client_id = %row.client_id, "client created");
     audit(
         &state,
@@ -236,7 +236,7 @@ pub(crate) async fn delete_client(
         .delete_client(&client_id)
         .await
         .map_err(|e| store_failed(&e))?;
-    state.clients.invalidate(&client_id);
+    state.client_changed(&client_id).await;
     if deleted {
         tracing::info!(client_id = %client_id, "client deleted");
         audit(
@@ -276,7 +276,7 @@ async fn save(
         .update_client(row)
         .await
         .map_err(|e| store_failed(&e))?;
-    state.clients.invalidate(&row.client_id);
+    state.client_changed(&row.client_id).await;
     if !updated {
         return Err(Problem::not_found());
     }

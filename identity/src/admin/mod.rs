@@ -44,7 +44,16 @@ pub(crate) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Prob
     tansu_shared::extract::read_json(body, MAX_JSON_BYTES).await
 }
 
-pub(crate) fn store_failed(e: &dyn std::fmt::Display) -> Problem {
+/// A failure of the machinery: 503 with `Retry-After` when the database is away for now
+/// (restarting, failing over), else 500. Logged, never echoed.
+pub(crate) fn store_failed<E: std::fmt::Display + 'static>(e: &E) -> Problem {
+    let unavailable = (e as &dyn std::any::Any)
+        .downcast_ref::<crate::store::StoreError>()
+        .is_some_and(crate::store::StoreError::is_unavailable);
+    if unavailable {
+        tracing::warn!(error = %e, "database unavailable");
+        return Problem::retry_later("the database is unavailable; retry");
+    }
     Problem::internal(e)
 }
 
@@ -82,7 +91,9 @@ pub(crate) fn invalid(problems: Vec<String>) -> Problem {
 }
 
 /// The outcome of a store write addressing one row: 404 when the row was not there.
-pub(crate) fn found<E: std::fmt::Display>(written: Result<bool, E>) -> Result<(), Problem> {
+pub(crate) fn found<E: std::fmt::Display + 'static>(
+    written: Result<bool, E>,
+) -> Result<(), Problem> {
     match written {
         Ok(true) => Ok(()),
         Ok(false) => Err(Problem::not_found()),

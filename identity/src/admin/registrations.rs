@@ -73,7 +73,7 @@ pub(crate) async fn json_registration(
     )
     .await
     .map_err(|e| e.problem())?;
-    state.verify_email_later(done.user.id.clone(), Some(done.tenant.id.clone()));
+    state.registered(&done).await;
     Ok((
         StatusCode::CREATED,
         Json(Registered {

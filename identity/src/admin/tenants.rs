@@ -79,6 +79,8 @@ pub(crate) async fn create_tenant(
         }
         Err(e) => return Err(store_failed(&e)),
     }
+    // A gateway asked for this slug before it existed may have cached "no such tenant".
+    state.tenant_changed(&row.id, &row.slug).await;
     tracing::info!(tenant = %row.id, slug = %row.slug, "tenant created");
     audit(
         &state,
@@ -208,7 +210,7 @@ pub(crate) async fn save_tenant(
         return Err(invalid(problems));
     }
     let updated = state.store.update_tenant(&row).await;
-    state.tenant_status.invalidate(&row.id);
+    state.tenant_changed(&row.id, &row.slug).await;
     match updated {
         Ok(true) => {}
         Ok(false) => return Err(Problem::not_found()),

@@ -49,6 +49,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database is away for now (see [`tansu_shared::db::is_unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Db(e) if tansu_shared::db::is_unavailable(e))
+    }
+
     /// A unique constraint was violated (duplicate key).
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.is_unique_violation())

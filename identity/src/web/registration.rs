@@ -273,7 +273,7 @@ pub(crate) async fn form_submit(
             );
         }
     };
-    state.verify_email_later(done.user.id.clone(), Some(done.tenant.id.clone()));
+    state.registered(&done).await;
     signed_in(&state, &headers, &meta, &next, &done).await
 }
 

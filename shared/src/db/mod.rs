@@ -19,7 +19,7 @@ mod pool;
 pub use migrations::{Migrations, migration_folders_drift};
 pub use pool::{
     CHECK_AFTER_IDLE, DbError, Durability, PoolSettings, PostgresSettings, STARTUP_WAIT,
-    SqliteSettings, connect, connect_and_migrate, is_unreachable, pool_options,
+    SqliteSettings, connect, connect_and_migrate, is_unavailable, is_unreachable, pool_options,
     pool_options_checking_after, sqlite_options, while_unreachable,
 };
 

@@ -170,6 +170,20 @@ pub fn is_unreachable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether `e` says the database is away for now — unreachable, restarting or failing over
+/// (SQLSTATE class 08, 57P01–57P03), out of connections (53300), or the connection was cut —
+/// so that a request answers 503 with `Retry-After` instead of 500. The pool reconnects by
+/// itself once the server is back.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails for another reason than [`is_unreachable`], or
 /// `wait` has passed; waits 250 ms, doubling up to 4 s, between attempts (bounded: a service
 /// whose database never comes up stops with the last error instead of spinning).

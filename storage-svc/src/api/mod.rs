@@ -95,6 +95,10 @@ impl From<StoreError> for Problem {
             }
             StoreError::PreconditionFailed => precondition_failed(),
             StoreError::QuotaExceeded => quota_exceeded(),
+            StoreError::Db(e) if tansu_shared::db::is_unavailable(&e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Problem::retry_later("the database is unavailable; retry")
+            }
             StoreError::Db(e) => Problem::internal(&e),
         }
     }

@@ -37,10 +37,12 @@ async fn recorded_metrics_are_exported_over_otlp_and_still_scraped() {
                     let label = |attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue]| {
                         attrs
                             .iter()
-                            .map(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                                Some(AnyValue::StringValue(v)) => format!("{}={v}", kv.key),
-                                other => format!("{}={other:?}", kv.key),
-                            })
+                            .map(
+                                |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                                    Some(AnyValue::StringValue(v)) => format!("{}={v}", kv.key),
+                                    other => format!("{}={other:?}", kv.key),
+                                },
+                            )
                             .collect::<Vec<_>>()
                             .join(",")
                     };
@@ -96,7 +98,10 @@ async fn recorded_metrics_are_exported_over_otlp_and_still_scraped() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let points = loop {
         let points = received.lock().unwrap().clone();
-        if points.iter().any(|p| p.0 == "http_request_duration_seconds") {
+        if points
+            .iter()
+            .any(|p| p.0 == "http_request_duration_seconds")
+        {
             break points;
         }
         assert!(Instant::now() < deadline, "no export arrived: {points:?}");
@@ -112,5 +117,8 @@ async fn recorded_metrics_are_exported_over_otlp_and_still_scraped() {
     assert_eq!(find("jwks_cache_lookups_total", "result=hit"), 3.0);
     assert_eq!(find("jwks_cache_lookups_total", "result=miss"), 1.0);
     assert_eq!(find("gateway_upstream_available", "upstream=identity"), 1.0);
-    assert_eq!(find("http_request_duration_seconds", "service=identity"), 2.0);
+    assert_eq!(
+        find("http_request_duration_seconds", "service=identity"),
+        2.0
+    );
 }

@@ -14,8 +14,8 @@
 mod export;
 mod otlp_metrics;
 
-use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use axum::Router;
 use axum::http::header;
@@ -182,9 +182,7 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             .take();
         // Another recorder may already be installed (tests); ours then only renders its own.
         let _ = match meters {
-            Some(m) => {
-                metrics::set_global_recorder(otlp_metrics::Both::new(recorder, &m)).is_ok()
-            }
+            Some(m) => metrics::set_global_recorder(otlp_metrics::Both::new(recorder, &m)).is_ok(),
             None => metrics::set_global_recorder(recorder).is_ok(),
         };
         // Histogram samples wait in buckets until drained: without upkeep they would pile up

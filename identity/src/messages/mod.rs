@@ -52,7 +52,7 @@ impl Lang {
             .take(32)
             .collect();
         // Stable: equal weights keep the header's order.
-        ranges.sort_by(|a, b| b.1.cmp(&a.1));
+        ranges.sort_by_key(|r| std::cmp::Reverse(r.1));
         for (range, _) in ranges {
             let found = CATALOGUES.iter().find(|c| {
                 c.tag.eq_ignore_ascii_case(range)

@@ -68,12 +68,10 @@ fn attributes(key: &Key) -> Vec<KeyValue> {
 }
 
 /// The instrument of `key` (made on first use: the meter's instruments live for the process).
-fn instrument<T>(
-    map: &Mutex<HashMap<Key, Arc<T>>>,
-    key: &Key,
-    make: impl FnOnce() -> T,
-) -> Arc<T> {
-    let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+fn instrument<T>(map: &Mutex<HashMap<Key, Arc<T>>>, key: &Key, make: impl FnOnce() -> T) -> Arc<T> {
+    let mut map = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     map.entry(key.clone())
         .or_insert_with(|| Arc::new(make()))
         .clone()

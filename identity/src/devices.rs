@@ -11,7 +11,11 @@
 //! Security decisions:
 //! - The cookie is only a hint against noise: it authenticates nothing, and only its hash is
 //!   stored. A browser that drops cookies (private windows) is new at each sign-in: one notice
-//!   too many, never one too few.
+//!   too many, never one too few. A well-formed value the browser presents is kept even if the
+//!   service did not give it: a value planted in the owner's browser (cookie injection from a
+//!   sibling domain) could later silence the notice of a sign-in from another browser with the
+//!   same value. The cookie is `HttpOnly` and scoped to the issuer's path; nothing else rests
+//!   on it.
 //! - The notice names the browser and network in the service's own words (a browser family and
 //!   system from a fixed list, and the client IP): never the request's text, so whoever signs in
 //!   cannot write into the owner's mailbox.

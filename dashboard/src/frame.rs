@@ -23,11 +23,12 @@ pub const PROVIDERS: Section = section("admin/providers", "External providers");
 pub const EVENTS: Section = section("admin/security-events", "Security events");
 pub const KEYS: Section = section("keys", "Signing keys");
 pub const SETTINGS: Section = section("settings", "Identity settings");
+pub const MAIL: Section = section("mail-templates", "Mail templates");
 pub const SECRETS: Section = section("secrets", "Secrets");
 
 /// The navigation, in order.
 pub const NAV: &[Section] = &[
-    OVERVIEW, TENANTS, USERS, CLIENTS, PROVIDERS, EVENTS, KEYS, SETTINGS, SECRETS,
+    OVERVIEW, TENANTS, USERS, CLIENTS, PROVIDERS, EVENTS, KEYS, SETTINGS, MAIL, SECRETS,
 ];
 
 const CSS: &str = r#"

@@ -71,7 +71,7 @@ async fn start(url: &str, dir: &Path) -> anyhow::Result<Services> {
         listen: id_listener.local_addr()?.to_string(),
         issuer: identity.clone(),
         data_dir: dir.to_owned(),
-        database_url: url.to_owned(),
+        database_url: tansu_shared::config::Secret::new(url),
         dev_mode: true,
         dev_client_secret: tansu_shared::config::Secret::new(DEV_SECRET),
         dev_admin_password: tansu_shared::config::Secret::new(ADMIN_PASSWORD),

@@ -51,7 +51,7 @@ pub async fn serve_identity(args: ServeIdentityArgs) -> anyhow::Result<()> {
         listen: addr.to_string(),
         issuer: format!("http://{addr}/"),
         data_dir: args.data_dir,
-        database_url: args.database_url,
+        database_url: tansu_shared::config::Secret::new(args.database_url),
         database_max_connections: args.database_max_connections,
         dev_mode: true,
         dev_client_secret: tansu_shared::config::Secret::new(DEV_SECRET),

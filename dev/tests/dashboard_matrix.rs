@@ -128,14 +128,21 @@ async fn setup(api: &AdminApi, idp: &str) -> World {
 }
 
 /// Identity's state a refused request must leave as it was: the tenants, both tenants'
-/// members, invitations, providers, secrets and events, the clients and the signing keys.
+/// members, invitations, providers, secrets, mail templates and events, the clients and the
+/// signing keys.
 async fn snapshot(api: &AdminApi, w: &World) -> Vec<Value> {
     let mut paths = vec![
         "admin/tenants?limit=500".to_owned(),
         "admin/clients?limit=500".to_owned(),
     ];
     for t in [&w.a, &w.b] {
-        for kind in ["users?limit=500", "invitations", "providers", "secrets"] {
+        for kind in [
+            "users?limit=500",
+            "invitations",
+            "providers",
+            "secrets",
+            "mail-templates",
+        ] {
             paths.push(format!("admin/tenants/{t}/{kind}"));
         }
         paths.push(format!("admin/security-events?limit=1000&tenant={t}"));
@@ -278,6 +285,11 @@ async fn concrete(
             "/secrets" => {
                 add("name", &w.fresh("matrix-s"));
                 add("value", "v");
+            }
+            "/mail-templates" => {
+                add("kind", "new_sign_in");
+                add("subject", "Matrix {{product}}");
+                add("body", &format!("{} {{{{link}}}}", w.fresh("matrix")));
             }
             _ => {}
         }

@@ -164,6 +164,14 @@ async fn a_request_through_gateway_identity_and_database_is_one_trace() {
         identity.parent, gateway.span_id,
         "identity under the gateway"
     );
+    // Identity's store calls are client spans under its request, named by their operation
+    // (never a statement's values).
+    let query = find("identity store call", &|s| {
+        s.name.starts_with("db ")
+            && s.attr("db.operation.name").is_some()
+            && s.parent == identity.span_id
+    });
+    assert!(query.attr("db.system").is_some(), "{query:?}");
     // Identity's call to database-svc is a client span under its request; database-svc's
     // server span continues it, with the new tenant, and its statements are a child span.
     let call = find("provision call", &|s| {

@@ -1,5 +1,6 @@
 //! Self-service account: the single-use links sent by mail — password reset and email
-//! verification — and the notices (password changed).
+//! verification — and the notices (password changed, a sign-in from a new browser: see
+//! [`crate::devices`]).
 //!
 //! Security decisions:
 //! - A link carries 256 random bits; only their SHA-256 is stored, with its kind, account,
@@ -22,7 +23,9 @@ use crate::store::tenants::TenantRow;
 use crate::store::users::UserRow;
 use crate::store::{Store, now_ms};
 
-pub use crate::mail::templates::{EMAIL_VERIFICATION, PASSWORD_CHANGED, PASSWORD_RESET};
+pub use crate::mail::templates::{
+    EMAIL_VERIFICATION, NEW_SIGN_IN, PASSWORD_CHANGED, PASSWORD_RESET,
+};
 
 /// A link that moves the account to a new address once that address proves it is the owner's
 /// (sent to the new address; its message is the verification's).
@@ -36,8 +39,10 @@ pub struct AccountConfig {
     pub email_verification_lifetime_secs: u64,
     /// Links of one kind per account per hour; more requests send nothing.
     pub link_requests_per_hour: u32,
-    /// Reset requests per client IP before the IP waits `link_ip_lock_secs`.
+    /// Reset requests per client IP in a window of `link_ip_lock_secs` (further requests from
+    /// the IP are refused until the window ends).
     pub link_requests_per_ip: u32,
+    /// The window of `link_requests_per_ip` (at most a day).
     pub link_ip_lock_secs: u64,
 }
 
@@ -61,6 +66,9 @@ impl AccountConfig {
         }
         if !(60..=30 * 86_400).contains(&self.email_verification_lifetime_secs) {
             v.push("account.email_verification_lifetime_secs: between 1 min and 30 days".into());
+        }
+        if !(1..=86_400).contains(&self.link_ip_lock_secs) {
+            v.push("account.link_ip_lock_secs: between 1 s and 1 day".into());
         }
         if self.link_requests_per_hour == 0 || self.link_requests_per_ip == 0 {
             v.push("account.link_requests_per_hour, link_requests_per_ip: at least 1".into());
@@ -147,7 +155,7 @@ impl Mailer<'_> {
             kind
         };
         let content = self
-            .content(template, address, tenant, &link, lifetime / 60)
+            .content(template, address, tenant, (&link, lifetime / 60, ""))
             .await?;
         self.outbox
             .enqueue(tenant.map(|t| t.id.as_str()), kind, address, &content)
@@ -176,7 +184,7 @@ impl Mailer<'_> {
     ) -> anyhow::Result<()> {
         let link = format!("{}account/password/forgot", self.issuer);
         let content = self
-            .content(PASSWORD_CHANGED, &user.email, tenant, &link, 0)
+            .content(PASSWORD_CHANGED, &user.email, tenant, (&link, 0, ""))
             .await?;
         self.outbox
             .enqueue(
@@ -188,19 +196,42 @@ impl Mailer<'_> {
             .await
     }
 
+    /// Tells the account's address that it was signed in to from a browser it had not used
+    /// (`device`: that browser and network in the service's words), with where to end sessions.
+    pub async fn new_sign_in(
+        &self,
+        user: &UserRow,
+        tenant: Option<&TenantRow>,
+        device: &str,
+    ) -> anyhow::Result<()> {
+        let link = format!("{}account/sessions", self.issuer);
+        let content = self
+            .content(NEW_SIGN_IN, &user.email, tenant, (&link, 0, device))
+            .await?;
+        self.outbox
+            .enqueue(
+                tenant.map(|t| t.id.as_str()),
+                NEW_SIGN_IN,
+                &user.email,
+                &content,
+            )
+            .await
+    }
+
+    /// The message of `kind` to `address`; `(link, minutes, device)` fill its placeholders.
     async fn content(
         &self,
         kind: &str,
         address: &str,
         tenant: Option<&TenantRow>,
-        link: &str,
-        minutes: u64,
+        (link, minutes, device): (&str, u64, &str),
     ) -> anyhow::Result<Content> {
         let values = Values {
             product: tenant.map(|t| t.name.as_str()).unwrap_or(""),
             email: address,
             link,
             minutes,
+            device,
         };
         Ok(templates::render(self.store, tenant.map(|t| t.id.as_str()), kind, &values).await?)
     }

@@ -19,9 +19,9 @@ pub struct Config {
     pub issuer: String,
     /// Where the embedded database and the dev master key live.
     pub data_dir: PathBuf,
-    /// `sqlite://…` or `postgres://…`; empty: `sqlite://<data_dir>/identity.db`. Keep a
-    /// PostgreSQL password out of it (`PGPASSWORD` is read): this value is not redacted.
-    pub database_url: String,
+    /// `sqlite://…` or `postgres://…`; empty: `sqlite://<data_dir>/identity.db`. A secret (it
+    /// may hold a password; also from `TANSU_IDENTITY__DATABASE_URL__FILE`): never printed.
+    pub database_url: Secret,
     /// Most connections the PostgreSQL pool opens (0: two per core plus two, 6 on two cores;
     /// see [`default_database_max_connections`]).
     pub database_max_connections: u32,
@@ -134,7 +134,7 @@ impl Default for Config {
             listen: "127.0.0.1:7001".into(),
             issuer: "https://127.0.0.1:8443/identity/".into(),
             data_dir: PathBuf::from("data/identity"),
-            database_url: String::new(),
+            database_url: Secret::default(),
             database_max_connections: 0,
             dev_mode: false,
             master_key: Secret::default(),
@@ -198,11 +198,12 @@ pub const MAX_ACCESS_TOKEN_LIFETIME_SECS: u64 = 86_400;
 pub const MIN_ACCESS_TOKEN_LIFETIME_SECS: u64 = 30;
 
 impl Config {
+    /// The store's URL (connecting is its reason to be exposed; never log it).
     pub fn database_url(&self) -> String {
         if self.database_url.is_empty() {
             format!("sqlite://{}/identity.db", self.data_dir.display())
         } else {
-            self.database_url.clone()
+            self.database_url.expose().to_owned()
         }
     }
 
@@ -410,6 +411,18 @@ pub fn is_loopback(url: &url::Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_url_is_used_but_never_printed() {
+        let c = Config {
+            database_url: Secret::new("postgres://tansu:hunter2-pw@db/identity"),
+            ..Config::default()
+        };
+        assert_eq!(c.database_url(), "postgres://tansu:hunter2-pw@db/identity");
+        let printed = serde_json::to_string(&c).unwrap();
+        assert!(!printed.contains("hunter2-pw"), "{printed}");
+        assert!(!format!("{c:?}").contains("hunter2-pw"));
+    }
 
     #[test]
     fn defaults_are_valid_and_bad_values_are_named() {

@@ -1,6 +1,9 @@
-//! The sign-in, reset and account pages in headless Chromium: a screenshot of every page at
-//! desktop and phone width, with and without a tenant's branding, and axe-core (npm) run in the
-//! page: no serious or critical accessibility violation on any of them. Screenshots go to
+//! Every sign-in, reset, registration and account page in headless Chromium — login, consent,
+//! the second-factor step, the tenant picker and the enrolment a tenant forces, registration,
+//! forgotten password, reset and address links, the account pages and invitations — a
+//! screenshot of each at desktop and phone width, with and without a tenant's branding, and
+//! axe-core (npm) run in the page: no serious or critical accessibility violation on any of
+//! them. Screenshots go to
 //! `$CARGO_TARGET_DIR/account-screenshots/`. axe-core is read from `TANSU_AXE` (default
 //! `~/.cache/tansu/npm/node_modules/axe-core/axe.min.js`, where `.ci/run` installs it).
 
@@ -12,6 +15,7 @@ use common::account::*;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
+use tansu_identity::account::EMAIL_VERIFICATION;
 use tansu_shared::testing::browser::Chromium;
 
 fn axe_source() -> Option<String> {
@@ -83,17 +87,77 @@ async fn screenshot(c: &mut Chromium, tab: &str, file: &std::path::Path) {
     std::fs::write(file, png).unwrap();
 }
 
-/// A tenant, a member signed in to it (session cookie value) and a live reset link's path.
-async fn world(
-    inst: &Instance,
-    slug: &str,
-    email: &str,
-    branded: bool,
-) -> (String, String, String) {
+/// Fills the named fields of the current page, clicks `button` (a CSS selector), and waits for
+/// the next page to have loaded.
+async fn submit(c: &mut Chromium, tab: &str, fields: &[(&str, &str)], button: &str) {
+    let mut script = String::from("window.__previous = true;");
+    for (name, value) in fields {
+        script.push_str(&format!(
+            "document.querySelector('[name={name}]').value = {};",
+            json!(value)
+        ));
+    }
+    script.push_str(&format!(
+        "document.querySelector({}).click(); true",
+        json!(button)
+    ));
+    assert_eq!(c.eval(tab, &script).await, Some(json!(true)), "{button}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let next = c
+            .eval(
+                tab,
+                "window.__previous === undefined && document.readyState === 'complete'",
+            )
+            .await;
+        if next == Some(json!(true)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{button}: the next page"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// What the pages of one tenant are seen with.
+struct World {
+    tid: String,
+    slug: String,
+    /// The main member's session cookie value.
+    session: String,
+    reset: String,
+    verify: String,
+    /// The tenant a member is invited to (and the picker's second choice).
+    other: String,
+}
+
+async fn link_mail(inst: &Instance, to: &str, path: &str) -> String {
+    let dir = inst.state.config.data_dir.join("mail");
+    let mail = eventually(
+        std::time::Duration::from_secs(20),
+        "a link by mail",
+        || async {
+            mails(&dir)
+                .into_iter()
+                .find(|m| m.contains(&format!("To: {to}")) && m.contains(path))
+        },
+    )
+    .await;
+    path_of(&link_in(&mail, &inst.issuer))
+}
+
+/// A tenant (branded or not) with: a member signed in, with a live reset link, a live address
+/// link and an invitation to a second tenant; a member with two-step verification on; and a
+/// member of both tenants, the second of which requires two-step verification.
+async fn world(inst: &Instance, slug: &str, branded: bool) -> World {
+    let email = format!("pat@{slug}.test");
     let tid = inst.create_tenant(slug).await;
-    inst.create_member(&tid, email, &["User"]).await;
+    let other = inst.create_tenant(&format!("{slug}-two")).await;
+    let user = inst.create_member(&tid, &email, &["User"]).await;
+    let admin = inst.admin_token().await;
     if branded {
-        let admin = inst.admin_token().await;
         inst.call_expect(
             Method::PATCH,
             &format!("/admin/tenants/{tid}"),
@@ -107,30 +171,84 @@ async fn world(
         )
         .await;
     }
-    let signed = sign_in_with_refresh(inst, email, USER_PASSWORD, &tid).await;
-    let mut browser = Browser::new(inst, None);
-    let forgot = format!("/account/password/forgot?tenant={slug}");
-    let (status, _) = browser
-        .submit(
-            &forgot,
-            "/account/password/forgot",
-            &[("email", email), ("tenant", slug)],
-        )
-        .await;
-    assert_eq!(status, 200);
-    let dir = inst.state.config.data_dir.join("mail");
-    let link = eventually(
-        std::time::Duration::from_secs(20),
-        "the reset mail",
-        || async {
-            mails(&dir)
-                .into_iter()
-                .find(|m| m.contains(&format!("To: {email}")) && m.contains("reset?token="))
-        },
+    inst.call_expect(
+        Method::PATCH,
+        &format!("/admin/tenants/{other}"),
+        &admin,
+        Some(json!({"policy": {"mfa_required": true}})),
+        200,
     )
     .await;
-    let session = signed.session.split_once('=').unwrap().1.to_owned();
-    (tid, session, path_of(&link_in(&link, &inst.issuer)))
+    // Two-step verification on for mia.
+    let mia = inst
+        .create_member(&tid, &format!("mia@{slug}.test"), &["User"])
+        .await;
+    let store = &inst.state.store;
+    let master = inst.state.keys.master();
+    let enrolment = tansu_identity::mfa::begin_enrolment(store, master, &mia, "mia", false)
+        .await
+        .unwrap()
+        .unwrap();
+    let code = totp_code_at(&enrolment.secret_base32, 0);
+    tansu_identity::mfa::confirm_enrolment(store, master, &mia, &code)
+        .await
+        .unwrap()
+        .expect("enrolled");
+    // pia: a member of both.
+    let pia = format!("pia@{slug}.test");
+    inst.create_member(&tid, &pia, &["User"]).await;
+    inst.create_member(&other, &pia, &["User"]).await;
+    // pat: invited to the other tenant (as a tenant's admin invites an existing account).
+    let now = tansu_identity::store::now_ms();
+    store
+        .upsert_invitation(&tansu_identity::store::invitations::InvitationRow {
+            id: tansu_identity::store::new_id(),
+            tenant_id: other.clone(),
+            email: email.clone(),
+            roles: vec!["User".into()],
+            invited_by: "user:someone".into(),
+            created_at: now,
+            expires_at: now + 86_400_000,
+        })
+        .await
+        .unwrap();
+    let signed = sign_in_with_refresh(inst, &email, USER_PASSWORD, &tid).await;
+    let mut browser = Browser::new(inst, None);
+    let forgot = format!("/account/password/forgot?tenant={slug}");
+    let fields = [("email", email.as_str()), ("tenant", slug)];
+    let (status, _) = browser
+        .submit(&forgot, "/account/password/forgot", &fields)
+        .await;
+    assert_eq!(status, 200);
+    let reset = link_mail(inst, &email, "reset?token=").await;
+    let row = store.user_by_id(&user).await.unwrap().unwrap();
+    let tenant = store.tenant_by_id(&tid).await.unwrap();
+    let sent = inst
+        .state
+        .mailer()
+        .send_link(EMAIL_VERIFICATION, &row, tenant.as_ref())
+        .await
+        .unwrap();
+    assert!(sent);
+    let verify = link_mail(inst, &email, "verify?token=").await;
+    World {
+        tid,
+        slug: slug.to_owned(),
+        session: signed.session.split_once('=').unwrap().1.to_owned(),
+        reset,
+        verify,
+        other,
+    }
+}
+
+/// How a page is reached.
+enum Reach {
+    /// Opened by its URL.
+    Open(String),
+    /// After the sign-in form at this authorization URL, as (email).
+    SignIn(String, String),
+    /// By the button the selector names, on the page before.
+    Click(String),
 }
 
 #[tokio::test]
@@ -144,31 +262,108 @@ async fn every_sign_in_and_account_page_in_chromium_with_axe() {
     let db = TestDb::sqlite().await;
     let inst = Instance::start(&db, "", |_| {}).await;
     inst.tenant_app().await;
+    inst.create_client(json!({
+        "client_id": "third-app",
+        "name": "Third-party app",
+        "client_type": "public",
+        "grant_types": ["authorization_code"],
+        "redirect_uris": ["https://app.example/cb"],
+        "scopes": ["openid", "email", "profile"],
+    }))
+    .await;
     let out = screenshot_dir();
     let mut c = Chromium::start(&chromium).await;
     let tab = c.tab().await;
     c.call(Some(&tab), "Page.enable", json!({})).await;
     let mut failures = Vec::new();
     let mut checked = 0;
-    for (variant, slug, email, branded) in [
-        ("plain", "plain-shop", "pat@plain.test", false),
-        ("branded", "maple-shop", "max@maple.test", true),
+    for (variant, slug, branded) in [
+        ("plain", "plain-shop", false),
+        ("branded", "maple-shop", true),
     ] {
-        let (tid, session, reset) = world(&inst, slug, email, branded).await;
-        let (login, _) = auth_query("tenant-app", "openid", Some(&tid));
-        // Pages seen signed out first, then with the member's session.
-        let signed_out = [
-            ("login", format!("/connect/authorize?{login}")),
-            ("forgot", format!("/account/password/forgot?tenant={slug}")),
-            ("reset", reset.clone()),
-        ];
-        let signed_in = [
-            ("account", "/account".to_owned()),
-            ("password", "/account/password".to_owned()),
-            ("sessions", "/account/sessions".to_owned()),
-            ("mfa", "/account/mfa".to_owned()),
-            ("invitations", "/account/invitations".to_owned()),
-            ("delete", "/account/delete".to_owned()),
+        let w = world(&inst, slug, branded).await;
+        let (login, _) = auth_query("tenant-app", "openid", Some(&w.tid));
+        let (third, _) = auth_query("third-app", "openid email", Some(&w.tid));
+        let (anywhere, _) = auth_query("tenant-app", "openid", None);
+        let pat = format!("pat@{}.test", w.slug);
+        // (name, how it is reached, whether it wears the tenant's brand, cookies cleared first).
+        let pages: Vec<(&str, Reach, bool, bool)> = vec![
+            (
+                "login",
+                Reach::Open(format!("/connect/authorize?{login}")),
+                true,
+                true,
+            ),
+            (
+                "forgot",
+                Reach::Open(format!("/account/password/forgot?tenant={slug}")),
+                true,
+                false,
+            ),
+            ("reset", Reach::Open(w.reset.clone()), true, false),
+            ("verify-address", Reach::Open(w.verify.clone()), true, false),
+            (
+                "register",
+                Reach::Open("/register".to_owned()),
+                false,
+                false,
+            ),
+            (
+                "consent",
+                Reach::SignIn(format!("/connect/authorize?{third}"), pat.clone()),
+                true,
+                true,
+            ),
+            (
+                "mfa-code",
+                Reach::SignIn(
+                    format!("/connect/authorize?{login}"),
+                    format!("mia@{slug}.test"),
+                ),
+                true,
+                true,
+            ),
+            (
+                "tenant-picker",
+                Reach::SignIn(
+                    format!("/connect/authorize?{anywhere}"),
+                    format!("pia@{slug}.test"),
+                ),
+                false,
+                true,
+            ),
+            (
+                "mfa-enrol",
+                Reach::Click(format!("button[value='{}']", w.other)),
+                false,
+                false,
+            ),
+            ("account", Reach::Open("/account".to_owned()), true, true),
+            (
+                "password",
+                Reach::Open("/account/password".to_owned()),
+                true,
+                false,
+            ),
+            (
+                "sessions",
+                Reach::Open("/account/sessions".to_owned()),
+                true,
+                false,
+            ),
+            ("mfa", Reach::Open("/account/mfa".to_owned()), true, false),
+            (
+                "invitations",
+                Reach::Open("/account/invitations".to_owned()),
+                true,
+                false,
+            ),
+            (
+                "delete",
+                Reach::Open("/account/delete".to_owned()),
+                true,
+                false,
+            ),
         ];
         for (width, height, mobile, size) in
             [(1280, 900, false, "desktop"), (390, 844, true, "phone")]
@@ -179,30 +374,69 @@ async fn every_sign_in_and_account_page_in_chromium_with_axe() {
                 json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
             )
             .await;
-            c.call(Some(&tab), "Network.clearBrowserCookies", json!({}))
-                .await;
-            for (i, (name, path)) in signed_out.iter().chain(signed_in.iter()).enumerate() {
-                if i == signed_out.len() {
+            for (name, reach, wears_brand, fresh) in &pages {
+                if *fresh {
+                    c.call(Some(&tab), "Network.clearBrowserCookies", json!({}))
+                        .await;
+                }
+                // The account pages are seen with the member's session.
+                if *name == "account" {
                     c.call(
                         Some(&tab),
                         "Network.setCookie",
-                        json!({"name": "tansu_session", "value": session, "url": inst.url("/")}),
+                        json!({"name": "tansu_session", "value": w.session, "url": inst.url("/")}),
                     )
                     .await;
                 }
-                let url = inst.url(path);
-                assert_eq!(c.navigate(&tab, &url).await, None, "{url}");
+                match reach {
+                    Reach::Open(path) => {
+                        let url = inst.url(path);
+                        assert_eq!(c.navigate(&tab, &url).await, None, "{url}");
+                    }
+                    Reach::SignIn(path, email) => {
+                        let url = inst.url(path);
+                        assert_eq!(c.navigate(&tab, &url).await, None, "{url}");
+                        let fields = [("email", email.as_str()), ("password", USER_PASSWORD)];
+                        submit(&mut c, &tab, &fields, "form button[type=submit]").await;
+                    }
+                    Reach::Click(selector) => submit(&mut c, &tab, &[], selector).await,
+                }
                 let title: Value = c.eval(&tab, "document.title").await.unwrap_or_default();
                 let title = title.as_str().unwrap_or_default().to_owned();
-                // The pages that know the tenant wear its brand.
-                let knows = [
-                    "login", "forgot", "reset", "account", "password", "sessions", "delete",
-                ];
-                if branded && knows.contains(name) {
-                    assert!(title.ends_with("Maple & Co"), "{name}: {title}");
+                let heading: Value = c
+                    .eval(&tab, "document.querySelector('h1')?.textContent")
+                    .await
+                    .unwrap_or_default();
+                let heading = heading.as_str().unwrap_or_default().to_owned();
+                // Each page is the one meant (not an error page), in the tenant's look if it knows the tenant.
+                let expected = match *name {
+                    "consent" => "Allow access?",
+                    "mfa-code" => "Verification code",
+                    "tenant-picker" => "Choose a tenant",
+                    "mfa-enrol" | "mfa" => "Set up two-step verification",
+                    "invitations" => "Invitations",
+                    _ => "",
+                };
+                assert!(
+                    heading.starts_with(expected),
+                    "{variant} {name}: {heading} ({title})"
+                );
+                if *name == "invitations" {
+                    let listed = c
+                        .eval(
+                            &tab,
+                            "document.querySelectorAll('button[value=accept]').length",
+                        )
+                        .await;
+                    assert_eq!(listed, Some(json!(1)), "{variant}: the pending invitation");
                 }
-                if !branded && knows.contains(name) {
-                    assert!(title.ends_with("Shop plain-shop"), "{name}: {title}");
+                if *wears_brand {
+                    let brand = if branded {
+                        "Maple & Co".to_owned()
+                    } else {
+                        format!("Shop {slug}")
+                    };
+                    assert!(title.ends_with(&brand), "{variant} {name}: {title}");
                 }
                 screenshot(
                     &mut c,

@@ -1,6 +1,7 @@
 //! Mail through a real SMTP server (aiosmtpd, started by the test): reset and verification
 //! links arrive, work once and expire; a reset for an unknown address sends nothing and answers
-//! the same; with the SMTP server down a message is kept and delivered once it is back. On
+//! the same; with the SMTP server down a message is kept and delivered once it is back; a
+//! sign-in from a new browser is told to the owner; reset requests have their own limit. On
 //! SQLite and PostgreSQL.
 
 mod common;
@@ -361,4 +362,174 @@ async fn with_the_smtp_server_down_a_message_is_kept_and_delivered_later() {
         inst.stop().await;
         db.cleanup().await;
     }
+}
+
+/// A sign-in through the login form from a browser with `user_agent`, presenting the device
+/// cookie `device` (none: a browser that never signed in here). The device cookie it is given.
+async fn sign_in_from(
+    inst: &Instance,
+    tid: &str,
+    email: &str,
+    device: Option<&str>,
+    user_agent: &str,
+) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(user_agent)
+        .build()
+        .unwrap();
+    let (query, _) = auth_query("tenant-app", "openid", Some(tid));
+    let resp = inst.authorize(&http, &query, None).await;
+    let csrf_cookie = tansu_shared::testing::http::set_cookie(&resp, "tansu_csrf").unwrap();
+    let html = resp.text().await.unwrap();
+    let csrf = hidden_field(&html, "csrf").unwrap();
+    let mut cookie = csrf_cookie;
+    if let Some(d) = device {
+        cookie.push_str(&format!("; tansu_device={d}"));
+    }
+    let resp = http
+        .post(inst.url("/login"))
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("request", &query),
+            ("email", email),
+            ("password", USER_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "{email} signs in");
+    let given =
+        tansu_shared::testing::http::set_cookie(&resp, "tansu_device").expect("a device cookie");
+    let value = given.split_once('=').unwrap().1.to_owned();
+    if let Some(d) = device {
+        assert_eq!(value, d, "a browser keeps its device cookie");
+    }
+    value
+}
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \
+                      (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+
+#[tokio::test]
+async fn a_sign_in_from_a_new_browser_is_told_to_the_owner_once() {
+    if !smtp_available() {
+        return;
+    }
+    for db in backends("account mail").await {
+        let port = free_port();
+        let smtp = SmtpServer::start(port).await;
+        let inst = Instance::start(&db, "", smtp_to(port)).await;
+        let tid = shop(&inst, "notice-shop", "dee@shop.test").await;
+        let store = &inst.state.store;
+        let devices = || async { raw_count(store, "SELECT COUNT(*) FROM known_devices").await };
+
+        // The account's first browser: remembered, nobody told (nothing to compare with).
+        let laptop = sign_in_from(&inst, &tid, "dee@shop.test", None, FIREFOX).await;
+        eventually(
+            std::time::Duration::from_secs(10),
+            "the first browser",
+            || async { (devices().await == 1).then_some(()) },
+        )
+        .await;
+        // The same browser again: nothing.
+        sign_in_from(&inst, &tid, "dee@shop.test", Some(&laptop), FIREFOX).await;
+        // Another browser: the owner is told, in the service's words, with the sessions page.
+        let phone = sign_in_from(&inst, &tid, "dee@shop.test", None, IPHONE).await;
+        assert_ne!(phone, laptop);
+        let mail = nth_mail(smtp.path(), 1).await;
+        assert!(mail.contains("To: dee@shop.test"), "{mail}");
+        assert!(mail.contains("Safari on iOS"), "{mail}");
+        assert!(
+            mail.contains("Subject: New sign-in to your Shop notice-shop account"),
+            "{mail}"
+        );
+        assert!(
+            link_in(&mail, &inst.issuer).ends_with("/account/sessions"),
+            "{mail}"
+        );
+        // Both browsers known now: neither is told again; a third one is, in the tenant's words.
+        let admin = inst.admin_token().await;
+        let own =
+            json!({"subject": "Someone signed in to {{product}}", "body": "{{device}} {{link}}\n"});
+        let path = format!("/admin/tenants/{tid}/mail-templates/new_sign_in");
+        inst.call_expect(Method::PUT, &path, &admin, Some(own), 200)
+            .await;
+        sign_in_from(&inst, &tid, "dee@shop.test", Some(&phone), IPHONE).await;
+        sign_in_from(&inst, &tid, "dee@shop.test", Some(&laptop), FIREFOX).await;
+        sign_in_from(&inst, &tid, "dee@shop.test", None, FIREFOX).await;
+        let mail = nth_mail(smtp.path(), 2).await;
+        assert!(
+            mail.contains("Subject: Someone signed in to Shop notice-shop")
+                && mail.contains("Firefox on Linux"),
+            "{mail}"
+        );
+        eventually(
+            std::time::Duration::from_secs(10),
+            "three browsers",
+            || async { (devices().await == 3).then_some(()) },
+        )
+        .await;
+        assert_eq!(
+            mails(smtp.path()).len(),
+            2,
+            "a known browser was told about"
+        );
+        // Only hashes are stored.
+        for row in raw_bytes(store, "SELECT device_hash FROM known_devices").await {
+            assert!(
+                !contains_bytes(&row, phone.as_bytes()) && !contains_bytes(&row, laptop.as_bytes())
+            );
+        }
+
+        inst.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn reset_requests_have_their_own_limit_apart_from_failed_sign_ins() {
+    for db in backends("account mail").await {
+        let inst = Instance::start(&db, "", |c| {
+            c.account.link_requests_per_ip = 2;
+            c.account.link_ip_lock_secs = 600;
+        })
+        .await;
+        let tid = shop(&inst, "limit-shop", "eve@shop.test").await;
+        let store = &inst.state.store;
+        let mut browser = Browser::new(&inst, None);
+        assert_eq!(ask_reset(&mut browser).await, 200);
+        assert_eq!(ask_reset(&mut browser).await, 200);
+        assert_eq!(
+            ask_reset(&mut browser).await,
+            429,
+            "the third request in the window"
+        );
+        // Counted apart: no sign-in failure counter, and a sign-in from the same network works.
+        assert_eq!(
+            raw_count(store, "SELECT COUNT(*) FROM login_failures").await,
+            0
+        );
+        assert_eq!(
+            raw_count(store, "SELECT COUNT(*) FROM request_limits").await,
+            1
+        );
+        sign_in_with_refresh(&inst, "eve@shop.test", USER_PASSWORD, &tid).await;
+        // A successful sign-in does not reset it either; the window's end does.
+        assert_eq!(ask_reset(&mut browser).await, 429);
+        raw_exec(store, "UPDATE request_limits SET window_start = 1", &[]).await;
+        assert_eq!(ask_reset(&mut browser).await, 200);
+
+        inst.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// A reset request for an unknown address at `limit-shop`: the answer's status.
+async fn ask_reset(b: &mut Browser<'_>) -> u16 {
+    let fields = [("email", "nobody@shop.test"), ("tenant", "limit-shop")];
+    let page = "/account/password/forgot?tenant=limit-shop";
+    b.submit(page, "/account/password/forgot", &fields).await.0
 }

@@ -1050,7 +1050,10 @@ async fn serve_on_in_dev_mode_bootstraps_the_data_dir() {
             listen: addr.to_string(),
             issuer: issuer.into(),
             data_dir: data_dir.clone(),
-            database_url: format!("sqlite://{}/identity.db", data_dir.display()),
+            database_url: tansu_shared::config::Secret::new(format!(
+                "sqlite://{}/identity.db",
+                data_dir.display()
+            )),
             dev_mode: true,
             dev_admin_password: tansu_shared::config::Secret::new("dev-admin-password-0123"),
             ..tansu_identity::Config::default()

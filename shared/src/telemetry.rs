@@ -1,6 +1,8 @@
 //! Telemetry set-up: `tracing` to stderr (JSON with `TANSU_LOG_FORMAT=json`), OTLP/HTTP trace
 //! export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (and `OTEL_SDK_DISABLED` is not `true`), and
-//! a process-wide Prometheus recorder served at `/metrics` by every service.
+//! a process-wide Prometheus recorder served at `/metrics` by every service; the same metrics
+//! over OTLP/HTTP too when `OTEL_METRICS_EXPORTER=otlp` (to
+//! `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, else `<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/metrics`).
 //!
 //! **One trace per request.** The gateway starts a trace (or continues the client's W3C
 //! `traceparent`) with a server span of its own and forwards its context; each service's
@@ -10,9 +12,10 @@
 //! query string or a header value. Every log line inside a request carries its `trace_id`.
 
 mod export;
+mod otlp_metrics;
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use axum::Router;
 use axum::http::header;
@@ -20,6 +23,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -29,12 +33,17 @@ use tracing_subscriber::{EnvFilter, Layer};
 #[must_use = "dropping the guard stops trace export"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if let Some(p) = self.provider.take() {
             let _ = p.shutdown();
+        }
+        // The last metrics are exported on shutdown.
+        if let Some(m) = self.meters.take() {
+            let _ = m.shutdown();
         }
     }
 }
@@ -56,13 +65,49 @@ pub fn init(service_name: &'static str) -> TelemetryGuard {
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
         .filter(|v| !v.is_empty() && !disabled)
-        .map(|v| format!("{}/v1/traces", v.trim_end_matches('/')));
-    init_with(service_name, endpoint.as_deref())
+        .map(|v| v.trim_end_matches('/').to_owned());
+    let traces = endpoint.as_ref().map(|v| format!("{v}/v1/traces"));
+    let metrics_on = std::env::var("OTEL_METRICS_EXPORTER").is_ok_and(|v| v == "otlp") && !disabled;
+    let metrics = std::env::var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| endpoint.map(|v| format!("{v}/v1/metrics")))
+        .filter(|_| metrics_on);
+    init_with_metrics(service_name, traces.as_deref(), metrics.as_deref())
 }
 
 /// [`init`] with the OTLP/HTTP traces URL given (`http://host:4318/v1/traces`; `None`: no
 /// export): what a test with its own receiver uses.
 pub fn init_with(service_name: &'static str, otlp_traces_url: Option<&str>) -> TelemetryGuard {
+    init_with_metrics(service_name, otlp_traces_url, None)
+}
+
+/// [`init_with`], and the metrics exported over OTLP/HTTP to `otlp_metrics_url`
+/// (`http://host:4318/v1/metrics`; `None`: the Prometheus scrape only). Export needs this call
+/// to come before the first metric is recorded (the recorder is installed once).
+pub fn init_with_metrics(
+    service_name: &'static str,
+    otlp_traces_url: Option<&str>,
+    otlp_metrics_url: Option<&str>,
+) -> TelemetryGuard {
+    let meters = otlp_metrics_url.and_then(|url| {
+        if HANDLE.get().is_some() {
+            eprintln!("OTLP metrics disabled: the metrics recorder was installed before");
+            return None;
+        }
+        match otlp_metrics::provider(service_name, url) {
+            Ok(p) => {
+                *PENDING_METERS
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(p.clone());
+                Some(p)
+            }
+            Err(e) => {
+                eprintln!("OTLP metrics disabled: {e}");
+                None
+            }
+        }
+    });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("TANSU_LOG_FORMAT").is_ok_and(|v| v == "json");
     let fmt = if json {
@@ -97,7 +142,7 @@ pub fn init_with(service_name: &'static str, otlp_traces_url: Option<&str>) -> T
         EXPORTING.store(true, Ordering::Relaxed);
     }
     let _ = metrics_handle();
-    TelemetryGuard { provider }
+    TelemetryGuard { provider, meters }
 }
 
 fn otlp_provider(service_name: &'static str, url: &str) -> Result<SdkTracerProvider, String> {
@@ -120,14 +165,26 @@ fn otlp_provider(service_name: &'static str, url: &str) -> Result<SdkTracerProvi
         .build())
 }
 
-/// The process-wide Prometheus recorder (installed on first use).
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The meter provider [`init_with_metrics`] made, for the recorder installed next.
+static PENDING_METERS: Mutex<Option<SdkMeterProvider>> = Mutex::new(None);
+
+/// The process-wide Prometheus recorder (installed on first use; with OTLP metrics when
+/// [`init_with_metrics`] asked for them first).
 pub fn metrics_handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
+        let meters = PENDING_METERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         // Another recorder may already be installed (tests); ours then only renders its own.
-        let _ = metrics::set_global_recorder(recorder);
+        let _ = match meters {
+            Some(m) => metrics::set_global_recorder(otlp_metrics::Both::new(recorder, &m)).is_ok(),
+            None => metrics::set_global_recorder(recorder).is_ok(),
+        };
         // Histogram samples wait in buckets until drained: without upkeep they would pile up
         // (memory growing with every request) whenever nobody scrapes `/metrics`.
         let upkeep = handle.clone();

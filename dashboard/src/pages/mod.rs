@@ -7,6 +7,7 @@ pub mod clients;
 pub mod events;
 pub mod events_export;
 pub mod keys;
+pub mod mail;
 pub mod master_key;
 pub mod overview;
 pub mod providers;
@@ -35,5 +36,6 @@ pub fn routes() -> Routes<AppState> {
         .merge(keys::routes())
         .merge(master_key::routes())
         .merge(settings::routes())
+        .merge(mail::routes())
         .merge(secrets::routes())
 }

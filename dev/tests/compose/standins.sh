@@ -28,8 +28,8 @@ trap 'rm -rf "$ctx"' EXIT
 cp "$here/standins.Dockerfile" "$here/postgres-entrypoint.sh" "$here/mc.py" "$ctx/"
 mkdir "$ctx/wheels"
 for pair in postgres=docker.io/library/postgres:15-bookworm redis=docker.io/library/redis:7-bookworm \
-            minio=docker.io/minio/minio:latest mc=docker.io/minio/mc:latest \
-            mailpit=docker.io/axllent/mailpit:latest; do
+            minio=docker.io/minio/minio:RELEASE.2025-04-22T22-12-26Z mc=docker.io/minio/mc:RELEASE.2025-04-16T18-13-26Z \
+            mailpit=docker.io/axllent/mailpit:v1.24.1; do
   target="${pair%%=*}" image="${pair#*=}"
   has "$image" && continue
   if [ "$target" = minio ] && [ -z "$(ls "$ctx/wheels")" ]; then

@@ -35,6 +35,7 @@ pub const PAGES: &[(&str, &str)] = &[
     ("admin/providers", "Choose a tenant"),
     ("admin/security-events", "Export CSV"),
     ("settings", "Signing key rotation"),
+    ("mail-templates", "Choose a tenant"),
     ("secrets", "Choose a tenant"),
 ];
 
@@ -44,6 +45,7 @@ pub const TENANT_PAGES: &[(&str, &str)] = &[
     ("admin/providers", "Add an OIDC provider"),
     ("admin/security-events", "Export CSV"),
     ("settings", "Minimum password length"),
+    ("mail-templates", "Placeholders:"),
     ("secrets", "Add a secret"),
 ];
 
@@ -68,6 +70,7 @@ pub const FORMS: &[&str] = &[
     "admin/providers/x/delete",
     "admin/security-events/verify",
     "settings",
+    "mail-templates",
     "secrets",
     "secrets/x/revoke",
 ];

@@ -2,7 +2,7 @@
 //! confidential client), one test per page or flow on one shared stack ([`common::stack`]):
 //! sign-in, every page, CSRF refusal on every form and sign-out; signing keys and the master
 //! key; clients; tenants; users and roles; external providers (with a discovery test against
-//! a local provider); identity settings; secrets; the security events those actions produce;
+//! a local provider); identity settings; mail templates; secrets; the security events those actions produce;
 //! and a tenant admin, who sees only their own tenant and gets 403/404 for everything else.
 //!
 //! The forms are driven at the HTTP level (reqwest with a small cookie jar). The same in a
@@ -13,6 +13,7 @@ mod common;
 mod clients;
 mod events;
 mod keys;
+mod mail;
 mod providers;
 mod secrets;
 mod settings;

@@ -1,42 +1,40 @@
-//! The messages' wording: one built-in English template per kind, which a tenant may replace
+//! The messages' wording: one built-in template per kind (its words in [`crate::messages`],
+//! English shipped), which a tenant may replace
 //! with its own (`mail_templates`). A template is a subject and a plain-text body with
 //! `{{name}}` placeholders: `{{product}}` (the tenant's name, or Tansu), `{{email}}`,
-//! `{{link}}` and `{{minutes}}` (how long the link works).
+//! `{{link}}`, `{{minutes}}` (how long the link works) and `{{device}}` (the browser and network
+//! of a sign-in, in words the service chose: never text a request sent).
 
 use super::Content;
+use crate::messages::Lang;
 use crate::store::{Store, StoreResult};
 
 pub const PASSWORD_RESET: &str = "password_reset";
 pub const EMAIL_VERIFICATION: &str = "email_verification";
 pub const PASSWORD_CHANGED: &str = "password_changed";
+pub const NEW_SIGN_IN: &str = "new_sign_in";
 
 /// Every message kind.
-pub const KINDS: [&str; 3] = [PASSWORD_RESET, EMAIL_VERIFICATION, PASSWORD_CHANGED];
+pub const KINDS: [&str; 4] = [
+    PASSWORD_RESET,
+    EMAIL_VERIFICATION,
+    PASSWORD_CHANGED,
+    NEW_SIGN_IN,
+];
 
-/// The built-in (subject, body) of a kind.
+/// The built-in (subject, body) of a kind, in English.
 pub fn builtin(kind: &str) -> Option<(&'static str, &'static str)> {
-    Some(match kind {
-        PASSWORD_RESET => (
-            "Reset your {{product}} password",
-            "Someone asked to reset the password of the {{product}} account {{email}}.\n\n\
-             To choose a new password, open this link within {{minutes}} minutes:\n\n{{link}}\n\n\
-             The link works once. If you did not ask for it, ignore this message: your password \
-             stays as it is.\n",
-        ),
-        EMAIL_VERIFICATION => (
-            "Confirm your email address for {{product}}",
-            "Confirm that {{email}} is your address for {{product}} by opening this link \
-             within {{minutes}} minutes:\n\n{{link}}\n\n\
-             If you did not create an account or change your address, ignore this message.\n",
-        ),
-        PASSWORD_CHANGED => (
-            "Your {{product}} password was changed",
-            "The password of the {{product}} account {{email}} was just changed, and every \
-             other session was signed out.\n\n\
-             If this was not you, reset your password at once:\n\n{{link}}\n",
-        ),
-        _ => return None,
-    })
+    builtin_in(Lang::default(), kind)
+}
+
+/// The built-in (subject, body) of a kind in a language (from [`crate::messages`]).
+pub fn builtin_in(lang: Lang, kind: &str) -> Option<(&'static str, &'static str)> {
+    if !KINDS.contains(&kind) {
+        return None;
+    }
+    let subject = lang.get(&format!("mail.{kind}.subject"));
+    let body = lang.get(&format!("mail.{kind}.body"));
+    (!subject.is_empty() && !body.is_empty()).then_some((subject, body))
 }
 
 /// The values a template's placeholders take.
@@ -46,6 +44,7 @@ pub struct Values<'a> {
     pub email: &'a str,
     pub link: &'a str,
     pub minutes: u64,
+    pub device: &'a str,
 }
 
 /// The message of `kind` for a tenant (its own template if it has one), filled in.
@@ -82,6 +81,7 @@ fn fill(template: &str, v: &Values<'_>) -> String {
         .replace("{{email}}", v.email)
         .replace("{{link}}", v.link)
         .replace("{{minutes}}", &minutes)
+        .replace("{{device}}", v.device)
 }
 
 #[cfg(test)]
@@ -99,6 +99,7 @@ mod tests {
             email: "a@b.c",
             link: "https://x/y",
             minutes: 30,
+            device: "",
         };
         let text = fill(builtin(PASSWORD_RESET).unwrap().1, &v);
         assert!(

@@ -48,6 +48,7 @@ pub struct GrantedClient {
 }
 
 impl Store {
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_account_token", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_account_token"))]
     pub async fn insert_account_token(&self, t: &AccountTokenRow) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO account_tokens (token_hash, kind, user_id, email, tenant_id, \
             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -67,6 +68,7 @@ impl Store {
     }
 
     /// Links of `kind` issued to `user_id` since `since` (the per-account rate limit).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db account_tokens_since", otel.kind = "client", db.system = self.dialect(), db.operation.name = "account_tokens_since"))]
     pub async fn account_tokens_since(
         &self,
         user_id: &str,
@@ -79,6 +81,7 @@ impl Store {
     }
 
     /// A live (unused, unexpired) link of `kind`, without using it.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db live_account_token", otel.kind = "client", db.system = self.dialect(), db.operation.name = "live_account_token"))]
     pub async fn live_account_token(
         &self,
         token_hash: &[u8],
@@ -98,6 +101,7 @@ impl Store {
 
     /// Uses a live link of `kind` (once: of concurrent uses one wins); the link's record, or
     /// `None` when it is unknown, used or expired.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db use_account_token", otel.kind = "client", db.system = self.dialect(), db.operation.name = "use_account_token"))]
     pub async fn use_account_token(
         &self,
         token_hash: &[u8],
@@ -117,6 +121,7 @@ impl Store {
     }
 
     /// Deletes links that expired before `before`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_account_tokens", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_account_tokens"))]
     pub async fn purge_account_tokens(&self, before: i64) -> StoreResult<u64> {
         const SQL: &str = "DELETE FROM account_tokens WHERE expires_at < $1";
         on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).execute(pool).await?.rows_affected()))
@@ -124,6 +129,7 @@ impl Store {
 
     /// Records that `email` is proven for `user_id` — only while it is still the account's
     /// address (a link sent to an earlier address proves nothing about the current one).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db mark_email_verified", otel.kind = "client", db.system = self.dialect(), db.operation.name = "mark_email_verified"))]
     pub async fn mark_email_verified(
         &self,
         user_id: &str,
@@ -138,6 +144,7 @@ impl Store {
 
     /// Moves the account to `email`, proven now (a unique violation when another account has
     /// it). Whether the account exists.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db change_email", otel.kind = "client", db.system = self.dialect(), db.operation.name = "change_email"))]
     pub async fn change_email(&self, user_id: &str, email: &str, now: i64) -> StoreResult<bool> {
         const SQL: &str = "UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 \
             WHERE id = $1";
@@ -147,6 +154,7 @@ impl Store {
     }
 
     /// When the account's current address was proven (`None`: not yet, or no such user).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db email_verified_at", otel.kind = "client", db.system = self.dialect(), db.operation.name = "email_verified_at"))]
     pub async fn email_verified_at(&self, user_id: &str) -> StoreResult<Option<i64>> {
         const SQL: &str = "SELECT email_verified_at FROM users WHERE id = $1";
         on_pool!(self, pool => {
@@ -159,6 +167,7 @@ impl Store {
     }
 
     /// The user's live browser sessions, newest first.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db sessions_of_user", otel.kind = "client", db.system = self.dialect(), db.operation.name = "sessions_of_user"))]
     pub async fn sessions_of_user(&self, user_id: &str, now: i64) -> StoreResult<Vec<SessionRow>> {
         const SQL: &str = "SELECT id, token_hash, user_id, auth_time, amr, created_at, expires_at, \
             revoked_at, tenant_id FROM sessions \
@@ -173,6 +182,7 @@ impl Store {
     }
 
     /// The clients the user consented to or holds live refresh tokens at, by client id.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db granted_clients", otel.kind = "client", db.system = self.dialect(), db.operation.name = "granted_clients"))]
     pub async fn granted_clients(
         &self,
         user_id: &str,
@@ -203,6 +213,7 @@ impl Store {
 
     /// Takes back what the user granted `client_id`: the consent, and every refresh-token
     /// family of the user at it, in one transaction.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db revoke_client_grant", otel.kind = "client", db.system = self.dialect(), db.operation.name = "revoke_client_grant"))]
     pub async fn revoke_client_grant(
         &self,
         user_id: &str,
@@ -223,11 +234,13 @@ impl Store {
     }
 
     /// Removes an account: its sessions end and its refresh-token families are revoked, and
-    /// its memberships, consents, second factors, links and the user row go, in one
+    /// its memberships, consents, second factors, links, known browsers and the user row go, in one
     /// transaction. The security events about it stay (the log is append-only).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db delete_account", otel.kind = "client", db.system = self.dialect(), db.operation.name = "delete_account"))]
     pub async fn delete_account(&self, user_id: &str, now: i64) -> StoreResult<bool> {
         const END: [&str; 2] = [super::tenants::END_SESSIONS, super::tenants::END_FAMILIES];
-        const DELETE: [&str; 7] = [
+        const DELETE: [&str; 8] = [
+            "DELETE FROM known_devices WHERE user_id = $1",
             "DELETE FROM memberships WHERE user_id = $1",
             "DELETE FROM login_steps WHERE user_id = $1",
             "DELETE FROM consents WHERE user_id = $1",

@@ -83,6 +83,7 @@ macro_rules! client_row {
 
 impl Store {
     /// Inserts a client; a duplicate `client_id` is a unique violation.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_client", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_client"))]
     pub async fn insert_client(&self, c: &ClientRow) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
@@ -112,6 +113,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db client_by_client_id", otel.kind = "client", db.system = self.dialect(), db.operation.name = "client_by_client_id"))]
     pub async fn client_by_client_id(&self, client_id: &str) -> StoreResult<Option<ClientRow>> {
         let sql = format!("SELECT {COLUMNS} FROM clients WHERE client_id = $1");
         on_pool!(self, pool => {
@@ -127,6 +129,7 @@ impl Store {
     }
 
     /// Clients ordered by `client_id`, at most `limit`, after `after` (cursor paging).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db list_clients", otel.kind = "client", db.system = self.dialect(), db.operation.name = "list_clients"))]
     pub async fn list_clients(
         &self,
         after: Option<&str>,
@@ -150,6 +153,7 @@ impl Store {
     }
 
     /// Replaces the mutable fields of a client. `false` when it does not exist.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db update_client", otel.kind = "client", db.system = self.dialect(), db.operation.name = "update_client"))]
     pub async fn update_client(&self, c: &ClientRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE clients SET name = $2, grant_types = $3, scopes = $4, \
             redirect_uris = $5, access_token_lifetime_secs = $6, signing_alg = $7, \
@@ -176,6 +180,7 @@ impl Store {
     }
 
     /// The scopes `user_id` granted to `client_id`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db consent", otel.kind = "client", db.system = self.dialect(), db.operation.name = "consent"))]
     pub async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>> {
         const SQL: &str = "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2";
         on_pool!(self, pool => {
@@ -193,6 +198,7 @@ impl Store {
     }
 
     /// Stores the scopes a user granted to a client (replacing the earlier set).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db save_consent", otel.kind = "client", db.system = self.dialect(), db.operation.name = "save_consent"))]
     pub async fn save_consent(
         &self,
         user_id: &str,
@@ -209,6 +215,7 @@ impl Store {
     }
 
     /// Records a used client assertion id; `false` when it was used before (a replay).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db use_client_assertion", otel.kind = "client", db.system = self.dialect(), db.operation.name = "use_client_assertion"))]
     pub async fn use_client_assertion(&self, id: &str, expires_at: i64) -> StoreResult<bool> {
         const SQL: &str = "INSERT INTO client_assertions (id, expires_at) VALUES ($1, $2) \
             ON CONFLICT (id) DO NOTHING";
@@ -216,12 +223,14 @@ impl Store {
         Ok(n == 1)
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_client_assertions", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_client_assertions"))]
     pub async fn purge_client_assertions(&self, now: i64) -> StoreResult<u64> {
         const SQL: &str = "DELETE FROM client_assertions WHERE expires_at < $1";
         on_pool!(self, pool => Ok(sqlx::query(SQL).bind(now).execute(pool).await?.rows_affected()))
     }
 
     /// `false` when it did not exist.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db delete_client", otel.kind = "client", db.system = self.dialect(), db.operation.name = "delete_client"))]
     pub async fn delete_client(&self, client_id: &str) -> StoreResult<bool> {
         const SQL: &str = "DELETE FROM clients WHERE client_id = $1";
         let affected = on_pool!(self, pool => sqlx::query(SQL)

@@ -96,6 +96,7 @@ const LINK_CHECK: &str = "SELECT 1 AS linked WHERE $2 = 0 OR (SELECT hash FROM s
 
 impl Store {
     /// The last link of a tenant's chain: (seq, hash); (0, "") for an empty chain.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db last_event_link", otel.kind = "client", db.system = self.dialect(), db.operation.name = "last_event_link"))]
     pub async fn last_event_link(&self, tenant_id: &str) -> StoreResult<(i64, String)> {
         const SQL: &str =
             "SELECT seq, hash FROM security_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1";
@@ -119,6 +120,7 @@ impl Store {
     /// On PostgreSQL up to [`INSERT_CHUNK`] events and their sessions are one statement
     /// (data-modifying CTEs: one round trip, one commit); more events, or sessions on SQLite,
     /// take one transaction.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_events", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_events"))]
     pub async fn insert_events(
         &self,
         events: &[EventRow],
@@ -227,6 +229,7 @@ impl Store {
     }
 
     /// Which of `ids` are stored already (an ingest retried after a lost answer).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db existing_event_ids", otel.kind = "client", db.system = self.dialect(), db.operation.name = "existing_event_ids"))]
     pub async fn existing_event_ids(&self, ids: &[String]) -> StoreResult<Vec<String>> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -245,6 +248,7 @@ impl Store {
     }
 
     /// Where a tenant's remaining chain starts: the last purged link (seq, hash), or (0, "").
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db event_anchor", otel.kind = "client", db.system = self.dialect(), db.operation.name = "event_anchor"))]
     pub async fn event_anchor(&self, tenant_id: &str) -> StoreResult<(i64, String)> {
         const SQL: &str = "SELECT seq, hash FROM security_event_anchors WHERE tenant_id = $1";
         on_pool!(self, pool => {
@@ -259,6 +263,7 @@ impl Store {
     /// Retention: deletes every event older than `before` (unix ms) except each chain's newest
     /// event (it links the next append), recording the last deleted link of each chain as its
     /// anchor in the same transaction. Returns how many events were deleted.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_events", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_events"))]
     pub async fn purge_events(&self, before: i64, now: i64) -> StoreResult<u64> {
         const OLD: &str =
             "SELECT tenant_id, MAX(seq) FROM security_events WHERE at < $1 GROUP BY tenant_id";
@@ -307,6 +312,7 @@ impl Store {
     }
 
     /// Events matching `f`, by id (time order; `f.desc`: newest first), after the cursor.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db query_events", otel.kind = "client", db.system = self.dialect(), db.operation.name = "query_events"))]
     pub async fn query_events(&self, f: &EventFilter, limit: i64) -> StoreResult<Vec<EventRow>> {
         // Only the filters in use appear in the SQL (always as bound parameters), so each
         // dialect's planner can use the matching index — `(tenant_id, id)`, `(actor, id)`,
@@ -365,6 +371,7 @@ impl Store {
     }
 
     /// A tenant's chain in order, from `after_seq` (exclusive).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db chain_page", otel.kind = "client", db.system = self.dialect(), db.operation.name = "chain_page"))]
     pub async fn chain_page(
         &self,
         tenant_id: &str,

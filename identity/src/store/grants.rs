@@ -93,6 +93,7 @@ pub struct NewSession {
 }
 
 impl Store {
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_code", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_code"))]
     pub async fn insert_code(&self, c: &CodeRow) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES {}",
@@ -104,6 +105,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db code_by_hash", otel.kind = "client", db.system = self.dialect(), db.operation.name = "code_by_hash"))]
     pub async fn code_by_hash(&self, code_hash: &[u8]) -> StoreResult<Option<CodeRow>> {
         let sql = format!("SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1");
         on_pool!(self, pool => {
@@ -133,6 +135,7 @@ impl Store {
     }
 
     /// Marks a code used. `false` when it was used already (a replay).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db consume_code", otel.kind = "client", db.system = self.dialect(), db.operation.name = "consume_code"))]
     pub async fn consume_code(&self, code_hash: &[u8], now: i64) -> StoreResult<bool> {
         const SQL: &str =
             "UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL";
@@ -141,6 +144,7 @@ impl Store {
     }
 
     /// Remembers what a code issued, so a replay can revoke it.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db record_code_issue", otel.kind = "client", db.system = self.dialect(), db.operation.name = "record_code_issue"))]
     pub async fn record_code_issue(
         &self,
         code_hash: &[u8],
@@ -157,12 +161,14 @@ impl Store {
     }
 
     /// Deletes codes expired before `before`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_codes", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_codes"))]
     pub async fn purge_codes(&self, before: i64) -> StoreResult<u64> {
         const SQL: &str = "DELETE FROM authorization_codes WHERE expires_at < $1";
         on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).execute(pool).await?.rows_affected()))
     }
 
     /// A new family with its first token (generation 0), atomically.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db create_family", otel.kind = "client", db.system = self.dialect(), db.operation.name = "create_family"))]
     pub async fn create_family(&self, f: &FamilyRow, token_hash: &[u8]) -> StoreResult<()> {
         const FAMILY: &str = "INSERT INTO refresh_families (id, client_id, user_id, session_id, scope, \
             auth_time, generation, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -195,6 +201,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db refresh_token", otel.kind = "client", db.system = self.dialect(), db.operation.name = "refresh_token"))]
     pub async fn refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshTokenRow>> {
         const SQL: &str = "SELECT t.generation AS token_generation, t.superseded_at, f.id, f.client_id, \
             f.user_id, f.session_id, f.scope, f.auth_time, f.generation, f.created_at, f.expires_at, \
@@ -226,6 +233,7 @@ impl Store {
 
     /// Rotates the family from `generation` to `generation + 1` with `new_token_hash` as the
     /// new head. `false` when the family moved on (a concurrent refresh won) or was revoked.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db rotate_family", otel.kind = "client", db.system = self.dialect(), db.operation.name = "rotate_family"))]
     pub async fn rotate_family(
         &self,
         family_id: &str,
@@ -269,6 +277,7 @@ impl Store {
     /// Deletes families (and their tokens) that expired or were revoked before `before`.
     /// Superseded tokens of live families stay: reuse detection needs them as long as the
     /// family lives. Returns how many rows went.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_refresh_state", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_refresh_state"))]
     pub async fn purge_refresh_state(&self, before: i64) -> StoreResult<u64> {
         const TOKENS_OF_DEAD: &str = "DELETE FROM refresh_tokens WHERE family_id IN \
             (SELECT id FROM refresh_families WHERE expires_at < $1 OR revoked_at < $1)";
@@ -283,6 +292,7 @@ impl Store {
     }
 
     /// Revokes a family (every token in it). Idempotent.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db revoke_family", otel.kind = "client", db.system = self.dialect(), db.operation.name = "revoke_family"))]
     pub async fn revoke_family(&self, family_id: &str, now: i64) -> StoreResult<()> {
         const SQL: &str =
             "UPDATE refresh_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
@@ -293,6 +303,7 @@ impl Store {
     }
 
     /// Whether a family is revoked (or does not exist).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db family_revoked", otel.kind = "client", db.system = self.dialect(), db.operation.name = "family_revoked"))]
     pub async fn family_revoked(&self, family_id: &str) -> StoreResult<bool> {
         const SQL: &str = "SELECT revoked_at FROM refresh_families WHERE id = $1";
         on_pool!(self, pool => {
@@ -305,6 +316,7 @@ impl Store {
     }
 
     /// How many tokens a family has had (its head's generation + 1), for tests and metrics.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db family_generation", otel.kind = "client", db.system = self.dialect(), db.operation.name = "family_generation"))]
     pub async fn family_generation(&self, family_id: &str) -> StoreResult<Option<i64>> {
         const SQL: &str = "SELECT generation FROM refresh_families WHERE id = $1";
         on_pool!(self, pool => {

@@ -38,6 +38,7 @@ macro_rules! invitation_row {
 impl Store {
     /// Stores an invitation, replacing an earlier one of the same tenant and email (a renewed
     /// invitation keeps one row).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db upsert_invitation", otel.kind = "client", db.system = self.dialect(), db.operation.name = "upsert_invitation"))]
     pub async fn upsert_invitation(&self, i: &InvitationRow) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO invitations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -62,6 +63,7 @@ impl Store {
     }
 
     /// A tenant's unexpired invitations, newest first.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db tenant_invitations", otel.kind = "client", db.system = self.dialect(), db.operation.name = "tenant_invitations"))]
     pub async fn tenant_invitations(
         &self,
         tenant_id: &str,
@@ -82,6 +84,7 @@ impl Store {
     }
 
     /// The unexpired invitations addressed to `email`, oldest first.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db invitations_for", otel.kind = "client", db.system = self.dialect(), db.operation.name = "invitations_for"))]
     pub async fn invitations_for(&self, email: &str, now: i64) -> StoreResult<Vec<InvitationRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM invitations WHERE email = $1 AND expires_at > $2 \
@@ -98,6 +101,7 @@ impl Store {
     }
 
     /// Deletes a tenant's invitation; true when there was one.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db delete_invitation", otel.kind = "client", db.system = self.dialect(), db.operation.name = "delete_invitation"))]
     pub async fn delete_invitation(&self, tenant_id: &str, id: &str) -> StoreResult<bool> {
         const SQL: &str = "DELETE FROM invitations WHERE tenant_id = $1 AND id = $2";
         on_pool!(self, pool => {
@@ -108,6 +112,7 @@ impl Store {
     /// Accepts the invitation `id` addressed to `email`: deletes it and adds the membership
     /// (keeping the roles of an existing one), in one transaction. `None` when no such
     /// unexpired invitation exists.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db accept_invitation", otel.kind = "client", db.system = self.dialect(), db.operation.name = "accept_invitation"))]
     pub async fn accept_invitation(
         &self,
         id: &str,
@@ -154,6 +159,7 @@ impl Store {
     }
 
     /// Deletes expired invitations; how many went.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_invitations", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_invitations"))]
     pub async fn purge_invitations(&self, now: i64) -> StoreResult<u64> {
         const SQL: &str = "DELETE FROM invitations WHERE expires_at <= $1";
         on_pool!(self, pool => {
@@ -163,6 +169,7 @@ impl Store {
 
     /// Declines (deletes) the invitation `id` addressed to `email`: the tenant it was for, or
     /// `None` when there was none.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db decline_invitation", otel.kind = "client", db.system = self.dialect(), db.operation.name = "decline_invitation"))]
     pub async fn decline_invitation(&self, id: &str, email: &str) -> StoreResult<Option<String>> {
         const SQL: &str =
             "DELETE FROM invitations WHERE id = $1 AND email = $2 RETURNING tenant_id";

@@ -45,6 +45,7 @@ macro_rules! key_row {
 }
 
 impl Store {
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_signing_key", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_signing_key"))]
     pub async fn insert_signing_key(&self, key: &SigningKeyRow) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO signing_keys \
             (kid, alg, public_jwk, private_key_enc, master_key_id, created_at, activate_at) \
@@ -65,6 +66,7 @@ impl Store {
     }
 
     /// Every stored key, oldest activation first.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db list_signing_keys", otel.kind = "client", db.system = self.dialect(), db.operation.name = "list_signing_keys"))]
     pub async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>> {
         let sql = format!("SELECT {COLUMNS} FROM signing_keys ORDER BY activate_at, kid");
         on_pool!(self, pool => {
@@ -78,6 +80,7 @@ impl Store {
     }
 
     /// Moves a not-yet-active key's activation (rotate-now brings a scheduled key forward).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db set_signing_key_activation", otel.kind = "client", db.system = self.dialect(), db.operation.name = "set_signing_key_activation"))]
     pub async fn set_signing_key_activation(&self, kid: &str, activate_at: i64) -> StoreResult<()> {
         const SQL: &str = "UPDATE signing_keys SET activate_at = $2 WHERE kid = $1";
         on_pool!(self, pool => {
@@ -86,6 +89,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db delete_signing_key", otel.kind = "client", db.system = self.dialect(), db.operation.name = "delete_signing_key"))]
     pub async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
         const SQL: &str = "DELETE FROM signing_keys WHERE kid = $1";
         on_pool!(self, pool => {

@@ -10,6 +10,7 @@ use super::{Store, StoreResult, on_pool};
 
 impl Store {
     /// Tries to take lease `name` for `holder` until `expires_at` (unix ms). `true` when taken.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db try_acquire_lease", otel.kind = "client", db.system = self.dialect(), db.operation.name = "try_acquire_lease"))]
     pub async fn try_acquire_lease(
         &self,
         name: &str,
@@ -33,6 +34,7 @@ impl Store {
 
     /// Extends lease `name` to `expires_at` if `holder` still holds it; `false` when it was lost
     /// (it expired and another replica took it).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db renew_lease", otel.kind = "client", db.system = self.dialect(), db.operation.name = "renew_lease"))]
     pub async fn renew_lease(
         &self,
         name: &str,
@@ -51,6 +53,7 @@ impl Store {
     }
 
     /// Gives lease `name` up if `holder` still holds it.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db release_lease", otel.kind = "client", db.system = self.dialect(), db.operation.name = "release_lease"))]
     pub async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
         const SQL: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
         on_pool!(self, pool => {
@@ -60,6 +63,7 @@ impl Store {
     }
 
     /// The current holder of lease `name`, if any row exists (for tests and diagnostics).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db lease_holder", otel.kind = "client", db.system = self.dialect(), db.operation.name = "lease_holder"))]
     pub async fn lease_holder(&self, name: &str) -> StoreResult<Option<(String, i64)>> {
         const SQL: &str = "SELECT holder, expires_at FROM leases WHERE name = $1";
         on_pool!(self, pool => {

@@ -32,6 +32,7 @@ pub(super) use login_gate;
 
 impl Store {
     /// The latest `locked_until` among `keys` that is still in the future.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db locked_until", otel.kind = "client", db.system = self.dialect(), db.operation.name = "locked_until"))]
     pub async fn locked_until(&self, keys: &[&str], now: i64) -> StoreResult<Option<i64>> {
         let k1 = keys.first().copied().unwrap_or("");
         let k2 = keys.get(1).copied().unwrap_or(k1);
@@ -40,6 +41,7 @@ impl Store {
 
     /// What a sign-in must know before hashing, in one read: the latest live lock on the
     /// account key or the IP key, and whether the account key has failures a success clears.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db login_gate", otel.kind = "client", db.system = self.dialect(), db.operation.name = "login_gate"))]
     pub async fn login_gate(
         &self,
         account_key: &str,
@@ -55,6 +57,7 @@ impl Store {
     /// Counts one failure for `key`; when the count reaches `threshold`, the key is locked
     /// until `now + lock_ms` and its count restarts. Returns the failures counted so far
     /// (before a lock resets them).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db record_login_failure", otel.kind = "client", db.system = self.dialect(), db.operation.name = "record_login_failure"))]
     pub async fn record_login_failure(
         &self,
         key: &str,
@@ -83,6 +86,7 @@ impl Store {
     }
 
     /// Forgets a key's failures (a successful sign-in).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db clear_login_failures", otel.kind = "client", db.system = self.dialect(), db.operation.name = "clear_login_failures"))]
     pub async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
         const SQL: &str = "DELETE FROM login_failures WHERE key = $1 AND locked_until = 0";
         on_pool!(self, pool => {
@@ -92,6 +96,7 @@ impl Store {
     }
 
     /// Deletes counters untouched since `before` that hold no live lock.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_login_failures", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_login_failures"))]
     pub async fn purge_login_failures(&self, before: i64, now: i64) -> StoreResult<u64> {
         const SQL: &str = "DELETE FROM login_failures WHERE updated_at < $1 AND locked_until <= $2";
         on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).bind(now).execute(pool).await?.rows_affected()))

@@ -36,6 +36,7 @@ const COLUMNS: &str = "id, tenant_id, kind, recipient, content_sealed, master_ke
 
 impl Store {
     /// Stores a message for delivery.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db enqueue_mail", otel.kind = "client", db.system = self.dialect(), db.operation.name = "enqueue_mail"))]
     pub async fn enqueue_mail(&self, m: &OutboxRow) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO mail_outbox ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -59,6 +60,7 @@ impl Store {
     }
 
     /// Up to `limit` messages due at `now`, the longest waiting first.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db due_mail", otel.kind = "client", db.system = self.dialect(), db.operation.name = "due_mail"))]
     pub async fn due_mail(&self, now: i64, limit: i64) -> StoreResult<Vec<OutboxRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM mail_outbox WHERE next_attempt_at <= $1 \
@@ -87,6 +89,7 @@ impl Store {
 
     /// Claims a message for one delivery attempt: moves its next attempt to `until` if it is
     /// still `seen` (so of several replicas one sends it). Whether this caller won.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db claim_mail", otel.kind = "client", db.system = self.dialect(), db.operation.name = "claim_mail"))]
     pub async fn claim_mail(&self, id: &str, seen: i64, until: i64) -> StoreResult<bool> {
         const SQL: &str =
             "UPDATE mail_outbox SET next_attempt_at = $3 WHERE id = $1 AND next_attempt_at = $2";
@@ -96,6 +99,7 @@ impl Store {
     }
 
     /// The mail server took the message: it leaves the outbox.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db mail_delivered", otel.kind = "client", db.system = self.dialect(), db.operation.name = "mail_delivered"))]
     pub async fn mail_delivered(&self, id: &str) -> StoreResult<()> {
         const SQL: &str = "DELETE FROM mail_outbox WHERE id = $1";
         on_pool!(self, pool => { sqlx::query(SQL).bind(id).execute(pool).await?; });
@@ -103,6 +107,7 @@ impl Store {
     }
 
     /// A delivery attempt failed: the message stays, to be tried again at `next_attempt_at`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db mail_failed", otel.kind = "client", db.system = self.dialect(), db.operation.name = "mail_failed"))]
     pub async fn mail_failed(
         &self,
         id: &str,
@@ -119,12 +124,14 @@ impl Store {
     }
 
     /// Messages waiting in the outbox.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db outbox_len", otel.kind = "client", db.system = self.dialect(), db.operation.name = "outbox_len"))]
     pub async fn outbox_len(&self) -> StoreResult<i64> {
         const SQL: &str = "SELECT COUNT(*) FROM mail_outbox";
         on_pool!(self, pool => Ok(sqlx::query_scalar(SQL).fetch_one(pool).await?))
     }
 
     /// A tenant's own template of a message kind: (subject, body).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db mail_template", otel.kind = "client", db.system = self.dialect(), db.operation.name = "mail_template"))]
     pub async fn mail_template(
         &self,
         tenant_id: &str,
@@ -142,6 +149,7 @@ impl Store {
     }
 
     /// Sets (or with `None` removes) a tenant's own template of a message kind.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db set_mail_template", otel.kind = "client", db.system = self.dialect(), db.operation.name = "set_mail_template"))]
     pub async fn set_mail_template(
         &self,
         tenant_id: &str,

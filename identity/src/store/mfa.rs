@@ -66,6 +66,7 @@ macro_rules! put_recovery_codes {
 
 impl Store {
     /// The user's TOTP row (confirmed or pending enrolment).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db totp", otel.kind = "client", db.system = self.dialect(), db.operation.name = "totp"))]
     pub async fn totp(&self, user_id: &str) -> StoreResult<Option<TotpRow>> {
         const SQL: &str = "SELECT user_id, secret_sealed, master_key_id, confirmed_at, last_step, created_at \
             FROM mfa_totp WHERE user_id = $1";
@@ -87,6 +88,7 @@ impl Store {
 
     /// Stores a new, unconfirmed secret, replacing an earlier unconfirmed one. Returns false
     /// (and changes nothing) when the user has a confirmed secret.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db put_pending_totp", otel.kind = "client", db.system = self.dialect(), db.operation.name = "put_pending_totp"))]
     pub async fn put_pending_totp(&self, t: &TotpRow) -> StoreResult<bool> {
         const SQL: &str = "INSERT INTO mfa_totp (user_id, secret_sealed, master_key_id, confirmed_at, last_step, created_at) \
             VALUES ($1, $2, $3, NULL, $4, $5) \
@@ -109,6 +111,7 @@ impl Store {
 
     /// Confirms a pending enrolment at `step` and stores the recovery codes (replacing any),
     /// in one transaction. False when there was no pending enrolment.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db confirm_totp", otel.kind = "client", db.system = self.dialect(), db.operation.name = "confirm_totp"))]
     pub async fn confirm_totp(
         &self,
         user_id: &str,
@@ -133,6 +136,7 @@ impl Store {
 
     /// Replaces the recovery codes of a user with confirmed MFA, in one transaction (the old
     /// set is gone when the new one exists). False when the user has no confirmed MFA.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db replace_recovery_codes", otel.kind = "client", db.system = self.dialect(), db.operation.name = "replace_recovery_codes"))]
     pub async fn replace_recovery_codes(
         &self,
         user_id: &str,
@@ -155,6 +159,7 @@ impl Store {
 
     /// Accepts a code's time step once: true when `step` is later than the last accepted one
     /// (a compare-and-set, so two concurrent uses of one code cannot both pass).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db accept_totp_step", otel.kind = "client", db.system = self.dialect(), db.operation.name = "accept_totp_step"))]
     pub async fn accept_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
         const SQL: &str = "UPDATE mfa_totp SET last_step = $2 \
             WHERE user_id = $1 AND confirmed_at IS NOT NULL AND last_step < $2";
@@ -164,6 +169,7 @@ impl Store {
     }
 
     /// Uses a recovery code: true the first time only.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db use_recovery_code", otel.kind = "client", db.system = self.dialect(), db.operation.name = "use_recovery_code"))]
     pub async fn use_recovery_code(
         &self,
         user_id: &str,
@@ -178,6 +184,7 @@ impl Store {
     }
 
     /// How many unused recovery codes the user has.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db recovery_codes_left", otel.kind = "client", db.system = self.dialect(), db.operation.name = "recovery_codes_left"))]
     pub async fn recovery_codes_left(&self, user_id: &str) -> StoreResult<i64> {
         const SQL: &str =
             "SELECT COUNT(*) AS n FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL";
@@ -189,6 +196,7 @@ impl Store {
 
     /// Removes the user's TOTP secret and recovery codes and, in the same transaction, ends the
     /// user's sessions and revokes their refresh token families. True when there was a secret.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db reset_mfa", otel.kind = "client", db.system = self.dialect(), db.operation.name = "reset_mfa"))]
     pub async fn reset_mfa(&self, user_id: &str, now: i64) -> StoreResult<bool> {
         use super::tenants::{END_FAMILIES, END_SESSIONS};
         const TOTP: &str = "DELETE FROM mfa_totp WHERE user_id = $1";
@@ -205,6 +213,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_login_step", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_login_step"))]
     pub async fn insert_login_step(&self, s: &LoginStepRow) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO login_steps (token_hash, csrf_hash, user_id, account_key, \
             tenant_resolved, tenant_id, amr, created_at, expires_at) \
@@ -227,6 +236,7 @@ impl Store {
     }
 
     /// A live pending sign-in by its token's hash.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db login_step", otel.kind = "client", db.system = self.dialect(), db.operation.name = "login_step"))]
     pub async fn login_step(
         &self,
         token_hash: &[u8],
@@ -256,6 +266,7 @@ impl Store {
     }
 
     /// Ends a pending sign-in; true for the one caller that removed it.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db take_login_step", otel.kind = "client", db.system = self.dialect(), db.operation.name = "take_login_step"))]
     pub async fn take_login_step(&self, token_hash: &[u8]) -> StoreResult<bool> {
         const SQL: &str = "DELETE FROM login_steps WHERE token_hash = $1";
         on_pool!(self, pool => {
@@ -264,12 +275,14 @@ impl Store {
     }
 
     /// Deletes pending sign-ins that expired before `before`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_login_steps", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_login_steps"))]
     pub async fn purge_login_steps(&self, before: i64) -> StoreResult<u64> {
         const SQL: &str = "DELETE FROM login_steps WHERE expires_at < $1";
         on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).execute(pool).await?.rows_affected()))
     }
 
     /// The methods a session signed in with (space-separated).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db session_amr", otel.kind = "client", db.system = self.dialect(), db.operation.name = "session_amr"))]
     pub async fn session_amr(&self, session_id: &str) -> StoreResult<Option<String>> {
         const SQL: &str = "SELECT amr FROM sessions WHERE id = $1";
         on_pool!(self, pool => {

@@ -6,14 +6,20 @@
 //! milliseconds in `BIGINT`, list values are JSON text. Only the migrations differ (`BLOB` vs
 //! `BYTEA`), kept side by side in `migrations/sqlite` and `migrations/postgres`. Queries are plain
 //! functions (no `query!` macros), so the crate builds without a live database.
+//!
+//! Every method that queries is a span (`db <method>`, kind client, with `db.system` and
+//! `db.operation.name`): a child of the request's span in traces. Spans carry no statement
+//! values, so no secret or token reaches them.
 
 pub mod account;
 pub mod clients;
+pub mod devices;
 pub mod events;
 pub mod grants;
 pub mod invitations;
 pub mod keys;
 pub mod lease;
+pub mod limits;
 pub mod lockout;
 pub mod mail;
 pub mod mfa;
@@ -61,6 +67,10 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How long a browser an account signed in from stays known without another sign-in (the
+/// device cookie's lifetime, 400 days).
+pub const DEVICE_MEMORY_MS: i64 = 400 * 86_400_000;
 
 /// The identity service's database. Cheap to clone (pools are shared).
 #[derive(Debug, Clone)]
@@ -144,6 +154,7 @@ impl Store {
     }
 
     /// A cheap round trip, for the readiness probe.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db ping", otel.kind = "client", db.system = self.dialect(), db.operation.name = "ping"))]
     pub async fn ping(&self) -> StoreResult<()> {
         on_pool!(self, pool => {
             sqlx::query("SELECT 1").execute(pool).await?;
@@ -154,6 +165,7 @@ impl Store {
     /// Forgets state nobody can use any more: expired revocations, client assertions and
     /// invitations, and codes, sessions and refresh token families dead for a day (the slack keeps recent
     /// history for diagnosis). Failures are logged; returns how many rows went.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_expired", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_expired"))]
     pub async fn purge_expired(&self, now: i64) -> u64 {
         let day_ago = now - 86_400_000;
         let results = [
@@ -164,6 +176,11 @@ impl Store {
             (
                 "sign-in failure counters",
                 self.purge_login_failures(day_ago, now).await,
+            ),
+            ("request limits", self.purge_request_limits(day_ago).await),
+            (
+                "known browsers",
+                self.purge_devices(now - DEVICE_MEMORY_MS).await,
             ),
             ("pending sign-ins", self.purge_login_steps(now).await),
             ("invitations", self.purge_invitations(now).await),

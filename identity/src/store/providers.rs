@@ -45,6 +45,7 @@ fn scopes_json(p: &ProviderRow) -> StoreResult<String> {
 
 impl Store {
     /// A unique violation means the tenant already has a provider with this issuer.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_provider", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_provider"))]
     pub async fn insert_provider(&self, p: &ProviderRow) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO external_providers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -69,6 +70,7 @@ impl Store {
     }
 
     /// Saves every field but the ids and `created_at`; false when the row is gone.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db update_provider", otel.kind = "client", db.system = self.dialect(), db.operation.name = "update_provider"))]
     pub async fn update_provider(&self, p: &ProviderRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE external_providers SET name = $3, issuer = $4, client_id = $5, \
             client_secret = $6, scopes = $7, enabled = $8, updated_at = $9 \
@@ -93,6 +95,7 @@ impl Store {
     }
 
     /// The provider `id` of tenant `tenant_id` (another tenant's id finds nothing).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db provider", otel.kind = "client", db.system = self.dialect(), db.operation.name = "provider"))]
     pub async fn provider(&self, tenant_id: &str, id: &str) -> StoreResult<Option<ProviderRow>> {
         let sql =
             format!("SELECT {COLUMNS} FROM external_providers WHERE tenant_id = $1 AND id = $2");
@@ -106,6 +109,7 @@ impl Store {
     }
 
     /// A page of a tenant's providers, by id (ids are UUIDv7: creation order).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db list_providers", otel.kind = "client", db.system = self.dialect(), db.operation.name = "list_providers"))]
     pub async fn list_providers(
         &self,
         tenant_id: &str,
@@ -130,6 +134,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db delete_provider", otel.kind = "client", db.system = self.dialect(), db.operation.name = "delete_provider"))]
     pub async fn delete_provider(&self, tenant_id: &str, id: &str) -> StoreResult<bool> {
         const SQL: &str = "DELETE FROM external_providers WHERE tenant_id = $1 AND id = $2";
         on_pool!(self, pool => {

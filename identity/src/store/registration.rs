@@ -22,6 +22,7 @@ impl Store {
     /// Inserts the tenant, its vault, the owner, the membership and the events in one
     /// transaction, in that order. A unique violation (email or slug taken meanwhile) or any
     /// other failure rolls everything back.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_registration", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_registration"))]
     pub async fn insert_registration(&self, r: &RegistrationRows) -> StoreResult<()> {
         let tenant_sql = format!(
             "INSERT INTO tenants ({}) VALUES ($1, $2, $3, $4, $5, $6, $7)",

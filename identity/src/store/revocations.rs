@@ -4,6 +4,7 @@ use super::{Store, StoreResult, on_pool};
 
 impl Store {
     /// Records a revoked token; revoking twice is not an error.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db revoke_token", otel.kind = "client", db.system = self.dialect(), db.operation.name = "revoke_token"))]
     pub async fn revoke_token(
         &self,
         jti: &str,
@@ -19,6 +20,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db is_token_revoked", otel.kind = "client", db.system = self.dialect(), db.operation.name = "is_token_revoked"))]
     pub async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool> {
         const SQL: &str = "SELECT 1 FROM revoked_tokens WHERE jti = $1";
         on_pool!(self, pool => {
@@ -27,6 +29,7 @@ impl Store {
     }
 
     /// Forgets revocations of tokens that have expired anyway; returns how many.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_revoked_tokens", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_revoked_tokens"))]
     pub async fn purge_revoked_tokens(&self, now: i64) -> StoreResult<u64> {
         const SQL: &str = "DELETE FROM revoked_tokens WHERE expires_at < $1";
         on_pool!(self, pool => {

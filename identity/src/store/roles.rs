@@ -29,6 +29,7 @@ macro_rules! role_row {
 }
 
 impl Store {
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db tenant_roles", otel.kind = "client", db.system = self.dialect(), db.operation.name = "tenant_roles"))]
     pub async fn tenant_roles(&self, tenant_id: &str) -> StoreResult<Vec<RoleRow>> {
         const SQL: &str = "SELECT tenant_id, name, description, scopes, created_at, updated_at \
             FROM tenant_roles WHERE tenant_id = $1 ORDER BY name";
@@ -42,6 +43,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db tenant_role", otel.kind = "client", db.system = self.dialect(), db.operation.name = "tenant_role"))]
     pub async fn tenant_role(&self, tenant_id: &str, name: &str) -> StoreResult<Option<RoleRow>> {
         const SQL: &str = "SELECT tenant_id, name, description, scopes, created_at, updated_at \
             FROM tenant_roles WHERE tenant_id = $1 AND name = $2";
@@ -54,6 +56,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_tenant_role", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_tenant_role"))]
     pub async fn insert_tenant_role(&self, r: &RoleRow) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO tenant_roles (tenant_id, name, description, scopes, created_at, updated_at) \
             VALUES ($1, $2, $3, $4, $5, $6)";
@@ -72,6 +75,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db update_tenant_role", otel.kind = "client", db.system = self.dialect(), db.operation.name = "update_tenant_role"))]
     pub async fn update_tenant_role(&self, r: &RoleRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE tenant_roles SET description = $3, scopes = $4, updated_at = $5 \
             WHERE tenant_id = $1 AND name = $2";
@@ -91,6 +95,7 @@ impl Store {
 
     /// Deletes a role unless a member of the tenant still has it: `Ok(None)` when it does not
     /// exist, `Ok(Some(false))` when it is in use.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db delete_tenant_role", otel.kind = "client", db.system = self.dialect(), db.operation.name = "delete_tenant_role"))]
     pub async fn delete_tenant_role(
         &self,
         tenant_id: &str,

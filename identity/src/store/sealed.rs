@@ -67,6 +67,7 @@ impl std::fmt::Debug for SealedRow {
 
 impl Store {
     /// How many rows of `col` are sealed under each master key id.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db sealed_counts", otel.kind = "client", db.system = self.dialect(), db.operation.name = "sealed_counts"))]
     pub async fn sealed_counts(&self, col: SealedColumn) -> StoreResult<Vec<(String, i64)>> {
         let sql = format!(
             "SELECT master_key_id, COUNT(*) AS n FROM {} GROUP BY master_key_id ORDER BY master_key_id",
@@ -84,6 +85,7 @@ impl Store {
 
     /// Up to `limit` rows of `col` not sealed under `current`, with a key after `after`, in key
     /// order (keyset paging, so a row that cannot be re-wrapped is passed over, not retried).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db sealed_batch", otel.kind = "client", db.system = self.dialect(), db.operation.name = "sealed_batch"))]
     pub async fn sealed_batch(
         &self,
         col: SealedColumn,
@@ -122,6 +124,7 @@ impl Store {
     /// Replaces sealed values in one transaction, each only if the row still holds what was
     /// read (a compare-and-set: a concurrent change or another re-wrapper wins). `resealed`
     /// pairs a row as read with its value sealed under `new_key_id`. Returns the rows changed.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db reseal", otel.kind = "client", db.system = self.dialect(), db.operation.name = "reseal"))]
     pub async fn reseal(
         &self,
         col: SealedColumn,

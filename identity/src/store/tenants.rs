@@ -67,6 +67,7 @@ pub(super) const END_FAMILIES: &str =
     "UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
 
 impl Store {
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_tenant", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_tenant"))]
     pub async fn insert_tenant(&self, t: &TenantRow) -> StoreResult<()> {
         let sql =
             format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
@@ -85,6 +86,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db update_tenant", otel.kind = "client", db.system = self.dialect(), db.operation.name = "update_tenant"))]
     pub async fn update_tenant(&self, t: &TenantRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE tenants SET slug = $2, name = $3, status = $4, policy = $5, \
             updated_at = $6 WHERE id = $1";
@@ -103,6 +105,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db tenant_by_id", otel.kind = "client", db.system = self.dialect(), db.operation.name = "tenant_by_id"))]
     pub async fn tenant_by_id(&self, id: &str) -> StoreResult<Option<TenantRow>> {
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
         on_pool!(self, pool => {
@@ -115,6 +118,7 @@ impl Store {
     }
 
     /// By id or by slug.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db tenant_by_ref", otel.kind = "client", db.system = self.dialect(), db.operation.name = "tenant_by_ref"))]
     pub async fn tenant_by_ref(&self, id_or_slug: &str) -> StoreResult<Option<TenantRow>> {
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1 OR slug = $1");
         on_pool!(self, pool => {
@@ -128,6 +132,7 @@ impl Store {
 
     /// One page of tenants in the order of `sort` (by id, i.e. creation order, by default),
     /// after its cursor.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db list_tenants", otel.kind = "client", db.system = self.dialect(), db.operation.name = "list_tenants"))]
     pub async fn list_tenants(
         &self,
         sort: &crate::paging::Sort,
@@ -153,6 +158,7 @@ impl Store {
     }
 
     /// Inserts or replaces the roles of a membership.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db upsert_membership", otel.kind = "client", db.system = self.dialect(), db.operation.name = "upsert_membership"))]
     pub async fn upsert_membership(&self, m: &MembershipRow) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO memberships (user_id, tenant_id, roles, created_at) \
             VALUES ($1, $2, $3, $4) \
@@ -170,6 +176,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db membership", otel.kind = "client", db.system = self.dialect(), db.operation.name = "membership"))]
     pub async fn membership(
         &self,
         user_id: &str,
@@ -186,6 +193,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db memberships_of_user", otel.kind = "client", db.system = self.dialect(), db.operation.name = "memberships_of_user"))]
     pub async fn memberships_of_user(&self, user_id: &str) -> StoreResult<Vec<MembershipRow>> {
         const SQL: &str = "SELECT user_id, tenant_id, roles, created_at FROM memberships \
             WHERE user_id = $1 ORDER BY tenant_id";
@@ -201,6 +209,7 @@ impl Store {
 
     /// The tenants `user_id` is a member of, ordered by id, in one read (a sign-in resolves its
     /// tenant and policy from them).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db tenants_of_user", otel.kind = "client", db.system = self.dialect(), db.operation.name = "tenants_of_user"))]
     pub async fn tenants_of_user(&self, user_id: &str) -> StoreResult<Vec<TenantRow>> {
         const SQL: &str = "SELECT t.id, t.slug, t.name, t.status, t.policy, t.created_at, t.updated_at \
             FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
@@ -215,6 +224,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db delete_membership", otel.kind = "client", db.system = self.dialect(), db.operation.name = "delete_membership"))]
     pub async fn delete_membership(&self, user_id: &str, tenant_id: &str) -> StoreResult<bool> {
         const SQL: &str = "DELETE FROM memberships WHERE user_id = $1 AND tenant_id = $2";
         on_pool!(self, pool => {
@@ -224,6 +234,7 @@ impl Store {
 
     /// Members of a tenant in the order of `sort` (by user id by default) after its cursor;
     /// `search` matches a substring of the email or name (case-insensitive).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db tenant_members", otel.kind = "client", db.system = self.dialect(), db.operation.name = "tenant_members"))]
     pub async fn tenant_members(
         &self,
         tenant_id: &str,
@@ -290,6 +301,7 @@ impl Store {
     }
 
     /// The tenant a session signed in for.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db session_tenant", otel.kind = "client", db.system = self.dialect(), db.operation.name = "session_tenant"))]
     pub async fn session_tenant(&self, session_id: &str) -> StoreResult<Option<String>> {
         const SQL: &str = "SELECT tenant_id FROM sessions WHERE id = $1";
         on_pool!(self, pool => {
@@ -304,6 +316,7 @@ impl Store {
     /// Sets a user's password hash and ends their sessions (but `keep_session`: the browser
     /// of a self-service change stays signed in) and revokes all their refresh token families,
     /// in one transaction: a new credential ends what the old one opened.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db set_password", otel.kind = "client", db.system = self.dialect(), db.operation.name = "set_password"))]
     pub async fn set_password(
         &self,
         user_id: &str,
@@ -330,6 +343,7 @@ impl Store {
 
     /// Disables a user (or re-enables), and on disabling ends their sessions and revokes their
     /// refresh token families, in one transaction.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db set_user_disabled", otel.kind = "client", db.system = self.dialect(), db.operation.name = "set_user_disabled"))]
     pub async fn set_user_disabled(
         &self,
         user_id: &str,
@@ -351,6 +365,7 @@ impl Store {
     }
 
     /// Updates a user's name, email and password hash; a new email is not verified yet.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db update_user_profile", otel.kind = "client", db.system = self.dialect(), db.operation.name = "update_user_profile"))]
     pub async fn update_user_profile(&self, u: &super::users::UserRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE users SET email = $2, name = $3, password_hash = $4, updated_at = $5, \
             email_verified_at = CASE WHEN email = $2 THEN email_verified_at ELSE NULL END WHERE id = $1";

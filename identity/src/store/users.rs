@@ -104,6 +104,7 @@ macro_rules! user_row {
 }
 
 impl Store {
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_user", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_user"))]
     pub async fn insert_user(&self, u: &UserRow) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -129,6 +130,7 @@ impl Store {
     }
 
     /// Marks a user as platform administrator (or not).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db set_platform_admin", otel.kind = "client", db.system = self.dialect(), db.operation.name = "set_platform_admin"))]
     pub async fn set_platform_admin(
         &self,
         user_id: &str,
@@ -141,6 +143,7 @@ impl Store {
     }
 
     /// By email, compared case-insensitively (emails are stored lower-cased).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db user_by_email", otel.kind = "client", db.system = self.dialect(), db.operation.name = "user_by_email"))]
     pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
         let email = email.trim().to_lowercase();
@@ -157,6 +160,7 @@ impl Store {
     /// of the account and IP keys (see [`Store::login_gate`]), the account with this email,
     /// whether it has a confirmed second factor and its tenants (as
     /// [`Store::tenants_of_user`]: ordered by id) — one row per membership.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db sign_in_lookup", otel.kind = "client", db.system = self.dialect(), db.operation.name = "sign_in_lookup"))]
     pub async fn sign_in_lookup(
         &self,
         account_key: &str,
@@ -205,6 +209,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db user_by_id", otel.kind = "client", db.system = self.dialect(), db.operation.name = "user_by_id"))]
     pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         on_pool!(self, pool => {
@@ -216,6 +221,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_session", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_session"))]
     pub async fn insert_session(&self, s: &SessionRow) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES {}",
@@ -228,6 +234,7 @@ impl Store {
     }
 
     /// Ends a session and revokes the refresh token families issued in it.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db revoke_session", otel.kind = "client", db.system = self.dialect(), db.operation.name = "revoke_session"))]
     pub async fn revoke_session(&self, session_id: &str, now: i64) -> StoreResult<()> {
         const SESSION: &str =
             "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
@@ -244,12 +251,14 @@ impl Store {
     }
 
     /// Deletes sessions that expired or were revoked before `before`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db purge_sessions", otel.kind = "client", db.system = self.dialect(), db.operation.name = "purge_sessions"))]
     pub async fn purge_sessions(&self, before: i64) -> StoreResult<u64> {
         const SQL: &str = "DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1";
         on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).execute(pool).await?.rows_affected()))
     }
 
     /// A live (unexpired, unrevoked) session by its cookie token's hash.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db live_session", otel.kind = "client", db.system = self.dialect(), db.operation.name = "live_session"))]
     pub async fn live_session(
         &self,
         token_hash: &[u8],

@@ -15,6 +15,7 @@ pub struct SecretRow {
 
 impl Store {
     /// (wrapped key, master key id) of a tenant's data key.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db data_key", otel.kind = "client", db.system = self.dialect(), db.operation.name = "data_key"))]
     pub async fn data_key(&self, tenant_id: &str) -> StoreResult<Option<(Vec<u8>, String)>> {
         const SQL: &str =
             "SELECT wrapped_key, master_key_id FROM tenant_data_keys WHERE tenant_id = $1";
@@ -27,6 +28,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_data_key", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_data_key"))]
     pub async fn insert_data_key(
         &self,
         tenant_id: &str,
@@ -42,6 +44,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db latest_secret_version", otel.kind = "client", db.system = self.dialect(), db.operation.name = "latest_secret_version"))]
     pub async fn latest_secret_version(&self, tenant_id: &str, name: &str) -> StoreResult<i64> {
         const SQL: &str = "SELECT COALESCE(MAX(version), 0) AS v FROM tenant_secrets \
             WHERE tenant_id = $1 AND name = $2";
@@ -52,6 +55,7 @@ impl Store {
     }
 
     /// A unique violation means a concurrent writer took `version`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_secret", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_secret"))]
     pub async fn insert_secret(
         &self,
         tenant_id: &str,
@@ -69,6 +73,7 @@ impl Store {
     }
 
     /// One version, or the latest when `version` is `None`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db secret", otel.kind = "client", db.system = self.dialect(), db.operation.name = "secret"))]
     pub async fn secret(
         &self,
         tenant_id: &str,
@@ -94,6 +99,7 @@ impl Store {
     }
 
     /// Every version of every secret of a tenant, without ciphertexts.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db list_secrets", otel.kind = "client", db.system = self.dialect(), db.operation.name = "list_secrets"))]
     pub async fn list_secrets(&self, tenant_id: &str) -> StoreResult<Vec<SecretRow>> {
         const SQL: &str = "SELECT name, version, created_at, revoked_at FROM tenant_secrets \
             WHERE tenant_id = $1 ORDER BY name, version";
@@ -114,6 +120,7 @@ impl Store {
     }
 
     /// Revokes every version of a secret; the number of versions revoked now.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db revoke_secret", otel.kind = "client", db.system = self.dialect(), db.operation.name = "revoke_secret"))]
     pub async fn revoke_secret(&self, tenant_id: &str, name: &str, now: i64) -> StoreResult<u64> {
         const SQL: &str = "UPDATE tenant_secrets SET revoked_at = $3 \
             WHERE tenant_id = $1 AND name = $2 AND revoked_at IS NULL";

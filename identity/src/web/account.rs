@@ -4,6 +4,8 @@
 //! clients in [`crate::web::account_sessions`], forgotten passwords and address proofs in
 //! [`crate::web::recovery`].
 //!
+//! Their words come from [`crate::messages`] in the request's language.
+//!
 //! Security decisions:
 //! - Every page needs the browser session; every form is CSRF-protected (double submit), like
 //!   the other account pages.
@@ -23,6 +25,7 @@ use axum::response::Response;
 use crate::AppState;
 use crate::clients::rfc3339;
 use crate::events::{self, Event, Meta, USER_CHANGE};
+use crate::messages::Lang;
 use crate::store::now_ms;
 use crate::store::tenants::TenantRow;
 use crate::store::users::{SessionRow, UserRow};
@@ -33,15 +36,16 @@ use crate::web::page::escape;
 use crate::web::page::{Brand, branded_account_page};
 use crate::web::page::{not_signed_in, unavailable};
 
-/// The account pages' navigation, `current` marked.
-pub(crate) fn nav(state: &AppState, current: &str) -> String {
+/// The account pages' navigation in the request's language, `current` marked.
+pub(crate) fn nav(state: &AppState, headers: &HeaderMap, current: &str) -> String {
+    let lang = Lang::of(headers);
     let mut items = String::new();
     for (path, label) in [
-        ("account", "Account"),
-        ("account/password", "Password"),
-        ("account/sessions", "Sessions and apps"),
-        ("account/mfa", "Two-step verification"),
-        ("account/invitations", "Invitations"),
+        ("account", "account.nav.account"),
+        ("account/password", "account.nav.password"),
+        ("account/sessions", "account.nav.sessions"),
+        ("account/mfa", "account.nav.mfa"),
+        ("account/invitations", "account.nav.invitations"),
     ] {
         let here = if path == current {
             " aria-current=\"page\""
@@ -49,11 +53,15 @@ pub(crate) fn nav(state: &AppState, current: &str) -> String {
             ""
         };
         items.push_str(&format!(
-            "<li><a href=\"{}\"{here}>{label}</a></li>",
-            escape(&format!("{}{path}", state.config.issuer))
+            "<li><a href=\"{}\"{here}>{}</a></li>",
+            escape(&format!("{}{path}", state.config.issuer)),
+            escape(lang.get(label)),
         ));
     }
-    format!("<nav aria-label=\"Account\"><ul class=\"nav\">{items}</ul></nav>")
+    format!(
+        "<nav aria-label=\"{}\"><ul class=\"nav\">{items}</ul></nav>",
+        escape(lang.get("account.nav"))
+    )
 }
 
 /// A notice (`role=status`) or an error (`role=alert`) paragraph.
@@ -111,45 +119,64 @@ pub(crate) async fn overview_page(
         Err(e) => return unavailable(&e),
     };
     let tenant = session_tenant(state, session).await;
-    let tenant_name = tenant
-        .as_ref()
-        .map(|t| escape(&t.name))
-        .unwrap_or_else(|| "the platform".into());
+    let t = Lang::of(headers);
+    let tenant_name = tenant.as_ref().map_or_else(
+        || t.get("account.the_platform").to_owned(),
+        |t| t.name.clone(),
+    );
     let issuer = &state.config.issuer;
-    let nav = nav(state, "account");
+    let nav = nav(state, headers, "account");
     let message = notice(message);
     let brand = tenant.as_ref().map(Brand::of);
-    let title = ("Your account", brand.as_ref());
+    let title = (t.get("account.title"), brand.as_ref());
     branded_account_page(state, headers, StatusCode::OK, title, |csrf| {
         let address = match verified {
             Some(at) => format!(
-                "{} <span class=\"badge ok\">confirmed {}</span>",
+                "{} <span class=\"badge ok\">{}</span>",
                 escape(&user.email),
-                escape(rfc3339(at).get(..10).unwrap_or_default())
+                escape(&t.fill(
+                    "account.confirmed",
+                    &[("date", rfc3339(at).get(..10).unwrap_or_default())]
+                ))
             ),
             None => format!(
-                "{} <span class=\"badge\">not confirmed</span>\
+                "{} <span class=\"badge\">{}</span>\
                  <form method=\"post\" action=\"{}\" class=\"inline\">{}\
-                 <button type=\"submit\" class=\"secondary\">Send a confirmation link</button></form>",
+                 <button type=\"submit\" class=\"secondary\">{}</button></form>",
                 escape(&user.email),
+                escape(t.get("account.not_confirmed")),
                 escape(&format!("{issuer}account/email/verification")),
-                csrf_field(csrf)
+                csrf_field(csrf),
+                escape(t.get("account.send_confirmation")),
             ),
         };
+        let w = |id: &str| escape(t.get(id));
         format!(
-            "{nav}<h1>Your account</h1>{message}<dl class=\"facts\">\
-             <dt>Email</dt><dd>{address}</dd><dt>Name</dt><dd>{name}</dd>\
-             <dt>Signed in to</dt><dd>{tenant_name}</dd></dl>\
-             <h2>Change your email address</h2><p>A link goes to the new address; your account \
-             moves there once you open it.</p>\
+            "{nav}<h1>{title}</h1>{message}<dl class=\"facts\">\
+             <dt>{email}</dt><dd>{address}</dd><dt>{name_label}</dt><dd>{name}</dd>\
+             <dt>{signed_in_to}</dt><dd>{tenant_name}</dd></dl>\
+             <h2>{change_title}</h2><p>{change_help}</p>\
              <form method=\"post\" action=\"{change}\">{csrf}\
-             <label for=\"email\">New email address</label>\
+             <label for=\"email\">{new_email}</label>\
              <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required>\
-             <label for=\"current\">Current password</label>\
+             <label for=\"current\">{current}</label>\
              <input id=\"current\" name=\"current\" type=\"password\" autocomplete=\"current-password\" required>\
-             <button type=\"submit\">Send the link</button></form>\
-             <h2>Your data</h2><p><a href=\"{export}\" download>Export my data (JSON)</a></p>\
-             <p><a href=\"{delete}\">Delete my account</a></p>",
+             <button type=\"submit\">{send}</button></form>\
+             <h2>{data}</h2><p><a href=\"{export}\" download>{export_label}</a></p>\
+             <p><a href=\"{delete}\">{delete_label}</a></p>",
+            title = w("account.title"),
+            email = w("account.email"),
+            name_label = w("account.name"),
+            signed_in_to = w("account.signed_in_to"),
+            tenant_name = escape(&tenant_name),
+            change_title = w("account.change_email"),
+            change_help = w("account.change_email.help"),
+            new_email = w("account.new_email"),
+            current = w("account.current_password"),
+            send = w("account.send_link"),
+            data = w("account.data"),
+            export_label = w("account.export"),
+            delete_label = w("account.delete"),
             name = escape(&user.name),
             change = escape(&format!("{issuer}account/email")),
             csrf = csrf_field(csrf),
@@ -230,21 +257,28 @@ fn password_page(
     status: StatusCode,
 ) -> Response {
     let action = format!("{}account/password", state.config.issuer);
-    let nav = nav(state, "account/password");
+    let nav = nav(state, headers, "account/password");
     let message = notice(message);
-    let title = ("Change your password", brand);
+    let t = Lang::of(headers);
+    let title = (t.get("password.title"), brand);
     branded_account_page(state, headers, status, title, |csrf| {
+        let w = |id: &str| escape(t.get(id));
         format!(
-            "{nav}<h1>Change your password</h1>{message}\
-             <p>Every other session is signed out and every app must sign in again.</p>\
+            "{nav}<h1>{title}</h1>{message}<p>{help}</p>\
              <form method=\"post\" action=\"{action}\">{csrf}\
-             <label for=\"current\">Current password</label>\
+             <label for=\"current\">{current}</label>\
              <input id=\"current\" name=\"current\" type=\"password\" autocomplete=\"current-password\" required>\
-             <label for=\"password\">New password</label>\
+             <label for=\"password\">{new}</label>\
              <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
-             <label for=\"confirm\">New password again</label>\
+             <label for=\"confirm\">{again}</label>\
              <input id=\"confirm\" name=\"confirm\" type=\"password\" autocomplete=\"new-password\" required>\
-             <button type=\"submit\">Change password</button></form>",
+             <button type=\"submit\">{submit}</button></form>",
+            title = w("password.title"),
+            help = w("password.help"),
+            current = w("account.current_password"),
+            new = w("password.new"),
+            again = w("password.again"),
+            submit = w("password.submit"),
             action = escape(&action),
             csrf = csrf_field(csrf),
         )

@@ -160,7 +160,7 @@ async fn delete_page(
         Err(e) => return unavailable(&e),
     };
     let action = format!("{}account/delete", state.config.issuer);
-    let nav = nav(state, "account/delete");
+    let nav = nav(state, headers, "account/delete");
     let message = notice(message);
     let title = ("Delete your account", brand.as_ref());
     branded_account_page(state, headers, status, title, |csrf| {

@@ -20,10 +20,11 @@ use crate::events;
 use crate::mfa::{self, CodeOutcome};
 use crate::store::now_ms;
 use crate::store::users::UserRow;
+use crate::web::account::session_tenant;
 use crate::web::account_form::AccountForm;
 use crate::web::authorize::{AuthorizeError, current_session};
 use crate::web::page::escape;
-use crate::web::page::{account_page, not_signed_in, unavailable};
+use crate::web::page::{Brand, account_page, not_signed_in, unavailable};
 use crate::web::steps::enrolment_html;
 use crate::web::steps::recovery_html;
 
@@ -34,7 +35,7 @@ pub const MFA_RECOVERY_REGENERATED: &str = "mfa.recovery_codes_regenerated";
 pub(crate) async fn enrolled_page(
     state: &AppState,
     headers: &HeaderMap,
-    user: &UserRow,
+    (user, brand): (&UserRow, Option<&Brand>),
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
@@ -46,7 +47,7 @@ pub(crate) async fn enrolled_page(
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
     let action = format!("{}account/mfa/recovery-codes", state.config.issuer);
-    account_page(state, headers, status, |csrf| {
+    account_page(state, headers, status, brand, |csrf| {
         format!(
             "<h1>Two-step verification is on</h1><p>{left} recovery codes left. To set it up \
              again, ask an administrator to reset it.</p>\
@@ -72,6 +73,10 @@ pub async fn regenerate(
         user,
     }: AccountForm,
 ) -> Response {
+    let brand = session_tenant(&state, &session)
+        .await
+        .map(|t| Brand::of(&t));
+    let brand = brand.as_ref();
     match mfa::enrolled(&state.store, &user.id).await {
         Ok(true) => {}
         Ok(false) => {
@@ -105,7 +110,7 @@ pub async fn regenerate(
             return enrolled_page(
                 &state,
                 &headers,
-                &user,
+                (&user, brand),
                 Some("Too many wrong codes. Wait a few minutes and retry."),
                 StatusCode::TOO_MANY_REQUESTS,
             )
@@ -127,7 +132,7 @@ pub async fn regenerate(
                 tracing::warn!(error = %e, "clearing the code failure counter failed");
             }
             tracing::info!(user_id = %user.id, "recovery codes regenerated");
-            account_page(&state, &headers, StatusCode::OK, |_| {
+            account_page(&state, &headers, StatusCode::OK, brand, |_| {
                 format!(
                     "<h1>New recovery codes</h1><p>Your earlier recovery codes no longer work.</p>{}",
                     recovery_html(&codes)
@@ -153,7 +158,7 @@ pub async fn regenerate(
             enrolled_page(
                 &state,
                 &headers,
-                &user,
+                (&user, brand),
                 Some("Invalid code."),
                 StatusCode::UNAUTHORIZED,
             )
@@ -166,7 +171,7 @@ pub async fn regenerate(
 pub(crate) async fn enrolment_form(
     state: &AppState,
     headers: &HeaderMap,
-    user: &UserRow,
+    (user, brand): (&UserRow, Option<&Brand>),
     reuse: bool,
     error: Option<&str>,
     status: StatusCode,
@@ -185,7 +190,7 @@ pub(crate) async fn enrolment_form(
             return crate::web::account_mfa::enrolled_page(
                 state,
                 headers,
-                user,
+                (user, brand),
                 None,
                 StatusCode::OK,
             )
@@ -197,7 +202,7 @@ pub(crate) async fn enrolment_form(
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
     let action = format!("{}account/mfa", state.config.issuer);
-    account_page(state, headers, status, |csrf| {
+    account_page(state, headers, status, brand, |csrf| {
         format!(
             "<h1>Set up two-step verification</h1>{error_html}<p>{setup}</p>\
              <form method=\"post\" action=\"{action}\">\
@@ -214,10 +219,14 @@ pub(crate) async fn enrolment_form(
 /// `GET /account/mfa`: starts an enrolment for the signed-in user (a fresh secret each time
 /// until confirmed), or says MFA is on.
 pub async fn account_mfa(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some((_, user)) = current_session(&state, &headers).await else {
+    let Some((session, user)) = current_session(&state, &headers).await else {
         return not_signed_in();
     };
-    enrolment_form(&state, &headers, &user, false, None, StatusCode::OK).await
+    let brand = session_tenant(&state, &session)
+        .await
+        .map(|t| Brand::of(&t));
+    let page = (&user, brand.as_ref());
+    enrolment_form(&state, &headers, page, false, None, StatusCode::OK).await
 }
 
 /// `POST /account/mfa`: confirms the enrolment with the first code; shows the recovery codes
@@ -239,6 +248,10 @@ pub async fn account_mfa_confirm(
         outcome,
         details: serde_json::json!({"at": "account"}),
     };
+    let brand = session_tenant(&state, &session)
+        .await
+        .map(|t| Brand::of(&t));
+    let brand = brand.as_ref();
     match mfa::confirm_enrolment(
         &state.store,
         state.keys.master(),
@@ -250,7 +263,7 @@ pub async fn account_mfa_confirm(
         Ok(Some(codes)) => {
             events::record(&state.events, &meta, event("success")).await;
             tracing::info!(user_id = %user.id, "MFA enrolled");
-            account_page(&state, &headers, StatusCode::OK, |_| {
+            account_page(&state, &headers, StatusCode::OK, brand, |_| {
                 format!(
                     "<h1>Two-step verification is on</h1>{}",
                     recovery_html(&codes)
@@ -262,7 +275,7 @@ pub async fn account_mfa_confirm(
             enrolment_form(
                 &state,
                 &headers,
-                &user,
+                (&user, brand),
                 true,
                 Some("Invalid code."),
                 StatusCode::UNAUTHORIZED,

@@ -127,7 +127,7 @@ async fn page(
              <tbody>{client_rows}</tbody></table>"
         )
     };
-    let nav = nav(state, "account/sessions");
+    let nav = nav(state, headers, "account/sessions");
     let message = notice(message);
     let brand = session_tenant(state, session).await.map(|t| Brand::of(&t));
     branded_account_page(

@@ -20,16 +20,20 @@ use crate::events::{self, Event, Meta, USER_CHANGE};
 use crate::store::invitations::InvitationRow;
 use crate::store::now_ms;
 use crate::store::users::UserRow;
+use crate::web::account::session_tenant;
 use crate::web::authorize::current_session;
+use crate::web::page::{Brand, branded_account_page, not_signed_in, unavailable};
 use crate::web::page::{FORM_EXPIRED, escape};
-use crate::web::page::{account_page, not_signed_in, unavailable};
 
 /// `GET /account/invitations`.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some((_, user)) = current_session(&state, &headers).await else {
+    let Some((session, user)) = current_session(&state, &headers).await else {
         return not_signed_in();
     };
-    page(&state, &headers, &user, None).await
+    let brand = session_tenant(&state, &session)
+        .await
+        .map(|t| Brand::of(&t));
+    page(&state, &headers, (&user, brand.as_ref()), None).await
 }
 
 /// `POST /account/invitations` with `invitation` and `decision` (`accept` or `decline`).
@@ -38,9 +42,12 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Ok(f) => f,
         Err(r) => return r,
     };
-    let Some((_, user)) = current_session(&state, &headers).await else {
+    let Some((session, user)) = current_session(&state, &headers).await else {
         return not_signed_in();
     };
+    let brand = session_tenant(&state, &session)
+        .await
+        .map(|t| Brand::of(&t));
     let id = form.get("invitation").unwrap_or("");
     let now = now_ms();
     let (message, outcome) = match form.get("decision") {
@@ -78,13 +85,13 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
         )
         .await;
     }
-    page(&state, &headers, &user, Some(message)).await
+    page(&state, &headers, (&user, brand.as_ref()), Some(message)).await
 }
 
 pub(crate) async fn page(
     state: &AppState,
     headers: &HeaderMap,
-    user: &UserRow,
+    (user, brand): (&UserRow, Option<&Brand>),
     message: Option<&str>,
 ) -> Response {
     let invitations: Vec<InvitationRow> = if user.platform_admin {
@@ -122,7 +129,8 @@ pub(crate) async fn page(
     } else {
         format!("<ul>{rows}</ul>")
     };
-    account_page(state, headers, StatusCode::OK, |csrf| {
+    let title = ("Invitations", brand);
+    branded_account_page(state, headers, StatusCode::OK, title, |csrf| {
         let hidden = format!(
             "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
             escape(csrf)

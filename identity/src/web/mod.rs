@@ -4,7 +4,8 @@
 //! ([`account`], [`account_data`], [`account_sessions`], [`account_mfa`], [`invitations`]), links sent by mail
 //! ([`recovery`]: forgotten passwords, address proofs) and [`registration`]. [`page`] is the one module for
 //! the page shell, cookies and the CSRF double submit; [`sign_in`] holds what every step of a
-//! sign-in shares (lockout, the tenant chosen, the session it ends with).
+//! sign-in shares (lockout, the tenant chosen, the session it ends with), [`device_cookie`] the
+//! browser's device cookie a sign-in ends with.
 
 pub mod account;
 pub mod account_data;
@@ -13,6 +14,7 @@ pub mod account_mfa;
 pub mod account_sessions;
 pub mod authorize;
 pub mod consent;
+pub mod device_cookie;
 pub mod invitations;
 pub mod logout;
 pub mod page;

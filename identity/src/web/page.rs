@@ -248,13 +248,16 @@ pub(crate) fn unavailable(e: &dyn std::fmt::Display) -> Response {
     AuthorizeError::Page(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE).into_response()
 }
 
+/// A two-step verification page of the account, in the tenant's look.
 pub(crate) fn account_page(
     state: &AppState,
     headers: &HeaderMap,
     status: StatusCode,
+    brand: Option<&Brand>,
     content: impl FnOnce(&str) -> String,
 ) -> Response {
-    account_page_titled(state, headers, status, "Two-step verification", content)
+    let title = ("Two-step verification", brand);
+    branded_account_page(state, headers, status, title, content)
 }
 
 /// A page of the browser flows with forms: `content` gets this browser's CSRF token (the

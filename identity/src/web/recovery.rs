@@ -6,8 +6,9 @@
 //!
 //! Security decisions:
 //! - A reset request answers the same page whatever the address; the lookup and the mail run
-//!   after the answer. Requests per client IP are limited (`link_requests_per_ip`, then a
-//!   wait of `link_ip_lock_secs`: 429 for everyone from that IP, so it tells nothing either).
+//!   after the answer. Requests per client IP are limited (`link_requests_per_ip` in a window
+//!   of `link_ip_lock_secs`, counted apart from failed sign-ins: 429 for everyone from that IP
+//!   until the window ends, so it tells nothing either, and it never locks a sign-in).
 //! - Opening a link (GET) uses nothing: mail scanners that fetch links cannot spend them. The
 //!   form it shows (CSRF double submit) uses the link, once.
 //! - A reset sets the password through `Store::set_password`: every session ends and every
@@ -21,6 +22,7 @@ use axum::response::Response;
 
 use crate::AppState;
 use crate::account::{self, EMAIL_VERIFICATION, PASSWORD_RESET};
+use crate::messages::Lang;
 use crate::oauth::params::Params;
 use crate::store::now_ms;
 use crate::store::tenants::TenantRow;
@@ -66,26 +68,26 @@ async fn forgot_page(
     let brand = tenant_named(state, Some(tenant))
         .await
         .map(|t| Brand::of(&t));
-    let title = ("Reset your password", brand.as_ref());
+    let t = Lang::of(headers);
+    let title = (t.get("forgot.title"), brand.as_ref());
     branded_account_page(state, headers, status, title, |csrf| {
         format!(
-            "<h1>Reset your password</h1>{message}<p>Enter the email address of your account. \
-             If an account has it, we send it a link to choose a new password.</p>\
+            "<h1>{title}</h1>{message}<p>{help}</p>\
              <form method=\"post\" action=\"{action}\">{csrf}\
              <input type=\"hidden\" name=\"tenant\" value=\"{tenant}\">\
-             <label for=\"email\">Email</label>\
+             <label for=\"email\">{email}</label>\
              <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required>\
-             <button type=\"submit\">Send the link</button></form>",
+             <button type=\"submit\">{send}</button></form>",
+            title = escape(t.get("forgot.title")),
+            help = escape(t.get("forgot.help")),
+            email = escape(t.get("account.email")),
+            send = escape(t.get("account.send_link")),
             action = escape(&action),
             csrf = csrf_field(csrf),
             tenant = escape(tenant),
         )
     })
 }
-
-/// The answer to every accepted reset request, whatever the address.
-pub const RESET_REQUESTED: &str = "If an account has this address, a link to reset its \
-     password is on its way. Check your mail; the link works once.";
 
 /// `POST /account/password/forgot` with `email` (and `tenant`).
 pub async fn forgot(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -94,13 +96,18 @@ pub async fn forgot(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Err(r) => return r,
     };
     let tenant_ref = form.get("tenant").unwrap_or("").to_owned();
-    let ip_key = format!("link:{}", crate::http::meta::client_ip(&headers));
-    let now = now_ms();
+    let ip_key = format!("reset:{}", crate::http::meta::client_ip(&headers));
     let cfg = &state.config.account;
-    match state.store.locked_until(&[&ip_key], now).await {
-        Ok(None) => {}
-        Ok(Some(_)) => {
-            let m = "Too many requests from your network. Wait a while and retry.";
+    let window_ms =
+        i64::try_from(cfg.link_ip_lock_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+    match state
+        .store
+        .count_request(&ip_key, now_ms(), window_ms)
+        .await
+    {
+        Ok(c) if c.requests <= i64::from(cfg.link_requests_per_ip) => {}
+        Ok(_) => {
+            let m = Lang::of(&headers).get("forgot.too_many");
             return forgot_page(
                 &state,
                 &headers,
@@ -111,14 +118,6 @@ pub async fn forgot(State(state): State<AppState>, headers: HeaderMap, body: Bod
             .await;
         }
         Err(e) => return unavailable(&e),
-    }
-    let lock_ms = i64::try_from(cfg.link_ip_lock_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
-    if let Err(e) = state
-        .store
-        .record_login_failure(&ip_key, now, i64::from(cfg.link_requests_per_ip), lock_ms)
-        .await
-    {
-        return unavailable(&e);
     }
     let email = form.get("email").unwrap_or("").trim().to_lowercase();
     if tenants::valid_email(&email) {
@@ -153,7 +152,7 @@ pub async fn forgot(State(state): State<AppState>, headers: HeaderMap, body: Bod
         &state,
         &headers,
         form.get("tenant").unwrap_or(""),
-        Some((RESET_REQUESTED, false)),
+        Some((Lang::of(&headers).get("forgot.requested"), false)),
         StatusCode::OK,
     )
     .await
@@ -315,7 +314,9 @@ pub async fn reset(State(state): State<AppState>, headers: HeaderMap, body: Body
     {
         tracing::warn!(error = %format!("{e:#}"), "queueing the password-changed notice failed");
     }
-    account_page_titled(&state, &headers, StatusCode::OK, "Password changed", |_| {
+    let brand = tenant.as_ref().map(Brand::of);
+    let title = ("Password changed", brand.as_ref());
+    branded_account_page(&state, &headers, StatusCode::OK, title, |_| {
         "<h1>Your password was changed</h1><p>Every session was signed out. Go back to the app \
          and sign in with your new password.</p>"
             .to_owned()
@@ -331,11 +332,13 @@ pub async fn verify_form(State(state): State<AppState>, uri: Uri, headers: Heade
         Err(e) => return unavailable(&e),
     };
     let action = format!("{}account/email/verify", state.config.issuer);
-    account_page_titled(
+    let brand = tenant_named(&state, link.tenant_id.as_deref()).await;
+    let brand = brand.as_ref().map(Brand::of);
+    branded_account_page(
         &state,
         &headers,
         StatusCode::OK,
-        "Confirm your address",
+        ("Confirm your address", brand.as_ref()),
         |csrf| {
             format!(
                 "<h1>Confirm your address</h1><p>Confirm that <strong>{email}</strong> is yours.</p>\

@@ -352,6 +352,8 @@ pub(crate) async fn signed_in(
             page::html(StatusCode::CREATED, &page::page("Shop created", &body))
         }
     };
+    let tenant = Some(done.tenant.id.clone());
+    crate::web::device_cookie::after_sign_in(state, headers, &done.user, tenant, &mut response);
     if let Some(c) = page::set_cookie(state, page::SESSION_COOKIE, &token, "Lax", lifetime) {
         response.headers_mut().append(header::SET_COOKIE, c);
     }

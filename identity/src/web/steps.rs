@@ -447,6 +447,13 @@ pub(crate) async fn finish(
     }
     metrics::counter!("identity_sign_ins_total", "outcome" => "success").increment(1);
     tracing::info!(user_id = %user.id, amr = %session.amr, "signed in");
+    crate::web::device_cookie::after_sign_in(
+        state,
+        headers,
+        user,
+        step.tenant_id.clone(),
+        &mut response,
+    );
     if let Some(c) = set_cookie(state, SESSION_COOKIE, &token, "Lax", lifetime) {
         response.headers_mut().append(header::SET_COOKIE, c);
     }

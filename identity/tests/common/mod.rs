@@ -97,7 +97,7 @@ pub fn test_config(db: &TestDb, issuer: &str, listen: &str) -> Config {
         listen: listen.to_owned(),
         issuer: issuer.to_owned(),
         data_dir: db.data_dir(),
-        database_url: db.url.clone(),
+        database_url: Secret::new(db.url.clone()),
         dev_mode: true,
         master_key: Secret::new(master_key_b64()),
         dev_client_secret: Secret::new(DEV_SECRET),
@@ -339,6 +339,10 @@ pub fn auth_query(client: &str, scope: &str, tenant: Option<&str>) -> (String, S
     (query, verifier)
 }
 
+/// The device cookie of the tests' one browser: every [`Instance::sign_in`] comes from it, so
+/// none of them is a sign-in from a new browser.
+pub const TEST_DEVICE: &str = "the-identity-tests-one-browser-0123456789ab";
+
 /// The outcome of a browser sign-in through the real login form.
 pub struct SignIn {
     pub location: String,
@@ -375,7 +379,10 @@ impl Instance {
         assert_eq!(request, authorize_query);
         let resp = http
             .post(self.url("/login"))
-            .header("cookie", csrf_cookie)
+            .header(
+                "cookie",
+                format!("{csrf_cookie}; tansu_device={TEST_DEVICE}"),
+            )
             .form(&[
                 ("csrf", csrf.as_str()),
                 ("request", &request),

@@ -9,6 +9,8 @@
 //!   sets (clamped), so retired keys drop out and new keys arrive before they are first used.
 //! - When the issuer is unreachable, the cached keys keep verifying: an outage of the issuer is
 //!   not an outage of every service.
+//! - Metrics: `jwks_cache_lookups_total{result="hit"|"miss"}` per token's key lookup and
+//!   `jwks_fetches_total{outcome="ok"|"error"}` per fetch of the JWKS.
 //! - Only asymmetric keys are ever loaded (symmetric `oct` keys in a JWKS are ignored) and only
 //!   those of the configured algorithms ([`VerifyKey::from_jwk`]).
 
@@ -103,7 +105,10 @@ impl Jwks {
 
 impl KeySource for Jwks {
     fn key(&self, kid: &str) -> Option<Arc<VerifyKey>> {
-        self.keys.load().get(kid).cloned()
+        let key = self.keys.load().get(kid).cloned();
+        let result = if key.is_some() { "hit" } else { "miss" };
+        metrics::counter!("jwks_cache_lookups_total", "result" => result).increment(1);
+        key
     }
 
     fn key_for_unknown<'a>(
@@ -157,6 +162,8 @@ impl Jwks {
     async fn fetch(&self, state: &mut RefreshState) -> Result<Duration, String> {
         let result = self.fetch_inner(state).await;
         state.last_ok = result.is_ok();
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("jwks_fetches_total", "outcome" => outcome).increment(1);
         result
     }
 

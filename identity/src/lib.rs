@@ -34,6 +34,7 @@ pub mod config;
 pub mod crypto;
 pub mod event_log;
 pub mod events;
+pub mod federation;
 pub mod keys;
 pub mod mail;
 pub mod master_keys;

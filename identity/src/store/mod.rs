@@ -10,6 +10,7 @@
 pub mod account;
 pub mod clients;
 pub mod events;
+pub mod federation;
 pub mod grants;
 pub mod invitations;
 pub mod keys;

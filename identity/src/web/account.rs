@@ -120,6 +120,7 @@ pub(crate) async fn overview_page(
     let message = notice(message);
     let brand = tenant.as_ref().map(Brand::of);
     let title = ("Your account", brand.as_ref());
+    let links = crate::web::federation_account::linked(state, &user.id).await;
     branded_account_page(state, headers, StatusCode::OK, title, |csrf| {
         let address = match verified {
             Some(at) => format!(
@@ -148,12 +149,13 @@ pub(crate) async fn overview_page(
              <label for=\"current\">Current password</label>\
              <input id=\"current\" name=\"current\" type=\"password\" autocomplete=\"current-password\" required>\
              <button type=\"submit\">Send the link</button></form>\
-             <h2>Your data</h2><p><a href=\"{export}\" download>Export my data (JSON)</a></p>\
+             {linked}<h2>Your data</h2><p><a href=\"{export}\" download>Export my data (JSON)</a></p>\
              <p><a href=\"{delete}\">Delete my account</a></p>",
             name = escape(&user.name),
             change = escape(&format!("{issuer}account/email")),
             csrf = csrf_field(csrf),
             export = escape(&format!("{issuer}account/export")),
+            linked = crate::web::federation_account::section(state, &links, csrf),
             delete = escape(&format!("{issuer}account/delete")),
         )
     })

@@ -540,6 +540,16 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         let claims_of = down.redeem(done.location.as_deref().unwrap(), &verifier).await;
         assert_eq!(claims_of["sub"], dave.as_str());
 
+        // Signing out goes on to the provider's logout.
+        let end = format!("{}connect/endsession", down.id.issuer);
+        let confirm = b.get(&end).await;
+        assert_eq!(confirm.status, 200, "{}", confirm.body);
+        let csrf = hidden_field(&confirm.body, "csrf").unwrap();
+        let out = b.post(&end, &[("csrf", csrf.as_str()), ("confirm", "1")]).await;
+        assert_eq!(out.status, 303, "{}", out.body);
+        let to = out.location.unwrap();
+        assert!(to.starts_with(&format!("{}logout?client_id=fake-client", fake.issuer)), "{to}");
+
         // The provider down: a page that says so, not a 500.
         fake_server.stop().await;
         let mut b = Browser::new();

@@ -377,3 +377,37 @@ pub async fn discover(
         ),
     }
 }
+
+/// Where a signed-out browser goes next to end its session at the provider it signed in
+/// through (OpenID Connect RP-Initiated Logout at the provider's `end_session_endpoint`, with
+/// our `client_id`): best effort, `None` when the session did not sign in through a provider,
+/// the provider has no such endpoint, or cannot be reached.
+pub(crate) async fn upstream_logout(
+    state: &AppState,
+    session: &crate::store::users::SessionRow,
+) -> Option<String> {
+    if !session.amr.split(' ').any(|m| m == "fed") {
+        return None;
+    }
+    let tenant = session.tenant_id.as_deref()?;
+    let links = state
+        .store
+        .federated_identities_of_user(&session.user_id, Some(tenant))
+        .await
+        .ok()?;
+    let last = links.iter().max_by_key(|l| l.last_used_at)?;
+    let p = state
+        .store
+        .provider(tenant, &last.provider_id)
+        .await
+        .ok()
+        .flatten()
+        .filter(|p| p.enabled)?;
+    let callback = format!("{}federation/{}/callback", state.config.issuer, p.id);
+    let upstream = federation::discover(&p, None, &callback, state.config.dev_mode)
+        .await
+        .ok()?;
+    let mut url = url::Url::parse(upstream.end_session_endpoint.as_deref()?).ok()?;
+    url.query_pairs_mut().append_pair("client_id", &p.client_id);
+    Some(url.to_string())
+}

@@ -117,7 +117,7 @@ pub async fn discover(
         .additional_metadata()
         .end_session_endpoint
         .as_ref()
-        .map(|u| u.url().to_string());
+        .map(|u| u.as_str().to_owned());
     let redirect = RedirectUrl::new(redirect.to_owned())
         .map_err(|_| FederationError::Unavailable("the callback is not a URL".into()))?;
     let client = CoreClient::from_provider_metadata(
@@ -173,7 +173,7 @@ impl Upstream {
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()));
         let tokens: CoreTokenResponse = request.request_async(&http).await.map_err(|e| match e {
             RequestTokenError::ServerResponse(r) => {
-                FederationError::Refused(format!("the token endpoint refused the code: {}", r.error()))
+                FederationError::Refused(format!("the token endpoint refused the code: {:?}", r.error()))
             }
             RequestTokenError::Request(e) => FederationError::Unavailable(format!("token: {e}")),
             RequestTokenError::Parse(_, _) => {

@@ -85,9 +85,20 @@ impl Browser {
         self.send(req, url).await
     }
 
+    async fn post_owned(&mut self, url: &str, form: &[(String, String)]) -> Page {
+        let req = self.http.post(url).form(form);
+        self.send(req, url).await
+    }
+
     async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
         let req = self.http.post(url).form(form);
         self.send(req, url).await
+    }
+
+    /// GET `url`, then follow its redirects.
+    async fn go(&mut self, url: &str) -> Page {
+        let first = self.get(url).await;
+        self.follow(first).await
     }
 
     /// Follows redirects (GET) until a page or the application's callback.
@@ -207,8 +218,8 @@ async fn upstream_sign_in(b: &mut Browser, up: &Instance, page: Page, email: &st
         .post(
             &up.url("/login"),
             &[
-                ("csrf", &csrf),
-                ("request", &request),
+                ("csrf", csrf.as_str()),
+                ("request", request.as_str()),
                 ("email", email),
                 ("password", USER_PASSWORD),
             ],
@@ -245,7 +256,7 @@ async fn sign_in_through_another_tansu() {
         let login = b.get(&down.id.url(&format!("/connect/authorize?{query}"))).await;
         assert_eq!(login.status, 200);
         let start = button(&login.body, "Corp");
-        let at_upstream = b.follow(b_get(&mut b, &start).await).await;
+        let at_upstream = b.go(&start).await;
         let back = upstream_sign_in(&mut b, &up, at_upstream, "alice@corp.example").await;
         let location = back.location.clone().unwrap_or_else(|| panic!("{} {}", back.status, back.body));
         let claims = down.redeem(&location, &verifier).await;
@@ -293,7 +304,7 @@ async fn sign_in_through_another_tansu() {
         let mut b = Browser::new();
         let (query, _) = down.query("shop");
         let start = format!("{}federation/{pid}/start?{query}", down.id.issuer);
-        let at_upstream = b.follow(b_get(&mut b, &start).await).await;
+        let at_upstream = b.go(&start).await;
         let back = upstream_sign_in(&mut b, &up, at_upstream, "bob@corp.example").await;
         assert_eq!(back.status, 403, "{}", back.body);
         assert!(back.body.contains("cannot be linked"), "{}", back.body);
@@ -310,7 +321,7 @@ async fn sign_in_through_another_tansu() {
             )
             .await;
         let mut b = Browser::new();
-        let at_upstream = b.follow(b_get(&mut b, &start).await).await;
+        let at_upstream = b.go(&start).await;
         let back = upstream_sign_in(&mut b, &up, at_upstream, "carol@corp.example").await;
         assert_eq!(back.status, 403, "{}", back.body);
         assert!(back.body.contains("does not create accounts"), "{}", back.body);
@@ -324,7 +335,7 @@ async fn sign_in_through_another_tansu() {
         let mut b = Browser::new();
         let (query, verifier) = down.query("shop");
         let start = format!("{}federation/{pid}/start?{query}", down.id.issuer);
-        let at_upstream = b.follow(b_get(&mut b, &start).await).await;
+        let at_upstream = b.go(&start).await;
         let back = upstream_sign_in(&mut b, &up, at_upstream, "alice@corp.example").await;
         let claims = down.redeem(back.location.as_deref().unwrap(), &verifier).await;
         assert_eq!(claims["sub"], alice.as_str());
@@ -351,10 +362,6 @@ async fn sign_in_through_another_tansu() {
         down.id.stop().await;
         db.cleanup().await;
     }
-}
-
-async fn b_get(b: &mut Browser, url: &str) -> Page {
-    b.get(url).await
 }
 
 // ---------------------------------------------------------------- a fake upstream
@@ -506,28 +513,29 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         let ask = b.get(&callback).await;
         assert_eq!(ask.status, 200, "{}", ask.body);
         assert!(ask.body.contains("Link your account"), "{}", ask.body);
-        let field = |page: &Page, name: &str| hidden_field(&page.body, name).unwrap();
         let link_url = format!("{}federation/link", down.id.issuer);
-        let wrong = b
-            .post(&link_url, &[("csrf", &field(&ask, "csrf")), ("request", &field(&ask, "request")),
-                ("link", &field(&ask, "link")), ("password", "not the password")])
-            .await;
+        let submit = |page: &Page, password: &str| {
+            let field = |name: &str| hidden_field(&page.body, name).unwrap();
+            vec![
+                ("csrf".to_owned(), field("csrf")),
+                ("request".to_owned(), field("request")),
+                ("link".to_owned(), field("link")),
+                ("password".to_owned(), password.to_owned()),
+            ]
+        };
+        let wrong_form = submit(&ask, "not the password");
+        let wrong = b.post_owned(&link_url, &wrong_form).await;
         assert_eq!(wrong.status, 401, "{}", wrong.body);
         let links = format!("SELECT COUNT(*) FROM federated_identities WHERE user_id = '{dave}'");
         assert_eq!(raw_count(&down.id.state.store, &links).await, 0);
-        let right = b
-            .post(&link_url, &[("csrf", &field(&wrong, "csrf")), ("request", &field(&wrong, "request")),
-                ("link", &field(&wrong, "link")), ("password", USER_PASSWORD)])
-            .await;
+        let right_form = submit(&wrong, USER_PASSWORD);
+        let right = b.post_owned(&link_url, &right_form).await;
         assert_eq!(right.status, 303, "{}", right.body);
         let claims_of = down.redeem(right.location.as_deref().unwrap(), &verifier).await;
         assert_eq!(claims_of["sub"], dave.as_str());
         assert_eq!(raw_count(&down.id.state.store, &links).await, 1);
         // The spent link form does not link twice.
-        let replay = b
-            .post(&link_url, &[("csrf", &field(&wrong, "csrf")), ("request", &field(&wrong, "request")),
-                ("link", &field(&wrong, "link")), ("password", USER_PASSWORD)])
-            .await;
+        let replay = b.post_owned(&link_url, &right_form).await;
         assert_eq!(replay.status, 400);
 
         // Next time the link alone signs dave in.

@@ -265,6 +265,19 @@ pub async fn start(
     response
 }
 
+/// The security event of a sign-in the provider did not complete.
+async fn sign_in_failed(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant: &TenantRow,
+    p: &ProviderRow,
+    reason: String,
+) {
+    let details = serde_json::json!({"provider": p.id, "issuer": p.issuer, "reason": reason});
+    let kind = federation::FEDERATION_SIGN_IN;
+    event(state, headers, &tenant.id, kind, "anonymous".into(), "failure", details).await;
+}
+
 /// `GET /federation/{provider}/callback?code&state` (or `error`): back from the provider.
 pub async fn callback(
     State(state): State<AppState>,
@@ -304,11 +317,6 @@ pub async fn callback(
         Ok(None) => return page(StatusCode::NOT_FOUND, NO_PROVIDER),
         Err(r) => return r,
     };
-    let refuse = |reason: String| async {
-        let details = serde_json::json!({"provider": p.id, "issuer": p.issuer, "reason": reason});
-        let kind = federation::FEDERATION_SIGN_IN;
-        event(&state, &headers, &tenant.id, kind, "anonymous".into(), "failure", details).await;
-    };
     let (Some(code), None) = (q.get("code"), q.get("error")) else {
         let error: String = q
             .get("error")
@@ -316,14 +324,14 @@ pub async fn callback(
             .chars()
             .take(64)
             .collect();
-        refuse(format!("the provider answered {error}")).await;
+        sign_in_failed(&state, &headers, &tenant, &p, format!("the provider answered {error}")).await;
         let message = format!("{} did not sign you in. Start again, or sign in with your password.", p.name);
         return login_page(&state, &headers, &req, Some(message.as_str()), StatusCode::BAD_REQUEST);
     };
     let upstream = match upstream(&state, &headers, &req, &p).await {
         Ok(u) => u,
         Err(r) => {
-            refuse("discovery failed".into()).await;
+            sign_in_failed(&state, &headers, &tenant, &p, "discovery failed".into()).await;
             return r;
         }
     };
@@ -332,7 +340,7 @@ pub async fn callback(
     let identity = match upstream.finish(&p, code, verifier, nonce).await {
         Ok(i) => i,
         Err(e) => {
-            refuse(e.to_string()).await;
+            sign_in_failed(&state, &headers, &tenant, &p, e.to_string()).await;
             return failed(&state, &headers, &req, &p, &e);
         }
     };

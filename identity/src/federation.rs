@@ -112,7 +112,7 @@ pub async fn discover(
     let http = move |r| guarded_send(dev_mode, r);
     let metadata = ProviderMetadataWithLogout::discover_async(issuer, &http)
         .await
-        .map_err(|e| FederationError::Unavailable(format!("discovery: {e}")))?;
+        .map_err(|e| FederationError::Unavailable(format!("discovery: {}", chain(&e))))?;
     let end_session_endpoint = metadata
         .additional_metadata()
         .end_session_endpoint
@@ -175,7 +175,9 @@ impl Upstream {
             RequestTokenError::ServerResponse(r) => {
                 FederationError::Refused(format!("the token endpoint refused the code: {:?}", r.error()))
             }
-            RequestTokenError::Request(e) => FederationError::Unavailable(format!("token: {e}")),
+            RequestTokenError::Request(e) => {
+                FederationError::Unavailable(format!("token: {}", chain(&e)))
+            }
             RequestTokenError::Parse(_, _) => {
                 FederationError::Unavailable("token: the answer is not a token response".into())
             }
@@ -203,6 +205,18 @@ impl Upstream {
         let payload = verified_payload(&id_token.to_string())?;
         Ok(read_identity(p, self.issuer.clone(), subject, &payload))
     }
+}
+
+/// An error with its sources, for the log.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
 
 /// The claims of a compact JWS whose signature was verified already.

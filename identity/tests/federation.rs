@@ -34,6 +34,8 @@ fn origin(url: &str) -> String {
 }
 
 struct Page {
+    /// Where it was asked for.
+    url: String,
     status: u16,
     location: Option<String>,
     body: String,
@@ -73,7 +75,10 @@ impl Browser {
             .headers()
             .get("location")
             .map(|v| v.to_str().unwrap().to_owned());
+        // A relative `Location` is resolved against the request's URL.
+        let location = location.map(|l| url::Url::parse(url).unwrap().join(&l).unwrap().to_string());
         Page {
+            url: url.to_owned(),
             status: resp.status().as_u16(),
             location,
             body: resp.text().await.unwrap(),
@@ -649,6 +654,8 @@ async fn start_js_op(dir: &std::path::Path, port: u16, redirect: &str) -> tokio:
         .unwrap()
         .expect("oidc-provider prints its issuer");
     assert!(line.contains("issuer"), "{line}");
+    // Whatever else it prints is read (a closed pipe would end it at its next line).
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     child
 }
 

@@ -89,7 +89,10 @@ pub struct UpstreamIdentity {
 impl UpstreamIdentity {
     /// The domain of the address (lowercase).
     pub fn email_domain(&self) -> Option<&str> {
-        self.email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d)
+        self.email
+            .as_deref()
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, d)| d)
     }
 }
 
@@ -171,18 +174,20 @@ impl Upstream {
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|_| FederationError::Unavailable("no token endpoint".into()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()));
-        let tokens: CoreTokenResponse = request.request_async(&http).await.map_err(|e| match e {
-            RequestTokenError::ServerResponse(r) => {
-                FederationError::Refused(format!("the token endpoint refused the code: {:?}", r.error()))
-            }
-            RequestTokenError::Request(e) => {
-                FederationError::Unavailable(format!("token: {}", chain(&e)))
-            }
-            RequestTokenError::Parse(_, _) => {
-                FederationError::Unavailable("token: the answer is not a token response".into())
-            }
-            RequestTokenError::Other(e) => FederationError::Unavailable(format!("token: {e}")),
-        })?;
+        let tokens: CoreTokenResponse =
+            request.request_async(&http).await.map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => FederationError::Refused(format!(
+                    "the token endpoint refused the code: {:?}",
+                    r.error()
+                )),
+                RequestTokenError::Request(e) => {
+                    FederationError::Unavailable(format!("token: {}", chain(&e)))
+                }
+                RequestTokenError::Parse(_, _) => {
+                    FederationError::Unavailable("token: the answer is not a token response".into())
+                }
+                RequestTokenError::Other(e) => FederationError::Unavailable(format!("token: {e}")),
+            })?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| FederationError::Refused("no ID token".into()))?;
@@ -200,7 +205,9 @@ impl Upstream {
         }
         let subject = claims.subject().as_str().to_owned();
         if subject.is_empty() || subject.len() > 255 {
-            return Err(FederationError::Refused("ID token: no usable subject".into()));
+            return Err(FederationError::Refused(
+                "ID token: no usable subject".into(),
+            ));
         }
         let payload = verified_payload(&id_token.to_string())?;
         Ok(read_identity(p, self.issuer.clone(), subject, &payload))
@@ -251,7 +258,10 @@ fn read_identity(
     let email_verified = matches!(
         claims.get("email_verified"),
         Some(serde_json::Value::Bool(true))
-    ) || claims.get("email_verified").and_then(serde_json::Value::as_str) == Some("true");
+    ) || claims
+        .get("email_verified")
+        .and_then(serde_json::Value::as_str)
+        == Some("true");
     let name = text(s.name_claim.as_deref().unwrap_or("name"))
         .map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect());
     let groups = match claims.get(s.groups_claim.as_deref().unwrap_or("groups")) {
@@ -306,7 +316,7 @@ pub fn home_realm<'a>(providers: &'a [ProviderRow], email: &str) -> Option<&'a P
     let domain = email.trim().rsplit_once('@')?.1.to_lowercase();
     providers
         .iter()
-        .find(|p| p.enabled && p.sign_in.home_domains.iter().any(|d| *d == domain))
+        .find(|p| p.enabled && p.sign_in.home_domains.contains(&domain))
 }
 
 #[cfg(test)]
@@ -350,7 +360,12 @@ mod tests {
     #[test]
     fn domains_and_home_realm() {
         let mut p = provider();
-        let id = read_identity(&p, "i".into(), "s".into(), &serde_json::json!({"email": "a@corp.example"}));
+        let id = read_identity(
+            &p,
+            "i".into(),
+            "s".into(),
+            &serde_json::json!({"email": "a@corp.example"}),
+        );
         assert!(domain_allowed(&p, &id));
         p.sign_in.allowed_domains = vec!["other.example".into()];
         assert!(!domain_allowed(&p, &id));

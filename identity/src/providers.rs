@@ -462,7 +462,9 @@ pub async fn guarded_send(
     if !endpoint_allowed(&url, dev_mode) {
         return Err(err(NOT_ALLOWED));
     }
-    let pinned = vetted_address(&url, dev_mode).await.map_err(OutboundError)?;
+    let pinned = vetted_address(&url, dev_mode)
+        .await
+        .map_err(OutboundError)?;
     let client = http(pinned.as_ref().map(|(h, a)| (h.as_str(), *a))).map_err(OutboundError)?;
     let request = reqwest::Request::try_from(request).map_err(|_| err("a malformed request"))?;
     let mut resp = client.execute(request).await.map_err(|e| {
@@ -472,7 +474,12 @@ pub async fn guarded_send(
             err("the provider could not be reached")
         }
     })?;
-    let too_large = || OutboundError(format!("an answer larger than {} KiB", MAX_DOCUMENT_BYTES / 1024));
+    let too_large = || {
+        OutboundError(format!(
+            "an answer larger than {} KiB",
+            MAX_DOCUMENT_BYTES / 1024
+        ))
+    };
     if resp
         .content_length()
         .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)

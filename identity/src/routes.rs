@@ -5,8 +5,8 @@
 use axum::routing::{MethodFilter, delete, get, post, put};
 
 use crate::admin::{
-    clients, events, identities, invitations, keys, mail_templates, master_key, member_roles, providers,
-    registrations, roles, stats, tenant_directory, tenants, users, vault, verifications,
+    clients, events, identities, invitations, keys, mail_templates, master_key, member_roles,
+    providers, registrations, roles, stats, tenant_directory, tenants, users, vault, verifications,
 };
 use crate::http::Routes;
 use crate::oauth::{discovery, introspect, token, userinfo};
@@ -14,8 +14,8 @@ use crate::state::AppState;
 use crate::tenants::{STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED};
 use crate::web::{
     account, account_data, account_mfa, account_sessions, authorize, consent, federation,
-    federation_account, federation_link,
-    invitations as account_invitations, logout, password, recovery, registration, step_forms,
+    federation_account, federation_link, invitations as account_invitations, logout, password,
+    recovery, registration, step_forms,
 };
 
 /// The route table (see the module doc).

@@ -485,6 +485,10 @@ async fn linked_identity(inst: &Instance, tid: &str, uid: &str) -> String {
         created_at: 0,
         last_used_at: 0,
     };
-    inst.state.store.insert_federated_identity(&row).await.unwrap();
+    inst.state
+        .store
+        .insert_federated_identity(&row)
+        .await
+        .unwrap();
     id
 }

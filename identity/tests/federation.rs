@@ -30,12 +30,14 @@ struct Browser {
 
 fn origin(url: &str) -> String {
     let u = url::Url::parse(url).unwrap();
-    format!("{}:{}", u.host_str().unwrap(), u.port_or_known_default().unwrap())
+    format!(
+        "{}:{}",
+        u.host_str().unwrap(),
+        u.port_or_known_default().unwrap()
+    )
 }
 
 struct Page {
-    /// Where it was asked for.
-    url: String,
     status: u16,
     location: Option<String>,
     body: String,
@@ -68,7 +70,14 @@ impl Browser {
             .await;
         let jar = self.jar.entry(origin(url)).or_default();
         for v in resp.headers().get_all("set-cookie") {
-            let (name, value) = v.to_str().unwrap().split(';').next().unwrap().split_once('=').unwrap();
+            let (name, value) = v
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .split_once('=')
+                .unwrap();
             jar.insert(name.to_owned(), value.to_owned());
         }
         let location = resp
@@ -76,9 +85,9 @@ impl Browser {
             .get("location")
             .map(|v| v.to_str().unwrap().to_owned());
         // A relative `Location` is resolved against the request's URL.
-        let location = location.map(|l| url::Url::parse(url).unwrap().join(&l).unwrap().to_string());
+        let location =
+            location.map(|l| url::Url::parse(url).unwrap().join(&l).unwrap().to_string());
         Page {
-            url: url.to_owned(),
             status: resp.status().as_u16(),
             location,
             body: resp.text().await.unwrap(),
@@ -122,7 +131,9 @@ impl Browser {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&amp;", "&").replace("&quot;", "\"").replace("&#39;", "'")
+    s.replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
 }
 
 /// The `href` of the button that signs in with `name`.
@@ -240,11 +251,17 @@ async fn sign_in_through_another_tansu() {
         let down = Downstream::start(&db).await;
         let (up_db, up, secret) = upstream_tansu().await;
         let up_tenant = up.create_tenant("corp").await;
-        for who in ["alice@corp.example", "bob@corp.example", "carol@corp.example"] {
+        for who in [
+            "alice@corp.example",
+            "bob@corp.example",
+            "carol@corp.example",
+        ] {
             up.create_member(&up_tenant, who, &["User"]).await;
         }
         // bob already has an account downstream; the provider does not verify addresses.
-        down.id.create_member(&down.shop, "bob@corp.example", &["User"]).await;
+        down.id
+            .create_member(&down.shop, "bob@corp.example", &["User"])
+            .await;
         let pid = down
             .add_provider(
                 &down.shop,
@@ -258,12 +275,17 @@ async fn sign_in_through_another_tansu() {
         // Through the button: provisioned on the first sign-in, a member of the tenant.
         let mut b = Browser::new();
         let (query, verifier) = down.query("shop");
-        let login = b.get(&down.id.url(&format!("/connect/authorize?{query}"))).await;
+        let login = b
+            .get(&down.id.url(&format!("/connect/authorize?{query}")))
+            .await;
         assert_eq!(login.status, 200);
         let start = button(&login.body, "Corp");
         let at_upstream = b.go(&start).await;
         let back = upstream_sign_in(&mut b, &up, at_upstream, "alice@corp.example").await;
-        let location = back.location.clone().unwrap_or_else(|| panic!("{} {}", back.status, back.body));
+        let location = back
+            .location
+            .clone()
+            .unwrap_or_else(|| panic!("{} {}", back.status, back.body));
         let claims = down.redeem(&location, &verifier).await;
         assert_eq!(claims["tid"], down.shop.as_str());
         let alice = claims["sub"].as_str().unwrap().to_owned();
@@ -277,7 +299,9 @@ async fn sign_in_through_another_tansu() {
         // Again, by home-realm discovery, in a new browser: the same account through the link.
         let mut b = Browser::new();
         let (query, verifier) = down.query("shop");
-        let login = b.get(&down.id.url(&format!("/connect/authorize?{query}"))).await;
+        let login = b
+            .get(&down.id.url(&format!("/connect/authorize?{query}")))
+            .await;
         let request = hidden_field(&login.body, "request").unwrap();
         let hrd = format!(
             "{}federation/discover?request={}&email={}",
@@ -287,10 +311,18 @@ async fn sign_in_through_another_tansu() {
         );
         let to_start = b.get(&hrd).await;
         assert_eq!(to_start.status, 303);
-        assert!(to_start.location.as_deref().unwrap().contains(&format!("federation/{pid}/start")));
+        assert!(
+            to_start
+                .location
+                .as_deref()
+                .unwrap()
+                .contains(&format!("federation/{pid}/start"))
+        );
         let at_upstream = b.follow(to_start).await;
         let back = upstream_sign_in(&mut b, &up, at_upstream, "alice@corp.example").await;
-        let claims = down.redeem(back.location.as_deref().unwrap(), &verifier).await;
+        let claims = down
+            .redeem(back.location.as_deref().unwrap(), &verifier)
+            .await;
         assert_eq!(claims["sub"], alice.as_str());
 
         // An unknown domain stays on the login page.
@@ -303,7 +335,11 @@ async fn sign_in_through_another_tansu() {
             ))
             .await;
         assert_eq!(nowhere.status, 200);
-        assert!(nowhere.body.contains("No sign-in provider"), "{}", nowhere.body);
+        assert!(
+            nowhere.body.contains("No sign-in provider"),
+            "{}",
+            nowhere.body
+        );
 
         // bob's address exists downstream, unverified upstream: no link, no session.
         let mut b = Browser::new();
@@ -313,7 +349,11 @@ async fn sign_in_through_another_tansu() {
         let back = upstream_sign_in(&mut b, &up, at_upstream, "bob@corp.example").await;
         assert_eq!(back.status, 403, "{}", back.body);
         assert!(back.body.contains("cannot be linked"), "{}", back.body);
-        assert!(b.jar.get(&origin(&down.id.issuer)).is_none_or(|c| !c.contains_key("tansu_session")));
+        assert!(
+            b.jar
+                .get(&origin(&down.id.issuer))
+                .is_none_or(|c| !c.contains_key("tansu_session"))
+        );
 
         // Provisioning off: carol has no account and gets none.
         down.id
@@ -329,7 +369,11 @@ async fn sign_in_through_another_tansu() {
         let at_upstream = b.go(&start).await;
         let back = upstream_sign_in(&mut b, &up, at_upstream, "carol@corp.example").await;
         assert_eq!(back.status, 403, "{}", back.body);
-        assert!(back.body.contains("does not create accounts"), "{}", back.body);
+        assert!(
+            back.body.contains("does not create accounts"),
+            "{}",
+            back.body
+        );
         let carol = raw_count(
             &down.id.state.store,
             "SELECT COUNT(*) FROM users WHERE email = 'carol@corp.example'",
@@ -342,7 +386,9 @@ async fn sign_in_through_another_tansu() {
         let start = format!("{}federation/{pid}/start?{query}", down.id.issuer);
         let at_upstream = b.go(&start).await;
         let back = upstream_sign_in(&mut b, &up, at_upstream, "alice@corp.example").await;
-        let claims = down.redeem(back.location.as_deref().unwrap(), &verifier).await;
+        let claims = down
+            .redeem(back.location.as_deref().unwrap(), &verifier)
+            .await;
         assert_eq!(claims["sub"], alice.as_str());
 
         // The provider of `shop` is no provider of `other`.
@@ -397,7 +443,11 @@ async fn fake_jwks(State(f): State<Arc<Fake>>) -> axum::Json<Value> {
 
 async fn fake_token(State(f): State<Arc<Fake>>) -> axum::Json<Value> {
     let (claims, foreign) = f.next.lock().unwrap().clone();
-    let signer = if foreign { rsa_key(&f.key.kid) } else { rsa_key_clone(&f.key) };
+    let signer = if foreign {
+        rsa_key(&f.key.kid)
+    } else {
+        rsa_key_clone(&f.key)
+    };
     axum::Json(json!({
         "access_token": "upstream-access",
         "token_type": "Bearer",
@@ -439,12 +489,22 @@ async fn to_fake(b: &mut Browser, down: &Downstream, pid: &str, query: &str) -> 
     let sent = b.get(&start).await;
     assert_eq!(sent.status, 303, "{}", sent.body);
     let at = sent.location.unwrap();
-    assert_eq!(query_param(&at, "code_challenge_method").as_deref(), Some("S256"));
-    assert_eq!(query_param(&at, "client_id").as_deref(), Some("fake-client"));
+    assert_eq!(
+        query_param(&at, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(
+        query_param(&at, "client_id").as_deref(),
+        Some("fake-client")
+    );
     let state = query_param(&at, "state").unwrap();
     let nonce = query_param(&at, "nonce").unwrap();
     (
-        format!("{}?code=c&state={}", down.callback(pid).await, form_encode(&state)),
+        format!(
+            "{}?code=c&state={}",
+            down.callback(pid).await,
+            form_encode(&state)
+        ),
         nonce,
     )
 }
@@ -470,10 +530,26 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         // Each broken token is refused with a page, and signs no one in.
         type Breaker = Box<dyn Fn(&mut Value)>;
         let breakers: Vec<(&str, Breaker, bool)> = vec![
-            ("wrong nonce", Box::new(|c: &mut Value| c["nonce"] = json!("another")), false),
-            ("wrong audience", Box::new(|c: &mut Value| c["aud"] = json!("someone-else")), false),
-            ("expired", Box::new(|c: &mut Value| c["exp"] = json!(now() - 600)), false),
-            ("wrong issuer", Box::new(|c: &mut Value| c["iss"] = json!("https://evil.example/")), false),
+            (
+                "wrong nonce",
+                Box::new(|c: &mut Value| c["nonce"] = json!("another")),
+                false,
+            ),
+            (
+                "wrong audience",
+                Box::new(|c: &mut Value| c["aud"] = json!("someone-else")),
+                false,
+            ),
+            (
+                "expired",
+                Box::new(|c: &mut Value| c["exp"] = json!(now() - 600)),
+                false,
+            ),
+            (
+                "wrong issuer",
+                Box::new(|c: &mut Value| c["iss"] = json!("https://evil.example/")),
+                false,
+            ),
             ("bad signature", Box::new(|_: &mut Value| {}), true),
         ];
         for (what, breaker, foreign) in breakers {
@@ -485,13 +561,21 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
             *fake.next.lock().unwrap() = (c, foreign);
             let page = b.get(&callback).await;
             assert_eq!(page.status, 400, "{what}: {}", page.body);
-            assert!(page.body.contains("could not be verified"), "{what}: {}", page.body);
+            assert!(
+                page.body.contains("could not be verified"),
+                "{what}: {}",
+                page.body
+            );
             assert!(page.location.is_none(), "{what}");
             // The state is spent: the same callback again is refused.
             let again = b.get(&callback).await;
             assert_eq!(again.status, 400, "{what}");
         }
-        let eve = raw_count(&down.id.state.store, "SELECT COUNT(*) FROM users WHERE email = 'eve@fake.example'").await;
+        let eve = raw_count(
+            &down.id.state.store,
+            "SELECT COUNT(*) FROM users WHERE email = 'eve@fake.example'",
+        )
+        .await;
         assert_eq!(eve, 0);
 
         // A callback in a browser that did not start the sign-in is refused.
@@ -510,7 +594,10 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         assert_eq!(page.status, 403, "{}", page.body);
 
         // A verified address of an existing account: its password first, then the link.
-        let dave = down.id.create_member(&down.shop, "dave@fake.example", &["User"]).await;
+        let dave = down
+            .id
+            .create_member(&down.shop, "dave@fake.example", &["User"])
+            .await;
         let mut b = Browser::new();
         let (query, verifier) = down.query("shop");
         let (callback, nonce) = to_fake(&mut b, &down, &pid, &query).await;
@@ -536,7 +623,9 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         let right_form = submit(&wrong, USER_PASSWORD);
         let right = b.post_owned(&link_url, &right_form).await;
         assert_eq!(right.status, 303, "{}", right.body);
-        let claims_of = down.redeem(right.location.as_deref().unwrap(), &verifier).await;
+        let claims_of = down
+            .redeem(right.location.as_deref().unwrap(), &verifier)
+            .await;
         assert_eq!(claims_of["sub"], dave.as_str());
         assert_eq!(raw_count(&down.id.state.store, &links).await, 1);
         // The spent link form does not link twice.
@@ -550,7 +639,9 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         *fake.next.lock().unwrap() = (claims(&nonce, "dave@fake.example"), false);
         let done = b.get(&callback).await;
         assert_eq!(done.status, 303, "{}", done.body);
-        let claims_of = down.redeem(done.location.as_deref().unwrap(), &verifier).await;
+        let claims_of = down
+            .redeem(done.location.as_deref().unwrap(), &verifier)
+            .await;
         assert_eq!(claims_of["sub"], dave.as_str());
 
         // Signing out goes on to the provider's logout.
@@ -558,10 +649,15 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         let confirm = b.get(&end).await;
         assert_eq!(confirm.status, 200, "{}", confirm.body);
         let csrf = hidden_field(&confirm.body, "csrf").unwrap();
-        let out = b.post(&end, &[("csrf", csrf.as_str()), ("confirm", "1")]).await;
+        let out = b
+            .post(&end, &[("csrf", csrf.as_str()), ("confirm", "1")])
+            .await;
         assert_eq!(out.status, 303, "{}", out.body);
         let to = out.location.unwrap();
-        assert!(to.starts_with(&format!("{}logout?client_id=fake-client", fake.issuer)), "{to}");
+        assert!(
+            to.starts_with(&format!("{}logout?client_id=fake-client", fake.issuer)),
+            "{to}"
+        );
 
         // The provider down: a page that says so, not a 500.
         fake_server.stop().await;
@@ -571,16 +667,30 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
             .get(&format!("{}federation/{pid}/start?{query}", down.id.issuer))
             .await;
         assert_eq!(down_page.status, 502, "{}", down_page.body);
-        assert!(down_page.body.contains("could not be reached"), "{}", down_page.body);
-        assert!(down_page.body.contains("<form"), "the login page: {}", down_page.body);
+        assert!(
+            down_page.body.contains("could not be reached"),
+            "{}",
+            down_page.body
+        );
+        assert!(
+            down_page.body.contains("<form"),
+            "the login page: {}",
+            down_page.body
+        );
 
         // A provider of `other` cannot finish a sign-in of `shop` (its id in the path).
         let other_pid = down
-            .add_provider(&down.other, json!({"name": "Other", "issuer": "https://other.example", "client_id": "o"}))
+            .add_provider(
+                &down.other,
+                json!({"name": "Other", "issuer": "https://other.example", "client_id": "o"}),
+            )
             .await;
         let (query, _) = down.query("shop");
         let refused = b
-            .get(&format!("{}federation/{other_pid}/start?{query}", down.id.issuer))
+            .get(&format!(
+                "{}federation/{other_pid}/start?{query}",
+                down.id.issuer
+            ))
             .await;
         assert_eq!(refused.status, 404);
         let _ = down.other.clone();
@@ -623,7 +733,10 @@ async fn js_op() -> Option<std::path::PathBuf> {
                     .map_err(|_| "npm ci took longer than 180 s".to_owned())?
                     .map_err(|e| format!("npm: {e}"))?;
                 if !out.status.success() {
-                    return Err(format!("npm ci failed: {}", String::from_utf8_lossy(&out.stderr)));
+                    return Err(format!(
+                        "npm ci failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
                 }
             }
             Ok(dir)
@@ -640,7 +753,12 @@ async fn start_js_op(dir: &std::path::Path, port: u16, redirect: &str) -> tokio:
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new("node")
         .arg("op.mjs")
-        .args([&port.to_string(), "tansu", "tansu-op-secret-0123456789", redirect])
+        .args([
+            &port.to_string(),
+            "tansu",
+            "tansu-op-secret-0123456789",
+            redirect,
+        ])
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -661,9 +779,16 @@ async fn start_js_op(dir: &std::path::Path, port: u16, redirect: &str) -> tokio:
 
 /// The `action` of the first form of a page, absolute.
 fn form_action(html: &str, base: &str) -> String {
-    let start = html.find("action=\"").unwrap_or_else(|| panic!("no form: {html}")) + 8;
+    let start = html
+        .find("action=\"")
+        .unwrap_or_else(|| panic!("no form: {html}"))
+        + 8;
     let action = unescape(&html[start..start + html[start..].find('"').unwrap()]);
-    url::Url::parse(base).unwrap().join(&action).unwrap().to_string()
+    url::Url::parse(base)
+        .unwrap()
+        .join(&action)
+        .unwrap()
+        .to_string()
 }
 
 /// Through oidc-provider's development login form as `login`; the page after following back.
@@ -673,7 +798,10 @@ async fn js_op_sign_in(b: &mut Browser, start: &str, issuer: &str, login: &str) 
     assert_eq!(at_op.status, 200, "{}", at_op.body);
     let action = form_action(&at_op.body, issuer);
     let back = b
-        .post(&action, &[("prompt", "login"), ("login", login), ("password", "any")])
+        .post(
+            &action,
+            &[("prompt", "login"), ("login", login), ("password", "any")],
+        )
         .await;
     b.follow(back).await
 }
@@ -704,10 +832,15 @@ async fn sign_in_through_panva_oidc_provider() {
         // grace (a verified address): provisioned through the button.
         let mut b = Browser::new();
         let (query, verifier) = down.query("shop");
-        let login = b.get(&down.id.url(&format!("/connect/authorize?{query}"))).await;
+        let login = b
+            .get(&down.id.url(&format!("/connect/authorize?{query}")))
+            .await;
         let start = button(&login.body, "Panva");
         let back = js_op_sign_in(&mut b, &start, &issuer, "grace").await;
-        let location = back.location.clone().unwrap_or_else(|| panic!("{} {}", back.status, back.body));
+        let location = back
+            .location
+            .clone()
+            .unwrap_or_else(|| panic!("{} {}", back.status, back.body));
         let claims = down.redeem(&location, &verifier).await;
         assert_eq!(claims["tid"], down.shop.as_str());
         let grace = claims["sub"].as_str().unwrap().to_owned();
@@ -717,7 +850,9 @@ async fn sign_in_through_panva_oidc_provider() {
         // Home-realm discovery leads to the same account.
         let mut b = Browser::new();
         let (query, verifier) = down.query("shop");
-        let login = b.get(&down.id.url(&format!("/connect/authorize?{query}"))).await;
+        let login = b
+            .get(&down.id.url(&format!("/connect/authorize?{query}")))
+            .await;
         let request = hidden_field(&login.body, "request").unwrap();
         let hrd = format!(
             "{}federation/discover?request={}&email={}",
@@ -726,11 +861,15 @@ async fn sign_in_through_panva_oidc_provider() {
             form_encode("grace@panva.example")
         );
         let back = js_op_sign_in(&mut b, &hrd, &issuer, "grace").await;
-        let claims = down.redeem(back.location.as_deref().unwrap(), &verifier).await;
+        let claims = down
+            .redeem(back.location.as_deref().unwrap(), &verifier)
+            .await;
         assert_eq!(claims["sub"], grace.as_str());
 
         // henry's address is unverified there and taken here: no link.
-        down.id.create_member(&down.shop, "henry@panva.example", &["User"]).await;
+        down.id
+            .create_member(&down.shop, "henry@panva.example", &["User"])
+            .await;
         let mut b = Browser::new();
         let (query, _) = down.query("shop");
         let start = format!("{}federation/{pid}/start?{query}", down.id.issuer);

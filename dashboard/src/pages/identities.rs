@@ -90,7 +90,12 @@ async fn remove_identity(
     if f.identity.is_empty() {
         return list_page(admin, &tid, &uid, Outcome::none()).await;
     }
-    let path = tenant_api(&tid, "users", &uid, &format!("identities/{}", urlencode(&f.identity)));
+    let path = tenant_api(
+        &tid,
+        "users",
+        &uid,
+        &format!("identities/{}", urlencode(&f.identity)),
+    );
     let answer = admin
         .identity()
         .send(Method::DELETE, &path, None::<&()>)
@@ -142,7 +147,9 @@ async fn list_page(
             }
         })
         .collect_view();
-    let empty = items.is_empty().then(|| view! { <p class="muted">"No linked sign-ins."</p> });
+    let empty = items
+        .is_empty()
+        .then(|| view! { <p class="muted">"No linked sign-ins."</p> });
     let back = format!("{base}users{}", tq(tid));
     let content = view! {
         {done.message}

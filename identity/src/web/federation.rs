@@ -146,8 +146,7 @@ pub(crate) async fn tenant_provider(
 }
 
 const NO_PROVIDER: &str = "This sign-in provider is not available here.";
-pub(crate) const FEDERATION_EXPIRED: &str =
-    "This sign-in through a provider expired or was already used. Start again from the application.";
+pub(crate) const FEDERATION_EXPIRED: &str = "This sign-in through a provider expired or was already used. Start again from the application.";
 
 /// The provider discovered, with its secret from the vault; `Err`: the page to answer.
 async fn upstream(
@@ -156,11 +155,10 @@ async fn upstream(
     req: &AuthRequest,
     p: &ProviderRow,
 ) -> Result<Upstream, Response> {
-    let secret =
-        match crate::providers::client_secret(&state.store, state.keys.master(), p).await {
-            Ok(s) => s,
-            Err(e) => return Err(unavailable(&e)),
-        };
+    let secret = match crate::providers::client_secret(&state.store, state.keys.master(), p).await {
+        Ok(s) => s,
+        Err(e) => return Err(unavailable(&e)),
+    };
     let callback = format!("{}federation/{}/callback", state.config.issuer, p.id);
     federation::discover(p, secret, &callback, state.config.dev_mode)
         .await
@@ -228,7 +226,10 @@ pub async fn start(
         Err(r) => {
             let anonymous = "anonymous".to_owned();
             let kind = federation::FEDERATION_START;
-            event(&state, &headers, &tenant.id, kind, anonymous, "failure", details).await;
+            event(
+                &state, &headers, &tenant.id, kind, anonymous, "failure", details,
+            )
+            .await;
             return r;
         }
     };
@@ -256,7 +257,16 @@ pub async fn start(
         return unavailable(&e);
     }
     let kind = federation::FEDERATION_START;
-    event(&state, &headers, &tenant.id, kind, "anonymous".into(), "success", details).await;
+    event(
+        &state,
+        &headers,
+        &tenant.id,
+        kind,
+        "anonymous".into(),
+        "success",
+        details,
+    )
+    .await;
     let mut response = redirect(&started.url);
     let lifetime = u64::try_from(PENDING_LIFETIME_MS / 1000).unwrap_or(600);
     if let Some(c) = set_cookie(&state, FEDERATION_COOKIE, &binding, "Lax", lifetime) {
@@ -275,7 +285,16 @@ async fn sign_in_failed(
 ) {
     let details = serde_json::json!({"provider": p.id, "issuer": p.issuer, "reason": reason});
     let kind = federation::FEDERATION_SIGN_IN;
-    event(state, headers, &tenant.id, kind, "anonymous".into(), "failure", details).await;
+    event(
+        state,
+        headers,
+        &tenant.id,
+        kind,
+        "anonymous".into(),
+        "failure",
+        details,
+    )
+    .await;
 }
 
 /// `GET /federation/{provider}/callback?code&state` (or `error`): back from the provider.
@@ -295,7 +314,11 @@ pub async fn callback(
         Ok(None) => return page(StatusCode::BAD_REQUEST, FEDERATION_EXPIRED),
         Err(e) => return unavailable(&e),
     };
-    let binding = crypto::sha256(cookie_value(&headers, FEDERATION_COOKIE).unwrap_or("").as_bytes());
+    let binding = crypto::sha256(
+        cookie_value(&headers, FEDERATION_COOKIE)
+            .unwrap_or("")
+            .as_bytes(),
+    );
     if row.kind != KIND_AUTHORIZE
         || row.provider_id != provider_id
         || !bool::from(binding.ct_eq(&row.binding_hash))
@@ -324,9 +347,25 @@ pub async fn callback(
             .chars()
             .take(64)
             .collect();
-        sign_in_failed(&state, &headers, &tenant, &p, format!("the provider answered {error}")).await;
-        let message = format!("{} did not sign you in. Start again, or sign in with your password.", p.name);
-        return login_page(&state, &headers, &req, Some(message.as_str()), StatusCode::BAD_REQUEST);
+        sign_in_failed(
+            &state,
+            &headers,
+            &tenant,
+            &p,
+            format!("the provider answered {error}"),
+        )
+        .await;
+        let message = format!(
+            "{} did not sign you in. Start again, or sign in with your password.",
+            p.name
+        );
+        return login_page(
+            &state,
+            &headers,
+            &req,
+            Some(message.as_str()),
+            StatusCode::BAD_REQUEST,
+        );
     };
     let upstream = match upstream(&state, &headers, &req, &p).await {
         Ok(u) => u,
@@ -380,7 +419,9 @@ pub async fn discover(
             &state,
             &headers,
             &req,
-            Some("No sign-in provider of this tenant serves this address. Sign in with your password."),
+            Some(
+                "No sign-in provider of this tenant serves this address. Sign in with your password.",
+            ),
             StatusCode::OK,
         ),
     }

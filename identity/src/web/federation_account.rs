@@ -64,7 +64,10 @@ pub async fn remove(
     }: AccountForm,
 ) -> Response {
     let id = form.get("identity").unwrap_or("");
-    let link = linked(&state, &user.id).await.into_iter().find(|l| l.id == id);
+    let link = linked(&state, &user.id)
+        .await
+        .into_iter()
+        .find(|l| l.id == id);
     let Some(link) = link else {
         let m = ("That linked sign-in is already gone.", true);
         return overview_page(&state, &headers, &session, &user, Some(m)).await;

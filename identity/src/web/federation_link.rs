@@ -34,9 +34,7 @@ use crate::store::tenants::{MembershipRow, TenantRow};
 use crate::store::users::UserRow;
 use crate::store::{new_id, now_ms};
 use crate::web::authorize::{AuthRequest, parse_request};
-use crate::web::federation::{
-    FEDERATION_EXPIRED, event, request_tenant, tenant_provider,
-};
+use crate::web::federation::{FEDERATION_EXPIRED, event, request_tenant, tenant_provider};
 use crate::web::page::{
     CSRF_COOKIE, SIGN_IN_FORM_EXPIRED, branded_page, cookie_value, csrf_token, escape, html,
     read_csrf_form, unavailable,
@@ -75,7 +73,16 @@ async fn refuse(
     message: &str,
 ) -> Response {
     let d = details(p, id, serde_json::json!({"reason": reason}));
-    event(state, headers, &tenant.id, kind, "anonymous".into(), "denied", d).await;
+    event(
+        state,
+        headers,
+        &tenant.id,
+        kind,
+        "anonymous".into(),
+        "denied",
+        d,
+    )
+    .await;
     login_page(state, headers, req, Some(message), StatusCode::FORBIDDEN)
 }
 
@@ -91,7 +98,16 @@ pub(crate) async fn land(
     let ctx = (tenant, p, &id);
     if !federation::domain_allowed(p, &id) {
         let reason = "domain not allowed";
-        return refuse(state, headers, req, ctx, FEDERATION_SIGN_IN, reason, NOT_ALLOWED).await;
+        return refuse(
+            state,
+            headers,
+            req,
+            ctx,
+            FEDERATION_SIGN_IN,
+            reason,
+            NOT_ALLOWED,
+        )
+        .await;
     }
     match state
         .store
@@ -100,15 +116,27 @@ pub(crate) async fn land(
     {
         Ok(Some(link)) => match state.store.user_by_id(&link.user_id).await {
             Ok(Some(user)) if !user.disabled => {
-                if let Err(e) = state.store.touch_federated_identity(&link.id, now_ms()).await {
+                if let Err(e) = state
+                    .store
+                    .touch_federated_identity(&link.id, now_ms())
+                    .await
+                {
                     tracing::warn!(error = %e, "recording a linked sign-in failed");
                 }
                 return enter(state, headers, req, ctx, user, "fed").await;
             }
             Ok(Some(_)) => {
                 let reason = "account disabled";
-                return refuse(state, headers, req, ctx, FEDERATION_SIGN_IN, reason, NO_TENANT_ACCESS)
-                    .await;
+                return refuse(
+                    state,
+                    headers,
+                    req,
+                    ctx,
+                    FEDERATION_SIGN_IN,
+                    reason,
+                    NO_TENANT_ACCESS,
+                )
+                .await;
             }
             // The account is gone: its link goes too.
             Ok(None) => {
@@ -126,23 +154,57 @@ pub(crate) async fn land(
         Err(e) => return unavailable(&e),
     }
     let Some(email) = id.email.clone() else {
-        return refuse(state, headers, req, ctx, FEDERATION_PROVISION, "no email", NO_EMAIL).await;
+        return refuse(
+            state,
+            headers,
+            req,
+            ctx,
+            FEDERATION_PROVISION,
+            "no email",
+            NO_EMAIL,
+        )
+        .await;
     };
     match state.store.user_by_email(&email).await {
         Ok(Some(_)) if !id.email_verified => {
             let reason = "address not verified by the provider";
-            refuse(state, headers, req, ctx, FEDERATION_LINK, reason, UNVERIFIED).await
+            refuse(
+                state,
+                headers,
+                req,
+                ctx,
+                FEDERATION_LINK,
+                reason,
+                UNVERIFIED,
+            )
+            .await
         }
         Ok(Some(user)) => {
             let d = details(p, &id, serde_json::json!({"user": user.id}));
-            event(state, headers, &tenant.id, FEDERATION_LINK, "anonymous".into(), "pending", d)
-                .await;
+            event(
+                state,
+                headers,
+                &tenant.id,
+                FEDERATION_LINK,
+                "anonymous".into(),
+                "pending",
+                d,
+            )
+            .await;
             show_link(state, headers, req, ctx, &user, None, StatusCode::OK).await
         }
         Ok(None) if p.sign_in.auto_provision => provision(state, headers, req, ctx, email).await,
         Ok(None) => {
-            refuse(state, headers, req, ctx, FEDERATION_PROVISION, "provisioning off", NO_ACCOUNT)
-                .await
+            refuse(
+                state,
+                headers,
+                req,
+                ctx,
+                FEDERATION_PROVISION,
+                "provisioning off",
+                NO_ACCOUNT,
+            )
+            .await
         }
         Err(e) => unavailable(&e),
     }
@@ -188,12 +250,21 @@ async fn provision(
         Ok(()) => {}
         // The address was taken meanwhile: the next attempt offers the link.
         Err(e) if e.is_unique_violation() => {
-            return login_page(state, headers, req, Some(FEDERATION_EXPIRED), StatusCode::CONFLICT);
+            return login_page(
+                state,
+                headers,
+                req,
+                Some(FEDERATION_EXPIRED),
+                StatusCode::CONFLICT,
+            );
         }
         Err(e) => return unavailable(&e),
     }
     if id.email_verified
-        && let Err(e) = state.store.mark_email_verified(&user.id, &user.email, now).await
+        && let Err(e) = state
+            .store
+            .mark_email_verified(&user.id, &user.email, now)
+            .await
     {
         return unavailable(&e);
     }
@@ -201,8 +272,16 @@ async fn provision(
         return unavailable(&e);
     }
     let d = details(p, id, serde_json::json!({"user": user.id}));
-    event(state, headers, &tenant.id, FEDERATION_PROVISION, user_actor(&user.id), "success", d)
-        .await;
+    event(
+        state,
+        headers,
+        &tenant.id,
+        FEDERATION_PROVISION,
+        user_actor(&user.id),
+        "success",
+        d,
+    )
+    .await;
     enter(state, headers, req, ctx, user, "fed").await
 }
 
@@ -260,7 +339,10 @@ async fn enter(
                 let mut kept = Vec::new();
                 for r in federation::mapped_roles(p, id) {
                     // A role deleted since the mapping was saved is skipped.
-                    if crate::roles::exists(&state.store, &tenant.id, &r).await.unwrap_or(false) {
+                    if crate::roles::exists(&state.store, &tenant.id, &r)
+                        .await
+                        .unwrap_or(false)
+                    {
                         kept.push(r);
                     }
                 }
@@ -278,19 +360,48 @@ async fn enter(
             if let Err(e) = state.store.upsert_membership(&m).await {
                 return unavailable(&e);
             }
-            let d = details(p, id, serde_json::json!({"user": user.id, "roles": m.roles}));
-            event(state, headers, &tenant.id, FEDERATION_PROVISION, user_actor(&user.id), "member", d)
-                .await;
+            let d = details(
+                p,
+                id,
+                serde_json::json!({"user": user.id, "roles": m.roles}),
+            );
+            event(
+                state,
+                headers,
+                &tenant.id,
+                FEDERATION_PROVISION,
+                user_actor(&user.id),
+                "member",
+                d,
+            )
+            .await;
         }
         Ok(None) => {
             let reason = "not a member";
-            return refuse(state, headers, req, ctx, FEDERATION_SIGN_IN, reason, NO_TENANT_ACCESS)
-                .await;
+            return refuse(
+                state,
+                headers,
+                req,
+                ctx,
+                FEDERATION_SIGN_IN,
+                reason,
+                NO_TENANT_ACCESS,
+            )
+            .await;
         }
         Err(e) => return unavailable(&e),
     }
     let d = details(p, id, serde_json::json!({"user": user.id}));
-    event(state, headers, &tenant.id, FEDERATION_SIGN_IN, user_actor(&user.id), "success", d).await;
+    event(
+        state,
+        headers,
+        &tenant.id,
+        FEDERATION_SIGN_IN,
+        user_actor(&user.id),
+        "success",
+        d,
+    )
+    .await;
     let account_key = format!("a:{}|{}", user.email, client_ip(headers));
     let mut step = crate::web::steps::first_step(headers, &user, account_key);
     step.amr = amr.to_owned();
@@ -360,7 +471,10 @@ async fn show_link(
         request = escape(&req.raw),
         token = escape(&token),
     );
-    let mut response = html(status, &branded_page("Link your account", &body, req.brand.as_ref()));
+    let mut response = html(
+        status,
+        &branded_page("Link your account", &body, req.brand.as_ref()),
+    );
     if let Some(c) = csrf_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -382,7 +496,11 @@ pub async fn link_form(State(state): State<AppState>, headers: HeaderMap, body: 
         Err(e) => return e.into_response(),
     };
     let token_hash = crypto::sha256(form.get("link").unwrap_or("").as_bytes());
-    let row = match state.store.take_federation_pending(&token_hash, now_ms()).await {
+    let row = match state
+        .store
+        .take_federation_pending(&token_hash, now_ms())
+        .await
+    {
         Ok(Some(r)) => r,
         Ok(None) => return expired(),
         Err(e) => return unavailable(&e),
@@ -401,7 +519,11 @@ pub async fn link_form(State(state): State<AppState>, headers: HeaderMap, body: 
         Ok(None) => return expired(),
         Err(r) => return r,
     };
-    let user = match state.store.user_by_id(row.user_id.as_deref().unwrap_or("")).await {
+    let user = match state
+        .store
+        .user_by_id(row.user_id.as_deref().unwrap_or(""))
+        .await
+    {
         Ok(Some(u)) if !u.disabled => u,
         Ok(_) => return expired(),
         Err(e) => return unavailable(&e),
@@ -417,7 +539,11 @@ pub async fn link_form(State(state): State<AppState>, headers: HeaderMap, body: 
     let ip = client_ip(&headers);
     let account_key = format!("a:{}|{ip}", user.email);
     let ip_key = format!("i:{ip}");
-    match state.store.locked_until(&[&account_key, &ip_key], now_ms()).await {
+    match state
+        .store
+        .locked_until(&[&account_key, &ip_key], now_ms())
+        .await
+    {
         Ok(None) => {}
         Ok(Some(_)) => {
             let message = Some("Too many failed attempts. Wait a few minutes and retry.");
@@ -427,15 +553,39 @@ pub async fn link_form(State(state): State<AppState>, headers: HeaderMap, body: 
         Err(e) => return unavailable(&e),
     }
     let password = form.get("password").unwrap_or("");
-    if !state.passwords.verify(password, Some(user.password_hash.as_str())).await {
+    if !state
+        .passwords
+        .verify(password, Some(user.password_hash.as_str()))
+        .await
+    {
         let lockout = lockout_of_user(&state, &user.id).await;
         record_failure(&state, lockout, &account_key, &ip_key).await;
-        let d = details(&p, &id, serde_json::json!({"user": user.id, "reason": "wrong password"}));
-        event(&state, &headers, &tenant.id, FEDERATION_LINK, "anonymous".into(), "failure", d)
-            .await;
+        let d = details(
+            &p,
+            &id,
+            serde_json::json!({"user": user.id, "reason": "wrong password"}),
+        );
+        event(
+            &state,
+            &headers,
+            &tenant.id,
+            FEDERATION_LINK,
+            "anonymous".into(),
+            "failure",
+            d,
+        )
+        .await;
         let message = Some("Wrong password.");
-        return show_link(&state, &headers, &req, ctx, &user, message, StatusCode::UNAUTHORIZED)
-            .await;
+        return show_link(
+            &state,
+            &headers,
+            &req,
+            ctx,
+            &user,
+            message,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
     }
     if let Err(e) = link(&state, &tenant, &p, &id, &user.id).await {
         return unavailable(&e);
@@ -444,6 +594,15 @@ pub async fn link_form(State(state): State<AppState>, headers: HeaderMap, body: 
         tracing::warn!(error = %e, "clearing sign-in failures failed");
     }
     let d = details(&p, &id, serde_json::json!({"user": user.id}));
-    event(&state, &headers, &tenant.id, FEDERATION_LINK, user_actor(&user.id), "success", d).await;
+    event(
+        &state,
+        &headers,
+        &tenant.id,
+        FEDERATION_LINK,
+        user_actor(&user.id),
+        "success",
+        d,
+    )
+    .await;
     enter(&state, &headers, &req, ctx, user, "fed pwd").await
 }

@@ -14,7 +14,7 @@ use crate::state::AppState;
 use crate::tenants::{STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED};
 use crate::web::{
     account, account_data, account_mfa, account_sessions, authorize, consent, federation,
-    federation_account, federation_link, invitations as account_invitations, logout, password,
+    federation_account, federation_password, invitations as account_invitations, logout, password,
     recovery, registration, step_forms,
 };
 
@@ -53,7 +53,7 @@ pub fn routes() -> Routes<AppState> {
         .route("/federation/{provider}/start", get(federation::start))
         .route("/federation/{provider}/callback", get(federation::callback))
         .route("/federation/discover", get(federation::discover))
-        .route("/federation/link", post(federation_link::link_form))
+        .route("/federation/link", post(federation_password::link_form))
         .route(
             "/connect/endsession",
             get(logout::end_session).post(logout::end_session),

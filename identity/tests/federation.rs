@@ -391,6 +391,47 @@ async fn sign_in_through_another_tansu() {
             .await;
         assert_eq!(claims["sub"], alice.as_str());
 
+        // The admin API lists alice's link, and she removes it on her account page.
+        let token = down.id.admin_token().await;
+        let path = format!("/admin/tenants/{}/users/{alice}/identities", down.shop);
+        let listed = down
+            .id
+            .call_expect(Method::GET, &path, &token, None, 200)
+            .await;
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+        assert_eq!(listed[0]["issuer"], up.issuer.as_str());
+        let account = b.get(&format!("{}account", down.id.issuer)).await;
+        assert_eq!(account.status, 200, "{}", account.body);
+        assert!(account.body.contains("Linked sign-ins"), "{}", account.body);
+        let csrf = hidden_field(&account.body, "csrf").unwrap();
+        let identity = hidden_field(&account.body, "identity").unwrap();
+        assert_eq!(identity, listed[0]["id"].as_str().unwrap());
+        let removed = b
+            .post(
+                &format!("{}account/identities", down.id.issuer),
+                &[("csrf", csrf.as_str()), ("identity", identity.as_str())],
+            )
+            .await;
+        assert_eq!(removed.status, 200, "{}", removed.body);
+        assert!(removed.body.contains("was removed"), "{}", removed.body);
+        let listed = down
+            .id
+            .call_expect(Method::GET, &path, &token, None, 200)
+            .await;
+        assert_eq!(listed.as_array().unwrap().len(), 0, "{listed}");
+
+        // No upstream group makes an owner.
+        let owner = down
+            .id
+            .call(
+                Method::PATCH,
+                &format!("/admin/tenants/{}/providers/{pid}", down.shop),
+                &token,
+                Some(json!({"sign_in": {"group_roles": {"admins": ["Owner"]}}})),
+            )
+            .await;
+        assert_eq!(owner.0, 422, "{}", owner.1);
+
         // The provider of `shop` is no provider of `other`.
         let mut b = Browser::new();
         let (query, _) = down.query("other");
@@ -658,6 +699,27 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
             to.starts_with(&format!("{}logout?client_id=fake-client", fake.issuer)),
             "{to}"
         );
+
+        // An admin removes dave's link (through tenant `other`, where dave is no member: 404).
+        let token = down.id.admin_token().await;
+        let path = format!("/admin/tenants/{}/users/{dave}/identities", down.shop);
+        let listed = down
+            .id
+            .call_expect(Method::GET, &path, &token, None, 200)
+            .await;
+        let link_id = listed[0]["id"].as_str().unwrap().to_owned();
+        let elsewhere = format!(
+            "/admin/tenants/{}/users/{dave}/identities/{link_id}",
+            down.other
+        );
+        down.id
+            .call_expect(Method::DELETE, &elsewhere, &token, None, 404)
+            .await;
+        let here = format!("{path}/{link_id}");
+        down.id
+            .call_expect(Method::DELETE, &here, &token, None, 204)
+            .await;
+        assert_eq!(raw_count(&down.id.state.store, &links).await, 0);
 
         // The provider down: a page that says so, not a 500.
         fake_server.stop().await;

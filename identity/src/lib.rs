@@ -3,15 +3,15 @@
 //!
 //! Where things are (see ARCHITECTURE.md for the map):
 //! - [`routes`]: every route of the service in one table;
-//! - [`web`]: the browser flows (the sign-in request, password, steps, consent, logout, the
-//!   account pages, registration), with one page/cookie/CSRF module;
+//! - [`web`]: the browser flows (the sign-in request, password, steps, sign-in through a
+//!   tenant's external providers, consent, logout, the account pages, registration), with one page/cookie/CSRF module;
 //! - [`admin`]: the JSON admin API, one module per resource;
 //! - [`oauth`]: the protocol endpoints (token, introspection, revocation, userinfo, discovery
 //!   and JWKS);
 //! - [`http`]: what every handler shares: the [`http::Caller`] extractor, the authorization
 //!   [`http::policy`], bearer-token verification and request metadata;
 //! - the domain modules ([`keys`], [`crypto`], [`mfa`], [`passwords`], [`events`], [`vault`],
-//!   [`tenants`], [`roles`], [`scopes`], [`clients`], [`providers`], [`registration`], …) and
+//!   [`tenants`], [`roles`], [`scopes`], [`clients`], [`providers`], [`federation`], [`registration`], …) and
 //!   [`store`], the one repository layer over SQLite (embedded default) and PostgreSQL. They
 //!   import nothing from the wings.
 //!
@@ -35,6 +35,7 @@ pub mod crypto;
 pub mod devices;
 pub mod event_log;
 pub mod events;
+pub mod federation;
 pub mod keys;
 pub mod mail;
 pub mod master_keys;

@@ -139,7 +139,76 @@ pub(crate) fn row_problems(p: &ProviderRow, dev_mode: bool) -> Vec<String> {
     if !p.scopes.iter().any(|s| s == "openid") {
         v.push("scopes: must include openid".to_owned());
     }
+    v.extend(settings_problems(&p.sign_in));
     v
+}
+
+const MAX_DOMAINS: usize = 50;
+const MAX_GROUPS: usize = 100;
+
+/// A domain as a provider's lists hold it: lowercase labels of letters, digits and hyphens.
+fn is_domain(d: &str) -> bool {
+    d.len() <= 253
+        && d.contains('.')
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+fn settings_problems(s: &crate::store::providers::SignInSettings) -> Vec<String> {
+    let mut v = Vec::new();
+    for (what, claim) in [
+        ("email_claim", &s.email_claim),
+        ("name_claim", &s.name_claim),
+        ("groups_claim", &s.groups_claim),
+    ] {
+        if claim
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > 64 || c.chars().any(char::is_control))
+        {
+            v.push(format!("sign_in.{what}: 1 to 64 characters"));
+        }
+    }
+    for (what, list) in [
+        ("allowed_domains", &s.allowed_domains),
+        ("home_domains", &s.home_domains),
+    ] {
+        if list.len() > MAX_DOMAINS || list.iter().any(|d| !is_domain(d)) {
+            v.push(format!(
+                "sign_in.{what}: at most {MAX_DOMAINS} lowercase domain names"
+            ));
+        }
+    }
+    if s.group_roles.len() > MAX_GROUPS
+        || s.group_roles
+            .iter()
+            .any(|(g, r)| g.is_empty() || g.len() > 256 || r.len() > 20)
+    {
+        v.push(format!(
+            "sign_in.group_roles: at most {MAX_GROUPS} groups of at most 20 roles"
+        ));
+    }
+    // An upstream group must never make an owner: ownership is given by an owner, here.
+    if s.group_roles
+        .values()
+        .flatten()
+        .any(|r| r == crate::tenants::ROLE_OWNER)
+    {
+        v.push("sign_in.group_roles: the Owner role cannot be given by a provider".to_owned());
+    }
+    v
+}
+
+/// The roles `group_roles` maps onto (to check that they exist in the tenant).
+pub(crate) fn mapped_roles(p: &ProviderRow) -> Vec<String> {
+    let mut roles: Vec<String> = p.sign_in.group_roles.values().flatten().cloned().collect();
+    roles.sort();
+    roles.dedup();
+    roles
 }
 
 pub(crate) fn secret_aad(tid: &str, id: &str) -> Vec<u8> {
@@ -353,6 +422,90 @@ async fn fetch_document(
     }
 }
 
+// ---------------------------------------------------------------- requests of a sign-in
+
+/// Why a request to a provider was not made or not answered usably (says nothing of the
+/// network beyond the provider's own URL).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OutboundError(String);
+
+/// Whether a sign-in may send a request to `url`: https (http only for loopback in dev mode),
+/// no credentials; outside dev mode, no internal IP literal (names are vetted at connection).
+fn endpoint_allowed(url: &url::Url, dev_mode: bool) -> bool {
+    let Some(host) = url.host() else {
+        return false;
+    };
+    let scheme_ok = match url.scheme() {
+        "https" => true,
+        "http" => dev_mode && is_loopback_host(&host),
+        _ => false,
+    };
+    let internal = !dev_mode
+        && match host {
+            url::Host::Ipv4(ip) => is_internal_ip(ip.into()),
+            url::Host::Ipv6(ip) => is_internal_ip(ip.into()),
+            url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        };
+    scheme_ok && !internal && url.username().is_empty() && url.password().is_none()
+}
+
+/// A request of a sign-in through a provider (discovery, JWKS, token endpoint), made with the
+/// discovery test's guards: the endpoint allowed ([`endpoint_allowed`]), the connection pinned
+/// to a vetted public address outside dev mode, 5 s, 256 KiB, no redirects.
+pub async fn guarded_send(
+    dev_mode: bool,
+    request: openidconnect::HttpRequest,
+) -> Result<openidconnect::HttpResponse, OutboundError> {
+    let err = |m: &str| OutboundError(m.to_owned());
+    let url = url::Url::parse(&request.uri().to_string()).map_err(|_| err("not a URL"))?;
+    if !endpoint_allowed(&url, dev_mode) {
+        return Err(err(NOT_ALLOWED));
+    }
+    let pinned = vetted_address(&url, dev_mode)
+        .await
+        .map_err(OutboundError)?;
+    let client = http(pinned.as_ref().map(|(h, a)| (h.as_str(), *a))).map_err(OutboundError)?;
+    let request = reqwest::Request::try_from(request).map_err(|_| err("a malformed request"))?;
+    let mut resp = client.execute(request).await.map_err(|e| {
+        if e.is_timeout() {
+            err("the provider did not answer in time")
+        } else {
+            err("the provider could not be reached")
+        }
+    })?;
+    let too_large = || {
+        OutboundError(format!(
+            "an answer larger than {} KiB",
+            MAX_DOCUMENT_BYTES / 1024
+        ))
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut out = http::Response::builder().status(resp.status());
+    for (name, value) in resp.headers() {
+        out = out.header(name, value);
+    }
+    let mut body: Vec<u8> = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => return Err(err("the provider's answer broke off")),
+        }
+    }
+    out.body(body).map_err(|_| err("a malformed answer"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,6 +564,18 @@ mod tests {
             assert!(!issuer_problems(bad, false).is_empty(), "{bad}");
         }
         assert!(!issuer_problems("http://example.com", true).is_empty());
+    }
+
+    #[test]
+    fn sign_in_endpoints_follow_the_issuer_rules() {
+        let ok = |u: &str, dev| endpoint_allowed(&url::Url::parse(u).unwrap(), dev);
+        assert!(ok("https://op.example/token", false));
+        assert!(ok("http://127.0.0.1:9/token", true));
+        assert!(!ok("http://127.0.0.1:9/token", false));
+        assert!(!ok("http://op.example/token", true));
+        assert!(!ok("https://169.254.169.254/latest", false));
+        assert!(!ok("https://u:p@op.example/token", false));
+        assert!(!ok("https://localhost/token", false));
     }
 
     #[test]

@@ -5,16 +5,17 @@
 use axum::routing::{MethodFilter, delete, get, post, put};
 
 use crate::admin::{
-    clients, events, invitations, keys, mail_templates, master_key, member_roles, providers,
-    registrations, roles, stats, tenant_directory, tenants, users, vault, verifications,
+    clients, events, identities, invitations, keys, mail_templates, master_key, member_roles,
+    providers, registrations, roles, stats, tenant_directory, tenants, users, vault, verifications,
 };
 use crate::http::Routes;
 use crate::oauth::{discovery, introspect, token, userinfo};
 use crate::state::AppState;
 use crate::tenants::{STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED};
 use crate::web::{
-    account, account_data, account_mfa, account_sessions, authorize, consent,
-    invitations as account_invitations, logout, password, recovery, registration, step_forms,
+    account, account_data, account_mfa, account_sessions, authorize, consent, federation,
+    federation_account, federation_password, invitations as account_invitations, logout, password,
+    recovery, registration, step_forms,
 };
 
 /// The route table (see the module doc).
@@ -48,6 +49,11 @@ pub fn routes() -> Routes<AppState> {
         .route("/login/tenant", post(step_forms::login_pick_tenant))
         .route("/login/enrol", post(step_forms::login_enrol))
         .route("/consent", post(consent::consent))
+        // Sign-in through a tenant's external providers.
+        .route("/federation/{provider}/start", get(federation::start))
+        .route("/federation/{provider}/callback", get(federation::callback))
+        .route("/federation/discover", get(federation::discover))
+        .route("/federation/link", post(federation_password::link_form))
         .route(
             "/connect/endsession",
             get(logout::end_session).post(logout::end_session),
@@ -72,6 +78,7 @@ pub fn routes() -> Routes<AppState> {
             get(account_sessions::list).post(account_sessions::sign_out),
         )
         .route("/account/clients", post(account_sessions::revoke))
+        .route("/account/identities", post(federation_account::remove))
         .route("/account/export", get(account_data::export))
         .route(
             "/account/delete",
@@ -163,6 +170,14 @@ pub fn routes() -> Routes<AppState> {
         .route(
             "/admin/tenants/{tid}/users/{uid}/mfa/reset",
             post(users::reset_mfa),
+        )
+        .route(
+            "/admin/tenants/{tid}/users/{uid}/identities",
+            get(identities::list),
+        )
+        .route(
+            "/admin/tenants/{tid}/users/{uid}/identities/{id}",
+            delete(identities::remove),
         )
         .route(
             "/admin/tenants/{tid}/users/{uid}/roles",

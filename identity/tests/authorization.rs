@@ -281,7 +281,7 @@ async fn concrete(inst: &Instance, w: &World, row: &Row, fresh: bool) -> String 
     let platform_status = row.path == "/admin/tenants/{tid}" && row.method == Method::DELETE
         || row.path.ends_with("/suspend")
         || row.path.ends_with("/activate");
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     for seg in row.path.split('/') {
         let value = match seg {
             "{tid}" if fresh && platform_status => inst.create_tenant(&w.fresh("matrix-t")).await,
@@ -327,6 +327,12 @@ async fn concrete(inst: &Instance, w: &World, row: &Row, fresh: bool) -> String 
                 name
             }
             "{name}" => w.role.clone(),
+            // A linked upstream identity of the member just named (linking takes a sign-in
+            // through a provider: it is stored directly).
+            "{id}" if row.path.contains("/identities/") => {
+                let uid = out[out.len() - 2].clone();
+                linked_identity(inst, &w.a, &uid).await
+            }
             "{id}" if row.path.contains("/providers/") && fresh => provider(inst, w).await,
             "{id}" if row.path.contains("/providers/") => w.provider.clone(),
             "{id}" if row.path.contains("/invitations/") && fresh => {
@@ -463,4 +469,26 @@ async fn every_route_answers_every_actor_as_the_policy_table_says() {
         inst.stop().await;
         db.cleanup().await;
     }
+}
+
+/// Links an upstream identity to `uid` in tenant `tid`; its id.
+async fn linked_identity(inst: &Instance, tid: &str, uid: &str) -> String {
+    let id = uuid::Uuid::now_v7().to_string();
+    let row = tansu_identity::store::federation::FederatedIdentityRow {
+        id: id.clone(),
+        tenant_id: tid.to_owned(),
+        provider_id: "matrix-provider".into(),
+        issuer: "https://op.example".into(),
+        subject: id.clone(),
+        user_id: uid.to_owned(),
+        email: None,
+        created_at: 0,
+        last_used_at: 0,
+    };
+    inst.state
+        .store
+        .insert_federated_identity(&row)
+        .await
+        .unwrap();
+    id
 }

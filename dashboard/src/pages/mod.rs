@@ -6,6 +6,7 @@ pub mod chain;
 pub mod clients;
 pub mod events;
 pub mod events_export;
+pub mod identities;
 pub mod keys;
 pub mod mail;
 pub mod master_key;
@@ -28,6 +29,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(overview::routes())
         .merge(tenants::routes())
         .merge(users::routes())
+        .merge(identities::routes())
         .merge(clients::routes())
         .merge(providers::routes())
         .merge(events::routes())

@@ -159,6 +159,7 @@ async fn create_provider(form: CsrfForm<ProviderForm>) -> Result<Response, PageE
         client_secret: f.secret(),
         scopes: Some(f.scopes()),
         enabled: None,
+        sign_in: None,
     };
     let added = admin
         .identity()
@@ -212,6 +213,7 @@ async fn update_provider(
         client_secret: secret,
         scopes: Some(f.scopes()),
         enabled: None,
+        sign_in: None,
     };
     let saved = admin
         .identity()

@@ -477,6 +477,7 @@ fn view(
             let status_href = format!("{base}users/{id}/status{}&to={to}", tq(tenant));
             let password_href = format!("{base}users/{id}/password{}", tq(tenant));
             let mfa_href = format!("{base}users/{id}/mfa{}", tq(tenant));
+            let linked_href = format!("{base}users/{id}/identities{}", tq(tenant));
             let role_buttons = u
                 .roles
                 .iter()
@@ -506,7 +507,8 @@ fn view(
                     <td>
                         <a class="button secondary" href=status_href>{label}</a> " "
                         <a class="button secondary" href=password_href>"Reset password…"</a> " "
-                        <a class="button secondary" href=mfa_href>"Reset MFA…"</a>
+                        <a class="button secondary" href=mfa_href>"Reset MFA…"</a> " "
+                        <a class="button secondary" href=linked_href>"Linked sign-ins"</a>
                     </td>
                 </tr>
             }

@@ -12,6 +12,7 @@
 
 pub(crate) mod clients;
 pub(crate) mod events;
+pub(crate) mod identities;
 pub(crate) mod invitations;
 pub(crate) mod keys;
 pub(crate) mod mail_templates;

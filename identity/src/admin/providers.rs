@@ -22,6 +22,7 @@ use crate::providers::check_discovery;
 use crate::providers::default_scopes;
 use crate::providers::discovery_url;
 use crate::providers::issuer_problems;
+use crate::providers::mapped_roles;
 use crate::providers::row_problems;
 use crate::providers::secret_aad;
 use crate::store::providers::ProviderRow;
@@ -49,6 +50,7 @@ impl From<&ProviderRow> for Provider {
             has_secret: p.client_secret.is_some(),
             scopes: p.scopes.clone(),
             enabled: p.enabled,
+            sign_in: p.sign_in.clone(),
             created_at: rfc3339(p.created_at),
             updated_at: rfc3339(p.updated_at),
         }
@@ -88,6 +90,7 @@ pub(crate) async fn create_provider(
         client_secret: None,
         scopes: new.scopes.unwrap_or_else(default_scopes),
         enabled: new.enabled.unwrap_or(true),
+        sign_in: new.sign_in.unwrap_or_default(),
         created_at: now,
         updated_at: now,
     };
@@ -95,6 +98,7 @@ pub(crate) async fn create_provider(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
+    crate::admin::users::check_roles(&state, &row.tenant_id, &mapped_roles(&row)).await?;
     if let Some(secret) = new.client_secret.as_deref().filter(|s| !s.is_empty()) {
         row.client_secret = Some(seal_secret(&state, &tenant.id, &row.id, secret).await?);
     }
@@ -191,10 +195,14 @@ pub(crate) async fn save(
     if let Some(v) = update.enabled {
         row.enabled = v;
     }
+    if let Some(v) = update.sign_in {
+        row.sign_in = v;
+    }
     let problems = row_problems(&row, state.config.dev_mode);
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
+    crate::admin::users::check_roles(state, &row.tenant_id, &mapped_roles(&row)).await?;
     let secret_changed = match (update.client_secret.as_deref(), update.remove_secret) {
         (Some(s), _) if !s.is_empty() => {
             row.client_secret = Some(seal_secret(state, &row.tenant_id, &row.id, s).await?);

@@ -15,6 +15,7 @@ pub mod account;
 pub mod clients;
 pub mod devices;
 pub mod events;
+pub mod federation;
 pub mod grants;
 pub mod invitations;
 pub mod keys;

@@ -4,6 +4,8 @@ use sqlx::Row;
 
 use super::{Store, StoreError, StoreResult, on_pool};
 
+pub use tansu_shared::admin_api::SignInSettings;
+
 #[derive(Debug, Clone)]
 pub struct ProviderRow {
     pub id: String,
@@ -15,11 +17,13 @@ pub struct ProviderRow {
     pub client_secret: Option<Vec<u8>>,
     pub scopes: Vec<String>,
     pub enabled: bool,
+    /// How its sign-ins land in the tenant (stored as JSON).
+    pub sign_in: SignInSettings,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, tenant_id, name, issuer, client_id, client_secret, scopes, enabled, created_at, updated_at";
+const COLUMNS: &str = "id, tenant_id, name, issuer, client_id, client_secret, scopes, enabled, created_at, updated_at, settings";
 
 macro_rules! provider_row {
     ($r:expr) => {
@@ -33,6 +37,8 @@ macro_rules! provider_row {
             scopes: serde_json::from_str(&$r.try_get::<String, _>("scopes")?)
                 .map_err(|e| StoreError::Corrupt(format!("external_providers.scopes: {e}")))?,
             enabled: $r.try_get("enabled")?,
+            sign_in: serde_json::from_str(&$r.try_get::<String, _>("settings")?)
+                .map_err(|e| StoreError::Corrupt(format!("external_providers.settings: {e}")))?,
             created_at: $r.try_get("created_at")?,
             updated_at: $r.try_get("updated_at")?,
         }
@@ -43,14 +49,19 @@ fn scopes_json(p: &ProviderRow) -> StoreResult<String> {
     serde_json::to_string(&p.scopes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+fn settings_json(p: &ProviderRow) -> StoreResult<String> {
+    serde_json::to_string(&p.sign_in).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 impl Store {
     /// A unique violation means the tenant already has a provider with this issuer.
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_provider", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_provider"))]
     pub async fn insert_provider(&self, p: &ProviderRow) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO external_providers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO external_providers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
         let scopes = scopes_json(p)?;
+        let settings = settings_json(p)?;
         on_pool!(self, pool => {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&p.id)
@@ -63,6 +74,7 @@ impl Store {
                 .bind(p.enabled)
                 .bind(p.created_at)
                 .bind(p.updated_at)
+                .bind(&settings)
                 .execute(pool)
                 .await?;
         });
@@ -73,9 +85,10 @@ impl Store {
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db update_provider", otel.kind = "client", db.system = self.dialect(), db.operation.name = "update_provider"))]
     pub async fn update_provider(&self, p: &ProviderRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE external_providers SET name = $3, issuer = $4, client_id = $5, \
-            client_secret = $6, scopes = $7, enabled = $8, updated_at = $9 \
+            client_secret = $6, scopes = $7, enabled = $8, updated_at = $9, settings = $10 \
             WHERE id = $1 AND tenant_id = $2";
         let scopes = scopes_json(p)?;
+        let settings = settings_json(p)?;
         on_pool!(self, pool => {
             let n = sqlx::query(SQL)
                 .bind(&p.id)
@@ -87,6 +100,7 @@ impl Store {
                 .bind(&scopes)
                 .bind(p.enabled)
                 .bind(p.updated_at)
+                .bind(&settings)
                 .execute(pool)
                 .await?
                 .rows_affected();
@@ -126,6 +140,22 @@ impl Store {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(provider_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The enabled providers of a tenant, by id (for its login page).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db enabled_providers", otel.kind = "client", db.system = self.dialect(), db.operation.name = "enabled_providers"))]
+    pub async fn enabled_providers(&self, tenant_id: &str) -> StoreResult<Vec<ProviderRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM external_providers WHERE tenant_id = $1 AND enabled = $2 ORDER BY id LIMIT 50"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(true).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 out.push(provider_row!(r));

@@ -129,6 +129,7 @@ pub(crate) async fn overview_page(
     let message = notice(message);
     let brand = tenant.as_ref().map(Brand::of);
     let title = (t.get("account.title"), brand.as_ref());
+    let links = crate::web::federation_account::linked(state, &user.id).await;
     branded_account_page(state, headers, StatusCode::OK, title, |csrf| {
         let address = match verified {
             Some(at) => format!(
@@ -162,7 +163,7 @@ pub(crate) async fn overview_page(
              <label for=\"current\">{current}</label>\
              <input id=\"current\" name=\"current\" type=\"password\" autocomplete=\"current-password\" required>\
              <button type=\"submit\">{send}</button></form>\
-             <h2>{data}</h2><p><a href=\"{export}\" download>{export_label}</a></p>\
+             {linked}<h2>{data}</h2><p><a href=\"{export}\" download>{export_label}</a></p>\
              <p><a href=\"{delete}\">{delete_label}</a></p>",
             title = w("account.title"),
             email = w("account.email"),
@@ -181,6 +182,7 @@ pub(crate) async fn overview_page(
             change = escape(&format!("{issuer}account/email")),
             csrf = csrf_field(csrf),
             export = escape(&format!("{issuer}account/export")),
+            linked = crate::web::federation_account::section(state, &links, csrf),
             delete = escape(&format!("{issuer}account/delete")),
         )
     })

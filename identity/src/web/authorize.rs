@@ -56,6 +56,8 @@ pub struct AuthRequest {
     pub tenant: Option<String>,
     /// The look of that tenant's pages (`None`: the platform's).
     pub brand: Option<crate::web::page::Brand>,
+    /// The tenant's external providers on its login page.
+    pub federation: crate::web::federation::Offer,
 }
 
 /// Why a request cannot proceed.
@@ -295,17 +297,19 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
             Some(own.clone())
         }
     };
-    let brand = match &tenant {
+    let (brand, federation) = match &tenant {
         Some(t) => match state.store.tenant_by_ref(t).await {
-            Ok(Some(t)) if t.status == crate::tenants::STATUS_ACTIVE => {
-                Some(crate::web::page::Brand::of(&t))
-            }
-            _ => None,
+            Ok(Some(t)) if t.status == crate::tenants::STATUS_ACTIVE => (
+                Some(crate::web::page::Brand::of(&t)),
+                crate::web::federation::offer(state, &t.id).await,
+            ),
+            _ => (None, Default::default()),
         },
-        None => None,
+        None => (None, Default::default()),
     };
     Ok(AuthRequest {
         brand,
+        federation,
         raw: raw.to_owned(),
         client,
         redirect_uri,

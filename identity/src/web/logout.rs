@@ -1,7 +1,9 @@
 //! RP-initiated logout (`GET|POST /connect/endsession`, OIDC RP-Initiated Logout 1.0). An
 //! `id_token_hint` of this browser's session, from a client whose registered post-logout URI
 //! matches, signs out at once; any other request (no hint, or a hint of another session) asks
-//! the user to confirm on a CSRF-protected page, so a link cannot sign someone out.
+//! the user to confirm on a CSRF-protected page, so a link cannot sign someone out. A session
+//! that signed in through a tenant's external provider goes on to that provider's logout when
+//! no client waits for the browser (best effort: `web::federation::upstream_logout`).
 
 use crate::AppState;
 use crate::crypto;
@@ -141,6 +143,11 @@ pub async fn end_session(
     if !hint_is_for_this_session && !confirmed {
         return logout_confirmation(&state, &headers, &params, client_id.as_deref());
     }
+    // Signed in through a tenant's provider: with no client to return to, on to its logout.
+    let upstream = match (&session, &target) {
+        (Some(s), None) => crate::web::federation::upstream_logout(&state, s).await,
+        _ => None,
+    };
     // End this browser's session (and the refresh token families issued in it).
     if let Some(session) = session {
         if let Err(e) = state.store.revoke_session(&session.id, now_ms()).await {
@@ -164,10 +171,13 @@ pub async fn end_session(
             }
             redirect(url.as_str())
         }
-        None => html(
-            StatusCode::OK,
-            &page("Signed out", "<h1>You are signed out</h1>"),
-        ),
+        None => match upstream {
+            Some(url) => redirect(&url),
+            None => html(
+                StatusCode::OK,
+                &page("Signed out", "<h1>You are signed out</h1>"),
+            ),
+        },
     };
     if let Some(c) = set_cookie(&state, SESSION_COOKIE, "", "Lax", 0) {
         response.headers_mut().append(header::SET_COOKIE, c);

@@ -1,6 +1,7 @@
 //! The browser flows, server-rendered: the sign-in request ([`authorize`]), the password
 //! ([`password`]) and the steps after it ([`steps`], [`step_forms`]: second factor, tenant
-//! choice, enrolment), [`consent`], RP-initiated [`logout`], the account pages
+//! choice, enrolment), sign-in through a tenant's external providers ([`federation`],
+//! [`federation_link`], [`federation_password`], [`federation_account`]), [`consent`], RP-initiated [`logout`], the account pages
 //! ([`account`], [`account_data`], [`account_sessions`], [`account_mfa`], [`invitations`]), links sent by mail
 //! ([`recovery`]: forgotten passwords, address proofs) and [`registration`]. [`page`] is the one module for
 //! the page shell, cookies and the CSRF double submit; [`sign_in`] holds what every step of a
@@ -15,6 +16,10 @@ pub mod account_sessions;
 pub mod authorize;
 pub mod consent;
 pub mod device_cookie;
+pub mod federation;
+pub mod federation_account;
+pub mod federation_link;
+pub mod federation_password;
 pub mod invitations;
 pub mod logout;
 pub mod page;

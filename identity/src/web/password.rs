@@ -175,8 +175,9 @@ pub(crate) fn login_page(
          <input type=\"hidden\" name=\"request\" value=\"{request}\">\
          <label>Email <input type=\"email\" name=\"email\" autocomplete=\"username\" required value=\"{hint}\"></label>\
          <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label>\
-         <button type=\"submit\">Sign in</button></form>\
+         <button type=\"submit\">Sign in</button></form>{federation}\
          <p><a href=\"{forgot}\">Forgot your password?</a></p>{register}",
+        federation = crate::web::federation::login_fragment(state, req),
         forgot = escape(&match &req.tenant {
             Some(t) => format!(
                 "{}account/password/forgot?tenant={}",

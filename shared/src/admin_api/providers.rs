@@ -1,6 +1,33 @@
 //! External OIDC providers of a tenant and their discovery check.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+/// How sign-ins through a provider land in the tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignInSettings {
+    /// Creates an account (a member of the tenant) on the first sign-in of an upstream
+    /// identity that names no account yet.
+    pub auto_provision: bool,
+    /// The ID token claim read as the email (default `email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_claim: Option<String>,
+    /// The ID token claim read as the name (default `name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_claim: Option<String>,
+    /// The ID token claim read as the upstream groups (default `groups`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+    /// Upstream group → the tenant roles a provisioned member gets (`User` when none match).
+    pub group_roles: BTreeMap<String, Vec<String>>,
+    /// When not empty, only upstream addresses of these domains may sign in.
+    pub allowed_domains: Vec<String>,
+    /// Home-realm discovery: an address of these domains typed at the login page goes to this
+    /// provider.
+    pub home_domains: Vec<String>,
+}
 
 /// An external OIDC provider of a tenant (the secret is write-only: `has_secret`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,6 +40,8 @@ pub struct Provider {
     pub has_secret: bool,
     pub scopes: Vec<String>,
     pub enabled: bool,
+    #[serde(default)]
+    pub sign_in: SignInSettings,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -30,6 +59,8 @@ pub struct NewProvider {
     pub scopes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<SignInSettings>,
 }
 
 /// `PATCH /admin/tenants/{tid}/providers/{id}`: the fields to change.
@@ -52,6 +83,23 @@ pub struct ProviderUpdate {
     pub scopes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Replaces the sign-in settings as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<SignInSettings>,
+}
+
+/// An upstream identity linked to a user (`GET …/users/{uid}/identities`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedIdentity {
+    pub id: String,
+    pub tenant_id: String,
+    pub provider_id: String,
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub created_at: String,
+    pub last_used_at: String,
 }
 
 /// `POST /admin/tenants/{tid}/providers/{id}/test`: the discovery document's check.

@@ -52,6 +52,7 @@ impl std::fmt::Debug for NewProvider {
             .field("client_secret", &Redacted(self.client_secret.is_some()))
             .field("scopes", &self.scopes)
             .field("enabled", &self.enabled)
+            .field("sign_in", &self.sign_in)
             .finish()
     }
 }
@@ -66,6 +67,7 @@ impl std::fmt::Debug for ProviderUpdate {
             .field("remove_secret", &self.remove_secret)
             .field("scopes", &self.scopes)
             .field("enabled", &self.enabled)
+            .field("sign_in", &self.sign_in)
             .finish()
     }
 }

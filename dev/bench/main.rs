@@ -1,6 +1,6 @@
 //! `tansu-bench` — load generation against loopback targets, the gateway benchmark (direct vs
 //! Tansu's gateway vs nginx, plain HTTP and TLS, in one run) and the issuer's (`token`), the
-//! event log's (`events`) and the dashboard's (`dashboard`) benchmarks.
+//! event log's (`events`) and the dashboard's (`dashboard`) benchmarks, and the soak (`soak`).
 //! How to run it and what each number means: `dev/bench/README.md`.
 #![forbid(unsafe_code)]
 
@@ -11,6 +11,7 @@ mod gateway;
 mod load;
 mod procs;
 mod seed;
+mod soak;
 mod storage;
 mod token;
 
@@ -56,6 +57,9 @@ enum Command {
     /// (internal) database-svc for `db`; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeDatabase(db::ServeDatabaseArgs),
+    /// Soak: the platform as separate processes under mixed traffic; RSS and open file
+    /// descriptors of every process every minute, and their slopes.
+    Soak(soak::Args),
     /// (internal) The benchmark's upstream: 13 bytes on every path; prints `LISTEN <addr>`.
     #[command(hide = true)]
     ServeUpstream,
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             runtime(workers).and_then(|rt| rt.block_on(dashboard::run(args)))
         }
         Command::Db(args) => runtime(workers).and_then(|rt| rt.block_on(db::run(args))),
+        Command::Soak(args) => runtime(workers).and_then(|rt| rt.block_on(soak::run(args))),
         Command::ServeDatabase(args) => {
             service_runtime(workers).and_then(|rt| rt.block_on(db::serve_database(args)))
         }

@@ -13,16 +13,15 @@
 #[path = "../dashboard/common.rs"]
 mod common;
 mod faults;
-mod platform;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use platform::{Postgres, Redis, Replica, free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tansu_shared::testing::processes::{self, Postgres, Redis, Replica, free_port};
 
 const SUITE: &str = "replicas";
 const DEV_SECRET: &str = "replicas-dev-client-secret-0123456789";
@@ -59,7 +58,7 @@ pub struct Platform {
 
 /// Everything the suite needs, or why it is skipped.
 fn prerequisites() -> Option<PathBuf> {
-    let bins = platform::bin_dir();
+    let bins = processes::bin_dir();
     for service in ["identity", "gateway", "database", "dashboard"] {
         if !bins.join(format!("tansu-{service}")).exists() {
             return tansu_shared::testing::skip_or_fail(

@@ -10,6 +10,7 @@ pub mod directory;
 pub mod http;
 pub mod issuer;
 pub mod matrix;
+pub mod processes;
 pub mod rp;
 
 use std::net::SocketAddr;

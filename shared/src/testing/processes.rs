@@ -1,6 +1,7 @@
-//! The platform as separate processes: the service binaries of this build, each replica a
-//! process of its own, on a PostgreSQL server and a Redis server that belong to the test (so a
-//! test may stop and start them without disturbing any other suite).
+//! The platform as separate processes, for the suites and benchmarks that run the real service
+//! binaries: each replica a process of its own (killed and started again exactly as it was),
+//! and a PostgreSQL server and a Redis server that belong to the caller, so that a test may stop
+//! and start them without disturbing any other suite.
 //!
 //! Every process is stopped when its handle drops; the servers' directories are removed.
 
@@ -17,15 +18,15 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Where cargo put the service binaries of this build (`target/<profile>/`, next to the
-/// directory of this test's executable).
+/// Where cargo put the service binaries of this build (`target/<profile>/`): the directory of
+/// the running executable, or its parent for a test executable (`target/<profile>/deps/`).
 pub fn bin_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .to_owned()
+    let exe = std::env::current_exe().expect("the running executable");
+    let dir = exe.parent().expect("an executable's directory");
+    match dir.file_name() {
+        Some(name) if name == "deps" => dir.parent().unwrap_or(dir).to_owned(),
+        _ => dir.to_owned(),
+    }
 }
 
 fn is_root() -> bool {
@@ -288,7 +289,8 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// `service` is the binary's suffix (`identity` → `tansu-identity`); `addr` its listener.
+    /// `service` is the binary's suffix (`identity` → `tansu-identity`, in [`bin_dir`]);
+    /// `addr` its listener; its output goes to `<logs>/<name>.log`.
     pub fn new(
         service: &str,
         name: &str,
@@ -359,6 +361,11 @@ impl Replica {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(tokio::process::Child::id)
     }
 
     pub fn log_tail(&self) -> String {

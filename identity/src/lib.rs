@@ -38,6 +38,7 @@ pub mod keys;
 pub mod mail;
 pub mod master_keys;
 pub mod mfa;
+pub mod passkeys;
 pub mod paging;
 pub mod passwords;
 pub mod providers;

@@ -85,6 +85,8 @@ pub struct Services {
     pub verifier: Verifier,
     /// Outgoing mail (see [`mail::Outbox`]); its sender runs while the state lives.
     pub outbox: Arc<mail::Outbox>,
+    /// The WebAuthn relying party of the issuer (see [`crate::passkeys`]).
+    pub passkeys: crate::passkeys::RelyingParty,
     _sender: AbortOnDrop,
 }
 
@@ -149,7 +151,9 @@ impl AppState {
             config.mail.clone(),
         )?);
         let sender = AbortOnDrop(outbox.spawn());
+        let passkeys = crate::passkeys::RelyingParty::for_issuer(&config.issuer);
         let mut state = Services {
+            passkeys,
             config: Arc::new(config),
             events,
             store,

@@ -9,6 +9,7 @@ pub mod events_export;
 pub mod keys;
 pub mod master_key;
 pub mod overview;
+pub mod passkeys;
 pub mod providers;
 pub mod secrets;
 pub mod settings;
@@ -27,6 +28,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(overview::routes())
         .merge(tenants::routes())
         .merge(users::routes())
+        .merge(passkeys::routes())
         .merge(clients::routes())
         .merge(providers::routes())
         .merge(events::routes())

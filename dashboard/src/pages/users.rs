@@ -1,6 +1,6 @@
 //! Users and roles of a tenant: search, cursor pages (sorted by identity), invite or create a
 //! user (with a role and an optional password); per user: disable/enable, reset the password,
-//! reset MFA, assign a role and revoke one — each destructive one confirmed first.
+//! reset MFA, assign a role and revoke one (a user's passkeys: [`super::passkeys`]) — each destructive one confirmed first.
 
 use axum::extract::{Path, Query};
 use axum::response::Response;
@@ -477,6 +477,7 @@ fn view(
             let status_href = format!("{base}users/{id}/status{}&to={to}", tq(tenant));
             let password_href = format!("{base}users/{id}/password{}", tq(tenant));
             let mfa_href = format!("{base}users/{id}/mfa{}", tq(tenant));
+            let passkeys_href = format!("{base}users/{id}/passkeys{}", tq(tenant));
             let role_buttons = u
                 .roles
                 .iter()
@@ -506,7 +507,8 @@ fn view(
                     <td>
                         <a class="button secondary" href=status_href>{label}</a> " "
                         <a class="button secondary" href=password_href>"Reset password…"</a> " "
-                        <a class="button secondary" href=mfa_href>"Reset MFA…"</a>
+                        <a class="button secondary" href=mfa_href>"Reset MFA…"</a> " "
+                        <a class="button secondary" href=passkeys_href>"Passkeys…"</a>
                     </td>
                 </tr>
             }

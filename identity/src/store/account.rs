@@ -227,12 +227,14 @@ impl Store {
     /// transaction. The security events about it stay (the log is append-only).
     pub async fn delete_account(&self, user_id: &str, now: i64) -> StoreResult<bool> {
         const END: [&str; 2] = [super::tenants::END_SESSIONS, super::tenants::END_FAMILIES];
-        const DELETE: [&str; 7] = [
+        const DELETE: [&str; 9] = [
             "DELETE FROM memberships WHERE user_id = $1",
             "DELETE FROM login_steps WHERE user_id = $1",
             "DELETE FROM consents WHERE user_id = $1",
             "DELETE FROM mfa_totp WHERE user_id = $1",
             "DELETE FROM mfa_recovery_codes WHERE user_id = $1",
+            "DELETE FROM passkeys WHERE user_id = $1",
+            "DELETE FROM passkey_ceremonies WHERE user_id = $1",
             "DELETE FROM account_tokens WHERE user_id = $1",
             "DELETE FROM users WHERE id = $1",
         ];

@@ -17,6 +17,7 @@ pub mod lease;
 pub mod lockout;
 pub mod mail;
 pub mod mfa;
+pub mod passkeys;
 pub mod providers;
 pub mod registration;
 pub mod revocations;
@@ -161,6 +162,10 @@ impl Store {
                 self.purge_login_failures(day_ago, now).await,
             ),
             ("pending sign-ins", self.purge_login_steps(now).await),
+            (
+                "passkey ceremonies",
+                self.purge_passkey_ceremonies(now).await,
+            ),
             ("invitations", self.purge_invitations(now).await),
             (
                 "refresh token families",

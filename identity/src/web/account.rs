@@ -41,6 +41,7 @@ pub(crate) fn nav(state: &AppState, current: &str) -> String {
         ("account/password", "Password"),
         ("account/sessions", "Sessions and apps"),
         ("account/mfa", "Two-step verification"),
+        ("account/passkeys", "Passkeys"),
         ("account/invitations", "Invitations"),
     ] {
         let here = if path == current {

@@ -1,7 +1,8 @@
 //! The browser flows, server-rendered: the sign-in request ([`authorize`]), the password
 //! ([`password`]) and the steps after it ([`steps`], [`step_forms`]: second factor, tenant
 //! choice, enrolment), [`consent`], RP-initiated [`logout`], the account pages
-//! ([`account`], [`account_data`], [`account_sessions`], [`account_mfa`], [`invitations`]), links sent by mail
+//! ([`account`], [`account_data`], [`account_sessions`], [`account_mfa`], [`account_passkeys`],
+//! [`invitations`]), passkeys at sign-in ([`passkeys`]), links sent by mail
 //! ([`recovery`]: forgotten passwords, address proofs) and [`registration`]. [`page`] is the one module for
 //! the page shell, cookies and the CSRF double submit; [`sign_in`] holds what every step of a
 //! sign-in shares (lockout, the tenant chosen, the session it ends with).
@@ -10,12 +11,14 @@ pub mod account;
 pub mod account_data;
 pub mod account_form;
 pub mod account_mfa;
+pub mod account_passkeys;
 pub mod account_sessions;
 pub mod authorize;
 pub mod consent;
 pub mod invitations;
 pub mod logout;
 pub mod page;
+pub mod passkeys;
 pub mod password;
 pub mod recovery;
 pub mod registration;

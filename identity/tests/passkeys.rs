@@ -266,7 +266,7 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
             "document.body.innerText.includes('may have been copied')",
         )
         .await;
-        let cloned = "SELECT COUNT(*) FROM security_events WHERE kind = 'passkey.cloned'";
+        let cloned = "SELECT COUNT(*) FROM security_events WHERE type = 'passkey.cloned'";
         assert_eq!(count(&inst, cloned).await, 1);
         // The original key, moving on, still works.
         set_sign_count(&mut c, &tab, &auth, used + 5).await;
@@ -323,7 +323,7 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
             "document.body.innerText.includes('This passkey was not accepted here.')",
         )
         .await;
-        let refused = "SELECT COUNT(*) FROM security_events WHERE kind = 'sign_in' \
+        let refused = "SELECT COUNT(*) FROM security_events WHERE type = 'sign_in' \
             AND outcome = 'failure' AND details LIKE '%unknown%'";
         assert_eq!(count(&inst, refused).await, 1);
         // At B's it signs him in.
@@ -381,7 +381,7 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
             .await;
         let v = inst.call_expect(Method::GET, &list, &admin, None, 200).await;
         assert_eq!(v, json!([]));
-        let changes = "SELECT COUNT(*) FROM security_events WHERE kind = 'passkey.change'";
+        let changes = "SELECT COUNT(*) FROM security_events WHERE type = 'passkey.change'";
         // Two registrations, two removals.
         assert_eq!(count(&inst, changes).await, 4);
 

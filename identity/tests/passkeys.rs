@@ -3,7 +3,8 @@
 //! registration on the account page, passwordless sign-in on a tenant's login page, a passkey
 //! as the second factor after the password, a cloned authenticator (a signature counter that
 //! went back) refused and recorded, a passkey of another tenant's user refused at tenant A,
-//! removal on the account page and through the admin API. On SQLite and PostgreSQL.
+//! removal on the account page and through the admin API, and a tenant whose policy requires
+//! passkeys making a member add one during the sign-in. On SQLite and PostgreSQL.
 //!
 //! WebAuthn needs a secure context and a domain as the relying party id: the issuer is
 //! `http://localhost:<port>/`.
@@ -312,7 +313,7 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
         );
 
         // Bob (tenant B) registers on an authenticator of his own.
-        let _bobs = authenticator(&mut c, &tab, Some(&auth)).await;
+        let bobs = authenticator(&mut c, &tab, Some(&auth)).await;
         site.register(&mut c, &tab, &value(&bob_session), "Bob's key")
             .await;
         // At A's login page his passkey is unknown: refused.
@@ -384,6 +385,58 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
         let changes = "SELECT COUNT(*) FROM security_events WHERE type = 'passkey.change'";
         // Two registrations, two removals.
         assert_eq!(count(&inst, changes).await, 4);
+
+        // A tenant that requires passkeys: a member without one adds one during the sign-in,
+        // after the password, and is signed in with both.
+        let c_tid = inst.create_tenant(&format!("pk-c-{}", db.name())).await;
+        inst.call_expect(
+            Method::PATCH,
+            &format!("/admin/tenants/{c_tid}"),
+            &admin,
+            Some(json!({"policy": {"passkeys_required": true}})),
+            200,
+        )
+        .await;
+        let carol = inst.create_member(&c_tid, "carol@c.test", &["User"]).await;
+        authenticator(&mut c, &tab, Some(&bobs)).await;
+        c.call(Some(&tab), "Network.clearBrowserCookies", json!({}))
+            .await;
+        let (query, verifier) = auth_query("tenant-app", "openid", Some(&c_tid));
+        let login = site.url(&format!("connect/authorize?{query}"));
+        assert_eq!(c.navigate(&tab, &login).await, None);
+        gesture(
+            &mut c,
+            &tab,
+            &format!(
+                "document.querySelector('input[name=email]').value = 'carol@c.test'; \
+                 document.querySelector('input[name=password]').value = {USER_PASSWORD:?}; \
+                 document.querySelector('form[action$=\"login\"]').submit()"
+            ),
+        )
+        .await;
+        wait_for(
+            &mut c,
+            &tab,
+            "document.title.startsWith('Add a passkey') && \
+             !document.querySelector('form[data-passkey]').hidden",
+        )
+        .await;
+        let since = c.events().len();
+        gesture(
+            &mut c,
+            &tab,
+            "document.querySelector('[data-passkey-start]').click()",
+        )
+        .await;
+        let code = redirected_code(&mut c, &tab, since).await;
+        let id = jwt_claims(site.tokens(&code, &verifier).await["id_token"].as_str().unwrap());
+        assert_eq!((&id["sub"], &id["tid"]), (&json!(carol), &json!(c_tid)));
+        let amr = id["amr"].to_string();
+        assert!(amr.contains("pwd") && amr.contains("hwk"), "{amr}");
+        let sql = format!(
+            "SELECT COUNT(*) FROM passkeys WHERE user_id = '{carol}' AND tenant_id = '{c_tid}'"
+        );
+        assert_eq!(count(&inst, &sql).await, 1);
 
         drop(c);
         inst.stop().await;

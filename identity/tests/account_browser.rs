@@ -167,6 +167,7 @@ async fn every_sign_in_and_account_page_in_chromium_with_axe() {
             ("password", "/account/password".to_owned()),
             ("sessions", "/account/sessions".to_owned()),
             ("mfa", "/account/mfa".to_owned()),
+            ("passkeys", "/account/passkeys".to_owned()),
             ("invitations", "/account/invitations".to_owned()),
             ("delete", "/account/delete".to_owned()),
         ];
@@ -196,7 +197,8 @@ async fn every_sign_in_and_account_page_in_chromium_with_axe() {
                 let title = title.as_str().unwrap_or_default().to_owned();
                 // The pages that know the tenant wear its brand.
                 let knows = [
-                    "login", "forgot", "reset", "account", "password", "sessions", "delete",
+                    "login", "forgot", "reset", "account", "password", "sessions", "passkeys",
+                    "delete",
                 ];
                 if branded && knows.contains(name) {
                     assert!(title.ends_with("Maple & Co"), "{name}: {title}");

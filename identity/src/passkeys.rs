@@ -163,8 +163,7 @@ pub async fn finish_registration(
     let Some(ceremony) = take_ceremony(store, token, KIND_REGISTER, binding).await? else {
         return Ok(Verified::Expired);
     };
-    if ceremony.user_id.as_deref() != Some(user_id) || ceremony.tenant_id.as_deref() != tenant_id
-    {
+    if ceremony.user_id.as_deref() != Some(user_id) || ceremony.tenant_id.as_deref() != tenant_id {
         return Ok(Verified::Expired);
     }
     let Registration { handle, state } = serde_json::from_str(&ceremony.state)?;
@@ -245,8 +244,7 @@ pub async fn finish_sign_in(
     let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(credential) else {
         return Ok(Verified::Invalid);
     };
-    let Ok((handle, credential_id)) = webauthn.identify_discoverable_authentication(&answer)
-    else {
+    let Ok((handle, credential_id)) = webauthn.identify_discoverable_authentication(&answer) else {
         return Ok(Verified::Invalid);
     };
     let Some(row) = store

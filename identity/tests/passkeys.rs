@@ -26,7 +26,9 @@ async fn wait_for(c: &mut Chromium, tab: &str, expr: &str) {
         if c.eval(tab, expr).await == Some(json!(true)) {
             return;
         }
-        let text = c.eval(tab, "document.body && document.body.innerText").await;
+        let text = c
+            .eval(tab, "document.body && document.body.innerText")
+            .await;
         assert!(
             Instant::now() < deadline,
             "{expr} within 20 s; the page says: {text:?}"
@@ -53,13 +55,16 @@ async fn redirected_code(c: &mut Chromium, tab: &str, since: usize) -> String {
     loop {
         let found = c.events()[since..].iter().find_map(|e| {
             let url = e["params"]["request"]["url"].as_str()?;
-            (e["method"] == "Network.requestWillBeSent" && url.starts_with("https://app.example/cb"))
-                .then(|| url.to_owned())
+            (e["method"] == "Network.requestWillBeSent"
+                && url.starts_with("https://app.example/cb"))
+            .then(|| url.to_owned())
         });
         if let Some(url) = found {
             return query_param(&url, "code").unwrap_or_else(|| panic!("a code in {url}"));
         }
-        let text = c.eval(tab, "document.body && document.body.innerText").await;
+        let text = c
+            .eval(tab, "document.body && document.body.innerText")
+            .await;
         assert!(
             Instant::now() < deadline,
             "the browser went back to the client within 20 s; the page says: {text:?}"
@@ -148,7 +153,12 @@ impl Site<'_> {
         )
         .await;
         assert_eq!(c.navigate(tab, &self.url("account/passkeys")).await, None);
-        wait_for(c, tab, "!document.querySelector('form[data-passkey]').hidden").await;
+        wait_for(
+            c,
+            tab,
+            "!document.querySelector('form[data-passkey]').hidden",
+        )
+        .await;
         gesture(
             c,
             tab,
@@ -175,9 +185,19 @@ impl Site<'_> {
         let (query, verifier) = auth_query("tenant-app", "openid", Some(tid));
         let login = self.url(&format!("connect/authorize?{query}"));
         assert_eq!(c.navigate(tab, &login).await, None);
-        wait_for(c, tab, "!document.querySelector('form[data-passkey]').hidden").await;
+        wait_for(
+            c,
+            tab,
+            "!document.querySelector('form[data-passkey]').hidden",
+        )
+        .await;
         let since = c.events().len();
-        gesture(c, tab, "document.querySelector('[data-passkey-start]').click()").await;
+        gesture(
+            c,
+            tab,
+            "document.querySelector('[data-passkey-start]').click()",
+        )
+        .await;
         (since, verifier)
     }
 
@@ -330,7 +350,11 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
         // At B's it signs him in.
         let (since, verifier) = site.passwordless(&mut c, &tab, &b).await;
         let code = redirected_code(&mut c, &tab, since).await;
-        let id = jwt_claims(site.tokens(&code, &verifier).await["id_token"].as_str().unwrap());
+        let id = jwt_claims(
+            site.tokens(&code, &verifier).await["id_token"]
+                .as_str()
+                .unwrap(),
+        );
         assert_eq!((&id["sub"], &id["tid"]), (&json!(bob), &json!(b)));
 
         // Bob removes it on his account page; then it signs in nowhere.
@@ -368,7 +392,9 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
         // The admin API lists Alice's passkey in A (not in B) and removes it.
         let admin = inst.admin_token().await;
         let list = format!("/admin/tenants/{a}/users/{alice}/passkeys");
-        let v = inst.call_expect(Method::GET, &list, &admin, None, 200).await;
+        let v = inst
+            .call_expect(Method::GET, &list, &admin, None, 200)
+            .await;
         assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
         assert_eq!(v[0]["name"], json!("Alice's laptop"));
         assert!(v[0]["last_used_at"].is_string(), "{v}");
@@ -380,7 +406,9 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
             .await;
         inst.call_expect(Method::DELETE, &one, &admin, None, 404)
             .await;
-        let v = inst.call_expect(Method::GET, &list, &admin, None, 200).await;
+        let v = inst
+            .call_expect(Method::GET, &list, &admin, None, 200)
+            .await;
         assert_eq!(v, json!([]));
         let changes = "SELECT COUNT(*) FROM security_events WHERE type = 'passkey.change'";
         // Two registrations, two removals.
@@ -429,7 +457,11 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
         )
         .await;
         let code = redirected_code(&mut c, &tab, since).await;
-        let id = jwt_claims(site.tokens(&code, &verifier).await["id_token"].as_str().unwrap());
+        let id = jwt_claims(
+            site.tokens(&code, &verifier).await["id_token"]
+                .as_str()
+                .unwrap(),
+        );
         assert_eq!((&id["sub"], &id["tid"]), (&json!(carol), &json!(c_tid)));
         let amr = id["amr"].to_string();
         assert!(amr.contains("pwd") && amr.contains("hwk"), "{amr}");
@@ -461,29 +493,53 @@ async fn ceremonies_are_single_use_bound_and_expire() {
             state: "{}".into(),
             expires_at,
         };
-        store.insert_passkey_ceremony(&row(b"live", now + 60_000)).await.unwrap();
-        store.insert_passkey_ceremony(&row(b"dead", now - 1)).await.unwrap();
+        store
+            .insert_passkey_ceremony(&row(b"live", now + 60_000))
+            .await
+            .unwrap();
+        store
+            .insert_passkey_ceremony(&row(b"dead", now - 1))
+            .await
+            .unwrap();
         let taken = store.take_passkey_ceremony(b"live", now).await.unwrap();
         assert_eq!(taken.map(|c| c.binding), Some(vec![1; 32]));
-        assert!(store.take_passkey_ceremony(b"live", now).await.unwrap().is_none());
-        assert!(store.take_passkey_ceremony(b"dead", now).await.unwrap().is_none());
+        assert!(
+            store
+                .take_passkey_ceremony(b"live", now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .take_passkey_ceremony(b"dead", now)
+                .await
+                .unwrap()
+                .is_none()
+        );
         // A ceremony of another kind or binding does not verify an answer: the domain takes it
         // and refuses, and it is gone.
         let rp = tansu_identity::passkeys::RelyingParty::for_issuer("http://localhost:1/");
         let token = "a-token";
         let hash = tansu_identity::crypto::sha256(token.as_bytes());
-        store.insert_passkey_ceremony(&row(&hash, now + 60_000)).await.unwrap();
-        let v = tansu_identity::passkeys::finish_sign_in(
-            store,
-            &rp,
-            (token, &[2; 32]),
-            None,
-            "{}",
-        )
-        .await
-        .unwrap();
-        assert!(matches!(v, tansu_identity::passkeys::Verified::Expired), "{v:?}");
-        assert!(store.take_passkey_ceremony(&hash, now).await.unwrap().is_none());
+        store
+            .insert_passkey_ceremony(&row(&hash, now + 60_000))
+            .await
+            .unwrap();
+        let v = tansu_identity::passkeys::finish_sign_in(store, &rp, (token, &[2; 32]), None, "{}")
+            .await
+            .unwrap();
+        assert!(
+            matches!(v, tansu_identity::passkeys::Verified::Expired),
+            "{v:?}"
+        );
+        assert!(
+            store
+                .take_passkey_ceremony(&hash, now)
+                .await
+                .unwrap()
+                .is_none()
+        );
         inst.stop().await;
         db.cleanup().await;
     }

@@ -71,7 +71,10 @@ async fn list(
     .page(&admin, USERS))
 }
 
-async fn remove(Path(uid): Path<String>, form: CsrfForm<RemoveForm>) -> Result<Response, PageError> {
+async fn remove(
+    Path(uid): Path<String>,
+    form: CsrfForm<RemoveForm>,
+) -> Result<Response, PageError> {
     let (admin, f) = (&form.admin, &form.fields);
     let tid = form_tenant(admin, &f.tenant, USERS.active)?;
     let id = f.id.trim();
@@ -135,7 +138,11 @@ async fn page(
                 tq(tid),
                 urlencode(&k.id)
             );
-            let synced = if k.backup_state { "synced" } else { "this device" };
+            let synced = if k.backup_state {
+                "synced"
+            } else {
+                "this device"
+            };
             view! {
                 <tr>
                     <td>{k.name.clone()}</td>

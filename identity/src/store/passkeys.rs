@@ -93,7 +93,8 @@ impl Store {
 
     /// A user's passkeys in every tenant, oldest first.
     pub async fn all_passkeys_of(&self, user_id: &str) -> StoreResult<Vec<PasskeyRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM passkeys WHERE user_id = $1 ORDER BY created_at, id");
+        let sql =
+            format!("SELECT {COLUMNS} FROM passkeys WHERE user_id = $1 ORDER BY created_at, id");
         let sql = sqlx::AssertSqlSafe(sql);
         on_pool!(self, pool => Ok(sqlx::query_as::<_, PasskeyRow>(sql)
             .bind(user_id)

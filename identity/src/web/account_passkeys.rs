@@ -224,7 +224,11 @@ pub async fn rename(
     let id = form.get("id").unwrap_or("");
     let name = passkeys::clean_name(form.get("name").unwrap_or(""));
     let tenant = session.tenant_id.as_deref();
-    let (message, status) = match state.store.rename_passkey(id, &user.id, tenant, &name).await {
+    let (message, status) = match state
+        .store
+        .rename_passkey(id, &user.id, tenant, &name)
+        .await
+    {
         Ok(true) => {
             let details = serde_json::json!({"action": "rename", "passkey": id});
             record(&state, &headers, &session, &user, "success", details).await;

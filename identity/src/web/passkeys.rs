@@ -354,8 +354,15 @@ pub async fn login_passkey(
                 let mut step = first_step(&headers, &user, account_key);
                 step.amr = "hwk mfa".into();
                 tracing::info!(user_id = %user.id, passkey = %row.id, "passkey verified");
-                return advance(&state, &headers, &req, &user, (step, Known::default()), None)
-                    .await;
+                return advance(
+                    &state,
+                    &headers,
+                    &req,
+                    &user,
+                    (step, Known::default()),
+                    None,
+                )
+                .await;
             }
             Ok(_) => ("disabled", Some(row)),
             Err(e) => return unavailable(&e),
@@ -384,7 +391,11 @@ pub async fn login_passkey(
     events::record(&state.events, &events::Meta::from_headers(&headers), event).await;
     let lockout = lockout_for(&state, &[]);
     record_failure(&state, lockout, &format!("a:passkey|{ip}"), &ip_key).await;
-    let message = if reason == "cloned" { CLONED } else { NOT_ACCEPTED };
+    let message = if reason == "cloned" {
+        CLONED
+    } else {
+        NOT_ACCEPTED
+    };
     refuse(message, StatusCode::UNAUTHORIZED)
 }
 
@@ -413,14 +424,21 @@ pub async fn login_mfa_passkey(
         let passkeys = step_passkeys(&state, &s.step).await?;
         let credential = s.form.get("credential").unwrap_or("");
         let rp = &state.passkeys;
-        passkeys::finish_factor(&state.store, rp, ceremony, &s.user.id, passkeys, credential)
-            .await
+        passkeys::finish_factor(&state.store, rp, ceremony, &s.user.id, passkeys, credential).await
     };
     let mut step = s.step.clone();
     let reason = match verified.await {
         Ok(Verified::Passkey(row)) => {
             let details = serde_json::json!({"method": "passkey", "passkey": row.id});
-            mfa_event(&state, &headers, &step, events::MFA_VERIFY, "success", details).await;
+            mfa_event(
+                &state,
+                &headers,
+                &step,
+                events::MFA_VERIFY,
+                "success",
+                details,
+            )
+            .await;
             step.amr = "pwd hwk mfa".into();
             return s.advance(&state, &headers, step, None).await;
         }
@@ -435,11 +453,33 @@ pub async fn login_mfa_passkey(
     };
     metrics::counter!("identity_sign_ins_total", "outcome" => "failure").increment(1);
     let details = serde_json::json!({"method": "passkey", "reason": reason});
-    mfa_event(&state, &headers, &step, events::MFA_VERIFY, "failure", details).await;
+    mfa_event(
+        &state,
+        &headers,
+        &step,
+        events::MFA_VERIFY,
+        "failure",
+        details,
+    )
+    .await;
     count_failure(&state, &headers, &s).await;
-    let message = if reason == "cloned" { CLONED } else { NOT_ACCEPTED };
+    let message = if reason == "cloned" {
+        CLONED
+    } else {
+        NOT_ACCEPTED
+    };
     let status = StatusCode::UNAUTHORIZED;
-    show(&state, &headers, &s.req, &s.user, step, Stage::Code, Some(message), status).await
+    show(
+        &state,
+        &headers,
+        &s.req,
+        &s.user,
+        step,
+        Stage::Code,
+        Some(message),
+        status,
+    )
+    .await
 }
 
 /// `POST /login/passkey/enrol`: registers the passkey a tenant's policy requires, during the
@@ -478,7 +518,15 @@ pub async fn login_passkey_enrol(
         ),
         Err(e) => return unavailable(&format!("{e:#}")),
     };
-    mfa_event(&state, &headers, &s.step, events::PASSKEY_CHANGE, outcome, details).await;
+    mfa_event(
+        &state,
+        &headers,
+        &s.step,
+        events::PASSKEY_CHANGE,
+        outcome,
+        details,
+    )
+    .await;
     let mut step = s.step.clone();
     if outcome == "success" {
         step.amr = if has_second_factor(&step.amr) {
@@ -490,5 +538,15 @@ pub async fn login_passkey_enrol(
     }
     let message = Some("The passkey could not be added. Try again.");
     let status = StatusCode::BAD_REQUEST;
-    show(&state, &headers, &s.req, &s.user, step, Stage::PasskeyEnrol, message, status).await
+    show(
+        &state,
+        &headers,
+        &s.req,
+        &s.user,
+        step,
+        Stage::PasskeyEnrol,
+        message,
+        status,
+    )
+    .await
 }

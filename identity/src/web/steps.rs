@@ -186,9 +186,7 @@ pub(crate) async fn advance(
         };
         return show(state, headers, req, user, step, stage, None, StatusCode::OK).await;
     }
-    if policy.as_ref().is_some_and(|p| p.mfa_required)
-        && !enrolled
-        && !has_second_factor(&step.amr)
+    if policy.as_ref().is_some_and(|p| p.mfa_required) && !enrolled && !has_second_factor(&step.amr)
     {
         let stage = Stage::Enrol { reuse: false };
         return show(state, headers, req, user, step, stage, None, StatusCode::OK).await;

@@ -1,7 +1,7 @@
 //! Passkeys end to end in headless Chromium with its virtual authenticator (DevTools
 //! `WebAuthn.addVirtualAuthenticator`: CTAP2, internal, resident keys, user verification):
 //! registration on the account page, passwordless sign-in on a tenant's login page, a passkey
-//! as the second factor after the password, a cloned authenticator (a signature counter that
+//! as the second factor after the password, a recovery code in its place, a cloned authenticator (a signature counter that
 //! went back) refused and recorded, a passkey of another tenant's user refused at tenant A,
 //! removal on the account page and through the admin API, and a tenant whose policy requires
 //! passkeys making a member add one during the sign-in. On SQLite and PostgreSQL.
@@ -35,6 +35,20 @@ async fn wait_for(c: &mut Chromium, tab: &str, expr: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Submits the login form with `email` and the test password.
+async fn password(c: &mut Chromium, tab: &str, email: &str) {
+    gesture(
+        c,
+        tab,
+        &format!(
+            "document.querySelector('input[name=email]').value = {email:?}; \
+             document.querySelector('input[name=password]').value = {USER_PASSWORD:?}; \
+             document.querySelector('form[action$=\"login\"]').submit()"
+        ),
+    )
+    .await;
 }
 
 /// Runs `expr` as a user's gesture (a click).
@@ -252,6 +266,15 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
         // Registration on the account page: a discoverable credential, stored for A.
         site.register(&mut c, &tab, &value(&alice_session), "Alice's laptop")
             .await;
+        // A first second factor comes with recovery codes, shown once.
+        let recovery = c
+            .eval(
+                &tab,
+                "document.querySelector('ul.recovery code').textContent",
+            )
+            .await
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .expect("recovery codes on the page");
         let creds = credentials(&mut c, &tab, &auth).await;
         assert_eq!(creds.len(), 1);
         assert_eq!(creds[0]["isResidentCredential"], json!(true));
@@ -331,6 +354,37 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
             amr.contains("pwd") && amr.contains("hwk") && amr.contains("mfa"),
             "{amr}"
         );
+
+        // A recovery code stands in for the passkey at the second step.
+        c.call(Some(&tab), "Network.clearBrowserCookies", json!({}))
+            .await;
+        let (query, verifier) = auth_query("tenant-app", "openid", Some(&a));
+        let login = site.url(&format!("connect/authorize?{query}"));
+        assert_eq!(c.navigate(&tab, &login).await, None);
+        password(&mut c, &tab, "alice@a.test").await;
+        wait_for(
+            &mut c,
+            &tab,
+            "document.title.startsWith('Verification code')",
+        )
+        .await;
+        let since = c.events().len();
+        gesture(
+            &mut c,
+            &tab,
+            &format!(
+                "document.querySelector('input[name=code]').value = {recovery:?}; \
+                 document.querySelector('form[action$=\"login/mfa\"]').submit()"
+            ),
+        )
+        .await;
+        let code = redirected_code(&mut c, &tab, since).await;
+        let id = jwt_claims(
+            site.tokens(&code, &verifier).await["id_token"]
+                .as_str()
+                .unwrap(),
+        );
+        assert_eq!(id["amr"], json!(["pwd", "mfa"]));
 
         // Bob (tenant B) registers on an authenticator of his own.
         let bobs = authenticator(&mut c, &tab, Some(&auth)).await;
@@ -449,13 +503,21 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
              !document.querySelector('form[data-passkey]').hidden",
         )
         .await;
-        let since = c.events().len();
         gesture(
             &mut c,
             &tab,
             "document.querySelector('[data-passkey-start]').click()",
         )
         .await;
+        // Signed in, the new recovery codes are shown once before going on.
+        wait_for(
+            &mut c,
+            &tab,
+            "document.querySelectorAll('ul.recovery code').length === 10",
+        )
+        .await;
+        let since = c.events().len();
+        gesture(&mut c, &tab, "document.querySelector('a.continue').click()").await;
         let code = redirected_code(&mut c, &tab, since).await;
         let id = jwt_claims(
             site.tokens(&code, &verifier).await["id_token"]

@@ -10,6 +10,8 @@
 //! - A registration needs the current password again (a stolen session alone cannot add a
 //!   way in); wrong ones count against `p:<user id>` as on the other account forms. The
 //!   ceremony is bound to the session.
+//! - A first passkey of a user without recovery codes comes with a set, shown once (as a TOTP
+//!   enrolment does): they stand in for a lost passkey at the second step.
 //! - Every change is a security event (`passkey.change`).
 
 use axum::extract::State;
@@ -194,7 +196,24 @@ pub async fn register(
             let details = serde_json::json!({"action": "register", "passkey": row.id});
             record(&state, &headers, &session, &user, "success", details).await;
             tracing::info!(user_id = %user.id, passkey = %row.id, "passkey registered");
-            return show("The passkey was added.", false, StatusCode::OK).await;
+            // A first second factor comes with recovery codes, as a TOTP enrolment does.
+            let codes = match crate::mfa::recovery_codes_if_none(&state.store, &user.id).await {
+                Ok(c) => c,
+                Err(e) => return unavailable(&format!("{e:#}")),
+            };
+            let Some(codes) = codes else {
+                return show("The passkey was added.", false, StatusCode::OK).await;
+            };
+            let title = ("Passkeys", None);
+            return branded_account_page(&state, &headers, StatusCode::OK, title, |_| {
+                format!(
+                    "{}<h1>Passkeys</h1>{}{}<p><a href=\"{}\">Back to your passkeys</a></p>",
+                    nav(&state, "account/passkeys"),
+                    notice(Some(("The passkey was added.", false))),
+                    crate::web::steps::recovery_html(&codes),
+                    escape(&format!("{}account/passkeys", state.config.issuer)),
+                )
+            });
         }
         Ok(Verified::Duplicate) => "duplicate",
         Ok(Verified::Expired) => "expired",

@@ -534,7 +534,12 @@ pub async fn login_passkey_enrol(
         } else {
             "pwd hwk mfa".into()
         };
-        return s.advance(&state, &headers, step, None).await;
+        // A first second factor comes with recovery codes, shown once on finishing.
+        let codes = match crate::mfa::recovery_codes_if_none(&state.store, &s.user.id).await {
+            Ok(c) => c,
+            Err(e) => return unavailable(&format!("{e:#}")),
+        };
+        return s.advance(&state, &headers, step, codes).await;
     }
     let message = Some("The passkey could not be added. Try again.");
     let status = StatusCode::BAD_REQUEST;

@@ -37,6 +37,40 @@ async fn wait_for(c: &mut Chromium, tab: &str, expr: &str) {
     }
 }
 
+/// axe-core's serious and critical violations on the tab's page (axe-core from `TANSU_AXE`,
+/// default `~/.cache/tansu/npm/node_modules/axe-core/axe.min.js`, where `.ci/run` installs it).
+async fn axe_violations(c: &mut Chromium, tab: &str) -> Vec<String> {
+    let path = std::env::var_os("TANSU_AXE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/tansu/npm/node_modules/axe-core/axe.min.js")
+        });
+    let Ok(axe) = std::fs::read_to_string(&path) else {
+        tansu_shared::testing::skip_or_fail::<()>("passkey pages with axe", "axe-core is missing");
+        return Vec::new();
+    };
+    c.call(Some(tab), "Runtime.evaluate", json!({"expression": axe}))
+        .await;
+    let r = c
+        .call(
+            Some(tab),
+            "Runtime.evaluate",
+            json!({
+                "expression": "axe.run(document, {resultTypes: ['violations']}).then(r => \
+                    r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')\
+                    .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', ')))",
+                "awaitPromise": true,
+                "returnByValue": true,
+            }),
+        )
+        .await;
+    let list = r["result"]["value"].as_array().cloned().unwrap_or_default();
+    list.iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// Submits the login form with `email` and the test password.
 async fn password(c: &mut Chromium, tab: &str, email: &str) {
     gesture(
@@ -266,6 +300,7 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
         // Registration on the account page: a discoverable credential, stored for A.
         site.register(&mut c, &tab, &value(&alice_session), "Alice's laptop")
             .await;
+        assert_eq!(axe_violations(&mut c, &tab).await, Vec::<String>::new());
         // A first second factor comes with recovery codes, shown once.
         let recovery = c
             .eval(
@@ -284,6 +319,22 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
              AND name = 'Alice''s laptop'"
         );
         assert_eq!(count(&inst, &sql).await, 1);
+
+        // The list of passkeys and the login page with its passkey button.
+        assert_eq!(c.navigate(&tab, &site.url("account/passkeys")).await, None);
+        assert_eq!(axe_violations(&mut c, &tab).await, Vec::<String>::new());
+        c.call(Some(&tab), "Network.clearBrowserCookies", json!({}))
+            .await;
+        let (query, _) = auth_query("tenant-app", "openid", Some(&a));
+        let login = site.url(&format!("connect/authorize?{query}"));
+        assert_eq!(c.navigate(&tab, &login).await, None);
+        wait_for(
+            &mut c,
+            &tab,
+            "!document.querySelector('form[data-passkey]').hidden",
+        )
+        .await;
+        assert_eq!(axe_violations(&mut c, &tab).await, Vec::<String>::new());
 
         // Passwordless at A's login page: signed in as Alice, to A, with a passkey.
         let (since, verifier) = site.passwordless(&mut c, &tab, &a).await;

@@ -34,6 +34,10 @@ pub const MFA_ENROL: &str = "mfa.enrol";
 pub const MFA_VERIFY: &str = "mfa.verify";
 pub const MFA_RECOVERY: &str = "mfa.recovery_code";
 pub const MFA_RESET: &str = "mfa.reset";
+/// A passkey registered, renamed or removed (`details.action`).
+pub const PASSKEY_CHANGE: &str = "passkey.change";
+/// A passkey whose signature counter did not grow: a cloned authenticator, refused.
+pub const PASSKEY_CLONED: &str = "passkey.cloned";
 
 /// Where a request came from: client IP, user agent and trace id.
 #[derive(Debug, Clone, Default)]

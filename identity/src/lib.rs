@@ -42,6 +42,7 @@ pub mod master_keys;
 pub mod messages;
 pub mod mfa;
 pub mod paging;
+pub mod passkeys;
 pub mod passwords;
 pub mod providers;
 pub mod provisioning;

@@ -126,7 +126,7 @@ pub enum CodeOutcome {
 }
 
 /// Checks a second-factor code of a user with confirmed MFA: a TOTP code (once per step), or,
-/// when `allow_recovery`, a recovery code (once).
+/// when `allow_recovery`, a recovery code (once; also of a user whose factor is a passkey).
 pub async fn verify(
     store: &Store,
     master: &MasterKeys,
@@ -134,13 +134,11 @@ pub async fn verify(
     code: &str,
     allow_recovery: bool,
 ) -> anyhow::Result<CodeOutcome> {
-    let Some(row) = store.totp(user_id).await? else {
-        return Ok(CodeOutcome::Wrong);
-    };
-    if row.confirmed_at.is_none() {
-        return Ok(CodeOutcome::Wrong);
-    }
-    if let Some(step) = matching_step(&row, master, code)? {
+    // A user whose second factor is a passkey has no TOTP secret, but may have recovery codes.
+    if let Some(row) = store.totp(user_id).await?
+        && row.confirmed_at.is_some()
+        && let Some(step) = matching_step(&row, master, code)?
+    {
         return Ok(if store.accept_totp_step(user_id, step).await? {
             CodeOutcome::Totp
         } else {
@@ -213,6 +211,22 @@ fn issue_recovery_codes(user_id: &str) -> anyhow::Result<(Vec<String>, Vec<Vec<u
         .map(|c| recovery_hash(user_id, &c.replace('-', "")))
         .collect();
     Ok((codes, hashes))
+}
+
+/// Recovery codes for a user who has none left (a first passkey without TOTP): the codes to
+/// show once, or `None` when the user still has unused ones.
+pub async fn recovery_codes_if_none(
+    store: &Store,
+    user_id: &str,
+) -> anyhow::Result<Option<Vec<String>>> {
+    if store.recovery_codes_left(user_id).await? > 0 {
+        return Ok(None);
+    }
+    let (codes, hashes) = issue_recovery_codes(user_id)?;
+    Ok(store
+        .put_recovery_codes_if_none(user_id, &hashes)
+        .await?
+        .then_some(codes))
 }
 
 /// Whether the user has confirmed MFA.

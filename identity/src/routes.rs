@@ -6,16 +6,17 @@ use axum::routing::{MethodFilter, delete, get, post, put};
 
 use crate::admin::{
     clients, events, identities, invitations, keys, mail_templates, master_key, member_roles,
-    providers, registrations, roles, stats, tenant_directory, tenants, users, vault, verifications,
+    passkeys as user_passkeys, providers, registrations, roles, stats, tenant_directory, tenants,
+    users, vault, verifications,
 };
 use crate::http::Routes;
 use crate::oauth::{discovery, introspect, token, userinfo};
 use crate::state::AppState;
 use crate::tenants::{STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED};
 use crate::web::{
-    account, account_data, account_mfa, account_sessions, authorize, consent, federation,
-    federation_account, federation_password, invitations as account_invitations, logout, password,
-    recovery, registration, step_forms,
+    account, account_data, account_mfa, account_passkeys, account_sessions, authorize, consent,
+    federation, federation_account, federation_password, invitations as account_invitations,
+    logout, passkeys, password, recovery, registration, step_forms,
 };
 
 /// The route table (see the module doc).
@@ -48,6 +49,19 @@ pub fn routes() -> Routes<AppState> {
         .route("/login/mfa", post(step_forms::login_mfa))
         .route("/login/tenant", post(step_forms::login_pick_tenant))
         .route("/login/enrol", post(step_forms::login_enrol))
+        // Passkeys: passwordless, as the second factor, the account's own, the page script.
+        .route("/login/passkey", post(passkeys::login_passkey))
+        .route("/login/passkey/options", post(passkeys::options))
+        .route("/login/mfa/passkey", post(passkeys::login_mfa_passkey))
+        .route("/login/passkey/enrol", post(passkeys::login_passkey_enrol))
+        .route("/passkeys.js", get(passkeys::script))
+        .route(
+            "/account/passkeys",
+            get(account_passkeys::list).post(account_passkeys::register),
+        )
+        .route("/account/passkeys/options", post(account_passkeys::options))
+        .route("/account/passkeys/rename", post(account_passkeys::rename))
+        .route("/account/passkeys/remove", post(account_passkeys::remove))
         .route("/consent", post(consent::consent))
         // Sign-in through a tenant's external providers.
         .route("/federation/{provider}/start", get(federation::start))
@@ -178,6 +192,14 @@ pub fn routes() -> Routes<AppState> {
         .route(
             "/admin/tenants/{tid}/users/{uid}/identities/{id}",
             delete(identities::remove),
+        )
+        .route(
+            "/admin/tenants/{tid}/users/{uid}/passkeys",
+            get(user_passkeys::list),
+        )
+        .route(
+            "/admin/tenants/{tid}/users/{uid}/passkeys/{id}",
+            delete(user_passkeys::remove),
         )
         .route(
             "/admin/tenants/{tid}/users/{uid}/roles",

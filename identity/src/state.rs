@@ -94,6 +94,8 @@ pub struct Services {
     pub verifier: Verifier,
     /// Outgoing mail (see [`mail::Outbox`]); its sender runs while the state lives.
     pub outbox: Arc<mail::Outbox>,
+    /// The WebAuthn relying party of the issuer (see [`crate::passkeys`]).
+    pub passkeys: crate::passkeys::RelyingParty,
     _sender: AbortOnDrop,
     /// Pushes tenant and client changes to the other replicas and the gateways.
     changes: tansu_shared::changes::Publisher,
@@ -180,7 +182,9 @@ impl AppState {
                 tenant_status.clone(),
             ))
         });
+        let passkeys = crate::passkeys::RelyingParty::for_issuer(&config.issuer);
         let mut state = Services {
+            passkeys,
             config: Arc::new(config),
             events,
             store,

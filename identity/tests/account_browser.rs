@@ -353,6 +353,12 @@ async fn every_sign_in_and_account_page_in_chromium_with_axe() {
             ),
             ("mfa", Reach::Open("/account/mfa".to_owned()), true, false),
             (
+                "passkeys",
+                Reach::Open("/account/passkeys".to_owned()),
+                true,
+                false,
+            ),
+            (
                 "invitations",
                 Reach::Open("/account/invitations".to_owned()),
                 true,

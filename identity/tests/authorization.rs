@@ -262,6 +262,27 @@ async fn invitation(inst: &Instance, w: &World, email: &str) -> String {
     v["id"].as_str().unwrap().to_owned()
 }
 
+/// A passkey of `uid` in tenant `tid`, stored straight (no authenticator needed to remove one).
+async fn passkey(inst: &Instance, tid: &str, uid: &str) -> String {
+    let id = uuid::Uuid::now_v7().to_string();
+    let row = tansu_identity::store::passkeys::PasskeyRow {
+        id: id.clone(),
+        tenant_id: Some(tid.to_owned()),
+        user_id: uid.to_owned(),
+        credential_id: id.as_bytes().to_vec(),
+        user_handle: uuid::Uuid::now_v7().to_string(),
+        name: "Matrix key".into(),
+        passkey: "{}".into(),
+        counter: 0,
+        backup_eligible: false,
+        backup_state: false,
+        created_at: 0,
+        last_used_at: None,
+    };
+    assert!(inst.state.store.insert_passkey(&row).await.unwrap());
+    id
+}
+
 async fn job(inst: &Instance, w: &World) -> String {
     let v = ok_json(
         inst,
@@ -333,6 +354,11 @@ async fn concrete(inst: &Instance, w: &World, row: &Row, fresh: bool) -> String 
                 let uid = out[out.len() - 2].clone();
                 linked_identity(inst, &w.a, &uid).await
             }
+            "{id}" if row.path.contains("/passkeys/") => {
+                // The member's passkey in A ({uid} came two segments before).
+                let uid = out[out.len() - 2].clone();
+                passkey(inst, &w.a, &uid).await
+            }
             "{id}" if row.path.contains("/providers/") && fresh => provider(inst, w).await,
             "{id}" if row.path.contains("/providers/") => w.provider.clone(),
             "{id}" if row.path.contains("/invitations/") && fresh => {
@@ -379,6 +405,7 @@ async fn snapshot(inst: &Instance) -> Vec<i64> {
         "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL",
         "SELECT COUNT(*) FROM refresh_families WHERE revoked_at IS NOT NULL",
         "SELECT COUNT(*) FROM mfa_totp",
+        "SELECT COUNT(*) FROM passkeys",
     ];
     let mut out = Vec::with_capacity(QUERIES.len());
     for q in QUERIES {

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod mail;
 pub mod master_key;
 pub mod overview;
+pub mod passkeys;
 pub mod providers;
 pub mod secrets;
 pub mod settings;
@@ -30,6 +31,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(tenants::routes())
         .merge(users::routes())
         .merge(identities::routes())
+        .merge(passkeys::routes())
         .merge(clients::routes())
         .merge(providers::routes())
         .merge(events::routes())

@@ -101,6 +101,8 @@ pub(crate) struct PolicyForm {
     #[serde(default)]
     mfa_required: String,
     #[serde(default)]
+    passkeys_required: String,
+    #[serde(default)]
     email_verification_required: String,
     #[serde(default)]
     self_service_deletion: String,
@@ -159,6 +161,7 @@ fn policy_of(f: &PolicyForm) -> Result<TenantPolicy, Vec<String>> {
         lockout_threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
         lockout_duration_secs: duration,
         mfa_required: f.mfa_required == "yes",
+        passkeys_required: f.passkeys_required == "yes",
         email_verification_required: f.email_verification_required == "yes",
         self_service_deletion: f.self_service_deletion == "yes",
         display_name: Some(f.display_name.trim().to_owned()).filter(|v| !v.is_empty()),
@@ -268,6 +271,7 @@ fn view(base: &str, csrf: &str, tenant: &Tenant, keys: AnyView) -> AnyView {
             {field("lockout_duration_secs", "Lock duration (seconds)", "1 s – 1 day")}
             <h2>"Multi-factor authentication"</h2>
             <label><input type="checkbox" id="mfa_required" name="mfa_required" value="yes" checked=p.mfa_required/>" MFA required for this tenant's users"</label>
+            <label><input type="checkbox" id="passkeys_required" name="passkeys_required" value="yes" checked=p.passkeys_required/>" Passkeys required: members sign in with a passkey (and add one at their next sign-in)"</label>
             <h2>"Accounts"</h2>
             <label><input type="checkbox" id="email_verification_required" name="email_verification_required" value="yes" checked=p.email_verification_required/>" Members confirm their email address before they sign in"</label>
             <label><input type="checkbox" id="self_service_deletion" name="self_service_deletion" value="yes" checked=p.self_service_deletion/>" Members may delete their own account"</label>

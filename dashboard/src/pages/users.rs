@@ -1,6 +1,6 @@
 //! Users and roles of a tenant: search, cursor pages (sorted by identity), invite or create a
 //! user (with a role and an optional password); per user: disable/enable, reset the password,
-//! reset MFA, assign a role and revoke one — each destructive one confirmed first.
+//! reset MFA, assign a role and revoke one (a user's passkeys: [`super::passkeys`]) — each destructive one confirmed first.
 
 use axum::extract::{Path, Query};
 use axum::response::Response;
@@ -478,6 +478,7 @@ fn view(
             let password_href = format!("{base}users/{id}/password{}", tq(tenant));
             let mfa_href = format!("{base}users/{id}/mfa{}", tq(tenant));
             let linked_href = format!("{base}users/{id}/identities{}", tq(tenant));
+            let passkeys_href = format!("{base}users/{id}/passkeys{}", tq(tenant));
             let role_buttons = u
                 .roles
                 .iter()
@@ -509,6 +510,7 @@ fn view(
                         <a class="button secondary" href=password_href>"Reset password…"</a> " "
                         <a class="button secondary" href=mfa_href>"Reset MFA…"</a> " "
                         <a class="button secondary" href=linked_href>"Linked sign-ins"</a>
+                        <a class="button secondary" href=passkeys_href>"Passkeys…"</a>
                     </td>
                 </tr>
             }

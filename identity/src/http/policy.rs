@@ -125,7 +125,8 @@ pub enum Action<'a> {
         tid: &'a str,
         target: Target<'a>,
     },
-    /// Change what is global about the target: name, password, MFA, disabled.
+    /// Change what is global about the target: name, password, MFA (TOTP, recovery codes,
+    /// passkeys), disabled.
     ChangeIdentity {
         tid: &'a str,
         target: Target<'a>,

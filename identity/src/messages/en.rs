@@ -55,6 +55,7 @@ pub static EN: Catalogue = Catalogue {
         ("account.nav.password", "Password"),
         ("account.nav.sessions", "Sessions and apps"),
         ("account.nav.mfa", "Two-step verification"),
+        ("account.nav.passkeys", "Passkeys"),
         ("account.nav.invitations", "Invitations"),
         ("account.title", "Your account"),
         ("account.email", "Email"),

@@ -239,13 +239,16 @@ impl Store {
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db delete_account", otel.kind = "client", db.system = self.dialect(), db.operation.name = "delete_account"))]
     pub async fn delete_account(&self, user_id: &str, now: i64) -> StoreResult<bool> {
         const END: [&str; 2] = [super::tenants::END_SESSIONS, super::tenants::END_FAMILIES];
-        const DELETE: [&str; 8] = [
+        const DELETE: [&str; 11] = [
             "DELETE FROM known_devices WHERE user_id = $1",
+            "DELETE FROM federated_identities WHERE user_id = $1",
             "DELETE FROM memberships WHERE user_id = $1",
             "DELETE FROM login_steps WHERE user_id = $1",
             "DELETE FROM consents WHERE user_id = $1",
             "DELETE FROM mfa_totp WHERE user_id = $1",
             "DELETE FROM mfa_recovery_codes WHERE user_id = $1",
+            "DELETE FROM passkeys WHERE user_id = $1",
+            "DELETE FROM passkey_ceremonies WHERE user_id = $1",
             "DELETE FROM account_tokens WHERE user_id = $1",
             "DELETE FROM users WHERE id = $1",
         ];

@@ -157,6 +157,28 @@ impl Store {
         })
     }
 
+    /// Stores recovery codes for a user without unused ones (replacing used ones), in one
+    /// transaction; false (nothing changed) when unused ones exist.
+    pub async fn put_recovery_codes_if_none(
+        &self,
+        user_id: &str,
+        recovery_hashes: &[Vec<u8>],
+    ) -> StoreResult<bool> {
+        const LEFT: &str =
+            "SELECT COUNT(*) AS n FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL";
+        on_pool!(self, pool => {
+            let _turn = self.serial_write().await;
+            let mut tx = pool.begin().await?;
+            let n: i64 = sqlx::query(LEFT).bind(user_id).fetch_one(&mut *tx).await?.try_get("n")?;
+            if n != 0 {
+                return Ok(false);
+            }
+            put_recovery_codes!(tx, user_id, recovery_hashes);
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
     /// Accepts a code's time step once: true when `step` is later than the last accepted one
     /// (a compare-and-set, so two concurrent uses of one code cannot both pass).
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db accept_totp_step", otel.kind = "client", db.system = self.dialect(), db.operation.name = "accept_totp_step"))]

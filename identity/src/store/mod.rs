@@ -24,6 +24,7 @@ pub mod limits;
 pub mod lockout;
 pub mod mail;
 pub mod mfa;
+pub mod passkeys;
 pub mod providers;
 pub mod registration;
 pub mod revocations;
@@ -184,6 +185,10 @@ impl Store {
                 self.purge_devices(now - DEVICE_MEMORY_MS).await,
             ),
             ("pending sign-ins", self.purge_login_steps(now).await),
+            (
+                "passkey ceremonies",
+                self.purge_passkey_ceremonies(now).await,
+            ),
             ("invitations", self.purge_invitations(now).await),
             (
                 "refresh token families",

@@ -45,6 +45,7 @@ pub(crate) fn nav(state: &AppState, headers: &HeaderMap, current: &str) -> Strin
         ("account/password", "account.nav.password"),
         ("account/sessions", "account.nav.sessions"),
         ("account/mfa", "account.nav.mfa"),
+        ("account/passkeys", "account.nav.passkeys"),
         ("account/invitations", "account.nav.invitations"),
     ] {
         let here = if path == current {

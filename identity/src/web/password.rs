@@ -176,8 +176,9 @@ pub(crate) fn login_page(
          <label>Email <input type=\"email\" name=\"email\" autocomplete=\"username\" required value=\"{hint}\"></label>\
          <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label>\
          <button type=\"submit\">Sign in</button></form>{federation}\
-         <p><a href=\"{forgot}\">Forgot your password?</a></p>{register}",
+         {passkey}<p><a href=\"{forgot}\">Forgot your password?</a></p>{register}",
         federation = crate::web::federation::login_fragment(state, req),
+        passkey = crate::web::passkeys::sign_in_form(state, req, &csrf),
         forgot = escape(&match &req.tenant {
             Some(t) => format!(
                 "{}account/password/forgot?tenant={}",
@@ -201,6 +202,7 @@ pub(crate) fn login_page(
         hint = escape(req.login_hint.as_deref().unwrap_or("")),
     );
     let mut response = html(status, &branded_page("Sign in", &body, req.brand.as_ref()));
+    crate::web::passkeys::allow_script(state, &mut response);
     if let Some(c) = cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -30,15 +30,15 @@ use subtle::ConstantTimeEq;
 
 /// A submitted step form: its fields, the request, the claimed (now consumed) step and user.
 pub(crate) struct Submitted {
-    form: Params,
-    req: AuthRequest,
-    step: LoginStepRow,
-    user: UserRow,
+    pub(crate) form: Params,
+    pub(crate) req: AuthRequest,
+    pub(crate) step: LoginStepRow,
+    pub(crate) user: UserRow,
 }
 
 impl Submitted {
     /// [`advance`] from this submitted step (`step`: it, updated), reading what it needs.
-    async fn advance(
+    pub(crate) async fn advance(
         &self,
         state: &AppState,
         headers: &HeaderMap,
@@ -267,7 +267,11 @@ pub async fn login_pick_tenant(
         Err(r) => return r,
     };
     // The picker comes after the second factor: no probing of memberships with a password.
-    let code_pending = match mfa::enrolled(&state.store, &s.user.id).await {
+    let enrolled = match mfa::enrolled(&state.store, &s.user.id).await {
+        Ok(totp) => crate::passkeys::has_second_factor(&state.store, &s.user.id, totp).await,
+        Err(e) => Err(e),
+    };
+    let code_pending = match enrolled {
         Ok(e) => e && !has_second_factor(&s.step.amr),
         Err(e) => return unavailable(&e),
     };

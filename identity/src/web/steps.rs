@@ -90,6 +90,16 @@ pub(crate) enum Stage {
     Pick(Vec<(String, String)>),
     /// Enrolment forced by the tenant's policy; `reuse` keeps a pending secret (a retry).
     Enrol { reuse: bool },
+    /// A passkey, which the tenant's policy requires (the user has one).
+    Passkey,
+    /// Registering a passkey, which the tenant's policy requires (the user has none).
+    PasskeyEnrol,
+}
+
+/// Whether the methods include a passkey, or a recovery code standing in for a lost one
+/// (`pwd mfa`: the only second factor without its own method).
+pub(crate) fn passkey_or_recovery(amr: &str) -> bool {
+    amr.split(' ').any(|m| m == "hwk") || amr == "pwd mfa"
 }
 
 /// What the sign-in already read of the user; `advance` reads the rest (`Default`: nothing).
@@ -113,12 +123,18 @@ pub(crate) async fn advance(
     (mut step, known): (LoginStepRow, Known),
     recovery: Option<Vec<String>>,
 ) -> Response {
-    let enrolled = match known.enrolled {
-        Some(known) => known,
-        None => match mfa::enrolled(&state.store, &user.id).await {
-            Ok(e) => e,
-            Err(e) => return unavailable(&e),
-        },
+    let totp = match known.enrolled {
+        Some(known) => Ok(known),
+        None => mfa::enrolled(&state.store, &user.id).await,
+    };
+    // A passkey is a second factor too.
+    let enrolled = match totp {
+        Ok(totp) => crate::passkeys::has_second_factor(&state.store, &user.id, totp).await,
+        Err(e) => Err(e),
+    };
+    let enrolled = match enrolled {
+        Ok(e) => e,
+        Err(e) => return unavailable(&e),
     };
     let needs_code = enrolled && !has_second_factor(&step.amr);
     // The tenant row when it was read just now (its policy needs no second read).
@@ -162,7 +178,16 @@ pub(crate) async fn advance(
         (Some(t), None) => tenant_policy(state, t).await,
         (None, _) => None,
     };
-    if policy.as_ref().is_some_and(|p| p.mfa_required) && !enrolled {
+    if policy.as_ref().is_some_and(|p| p.passkeys_required) && !passkey_or_recovery(&step.amr) {
+        let stage = match crate::passkeys::factor_passkeys(&state.store, &user.id).await {
+            Ok(p) if p.is_empty() => Stage::PasskeyEnrol,
+            Ok(_) => Stage::Passkey,
+            Err(e) => return unavailable(&e),
+        };
+        return show(state, headers, req, user, step, stage, None, StatusCode::OK).await;
+    }
+    if policy.as_ref().is_some_and(|p| p.mfa_required) && !enrolled && !has_second_factor(&step.amr)
+    {
         let stage = Stage::Enrol { reuse: false };
         return show(state, headers, req, user, step, stage, None, StatusCode::OK).await;
     }
@@ -271,6 +296,13 @@ pub(crate) async fn show(
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
     let issuer = &state.config.issuer;
+    let passkey_form = match stage {
+        Stage::Code | Stage::Passkey => {
+            crate::web::passkeys::factor_form(state, &step, &hidden).await
+        }
+        Stage::PasskeyEnrol => crate::web::passkeys::enrol_form(state, &hidden),
+        _ => String::new(),
+    };
     let (title, body) = match stage {
         Stage::Code => (
             "Verification code",
@@ -279,8 +311,23 @@ pub(crate) async fn show(
                  authenticator app, or one of your recovery codes.</p>\
                  <form method=\"post\" action=\"{action}\">{hidden}\
                  <label>Code <input name=\"code\" autocomplete=\"one-time-code\" required autofocus></label>\
-                 <button type=\"submit\">Verify</button></form>",
+                 <button type=\"submit\">Verify</button></form>{passkey_form}",
                 action = escape(&format!("{issuer}login/mfa")),
+            ),
+        ),
+        Stage::Passkey => (
+            "Use your passkey",
+            format!(
+                "<h1>Use your passkey</h1>{error_html}<p>This tenant signs in with a passkey.</p>\
+                 {passkey_form}<p>Lost it? Start again and enter one of your recovery codes in \
+                 place of the second step.</p>"
+            ),
+        ),
+        Stage::PasskeyEnrol => (
+            "Add a passkey",
+            format!(
+                "<h1>Add a passkey</h1>{error_html}<p>This tenant signs in with a passkey: this \
+                 device's screen lock or a security key. Add one to continue.</p>{passkey_form}"
             ),
         ),
         Stage::Pick(tenants) => {
@@ -348,6 +395,9 @@ pub(crate) async fn show(
         return unavailable(&e);
     }
     let mut response = html(status, &branded_page(title, &body, req.brand.as_ref()));
+    if !passkey_form.is_empty() {
+        crate::web::passkeys::allow_script(state, &mut response);
+    }
     if let Some(c) = csrf_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }

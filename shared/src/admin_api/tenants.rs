@@ -16,6 +16,10 @@ pub struct TenantPolicy {
     pub lockout_threshold: u32,
     pub lockout_duration_secs: u64,
     pub mfa_required: bool,
+    /// Members sign in here with a passkey: passwordless, or as the second factor after the
+    /// password; one without a passkey registers one during the sign-in. A recovery code
+    /// stands in for a lost one.
+    pub passkeys_required: bool,
     /// Members must prove their email address (a link by mail) before they sign in here.
     pub email_verification_required: bool,
     /// Members may delete their own account (`/account/delete`; every tenant of the account
@@ -58,6 +62,7 @@ impl Default for TenantPolicy {
             lockout_threshold: 5,
             lockout_duration_secs: 900,
             mfa_required: false,
+            passkeys_required: false,
             email_verification_required: false,
             self_service_deletion: false,
             display_name: None,

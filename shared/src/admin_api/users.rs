@@ -56,3 +56,17 @@ pub enum AddedMember {
 pub struct PasswordReset {
     pub password: String,
 }
+
+/// A member's passkey in a tenant (`GET /admin/tenants/{tid}/users/{uid}/passkeys`): what
+/// an administrator may know of it; never the credential itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserPasskey {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    /// The authenticator may sync it to the user's other devices.
+    pub backup_eligible: bool,
+    /// It is synced (backed up) now.
+    pub backup_state: bool,
+}

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// An external OIDC provider of a tenant (the secret is write-only: `has_secret`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Provider {
     pub id: String,
     pub tenant_id: String,
@@ -19,6 +20,7 @@ pub struct Provider {
 
 /// `POST /admin/tenants/{tid}/providers`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewProvider {
     pub name: String,
@@ -34,6 +36,7 @@ pub struct NewProvider {
 
 /// `PATCH /admin/tenants/{tid}/providers/{id}`: the fields to change.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +59,7 @@ pub struct ProviderUpdate {
 
 /// `POST /admin/tenants/{tid}/providers/{id}/test`: the discovery document's check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscoveryCheck {
     pub ok: bool,
     pub discovery_url: String,

@@ -61,8 +61,16 @@ fn named<T: ToSchema>(s: &mut Schemas) -> Value {
     s.named::<T>()
 }
 
-fn inline<T: ToSchema>(s: &mut Schemas) -> Value {
-    s.inline::<T>()
+/// A page of `T`s (`items`, `next_after`), `T` registered under its name.
+fn page<T: ToSchema>(s: &mut Schemas) -> Value {
+    s.named::<T>();
+    s.inline::<crate::admin_api::Page<T>>()
+}
+
+/// A complete list of `T`s (`items`), `T` registered under its name.
+fn items<T: ToSchema>(s: &mut Schemas) -> Value {
+    s.named::<T>();
+    s.inline::<crate::admin_api::Items<T>>()
 }
 
 /// What an operation takes or answers: a media type and, for JSON, a schema.
@@ -155,11 +163,10 @@ impl Op {
         }));
         self
     }
-    /// The sorted keyset paging of the admin lists (`limit`, `after`, `sort`).
+    /// The keyset paging of the admin lists (`limit`, `after`).
     pub fn paged(self) -> Self {
-        self.query("limit", "At most this many items (default 50, at most 200).")
+        self.query("limit", "At most this many items (default 100, at most 500).")
             .query("after", "The `next_after` cursor of the previous page.")
-            .query("sort", "A sort key; `-` before it sorts descending.")
     }
     /// A JSON body of type `T`.
     pub fn body<T: ToSchema>(mut self) -> Self {
@@ -181,9 +188,14 @@ impl Op {
         self.ok.push((status, "Success.", Content::Json(named::<T>)));
         self
     }
-    /// Answers `status` with a JSON `T` written out in place (pages and item lists).
-    pub fn list<T: ToSchema>(mut self) -> Self {
-        self.ok.push((200, "Success.", Content::Json(inline::<T>)));
+    /// Answers 200 with a page of `T`s (the admin lists' keyset paging).
+    pub fn page<T: ToSchema>(mut self) -> Self {
+        self.ok.push((200, "A page.", Content::Json(page::<T>)));
+        self
+    }
+    /// Answers 200 with the complete list of `T`s.
+    pub fn items<T: ToSchema>(mut self) -> Self {
+        self.ok.push((200, "The list.", Content::Json(items::<T>)));
         self
     }
     /// Answers `status` with a JSON object whose shape the data decides.

@@ -48,9 +48,9 @@ async fn a_dpop_bound_token_is_accepted_only_with_a_valid_proof_of_its_key() {
     for env in envs("database dpop").await {
         let n = env.ready(T, "notes").await;
         let key = DpopKey::es256();
-        let mut claims = env
-            .issuer
-            .claims_for("tansu.db", Some(&T.to_string()), "db.read db.write");
+        let mut claims =
+            env.issuer
+                .claims_for("tansu.db", Some(&T.to_string()), "db.read db.write");
         claims.cnf = Some(Confirmation { jkt: key.jkt() });
         let token = sign(&env.key, &claims);
         let dpop = format!("DPoP {token}");
@@ -62,13 +62,25 @@ async fn a_dpop_bound_token_is_accepted_only_with_a_valid_proof_of_its_key() {
         let (status, _) = call(&env, get.clone(), &dpop, Some(&proof)).await;
         assert_eq!(status, StatusCode::OK, "{n}: a valid proof");
         // The same proof again: a replay.
-        refused_as_invalid_proof(n, "replayed proof", call(&env, get.clone(), &dpop, Some(&proof)).await);
+        refused_as_invalid_proof(
+            n,
+            "replayed proof",
+            call(&env, get.clone(), &dpop, Some(&proof)).await,
+        );
         // A new proof of the same key: accepted (each proof once).
         let again = key.proof("GET", &url, Some(&token), None);
-        assert_eq!(call(&env, get.clone(), &dpop, Some(&again)).await.0, StatusCode::OK, "{n}");
+        assert_eq!(
+            call(&env, get.clone(), &dpop, Some(&again)).await.0,
+            StatusCode::OK,
+            "{n}"
+        );
 
         // As a bearer token, or without a proof: refused.
-        refused_as_invalid_proof(n, "as a bearer token", call(&env, get.clone(), &format!("Bearer {token}"), None).await);
+        refused_as_invalid_proof(
+            n,
+            "as a bearer token",
+            call(&env, get.clone(), &format!("Bearer {token}"), None).await,
+        );
         refused_as_invalid_proof(n, "no proof", call(&env, get.clone(), &dpop, None).await);
         // A proof for another URL, another method, without or with another token's hash, of
         // another key, too old, or not a DPoP proof at all: refused.
@@ -92,14 +104,29 @@ async fn a_dpop_bound_token_is_accepted_only_with_a_valid_proof_of_its_key() {
         }
         // A POST with a proof for POST: accepted (201), so the method really is compared.
         let post = key.proof("POST", &url, Some(&token), None);
-        assert_eq!(call(&env, Method::POST, &dpop, Some(&post)).await.0, StatusCode::CREATED, "{n}");
+        assert_eq!(
+            call(&env, Method::POST, &dpop, Some(&post)).await.0,
+            StatusCode::CREATED,
+            "{n}"
+        );
 
         // An unbound token: as a bearer token as before; with the DPoP scheme, refused.
         let plain = env.rw(T);
-        assert_eq!(call(&env, get.clone(), &format!("Bearer {plain}"), None).await.0, StatusCode::OK, "{n}");
+        assert_eq!(
+            call(&env, get.clone(), &format!("Bearer {plain}"), None)
+                .await
+                .0,
+            StatusCode::OK,
+            "{n}"
+        );
         let proof = key.proof("GET", &url, Some(&plain), None);
-        let (status, challenge) = call(&env, get.clone(), &format!("DPoP {plain}"), Some(&proof)).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{n}: an unbound token as DPoP");
+        let (status, challenge) =
+            call(&env, get.clone(), &format!("DPoP {plain}"), Some(&proof)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{n}: an unbound token as DPoP"
+        );
         assert!(challenge.contains("invalid_token"), "{n}: {challenge}");
         env.finish().await;
     }

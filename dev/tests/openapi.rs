@@ -71,10 +71,17 @@ async fn every_route_is_described_and_the_documents_validate() {
             .get(format!("{}{prefix}/openapi.json", p.base))
             .send_ok()
             .await;
-        assert_eq!(resp.status(), 200, "{prefix}/openapi.json through the gateway");
+        assert_eq!(
+            resp.status(),
+            200,
+            "{prefix}/openapi.json through the gateway"
+        );
         let doc: Value = resp.json().await.unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
-        assert_eq!(doc["servers"][0]["url"], prefix, "the gateway's prefix is the server");
+        assert_eq!(
+            doc["servers"][0]["url"], prefix,
+            "the gateway's prefix is the server"
+        );
         assert_eq!(
             doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["tokenUrl"],
             format!("{}connect/token", p.stack.issuer)
@@ -94,12 +101,15 @@ async fn every_route_is_described_and_the_documents_validate() {
         eprintln!("{name}: {} operations, all routed", described.len());
 
         // Every secured operation names its scopes, and they are the scheme's.
-        let declared = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]
-            ["scopes"];
+        let declared =
+            &doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["scopes"];
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 let security = op["security"].as_array().unwrap();
-                assert!(!security.is_empty(), "{method} {path}: no security requirement");
+                assert!(
+                    !security.is_empty(),
+                    "{method} {path}: no security requirement"
+                );
                 for req in security {
                     for scope in req
                         .get("oauth2")
@@ -125,7 +135,10 @@ async fn every_route_is_described_and_the_documents_validate() {
         let html = page.text().await.unwrap();
         assert!(!html.contains("<script") && !html.contains("src=\"http"));
         for path in doc["paths"].as_object().unwrap().keys() {
-            assert!(html.contains(path.as_str()), "{prefix}/openapi lists {path}");
+            assert!(
+                html.contains(path.as_str()),
+                "{prefix}/openapi lists {path}"
+            );
         }
 
         let file = p.dir.path().join(format!("{name}.openapi.json"));
@@ -177,10 +190,7 @@ fn every_operation_has_a_request_sample() {
             let (Some(method), Some(url)) = (words.next(), words.next()) else {
                 continue;
             };
-            let Some((base, rest)) = url
-                .strip_prefix("{{")
-                .and_then(|u| u.split_once("}}"))
-            else {
+            let Some((base, rest)) = url.strip_prefix("{{").and_then(|u| u.split_once("}}")) else {
                 continue;
             };
             let path = rest.split('?').next().unwrap_or("");

@@ -14,7 +14,11 @@ use tansu_shared::testing::dpop::DpopKey;
 const EMAIL: &str = "ada@dpop.example";
 
 /// (status, body, `DPoP-Nonce`) of a token request.
-async fn token(inst: &Instance, form: &[(&str, &str)], proof: Option<&str>) -> (u16, Value, Option<String>) {
+async fn token(
+    inst: &Instance,
+    form: &[(&str, &str)],
+    proof: Option<&str>,
+) -> (u16, Value, Option<String>) {
     let mut req = inst.http.post(inst.url("/connect/token")).form(form);
     if let Some(p) = proof {
         req = req.header("DPoP", p);
@@ -29,7 +33,9 @@ async fn token(inst: &Instance, form: &[(&str, &str)], proof: Option<&str>) -> (
 
 fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -52,7 +58,10 @@ async fn proofs_bind_tokens_to_the_clients_key() {
             .json()
             .await
             .unwrap();
-        assert_eq!(meta["dpop_signing_alg_values_supported"], serde_json::json!(["ES256", "EdDSA"]));
+        assert_eq!(
+            meta["dpop_signing_alg_values_supported"],
+            serde_json::json!(["ES256", "EdDSA"])
+        );
 
         let (query, verifier) = auth_query("tenant-app", "openid offline_access", Some(&tid));
         let signed = inst.sign_in(&query, EMAIL, USER_PASSWORD).await;
@@ -66,8 +75,13 @@ async fn proofs_bind_tokens_to_the_clients_key() {
         ];
 
         // Without the server's nonce: use_dpop_nonce, and the nonce to use.
-        let (status, v, nonce) = token(&inst, &form, Some(&key.proof("POST", &url, None, None))).await;
-        assert_eq!((status, v["error"].as_str()), (400, Some("use_dpop_nonce")), "{n}: {v}");
+        let (status, v, nonce) =
+            token(&inst, &form, Some(&key.proof("POST", &url, None, None))).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("use_dpop_nonce")),
+            "{n}: {v}"
+        );
         let nonce = nonce.expect("a DPoP-Nonce header");
         // A proof for another URL, or signed for another method: invalid_dpop_proof (the code
         // stays unused).
@@ -77,7 +91,11 @@ async fn proofs_bind_tokens_to_the_clients_key() {
             "not.a.proof".to_owned(),
         ] {
             let (status, v, _) = token(&inst, &form, Some(&bad)).await;
-            assert_eq!((status, v["error"].as_str()), (400, Some("invalid_dpop_proof")), "{n}: {v}");
+            assert_eq!(
+                (status, v["error"].as_str()),
+                (400, Some("invalid_dpop_proof")),
+                "{n}: {v}"
+            );
         }
 
         // A good proof: DPoP-bound tokens.
@@ -96,15 +114,32 @@ async fn proofs_bind_tokens_to_the_clients_key() {
 
         // The same proof again: a replay.
         let (status, v, _) = token(&inst, &refresh, Some(&proof)).await;
-        assert_eq!((status, v["error"].as_str()), (400, Some("invalid_dpop_proof")), "{n}: replay {v}");
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{n}: replay {v}"
+        );
         // The bound refresh token without a proof, or with another key's: refused.
         let (status, v, _) = token(&inst, &refresh, None).await;
-        assert_eq!((status, v["error"].as_str()), (400, Some("invalid_dpop_proof")), "{n}: no proof {v}");
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{n}: no proof {v}"
+        );
         let other = DpopKey::ed25519().proof("POST", &url, None, Some(&nonce));
         let (status, v, _) = token(&inst, &refresh, Some(&other)).await;
-        assert_eq!((status, v["error"].as_str()), (400, Some("invalid_dpop_proof")), "{n}: other key {v}");
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{n}: other key {v}"
+        );
         // With a proof of its key: rotated, still bound.
-        let (status, v, _) = token(&inst, &refresh, Some(&key.proof("POST", &url, None, Some(&nonce)))).await;
+        let (status, v, _) = token(
+            &inst,
+            &refresh,
+            Some(&key.proof("POST", &url, None, Some(&nonce))),
+        )
+        .await;
         assert_eq!(status, 200, "{n}: refresh {v}");
         assert_eq!(v["token_type"], "DPoP");
         let access = v["access_token"].as_str().unwrap().to_owned();
@@ -112,7 +147,12 @@ async fn proofs_bind_tokens_to_the_clients_key() {
 
         // The bound token at userinfo: not as a bearer token; with a proof (and the nonce).
         let userinfo = inst.url("/connect/userinfo");
-        let resp = inst.http.get(&userinfo).bearer_auth(&access).send_ok().await;
+        let resp = inst
+            .http
+            .get(&userinfo)
+            .bearer_auth(&access)
+            .send_ok()
+            .await;
         assert_eq!(resp.status(), 401, "{n}: a bound token as a bearer token");
         let at = |proof: String| {
             inst.http
@@ -126,7 +166,10 @@ async fn proofs_bind_tokens_to_the_clients_key() {
         let resp = at(key.proof("GET", &userinfo, Some(&access), None)).await;
         assert_eq!(resp.status(), 401, "{n}: userinfo without the nonce");
         assert!(resp.headers().get("dpop-nonce").is_some());
-        let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        let challenge = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(challenge.contains("use_dpop_nonce"), "{n}: {challenge}");
         inst.stop().await;
         db.cleanup().await;

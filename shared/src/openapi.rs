@@ -165,8 +165,11 @@ impl Op {
     }
     /// The keyset paging of the admin lists (`limit`, `after`).
     pub fn paged(self) -> Self {
-        self.query("limit", "At most this many items (default 100, at most 500).")
-            .query("after", "The `next_after` cursor of the previous page.")
+        self.query(
+            "limit",
+            "At most this many items (default 100, at most 500).",
+        )
+        .query("after", "The `next_after` cursor of the previous page.")
     }
     /// A JSON body of type `T`.
     pub fn body<T: ToSchema>(mut self) -> Self {
@@ -185,7 +188,8 @@ impl Op {
     }
     /// Answers `status` with a JSON `T` (a named schema).
     pub fn json<T: ToSchema>(mut self, status: u16) -> Self {
-        self.ok.push((status, "Success.", Content::Json(named::<T>)));
+        self.ok
+            .push((status, "Success.", Content::Json(named::<T>)));
         self
     }
     /// Answers 200 with a page of `T`s (the admin lists' keyset paging).
@@ -205,7 +209,8 @@ impl Op {
     }
     /// Answers `status` with bytes of any media type.
     pub fn bytes(mut self, status: u16) -> Self {
-        self.ok.push((status, "The object's bytes.", Content::Bytes));
+        self.ok
+            .push((status, "The object's bytes.", Content::Bytes));
         self
     }
     /// Answers a `text/event-stream`.
@@ -437,7 +442,10 @@ pub fn server_of(headers: &HeaderMap) -> String {
         .get("x-forwarded-prefix")
         .and_then(|v| v.to_str().ok())
         .filter(|p| p.starts_with('/') && p.len() < 256)
-        .filter(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b)))
+        .filter(|p| {
+            p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b))
+        })
         .map(|p| p.trim_end_matches('/'))
         .unwrap_or("");
     if prefix.is_empty() {
@@ -525,7 +533,10 @@ mod tests {
             op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/Thing"
         );
-        assert_eq!(op["security"], json!([{"bearer": ["x.read"]}, {"oauth2": ["x.read"]}]));
+        assert_eq!(
+            op["security"],
+            json!([{"bearer": ["x.read"]}, {"oauth2": ["x.read"]}])
+        );
         assert_eq!(
             op["responses"]["default"]["content"][PROBLEM]["schema"]["$ref"],
             "#/components/schemas/Problem"

@@ -58,13 +58,17 @@ async fn a_nonce_is_asked_for_then_accepted_and_the_url_is_the_clients() {
             .send()
     };
 
-    let resp = call(dpop.proof("GET", public, Some(&token), None)).await.unwrap();
+    let resp = call(dpop.proof("GET", public, Some(&token), None))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     let nonce = resp.headers()["dpop-nonce"].to_str().unwrap().to_owned();
     let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
     assert!(challenge.starts_with("DPoP ") && challenge.contains("error=\"use_dpop_nonce\""));
 
-    let resp = call(dpop.proof("GET", public, Some(&token), Some(&nonce))).await.unwrap();
+    let resp = call(dpop.proof("GET", public, Some(&token), Some(&nonce)))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "user-1");
 

@@ -23,7 +23,10 @@ const ADMIN: &[&str] = &["storage.admin", "admin.full"];
 const SCOPES: &[(&str, &str)] = &[
     ("storage.read", "Read the tenant's buckets and objects."),
     ("storage.write", "Change the tenant's buckets and objects."),
-    ("storage.admin", "Per-tenant quotas (platform administrators)."),
+    (
+        "storage.admin",
+        "Per-tenant quotas (platform administrators).",
+    ),
     ("admin.full", "Platform administration."),
 ];
 
@@ -106,5 +109,8 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
     if !state.config.api_docs {
         return tansu_shared::Problem::not_found().into_response();
     }
-    Html(tansu_shared::openapi::docs_page(&document(&state, &headers))).into_response()
+    Html(tansu_shared::openapi::docs_page(&document(
+        &state, &headers,
+    )))
+    .into_response()
 }

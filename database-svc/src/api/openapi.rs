@@ -21,9 +21,18 @@ const WRITE: &[&str] = &["db.write"];
 const PROVISION: &[&str] = &["db.provision"];
 
 const SCOPES: &[(&str, &str)] = &[
-    ("db.read", "Read the tenant's collections, documents and changes."),
-    ("db.write", "Change the tenant's collections, indexes and documents."),
-    ("db.provision", "Provision tenants' databases (the platform's services)."),
+    (
+        "db.read",
+        "Read the tenant's collections, documents and changes.",
+    ),
+    (
+        "db.write",
+        "Change the tenant's collections, indexes and documents.",
+    ),
+    (
+        "db.provision",
+        "Provision tenants' databases (the platform's services).",
+    ),
 ];
 
 /// Every operation (a table: one operation per line or two).
@@ -109,5 +118,8 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
     if !state.config.api_docs {
         return tansu_shared::problem::Problem::not_found().into_response();
     }
-    Html(tansu_shared::openapi::docs_page(&document(&state, &headers))).into_response()
+    Html(tansu_shared::openapi::docs_page(&document(
+        &state, &headers,
+    )))
+    .into_response()
 }

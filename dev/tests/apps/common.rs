@@ -281,9 +281,12 @@ pub async fn oauth4webapi(suite: &str) -> Option<PathBuf> {
                     changed = true;
                 }
             }
-            let installed = ["oauth4webapi", "@readme/openapi-parser"]
-                .iter()
-                .all(|p| dir.join("node_modules").join(p).join("package.json").exists());
+            let installed = ["oauth4webapi", "@readme/openapi-parser"].iter().all(|p| {
+                dir.join("node_modules")
+                    .join(p)
+                    .join("package.json")
+                    .exists()
+            });
             if changed || !installed {
                 let run = tokio::process::Command::new("npm")
                     .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])

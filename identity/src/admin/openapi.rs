@@ -24,12 +24,24 @@ const SECRETS_READ: &[&str] = &["secrets.read", "admin.tenant", "admin.full"];
 const SECRETS_WRITE: &[&str] = &["secrets.write", "admin.tenant", "admin.full"];
 
 const SCOPES: &[(&str, &str)] = &[
-    ("admin.full", "Platform administration (platform administrators and clients)."),
-    ("admin.tenant", "A tenant's administration, with the Owner or Admin role in it."),
+    (
+        "admin.full",
+        "Platform administration (platform administrators and clients).",
+    ),
+    (
+        "admin.tenant",
+        "A tenant's administration, with the Owner or Admin role in it.",
+    ),
     ("secrets.read", "Read the tenant's vault."),
     ("secrets.write", "Write the tenant's vault."),
-    ("tenants.read", "The tenant directory (the platform's services)."),
-    ("events.write", "Security event ingest (the platform's services)."),
+    (
+        "tenants.read",
+        "The tenant directory (the platform's services).",
+    ),
+    (
+        "events.write",
+        "Security event ingest (the platform's services).",
+    ),
 ];
 
 /// Every admin operation (a table: one operation per line or two).
@@ -200,5 +212,8 @@ pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap) -> R
     if !state.config.dev_mode {
         return tansu_shared::Problem::not_found().into_response();
     }
-    Html(tansu_shared::openapi::docs_page(&document(&state, &headers))).into_response()
+    Html(tansu_shared::openapi::docs_page(&document(
+        &state, &headers,
+    )))
+    .into_response()
 }

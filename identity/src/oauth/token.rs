@@ -359,7 +359,11 @@ pub async fn issue_access_token(
         Audience::Many(aud)
     };
     let scope = grant.scopes.join(" ");
-    let token_type = if grant.jkt.is_some() { "DPoP" } else { "Bearer" };
+    let token_type = if grant.jkt.is_some() {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
     let jti = tansu_shared::ids::uuid_v7().to_string();
     let claims = IssuedClaims {
         claims: AccessClaims {
@@ -375,7 +379,9 @@ pub async fn issue_access_token(
             tid: grant.tenant_id,
             roles: grant.roles,
             act: grant.act,
-            cnf: grant.jkt.map(|jkt| tansu_shared::auth::Confirmation { jkt }),
+            cnf: grant
+                .jkt
+                .map(|jkt| tansu_shared::auth::Confirmation { jkt }),
         },
         fid: grant.family_id,
     };

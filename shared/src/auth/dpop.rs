@@ -304,9 +304,15 @@ mod tests {
 
     #[test]
     fn urls_compare_without_query_and_with_default_ports() {
-        assert!(same_url("https://H.example/db/x?a=1", "https://h.example:443/db/x"));
+        assert!(same_url(
+            "https://H.example/db/x?a=1",
+            "https://h.example:443/db/x"
+        ));
         assert!(!same_url("https://h.example/db/x", "http://h.example/db/x"));
-        assert!(!same_url("https://h.example/db/x", "https://h.example/db/y"));
+        assert!(!same_url(
+            "https://h.example/db/x",
+            "https://h.example/db/y"
+        ));
         assert!(!same_url("https://h.example:8443/x", "https://h.example/x"));
         assert!(!same_url("not a url", "https://h.example/x"));
     }
@@ -335,8 +341,15 @@ mod tests {
         assert!(cache.first_use(&proof("a"), 100).is_ok());
         assert!(cache.first_use(&proof("a"), 101).is_err());
         assert!(cache.first_use(&proof("b"), 101).is_ok());
-        assert!(cache.first_use(&proof("c"), 102).is_err(), "full of live entries");
+        assert!(
+            cache.first_use(&proof("c"), 102).is_err(),
+            "full of live entries"
+        );
         // Once the first ones expired, there is room again.
-        assert!(cache.first_use(&proof("c"), 100 + MAX_AGE_SECS + MAX_SKEW_SECS + 1).is_ok());
+        assert!(
+            cache
+                .first_use(&proof("c"), 100 + MAX_AGE_SECS + MAX_SKEW_SECS + 1)
+                .is_ok()
+        );
     }
 }

@@ -20,7 +20,9 @@ mod verifier;
 
 pub use claims::{AccessClaims, Act, Audience, Confirmation};
 pub use error::AuthError;
-pub use extract::{Credential, Principal, RequireScope, ScopeSet, Tenant, bearer_token, credential};
+pub use extract::{
+    Credential, Principal, RequireScope, ScopeSet, Tenant, bearer_token, credential,
+};
 pub use jws::{ClaimChecks, SignedToken, VerifyKey};
 pub use verifier::{KeySource, Verifier, VerifierConfig};
 

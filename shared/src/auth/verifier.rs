@@ -257,7 +257,10 @@ impl Verifier {
         now: i64,
     ) -> Result<(), AuthError> {
         if let Some(nonces) = &self.inner.nonces
-            && !proof.nonce.as_deref().is_some_and(|n| nonces.accepts(n, now))
+            && !proof
+                .nonce
+                .as_deref()
+                .is_some_and(|n| nonces.accepts(n, now))
         {
             return Err(AuthError::UseDpopNonce(nonces.current(now)));
         }

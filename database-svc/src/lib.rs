@@ -34,6 +34,8 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+/// The API's OpenAPI 3.1 document (`/openapi.json`).
+pub use api::openapi;
 mod body;
 mod ident;
 pub mod query;
@@ -114,6 +116,9 @@ pub struct Config {
     pub max_bulk: usize,
     /// Documents per page and changes per feed request.
     pub max_page: u32,
+    /// Serve the API's description as a page at `/openapi` (dev mode); `/openapi.json` is
+    /// always served.
+    pub api_docs: bool,
     /// `[database.events]`: report access denials to identity (off while empty).
     pub events: tansu_shared::events::EventReporting,
     /// `[database.tenant_directory]`: identity's tenant directory, to end change streams of
@@ -148,6 +153,7 @@ impl Default for Config {
             max_depth: 32,
             max_bulk: 1000,
             max_page: 1000,
+            api_docs: false,
         }
     }
 }
@@ -280,7 +286,11 @@ pub fn router(state: AppState) -> Router {
         async move { t.ping().await.map_err(|e| format!("catalog: {e}")) }
     });
     let events = state.events.clone();
-    let mut api = api::routes().into_router().with_state(state);
+    let mut api = api::routes()
+        .into_router()
+        .route("/openapi.json", axum::routing::get(api::openapi::json))
+        .route("/openapi", axum::routing::get(api::openapi::page))
+        .with_state(state);
     if let Some(reporter) = events {
         api = api.layer(axum::middleware::from_fn_with_state(
             reporter,

@@ -99,9 +99,11 @@ enum Cond {
 }
 
 /// The wire form of a query (`POST …/query`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryRequest {
+    /// Conditions on field paths (`{"age": {"$gte": 18}}`).
+    #[schema(value_type = Object)]
     pub filter: Map<String, Value>,
     pub sort: Vec<String>,
     pub fields: Option<Vec<String>>,

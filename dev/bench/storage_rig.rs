@@ -174,6 +174,7 @@ impl StorageRig {
             tid: Some(TENANT.into()),
             roles: Vec::new(),
             act: None,
+            cnf: None,
         };
         sign(&self.key, &claims)
     }

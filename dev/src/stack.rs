@@ -121,6 +121,10 @@ impl Stack {
         storage.jwks_uri = Some(jwks_uri.clone());
         storage.discovery_url = None;
         storage.data_dir = opts.data_dir.join("storage");
+        // The APIs' descriptions as pages (`/db/openapi`, `/storage/openapi`; identity's in
+        // dev mode).
+        database.api_docs = true;
+        storage.api_docs = true;
 
         // Database and storage report their access denials to identity's ingest endpoint as
         // the dev client (which dev mode allows every scope, `events.write` included).

@@ -86,6 +86,8 @@ pub fn default_rules() -> Vec<CorsRule> {
         "ratelimit-limit",
         "ratelimit-remaining",
         "ratelimit-reset",
+        "www-authenticate",
+        "dpop-nonce",
     ];
     vec![
         rule(
@@ -113,7 +115,13 @@ pub fn default_rules() -> Vec<CorsRule> {
             "/db",
             Origins::Tenant,
             &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-            &["authorization", "content-type", "if-match", "if-none-match"],
+            &[
+                "authorization",
+                "content-type",
+                "dpop",
+                "if-match",
+                "if-none-match",
+            ],
             &api_expose,
         ),
         rule(
@@ -123,6 +131,7 @@ pub fn default_rules() -> Vec<CorsRule> {
             &[
                 "authorization",
                 "content-type",
+                "dpop",
                 "if-match",
                 "if-none-match",
                 "range",

@@ -94,6 +94,8 @@ pub fn router(state: AppState) -> Router {
         });
     let routes = routes()
         .into_router()
+        .route("/openapi.json", axum::routing::get(admin::openapi::json))
+        .route("/openapi", axum::routing::get(admin::openapi::page))
         .with_state(state)
         .merge(health.router())
         .fallback(tansu_shared::problem::not_found_fallback);

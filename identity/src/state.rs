@@ -149,7 +149,11 @@ impl AppState {
         let events = event_log::EventLog::start(store.clone());
         let keys = Arc::new(keys);
         let verifier = Verifier::with_keys(
-            VerifierConfig::new(config.issuer.clone(), IDENTITY_AUDIENCE),
+            VerifierConfig {
+                // DPoP proofs at the token endpoint and with bound tokens here carry a nonce.
+                dpop_nonce: true,
+                ..VerifierConfig::new(config.issuer.clone(), IDENTITY_AUDIENCE)
+            },
             keys.clone(),
         )
         .map_err(|e| anyhow::anyhow!("token verifier: {e}"))?;

@@ -18,6 +18,8 @@
 //! - [`telemetry`]: `tracing`, OTLP export when configured, Prometheus `/metrics`;
 //! - [`health`]: `/health/live` and `/health/ready`;
 //! - [`server`]: the common middleware stack, serving and graceful shutdown;
+//! - `openapi` (feature `openapi`): OpenAPI 3.1 documents of the services' APIs, built from
+//!   their operation tables and the bodies' types;
 //! - [`routes`]: a route table that remembers its paths (for the authorization matrix tests);
 //! - `db` (feature `db`): the connection pool policy of the services that keep a database;
 //! - `testing` (feature `testing`): in-process servers on ephemeral ports and the
@@ -36,6 +38,8 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod ids;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod origin;
 pub mod problem;
 pub mod routes;

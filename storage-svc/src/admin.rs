@@ -85,9 +85,10 @@ async fn get_quota(
     view(&st, parse_tenant(&tenant)?).await
 }
 
-#[derive(Deserialize, Default)]
+/// A tenant's limits; an absent one is the service's default.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
-struct QuotaRequest {
+pub(crate) struct QuotaRequest {
     bytes: Option<u64>,
     objects: Option<u64>,
 }

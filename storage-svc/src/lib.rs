@@ -20,6 +20,7 @@ pub mod conditional;
 pub mod content;
 pub mod multipart;
 pub mod names;
+pub mod openapi;
 pub mod presign;
 pub mod store;
 
@@ -98,6 +99,9 @@ pub struct Config {
     /// The platform tenant's id: quota administration tokens may carry it as `tid`. Empty:
     /// they must carry no `tid` at all (platform client-credentials tokens).
     pub platform_tenant: String,
+    /// Serve the API's description as a page at `/openapi` (dev mode); `/openapi.json` is
+    /// always served.
+    pub api_docs: bool,
 }
 
 /// An S3-compatible backend (AWS S3, MinIO, …).
@@ -139,6 +143,7 @@ impl Default for Config {
             tenant_directory: TenantDirectoryConfig::default(),
             events: Default::default(),
             platform_tenant: String::new(),
+            api_docs: false,
         }
     }
 }
@@ -366,7 +371,11 @@ pub fn router(state: AppState) -> Router {
         async move { store.ping().await.map_err(|e| e.to_string()) }
     });
     let events = state.events.clone();
-    let mut api = api::routes().into_router().with_state(state);
+    let mut api = api::routes()
+        .into_router()
+        .route("/openapi.json", axum::routing::get(openapi::json))
+        .route("/openapi", axum::routing::get(openapi::page))
+        .with_state(state);
     if let Some(reporter) = events {
         api = api.layer(axum::middleware::from_fn_with_state(
             reporter,

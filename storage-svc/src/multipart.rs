@@ -57,9 +57,9 @@ pub fn routes() -> tansu_shared::routes::Routes<AppState> {
         )
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
-struct InitiateRequest {
+pub(crate) struct InitiateRequest {
     key: String,
 }
 
@@ -193,16 +193,17 @@ async fn upload_part(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
+// Serialize: the schema shows the (empty) default list of its container.
+#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CompletePart {
+pub(crate) struct CompletePart {
     part_number: i64,
     etag: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
-struct CompleteRequest {
+pub(crate) struct CompleteRequest {
     parts: Vec<CompletePart>,
 }
 

@@ -16,10 +16,11 @@ use crate::body::JsonBody;
 use crate::ident::{self, FieldPath};
 use crate::schema;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewCollection {
     name: String,
+    /// A JSON Schema every document of the collection must satisfy.
     #[serde(default)]
     schema: Option<Value>,
 }
@@ -78,10 +79,11 @@ pub(super) async fn delete_collection(
 
 // ---- indexes ------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewIndex {
     name: String,
+    /// A field path (`a.b`).
     field: String,
 }
 

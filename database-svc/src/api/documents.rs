@@ -118,7 +118,7 @@ pub(super) async fn create_document(
     Ok(resp)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BulkItem {
     #[serde(default)]
@@ -126,7 +126,7 @@ pub(super) struct BulkItem {
     data: Value,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Bulk {
     documents: Vec<BulkItem>,

@@ -7,6 +7,7 @@ mod access;
 mod changes;
 mod collections;
 mod documents;
+pub mod openapi;
 mod provision;
 
 use axum::http::{HeaderValue, StatusCode, header};

@@ -257,7 +257,8 @@ pub fn with_query<K: AsRef<str>, V: AsRef<str>>(url: &str, params: &[(K, V)]) ->
     url.to_string()
 }
 
-/// The folder oauth4webapi is installed in (`npm ci` of `dev/tests/js`, once per test
+/// The folder oauth4webapi (and the tests' other npm tools: an OpenAPI validator) is
+/// installed in (`npm ci` of `dev/tests/js`, once per test
 /// binary); `None` when Node or npm is missing or the registry unreachable (skipped, unless
 /// `TANSU_REQUIRE_ALL=1`).
 pub async fn oauth4webapi(suite: &str) -> Option<PathBuf> {
@@ -268,14 +269,25 @@ pub async fn oauth4webapi(suite: &str) -> Option<PathBuf> {
             let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-libraries");
             std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
             let mut changed = false;
-            for f in ["package.json", "package-lock.json", "oauth4webapi.mjs"] {
+            for f in [
+                "package.json",
+                "package-lock.json",
+                "oauth4webapi.mjs",
+                "openapi.mjs",
+            ] {
                 let new = std::fs::read(src.join(f)).map_err(|e| e.to_string())?;
                 if std::fs::read(dir.join(f)).ok().as_ref() != Some(&new) {
                     std::fs::write(dir.join(f), new).map_err(|e| e.to_string())?;
                     changed = true;
                 }
             }
-            if changed || !dir.join("node_modules/oauth4webapi/package.json").exists() {
+            let installed = ["oauth4webapi", "@readme/openapi-parser"].iter().all(|p| {
+                dir.join("node_modules")
+                    .join(p)
+                    .join("package.json")
+                    .exists()
+            });
+            if changed || !installed {
                 let run = tokio::process::Command::new("npm")
                     .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
                     .current_dir(&dir)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use http::header::HeaderMap;
-use tansu_shared::auth::bearer_token;
+use tansu_shared::auth::credential;
 use tansu_shared::problem::Problem;
 
 use super::admission::{Addressed, check_budget};
@@ -36,8 +36,9 @@ impl Gateway {
         headers: &HeaderMap,
         addressed: &Addressed<'_>,
     ) -> Result<Resolved, Problem> {
-        // The token's tenant: verified when the route checks tokens, else only decoded.
-        let (token_tid, verified) = match bearer_token(headers) {
+        // The token's tenant: verified when the route checks tokens, else only decoded. A
+        // DPoP-bound token names its tenant too; its proof is the service's to check.
+        let (token_tid, verified) = match credential(headers).map(|c| c.map(|c| c.token())) {
             Ok(Some(token)) => match &route.verifier {
                 Some(v) => (v.verify(token).await.map_err(|e| e.to_problem())?.tid, true),
                 None => (tenant::unverified_tid(token), false),

@@ -21,9 +21,10 @@ use serde_json::json;
 use tansu_shared::Problem;
 use tansu_shared::admin_api::Member;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RolesBody {
+pub(crate) struct RolesBody {
+    /// The member's roles, replacing those they had.
     roles: Vec<String>,
 }
 

@@ -18,6 +18,7 @@ pub(crate) mod keys;
 pub(crate) mod mail_templates;
 pub(crate) mod master_key;
 pub(crate) mod member_roles;
+pub mod openapi;
 pub(crate) mod passkeys;
 pub(crate) mod providers;
 pub(crate) mod registrations;

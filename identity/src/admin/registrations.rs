@@ -17,9 +17,10 @@ use tansu_shared::Problem;
 use tansu_shared::admin_api::Registered;
 use zeroize::Zeroizing;
 
-#[derive(Deserialize)]
+/// A new tenant and its owner.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegistrationBody {
+pub(crate) struct RegistrationBody {
     email: String,
     password: String,
     shop_name: String,

@@ -298,9 +298,9 @@ pub(crate) async fn get_user(
     Ok(Json(member_view(&u, &m)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UserUpdate {
+pub(crate) struct UserUpdate {
     name: Option<String>,
 }
 

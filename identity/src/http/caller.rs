@@ -12,7 +12,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tansu_shared::Problem;
-use tansu_shared::auth::{AccessClaims, AuthError, bearer_token};
+use tansu_shared::auth::{AccessClaims, AuthError, credential, dpop};
 
 use super::policy::{self, Action, Actor, Denied, Rank};
 use crate::AppState;
@@ -98,10 +98,18 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
-        let token = bearer_token(&parts.headers)?.ok_or(AuthError::MissingToken)?;
+        let credential = credential(&parts.headers)?.ok_or(AuthError::MissingToken)?;
         let issued = state
-            .verify_issued_token(token, Some(IDENTITY_AUDIENCE))
+            .verify_issued_token(credential.token(), Some(IDENTITY_AUDIENCE))
             .await?;
+        let url = dpop::request_url(parts);
+        state.verifier.check_binding(
+            &issued.claims,
+            credential,
+            parts.method.as_str(),
+            &url,
+            &parts.headers,
+        )?;
         if !state.token_active(&issued).await {
             return Err(AuthError::InvalidToken("token revoked"));
         }

@@ -185,6 +185,7 @@ async fn tokens_for_user(
     scopes: Vec<String>,
     who: &Subject<'_>,
     family: Option<(String, String)>,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let scopes = scopes::for_user(&scopes, who.user.platform_admin);
     let now = now_ms();
@@ -211,6 +212,9 @@ async fn tokens_for_user(
                 created_at: now,
                 expires_at: now + lifetime * 1000,
                 revoked_at: None,
+                // A public client's refresh tokens are bound to its DPoP key (a confidential
+                // client's are bound to its credentials already), RFC 9449 §5.
+                dpop_jkt: jkt.filter(|_| !client.confidential).map(str::to_owned),
             };
             state
                 .store
@@ -242,6 +246,7 @@ async fn tokens_for_user(
                 .and_then(|p| p.access_token_lifetime_secs)
                 .and_then(|l| i64::try_from(l).ok()),
             act: None,
+            jkt: jkt.map(str::to_owned),
         },
     )
     .await?;
@@ -258,6 +263,7 @@ pub async fn authorization_code(
     state: &AppState,
     client: &ClientRow,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = params
         .get("code")
@@ -347,7 +353,7 @@ pub async fn authorization_code(
         tenant,
         amr: session_amr(state, &row.session_id).await?,
     };
-    let response = tokens_for_user(state, client, scopes, &who, None).await?;
+    let response = tokens_for_user(state, client, scopes, &who, None, jkt).await?;
     let family_id = match &response.refresh_token {
         Some(t) => store
             .refresh_token(&crypto::sha256(t.as_bytes()))
@@ -399,6 +405,7 @@ pub async fn refresh_token(
     state: &AppState,
     client: &ClientRow,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = params
         .get("refresh_token")
@@ -413,6 +420,13 @@ pub async fn refresh_token(
     let family = &found.family;
     if family.client_id != client.client_id {
         return Err(OAuthError::invalid_grant("the refresh token is invalid"));
+    }
+    if let Some(bound) = &family.dpop_jkt
+        && jkt != Some(bound.as_str())
+    {
+        return Err(OAuthError::invalid_dpop_proof(
+            "the refresh token is bound to a DPoP key: prove possession of it",
+        ));
     }
     if family.revoked_at.is_some() || family.expires_at <= now {
         return Err(OAuthError::invalid_grant(
@@ -499,7 +513,15 @@ pub async fn refresh_token(
         tenant,
         amr: session_amr(state, &family.session_id).await?,
     };
-    tokens_for_user(state, client, scopes, &who, Some((family.id.clone(), next))).await
+    tokens_for_user(
+        state,
+        client,
+        scopes,
+        &who,
+        Some((family.id.clone(), next)),
+        jkt,
+    )
+    .await
 }
 
 /// RFC 7636 §4.1: 43–128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.

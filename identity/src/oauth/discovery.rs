@@ -46,6 +46,7 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         ],
         "token_endpoint_auth_signing_alg_values_supported": algs,
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": tansu_shared::auth::dpop::ALGORITHM_NAMES,
         "authorization_response_iss_parameter_supported": true,
         "claims_parameter_supported": false,
         "request_parameter_supported": false,

@@ -13,6 +13,8 @@ pub struct OAuthError {
     pub status: StatusCode,
     pub error: &'static str,
     pub description: Cow<'static, str>,
+    /// A DPoP nonce to send (`DPoP-Nonce`, RFC 9449 §8) with `use_dpop_nonce`.
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -25,6 +27,24 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            dpop_nonce: None,
+        }
+    }
+
+    /// RFC 9449 §5: the DPoP proof is missing where required, malformed or wrong.
+    pub fn invalid_dpop_proof(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", d)
+    }
+
+    /// RFC 9449 §8: retry with this nonce in the proof.
+    pub fn use_dpop_nonce(nonce: String) -> Self {
+        Self {
+            dpop_nonce: Some(nonce),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "use_dpop_nonce",
+                "the DPoP proof must carry the server's nonce (DPoP-Nonce)",
+            )
         }
     }
 
@@ -78,6 +98,13 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"tansu\", charset=\"UTF-8\""),
             );
+        }
+        if let Some(v) = self
+            .dpop_nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            headers.insert(tansu_shared::auth::dpop::NONCE_HEADER, v);
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -40,6 +40,7 @@ fn invalid_target(d: &'static str) -> OAuthError {
         status: axum::http::StatusCode::BAD_REQUEST,
         error: "invalid_target",
         description: d.into(),
+        dpop_nonce: None,
     }
 }
 
@@ -178,6 +179,7 @@ pub async fn token_exchange(
             family_id: issued.fid.clone(),
             tenant_lifetime_secs: Some(remaining),
             act: Some(act),
+            jkt: None,
         },
     )
     .await?;

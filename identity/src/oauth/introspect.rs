@@ -73,7 +73,8 @@ async fn introspect_inner(
     let claims = issued.claims;
     let mut v = json!({
         "active": true,
-        "token_type": "Bearer",
+        // RFC 9449 §6.2: a DPoP-bound token says so, and names its key.
+        "token_type": if claims.cnf.is_some() { "DPoP" } else { "Bearer" },
         "scope": claims.scope,
         "client_id": claims.client_id,
         "sub": claims.sub,
@@ -92,6 +93,9 @@ async fn introspect_inner(
         }
         if !claims.roles.is_empty() {
             obj.insert("roles".into(), claims.roles.into());
+        }
+        if let Some(cnf) = claims.cnf {
+            obj.insert("cnf".into(), json!({ "jkt": cnf.jkt }));
         }
     }
     Ok(v)

@@ -170,6 +170,8 @@ pub struct Grant {
     pub tenant_lifetime_secs: Option<i64>,
     /// The acting party (token exchange, RFC 8693).
     pub act: Option<tansu_shared::auth::Act>,
+    /// The DPoP key the access token is bound to (RFC 9449 §6): `cnf.jkt`, `token_type` DPoP.
+    pub jkt: Option<String>,
 }
 
 impl IntoResponse for TokenResponse {
@@ -219,6 +221,8 @@ async fn token_inner(
     }
     let (client, _method) = authenticate_client(state, headers, &params).await?;
     *origin = super::origin::check(state, headers, &client)?;
+    let jkt = super::dpop::token_endpoint_proof(state, headers)?;
+    let jkt = jkt.as_deref();
     if !client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::unauthorized_client(
             "the client may not use this grant type",
@@ -226,13 +230,13 @@ async fn token_inner(
     }
     client_tenant_active(state, &client).await?;
     match grant_type {
-        GRANT_CLIENT_CREDENTIALS => client_credentials(state, &client, &params)
+        GRANT_CLIENT_CREDENTIALS => client_credentials(state, &client, &params, jkt)
             .await
             .map(|r| (GRANT_CLIENT_CREDENTIALS, r)),
-        GRANT_AUTHORIZATION_CODE => super::code::authorization_code(state, &client, &params)
+        GRANT_AUTHORIZATION_CODE => super::code::authorization_code(state, &client, &params, jkt)
             .await
             .map(|r| (GRANT_AUTHORIZATION_CODE, r)),
-        GRANT_REFRESH_TOKEN => super::code::refresh_token(state, &client, &params)
+        GRANT_REFRESH_TOKEN => super::code::refresh_token(state, &client, &params, jkt)
             .await
             .map(|r| (GRANT_REFRESH_TOKEN, r)),
         GRANT_TOKEN_EXCHANGE => super::exchange::token_exchange(state, &client, &params)
@@ -274,6 +278,7 @@ async fn client_credentials(
     state: &AppState,
     client: &ClientRow,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.confidential {
         return Err(OAuthError::unauthorized_client(
@@ -288,6 +293,7 @@ async fn client_credentials(
             subject: client.client_id.clone(),
             tenant_id: client.tenant_id.clone(),
             scopes: granted,
+            jkt: jkt.map(str::to_owned),
             ..Grant::default()
         },
     )
@@ -353,6 +359,11 @@ pub async fn issue_access_token(
         Audience::Many(aud)
     };
     let scope = grant.scopes.join(" ");
+    let token_type = if grant.jkt.is_some() {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
     let jti = tansu_shared::ids::uuid_v7().to_string();
     let claims = IssuedClaims {
         claims: AccessClaims {
@@ -368,6 +379,9 @@ pub async fn issue_access_token(
             tid: grant.tenant_id,
             roles: grant.roles,
             act: grant.act,
+            cnf: grant
+                .jkt
+                .map(|jkt| tansu_shared::auth::Confirmation { jkt }),
         },
         fid: grant.family_id,
     };
@@ -379,7 +393,7 @@ pub async fn issue_access_token(
     state.stats.issued(claims.claims.tid.as_deref());
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type,
         expires_in: lifetime,
         scope,
         refresh_token: None,

@@ -5,14 +5,18 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
-use tansu_shared::auth::{AuthError, bearer_token};
+use tansu_shared::auth::{AuthError, credential};
 
 use crate::AppState;
 
-pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match userinfo_inner(&state, &headers).await {
+pub async fn userinfo(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    match userinfo_inner(&state, &method, &headers).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     }
@@ -20,10 +24,16 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
 
 pub(crate) async fn userinfo_inner(
     state: &AppState,
+    method: &Method,
     headers: &HeaderMap,
 ) -> Result<serde_json::Value, AuthError> {
-    let token = bearer_token(headers)?.ok_or(AuthError::MissingToken)?;
-    let issued = state.verify_issued_token(token, None).await?;
+    let credential = credential(headers)?.ok_or(AuthError::MissingToken)?;
+    let issued = state.verify_issued_token(credential.token(), None).await?;
+    // A DPoP-bound token only with a proof for this endpoint (RFC 9449 §7).
+    let url = format!("{}connect/userinfo", state.config.issuer);
+    state
+        .verifier
+        .check_binding(&issued.claims, credential, method.as_str(), &url, headers)?;
     if !state.token_active(&issued).await {
         return Err(AuthError::InvalidToken("token revoked"));
     }

@@ -43,6 +43,9 @@ pub struct FamilyRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The DPoP key (RFC 7638 thumbprint) a public client's family is bound to: every refresh
+    /// must prove possession of it (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
 }
 
 /// A presented refresh token and its family.
@@ -171,7 +174,8 @@ impl Store {
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db create_family", otel.kind = "client", db.system = self.dialect(), db.operation.name = "create_family"))]
     pub async fn create_family(&self, f: &FamilyRow, token_hash: &[u8]) -> StoreResult<()> {
         const FAMILY: &str = "INSERT INTO refresh_families (id, client_id, user_id, session_id, scope, \
-            auth_time, generation, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+            auth_time, generation, created_at, expires_at, dpop_jkt) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
         const TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, family_id, generation, created_at) \
             VALUES ($1, $2, $3, $4)";
         on_pool!(self, pool => {
@@ -187,6 +191,7 @@ impl Store {
                 .bind(f.generation)
                 .bind(f.created_at)
                 .bind(f.expires_at)
+                .bind(&f.dpop_jkt)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(TOKEN)
@@ -205,7 +210,7 @@ impl Store {
     pub async fn refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshTokenRow>> {
         const SQL: &str = "SELECT t.generation AS token_generation, t.superseded_at, f.id, f.client_id, \
             f.user_id, f.session_id, f.scope, f.auth_time, f.generation, f.created_at, f.expires_at, \
-            f.revoked_at FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+            f.revoked_at, f.dpop_jkt FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
             WHERE t.token_hash = $1";
         on_pool!(self, pool => {
             let row = sqlx::query(SQL).bind(token_hash).fetch_optional(pool).await?;
@@ -224,6 +229,7 @@ impl Store {
                         created_at: r.try_get("created_at")?,
                         expires_at: r.try_get("expires_at")?,
                         revoked_at: r.try_get("revoked_at")?,
+                        dpop_jkt: r.try_get("dpop_jkt")?,
                     },
                 }),
                 None => None,

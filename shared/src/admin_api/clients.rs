@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A client's type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ClientType {
     #[default]
@@ -22,6 +23,7 @@ impl ClientType {
 
 /// A client as the admin API shows it (never the secret or its hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Client {
     pub id: String,
     pub client_id: String,
@@ -49,6 +51,7 @@ pub struct Client {
 /// A client with its secret, shown once: the answer to creating a confidential client and to
 /// `POST /admin/clients/{client_id}/secret`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientWithSecret {
     #[serde(flatten)]
     pub client: Client,
@@ -58,6 +61,7 @@ pub struct ClientWithSecret {
 
 /// `POST /admin/clients`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
     /// Default: a fresh UUIDv7.
@@ -96,6 +100,7 @@ pub struct NewClient {
 /// `PATCH /admin/clients/{client_id}`: a partial update; absent fields stay.
 /// `access_token_lifetime_secs: null` resets the lifetime to the issuer's default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClientUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A security event (the items of `GET /admin/security-events`, one line of its NDJSON export).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub id: String,
     pub time: String,
@@ -24,6 +25,7 @@ pub struct Event {
 
 /// The first event whose link in the chain does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BrokenLink {
     pub id: String,
     pub seq: i64,
@@ -33,6 +35,7 @@ pub struct BrokenLink {
 /// A chain verification's result (`GET /admin/security-events/verify`, a finished job's
 /// `result`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainCheck {
     pub ok: bool,
     /// Events checked.
@@ -46,6 +49,7 @@ pub struct ChainCheck {
 /// A chain verification job (`POST /admin/security-events/verifications` (202) and
 /// `GET /admin/security-events/verifications/{id}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Verification {
     pub id: String,
     /// The tenant id, or `platform`.
@@ -66,6 +70,7 @@ pub struct Verification {
 /// The answer to `POST /admin/security-events/ingest` (202): how many events were appended and
 /// how many were already in the log (same id: a retried delivery).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ingested {
     pub accepted: usize,
     pub duplicates: usize,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One signing key and where it is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SigningKey {
     pub kid: String,
     pub alg: String,
@@ -17,6 +18,7 @@ pub struct SigningKey {
 
 /// `GET /admin/keys/policies`: the rotation policy and every key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyPolicy {
     pub default_alg: String,
     pub algorithms: Vec<String>,
@@ -30,6 +32,7 @@ pub struct KeyPolicy {
 
 /// A key a rotation made: published now, signing from `signs_from`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingKey {
     pub kid: String,
     pub alg: String,
@@ -38,6 +41,7 @@ pub struct PendingKey {
 
 /// `POST /admin/keys/rotate-now` (202).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyRotation {
     /// `accepted`.
     pub status: String,

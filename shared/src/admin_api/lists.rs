@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A page of a cursor-paged list: `{"items": […], "next_after": "…" | null}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// The cursor of the next page (`after=`); `None` on the last page.
@@ -12,6 +13,7 @@ pub struct Page<T> {
 
 /// A complete list: `{"items": […]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Items<T> {
     pub items: Vec<T>,
 }

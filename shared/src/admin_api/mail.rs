@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// A message kind's template as the tenant's users get it (the items of
 /// `GET /admin/tenants/{tid}/mail-templates`, and the answer to setting one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MailTemplate {
     pub kind: String,
     pub subject: String,
@@ -16,6 +17,7 @@ pub struct MailTemplate {
 /// `PUT /admin/tenants/{tid}/mail-templates/{kind}`; the body must contain `{{link}}` where
 /// the message carries one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MailTemplateBody {
     pub subject: String,

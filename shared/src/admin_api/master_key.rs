@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A re-wrap run of this replica. Times are unix milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RewrapRun {
     pub started_at: i64,
     pub finished_at: Option<i64>,
@@ -22,6 +23,7 @@ pub struct RewrapRun {
 
 /// `GET /admin/master-key` and `POST /admin/master-key/rewrap` (202).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MasterKey {
     pub current_key_id: String,
     pub previous_key_ids: Vec<String>,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// How sign-ins through a provider land in the tenant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SignInSettings {
@@ -31,6 +32,7 @@ pub struct SignInSettings {
 
 /// An external OIDC provider of a tenant (the secret is write-only: `has_secret`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Provider {
     pub id: String,
     pub tenant_id: String,
@@ -48,6 +50,7 @@ pub struct Provider {
 
 /// `POST /admin/tenants/{tid}/providers`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewProvider {
     pub name: String,
@@ -65,6 +68,7 @@ pub struct NewProvider {
 
 /// `PATCH /admin/tenants/{tid}/providers/{id}`: the fields to change.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,6 +93,7 @@ pub struct ProviderUpdate {
 }
 
 /// An upstream identity linked to a user (`GET …/users/{uid}/identities`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkedIdentity {
     pub id: String,
@@ -104,6 +109,7 @@ pub struct LinkedIdentity {
 
 /// `POST /admin/tenants/{tid}/providers/{id}/test`: the discovery document's check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscoveryCheck {
     pub ok: bool,
     pub discovery_url: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// A role (the items of `GET /admin/tenants/{tid}/roles`, and the answer to creating or
 /// changing one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Role {
     pub name: String,
     pub description: String,
@@ -19,6 +20,7 @@ pub struct Role {
 
 /// `POST /admin/tenants/{tid}/roles`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewRole {
     pub name: String,
@@ -29,6 +31,7 @@ pub struct NewRole {
 
 /// `PATCH /admin/tenants/{tid}/roles/{name}`: absent fields stay.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RoleUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]

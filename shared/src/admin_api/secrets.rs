@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One version of a secret (never its value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretVersion {
     pub version: i64,
     pub created_at: String,
@@ -13,6 +14,7 @@ pub struct SecretVersion {
 /// A secret of a tenant: its name and versions, oldest first (the items of
 /// `GET /admin/tenants/{tid}/secrets`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Secret {
     pub name: String,
     pub versions: Vec<SecretVersion>,
@@ -20,6 +22,7 @@ pub struct Secret {
 
 /// `PUT /admin/tenants/{tid}/secrets/{name}`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecretValue {
     pub value: String,
@@ -27,6 +30,7 @@ pub struct SecretValue {
 
 /// The answer to [`SecretValue`] (201): the version stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretStored {
     pub name: String,
     pub version: i64,
@@ -35,6 +39,7 @@ pub struct SecretStored {
 /// `GET /admin/tenants/{tid}/secrets/{name}`: one version's value (the latest unless
 /// `?version=` names one).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretRead {
     pub name: String,
     pub version: i64,

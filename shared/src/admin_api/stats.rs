@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Sign-ins, failed sign-ins and tokens issued.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Counts {
     pub sign_ins: i64,
     pub failures: i64,
@@ -12,6 +13,7 @@ pub struct Counts {
 
 /// One hour of [`Activity`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivityBucket {
     /// The hour's start (RFC 3339, UTC).
     pub hour: String,
@@ -21,6 +23,7 @@ pub struct ActivityBucket {
 
 /// `GET /admin/stats/activity`: counts per hour of the last `hours` hours, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Activity {
     pub hours: i64,
     /// The tenant counted; `None`: every tenant (platform administrators).

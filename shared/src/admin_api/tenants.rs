@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A tenant's policy. Absent fields take the defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPolicy {
@@ -44,6 +45,7 @@ pub struct TenantPolicy {
 
 /// One service of a tenant allowed to act for the tenant's users towards `audiences`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenExchangeRule {
     /// The exchanging client (a confidential client of the tenant).
@@ -77,6 +79,7 @@ impl Default for TenantPolicy {
 /// A tenant (`GET /admin/tenants/{tid}`, the items of `GET /admin/tenants`, and the answer of
 /// every tenant change).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tenant {
     pub id: String,
     pub slug: String,
@@ -90,6 +93,7 @@ pub struct Tenant {
 
 /// `POST /admin/tenants`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     pub slug: String,
@@ -100,6 +104,7 @@ pub struct NewTenant {
 
 /// `PATCH /admin/tenants/{tid}`: the fields to change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +119,7 @@ pub struct TenantUpdate {
 
 /// The answer to `POST /admin/registrations` (201): the tenant and its owner created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Registered {
     pub tenant_id: String,
     pub slug: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A user as a tenant's admin API shows it: the global identity and its roles in the tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     pub id: String,
     pub email: String,
@@ -17,6 +18,7 @@ pub struct Member {
 
 /// A pending invitation of an existing account to a tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Invitation {
     pub id: String,
     pub tenant_id: String,
@@ -30,6 +32,7 @@ pub struct Invitation {
 
 /// `POST /admin/tenants/{tid}/users`.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
     pub email: String,
@@ -44,6 +47,7 @@ pub struct NewMember {
 /// The answer to [`NewMember`]: a new account is a member at once (201); an existing account
 /// is invited (202) and becomes a member when it accepts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum AddedMember {
     Invited(Invitation),
@@ -52,6 +56,7 @@ pub enum AddedMember {
 
 /// `POST /admin/tenants/{tid}/users/{uid}/password`.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PasswordReset {
     pub password: String,
@@ -60,6 +65,7 @@ pub struct PasswordReset {
 /// A member's passkey in a tenant (`GET /admin/tenants/{tid}/users/{uid}/passkeys`): what
 /// an administrator may know of it; never the credential itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPasskey {
     pub id: String,
     pub name: String,

@@ -24,6 +24,16 @@ pub struct AccessClaims {
     /// token for this one. Absent when the subject acts itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Act>,
+    /// The key the token is bound to (RFC 9449 §6.1): presented only with a DPoP proof
+    /// signed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// A confirmation claim (RFC 7800) naming a DPoP key by its RFC 7638 thumbprint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// An actor (RFC 8693 §4.1): who acts, and (nested) for whom that actor was acting in turn.

@@ -26,6 +26,12 @@ pub enum AuthError {
     /// The issuer's keys could not be fetched and the token's key is not cached.
     #[error("token keys unavailable")]
     KeysUnavailable,
+    /// A DPoP-bound token without a valid proof (RFC 9449 §7.1: 401, `DPoP` challenge).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(&'static str),
+    /// The proof lacks the server's current nonce; the answer carries one (RFC 9449 §9).
+    #[error("a DPoP nonce is required")]
+    UseDpopNonce(String),
 }
 
 /// The realm named in every challenge.
@@ -34,7 +40,10 @@ pub const REALM: &str = "tansu";
 impl AuthError {
     pub fn status(&self) -> StatusCode {
         match self {
-            AuthError::MissingToken | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            AuthError::MissingToken
+            | AuthError::InvalidToken(_)
+            | AuthError::InvalidDpopProof(_)
+            | AuthError::UseDpopNonce(_) => StatusCode::UNAUTHORIZED,
             AuthError::InvalidRequest => StatusCode::BAD_REQUEST,
             AuthError::InsufficientScope(_) | AuthError::TenantMismatch => StatusCode::FORBIDDEN,
             AuthError::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -52,6 +61,14 @@ impl AuthError {
             )),
             AuthError::InsufficientScope(scope) => Some(format!(
                 "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scope}\""
+            )),
+            AuthError::InvalidDpopProof(why) => Some(format!(
+                "DPoP realm=\"{REALM}\", algs=\"{}\", error=\"invalid_dpop_proof\", error_description=\"{why}\"",
+                super::dpop::ALGORITHM_NAMES.join(" ")
+            )),
+            AuthError::UseDpopNonce(_) => Some(format!(
+                "DPoP realm=\"{REALM}\", algs=\"{}\", error=\"use_dpop_nonce\", error_description=\"a nonce is required\"",
+                super::dpop::ALGORITHM_NAMES.join(" ")
             )),
             AuthError::TenantMismatch | AuthError::KeysUnavailable => None,
         }
@@ -81,6 +98,21 @@ impl AuthError {
             AuthError::KeysUnavailable => {
                 Problem::service_unavailable("the token issuer's keys are temporarily unavailable")
                     .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+            }
+            AuthError::InvalidDpopProof(why) => {
+                Problem::new(self.status(), "invalid-dpop-proof", "Invalid DPoP proof")
+                    .with_detail(*why)
+            }
+            AuthError::UseDpopNonce(nonce) => {
+                let p = Problem::new(self.status(), "use-dpop-nonce", "DPoP nonce required")
+                    .with_detail("retry with the nonce of the DPoP-Nonce header");
+                match HeaderValue::from_str(nonce) {
+                    Ok(v) => p.with_header(
+                        axum::http::HeaderName::from_static(super::dpop::NONCE_HEADER),
+                        v,
+                    ),
+                    Err(_) => p,
+                }
             }
         };
         match self

@@ -26,9 +26,27 @@ impl std::ops::Deref for Principal {
     }
 }
 
-/// The bearer token of a request (RFC 6750 §2.1). `Ok(None)` when there is no Authorization
-/// header; an error when there are several, or the one there is not a well-formed bearer.
-pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+/// An access token as a request presents it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// `Authorization: Bearer` (RFC 6750 §2.1).
+    Bearer(&'a str),
+    /// `Authorization: DPoP`, with a proof in the `DPoP` header (RFC 9449 §7.1).
+    Dpop(&'a str),
+}
+
+impl<'a> Credential<'a> {
+    pub fn token(&self) -> &'a str {
+        match self {
+            Credential::Bearer(t) | Credential::Dpop(t) => t,
+        }
+    }
+}
+
+/// The access token of a request, Bearer or DPoP. `Ok(None)` when there is no Authorization
+/// header or it is another scheme (Basic, …); an error when there are several, or the one
+/// there is not well-formed.
+pub fn credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, AuthError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -38,15 +56,32 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     }
     let value = value.to_str().map_err(|_| AuthError::InvalidRequest)?;
     let (scheme, token) = value.split_once(' ').ok_or(AuthError::InvalidRequest)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme (Basic, DPoP, …) is not a bearer credential: as if absent.
+    let dpop = if scheme.eq_ignore_ascii_case("bearer") {
+        false
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        true
+    } else {
         return Ok(None);
-    }
+    };
     let token = token.trim_start_matches(' ');
     if token.is_empty() || !token.bytes().all(is_b64token_char) {
         return Err(AuthError::InvalidToken("malformed token"));
     }
-    Ok(Some(token))
+    Ok(Some(if dpop {
+        Credential::Dpop(token)
+    } else {
+        Credential::Bearer(token)
+    }))
+}
+
+/// The bearer token of a request (RFC 6750 §2.1). `Ok(None)` when there is no Authorization
+/// header or it is another scheme (a DPoP-bound token is not a bearer credential); an error
+/// when there are several, or the one there is not well-formed.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+    Ok(match credential(headers)? {
+        Some(Credential::Bearer(t)) => Some(t),
+        _ => None,
+    })
 }
 
 /// RFC 6750 b64token: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" followed by "="s.
@@ -65,9 +100,17 @@ where
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(p.clone());
         }
-        let token = bearer_token(&parts.headers)?.ok_or(AuthError::MissingToken)?;
+        let credential = credential(&parts.headers)?.ok_or(AuthError::MissingToken)?;
         let verifier = Verifier::from_ref(state);
-        let claims = verifier.verify(token).await?;
+        let claims = verifier.verify(credential.token()).await?;
+        let url = super::dpop::request_url(parts);
+        verifier.check_binding(
+            &claims,
+            credential,
+            parts.method.as_str(),
+            &url,
+            &parts.headers,
+        )?;
         let principal = Principal(Arc::new(claims));
         parts.extensions.insert(principal.clone());
         Ok(principal)

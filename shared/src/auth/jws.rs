@@ -43,6 +43,11 @@ impl VerifyKey {
     /// algorithm follows from the key type and curve; a declared `alg` must agree.
     pub fn from_jwk(jwk: &Jwk, accepted: &[Algorithm]) -> Option<(String, VerifyKey)> {
         let kid = jwk.common.key_id.clone()?;
+        Some((kid, Self::from_public_jwk(jwk, accepted)?))
+    }
+
+    /// The verification key of a JWK without a key id (a DPoP proof's own key).
+    pub fn from_public_jwk(jwk: &Jwk, accepted: &[Algorithm]) -> Option<VerifyKey> {
         if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
             return None;
         }
@@ -69,7 +74,7 @@ impl VerifyKey {
             return None;
         }
         let key = parse_public_key(&jwk.algorithm)?;
-        Some((kid, VerifyKey { alg, key }))
+        Some(VerifyKey { alg, key })
     }
 
     pub fn alg(&self) -> Algorithm {
@@ -119,6 +124,11 @@ impl<'a> SignedToken<'a> {
 
     pub fn alg(&self) -> Algorithm {
         self.header.alg
+    }
+
+    /// The JOSE header, as read (nothing in it is trusted yet).
+    pub fn header(&self) -> &Header {
+        &self.header
     }
 
     pub fn kid(&self) -> Result<&str, AuthError> {

@@ -11,15 +11,18 @@
 //! body ([`AuthError`]).
 
 mod claims;
+pub mod dpop;
 mod error;
 mod extract;
 mod jwks;
 pub mod jws;
 mod verifier;
 
-pub use claims::{AccessClaims, Act, Audience};
+pub use claims::{AccessClaims, Act, Audience, Confirmation};
 pub use error::AuthError;
-pub use extract::{Principal, RequireScope, ScopeSet, Tenant, bearer_token};
+pub use extract::{
+    Credential, Principal, RequireScope, ScopeSet, Tenant, bearer_token, credential,
+};
 pub use jws::{ClaimChecks, SignedToken, VerifyKey};
 pub use verifier::{KeySource, Verifier, VerifierConfig};
 

@@ -10,13 +10,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderMap;
 use futures::future::BoxFuture;
 use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::claims::AccessClaims;
+use super::dpop::{self, NonceIssuer, ReplayCache};
 use super::error::AuthError;
+use super::extract::Credential;
 use super::jwks::Jwks;
 use super::jws::{ClaimChecks, MAX_TOKEN_LEN, SignedToken, VerifyKey};
 
@@ -47,6 +50,8 @@ pub struct VerifierConfig {
     pub max_token_len: usize,
     /// Timeout of one metadata or JWKS request.
     pub http_timeout: Duration,
+    /// Require a server nonce in DPoP proofs (RFC 9449 §9); nonces are per process.
+    pub dpop_nonce: bool,
 }
 
 impl VerifierConfig {
@@ -64,6 +69,7 @@ impl VerifierConfig {
             max_refresh: Duration::from_secs(24 * 3600),
             max_token_len: MAX_TOKEN_LEN,
             http_timeout: Duration::from_secs(5),
+            dpop_nonce: false,
         }
     }
 
@@ -98,6 +104,9 @@ struct Inner {
     keys: Arc<dyn KeySource>,
     /// The JWKS cache when the keys come from one.
     jwks: Option<Arc<Jwks>>,
+    /// The DPoP proofs seen, and the nonces handed out (when required).
+    replay: ReplayCache,
+    nonces: Option<NonceIssuer>,
 }
 
 /// Verifies RFC 9068 access tokens. Cheap to clone.
@@ -126,6 +135,8 @@ impl Verifier {
         let jwks = Jwks::start(config.clone()).await?;
         Ok(Self {
             inner: Arc::new(Inner {
+                nonces: config.dpop_nonce.then(|| NonceIssuer::new(60)),
+                replay: ReplayCache::default(),
                 config,
                 keys: jwks.clone(),
                 jwks: Some(jwks),
@@ -138,6 +149,8 @@ impl Verifier {
         check_algorithms(&config)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                nonces: config.dpop_nonce.then(|| NonceIssuer::new(60)),
+                replay: ReplayCache::default(),
                 config,
                 keys,
                 jwks: None,
@@ -190,6 +203,68 @@ impl Verifier {
         }
         .check(claims.as_ref())?;
         Ok(claims)
+    }
+
+    /// Checks how a verified token was presented: a DPoP-bound one (`cnf.jkt`) only with the
+    /// `DPoP` scheme and a valid proof of its key for this request (RFC 9449 §7.1), a bearer
+    /// one only with the `Bearer` scheme.
+    /// `method` and `url` are the request's as the client made it ([`dpop::request_url`]).
+    pub fn check_binding(
+        &self,
+        claims: &AccessClaims,
+        credential: Credential<'_>,
+        method: &str,
+        url: &str,
+        headers: &HeaderMap,
+    ) -> Result<(), AuthError> {
+        let jkt = match (&claims.cnf, credential) {
+            (None, Credential::Bearer(_)) => return Ok(()),
+            (None, Credential::Dpop(_)) => {
+                return Err(AuthError::InvalidToken("not a DPoP-bound token"));
+            }
+            (Some(_), Credential::Bearer(_)) => {
+                return Err(AuthError::InvalidDpopProof(
+                    "the token is DPoP-bound: send it with the DPoP scheme and a proof",
+                ));
+            }
+            (Some(cnf), Credential::Dpop(_)) => &cnf.jkt,
+        };
+        let proof =
+            dpop::proof_header(headers)?.ok_or(AuthError::InvalidDpopProof("no DPoP proof"))?;
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let proof = dpop::verify_proof(
+            proof,
+            &dpop::ProofRequest {
+                method,
+                url,
+                access_token: Some(credential.token()),
+            },
+            now,
+        )?;
+        if proof.jkt != *jkt {
+            return Err(AuthError::InvalidDpopProof(
+                "the proof is not signed by the token's key",
+            ));
+        }
+        self.check_dpop_nonce_and_replay(&proof, now)
+    }
+
+    /// The last checks of a verified DPoP proof: the server's nonce (when this verifier
+    /// requires one) and that its `jti` was not seen before.
+    pub fn check_dpop_nonce_and_replay(
+        &self,
+        proof: &dpop::Proof,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        if let Some(nonces) = &self.inner.nonces
+            && !proof
+                .nonce
+                .as_deref()
+                .is_some_and(|n| nonces.accepts(n, now))
+        {
+            return Err(AuthError::UseDpopNonce(nonces.current(now)));
+        }
+        self.inner.replay.first_use(proof, now)
     }
 
     /// Fetches the JWKS now, outside the unknown-`kid` rate limit. For warm-up and readiness.

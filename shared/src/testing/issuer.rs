@@ -154,6 +154,7 @@ impl TestIssuer {
             tid: Some("0190f5c0-0000-7000-8000-000000000001".into()),
             roles: vec!["User".into()],
             act: None,
+            cnf: None,
         }
     }
 

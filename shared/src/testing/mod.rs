@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod directory;
+pub mod dpop;
 pub mod http;
 pub mod issuer;
 pub mod matrix;

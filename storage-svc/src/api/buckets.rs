@@ -12,7 +12,7 @@ use tansu_shared::auth::{RequireScope, Tenant};
 use super::{ApiResult, P, read_json, rfc3339, valid_bucket};
 use crate::AppState;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BucketSettings {
     /// Largest object this bucket accepts (the service-wide limit applies too).

@@ -44,6 +44,7 @@ use crate::names::{check_bucket, check_key};
 use crate::store::StoreError;
 
 pub use buckets::BucketSettings;
+pub(crate) use presign::PresignRequest;
 pub(crate) use staging::{
     discard_blob, hex, intend_blob, reserve, stage, stream_room, too_large, upload_headers,
 };

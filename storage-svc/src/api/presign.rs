@@ -11,11 +11,13 @@ use super::{ApiResult, P, auth, read_json, rfc3339, valid_bucket, valid_key};
 use crate::AppState;
 use crate::presign;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
-struct PresignRequest {
+pub(crate) struct PresignRequest {
     key: String,
+    /// `GET`, `PUT` or `DELETE`.
     method: String,
+    /// Seconds (bounded by the service's `max_presign_secs`).
     expires_in: Option<u64>,
 }
 

@@ -1,0 +1,177 @@
+//! DPoP at the token endpoint (RFC 9449 §5, §8), on SQLite and PostgreSQL: a proof with the
+//! server's nonce binds the access token (`cnf.jkt`, `token_type` DPoP) and a public client's
+//! refresh token to the proof's key; a proof for another URL, a replayed one, one without the
+//! nonce, or a refresh of a bound token without a proof of its key is refused. Bound tokens
+//! are then accepted only with a proof (userinfo), and discovery names the algorithms.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::Value;
+use tansu_shared::testing::dpop::DpopKey;
+
+const EMAIL: &str = "ada@dpop.example";
+
+/// (status, body, `DPoP-Nonce`) of a token request.
+async fn token(
+    inst: &Instance,
+    form: &[(&str, &str)],
+    proof: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let mut req = inst.http.post(inst.url("/connect/token")).form(form);
+    if let Some(p) = proof {
+        req = req.header("DPoP", p);
+    }
+    let resp = req.send_ok().await;
+    let nonce = resp
+        .headers()
+        .get("dpop-nonce")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (resp.status().as_u16(), resp.json().await.unwrap(), nonce)
+}
+
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn proofs_bind_tokens_to_the_clients_key() {
+    for db in backends("dpop").await {
+        let n = db.name();
+        let inst = Instance::start(&db, "", |_| {}).await;
+        let tid = inst.create_tenant("dpop-shop").await;
+        inst.create_member(&tid, EMAIL, &["User"]).await;
+        inst.tenant_app().await;
+        let key = DpopKey::es256();
+        let url = inst.url("/connect/token");
+
+        let meta: Value = inst
+            .http
+            .get(inst.url("/.well-known/openid-configuration"))
+            .send_ok()
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            meta["dpop_signing_alg_values_supported"],
+            serde_json::json!(["ES256", "EdDSA"])
+        );
+
+        let (query, verifier) = auth_query("tenant-app", "openid offline_access", Some(&tid));
+        let signed = inst.sign_in(&query, EMAIL, USER_PASSWORD).await;
+        let code = query_param(&signed.location, "code").expect("a code");
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("client_id", "tenant-app"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://app.example/cb"),
+            ("code_verifier", verifier.as_str()),
+        ];
+
+        // Without the server's nonce: use_dpop_nonce, and the nonce to use.
+        let (status, v, nonce) =
+            token(&inst, &form, Some(&key.proof("POST", &url, None, None))).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("use_dpop_nonce")),
+            "{n}: {v}"
+        );
+        let nonce = nonce.expect("a DPoP-Nonce header");
+        // A proof for another URL, or signed for another method: invalid_dpop_proof (the code
+        // stays unused).
+        for bad in [
+            key.proof("POST", &inst.url("/connect/userinfo"), None, Some(&nonce)),
+            key.proof("GET", &url, None, Some(&nonce)),
+            "not.a.proof".to_owned(),
+        ] {
+            let (status, v, _) = token(&inst, &form, Some(&bad)).await;
+            assert_eq!(
+                (status, v["error"].as_str()),
+                (400, Some("invalid_dpop_proof")),
+                "{n}: {v}"
+            );
+        }
+
+        // A good proof: DPoP-bound tokens.
+        let proof = key.proof("POST", &url, None, Some(&nonce));
+        let (status, v, _) = token(&inst, &form, Some(&proof)).await;
+        assert_eq!(status, 200, "{n}: {v}");
+        assert_eq!(v["token_type"], "DPoP");
+        let access = v["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(claims(&access)["cnf"]["jkt"], key.jkt(), "{n}: cnf.jkt");
+        let refresh_token = v["refresh_token"].as_str().unwrap().to_owned();
+        let refresh = [
+            ("grant_type", "refresh_token"),
+            ("client_id", "tenant-app"),
+            ("refresh_token", refresh_token.as_str()),
+        ];
+
+        // The same proof again: a replay.
+        let (status, v, _) = token(&inst, &refresh, Some(&proof)).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{n}: replay {v}"
+        );
+        // The bound refresh token without a proof, or with another key's: refused.
+        let (status, v, _) = token(&inst, &refresh, None).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{n}: no proof {v}"
+        );
+        let other = DpopKey::ed25519().proof("POST", &url, None, Some(&nonce));
+        let (status, v, _) = token(&inst, &refresh, Some(&other)).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{n}: other key {v}"
+        );
+        // With a proof of its key: rotated, still bound.
+        let (status, v, _) = token(
+            &inst,
+            &refresh,
+            Some(&key.proof("POST", &url, None, Some(&nonce))),
+        )
+        .await;
+        assert_eq!(status, 200, "{n}: refresh {v}");
+        assert_eq!(v["token_type"], "DPoP");
+        let access = v["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(claims(&access)["cnf"]["jkt"], key.jkt());
+
+        // The bound token at userinfo: not as a bearer token; with a proof (and the nonce).
+        let userinfo = inst.url("/connect/userinfo");
+        let resp = inst
+            .http
+            .get(&userinfo)
+            .bearer_auth(&access)
+            .send_ok()
+            .await;
+        assert_eq!(resp.status(), 401, "{n}: a bound token as a bearer token");
+        let at = |proof: String| {
+            inst.http
+                .get(&userinfo)
+                .header("authorization", format!("DPoP {access}"))
+                .header("DPoP", proof)
+                .send_ok()
+        };
+        let resp = at(key.proof("GET", &userinfo, Some(&access), Some(&nonce))).await;
+        assert_eq!(resp.status(), 200, "{n}: userinfo with a proof");
+        let resp = at(key.proof("GET", &userinfo, Some(&access), None)).await;
+        assert_eq!(resp.status(), 401, "{n}: userinfo without the nonce");
+        assert!(resp.headers().get("dpop-nonce").is_some());
+        let challenge = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(challenge.contains("use_dpop_nonce"), "{n}: {challenge}");
+        inst.stop().await;
+        db.cleanup().await;
+    }
+}

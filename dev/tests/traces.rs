@@ -2,7 +2,8 @@
 //! (the real exporter, protobuf over HTTP), and a registration through the gateway (gateway →
 //! identity → database-svc, which provisions the new tenant's database) is one trace: the
 //! client's trace id, the gateway's span a child of the client's `traceparent`, identity's
-//! server span a child of the gateway's, database-svc's a child of identity's outbound call,
+//! server span a child of the gateway's, database-svc's a child of identity's outbound call
+//! (and identity's token endpoint a child of the provisioning client's token call),
 //! `tenant.id` on the spans that know the tenant, and no attribute holding a token or secret.
 
 use std::collections::HashMap;
@@ -198,6 +199,14 @@ async fn a_request_through_gateway_identity_and_database_is_one_trace() {
         s.attr("http.route") == Some("/connect/token")
     });
     assert_eq!(token.attr("client_id"), Some("tansu-provisioner"));
+    // It was asked through a client span of its own under identity's request, which the token
+    // endpoint's server span continues.
+    let token_call = find("token call", &|s| s.name == "POST token");
+    assert_eq!(token_call.parent, identity.span_id);
+    assert_eq!(
+        token.parent, token_call.span_id,
+        "the token endpoint under the call"
+    );
 
     // No attribute of any span holds a token, a secret or the password.
     let provisioner =

@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -314,12 +315,15 @@ async fn send_once(
         Ok(t) => t,
         Err(e) => return Sent::Retry(format!("token: {e}")),
     };
+    let (span, trace) = crate::telemetry::client_call("POST identity event ingest");
     let resp = http
         .post(inner.config.ingest_url.clone())
         .bearer_auth(&*token)
+        .headers(trace)
         .timeout(inner.config.request_timeout)
         .json(&Batch { events: batch })
         .send()
+        .instrument(span)
         .await;
     match resp {
         Err(e) => Sent::Retry(format!("ingest: {e}")),

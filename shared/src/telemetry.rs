@@ -7,9 +7,10 @@
 //! **One trace per request.** The gateway starts a trace (or continues the client's W3C
 //! `traceparent`) with a server span of its own and forwards its context; each service's
 //! request span ([`request_span`]) continues the `traceparent` it receives, so its spans are
-//! children of the gateway's, and its outbound calls carry the context on ([`inject`]). Spans
-//! carry `tenant.id`, `http.route` and, where known, `client_id`: never a token, a secret, a
-//! query string or a header value. Every log line inside a request carries its `trace_id`.
+//! children of the gateway's, and its outbound calls carry the context on, each in a client
+//! span of its own ([`client_call`]). Spans carry `tenant.id`, `http.route` and, where known,
+//! `client_id`: never a token, a secret, a query string or a header value. Every log line
+//! inside a request carries its `trace_id`.
 
 mod export;
 mod otlp_metrics;
@@ -245,21 +246,24 @@ pub fn extract(headers: &http::HeaderMap) -> opentelemetry::Context {
     opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&export::Headers(headers))
 }
 
-/// Writes the current span's trace context into `headers` (`traceparent`, `tracestate`), for
-/// an outbound call that continues the trace. Does nothing unless spans are exported.
-pub fn inject(headers: &mut http::HeaderMap) {
-    if !exporting() {
-        return;
-    }
-    inject_context(&tracing::Span::current(), headers);
-}
-
 /// Writes `span`'s trace context into `headers`.
 pub fn inject_context(span: &tracing::Span, headers: &mut http::HeaderMap) {
     use opentelemetry::propagation::TextMapPropagator;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     opentelemetry_sdk::propagation::TraceContextPropagator::new()
         .inject_context(&span.context(), &mut export::HeadersMut(headers));
+}
+
+/// A client span for an outbound call (`otel.kind = client`, named `otel_name`, e.g.
+/// `GET jwks`), child of the current span, and the trace headers that make the callee
+/// continue it (empty unless exporting). Instrument the call's future with the span.
+pub fn client_call(otel_name: &str) -> (tracing::Span, http::HeaderMap) {
+    let span = tracing::info_span!("http.client", otel.name = otel_name, otel.kind = "client");
+    let mut headers = http::HeaderMap::new();
+    if exporting() {
+        inject_context(&span, &mut headers);
+    }
+    (span, headers)
 }
 
 /// Makes `span` a child of the trace context in `headers` (the root of a new trace when there

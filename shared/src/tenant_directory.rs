@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -299,14 +300,14 @@ impl DirectoryClient {
         let url = self.base.join(reference).map_err(|e| e.to_string())?;
         for first in [true, false] {
             let token = self.tokens.token().await.map_err(|e| e.to_string())?;
-            let mut trace = http::HeaderMap::new();
-            crate::telemetry::inject(&mut trace);
+            let (span, trace) = crate::telemetry::client_call("GET tenant directory");
             let resp = self
                 .http
                 .get(url.clone())
                 .bearer_auth(&*token)
                 .headers(trace)
                 .send()
+                .instrument(span)
                 .await
                 .map_err(|e| format!("tenant directory: {}", e.without_url()))?;
             match resp.status() {

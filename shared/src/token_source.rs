@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use serde::Deserialize;
 use url::Url;
@@ -176,8 +177,7 @@ impl Inner {
             _ => form_encode(c.client_secret.expose()),
         };
         let sent = Instant::now();
-        let mut trace = http::HeaderMap::new();
-        crate::telemetry::inject(&mut trace);
+        let (span, trace) = crate::telemetry::client_call("POST token");
         let resp = self
             .http
             .post(c.token_endpoint.clone())
@@ -185,6 +185,7 @@ impl Inner {
             .form(form)
             .headers(trace)
             .send()
+            .instrument(span)
             .await
             .map_err(|e| TokenSourceError::Transport(e.without_url().to_string()))?;
         let status = resp.status();

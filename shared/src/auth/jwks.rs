@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
@@ -172,10 +173,13 @@ impl Jwks {
             (Some(u), _) | (None, Some(u)) => u.clone(),
             (None, None) => {
                 let url = self.config.discovery()?;
+                let (span, trace) = crate::telemetry::client_call("GET issuer metadata");
                 let meta: Metadata = self
                     .http
                     .get(url.clone())
+                    .headers(trace)
                     .send()
+                    .instrument(span)
                     .await
                     .and_then(|r| r.error_for_status())
                     .map_err(|e| format!("issuer metadata {url}: {e}"))?
@@ -192,10 +196,13 @@ impl Jwks {
                 meta.jwks_uri
             }
         };
+        let (span, trace) = crate::telemetry::client_call("GET jwks");
         let resp = self
             .http
             .get(jwks_uri.clone())
+            .headers(trace)
             .send()
+            .instrument(span)
             .await
             .and_then(|r| r.error_for_status())
             .map_err(|e| format!("JWKS {jwks_uri}: {e}"))?;

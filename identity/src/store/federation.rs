@@ -160,15 +160,13 @@ impl Store {
         })
     }
 
-    /// Stores a sign-in under way (and drops the expired ones).
+    /// Stores a sign-in under way (expired ones go with the housekeeping, [`Store::purge_expired`]).
     pub async fn insert_federation_pending(&self, p: &FederationPendingRow) -> StoreResult<()> {
-        const PURGE: &str = "DELETE FROM federation_pending WHERE expires_at < $1";
         let sql = format!(
             "INSERT INTO federation_pending ({PENDING_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         on_pool!(self, pool => {
-            sqlx::query(PURGE).bind(p.created_at).execute(pool).await?;
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&p.token_hash)
                 .bind(&p.binding_hash)
@@ -186,6 +184,12 @@ impl Store {
                 .await?;
         });
         Ok(())
+    }
+
+    /// Drops the sign-ins under way that expired before `before`.
+    pub async fn purge_federation_pending(&self, before: i64) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM federation_pending WHERE expires_at < $1";
+        on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).execute(pool).await?.rows_affected()))
     }
 
     /// Takes (deletes and returns) the unexpired sign-in of `token_hash`: single use, of two

@@ -186,6 +186,10 @@ impl Store {
             ),
             ("pending sign-ins", self.purge_login_steps(now).await),
             (
+                "sign-ins through providers",
+                self.purge_federation_pending(now).await,
+            ),
+            (
                 "passkey ceremonies",
                 self.purge_passkey_ceremonies(now).await,
             ),

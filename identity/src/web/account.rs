@@ -328,6 +328,7 @@ pub(crate) async fn reauthenticate(
     )))
 }
 
+/// Records a change the user made to their own account (`user.change`).
 pub(crate) async fn record(
     state: &AppState,
     headers: &HeaderMap,
@@ -336,9 +337,31 @@ pub(crate) async fn record(
     outcome: &str,
     details: serde_json::Value,
 ) {
+    record_event(
+        state,
+        headers,
+        tenant_id,
+        user,
+        USER_CHANGE,
+        outcome,
+        details,
+    )
+    .await;
+}
+
+/// Records a security event of `kind` whose actor is the signed-in user.
+pub(crate) async fn record_event(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant_id: Option<&str>,
+    user: &UserRow,
+    kind: &str,
+    outcome: &str,
+    details: serde_json::Value,
+) {
     let event = Event {
         tenant_id,
-        kind: USER_CHANGE,
+        kind,
         actor: format!("user:{}", user.id),
         outcome,
         details,

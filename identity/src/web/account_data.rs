@@ -91,6 +91,18 @@ async fn export_json(
             })
         })
         .collect();
+    let linked: Vec<_> = store
+        .federated_identities_of_user(&user.id, None)
+        .await?
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "tenant_id": l.tenant_id, "provider_id": l.provider_id, "issuer": l.issuer,
+                "subject": l.subject, "email": l.email, "linked_at": rfc3339(l.created_at),
+                "last_used_at": rfc3339(l.last_used_at),
+            })
+        })
+        .collect();
     let verified = store.email_verified_at(&user.id).await?;
     Ok(serde_json::json!({
         "account": {
@@ -105,6 +117,7 @@ async fn export_json(
         "memberships": memberships,
         "sessions": sessions,
         "clients": clients,
+        "linked_sign_ins": linked,
         "exported_at": rfc3339(now),
     }))
 }

@@ -20,7 +20,7 @@ use axum::response::Response;
 
 use crate::AppState;
 use crate::clients::rfc3339;
-use crate::events::{self, Event, Meta};
+use crate::events;
 use crate::passkeys::{self, Verified};
 use crate::store::users::{SessionRow, UserRow};
 use crate::web::account::{csrf_field, nav, notice, reauthenticate, session_tenant};
@@ -131,14 +131,9 @@ async fn record(
     outcome: &str,
     details: serde_json::Value,
 ) {
-    let event = Event {
-        tenant_id: session.tenant_id.as_deref(),
-        kind: events::PASSKEY_CHANGE,
-        actor: format!("user:{}", user.id),
-        outcome,
-        details,
-    };
-    events::record(&state.events, &Meta::from_headers(headers), event).await;
+    let tenant = session.tenant_id.as_deref();
+    let kind = events::PASSKEY_CHANGE;
+    crate::web::account::record_event(state, headers, tenant, user, kind, outcome, details).await;
 }
 
 /// `POST /account/passkeys/options`: the options of a registration (JSON: `publicKey` and

@@ -28,12 +28,19 @@ pub async fn migrate(pool: &Pool, migrations: &Migrations) -> Result<(), sqlx::E
     let dialect = pool.dialect();
     let pending = migrations.of(pool);
     on_pool!(pool, p => {
+        let mut tx = p.begin_write().await?;
+        if dialect == Dialect::Postgres {
+            // The ledger too: two replicas' concurrent `CREATE TABLE IF NOT EXISTS` race on
+            // PostgreSQL's catalog (a duplicate key in `pg_type`) without the lock.
+            sqlx::query("SELECT pg_advisory_xact_lock(727368)").execute(&mut *tx).await?;
+        }
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS tansu_migrations (
                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
         )
-        .execute(p)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         for m in pending.iter() {
             let mut tx = p.begin_write().await?;
             if dialect == Dialect::Postgres {

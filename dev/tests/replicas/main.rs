@@ -396,7 +396,13 @@ strict = [{{ path_prefix = "{LIMITED}", burst = {LIMITED_BURST}, replenish_ms = 
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201, "provision {slug}");
+        let status = r.status();
+        assert_eq!(
+            status,
+            201,
+            "provision {slug}: {}",
+            r.text().await.unwrap_or_default()
+        );
         let (s, c) = self
             .admin(
                 1,

@@ -41,7 +41,7 @@ use crate::web::page::{
 };
 use crate::web::password::login_page;
 use crate::web::sign_in::{NO_TENANT_ACCESS, lockout_for, record_failure};
-use crate::web::step_forms::{count_failure, locked, mfa_event, read_step_form};
+use crate::web::step_forms::{Submitted, count_failure, locked, mfa_event};
 use crate::web::steps::{EXPIRED, Known, Stage, advance, first_step, has_second_factor, show};
 
 /// The page script.
@@ -403,12 +403,8 @@ pub async fn login_passkey(
 pub async fn login_mfa_passkey(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    s: Submitted,
 ) -> Response {
-    let s = match read_step_form(&state, &headers, body).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     // A passkey after another second factor, when the tenant requires passkeys.
     if s.step.amr.split(' ').any(|m| m == "hwk") {
         return AuthorizeError::Page(StatusCode::BAD_REQUEST, EXPIRED).into_response();
@@ -487,12 +483,8 @@ pub async fn login_mfa_passkey(
 pub async fn login_passkey_enrol(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    s: Submitted,
 ) -> Response {
-    let s = match read_step_form(&state, &headers, body).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     match enrol_allowed(&state, &s.step).await {
         Ok(true) => {}
         Ok(false) => return AuthorizeError::Page(StatusCode::BAD_REQUEST, EXPIRED).into_response(),

@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 /// A submitted step form: its fields, the request, the claimed (now consumed) step and user.
-pub(crate) struct Submitted {
+pub struct Submitted {
     pub(crate) form: Params,
     pub(crate) req: AuthRequest,
     pub(crate) step: LoginStepRow,
@@ -47,6 +47,16 @@ impl Submitted {
     ) -> Response {
         let known = (step, Known::default());
         advance(state, headers, &self.req, &self.user, known, recovery).await
+    }
+}
+
+/// A submitted step form as an extractor (its rejection is the page [`read_step_form`] answers).
+impl axum::extract::FromRequest<AppState> for Submitted {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        read_step_form(state, &parts.headers, body).await
     }
 }
 
@@ -175,11 +185,11 @@ pub(crate) async fn count_failure(state: &AppState, headers: &HeaderMap, s: &Sub
 }
 
 /// `POST /login/mfa`: the second factor.
-pub async fn login_mfa(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let s = match read_step_form(&state, &headers, body).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn login_mfa(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    s: Submitted,
+) -> Response {
     if has_second_factor(&s.step.amr) {
         return AuthorizeError::Page(StatusCode::BAD_REQUEST, EXPIRED).into_response();
     }
@@ -260,12 +270,8 @@ pub async fn login_mfa(State(state): State<AppState>, headers: HeaderMap, body: 
 pub async fn login_pick_tenant(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    s: Submitted,
 ) -> Response {
-    let s = match read_step_form(&state, &headers, body).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     // The picker comes after the second factor: no probing of memberships with a password.
     let enrolled = match mfa::enrolled(&state.store, &s.user.id).await {
         Ok(totp) => crate::passkeys::has_second_factor(&state.store, &s.user.id, totp).await,
@@ -302,12 +308,8 @@ pub async fn login_pick_tenant(
 pub async fn login_enrol(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    s: Submitted,
 ) -> Response {
-    let s = match read_step_form(&state, &headers, body).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Some(r) = locked(&state, &headers, &s, Stage::Enrol { reuse: true }).await {
         return r;
     }

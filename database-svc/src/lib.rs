@@ -124,6 +124,11 @@ pub struct Config {
     /// `[database.tenant_directory]`: identity's tenant directory, to end change streams of
     /// suspended or deleted tenants (off while empty).
     pub tenant_directory: TenantDirectoryConfig,
+    /// Redis carrying the platform's pushed changes (`tansu:changes`): a deprovision here closes
+    /// the tenant's pool at every other replica at once, and identity's tenant changes expire
+    /// the cached tenant status. Empty: other replicas notice a deprovision within
+    /// `tenants::RECHECK` (2 s), change streams there at their tokens' expiry.
+    pub redis_url: Secret,
 }
 
 impl Default for Config {
@@ -134,6 +139,7 @@ impl Default for Config {
             audience: "tansu.db".into(),
             events: Default::default(),
             tenant_directory: TenantDirectoryConfig::default(),
+            redis_url: Secret::default(),
             discovery_url: String::new(),
             jwks_uri: String::new(),
             platform_tenant: String::new(),
@@ -211,6 +217,9 @@ impl Validate for Config {
             v.push("max_page, max_bulk and max_depth must be at least 1".into());
         }
         v.extend(self.tenant_directory.validate("tenant_directory"));
+        if let Err(e) = tansu_shared::changes::Publisher::new(self.redis_url.expose()) {
+            v.push(format!("redis_url: {e}"));
+        }
         v
     }
 }
@@ -225,6 +234,8 @@ pub struct AppState {
     pub events: Option<tansu_shared::events::EventReporter>,
     /// Tenants' status, when configured: change streams of inactive tenants end.
     pub directory: Option<TenantDirectory>,
+    /// Pushes deprovisions to the other replicas (`redis_url`; does nothing without it).
+    pub changes: Arc<tansu_shared::changes::Publisher>,
     schemas: Arc<schema::SchemaCache>,
 }
 
@@ -261,12 +272,17 @@ impl AppState {
                 "no tenant_directory configured: change streams of suspended tenants end only at their tokens' expiry"
             );
         }
+        let changes = Arc::new(
+            tansu_shared::changes::Publisher::new(config.redis_url.expose())
+                .map_err(anyhow::Error::msg)?,
+        );
         Ok(AppState {
             config,
             verifier,
             tenants,
             events,
             directory,
+            changes,
             schemas: Arc::default(),
         })
     }
@@ -329,13 +345,29 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let state = AppState::new(config).await?;
     tracing::info!(addr = %listener.local_addr()?, "database listening");
+    let changes = (!state.config.redis_url.is_empty()).then(|| {
+        let url = state.config.redis_url.expose().to_owned();
+        let (directory, tenants) = (state.directory.clone(), state.tenants.clone());
+        tokio::spawn(async move {
+            let on_database = move |tenant| {
+                let tenants = tenants.clone();
+                tokio::spawn(async move { tenants.deprovisioned_elsewhere(tenant).await });
+            };
+            tansu_shared::changes::follow_tenants(&url, directory, on_database, std::future::pending())
+                .await;
+        })
+    });
     let tenants = state.tenants.clone();
     let closing = tenants.clone();
     let shutdown = async move {
         shutdown.await;
         closing.begin_shutdown();
     };
-    tansu_shared::server::serve(listener, router(state), shutdown).await?;
+    let served = tansu_shared::server::serve(listener, router(state), shutdown).await;
+    if let Some(c) = changes {
+        c.abort();
+    }
+    served?;
     tenants.close().await;
     Ok(())
 }

@@ -329,7 +329,7 @@ impl Stack {
     /// Stops every service and waits (bounded) for in-flight requests to drain.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.cancel.cancel();
-        let drained = tokio::time::timeout(tansu_shared::server::DRAIN_TIMEOUT, async {
+        let drained = tokio::time::timeout(tansu_shared::server::drain_bound(), async {
             let mut errors = Vec::new();
             while let Some(joined) = self.tasks.join_next().await {
                 match joined {

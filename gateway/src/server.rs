@@ -300,7 +300,7 @@ async fn worker(
     while loops.join_next().await.is_some() {}
     // The accept loops (and their handles on `graceful`) are gone: drain open connections.
     if let Ok(graceful) = Arc::try_unwrap(graceful)
-        && tokio::time::timeout(tansu_shared::server::DRAIN_TIMEOUT, graceful.shutdown())
+        && tokio::time::timeout(tansu_shared::server::drain_bound(), graceful.shutdown())
             .await
             .is_err()
     {

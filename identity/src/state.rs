@@ -357,6 +357,7 @@ fn spawn_change_listener(
             move |change| match change {
                 Change::Client { id } => clients.invalidate(&id),
                 Change::Tenant { id, .. } => tenant_status.invalidate(&id),
+                Change::Database { .. } => {}
             },
             std::future::pending(),
         )

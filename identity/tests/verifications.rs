@@ -300,3 +300,117 @@ async fn verification_jobs_report_progress_and_the_synchronous_result() {
         db.cleanup().await;
     }
 }
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// A running job of `holder` on `tenant`, as a replica walking it would have stored it.
+async fn running_row(store: &Store, id: &str, tenant: &str, holder: &str, heartbeat_at: i64) {
+    raw_exec(
+        store,
+        &format!(
+            "INSERT INTO verification_jobs (id, tenant_id, holder, state, checked, total, \
+             started_at, heartbeat_at) VALUES ($1, $2, $3, 'running', 7, 100, {heartbeat_at}, \
+             {heartbeat_at})"
+        ),
+        &[id, tenant, holder],
+    )
+    .await;
+}
+
+/// Jobs are rows of the shared database: a job started at one replica is followed, with its
+/// progress, at another; a start at any replica while the chain's job runs elsewhere gets that
+/// job; a job whose replica stopped (no heartbeat) is ended as failed by the next start and a
+/// new one runs; each replica's bound on running jobs is its own.
+#[tokio::test]
+async fn replicas_share_the_jobs() {
+    for db in backends(SUITE).await {
+        // Each replica has its own issuer URL here: each verifies its own tokens.
+        let one = Instance::start(&db, "", |_| {}).await;
+        let two = Instance::start(&db, "", |_| {}).await;
+        let (admin1, admin2) = (one.admin_token().await, two.admin_token().await);
+        let a = one.create_tenant("vr-a").await;
+        fill(&one, &a, EVENTS).await;
+
+        // Started at one, followed at two to the end; the same answer at one.
+        let (_, started) = start(&one, &admin1, Some(&a)).await;
+        let job = started["id"].as_str().unwrap().to_owned();
+        let done = until_done(&two, &admin2, &job).await;
+        assert_eq!(done["result"], verify_now(&two, &admin2, &a).await);
+        let (status, at_one) = one
+            .call(
+                Method::GET,
+                &format!("/admin/security-events/verifications/{job}"),
+                &admin1,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(at_one, done);
+
+        // The chain's job runs at a third replica: a start at two gets it, as running.
+        let elsewhere = uuid::Uuid::now_v7().to_string();
+        running_row(&one.state.store, &elsewhere, &a, "replica-3", now_ms()).await;
+        let (_, got) = start(&two, &admin2, Some(&a)).await;
+        assert_eq!(got["id"], elsewhere.as_str(), "{got}");
+        assert_eq!(got["state"], "running");
+        assert_eq!(got["checked"], 7);
+
+        // That replica stops: once its heartbeat is stale, the next start ends its job as failed
+        // and runs a new one.
+        raw_exec(
+            &one.state.store,
+            "UPDATE verification_jobs SET heartbeat_at = 0 WHERE id = $1",
+            &[&elsewhere],
+        )
+        .await;
+        let (_, fresh) = start(&two, &admin2, Some(&a)).await;
+        assert_ne!(fresh["id"], elsewhere.as_str(), "{fresh}");
+        let (status, old) = one
+            .call(
+                Method::GET,
+                &format!("/admin/security-events/verifications/{elsewhere}"),
+                &admin1,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(old["state"], "failed", "{old}");
+        assert!(old["error"].as_str().unwrap().contains("stopped"), "{old}");
+        let done = until_done(&one, &admin1, fresh["id"].as_str().unwrap()).await;
+        assert_eq!(done["result"]["ok"], true, "{done}");
+
+        // Two runs as many jobs as it may: it refuses more (429 problem+json); one still starts.
+        let holder = two.state.verifications.holder().to_owned();
+        let now = now_ms();
+        for i in 0..tansu_identity::verifications::MAX_RUNNING {
+            let id = uuid::Uuid::now_v7().to_string();
+            running_row(&one.state.store, &id, &format!("busy-{i}"), &holder, now).await;
+        }
+        let resp = two
+            .http
+            .post(two.url(&format!("/admin/security-events/verifications?tenant={a}")))
+            .bearer_auth(&admin2)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(
+            resp.headers()[reqwest::header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let (_, at_one) = start(&one, &admin1, Some(&a)).await;
+        until_done(&one, &admin1, at_one["id"].as_str().unwrap()).await;
+
+        one.stop().await;
+        two.stop().await;
+        db.cleanup().await;
+    }
+}

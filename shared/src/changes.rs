@@ -1,7 +1,9 @@
 //! Changes pushed between replicas over Redis pub/sub: when identity suspends, resumes, renames
 //! or deletes a tenant, or changes a client, it publishes a [`Change`] on [`CHANNEL`]; every
-//! gateway drops its cached answer for that tenant and every identity replica its cached row,
-//! so the change holds everywhere at once instead of after the caches' time bounds.
+//! gateway drops its cached answer for that tenant, every identity replica its cached row and
+//! every database-svc and storage-svc replica its cached tenant status; when database-svc
+//! deprovisions a tenant's database, the other database-svc replicas close its pool. The change
+//! holds everywhere at once instead of after the caches' time bounds.
 //!
 //! Push is an accelerator, not the guarantee: while Redis is away nothing is pushed and the
 //! caches' time bounds (`tenant_cache_ms` at the gateways, `client_cache_ms` in identity) still
@@ -24,6 +26,9 @@ pub enum Change {
     Tenant { id: String, slug: String },
     /// A client's settings, secret or status changed.
     Client { id: String },
+    /// A tenant's database was deprovisioned (database-svc): other database-svc replicas close
+    /// its pool and end its change streams.
+    Database { tenant: String },
 }
 
 /// Publishes changes; without a Redis URL it does nothing (single replica, or caches only).
@@ -96,6 +101,41 @@ impl Publisher {
             }
         }
     }
+}
+
+/// Follows the changes for a service that caches identity's tenant status (database-svc,
+/// storage-svc): a pushed tenant change expires that tenant's cached status, a (re)subscription
+/// every status, and `on_database` hears deprovisioned tenant databases. Runs until `stop`.
+pub async fn follow_tenants(
+    url: &str,
+    directory: Option<crate::tenant_directory::TenantDirectory>,
+    on_database: impl Fn(uuid::Uuid) + Send,
+    stop: impl std::future::Future<Output = ()> + Send,
+) {
+    let all = directory.clone();
+    subscribe(
+        url,
+        move || {
+            if let Some(d) = &all {
+                d.expire_all();
+            }
+        },
+        move |change| match change {
+            Change::Tenant { id, .. } => {
+                if let (Some(d), Ok(id)) = (&directory, id.parse()) {
+                    d.expire(id);
+                }
+            }
+            Change::Database { tenant } => {
+                if let Ok(id) = tenant.parse() {
+                    on_database(id);
+                }
+            }
+            Change::Client { .. } => {}
+        },
+        stop,
+    )
+    .await;
 }
 
 /// Receives changes until `stop` resolves: calls `on_subscribed` each time a subscription

@@ -104,8 +104,18 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// How long a drain may take before the process stops anyway.
+/// How long a drain may take before the process stops anyway, unless `--drain-secs` /
+/// `TANSU_DRAIN_SECS` says otherwise ([`drain_bound`]).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+static DRAIN_BOUND: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// How long in-flight requests may take to finish after SIGTERM or Ctrl-C before the process
+/// stops anyway: `--drain-secs` / `TANSU_DRAIN_SECS` of the service binary, else
+/// [`DRAIN_TIMEOUT`].
+pub fn drain_bound() -> Duration {
+    *DRAIN_BOUND.get().unwrap_or(&DRAIN_TIMEOUT)
+}
 
 /// The command line every service binary takes.
 #[derive(Debug, clap::Parser)]
@@ -124,6 +134,10 @@ pub struct ServiceArgs {
     /// `http://127.0.0.1:7001/health/ready`.
     #[arg(long, env = "TANSU_PROBE_URL", default_value = "")]
     pub probe_url: String,
+    /// After SIGTERM or Ctrl-C, how long in-flight requests may take to finish (seconds)
+    /// before the process stops anyway. New connections are refused from the signal on.
+    #[arg(long, env = "TANSU_DRAIN_SECS", default_value_t = DRAIN_TIMEOUT.as_secs())]
+    pub drain_secs: u64,
 }
 
 /// `--probe`: one GET of `url` (`http://<loopback>:<port>/<path>`), true on a 2xx answer.
@@ -223,13 +237,26 @@ where
             return std::process::ExitCode::FAILURE;
         }
     };
+    let drain = Duration::from_secs(args.drain_secs);
+    let _ = DRAIN_BOUND.set(drain);
     runtime.block_on(async {
         let _telemetry = crate::telemetry::init(section);
-        match run(config).await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "stopped with an error");
-                std::process::ExitCode::FAILURE
+        // The service drains on the same signal; past the bound it is stopped here.
+        let bound = async {
+            shutdown_signal().await;
+            tokio::time::sleep(drain).await;
+        };
+        tokio::select! {
+            outcome = run(config) => match outcome {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "stopped with an error");
+                    std::process::ExitCode::FAILURE
+                }
+            },
+            () = bound => {
+                tracing::warn!(drain_secs = drain.as_secs(), "drain bound reached; stopping with requests in flight");
+                std::process::ExitCode::SUCCESS
             }
         }
     })

@@ -194,6 +194,17 @@ impl TenantDirectory {
             .await
     }
 
+    /// Makes the cached answer for `tenant` due (a change was pushed); it stays usable as a
+    /// stale answer while identity cannot be asked.
+    pub fn expire(&self, tenant: Uuid) {
+        self.inner.cache.expire(Some(tenant));
+    }
+
+    /// Makes every cached answer due (changes may have been missed).
+    pub fn expire_all(&self) {
+        self.inner.cache.expire(None);
+    }
+
     /// [`Self::status`] as a request's answer: `Ok` only for an active tenant.
     pub async fn require_active(&self, tenant: Uuid) -> Result<(), Problem> {
         self.status(tenant)
@@ -349,6 +360,18 @@ impl StatusCache {
             ttl,
             stale,
             entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Makes the answer for `tenant` (`None`: every answer) due now, keeping it for the stale
+    /// window.
+    fn expire(&self, tenant: Option<Uuid>) {
+        let due = Instant::now().checked_sub(self.ttl);
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, (at, _)) in map.iter_mut() {
+            if tenant.is_none_or(|t| t == *id) {
+                *at = due.unwrap_or(*at).min(*at);
+            }
         }
     }
 

@@ -94,6 +94,9 @@ pub struct Config {
     /// `[storage.tenant_directory]`: identity's tenant directory, to refuse presigned URLs of
     /// suspended or deleted tenants when they are used (off while empty).
     pub tenant_directory: TenantDirectoryConfig,
+    /// Redis carrying identity's pushed tenant changes (`tansu:changes`): a suspension expires
+    /// the cached tenant status at once. Empty: the directory cache's time bound only.
+    pub redis_url: Secret,
     /// `[storage.events]`: report access denials to identity (off while empty).
     pub events: tansu_shared::events::EventReporting,
     /// The platform tenant's id: quota administration tokens may carry it as `tid`. Empty:
@@ -141,6 +144,7 @@ impl Default for Config {
             public_origin: String::new(),
             inline_content_types: content::default_inline_types(),
             tenant_directory: TenantDirectoryConfig::default(),
+            redis_url: Secret::default(),
             events: Default::default(),
             platform_tenant: String::new(),
             api_docs: false,
@@ -220,6 +224,9 @@ impl Validate for Config {
             }
         }
         v.extend(self.tenant_directory.validate("tenant_directory"));
+        if let Err(e) = tansu_shared::changes::Publisher::new(self.redis_url.expose()) {
+            v.push(format!("redis_url: {e}"));
+        }
         v
     }
 }
@@ -421,8 +428,18 @@ pub async fn serve_on(
             }
         }
     });
+    let changes = (!state.config.redis_url.is_empty()).then(|| {
+        let (url, directory) = (state.config.redis_url.expose().to_owned(), state.directory.clone());
+        tokio::spawn(async move {
+            tansu_shared::changes::follow_tenants(&url, directory, |_| {}, std::future::pending())
+                .await;
+        })
+    });
     let served = tansu_shared::server::serve(listener, router(state), shutdown).await;
     sweeper.abort();
+    if let Some(c) = changes {
+        c.abort();
+    }
     served?;
     Ok(())
 }

@@ -66,6 +66,11 @@ pub(super) async fn deprovision(
     PlatformTenant(tenant): PlatformTenant,
 ) -> Result<Response, Problem> {
     let d = s.tenants.deprovision(tenant).await?;
+    // The other replicas close the tenant's pool at once (without Redis: within RECHECK).
+    let change = tansu_shared::changes::Change::Database {
+        tenant: tenant.to_string(),
+    };
+    s.changes.publish(&change).await;
     Ok((StatusCode::ACCEPTED, Json(d)).into_response())
 }
 

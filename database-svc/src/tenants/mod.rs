@@ -35,6 +35,7 @@ use crate::Config;
 use crate::store::{CATALOG_MIGRATIONS, Pool, migrate, on_pool};
 
 pub use descriptor::{Credential, Descriptor};
+pub use pools::RECHECK;
 use pools::{Open, reaper};
 
 /// Prometheus gauge: tenant pools currently open in this process.
@@ -226,6 +227,15 @@ impl Tenants {
             .record(tenant)
             .await?
             .is_some_and(|d| d.status == "active"))
+    }
+
+    /// Another replica deprovisioned the tenant (pushed over Redis): its open pool goes and its
+    /// change streams here check the catalog and end.
+    pub async fn deprovisioned_elsewhere(&self, tenant: Uuid) {
+        self.evict(tenant).await;
+        self.deprovisions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.notify(tenant);
     }
 
     /// Ends change streams (the first step of a graceful shutdown).

@@ -14,7 +14,14 @@ use crate::store::{Pool, Store, now_ms};
 pub(super) struct Open {
     pub(super) store: Store,
     pub(super) last_used: Instant,
+    /// When the catalog last said the tenant is active.
+    pub(super) checked: Instant,
 }
+
+/// How long an open pool is used on the catalog's word before the catalog is read again: the
+/// bound within which a deprovision at another replica stops this one's answers (a change
+/// pushed over Redis, when configured, ends them at once).
+pub const RECHECK: Duration = Duration::from_secs(2);
 
 impl Tenants {
     /// The tenant's store, opened on first use. Not provisioned (or deprovisioned) → error.
@@ -26,10 +33,24 @@ impl Tenants {
         self.open_locked(tenant, false).await
     }
 
+    /// The tenant's open store, if the catalog confirmed it within [`RECHECK`].
     async fn cached(&self, tenant: Uuid) -> Option<Store> {
         let mut open = self.open.lock().await;
         let o = open.get_mut(&tenant)?;
+        if o.checked.elapsed() >= RECHECK {
+            return None;
+        }
         o.last_used = Instant::now();
+        Some(o.store.clone())
+    }
+
+    /// The tenant's open store whatever its last check, marked as checked now (the caller read
+    /// the catalog).
+    async fn confirmed(&self, tenant: Uuid) -> Option<Store> {
+        let mut open = self.open.lock().await;
+        let o = open.get_mut(&tenant)?;
+        o.last_used = Instant::now();
+        o.checked = Instant::now();
         Some(o.store.clone())
     }
 
@@ -47,8 +68,13 @@ impl Tenants {
         }
         let record = self.record(tenant).await?;
         let Some(record) = record.filter(|r| r.status == "active") else {
+            // Deprovisioned at another replica: this one's pool goes too.
+            self.evict(tenant).await;
             return Err(TenantError::NotProvisioned);
         };
+        if let Some(s) = self.confirmed(tenant).await {
+            return Ok(s);
+        }
         check_location(&record.database)?;
         let size = self.config.tenant_pool_size.max(1);
         let idle = Duration::from_secs(self.config.tenant_idle_secs.max(1));
@@ -102,6 +128,7 @@ impl Tenants {
             Open {
                 store: store.clone(),
                 last_used: Instant::now(),
+                checked: Instant::now(),
             },
         );
         metrics::gauge!(OPEN_POOLS_GAUGE).set(open.len() as f64);
@@ -149,7 +176,7 @@ impl Tenants {
         self.open.lock().await.len()
     }
 
-    pub(super) async fn evict(&self, tenant: Uuid) {
+    pub(crate) async fn evict(&self, tenant: Uuid) {
         let removed = {
             let mut open = self.open.lock().await;
             let removed = open.remove(&tenant);

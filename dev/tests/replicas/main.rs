@@ -142,6 +142,7 @@ issuer = "{issuer}"
 discovery_url = ""
 database_url = "{database_db}"
 postgres_url = "{postgres}"
+redis_url = "{redis}"
 
 [dashboard]
 issuer = "{issuer}"
@@ -589,6 +590,47 @@ async fn what_one_replica_does_every_replica_sees() {
         refused_after[0].unwrap(),
         refused_after[1].unwrap(),
         refused_after[2].unwrap()
+    );
+
+    // A tenant database deprovisioned at database 1 is refused by database 2 within the push
+    // bound, though database 2 had just used (and confirmed) its open pool.
+    let (gone, gone_token, _) = p.tenant_with_data("replica-gone").await;
+    let collections_at = |i: usize| {
+        p.http
+            .get(format!("http://{}/api/collections", p.databases[i].addr))
+            .bearer_auth(&gone_token)
+            .header("x-tansu-tenant", &gone)
+            .send()
+    };
+    for i in 0..2 {
+        assert_eq!(collections_at(i).await.unwrap().status(), StatusCode::OK);
+    }
+    let provisioner = p.dev_token(0, "db.provision").await;
+    let r = p
+        .http
+        .delete(format!("http://{}/provision/{gone}", p.databases[0].addr))
+        .bearer_auth(&provisioner)
+        .send()
+        .await
+        .unwrap();
+    let deprovisioned = Instant::now();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    loop {
+        let status = collections_at(1).await.unwrap().status();
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            deprovisioned.elapsed() < PUSH_BOUND,
+            "database 2 still serves a tenant deprovisioned at database 1 after {:?}",
+            deprovisioned.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "replicas: deprovisioned at database 1; refused by database 2 after {:?} (pushed)",
+        deprovisioned.elapsed()
     );
 
     // One budget across both gateways (Redis): half through each, then both refuse.

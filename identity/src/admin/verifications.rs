@@ -2,42 +2,22 @@
 //! `POST /admin/security-events/verifications?tenant=…` starts the walk of
 //! [`crate::events::walk_chain`] and answers 202 with a `Location` to
 //! `GET /admin/security-events/verifications/{id}` (see [`crate::verifications`] for the job
-//! model). Callers: as for `GET /admin/security-events/verify`.
+//! model: rows of the shared database, readable at every replica). Callers: as for `GET /admin/security-events/verify`.
 
 use crate::AppState;
 use crate::admin::events::{VerifyQuery, chain_tenant};
 use crate::admin::store_failed;
-use crate::events::walk_chain;
 use crate::http::Caller;
-use crate::verifications::Finished;
-use crate::verifications::Job;
-use crate::verifications::MAX_RUNNING;
-use crate::verifications::Refused;
+use crate::store::verifications::VerificationJobRow;
+use crate::verifications::{MAX_RUNNING, Refused, view};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tansu_shared::Problem;
 use tansu_shared::admin_api::Verification;
 
-/// Walks the job's chain, publishing progress after each page.
-pub(crate) async fn run(state: AppState, job: Arc<Job>) {
-    let outcome = walk_chain(&state.store, &job.tenant_id, |checked| {
-        job.checked.store(checked, Ordering::Release);
-    })
-    .await;
-    job.finish(match outcome {
-        Ok(result) => Finished::Done(result),
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), job = %job.id, "chain verification failed");
-            Finished::Failed("reading the chain failed")
-        }
-    });
-}
-
-fn location(state: &AppState, job: &Job) -> String {
+fn location(state: &AppState, job: &VerificationJobRow) -> String {
     format!(
         "{}admin/security-events/verifications/{}",
         state.config.issuer, job.id
@@ -75,25 +55,28 @@ pub(crate) async fn start(
         .map_err(|e| store_failed(&e))?;
     let (job, new) = state
         .verifications
-        .claim(&tenant_id, (last - anchor).max(0))
-        .map_err(|Refused::Busy| {
-            Problem::new(
+        .claim(&state.store, &tenant_id, (last - anchor).max(0))
+        .await
+        .map_err(|e| match e {
+            Refused::Store(e) => store_failed(&e),
+            Refused::Busy => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-verifications",
                 "Too many verifications running",
             )
             .with_detail(format!(
                 "at most {MAX_RUNNING} chain verifications run at once; try again shortly"
-            ))
+            )),
         })?;
     if new {
         tracing::info!(job = %job.id, tenant = %tenant_id, by = caller.subject(), "chain verification started");
-        tokio::spawn(run(state.clone(), job.clone()));
+        let (state, job) = (state.clone(), job.clone());
+        tokio::spawn(async move { state.verifications.run(&state.store, &job).await });
     }
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location(&state, &job))],
-        Json(job.view()),
+        Json(view(&job)),
     )
         .into_response())
 }
@@ -105,8 +88,10 @@ pub(crate) async fn status(
     Path(id): Path<String>,
 ) -> Result<Json<Verification>, Problem> {
     let job = state
-        .verifications
-        .get(&id)
+        .store
+        .verification_job(&id)
+        .await
+        .map_err(|e| store_failed(&e))?
         .ok_or_else(Problem::not_found)?;
     let chain = if job.tenant_id.is_empty() {
         "platform"
@@ -117,5 +102,5 @@ pub(crate) async fn status(
     caller
         .records_scope(Some(chain))
         .map_err(|_| Problem::not_found())?;
-    Ok(Json(job.view()))
+    Ok(Json(view(&job)))
 }

@@ -33,6 +33,7 @@ pub mod sealed;
 pub mod tenants;
 pub mod users;
 pub mod vault;
+pub mod verifications;
 
 use std::sync::Arc;
 

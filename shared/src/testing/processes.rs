@@ -338,6 +338,28 @@ impl Replica {
         }
     }
 
+    /// SIGTERM: what an orchestrator sends to stop a service gracefully.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.pid() {
+            let sent = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(sent, "SIGTERM to {}", self.name);
+        }
+    }
+
+    /// Waits at most `timeout` for the process to exit: its exit status, or `None` while it
+    /// still runs.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = tokio::time::timeout(timeout, child.wait()).await.ok()?.ok();
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
     /// Waits until `url` (this replica's own readiness) answers 2xx, failing with the log's
     /// tail when the process exits or `timeout` passes.
     pub async fn wait_ready(&mut self, http: &reqwest::Client, url: &str, timeout: Duration) {

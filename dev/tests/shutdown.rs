@@ -119,10 +119,12 @@ async fn sigterm_drains_in_flight_requests_within_the_bound() {
     // A request in flight at SIGTERM gets its answer; then the process exits by itself.
     let mut gw = gateway(dir.path(), upstream, 30);
     let (request, mut conn) = held_request(&mut gw, &mut held).await;
+    let signalled = Instant::now();
     gw.terminate();
     // From the signal on, new connections are refused (the signal is asynchronous: wait for it).
     let refused_by = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(gw.addr).await.is_ok() {
+    let connects = || tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(gw.addr));
+    while !matches!(connects().await, Ok(Err(_))) {
         assert!(
             Instant::now() < refused_by,
             "still accepting after SIGTERM:\n{}",
@@ -130,10 +132,14 @@ async fn sigterm_drains_in_flight_requests_within_the_bound() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    println!("shutdown: new connections refused {:?} after SIGTERM", signalled.elapsed());
     conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\ndrained")
         .await
         .unwrap();
-    let answer = request.await.unwrap().expect("the in-flight request is answered");
+    let answer = request
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the in-flight request is answered: {e}\n{}", gw.log_tail()));
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.text().await.unwrap(), "drained");
     let status = gw

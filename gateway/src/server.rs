@@ -211,6 +211,9 @@ pub(crate) async fn run(
         started.push(started_rx);
         finished.push(done_rx);
     }
+    // The workers hold the listening sockets from here on: when their accept loops end, the
+    // sockets close and new connections are refused (instead of waiting in the backlog).
+    drop(shared);
     let mut failure = None;
     for s in started {
         match s.await {

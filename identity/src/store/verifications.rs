@@ -25,8 +25,6 @@ pub struct VerificationJobRow {
     pub error: Option<String>,
 }
 
-const COLUMNS: &str = "id, tenant_id, holder, state, checked, total, started_at, heartbeat_at, \
-    finished_at, result, error";
 
 impl Store {
     /// Records a new running job. A unique violation when the chain already has a running job.
@@ -57,9 +55,10 @@ impl Store {
     /// The job `id`, if it exists.
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db verification_job", otel.kind = "client", db.system = self.dialect(), db.operation.name = "verification_job"))]
     pub async fn verification_job(&self, id: &str) -> StoreResult<Option<VerificationJobRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM verification_jobs WHERE id = $1");
+        const SQL: &str = "SELECT id, tenant_id, holder, state, checked, total, started_at, \
+            heartbeat_at, finished_at, result, error FROM verification_jobs WHERE id = $1";
         on_pool!(self, pool => {
-            Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
+            Ok(sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?)
         })
     }
 
@@ -69,11 +68,11 @@ impl Store {
         &self,
         tenant_id: &str,
     ) -> StoreResult<Option<VerificationJobRow>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM verification_jobs WHERE tenant_id = $1 AND state = 'running'"
-        );
+        const SQL: &str = "SELECT id, tenant_id, holder, state, checked, total, started_at, \
+            heartbeat_at, finished_at, result, error FROM verification_jobs \
+            WHERE tenant_id = $1 AND state = 'running'";
         on_pool!(self, pool => {
-            Ok(sqlx::query_as(&sql).bind(tenant_id).fetch_optional(pool).await?)
+            Ok(sqlx::query_as(SQL).bind(tenant_id).fetch_optional(pool).await?)
         })
     }
 

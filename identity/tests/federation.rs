@@ -842,13 +842,13 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         assert_eq!(gina.status, 403, "{}", gina.body);
         assert_eq!(user_of("gina@fake.example").await, 0);
 
-        // The provider down: a page that says so, not a 500.
+        // The provider down: a page that says so, not a 500. Its cached discovery document
+        // still sends the browser there; the callback finds its token endpoint unreachable.
         fake_server.stop().await;
         let mut b = Browser::new();
         let (query, _) = down.query("shop");
-        let down_page = b
-            .get(&format!("{}federation/{pid}/start?{query}", down.id.issuer))
-            .await;
+        let (callback, _) = to_fake(&mut b, &down, &pid, &query).await;
+        let down_page = b.get(&callback).await;
         assert_eq!(down_page.status, 502, "{}", down_page.body);
         assert!(
             down_page.body.contains("could not be reached"),

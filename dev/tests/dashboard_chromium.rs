@@ -421,7 +421,11 @@ async fn the_dashboard_in_chromium() {
     let found = c
         .eval(&tab, "document.querySelectorAll('tr.event').length")
         .await;
-    assert_eq!(found, json!(1), "the provider creation");
+    assert_eq!(
+        found,
+        json!(2),
+        "the provider's creation and its sign-in settings"
+    );
     c.screenshot(&tab, &out.join("admin-security-events-filtered.png"))
         .await;
     for (kind, want) in [("tenant.change", 2), ("user.change", 1)] {

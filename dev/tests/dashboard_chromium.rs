@@ -296,7 +296,8 @@ async fn the_dashboard_in_chromium() {
          document.getElementById('save-sign-in').click(); true",
     )
     .await;
-    c.wait_text(&tab, "Saving the sign-in settings failed").await;
+    c.wait_text(&tab, "Saving the sign-in settings failed")
+        .await;
     c.wait_text(&tab, "Owner role cannot be given").await;
     let kept = c
         .eval(

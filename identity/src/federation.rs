@@ -234,15 +234,23 @@ impl Upstream {
         let nonce = Nonce::new(nonce.to_owned());
         let verified = id_token
             .claims(&self.verifier(self.metadata.jwks().clone()), &nonce)
-            .map(|c| (c.issuer().as_str().to_owned(), c.subject().as_str().to_owned()));
+            .map(|c| {
+                (
+                    c.issuer().as_str().to_owned(),
+                    c.subject().as_str().to_owned(),
+                )
+            });
         let (issuer, subject) = match verified {
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
                 let jwks = self.refresh_keys(cache).await?;
-                id_token
-                    .claims(&self.verifier(jwks), &nonce)
-                    .map(|c| (c.issuer().as_str().to_owned(), c.subject().as_str().to_owned()))
+                id_token.claims(&self.verifier(jwks), &nonce).map(|c| {
+                    (
+                        c.issuer().as_str().to_owned(),
+                        c.subject().as_str().to_owned(),
+                    )
+                })
             }
             other => other,
         }

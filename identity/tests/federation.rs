@@ -626,7 +626,11 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
             let (callback, nonce) = to_fake(&mut b, &down, &pid, &query).await;
             let mut c = claims(&nonce, "eve@fake.example");
             breaker(&mut c);
-            let signer = if foreign { Signer::Forged } else { Signer::Published };
+            let signer = if foreign {
+                Signer::Forged
+            } else {
+                Signer::Published
+            };
             *fake.next.lock().unwrap() = (c, signer);
             let page = b.get(&callback).await;
             assert_eq!(page.status, 400, "{what}: {}", page.body);
@@ -658,7 +662,10 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         // A domain the provider may not sign in.
         let mut b = Browser::new();
         let (callback, nonce) = to_fake(&mut b, &down, &pid, &query).await;
-        *fake.next.lock().unwrap() = (claims(&nonce, "mallory@elsewhere.example"), Signer::Published);
+        *fake.next.lock().unwrap() = (
+            claims(&nonce, "mallory@elsewhere.example"),
+            Signer::Published,
+        );
         let page = b.get(&callback).await;
         assert_eq!(page.status, 403, "{}", page.body);
 
@@ -781,7 +788,9 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         let (ivy, verifier) = through_fake("ivy@fake.example", true).await;
         assert_eq!(ivy.status, 303, "{}", ivy.body);
         assert_eq!(fetches(&fake), (1, 2));
-        let ivy = down.redeem(ivy.location.as_deref().unwrap(), &verifier).await;
+        let ivy = down
+            .redeem(ivy.location.as_deref().unwrap(), &verifier)
+            .await;
         let ivy = ivy["sub"].as_str().unwrap().to_owned();
         // A trusted address (verified upstream, `trust_email` on): the account's is verified.
         let verified_at = down.id.state.store.email_verified_at(&ivy).await.unwrap();
@@ -798,7 +807,11 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         *fake.next.lock().unwrap() = (token_claims, Signer::Unpublished);
         let refused = b.get(&callback).await;
         assert_eq!(refused.status, 400, "{}", refused.body);
-        assert!(refused.body.contains("could not be verified"), "{}", refused.body);
+        assert!(
+            refused.body.contains("could not be verified"),
+            "{}",
+            refused.body
+        );
         assert_eq!(fetches(&fake), (1, 3));
 
         // `trust_email` off (the default): the provider's word that an address is verified
@@ -815,14 +828,23 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         // A new address: the account is created with it unverified.
         let (erin, verifier) = through_fake("erin@fake.example", true).await;
         assert_eq!(erin.status, 303, "{}", erin.body);
-        let erin = down.redeem(erin.location.as_deref().unwrap(), &verifier).await;
+        let erin = down
+            .redeem(erin.location.as_deref().unwrap(), &verifier)
+            .await;
         let erin = erin["sub"].as_str().unwrap().to_owned();
         let verified_at = down.id.state.store.email_verified_at(&erin).await.unwrap();
-        assert!(verified_at.is_none(), "an untrusted address is not verified here");
+        assert!(
+            verified_at.is_none(),
+            "an untrusted address is not verified here"
+        );
         // An existing account's address (dave, unlinked above) links to nothing.
         let (dave_again, _) = through_fake("dave@fake.example", true).await;
         assert_eq!(dave_again.status, 403, "{}", dave_again.body);
-        assert!(dave_again.body.contains("cannot be linked"), "{}", dave_again.body);
+        assert!(
+            dave_again.body.contains("cannot be linked"),
+            "{}",
+            dave_again.body
+        );
         assert!(!dave_again.body.contains("Link your account"));
         assert_eq!(raw_count(&down.id.state.store, &links).await, 0);
         assert_eq!(user_of("dave@fake.example").await, 1);
@@ -833,8 +855,10 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
                 Method::PATCH,
                 &format!("/admin/tenants/{}/providers/{pid}", down.shop),
                 &down.id.admin_token().await,
-                Some(json!({"sign_in": {"auto_provision": true, "trust_email": true,
-                                        "allowed_domains": ["fake.example"]}})),
+                Some(
+                    json!({"sign_in": {"auto_provision": true, "trust_email": true,
+                                        "allowed_domains": ["fake.example"]}}),
+                ),
                 200,
             )
             .await;

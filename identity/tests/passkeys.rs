@@ -591,7 +591,13 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
 
 /// Signs in to `tenant`'s login page (`None`: no tenant named) with `email`'s password and
 /// waits for the second factor's page with its passkey form.
-async fn password_to_factor(site: &Site<'_>, c: &mut Chromium, tab: &str, email: &str, tenant: Option<&str>) -> String {
+async fn password_to_factor(
+    site: &Site<'_>,
+    c: &mut Chromium,
+    tab: &str,
+    email: &str,
+    tenant: Option<&str>,
+) -> String {
     c.call(Some(tab), "Network.clearBrowserCookies", json!({}))
         .await;
     let (query, verifier) = auth_query("tenant-app", "openid", tenant);
@@ -654,10 +660,12 @@ async fn a_second_factor_takes_only_the_sign_ins_tenants_passkeys() {
         }
         // A's passkey on one authenticator (kept aside), B's on another.
         let first = authenticator(&mut c, &tab, None).await;
-        site.register(&mut c, &tab, &value(&in_a), "Dave in A").await;
+        site.register(&mut c, &tab, &value(&in_a), "Dave in A")
+            .await;
         let a_key = credentials(&mut c, &tab, &first).await.remove(0);
         let second = authenticator(&mut c, &tab, Some(&first)).await;
-        site.register(&mut c, &tab, &value(&in_b), "Dave in B").await;
+        site.register(&mut c, &tab, &value(&in_b), "Dave in B")
+            .await;
         let b_key = credentials(&mut c, &tab, &second).await.remove(0);
         for (tid, n) in [(&a, 1), (&b, 1)] {
             let sql = format!(
@@ -706,7 +714,11 @@ async fn a_second_factor_takes_only_the_sign_ins_tenants_passkeys() {
         )
         .await;
         let code = redirected_code(&mut c, &tab, since).await;
-        let id = jwt_claims(site.tokens(&code, &verifier).await["id_token"].as_str().unwrap());
+        let id = jwt_claims(
+            site.tokens(&code, &verifier).await["id_token"]
+                .as_str()
+                .unwrap(),
+        );
         assert_eq!((&id["sub"], &id["tid"]), (&json!(dave), &json!(a)));
         assert!(id["amr"].to_string().contains("hwk"), "{id}");
 
@@ -734,7 +746,11 @@ async fn a_second_factor_takes_only_the_sign_ins_tenants_passkeys() {
         )
         .await;
         let code = redirected_code(&mut c, &tab, since).await;
-        let id = jwt_claims(site.tokens(&code, &verifier).await["id_token"].as_str().unwrap());
+        let id = jwt_claims(
+            site.tokens(&code, &verifier).await["id_token"]
+                .as_str()
+                .unwrap(),
+        );
         assert_eq!((&id["sub"], &id["tid"]), (&json!(dave), &json!(b)));
 
         drop(c);

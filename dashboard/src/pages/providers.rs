@@ -265,9 +265,16 @@ fn sign_in_of(f: &SignInForm) -> Result<SignInSettings, Vec<String>> {
     };
     let mut problems = Vec::new();
     let mut group_roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in f.group_roles.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in f
+        .group_roles
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         let Some((group, roles)) = line.rsplit_once('=') else {
-            problems.push(format!("group_roles: \"{line}\" is not \"group = Role, Role\""));
+            problems.push(format!(
+                "group_roles: \"{line}\" is not \"group = Role, Role\""
+            ));
             continue;
         };
         let roles: Vec<String> = roles
@@ -371,9 +378,13 @@ async fn save_sign_in(
                     Some(&update),
                 )
                 .await;
-            outcome(admin, PROVIDERS, "Saving the sign-in settings", saved, |p| {
-                format!("The sign-in settings of {} were saved.", p.name)
-            })?
+            outcome(
+                admin,
+                PROVIDERS,
+                "Saving the sign-in settings",
+                saved,
+                |p| format!("The sign-in settings of {} were saved.", p.name),
+            )?
         }
     };
     // A refused form keeps what was typed.
@@ -662,13 +673,7 @@ fn provider_form(base: &str, csrf: &str, tenant: &str, p: Option<&Provider>) -> 
 }
 
 /// A provider's sign-in settings form.
-fn sign_in_form(
-    base: &str,
-    csrf: &str,
-    tenant: &str,
-    p: &Provider,
-    v: &SignInValues,
-) -> AnyView {
+fn sign_in_form(base: &str, csrf: &str, tenant: &str, p: &Provider, v: &SignInValues) -> AnyView {
     let action = format!("{base}admin/providers/{}/sign-in", urlencode(&p.id));
     let text = |id: &'static str, label: &'static str, value: &str, hint: &'static str| {
         let hint_id = format!("{id}-hint");

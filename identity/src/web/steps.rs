@@ -138,12 +138,12 @@ pub(crate) async fn advance(
     // waits for it (the passkeys of every tenant count, as they may settle it).
     if !step.tenant_resolved {
         let unsettled = FactorScope::Unsettled;
-        let waits = match crate::passkeys::has_second_factor(&state.store, &user.id, totp, unsettled)
-            .await
-        {
-            Ok(e) => e && !has_second_factor(&step.amr),
-            Err(e) => return unavailable(&e),
-        };
+        let waits =
+            match crate::passkeys::has_second_factor(&state.store, &user.id, totp, unsettled).await
+            {
+                Ok(e) => e && !has_second_factor(&step.amr),
+                Err(e) => return unavailable(&e),
+            };
         match resolve_tenant(state, user, req.tenant.as_deref(), known.tenants).await {
             Ok(Resolved::Tenant(t)) => {
                 step.tenant_id = t.as_ref().map(|t| t.id.clone());
@@ -153,8 +153,17 @@ pub(crate) async fn advance(
             // The picker waits for the second factor: it lists the user's tenants. A refusal
             // waits too: before every factor succeeds, the answer reveals no membership.
             Ok(Resolved::Pick(_)) | Err(_) if waits => {
-                return show(state, headers, req, user, step, Stage::Code, None, StatusCode::OK)
-                    .await;
+                return show(
+                    state,
+                    headers,
+                    req,
+                    user,
+                    step,
+                    Stage::Code,
+                    None,
+                    StatusCode::OK,
+                )
+                .await;
             }
             Ok(Resolved::Pick(tenants)) => {
                 let stage = Stage::Pick(tenants);

@@ -183,6 +183,7 @@ async fn tenant_admins_never_reach_other_tenants() {
         "/users/u/mfa",
         "/admin/providers",
         "/admin/providers/p",
+        "/admin/providers/p/sign-in",
         "/admin/providers/p/test",
         "/admin/providers/p/status",
         "/admin/providers/p/delete",

@@ -2,7 +2,7 @@
 //! protocol (`tansu_shared::testing::browser`), through the TLS gateway of a stack of its own.
 //! The platform admin signs in through identity's login form, visits every page (a screenshot
 //! each, plus phone width), creates a tenant, invites a user and resets their MFA, adds and
-//! tests an external provider, rotates a key, re-wraps under the master key, changes a policy
+//! tests an external provider and saves its sign-in settings, rotates a key, re-wraps under the master key, changes a policy
 //! and finds the events those actions produced; then the tenant admin signs in and sees only
 //! their own tenant. Screenshots go to `$CARGO_TARGET_DIR/dashboard-screenshots/`.
 
@@ -276,6 +276,76 @@ async fn the_dashboard_in_chromium() {
     c.screenshot(&tab, &out.join("admin-providers-tested.png"))
         .await;
 
+    // Its sign-in settings, through the form of its edit page: identity's refusal (no
+    // provider gives Owner) is shown with what was typed kept; then saved, and the admin API
+    // answers them.
+    c.eval(
+        &tab,
+        "[...document.querySelectorAll('a')].find(a => a.textContent === 'Edit').click(); true",
+    )
+    .await;
+    c.wait_text(&tab, "Sign-in settings").await;
+    c.eval(
+        &tab,
+        "document.getElementById('auto_provision').checked=true;\
+         document.getElementById('trust_email').checked=true;\
+         document.getElementById('email_claim').value='mail';\
+         document.getElementById('group_roles').value='staff = Owner';\
+         document.getElementById('allowed_domains').value='browser-shop.example';\
+         document.getElementById('home_domains').value='browser-shop.example';\
+         document.getElementById('save-sign-in').click(); true",
+    )
+    .await;
+    c.wait_text(&tab, "Saving the sign-in settings failed")
+        .await;
+    c.wait_text(&tab, "Owner role cannot be given").await;
+    let kept = c
+        .eval(
+            &tab,
+            "document.getElementById('group_roles').value === 'staff = Owner' \
+             && document.getElementById('trust_email').checked \
+             && document.querySelector('label[for=group_roles]') !== null",
+        )
+        .await;
+    assert_eq!(kept, json!(true));
+    c.eval(
+        &tab,
+        "document.getElementById('group_roles').value='staff = Admin';\
+         document.getElementById('save-sign-in').click(); true",
+    )
+    .await;
+    c.wait_text(&tab, "The sign-in settings of Browser IdP were saved.")
+        .await;
+    c.screenshot(&tab, &out.join("admin-providers-sign-in.png"))
+        .await;
+    let providers = api
+        .get(&format!("admin/tenants/{browser_shop}/providers"))
+        .await;
+    let saved = providers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Browser IdP")
+        .unwrap_or_else(|| panic!("{providers}"));
+    assert_eq!(
+        saved["sign_in"],
+        json!({
+            "auto_provision": true, "trust_email": true, "email_claim": "mail",
+            "group_roles": {"staff": ["Admin"]},
+            "allowed_domains": ["browser-shop.example"],
+            "home_domains": ["browser-shop.example"],
+        })
+    );
+    // The page shows the stored settings again.
+    let shown = c
+        .eval(
+            &tab,
+            "document.getElementById('trust_email').checked \
+             && document.getElementById('group_roles').value === 'staff = Admin'",
+        )
+        .await;
+    assert_eq!(shown, json!(true));
+
     // Rotate a key: the link, the confirmation, the result.
     c.goto(&tab, &format!("{base}keys")).await;
     c.eval(&tab, "document.getElementById('rotate-now').click(); true")
@@ -352,7 +422,11 @@ async fn the_dashboard_in_chromium() {
     let found = c
         .eval(&tab, "document.querySelectorAll('tr.event').length")
         .await;
-    assert_eq!(found, json!(1), "the provider creation");
+    assert_eq!(
+        found,
+        json!(2),
+        "the provider's creation and its sign-in settings"
+    );
     c.screenshot(&tab, &out.join("admin-security-events-filtered.png"))
         .await;
     for (kind, want) in [("tenant.change", 2), ("user.change", 1)] {

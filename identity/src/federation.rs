@@ -12,15 +12,30 @@
 //!   [`crate::providers::guarded_send`]: the discovery test's bounds (time, size, no redirects,
 //!   https except loopback in dev mode, no internal addresses outside dev mode).
 //! - The link to an account is the upstream `iss` + `sub` (unique per tenant), never the email.
+//! - An upstream address counts as verified only when the ID token says `email_verified` *and*
+//!   the provider's `trust_email` setting is on ([`trusted_email`], Keycloak's "Trust Email"):
+//!   only then is a provisioned account's address marked verified, an existing account of the
+//!   address offered the link (after its password), or the address's domain taken as proof for
+//!   the provider's allowed domains. An address that is not trusted never names an existing
+//!   account: a sign-in with one whose account exists is refused.
+//! - A provider's discovery document and key set are cached per issuer for [`METADATA_TTL`]
+//!   ([`MetadataCache`], bounded like every [`crate::cache::TtlCache`]). An ID token signed
+//!   with a key the cached set does not have (the provider rotated its keys) fetches the set
+//!   once more and is verified against the new one; a key unknown to that set too is refused.
 
 use base64::Engine;
+use std::sync::Arc;
+use std::time::Duration;
+
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreTokenResponse,
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenVerifier, CoreJsonWebKeySet,
+    CoreJwsSigningAlgorithm, CoreTokenResponse,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
-    RedirectUrl, RequestTokenError, Scope, TokenResponse,
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, RequestTokenError, Scope,
+    SignatureVerificationError, TokenResponse,
 };
 
 use crate::providers::guarded_send;
@@ -35,6 +50,27 @@ pub const FEDERATION_UNLINK: &str = "federation.unlink";
 
 /// How long a sign-in may stay at the provider (and a link wait for the password).
 pub const PENDING_LIFETIME_MS: i64 = 10 * 60 * 1000;
+
+/// How long a provider's discovery document and key set are used before they are fetched
+/// again.
+pub const METADATA_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// Providers' discovery documents (with their key sets) by issuer.
+pub type MetadataCache = crate::cache::TtlCache<String, Arc<ProviderMetadataWithLogout>>;
+
+/// An empty cache of discovery documents, each kept [`METADATA_TTL`].
+pub fn metadata_cache() -> MetadataCache {
+    MetadataCache::new(METADATA_TTL)
+}
+
+/// The signature algorithms an upstream ID token may use: asymmetric only (no HMAC with the
+/// client secret).
+const ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 4] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
 
 type Client = CoreClient<
     EndpointSet,
@@ -62,6 +98,8 @@ pub struct Upstream {
     client: Client,
     issuer: String,
     dev_mode: bool,
+    /// The discovery document the client was configured from (its key set verifies ID tokens).
+    metadata: Arc<ProviderMetadataWithLogout>,
     /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0), when the provider has it.
     pub end_session_endpoint: Option<String>,
 }
@@ -86,19 +124,10 @@ pub struct UpstreamIdentity {
     pub groups: Vec<String>,
 }
 
-impl UpstreamIdentity {
-    /// The domain of the address (lowercase).
-    pub fn email_domain(&self) -> Option<&str> {
-        self.email
-            .as_deref()
-            .and_then(|e| e.rsplit_once('@'))
-            .map(|(_, d)| d)
-    }
-}
-
-/// Discovers `p` (its discovery document and JWKS) and configures the client with
-/// `redirect` as the callback.
+/// Discovers `p` (its discovery document and JWKS, from `cache` while fresh) and configures
+/// the client with `redirect` as the callback.
 pub async fn discover(
+    cache: &MetadataCache,
     p: &ProviderRow,
     secret: Option<zeroize::Zeroizing<String>>,
     redirect: &str,
@@ -110,12 +139,20 @@ pub async fn discover(
     {
         return Err(FederationError::Unavailable(problem));
     }
-    let issuer = IssuerUrl::new(p.issuer.clone())
-        .map_err(|_| FederationError::Unavailable("the issuer is not a URL".into()))?;
-    let http = move |r| guarded_send(dev_mode, r);
-    let metadata = ProviderMetadataWithLogout::discover_async(issuer, &http)
-        .await
-        .map_err(|e| FederationError::Unavailable(format!("discovery: {}", chain(&e))))?;
+    let metadata = match cache.get(&p.issuer) {
+        Some(m) => m,
+        None => {
+            let issuer = IssuerUrl::new(p.issuer.clone())
+                .map_err(|_| FederationError::Unavailable("the issuer is not a URL".into()))?;
+            let http = move |r| guarded_send(dev_mode, r);
+            let fetched = ProviderMetadataWithLogout::discover_async(issuer, &http)
+                .await
+                .map_err(|e| FederationError::Unavailable(format!("discovery: {}", chain(&e))))?;
+            let fetched = Arc::new(fetched);
+            cache.put(p.issuer.clone(), fetched.clone());
+            fetched
+        }
+    };
     let end_session_endpoint = metadata
         .additional_metadata()
         .end_session_endpoint
@@ -124,7 +161,7 @@ pub async fn discover(
     let redirect = RedirectUrl::new(redirect.to_owned())
         .map_err(|_| FederationError::Unavailable("the callback is not a URL".into()))?;
     let client = CoreClient::from_provider_metadata(
-        metadata,
+        (*metadata).clone(),
         ClientId::new(p.client_id.clone()),
         secret.map(|s| ClientSecret::new(s.as_str().to_owned())),
     )
@@ -133,6 +170,7 @@ pub async fn discover(
         client,
         issuer: p.issuer.clone(),
         dev_mode,
+        metadata,
         end_session_endpoint,
     })
 }
@@ -159,9 +197,11 @@ impl Upstream {
     }
 
     /// Redeems `code` and verifies the ID token; the identity it proves, its claims read as
-    /// `p` maps them.
+    /// `p` maps them. A token signed with a key the cached set lacks fetches the provider's
+    /// key set once more (stored in `cache`) and is verified against it.
     pub async fn finish(
         &self,
+        cache: &MetadataCache,
         p: &ProviderRow,
         code: &str,
         pkce_verifier: &str,
@@ -191,19 +231,33 @@ impl Upstream {
         let id_token = tokens
             .id_token()
             .ok_or_else(|| FederationError::Refused("no ID token".into()))?;
-        let verifier = self.client.id_token_verifier().set_allowed_algs([
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-            CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-            CoreJwsSigningAlgorithm::EdDsa,
-        ]);
-        let claims = id_token
-            .claims(&verifier, &Nonce::new(nonce.to_owned()))
-            .map_err(|e| FederationError::Refused(format!("ID token: {e}")))?;
-        if claims.issuer().as_str() != self.issuer {
+        let nonce = Nonce::new(nonce.to_owned());
+        let verified = id_token
+            .claims(&self.verifier(self.metadata.jwks().clone()), &nonce)
+            .map(|c| {
+                (
+                    c.issuer().as_str().to_owned(),
+                    c.subject().as_str().to_owned(),
+                )
+            });
+        let (issuer, subject) = match verified {
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                let jwks = self.refresh_keys(cache).await?;
+                id_token.claims(&self.verifier(jwks), &nonce).map(|c| {
+                    (
+                        c.issuer().as_str().to_owned(),
+                        c.subject().as_str().to_owned(),
+                    )
+                })
+            }
+            other => other,
+        }
+        .map_err(|e| FederationError::Refused(format!("ID token: {e}")))?;
+        if issuer != self.issuer {
             return Err(FederationError::Refused("ID token: another issuer".into()));
         }
-        let subject = claims.subject().as_str().to_owned();
         if subject.is_empty() || subject.len() > 255 {
             return Err(FederationError::Refused(
                 "ID token: no usable subject".into(),
@@ -211,6 +265,31 @@ impl Upstream {
         }
         let payload = verified_payload(&id_token.to_string())?;
         Ok(read_identity(p, self.issuer.clone(), subject, &payload))
+    }
+
+    /// The ID token verifier over `jwks`: signature (asymmetric algorithms), `iss`, `aud`
+    /// containing the client id, `exp`.
+    fn verifier(&self, jwks: CoreJsonWebKeySet) -> CoreIdTokenVerifier<'static> {
+        let issuer = self.metadata.issuer().clone();
+        CoreIdTokenVerifier::new_public_client(self.client.client_id().clone(), issuer, jwks)
+            .set_allowed_algs(ID_TOKEN_ALGS)
+    }
+
+    /// Fetches the provider's key set again (its keys rotated) and keeps it in `cache` with
+    /// the discovery document.
+    async fn refresh_keys(
+        &self,
+        cache: &MetadataCache,
+    ) -> Result<CoreJsonWebKeySet, FederationError> {
+        let dev_mode = self.dev_mode;
+        let http = move |r| guarded_send(dev_mode, r);
+        let jwks = CoreJsonWebKeySet::fetch_async(self.metadata.jwks_uri(), &http)
+            .await
+            .map_err(|e| FederationError::Unavailable(format!("keys: {}", chain(&e))))?;
+        tracing::info!(issuer = %self.issuer, "a provider's keys were fetched again: an ID token named an unknown key");
+        let updated = (*self.metadata).clone().set_jwks(jwks.clone());
+        cache.put(self.issuer.clone(), Arc::new(updated));
+        Ok(jwks)
     }
 }
 
@@ -284,12 +363,21 @@ fn read_identity(
     }
 }
 
-/// Whether `p` lets this identity's address sign in (its allowed domains, when it has some).
+/// The identity's address when it counts as verified here: the ID token says
+/// `email_verified` and `p` trusts its provider's verification (`trust_email`).
+pub fn trusted_email<'a>(p: &ProviderRow, id: &'a UpstreamIdentity) -> Option<&'a str> {
+    id.email
+        .as_deref()
+        .filter(|_| id.email_verified && p.sign_in.trust_email)
+}
+
+/// Whether `p` lets this identity's address sign in: its allowed domains, when it has some,
+/// take only a trusted address ([`trusted_email`]) as proof of a domain.
 pub fn domain_allowed(p: &ProviderRow, id: &UpstreamIdentity) -> bool {
     p.sign_in.allowed_domains.is_empty()
-        || id
-            .email_domain()
-            .is_some_and(|d| p.sign_in.allowed_domains.iter().any(|a| a == d))
+        || trusted_email(p, id)
+            .and_then(|e| e.rsplit_once('@'))
+            .is_some_and(|(_, d)| p.sign_in.allowed_domains.iter().any(|a| a == d))
 }
 
 /// The tenant roles of a provisioned member: the mapped roles of its upstream groups, else
@@ -367,6 +455,17 @@ mod tests {
             &serde_json::json!({"email": "a@corp.example"}),
         );
         assert!(domain_allowed(&p, &id));
+        p.sign_in.allowed_domains = vec!["corp.example".into()];
+        // An address the provider did not verify, or whose verification is not trusted,
+        // proves no domain.
+        assert!(!domain_allowed(&p, &id));
+        let verified = serde_json::json!({"email": "a@corp.example", "email_verified": true});
+        let id = read_identity(&p, "i".into(), "s".into(), &verified);
+        assert!(!domain_allowed(&p, &id));
+        assert_eq!(trusted_email(&p, &id), None);
+        p.sign_in.trust_email = true;
+        assert!(domain_allowed(&p, &id));
+        assert_eq!(trusted_email(&p, &id), Some("a@corp.example"));
         p.sign_in.allowed_domains = vec!["other.example".into()];
         assert!(!domain_allowed(&p, &id));
         p.sign_in.home_domains = vec!["corp.example".into()];

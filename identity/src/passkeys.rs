@@ -14,6 +14,11 @@
 //!   passwordless sign-in is scoped by the tenant of the sign-in (the request's tenant; none: the platform's), so a
 //!   passkey of another tenant's user is unknown here. The credential must also name the
 //!   user handle it was registered with.
+//! - The second factor after a password is scoped the same way ([`factor_passkeys`]): a
+//!   user's passkey registered in tenant B is no factor of a sign-in to tenant A, even for a
+//!   member of both. Only while the tenant is not settled yet (the picker comes after the
+//!   second factor) does any of the user's tenant passkeys serve, and the one used settles
+//!   the tenant.
 //! - User verification is required; a passwordless sign-in is therefore multi-factor.
 //! - The signature counter must grow: a counter at or below the stored one (a cloned
 //!   authenticator) is refused ([`Verified::Cloned`]); the caller records a security event.
@@ -101,17 +106,46 @@ struct Registration {
     state: PasskeyRegistration,
 }
 
-/// The passkeys a second factor may use: every one of the user's. The password has named
-/// the user already; any of the user's own passkeys proves possession, whichever tenant it
-/// was registered in (identification by a passkey alone is what stays within a tenant).
-pub async fn factor_passkeys(store: &Store, user_id: &str) -> anyhow::Result<Vec<PasskeyRow>> {
-    Ok(store.all_passkeys_of(user_id).await?)
+/// The tenant a second factor is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorScope<'a> {
+    /// The sign-in's tenant is settled (`None`: the platform).
+    Tenant(Option<&'a str>),
+    /// Not yet: the picker waits for the second factor, so the user's tenants are not told
+    /// to whoever typed the password. The passkey used then settles the tenant.
+    Unsettled,
 }
 
-/// Whether a user has a second factor: a confirmed TOTP (`totp`, read by the caller) or a
-/// passkey.
-pub async fn has_second_factor(store: &Store, user_id: &str, totp: bool) -> anyhow::Result<bool> {
-    Ok(totp || store.passkey_count(user_id).await? > 0)
+/// The passkeys a second factor may use: the user's passkeys registered in the sign-in's
+/// tenant, as at a passwordless sign-in (a passkey is a credential of the user in one tenant,
+/// and proves nothing in another). While the tenant is [`FactorScope::Unsettled`], the
+/// user's passkeys of every tenant (not the platform's): the one used names the tenant the
+/// sign-in continues to, where membership and status are checked as for a picked tenant.
+pub async fn factor_passkeys(
+    store: &Store,
+    user_id: &str,
+    scope: FactorScope<'_>,
+) -> anyhow::Result<Vec<PasskeyRow>> {
+    Ok(match scope {
+        FactorScope::Tenant(tenant_id) => store.passkeys_of(user_id, tenant_id).await?,
+        FactorScope::Unsettled => store
+            .all_passkeys_of(user_id)
+            .await?
+            .into_iter()
+            .filter(|p| p.tenant_id.is_some())
+            .collect(),
+    })
+}
+
+/// Whether a user has a second factor for a sign-in: a confirmed TOTP (`totp`, read by the
+/// caller; one per user) or a passkey the second factor may use ([`factor_passkeys`]).
+pub async fn has_second_factor(
+    store: &Store,
+    user_id: &str,
+    totp: bool,
+    scope: FactorScope<'_>,
+) -> anyhow::Result<bool> {
+    Ok(totp || !factor_passkeys(store, user_id, scope).await?.is_empty())
 }
 
 /// Starts registering a passkey for a user in a tenant, bound to `binding`; `None` when

@@ -96,6 +96,8 @@ pub struct Services {
     pub outbox: Arc<mail::Outbox>,
     /// The WebAuthn relying party of the issuer (see [`crate::passkeys`]).
     pub passkeys: crate::passkeys::RelyingParty,
+    /// External providers' discovery documents and key sets (see [`crate::federation`]).
+    pub provider_metadata: crate::federation::MetadataCache,
     _sender: AbortOnDrop,
     /// Pushes tenant and client changes to the other replicas and the gateways.
     changes: tansu_shared::changes::Publisher,
@@ -189,6 +191,7 @@ impl AppState {
         let passkeys = crate::passkeys::RelyingParty::for_issuer(&config.issuer);
         let mut state = Services {
             passkeys,
+            provider_metadata: crate::federation::metadata_cache(),
             config: Arc::new(config),
             events,
             store,

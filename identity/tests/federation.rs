@@ -1,13 +1,17 @@
 //! Sign-in through a tenant's external providers, end to end: a second identity service as the
 //! upstream provider (button, home-realm discovery, provisioning on and off, an unverified
 //! address never linking), a fake upstream that signs its own ID tokens (wrong nonce, audience,
-//! signature, expiry refused; a verified address linking after the account's password), a
-//! provider of another tenant, a provider that is down. The browser is a cookie jar per origin
+//! signature, expiry refused; a trusted address linking after the account's password; its
+//! discovery document and JWKS fetched once, the JWKS again when it rotates its key; an
+//! address it verified but the provider is not trusted for, `trust_email` off, neither verified
+//! nor linked; allowed domains proven only by a trusted address), a provider of another tenant,
+//! a provider that is down. The browser is a cookie jar per origin
 //! following redirects by hand.
 
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -458,14 +462,30 @@ async fn sign_in_through_another_tansu() {
 
 // ---------------------------------------------------------------- a fake upstream
 
+/// The key a fake ID token is signed with.
+#[derive(Clone, Copy)]
+enum Signer {
+    /// The key of the JWKS.
+    Published,
+    /// Another key under the published key's id (a forged signature).
+    Forged,
+    /// A key under an id the JWKS does not have.
+    Unpublished,
+}
+
 struct Fake {
     issuer: String,
-    key: TestKey,
-    /// The claims of the next ID token, and whether a key not in the JWKS signs it.
-    next: Mutex<(Value, bool)>,
+    /// The key of the JWKS and of the ID tokens (replaced: the provider rotates its keys).
+    key: Mutex<TestKey>,
+    /// The claims of the next ID token, and the key that signs it.
+    next: Mutex<(Value, Signer)>,
+    /// How often the discovery document and the JWKS were fetched.
+    metadata_fetches: AtomicUsize,
+    jwks_fetches: AtomicUsize,
 }
 
 async fn fake_metadata(State(f): State<Arc<Fake>>) -> axum::Json<Value> {
+    f.metadata_fetches.fetch_add(1, Ordering::SeqCst);
     axum::Json(json!({
         "issuer": f.issuer,
         "authorization_endpoint": format!("{}authorize", f.issuer),
@@ -479,15 +499,19 @@ async fn fake_metadata(State(f): State<Arc<Fake>>) -> axum::Json<Value> {
 }
 
 async fn fake_jwks(State(f): State<Arc<Fake>>) -> axum::Json<Value> {
-    axum::Json(json!({"keys": [f.key.jwk]}))
+    f.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    axum::Json(json!({"keys": [f.key.lock().unwrap().jwk]}))
 }
 
 async fn fake_token(State(f): State<Arc<Fake>>) -> axum::Json<Value> {
-    let (claims, foreign) = f.next.lock().unwrap().clone();
-    let signer = if foreign {
-        rsa_key(&f.key.kid)
-    } else {
-        rsa_key_clone(&f.key)
+    let (claims, signer) = f.next.lock().unwrap().clone();
+    let signer = {
+        let key = f.key.lock().unwrap();
+        match signer {
+            Signer::Published => rsa_key_clone(&key),
+            Signer::Forged => rsa_key(&key.kid),
+            Signer::Unpublished => rsa_key("not-published"),
+        }
     };
     axum::Json(json!({
         "access_token": "upstream-access",
@@ -512,8 +536,10 @@ async fn start_fake() -> (TestServer, Arc<Fake>) {
     let issuer = format!("http://{}/", listener.local_addr().unwrap());
     let fake = Arc::new(Fake {
         issuer,
-        key: rsa_key("fake-1"),
-        next: Mutex::new((Value::Null, false)),
+        key: Mutex::new(rsa_key("fake-1")),
+        next: Mutex::new((Value::Null, Signer::Published)),
+        metadata_fetches: AtomicUsize::new(0),
+        jwks_fetches: AtomicUsize::new(0),
     });
     let router = Router::new()
         .route("/.well-known/openid-configuration", get(fake_metadata))
@@ -559,7 +585,8 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
             .add_provider(
                 &down.shop,
                 json!({"name": "Fake", "issuer": fake.issuer, "client_id": "fake-client",
-                       "sign_in": {"auto_provision": true, "allowed_domains": ["fake.example"]}}),
+                       "sign_in": {"auto_provision": true, "trust_email": true,
+                                   "allowed_domains": ["fake.example"]}}),
             )
             .await;
         let claims = |nonce: &str, email: &str| {
@@ -599,7 +626,12 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
             let (callback, nonce) = to_fake(&mut b, &down, &pid, &query).await;
             let mut c = claims(&nonce, "eve@fake.example");
             breaker(&mut c);
-            *fake.next.lock().unwrap() = (c, foreign);
+            let signer = if foreign {
+                Signer::Forged
+            } else {
+                Signer::Published
+            };
+            *fake.next.lock().unwrap() = (c, signer);
             let page = b.get(&callback).await;
             assert_eq!(page.status, 400, "{what}: {}", page.body);
             assert!(
@@ -623,14 +655,17 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         let mut b = Browser::new();
         let (query, _) = down.query("shop");
         let (callback, nonce) = to_fake(&mut b, &down, &pid, &query).await;
-        *fake.next.lock().unwrap() = (claims(&nonce, "eve@fake.example"), false);
+        *fake.next.lock().unwrap() = (claims(&nonce, "eve@fake.example"), Signer::Published);
         let page = Browser::new().get(&callback).await;
         assert_eq!(page.status, 400, "{}", page.body);
 
         // A domain the provider may not sign in.
         let mut b = Browser::new();
         let (callback, nonce) = to_fake(&mut b, &down, &pid, &query).await;
-        *fake.next.lock().unwrap() = (claims(&nonce, "mallory@elsewhere.example"), false);
+        *fake.next.lock().unwrap() = (
+            claims(&nonce, "mallory@elsewhere.example"),
+            Signer::Published,
+        );
         let page = b.get(&callback).await;
         assert_eq!(page.status, 403, "{}", page.body);
 
@@ -642,7 +677,7 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         let mut b = Browser::new();
         let (query, verifier) = down.query("shop");
         let (callback, nonce) = to_fake(&mut b, &down, &pid, &query).await;
-        *fake.next.lock().unwrap() = (claims(&nonce, "dave@fake.example"), false);
+        *fake.next.lock().unwrap() = (claims(&nonce, "dave@fake.example"), Signer::Published);
         let ask = b.get(&callback).await;
         assert_eq!(ask.status, 200, "{}", ask.body);
         assert!(ask.body.contains("Link your account"), "{}", ask.body);
@@ -677,7 +712,7 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         let mut b = Browser::new();
         let (query, verifier) = down.query("shop");
         let (callback, nonce) = to_fake(&mut b, &down, &pid, &query).await;
-        *fake.next.lock().unwrap() = (claims(&nonce, "dave@fake.example"), false);
+        *fake.next.lock().unwrap() = (claims(&nonce, "dave@fake.example"), Signer::Published);
         let done = b.get(&callback).await;
         assert_eq!(done.status, 303, "{}", done.body);
         let claims_of = down
@@ -721,13 +756,123 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
             .await;
         assert_eq!(raw_count(&down.id.state.store, &links).await, 0);
 
-        // The provider down: a page that says so, not a 500.
+        // Every sign-in so far (and the sign-out) used one fetch of the discovery document and
+        // of the JWKS: they are cached.
+        let fetches = |f: &Fake| {
+            (
+                f.metadata_fetches.load(Ordering::SeqCst),
+                f.jwks_fetches.load(Ordering::SeqCst),
+            )
+        };
+        assert_eq!(fetches(&fake), (1, 1));
+
+        // A sign-in through the provider as `email` (its address verified there), from a new
+        // browser: the callback's answer and the authorization's PKCE verifier.
+        let through_fake = async |email: &str, verified: bool| {
+            let mut b = Browser::new();
+            let (query, verifier) = down.query("shop");
+            let (callback, nonce) = to_fake(&mut b, &down, &pid, &query).await;
+            let mut c = claims(&nonce, email);
+            c["email_verified"] = json!(verified);
+            *fake.next.lock().unwrap() = (c, Signer::Published);
+            (b.get(&callback).await, verifier)
+        };
+        let user_of = async |email: &str| {
+            let sql = format!("SELECT COUNT(*) FROM users WHERE email = '{email}'");
+            raw_count(&down.id.state.store, &sql).await
+        };
+
+        // The provider rotates its key: the first ID token under the new key fetches the JWKS
+        // once more and verifies; the discovery document is not fetched again.
+        *fake.key.lock().unwrap() = rsa_key("fake-2");
+        let (ivy, verifier) = through_fake("ivy@fake.example", true).await;
+        assert_eq!(ivy.status, 303, "{}", ivy.body);
+        assert_eq!(fetches(&fake), (1, 2));
+        let ivy = down
+            .redeem(ivy.location.as_deref().unwrap(), &verifier)
+            .await;
+        let ivy = ivy["sub"].as_str().unwrap().to_owned();
+        // A trusted address (verified upstream, `trust_email` on): the account's is verified.
+        let verified_at = down.id.state.store.email_verified_at(&ivy).await.unwrap();
+        assert!(verified_at.is_some());
+        // The new key stays cached: the next sign-in fetches nothing.
+        let (again, _) = through_fake("ivy@fake.example", true).await;
+        assert_eq!(again.status, 303, "{}", again.body);
+        assert_eq!(fetches(&fake), (1, 2));
+        // A key id the provider does not publish: one fetch more, then refused.
+        let mut b = Browser::new();
+        let (query, _) = down.query("shop");
+        let (callback, nonce) = to_fake(&mut b, &down, &pid, &query).await;
+        let token_claims = claims(&nonce, "ivy@fake.example");
+        *fake.next.lock().unwrap() = (token_claims, Signer::Unpublished);
+        let refused = b.get(&callback).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert!(
+            refused.body.contains("could not be verified"),
+            "{}",
+            refused.body
+        );
+        assert_eq!(fetches(&fake), (1, 3));
+
+        // `trust_email` off (the default): the provider's word that an address is verified
+        // is not taken.
+        down.id
+            .call_expect(
+                Method::PATCH,
+                &format!("/admin/tenants/{}/providers/{pid}", down.shop),
+                &down.id.admin_token().await,
+                Some(json!({"sign_in": {"auto_provision": true}})),
+                200,
+            )
+            .await;
+        // A new address: the account is created with it unverified.
+        let (erin, verifier) = through_fake("erin@fake.example", true).await;
+        assert_eq!(erin.status, 303, "{}", erin.body);
+        let erin = down
+            .redeem(erin.location.as_deref().unwrap(), &verifier)
+            .await;
+        let erin = erin["sub"].as_str().unwrap().to_owned();
+        let verified_at = down.id.state.store.email_verified_at(&erin).await.unwrap();
+        assert!(
+            verified_at.is_none(),
+            "an untrusted address is not verified here"
+        );
+        // An existing account's address (dave, unlinked above) links to nothing.
+        let (dave_again, _) = through_fake("dave@fake.example", true).await;
+        assert_eq!(dave_again.status, 403, "{}", dave_again.body);
+        assert!(
+            dave_again.body.contains("cannot be linked"),
+            "{}",
+            dave_again.body
+        );
+        assert!(!dave_again.body.contains("Link your account"));
+        assert_eq!(raw_count(&down.id.state.store, &links).await, 0);
+        assert_eq!(user_of("dave@fake.example").await, 1);
+
+        // Allowed domains take only a trusted address as proof of its domain.
+        down.id
+            .call_expect(
+                Method::PATCH,
+                &format!("/admin/tenants/{}/providers/{pid}", down.shop),
+                &down.id.admin_token().await,
+                Some(
+                    json!({"sign_in": {"auto_provision": true, "trust_email": true,
+                                        "allowed_domains": ["fake.example"]}}),
+                ),
+                200,
+            )
+            .await;
+        let (gina, _) = through_fake("gina@fake.example", false).await;
+        assert_eq!(gina.status, 403, "{}", gina.body);
+        assert_eq!(user_of("gina@fake.example").await, 0);
+
+        // The provider down: a page that says so, not a 500. Its cached discovery document
+        // still sends the browser there; the callback finds its token endpoint unreachable.
         fake_server.stop().await;
         let mut b = Browser::new();
         let (query, _) = down.query("shop");
-        let down_page = b
-            .get(&format!("{}federation/{pid}/start?{query}", down.id.issuer))
-            .await;
+        let (callback, _) = to_fake(&mut b, &down, &pid, &query).await;
+        let down_page = b.get(&callback).await;
         assert_eq!(down_page.status, 502, "{}", down_page.body);
         assert!(
             down_page.body.contains("could not be reached"),
@@ -886,7 +1031,8 @@ async fn sign_in_through_panva_oidc_provider() {
                 &down.shop,
                 json!({"name": "Panva", "issuer": issuer, "client_id": "tansu",
                        "client_secret": "tansu-op-secret-0123456789",
-                       "sign_in": {"auto_provision": true, "home_domains": ["panva.example"]}}),
+                       "sign_in": {"auto_provision": true, "trust_email": true,
+                                   "home_domains": ["panva.example"]}}),
             )
             .await;
         let op = start_js_op(&dir, port, &down.callback(&pid).await).await;

@@ -589,6 +589,176 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
     }
 }
 
+/// Signs in to `tenant`'s login page (`None`: no tenant named) with `email`'s password and
+/// waits for the second factor's page with its passkey form.
+async fn password_to_factor(
+    site: &Site<'_>,
+    c: &mut Chromium,
+    tab: &str,
+    email: &str,
+    tenant: Option<&str>,
+) -> String {
+    c.call(Some(tab), "Network.clearBrowserCookies", json!({}))
+        .await;
+    let (query, verifier) = auth_query("tenant-app", "openid", tenant);
+    let login = site.url(&format!("connect/authorize?{query}"));
+    assert_eq!(c.navigate(tab, &login).await, None);
+    password(c, tab, email).await;
+    wait_for(
+        c,
+        tab,
+        "document.title.startsWith('Verification code') && \
+         !document.querySelector('form[data-passkey]').hidden",
+    )
+    .await;
+    verifier
+}
+
+/// A passkey is a credential of one tenant, for the second factor as for a passwordless
+/// sign-in: a member of A and B whose passkey was registered in B cannot use it after the
+/// password at A (even when the page asks the authenticator for any of its passkeys); the
+/// one registered in A works there; and when no tenant is named (the picker waits for the
+/// second factor), the passkey used settles the tenant: B's signs in to B.
+#[tokio::test]
+async fn a_second_factor_takes_only_the_sign_ins_tenants_passkeys() {
+    let Some(chromium) = tansu_shared::testing::chromium("passkeys in Chromium") else {
+        return;
+    };
+    for db in backends("passkeys as a second factor per tenant").await {
+        let inst = Instance::start(&db, "", |c| {
+            c.issuer = c.issuer.replace("127.0.0.1", "localhost");
+        })
+        .await;
+        let site = Site {
+            inst: &inst,
+            base: inst.state.config.issuer.clone(),
+        };
+        inst.tenant_app().await;
+        let a = inst.create_tenant(&format!("pkf-a-{}", db.name())).await;
+        let b = inst.create_tenant(&format!("pkf-b-{}", db.name())).await;
+        let dave = inst.create_member(&a, "dave@ab.test", &["User"]).await;
+        let member = tansu_identity::store::tenants::MembershipRow {
+            user_id: dave.clone(),
+            tenant_id: b.clone(),
+            roles: vec!["User".into()],
+            created_at: tansu_identity::store::now_ms(),
+        };
+        inst.state.store.upsert_membership(&member).await.unwrap();
+        // Both sessions before the first passkey (after it, a password alone signs in nowhere).
+        let in_a = sign_in_with_refresh(&inst, "dave@ab.test", USER_PASSWORD, &a)
+            .await
+            .session;
+        let in_b = sign_in_with_refresh(&inst, "dave@ab.test", USER_PASSWORD, &b)
+            .await
+            .session;
+        let value = |c: &str| c.split_once('=').unwrap().1.to_owned();
+
+        let mut c = Chromium::start(&chromium).await;
+        let tab = c.tab().await;
+        for domain in ["Page.enable", "Network.enable", "WebAuthn.enable"] {
+            c.call(Some(&tab), domain, json!({})).await;
+        }
+        // A's passkey on one authenticator (kept aside), B's on another.
+        let first = authenticator(&mut c, &tab, None).await;
+        site.register(&mut c, &tab, &value(&in_a), "Dave in A")
+            .await;
+        let a_key = credentials(&mut c, &tab, &first).await.remove(0);
+        let second = authenticator(&mut c, &tab, Some(&first)).await;
+        site.register(&mut c, &tab, &value(&in_b), "Dave in B")
+            .await;
+        let b_key = credentials(&mut c, &tab, &second).await.remove(0);
+        for (tid, n) in [(&a, 1), (&b, 1)] {
+            let sql = format!(
+                "SELECT COUNT(*) FROM passkeys WHERE user_id = '{dave}' AND tenant_id = '{tid}'"
+            );
+            assert_eq!(count(&inst, &sql).await, n);
+        }
+
+        // At A, with only B's passkey at hand: the page asks for any passkey of the
+        // authenticator (no allow-list), so B's answers, and the server refuses it.
+        password_to_factor(&site, &mut c, &tab, "dave@ab.test", Some(&a)).await;
+        gesture(
+            &mut c,
+            &tab,
+            "navigator.credentials.get = ((get) => (o) => { delete o.publicKey.allowCredentials; \
+             return get(o); })(navigator.credentials.get.bind(navigator.credentials)); \
+             document.querySelector('[data-passkey-start]').click()",
+        )
+        .await;
+        wait_for(
+            &mut c,
+            &tab,
+            "document.body.innerText.includes('This passkey was not accepted here.')",
+        )
+        .await;
+        let refused = format!(
+            "SELECT COUNT(*) FROM security_events WHERE type = 'mfa.verify' \
+             AND outcome = 'failure' AND tenant_id = '{a}' AND details LIKE '%unknown%'"
+        );
+        assert_eq!(count(&inst, &refused).await, 1);
+
+        // A's own passkey works at A.
+        let third = authenticator(&mut c, &tab, Some(&second)).await;
+        c.call(
+            Some(&tab),
+            "WebAuthn.addCredential",
+            json!({"authenticatorId": third, "credential": a_key}),
+        )
+        .await;
+        let verifier = password_to_factor(&site, &mut c, &tab, "dave@ab.test", Some(&a)).await;
+        let since = c.events().len();
+        gesture(
+            &mut c,
+            &tab,
+            "document.querySelector('[data-passkey-start]').click()",
+        )
+        .await;
+        let code = redirected_code(&mut c, &tab, since).await;
+        let id = jwt_claims(
+            site.tokens(&code, &verifier).await["id_token"]
+                .as_str()
+                .unwrap(),
+        );
+        assert_eq!((&id["sub"], &id["tid"]), (&json!(dave), &json!(a)));
+        assert!(id["amr"].to_string().contains("hwk"), "{id}");
+
+        // No tenant named: the second factor comes before the picker, and B's passkey
+        // settles the sign-in in B (no picker).
+        c.call(
+            Some(&tab),
+            "WebAuthn.removeVirtualAuthenticator",
+            json!({"authenticatorId": third}),
+        )
+        .await;
+        let fourth = authenticator(&mut c, &tab, None).await;
+        c.call(
+            Some(&tab),
+            "WebAuthn.addCredential",
+            json!({"authenticatorId": fourth, "credential": b_key}),
+        )
+        .await;
+        let verifier = password_to_factor(&site, &mut c, &tab, "dave@ab.test", None).await;
+        let since = c.events().len();
+        gesture(
+            &mut c,
+            &tab,
+            "document.querySelector('[data-passkey-start]').click()",
+        )
+        .await;
+        let code = redirected_code(&mut c, &tab, since).await;
+        let id = jwt_claims(
+            site.tokens(&code, &verifier).await["id_token"]
+                .as_str()
+                .unwrap(),
+        );
+        assert_eq!((&id["sub"], &id["tid"]), (&json!(dave), &json!(b)));
+
+        drop(c);
+        inst.stop().await;
+        db.cleanup().await;
+    }
+}
+
 /// A ceremony is single-use, expires, and answers only its own kind and binding.
 #[tokio::test]
 async fn ceremonies_are_single_use_bound_and_expire() {

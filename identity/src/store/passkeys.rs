@@ -102,12 +102,6 @@ impl Store {
             .await?))
     }
 
-    /// How many passkeys a user has, in every tenant.
-    pub async fn passkey_count(&self, user_id: &str) -> StoreResult<i64> {
-        const SQL: &str = "SELECT COUNT(*) FROM passkeys WHERE user_id = $1";
-        on_pool!(self, pool => Ok(sqlx::query_scalar(SQL).bind(user_id).fetch_one(pool).await?))
-    }
-
     /// The passkey with a credential id, registered in `tenant_id` (`None`: the platform's).
     /// A credential of another tenant is not found.
     pub async fn passkey_by_credential(

@@ -160,7 +160,8 @@ async fn upstream(
         Err(e) => return Err(unavailable(&e)),
     };
     let callback = format!("{}federation/{}/callback", state.config.issuer, p.id);
-    federation::discover(p, secret, &callback, state.config.dev_mode)
+    let cache = &state.provider_metadata;
+    federation::discover(cache, p, secret, &callback, state.config.dev_mode)
         .await
         .map_err(|e| failed(state, headers, req, p, &e))
 }
@@ -376,7 +377,8 @@ pub async fn callback(
     };
     let verifier = row.pkce_verifier.as_deref().unwrap_or("");
     let nonce = row.nonce.as_deref().unwrap_or("");
-    let identity = match upstream.finish(&p, code, verifier, nonce).await {
+    let cache = &state.provider_metadata;
+    let identity = match upstream.finish(cache, &p, code, verifier, nonce).await {
         Ok(i) => i,
         Err(e) => {
             sign_in_failed(&state, &headers, &tenant, &p, e.to_string()).await;
@@ -453,7 +455,8 @@ pub(crate) async fn upstream_logout(
         .flatten()
         .filter(|p| p.enabled)?;
     let callback = format!("{}federation/{}/callback", state.config.issuer, p.id);
-    let upstream = federation::discover(&p, None, &callback, state.config.dev_mode)
+    let cache = &state.provider_metadata;
+    let upstream = federation::discover(cache, &p, None, &callback, state.config.dev_mode)
         .await
         .ok()?;
     let mut url = url::Url::parse(upstream.end_session_endpoint.as_deref()?).ok()?;

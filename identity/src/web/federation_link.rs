@@ -4,9 +4,13 @@
 //!
 //! Security decisions:
 //! - The link is the upstream `iss` + `sub` in this tenant. An address alone never signs
-//!   anyone in: an existing account of the same address is linked only when the provider says
-//!   the address is verified *and* the account's password is given; an unverified address
-//!   never links.
+//!   anyone in: an existing account of the same address is linked only when the address is
+//!   trusted ([`federation::trusted_email`]: the provider says it is verified *and* the
+//!   provider's `trust_email` is on) *and* the account's password is given; an address that is
+//!   not trusted never links, and its sign-in is refused when an account has it.
+//! - A provisioned account's address is marked verified only when it is trusted; otherwise it
+//!   is an unverified address like a self-registered one (a tenant whose policy wants
+//!   confirmed addresses sends its proof by mail at the sign-in).
 //! - The link form is CSRF-protected; its single-use token's row is bound to the browser's CSRF
 //!   cookie and expires like the sign-in. Wrong passwords count against the same lockout as
 //!   the login form.
@@ -36,8 +40,9 @@ use crate::web::password::login_page;
 use crate::web::sign_in::NO_TENANT_ACCESS;
 
 const NOT_ALLOWED: &str = "This provider's account may not sign in to this tenant.";
-const UNVERIFIED: &str = "An account with this address exists, but the provider has not \
-     verified the address, so it cannot be linked. Sign in with your password.";
+const UNVERIFIED: &str = "An account with this address exists, but the address is not \
+     verified by a provider this tenant trusts for it, so it cannot be linked. Sign in with \
+     your password.";
 const NO_ACCOUNT: &str = "No account of this tenant is linked to this sign-in, and this \
      provider does not create accounts. Ask the tenant's administrator for access.";
 const NO_EMAIL: &str = "The provider did not share a usable email address, so no account can \
@@ -163,7 +168,7 @@ pub(crate) async fn land(
         .await;
     };
     match state.store.user_by_email(&email).await {
-        Ok(Some(_)) if !id.email_verified => {
+        Ok(Some(_)) if federation::trusted_email(p, &id).is_none() => {
             let reason = "address not verified by the provider";
             refuse(
                 state,
@@ -266,7 +271,7 @@ async fn provision(
         }
         Err(e) => return unavailable(&e),
     }
-    if id.email_verified
+    if federation::trusted_email(p, id).is_some()
         && let Err(e) = state
             .store
             .mark_email_verified(&user.id, &user.email, now)

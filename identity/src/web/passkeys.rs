@@ -12,6 +12,9 @@
 //! - The credential is looked up in the tenant the request names (none: the platform's): a
 //!   passkey of another tenant's user is refused like an unknown one. The tenant is then
 //!   settled as for a password (membership and status checked after every factor).
+//! - A second factor accepts only the user's passkeys of the sign-in's tenant: one registered
+//!   in another tenant is refused like an unknown one. While the tenant waits for the second
+//!   factor (the picker), the passkey used settles it, checked like a picked tenant.
 //! - Refusals count against the IP lockout key (and, for a second factor, the account key
 //!   of the step), like wrong passwords; a cloned authenticator (the counter did not grow) is
 //!   refused and recorded as `passkey.cloned`.
@@ -31,7 +34,7 @@ use tansu_shared::problem::Problem;
 use crate::AppState;
 use crate::crypto;
 use crate::events;
-use crate::passkeys::{self, Started, Verified};
+use crate::passkeys::{self, FactorScope, Started, Verified};
 use crate::store::mfa::LoginStepRow;
 use crate::store::now_ms;
 use crate::store::passkeys::PasskeyRow;
@@ -40,7 +43,7 @@ use crate::web::page::{
     CSRF_COOKIE, SIGN_IN_FORM_EXPIRED, cookie_value, escape, read_csrf_form, unavailable,
 };
 use crate::web::password::login_page;
-use crate::web::sign_in::{NO_TENANT_ACCESS, lockout_for, record_failure};
+use crate::web::sign_in::{NO_TENANT_ACCESS, lockout_for, login_tenant, record_failure};
 use crate::web::step_forms::{Submitted, count_failure, locked, mfa_event};
 use crate::web::steps::{EXPIRED, Known, Stage, advance, first_step, has_second_factor, show};
 
@@ -135,9 +138,30 @@ pub(crate) fn sign_in_form(state: &AppState, req: &AuthRequest, csrf: &str) -> S
     ceremony_form(state, target, &fields, "Sign in with a passkey")
 }
 
-/// The passkeys a pending sign-in's second factor may use.
+/// The passkeys a pending sign-in's second factor may use: those of its tenant once settled.
 async fn step_passkeys(state: &AppState, step: &LoginStepRow) -> anyhow::Result<Vec<PasskeyRow>> {
-    passkeys::factor_passkeys(&state.store, &step.user_id).await
+    let scope = if step.tenant_resolved {
+        FactorScope::Tenant(step.tenant_id.as_deref())
+    } else {
+        FactorScope::Unsettled
+    };
+    passkeys::factor_passkeys(&state.store, &step.user_id, scope).await
+}
+
+/// The tenant a passkey used as the second factor settles a sign-in to whose tenant was not
+/// settled yet: the passkey's own, checked like a picked one (membership, status), and the
+/// request's tenant when it names one.
+async fn settle_tenant(
+    state: &AppState,
+    req: &AuthRequest,
+    user: &crate::store::users::UserRow,
+    row: &PasskeyRow,
+) -> Result<String, &'static str> {
+    let hint = req.tenant.as_deref().or(row.tenant_id.as_deref());
+    match login_tenant(state, user, hint).await? {
+        Some(t) if Some(&t.id) == row.tenant_id.as_ref() => Ok(t.id),
+        _ => Err(NO_TENANT_ACCESS),
+    }
 }
 
 /// The second-factor page's "use a passkey" form (`hidden`: the step's fields), "" when the
@@ -436,6 +460,21 @@ pub async fn login_mfa_passkey(
             )
             .await;
             step.amr = "pwd hwk mfa".into();
+            if !step.tenant_resolved {
+                match settle_tenant(&state, &s.req, &s.user, &row).await {
+                    Ok(tenant) => {
+                        step.tenant_id = Some(tenant);
+                        step.tenant_resolved = true;
+                    }
+                    Err(message) => {
+                        metrics::counter!("identity_sign_ins_total", "outcome" => "failure")
+                            .increment(1);
+                        tracing::info!(user_id = %s.user.id, "sign-in refused: no usable tenant");
+                        let status = StatusCode::FORBIDDEN;
+                        return login_page(&state, &headers, &s.req, Some(message), status);
+                    }
+                }
+            }
             return s.advance(&state, &headers, step, None).await;
         }
         Ok(Verified::Cloned(row)) => {

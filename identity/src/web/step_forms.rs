@@ -273,8 +273,11 @@ pub async fn login_pick_tenant(
     s: Submitted,
 ) -> Response {
     // The picker comes after the second factor: no probing of memberships with a password.
+    let unsettled = crate::passkeys::FactorScope::Unsettled;
     let enrolled = match mfa::enrolled(&state.store, &s.user.id).await {
-        Ok(totp) => crate::passkeys::has_second_factor(&state.store, &s.user.id, totp).await,
+        Ok(totp) => {
+            crate::passkeys::has_second_factor(&state.store, &s.user.id, totp, unsettled).await
+        }
         Err(e) => Err(e),
     };
     let code_pending = match enrolled {

@@ -26,6 +26,7 @@ use crate::AppState;
 use crate::crypto;
 use crate::events;
 use crate::mfa::{self};
+use crate::passkeys::FactorScope;
 use crate::store::mfa::LoginStepRow;
 use crate::store::tenants::TenantRow;
 use crate::store::users::{SessionRow, UserRow};
@@ -105,7 +106,7 @@ pub(crate) fn passkey_or_recovery(amr: &str) -> bool {
 /// What the sign-in already read of the user; `advance` reads the rest (`Default`: nothing).
 #[derive(Default)]
 pub(crate) struct Known {
-    /// Whether the user has a confirmed second factor.
+    /// Whether the user has a confirmed TOTP.
     pub(crate) enrolled: Option<bool>,
     /// The user's tenants, ordered by id ([`crate::store::Store::tenants_of_user`]).
     pub(crate) tenants: Option<Vec<TenantRow>>,
@@ -123,23 +124,26 @@ pub(crate) async fn advance(
     (mut step, known): (LoginStepRow, Known),
     recovery: Option<Vec<String>>,
 ) -> Response {
+    // The tenant row when it was read just now (its policy needs no second read).
+    let mut resolved: Option<TenantRow> = None;
     let totp = match known.enrolled {
         Some(known) => Ok(known),
         None => mfa::enrolled(&state.store, &user.id).await,
     };
-    // A passkey is a second factor too.
-    let enrolled = match totp {
-        Ok(totp) => crate::passkeys::has_second_factor(&state.store, &user.id, totp).await,
-        Err(e) => Err(e),
-    };
-    let enrolled = match enrolled {
-        Ok(e) => e,
+    let totp = match totp {
+        Ok(t) => t,
         Err(e) => return unavailable(&e),
     };
-    let needs_code = enrolled && !has_second_factor(&step.amr);
-    // The tenant row when it was read just now (its policy needs no second read).
-    let mut resolved: Option<TenantRow> = None;
+    // Whether a second factor is due before the tenant is settled: the picker, or a refusal,
+    // waits for it (the passkeys of every tenant count, as they may settle it).
     if !step.tenant_resolved {
+        let unsettled = FactorScope::Unsettled;
+        let waits =
+            match crate::passkeys::has_second_factor(&state.store, &user.id, totp, unsettled).await
+            {
+                Ok(e) => e && !has_second_factor(&step.amr),
+                Err(e) => return unavailable(&e),
+            };
         match resolve_tenant(state, user, req.tenant.as_deref(), known.tenants).await {
             Ok(Resolved::Tenant(t)) => {
                 step.tenant_id = t.as_ref().map(|t| t.id.clone());
@@ -148,7 +152,19 @@ pub(crate) async fn advance(
             }
             // The picker waits for the second factor: it lists the user's tenants. A refusal
             // waits too: before every factor succeeds, the answer reveals no membership.
-            Ok(Resolved::Pick(_)) | Err(_) if needs_code => {}
+            Ok(Resolved::Pick(_)) | Err(_) if waits => {
+                return show(
+                    state,
+                    headers,
+                    req,
+                    user,
+                    step,
+                    Stage::Code,
+                    None,
+                    StatusCode::OK,
+                )
+                .await;
+            }
             Ok(Resolved::Pick(tenants)) => {
                 let stage = Stage::Pick(tenants);
                 return show(state, headers, req, user, step, stage, None, StatusCode::OK).await;
@@ -160,7 +176,14 @@ pub(crate) async fn advance(
             }
         }
     }
-    if needs_code {
+    // The tenant is settled: its passkeys (and the user's TOTP) are the second factors.
+    let scope = FactorScope::Tenant(step.tenant_id.as_deref());
+    let enrolled =
+        match crate::passkeys::has_second_factor(&state.store, &user.id, totp, scope).await {
+            Ok(e) => e,
+            Err(e) => return unavailable(&e),
+        };
+    if enrolled && !has_second_factor(&step.amr) {
         return show(
             state,
             headers,
@@ -179,7 +202,7 @@ pub(crate) async fn advance(
         (None, _) => None,
     };
     if policy.as_ref().is_some_and(|p| p.passkeys_required) && !passkey_or_recovery(&step.amr) {
-        let stage = match crate::passkeys::factor_passkeys(&state.store, &user.id).await {
+        let stage = match crate::passkeys::factor_passkeys(&state.store, &user.id, scope).await {
             Ok(p) if p.is_empty() => Stage::PasskeyEnrol,
             Ok(_) => Stage::Passkey,
             Err(e) => return unavailable(&e),

@@ -12,6 +12,11 @@ pub struct SignInSettings {
     /// Creates an account (a member of the tenant) on the first sign-in of an upstream
     /// identity that names no account yet.
     pub auto_provision: bool,
+    /// Trusts the provider's `email_verified` (Keycloak's "Trust Email"): only then is an
+    /// upstream address taken as verified (an account it creates has a verified address; an
+    /// existing account of the address may link after its password; the allowed domains
+    /// accept it). Off by default.
+    pub trust_email: bool,
     /// The ID token claim read as the email (default `email`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_claim: Option<String>,

@@ -109,7 +109,8 @@ impl FromRequestParts<AppState> for Caller {
             parts.method.as_str(),
             &url,
             &parts.headers,
-        )?;
+        )
+        .await?;
         if !state.token_active(&issued).await {
             return Err(AuthError::InvalidToken("token revoked"));
         }

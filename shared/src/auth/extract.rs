@@ -110,7 +110,8 @@ where
             parts.method.as_str(),
             &url,
             &parts.headers,
-        )?;
+        )
+        .await?;
         let principal = Principal(Arc::new(claims));
         parts.extensions.insert(principal.clone());
         Ok(principal)

@@ -442,9 +442,21 @@ mod tests {
         let again = MasterKey::from_bytes(&[7u8; 32]).unwrap();
         let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
         let a = tag(&one.derive_hmac_key(b"purpose a"));
-        assert_eq!(a, tag(&again.derive_hmac_key(b"purpose a")), "same key, same purpose");
-        assert_ne!(a, tag(&one.derive_hmac_key(b"purpose b")), "another purpose");
-        assert_ne!(a, tag(&other.derive_hmac_key(b"purpose a")), "another master key");
+        assert_eq!(
+            a,
+            tag(&again.derive_hmac_key(b"purpose a")),
+            "same key, same purpose"
+        );
+        assert_ne!(
+            a,
+            tag(&one.derive_hmac_key(b"purpose b")),
+            "another purpose"
+        );
+        assert_ne!(
+            a,
+            tag(&other.derive_hmac_key(b"purpose a")),
+            "another master key"
+        );
         // Not the master key itself used as an HMAC key.
         assert_ne!(a, tag(&hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32])));
         let ring = MasterKeys::new(other, vec![one]);

@@ -184,7 +184,10 @@ async fn proofs_bind_tokens_to_the_clients_key() {
 #[tokio::test]
 async fn replicas_share_nonces_and_the_record_of_used_proofs() {
     if !Redis::available() {
-        tansu_shared::testing::skip_or_fail::<()>("dpop (replicas)", "redis-server is not installed");
+        tansu_shared::testing::skip_or_fail::<()>(
+            "dpop (replicas)",
+            "redis-server is not installed",
+        );
         return;
     }
     for db in backends("dpop (replicas)").await {
@@ -201,7 +204,10 @@ async fn replicas_share_nonces_and_the_record_of_used_proofs() {
         .await;
         let htu = format!("{issuer}connect/token");
         let key = DpopKey::es256();
-        let form = [("grant_type", "client_credentials"), ("scope", "admin.full")];
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("scope", "admin.full"),
+        ];
         let token_at = |inst: &Instance, proof: String| {
             inst.http
                 .post(inst.url("/connect/token"))
@@ -221,13 +227,24 @@ async fn replicas_share_nonces_and_the_record_of_used_proofs() {
         };
 
         // Replica one hands out the nonce; replica two accepts it.
-        let (status, v, nonce) = answer(token_at(&one, key.proof("POST", &htu, None, None)).await).await;
-        assert_eq!((status, v["error"].as_str()), (400, Some("use_dpop_nonce")), "{n}: {v}");
+        let (status, v, nonce) =
+            answer(token_at(&one, key.proof("POST", &htu, None, None)).await).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("use_dpop_nonce")),
+            "{n}: {v}"
+        );
         let nonce = nonce.expect("a DPoP-Nonce header");
         let proof = key.proof("POST", &htu, None, Some(&nonce));
         let (status, v, _) = answer(token_at(&two, proof.clone()).await).await;
-        assert_eq!(status, 200, "{n}: replica two takes replica one's nonce: {v}");
-        assert_eq!(claims(v["access_token"].as_str().unwrap())["cnf"]["jkt"], key.jkt());
+        assert_eq!(
+            status, 200,
+            "{n}: replica two takes replica one's nonce: {v}"
+        );
+        assert_eq!(
+            claims(v["access_token"].as_str().unwrap())["cnf"]["jkt"],
+            key.jkt()
+        );
 
         // The same proof at replica one: a replay, though replica one never saw it.
         let (status, v, _) = answer(token_at(&one, proof.clone()).await).await;

@@ -108,8 +108,14 @@ async fn replay_caches_sharing_a_redis_see_each_others_proofs() {
         nonce: None,
     };
     assert!(one.first_use(&proof("a"), now).await.is_ok());
-    assert!(two.first_use(&proof("a"), now).await.is_err(), "seen by the other");
-    assert!(one.first_use(&proof("a"), now).await.is_err(), "and by itself");
+    assert!(
+        two.first_use(&proof("a"), now).await.is_err(),
+        "seen by the other"
+    );
+    assert!(
+        one.first_use(&proof("a"), now).await.is_err(),
+        "and by itself"
+    );
     assert!(two.first_use(&proof("b"), now).await.is_ok(), "another jti");
     let other_key = Proof {
         jkt: "another thumbprint".into(),

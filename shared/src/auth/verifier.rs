@@ -123,9 +123,10 @@ pub struct DpopState {
 
 impl DpopState {
     fn nonces_for(self, config: &VerifierConfig) -> (ReplayCache, Option<NonceIssuer>) {
-        let nonces = config
-            .dpop_nonce
-            .then(|| self.nonces.unwrap_or_else(|| NonceIssuer::new(NONCE_WINDOW_SECS)));
+        let nonces = config.dpop_nonce.then(|| {
+            self.nonces
+                .unwrap_or_else(|| NonceIssuer::new(NONCE_WINDOW_SECS))
+        });
         (self.replay, nonces)
     }
 }

@@ -148,7 +148,7 @@ pub async fn token_exchange(
         .user_by_id(&claims.sub)
         .await
         .map_err(|e| OAuthError::server_error(&e))?;
-    if !user.is_some_and(|u| !u.disabled) {
+    if user.is_none_or(|u| u.disabled) {
         return Err(OAuthError::invalid_grant("the user is not active"));
     }
     let membership = state

@@ -5,7 +5,8 @@
 //! are then accepted only with a proof (userinfo), and discovery names the algorithms.
 //! Replicas on one database and one Redis act as one server: a nonce handed out by one is
 //! accepted by another, and a proof used at one is refused at another; while Redis is away,
-//! each replica still refuses the proofs it saw itself.
+//! each replica still refuses the proofs it saw itself. A `TokenSource` with a DPoP key gets
+//! bound tokens (the nonce round trip its own) and proves each call.
 
 mod common;
 
@@ -271,4 +272,42 @@ async fn replicas_share_nonces_and_the_record_of_used_proofs() {
         one.stop().await;
         db.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn a_token_source_binds_its_tokens_and_proves_each_call() {
+    use tansu_shared::token_source::{ClientCredentials, TokenSource};
+    let db = TestDb::sqlite().await;
+    let inst = Instance::start(&db, "", |_| {}).await;
+    let source = TokenSource::with_dpop(ClientCredentials {
+        token_endpoint: inst.url("/connect/token").parse().unwrap(),
+        client_id: tansu_identity::DEV_CLIENT_ID.into(),
+        client_secret: Secret::new(DEV_SECRET),
+        scope: "admin.full".into(),
+    })
+    .unwrap();
+    // The issuer asks for its nonce first; the source answers it by itself.
+    let token = source.token().await.unwrap();
+    assert_eq!(claims(&token)["cnf"]["jkt"], source.jkt().unwrap());
+    assert_eq!(source.token().await.unwrap(), token, "cached");
+
+    let url = inst.url("/admin/tenants");
+    let call = |authorization: String, proof: Option<String>| {
+        let mut req = inst.http.get(&url).header("authorization", authorization);
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        req.send_ok()
+    };
+    let proof = source.proof("GET", &url, &token).unwrap().expect("a proof");
+    let resp = call(source.authorization(&token), Some(proof.clone())).await;
+    assert_eq!(resp.status(), 200, "a call with the source's proof");
+    let resp = call(source.authorization(&token), Some(proof)).await;
+    assert_eq!(resp.status(), 401, "the same proof again");
+    let resp = call(format!("Bearer {token}"), None).await;
+    assert_eq!(resp.status(), 401, "the bound token as a bearer token");
+    let fresh = source.proof("GET", &url, &token).unwrap();
+    let resp = call(source.authorization(&token), fresh).await;
+    assert_eq!(resp.status(), 200, "each call its own proof");
+    inst.stop().await;
 }

@@ -198,6 +198,72 @@ pub fn request_url(parts: &Parts) -> String {
     format!("{proto}://{host}{prefix}{}", parts.uri.path())
 }
 
+/// A client's DPoP key (ES256, made in this process, never stored): it proves possession for
+/// the tokens bound to it ([`ProofKey::proof`]), e.g. [`crate::token_source::TokenSource`]'s.
+pub struct ProofKey {
+    enc: jsonwebtoken::EncodingKey,
+    jwk: jsonwebtoken::jwk::Jwk,
+}
+
+impl std::fmt::Debug for ProofKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProofKey")
+            .field("jkt", &self.jkt())
+            .finish()
+    }
+}
+
+impl ProofKey {
+    /// A fresh P-256 key from the system's random source.
+    pub fn generate() -> Result<Self, String> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .map_err(|_| "the system's random source failed".to_owned())?;
+        let enc = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&enc, Algorithm::ES256)
+            .map_err(|e| format!("the key's public JWK: {e}"))?;
+        Ok(Self { enc, jwk })
+    }
+
+    /// The RFC 7638 thumbprint: the `cnf.jkt` of tokens bound to this key.
+    pub fn jkt(&self) -> String {
+        self.jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .unwrap_or_default()
+    }
+
+    /// A fresh proof (its own `jti`, `iat` now) for `method` `url`; `access_token` gives its
+    /// `ath` (at a resource server), `nonce` the server's nonce.
+    pub fn proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        nonce: Option<&str>,
+    ) -> Result<String, AuthError> {
+        let mut claims = serde_json::json!({
+            "jti": crate::ids::uuid_v7().to_string(),
+            "htm": method,
+            "htu": url,
+            "iat": jsonwebtoken::get_current_timestamp(),
+        });
+        if let Some(t) = access_token {
+            claims["ath"] = token_hash(t).into();
+        }
+        if let Some(n) = nonce {
+            claims["nonce"] = n.into();
+        }
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(self.jwk.clone());
+        jsonwebtoken::encode(&header, &claims, &self.enc)
+            .map_err(|_| AuthError::InvalidDpopProof("the proof could not be signed"))
+    }
+}
+
 /// The `jti`s of the proofs seen within their `iat` window, so each proof is used once.
 ///
 /// Per process by default. With a Redis ([`ReplayCache::shared`]), the first use is recorded
@@ -471,6 +537,30 @@ mod tests {
         assert!(!n.accepts(&nonce, now + 180));
         assert!(!NonceIssuer::new(60).accepts(&nonce, now));
         assert!(!n.accepts("", now));
+    }
+
+    #[test]
+    fn a_proof_keys_proofs_verify_for_their_request_only() {
+        let key = ProofKey::generate().unwrap();
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let request = ProofRequest {
+            method: "GET",
+            url: "https://h.example/db/api/collections",
+            access_token: Some("token"),
+        };
+        let proof = key
+            .proof("GET", request.url, Some("token"), Some("n"))
+            .unwrap();
+        let checked = verify_proof(&proof, &request, now).unwrap();
+        assert_eq!(checked.jkt, key.jkt());
+        assert_eq!(checked.nonce.as_deref(), Some("n"));
+        let other = key.proof("GET", request.url, Some("token"), None).unwrap();
+        assert_ne!(
+            verify_proof(&other, &request, now).unwrap().jti,
+            checked.jti
+        );
+        let wrong = key.proof("POST", request.url, Some("token"), None).unwrap();
+        assert!(verify_proof(&wrong, &request, now).is_err());
     }
 
     #[test]

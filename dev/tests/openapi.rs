@@ -2,7 +2,9 @@
 //! each service's prefix, they describe exactly the routes the services' routers serve (every
 //! method and path of the route tables is in the document, and nothing else is), they pass an
 //! OpenAPI 3.1 validator (@readme/openapi-parser from npm: the 3.1 schema and the rules a schema
-//! cannot state), and their pages are served in dev mode.
+//! cannot state), and their pages are served in dev mode. A client generated from each live
+//! document by a generator from a registry (openapi-python-client from PyPI, without a
+//! warning) calls its service through the gateway.
 
 #[path = "apps/common.rs"]
 mod common;
@@ -156,6 +158,151 @@ async fn every_route_is_described_and_the_documents_validate() {
         eprintln!("{} documents valid (@readme/openapi-parser)", files.len());
     }
     p.shutdown().await;
+}
+
+/// The Python clients openapi-python-client generates from the three documents, fetched live
+/// through the gateway, each call their service there with a token: identity's admin API
+/// lists a tenant's members, database-svc stores and reads a document, storage-svc stores and
+/// reads an object (`dev/tests/py/generated_clients.py`).
+#[tokio::test]
+async fn clients_generated_from_the_documents_call_every_service() {
+    const SUITE: &str = "openapi (generated clients)";
+    if !generator_installed() {
+        tansu_shared::testing::skip_or_fail::<()>(
+            SUITE,
+            "openapi-python-client is not installed (pip install openapi-python-client)",
+        );
+        return;
+    }
+    let Some(p) = Platform::start("openapi clients", false).await else {
+        return;
+    };
+    let owner = "owner@generated.example";
+    let (tenant, _) = p.register(owner, "Generated").await;
+    let admin = p.admin_token().await;
+    let (status, v) = p
+        .admin(
+            &admin,
+            reqwest::Method::POST,
+            "clients",
+            Some(serde_json::json!({
+                "client_id": "generated-backend", "name": "Generated backend",
+                "tenant_id": tenant, "grant_types": ["client_credentials"],
+                "scopes": ["db.read", "db.write", "storage.read", "storage.write"],
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let resp = p
+        .http
+        .post(format!("{}/identity/connect/token", p.base))
+        .basic_auth("generated-backend", v["client_secret"].as_str())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "db.read db.write storage.read storage.write"),
+        ])
+        .send_ok()
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    let tenant_token = body["access_token"].as_str().expect("a tenant token");
+
+    let clients = p.dir.path().join("clients");
+    for (name, prefix, _) in services() {
+        let resp = p
+            .http
+            .get(format!("{}{prefix}/openapi.json", p.base))
+            .send_ok()
+            .await;
+        assert_eq!(resp.status(), 200, "{prefix}/openapi.json");
+        let file = p.dir.path().join(format!("{name}.openapi.json"));
+        std::fs::write(&file, resp.bytes().await.unwrap()).unwrap();
+        generate_client(&file, &clients.join(format!("tansu_{name}"))).await;
+    }
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/generated_clients.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(&clients)
+        .env("TANSU_BASE", &p.base)
+        .env("TANSU_CA", p.certificate_file())
+        .env("TANSU_ADMIN_TOKEN", &admin)
+        .env("TANSU_TENANT_TOKEN", tenant_token)
+        .env("TANSU_TENANT", &tenant)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the generated clients finish within 120 s")
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the generated clients: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    eprintln!("generated clients: {got}");
+    assert_eq!(got["identity"]["status"], 200, "{got}");
+    assert_eq!(
+        got["identity"]["emails"],
+        serde_json::json!([owner]),
+        "{got}"
+    );
+    assert_eq!(
+        got["database"]["status"],
+        serde_json::json!([201, 201, 200]),
+        "{got}"
+    );
+    let document = &got["database"]["document"];
+    assert_eq!(document["id"], "first", "{got}");
+    assert_eq!(document["version"], 1, "{got}");
+    assert_eq!(
+        document["data"],
+        serde_json::json!({"sku": "A-1", "qty": 3}),
+        "{got}"
+    );
+    assert_eq!(
+        got["storage"]["status"],
+        serde_json::json!([201, 201, 200]),
+        "{got}"
+    );
+    assert_eq!(got["storage"]["same_bytes"], true, "{got}");
+    assert_eq!(
+        got["storage"]["content_type"], "application/octet-stream",
+        "{got}"
+    );
+    p.shutdown().await;
+}
+
+/// Whether openapi-python-client is on the path and its generated code's libraries (httpx,
+/// attrs, python-dateutil: its own dependencies) import in `python3`.
+fn generator_installed() -> bool {
+    let ok = |cmd: &mut std::process::Command| cmd.output().is_ok_and(|o| o.status.success());
+    ok(std::process::Command::new("openapi-python-client").arg("--version"))
+        && ok(std::process::Command::new("python3").args(["-c", "import httpx, attrs, dateutil"]))
+}
+
+/// Generates the Python package `out` (its folder name is the package name) from `document`,
+/// failing on any warning: an operation or schema the generator cannot express fails here.
+async fn generate_client(document: &Path, out: &Path) {
+    let run = tokio::process::Command::new("openapi-python-client")
+        .args(["generate", "--meta", "none", "--fail-on-warning", "--path"])
+        .arg(document)
+        .arg("--output-path")
+        .arg(out)
+        .kill_on_drop(true)
+        .output();
+    let result = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("openapi-python-client finishes within 180 s")
+        .expect("openapi-python-client runs");
+    assert!(
+        result.status.success(),
+        "openapi-python-client {}: {}{}",
+        document.display(),
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
 }
 
 async fn validate(dir: &Path, files: &[std::path::PathBuf]) -> Value {

@@ -1,11 +1,13 @@
 //! Small, well-known building blocks over aws-lc-rs (the workspace's one crypto provider):
-//! the master key and AES-256-GCM sealing of secrets at rest, SHA-256, random bytes, base64url.
+//! the master key and AES-256-GCM sealing of secrets at rest, keys derived from the master key
+//! with HKDF (RFC 5869), SHA-256, random bytes, base64url.
 //! Nothing here implements a primitive; it only fixes how the primitives are used.
 
 use std::io::Write;
 use std::path::Path;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::{hkdf, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use zeroize::Zeroizing;
@@ -39,7 +41,13 @@ pub fn random_secret() -> anyhow::Result<String> {
 pub struct MasterKey {
     key: LessSafeKey,
     id: String,
+    /// HKDF's pseudorandom key over the master key, for [`MasterKey::derive_hmac_key`].
+    derivation: hkdf::Prk,
 }
+
+/// The HKDF salt of keys derived from a master key (fixed: the master key is already uniformly
+/// random; the salt only separates this use from any other HKDF over the same bytes).
+const DERIVATION_SALT: &[u8] = b"tansu identity master key derivation";
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,7 +87,24 @@ impl MasterKey {
         let mut idmat = b"tansu master key id\0".to_vec();
         idmat.extend_from_slice(bytes);
         let id = hex(&sha256(&idmat)[..8]);
-        Ok(Self { key, id })
+        let derivation = hkdf::Salt::new(hkdf::HKDF_SHA256, DERIVATION_SALT).extract(bytes);
+        Ok(Self {
+            key,
+            id,
+            derivation,
+        })
+    }
+
+    /// An HMAC-SHA256 key for `purpose` derived from this master key (HKDF-SHA256 expand, the
+    /// purpose as `info`): the same in every replica holding the master key, and independent
+    /// of the sealing key and of every other purpose's key.
+    pub fn derive_hmac_key(&self, purpose: &[u8]) -> hmac::Key {
+        let info = [purpose];
+        let okm = self
+            .derivation
+            .expand(&info, hmac::HMAC_SHA256)
+            .expect("32 bytes are within HKDF-SHA256's output bound");
+        hmac::Key::from(okm)
     }
 
     /// A base64 (standard or url-safe, padded or not) encoded 32-byte key.
@@ -273,6 +298,18 @@ impl MasterKeys {
             .find(|k| k.id == key_id)
     }
 
+    /// [`MasterKey::derive_hmac_key`] of the current key, then of each previous one (so what
+    /// replicas still on a previous key made can be checked during a master-key change).
+    pub fn derive_hmac_keys(&self, purpose: &[u8]) -> (hmac::Key, Vec<hmac::Key>) {
+        (
+            self.current.derive_hmac_key(purpose),
+            self.previous
+                .iter()
+                .map(|k| k.derive_hmac_key(purpose))
+                .collect(),
+        )
+    }
+
     /// Seals under the current key; store [`Self::id`] beside the result.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
         self.current.seal(plaintext, aad)
@@ -396,6 +433,36 @@ mod tests {
         let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
         assert!(other.open(&sealed, b"kid-1").is_err());
         assert_ne!(key.id(), other.id());
+    }
+
+    #[test]
+    fn derived_keys_follow_the_master_key_and_the_purpose() {
+        let tag = |k: &hmac::Key| hmac::sign(k, b"message").as_ref().to_vec();
+        let one = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let again = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
+        let a = tag(&one.derive_hmac_key(b"purpose a"));
+        assert_eq!(
+            a,
+            tag(&again.derive_hmac_key(b"purpose a")),
+            "same key, same purpose"
+        );
+        assert_ne!(
+            a,
+            tag(&one.derive_hmac_key(b"purpose b")),
+            "another purpose"
+        );
+        assert_ne!(
+            a,
+            tag(&other.derive_hmac_key(b"purpose a")),
+            "another master key"
+        );
+        // Not the master key itself used as an HMAC key.
+        assert_ne!(a, tag(&hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32])));
+        let ring = MasterKeys::new(other, vec![one]);
+        let (current, previous) = ring.derive_hmac_keys(b"purpose a");
+        assert_ne!(tag(&current), a);
+        assert_eq!(previous.iter().map(tag).collect::<Vec<_>>(), [a]);
     }
 
     #[test]

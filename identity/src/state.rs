@@ -115,6 +115,29 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// What every replica shares of DPoP (see [`tansu_shared::auth::DpopState`]): the nonce key,
+/// derived from the master key (so any replica accepts the nonce another handed out), and,
+/// with `redis_url` set, the record of the proofs used (so a proof used at one replica is
+/// refused at the others).
+fn dpop_state(
+    config: &Config,
+    master: &crate::crypto::MasterKeys,
+) -> anyhow::Result<tansu_shared::auth::DpopState> {
+    let (key, previous) = master.derive_hmac_keys(DPOP_NONCE_KEY_PURPOSE);
+    Ok(tansu_shared::auth::DpopState {
+        replay: tansu_shared::auth::dpop::ReplayCache::shared(config.redis_url.expose())
+            .map_err(|e| anyhow::anyhow!("identity.redis_url: {e}"))?,
+        nonces: Some(tansu_shared::auth::dpop::NonceIssuer::with_keys(
+            key,
+            previous,
+            tansu_shared::auth::NONCE_WINDOW_SECS,
+        )),
+    })
+}
+
+/// The HKDF `info` of the DPoP nonce key (a new purpose gets a new string, never this one).
+const DPOP_NONCE_KEY_PURPOSE: &[u8] = b"tansu identity dpop nonce key v1";
+
 /// The lease of the hourly security-event retention (one replica purges per hour).
 const RETENTION_LEASE: &str = "retention";
 
@@ -144,19 +167,21 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("identity database: {e}"))?;
         let master = master_keys::load(&config)?;
         master_keys::ensure_known(&store, &master).await?;
+        let dpop = dpop_state(&config, &master)?;
         let keys =
             KeyManager::start(store.clone(), Arc::new(master), config.rotation_policy()).await?;
         let passwords = Passwords::new(config.password_hash_concurrency)?;
         let config_client_cache_ms = config.client_cache_ms;
         let events = event_log::EventLog::start(store.clone());
         let keys = Arc::new(keys);
-        let verifier = Verifier::with_keys(
+        let verifier = Verifier::with_keys_and_dpop(
             VerifierConfig {
                 // DPoP proofs at the token endpoint and with bound tokens here carry a nonce.
                 dpop_nonce: true,
                 ..VerifierConfig::new(config.issuer.clone(), IDENTITY_AUDIENCE)
             },
             keys.clone(),
+            dpop,
         )
         .map_err(|e| anyhow::anyhow!("token verifier: {e}"))?;
         let transport = mail::transport::from_config(&config.mail, &config.data_dir)?;

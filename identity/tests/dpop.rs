@@ -3,13 +3,19 @@
 //! refresh token to the proof's key; a proof for another URL, a replayed one, one without the
 //! nonce, or a refresh of a bound token without a proof of its key is refused. Bound tokens
 //! are then accepted only with a proof (userinfo), and discovery names the algorithms.
+//! Replicas on one database and one Redis act as one server: a nonce handed out by one is
+//! accepted by another, and a proof used at one is refused at another; while Redis is away,
+//! each replica still refuses the proofs it saw itself. A `TokenSource` with a DPoP key gets
+//! bound tokens (the nonce round trip its own) and proves each call.
 
 mod common;
 
 use base64::Engine;
 use common::*;
 use serde_json::Value;
+use tansu_shared::config::Secret;
 use tansu_shared::testing::dpop::DpopKey;
+use tansu_shared::testing::processes::Redis;
 
 const EMAIL: &str = "ada@dpop.example";
 
@@ -174,4 +180,134 @@ async fn proofs_bind_tokens_to_the_clients_key() {
         inst.stop().await;
         db.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn replicas_share_nonces_and_the_record_of_used_proofs() {
+    if !Redis::available() {
+        tansu_shared::testing::skip_or_fail::<()>(
+            "dpop (replicas)",
+            "redis-server is not installed",
+        );
+        return;
+    }
+    for db in backends("dpop (replicas)").await {
+        let n = db.name();
+        let mut redis = Redis::start();
+        let url = redis.url();
+        let one = Instance::start(&db, "", |c| c.redis_url = Secret::new(url.clone())).await;
+        // The second replica: the same issuer, database, master key and Redis.
+        let issuer = one.issuer.clone();
+        let two = Instance::start(&db, "", |c| {
+            c.redis_url = Secret::new(url.clone());
+            c.issuer = issuer.clone();
+        })
+        .await;
+        let htu = format!("{issuer}connect/token");
+        let key = DpopKey::es256();
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("scope", "admin.full"),
+        ];
+        let token_at = |inst: &Instance, proof: String| {
+            inst.http
+                .post(inst.url("/connect/token"))
+                .basic_auth(tansu_identity::DEV_CLIENT_ID, Some(DEV_SECRET))
+                .header("DPoP", proof)
+                .form(&form)
+                .send_ok()
+        };
+        let answer = |resp: reqwest::Response| async move {
+            let status = resp.status().as_u16();
+            let nonce = resp
+                .headers()
+                .get("dpop-nonce")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let v: Value = resp.json().await.unwrap();
+            (status, v, nonce)
+        };
+
+        // Replica one hands out the nonce; replica two accepts it.
+        let (status, v, nonce) =
+            answer(token_at(&one, key.proof("POST", &htu, None, None)).await).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("use_dpop_nonce")),
+            "{n}: {v}"
+        );
+        let nonce = nonce.expect("a DPoP-Nonce header");
+        let proof = key.proof("POST", &htu, None, Some(&nonce));
+        let (status, v, _) = answer(token_at(&two, proof.clone()).await).await;
+        assert_eq!(
+            status, 200,
+            "{n}: replica two takes replica one's nonce: {v}"
+        );
+        assert_eq!(
+            claims(v["access_token"].as_str().unwrap())["cnf"]["jkt"],
+            key.jkt()
+        );
+
+        // The same proof at replica one: a replay, though replica one never saw it.
+        let (status, v, _) = answer(token_at(&one, proof.clone()).await).await;
+        assert_eq!(
+            (status, v["error"].as_str(), v["error_description"].as_str()),
+            (400, Some("invalid_dpop_proof"), Some("proof already used")),
+            "{n}: {v}"
+        );
+        let (status, v, _) = answer(token_at(&two, proof).await).await;
+        assert_eq!(status, 400, "{n}: and at replica two again: {v}");
+
+        // Redis away: each replica still takes a fresh proof once, and refuses its replay.
+        redis.stop_server();
+        let proof = key.proof("POST", &htu, None, Some(&nonce));
+        let (status, v, _) = answer(token_at(&one, proof.clone()).await).await;
+        assert_eq!(status, 200, "{n}: without Redis: {v}");
+        let (status, v, _) = answer(token_at(&one, proof).await).await;
+        assert_eq!(
+            (status, v["error_description"].as_str()),
+            (400, Some("proof already used")),
+            "{n}: without Redis, the replica's own record: {v}"
+        );
+        two.stop().await;
+        one.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_source_binds_its_tokens_and_proves_each_call() {
+    use tansu_shared::token_source::{ClientCredentials, TokenSource};
+    let db = TestDb::sqlite().await;
+    let inst = Instance::start(&db, "", |_| {}).await;
+    let source = TokenSource::with_dpop(ClientCredentials {
+        token_endpoint: inst.url("/connect/token").parse().unwrap(),
+        client_id: tansu_identity::DEV_CLIENT_ID.into(),
+        client_secret: Secret::new(DEV_SECRET),
+        scope: "admin.full".into(),
+    })
+    .unwrap();
+    // The issuer asks for its nonce first; the source answers it by itself.
+    let token = source.token().await.unwrap();
+    assert_eq!(claims(&token)["cnf"]["jkt"], source.jkt().unwrap());
+    assert_eq!(source.token().await.unwrap(), token, "cached");
+
+    let url = inst.url("/admin/tenants");
+    let call = |authorization: String, proof: Option<String>| {
+        let mut req = inst.http.get(&url).header("authorization", authorization);
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        req.send_ok()
+    };
+    let proof = source.proof("GET", &url, &token).unwrap().expect("a proof");
+    let resp = call(source.authorization(&token), Some(proof.clone())).await;
+    assert_eq!(resp.status(), 200, "a call with the source's proof");
+    let resp = call(source.authorization(&token), Some(proof)).await;
+    assert_eq!(resp.status(), 401, "the same proof again");
+    let resp = call(format!("Bearer {token}"), None).await;
+    assert_eq!(resp.status(), 401, "the bound token as a bearer token");
+    let fresh = source.proof("GET", &url, &token).unwrap();
+    let resp = call(source.authorization(&token), fresh).await;
+    assert_eq!(resp.status(), 200, "each call its own proof");
+    inst.stop().await;
 }

@@ -1,8 +1,9 @@
 //! Token exchange (RFC 8693) for a service acting for a user, through `tansu-shared`'s
 //! `TokenSource::on_behalf_of`: an allowed exchange keeps the user and tenant, narrows the
 //! scopes and names the service in `act`; an audience the tenant does not allow, a widened
-//! scope, another tenant's user, a client's own token and a platform client are refused. On
-//! SQLite and PostgreSQL.
+//! scope, another tenant's user, a client's own token and a platform client are refused; a
+//! still-valid token of a removed member, a disabled user or a suspended tenant is not
+//! exchanged, and a member's narrowed roles narrow what is. On SQLite and PostgreSQL.
 
 mod common;
 
@@ -232,6 +233,150 @@ async fn a_service_acts_for_a_user_within_the_tenants_policy() {
                 .unwrap()
                 .contains(&json!(EXCHANGE)),
             "{meta}"
+        );
+        inst.stop().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_is_exchanged_only_while_its_user_is_a_member_of_an_active_tenant() {
+    for db in backends("token exchange (membership)").await {
+        let n = db.name();
+        let inst = Instance::start(&db, "", |_| {}).await;
+        let admin = inst.admin_token().await;
+        let a = inst.create_tenant("member-a").await;
+        let b = inst.create_tenant("member-b").await;
+        inst.create_member(&a, "alice@a.test", &["User"]).await;
+        let carol = inst.create_member(&a, "carol@a.test", &["User"]).await;
+        let dave = inst.create_member(&a, "dave@a.test", &["User"]).await;
+        inst.create_member(&b, "bob@b.test", &["User"]).await;
+        inst.create_client(json!({
+            "client_id": "app", "name": "App", "first_party": true, "client_type": "public",
+            "grant_types": ["authorization_code"], "redirect_uris": ["https://app.example/cb"],
+            "scopes": ["openid", "db.read", "db.write"],
+        }))
+        .await;
+        let scope = "openid db.read db.write";
+        let token_of = |email: &'static str, tid: String| {
+            let inst = &inst;
+            async move {
+                inst.user_access("app", email, USER_PASSWORD, scope, Some(&tid))
+                    .await
+            }
+        };
+        let alice = token_of("alice@a.test", a.clone()).await;
+        let carol_token = token_of("carol@a.test", a.clone()).await;
+        let dave_token = token_of("dave@a.test", a.clone()).await;
+        let bob = token_of("bob@b.test", b.clone()).await;
+        let orders = service(&inst, "orders-m", &a).await;
+        allow_exchange(
+            &inst,
+            &a,
+            json!([{"client_id": "orders-m", "audiences": ["tansu.db"]}]),
+        )
+        .await;
+        let db_verifier = inst.verifier("tansu.db").await;
+
+        // Own tenant: every member's token is exchanged.
+        for token in [&alice, &carol_token, &dave_token] {
+            let got = orders.on_behalf_of(token, "tansu.db", "").await;
+            assert!(got.is_ok(), "{n}: {got:?}");
+        }
+        // Another tenant's user's token: as if it were not valid.
+        assert_eq!(
+            refused(orders.on_behalf_of(&bob, "tansu.db", "").await),
+            "invalid_grant",
+            "{n}"
+        );
+
+        // A removed member: the token still verifies until it expires, but is not exchanged.
+        inst.call_expect(
+            Method::DELETE,
+            &format!("/admin/tenants/{a}/users/{carol}"),
+            &admin,
+            None,
+            204,
+        )
+        .await;
+        assert!(db_verifier.verify(&carol_token).await.is_ok(), "{n}");
+        assert_eq!(
+            refused(orders.on_behalf_of(&carol_token, "tansu.db", "").await),
+            "invalid_grant",
+            "{n}: a removed member"
+        );
+
+        // A disabled user.
+        inst.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{a}/users/{dave}/disable"),
+            &admin,
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(
+            refused(orders.on_behalf_of(&dave_token, "tansu.db", "").await),
+            "invalid_grant",
+            "{n}: a disabled user"
+        );
+
+        // Narrowed roles: a custom role with db.read only; the exchange gives db.read only.
+        inst.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{a}/roles"),
+            &admin,
+            Some(json!({"name": "Reader", "scopes": ["db.read"]})),
+            201,
+        )
+        .await;
+        let alice_id = jwt_claims(&alice)["sub"].as_str().unwrap().to_owned();
+        inst.call_expect(
+            Method::PUT,
+            &format!("/admin/tenants/{a}/users/{alice_id}/roles"),
+            &admin,
+            Some(json!({"roles": ["Reader"]})),
+            200,
+        )
+        .await;
+        let narrowed = orders.on_behalf_of(&alice, "tansu.db", "").await.unwrap();
+        assert_eq!(jwt_claims(&narrowed)["scope"], "db.read", "{n}");
+        assert_eq!(jwt_claims(&narrowed)["roles"], json!(["Reader"]), "{n}");
+        assert_eq!(
+            refused(orders.on_behalf_of(&alice, "tansu.db", "db.write").await),
+            "invalid_scope",
+            "{n}"
+        );
+
+        // A suspended tenant: its service (a client of the tenant) gets nothing at all; active
+        // again: exchanged again.
+        inst.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{a}/suspend"),
+            &admin,
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(
+            refused(orders.on_behalf_of(&alice, "tansu.db", "db.read").await),
+            "unauthorized_client",
+            "{n}: a suspended tenant"
+        );
+        inst.call_expect(
+            Method::POST,
+            &format!("/admin/tenants/{a}/activate"),
+            &admin,
+            None,
+            200,
+        )
+        .await;
+        assert!(
+            orders
+                .on_behalf_of(&alice, "tansu.db", "db.read")
+                .await
+                .is_ok(),
+            "{n}"
         );
         inst.stop().await;
         db.cleanup().await;

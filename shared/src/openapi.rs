@@ -80,7 +80,9 @@ enum Content {
     Json(Register),
     /// Any JSON object (documents, queries whose shape the tenant decides).
     AnyJson,
-    /// Bytes of any type (objects).
+    /// Bytes of any media type (objects), described as `application/octet-stream`: the media
+    /// type generic clients send and read bytes as (`*/*` is valid OpenAPI, but client
+    /// generators refuse it); the operation's description says the type is the object's.
     Bytes,
     /// `text/event-stream`.
     Events,
@@ -209,8 +211,11 @@ impl Op {
     }
     /// Answers `status` with bytes of any media type.
     pub fn bytes(mut self, status: u16) -> Self {
-        self.ok
-            .push((status, "The object's bytes.", Content::Bytes));
+        self.ok.push((
+            status,
+            "The object's bytes; `Content-Type` is the object's media type.",
+            Content::Bytes,
+        ));
         self
     }
     /// Answers a `text/event-stream`.
@@ -390,6 +395,12 @@ fn operation(op: &Op, schemas: &mut Schemas) -> Value {
     }
     if let Some(c) = content_of(op.body, schemas) {
         v["requestBody"] = json!({ "required": true, "content": c });
+        if matches!(op.body, Content::Bytes) {
+            v["requestBody"]["description"] = json!(
+                "The object's bytes. Any media type: the request's `Content-Type` is stored as \
+                 the object's."
+            );
+        }
     }
     v
 }
@@ -399,7 +410,9 @@ fn content_of(content: Content, schemas: &mut Schemas) -> Option<Value> {
         Content::None => return None,
         Content::Json(register) => json!({ "application/json": { "schema": register(schemas) } }),
         Content::AnyJson => json!({ "application/json": { "schema": { "type": "object" } } }),
-        Content::Bytes => json!({ "*/*": { "schema": {} } }),
+        Content::Bytes => json!({
+            "application/octet-stream": { "schema": { "type": "string", "format": "binary" } }
+        }),
         Content::Events => json!({ "text/event-stream": { "schema": { "type": "string" } } }),
     })
 }

@@ -8,6 +8,12 @@
 //! (RFC 8693 token exchange) with the same client credentials: the user stays the subject, the
 //! service is named as the actor (`act`), the scopes can only narrow. Those tokens are per user
 //! and not cached here.
+//!
+//! [`TokenSource::with_dpop`] makes the tokens DPoP-bound (RFC 9449) to a key of this process:
+//! each token request carries a proof (with the issuer's nonce, learnt from its
+//! `use_dpop_nonce` answer and retried once), and each call with a token needs a fresh proof
+//! of its own ([`TokenSource::proof`], sent with [`TokenSource::authorization`]). A stolen token
+//! is then useless without the key.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +73,11 @@ pub struct TokenSource {
 
 struct Inner {
     creds: ClientCredentials,
+    /// The DPoP key the tokens are bound to, and the issuer's latest nonce.
+    dpop: Option<(
+        crate::auth::dpop::ProofKey,
+        std::sync::Mutex<Option<String>>,
+    )>,
     /// Read the secret from this file's first line when `creds.client_secret` is empty.
     secret_file: Option<std::path::PathBuf>,
     http: reqwest::Client,
@@ -84,17 +95,59 @@ impl std::fmt::Debug for TokenSource {
 
 impl TokenSource {
     pub fn new(creds: ClientCredentials) -> Self {
-        Self::build(creds, None)
+        Self::build(creds, None, None)
+    }
+
+    /// A source whose tokens are DPoP-bound to a key made now (see the module doc).
+    pub fn with_dpop(creds: ClientCredentials) -> Result<Self, String> {
+        let key = crate::auth::dpop::ProofKey::generate()?;
+        Ok(Self::build(creds, None, Some(key)))
+    }
+
+    /// The thumbprint of the DPoP key the tokens are bound to (`None`: bearer tokens).
+    pub fn jkt(&self) -> Option<String> {
+        self.inner.dpop.as_ref().map(|(key, _)| key.jkt())
+    }
+
+    /// The `Authorization` value for a call with `token`: `DPoP …` for a DPoP source (send
+    /// [`Self::proof`] beside it), else `Bearer …`.
+    pub fn authorization(&self, token: &str) -> String {
+        match self.inner.dpop {
+            Some(_) => format!("DPoP {token}"),
+            None => format!("Bearer {token}"),
+        }
+    }
+
+    /// The `DPoP` header value for one call with `token` to `method` `url` (as the callee's
+    /// clients call it: the public URL behind the gateway); `None` for a bearer source. Each
+    /// call needs its own.
+    pub fn proof(
+        &self,
+        method: &str,
+        url: &str,
+        token: &str,
+    ) -> Result<Option<String>, TokenSourceError> {
+        let Some((key, nonce)) = &self.inner.dpop else {
+            return Ok(None);
+        };
+        let nonce = nonce.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        key.proof(method, url, Some(token), nonce.as_deref())
+            .map(Some)
+            .map_err(|e| TokenSourceError::Malformed(e.to_string()))
     }
 
     /// A source whose secret (when `creds.client_secret` is empty) is the first line of
     /// `file`, read at each token request: the file may not exist yet when the caller starts
     /// (in the dev stack identity writes it at its first start).
     pub fn with_secret_file(creds: ClientCredentials, file: std::path::PathBuf) -> Self {
-        Self::build(creds, Some(file))
+        Self::build(creds, Some(file), None)
     }
 
-    fn build(creds: ClientCredentials, secret_file: Option<std::path::PathBuf>) -> Self {
+    fn build(
+        creds: ClientCredentials,
+        secret_file: Option<std::path::PathBuf>,
+        dpop: Option<crate::auth::dpop::ProofKey>,
+    ) -> Self {
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -104,6 +157,7 @@ impl TokenSource {
         Self {
             inner: Arc::new(Inner {
                 creds,
+                dpop: dpop.map(|key| (key, std::sync::Mutex::new(None))),
                 secret_file,
                 http,
                 cached: tokio::sync::Mutex::new(None),
@@ -168,7 +222,35 @@ impl Inner {
         self.request(&form).await
     }
 
+    /// A token request; a DPoP source's is retried once with the issuer's nonce when it asks
+    /// for one (RFC 9449 §8).
     async fn request(&self, form: &[(&str, &str)]) -> Result<Cached, TokenSourceError> {
+        let first = self.request_once(form).await;
+        match (&self.dpop, &first) {
+            (Some(_), Err(TokenSourceError::OAuth { error, .. })) if error == "use_dpop_nonce" => {
+                self.request_once(form).await
+            }
+            _ => first,
+        }
+    }
+
+    /// The `DPoP` proof of a token request (`None` for a bearer source).
+    fn token_request_proof(&self) -> Result<Option<String>, TokenSourceError> {
+        let Some((key, nonce)) = &self.dpop else {
+            return Ok(None);
+        };
+        let nonce = nonce.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        key.proof(
+            "POST",
+            self.creds.token_endpoint.as_str(),
+            None,
+            nonce.as_deref(),
+        )
+        .map(Some)
+        .map_err(|e| TokenSourceError::Malformed(e.to_string()))
+    }
+
+    async fn request_once(&self, form: &[(&str, &str)]) -> Result<Cached, TokenSourceError> {
         let c = &self.creds;
         // client_secret_basic: id and secret are form-urlencoded before Basic (RFC 6749 §2.3.1).
         let user = form_encode(&c.client_id);
@@ -178,17 +260,29 @@ impl Inner {
         };
         let sent = Instant::now();
         let (span, trace) = crate::telemetry::client_call("POST token");
-        let resp = self
+        let mut req = self
             .http
             .post(c.token_endpoint.clone())
             .basic_auth(user, Some(pass))
             .form(form)
-            .headers(trace)
+            .headers(trace);
+        if let Some(proof) = self.token_request_proof()? {
+            req = req.header(crate::auth::dpop::DPOP_HEADER, proof);
+        }
+        let resp = req
             .send()
             .instrument(span)
             .await
             .map_err(|e| TokenSourceError::Transport(e.without_url().to_string()))?;
         let status = resp.status();
+        if let Some((_, nonce)) = &self.dpop
+            && let Some(fresh) = resp
+                .headers()
+                .get(crate::auth::dpop::NONCE_HEADER)
+                .and_then(|v| v.to_str().ok())
+        {
+            *nonce.lock().unwrap_or_else(|e| e.into_inner()) = Some(fresh.to_owned());
+        }
         let body = resp
             .bytes()
             .await
@@ -204,7 +298,12 @@ impl Inner {
         }
         let t: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| TokenSourceError::Malformed(e.to_string()))?;
-        if !t.token_type.eq_ignore_ascii_case("bearer") {
+        let expected = if self.dpop.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
+        if !t.token_type.eq_ignore_ascii_case(expected) {
             return Err(TokenSourceError::Malformed(format!(
                 "token_type {:?}",
                 t.token_type

@@ -1,7 +1,8 @@
 //! DPoP-bound tokens through the shared extractors (RFC 9449 §7, §9): a resource server whose
 //! verifier requires nonces answers `use_dpop_nonce` with a `DPoP-Nonce` first, then accepts a
 //! proof carrying it; the URL a proof names is the one the client called, behind the gateway
-//! too (`X-Forwarded-*`).
+//! too (`X-Forwarded-*`). Replay caches sharing a Redis refuse a proof another one saw, and
+//! keep refusing what they saw themselves while Redis is away.
 
 use axum::Router;
 use axum::extract::FromRef;
@@ -83,4 +84,48 @@ async fn a_nonce_is_asked_for_then_accepted_and_the_url_is_the_clients() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     assert!(resp.headers().get("dpop-nonce").is_some());
+}
+
+#[tokio::test]
+async fn replay_caches_sharing_a_redis_see_each_others_proofs() {
+    use tansu_shared::auth::dpop::{Proof, ReplayCache};
+    use tansu_shared::testing::processes::Redis;
+    if !Redis::available() {
+        tansu_shared::testing::skip_or_fail::<()>(
+            "dpop (shared replay cache)",
+            "redis-server is not installed",
+        );
+        return;
+    }
+    let mut redis = Redis::start();
+    let one = ReplayCache::shared(&redis.url()).unwrap();
+    let two = ReplayCache::shared(&redis.url()).unwrap();
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    let proof = |jti: &str| Proof {
+        jkt: "thumbprint".into(),
+        jti: jti.into(),
+        iat: now,
+        nonce: None,
+    };
+    assert!(one.first_use(&proof("a"), now).await.is_ok());
+    assert!(
+        two.first_use(&proof("a"), now).await.is_err(),
+        "seen by the other"
+    );
+    assert!(
+        one.first_use(&proof("a"), now).await.is_err(),
+        "and by itself"
+    );
+    assert!(two.first_use(&proof("b"), now).await.is_ok(), "another jti");
+    let other_key = Proof {
+        jkt: "another thumbprint".into(),
+        ..proof("a")
+    };
+    assert!(one.first_use(&other_key, now).await.is_ok(), "per key");
+    assert!(ReplayCache::shared("not a url").is_err());
+
+    // Redis away: each cache's own record decides.
+    redis.stop_server();
+    assert!(one.first_use(&proof("c"), now).await.is_ok());
+    assert!(one.first_use(&proof("c"), now).await.is_err());
 }

@@ -103,13 +103,16 @@ impl FromRequestParts<AppState> for Caller {
             .verify_issued_token(credential.token(), Some(IDENTITY_AUDIENCE))
             .await?;
         let url = dpop::request_url(parts);
-        state.verifier.check_binding(
-            &issued.claims,
-            credential,
-            parts.method.as_str(),
-            &url,
-            &parts.headers,
-        )?;
+        state
+            .verifier
+            .check_binding(
+                &issued.claims,
+                credential,
+                parts.method.as_str(),
+                &url,
+                &parts.headers,
+            )
+            .await?;
         if !state.token_active(&issued).await {
             return Err(AuthError::InvalidToken("token revoked"));
         }

@@ -24,7 +24,7 @@ fn refused(e: AuthError) -> OAuthError {
 
 /// The thumbprint of the key the request's DPoP proof proves, if it carries one; an error for
 /// a proof that is malformed, for another request, stale, replayed or without the nonce.
-pub fn token_endpoint_proof(
+pub async fn token_endpoint_proof(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<String>, OAuthError> {
@@ -42,6 +42,7 @@ pub fn token_endpoint_proof(
     state
         .verifier
         .check_dpop_nonce_and_replay(&proof, now)
+        .await
         .map_err(refused)?;
     Ok(Some(proof.jkt))
 }

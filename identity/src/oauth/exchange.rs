@@ -7,7 +7,7 @@
 //! `scope`. The service authenticates as itself (a confidential client), and is the actor.
 //!
 //! What is issued, and why it is safe:
-//! - the same user (`sub`), tenant (`tid`) and roles; `act: {"sub": <the service>}` (nested
+//! - the same user (`sub`) and tenant (`tid`), the member's roles; `act: {"sub": <the service>}` (nested
 //!   when the subject token had an actor already), `client_id` the service;
 //! - scopes only narrowed: each asked scope must be in the subject token and be for the asked
 //!   audience (`invalid_scope` otherwise); none asked: every scope of the subject token for it;
@@ -18,7 +18,13 @@
 //!   `Action::ExchangeToken`): a tenant's own service only, never for another tenant's user (the
 //!   token then answers `invalid_grant` as if it were not valid), never a platform client;
 //! - the subject token must be this issuer's, valid, active (not revoked) and a user's (a
-//!   client-credentials token has no user to act for).
+//!   client-credentials token has no user to act for);
+//! - what the token says is checked again as it is now: the tenant still active, the user
+//!   still enabled and still a member of it; the roles and scopes issued are the member's
+//!   current ones (never more than the subject token's). A removed member's or a disabled
+//!   user's token, though still valid until it expires, is not exchanged (`invalid_grant`);
+//!   neither is a token of a tenant that is not active (whose services the token endpoint
+//!   refuses anyway: `unauthorized_client`, through the tenant-status cache).
 
 use tansu_shared::auth::Act;
 
@@ -134,10 +140,32 @@ pub async fn token_exchange(
         }
     })?;
 
-    // Scopes: only narrowed, and only for the audience asked.
+    // The user as they are now, not as the token says: still active and still a member of
+    // the tenant, with the roles they hold now (a removed or disabled user's token, valid
+    // until it expires, is not turned into a new one).
+    let user = state
+        .store
+        .user_by_id(&claims.sub)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
+    if user.is_none_or(|u| u.disabled) {
+        return Err(OAuthError::invalid_grant("the user is not active"));
+    }
+    let membership = state
+        .store
+        .membership(&claims.sub, tid)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?
+        .ok_or_else(|| OAuthError::invalid_grant("the user is not a member of the tenant"))?;
+    let allowed = crate::roles::allowed_scopes(&state.store, tid, &membership.roles)
+        .await
+        .map_err(|e| OAuthError::server_error(&e))?;
+
+    // Scopes: only narrowed, only for the audience asked, and only what the member's roles
+    // allow now.
     let held: Vec<&str> = claims
         .scopes()
-        .filter(|s| scopes::audience_of(s) == Some(audience))
+        .filter(|s| scopes::audience_of(s) == Some(audience) && allowed.allows(s))
         .collect();
     let granted: Vec<String> = match params.get("scope") {
         None => held.iter().map(|s| (*s).to_owned()).collect(),
@@ -174,7 +202,7 @@ pub async fn token_exchange(
         Grant {
             subject: claims.sub.clone(),
             tenant_id: Some(tid.to_owned()),
-            roles: claims.roles.clone(),
+            roles: membership.roles,
             scopes: granted,
             family_id: issued.fid.clone(),
             tenant_lifetime_secs: Some(remaining),

@@ -221,7 +221,7 @@ async fn token_inner(
     }
     let (client, _method) = authenticate_client(state, headers, &params).await?;
     *origin = super::origin::check(state, headers, &client)?;
-    let jkt = super::dpop::token_endpoint_proof(state, headers)?;
+    let jkt = super::dpop::token_endpoint_proof(state, headers).await?;
     let jkt = jkt.as_deref();
     if !client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::unauthorized_client(

@@ -33,7 +33,8 @@ pub(crate) async fn userinfo_inner(
     let url = format!("{}connect/userinfo", state.config.issuer);
     state
         .verifier
-        .check_binding(&issued.claims, credential, method.as_str(), &url, headers)?;
+        .check_binding(&issued.claims, credential, method.as_str(), &url, headers)
+        .await?;
     if !state.token_active(&issued).await {
         return Err(AuthError::InvalidToken("token revoked"));
     }

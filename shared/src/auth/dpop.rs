@@ -10,8 +10,10 @@
 //!
 //! The checks follow RFC 9449 §4.3 in order; the signature is checked with the header's key by
 //! the same code that checks access tokens ([`super::jws`]), for the asymmetric algorithms in
-//! [`ALGORITHMS`] only. Replays are caught by [`ReplayCache`] (per process: a proof replayed
-//! at another replica within the `iat` window is caught only where a nonce is required).
+//! [`ALGORITHMS`] only. Replays are caught by [`ReplayCache`]: per process, or, given a Redis
+//! (feature `redis`), shared by every replica that uses it, so a proof replayed at another
+//! replica is refused too. Nonces ([`NonceIssuer`]) are an HMAC under a key that is random per
+//! process or, given one, shared by the replicas (identity derives it from its master key).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -196,18 +198,95 @@ pub fn request_url(parts: &Parts) -> String {
     format!("{proto}://{host}{prefix}{}", parts.uri.path())
 }
 
+/// A client's DPoP key (ES256, made in this process, never stored): it proves possession for
+/// the tokens bound to it ([`ProofKey::proof`]), e.g. [`crate::token_source::TokenSource`]'s.
+pub struct ProofKey {
+    enc: jsonwebtoken::EncodingKey,
+    jwk: jsonwebtoken::jwk::Jwk,
+}
+
+impl std::fmt::Debug for ProofKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProofKey")
+            .field("jkt", &self.jkt())
+            .finish()
+    }
+}
+
+impl ProofKey {
+    /// A fresh P-256 key from the system's random source.
+    pub fn generate() -> Result<Self, String> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .map_err(|_| "the system's random source failed".to_owned())?;
+        let enc = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&enc, Algorithm::ES256)
+            .map_err(|e| format!("the key's public JWK: {e}"))?;
+        Ok(Self { enc, jwk })
+    }
+
+    /// The RFC 7638 thumbprint: the `cnf.jkt` of tokens bound to this key.
+    pub fn jkt(&self) -> String {
+        self.jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .unwrap_or_default()
+    }
+
+    /// A fresh proof (its own `jti`, `iat` now) for `method` `url`; `access_token` gives its
+    /// `ath` (at a resource server), `nonce` the server's nonce.
+    pub fn proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        nonce: Option<&str>,
+    ) -> Result<String, AuthError> {
+        let mut claims = serde_json::json!({
+            "jti": crate::ids::uuid_v7().to_string(),
+            "htm": method,
+            "htu": url,
+            "iat": jsonwebtoken::get_current_timestamp(),
+        });
+        if let Some(t) = access_token {
+            claims["ath"] = token_hash(t).into();
+        }
+        if let Some(n) = nonce {
+            claims["nonce"] = n.into();
+        }
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(self.jwk.clone());
+        jsonwebtoken::encode(&header, &claims, &self.enc)
+            .map_err(|_| AuthError::InvalidDpopProof("the proof could not be signed"))
+    }
+}
+
 /// The `jti`s of the proofs seen within their `iat` window, so each proof is used once.
+///
+/// Per process by default. With a Redis ([`ReplayCache::shared`]), the first use is recorded
+/// there (`SET NX` with the window as expiry), so every replica sharing the Redis refuses a
+/// replay. While Redis does not answer, the process's own record decides (a replay at another
+/// replica then goes unnoticed): logged, and counted in
+/// `tansu_dpop_replay_local_fallbacks_total`; an unanswered Redis is asked again after
+/// [`SHARED_RETRY`], so requests do not each wait for it.
 /// Bounded: when full of unexpired entries it refuses new proofs rather than forget one.
 pub struct ReplayCache {
     seen: Mutex<HashMap<[u8; 32], i64>>,
     capacity: usize,
+    #[cfg(feature = "redis")]
+    shared: Option<shared::RedisReplay>,
 }
 
 impl std::fmt::Debug for ReplayCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplayCache")
-            .field("capacity", &self.capacity)
-            .finish()
+        let mut d = f.debug_struct("ReplayCache");
+        d.field("capacity", &self.capacity);
+        #[cfg(feature = "redis")]
+        d.field("shared", &self.shared.is_some());
+        d.finish()
     }
 }
 
@@ -217,23 +296,51 @@ impl Default for ReplayCache {
     }
 }
 
+/// How long a shared replay cache keeps to its own record after Redis did not answer.
+pub const SHARED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl ReplayCache {
+    /// A cache of this process, of at most `capacity` live entries.
     pub fn new(capacity: usize) -> Self {
         Self {
             seen: Mutex::new(HashMap::new()),
             capacity,
+            #[cfg(feature = "redis")]
+            shared: None,
         }
+    }
+
+    /// A cache shared through the Redis at `url` (empty: this process's only). An invalid URL
+    /// is an error; an unreachable Redis is not (see the type's doc).
+    #[cfg(feature = "redis")]
+    pub fn shared(url: &str) -> Result<Self, String> {
+        let mut cache = Self::default();
+        if !url.is_empty() {
+            cache.shared = Some(shared::RedisReplay::new(url)?);
+        }
+        Ok(cache)
     }
 
     /// Records the proof's `jti` (per key); an error when it was seen before (a replay) or the
     /// cache is full.
-    pub fn first_use(&self, proof: &Proof, now: i64) -> Result<(), AuthError> {
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        ctx.update(proof.jkt.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(proof.jti.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(ctx.finish().as_ref());
+    pub async fn first_use(&self, proof: &Proof, now: i64) -> Result<(), AuthError> {
+        let key = replay_key(proof);
+        let expires = proof.iat.max(now) + MAX_AGE_SECS + MAX_SKEW_SECS;
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            match shared.first_use(&key, expires - now).await {
+                Some(true) => return Ok(()),
+                Some(false) => return Err(invalid("proof already used")),
+                None => {
+                    metrics::counter!("tansu_dpop_replay_local_fallbacks_total").increment(1);
+                }
+            }
+        }
+        self.first_use_here(key, expires, now)
+    }
+
+    /// [`Self::first_use`] in this process's record.
+    fn first_use_here(&self, key: [u8; 32], expires: i64, now: i64) -> Result<(), AuthError> {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() >= self.capacity {
             seen.retain(|_, expires| *expires > now);
@@ -241,7 +348,6 @@ impl ReplayCache {
                 return Err(invalid("too many recent proofs; retry"));
             }
         }
-        let expires = proof.iat.max(now) + MAX_AGE_SECS + MAX_SKEW_SECS;
         match seen.insert(key, expires) {
             Some(old) if old > now => Err(invalid("proof already used")),
             _ => Ok(()),
@@ -249,16 +355,110 @@ impl ReplayCache {
     }
 }
 
-/// Server nonces (RFC 9449 §8): an HMAC of the current time window under a key of this
-/// process; a nonce of the current or the previous window is accepted.
+/// SHA-256 of the proof's key thumbprint and `jti`: a proof's identity, of fixed size.
+fn replay_key(proof: &Proof) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(proof.jkt.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(proof.jti.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
+}
+
+#[cfg(feature = "redis")]
+mod shared {
+    use std::time::{Duration, Instant};
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    /// How long one Redis round trip (connecting included) may take before the process's own
+    /// record decides.
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    /// The prefix of the replay records' keys.
+    const PREFIX: &str = "tansu:dpop:jti:";
+
+    pub(super) struct RedisReplay {
+        client: redis::Client,
+        conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+        /// Until when Redis is not asked, after it did not answer.
+        resting_until: std::sync::Mutex<Option<Instant>>,
+    }
+
+    impl RedisReplay {
+        pub(super) fn new(url: &str) -> Result<Self, String> {
+            Ok(Self {
+                client: redis::Client::open(url).map_err(|_| "not a valid Redis URL".to_owned())?,
+                conn: tokio::sync::Mutex::new(None),
+                resting_until: std::sync::Mutex::new(None),
+            })
+        }
+
+        /// `Some(true)`: the first use, now recorded for `ttl_secs`; `Some(false)`: seen
+        /// before; `None`: Redis did not answer (or is resting after it did not).
+        pub(super) async fn first_use(&self, key: &[u8; 32], ttl_secs: i64) -> Option<bool> {
+            {
+                let mut resting = self.resting_until.lock().unwrap_or_else(|e| e.into_inner());
+                match *resting {
+                    Some(until) if Instant::now() < until => return None,
+                    Some(_) => *resting = None,
+                    None => {}
+                }
+            }
+            let name = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(key));
+            let attempt = tokio::time::timeout(TIMEOUT, async {
+                let mut conn = self.connection().await?;
+                redis::cmd("SET")
+                    .arg(&name)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl_secs.max(1))
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+            })
+            .await;
+            let error = match attempt {
+                Ok(Ok(set)) => return Some(set.is_some()),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "no answer in time".to_owned(),
+            };
+            *self.conn.lock().await = None;
+            *self.resting_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Instant::now() + super::SHARED_RETRY);
+            tracing::warn!(
+                error = %error,
+                "DPoP replay check: Redis did not answer; this process's own record decides"
+            );
+            None
+        }
+
+        async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+            let mut slot = self.conn.lock().await;
+            if let Some(c) = slot.as_ref() {
+                return Ok(c.clone());
+            }
+            let c = self.client.get_multiplexed_async_connection().await?;
+            *slot = Some(c.clone());
+            Ok(c)
+        }
+    }
+}
+
+/// Server nonces (RFC 9449 §8): an HMAC of the current time window; a nonce of the current or
+/// the previous window is accepted. The key is random per process ([`NonceIssuer::new`]), or
+/// given ([`NonceIssuer::with_keys`]): replicas given the same key accept each other's nonces.
 pub struct NonceIssuer {
-    key: hmac::Key,
+    /// The key nonces are made with, then keys whose nonces are still accepted.
+    keys: Vec<hmac::Key>,
     window_secs: i64,
 }
 
 impl std::fmt::Debug for NonceIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NonceIssuer")
+            .field("keys", &self.keys.len())
             .field("window_secs", &self.window_secs)
             .finish()
     }
@@ -269,31 +469,41 @@ impl NonceIssuer {
     pub fn new(window_secs: i64) -> Self {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the system's random source");
+        Self::with_keys(key, Vec::new(), window_secs)
+    }
+
+    /// Nonces made with `key`; those made with `also_accepted` (earlier keys, during a key
+    /// change) are accepted too.
+    pub fn with_keys(key: hmac::Key, also_accepted: Vec<hmac::Key>, window_secs: i64) -> Self {
+        let mut keys = vec![key];
+        keys.extend(also_accepted);
         Self {
-            key,
+            keys,
             window_secs: window_secs.max(1),
         }
     }
 
-    fn for_window(&self, window: i64) -> String {
-        let tag = hmac::sign(&self.key, &window.to_be_bytes());
+    fn for_window(key: &hmac::Key, window: i64) -> String {
+        let tag = hmac::sign(key, &window.to_be_bytes());
         URL_SAFE_NO_PAD.encode(&tag.as_ref()[..18])
     }
 
     /// The nonce to hand out now.
     pub fn current(&self, now: i64) -> String {
-        self.for_window(now.div_euclid(self.window_secs))
+        Self::for_window(&self.keys[0], now.div_euclid(self.window_secs))
     }
 
     /// Whether `nonce` is one handed out recently.
     pub fn accepts(&self, nonce: &str, now: i64) -> bool {
         let w = now.div_euclid(self.window_secs);
-        [w, w - 1].iter().any(|w| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(
-                self.for_window(*w).as_bytes(),
-                nonce.as_bytes(),
-            )
-            .is_ok()
+        self.keys.iter().any(|key| {
+            [w, w - 1].iter().any(|w| {
+                aws_lc_rs::constant_time::verify_slices_are_equal(
+                    Self::for_window(key, *w).as_bytes(),
+                    nonce.as_bytes(),
+                )
+                .is_ok()
+            })
         })
     }
 }
@@ -330,7 +540,45 @@ mod tests {
     }
 
     #[test]
-    fn a_proof_is_used_once_and_a_full_cache_refuses() {
+    fn a_proof_keys_proofs_verify_for_their_request_only() {
+        let key = ProofKey::generate().unwrap();
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let request = ProofRequest {
+            method: "GET",
+            url: "https://h.example/db/api/collections",
+            access_token: Some("token"),
+        };
+        let proof = key
+            .proof("GET", request.url, Some("token"), Some("n"))
+            .unwrap();
+        let checked = verify_proof(&proof, &request, now).unwrap();
+        assert_eq!(checked.jkt, key.jkt());
+        assert_eq!(checked.nonce.as_deref(), Some("n"));
+        let other = key.proof("GET", request.url, Some("token"), None).unwrap();
+        assert_ne!(
+            verify_proof(&other, &request, now).unwrap().jti,
+            checked.jti
+        );
+        let wrong = key.proof("POST", request.url, Some("token"), None).unwrap();
+        assert!(verify_proof(&wrong, &request, now).is_err());
+    }
+
+    #[test]
+    fn issuers_given_one_key_accept_each_others_nonces() {
+        let key = |b: u8| hmac::Key::new(hmac::HMAC_SHA256, &[b; 32]);
+        let one = NonceIssuer::with_keys(key(1), Vec::new(), 60);
+        let two = NonceIssuer::with_keys(key(1), Vec::new(), 60);
+        let now = 1_700_000_000;
+        assert!(two.accepts(&one.current(now), now));
+        // A key change: the new key's issuer still accepts the old key's nonces.
+        let changed = NonceIssuer::with_keys(key(2), vec![key(1)], 60);
+        assert!(changed.accepts(&one.current(now), now));
+        assert_ne!(changed.current(now), one.current(now));
+        assert!(!one.accepts(&changed.current(now), now));
+    }
+
+    #[tokio::test]
+    async fn a_proof_is_used_once_and_a_full_cache_refuses() {
         let cache = ReplayCache::new(2);
         let proof = |jti: &str| Proof {
             jkt: "k".into(),
@@ -338,17 +586,18 @@ mod tests {
             iat: 100,
             nonce: None,
         };
-        assert!(cache.first_use(&proof("a"), 100).is_ok());
-        assert!(cache.first_use(&proof("a"), 101).is_err());
-        assert!(cache.first_use(&proof("b"), 101).is_ok());
+        assert!(cache.first_use(&proof("a"), 100).await.is_ok());
+        assert!(cache.first_use(&proof("a"), 101).await.is_err());
+        assert!(cache.first_use(&proof("b"), 101).await.is_ok());
         assert!(
-            cache.first_use(&proof("c"), 102).is_err(),
+            cache.first_use(&proof("c"), 102).await.is_err(),
             "full of live entries"
         );
         // Once the first ones expired, there is room again.
         assert!(
             cache
                 .first_use(&proof("c"), 100 + MAX_AGE_SECS + MAX_SKEW_SECS + 1)
+                .await
                 .is_ok()
         );
     }

@@ -104,13 +104,15 @@ where
         let verifier = Verifier::from_ref(state);
         let claims = verifier.verify(credential.token()).await?;
         let url = super::dpop::request_url(parts);
-        verifier.check_binding(
-            &claims,
-            credential,
-            parts.method.as_str(),
-            &url,
-            &parts.headers,
-        )?;
+        verifier
+            .check_binding(
+                &claims,
+                credential,
+                parts.method.as_str(),
+                &url,
+                &parts.headers,
+            )
+            .await?;
         let principal = Principal(Arc::new(claims));
         parts.extensions.insert(principal.clone());
         Ok(principal)

@@ -24,7 +24,7 @@ pub use extract::{
     Credential, Principal, RequireScope, ScopeSet, Tenant, bearer_token, credential,
 };
 pub use jws::{ClaimChecks, SignedToken, VerifyKey};
-pub use verifier::{KeySource, Verifier, VerifierConfig};
+pub use verifier::{DpopState, KeySource, NONCE_WINDOW_SECS, Verifier, VerifierConfig};
 
 pub use jsonwebtoken::Algorithm;
 

@@ -50,7 +50,8 @@ pub struct VerifierConfig {
     pub max_token_len: usize,
     /// Timeout of one metadata or JWKS request.
     pub http_timeout: Duration,
-    /// Require a server nonce in DPoP proofs (RFC 9449 §9); nonces are per process.
+    /// Require a server nonce in DPoP proofs (RFC 9449 §9); nonces are per process unless
+    /// the verifier is given a [`DpopState`] with a shared key.
     pub dpop_nonce: bool,
 }
 
@@ -109,6 +110,30 @@ struct Inner {
     nonces: Option<NonceIssuer>,
 }
 
+/// What a verifier keeps of DPoP beyond one request: the proofs seen and the nonce key.
+/// The default is this process's own (a replay cache of its own, a random nonce key);
+/// replicas that share a Redis and a key share both, so a proof used at one is refused at the
+/// others and a nonce handed out by one is accepted by the others.
+#[derive(Debug, Default)]
+pub struct DpopState {
+    pub replay: ReplayCache,
+    /// The nonces, when [`VerifierConfig::dpop_nonce`] requires them (`None`: a random key).
+    pub nonces: Option<NonceIssuer>,
+}
+
+impl DpopState {
+    fn nonces_for(self, config: &VerifierConfig) -> (ReplayCache, Option<NonceIssuer>) {
+        let nonces = config.dpop_nonce.then(|| {
+            self.nonces
+                .unwrap_or_else(|| NonceIssuer::new(NONCE_WINDOW_SECS))
+        });
+        (self.replay, nonces)
+    }
+}
+
+/// How long a server nonce is current (accepted for up to twice that).
+pub const NONCE_WINDOW_SECS: i64 = 60;
+
 /// Verifies RFC 9068 access tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct Verifier {
@@ -133,10 +158,11 @@ impl Verifier {
         check_algorithms(&config)?;
         crate::install_crypto_provider();
         let jwks = Jwks::start(config.clone()).await?;
+        let (replay, nonces) = DpopState::default().nonces_for(&config);
         Ok(Self {
             inner: Arc::new(Inner {
-                nonces: config.dpop_nonce.then(|| NonceIssuer::new(60)),
-                replay: ReplayCache::default(),
+                nonces,
+                replay,
                 config,
                 keys: jwks.clone(),
                 jwks: Some(jwks),
@@ -146,11 +172,22 @@ impl Verifier {
 
     /// A verifier with its keys at hand (the issuer verifying its own tokens).
     pub fn with_keys(config: VerifierConfig, keys: Arc<dyn KeySource>) -> Result<Self, String> {
+        Self::with_keys_and_dpop(config, keys, DpopState::default())
+    }
+
+    /// [`Verifier::with_keys`], keeping DPoP's replay records and nonces in `dpop` (shared by
+    /// replicas, see [`DpopState`]).
+    pub fn with_keys_and_dpop(
+        config: VerifierConfig,
+        keys: Arc<dyn KeySource>,
+        dpop: DpopState,
+    ) -> Result<Self, String> {
         check_algorithms(&config)?;
+        let (replay, nonces) = dpop.nonces_for(&config);
         Ok(Self {
             inner: Arc::new(Inner {
-                nonces: config.dpop_nonce.then(|| NonceIssuer::new(60)),
-                replay: ReplayCache::default(),
+                nonces,
+                replay,
                 config,
                 keys,
                 jwks: None,
@@ -209,7 +246,7 @@ impl Verifier {
     /// `DPoP` scheme and a valid proof of its key for this request (RFC 9449 §7.1), a bearer
     /// one only with the `Bearer` scheme.
     /// `method` and `url` are the request's as the client made it ([`dpop::request_url`]).
-    pub fn check_binding(
+    pub async fn check_binding(
         &self,
         claims: &AccessClaims,
         credential: Credential<'_>,
@@ -246,12 +283,12 @@ impl Verifier {
                 "the proof is not signed by the token's key",
             ));
         }
-        self.check_dpop_nonce_and_replay(&proof, now)
+        self.check_dpop_nonce_and_replay(&proof, now).await
     }
 
     /// The last checks of a verified DPoP proof: the server's nonce (when this verifier
     /// requires one) and that its `jti` was not seen before.
-    pub fn check_dpop_nonce_and_replay(
+    pub async fn check_dpop_nonce_and_replay(
         &self,
         proof: &dpop::Proof,
         now: i64,
@@ -264,7 +301,7 @@ impl Verifier {
         {
             return Err(AuthError::UseDpopNonce(nonces.current(now)));
         }
-        self.inner.replay.first_use(proof, now)
+        self.inner.replay.first_use(proof, now).await
     }
 
     /// Fetches the JWKS now, outside the unknown-`kid` rate limit. For warm-up and readiness.

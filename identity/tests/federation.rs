@@ -1,12 +1,14 @@
 //! Sign-in through a tenant's external providers, end to end: a second identity service as the
-//! upstream provider (button, home-realm discovery, provisioning on and off, an unverified
-//! address never linking), a fake upstream that signs its own ID tokens (wrong nonce, audience,
-//! signature, expiry refused; a trusted address linking after the account's password; its
-//! discovery document and JWKS fetched once, the JWKS again when it rotates its key; an
-//! address it verified but the provider is not trusted for, `trust_email` off, neither verified
-//! nor linked; allowed domains proven only by a trusted address), a provider of another tenant,
-//! a provider that is down. The browser is a cookie jar per origin
-//! following redirects by hand.
+//! upstream provider (button, home-realm discovery, provisioning on and off — a first sign-in's
+//! address proven by mail first —, an unverified address never linking), a fake upstream that
+//! signs its own ID tokens (wrong nonce, audience, signature, expiry refused; a trusted address
+//! linking after the account's password; its discovery document and JWKS fetched once, the JWKS
+//! again when it rotates its key; an address it verified but the provider is not trusted for,
+//! `trust_email` off, neither verified nor linked; allowed domains proven only by a trusted
+//! address), a provider of another tenant, a provider that is down; an address the provider is
+//! not trusted for, proven through a mailed link (aiosmtpd) before any account has it: only in
+//! the browser that signed in, once, before it expires, under its own tenant's provider. The
+//! browser is a cookie jar per origin following redirects by hand.
 
 mod common;
 
@@ -1074,6 +1076,20 @@ async fn an_untrusted_address_is_proven_by_mail_before_its_account_exists() {
         assert_eq!(spent.status, 400, "{}", spent.body);
         assert_eq!(users("ivan@fake.example").await, 0);
 
+        // The address taken by an account meanwhile: the link creates nothing and links nothing.
+        let mut b = Browser::new();
+        let (link, _) = first(&mut b, "kate@fake.example").await;
+        down.id
+            .create_member(&down.shop, "kate@fake.example", &["User"])
+            .await;
+        let (action, fields) = confirm_form(&mut b, &link).await;
+        let taken = b.post_owned(&action, &fields).await;
+        assert_eq!(taken.status, 409, "{}", taken.body);
+        assert!(taken.body.contains("exists now"), "{}", taken.body);
+        assert_eq!(users("kate@fake.example").await, 1);
+        assert_eq!(links("kate@fake.example").await, 0);
+        assert!(!has_session(&b));
+
         // gwen's link is `shop`'s: the same upstream identity at `other`'s provider names her
         // account by an address `other` does not trust, and is refused.
         let mut b = Browser::new();
@@ -1113,9 +1129,9 @@ async fn an_untrusted_address_is_proven_by_mail_before_its_account_exists() {
                  AND outcome = '{outcome}'"
             )
         };
-        assert_eq!(count(verify_events("pending")).await, 4);
+        assert_eq!(count(verify_events("pending")).await, 5);
         assert_eq!(count(verify_events("success")).await, 1);
-        assert!(count(verify_events("denied")).await >= 4);
+        assert!(count(verify_events("denied")).await >= 6);
 
         down.id.stop().await;
         db.cleanup().await;

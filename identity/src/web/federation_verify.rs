@@ -309,6 +309,24 @@ pub async fn confirm(
         return expired();
     };
     let ctx = (&tenant, &p, &id);
+    // The provider's settings may have changed since the link was sent.
+    if !crate::federation::domain_allowed(&p, &id) {
+        refused(&state, &headers, Some(&tenant.id), "domain not allowed").await;
+        return expired();
+    }
+    // Another sign-in of the same upstream identity finished first.
+    match state
+        .store
+        .federated_identity(&tenant.id, &id.issuer, &id.subject)
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            refused(&state, &headers, Some(&tenant.id), "linked meanwhile").await;
+            return expired();
+        }
+        Err(e) => return unavailable(&e),
+    }
     match state.store.user_by_email(&email).await {
         Ok(None) => {}
         Ok(Some(_)) => {

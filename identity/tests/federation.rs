@@ -1019,6 +1019,21 @@ async fn an_untrusted_address_is_proven_by_mail_before_its_account_exists() {
         let spent = b.post_owned(&action, &fields).await;
         assert_eq!(spent.status, 400, "{}", spent.body);
         assert_eq!(users("frank@fake.example").await, 0);
+        // At most `account.link_requests_per_hour` (3) links per address an hour: then none.
+        for _ in 0..2 {
+            let mut b = Browser::new();
+            let (wait, _) =
+                fake_sign_in(&mut b, at, (&pid, "shop"), "frank@fake.example", true).await;
+            assert_eq!(wait.status, 200, "{}", wait.body);
+        }
+        let mut b = Browser::new();
+        let (more, _) = fake_sign_in(&mut b, at, (&pid, "shop"), "frank@fake.example", true).await;
+        assert_eq!(more.status, 429, "{}", more.body);
+        assert!(
+            more.body.contains("Too many confirmation links"),
+            "{}",
+            more.body
+        );
 
         // Followed in the browser that signed in: the account (its address verified), the
         // link and the sign-in. The link works once.
@@ -1129,9 +1144,9 @@ async fn an_untrusted_address_is_proven_by_mail_before_its_account_exists() {
                  AND outcome = '{outcome}'"
             )
         };
-        assert_eq!(count(verify_events("pending")).await, 5);
+        assert_eq!(count(verify_events("pending")).await, 7);
         assert_eq!(count(verify_events("success")).await, 1);
-        assert!(count(verify_events("denied")).await >= 6);
+        assert!(count(verify_events("denied")).await >= 7);
 
         down.id.stop().await;
         db.cleanup().await;

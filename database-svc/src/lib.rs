@@ -353,13 +353,8 @@ pub async fn serve_on(
                 let tenants = tenants.clone();
                 tokio::spawn(async move { tenants.deprovisioned_elsewhere(tenant).await });
             };
-            tansu_shared::changes::follow_tenants(
-                &url,
-                directory,
-                on_database,
-                std::future::pending(),
-            )
-            .await;
+            tansu_shared::changes::follow_tenants(&url, directory, on_database, std::future::pending())
+                .await;
         })
     });
     let tenants = state.tenants.clone();

@@ -429,10 +429,7 @@ pub async fn serve_on(
         }
     });
     let changes = (!state.config.redis_url.is_empty()).then(|| {
-        let (url, directory) = (
-            state.config.redis_url.expose().to_owned(),
-            state.directory.clone(),
-        );
+        let (url, directory) = (state.config.redis_url.expose().to_owned(), state.directory.clone());
         tokio::spawn(async move {
             tansu_shared::changes::follow_tenants(&url, directory, |_| {}, std::future::pending())
                 .await;

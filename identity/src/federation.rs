@@ -14,10 +14,11 @@
 //! - The link to an account is the upstream `iss` + `sub` (unique per tenant), never the email.
 //! - An upstream address counts as verified only when the ID token says `email_verified` *and*
 //!   the provider's `trust_email` setting is on ([`trusted_email`], Keycloak's "Trust Email"):
-//!   only then is a provisioned account's address marked verified, an existing account of the
-//!   address offered the link (after its password), or the address's domain taken as proof for
-//!   the provider's allowed domains. An address that is not trusted never names an existing
-//!   account: a sign-in with one whose account exists is refused.
+//!   only then is an account provisioned at once, an existing account of the address offered
+//!   the link (after its password), or the address's domain taken as proof for the provider's
+//!   allowed domains. An address that is not trusted never names an existing account: a
+//!   sign-in with one whose account exists is refused; a first sign-in with one gets its
+//!   account only after the address is proven by mail ([`crate::web::federation_verify`]).
 //! - A provider's discovery document and key set are cached per issuer for [`METADATA_TTL`]
 //!   ([`MetadataCache`], bounded like every [`crate::cache::TtlCache`]). An ID token signed
 //!   with a key the cached set does not have (the provider rotated its keys) fetches the set
@@ -47,6 +48,8 @@ pub const FEDERATION_SIGN_IN: &str = "federation.sign_in";
 pub const FEDERATION_LINK: &str = "federation.link";
 pub const FEDERATION_PROVISION: &str = "federation.provision";
 pub const FEDERATION_UNLINK: &str = "federation.unlink";
+/// The proof by mail of an address that is not trusted, before a first sign-in's account.
+pub const FEDERATION_VERIFY: &str = "federation.verify";
 
 /// How long a sign-in may stay at the provider (and a link wait for the password).
 pub const PENDING_LIFETIME_MS: i64 = 10 * 60 * 1000;

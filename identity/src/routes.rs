@@ -15,8 +15,9 @@ use crate::state::AppState;
 use crate::tenants::{STATUS_ACTIVE, STATUS_DELETED, STATUS_SUSPENDED};
 use crate::web::{
     account, account_data, account_mfa, account_passkeys, account_sessions, authorize, consent,
-    federation, federation_account, federation_password, invitations as account_invitations,
-    logout, passkeys, password, recovery, registration, step_forms,
+    federation, federation_account, federation_password, federation_verify,
+    invitations as account_invitations, logout, passkeys, password, recovery, registration,
+    step_forms,
 };
 
 /// The route table (see the module doc).
@@ -67,6 +68,10 @@ pub fn routes() -> Routes<AppState> {
         .route("/federation/{provider}/start", get(federation::start))
         .route("/federation/{provider}/callback", get(federation::callback))
         .route("/federation/discover", get(federation::discover))
+        .route(
+            "/federation/{provider}/verify",
+            get(federation_verify::show).post(federation_verify::confirm),
+        )
         .route("/federation/link", post(federation_password::link_form))
         .route(
             "/connect/endsession",

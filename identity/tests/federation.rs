@@ -1,12 +1,14 @@
 //! Sign-in through a tenant's external providers, end to end: a second identity service as the
-//! upstream provider (button, home-realm discovery, provisioning on and off, an unverified
-//! address never linking), a fake upstream that signs its own ID tokens (wrong nonce, audience,
-//! signature, expiry refused; a trusted address linking after the account's password; its
-//! discovery document and JWKS fetched once, the JWKS again when it rotates its key; an
-//! address it verified but the provider is not trusted for, `trust_email` off, neither verified
-//! nor linked; allowed domains proven only by a trusted address), a provider of another tenant,
-//! a provider that is down. The browser is a cookie jar per origin
-//! following redirects by hand.
+//! upstream provider (button, home-realm discovery, provisioning on and off — a first sign-in's
+//! address proven by mail first —, an unverified address never linking), a fake upstream that
+//! signs its own ID tokens (wrong nonce, audience, signature, expiry refused; a trusted address
+//! linking after the account's password; its discovery document and JWKS fetched once, the JWKS
+//! again when it rotates its key; an address it verified but the provider is not trusted for,
+//! `trust_email` off, neither verified nor linked; allowed domains proven only by a trusted
+//! address), a provider of another tenant, a provider that is down; an address the provider is
+//! not trusted for, proven through a mailed link (aiosmtpd) before any account has it: only in
+//! the browser that signed in, once, before it expires, under its own tenant's provider. The
+//! browser is a cookie jar per origin following redirects by hand.
 
 mod common;
 
@@ -17,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
+use common::account::{SmtpServer, free_port, link_in, mails, nth_mail, smtp_to};
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -156,9 +159,22 @@ struct Downstream {
     other: String,
 }
 
+/// The form of the page a mailed link opens: its action and fields.
+async fn confirm_form(b: &mut Browser, link: &str) -> (String, Vec<(String, String)>) {
+    let page = b.get(link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let field = |name: &str| (name.to_owned(), hidden_field(&page.body, name).unwrap());
+    let fields = vec![field("csrf"), field("token")];
+    (form_action(&page.body, link), fields)
+}
+
 impl Downstream {
     async fn start(db: &TestDb) -> Self {
-        let id = Instance::start(db, "", |_| {}).await;
+        Self::start_with(db, |_| {}).await
+    }
+
+    async fn start_with(db: &TestDb, tweak: impl FnOnce(&mut tansu_identity::Config)) -> Self {
+        let id = Instance::start(db, "", tweak).await;
         id.tenant_app().await;
         let shop = id.create_tenant("shop").await;
         let other = id.create_tenant("other").await;
@@ -276,7 +292,9 @@ async fn sign_in_through_another_tansu() {
             .await;
         allow_callback(&up, vec![down.callback(&pid).await]).await;
 
-        // Through the button: provisioned on the first sign-in, a member of the tenant.
+        // Through the button: the upstream does not verify addresses, so the first sign-in
+        // asks for the proof by mail; once the mailed link is followed in this browser, the
+        // account is provisioned, a member of the tenant.
         let mut b = Browser::new();
         let (query, verifier) = down.query("shop");
         let login = b
@@ -285,7 +303,14 @@ async fn sign_in_through_another_tansu() {
         assert_eq!(login.status, 200);
         let start = button(&login.body, "Corp");
         let at_upstream = b.go(&start).await;
-        let back = upstream_sign_in(&mut b, &up, at_upstream, "alice@corp.example").await;
+        let wait = upstream_sign_in(&mut b, &up, at_upstream, "alice@corp.example").await;
+        assert_eq!(wait.status, 200, "{}", wait.body);
+        assert!(wait.body.contains("Check your mail"), "{}", wait.body);
+        let config = &down.id.state.config;
+        let mail = nth_mail(&config.mail.dir(&config.data_dir), 1).await;
+        assert!(mail.contains("alice@corp.example"), "{mail}");
+        let (action, fields) = confirm_form(&mut b, &link_in(&mail, &down.id.issuer)).await;
+        let back = b.post_owned(&action, &fields).await;
         let location = back
             .location
             .clone()
@@ -825,18 +850,11 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
                 200,
             )
             .await;
-        // A new address: the account is created with it unverified.
-        let (erin, verifier) = through_fake("erin@fake.example", true).await;
-        assert_eq!(erin.status, 303, "{}", erin.body);
-        let erin = down
-            .redeem(erin.location.as_deref().unwrap(), &verifier)
-            .await;
-        let erin = erin["sub"].as_str().unwrap().to_owned();
-        let verified_at = down.id.state.store.email_verified_at(&erin).await.unwrap();
-        assert!(
-            verified_at.is_none(),
-            "an untrusted address is not verified here"
-        );
+        // A new address: no account until the address is proven by mail.
+        let (erin, _) = through_fake("erin@fake.example", true).await;
+        assert_eq!(erin.status, 200, "{}", erin.body);
+        assert!(erin.body.contains("Check your mail"), "{}", erin.body);
+        assert_eq!(user_of("erin@fake.example").await, 0);
         // An existing account's address (dave, unlinked above) links to nothing.
         let (dave_again, _) = through_fake("dave@fake.example", true).await;
         assert_eq!(dave_again.status, 403, "{}", dave_again.body);
@@ -901,6 +919,234 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
             .await;
         assert_eq!(refused.status, 404);
         let _ = down.other.clone();
+
+        down.id.stop().await;
+        db.cleanup().await;
+    }
+}
+
+/// A sign-in at the fake as `email` (`verified` there) through provider `pid` of `tenant`: the
+/// callback's answer and the authorization's PKCE verifier.
+async fn fake_sign_in(
+    b: &mut Browser,
+    (down, fake): (&Downstream, &Fake),
+    (pid, tenant): (&str, &str),
+    email: &str,
+    verified: bool,
+) -> (Page, String) {
+    let (query, verifier) = down.query(tenant);
+    let (callback, nonce) = to_fake(b, down, pid, &query).await;
+    let claims = json!({"iss": fake.issuer, "sub": format!("sub-{email}"), "aud": "fake-client",
+                        "exp": now() + 300, "iat": now(), "nonce": nonce, "email": email,
+                        "email_verified": verified, "name": "Fake Person"});
+    *fake.next.lock().unwrap() = (claims, Signer::Published);
+    (b.get(&callback).await, verifier)
+}
+
+#[tokio::test]
+async fn an_untrusted_address_is_proven_by_mail_before_its_account_exists() {
+    let smtp_available = SmtpServer::available()
+        || tansu_shared::testing::skip_or_fail::<()>(
+            SUITE,
+            "aiosmtpd is not installed (pip install aiosmtpd)",
+        )
+        .is_some();
+    if !smtp_available {
+        return;
+    }
+    for db in backends(SUITE).await {
+        let port = free_port();
+        let smtp = SmtpServer::start(port).await;
+        let down = Downstream::start_with(&db, smtp_to(port)).await;
+        let (_fake_server, fake) = start_fake().await;
+        // `trust_email` off (the default): the provider's `email_verified` is not taken.
+        let provider = json!({"name": "Fake", "issuer": fake.issuer, "client_id": "fake-client",
+                              "sign_in": {"auto_provision": true}});
+        let pid = down.add_provider(&down.shop, provider.clone()).await;
+        let other_pid = down.add_provider(&down.other, provider).await;
+        let at = (&down, &*fake);
+        let store = &down.id.state.store;
+        let count = async |sql: String| raw_count(store, &sql).await;
+        let users = async |email: &str| {
+            count(format!(
+                "SELECT COUNT(*) FROM users WHERE email = '{email}'"
+            ))
+            .await
+        };
+        let links = async |email: &str| {
+            count(format!(
+                "SELECT COUNT(*) FROM federated_identities WHERE subject = 'sub-{email}'"
+            ))
+            .await
+        };
+        let has_session = |b: &Browser| {
+            b.jar
+                .get(&origin(&down.id.issuer))
+                .is_some_and(|c| c.contains_key("tansu_session"))
+        };
+        // A first sign-in: "check your mail", no account, no link, no session; the mailed link.
+        let first = async |b: &mut Browser, email: &str| {
+            let (wait, verifier) = fake_sign_in(b, at, (&pid, "shop"), email, true).await;
+            assert_eq!(wait.status, 200, "{}", wait.body);
+            assert!(wait.body.contains("Check your mail"), "{}", wait.body);
+            assert!(!has_session(b));
+            assert_eq!(users(email).await, 0, "{email}");
+            assert_eq!(links(email).await, 0, "{email}");
+            let to = format!("To: {email}");
+            let mail = eventually(std::time::Duration::from_secs(20), email, || async {
+                let mut all = mails(smtp.path()).into_iter();
+                all.find(|m| m.contains(&to) && m.contains("/federation/"))
+            })
+            .await;
+            let start = mail
+                .find(&format!("{}federation/", down.id.issuer))
+                .unwrap();
+            let link = link_in(&mail[start..], &down.id.issuer);
+            let verify = format!("{}federation/{pid}/verify?token=", down.id.issuer);
+            assert!(link.starts_with(&verify), "{link}");
+            (link, verifier)
+        };
+
+        // Followed in another browser (whoever reads the mailbox, without the sign-in): refused,
+        // and spent; the browser that signed in cannot use it after that.
+        let mut b = Browser::new();
+        let (link, _) = first(&mut b, "frank@fake.example").await;
+        let mut elsewhere = Browser::new();
+        let (action, fields) = confirm_form(&mut elsewhere, &link).await;
+        let refused = elsewhere.post_owned(&action, &fields).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        let (action, fields) = confirm_form(&mut b, &link).await;
+        let spent = b.post_owned(&action, &fields).await;
+        assert_eq!(spent.status, 400, "{}", spent.body);
+        assert_eq!(users("frank@fake.example").await, 0);
+        // At most `account.link_requests_per_hour` (3) links per address an hour: then none.
+        for _ in 0..2 {
+            let mut b = Browser::new();
+            let (wait, _) =
+                fake_sign_in(&mut b, at, (&pid, "shop"), "frank@fake.example", true).await;
+            assert_eq!(wait.status, 200, "{}", wait.body);
+        }
+        let mut b = Browser::new();
+        let (more, _) = fake_sign_in(&mut b, at, (&pid, "shop"), "frank@fake.example", true).await;
+        assert_eq!(more.status, 429, "{}", more.body);
+        assert!(
+            more.body.contains("Too many confirmation links"),
+            "{}",
+            more.body
+        );
+
+        // Followed in the browser that signed in: the account (its address verified), the
+        // link and the sign-in. The link works once.
+        let mut b = Browser::new();
+        let (link, verifier) = first(&mut b, "gwen@fake.example").await;
+        // Opening the link uses nothing (mail scanners fetch links).
+        let _ = confirm_form(&mut Browser::new(), &link).await;
+        let (action, fields) = confirm_form(&mut b, &link).await;
+        let done = b.post_owned(&action, &fields).await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        let gwen = down
+            .redeem(done.location.as_deref().unwrap(), &verifier)
+            .await;
+        let gwen = gwen["sub"].as_str().unwrap().to_owned();
+        assert_eq!(gwen.len(), 36, "{gwen}");
+        assert!(store.email_verified_at(&gwen).await.unwrap().is_some());
+        assert_eq!(links("gwen@fake.example").await, 1);
+        let replay = b.post_owned(&action, &fields).await;
+        assert_eq!(replay.status, 400, "{}", replay.body);
+        assert_eq!(users("gwen@fake.example").await, 1);
+
+        // Next time the provider alone signs gwen in, without mail.
+        let mut b = Browser::new();
+        let (again, verifier) =
+            fake_sign_in(&mut b, at, (&pid, "shop"), "gwen@fake.example", true).await;
+        assert_eq!(again.status, 303, "{}", again.body);
+        let again = down
+            .redeem(again.location.as_deref().unwrap(), &verifier)
+            .await;
+        assert_eq!(again["sub"], gwen.as_str());
+
+        // An expired link is refused.
+        let mut b = Browser::new();
+        let (link, _) = first(&mut b, "hank@fake.example").await;
+        let (action, fields) = confirm_form(&mut b, &link).await;
+        raw_exec(
+            store,
+            "UPDATE federation_pending SET expires_at = 1 WHERE kind = 'verify'",
+            &[],
+        )
+        .await;
+        let expired = b.post_owned(&action, &fields).await;
+        assert_eq!(expired.status, 400, "{}", expired.body);
+        assert_eq!(users("hank@fake.example").await, 0);
+
+        // Under another tenant's provider the link is refused (and spent).
+        let mut b = Browser::new();
+        let (link, _) = first(&mut b, "ivan@fake.example").await;
+        let (action, fields) = confirm_form(&mut b, &link).await;
+        let foreign = action.replace(&pid, &other_pid);
+        assert_ne!(foreign, action);
+        let refused = b.post_owned(&foreign, &fields).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        let spent = b.post_owned(&action, &fields).await;
+        assert_eq!(spent.status, 400, "{}", spent.body);
+        assert_eq!(users("ivan@fake.example").await, 0);
+
+        // The address taken by an account meanwhile: the link creates nothing and links nothing.
+        let mut b = Browser::new();
+        let (link, _) = first(&mut b, "kate@fake.example").await;
+        down.id
+            .create_member(&down.shop, "kate@fake.example", &["User"])
+            .await;
+        let (action, fields) = confirm_form(&mut b, &link).await;
+        let taken = b.post_owned(&action, &fields).await;
+        assert_eq!(taken.status, 409, "{}", taken.body);
+        assert!(taken.body.contains("exists now"), "{}", taken.body);
+        assert_eq!(users("kate@fake.example").await, 1);
+        assert_eq!(links("kate@fake.example").await, 0);
+        assert!(!has_session(&b));
+
+        // gwen's link is `shop`'s: the same upstream identity at `other`'s provider names her
+        // account by an address `other` does not trust, and is refused.
+        let mut b = Browser::new();
+        let (there, _) =
+            fake_sign_in(&mut b, at, (&other_pid, "other"), "gwen@fake.example", true).await;
+        assert_eq!(there.status, 403, "{}", there.body);
+        assert!(there.body.contains("cannot be linked"), "{}", there.body);
+        assert_eq!(links("gwen@fake.example").await, 1);
+
+        // A trusted address (`trust_email` on, verified upstream): the account at once.
+        down.id
+            .call_expect(
+                Method::PATCH,
+                &format!("/admin/tenants/{}/providers/{pid}", down.shop),
+                &down.id.admin_token().await,
+                Some(json!({"sign_in": {"auto_provision": true, "trust_email": true}})),
+                200,
+            )
+            .await;
+        let mut b = Browser::new();
+        let (jane, verifier) =
+            fake_sign_in(&mut b, at, (&pid, "shop"), "jane@fake.example", true).await;
+        assert_eq!(jane.status, 303, "{}", jane.body);
+        let jane = down
+            .redeem(jane.location.as_deref().unwrap(), &verifier)
+            .await;
+        let jane = jane["sub"].as_str().unwrap().to_owned();
+        assert!(store.email_verified_at(&jane).await.unwrap().is_some());
+        // No link went to jane.
+        let to_jane = |m: &String| m.contains("To: jane@") && m.contains("/federation/");
+        assert!(!mails(smtp.path()).iter().any(to_jane));
+
+        // Every step is a security event.
+        let verify_events = |outcome: &str| {
+            format!(
+                "SELECT COUNT(*) FROM security_events WHERE type = 'federation.verify' \
+                 AND outcome = '{outcome}'"
+            )
+        };
+        assert_eq!(count(verify_events("pending")).await, 7);
+        assert_eq!(count(verify_events("success")).await, 1);
+        assert!(count(verify_events("denied")).await >= 7);
 
         down.id.stop().await;
         db.cleanup().await;

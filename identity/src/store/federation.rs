@@ -26,7 +26,7 @@ pub struct FederatedIdentityRow {
 pub struct FederationPendingRow {
     pub token_hash: Vec<u8>,
     pub binding_hash: Vec<u8>,
-    /// [`KIND_AUTHORIZE`] or [`KIND_LINK`].
+    /// [`KIND_AUTHORIZE`], [`KIND_LINK`] or [`KIND_VERIFY`].
     pub kind: String,
     pub tenant_id: String,
     pub provider_id: String,
@@ -36,7 +36,7 @@ pub struct FederationPendingRow {
     pub pkce_verifier: Option<String>,
     /// The account a link waits for.
     pub user_id: Option<String>,
-    /// The verified upstream identity a link waits to store (JSON).
+    /// The verified upstream identity a link or an address proof waits to store (JSON).
     pub identity: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
@@ -46,6 +46,9 @@ pub struct FederationPendingRow {
 pub const KIND_AUTHORIZE: &str = "authorize";
 /// Back from the provider, waiting for the existing account's password.
 pub const KIND_LINK: &str = "link";
+/// Back from the provider with an address that is not trusted, waiting for the mailed link
+/// that proves it (no account exists yet).
+pub const KIND_VERIFY: &str = "verify";
 
 const IDENTITY_COLUMNS: &str =
     "id, tenant_id, provider_id, issuer, subject, user_id, email, created_at, last_used_at";

@@ -8,9 +8,10 @@
 //!   trusted ([`federation::trusted_email`]: the provider says it is verified *and* the
 //!   provider's `trust_email` is on) *and* the account's password is given; an address that is
 //!   not trusted never links, and its sign-in is refused when an account has it.
-//! - A provisioned account's address is marked verified only when it is trusted; otherwise it
-//!   is an unverified address like a self-registered one (a tenant whose policy wants
-//!   confirmed addresses sends its proof by mail at the sign-in).
+//! - A provisioned account's address is always verified: a trusted address is created at once;
+//!   any other first sign-in is answered "check your mail", and the account (with the link)
+//!   exists only once the address is proven by mail ([`super::federation_verify`]). No account
+//!   ever carries a link whose address was never proven.
 //! - The link form is CSRF-protected; its single-use token's row is bound to the browser's CSRF
 //!   cookie and expires like the sign-in. Wrong passwords count against the same lockout as
 //!   the login form.
@@ -204,7 +205,12 @@ pub(crate) async fn land(
             )
             .await
         }
-        Ok(None) if p.sign_in.auto_provision => provision(state, headers, req, ctx, email).await,
+        // A trusted address is proven: the account is created now. Any other is proven by
+        // mail first, and no account exists until then.
+        Ok(None) if p.sign_in.auto_provision => match federation::trusted_email(p, &id) {
+            Some(_) => provision(state, headers, req, ctx, email, true).await,
+            None => super::federation_verify::send(state, headers, req, ctx, &email).await,
+        },
         Ok(None) => {
             refuse(
                 state,
@@ -221,14 +227,16 @@ pub(crate) async fn land(
     }
 }
 
-/// Creates the account of a first sign-in (a member of the tenant with the mapped roles), links
-/// the upstream identity and signs it in.
-async fn provision(
+/// Creates the account of a first sign-in (a member of the tenant with the mapped roles), its
+/// address `proven` (trusted, or proven by mail: [`super::federation_verify`]), links the
+/// upstream identity and signs it in.
+pub(crate) async fn provision(
     state: &AppState,
     headers: &HeaderMap,
     req: &AuthRequest,
     ctx: (&TenantRow, &ProviderRow, &UpstreamIdentity),
     email: String,
+    proven: bool,
 ) -> Response {
     let (tenant, p, id) = ctx;
     // No password anyone knows: the account signs in through the provider (or after a reset).
@@ -271,7 +279,7 @@ async fn provision(
         }
         Err(e) => return unavailable(&e),
     }
-    if federation::trusted_email(p, id).is_some()
+    if proven
         && let Err(e) = state
             .store
             .mark_email_verified(&user.id, &user.email, now)

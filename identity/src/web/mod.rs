@@ -1,7 +1,7 @@
 //! The browser flows, server-rendered: the sign-in request ([`authorize`]), the password
 //! ([`password`]) and the steps after it ([`steps`], [`step_forms`]: second factor, tenant
 //! choice, enrolment), sign-in through a tenant's external providers ([`federation`],
-//! [`federation_link`], [`federation_password`], [`federation_account`]), [`consent`], RP-initiated [`logout`], the account pages
+//! [`federation_link`], [`federation_password`], [`federation_verify`], [`federation_account`]), [`consent`], RP-initiated [`logout`], the account pages
 //! ([`account`], [`account_data`], [`account_sessions`], [`account_mfa`], [`account_passkeys`],
 //! [`invitations`]), passkeys at sign-in ([`passkeys`]), links sent by mail
 //! ([`recovery`]: forgotten passwords, address proofs) and [`registration`]. [`page`] is the one module for
@@ -22,6 +22,7 @@ pub mod federation;
 pub mod federation_account;
 pub mod federation_link;
 pub mod federation_password;
+pub mod federation_verify;
 pub mod invitations;
 pub mod logout;
 pub mod page;

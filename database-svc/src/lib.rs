@@ -263,7 +263,15 @@ impl AppState {
         if !config.jwks_uri.is_empty() {
             vc.jwks_uri = Some(url::Url::parse(&config.jwks_uri)?);
         }
-        let verifier = Verifier::new(vc).await.map_err(anyhow::Error::msg)?;
+        // A DPoP proof used at one replica is refused at the others (with `redis_url`).
+        let dpop = tansu_shared::auth::DpopState {
+            replay: tansu_shared::auth::dpop::ReplayCache::shared(config.redis_url.expose())
+                .map_err(|e| anyhow::anyhow!("database.redis_url: {e}"))?,
+            nonces: None,
+        };
+        let verifier = Verifier::with_dpop(vc, dpop)
+            .await
+            .map_err(anyhow::Error::msg)?;
         let tenants = Tenants::open(config.clone()).await?;
         let events = config.events.start("database")?;
         let directory = config.tenant_directory.start()?;
@@ -353,8 +361,13 @@ pub async fn serve_on(
                 let tenants = tenants.clone();
                 tokio::spawn(async move { tenants.deprovisioned_elsewhere(tenant).await });
             };
-            tansu_shared::changes::follow_tenants(&url, directory, on_database, std::future::pending())
-                .await;
+            tansu_shared::changes::follow_tenants(
+                &url,
+                directory,
+                on_database,
+                std::future::pending(),
+            )
+            .await;
         })
     });
     let tenants = state.tenants.clone();

@@ -35,7 +35,9 @@ async fn held_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<TcpStream>) {
                 }
                 if head.starts_with(b"GET /health") {
                     let _ = conn
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
                         .await;
                     return;
                 }
@@ -132,7 +134,10 @@ async fn sigterm_drains_in_flight_requests_within_the_bound() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!("shutdown: new connections refused {:?} after SIGTERM", signalled.elapsed());
+    println!(
+        "shutdown: new connections refused {:?} after SIGTERM",
+        signalled.elapsed()
+    );
     conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\ndrained")
         .await
         .unwrap();
@@ -169,5 +174,7 @@ async fn sigterm_drains_in_flight_requests_within_the_bound() {
         cut.is_err() || cut.as_ref().is_ok_and(|r| r.status().is_server_error()),
         "the held request was cut: {cut:?}"
     );
-    println!("shutdown: with TANSU_DRAIN_SECS=1 the gateway stopped {took:?} after SIGTERM, request in flight");
+    println!(
+        "shutdown: with TANSU_DRAIN_SECS=1 the gateway stopped {took:?} after SIGTERM, request in flight"
+    );
 }

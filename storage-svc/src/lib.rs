@@ -333,7 +333,13 @@ impl AppState {
         let mut vc = VerifierConfig::new(config.issuer.clone(), config.audience.clone());
         vc.discovery_url = config.discovery_url.clone();
         vc.jwks_uri = config.jwks_uri.clone();
-        let verifier = Verifier::new(vc)
+        // A DPoP proof used at one replica is refused at the others (with `redis_url`).
+        let dpop = tansu_shared::auth::DpopState {
+            replay: tansu_shared::auth::dpop::ReplayCache::shared(config.redis_url.expose())
+                .map_err(|e| anyhow::anyhow!("storage.redis_url: {e}"))?,
+            nonces: None,
+        };
+        let verifier = Verifier::with_dpop(vc, dpop)
             .await
             .map_err(|e| anyhow::anyhow!("token verifier: {e}"))?;
         let events = config.events.start("storage")?;
@@ -429,7 +435,10 @@ pub async fn serve_on(
         }
     });
     let changes = (!state.config.redis_url.is_empty()).then(|| {
-        let (url, directory) = (state.config.redis_url.expose().to_owned(), state.directory.clone());
+        let (url, directory) = (
+            state.config.redis_url.expose().to_owned(),
+            state.directory.clone(),
+        );
         tokio::spawn(async move {
             tansu_shared::changes::follow_tenants(&url, directory, |_| {}, std::future::pending())
                 .await;

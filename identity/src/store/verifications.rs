@@ -25,7 +25,6 @@ pub struct VerificationJobRow {
     pub error: Option<String>,
 }
 
-
 impl Store {
     /// Records a new running job. A unique violation when the chain already has a running job.
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_verification_job", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_verification_job"))]

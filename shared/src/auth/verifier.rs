@@ -155,10 +155,16 @@ impl Verifier {
     /// background refresh. An unreachable issuer is not an error here: keys are fetched when
     /// first needed.
     pub async fn new(config: VerifierConfig) -> Result<Self, String> {
+        Self::with_dpop(config, DpopState::default()).await
+    }
+
+    /// [`Verifier::new`], keeping DPoP's replay records and nonces in `dpop` (shared by
+    /// replicas, see [`DpopState`]).
+    pub async fn with_dpop(config: VerifierConfig, dpop: DpopState) -> Result<Self, String> {
         check_algorithms(&config)?;
         crate::install_crypto_provider();
         let jwks = Jwks::start(config.clone()).await?;
-        let (replay, nonces) = DpopState::default().nonces_for(&config);
+        let (replay, nonces) = dpop.nonces_for(&config);
         Ok(Self {
             inner: Arc::new(Inner {
                 nonces,

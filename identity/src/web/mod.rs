@@ -22,6 +22,9 @@ pub mod federation;
 pub mod federation_account;
 pub mod federation_link;
 pub mod federation_password;
+/// A fuzz target's body (`fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod invitations;
 pub mod logout;
 pub mod page;

@@ -156,16 +156,37 @@ fn documents(prefix: &str) -> Vec<Value> {
 
 fn tenant_query() -> impl Strategy<Value = Value> {
     let field = prop_oneof![
-        Just("status"), Just("total"), Just("tags"), Just("flag"), Just("customer.name"),
-        Just("customer.tier"), Just("note"), Just("missing"), Just("id"),
+        Just("status"),
+        Just("total"),
+        Just("tags"),
+        Just("flag"),
+        Just("customer.name"),
+        Just("customer.tier"),
+        Just("note"),
+        Just("missing"),
+        Just("id"),
     ];
     let operand = prop_oneof![
-        Just(json!("paid")), Just(json!("c1")), Just(json!(0)), Just(json!(13)),
-        Just(json!(true)), Just(Value::Null), Just(json!("b-1")),
+        Just(json!("paid")),
+        Just(json!("c1")),
+        Just(json!(0)),
+        Just(json!(13)),
+        Just(json!(true)),
+        Just(Value::Null),
+        Just(json!("b-1")),
     ];
     let spec = prop_oneof![
         operand.clone(),
-        (prop_oneof![Just("$gt"), Just("$gte"), Just("$lt"), Just("$lte"), Just("$eq")], operand.clone())
+        (
+            prop_oneof![
+                Just("$gt"),
+                Just("$gte"),
+                Just("$lt"),
+                Just("$lte"),
+                Just("$eq")
+            ],
+            operand.clone()
+        )
             .prop_map(|(op, v)| json!({ op: v })),
         proptest::collection::vec(operand, 0..3).prop_map(|v| json!({ "$in": v })),
         any::<bool>().prop_map(|b| json!({ "$exists": b })),
@@ -203,7 +224,12 @@ fn a_query_answers_only_the_asking_tenants_documents() {
                 env.provision(t).await;
                 env.create_collection(t, "shared").await;
                 let resp = env.bulk(t, "shared", &documents(prefix)).await;
-                assert!(resp.status().is_success(), "{}: bulk {}", env.name, resp.status());
+                assert!(
+                    resp.status().is_success(),
+                    "{}: bulk {}",
+                    env.name,
+                    resp.status()
+                );
             }
         }
         envs
@@ -227,7 +253,12 @@ fn a_query_answers_only_the_asking_tenants_documents() {
                 // Bounded: a page holds at least one document, and a tenant has 12.
                 for _page in 0..13 {
                     let resp = env
-                        .req(Method::POST, "/api/collections/shared/query", &token, header_tenant)
+                        .req(
+                            Method::POST,
+                            "/api/collections/shared/query",
+                            &token,
+                            header_tenant,
+                        )
                         .json(&body)
                         .send()
                         .await
@@ -244,7 +275,13 @@ fn a_query_answers_only_the_asking_tenants_documents() {
                     let answer: Value = resp.json().await.unwrap();
                     for d in answer["documents"].as_array().unwrap() {
                         let id = d["id"].as_str().unwrap_or_default();
-                        prop_assert!(id.starts_with(prefix), "{}: {} answered {}", env.name, prefix, id);
+                        prop_assert!(
+                            id.starts_with(prefix),
+                            "{}: {} answered {}",
+                            env.name,
+                            prefix,
+                            id
+                        );
                     }
                     match answer["next_cursor"].as_str() {
                         Some(c) => body["cursor"] = json!(c),

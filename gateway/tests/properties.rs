@@ -60,7 +60,11 @@ fn expected(
                 .ok_or(())?,
         },
     };
-    if tenant.1 { Err(()) } else { Ok(Some(tenant.0)) }
+    if tenant.1 {
+        Err(())
+    } else {
+        Ok(Some(tenant.0))
+    }
 }
 
 fn slug() -> impl Strategy<Value = &'static str> {

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use axum::extract::FromRequestParts;
+use axum::http::{HeaderValue, Request};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::FutureExt;
 use proptest::prelude::*;
 use serde_json::json;
 use tansu_shared::auth::jws::MAX_TOKEN_LEN;
-use axum::extract::FromRequestParts;
-use axum::http::{HeaderValue, Request};
-use futures::FutureExt;
 use tansu_shared::auth::{
     AccessClaims, Audience, AuthError, ClaimChecks, KeySource, SignedToken, Tenant, Verifier,
     VerifierConfig, VerifyKey,

@@ -101,9 +101,13 @@ fn presigned(key: &str) {
     // The same bytes split differently between bucket and key sign differently.
     let moved = format!("{bucket}/{key}");
     if let Some((b, k)) = moved.split_at_checked(bucket.len() + 1) {
-        assert!(!presign::verify(&secret, "GET", tenant, b, k, expires, &sig));
+        assert!(!presign::verify(
+            &secret, "GET", tenant, b, k, expires, &sig
+        ));
     }
-    assert!(!presign::verify(&secret, "PUT", tenant, bucket, key, expires, &sig));
+    assert!(!presign::verify(
+        &secret, "PUT", tenant, bucket, key, expires, &sig
+    ));
 }
 
 fn ranges(headers: &HeaderMap) {

@@ -235,7 +235,9 @@ pub fn check(outcome: &Outcome, from_proxy: bool) {
         Some(id) => {
             assert_eq!(injected, [id.as_str()], "the resolved tenant, once");
             assert!(
-                TENANTS.iter().any(|(_, t, suspended)| t == id && !suspended),
+                TENANTS
+                    .iter()
+                    .any(|(_, t, suspended)| t == id && !suspended),
                 "an active tenant of the directory: {id}"
             );
         }
@@ -260,7 +262,10 @@ pub fn check(outcome: &Outcome, from_proxy: bool) {
     if !from_proxy {
         let ip = CLIENT.split(':').next().unwrap_or_default();
         assert_eq!(
-            headers.get_all(&forwarding::X_FORWARDED_FOR).iter().collect::<Vec<_>>(),
+            headers
+                .get_all(&forwarding::X_FORWARDED_FOR)
+                .iter()
+                .collect::<Vec<_>>(),
             [ip]
         );
     }

@@ -62,7 +62,10 @@ pub fn clients() -> &'static [ClientRow] {
                 None,
                 &code,
                 &["openid", "profile", "email", "offline_access", "db.read"],
-                &["https://app.fuzz.test/cb", "https://app.fuzz.test/cb?from=tansu"],
+                &[
+                    "https://app.fuzz.test/cb",
+                    "https://app.fuzz.test/cb?from=tansu",
+                ],
             ),
             client(
                 "spa",
@@ -189,7 +192,10 @@ pub fn token_request(data: &[u8]) {
         match granted_scopes(client, requested, false) {
             Ok(granted) => {
                 for s in &granted {
-                    assert!(scopes::is_known(s, false) && client.scopes.contains(s), "{s}");
+                    assert!(
+                        scopes::is_known(s, false) && client.scopes.contains(s),
+                        "{s}"
+                    );
                 }
                 let audiences = scopes::audiences(granted.iter().map(String::as_str));
                 assert!(audiences.len() <= granted.len());
@@ -206,8 +212,11 @@ mod tests {
     #[test]
     fn basic_credentials_and_a_form_are_read_together() {
         let mut data = b"Basic ".to_vec();
-        data.extend(base64::engine::general_purpose::STANDARD.encode("machine:s%3Acret+1"
-        ).as_bytes());
+        data.extend(
+            base64::engine::general_purpose::STANDARD
+                .encode("machine:s%3Acret+1")
+                .as_bytes(),
+        );
         data.extend(b"\ngrant_type=client_credentials&scope=db.read");
         let headers = basic_header("machine", "s:cret 1");
         let params = Params::parse(b"grant_type=client_credentials&scope=db.read").unwrap();

@@ -288,9 +288,10 @@ pub fn check_request(
     if scope_list.is_empty() {
         return Err(fail("invalid_scope", "scope is required"));
     }
-    if let Some(bad) = scope_list.iter().find(|s| {
-        !(scopes::is_known(s, dev_mode) && client.scopes.iter().any(|c| c == *s))
-    }) {
+    if let Some(bad) = scope_list
+        .iter()
+        .find(|s| !(scopes::is_known(s, dev_mode) && client.scopes.iter().any(|c| c == *s)))
+    {
         let _ = bad;
         return Err(fail(
             "invalid_scope",

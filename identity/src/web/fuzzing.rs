@@ -35,7 +35,10 @@ pub fn authorize_request(data: &[u8]) {
                 assert!(client.redirect_uris.contains(&req.redirect_uri));
                 assert!(!req.scopes.is_empty());
                 for s in &req.scopes {
-                    assert!(scopes::is_known(s, dev_mode) && client.scopes.contains(s), "{s}");
+                    assert!(
+                        scopes::is_known(s, dev_mode) && client.scopes.contains(s),
+                        "{s}"
+                    );
                 }
                 if let Some(c) = &req.code_challenge {
                     assert!(is_pkce_value(c));
@@ -62,7 +65,14 @@ pub fn authorize_request(data: &[u8]) {
 /// redirector), names the error and this issuer (RFC 9207), and returns the client's `state`.
 fn redirected_back(client: &ClientRow, location: &str, state: Option<&str>) {
     let to = url::Url::parse(location).expect("an error redirect is a URL");
-    let base = |u: &url::Url| (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port(), u.path().to_owned());
+    let base = |u: &url::Url| {
+        (
+            u.scheme().to_owned(),
+            u.host_str().map(str::to_owned),
+            u.port(),
+            u.path().to_owned(),
+        )
+    };
     assert!(
         client
             .redirect_uris
@@ -72,7 +82,13 @@ fn redirected_back(client: &ClientRow, location: &str, state: Option<&str>) {
         "redirected to {location}"
     );
     let pairs: Vec<(String, String)> = to.query_pairs().into_owned().collect();
-    let value = |k: &str| pairs.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    let value = |k: &str| {
+        pairs
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(value("iss"), [ISSUER]);
     assert_eq!(value("error").len(), 1);
     assert_eq!(value("state"), state.into_iter().collect::<Vec<_>>());

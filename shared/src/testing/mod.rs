@@ -183,7 +183,11 @@ pub fn fuzz_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
         .map(|entry| {
             let path = entry.expect("a directory entry").path();
             let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             (name, data)
         })
         .collect();

@@ -37,6 +37,9 @@ mod api;
 /// The API's OpenAPI 3.1 document (`/openapi.json`).
 pub use api::openapi;
 mod body;
+/// The `db_query` fuzz target's body (`fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod ident;
 pub mod query;
 mod schema;

@@ -1,10 +1,17 @@
 //! Properties of database-svc's query language over generated filters and sorts: parsing
-//! never panics, and every accepted query compiles to SQL in which every value is a bound
-//! parameter (never text of the statement) and the placeholders match the arguments.
+//! never panics, every accepted query compiles to SQL in which every value is a bound
+//! parameter (never text of the statement) and the placeholders match the arguments, and a
+//! query served over HTTP answers only the asking tenant's documents, page after page. The
+//! `db_query` fuzz target's committed inputs replay here too.
+
+mod common;
 
 use std::collections::BTreeSet;
 
+use common::{TENANT_A, TENANT_B, envs};
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use tansu_database::query::{Dialect, DocQuery, QueryRequest};
 
@@ -118,4 +125,175 @@ fn generated_queries_are_often_valid() {
         .count();
     eprintln!("{accepted} of {tries} generated queries accepted");
     assert!(accepted * 5 >= tries, "{accepted} of {tries}");
+}
+
+/// The `db_query` fuzz target's committed inputs replay without a fault.
+#[test]
+fn the_db_query_fuzz_corpus_replays() {
+    for (name, data) in tansu_shared::testing::fuzz_corpus("db_query") {
+        eprintln!("{name}");
+        tansu_database::fuzzing::query(&data);
+    }
+}
+
+/// The documents of tenant `t` (ids `a-…` for A, `b-…` for B): the same fields and values in
+/// both tenants, so that any filter matching one tenant's document would match the other's.
+fn documents(prefix: &str) -> Vec<Value> {
+    (0..12)
+        .map(|i| {
+            let status = ["paid", "open", "void"][i % 3];
+            json!({ "id": format!("{prefix}-{i}"), "data": {
+                "status": status,
+                "total": (i as i64) * 7 - 20,
+                "tags": ["x", "y"],
+                "flag": i % 2 == 0,
+                "customer": { "name": format!("c{}", i % 4), "tier": i % 3 },
+                "note": if i % 4 == 0 { Value::Null } else { Value::from("n") },
+            }})
+        })
+        .collect()
+}
+
+fn tenant_query() -> impl Strategy<Value = Value> {
+    let field = prop_oneof![
+        Just("status"),
+        Just("total"),
+        Just("tags"),
+        Just("flag"),
+        Just("customer.name"),
+        Just("customer.tier"),
+        Just("note"),
+        Just("missing"),
+        Just("id"),
+    ];
+    let operand = prop_oneof![
+        Just(json!("paid")),
+        Just(json!("c1")),
+        Just(json!(0)),
+        Just(json!(13)),
+        Just(json!(true)),
+        Just(Value::Null),
+        Just(json!("b-1")),
+    ];
+    let spec = prop_oneof![
+        operand.clone(),
+        (
+            prop_oneof![
+                Just("$gt"),
+                Just("$gte"),
+                Just("$lt"),
+                Just("$lte"),
+                Just("$eq")
+            ],
+            operand.clone()
+        )
+            .prop_map(|(op, v)| json!({ op: v })),
+        proptest::collection::vec(operand, 0..3).prop_map(|v| json!({ "$in": v })),
+        any::<bool>().prop_map(|b| json!({ "$exists": b })),
+    ];
+    (
+        proptest::collection::btree_map(field.clone(), spec, 0..3),
+        proptest::collection::vec(
+            (field, any::<bool>()).prop_map(|(f, d)| format!("{}{f}", if d { "-" } else { "" })),
+            0..3,
+        ),
+        1u32..6,
+    )
+        .prop_map(|(filter, sort, limit)| {
+            let filter: Map<String, Value> =
+                filter.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            json!({ "filter": filter,
+                    "sort": sort, "limit": limit })
+        })
+}
+
+/// Whatever a tenant asks (filter, sort, page size, the pages after), the documents answered
+/// are that tenant's own; and a request whose tenant header is not its token's tenant is
+/// refused whatever it asks. SQLite, and PostgreSQL when configured.
+#[test]
+fn a_query_answers_only_the_asking_tenants_documents() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let envs = rt.block_on(async {
+        let envs = envs("database properties").await;
+        for env in &envs {
+            for (t, prefix) in [(TENANT_A, "a"), (TENANT_B, "b")] {
+                env.provision(t).await;
+                env.create_collection(t, "shared").await;
+                let resp = env.bulk(t, "shared", &documents(prefix)).await;
+                assert!(
+                    resp.status().is_success(),
+                    "{}: bulk {}",
+                    env.name,
+                    resp.status()
+                );
+            }
+        }
+        envs
+    });
+    let mut runner = TestRunner::new(Config {
+        cases: 40,
+        ..Config::default()
+    });
+    let strategy = (tenant_query(), any::<bool>(), 0usize..3);
+    let outcome = runner.run(&strategy, |(query, as_b, header)| {
+        let (asker, other, prefix) = if as_b {
+            (TENANT_B, TENANT_A, "b-")
+        } else {
+            (TENANT_A, TENANT_B, "a-")
+        };
+        for env in &envs {
+            rt.block_on(async {
+                let token = env.rw(asker);
+                let header_tenant = [Some(asker), Some(other), None][header];
+                let mut body = query.clone();
+                // Bounded: a page holds at least one document, and a tenant has 12.
+                for _page in 0..13 {
+                    let resp = env
+                        .req(
+                            Method::POST,
+                            "/api/collections/shared/query",
+                            &token,
+                            header_tenant,
+                        )
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = resp.status();
+                    if header_tenant != Some(asker) {
+                        prop_assert_eq!(status, StatusCode::FORBIDDEN, "{}", env.name);
+                        return Ok(());
+                    }
+                    if status == StatusCode::UNPROCESSABLE_ENTITY {
+                        return Ok(());
+                    }
+                    prop_assert_eq!(status, StatusCode::OK, "{}: {}", env.name, body);
+                    let answer: Value = resp.json().await.unwrap();
+                    for d in answer["documents"].as_array().unwrap() {
+                        let id = d["id"].as_str().unwrap_or_default();
+                        prop_assert!(
+                            id.starts_with(prefix),
+                            "{}: {} answered {}",
+                            env.name,
+                            prefix,
+                            id
+                        );
+                    }
+                    match answer["next_cursor"].as_str() {
+                        Some(c) => body["cursor"] = json!(c),
+                        None => return Ok(()),
+                    }
+                }
+                Err(TestCaseError::fail("more pages than documents"))
+            })?;
+        }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
 }

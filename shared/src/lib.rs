@@ -36,6 +36,9 @@ pub mod config;
 pub mod db;
 pub mod events;
 pub mod extract;
+/// The fuzz targets' bodies (`fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod ids;
 #[cfg(feature = "openapi")]

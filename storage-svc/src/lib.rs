@@ -18,6 +18,9 @@ pub mod api;
 pub mod backend;
 pub mod conditional;
 pub mod content;
+/// The `storage_request` fuzz target's body (`fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod multipart;
 pub mod names;
 pub mod openapi;

@@ -1,5 +1,6 @@
 //! Properties of storage-svc's request parsing over generated inputs: object keys and bucket
-//! names are refused or safe, and `Range` never yields bytes outside the object.
+//! names are refused or safe, and `Range` never yields bytes outside the object. The
+//! `storage_request` fuzz target's committed inputs replay here too.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use proptest::prelude::*;
@@ -67,5 +68,14 @@ proptest! {
         } else {
             prop_assert_eq!(got, RangeOutcome::Partial(first..(last + 1).min(len)));
         }
+    }
+}
+
+/// The `storage_request` fuzz target's committed inputs replay without a fault.
+#[test]
+fn the_storage_request_fuzz_corpus_replays() {
+    for (name, data) in tansu_shared::testing::fuzz_corpus("storage_request") {
+        eprintln!("{name}");
+        tansu_storage::fuzzing::storage_request(&data);
     }
 }

@@ -6,9 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::{Method, Request, Response, StatusCode, Uri};
 use tansu_shared::problem::Problem;
 
 use super::{Client, Gateway, ProxyBody, json_response, no_route, tenant_mismatch, unknown_tenant};
@@ -32,10 +30,10 @@ pub(super) struct Addressed<'p> {
 }
 
 /// The authority asked for: the URI's (HTTP/2, absolute form), else `Host`; only when valid.
-pub(super) fn requested_host(parts: &Parts) -> Option<HeaderValue> {
-    match parts.uri.authority() {
+pub(super) fn requested_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    match uri.authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-        None => parts.headers.get(header::HOST).cloned(),
+        None => headers.get(header::HOST).cloned(),
     }
     .filter(|h| h.to_str().is_ok_and(forwarding::is_valid_host))
 }
@@ -43,9 +41,9 @@ pub(super) fn requested_host(parts: &Parts) -> Option<HeaderValue> {
 impl Gateway {
     /// The gateway's own paths: `GET /health` (every upstream's readiness; it costs a client
     /// budget like any request) and `GET /health/live`.
-    pub(super) async fn own_path(
+    pub(super) async fn own_path<B>(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<B>,
         conn: &Connection,
         client: &Client,
     ) -> Result<Option<Response<ProxyBody>>, Problem> {

@@ -10,6 +10,8 @@
 //! (Steps 1 and 2, TLS and the request id, happen in `server` and in [`Gateway::handle`].)
 
 mod admission;
+#[doc(hidden)]
+pub mod fuzzing;
 mod resolve;
 mod send;
 
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -31,9 +33,9 @@ use crate::Config;
 use crate::connections::Connections;
 use crate::cors::{self, Cors, Kind, Origins};
 use crate::forwarding::{self, Connection, REQUEST_ID, TrustedProxies};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Decision, RateLimiter};
 use crate::surface::{self, InternalPaths};
-use crate::tenant::{self, CachedDirectory};
+use crate::tenant::{self, CachedDirectory, TenantInfo};
 use crate::upstream::{Clock, Pool};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -283,59 +285,25 @@ impl Gateway {
         let upgrade = req.version() == Version::HTTP_11 && forwarding::wants_upgrade(req.headers());
         let inbound_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let host = admission::requested_host(&parts);
-        let cross_origin = cors::classify(&parts.method, &parts.headers, conn.proto, host.as_ref());
-        let client_ip = self.trusted.client_ip(conn.peer.ip(), &parts.headers);
-
-        // 3. Internal paths and malformed targets; the tenant the host and the path name.
-        // The path as the most lenient service would read it, without its tenant segments:
-        // what the path rules (internal paths, strict and registration budgets) compare with.
-        let canonical = surface::canonical(parts.uri.path());
-        let public_path = surface::without_tenant(&canonical);
-        let addressed = self
-            .screen(parts.uri.path(), public_path, host.as_ref(), client_ip)
+        let admitted = self
+            .admit(
+                (&parts.method, &parts.uri, &mut parts.headers),
+                upgrade,
+                conn,
+                rid,
+                cors,
+            )
             .await?;
-        // 3. Per-client budgets, before any work that costs more than a map lookup.
-        let budget = self
-            .client_budgets(&parts.method, public_path, client_ip)
-            .await?;
-
-        // 5. The route (and a declared body it cannot take).
-        let (route, stripped) = self.route(addressed.path, &parts.headers)?;
-        cors.rule = self.cors.rule_for(public_path);
-
-        // 4. The tenant (for a preflight: its answer), and its budget.
-        let tenant = self.resolve(route, &parts.headers, &addressed).await?;
-        match &cross_origin {
-            Kind::SameOrigin => {}
-            Kind::Preflight(origin) => {
-                return Self::preflight(cors, origin.as_deref(), &tenant, &parts.headers);
-            }
-            Kind::CrossOrigin(origin) => Self::cross_origin(cors, origin.as_deref(), &tenant)?,
-        }
-        let budget = self.tenant_budget(&tenant, budget).await?;
-
-        // One trace per request (with export on): the gateway's span, whose context the
-        // service continues.
-        let span = crate::trace::server_span(
-            &parts.headers,
-            &parts.method,
-            &route.prefix,
-            tenant.info.as_deref().map(|t| t.id.as_str()),
-        );
-        // 5. The request as the service sees it, sent; the answer as the client sees it.
-        send::prepare_headers(
-            &mut parts.headers,
-            upgrade,
-            tenant.info.as_deref(),
-            conn,
-            host.as_ref(),
-            route.public_prefix(addressed.path_tenant),
-            rid,
-        );
-        if let Some(span) = &span {
-            tansu_shared::telemetry::inject_context(span, &mut parts.headers);
-        }
+        let (route, stripped, budget, span) = match admitted {
+            Admitted::Answered(resp) => return Ok(resp),
+            Admitted::Forward {
+                route,
+                path,
+                budget,
+                span,
+                ..
+            } => (route, path, budget, span),
+        };
         let sent = self.send(
             conns,
             route,
@@ -359,8 +327,80 @@ impl Gateway {
         Ok(send::finish(resp, upgrade, inbound_upgrade, budget))
     }
 
+    /// Steps 3 and 4, and step 5 up to the upstream: where the request goes and its headers as
+    /// the service sees them (`headers` is rewritten), or the gateway's own answer (a
+    /// preflight). Only the head: the body stays with the caller.
+    async fn admit<'g, 'p>(
+        &'g self,
+        (method, uri, headers): (&Method, &'p Uri, &mut HeaderMap),
+        upgrade: bool,
+        conn: &Connection,
+        rid: &HeaderValue,
+        cors: &mut cors::Outcome<'g>,
+    ) -> Result<Admitted<'g, 'p>, Problem> {
+        let host = admission::requested_host(uri, headers);
+        let cross_origin = cors::classify(method, headers, conn.proto, host.as_ref());
+        let client_ip = self.trusted.client_ip(conn.peer.ip(), headers);
+
+        // 3. Internal paths and malformed targets; the tenant the host and the path name.
+        // The path as the most lenient service would read it, without its tenant segments:
+        // what the path rules (internal paths, strict and registration budgets) compare with.
+        let canonical = surface::canonical(uri.path());
+        let public_path = surface::without_tenant(&canonical);
+        let addressed = self
+            .screen(uri.path(), public_path, host.as_ref(), client_ip)
+            .await?;
+        // 3. Per-client budgets, before any work that costs more than a map lookup.
+        let budget = self.client_budgets(method, public_path, client_ip).await?;
+
+        // 5. The route (and a declared body it cannot take).
+        let (route, stripped) = self.route(addressed.path, headers)?;
+        cors.rule = self.cors.rule_for(public_path);
+
+        // 4. The tenant (for a preflight: its answer), and its budget.
+        let tenant = self.resolve(route, headers, &addressed).await?;
+        match &cross_origin {
+            Kind::SameOrigin => {}
+            Kind::Preflight(origin) => {
+                return Self::preflight(cors, origin.as_deref(), &tenant, headers)
+                    .map(Admitted::Answered);
+            }
+            Kind::CrossOrigin(origin) => Self::cross_origin(cors, origin.as_deref(), &tenant)?,
+        }
+        let budget = self.tenant_budget(&tenant, budget).await?;
+
+        // One trace per request (with export on): the gateway's span, whose context the
+        // service continues.
+        let span = crate::trace::server_span(
+            headers,
+            method,
+            &route.prefix,
+            tenant.info.as_deref().map(|t| t.id.as_str()),
+        );
+        // 5. The request as the service sees it.
+        send::prepare_headers(
+            headers,
+            upgrade,
+            tenant.info.as_deref(),
+            conn,
+            host.as_ref(),
+            route.public_prefix(addressed.path_tenant),
+            rid,
+        );
+        if let Some(span) = &span {
+            tansu_shared::telemetry::inject_context(span, headers);
+        }
+        Ok(Admitted::Forward {
+            route,
+            path: stripped,
+            budget,
+            span,
+            tenant: tenant.info,
+        })
+    }
+
     /// A path configured as an alias of another is handled as that path (query kept).
-    fn apply_alias(&self, req: &mut Request<Incoming>) {
+    fn apply_alias<B>(&self, req: &mut Request<B>) {
         let path = req.uri().path();
         let path = path
             .strip_suffix('/')
@@ -441,6 +481,22 @@ impl Gateway {
         };
         json_response(status, serde_json::to_vec(&report).unwrap_or_default())
     }
+}
+
+/// What [`Gateway::admit`] decided about a request.
+enum Admitted<'g, 'p> {
+    /// The gateway's own answer (a preflight).
+    Answered(Response<ProxyBody>),
+    /// To be sent on `route` as `path` (the route's prefix and any tenant segment stripped),
+    /// with the headers prepared.
+    Forward {
+        route: &'g RouteEntry,
+        path: &'p str,
+        budget: Option<Decision>,
+        span: Option<tracing::Span>,
+        /// The tenant resolved (and injected in `X-Tansu-Tenant`), if any.
+        tenant: Option<Arc<TenantInfo>>,
+    },
 }
 
 /// An unrouted path's answer (also an internal path's).

@@ -10,6 +10,9 @@ pub mod discovery;
 pub mod dpop;
 pub mod error;
 pub mod exchange;
+/// A fuzz target's body (`fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod introspect;
 pub mod origin;
 pub mod params;

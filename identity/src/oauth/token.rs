@@ -34,15 +34,38 @@ pub enum AuthMethod {
     None,
 }
 
-/// Authenticates the client of a token-endpoint request (RFC 6749 §2.3.1): HTTP Basic with
-/// form-urlencoded id and secret, or `client_id`/`client_secret` in the body, or only
-/// `client_id` for a public client, or a signed client assertion (`private_key_jwt`, see
-/// [`super::assertion`]). Using two methods at once is refused (§2.3).
-pub async fn authenticate_client(
-    state: &AppState,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<(ClientRow, AuthMethod), OAuthError> {
+/// The client credentials a token-endpoint request presents (RFC 6749 §2.3), read before any
+/// lookup: a signed client assertion, or a client id with the secret sent (if any) and how.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// `client_assertion` (`private_key_jwt`, see [`super::assertion`]).
+    Assertion,
+    Client {
+        id: String,
+        secret: Option<String>,
+        method: AuthMethod,
+    },
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Presented::Assertion => f.write_str("Assertion"),
+            Presented::Client { id, secret, method } => f
+                .debug_struct("Client")
+                .field("id", id)
+                .field("secret", &secret.as_ref().map(|_| "[redacted]"))
+                .field("method", method)
+                .finish(),
+        }
+    }
+}
+
+/// Reads the client authentication of a token-endpoint request (RFC 6749 §2.3.1): HTTP Basic
+/// with form-urlencoded id and secret, or `client_id`/`client_secret` in the body, or only
+/// `client_id` for a public client, or a signed client assertion. Using two methods at once is
+/// refused (§2.3), and so is a body `client_id` other than the Basic one.
+pub fn presented_client(headers: &HeaderMap, params: &Params) -> Result<Presented, OAuthError> {
     let basic = basic_credentials(headers)?;
     if params.get("client_assertion").is_some() || params.get("client_assertion_type").is_some() {
         if basic.is_some() || params.get("client_secret").is_some() {
@@ -50,10 +73,9 @@ pub async fn authenticate_client(
                 "use one client authentication method, not several",
             ));
         }
-        let client = super::assertion::authenticate(state, params).await?;
-        return Ok((client, AuthMethod::PrivateKeyJwt));
+        return Ok(Presented::Assertion);
     }
-    let (client_id, secret, method) = match basic {
+    match basic {
         Some((id, secret)) => {
             if params.get("client_secret").is_some() {
                 return Err(OAuthError::invalid_request(
@@ -65,21 +87,45 @@ pub async fn authenticate_client(
                     "client_id differs from the authenticated client",
                 ));
             }
-            (id, Some(secret), AuthMethod::ClientSecretBasic)
+            Ok(Presented::Client {
+                id,
+                secret: Some(secret),
+                method: AuthMethod::ClientSecretBasic,
+            })
         }
         None => {
             let Some(id) = params.get("client_id") else {
                 return Err(OAuthError::invalid_client("client authentication required"));
             };
-            match params.get("client_secret") {
-                Some(s) => (
-                    id.to_owned(),
-                    Some(s.to_owned()),
-                    AuthMethod::ClientSecretPost,
-                ),
-                None => (id.to_owned(), None, AuthMethod::None),
-            }
+            let secret = params.get("client_secret").map(str::to_owned);
+            let method = if secret.is_some() {
+                AuthMethod::ClientSecretPost
+            } else {
+                AuthMethod::None
+            };
+            Ok(Presented::Client {
+                id: id.to_owned(),
+                secret,
+                method,
+            })
         }
+    }
+}
+
+/// Authenticates the client of a token-endpoint request by what it presents
+/// ([`presented_client`]): a known client, its secret (or, for a public client, none), or a
+/// valid client assertion.
+pub async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<(ClientRow, AuthMethod), OAuthError> {
+    let (client_id, secret, method) = match presented_client(headers, params)? {
+        Presented::Assertion => {
+            let client = super::assertion::authenticate(state, params).await?;
+            return Ok((client, AuthMethod::PrivateKeyJwt));
+        }
+        Presented::Client { id, secret, method } => (id, secret, method),
     };
     let client = state
         .client(&client_id)
@@ -106,7 +152,9 @@ pub async fn authenticate_client(
 
 /// `Authorization: Basic` credentials, each part form-urldecoded (RFC 6749 §2.3.1).
 /// `Ok(None)` when there is no Authorization header or it is another scheme.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+pub(crate) fn basic_credentials(
+    headers: &HeaderMap,
+) -> Result<Option<(String, String)>, OAuthError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);

@@ -86,7 +86,7 @@ impl IntoResponse for AuthorizeError {
 
 /// `redirect_uri` with the given parameters appended, plus `state` and `iss`.
 fn client_redirect(
-    state: &AppState,
+    issuer: &str,
     req_redirect: &str,
     req_state: Option<&str>,
     pairs: &[(&str, &str)],
@@ -102,7 +102,7 @@ fn client_redirect(
         if let Some(s) = req_state {
             q.append_pair("state", s);
         }
-        q.append_pair("iss", &state.config.issuer);
+        q.append_pair("iss", issuer);
     }
     url.to_string()
 }
@@ -114,8 +114,25 @@ pub(crate) fn error_redirect(
     error: &str,
     description: &str,
 ) -> AuthorizeError {
+    error_redirect_from(
+        &state.config.issuer,
+        redirect_uri,
+        req_state,
+        error,
+        description,
+    )
+}
+
+/// The error sent back to the client's `redirect_uri`, from `issuer` (RFC 9207).
+fn error_redirect_from(
+    issuer: &str,
+    redirect_uri: &str,
+    req_state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> AuthorizeError {
     AuthorizeError::Redirect(client_redirect(
-        state,
+        issuer,
         redirect_uri,
         req_state,
         &[("error", error), ("error_description", description)],
@@ -148,6 +165,63 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
             StatusCode::BAD_REQUEST,
             "The request names an unknown client.",
         ))?;
+    let mut req = check_request(
+        &state.config.issuer,
+        state.config.dev_mode,
+        raw,
+        &params,
+        client,
+    )?;
+    // A client of a tenant serves only that tenant's users: the sign-in is for its tenant.
+    let tenant = match (&req.client.tenant_id, params.get("tenant")) {
+        (None, hint) => hint.map(str::to_owned),
+        (Some(own), None) => Some(own.clone()),
+        (Some(own), Some(hint)) => {
+            let same = hint == own
+                || matches!(
+                    state.store.tenant_by_ref(hint).await,
+                    Ok(Some(t)) if t.id == *own
+                );
+            if !same {
+                return Err(error_redirect(
+                    state,
+                    &req.redirect_uri,
+                    req.state.as_deref(),
+                    "invalid_request",
+                    "this client serves only the users of its own tenant",
+                ));
+            }
+            Some(own.clone())
+        }
+    };
+    let (brand, federation) = match &tenant {
+        Some(t) => match state.store.tenant_by_ref(t).await {
+            Ok(Some(t)) if t.status == crate::tenants::STATUS_ACTIVE => (
+                Some(crate::web::page::Brand::of(&t)),
+                crate::web::federation::offer(state, &t.id).await,
+            ),
+            _ => (None, Default::default()),
+        },
+        None => (None, Default::default()),
+    };
+    req.tenant = tenant;
+    req.brand = brand;
+    req.federation = federation;
+    Ok(req)
+}
+
+/// The checks of an authorization request that need nothing but the request and its client,
+/// in order: a registered `redirect_uri` (until then errors are pages, never redirects), then
+/// `response_type`, request objects, `response_mode`, the client's grant types, the scopes,
+/// PKCE, `prompt`, `max_age` and `nonce` (errors sent back to the client). The tenant is left
+/// for [`parse_request`] (naming one may need the store).
+pub fn check_request(
+    issuer: &str,
+    dev_mode: bool,
+    raw: &str,
+    params: &Params,
+    client: ClientRow,
+) -> Result<AuthRequest, AuthorizeError> {
     let redirect_uri = params.get("redirect_uri").ok_or(AuthorizeError::Page(
         StatusCode::BAD_REQUEST,
         "The request has no redirect_uri.",
@@ -161,8 +235,8 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
     let redirect_uri = redirect_uri.to_owned();
     let req_state = params.get("state").map(str::to_owned);
     let fail = |error: &str, description: &str| {
-        error_redirect(
-            state,
+        error_redirect_from(
+            issuer,
             &redirect_uri,
             req_state.as_deref(),
             error,
@@ -214,9 +288,10 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
     if scope_list.is_empty() {
         return Err(fail("invalid_scope", "scope is required"));
     }
-    if let Some(bad) = scope_list.iter().find(|s| {
-        !(scopes::is_known(s, state.config.dev_mode) && client.scopes.iter().any(|c| c == *s))
-    }) {
+    if let Some(bad) = scope_list
+        .iter()
+        .find(|s| !(scopes::is_known(s, dev_mode) && client.scopes.iter().any(|c| c == *s)))
+    {
         let _ = bad;
         return Err(fail(
             "invalid_scope",
@@ -278,38 +353,9 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
     if nonce.as_ref().is_some_and(|n| n.len() > 512) {
         return Err(fail("invalid_request", "nonce is too long"));
     }
-    // A client of a tenant serves only that tenant's users: the sign-in is for its tenant.
-    let tenant = match (&client.tenant_id, params.get("tenant")) {
-        (None, hint) => hint.map(str::to_owned),
-        (Some(own), None) => Some(own.clone()),
-        (Some(own), Some(hint)) => {
-            let same = hint == own
-                || matches!(
-                    state.store.tenant_by_ref(hint).await,
-                    Ok(Some(t)) if t.id == *own
-                );
-            if !same {
-                return Err(fail(
-                    "invalid_request",
-                    "this client serves only the users of its own tenant",
-                ));
-            }
-            Some(own.clone())
-        }
-    };
-    let (brand, federation) = match &tenant {
-        Some(t) => match state.store.tenant_by_ref(t).await {
-            Ok(Some(t)) if t.status == crate::tenants::STATUS_ACTIVE => (
-                Some(crate::web::page::Brand::of(&t)),
-                crate::web::federation::offer(state, &t.id).await,
-            ),
-            _ => (None, Default::default()),
-        },
-        None => (None, Default::default()),
-    };
     Ok(AuthRequest {
-        brand,
-        federation,
+        brand: None,
+        federation: Default::default(),
         raw: raw.to_owned(),
         client,
         redirect_uri,
@@ -320,7 +366,7 @@ pub async fn parse_request(state: &AppState, raw: &str) -> Result<AuthRequest, A
         prompt,
         max_age,
         login_hint: params.get("login_hint").map(str::to_owned),
-        tenant,
+        tenant: None,
     })
 }
 
@@ -512,7 +558,7 @@ pub(crate) async fn issue_code(
         ));
     }
     Ok(redirect(&client_redirect(
-        state,
+        &state.config.issuer,
         &req.redirect_uri,
         req.state.as_deref(),
         &[("code", &code)],

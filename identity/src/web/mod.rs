@@ -23,6 +23,9 @@ pub mod federation_account;
 pub mod federation_link;
 pub mod federation_password;
 pub mod federation_verify;
+/// A fuzz target's body (`fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod invitations;
 pub mod logout;
 pub mod page;

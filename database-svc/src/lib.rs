@@ -130,7 +130,7 @@ pub struct Config {
     /// Redis carrying the platform's pushed changes (`tansu:changes`): a deprovision here closes
     /// the tenant's pool at every other replica at once, and identity's tenant changes expire
     /// the cached tenant status. Empty: other replicas notice a deprovision within
-    /// `tenants::RECHECK` (2 s), change streams there at their tokens' expiry.
+    /// `tenants::RECHECK` (2 s).
     pub redis_url: Secret,
 }
 

@@ -295,12 +295,47 @@ async fn tenant(p: &Platform) -> anyhow::Result<(String, String)> {
 struct Counts {
     ok: AtomicU64,
     failed: AtomicU64,
+    /// Failed requests by step and answer (the status, or what went wrong on the way).
+    failures: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Counts {
-    fn count(&self, ok: bool) {
-        let c = if ok { &self.ok } else { &self.failed };
-        c.fetch_add(1, Ordering::Relaxed);
+    /// Counts one answer of `step`: the response when it succeeded.
+    fn answer(
+        &self,
+        step: &str,
+        r: Result<reqwest::Response, reqwest::Error>,
+    ) -> Option<reqwest::Response> {
+        let why = match r {
+            Ok(r) if r.status().is_success() => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                return Some(r);
+            }
+            Ok(r) => r.status().as_u16().to_string(),
+            Err(e) if e.is_timeout() => "timeout".to_owned(),
+            Err(e) if e.is_connect() => "connect".to_owned(),
+            Err(_) => "transport".to_owned(),
+        };
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        *self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(format!("{step} {why}"))
+            .or_default() += 1;
+        None
+    }
+
+    /// The failures as `step answer ×n`, comma-separated.
+    fn failures(&self) -> String {
+        let f = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f.iter()
+            .map(|(what, n)| format!("{what} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -313,8 +348,6 @@ async fn worker(
     counts: Arc<Counts>,
 ) {
     let (http, base) = (&p.0, &p.1);
-    let ok =
-        |r: Result<reqwest::Response, reqwest::Error>| r.is_ok_and(|r| r.status().is_success());
     let body = vec![b'x'; 4096];
     let mut round = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -328,18 +361,13 @@ async fn worker(
             ])
             .send()
             .await;
-        let token = match r {
-            Ok(r) if r.status().is_success() => {
-                counts.count(true);
-                r.json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["access_token"].as_str().map(str::to_owned))
-            }
-            _ => {
-                counts.count(false);
-                None
-            }
+        let token = match counts.answer("token", r) {
+            Some(r) => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["access_token"].as_str().map(str::to_owned)),
+            None => None,
         };
         let Some(token) = token else {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -353,37 +381,38 @@ async fn worker(
                 .json(&json!({"worker": n, "round": round}))
                 .send()
                 .await;
-            let id = match doc {
-                Ok(r) if r.status().is_success() => {
-                    counts.count(true);
-                    r.json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v["id"].as_str().map(str::to_owned))
-                }
-                _ => {
-                    counts.count(false);
-                    None
-                }
+            let id = match counts.answer("document insert", doc) {
+                Some(r) => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(str::to_owned)),
+                None => None,
             };
             if let Some(id) = id {
                 let url = format!("{base}/db/api/collections/soak/documents/{id}");
-                counts.count(ok(http.get(&url).bearer_auth(&token).send().await));
-                counts.count(ok(http.delete(&url).bearer_auth(&token).send().await));
+                let read = http.get(&url).bearer_auth(&token).send().await;
+                counts.answer("document read", read);
+                let delete = http.delete(&url).bearer_auth(&token).send().await;
+                counts.answer("document delete", delete);
             }
             let object = format!("{base}/storage/api/buckets/soak/objects/w{n}");
-            counts.count(ok(http
+            let put = http
                 .put(&object)
                 .bearer_auth(&token)
                 .body(body.clone())
                 .send()
-                .await));
-            counts.count(ok(http.get(&object).bearer_auth(&token).send().await));
-            counts.count(ok(http.delete(&object).bearer_auth(&token).send().await));
-            counts.count(ok(http
+                .await;
+            counts.answer("object upload", put);
+            let get = http.get(&object).bearer_auth(&token).send().await;
+            counts.answer("object download", get);
+            let delete = http.delete(&object).bearer_auth(&token).send().await;
+            counts.answer("object delete", delete);
+            let jwks = http
                 .get(format!("{base}/identity/.well-known/jwks"))
                 .send()
-                .await));
+                .await;
+            counts.answer("jwks", jwks);
         }
     }
 }
@@ -456,6 +485,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         counts.ok.load(Ordering::Relaxed),
         counts.failed.load(Ordering::Relaxed)
     );
+    if counts.failed.load(Ordering::Relaxed) > 0 {
+        let _ = writeln!(report, "Failed: {}.\n", counts.failures());
+    }
     let _ = writeln!(
         report,
         "| process | RSS first → last (MiB) | RSS slope (KiB/min) | fds first → last | fd slope (/min) |"

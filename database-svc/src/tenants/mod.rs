@@ -36,7 +36,7 @@ use crate::store::{CATALOG_MIGRATIONS, Pool, migrate, on_pool};
 
 pub use descriptor::{Credential, Descriptor};
 pub use pools::RECHECK;
-use pools::{Open, reaper};
+use pools::{Open, reaper, rechecker};
 
 /// Prometheus gauge: tenant pools currently open in this process.
 const OPEN_POOLS_GAUGE: &str = "tansu_database_open_tenant_pools";
@@ -183,6 +183,7 @@ impl Tenants {
             deprovisions: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::spawn(reaper(Arc::downgrade(&tenants)));
+        tokio::spawn(rechecker(Arc::downgrade(&tenants)));
         Ok(tenants)
     }
 

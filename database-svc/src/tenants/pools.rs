@@ -14,13 +14,11 @@ use crate::store::{Pool, Store, now_ms};
 pub(super) struct Open {
     pub(super) store: Store,
     pub(super) last_used: Instant,
-    /// When the catalog last said the tenant is active.
-    pub(super) checked: Instant,
 }
 
-/// How long an open pool is used on the catalog's word before the catalog is read again: the
-/// bound within which a deprovision at another replica stops this one's answers (a change
-/// pushed over Redis, when configured, ends them at once).
+/// How often the catalog is read again for every open pool, in the background (requests never
+/// wait for it): the bound within which a deprovision at another replica stops this one's
+/// answers (a change pushed over Redis, when configured, ends them at once).
 pub const RECHECK: Duration = Duration::from_secs(2);
 
 impl Tenants {
@@ -33,25 +31,31 @@ impl Tenants {
         self.open_locked(tenant, false).await
     }
 
-    /// The tenant's open store, if the catalog confirmed it within [`RECHECK`].
     async fn cached(&self, tenant: Uuid) -> Option<Store> {
         let mut open = self.open.lock().await;
         let o = open.get_mut(&tenant)?;
-        if o.checked.elapsed() >= RECHECK {
-            return None;
-        }
         o.last_used = Instant::now();
         Some(o.store.clone())
     }
 
-    /// The tenant's open store whatever its last check, marked as checked now (the caller read
-    /// the catalog).
-    async fn confirmed(&self, tenant: Uuid) -> Option<Store> {
-        let mut open = self.open.lock().await;
-        let o = open.get_mut(&tenant)?;
-        o.last_used = Instant::now();
-        o.checked = Instant::now();
-        Some(o.store.clone())
+    /// Reads the catalog for every open pool and closes those whose tenant is no longer active
+    /// (deprovisioned at another replica). A catalog that cannot be read changes nothing: the
+    /// pools' own queries answer for the database's state meanwhile.
+    pub(super) async fn recheck_open(&self) {
+        let tenants: Vec<Uuid> = self.open.lock().await.keys().copied().collect();
+        for tenant in tenants {
+            match self.record(tenant).await {
+                Ok(Some(r)) if r.status == "active" => {}
+                Ok(_) => {
+                    tracing::info!(%tenant, "tenant database deprovisioned elsewhere; its pool closed");
+                    self.deprovisioned_elsewhere(tenant).await;
+                }
+                Err(e) => {
+                    tracing::debug!(%tenant, error = %e, "the catalog could not be read again");
+                    return;
+                }
+            }
+        }
     }
 
     /// Opens (or finds) the tenant's store; the caller holds the tenant's lock, so one
@@ -68,13 +72,8 @@ impl Tenants {
         }
         let record = self.record(tenant).await?;
         let Some(record) = record.filter(|r| r.status == "active") else {
-            // Deprovisioned at another replica: this one's pool goes too.
-            self.evict(tenant).await;
             return Err(TenantError::NotProvisioned);
         };
-        if let Some(s) = self.confirmed(tenant).await {
-            return Ok(s);
-        }
         check_location(&record.database)?;
         let size = self.config.tenant_pool_size.max(1);
         let idle = Duration::from_secs(self.config.tenant_idle_secs.max(1));
@@ -128,7 +127,6 @@ impl Tenants {
             Open {
                 store: store.clone(),
                 last_used: Instant::now(),
-                checked: Instant::now(),
             },
         );
         metrics::gauge!(OPEN_POOLS_GAUGE).set(open.len() as f64);
@@ -196,6 +194,15 @@ impl Tenants {
     }
 }
 
+/// Reads the catalog again for the open pools every [`RECHECK`] while the service lives.
+pub(super) async fn rechecker(tenants: Weak<Tenants>) {
+    loop {
+        tokio::time::sleep(RECHECK).await;
+        let Some(t) = tenants.upgrade() else { return };
+        t.recheck_open().await;
+    }
+}
+
 /// Drops idle pools and purges expired tenants in the background while the service lives.
 pub(super) async fn reaper(tenants: Weak<Tenants>) {
     let mut last_purge = Instant::now();
@@ -258,6 +265,20 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         assert!(tenants.store(gone).await.is_err());
         assert!(!file.exists());
+        // Deprovisioned at another replica sharing the catalog: the next recheck closes the
+        // pool here, and the tenant has no store any more.
+        let elsewhere = Tenants::open(tenants.config.clone()).await.unwrap();
+        let t = ids[1];
+        tenants.store(t).await.unwrap().ping().await.unwrap();
+        elsewhere.deprovision(t).await.unwrap();
+        tenants.store(t).await.unwrap();
+        let before = tenants.open_count().await;
+        tenants.recheck_open().await;
+        assert_eq!(tenants.open_count().await, before - 1);
+        assert!(matches!(
+            tenants.store(t).await,
+            Err(TenantError::NotProvisioned)
+        ));
         // Unknown tenants have no store.
         assert!(matches!(
             tenants.store(Uuid::now_v7()).await,

@@ -71,7 +71,7 @@ fn compiles_safely(q: &DocQuery) {
 }
 
 /// The numbers of the `$n` placeholders in a statement.
-fn placeholders(sql: &str) -> BTreeSet<usize> {
+pub fn placeholders(sql: &str) -> BTreeSet<usize> {
     let mut found = BTreeSet::new();
     for (i, b) in sql.bytes().enumerate() {
         if b == b'$' {

@@ -13,6 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
+use tansu_database::fuzzing::placeholders;
 use tansu_database::query::{Dialect, DocQuery, QueryRequest};
 
 fn scalar() -> impl Strategy<Value = Value> {
@@ -59,24 +60,6 @@ fn request() -> impl Strategy<Value = QueryRequest> {
             limit,
             cursor: None,
         })
-}
-
-/// The numbers of the `$n` placeholders in a statement.
-fn placeholders(sql: &str) -> BTreeSet<usize> {
-    let mut found = BTreeSet::new();
-    let bytes = sql.as_bytes();
-    for (i, b) in bytes.iter().enumerate() {
-        if *b == b'$' {
-            let digits: String = sql[i + 1..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            if let Ok(n) = digits.parse() {
-                found.insert(n);
-            }
-        }
-    }
-    found
 }
 
 fn strings_in(v: &Value, out: &mut Vec<String>) {

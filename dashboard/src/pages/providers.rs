@@ -370,14 +370,7 @@ async fn save_sign_in(
                 sign_in: Some(settings),
                 ..ProviderUpdate::default()
             };
-            let saved = admin
-                .identity()
-                .call::<_, Provider>(
-                    Method::PATCH,
-                    &tenant_api(&tid, "providers", &id, ""),
-                    Some(&update),
-                )
-                .await;
+            let saved = patch_provider(admin, &tid, &id, &update).await;
             outcome(
                 admin,
                 PROVIDERS,
@@ -390,6 +383,23 @@ async fn save_sign_in(
     // A refused form keeps what was typed.
     let typed = outcome.status.is_client_error().then_some(f);
     edit_page(admin, &tid, &id, outcome, typed).await
+}
+
+/// `PATCH` of the tenant's provider `id` at identity.
+async fn patch_provider(
+    admin: &AdminSession,
+    tid: &str,
+    id: &str,
+    update: &ProviderUpdate,
+) -> Result<Provider, crate::api::ApiError> {
+    admin
+        .identity()
+        .call::<_, Provider>(
+            Method::PATCH,
+            &tenant_api(tid, "providers", id, ""),
+            Some(update),
+        )
+        .await
 }
 
 async fn update_provider(
@@ -409,14 +419,7 @@ async fn update_provider(
         enabled: None,
         sign_in: None,
     };
-    let saved = admin
-        .identity()
-        .call::<_, Provider>(
-            Method::PATCH,
-            &tenant_api(&tid, "providers", &id, ""),
-            Some(&update),
-        )
-        .await;
+    let saved = patch_provider(admin, &tid, &id, &update).await;
     let outcome = outcome(admin, PROVIDERS, "Saving the provider", saved, |p| {
         format!("Provider {} saved.", p.name)
     })?;

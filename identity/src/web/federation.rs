@@ -37,6 +37,41 @@ use crate::web::authorize::{AuthRequest, AuthorizeError, parse_request};
 use crate::web::page::{cookie_value, escape, redirect, set_cookie, unavailable};
 use crate::web::password::login_page;
 
+/// A checked upstream identity waiting for a step (`kind`: a link waiting for the account's
+/// password, an address waiting for its proof by mail): stored under the SHA-256 of the
+/// single-use `token`, bound to the SHA-256 of `binding`, until `lifetime_ms` from now. `Err`:
+/// the page to answer.
+pub(crate) async fn hold_identity(
+    state: &AppState,
+    (tenant, p, id): (&TenantRow, &ProviderRow, &federation::UpstreamIdentity),
+    req: &AuthRequest,
+    (kind, token, binding): (&str, &str, &str),
+    user_id: Option<String>,
+    lifetime_ms: i64,
+) -> Result<(), Response> {
+    let identity = serde_json::to_string(id).map_err(|e| unavailable(&e))?;
+    let now = now_ms();
+    let row = FederationPendingRow {
+        token_hash: crypto::sha256(token.as_bytes()),
+        binding_hash: crypto::sha256(binding.as_bytes()),
+        kind: kind.to_owned(),
+        tenant_id: tenant.id.clone(),
+        provider_id: p.id.clone(),
+        request: req.raw.clone(),
+        nonce: None,
+        pkce_verifier: None,
+        user_id,
+        identity: Some(identity),
+        created_at: now,
+        expires_at: now + lifetime_ms,
+    };
+    state
+        .store
+        .insert_federation_pending(&row)
+        .await
+        .map_err(|e| unavailable(&e))
+}
+
 /// The cookie that binds a sign-in at a provider to the browser that started it.
 pub(crate) const FEDERATION_COOKIE: &str = "tansu_federation";
 

@@ -14,13 +14,15 @@ use crate::AppState;
 use crate::crypto;
 use crate::federation::{FEDERATION_LINK, PENDING_LIFETIME_MS, UpstreamIdentity};
 use crate::http::client_ip;
-use crate::store::federation::{FederationPendingRow, KIND_LINK};
+use crate::store::federation::KIND_LINK;
 use crate::store::now_ms;
 use crate::store::providers::ProviderRow;
 use crate::store::tenants::TenantRow;
 use crate::store::users::UserRow;
 use crate::web::authorize::{AuthRequest, parse_request};
-use crate::web::federation::{FEDERATION_EXPIRED, event, request_tenant, tenant_provider};
+use crate::web::federation::{
+    FEDERATION_EXPIRED, event, hold_identity, request_tenant, tenant_provider,
+};
 use crate::web::federation_link::{details, enter, link, user_actor};
 use crate::web::page::{
     CSRF_COOKIE, SIGN_IN_FORM_EXPIRED, branded_page, cookie_value, csrf_token, escape, html,
@@ -45,27 +47,18 @@ pub(crate) async fn show_link(
         Ok(t) => t,
         Err(e) => return unavailable(&e),
     };
-    let identity = match serde_json::to_string(id) {
-        Ok(i) => i,
-        Err(e) => return unavailable(&e),
-    };
-    let now = now_ms();
-    let row = FederationPendingRow {
-        token_hash: crypto::sha256(token.as_bytes()),
-        binding_hash: crypto::sha256(csrf.as_bytes()),
-        kind: KIND_LINK.into(),
-        tenant_id: tenant.id.clone(),
-        provider_id: p.id.clone(),
-        request: req.raw.clone(),
-        nonce: None,
-        pkce_verifier: None,
-        user_id: Some(user.id.clone()),
-        identity: Some(identity),
-        created_at: now,
-        expires_at: now + PENDING_LIFETIME_MS,
-    };
-    if let Err(e) = state.store.insert_federation_pending(&row).await {
-        return unavailable(&e);
+    let step = (KIND_LINK, token.as_str(), csrf.as_str());
+    let user_id = Some(user.id.clone());
+    let held = hold_identity(
+        state,
+        (tenant, p, id),
+        req,
+        step,
+        user_id,
+        PENDING_LIFETIME_MS,
+    );
+    if let Err(page) = held.await {
+        return page;
     }
     let error_html = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))

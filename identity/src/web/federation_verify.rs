@@ -37,13 +37,13 @@ use crate::crypto;
 use crate::events;
 use crate::federation::{FEDERATION_VERIFY, UpstreamIdentity};
 use crate::mail::templates::{self, EMAIL_VERIFICATION, Values};
-use crate::store::federation::{FederationPendingRow, KIND_VERIFY};
+use crate::store::federation::KIND_VERIFY;
 use crate::store::now_ms;
 use crate::store::providers::ProviderRow;
 use crate::store::tenants::TenantRow;
 use crate::web::authorize::{AuthRequest, AuthorizeError, parse_request};
 use crate::web::federation::{
-    FEDERATION_COOKIE, FEDERATION_EXPIRED, event, request_tenant, tenant_provider,
+    FEDERATION_COOKIE, FEDERATION_EXPIRED, event, hold_identity, request_tenant, tenant_provider,
 };
 use crate::web::federation_link::{details, provision};
 use crate::web::page::{
@@ -108,27 +108,10 @@ pub(crate) async fn send(
         (Ok(t), Ok(b)) => (t, b),
         (Err(e), _) | (_, Err(e)) => return unavailable(&e),
     };
-    let identity = match serde_json::to_string(id) {
-        Ok(i) => i,
-        Err(e) => return unavailable(&e),
-    };
     let lifetime = lifetime_ms(state);
-    let row = FederationPendingRow {
-        token_hash: crypto::sha256(token.as_bytes()),
-        binding_hash: crypto::sha256(binding.as_bytes()),
-        kind: KIND_VERIFY.into(),
-        tenant_id: tenant.id.clone(),
-        provider_id: p.id.clone(),
-        request: req.raw.clone(),
-        nonce: None,
-        pkce_verifier: None,
-        user_id: None,
-        identity: Some(identity),
-        created_at: now,
-        expires_at: now + lifetime,
-    };
-    if let Err(e) = state.store.insert_federation_pending(&row).await {
-        return unavailable(&e);
+    let step = (KIND_VERIFY, token.as_str(), binding.as_str());
+    if let Err(page) = hold_identity(state, (tenant, p, id), req, step, None, lifetime).await {
+        return page;
     }
     let minutes = u64::try_from(lifetime / 60_000).unwrap_or(30);
     let link = format!(

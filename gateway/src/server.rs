@@ -138,6 +138,7 @@ pub(crate) async fn run(
         builder: builder(&config),
         handshake_timeout: Duration::from_millis(limits.tls_handshake_timeout_ms),
         idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+        header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
     });
     let mut redirect_builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     redirect_builder
@@ -150,6 +151,7 @@ pub(crate) async fn run(
         builder: redirect_builder,
         handshake_timeout: settings.handshake_timeout,
         idle_timeout: settings.idle_timeout,
+        header_read_timeout: settings.header_read_timeout,
     });
     tracing::info!(addr = ?https.local_addr().ok(), "gateway listening (HTTPS)");
     let (plain, redirect) = match http {
@@ -430,14 +432,23 @@ struct ConnSettings {
     builder: auto::Builder<TokioExecutor>,
     handshake_timeout: Duration,
     idle_timeout: Duration,
+    /// From a request head's first byte to its end (HTTP/1).
+    header_read_timeout: Duration,
 }
 
 fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let limits = &config.limits;
     let mut b = auto::Builder::new(TokioExecutor::new());
+    // hyper's head timer runs from the moment it waits for a head, so on a keep-alive
+    // connection it would also bound the wait for the next request: set to the idle and head
+    // timeouts together it is only a backstop, and `Activity` closes idle and slow
+    // connections each at its own bound.
+    let head_backstop = limits
+        .idle_timeout_ms
+        .saturating_add(limits.header_read_timeout_ms);
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .header_read_timeout(Duration::from_millis(head_backstop))
         .max_buf_size(limits.max_header_bytes)
         .keep_alive(true);
     b.http2()
@@ -533,16 +544,18 @@ async fn serve_proxied<T>(
         activity: activity.clone(),
     });
     let handler = Arc::new(handler);
+    let requests = activity.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let handler = handler.clone();
         let conn_info = conn_info.clone();
+        let in_flight = requests.request(req.version());
         async move {
-            Ok::<_, Infallible>(
-                handler
-                    .gateway
-                    .handle(req, &conn_info, (&handler.client, &handler.conns))
-                    .await,
-            )
+            let resp = handler
+                .gateway
+                .handle(req, &conn_info, (&handler.client, &handler.conns))
+                .await;
+            drop(in_flight);
+            Ok::<_, Infallible>(resp)
         }
     });
     let conn = watcher.watch(
@@ -559,6 +572,9 @@ async fn serve_proxied<T>(
         }
         () = activity.idle(settings.idle_timeout) => {
             tracing::debug!(%peer, "idle connection closed");
+        }
+        () = activity.head_timeout(settings.header_read_timeout) => {
+            tracing::debug!(%peer, "request head not complete in time; connection closed");
         }
     }
 }

@@ -64,6 +64,61 @@ async fn slow_and_idle_clients_are_disconnected() {
     gw.stop().await;
 }
 
+/// Reads one response with a `Content-Length` body (bounded by 5 s); returns its head.
+async fn read_response<R: tokio::io::AsyncRead + Unpin>(io: &mut R) -> String {
+    let read = async {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .expect("a Content-Length");
+                if out.len() >= end + 4 + length {
+                    return head;
+                }
+            }
+            let n = io.read(&mut buf).await.expect("reading the response");
+            assert!(n > 0, "closed before the response ended");
+            out.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("a response in time")
+}
+
+/// A keep-alive connection waits for its next request for the idle timeout: the head timeout
+/// starts at a head's first byte, not when the previous response ended.
+#[tokio::test]
+async fn keep_alive_connections_wait_for_the_idle_timeout() {
+    let db = echo("db").await;
+    let mut c = config(vec![route("/db", &[&db])]);
+    c.limits.header_read_timeout_ms = 200;
+    c.limits.idle_timeout_ms = 10_000;
+    let gw = Gateway::start(c).await;
+    let mut kept = raw_tls(&gw).await.unwrap();
+    for _ in 0..2 {
+        kept.write_all(b"GET /db/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_response(&mut kept).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        // Idle for three head timeouts: what is measured here, not a synchronisation.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    // A head started and left unfinished is still cut at the head timeout.
+    kept.write_all(b"GET /db/x HTTP/1.1\r\nHost: loc")
+        .await
+        .unwrap();
+    kept.flush().await.unwrap();
+    read_until_closed(&mut kept, Duration::from_secs(5)).await;
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn concurrent_connections_are_capped() {
     let db = echo("db").await;

@@ -127,9 +127,11 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Time for an upstream to answer with response headers (504 after).
     pub request_timeout_ms: u64,
-    /// A connection with no bytes in either direction for this long is closed.
+    /// A connection with no bytes in either direction for this long is closed: also how long
+    /// a keep-alive connection waits for its next request.
     pub idle_timeout_ms: u64,
-    /// Time for a client to send a whole HTTP/1 request head (slowloris).
+    /// Time for a client to send a whole HTTP/1 request head once its first byte arrived
+    /// (slowloris).
     pub header_read_timeout_ms: u64,
     pub tls_handshake_timeout_ms: u64,
     /// Open client connections per listener; further clients wait in the kernel's backlog.

@@ -169,8 +169,14 @@ fn validate(input: &RegistrationInput) -> Vec<String> {
     v
 }
 
-fn internal(e: &dyn std::fmt::Display) -> RegistrationError {
-    RegistrationError::Internal(e.to_string())
+/// A failure of the machinery: `Unavailable` (503) when the database is away for now, else
+/// `Internal` (500).
+fn internal<E: std::fmt::Display + 'static>(e: &E) -> RegistrationError {
+    if crate::store::is_unavailable(e) {
+        RegistrationError::Unavailable(e.to_string())
+    } else {
+        RegistrationError::Internal(e.to_string())
+    }
 }
 
 /// Picks the slug: the given one (must be free), or one derived from the shop name (with a
@@ -410,5 +416,14 @@ mod tests {
         assert_eq!(slugify("A"), "a00");
         assert_eq!(slugify("!!!"), "shop");
         assert!(tenants::valid_slug(&slugify(&"x".repeat(300))));
+    }
+
+    #[test]
+    fn a_database_away_is_unavailable_not_internal() {
+        let away = crate::store::StoreError::Db(sqlx::Error::PoolTimedOut);
+        assert_eq!(internal(&away).problem().status, 503);
+        let corrupt = crate::store::StoreError::Corrupt("x".into());
+        assert_eq!(internal(&corrupt).problem().status, 500);
+        assert_eq!(internal(&"refused").problem().status, 500);
     }
 }

@@ -185,7 +185,35 @@ struct Site<'a> {
     base: String,
 }
 
-impl Site<'_> {
+/// An instance at `http://localhost:<port>/` (a relying party id is a domain) with the tenant
+/// app.
+async fn localhost_instance(db: &TestDb) -> Instance {
+    let inst = Instance::start(db, "", |c| {
+        c.issuer = c.issuer.replace("127.0.0.1", "localhost");
+    })
+    .await;
+    inst.tenant_app().await;
+    inst
+}
+
+/// A Chromium tab with the Page, Network and WebAuthn domains enabled.
+async fn webauthn_tab(chromium: &std::path::Path) -> (Chromium, String) {
+    let mut c = Chromium::start(chromium).await;
+    let tab = c.tab().await;
+    for domain in ["Page.enable", "Network.enable", "WebAuthn.enable"] {
+        c.call(Some(&tab), domain, json!({})).await;
+    }
+    (c, tab)
+}
+
+impl<'a> Site<'a> {
+    fn of(inst: &'a Instance) -> Self {
+        Site {
+            inst,
+            base: inst.state.config.issuer.clone(),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path.trim_start_matches('/'))
     }
@@ -269,15 +297,8 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
         return;
     };
     for db in backends("passkeys").await {
-        let inst = Instance::start(&db, "", |c| {
-            c.issuer = c.issuer.replace("127.0.0.1", "localhost");
-        })
-        .await;
-        let site = Site {
-            inst: &inst,
-            base: inst.state.config.issuer.clone(),
-        };
-        inst.tenant_app().await;
+        let inst = localhost_instance(&db).await;
+        let site = Site::of(&inst);
         let a = inst.create_tenant(&format!("pk-a-{}", db.name())).await;
         let b = inst.create_tenant(&format!("pk-b-{}", db.name())).await;
         let alice = inst.create_member(&a, "alice@a.test", &["User"]).await;
@@ -290,11 +311,7 @@ async fn passkeys_register_sign_in_and_refuse_clones_and_other_tenants() {
             .session;
         let value = |c: &str| c.split_once('=').unwrap().1.to_owned();
 
-        let mut c = Chromium::start(&chromium).await;
-        let tab = c.tab().await;
-        for domain in ["Page.enable", "Network.enable", "WebAuthn.enable"] {
-            c.call(Some(&tab), domain, json!({})).await;
-        }
+        let (mut c, tab) = webauthn_tab(&chromium).await;
         let auth = authenticator(&mut c, &tab, None).await;
 
         // Registration on the account page: a discoverable credential, stored for A.
@@ -625,15 +642,8 @@ async fn a_second_factor_takes_only_the_sign_ins_tenants_passkeys() {
         return;
     };
     for db in backends("passkeys as a second factor per tenant").await {
-        let inst = Instance::start(&db, "", |c| {
-            c.issuer = c.issuer.replace("127.0.0.1", "localhost");
-        })
-        .await;
-        let site = Site {
-            inst: &inst,
-            base: inst.state.config.issuer.clone(),
-        };
-        inst.tenant_app().await;
+        let inst = localhost_instance(&db).await;
+        let site = Site::of(&inst);
         let a = inst.create_tenant(&format!("pkf-a-{}", db.name())).await;
         let b = inst.create_tenant(&format!("pkf-b-{}", db.name())).await;
         let dave = inst.create_member(&a, "dave@ab.test", &["User"]).await;
@@ -653,11 +663,7 @@ async fn a_second_factor_takes_only_the_sign_ins_tenants_passkeys() {
             .session;
         let value = |c: &str| c.split_once('=').unwrap().1.to_owned();
 
-        let mut c = Chromium::start(&chromium).await;
-        let tab = c.tab().await;
-        for domain in ["Page.enable", "Network.enable", "WebAuthn.enable"] {
-            c.call(Some(&tab), domain, json!({})).await;
-        }
+        let (mut c, tab) = webauthn_tab(&chromium).await;
         // A's passkey on one authenticator (kept aside), B's on another.
         let first = authenticator(&mut c, &tab, None).await;
         site.register(&mut c, &tab, &value(&in_a), "Dave in A")

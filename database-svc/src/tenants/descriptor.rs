@@ -111,6 +111,31 @@ impl Tenants {
         })
     }
 
+    /// Which of `tenants` the catalog holds as active, in one round trip.
+    pub(super) async fn active_among(
+        &self,
+        tenants: &[Uuid],
+    ) -> Result<std::collections::HashSet<Uuid>, TenantError> {
+        const SQLITE: &str = "SELECT id FROM tenants WHERE status = 'active' \
+             AND id IN (SELECT value FROM json_each($1))";
+        const PG: &str = "SELECT id FROM tenants WHERE status = 'active' \
+             AND id = ANY(SELECT jsonb_array_elements_text($1::jsonb))";
+        if tenants.is_empty() {
+            return Ok(Default::default());
+        }
+        let ids: Vec<String> = tenants.iter().map(Uuid::to_string).collect();
+        let list = serde_json::Value::from(ids).to_string();
+        let active: Vec<String> = match &self.catalog {
+            tansu_shared::db::Pool::Sqlite(p) => {
+                sqlx::query_scalar(SQLITE).bind(list).fetch_all(p).await?
+            }
+            tansu_shared::db::Pool::Postgres(p) => {
+                sqlx::query_scalar(PG).bind(list).fetch_all(p).await?
+            }
+        };
+        Ok(active.iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
     /// The tenant's catalog entry.
     pub async fn record(&self, tenant: Uuid) -> Result<Option<Descriptor>, TenantError> {
         let row = on_pool!(&self.catalog, p => {

@@ -43,18 +43,16 @@ impl Tenants {
     /// pools' own queries answer for the database's state meanwhile.
     pub(super) async fn recheck_open(&self) {
         let tenants: Vec<Uuid> = self.open.lock().await.keys().copied().collect();
-        for tenant in tenants {
-            match self.record(tenant).await {
-                Ok(Some(r)) if r.status == "active" => {}
-                Ok(_) => {
-                    tracing::info!(%tenant, "tenant database deprovisioned elsewhere; its pool closed");
-                    self.deprovisioned_elsewhere(tenant).await;
-                }
-                Err(e) => {
-                    tracing::debug!(%tenant, error = %e, "the catalog could not be read again");
-                    return;
-                }
+        let active = match self.active_among(&tenants).await {
+            Ok(active) => active,
+            Err(e) => {
+                tracing::debug!(error = %e, "the catalog could not be read again");
+                return;
             }
+        };
+        for tenant in tenants.into_iter().filter(|t| !active.contains(t)) {
+            tracing::info!(%tenant, "tenant database deprovisioned elsewhere; its pool closed");
+            self.deprovisioned_elsewhere(tenant).await;
         }
     }
 

@@ -50,10 +50,7 @@ pub(crate) async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Prob
 /// A failure of the machinery: 503 with `Retry-After` when the database is away for now
 /// (restarting, failing over), else 500. Logged, never echoed.
 pub(crate) fn store_failed<E: std::fmt::Display + 'static>(e: &E) -> Problem {
-    let unavailable = (e as &dyn std::any::Any)
-        .downcast_ref::<crate::store::StoreError>()
-        .is_some_and(crate::store::StoreError::is_unavailable);
-    if unavailable {
+    if crate::store::is_unavailable(e) {
         tracing::warn!(error = %e, "database unavailable");
         return Problem::retry_later("the database is unavailable; retry");
     }

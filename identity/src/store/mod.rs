@@ -57,6 +57,14 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Whether `e` is a [`StoreError`] saying the database is away for now (a caller generic over
+/// its error answers 503 for it, not 500).
+pub fn is_unavailable<E: 'static>(e: &E) -> bool {
+    (e as &dyn std::any::Any)
+        .downcast_ref::<StoreError>()
+        .is_some_and(StoreError::is_unavailable)
+}
+
 impl StoreError {
     /// The database is away for now (see [`tansu_shared::db::is_unavailable`]).
     pub fn is_unavailable(&self) -> bool {

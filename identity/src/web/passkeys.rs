@@ -253,7 +253,10 @@ pub(crate) fn options_answer(started: anyhow::Result<Option<Started>>) -> Respon
             "Passkeys are unavailable here",
         )
         .into_response(),
-        Err(e) => Problem::internal(&format!("{e:#}")).into_response(),
+        Err(e) => match e.downcast_ref::<crate::store::StoreError>() {
+            Some(store) => crate::admin::store_failed(store).into_response(),
+            None => Problem::internal(&format!("{e:#}")).into_response(),
+        },
     }
 }
 
@@ -284,7 +287,7 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, body: Bo
     let step = match state.store.login_step(&token_hash, now_ms()).await {
         Ok(Some(s)) if bool::from(s.csrf_hash.ct_eq(&csrf_binding(&headers))) => s,
         Ok(_) => return Problem::bad_request(EXPIRED).into_response(),
-        Err(e) => return Problem::internal(&e).into_response(),
+        Err(e) => return crate::admin::store_failed(&e).into_response(),
     };
     let register = form.get("register") == Some("yes");
     let started = async {

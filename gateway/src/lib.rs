@@ -48,6 +48,7 @@
 //! when `rate_limit.redis_url` is set, so replicas share one budget).
 #![forbid(unsafe_code)]
 
+mod accepted;
 mod balance;
 pub mod config;
 pub mod connections;

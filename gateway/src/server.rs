@@ -2,33 +2,25 @@
 //! docs), TLS handshakes, HTTP/1.1 + HTTP/2 serving, the plain-HTTP redirector, connection
 //! limits, idle timeouts and graceful shutdown.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http::Request;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::GracefulShutdown;
 use tansu_shared::config::Validate;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::Config;
+use crate::accepted::{ConnSettings, Handler, builder, serve_proxied, serve_redirect, serve_tls};
 use crate::balance::{Balancer, Door, Handover, Open};
-use crate::connections::Connections;
-use crate::forwarding::Connection;
-use crate::idle::{Activity, IdleIo};
-use crate::proxy::{Client, Gateway, build_client};
+use crate::proxy::{Gateway, build_client};
 use crate::ratelimit::{InMemoryLimiter, RateLimiter, RedisLimiter};
-use crate::redirect::redirect;
 use crate::tenant::{HttpDirectory, OpenDirectory, StaticDirectory, TenantDirectory};
 use crate::tls::{self, ReloadingCert};
 
@@ -420,47 +412,6 @@ fn start_accepting(
     Ok(())
 }
 
-/// What a proxied connection needs: the shared gateway and this worker's upstream client.
-#[derive(Clone)]
-struct Handler {
-    gateway: Arc<Gateway>,
-    client: Client,
-    conns: Arc<Connections>,
-}
-
-struct ConnSettings {
-    builder: auto::Builder<TokioExecutor>,
-    handshake_timeout: Duration,
-    idle_timeout: Duration,
-    /// From a request head's first byte to its end (HTTP/1).
-    header_read_timeout: Duration,
-}
-
-fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
-    let limits = &config.limits;
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    // hyper's head timer runs from the moment it waits for a head, so on a keep-alive
-    // connection it would also bound the wait for the next request: set to the idle and head
-    // timeouts together it is only a backstop, and `Activity` closes idle and slow
-    // connections each at its own bound.
-    let head_backstop = limits
-        .idle_timeout_ms
-        .saturating_add(limits.header_read_timeout_ms);
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(head_backstop))
-        .max_buf_size(limits.max_header_bytes)
-        .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(limits.http2_max_concurrent_streams)
-        // No server pings: they would count as activity and keep idle connections open
-        // forever; the idle timeout closes silent peers instead.
-        .keep_alive_interval(None);
-    b
-}
-
 /// Accepts until `stop` changes. A connection is accepted only with a free permit, so at most
 /// `max_connections` are open; the rest wait in the kernel's backlog.
 async fn accept_loop<F>(
@@ -494,114 +445,5 @@ async fn accept_loop<F>(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-    }
-}
-
-async fn serve_tls(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
-    acceptor: TlsAcceptor,
-    handler: Handler,
-    settings: Arc<ConnSettings>,
-    watcher: Watcher,
-) {
-    let tls = match tokio::time::timeout(settings.handshake_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
-    serve_proxied(tls, peer, "https", permit, handler, settings, watcher).await;
-}
-
-/// Serves the proxy on one established connection (TLS, or plain with
-/// [`crate::Parts::plain_http_proxy`]) until it closes or idles out.
-async fn serve_proxied<T>(
-    io: T,
-    peer: SocketAddr,
-    proto: &'static str,
-    _permit: OwnedSemaphorePermit,
-    handler: Handler,
-    settings: Arc<ConnSettings>,
-    watcher: Watcher,
-) where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let conn_info = Arc::new(Connection::new(
-        peer,
-        handler.gateway.trusted.contains(peer.ip()),
-        proto,
-    ));
-    let activity = Activity::new();
-    let io = TokioIo::new(IdleIo {
-        inner: io,
-        activity: activity.clone(),
-    });
-    let handler = Arc::new(handler);
-    let requests = activity.clone();
-    let service = service_fn(move |req: Request<Incoming>| {
-        let handler = handler.clone();
-        let conn_info = conn_info.clone();
-        let in_flight = requests.request(req.version());
-        async move {
-            let resp = handler
-                .gateway
-                .handle(req, &conn_info, (&handler.client, &handler.conns))
-                .await;
-            drop(in_flight);
-            Ok::<_, Infallible>(resp)
-        }
-    });
-    let conn = watcher.watch(
-        settings
-            .builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned(),
-    );
-    tokio::select! {
-        r = conn => {
-            if let Err(e) = r {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        }
-        () = activity.idle(settings.idle_timeout) => {
-            tracing::debug!(%peer, "idle connection closed");
-        }
-        () = activity.head_timeout(settings.header_read_timeout) => {
-            tracing::debug!(%peer, "request head not complete in time; connection closed");
-        }
-    }
-}
-
-async fn serve_redirect(
-    tcp: TcpStream,
-    _permit: OwnedSemaphorePermit,
-    https_port: u16,
-    settings: Arc<ConnSettings>,
-    watcher: Watcher,
-) {
-    let activity = Activity::new();
-    let io = TokioIo::new(IdleIo {
-        inner: tcp,
-        activity: activity.clone(),
-    });
-    let service = service_fn(move |req: Request<Incoming>| async move {
-        Ok::<_, Infallible>(redirect(&req, https_port))
-    });
-    let conn = watcher.watch(
-        settings
-            .builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned(),
-    );
-    tokio::select! {
-        _ = conn => {}
-        () = activity.idle(settings.idle_timeout) => {}
     }
 }

@@ -2,10 +2,11 @@
 //! watching every process's resident memory and open file descriptors for a growth trend.
 //!
 //! The service binaries next to this executable (`tansu-identity`, `tansu-database`,
-//! `tansu-storage`, `tansu-gateway`: build them with it) run on SQLite in dev mode, each its
-//! own process. Workers keep asking for tokens, writing and reading documents, uploading,
-//! downloading and deleting objects, and fetching the keys, through the gateway (TLS), for
-//! `--minutes`. Every `--sample` seconds each process's `VmRSS` and the number of entries in
+//! `tansu-storage`, `tansu-gateway`: build them with it) run on SQLite in dev mode, each its own
+//! process. Workers keep asking for tokens, writing and reading documents, uploading, downloading
+//! and deleting objects, and fetching the keys, through the gateway (TLS), for `--minutes`; every
+//! answer is read to its end, so the workers' connections are kept and reused as a real client's
+//! are. Every `--sample` seconds each process's `VmRSS` and the number of entries in
 //! `/proc/<pid>/fd` are recorded; at the end, the least-squares slope of each over the samples
 //! after the warm-up (`--warmup-minutes`, capped at a third of the run): a leak shows as a slope
 //! that stays positive from run to run, noise as one that changes sign.
@@ -300,18 +301,25 @@ struct Counts {
 }
 
 impl Counts {
-    /// Counts one answer of `step`: the response when it succeeded.
-    fn answer(
+    /// Counts one answer of `step` and reads its body to the end, as a client that keeps its
+    /// connections does: the body as JSON (`Null` when it is not JSON) when it succeeded.
+    async fn answer(
         &self,
         step: &str,
         r: Result<reqwest::Response, reqwest::Error>,
-    ) -> Option<reqwest::Response> {
+    ) -> Option<Value> {
         let why = match r {
-            Ok(r) if r.status().is_success() => {
-                self.ok.fetch_add(1, Ordering::Relaxed);
-                return Some(r);
+            Ok(r) => {
+                let status = r.status();
+                match r.bytes().await {
+                    Ok(body) if status.is_success() => {
+                        self.ok.fetch_add(1, Ordering::Relaxed);
+                        return Some(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                    }
+                    Ok(_) => status.as_u16().to_string(),
+                    Err(_) => "body".to_owned(),
+                }
             }
-            Ok(r) => r.status().as_u16().to_string(),
             Err(e) if e.is_timeout() => "timeout".to_owned(),
             Err(e) if e.is_connect() => "connect".to_owned(),
             Err(_) => "transport".to_owned(),
@@ -361,14 +369,10 @@ async fn worker(
             ])
             .send()
             .await;
-        let token = match counts.answer("token", r) {
-            Some(r) => r
-                .json::<Value>()
-                .await
-                .ok()
-                .and_then(|v| v["access_token"].as_str().map(str::to_owned)),
-            None => None,
-        };
+        let token = counts
+            .answer("token", r)
+            .await
+            .and_then(|v| v["access_token"].as_str().map(str::to_owned));
         let Some(token) = token else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
@@ -381,20 +385,16 @@ async fn worker(
                 .json(&json!({"worker": n, "round": round}))
                 .send()
                 .await;
-            let id = match counts.answer("document insert", doc) {
-                Some(r) => r
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["id"].as_str().map(str::to_owned)),
-                None => None,
-            };
+            let id = counts
+                .answer("document insert", doc)
+                .await
+                .and_then(|v| v["id"].as_str().map(str::to_owned));
             if let Some(id) = id {
                 let url = format!("{base}/db/api/collections/soak/documents/{id}");
                 let read = http.get(&url).bearer_auth(&token).send().await;
-                counts.answer("document read", read);
+                counts.answer("document read", read).await;
                 let delete = http.delete(&url).bearer_auth(&token).send().await;
-                counts.answer("document delete", delete);
+                counts.answer("document delete", delete).await;
             }
             let object = format!("{base}/storage/api/buckets/soak/objects/w{n}");
             let put = http
@@ -403,16 +403,16 @@ async fn worker(
                 .body(body.clone())
                 .send()
                 .await;
-            counts.answer("object upload", put);
+            counts.answer("object upload", put).await;
             let get = http.get(&object).bearer_auth(&token).send().await;
-            counts.answer("object download", get);
+            counts.answer("object download", get).await;
             let delete = http.delete(&object).bearer_auth(&token).send().await;
-            counts.answer("object delete", delete);
+            counts.answer("object delete", delete).await;
             let jwks = http
                 .get(format!("{base}/identity/.well-known/jwks"))
                 .send()
                 .await;
-            counts.answer("jwks", jwks);
+            counts.answer("jwks", jwks).await;
         }
     }
 }

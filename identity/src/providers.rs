@@ -183,6 +183,15 @@ fn settings_problems(s: &crate::store::providers::SignInSettings) -> Vec<String>
             ));
         }
     }
+    // The domain is read from an address the provider verified and this tenant trusts;
+    // without that trust no address could ever pass, and nobody could sign in.
+    if !s.allowed_domains.is_empty() && !s.trust_email {
+        v.push(
+            "sign_in.allowed_domains: needs sign_in.trust_email (only a verified address \
+             proves its domain)"
+                .to_owned(),
+        );
+    }
     if s.group_roles.len() > MAX_GROUPS
         || s.group_roles
             .iter()
@@ -576,6 +585,26 @@ mod tests {
         assert!(!ok("https://169.254.169.254/latest", false));
         assert!(!ok("https://u:p@op.example/token", false));
         assert!(!ok("https://localhost/token", false));
+    }
+
+    #[test]
+    fn allowed_domains_need_trusted_addresses() {
+        let mut s = crate::store::providers::SignInSettings {
+            allowed_domains: vec!["corp.example".into()],
+            ..Default::default()
+        };
+        let problems = settings_problems(&s);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("sign_in.allowed_domains: needs sign_in.trust_email")),
+            "{problems:?}"
+        );
+        s.trust_email = true;
+        assert!(settings_problems(&s).is_empty());
+        s.allowed_domains.clear();
+        s.trust_email = false;
+        assert!(settings_problems(&s).is_empty());
     }
 
     #[test]

@@ -867,7 +867,26 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
         assert_eq!(raw_count(&down.id.state.store, &links).await, 0);
         assert_eq!(user_of("dave@fake.example").await, 1);
 
-        // Allowed domains take only a trusted address as proof of its domain.
+        // Allowed domains take only a trusted address as proof of its domain: without
+        // trusted addresses the setting is refused, as nobody could ever pass it.
+        let untrusted = down
+            .id
+            .call(
+                Method::PATCH,
+                &format!("/admin/tenants/{}/providers/{pid}", down.shop),
+                &down.id.admin_token().await,
+                Some(
+                    json!({"sign_in": {"auto_provision": true, "trust_email": false,
+                                        "allowed_domains": ["fake.example"]}}),
+                ),
+            )
+            .await;
+        assert_eq!(untrusted.0, 422, "{}", untrusted.1);
+        assert!(
+            untrusted.1.to_string().contains("trust_email"),
+            "{}",
+            untrusted.1
+        );
         down.id
             .call_expect(
                 Method::PATCH,

@@ -28,7 +28,8 @@ pub struct SignInSettings {
     pub groups_claim: Option<String>,
     /// Upstream group → the tenant roles a provisioned member gets (`User` when none match).
     pub group_roles: BTreeMap<String, Vec<String>>,
-    /// When not empty, only upstream addresses of these domains may sign in.
+    /// When not empty, only upstream addresses of these domains may sign in; an address
+    /// proves its domain only when trusted, so this needs `trust_email`.
     pub allowed_domains: Vec<String>,
     /// Home-realm discovery: an address of these domains typed at the login page goes to this
     /// provider.

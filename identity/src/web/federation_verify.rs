@@ -16,7 +16,7 @@
 //!   account), and only under the provider of its tenant (another provider's path refuses and
 //!   spends it).
 //! - It works only in the browser that signed in at the provider (the SHA-256 of a fresh random
-//!   `SameSite=Lax` cookie is in the row): neither the holder of the upstream identity without
+//!   `SameSite=Lax` cookie, named after the link, is in the row): neither the holder of the upstream identity without
 //!   the mailbox, nor the mailbox owner clicking a link someone else's sign-in sent them, can
 //!   create the account. The `GET` only shows a button (mail scanners fetch links); the `POST`
 //!   is CSRF-protected.
@@ -43,7 +43,7 @@ use crate::store::providers::ProviderRow;
 use crate::store::tenants::TenantRow;
 use crate::web::authorize::{AuthRequest, AuthorizeError, parse_request};
 use crate::web::federation::{
-    FEDERATION_COOKIE, FEDERATION_EXPIRED, event, hold_identity, request_tenant, tenant_provider,
+    FEDERATION_EXPIRED, event, hold_identity, request_tenant, tenant_provider,
 };
 use crate::web::federation_link::{details, provision};
 use crate::web::page::{
@@ -163,10 +163,19 @@ pub(crate) async fn send(
         &branded_page("Check your mail", &body, req.brand.as_ref()),
     );
     let secs = u64::try_from(lifetime / 1000).unwrap_or(1800);
-    if let Some(c) = set_cookie(state, FEDERATION_COOKIE, &binding, "Lax", secs) {
+    if let Some(c) = set_cookie(state, &binding_cookie(&token), &binding, "Lax", secs) {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response
+}
+
+/// The cookie binding one mailed link to the browser that signed in, named after the link
+/// (the first 8 bytes of its token's SHA-256): neither a later sign-in at a provider nor
+/// another link in the same browser replaces it.
+fn binding_cookie(token: &str) -> String {
+    let hash = crypto::sha256(token.as_bytes());
+    let id: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("tansu_fv_{id}")
 }
 
 fn expired() -> Response {
@@ -248,7 +257,7 @@ pub async fn confirm(
         Err(e) => return unavailable(&e),
     };
     let binding = crypto::sha256(
-        cookie_value(&headers, FEDERATION_COOKIE)
+        cookie_value(&headers, &binding_cookie(form.get("token").unwrap_or("")))
             .unwrap_or("")
             .as_bytes(),
     );

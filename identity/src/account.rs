@@ -164,16 +164,30 @@ impl Mailer<'_> {
     }
 
     /// A password reset for whoever has `email`: a link if an enabled account has it,
-    /// nothing otherwise (the caller answers the same either way).
+    /// nothing otherwise (the caller answers the same either way). `tenant` is named by
+    /// whoever asked, so it brands the message and owns the link only when the account is one
+    /// of its members; for anyone else the platform's message is sent: a tenant never learns
+    /// of, nor words a link for, an account outside it. `Some(tenant)`: a link was sent, under
+    /// that tenant (`None`: the platform's).
     pub async fn request_password_reset(
         &self,
         email: &str,
         tenant: Option<&TenantRow>,
-    ) -> anyhow::Result<bool> {
-        match self.store.user_by_email(email).await? {
-            Some(user) if !user.disabled => self.send_link(PASSWORD_RESET, &user, tenant).await,
-            _ => Ok(false),
-        }
+    ) -> anyhow::Result<Option<Option<String>>> {
+        let Some(user) = self
+            .store
+            .user_by_email(email)
+            .await?
+            .filter(|u| !u.disabled)
+        else {
+            return Ok(None);
+        };
+        let tenant = match tenant {
+            Some(t) if self.store.membership(&user.id, &t.id).await?.is_some() => Some(t),
+            _ => None,
+        };
+        let sent = self.send_link(PASSWORD_RESET, &user, tenant).await?;
+        Ok(sent.then(|| tenant.map(|t| t.id.clone())))
     }
 
     /// Tells the account's address that its password changed (with where to reset it).

@@ -527,6 +527,82 @@ async fn reset_requests_have_their_own_limit_apart_from_failed_sign_ins() {
     }
 }
 
+#[tokio::test]
+async fn a_reset_asked_under_a_tenant_the_account_is_not_in_is_the_platforms() {
+    if !smtp_available() {
+        return;
+    }
+    for db in backends("account mail").await {
+        let port = free_port();
+        let smtp = SmtpServer::start(port).await;
+        let inst = Instance::start(&db, "", smtp_to(port)).await;
+        shop(&inst, "home-shop", "ned@shop.test").await;
+        // Another tenant, whose owner words its own reset message.
+        let other = inst.create_tenant("lure-shop").await;
+        inst.call_expect(
+            Method::PUT,
+            &format!("/admin/tenants/{other}/mail-templates/password_reset"),
+            &inst.admin_token().await,
+            Some(json!({"subject": "Lure check", "body": "Confirm: https://lure.example/?u={{link}}"})),
+            200,
+        )
+        .await;
+
+        let mut browser = Browser::new(&inst, None);
+        let fields = [("email", "ned@shop.test"), ("tenant", "lure-shop")];
+        let page = "/account/password/forgot?tenant=lure-shop";
+        let (status, _) = browser
+            .submit(page, "/account/password/forgot", &fields)
+            .await;
+        assert_eq!(status, 200);
+        // The link is sent, in the platform's words, not the other tenant's.
+        let mail = nth_mail(smtp.path(), 1).await;
+        assert!(mail.contains("ned@shop.test"), "{mail}");
+        assert!(
+            !mail.contains("Lure check")
+                && !mail.contains("lure.example")
+                && !mail.contains("Shop lure-shop"),
+            "{mail}"
+        );
+        // Its record is the platform's; the other tenant's log learns nothing of the account.
+        let store = &inst.state.store;
+        let sent = "SELECT COUNT(*) FROM security_events WHERE tenant_id = '' \
+                    AND details LIKE '%password.reset_link_sent%'";
+        eventually(
+            std::time::Duration::from_secs(10),
+            "the platform's record",
+            || async { (raw_count(store, sent).await == 1).then_some(()) },
+        )
+        .await;
+        let leaked = format!("SELECT COUNT(*) FROM security_events WHERE tenant_id = '{other}'");
+        let before = raw_count(store, &leaked).await;
+        let link = path_of(&link_in(&mail, &inst.issuer));
+        let (status, reset_page) = browser.get(&link).await;
+        assert_eq!(status, 200, "{reset_page}");
+        let token = hidden_field(&reset_page, "token").unwrap();
+        let csrf = hidden_field(&reset_page, "csrf").unwrap();
+        let good = [
+            ("token", token.as_str()),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+        ];
+        let (status, done) = browser.post("/account/password/reset", &csrf, &good).await;
+        assert_eq!(status, 200, "{done}");
+        let reset = "SELECT COUNT(*) FROM security_events WHERE tenant_id = '' \
+                     AND details LIKE '%\"password.reset\"%'";
+        assert_eq!(raw_count(store, reset).await, 1);
+        assert_eq!(raw_count(store, &leaked).await, before);
+        let details = format!(
+            "SELECT COUNT(*) FROM security_events WHERE tenant_id = '{other}' \
+             AND details LIKE '%ned@shop.test%'"
+        );
+        assert_eq!(raw_count(store, &details).await, 0);
+
+        inst.stop().await;
+        db.cleanup().await;
+    }
+}
+
 /// A reset request for an unknown address at `limit-shop`: the answer's status.
 async fn ask_reset(b: &mut Browser<'_>) -> u16 {
     let fields = [("email", "nobody@shop.test"), ("tenant", "limit-shop")];

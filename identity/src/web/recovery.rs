@@ -131,9 +131,9 @@ pub async fn forgot(State(state): State<AppState>, headers: HeaderMap, body: Bod
                 .request_password_reset(&email, tenant.as_ref())
                 .await
             {
-                Ok(true) => {
+                Ok(Some(under)) => {
                     let event = crate::events::Event {
-                        tenant_id: tenant.as_ref().map(|t| t.id.as_str()),
+                        tenant_id: under.as_deref(),
                         kind: crate::events::USER_CHANGE,
                         actor: "system".into(),
                         outcome: "success",
@@ -141,7 +141,7 @@ pub async fn forgot(State(state): State<AppState>, headers: HeaderMap, body: Bod
                     };
                     crate::events::record(&state.events, &meta, event).await;
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "a password reset link could not be queued")
                 }

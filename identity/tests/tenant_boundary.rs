@@ -286,6 +286,23 @@ async fn a_plain_member_gets_no_vault_scope_and_a_custom_role_can_grant_it() {
             .get_as(&format!("/admin/tenants/{a}/secrets/database"), &reader)
             .await;
         assert_eq!(status, 200, "{v}");
+        // When the role stops naming the scope, the token in hand stops opening the vault;
+        // named again, it opens it again.
+        let role = format!("/admin/tenants/{a}/roles/vault-reader");
+        for (scopes, expected) in [(json!([]), 403), (json!(["secrets.read"]), 200)] {
+            inst.call_expect(
+                Method::PATCH,
+                &role,
+                &admin,
+                Some(json!({"scopes": scopes})),
+                200,
+            )
+            .await;
+            let (status, v) = inst
+                .get_as(&format!("/admin/tenants/{a}/secrets/database"), &reader)
+                .await;
+            assert_eq!(status, expected, "{v}");
+        }
         // And when the role is taken away, the token in hand stops opening the vault.
         let uid = inst
             .state

@@ -6,8 +6,9 @@
 //! after a rotation — and the same strict checks as the shared verifier (typ `at+jwt`, kid in
 //! the ring, alg bound to the key, iss, aud, exp/nbf with 30 s leeway). Every caller's token
 //! must also be active (not revoked, its refresh family alive), and a tenant caller's tenant
-//! active. A member's rank is read from the membership now, not from the token, so a demotion
-//! or removal takes effect at once.
+//! active. A member's rank, and the privileged scopes their roles grant, are read from the
+//! membership and the tenant's roles now, not from the token, so a demotion, a removal or a
+//! role that stops naming a scope takes effect at once.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -17,8 +18,8 @@ use tansu_shared::auth::{AccessClaims, AuthError, credential, dpop};
 use super::policy::{self, Action, Actor, Denied, Rank};
 use crate::AppState;
 use crate::events::Meta;
-use crate::scopes::{ADMIN_FULL, IDENTITY_AUDIENCE};
-use crate::tenants::{ROLES, STATUS_ACTIVE};
+use crate::scopes::{ADMIN_FULL, IDENTITY_AUDIENCE, PRIVILEGED};
+use crate::tenants::STATUS_ACTIVE;
 
 /// Who is calling, with the verified token and the request's metadata for events.
 #[derive(Debug, Clone)]
@@ -163,13 +164,17 @@ async fn actor(state: &AppState, claims: &AccessClaims) -> Result<Actor, AuthErr
         .await
         .map_err(|e| unavailable(&e))?
         .ok_or(AuthError::InvalidToken("no longer a member of the tenant"))?;
+    let grant = crate::roles::allowed_scopes(&state.store, tid, &membership.roles)
+        .await
+        .map_err(|e| unavailable(&e))?;
     Ok(Actor::Member {
         tid: tid.clone(),
         user_id: claims.sub.clone(),
         rank: Rank::of(&membership.roles),
-        custom_role: membership
-            .roles
+        privileged: PRIVILEGED
             .iter()
-            .any(|r| !ROLES.contains(&r.as_str())),
+            .copied()
+            .filter(|s| grant.allows(s))
+            .collect(),
     })
 }

@@ -63,8 +63,9 @@ pub enum Actor {
         tid: String,
         user_id: String,
         rank: Rank,
-        /// Whether the member's roles include a custom role (which may grant `secrets.*`).
-        custom_role: bool,
+        /// The privileged scopes ([`crate::scopes::PRIVILEGED`]) the member's roles grant
+        /// now, read with the membership: a role changed since the token was issued counts.
+        privileged: Vec<&'static str>,
     },
     /// A tenant's client acting as itself (client credentials, `tid` set).
     TenantClient { tid: String },
@@ -313,8 +314,9 @@ fn outranks(actor: Rank, target: Rank) -> Result<(), Denied> {
 }
 
 /// The vault of `tid`: its members and clients holding `scope`. A member needs a role that
-/// grants the scope (Owner, Admin or a custom role); the grant is narrowed at issuance too,
-/// and checked again here so a token from before a role change cannot outlive it.
+/// grants the scope now (Owner, Admin or a custom role naming it); the grant is narrowed at
+/// issuance too, and checked again here so a token from before a change of the member's roles,
+/// or of what a role names, cannot outlive it.
 fn vault(
     actor: &Actor,
     has_scope: &dyn Fn(&str) -> bool,
@@ -326,9 +328,9 @@ fn vault(
             Err(Denied::NotFound)
         }
         Actor::TenantClient { .. } if has_scope(scope) => Ok(()),
-        Actor::Member {
-            rank, custom_role, ..
-        } if has_scope(scope) && (*rank >= Rank::Admin || *custom_role) => Ok(()),
+        Actor::Member { privileged, .. } if has_scope(scope) && privileged.contains(&scope) => {
+            Ok(())
+        }
         Actor::Member { .. } if has_scope(scope) => Err(Denied::Forbidden(
             "the member's roles do not grant access to the vault",
         )),
@@ -345,7 +347,11 @@ mod tests {
             tid: tid.into(),
             user_id: "u".into(),
             rank,
-            custom_role: false,
+            privileged: if rank >= Rank::Admin {
+                crate::scopes::PRIVILEGED.to_vec()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -469,13 +475,22 @@ mod tests {
     fn a_plain_member_does_not_reach_the_vault() {
         let user = member("a", Rank::Member);
         assert!(decide(&user, ALL, &Action::ReadSecrets("a")).is_err());
-        let custom = Actor::Member {
+        // A custom role grants what it names, and only that.
+        let custom = |privileged: Vec<&'static str>| Actor::Member {
             tid: "a".into(),
             user_id: "u".into(),
             rank: Rank::Member,
-            custom_role: true,
+            privileged,
         };
-        assert!(decide(&custom, ALL, &Action::ReadSecrets("a")).is_ok());
+        let reader = custom(vec!["secrets.read"]);
+        assert!(decide(&reader, ALL, &Action::ReadSecrets("a")).is_ok());
+        assert!(decide(&reader, ALL, &Action::WriteSecrets("a")).is_err());
+        assert_eq!(
+            decide(&reader, ALL, &Action::ReadSecrets("b")),
+            Err(Denied::NotFound)
+        );
+        // A custom role that no longer names the scope opens nothing.
+        assert!(decide(&custom(Vec::new()), ALL, &Action::ReadSecrets("a")).is_err());
         let client = Actor::TenantClient { tid: "a".into() };
         assert!(decide(&client, ALL, &Action::WriteSecrets("a")).is_ok());
         assert_eq!(

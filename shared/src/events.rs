@@ -410,25 +410,6 @@ fn bearer_error(headers: &HeaderMap) -> Option<String> {
     Some(v[start..end].to_owned())
 }
 
-/// Who a token names: its subject and actors. Only for a token the service verified in the
-/// same request (a 403 comes after verification); the signature is not checked again here.
-#[derive(serde::Deserialize)]
-struct Caller {
-    sub: String,
-    act: Option<crate::auth::Act>,
-}
-
-fn caller_of(token: &str) -> Option<Caller> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let mut caller: Caller = serde_json::from_slice(&bytes).ok()?;
-    caller.sub = caller.sub.chars().take(128).collect();
-    Some(caller)
-}
-
 /// The acting services, nearest first (`orders acting for` … `for the user`), bounded.
 fn actors(act: &crate::auth::Act) -> Vec<String> {
     let mut out = Vec::new();
@@ -449,17 +430,25 @@ fn header_text(headers: &HeaderMap, name: &str, max: usize) -> String {
 }
 
 /// axum middleware: every 401/403 the service answers becomes an `access.denied` event
-/// (tenant from `X-Tansu-Tenant` for a 403 — a 401's tenant is only a detail, client IP the gateway's rightmost `X-Forwarded-For` entry,
-/// user agent, W3C trace id, method, path without the query, status and the bearer `error`).
-/// A 403 came with a token the service verified: its `sub` is the event's actor, and the
-/// services acting for that user (`act`, token exchange) are the detail `act` (a 401's token
-/// was not valid and names nobody).
+/// (client IP the gateway's rightmost `X-Forwarded-For` entry, user agent, W3C trace id,
+/// method, path without the query, status and the bearer `error`).
+///
+/// Only a refusal of a caller the service verified in this request (a 403 after the
+/// [`crate::auth::Principal`] extractor, which fills the request's
+/// [`crate::auth::VerifiedCaller`]) is charged to the tenant of `X-Tansu-Tenant` and names
+/// the verified token's `sub` as the actor and the services acting for it (`act`, token
+/// exchange) as the detail `act`. Any other refusal — a 401, or a 403 before any token was
+/// verified (a bad presigned URL) — was asked for by whoever sent it: the tenant it names is
+/// only the detail `claimed_tenant`, and it names no actor, so nobody can write into a
+/// tenant's log, or put a name there, without that tenant's valid token.
 /// Install with `axum::middleware::from_fn_with_state(reporter, report_denials)`.
 pub async fn report_denials(
     State(reporter): State<EventReporter>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    let verified = crate::auth::VerifiedCaller::default();
+    request.extensions_mut().insert(verified.clone());
     let method = request.method().to_string();
     let path: String = request.uri().path().chars().take(512).collect();
     let headers = request.headers();
@@ -470,11 +459,6 @@ pub async fn report_denials(
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
     let user_agent = header_text(headers, "user-agent", 256);
-    // Kept only until the answer is known, and only its subject and actors are ever used.
-    let token = crate::auth::bearer_token(headers)
-        .ok()
-        .flatten()
-        .map(str::to_owned);
     let trace_id = header_text(headers, "traceparent", 55)
         .split('-')
         .nth(1)
@@ -485,21 +469,19 @@ pub async fn report_denials(
     let status = response.status();
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         let mut event = ReportedEvent::new("access.denied", "denied");
-        // A 401 had no verified credential: the tenant it names is the requester's choice and
-        // is not charged with the event (it is kept as a detail); a 403 came with a verified
-        // token and belongs to the tenant it tried to reach.
-        if status == StatusCode::UNAUTHORIZED {
-            if let Some(claimed) = tenant {
-                event
-                    .details
-                    .insert("claimed_tenant".into(), claimed.into());
+        match verified.get() {
+            Some(caller) if status == StatusCode::FORBIDDEN => {
+                event.tenant = tenant;
+                event.actor = Some(caller.sub.chars().take(128).collect());
+                if let Some(act) = &caller.act {
+                    event.details.insert("act".into(), actors(act).into());
+                }
             }
-        } else {
-            event.tenant = tenant;
-            if let Some(caller) = token.as_deref().and_then(caller_of) {
-                event.actor = Some(caller.sub);
-                if let Some(act) = caller.act {
-                    event.details.insert("act".into(), actors(&act).into());
+            _ => {
+                if let Some(claimed) = tenant {
+                    event
+                        .details
+                        .insert("claimed_tenant".into(), claimed.into());
                 }
             }
         }
@@ -529,6 +511,87 @@ mod tests {
         assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
         let year: i32 = t[..4].parse().unwrap();
         assert!((2024..2200).contains(&year), "{t}");
+    }
+
+    /// A reporter whose identity is unreachable: what it was given stays queued, to be read.
+    fn held_reporter() -> EventReporter {
+        let issuer = Url::parse("http://127.0.0.1:9/").unwrap();
+        let tokens = TokenSource::new(ClientCredentials {
+            token_endpoint: issuer.join("connect/token").unwrap(),
+            client_id: "test".into(),
+            client_secret: Secret::default(),
+            scope: String::new(),
+        });
+        let config = ReporterConfig::new(&issuer, "test").unwrap();
+        EventReporter::start(config, tokens, reqwest::Client::new())
+    }
+
+    fn held(reporter: &EventReporter) -> Vec<ReportedEvent> {
+        let q = reporter.inner.queue.lock().unwrap();
+        q.iter().cloned().collect()
+    }
+
+    #[tokio::test]
+    async fn only_a_verified_caller_is_charged_to_a_tenant_and_named() {
+        use axum::routing::get;
+        use tower::ServiceExt as _;
+        let reporter = held_reporter();
+        let claims: crate::auth::AccessClaims = serde_json::from_value(serde_json::json!({
+            "iss": "https://issuer.test/", "sub": "verified-user", "aud": "tansu.storage",
+            "exp": 2_000_000_000, "iat": 1_000_000_000, "jti": "j", "client_id": "c",
+            "act": {"sub": "orders-backend"},
+        }))
+        .unwrap();
+        let app = axum::Router::new()
+            // Refused before any token was verified (a bad presigned URL, say).
+            .route("/unverified", get(|| async { StatusCode::FORBIDDEN }))
+            // Refused after the Principal extractor verified the caller (it fills the slot).
+            .route(
+                "/verified",
+                get(move |req: Request| async move {
+                    let slot = req
+                        .extensions()
+                        .get::<crate::auth::VerifiedCaller>()
+                        .unwrap();
+                    slot.fill(crate::auth::Principal(Arc::new(claims)));
+                    StatusCode::FORBIDDEN
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                reporter.clone(),
+                report_denials,
+            ));
+        // A made-up token naming a victim and a service, and the victim tenant's header.
+        let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ2aWN0aW0iLCJhY3QiOnsic3ViIjoiYmlsbGluZyJ9fQ.x";
+        for path in ["/unverified", "/verified"] {
+            let request = http::Request::builder()
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {forged}"))
+                .header(crate::TENANT_HEADER, "0190f5a0-0000-7000-8000-000000000001")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        }
+        let events = held(&reporter);
+        assert_eq!(events.len(), 2, "{events:?}");
+        let (unverified, verified) = (&events[0], &events[1]);
+        assert_eq!(unverified.tenant, None);
+        assert_eq!(unverified.actor, None);
+        assert_eq!(
+            unverified.details["claimed_tenant"],
+            "0190f5a0-0000-7000-8000-000000000001"
+        );
+        assert!(!unverified.details.contains_key("act"));
+        assert_eq!(
+            verified.tenant.as_deref(),
+            Some("0190f5a0-0000-7000-8000-000000000001")
+        );
+        assert_eq!(verified.actor.as_deref(), Some("verified-user"));
+        assert_eq!(
+            verified.details["act"],
+            serde_json::json!(["orders-backend"])
+        );
     }
 
     #[test]

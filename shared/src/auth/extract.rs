@@ -26,6 +26,25 @@ impl std::ops::Deref for Principal {
     }
 }
 
+/// A slot a layer puts into a request's extensions before the handler runs, which the
+/// [`Principal`] extractor fills with the caller it verified: after the response the layer
+/// knows whether a credential was verified in this request, and whose it was (see
+/// [`crate::events::report_denials`]). Nothing else fills it.
+#[derive(Debug, Clone, Default)]
+pub struct VerifiedCaller(Arc<std::sync::OnceLock<Principal>>);
+
+impl VerifiedCaller {
+    /// The caller the request's handler verified, if it verified one.
+    pub fn get(&self) -> Option<&Principal> {
+        self.0.get()
+    }
+
+    /// Records the verified caller (the first one; a request verifies one).
+    pub(crate) fn fill(&self, principal: Principal) {
+        let _ = self.0.set(principal);
+    }
+}
+
 /// An access token as a request presents it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential<'a> {
@@ -115,6 +134,9 @@ where
             .await?;
         let principal = Principal(Arc::new(claims));
         parts.extensions.insert(principal.clone());
+        if let Some(slot) = parts.extensions.get::<VerifiedCaller>() {
+            slot.fill(principal.clone());
+        }
         Ok(principal)
     }
 }

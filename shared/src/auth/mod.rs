@@ -21,7 +21,7 @@ mod verifier;
 pub use claims::{AccessClaims, Act, Audience, Confirmation};
 pub use error::AuthError;
 pub use extract::{
-    Credential, Principal, RequireScope, ScopeSet, Tenant, bearer_token, credential,
+    Credential, Principal, RequireScope, ScopeSet, Tenant, VerifiedCaller, bearer_token, credential,
 };
 pub use jws::{ClaimChecks, SignedToken, VerifyKey};
 pub use verifier::{DpopState, KeySource, NONCE_WINDOW_SECS, Verifier, VerifierConfig};

@@ -260,7 +260,8 @@ async fn verification_links_prove_the_address_once_and_a_tenant_can_require_them
             .await
             .unwrap()
             .unwrap();
-        assert!(store.email_verified_at(&moved.id).await.unwrap().is_some());
+        let proof = store.email_proof(&moved.id).await.unwrap().unwrap();
+        assert_eq!(proof.vouched_by, None, "proven by mail");
         assert_eq!(
             account
                 .post("/account/email/verify", &csrf, &[("token", &token)])

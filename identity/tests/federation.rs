@@ -817,9 +817,18 @@ async fn upstream_tokens_are_verified_and_addresses_link_after_the_password() {
             .redeem(ivy.location.as_deref().unwrap(), &verifier)
             .await;
         let ivy = ivy["sub"].as_str().unwrap().to_owned();
-        // A trusted address (verified upstream, `trust_email` on): the account's is verified.
-        let verified_at = down.id.state.store.email_verified_at(&ivy).await.unwrap();
-        assert!(verified_at.is_some());
+        // A trusted address (verified upstream, `trust_email` on): the account's is verified,
+        // on the word of the tenant's own provider, which counts for that tenant only.
+        let proof = down
+            .id
+            .state
+            .store
+            .email_proof(&ivy)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(proof.vouched_by.as_deref(), Some(down.shop.as_str()));
+        assert!(proof.counts_for(Some(&down.shop)) && !proof.counts_for(Some(&down.other)));
         // The new key stays cached: the next sign-in fetches nothing.
         let (again, _) = through_fake("ivy@fake.example", true).await;
         assert_eq!(again.status, 303, "{}", again.body);
@@ -1072,7 +1081,9 @@ async fn an_untrusted_address_is_proven_by_mail_before_its_account_exists() {
             .await;
         let gwen = gwen["sub"].as_str().unwrap().to_owned();
         assert_eq!(gwen.len(), 36, "{gwen}");
-        assert!(store.email_verified_at(&gwen).await.unwrap().is_some());
+        // Proven by mail: it counts for every tenant.
+        let proof = store.email_proof(&gwen).await.unwrap().unwrap();
+        assert_eq!(proof.vouched_by, None);
         assert_eq!(links("gwen@fake.example").await, 1);
         let replay = b.post_owned(&action, &fields).await;
         assert_eq!(replay.status, 400, "{}", replay.body);
@@ -1155,7 +1166,8 @@ async fn an_untrusted_address_is_proven_by_mail_before_its_account_exists() {
             .redeem(jane.location.as_deref().unwrap(), &verifier)
             .await;
         let jane = jane["sub"].as_str().unwrap().to_owned();
-        assert!(store.email_verified_at(&jane).await.unwrap().is_some());
+        let proof = store.email_proof(&jane).await.unwrap().unwrap();
+        assert_eq!(proof.vouched_by.as_deref(), Some(down.shop.as_str()));
         // No link went to jane.
         let to_jane = |m: &String| m.contains("To: jane@") && m.contains("/federation/");
         assert!(!mails(smtp.path()).iter().any(to_jane));
@@ -1321,7 +1333,7 @@ async fn sign_in_through_panva_oidc_provider() {
         let claims = down.redeem(&location, &verifier).await;
         assert_eq!(claims["tid"], down.shop.as_str());
         let grace = claims["sub"].as_str().unwrap().to_owned();
-        let verified = down.id.state.store.email_verified_at(&grace).await.unwrap();
+        let verified = down.id.state.store.email_proof(&grace).await.unwrap();
         assert!(verified.is_some(), "the provider verified grace's address");
 
         // Home-realm discovery leads to the same account.

@@ -453,17 +453,44 @@ async fn an_invitation_waits_for_the_invitee_to_accept_it() {
         assert!(html.contains("Shop shop-a"), "{html}");
         let csrf = hidden_field(&html, "csrf").unwrap();
         let invitation = hidden_field(&html, "invitation").unwrap();
-        let resp = http
-            .post(inst.url("/account/invitations"))
-            .header("cookie", format!("{session}; {csrf_cookie}"))
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("invitation", invitation.as_str()),
-                ("decision", "accept"),
-            ])
-            .send_ok()
-            .await;
-        let html = resp.text().await.unwrap();
+        let accept = async || {
+            let resp = http
+                .post(inst.url("/account/invitations"))
+                .header("cookie", format!("{session}; {csrf_cookie}"))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("invitation", invitation.as_str()),
+                    ("decision", "accept"),
+                ])
+                .send_ok()
+                .await;
+            resp.text().await.unwrap()
+        };
+        // Anyone could have made an account with this address (B's administrator did): until
+        // its owner proves the mailbox, the invitation addressed to it is not theirs to take.
+        let store = &inst.state.store;
+        let html = accept().await;
+        assert!(html.contains("Confirm your address first"), "{html}");
+        assert!(store.membership(&invitee, &a).await.unwrap().is_none());
+        // B's own provider vouching for the address counts for B only, not for A.
+        let now = tansu_identity::store::now_ms();
+        assert!(
+            store
+                .mark_email_vouched(&invitee, "person@b.test", &b, now)
+                .await
+                .unwrap()
+        );
+        let html = accept().await;
+        assert!(html.contains("Confirm your address first"), "{html}");
+        assert!(store.membership(&invitee, &a).await.unwrap().is_none());
+        // Proven by mail (what following a confirmation link records): accepted.
+        assert!(
+            store
+                .mark_email_verified(&invitee, "person@b.test", now)
+                .await
+                .unwrap()
+        );
+        let html = accept().await;
         assert!(html.contains("Invitation accepted"), "{html}");
         let m = inst
             .state

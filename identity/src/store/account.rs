@@ -47,6 +47,27 @@ pub struct GrantedClient {
     pub live_grants: i64,
 }
 
+/// How an account's address was proven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailProof {
+    /// When (unix ms).
+    pub at: i64,
+    /// `None`: by mail, which counts for every tenant. Otherwise the tenant whose own
+    /// external provider vouched for it, which counts for that tenant only: another tenant
+    /// must not take one tenant's provider's word for who owns an address.
+    pub vouched_by: Option<String>,
+}
+
+impl EmailProof {
+    /// Whether the proof counts for `tenant_id` (`None`: the platform).
+    pub fn counts_for(&self, tenant_id: Option<&str>) -> bool {
+        match &self.vouched_by {
+            None => true,
+            Some(t) => Some(t.as_str()) == tenant_id,
+        }
+    }
+}
+
 impl Store {
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db insert_account_token", otel.kind = "client", db.system = self.dialect(), db.operation.name = "insert_account_token"))]
     pub async fn insert_account_token(&self, t: &AccountTokenRow) -> StoreResult<()> {
@@ -127,8 +148,9 @@ impl Store {
         on_pool!(self, pool => Ok(sqlx::query(SQL).bind(before).execute(pool).await?.rows_affected()))
     }
 
-    /// Records that `email` is proven for `user_id` — only while it is still the account's
-    /// address (a link sent to an earlier address proves nothing about the current one).
+    /// Records that `email` is proven by mail for `user_id` (which counts for every tenant) —
+    /// only while it is still the account's address (a link sent to an earlier address proves
+    /// nothing about the current one).
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db mark_email_verified", otel.kind = "client", db.system = self.dialect(), db.operation.name = "mark_email_verified"))]
     pub async fn mark_email_verified(
         &self,
@@ -136,31 +158,55 @@ impl Store {
         email: &str,
         now: i64,
     ) -> StoreResult<bool> {
-        const SQL: &str = "UPDATE users SET email_verified_at = $3 WHERE id = $1 AND email = $2";
+        const SQL: &str = "UPDATE users SET email_verified_at = $3, email_vouched_by = NULL \
+            WHERE id = $1 AND email = $2";
         on_pool!(self, pool => {
             Ok(sqlx::query(SQL).bind(user_id).bind(email).bind(now).execute(pool).await?.rows_affected() == 1)
         })
     }
 
-    /// Moves the account to `email`, proven now (a unique violation when another account has
-    /// it). Whether the account exists.
+    /// Records that `tenant_id`'s own external provider vouched for `email` of `user_id`
+    /// (which counts for that tenant only), while it is the account's address and not proven
+    /// by mail already (a proof by mail is never narrowed).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db mark_email_vouched", otel.kind = "client", db.system = self.dialect(), db.operation.name = "mark_email_vouched"))]
+    pub async fn mark_email_vouched(
+        &self,
+        user_id: &str,
+        email: &str,
+        tenant_id: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE users SET email_verified_at = $4, email_vouched_by = $3 \
+            WHERE id = $1 AND email = $2 \
+            AND (email_verified_at IS NULL OR email_vouched_by IS NOT NULL)";
+        on_pool!(self, pool => {
+            Ok(sqlx::query(SQL).bind(user_id).bind(email).bind(tenant_id).bind(now).execute(pool).await?.rows_affected() == 1)
+        })
+    }
+
+    /// Moves the account to `email`, proven by mail now (a unique violation when another
+    /// account has it). Whether the account exists.
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db change_email", otel.kind = "client", db.system = self.dialect(), db.operation.name = "change_email"))]
     pub async fn change_email(&self, user_id: &str, email: &str, now: i64) -> StoreResult<bool> {
-        const SQL: &str = "UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 \
-            WHERE id = $1";
+        const SQL: &str = "UPDATE users SET email = $2, email_verified_at = $3, \
+            email_vouched_by = NULL, updated_at = $3 WHERE id = $1";
         on_pool!(self, pool => {
             Ok(sqlx::query(SQL).bind(user_id).bind(email).bind(now).execute(pool).await?.rows_affected() == 1)
         })
     }
 
-    /// When the account's current address was proven (`None`: not yet, or no such user).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db email_verified_at", otel.kind = "client", db.system = self.dialect(), db.operation.name = "email_verified_at"))]
-    pub async fn email_verified_at(&self, user_id: &str) -> StoreResult<Option<i64>> {
-        const SQL: &str = "SELECT email_verified_at FROM users WHERE id = $1";
+    /// How the account's current address was proven (`None`: not yet, or no such user).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db email_proof", otel.kind = "client", db.system = self.dialect(), db.operation.name = "email_proof"))]
+    pub async fn email_proof(&self, user_id: &str) -> StoreResult<Option<EmailProof>> {
+        const SQL: &str = "SELECT email_verified_at, email_vouched_by FROM users WHERE id = $1";
         on_pool!(self, pool => {
             let row = sqlx::query(SQL).bind(user_id).fetch_optional(pool).await?;
             Ok(match row {
-                Some(r) => r.try_get("email_verified_at")?,
+                Some(r) => {
+                    let at: Option<i64> = r.try_get("email_verified_at")?;
+                    let vouched_by: Option<String> = r.try_get("email_vouched_by")?;
+                    at.map(|at| EmailProof { at, vouched_by })
+                }
                 None => None,
             })
         })

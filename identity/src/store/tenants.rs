@@ -368,7 +368,8 @@ impl Store {
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db update_user_profile", otel.kind = "client", db.system = self.dialect(), db.operation.name = "update_user_profile"))]
     pub async fn update_user_profile(&self, u: &super::users::UserRow) -> StoreResult<bool> {
         const SQL: &str = "UPDATE users SET email = $2, name = $3, password_hash = $4, updated_at = $5, \
-            email_verified_at = CASE WHEN email = $2 THEN email_verified_at ELSE NULL END WHERE id = $1";
+            email_verified_at = CASE WHEN email = $2 THEN email_verified_at ELSE NULL END, \
+            email_vouched_by = CASE WHEN email = $2 THEN email_vouched_by ELSE NULL END WHERE id = $1";
         on_pool!(self, pool => {
             Ok(sqlx::query(SQL)
                 .bind(&u.id)

@@ -115,8 +115,11 @@ pub(crate) async fn overview_page(
     user: &UserRow,
     message: Option<(&str, bool)>,
 ) -> Response {
-    let verified = match state.store.email_verified_at(&user.id).await {
-        Ok(v) => v,
+    // Confirmed here: by mail, or by the own provider of the tenant this session is for.
+    let verified = match state.store.email_proof(&user.id).await {
+        Ok(p) => p
+            .filter(|p| p.counts_for(session.tenant_id.as_deref()))
+            .map(|p| p.at),
         Err(e) => return unavailable(&e),
     };
     let tenant = session_tenant(state, session).await;

@@ -103,12 +103,13 @@ async fn export_json(
             })
         })
         .collect();
-    let verified = store.email_verified_at(&user.id).await?;
+    let proof = store.email_proof(&user.id).await?;
     Ok(serde_json::json!({
         "account": {
             "id": user.id,
             "email": user.email,
-            "email_verified_at": verified.map(rfc3339),
+            "email_verified_at": proof.as_ref().map(|p| rfc3339(p.at)),
+            "email_vouched_by": proof.and_then(|p| p.vouched_by),
             "name": user.name,
             "created_at": rfc3339(user.created_at),
             "updated_at": rfc3339(user.updated_at),

@@ -208,7 +208,7 @@ pub(crate) async fn land(
         // A trusted address is proven: the account is created now. Any other is proven by
         // mail first, and no account exists until then.
         Ok(None) if p.sign_in.auto_provision => match federation::trusted_email(p, &id) {
-            Some(_) => provision(state, headers, req, ctx, email, true).await,
+            Some(_) => provision(state, headers, req, ctx, email, Proof::Provider).await,
             None => super::federation_verify::send(state, headers, req, ctx, &email).await,
         },
         Ok(None) => {
@@ -227,16 +227,26 @@ pub(crate) async fn land(
     }
 }
 
+/// How a first sign-in's address was proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proof {
+    /// By mail ([`super::federation_verify`]): it counts for every tenant.
+    Mail,
+    /// The tenant trusts its provider's word ([`federation::trusted_email`]): it counts for
+    /// that tenant only (another tenant's invitation, or its confirmed-address rule, asks
+    /// for a proof by mail).
+    Provider,
+}
+
 /// Creates the account of a first sign-in (a member of the tenant with the mapped roles), its
-/// address `proven` (trusted, or proven by mail: [`super::federation_verify`]), links the
-/// upstream identity and signs it in.
+/// address proven by `proof`, links the upstream identity and signs it in.
 pub(crate) async fn provision(
     state: &AppState,
     headers: &HeaderMap,
     req: &AuthRequest,
     ctx: (&TenantRow, &ProviderRow, &UpstreamIdentity),
     email: String,
-    proven: bool,
+    proof: Proof,
 ) -> Response {
     let (tenant, p, id) = ctx;
     // No password anyone knows: the account signs in through the provider (or after a reset).
@@ -279,12 +289,21 @@ pub(crate) async fn provision(
         }
         Err(e) => return unavailable(&e),
     }
-    if proven
-        && let Err(e) = state
-            .store
-            .mark_email_verified(&user.id, &user.email, now)
-            .await
-    {
+    let proven = match proof {
+        Proof::Mail => {
+            state
+                .store
+                .mark_email_verified(&user.id, &user.email, now)
+                .await
+        }
+        Proof::Provider => {
+            state
+                .store
+                .mark_email_vouched(&user.id, &user.email, &tenant.id, now)
+                .await
+        }
+    };
+    if let Err(e) = proven {
         return unavailable(&e);
     }
     if let Err(e) = link(state, tenant, p, id, &user.id).await {

@@ -45,7 +45,7 @@ use crate::web::authorize::{AuthRequest, AuthorizeError, parse_request};
 use crate::web::federation::{
     FEDERATION_EXPIRED, event, hold_identity, request_tenant, tenant_provider,
 };
-use crate::web::federation_link::{details, provision};
+use crate::web::federation_link::{Proof, details, provision};
 use crate::web::page::{
     SIGN_IN_FORM_EXPIRED, branded_page, cookie_value, csrf_token, escape, html, read_csrf_form,
     set_cookie, unavailable,
@@ -350,5 +350,5 @@ pub async fn confirm(
         d,
     )
     .await;
-    provision(&state, &headers, &req, ctx, email, true).await
+    provision(&state, &headers, &req, ctx, email, Proof::Mail).await
 }

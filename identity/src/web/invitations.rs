@@ -6,7 +6,10 @@
 //! - The page needs the browser session (the issuer's cookie) and every form is
 //!   CSRF-protected (double submit), like the other account pages.
 //! - An invitation is matched to the account by its email and accepted in one transaction that
-//!   deletes it and adds the membership with the invited roles.
+//!   deletes it and adds the membership with the invited roles — only once the account's
+//!   address is proven for the inviting tenant (by mail, or by that tenant's own provider):
+//!   an account can be created with anyone's address, and must not take over what is
+//!   addressed to that mailbox.
 //! - Platform administrators accept no invitation: they are out of every tenant's reach
 //!   (their pending invitations are not even listed).
 
@@ -55,13 +58,17 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
             "Platform administrators cannot join a tenant by invitation.",
             None,
         ),
-        Some("accept") => match state
-            .store
-            .accept_invitation(id, &user.email, &user.id, now)
-            .await
-        {
-            Ok(Some(m)) => ("Invitation accepted.", Some(("accept", m.tenant_id))),
-            Ok(None) => ("This invitation is no longer open.", None),
+        Some("accept") => match address_proven(&state, &user, id, now).await {
+            Ok(false) => (UNPROVEN, None),
+            Ok(true) => match state
+                .store
+                .accept_invitation(id, &user.email, &user.id, now)
+                .await
+            {
+                Ok(Some(m)) => ("Invitation accepted.", Some(("accept", m.tenant_id))),
+                Ok(None) => ("This invitation is no longer open.", None),
+                Err(e) => return unavailable(&e),
+            },
             Err(e) => return unavailable(&e),
         },
         Some("decline") => match state.store.decline_invitation(id, &user.email).await {
@@ -86,6 +93,32 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
         .await;
     }
     page(&state, &headers, (&user, brand.as_ref()), Some(message)).await
+}
+
+const UNPROVEN: &str = "Confirm your address first: an invitation is for whoever receives \
+     mail at it. Send yourself a confirmation link from your account page, follow it, then \
+     accept.";
+
+/// Whether the account's address is proven for the tenant of its open invitation `id`: by
+/// mail, or by that tenant's own provider. Anyone may create an account with any address (a
+/// tenant's administrator, a registration, another tenant's provider); only the mailbox's
+/// owner may take what is addressed to it. `true` when no such invitation is open (the
+/// acceptance then finds nothing).
+async fn address_proven(
+    state: &AppState,
+    user: &UserRow,
+    id: &str,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let open = state.store.invitations_for(&user.email, now).await?;
+    let Some(invitation) = open.iter().find(|i| i.id == id) else {
+        return Ok(true);
+    };
+    Ok(state
+        .store
+        .email_proof(&user.id)
+        .await?
+        .is_some_and(|p| p.counts_for(Some(&invitation.tenant_id))))
 }
 
 pub(crate) async fn page(

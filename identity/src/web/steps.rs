@@ -218,9 +218,9 @@ pub(crate) async fn advance(
         .as_ref()
         .is_some_and(|p| p.email_verification_required)
     {
-        match state.store.email_verified_at(&user.id).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
+        match state.store.email_proof(&user.id).await {
+            Ok(Some(proof)) if proof.counts_for(step.tenant_id.as_deref()) => {}
+            Ok(_) => {
                 // After every factor: the refusal tells only the account's owner.
                 state.verify_email_later(user.id.clone(), step.tenant_id.clone());
                 tracing::info!(user_id = %user.id, "sign-in refused: address not confirmed");

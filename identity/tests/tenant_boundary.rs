@@ -492,6 +492,10 @@ async fn an_invitation_waits_for_the_invitee_to_accept_it() {
         );
         let html = accept().await;
         assert!(html.contains("Invitation accepted"), "{html}");
+        // The account now opens A, which did not create it: B, its home tenant, no longer
+        // manages its credentials.
+        let account = store.user_by_id(&invitee).await.unwrap().unwrap();
+        assert_eq!(account.home_tenant_id, None);
         let m = inst
             .state
             .store

@@ -109,9 +109,10 @@ impl Store {
         })
     }
 
-    /// Accepts the invitation `id` addressed to `email`: deletes it and adds the membership
-    /// (keeping the roles of an existing one), in one transaction. `None` when no such
-    /// unexpired invitation exists.
+    /// Accepts the invitation `id` addressed to `email`: deletes it, adds the membership
+    /// (keeping the roles of an existing one) and, when the account's home tenant is another
+    /// one, ends that tenant's hold on its credentials (`home_tenant_id` cleared), in one
+    /// transaction. `None` when no such unexpired invitation exists.
     #[tracing::instrument(name = "db", skip_all, fields(otel.name = "db accept_invitation", otel.kind = "client", db.system = self.dialect(), db.operation.name = "accept_invitation"))]
     pub async fn accept_invitation(
         &self,
@@ -126,6 +127,8 @@ impl Store {
         const DELETE: &str = "DELETE FROM invitations WHERE id = $1";
         const MEMBERSHIP: &str = "INSERT INTO memberships (user_id, tenant_id, roles, created_at) \
             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, tenant_id) DO NOTHING";
+        const DETACH: &str = "UPDATE users SET home_tenant_id = NULL \
+            WHERE id = $1 AND home_tenant_id <> $2";
         on_pool!(self, pool => {
             let _turn = self.serial_write().await;
             let mut tx = pool.begin().await?;
@@ -146,6 +149,11 @@ impl Store {
                 .bind(&invitation.tenant_id)
                 .bind(&roles)
                 .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(DETACH)
+                .bind(user_id)
+                .bind(&invitation.tenant_id)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

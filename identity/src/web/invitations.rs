@@ -10,6 +10,10 @@
 //!   address is proven for the inviting tenant (by mail, or by that tenant's own provider):
 //!   an account can be created with anyone's address, and must not take over what is
 //!   addressed to that mailbox.
+//! - Accepting another tenant's invitation ends the hold of the tenant that created the
+//!   account (its home tenant, which may reset its credentials): the account now opens a
+//!   tenant that did not create it, so no single tenant may take it over
+//!   ([`crate::store::Store::accept_invitation`]).
 //! - Platform administrators accept no invitation: they are out of every tenant's reach
 //!   (their pending invitations are not even listed).
 
@@ -95,6 +99,9 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
     page(&state, &headers, (&user, brand.as_ref()), Some(message)).await
 }
 
+const OWN_ACCOUNT: &str = "Accepting an invitation of another tenant makes this account your \
+     own: the tenant that created it no longer manages its password, second factors or name.";
+
 const UNPROVEN: &str = "Confirm your address first: an invitation is for whoever receives \
      mail at it. Send yourself a confirmation link from your account page, follow it, then \
      accept.";
@@ -159,6 +166,8 @@ pub(crate) async fn page(
         .unwrap_or_default();
     let list = if rows.is_empty() {
         "<p>You have no pending invitations.</p>".to_owned()
+    } else if user.home_tenant_id.is_some() {
+        format!("<ul>{rows}</ul><p>{OWN_ACCOUNT}</p>")
     } else {
         format!("<ul>{rows}</ul>")
     };

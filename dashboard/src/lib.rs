@@ -167,6 +167,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub(crate) http: reqwest::Client,
     pub(crate) sessions: session::Sessions,
+    pub(crate) provider: Arc<oidc::ProviderCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -204,6 +205,7 @@ impl AppState {
                 session_key(&config)?,
             )?,
             config: Arc::new(config),
+            provider: Arc::default(),
         })
     }
 

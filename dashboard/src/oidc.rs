@@ -28,6 +28,12 @@ const SCOPES: &[&str] = &[
 #[derive(Debug)]
 pub struct HttpError(String);
 
+impl std::fmt::Debug for ProviderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderCache").finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -80,12 +86,39 @@ type Client = CoreClient<
     openidconnect::EndpointMaybeSet,
 >;
 
-async fn client(state: &AppState) -> anyhow::Result<(Client, reqwest::Client)> {
-    let http = state.http.clone();
-    let h = http.clone();
+/// How long the provider's metadata (discovery document and key set) is used before it is
+/// fetched again.
+const METADATA_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The provider's metadata, fetched once per [`METADATA_TTL`] (one fetch at a time), and at
+/// once when an ID token names a key it lacks (identity rotated its keys). A sign-in then costs
+/// identity one request, the code exchange: nobody can make the dashboard fetch discovery and
+/// keys for every sign-in attempt they start or replay.
+#[derive(Default)]
+pub(crate) struct ProviderCache(
+    tokio::sync::Mutex<Option<(std::time::Instant, CoreProviderMetadata)>>,
+);
+
+/// The provider's metadata: the cached one unless it is older than [`METADATA_TTL`] or
+/// `fresh` is asked for.
+async fn metadata(state: &AppState, fresh: bool) -> anyhow::Result<CoreProviderMetadata> {
+    let mut cached = state.provider.0.lock().await;
+    if !fresh
+        && let Some((at, m)) = cached.as_ref()
+        && at.elapsed() < METADATA_TTL
+    {
+        return Ok(m.clone());
+    }
+    let h = state.http.clone();
     let issuer = IssuerUrl::new(state.config.issuer.clone())?;
-    let metadata =
-        CoreProviderMetadata::discover_async(issuer, &move |r| send(h.clone(), r)).await?;
+    let m = CoreProviderMetadata::discover_async(issuer, &move |r| send(h.clone(), r)).await?;
+    *cached = Some((std::time::Instant::now(), m.clone()));
+    Ok(m)
+}
+
+async fn client(state: &AppState, fresh: bool) -> anyhow::Result<(Client, reqwest::Client)> {
+    let http = state.http.clone();
+    let metadata = metadata(state, fresh).await?;
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(state.config.client_id.clone()),
@@ -100,7 +133,7 @@ pub async fn begin(
     state: &AppState,
     return_to: String,
 ) -> anyhow::Result<(String, String, Pending)> {
-    let (client, _) = client(state).await?;
+    let (client, _) = client(state, false).await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut req = client.authorize_url(
         CoreAuthenticationFlow::AuthorizationCode,
@@ -141,7 +174,7 @@ fn strings(v: Option<&serde_json::Value>) -> Option<Vec<String>> {
 /// Completes a sign-in: exchanges the code (with the PKCE verifier), verifies the ID token
 /// (signature, issuer, audience, expiry, nonce) and builds the session.
 pub async fn finish(state: &AppState, code: String, pending: Pending) -> anyhow::Result<Session> {
-    let (client, http) = client(state).await?;
+    let (client, http) = client(state, false).await?;
     let h = http.clone();
     let token = client
         .exchange_code(AuthorizationCode::new(code))?
@@ -152,7 +185,17 @@ pub async fn finish(state: &AppState, code: String, pending: Pending) -> anyhow:
     let id_token = token
         .id_token()
         .ok_or_else(|| anyhow::anyhow!("no ID token in the token response"))?;
-    let claims = id_token.claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))?;
+    let nonce = Nonce::new(pending.nonce);
+    // A key the cached set lacks: identity rotated its keys since; fetched again, once (only
+    // after a successful code exchange, so nobody can force it at will).
+    let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+        Ok(c) => c,
+        Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
+            let renewed = self::client(state, true).await?.0;
+            id_token.claims(&renewed.id_token_verifier(), &nonce)?
+        }
+        Err(e) => return Err(e.into()),
+    };
     let access_token = token.access_token().secret().clone();
     let id_token_raw = id_token.to_string();
     // The ID token's signature is verified above; read the claims openidconnect's core type
@@ -209,4 +252,73 @@ pub async fn logout_url(state: &AppState, id_token: &str) -> String {
     ])
     .unwrap_or_default();
     format!("{endpoint}?{query}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::routing::get;
+    use tansu_shared::testing::TestServer;
+
+    use crate::{AppState, Config};
+
+    /// An issuer serving its discovery document (counting the fetches) and an empty key set.
+    async fn issuer(fetches: Arc<AtomicUsize>) -> (TestServer, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}/identity/", listener.local_addr().unwrap());
+        let document = serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}connect/authorize"),
+            "token_endpoint": format!("{issuer}connect/token"),
+            "jwks_uri": format!("{issuer}.well-known/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        });
+        let router = axum::Router::new()
+            .route(
+                "/identity/.well-known/openid-configuration",
+                get(move || {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    let document = document.clone();
+                    async move { axum::Json(document) }
+                }),
+            )
+            .route(
+                "/identity/.well-known/jwks",
+                get(|| async { axum::Json(serde_json::json!({"keys": []})) }),
+            );
+        (TestServer::start_on(listener, router), issuer)
+    }
+
+    #[tokio::test]
+    async fn sign_ins_share_one_discovery_until_it_ages_or_keys_change() {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (server, issuer) = issuer(fetches.clone()).await;
+        let state = AppState::new(Config {
+            issuer: issuer.clone(),
+            health_url: "http://127.0.0.1:1/health".into(),
+            public_url: "https://gw.test/dashboard/".into(),
+            client_secret: tansu_shared::config::Secret::new("secret"),
+            ..Config::default()
+        })
+        .unwrap();
+        // Sign-ins started (and any number of callbacks) reuse one discovery.
+        for _ in 0..5 {
+            let (url, _, _) = super::begin(&state, "/".into()).await.unwrap();
+            assert!(
+                url.starts_with(&format!("{issuer}connect/authorize?")),
+                "{url}"
+            );
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // New keys (an unknown key id in an ID token) fetch it again, once.
+        super::client(&state, true).await.unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        super::begin(&state, "/".into()).await.unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        server.stop().await;
+    }
 }

@@ -271,6 +271,23 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn one_account_keeps_a_bounded_number_of_sessions_in_memory() {
+        let sessions = Sessions::default();
+        let other = sessions.insert(session("bob")).await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..8u64 {
+            let mut s = session("mallory");
+            s.expires += i;
+            ids.push(sessions.insert(s).await.unwrap());
+        }
+        // The newest five of mallory's sessions remain, bob's is untouched.
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(sessions.get(id).await.is_some(), i >= 3, "session {i}");
+        }
+        assert!(sessions.get(&other).await.is_some());
+    }
+
     /// The Redis of the shared-session tests: `TANSU_TEST_REDIS_URL`.
     fn redis_url() -> Option<String> {
         match std::env::var("TANSU_TEST_REDIS_URL") {

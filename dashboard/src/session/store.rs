@@ -14,6 +14,9 @@ use super::{Session, open, seal, unix_now};
 
 /// At most this many live sessions in memory.
 const MAX_SESSIONS: usize = 10_000;
+/// At most this many live sessions of one subject in memory: one account signing in over and
+/// over replaces its own oldest session, and cannot crowd out everyone else's.
+const MAX_SESSIONS_PER_SUBJECT: usize = 5;
 /// Bounds one Redis round trip, so a stalled Redis fails a page instead of hanging it.
 const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -102,6 +105,17 @@ impl Store {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
                 let now = unix_now();
                 map.retain(|_, s| s.expires > now);
+                let mut own: Vec<(u64, String)> = map
+                    .iter()
+                    .filter(|(_, s)| s.subject == session.subject)
+                    .map(|(k, s)| (s.expires, k.clone()))
+                    .collect();
+                if own.len() >= MAX_SESSIONS_PER_SUBJECT {
+                    own.sort();
+                    for (_, k) in &own[..=own.len() - MAX_SESSIONS_PER_SUBJECT] {
+                        map.remove(k);
+                    }
+                }
                 if map.len() >= MAX_SESSIONS
                     && let Some(k) = map
                         .iter()

@@ -78,7 +78,7 @@ impl<'a> Identity<'a> {
         }
         let url = format!(
             "{}{}",
-            self.state.config.issuer,
+            self.state.identity_base(),
             path.trim_start_matches('/')
         );
         let mut req = self.state.http.request(method, url).bearer_auth(self.token);

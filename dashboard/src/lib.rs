@@ -48,6 +48,11 @@ pub struct Config {
     pub public_url: String,
     /// The identity issuer (exact string, ending with `/`): discovery, sign-in and admin API.
     pub issuer: String,
+    /// identity's own address (ending with `/`) for the dashboard's server-to-server calls:
+    /// discovery, keys, the code exchange and the admin API. Empty: the issuer, through the
+    /// gateway — where those calls all share the dashboard's one client-IP budget, which a
+    /// flood of sign-in attempts from elsewhere could empty.
+    pub identity_url: String,
     /// The gateway's aggregated health report, shown on the overview page.
     pub health_url: String,
     /// The dashboard's OIDC client (a confidential client at identity).
@@ -77,6 +82,7 @@ impl Default for Config {
             listen: "127.0.0.1:7004".into(),
             public_url: "https://127.0.0.1:8443/dashboard/".into(),
             issuer: "https://127.0.0.1:8443/identity/".into(),
+            identity_url: String::new(),
             health_url: "https://127.0.0.1:8443/health".into(),
             client_id: "tansu-dashboard".into(),
             client_secret: Secret::default(),
@@ -136,6 +142,11 @@ impl Validate for Config {
                 Ok(_) => {}
                 Err(e) => v.push(format!("{name}: {e}")),
             }
+        }
+        if !self.identity_url.is_empty()
+            && (!self.identity_url.ends_with('/') || url::Url::parse(&self.identity_url).is_err())
+        {
+            v.push("identity_url: a URL ending with /".into());
         }
         if url::Url::parse(&self.health_url).is_err() {
             v.push("health_url: not a URL".into());
@@ -207,6 +218,15 @@ impl AppState {
             config: Arc::new(config),
             provider: Arc::default(),
         })
+    }
+
+    /// Where the dashboard calls identity itself: `identity_url`, else the issuer.
+    pub(crate) fn identity_base(&self) -> &str {
+        if self.config.identity_url.is_empty() {
+            &self.config.issuer
+        } else {
+            &self.config.identity_url
+        }
     }
 
     /// The public base URL (ends with `/`).

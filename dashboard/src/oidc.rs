@@ -111,9 +111,49 @@ async fn metadata(state: &AppState, fresh: bool) -> anyhow::Result<CoreProviderM
     }
     let h = state.http.clone();
     let issuer = IssuerUrl::new(state.config.issuer.clone())?;
-    let m = CoreProviderMetadata::discover_async(issuer, &move |r| send(h.clone(), r)).await?;
+    let m = if state.config.identity_url.is_empty() {
+        CoreProviderMetadata::discover_async(issuer, &move |r| send(h.clone(), r)).await?
+    } else {
+        backchannel_metadata(state, &issuer).await?
+    };
     *cached = Some((std::time::Instant::now(), m.clone()));
     Ok(m)
+}
+
+/// The provider's metadata read from identity's own address: the document must name the
+/// configured issuer; the endpoints the dashboard calls itself (token, keys) are moved from the
+/// issuer to `identity_url`, the ones the browser visits stay public.
+async fn backchannel_metadata(
+    state: &AppState,
+    issuer: &IssuerUrl,
+) -> anyhow::Result<CoreProviderMetadata> {
+    let base = &state.config.identity_url;
+    let internal = |public: &str| -> Option<String> {
+        public
+            .strip_prefix(state.config.issuer.as_str())
+            .map(|rest| format!("{base}{rest}"))
+    };
+    let url = format!("{base}.well-known/openid-configuration");
+    let resp = state.http.get(url).send().await?.error_for_status()?;
+    let metadata: CoreProviderMetadata = serde_json::from_slice(&resp.bytes().await?)?;
+    anyhow::ensure!(
+        metadata.issuer() == issuer,
+        "the discovery document names another issuer"
+    );
+    let token = metadata
+        .token_endpoint()
+        .and_then(|t| internal(t.as_str()))
+        .ok_or_else(|| anyhow::anyhow!("the token endpoint is not under the issuer"))?;
+    let jwks = internal(metadata.jwks_uri().as_str())
+        .ok_or_else(|| anyhow::anyhow!("the key set is not under the issuer"))?;
+    let jwks = openidconnect::JsonWebKeySetUrl::new(jwks)?;
+    let h = state.http.clone();
+    let keys =
+        openidconnect::core::CoreJsonWebKeySet::fetch_async(&jwks, &move |r| send(h.clone(), r))
+            .await?;
+    Ok(metadata
+        .set_token_endpoint(Some(openidconnect::TokenUrl::new(token)?))
+        .set_jwks(keys))
 }
 
 async fn client(state: &AppState, fresh: bool) -> anyhow::Result<(Client, reqwest::Client)> {
@@ -239,7 +279,7 @@ pub async fn finish(state: &AppState, code: String, pending: Pending) -> anyhow:
 /// `connect/endsession`).
 pub async fn logout_url(state: &AppState, id_token: &str) -> String {
     let endpoint = async {
-        let url = format!("{}.well-known/openid-configuration", state.config.issuer);
+        let url = format!("{}.well-known/openid-configuration", state.identity_base());
         let v: serde_json::Value = state.http.get(url).send().await.ok()?.json().await.ok()?;
         v.get("end_session_endpoint")?.as_str().map(str::to_owned)
     }
@@ -264,10 +304,13 @@ mod tests {
 
     use crate::{AppState, Config};
 
-    /// An issuer serving its discovery document (counting the fetches) and an empty key set.
-    async fn issuer(fetches: Arc<AtomicUsize>) -> (TestServer, String) {
+    /// An issuer serving its discovery document (counting the fetches) and an empty key set,
+    /// at its own address; the document names `public` as the issuer when given (identity
+    /// behind the gateway, reached directly).
+    async fn issuer(fetches: Arc<AtomicUsize>, public: Option<&str>) -> (TestServer, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}/identity/", listener.local_addr().unwrap());
+        let own = format!("http://{}/identity/", listener.local_addr().unwrap());
+        let issuer = public.map_or(own.clone(), str::to_owned);
         let document = serde_json::json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}connect/authorize"),
@@ -290,13 +333,13 @@ mod tests {
                 "/identity/.well-known/jwks",
                 get(|| async { axum::Json(serde_json::json!({"keys": []})) }),
             );
-        (TestServer::start_on(listener, router), issuer)
+        (TestServer::start_on(listener, router), own)
     }
 
     #[tokio::test]
     async fn sign_ins_share_one_discovery_until_it_ages_or_keys_change() {
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (server, issuer) = issuer(fetches.clone()).await;
+        let (server, issuer) = issuer(fetches.clone(), None).await;
         let state = AppState::new(Config {
             issuer: issuer.clone(),
             health_url: "http://127.0.0.1:1/health".into(),
@@ -319,6 +362,44 @@ mod tests {
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
         super::begin(&state, "/".into()).await.unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn with_identity_url_the_dashboard_calls_identity_directly() {
+        let public = "https://gw.test/identity/";
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (server, own) = issuer(fetches.clone(), Some(public)).await;
+        let state = AppState::new(Config {
+            issuer: public.into(),
+            identity_url: own.clone(),
+            health_url: "http://127.0.0.1:1/health".into(),
+            public_url: "https://gw.test/dashboard/".into(),
+            client_secret: tansu_shared::config::Secret::new("secret"),
+            ..Config::default()
+        })
+        .unwrap();
+        // Discovery from identity's own address; the browser still goes to the public issuer,
+        // the code exchange and the keys to identity directly.
+        let (url, _, _) = super::begin(&state, "/".into()).await.unwrap();
+        assert!(
+            url.starts_with(&format!("{public}connect/authorize?")),
+            "{url}"
+        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        let m = super::metadata(&state, false).await.unwrap();
+        assert_eq!(
+            m.token_endpoint().unwrap().as_str(),
+            format!("{own}connect/token")
+        );
+        assert_eq!(m.jwks_uri().as_str(), format!("{public}.well-known/jwks"));
+        // A document naming another issuer is refused.
+        let other = AppState::new(Config {
+            issuer: "https://elsewhere.test/identity/".into(),
+            ..(*state.config).clone()
+        })
+        .unwrap();
+        assert!(super::metadata(&other, false).await.is_err());
         server.stop().await;
     }
 }

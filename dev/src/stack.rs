@@ -164,6 +164,12 @@ impl Stack {
         let public = format!("https://{}", public_host(gateway_addr));
         dashboard.public_url = format!("{public}/dashboard/");
         dashboard.issuer = issuer.clone();
+        // Its own calls to identity (discovery, keys, code exchange, admin API) go to identity
+        // directly: their budget is not the gateway's per-client-IP one, which every admin's
+        // sign-in would share with anyone flooding the dashboard's sign-in.
+        if dashboard.identity_url.is_empty() {
+            dashboard.identity_url = format!("http://{identity_addr}/");
+        }
         dashboard.health_url = format!("{public}/health");
         dashboard.client_id = tansu_identity::DEV_CLIENT_ID.into();
         if dashboard.ca_file.is_none() {
